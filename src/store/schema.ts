@@ -1,0 +1,122 @@
+// The store's tables. Change this file, then `npm run db:generate` writes a new migration
+// (drizzle-kit) and re-embeds every migration in migrations.gen.ts.
+import { blob, index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/** Every config document ever offered to the device, accepted or not. Its id is the version number. */
+export const configVersions = sqliteTable(
+  "config_versions",
+  {
+    version: integer("version").primaryKey({ autoIncrement: true }),
+    source: text("source", { enum: ["local", "controller"] }).notNull(),
+    author: text("author").notNull(),
+    hash: text("hash").notNull(),
+    receivedAt: integer("received_at", { mode: "timestamp_ms" }).notNull(),
+    bytes: blob("bytes", { mode: "buffer" }).notNull(),
+    status: text("status", { enum: ["accepted", "rejected"] }).notNull(),
+    error: text("error"),
+    note: text("note"),
+    /** A small JSON summary (object counts, names) so status never has to decode the document. */
+    summary: text("summary", { mode: "json" }).$type<ConfigSummary>(),
+  },
+  (t) => [index("config_versions_hash").on(t.hash)],
+);
+
+export interface ConfigSummary {
+  apps: number;
+  volumes: number;
+  contentTrees: number;
+  networkInstances: number;
+  datastores: number;
+  configTimestamp?: string | null;
+}
+
+/** Exactly one row (id = 1) naming the version the reconciler runs. */
+export const currentConfig = sqliteTable("current_config", {
+  id: integer("id").primaryKey(),
+  version: integer("version")
+    .notNull()
+    .references(() => configVersions.version),
+  since: integer("since", { mode: "timestamp_ms" }).notNull(),
+});
+
+/** Small device-wide settings (admin password hash, device name, …). */
+export const settings = sqliteTable("settings", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+});
+
+/** Console sessions; the cookie holds a random secret, only its sha256 is stored. */
+export const sessions = sqliteTable("sessions", {
+  idHash: text("id_hash").primaryKey(),
+  createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+  expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
+  client: text("client"),
+});
+
+/** API tokens for scripts; shown once, stored as sha256 of the secret part. */
+export const apiTokens = sqliteTable("api_tokens", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  secretHash: text("secret_hash").notNull(),
+  createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+  lastUsedAt: integer("last_used_at", { mode: "timestamp_ms" }),
+});
+
+/** What evebox last observed of each object it manages (apps, volumes, networks, …). */
+export const observedObjects = sqliteTable(
+  "observed_objects",
+  {
+    kind: text("kind").notNull(),
+    id: text("id").notNull(),
+    name: text("name"),
+    state: text("state").notNull(),
+    error: text("error"),
+    data: text("data", { mode: "json" }).$type<Record<string, unknown>>(),
+    updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.kind, t.id] })],
+);
+
+/** Things that happened (config accepted, app state changed, login failed, …); bounded. */
+export const events = sqliteTable(
+  "events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    ts: integer("ts", { mode: "timestamp_ms" }).notNull(),
+    type: text("type").notNull(),
+    objectKind: text("object_kind"),
+    objectId: text("object_id"),
+    message: text("message").notNull(),
+    data: text("data", { mode: "json" }).$type<Record<string, unknown>>(),
+  },
+  (t) => [index("events_object").on(t.objectKind, t.objectId)],
+);
+
+/** Device and app log lines; bounded. */
+export const logs = sqliteTable(
+  "logs",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    ts: integer("ts", { mode: "timestamp_ms" }).notNull(),
+    source: text("source").notNull(), // "device" | "app" | a service name
+    objectId: text("object_id"),
+    level: text("level").notNull().default("info"),
+    message: text("message").notNull(),
+  },
+  (t) => [index("logs_object").on(t.source, t.objectId, t.id)],
+);
+
+/** Metric samples; bounded. */
+export const metrics = sqliteTable(
+  "metrics",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    ts: integer("ts", { mode: "timestamp_ms" }).notNull(),
+    objectKind: text("object_kind").notNull(),
+    objectId: text("object_id").notNull(),
+    name: text("name").notNull(),
+    value: integer("value", { mode: "number" }).notNull(),
+  },
+  (t) => [index("metrics_object").on(t.objectKind, t.objectId, t.name, t.id)],
+);
+

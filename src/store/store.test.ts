@@ -1,0 +1,99 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Database } from "bun:sqlite";
+import { applyMigrations, StoreTooNewError } from "./migrate.ts";
+import { migrations } from "./migrations.gen.ts";
+import { Store } from "./store.ts";
+
+const dirs: string[] = [];
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), "evebox-store-"));
+  dirs.push(d);
+  return d;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe("store", () => {
+  test("opens with WAL, foreign keys and busy timeout, at the latest schema", () => {
+    const s = Store.open(join(tmp(), "evebox.db"));
+    expect((s.sqlite.query("PRAGMA journal_mode").get() as any).journal_mode).toBe("wal");
+    expect((s.sqlite.query("PRAGMA foreign_keys").get() as any).foreign_keys).toBe(1);
+    expect((s.sqlite.query("PRAGMA busy_timeout").get() as any).timeout).toBe(5000);
+    expect((s.sqlite.query("PRAGMA user_version").get() as any).user_version).toBe(migrations.length);
+    s.close();
+  });
+
+  test("a store written by a newer evebox is refused with a clear message", () => {
+    const path = join(tmp(), "evebox.db");
+    Store.open(path).close();
+    const raw = new Database(path);
+    raw.run(`PRAGMA user_version = ${migrations.length + 3}`);
+    raw.close();
+    expect(() => Store.open(path)).toThrow(StoreTooNewError);
+    expect(() => Store.open(path)).toThrow(/newer evebox.*schema \d+/);
+  });
+
+  test("migrations run in one transaction: a failing one leaves the store untouched", () => {
+    const path = join(tmp(), "evebox.db");
+    const raw = new Database(path);
+    const broken = [...migrations, { tag: "9999_broken", statements: ["CREATE TABLE ok_table (x int)", "THIS IS NOT SQL"] }];
+    expect(() => applyMigrations(raw, path, broken)).toThrow();
+    expect((raw.query("PRAGMA user_version").get() as any).user_version).toBe(0);
+    expect(raw.query("SELECT name FROM sqlite_master WHERE name IN ('ok_table','config_versions')").all()).toEqual([]);
+    raw.close();
+  });
+
+  test("config versions: one current, foreign key enforced, history newest first", () => {
+    const s = Store.open(join(tmp(), "evebox.db"));
+    const base = { source: "local" as const, author: "admin", receivedAt: new Date(), status: "accepted" as const };
+    const v1 = s.addConfigVersion({ ...base, hash: "a", bytes: Buffer.from([1]) }, true);
+    const v2 = s.addConfigVersion({ ...base, hash: "b", bytes: Buffer.from([2]), status: "rejected", error: "bad" }, false);
+    expect(s.current()?.version).toBe(v1);
+    expect(s.configHistory().map((h) => h.version)).toEqual([v2, v1]);
+    expect(s.configHistory()[0]!.error).toBe("bad");
+    expect(() => s.setCurrentVersion(9999)).toThrow(/FOREIGN KEY/);
+    expect(s.current()?.version).toBe(v1);
+    s.close();
+  });
+
+  test("config history is bounded but never loses the current version", () => {
+    const s = Store.open(join(tmp(), "evebox.db"), { events: 10, logs: 10, metrics: 10, configVersions: 5 });
+    const base = { source: "local" as const, author: "admin", receivedAt: new Date(), status: "accepted" as const };
+    const first = s.addConfigVersion({ ...base, hash: "first", bytes: Buffer.from([0]) }, true);
+    for (let i = 0; i < 20; i++) s.addConfigVersion({ ...base, hash: `h${i}`, bytes: Buffer.from([i]), status: "rejected" }, false);
+    expect(s.count("config_versions")).toBeLessThanOrEqual(6);
+    expect(s.current()?.version).toBe(first);
+    s.close();
+  });
+
+  test("logs, metrics and events are bounded, oldest dropped first", () => {
+    const s = Store.open(join(tmp(), "evebox.db"), { events: 50, logs: 100, metrics: 100, configVersions: 5 });
+    for (let i = 0; i < 10; i++) {
+      s.addLogs(Array.from({ length: 50 }, (_, j) => ({ ts: new Date(), source: "app", objectId: "x", message: `l${i * 50 + j}` })));
+    }
+    expect(s.count("logs")).toBe(100);
+    const lines = s.logsFor("app", "x", 1000);
+    expect(lines[0]!.message).toBe("l400");
+    expect(lines.at(-1)!.message).toBe("l499");
+    for (let i = 0; i < 300; i++) s.addEvent({ ts: new Date(), type: "t", message: `e${i}` });
+    expect(s.count("events")).toBeLessThanOrEqual(150);
+    expect(s.recentEvents(1)[0]!.message).toBe("e299");
+    s.close();
+  });
+
+  test("data survives close and reopen", () => {
+    const path = join(tmp(), "evebox.db");
+    const s = Store.open(path);
+    s.setSetting("k", "v");
+    s.putObserved({ kind: "app", id: "u1", name: "a", state: "RUNNING", error: null, data: { x: 1 } });
+    s.close();
+    const s2 = Store.open(path);
+    expect(s2.getSetting("k")).toBe("v");
+    expect(s2.observed("app")[0]).toMatchObject({ id: "u1", state: "RUNNING", data: { x: 1 } });
+    s2.close();
+  });
+});

@@ -1,0 +1,247 @@
+import { Database } from "bun:sqlite";
+import { and, desc, eq, sql } from "drizzle-orm";
+import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
+import { applyMigrations } from "./migrate.ts";
+import * as schema from "./schema.ts";
+
+export interface StoreLimits {
+  /** Rows kept per bounded table; the oldest go first. */
+  events: number;
+  logs: number;
+  metrics: number;
+  /** Config versions kept (the current one is never removed). */
+  configVersions: number;
+}
+
+export const defaultLimits: StoreLimits = { events: 10_000, logs: 100_000, metrics: 200_000, configVersions: 500 };
+
+export type ConfigVersionRow = typeof schema.configVersions.$inferSelect;
+export type NewConfigVersion = typeof schema.configVersions.$inferInsert;
+export type ObservedRow = typeof schema.observedObjects.$inferSelect;
+export type EventRow = typeof schema.events.$inferSelect;
+export type LogRow = typeof schema.logs.$inferSelect;
+export type ApiTokenRow = typeof schema.apiTokens.$inferSelect;
+
+/** The device's SQLite store. One per process; passed to whoever needs it. */
+export class Store {
+  readonly db: BunSQLiteDatabase<typeof schema>;
+  private readonly q;
+
+  private constructor(
+    readonly sqlite: Database,
+    readonly path: string,
+    readonly limits: StoreLimits,
+  ) {
+    this.db = drizzle(sqlite, { schema });
+    const db = this.db;
+    const p = sql.placeholder;
+    // Hot paths (every request, every status) are prepared once.
+    this.q = {
+      sessionByHash: db.select().from(schema.sessions).where(eq(schema.sessions.idHash, p("h"))).prepare(),
+      tokenById: db.select().from(schema.apiTokens).where(eq(schema.apiTokens.id, p("id"))).prepare(),
+      setting: db.select({ value: schema.settings.value }).from(schema.settings).where(eq(schema.settings.key, p("k"))).prepare(),
+      current: db
+        .select({
+          version: schema.configVersions.version,
+          hash: schema.configVersions.hash,
+          source: schema.configVersions.source,
+          receivedAt: schema.configVersions.receivedAt,
+          summary: schema.configVersions.summary,
+          since: schema.currentConfig.since,
+        })
+        .from(schema.currentConfig)
+        .innerJoin(schema.configVersions, eq(schema.currentConfig.version, schema.configVersions.version))
+        .where(eq(schema.currentConfig.id, 1))
+        .prepare(),
+      observedByKind: db.select().from(schema.observedObjects).where(eq(schema.observedObjects.kind, p("kind"))).prepare(),
+    };
+  }
+
+  static open(path: string, limits: StoreLimits = defaultLimits): Store {
+    const sqlite = new Database(path, { create: true, strict: true });
+    try {
+      sqlite.run("PRAGMA journal_mode = WAL");
+      sqlite.run("PRAGMA synchronous = NORMAL");
+      sqlite.run("PRAGMA foreign_keys = ON");
+      sqlite.run("PRAGMA busy_timeout = 5000");
+      applyMigrations(sqlite, path);
+    } catch (e) {
+      sqlite.close();
+      throw e;
+    }
+    return new Store(sqlite, path, limits);
+  }
+
+  close(): void {
+    this.sqlite.close();
+  }
+
+  // ---- settings
+  getSetting(key: string): string | undefined {
+    return this.q.setting.get({ k: key })?.value;
+  }
+  setSetting(key: string, value: string): void {
+    this.db
+      .insert(schema.settings)
+      .values({ key, value })
+      .onConflictDoUpdate({ target: schema.settings.key, set: { value } })
+      .run();
+  }
+  deleteSetting(key: string): void {
+    this.db.delete(schema.settings).where(eq(schema.settings.key, key)).run();
+  }
+
+  // ---- config versions
+  /** Records a version; when `makeCurrent`, it becomes the current one in the same transaction. */
+  addConfigVersion(v: Omit<NewConfigVersion, "version">, makeCurrent: boolean): number {
+    return this.sqlite.transaction(() => {
+      const row = this.db.insert(schema.configVersions).values(v).returning({ version: schema.configVersions.version }).get();
+      if (makeCurrent) this.setCurrentVersion(row.version);
+      this.pruneConfigVersions();
+      return row.version;
+    })();
+  }
+
+  setCurrentVersion(version: number): void {
+    const since = new Date();
+    this.db
+      .insert(schema.currentConfig)
+      .values({ id: 1, version, since })
+      .onConflictDoUpdate({ target: schema.currentConfig.id, set: { version, since } })
+      .run();
+  }
+
+  current() {
+    return this.q.current.get() ?? null;
+  }
+
+  currentBytes(): { version: number; bytes: Uint8Array; hash: string; source: string } | null {
+    const row = this.db
+      .select({
+        version: schema.configVersions.version,
+        bytes: schema.configVersions.bytes,
+        hash: schema.configVersions.hash,
+        source: schema.configVersions.source,
+      })
+      .from(schema.currentConfig)
+      .innerJoin(schema.configVersions, eq(schema.currentConfig.version, schema.configVersions.version))
+      .get();
+    return row ?? null;
+  }
+
+  configVersion(version: number): ConfigVersionRow | undefined {
+    return this.db.select().from(schema.configVersions).where(eq(schema.configVersions.version, version)).get();
+  }
+
+  configHistory(limit = 100, before?: number) {
+    const cols = {
+      version: schema.configVersions.version,
+      source: schema.configVersions.source,
+      author: schema.configVersions.author,
+      hash: schema.configVersions.hash,
+      receivedAt: schema.configVersions.receivedAt,
+      status: schema.configVersions.status,
+      error: schema.configVersions.error,
+      note: schema.configVersions.note,
+      summary: schema.configVersions.summary,
+      size: sql<number>`length(${schema.configVersions.bytes})`,
+    };
+    const where = before ? sql`${schema.configVersions.version} < ${before}` : undefined;
+    return this.db.select(cols).from(schema.configVersions).where(where).orderBy(desc(schema.configVersions.version)).limit(limit).all();
+  }
+
+  private pruneConfigVersions(): void {
+    this.sqlite.run(
+      `DELETE FROM config_versions WHERE version NOT IN (SELECT version FROM current_config)
+         AND version <= (SELECT MAX(version) FROM config_versions) - ?`,
+      [this.limits.configVersions],
+    );
+  }
+
+  // ---- sessions and tokens
+  addSession(idHash: string, expiresAt: Date, client: string | null): void {
+    this.db.insert(schema.sessions).values({ idHash, createdAt: new Date(), expiresAt, client }).run();
+  }
+  session(idHash: string) {
+    return this.q.sessionByHash.get({ h: idHash });
+  }
+  deleteSession(idHash: string): void {
+    this.db.delete(schema.sessions).where(eq(schema.sessions.idHash, idHash)).run();
+  }
+  deleteExpiredSessions(now = new Date()): void {
+    this.db.delete(schema.sessions).where(sql`${schema.sessions.expiresAt} < ${now.getTime()}`).run();
+  }
+  addToken(row: typeof schema.apiTokens.$inferInsert): void {
+    this.db.insert(schema.apiTokens).values(row).run();
+  }
+  token(id: string): ApiTokenRow | undefined {
+    return this.q.tokenById.get({ id });
+  }
+  tokens(): Omit<ApiTokenRow, "secretHash">[] {
+    return this.db
+      .select({ id: schema.apiTokens.id, name: schema.apiTokens.name, createdAt: schema.apiTokens.createdAt, lastUsedAt: schema.apiTokens.lastUsedAt })
+      .from(schema.apiTokens)
+      .orderBy(schema.apiTokens.createdAt)
+      .all();
+  }
+  touchToken(id: string, at = new Date()): void {
+    this.db.update(schema.apiTokens).set({ lastUsedAt: at }).where(eq(schema.apiTokens.id, id)).run();
+  }
+  deleteToken(id: string): boolean {
+    return this.sqlite.run("DELETE FROM api_tokens WHERE id = ?", [id]).changes > 0;
+  }
+
+  // ---- observed objects
+  putObserved(o: Omit<typeof schema.observedObjects.$inferInsert, "updatedAt">): void {
+    const row = { ...o, updatedAt: new Date() };
+    this.db
+      .insert(schema.observedObjects)
+      .values(row)
+      .onConflictDoUpdate({ target: [schema.observedObjects.kind, schema.observedObjects.id], set: row })
+      .run();
+  }
+  observed(kind: string): ObservedRow[] {
+    return this.q.observedByKind.all({ kind });
+  }
+  deleteObserved(kind: string, id: string): void {
+    this.db.delete(schema.observedObjects).where(and(eq(schema.observedObjects.kind, kind), eq(schema.observedObjects.id, id))).run();
+  }
+
+  // ---- bounded journals
+  addEvent(e: Omit<typeof schema.events.$inferInsert, "id">): number {
+    const id = this.db.insert(schema.events).values(e).returning({ id: schema.events.id }).get().id;
+    if (id % 100 === 0) this.trim("events", this.limits.events);
+    return id;
+  }
+  recentEvents(limit = 100): EventRow[] {
+    return this.db.select().from(schema.events).orderBy(desc(schema.events.id)).limit(limit).all();
+  }
+  addLogs(rows: Omit<typeof schema.logs.$inferInsert, "id">[]): void {
+    if (rows.length === 0) return;
+    this.sqlite.transaction(() => {
+      for (let i = 0; i < rows.length; i += 200) this.db.insert(schema.logs).values(rows.slice(i, i + 200)).run();
+    })();
+    this.trim("logs", this.limits.logs);
+  }
+  logsFor(source: string, objectId: string | null, limit = 500, afterId = 0): LogRow[] {
+    const where = objectId === null
+      ? and(eq(schema.logs.source, source), sql`${schema.logs.id} > ${afterId}`)
+      : and(eq(schema.logs.source, source), eq(schema.logs.objectId, objectId), sql`${schema.logs.id} > ${afterId}`);
+    return this.db.select().from(schema.logs).where(where).orderBy(desc(schema.logs.id)).limit(limit).all().reverse();
+  }
+  addMetrics(rows: Omit<typeof schema.metrics.$inferInsert, "id">[]): void {
+    if (rows.length === 0) return;
+    this.sqlite.transaction(() => {
+      for (let i = 0; i < rows.length; i += 200) this.db.insert(schema.metrics).values(rows.slice(i, i + 200)).run();
+    })();
+    this.trim("metrics", this.limits.metrics);
+  }
+  count(table: "events" | "logs" | "metrics" | "config_versions"): number {
+    return (this.sqlite.query(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+  }
+
+  /** Keeps the newest `keep` rows of a journal table. Ids are monotonic, so this is one range delete. */
+  private trim(table: "events" | "logs" | "metrics", keep: number): void {
+    this.sqlite.run(`DELETE FROM ${table} WHERE id <= (SELECT MAX(id) FROM ${table}) - ?`, [keep]);
+  }
+}
