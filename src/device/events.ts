@@ -1,0 +1,48 @@
+import type { Store } from "../store/store.ts";
+
+export interface DeviceEvent {
+  id?: number;
+  ts: Date;
+  type: string;
+  objectKind?: string | null;
+  objectId?: string | null;
+  message: string;
+  data?: Record<string, unknown> | null;
+}
+
+type Listener = (e: DeviceEvent) => void;
+
+/** Records events in the store and fans them out to live listeners (SSE streams, the controller). */
+export class EventBus {
+  private readonly listeners = new Set<Listener>();
+  constructor(private readonly store: Store) {}
+
+  publish(e: Omit<DeviceEvent, "ts" | "id"> & { ts?: Date }): DeviceEvent {
+    const event: DeviceEvent = { ts: e.ts ?? new Date(), ...e };
+    event.id = this.store.addEvent({
+      ts: event.ts,
+      type: event.type,
+      objectKind: event.objectKind ?? null,
+      objectId: event.objectId ?? null,
+      message: event.message,
+      data: event.data ?? null,
+    });
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch {
+        // A broken listener must not stop the others or the publisher.
+      }
+    }
+    return event;
+  }
+
+  subscribe(l: Listener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+}
