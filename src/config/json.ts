@@ -84,7 +84,7 @@ function readField(field: Field, raw: unknown, path: string, problems: Problem[]
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(raw as object)) {
       const kp = `${path}["${k}"]`;
-      const keyType = (field as protobuf.MapField).keyType;
+      const keyType = (field as unknown as protobuf.MapField).keyType;
       if (keyType !== "string" && readScalar(keyType, k, kp, problems) === undefined) continue;
       const val = readSingle(field, v, kp, problems, depth);
       if (val !== undefined) out[k] = val;

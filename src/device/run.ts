@@ -1,0 +1,131 @@
+// Starts evebox in host mode: data directories, store, console on TCP and on the local socket.
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Auth } from "../auth/auth.ts";
+import { ConfigService } from "../config/service.ts";
+import { createConsoleApp } from "../console/app.ts";
+import type { UiAssets } from "../console/ui-assets.ts";
+import { Store, StoreTooNewError } from "../store/index.ts";
+import { Device } from "./device.ts";
+import { EventBus } from "./events.ts";
+
+export interface RunOptions {
+  dataDir: string;
+  listen: string;
+  controller: string | null;
+  version: string;
+  ui: UiAssets | null;
+  /** Where startup lines go (stdout by default). */
+  say?: (line: string) => void;
+}
+
+export interface RunningDevice {
+  device: Device;
+  url: string;
+  socketPath: string;
+  stop(): Promise<void>;
+}
+
+/** A fault that stops evebox with one clear line (no stack trace). */
+export class StartupError extends Error {}
+
+export interface DataDirs {
+  root: string;
+  config: string;
+  persist: string;
+  run: string;
+}
+
+export function prepareDataDirs(dataDir: string): DataDirs {
+  const root = resolve(dataDir);
+  const dirs = { root, config: join(root, "config"), persist: join(root, "persist"), run: join(root, "run") };
+  for (const d of [dirs.config, dirs.persist, dirs.run]) {
+    try {
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+      accessSync(d, constants.W_OK | constants.R_OK | constants.X_OK);
+      const probe = join(d, ".evebox-write-test");
+      writeFileSync(probe, "");
+      rmSync(probe);
+    } catch (e) {
+      throw new StartupError(`cannot use data directory ${root}: ${d} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+  return dirs;
+}
+
+export function parseListen(listen: string): { hostname: string; port: number } {
+  const m = listen.match(/^(?:\[([0-9a-fA-F:]+)\]|([^:]+)):(\d{1,5})$/) ?? listen.match(/^()()(\d{1,5})$/);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new StartupError(`--listen ${listen}: expected HOST:PORT, e.g. 127.0.0.1:8080`);
+  return { hostname: m[1] || m[2] || "127.0.0.1", port };
+}
+
+export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
+  const say = opts.say ?? ((l: string) => console.log(l));
+  const dirs = prepareDataDirs(opts.dataDir);
+  const listen = parseListen(opts.listen);
+  const socketPath = join(dirs.run, "evebox.sock");
+  if (existsSync(socketPath)) {
+    const alive = await fetch("http://localhost/api/v1/health", { unix: socketPath } as RequestInit).then(
+      () => true,
+      () => false,
+    );
+    if (alive) throw new StartupError(`another evebox is already running with data directory ${dirs.root} (${socketPath} answers)`);
+    rmSync(socketPath, { force: true });
+  }
+
+  let store: Store;
+  try {
+    store = Store.open(join(dirs.persist, "evebox.db"));
+  } catch (e) {
+    if (e instanceof StoreTooNewError) throw new StartupError(e.message);
+    throw new StartupError(`cannot open the store in ${dirs.persist}: ${(e as Error).message}`);
+  }
+  const events = new EventBus(store);
+  const config = new ConfigService(store, events);
+  const device = new Device({ store, events, config, version: opts.version, dataDir: dirs.root, controller: opts.controller });
+  const auth = new Auth(store, join(dirs.run, "setup-token"));
+
+  const tcpApp = createConsoleApp({ auth, device, ui: opts.ui });
+  const localApp = createConsoleApp({ auth, device, ui: null, trustAll: true });
+  let tcp: ReturnType<typeof Bun.serve>;
+  try {
+    tcp = Bun.serve({
+      hostname: listen.hostname,
+      port: listen.port,
+      idleTimeout: 0, // SSE streams stay open; they send keep-alives themselves
+      fetch: (req, server) => {
+        device.countRequest();
+        return tcpApp.fetch(req, server);
+      },
+    });
+  } catch (e) {
+    store.close();
+    throw new StartupError(`cannot listen on ${opts.listen}: ${(e as Error).message}`);
+  }
+  const local = Bun.serve({ unix: socketPath, fetch: (req, server) => localApp.fetch(req, server) });
+  chmodSync(socketPath, 0o600);
+
+  const host = tcp.hostname?.includes(":") ? `[${tcp.hostname}]` : tcp.hostname;
+  const url = `http://${host}:${tcp.port}`;
+  say(`evebox ${opts.version}: ${device.managed() ? `managed by ${opts.controller}` : "local mode"}, data in ${dirs.root}`);
+  say(`evebox: console on ${url}`);
+  const token = auth.prepareSetup();
+  if (token) say(`evebox: first start: set the admin password at ${url}/setup?token=${token} (the token is also in ${join(dirs.run, "setup-token")})`);
+  device.events.publish({ type: "device.started", message: `evebox ${opts.version} started` });
+
+  let stopped = false;
+  return {
+    device,
+    url,
+    socketPath,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      device.events.publish({ type: "device.stopping", message: "evebox stopping" });
+      await Promise.all([tcp.stop(true), local.stop(true)]);
+      rmSync(socketPath, { force: true });
+      store.close();
+    },
+  };
+}

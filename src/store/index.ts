@@ -1,0 +1,2 @@
+export { StoreTooNewError } from "./migrate.ts";
+export * from "./store.ts";
