@@ -108,8 +108,8 @@ function readField(field: Field, raw: unknown, path: string, problems: Problem[]
 
 function readSingle(field: Field, raw: unknown, path: string, problems: Problem[], depth: number): unknown {
   const rt = field.resolvedType;
-  if (rt instanceof protobuf.Type) return readMessage(rt, raw, path, problems, depth + 1);
-  if (rt instanceof protobuf.Enum) return readEnum(rt, raw, path, problems);
+  if (isType(rt)) return readMessage(rt, raw, path, problems, depth + 1);
+  if (isEnum(rt)) return readEnum(rt, raw, path, problems);
   return readScalar(field.type, raw, path, problems);
 }
 
@@ -225,13 +225,21 @@ function postWellKnown(type: Type, obj: Record<string, unknown>): unknown {
   for (const f of type.fieldsArray) {
     const rt = f.resolvedType;
     const v = obj[f.name];
-    if (!(rt instanceof protobuf.Type) || v === undefined || v === null) continue;
+    if (!isType(rt) || v === undefined || v === null) continue;
     if (f.map) {
       for (const k of Object.keys(v as object)) (v as Record<string, unknown>)[k] = postWellKnown(rt, (v as Record<string, Record<string, unknown>>)[k]!);
     } else if (Array.isArray(v)) obj[f.name] = v.map((x) => postWellKnown(rt, x));
     else obj[f.name] = postWellKnown(rt, v as Record<string, unknown>);
   }
   return obj;
+}
+
+// Duck-typed so that two copies of protobufjs (a test's and the app's) still interoperate.
+function isType(t: unknown): t is Type {
+  return !!t && Array.isArray((t as Type).fieldsArray);
+}
+function isEnum(t: unknown): t is protobuf.Enum {
+  return !!t && typeof (t as protobuf.Enum).values === "object" && !("fieldsArray" in (t as object));
 }
 
 function describe(v: unknown): string {
