@@ -1,0 +1,39 @@
+// Display formatting shared by pages. Pure functions, unit-tested in format.test.ts.
+
+/** Uptime as a compact human duration that still visibly ticks: "42 s", "12 min 5 s", "3 days 4 h 12 min 5 s". */
+export function formatUptime(totalSeconds: number): string {
+  const s = Math.max(0, Math.floor(Number.isFinite(totalSeconds) ? totalSeconds : 0));
+  const days = Math.floor(s / 86400);
+  const hours = Math.floor((s % 86400) / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  const seconds = s % 60;
+  const parts: string[] = [];
+  if (days > 0) parts.push(`${days} ${days === 1 ? "day" : "days"}`);
+  if (days > 0 || hours > 0) parts.push(`${hours} h`);
+  if (days > 0 || hours > 0 || minutes > 0) parts.push(`${minutes} min`);
+  parts.push(`${seconds} s`);
+  return parts.join(" ");
+}
+
+/** A wait in words, for messages: "1 second", "45 seconds", "2 minutes", "1 minute 30 seconds". */
+export function formatWait(totalSeconds: number): string {
+  const s = Math.max(1, Math.ceil(totalSeconds));
+  const minutes = Math.floor(s / 60);
+  const seconds = s % 60;
+  const words: string[] = [];
+  if (minutes > 0) words.push(`${minutes} ${minutes === 1 ? "minute" : "minutes"}`);
+  if (seconds > 0) words.push(`${seconds} ${seconds === 1 ? "second" : "seconds"}`);
+  return words.join(" ");
+}
+
+/** A timestamp in the browser's locale, or the raw text when it does not parse. */
+export function formatDateTime(iso: string): string {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
+}
+
+/** The first characters of a hash, enough to compare by eye; the full value goes in a title. */
+export function shortHash(hash: string, length = 12): string {
+  const bare = hash.replace(/^sha256:/, "");
+  return bare.length > length ? bare.slice(0, length) : bare;
+}
