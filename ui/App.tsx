@@ -1,0 +1,174 @@
+import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { ApiError, createApiClient, type Health } from "./api";
+import { AuthFrame } from "./components/AuthFrame";
+import { Layout } from "./components/Layout";
+import { Dashboard } from "./pages/Dashboard";
+import { Login } from "./pages/Login";
+import { NotAvailable, NotFound } from "./pages/NotAvailable";
+import { Setup } from "./pages/Setup";
+import { matchRoute, navigate, safeReturnPath, useLocation } from "./router";
+import { SECTIONS } from "./sections";
+
+/** Where the app stands with the device; the page shown follows from it, and the URL is made to agree. */
+type Phase =
+  | { kind: "loading" }
+  | { kind: "unreachable"; message: string }
+  | { kind: "setup"; health: Health }
+  | { kind: "login"; health: Health; notice: string | null }
+  | { kind: "ready"; health: Health };
+
+const RETRY_MS = 5_000;
+
+export function App() {
+  const onUnauthorized = useRef(() => {});
+  const api = useMemo(() => createApiClient({ onUnauthorized: () => onUnauthorized.current() }), []);
+  const location = useLocation();
+  const [phase, setPhase] = useState<Phase>({ kind: "loading" });
+  const [deviceName, setDeviceName] = useState("");
+
+  // Any call that needs a session and gets 401 lands here: the session expired or was revoked.
+  onUnauthorized.current = () =>
+    setPhase((p) =>
+      p.kind === "ready"
+        ? { kind: "login", health: p.health, notice: "Your session has ended. Sign in again to continue." }
+        : p,
+    );
+
+  /** Ask the device whether it needs setup, then whether this browser has a session. */
+  const check = useCallback(async () => {
+    try {
+      const health = await api.health();
+      setDeviceName(health.deviceName);
+      if (health.setupRequired) {
+        setPhase({ kind: "setup", health });
+        return;
+      }
+      const authenticated = await api.session();
+      setPhase(authenticated ? { kind: "ready", health } : { kind: "login", health, notice: null });
+    } catch (e) {
+      setPhase({ kind: "unreachable", message: e instanceof ApiError ? e.message : String(e) });
+    }
+  }, [api]);
+
+  useEffect(() => {
+    void check();
+  }, [check]);
+
+  useEffect(() => {
+    if (phase.kind !== "unreachable") return;
+    const timer = setTimeout(() => void check(), RETRY_MS);
+    return () => clearTimeout(timer);
+  }, [phase, check]);
+
+  // Keep the address bar in step with the phase: deep links survive a detour through login.
+  const search = location.query.toString();
+  useEffect(() => {
+    const here = location.path + (search ? `?${search}` : "");
+    if (phase.kind === "setup" && location.path !== "/setup") {
+      navigate(`/setup${search ? `?${search}` : ""}`, { replace: true });
+    } else if (phase.kind === "login" && location.path !== "/login") {
+      const back = location.path === "/" || location.path === "/setup" ? "" : `?next=${encodeURIComponent(here)}`;
+      navigate(`/login${back}`, { replace: true });
+    } else if (phase.kind === "ready") {
+      if (location.path === "/login" || location.path === "/setup") {
+        navigate(safeReturnPath(location.query.get("next")) ?? "/", { replace: true });
+      } else if (location.path === "/dashboard") {
+        navigate("/", { replace: true });
+      }
+    }
+  }, [phase.kind, location.path, search]);
+
+  const title = pageTitle(phase, location.path);
+  useEffect(() => {
+    document.title = [title, deviceName, "evebox"].filter(Boolean).join(" · ");
+  }, [title, deviceName]);
+
+  switch (phase.kind) {
+    case "loading":
+      return (
+        <div class="auth">
+          <p class="muted" role="status">
+            Connecting to the device…
+          </p>
+        </div>
+      );
+    case "unreachable":
+      return (
+        <AuthFrame deviceName={deviceName || "evebox"} version="">
+          <h1>Cannot reach the device</h1>
+          <div class="form-error" role="alert">
+            <p>{phase.message}</p>
+          </div>
+          <p class="muted">Trying again every {RETRY_MS / 1000} seconds.</p>
+          <div class="form-actions">
+            <button type="button" class="button primary" onClick={() => void check()}>
+              Try again now
+            </button>
+          </div>
+        </AuthFrame>
+      );
+    case "setup":
+      return (
+        <Setup
+          api={api}
+          health={phase.health}
+          initialToken={location.query.get("token") ?? ""}
+          onSetUp={() => void check()}
+          onAlreadySetUp={() => void check()}
+        />
+      );
+    case "login":
+      return (
+        <Login
+          api={api}
+          health={phase.health}
+          notice={phase.notice}
+          onLoggedIn={() => setPhase({ kind: "ready", health: phase.health })}
+        />
+      );
+    case "ready": {
+      if (location.path === "/login" || location.path === "/setup") return null; // about to redirect
+      const logout = async () => {
+        await api.logout();
+        navigate("/login");
+        setPhase({ kind: "login", health: phase.health, notice: "You have logged out." });
+      };
+      return (
+        <Layout deviceName={deviceName} version={phase.health.version} path={location.path} onLogout={logout}>
+          <Page path={location.path} api={api} onDeviceName={setDeviceName} />
+        </Layout>
+      );
+    }
+  }
+}
+
+function Page({
+  path,
+  api,
+  onDeviceName,
+}: {
+  path: string;
+  api: ReturnType<typeof createApiClient>;
+  onDeviceName: (name: string) => void;
+}) {
+  if (path === "/" || path === "/dashboard") return <Dashboard api={api} onDeviceName={onDeviceName} />;
+  const section = SECTIONS.find((s) => matchRoute(s.href, path));
+  if (section) return <NotAvailable section={section} />;
+  return <NotFound path={path} />;
+}
+
+function pageTitle(phase: Phase, path: string): string {
+  switch (phase.kind) {
+    case "loading":
+      return "";
+    case "unreachable":
+      return "Cannot reach the device";
+    case "setup":
+      return "Set up";
+    case "login":
+      return "Sign in";
+    case "ready":
+      if (path === "/" || path === "/dashboard") return "Dashboard";
+      return SECTIONS.find((s) => matchRoute(s.href, path))?.label ?? "Page not found";
+  }
+}

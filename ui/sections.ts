@@ -1,0 +1,35 @@
+// The console's top-level sections, in navigation order. A section without a page yet shows the generic
+// "not available yet" page, so the navigation is already the final one and deep links never dead-end.
+
+export interface Section {
+  href: string;
+  label: string;
+  /** What the page will be for, shown on its placeholder. */
+  purpose: string;
+  built: boolean;
+}
+
+export const SECTIONS: readonly Section[] = [
+  { href: "/", label: "Dashboard", purpose: "Device status at a glance.", built: true },
+  {
+    href: "/apps",
+    label: "Apps",
+    purpose: "Deploy, start, stop and inspect the device's applications (containers and virtual machines).",
+    built: false,
+  },
+  {
+    href: "/networks",
+    label: "Networks",
+    purpose: "Network instances, port maps and firewall rules of the applications.",
+    built: false,
+  },
+  { href: "/storage", label: "Storage", purpose: "Volumes and content trees (images) on this device.", built: false },
+  {
+    href: "/controller",
+    label: "Controller",
+    purpose: "Connect the device to an EVE controller, or keep it in local mode.",
+    built: false,
+  },
+  { href: "/updates", label: "Updates", purpose: "Base-OS updates, the test window and fallback.", built: false },
+  { href: "/settings", label: "Settings", purpose: "Device name, console password and API tokens.", built: false },
+];
