@@ -1,3 +1,4 @@
+export {};
 // Runs the whole suite with `bun test` and closes with one "N passed, N failed" line, which CI reads
 // (bun's own summary is not recognised there). Extra arguments go to `bun test`.
 const args = Bun.argv.slice(2);
@@ -13,7 +14,10 @@ let skip = 0;
 async function relay(stream: ReadableStream<Uint8Array>, out: NodeJS.WriteStream) {
   const decoder = new TextDecoder();
   let buf = "";
-  for await (const chunk of stream) {
+  const reader = stream.getReader();
+  for (;;) {
+    const { value: chunk, done } = await reader.read();
+    if (done) break;
     const text = decoder.decode(chunk, { stream: true });
     out.write(text);
     buf += text;

@@ -223,12 +223,12 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
         unsubscribe();
         wake?.();
       });
-      await stream.writeSSE({ event: "hello", data: JSON.stringify({ version: device.version }) });
+      await stream.writeSSE({ data: JSON.stringify({ type: "hello", version: device.version }) });
       while (!stream.aborted) {
         const next = queue.shift();
         if (next) {
-          const type = (JSON.parse(next) as { type: string }).type;
-          await stream.writeSSE({ event: "device", data: next, id: type });
+          // Plain messages (no event name): EventSource's onmessage sees them; the type is in the data.
+          await stream.writeSSE({ data: next });
           continue;
         }
         await Promise.race([new Promise<void>((r) => (wake = r)), stream.sleep(15_000)]);

@@ -45,7 +45,12 @@ export async function startEvebox(opts: { dataDir: string; args?: string[]; bina
   let out = "";
   const decoder = new TextDecoder();
   const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) out += decoder.decode(c, { stream: true });
+    const reader = s.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += decoder.decode(value, { stream: true });
+    }
   };
   void pump(proc.stdout);
   void pump(proc.stderr);
