@@ -11,6 +11,7 @@ import type {
   ContainerSpec,
   ContainerState,
   ContainerStats,
+  ImageInfo,
   LogLine,
   LogOptions,
   OwnedContainer,
@@ -328,21 +329,22 @@ export class ContainerRuntime {
     } catch (err) {
       throw new Error(`pull image ${ref} failed: ${engineMessage(err)}`);
     }
-    let info: Docker.ImageInspectInfo;
-    try {
-      info = await this.docker.getImage(ref).inspect();
-    } catch (err) {
-      throw new Error(`pull image ${ref}: the engine reported success but the image is not there: ${engineMessage(err)}`);
-    }
-    return { ref, imageId: info.Id, repoDigests: info.RepoDigests ?? [] };
+    const info = await this.imageInfo(ref);
+    if (!info) throw new Error(`pull image ${ref}: the engine reported success but the image is not there`);
+    return { ref, imageId: info.id, repoDigests: info.repoDigests };
   }
 
   async imageExists(ref: string): Promise<boolean> {
+    return (await this.imageInfo(ref)) !== null;
+  }
+
+  /** The local image `ref` names, or null when there is none. */
+  async imageInfo(ref: string): Promise<ImageInfo | null> {
     try {
-      await this.docker.getImage(ref).inspect();
-      return true;
+      const info = await this.docker.getImage(ref).inspect();
+      return { id: info.Id, repoTags: info.RepoTags ?? [], repoDigests: info.RepoDigests ?? [], sizeBytes: info.Size };
     } catch (err) {
-      if (statusCode(err) === 404) return false;
+      if (statusCode(err) === 404) return null;
       throw new Error(`inspect image ${ref} failed: ${engineMessage(err)}`);
     }
   }

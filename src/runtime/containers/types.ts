@@ -118,6 +118,13 @@ export interface PullResult {
   repoDigests: string[];
 }
 
+export interface ImageInfo {
+  id: string;
+  repoTags: string[];
+  repoDigests: string[];
+  sizeBytes: number;
+}
+
 export interface RegistryAuth {
   username: string;
   password: string;
