@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Installs and starts what evebox's tests need on a Debian machine (run by `npm test`).
+# Idempotent, and quick when everything is already there. As root it installs the missing
+# packages and starts dockerd; otherwise it says what is missing and fails.
+set -euo pipefail
+
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+DOCKERD_LOG=/var/log/evebox-dockerd.log
+APT_LOG=/var/log/evebox-provision-apt.log
+
+# command:package — the command proves the package is usable.
+NEEDS=(
+  chromium:chromium
+  docker:docker.io
+  dockerd:docker.io
+  docker-registry:docker-registry
+  qemu-system-x86_64:qemu-system-x86
+  qemu-img:qemu-utils
+  nft:nftables
+  dnsmasq:dnsmasq-base
+  ip:iproute2
+  conntrack:conntrack
+)
+
+say() { echo "provision: $*"; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+missing=()
+for need in "${NEEDS[@]}"; do
+  command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
+done
+# Test images copy /bin/busybox into a container: it must be the static build, not the `busybox` package's.
+if ! dpkg-query -W -f='${db:Status-Abbrev}' busybox-static 2>/dev/null | grep -q '^ii'; then
+  missing+=(busybox-static)
+fi
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk 'NF && !seen[$0]++')
+
+did=0
+if [ "${#missing[@]}" -gt 0 ]; then
+  if ! is_root; then
+    say "missing packages: ${missing[*]} (run as root: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  say "apt-get update"
+  if ! apt-get update >"$APT_LOG" 2>&1; then
+    tail -n 20 "$APT_LOG" >&2
+    say "apt-get update failed (log: $APT_LOG)" >&2
+    exit 1
+  fi
+  say "installing ${missing[*]}"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >>"$APT_LOG" 2>&1; then
+    tail -n 20 "$APT_LOG" >&2
+    say "apt-get install failed (log: $APT_LOG)" >&2
+    exit 1
+  fi
+  say "installed ${missing[*]}"
+  did=1
+fi
+
+docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
+
+if ! docker_answers; then
+  if ! is_root; then
+    say "dockerd is not answering on /var/run/docker.sock (start it as root, or run this script as root)" >&2
+    exit 1
+  fi
+  # Debian's dockerd starts its own containerd when none is running, so containerd is not started here.
+  setsid dockerd >"$DOCKERD_LOG" 2>&1 </dev/null &
+  pid=$!
+  started=$SECONDS
+  until docker_answers; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 20 "$DOCKERD_LOG" >&2
+      say "dockerd exited during start-up (log: $DOCKERD_LOG)" >&2
+      exit 1
+    fi
+    if [ $((SECONDS - started)) -ge 60 ]; then
+      tail -n 20 "$DOCKERD_LOG" >&2
+      say "dockerd did not answer within 60 s (log: $DOCKERD_LOG)" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+  say "started dockerd (pid $pid, answering after $((SECONDS - started)) s, log $DOCKERD_LOG)"
+  did=1
+fi
+
+[ "$did" -eq 1 ] || say "nothing to do: packages present, dockerd answering"
