@@ -18,5 +18,13 @@ export const migrations: EmbeddedMigration[] = [
       "CREATE TABLE `sessions` (\n\t`id_hash` text PRIMARY KEY NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`expires_at` integer NOT NULL,\n\t`client` text\n);",
       "CREATE TABLE `settings` (\n\t`key` text PRIMARY KEY NOT NULL,\n\t`value` text NOT NULL\n);"
     ]
+  },
+  {
+    "tag": "0001_controller",
+    "statements": [
+      "CREATE TABLE `controller_outbox` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n\t`kind` text NOT NULL,\n\t`key` text,\n\t`path` text NOT NULL,\n\t`body` blob NOT NULL,\n\t`size` integer NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`attempts` integer DEFAULT 0 NOT NULL\n);",
+      "CREATE INDEX `controller_outbox_key` ON `controller_outbox` (`key`);",
+      "CREATE TABLE `controller_state` (\n\t`key` text PRIMARY KEY NOT NULL,\n\t`value` text NOT NULL\n);"
+    ]
   }
 ];

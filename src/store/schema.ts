@@ -120,3 +120,31 @@ export const metrics = sqliteTable(
   (t) => [index("metrics_object").on(t.objectKind, t.objectId, t.name, t.id)],
 );
 
+
+/**
+ * Messages waiting for the controller (info, metrics, logs, flow logs), sent oldest first. Bounded in bytes by
+ * controller/outbox.ts: metrics and logs are dropped oldest-first; the latest info per object is never dropped.
+ */
+export const controllerOutbox = sqliteTable(
+  "controller_outbox",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    kind: text("kind", { enum: ["info", "metrics", "logs", "flowlog"] }).notNull(),
+    /** For info: the object described ("app:<uuid>"); a newer info for it replaces an unsent older one. */
+    key: text("key"),
+    /** Below /api/v2/edgedevice/id/{device uuid}/, e.g. "info" or "apps/instanceid/{uuid}/newlogs". */
+    path: text("path").notNull(),
+    /** The unsigned payload; it is signed when sent, with the device certificate of that moment. */
+    body: blob("body", { mode: "buffer" }).notNull(),
+    size: integer("size").notNull(),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+  },
+  (t) => [index("controller_outbox_key").on(t.key)],
+);
+
+/** Controller sync state that outlives a restart: device UUID, last config hash and timestamp, counters, digests of what was last reported. */
+export const controllerState = sqliteTable("controller_state", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+});
