@@ -204,6 +204,17 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
 
   // ---- observed state
   api.get("/status", (c) => c.json(device.status()));
+  api.post("/apps/:uuid/:command{start|stop|restart|purge}", (c) => {
+    const uuid = c.req.param("uuid");
+    const command = c.req.param("command") as "start" | "stop" | "restart" | "purge";
+    if (!device.apps) throw new HttpError(409, "the app runtime is not running yet; try again in a moment");
+    const doc = device.config.currentDoc()?.doc;
+    if (!(doc?.apps ?? []).some((a: { uuidandversion?: { uuid?: string } }) => a.uuidandversion?.uuid === uuid)) {
+      throw new HttpError(404, `no app ${uuid} in the current config`);
+    }
+    device.apps.localCommand(uuid, command);
+    return c.json({ ok: true });
+  });
   api.get("/apps/:uuid/logs", (c) => {
     const limit = clampInt(c.req.query("limit"), 1, 5000, 500);
     const after = clampInt(c.req.query("after"), 0, Number.MAX_SAFE_INTEGER, 0);

@@ -41,6 +41,11 @@ export interface DeviceStatus {
   contentTrees: ObjectStatus[];
 }
 
+/** Local app commands (EVE's local profile server allows them even when a controller manages the device). */
+export interface AppCommands {
+  localCommand(uuid: string, command: "start" | "stop" | "restart" | "purge"): void;
+}
+
 /** Something that reports the state of one part of the device (runtime, network, controller, …). */
 export type PartReporter = () => PartStatus;
 
@@ -65,6 +70,8 @@ export class Device {
   private readonly reporters: PartReporter[] = [];
   private controller: string | null;
   private requests = 0;
+  /** Set once the app runtime is up (it starts after the console, see run.ts). */
+  apps: AppCommands | null = null;
 
   constructor(parts: DeviceParts) {
     this.store = parts.store;

@@ -15,6 +15,9 @@ export interface RunOptions {
   controller: string | null;
   version: string;
   ui: UiAssets | null;
+  /** false: no app runtime (tests of the console alone). */
+  apps?: boolean;
+  reconcileTickMs?: number;
   /** Where startup lines go (stdout by default). */
   say?: (line: string) => void;
 }
@@ -51,6 +54,16 @@ export function prepareDataDirs(dataDir: string): DataDirs {
     }
   }
   return dirs;
+}
+
+/** A short random id of this device's store, made once: it tells this evebox's containers from another's. */
+function instanceId(store: Store): string {
+  let id = store.getSetting("instance_id");
+  if (!id) {
+    id = Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex");
+    store.setSetting("instance_id", id);
+  }
+  return id;
 }
 
 export function parseListen(listen: string): { hostname: string; port: number } {
@@ -114,6 +127,21 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   if (token) say(`evebox: first start: set the admin password at ${url}/setup?token=${token} (the token is also in ${join(dirs.run, "setup-token")})`);
   device.events.publish({ type: "device.started", message: `evebox ${opts.version} started` });
 
+  // The app runtime (Docker engine client, reconciler) loads after the console answers.
+  let reconciler: import("../reconcile/reconciler.ts").Reconciler | null = null;
+  const appsReady = opts.apps === false
+    ? Promise.resolve()
+    : import("../reconcile/wire.ts")
+        .then(({ startAppRuntime }) =>
+          startAppRuntime({ store, config, events, persistDir: dirs.persist, log: (level, m) => device.log(level, m), tickMs: opts.reconcileTickMs, instance: instanceId(store) }),
+        )
+        .then((r) => {
+          reconciler = r;
+          device.apps = r;
+          device.addPart(() => r.part());
+        })
+        .catch((e) => device.log("error", `the app runtime did not start: ${(e as Error).message}`));
+
   let stopped = false;
   return {
     device,
@@ -123,6 +151,9 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       if (stopped) return;
       stopped = true;
       device.events.publish({ type: "device.stopping", message: "evebox stopping" });
+      await appsReady;
+      // Workloads outlive the agent: stopping evebox stops watching them, never the apps themselves.
+      await (reconciler as import("../reconcile/reconciler.ts").Reconciler | null)?.stop();
       await Promise.all([tcp.stop(true), local.stop(true)]);
       rmSync(socketPath, { force: true });
       store.close();

@@ -24,6 +24,11 @@ import type {
 export const DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock";
 
 export interface ContainerRuntimeOptions {
+  /**
+   * This device's id: containers are labelled `<ns>.instance=<id>` and only those are listed and
+   * watched, so two evebox instances (tests, or a device image under test) share an engine safely.
+   */
+  instance?: string;
   /** json-file log rotation: size of one file (engine syntax, e.g. "10m") and files kept. */
   logMaxSize?: string;
   logMaxFiles?: number;
@@ -43,6 +48,7 @@ export class ContainerRuntime {
   private readonly keys: LabelKeys;
   private readonly logMaxSize: string;
   private readonly logMaxFiles: number;
+  private readonly instance: string | undefined;
   /** container id → "app <name> (<uuid>)", for error messages of id-based calls. */
   private readonly appOf = new Map<string, string>();
 
@@ -54,12 +60,20 @@ export class ContainerRuntime {
     this.keys = labelKeys(namespace);
     this.logMaxSize = options.logMaxSize ?? "10m";
     this.logMaxFiles = options.logMaxFiles ?? 3;
+    this.instance = options.instance;
+  }
+
+  /** The label filter that selects this runtime's containers. */
+  private ownedFilter(): string[] {
+    const f = [`${this.keys.managed}=true`];
+    if (this.instance) f.push(`${this.namespace}.instance=${this.instance}`);
+    return f;
   }
 
   async listOwned(): Promise<OwnedContainer[]> {
     let summaries: Docker.ContainerInfo[];
     try {
-      summaries = await this.docker.listContainers({ all: true, filters: { label: [`${this.keys.managed}=true`] } });
+      summaries = await this.docker.listContainers({ all: true, filters: { label: this.ownedFilter() } });
     } catch (err) {
       throw new Error(`list containers failed: ${engineMessage(err)}`);
     }
@@ -89,7 +103,7 @@ export class ContainerRuntime {
     for (const key of Object.keys(spec.env)) {
       if (!key || key.includes("=")) throw new Error(`${app}: invalid environment variable name ${JSON.stringify(key)}`);
     }
-    const name = containerName(spec);
+    const name = this.instance ? `${containerName(spec)}-${this.instance.slice(0, 6)}` : containerName(spec);
     const generation = spec.generation ?? specGeneration(spec);
     const options: Docker.ContainerCreateOptions = {
       name,
@@ -100,6 +114,7 @@ export class ContainerRuntime {
       Labels: {
         ...spec.labels,
         [this.keys.managed]: "true",
+        ...(this.instance ? { [`${this.namespace}.instance`]: this.instance } : {}),
         [this.keys.app]: spec.appUuid,
         [this.keys.appName]: spec.name,
         [this.keys.generation]: generation,
@@ -216,7 +231,7 @@ export class ContainerRuntime {
     let lastNano = 0n;
     const open = async (): Promise<NodeJS.ReadableStream> =>
       this.docker.getEvents({
-        filters: { type: ["container"], label: [`${this.keys.managed}=true`], event: ["start", "die", "oom"] },
+        filters: { type: ["container"], label: this.ownedFilter(), event: ["start", "die", "oom"] },
         ...(lastNano > 0n ? { since: nanoToTimestamp(lastNano) } : {}),
         abortSignal: controller.signal,
       } as Docker.GetEventsOptions);

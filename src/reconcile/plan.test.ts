@@ -1,0 +1,246 @@
+import { describe, expect, test } from "bun:test";
+import { validateConfig } from "../config/validate.ts";
+import type { OwnedContainer } from "../runtime/containers/types.ts";
+import { desiredFromConfig, parseUserData } from "./desired.ts";
+import { type AppRecord, newAppRecord, type Observed } from "./observed.ts";
+import { plan, sourceKey, volumeKey } from "./plan.ts";
+import { appState, noteExits } from "./status.ts";
+
+const DS = "5b0a6b52-7f36-4a55-8c3e-2a3f5c0d1e02";
+const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
+
+function config(apps: { n: number; name?: string; env?: string; restart?: number; purge?: number; activate?: boolean; data?: boolean }[]) {
+  const doc: any = { datastores: [{ id: DS, dType: "DsContainerRegistry", fqdn: "docker://127.0.0.1:5000" }], contentInfo: [], volumes: [], apps: [] };
+  for (const a of apps) {
+    const ct = uuid(1000 + a.n);
+    const img = uuid(2000 + a.n);
+    const dat = uuid(3000 + a.n);
+    doc.contentInfo.push({ uuid: ct, dsId: DS, URL: `app${a.n}:1`, iformat: "CONTAINER" });
+    doc.volumes.push({ uuid: img, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: ct } });
+    const refs = [{ uuid: img }];
+    if (a.data) {
+      doc.volumes.push({ uuid: dat, origin: { type: "VCOT_BLANK" }, generationCount: "1", maxsizebytes: "1000" });
+      refs.push({ uuid: dat, mountDir: "/data" } as any);
+    }
+    doc.apps.push({
+      uuidandversion: { uuid: uuid(a.n), version: "1" },
+      displayname: a.name ?? `app${a.n}`,
+      activate: a.activate ?? true,
+      fixedresources: { memory: 1024, vcpus: 1 },
+      volumeRefList: refs,
+      userData: a.env ? Buffer.from(a.env).toString("base64") : undefined,
+      restart: a.restart ? { counter: a.restart } : undefined,
+      purge: a.purge ? { counter: a.purge } : undefined,
+    });
+  }
+  return doc;
+}
+
+function observed(parts: Partial<Observed> = {}): Observed {
+  return { now: 1_000_000, bootAt: 0, containers: [], volumes: [], contentTrees: new Map(), apps: new Map(), startedSinceBoot: new Set(), ...parts };
+}
+
+function loaded(desired: ReturnType<typeof desiredFromConfig>) {
+  return new Map(
+    desired.contentTrees.map((t) => [
+      t.uuid,
+      { uuid: t.uuid, state: "LOADED" as const, error: null, imageRef: "img", imageId: "sha256:x", sizeBytes: 1, progress: 100, attempts: 0, nextRetryAt: 0, sourceKey: sourceKey(t) },
+    ]),
+  );
+}
+
+function container(app: { uuid: string; generation: string }, over: Partial<OwnedContainer> = {}): OwnedContainer {
+  return {
+    appUuid: app.uuid,
+    appName: "x",
+    id: `c-${app.uuid.slice(-4)}-${Math.random().toString(36).slice(2, 6)}`,
+    name: "n",
+    state: "running",
+    startedAt: new Date(1000),
+    finishedAt: null,
+    exitCode: null,
+    oomKilled: false,
+    generation: app.generation,
+    image: "img",
+    imageId: "sha256:x",
+    labels: {},
+    ...over,
+  };
+}
+
+const kinds = (steps: ReturnType<typeof plan>) => steps.map((s) => s.step.kind);
+
+describe("desired state from an EdgeDevConfig", () => {
+  test("an app whose first volume is a CONTAINER content tree is a container; env from userData; memory in KiB", () => {
+    const d = desiredFromConfig(config([{ n: 1, env: "A=1\nB=two words\nEVE_ECO_CMD=sh -c 'echo hi'\n", data: true }]));
+    const app = d.apps[0]!;
+    expect(app.kind).toBe("container");
+    expect(app.env).toEqual({ A: "1", B: "two words" });
+    expect(app.cmd).toEqual(["sh", "-c", "echo hi"]);
+    expect(app.memoryBytes).toBe(1024 * 1024);
+    expect(app.mounts).toEqual([{ volumeUuid: uuid(3001), generation: 1, target: "/data", readOnly: false }]);
+  });
+
+  test("a #cloud-config userData carries KEY=VALUE in runcmd", () => {
+    expect(parseUserData(Buffer.from("#cloud-config\nruncmd:\n  - FOO=bar\n  - BAZ=1\nother: x\n").toString("base64")).env).toEqual({ FOO: "bar", BAZ: "1" });
+  });
+
+  test("a disk format makes a VM; a missing content tree is an app error", () => {
+    const doc = config([{ n: 1 }, { n: 2 }]);
+    doc.contentInfo[0].iformat = "QCOW2";
+    doc.volumes[1].origin.downloadContentTreeID = uuid(9999);
+    const d = desiredFromConfig(doc, validateConfig(doc));
+    expect(d.apps[0]!.kind).toBe("vm");
+    expect(d.apps[1]!.error).toMatch(/content tree/);
+  });
+
+  test("a changed environment changes the generation; a restart counter does not", () => {
+    const a = desiredFromConfig(config([{ n: 1, env: "A=1" }])).apps[0]!;
+    const b = desiredFromConfig(config([{ n: 1, env: "A=2" }])).apps[0]!;
+    const c = desiredFromConfig(config([{ n: 1, env: "A=1", restart: 5 }])).apps[0]!;
+    expect(a.generation).not.toBe(b.generation);
+    expect(a.generation).toBe(c.generation);
+  });
+});
+
+describe("plan", () => {
+  test("a new app: fetch its image, create its volume, then create and start it; counters recorded", () => {
+    const d = desiredFromConfig(config([{ n: 1, data: true }]));
+    const steps = plan(d, observed());
+    expect(steps.filter((s) => s.phase === 0).map((s) => s.step.kind).sort()).toEqual(["createVolume", "fetchContentTree"]);
+    const app = steps.filter((s) => s.lane === `app:${uuid(1)}`);
+    expect(app.map((s) => s.step.kind)).toEqual(["recordCounters", "createContainer", "startContainer"]);
+    expect(app[1]!.needs).toEqual([`ct:${uuid(1001)}`, `vol:${volumeKey(uuid(3001), 1)}`]);
+  });
+
+  test("converged: running container with the right generation and recorded counters → no steps", () => {
+    const d = desiredFromConfig(config([{ n: 1, data: true }]));
+    const app = d.apps[0]!;
+    const o = observed({
+      contentTrees: loaded(d),
+      containers: [container(app)],
+      volumes: [{ uuid: uuid(3001), generation: 1 }],
+      apps: new Map([[app.uuid, newAppRecord(app.uuid, 0, 0)]]),
+    });
+    expect(plan(d, o)).toEqual([]);
+    expect(appState(app, d, o).state).toBe("RUNNING");
+  });
+
+  test("changed environment: the old container is removed and a new one created", () => {
+    const before = desiredFromConfig(config([{ n: 1, env: "A=1" }])).apps[0]!;
+    const d = desiredFromConfig(config([{ n: 1, env: "A=2" }]));
+    const old = container(before);
+    const steps = plan(d, observed({ contentTrees: loaded(d), containers: [old], apps: new Map([[before.uuid, newAppRecord(before.uuid, 0, 0)]]) }));
+    expect(kinds(steps)).toEqual(["removeContainer", "createContainer", "startContainer"]);
+    expect((steps[0]!.step as any).containerId).toBe(old.id);
+  });
+
+  test("a bumped restart counter restarts the running container once", () => {
+    const d = desiredFromConfig(config([{ n: 1, restart: 3 }]));
+    const app = d.apps[0]!;
+    const o = observed({ contentTrees: loaded(d), containers: [container(app)], apps: new Map([[app.uuid, newAppRecord(app.uuid, 2, 0)]]) });
+    expect(kinds(plan(d, o))).toEqual(["restartContainer", "recordCounters"]);
+    o.apps.get(app.uuid)!.restartApplied = 3;
+    expect(plan(d, o)).toEqual([]);
+  });
+
+  test("a bumped purge counter recreates the container and purges its volumes", () => {
+    const d = desiredFromConfig(config([{ n: 1, purge: 1, data: true }]));
+    const app = d.apps[0]!;
+    const o = observed({
+      contentTrees: loaded(d),
+      containers: [container(app)],
+      volumes: [{ uuid: uuid(3001), generation: 1 }],
+      apps: new Map([[app.uuid, newAppRecord(app.uuid, 0, 0)]]),
+    });
+    expect(kinds(plan(d, o))).toEqual(["removeContainer", "purgeVolumes", "createContainer", "startContainer", "recordCounters"]);
+  });
+
+  test("first sight of an app whose container exists (a lost store, or kill -9 mid-apply): counters adopted, nothing restarted", () => {
+    const d = desiredFromConfig(config([{ n: 1, restart: 7, purge: 2 }]));
+    const app = d.apps[0]!;
+    const steps = plan(d, observed({ contentTrees: loaded(d), containers: [container(app)] }));
+    expect(kinds(steps)).toEqual(["recordCounters"]);
+  });
+
+  test("duplicate containers of one app (kill -9 during create): one kept, the others removed", () => {
+    const d = desiredFromConfig(config([{ n: 1 }]));
+    const app = d.apps[0]!;
+    const a = container(app, { state: "created", startedAt: null });
+    const b = container(app);
+    const steps = plan(d, observed({ contentTrees: loaded(d), containers: [a, b], apps: new Map([[app.uuid, newAppRecord(app.uuid, 0, 0)]]) }));
+    expect(steps.map((s) => [s.step.kind, (s.step as any).containerId])).toEqual([["removeContainer", a.id]]);
+  });
+
+  test("activate=false halts a running app; activate=true starts a stopped one", () => {
+    const off = desiredFromConfig(config([{ n: 1, activate: false }]));
+    const app = off.apps[0]!;
+    const rec = new Map([[app.uuid, newAppRecord(app.uuid, 0, 0)]]);
+    expect(kinds(plan(off, observed({ contentTrees: loaded(off), containers: [container(app)], apps: rec })))).toEqual(["stopContainer"]);
+    const on = desiredFromConfig(config([{ n: 1 }]));
+    const stopped = container(app, { state: "exited", finishedAt: new Date(5000), exitCode: 0 });
+    expect(appState(app, off, observed({ contentTrees: loaded(off), containers: [stopped], apps: rec })).state).toBe("HALTED");
+    expect(kinds(plan(on, observed({ contentTrees: loaded(on), containers: [stopped], apps: rec })))).toEqual(["startContainer"]);
+  });
+
+  test("a container that exits at once is BROKEN and restarted with growing backoff", () => {
+    const d = desiredFromConfig(config([{ n: 1 }]));
+    const app = d.apps[0]!;
+    const rec: AppRecord = newAppRecord(app.uuid, 0, 0);
+    const dead = container(app, { state: "exited", startedAt: new Date(900_000), finishedAt: new Date(900_100), exitCode: 3 });
+    const o = observed({ contentTrees: loaded(d), containers: [dead], apps: new Map([[app.uuid, rec]]) });
+    expect(noteExits(d, o)).toEqual([app.uuid]);
+    expect(noteExits(d, o)).toEqual([]); // the same exit counts once
+    expect(rec.crashes).toBe(1);
+    expect(plan(d, o)).toEqual([]); // waiting out the backoff
+    const s = appState(app, d, o);
+    expect(s.state).toBe("BROKEN");
+    expect(s.error).toMatch(/exited with code 3 0\.1 s after start; restarting in 1 s/);
+    o.now = rec.nextStartAt;
+    expect(kinds(plan(d, o))).toEqual(["startContainer"]);
+  });
+
+  test("an app removed from the config: its container, volume, content tree and record go", () => {
+    const d = desiredFromConfig(config([{ n: 1, data: true }]));
+    const app = d.apps[0]!;
+    const empty = desiredFromConfig(config([]));
+    const steps = plan(empty, observed({
+      contentTrees: loaded(d),
+      containers: [container(app)],
+      volumes: [{ uuid: uuid(3001), generation: 1 }],
+      apps: new Map([[app.uuid, newAppRecord(app.uuid, 0, 0)]]),
+    }));
+    expect(steps.map((s) => `${s.phase}:${s.step.kind}`).sort()).toEqual(["0:removeContainer", "2:forgetApp", "2:removeContentTree", "2:removeVolume"]);
+  });
+
+  test("a content tree whose fetch failed waits for its retry time", () => {
+    const d = desiredFromConfig(config([{ n: 1 }]));
+    const t = d.contentTrees[0]!;
+    const failed = new Map([[t.uuid, { uuid: t.uuid, state: "DOWNLOADING" as const, error: "unreachable", imageRef: null, imageId: null, sizeBytes: 0, progress: 0, attempts: 1, nextRetryAt: 2_000_000, sourceKey: sourceKey(t) }]]);
+    const o = observed({ contentTrees: failed });
+    expect(kinds(plan(d, o))).toEqual(["recordCounters"]);
+    expect(appState(d.apps[0]!, d, o)).toMatchObject({ state: "DOWNLOADING", error: expect.stringContaining("unreachable") });
+    o.now = 2_000_000;
+    expect(kinds(plan(d, o))).toContain("fetchContentTree");
+  });
+
+  test("start delay holds the first start after boot", () => {
+    const doc = config([{ n: 1 }]);
+    doc.apps[0].startDelayInSeconds = 30;
+    const d = desiredFromConfig(doc);
+    const app = d.apps[0]!;
+    const c = container(app, { state: "created", startedAt: null });
+    const o = observed({ now: 10_000, bootAt: 0, contentTrees: loaded(d), containers: [c], apps: new Map([[app.uuid, newAppRecord(app.uuid, 0, 0)]]) });
+    expect(plan(d, o)).toEqual([]);
+    expect(appState(app, d, o).state).toBe("START_DELAYED");
+    o.now = 30_000;
+    expect(kinds(plan(d, o))).toEqual(["startContainer"]);
+  });
+
+  test("1,000 new apps: five steps each (timing is measured in bench/, not asserted here)", () => {
+    const d = desiredFromConfig(config(Array.from({ length: 1000 }, (_, i) => ({ n: i + 1, data: true }))));
+    const steps = plan(d, observed());
+    expect(steps.length).toBe(1000 * 5);
+    expect(new Set(steps.filter((s) => s.phase === 1).map((s) => s.lane)).size).toBe(1000);
+  });
+});

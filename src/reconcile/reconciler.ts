@@ -1,0 +1,330 @@
+// The apply loop: one apply at a time; a newer config aborts the apply in progress, which ends at
+// the next step boundary, and a fresh pass starts from what is then observed.
+import { validateConfig } from "../config/validate.ts";
+import type { ConfigService } from "../config/service.ts";
+import type { PartStatus } from "../device/device.ts";
+import type { EventBus } from "../device/events.ts";
+import type { ContainerRuntime } from "../runtime/containers/runtime.ts";
+import type { ContentCache } from "../storage/cache.ts";
+import type { VolumeStore } from "../storage/volumes.ts";
+import type { Store } from "../store/store.ts";
+import { AppLogCollector } from "./app-logs.ts";
+import { type DesiredState, desiredFromConfig, type LocalCommands } from "./desired.ts";
+import { execute, type ExecutorContext, type LaneContext } from "./executors.ts";
+import type { Observed } from "./observed.ts";
+import { describeStep, plan, type PlannedStep } from "./plan.ts";
+import { Records } from "./records.ts";
+import type { SwState } from "./states.ts";
+import { appState, noteExits } from "./status.ts";
+
+export interface ReconcilerDeps {
+  store: Store;
+  config: ConfigService;
+  events: EventBus;
+  runtime: ContainerRuntime;
+  cache: ContentCache;
+  volumes: VolumeStore;
+  log: (level: "info" | "warn" | "error", message: string) => void;
+  /** Safety-net pass interval (engine events and config changes trigger passes as well). */
+  tickMs?: number;
+  concurrency?: number;
+  stopTimeoutSec?: number;
+}
+
+export type AppCommand = "start" | "stop" | "restart" | "purge";
+
+const LOCAL_KEY = "reconcile.local-commands";
+
+export class Reconciler {
+  private readonly records: Records;
+  private readonly logs: AppLogCollector;
+  private readonly bootAt = Date.now();
+  private readonly startedSinceBoot = new Set<string>();
+  private dirty = false;
+  private running: Promise<void> | null = null;
+  private current: AbortController | null = null;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private wakeTimer: ReturnType<typeof setTimeout> | null = null;
+  private unsubscribe: (() => void)[] = [];
+  private engineError: string | null = null;
+  private lastApply: { at: Date; steps: number; failed: number } | null = null;
+  private stopped = false;
+  passes = 0;
+
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.records = new Records(deps.store);
+    this.logs = new AppLogCollector(deps.runtime, deps.store, deps.log);
+  }
+
+  async start(): Promise<void> {
+    this.unsubscribe.push(this.deps.config.onChange(() => this.trigger(true)));
+    try {
+      this.unsubscribe.push(await this.deps.runtime.watch(() => this.trigger(false), { onError: (e) => this.noteEngineError(e) }));
+    } catch (e) {
+      this.noteEngineError(e as Error);
+    }
+    this.timer = setInterval(() => this.trigger(false), this.deps.tickMs ?? 15_000);
+    this.trigger(false);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    for (const u of this.unsubscribe) u();
+    this.current?.abort();
+    await this.running?.catch(() => undefined);
+    this.logs.stopAll();
+  }
+
+  /** Asks for a pass; `supersede` aborts the apply in progress (a newer config arrived). */
+  trigger(supersede: boolean): void {
+    if (this.stopped) return;
+    this.dirty = true;
+    if (supersede) this.current?.abort();
+    this.running ??= this.loop().finally(() => (this.running = null));
+  }
+
+  /** Resolves when no pass is pending or running (tests and the CLI use it). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    while (this.dirty && !this.stopped) {
+      this.dirty = false;
+      const ac = new AbortController();
+      this.current = ac;
+      try {
+        await this.pass(ac.signal);
+      } catch (e) {
+        if (!ac.signal.aborted) this.deps.log("error", `reconcile: ${(e as Error).message}`);
+      } finally {
+        this.current = null;
+        this.passes++;
+      }
+    }
+  }
+
+  localCommand(uuid: string, command: AppCommand): void {
+    const doc = this.deps.config.currentDoc()?.doc;
+    const app = (doc?.apps ?? []).find((a: any) => a.uuidandversion?.uuid === uuid);
+    if (!app) throw new Error(`no app ${uuid} in the current config`);
+    const all = this.localCommands();
+    const l: LocalCommands = all.get(uuid) ?? {};
+    const version = app.uuidandversion?.version ?? "";
+    if (command === "start" || command === "stop") l.activate = { value: command === "start", forVersion: version };
+    if (command === "restart") l.restarts = (l.restarts ?? 0) + 1;
+    if (command === "purge") l.purges = (l.purges ?? 0) + 1;
+    all.set(uuid, l);
+    this.deps.store.setSetting(LOCAL_KEY, JSON.stringify(Object.fromEntries(all)));
+    this.deps.events.publish({ type: "app.command", objectKind: "app", objectId: uuid, message: `${command} requested for app ${app.displayname}` });
+    this.trigger(false);
+  }
+
+  private localCommands(): Map<string, LocalCommands> {
+    try {
+      return new Map(Object.entries(JSON.parse(this.deps.store.getSetting(LOCAL_KEY) ?? "{}")));
+    } catch {
+      return new Map();
+    }
+  }
+
+  desired(): DesiredState {
+    const doc = this.deps.config.currentDoc()?.doc ?? null;
+    return desiredFromConfig(doc, doc ? validateConfig(doc) : [], this.localCommands());
+  }
+
+  private async observe(): Promise<Observed> {
+    const [containers, volumes] = await Promise.all([this.deps.runtime.listOwned(), this.deps.volumes.list()]);
+    return {
+      now: Date.now(),
+      bootAt: this.bootAt,
+      containers,
+      volumes: volumes.map((v) => ({ uuid: v.uuid, generation: v.generationCount })),
+      contentTrees: this.records.contentTrees(),
+      apps: this.records.apps(),
+      startedSinceBoot: this.startedSinceBoot,
+    };
+  }
+
+  private async pass(signal: AbortSignal): Promise<void> {
+    const desired = this.desired();
+    let observed: Observed;
+    try {
+      observed = await this.observe();
+      this.engineError = null;
+    } catch (e) {
+      this.noteEngineError(e as Error);
+      this.publishStates(desired, null);
+      this.scheduleWake(Date.now() + 5_000);
+      return;
+    }
+    for (const uuid of noteExits(desired, observed)) this.records.putApp(observed.apps.get(uuid)!);
+    const steps = plan(desired, observed);
+    this.publishStates(desired, observed);
+    if (steps.length) {
+      const failed = await this.run(steps, signal);
+      this.lastApply = { at: new Date(), steps: steps.length, failed };
+      if (signal.aborted) return;
+      observed = await this.observe();
+      this.publishStates(desired, observed);
+      // The engine events of our own steps re-trigger a pass; converge follow-ups (a step that
+      // unblocked another lane) promptly as well.
+      if (failed === 0 && plan(desired, observed).length) this.dirty = true;
+    }
+    this.logs.sync(observed.containers);
+    const cache = [...desired.contentTrees].filter((t) => t.source.kind === "http" && t.sha256).map((t) => `sha256:${t.sha256}`);
+    await this.deps.cache.gc(new Set(cache)).catch(() => undefined);
+    this.scheduleWake(this.nextWake(desired, observed));
+  }
+
+  private async run(steps: PlannedStep[], signal: AbortSignal): Promise<number> {
+    const failedLanes = new Set<string>();
+    const ctx: ExecutorContext = {
+      runtime: this.deps.runtime,
+      cache: this.deps.cache,
+      volumes: this.deps.volumes,
+      records: this.records,
+      signal,
+      now: Date.now,
+      progress: (uuid, state, progress) => this.contentTreeProgress(uuid, state, progress),
+      startedSinceBoot: this.startedSinceBoot,
+      stopTimeoutSec: this.deps.stopTimeoutSec ?? 10,
+    };
+    for (const phase of [0, 1, 2] as const) {
+      const lanes = new Map<string, PlannedStep[]>();
+      for (const s of steps) if (s.phase === phase) lanes.set(s.lane, [...(lanes.get(s.lane) ?? []), s]);
+      const queue = [...lanes.entries()];
+      const worker = async () => {
+        for (let next = queue.shift(); next; next = queue.shift()) {
+          const [lane, laneSteps] = next;
+          const laneCtx: LaneContext = {};
+          for (const s of laneSteps) {
+            if (signal.aborted) return;
+            if (s.needs.some((n) => failedLanes.has(n))) {
+              failedLanes.add(lane);
+              break;
+            }
+            try {
+              await execute(s.step, ctx, laneCtx);
+            } catch (e) {
+              if (signal.aborted) return;
+              failedLanes.add(lane);
+              this.deps.events.publish({
+                type: "reconcile.step-failed",
+                objectKind: lane.split(":")[0],
+                objectId: lane.slice(lane.indexOf(":") + 1),
+                message: `${describeStep(s.step)}: ${(e as Error).message}`,
+              });
+              break;
+            }
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.deps.concurrency ?? 8, queue.length) }, worker));
+      if (signal.aborted) return failedLanes.size;
+    }
+    return failedLanes.size;
+  }
+
+  private lastProgressWrite = new Map<string, number>();
+  private contentTreeProgress(uuid: string, state: SwState, progress: number): void {
+    const now = Date.now();
+    const prev = this.deps.store.observed("contentTree").find((o) => o.id === uuid);
+    if (prev?.state === state && now - (this.lastProgressWrite.get(uuid) ?? 0) < 1000) return;
+    this.lastProgressWrite.set(uuid, now);
+    this.putState("contentTree", uuid, prev?.name ?? uuid, state, null, { ...(prev?.data ?? {}), progress });
+  }
+
+  /** Writes each object's state for status; publishes an event when a state or error changes. */
+  private publishStates(desired: DesiredState, observed: Observed | null): void {
+    const seen = { app: new Set<string>(), contentTree: new Set<string>(), volume: new Set<string>() };
+    for (const app of desired.apps) {
+      seen.app.add(app.uuid);
+      if (!observed) {
+        this.putState("app", app.uuid, app.name, "INITIAL", app.error ?? `the container engine is not reachable: ${this.engineError}`, { kind: app.kind });
+        continue;
+      }
+      const s = appState(app, desired, observed);
+      this.putState("app", app.uuid, app.name, s.state, s.error, s.data);
+    }
+    for (const t of desired.contentTrees) {
+      seen.contentTree.add(t.uuid);
+      const rec = observed?.contentTrees.get(t.uuid);
+      this.putState("contentTree", t.uuid, t.name, rec?.state ?? "INITIAL", t.error ?? rec?.error ?? null, {
+        progress: rec?.progress ?? 0,
+        sizeBytes: rec?.sizeBytes ?? 0,
+        image: rec?.imageRef ?? null,
+      });
+    }
+    for (const v of desired.volumes) {
+      seen.volume.add(v.uuid);
+      const exists = observed?.volumes.some((o) => o.uuid.toLowerCase() === v.uuid.toLowerCase() && o.generation === v.generation);
+      const state: SwState = v.origin === "download" ? (observed?.contentTrees.get(v.contentTreeId ?? "")?.state === "LOADED" ? "CREATED_VOLUME" : "INITIAL") : exists ? "CREATED_VOLUME" : "INITIAL";
+      this.putState("volume", v.uuid, v.name, state, null, { generation: v.generation, sizeBytes: v.sizeBytes });
+    }
+    for (const kind of ["app", "contentTree", "volume"] as const) {
+      for (const o of this.deps.store.observed(kind)) {
+        if (seen[kind].has(o.id)) continue;
+        const stillThere = kind === "app" && observed?.containers.some((c) => c.appUuid === o.id);
+        if (stillThere) this.putState(kind, o.id, o.name ?? o.id, "HALTING", null, o.data ?? {});
+        else {
+          this.deps.store.deleteObserved(kind, o.id);
+          this.deps.events.publish({ type: `${kind}.removed`, objectKind: kind, objectId: o.id, message: `${kind} ${o.name ?? o.id} removed` });
+        }
+      }
+    }
+  }
+
+  private putState(kind: string, id: string, name: string, state: SwState, error: string | null, data: Record<string, unknown>): void {
+    const prev = this.deps.store.observed(kind).find((o) => o.id === id);
+    this.deps.store.putObserved({ kind, id, name, state, error, data });
+    if (!prev || prev.state !== state || prev.error !== error) {
+      this.deps.events.publish({
+        type: `${kind}.state`,
+        objectKind: kind,
+        objectId: id,
+        message: `${kind} ${name}: ${state}${error ? ` — ${error}` : ""}`,
+        data: { state, error, previous: prev?.state ?? null },
+      });
+    }
+  }
+
+  private nextWake(desired: DesiredState, observed: Observed): number {
+    let at = Infinity;
+    for (const r of observed.apps.values()) {
+      if (r.nextStartAt > observed.now) at = Math.min(at, r.nextStartAt);
+      if (r.error && r.nextRetryAt > observed.now) at = Math.min(at, r.nextRetryAt);
+    }
+    for (const r of observed.contentTrees.values()) if (r.error && r.nextRetryAt > observed.now) at = Math.min(at, r.nextRetryAt);
+    for (const a of desired.apps) {
+      const t = this.bootAt + a.startDelaySec * 1000;
+      if (a.startDelaySec > 0 && !this.startedSinceBoot.has(a.uuid) && t > observed.now) at = Math.min(at, t);
+    }
+    return at;
+  }
+
+  private scheduleWake(at: number): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = null;
+    if (!Number.isFinite(at) || this.stopped) return;
+    this.wakeTimer = setTimeout(() => this.trigger(false), Math.max(50, at - Date.now() + 20));
+  }
+
+  private noteEngineError(e: Error): void {
+    const msg = e.message;
+    if (this.engineError !== msg) this.deps.log("warn", `container engine: ${msg}`);
+    this.engineError = msg;
+  }
+
+  part(): PartStatus {
+    if (this.engineError) return { name: "containers", state: "error", detail: `Docker engine not reachable: ${this.engineError}` };
+    const a = this.lastApply;
+    return {
+      name: "containers",
+      state: a && a.failed ? "degraded" : "ok",
+      detail: a ? `last apply ${a.at.toISOString()}: ${a.steps} step(s), ${a.failed} failed` : "no apply yet",
+    };
+  }
+}
