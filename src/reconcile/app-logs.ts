@@ -33,11 +33,15 @@ export class AppLogCollector {
     const ac = new AbortController();
     this.following.set(c.id, ac);
     const last = this.store.logsFor("app", c.appUuid, 1).at(-1);
-    // Resume after what is stored; the engine's timestamps have ns precision, the store ms.
-    const since = last ? new Date(last.ts.getTime() + 1) : (c.startedAt ?? undefined);
+    // Resume after what is stored (the store keeps ms, the engine ns: skip what is not newer). With
+    // nothing stored, read from the container's beginning: its first lines can carry a timestamp
+    // just before the engine's StartedAt.
+    const since = last ? new Date(last.ts.getTime() - 1) : undefined;
+    const isOld = (ts: Date, message: string) => !!last && (ts.getTime() < last.ts.getTime() || (ts.getTime() === last.ts.getTime() && message === last.message));
     void (async () => {
       try {
         for await (const line of this.runtime.logs(c.id, { follow: true, since, signal: ac.signal })) {
+          if (isOld(line.ts, line.line)) continue;
           this.buffer.push({ ts: line.ts, source: "app", objectId: c.appUuid, level: line.stream === "stderr" ? "warn" : "info", message: line.line });
           this.flushSoon();
         }
