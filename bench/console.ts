@@ -1,0 +1,130 @@
+// npm run bench: evebox's figures as ratios against baselines measured in the same run.
+//   - binary size (vs the bare Bun runtime binary)
+//   - start-to-first-200 of the compiled binary vs a compiled bare Bun.serve
+//   - GET /api/v1/status requests/s and server CPU per request vs the bare server
+//   - RSS idle and after 10,000 requests
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sampleConfig } from "../tests/support/configs.ts";
+import { ensureBinary, ROOT } from "../tests/support/evebox.ts";
+
+const RUNS = Number(process.env.BENCH_START_RUNS ?? 15);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 10_000);
+const CONCURRENCY = 16;
+const bun = process.execPath;
+
+async function sh(cmd: string[], env: Record<string, string> = {}): Promise<string> {
+  const p = Bun.spawn(cmd, { cwd: ROOT, stdout: "pipe", stderr: "inherit", env: { ...process.env, BUN_BE_BUN: "1", ...env } });
+  const out = await new Response(p.stdout).text();
+  if ((await p.exited) !== 0) throw new Error(`${cmd.join(" ")} failed`);
+  return out;
+}
+
+function rssKiB(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)![1]);
+}
+function cpuTicks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return Number(f[11]) + Number(f[12]); // utime + stime
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+function freePort(): number {
+  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
+  const p = s.port!;
+  s.stop(true);
+  return p;
+}
+
+/** Spawns a server and polls until the first 200, returning the elapsed ms from spawn. */
+async function startTimed(cmd: string[], port: number, env: Record<string, string> = {}) {
+  const url = `http://127.0.0.1:${port}/api/v1/health`;
+  const t0 = performance.now();
+  const proc = Bun.spawn(cmd, { stdout: "ignore", stderr: "ignore", env: { ...process.env, ...env } });
+  for (;;) {
+    try {
+      const r = await fetch(url);
+      if (r.status === 200) break;
+    } catch {}
+    if (proc.exitCode !== null) throw new Error(`${cmd[0]} exited early`);
+    if (performance.now() - t0 > 10_000) throw new Error(`${cmd[0]} did not answer`);
+    await Bun.sleep(0.5);
+  }
+  return { ms: performance.now() - t0, proc, url: `http://127.0.0.1:${port}` };
+}
+
+const evebox = await ensureBinary();
+const bareBin = join(ROOT, "dist", "bench-bare-server");
+await sh([bun, "build", "--compile", "--minify", join(ROOT, "bench", "bare-server.ts"), "--outfile", bareBin]);
+
+const results: Record<string, number | string> = {};
+results["binary size MiB"] = +(statSync(evebox).size / 2 ** 20).toFixed(1);
+results["bare binary size MiB"] = +(statSync(bareBin).size / 2 ** 20).toFixed(1);
+
+// ---- start to first 200 (each evebox start uses a fresh data dir: first-start work included)
+const eveStarts: number[] = [];
+const bareStarts: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  const port = freePort();
+  const b = await startTimed([bareBin], port, { PORT: String(port) });
+  bareStarts.push(b.ms);
+  b.proc.kill();
+  await b.proc.exited;
+  const dir = mkdtempSync(join(tmpdir(), "evebox-bench-"));
+  const p2 = freePort();
+  const e = await startTimed([evebox, "run", "--data", dir, "--listen", `127.0.0.1:${p2}`], p2);
+  eveStarts.push(e.ms);
+  e.proc.kill();
+  await e.proc.exited;
+  rmSync(dir, { recursive: true, force: true });
+}
+results["start-to-200 ms (evebox, median)"] = +median(eveStarts).toFixed(1);
+results["start-to-200 ms (bare, median)"] = +median(bareStarts).toFixed(1);
+results["start ratio evebox/bare"] = +(median(eveStarts) / median(bareStarts)).toFixed(2);
+
+// ---- throughput, CPU per request and RSS
+async function load(url: string, pid: number, bearer?: string) {
+  await sh([bun, join(ROOT, "bench", "load.ts"), url, "500", String(CONCURRENCY), ...(bearer ? [bearer] : [])]); // warm-up
+  const c0 = cpuTicks(pid);
+  const out = JSON.parse(await sh([bun, join(ROOT, "bench", "load.ts"), url, String(REQUESTS), String(CONCURRENCY), ...(bearer ? [bearer] : [])]));
+  const ticks = cpuTicks(pid) - c0;
+  if (out.failed) throw new Error(`${out.failed} requests failed against ${url}`);
+  return { rps: out.rps as number, cpuUsPerReq: (ticks * 10_000) / (REQUESTS + 0) };
+}
+
+const dir = mkdtempSync(join(tmpdir(), "evebox-bench-"));
+const port = freePort();
+const e = await startTimed([evebox, "run", "--data", dir, "--listen", `127.0.0.1:${port}`], port);
+const sock = join(dir, "run", "evebox.sock");
+const local = (path: string, init: RequestInit = {}) => fetch(`http://localhost${path}`, { ...init, unix: sock } as RequestInit);
+const { token } = (await (await local("/api/v1/tokens", { method: "POST", body: JSON.stringify({ name: "bench" }), headers: { "content-type": "application/json" } })).json()) as { token: string };
+const put = await local("/api/v1/config", { method: "PUT", body: JSON.stringify(sampleConfig()), headers: { "content-type": "application/json" } });
+if (put.status !== 201) throw new Error(`config PUT failed: ${await put.text()}`);
+await fetch(`${e.url}/api/v1/status`, { headers: { authorization: `Bearer ${token}` } });
+await Bun.sleep(500);
+results["evebox RSS idle MiB"] = +(rssKiB(e.proc.pid) / 1024).toFixed(1);
+const eveLoad = await load(`${e.url}/api/v1/status`, e.proc.pid, token);
+results["evebox RSS after requests MiB"] = +(rssKiB(e.proc.pid) / 1024).toFixed(1);
+
+const bport = freePort();
+const b = await startTimed([bareBin], bport, { PORT: String(bport) });
+await Bun.sleep(500);
+results["bare RSS idle MiB"] = +(rssKiB(b.proc.pid) / 1024).toFixed(1);
+const bareLoad = await load(`${b.url}/api/v1/status`, b.proc.pid);
+results["bare RSS after requests MiB"] = +(rssKiB(b.proc.pid) / 1024).toFixed(1);
+
+results["status req/s (evebox)"] = Math.round(eveLoad.rps);
+results["status req/s (bare)"] = Math.round(bareLoad.rps);
+results["status throughput ratio evebox/bare"] = +(eveLoad.rps / bareLoad.rps).toFixed(2);
+results["server CPU µs/req (evebox)"] = +eveLoad.cpuUsPerReq.toFixed(1);
+results["server CPU µs/req (bare)"] = +bareLoad.cpuUsPerReq.toFixed(1);
+results["CPU per request ratio evebox/bare"] = +(eveLoad.cpuUsPerReq / bareLoad.cpuUsPerReq).toFixed(2);
+
+for (const p of [e.proc, b.proc]) p.kill();
+await Promise.all([e.proc.exited, b.proc.exited]);
+rmSync(dir, { recursive: true, force: true });
+
+const width = Math.max(...Object.keys(results).map((k) => k.length));
+console.log(`\nevebox bench (${REQUESTS} requests, concurrency ${CONCURRENCY}, ${RUNS} starts each)`);
+for (const [k, v] of Object.entries(results)) console.log(`${k.padEnd(width)}  ${v}`);
