@@ -1,0 +1,353 @@
+// What the device tells its controller: one ZInfoMsg per object (device, app, network instance, volume,
+// content tree) and a ZMetricMsg per interval, built from the device's status and the telemetry samples.
+import { readFileSync } from "node:fs";
+import { arch, hostname, networkInterfaces } from "node:os";
+import type { DeviceStatus, ObjectStatus } from "../device/device.ts";
+import {
+  BootReason,
+  encodeMessage,
+  Severity,
+  ZDeviceState,
+  ZInfoTypes,
+  ZNetworkInstanceState,
+  ZSwState,
+  type ZInfoMsg,
+  type ZMetricMsg,
+} from "../proto/index.ts";
+import { type AppSample, cpuCount, type DeviceSample, type NetSample } from "../telemetry/metrics.ts";
+
+export const ZINFO_MSG = "org.lfedge.eve.info.ZInfoMsg";
+export const ZMETRIC_MSG = "org.lfedge.eve.metrics.ZMetricMsg";
+const MB = 1024 * 1024;
+
+export function timestamp(d: Date): { seconds: number; nanos: number } {
+  const ms = d.getTime();
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+}
+
+/** EVE state name (as in /api/v1/status) → info.ZSwState; unknown names are INVALID, not guessed. */
+export function swState(name: string): number {
+  if (name === "DOWNLOADING") return ZSwState.DOWNLOAD_STARTED;
+  if (name === "BROKEN") return ZSwState.HALTED; // EVE reports a broken app as halted with its error
+  const v = (ZSwState as unknown as Record<string, number>)[name];
+  return typeof v === "number" ? v : ZSwState.INVALID;
+}
+
+function niState(name: string): number {
+  if (name === "RUNNING" || name === "ONLINE" || name === "ACTIVE") return ZNetworkInstanceState.ZNETINST_STATE_ONLINE;
+  if (name === "ERROR" || name === "BROKEN") return ZNetworkInstanceState.ZNETINST_STATE_ERROR;
+  return ZNetworkInstanceState.ZNETINST_STATE_INIT;
+}
+
+/** One object the controller gets an info message about, with the key its last-sent digest is kept under. */
+export interface InfoItem {
+  key: string;
+  msg: ZInfoMsg;
+}
+
+export interface DeviceFacts {
+  devId: string;
+  version: string;
+  serial: string;
+  softSerial: string;
+  deviceName: string;
+  bootTime: Date;
+  /** Total of the data directory's filesystem, bytes. */
+  storageBytes: number;
+  dataDir: string;
+  memoryBytes: number;
+  firstBoot: boolean;
+  /** Semantic faults the controller's last config had, per object uuid ("" for the device). */
+  objectErrors: Map<string, string[]>;
+}
+
+/** Every info message the device's current status calls for (without timestamps: those are added when sent). */
+export function infoItems(status: DeviceStatus, facts: DeviceFacts): InfoItem[] {
+  const items: InfoItem[] = [{ key: "device", msg: { ztype: ZInfoTypes.ZiDevice, devId: facts.devId, dinfo: deviceInfo(status, facts) } }];
+  const errs = (o: ObjectStatus) => [...(o.error ? [o.error] : []), ...(facts.objectErrors.get(o.uuid) ?? [])];
+  const errorInfos = (o: ObjectStatus, at: Date) => errs(o).map((description) => ({ description, severity: Severity.SEVERITY_ERROR, timestamp: timestamp(at) }));
+  const changed = (o: ObjectStatus) => (typeof o.updatedAt === "string" ? new Date(o.updatedAt) : facts.bootTime);
+  for (const a of status.apps) {
+    items.push({
+      key: `app:${a.uuid}`,
+      msg: {
+        ztype: ZInfoTypes.ZiApp,
+        devId: facts.devId,
+        ainfo: {
+          AppID: a.uuid,
+          appVersion: typeof a.version === "string" ? a.version : undefined,
+          AppName: a.name,
+          state: errs(a).length && a.state === "INITIAL" ? ZSwState.ERROR : swState(a.state),
+          appErr: errorInfos(a, changed(a)),
+          volumeRefs: Array.isArray(a.volumeRefs) ? (a.volumeRefs as string[]) : [],
+        },
+      },
+    });
+  }
+  for (const n of status.networkInstances as ObjectStatus[]) {
+    items.push({
+      key: `ni:${n.uuid}`,
+      msg: {
+        ztype: ZInfoTypes.ZiNetworkInstance,
+        devId: facts.devId,
+        niinfo: {
+          networkID: n.uuid,
+          networkVersion: typeof n.version === "string" ? n.version : undefined,
+          displayname: n.name,
+          activated: n.state === "RUNNING" || n.state === "ONLINE" || n.state === "ACTIVE",
+          state: errs(n).length ? ZNetworkInstanceState.ZNETINST_STATE_ERROR : niState(n.state),
+          networkErr: errorInfos(n, changed(n)),
+          bridgeName: typeof n.bridgeName === "string" ? n.bridgeName : undefined,
+          bridgeIPAddr: typeof n.bridgeIPAddr === "string" ? n.bridgeIPAddr : undefined,
+        },
+      },
+    });
+  }
+  for (const v of status.volumes as ObjectStatus[]) {
+    const e = errs(v);
+    items.push({
+      key: `vol:${v.uuid}`,
+      msg: {
+        ztype: ZInfoTypes.ZiVolume,
+        devId: facts.devId,
+        vinfo: {
+          uuid: v.uuid,
+          displayName: v.name,
+          state: e.length && v.state === "INITIAL" ? ZSwState.ERROR : swState(v.state),
+          progressPercentage: typeof v.progress === "number" ? v.progress : undefined,
+          volumeErr: e.length ? { description: e.join("; "), severity: Severity.SEVERITY_ERROR, timestamp: timestamp(changed(v)) } : undefined,
+          resources: typeof v.sizeBytes === "number" ? { curSizeBytes: v.sizeBytes } : undefined,
+        },
+      },
+    });
+  }
+  for (const c of status.contentTrees as ObjectStatus[]) {
+    const e = errs(c);
+    items.push({
+      key: `ct:${c.uuid}`,
+      msg: {
+        ztype: ZInfoTypes.ZiContentTree,
+        devId: facts.devId,
+        cinfo: {
+          uuid: c.uuid,
+          displayName: c.name,
+          sha256: typeof c.sha256 === "string" ? c.sha256 : undefined,
+          state: e.length && c.state === "INITIAL" ? ZSwState.ERROR : swState(c.state),
+          progressPercentage: typeof c.progress === "number" ? c.progress : undefined,
+          err: e.length ? { description: e.join("; "), severity: Severity.SEVERITY_ERROR, timestamp: timestamp(changed(c)) } : undefined,
+        },
+      },
+    });
+  }
+  return items;
+}
+
+/** The info sent once for an object that is gone: its id and nothing else, as EVE does for a deleted object. */
+export function goneInfo(key: string, devId: string): ZInfoMsg | null {
+  const [kind, id] = [key.slice(0, key.indexOf(":")), key.slice(key.indexOf(":") + 1)];
+  switch (kind) {
+    case "app":
+      return { ztype: ZInfoTypes.ZiApp, devId, ainfo: { AppID: id } };
+    case "ni":
+      return { ztype: ZInfoTypes.ZiNetworkInstance, devId, niinfo: { networkID: id } };
+    case "vol":
+      return { ztype: ZInfoTypes.ZiVolume, devId, vinfo: { uuid: id } };
+    case "ct":
+      return { ztype: ZInfoTypes.ZiContentTree, devId, cinfo: { uuid: id } };
+  }
+  return null;
+}
+
+function deviceInfo(status: DeviceStatus, f: DeviceFacts): NonNullable<ZInfoMsg["dinfo"]> {
+  const machine = ({ x64: "x86_64", arm64: "aarch64", arm: "armv7l", riscv64: "riscv64" } as Record<string, string>)[arch()] ?? arch();
+  const network = Object.entries(networkInterfaces())
+    .filter(([name]) => name !== "lo")
+    .map(([name, addrs]) => ({
+      devName: name,
+      macAddr: addrs?.find((a) => a.mac && a.mac !== "00:00:00:00:00:00")?.mac,
+      IPAddrs: (addrs ?? []).map((a) => a.address),
+      ipv4Up: (addrs ?? []).some((a) => a.family === "IPv4"),
+      defaultRouters: defaultRouters(name),
+      uplink: defaultRouters(name).length > 0,
+    }));
+  const dmi = (f: string) => readDmi(f);
+  return {
+    machineArch: machine,
+    cpuArch: machine,
+    platform: "evebox",
+    ncpu: cpuCount(),
+    memory: Math.round(f.memoryBytes / MB),
+    storage: Math.round(f.storageBytes / MB),
+    minfo: {
+      manufacturer: dmi("sys_vendor"),
+      productName: dmi("product_name"),
+      version: dmi("product_version"),
+      serialNumber: f.serial || undefined,
+      UUID: dmi("product_uuid"),
+      biosVendor: dmi("bios_vendor"),
+      biosVersion: dmi("bios_version"),
+      biosReleaseDate: dmi("bios_date"),
+    },
+    network,
+    storageList: [{ mountPath: f.dataDir, total: Math.round(f.storageBytes / MB), storageLocation: true }],
+    bootTime: timestamp(f.bootTime),
+    swList: [
+      {
+        activated: true,
+        partitionLabel: "IMGA",
+        partitionState: "active",
+        status: ZSwState.INSTALLED,
+        shortVersion: f.version,
+        longVersion: `evebox ${f.version} (bun ${Bun.version})`,
+      },
+    ],
+    HostName: hostname(),
+    lastRebootReason: f.firstBoot ? "first boot of evebox on this device" : "unknown (evebox does not record reboot reasons yet)",
+    lastBootReason: f.firstBoot ? BootReason.BOOT_REASON_FIRST : BootReason.BOOT_REASON_UNKNOWN,
+    state: ZDeviceState.ZDEVICE_STATE_ONLINE,
+    deviceName: f.deviceName,
+  };
+}
+
+function defaultRouters(ifname: string): string[] {
+  let text = "";
+  try {
+    text = readFileSync("/proc/net/route", "utf8");
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const line of text.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[0] !== ifname || f[1] !== "00000000" || !f[2] || f[2] === "00000000") continue;
+    const g = Number.parseInt(f[2], 16);
+    out.push([g & 255, (g >> 8) & 255, (g >> 16) & 255, (g >>> 24) & 255].join("."));
+  }
+  return out;
+}
+
+function readDmi(field: string): string | undefined {
+  try {
+    return readFileSync(`/sys/class/dmi/id/${field}`, "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface OutboxStats {
+  undelivered: number;
+  oldest: Date | null;
+  dropped: number;
+  rejected: number;
+  superseded: number;
+  lastDropped: Date | null;
+}
+
+export interface LinkStats {
+  failures: number;
+  success: number;
+  lastFailure: Date | null;
+  lastSuccess: Date | null;
+  authVerifyFailure: number;
+}
+
+export function metricMsg(
+  devId: string,
+  s: DeviceSample,
+  apps: AppSample[],
+  extra: { outbox: OutboxStats; link: LinkStats; lastReceivedConfig: Date | null; lastProcessedConfig: Date | null },
+): ZMetricMsg {
+  const used = s.memory.totalBytes - s.memory.availableBytes;
+  const net = (n: NetSample) => ({
+    iName: n.name,
+    txBytes: n.txBytes,
+    rxBytes: n.rxBytes,
+    txDrops: n.txDrops,
+    rxDrops: n.rxDrops,
+    txPkts: n.txPackets,
+    rxPkts: n.rxPackets,
+    txErrors: n.txErrors,
+    rxErrors: n.rxErrors,
+  });
+  const ts = (d: Date | null) => (d ? timestamp(d) : undefined);
+  return {
+    devID: devId,
+    atTimeStamp: timestamp(s.at),
+    dm: {
+      memory: {
+        usedMem: Math.round(used / MB),
+        availMem: Math.round(s.memory.availableBytes / MB),
+        usedPercentage: (100 * used) / (s.memory.totalBytes || 1),
+        availPercentage: (100 * s.memory.availableBytes) / (s.memory.totalBytes || 1),
+      },
+      deviceMemory: { memoryMB: Math.round(s.memory.totalBytes / MB) },
+      network: s.network.map(net),
+      disk: s.disks.map((d) => ({
+        disk: d.disk,
+        mountPath: d.mountPath,
+        readBytes: d.readBytes,
+        writeBytes: d.writeBytes,
+        readCount: d.readCount,
+        writeCount: d.writeCount,
+        total: d.totalBytes !== undefined ? Math.round(d.totalBytes / MB) : undefined,
+        used: d.usedBytes !== undefined ? Math.round(d.usedBytes / MB) : undefined,
+        free: d.freeBytes !== undefined ? Math.round(d.freeBytes / MB) : undefined,
+      })),
+      cpuMetric: {
+        upTime: timestamp(s.bootTime),
+        total: Math.round(s.cpu.busyNs / 1e9),
+        systemTotal: Math.round(s.cpu.totalNs / 1e9),
+        totalNs: Math.round(s.cpu.busyNs),
+      },
+      zedcloud: [
+        {
+          ifName: "",
+          failures: extra.link.failures,
+          success: extra.link.success,
+          lastFailure: ts(extra.link.lastFailure),
+          lastSuccess: ts(extra.link.lastSuccess),
+          authVerifyFailure: extra.link.authVerifyFailure,
+        },
+      ],
+      lastReceivedConfig: ts(extra.lastReceivedConfig),
+      lastProcessedConfig: ts(extra.lastProcessedConfig),
+      deferredQueue: {
+        undeliveredMsgCount: extra.outbox.undelivered,
+        oldestUndeliveredMsg: ts(extra.outbox.oldest),
+        droppedMsgCount: extra.outbox.dropped,
+        rejectedMsgCount: extra.outbox.rejected,
+        supersededMsgCount: extra.outbox.superseded,
+        lastDroppedMsg: ts(extra.outbox.lastDropped),
+      },
+    },
+    am: apps.map((a) => ({
+      AppID: a.uuid,
+      AppName: a.name,
+      appVersion: a.version,
+      cpu: a.cpuNs !== undefined ? { total: Math.round(a.cpuNs / 1e9), totalNs: Math.round(a.cpuNs), upTime: a.startedAt ? timestamp(a.startedAt) : undefined } : undefined,
+      memory:
+        a.memoryUsedBytes !== undefined
+          ? {
+              usedMem: Math.round(a.memoryUsedBytes / MB),
+              availMem: a.memoryLimitBytes ? Math.round((a.memoryLimitBytes - a.memoryUsedBytes) / MB) : undefined,
+              usedPercentage: a.memoryLimitBytes ? (100 * a.memoryUsedBytes) / a.memoryLimitBytes : undefined,
+            }
+          : undefined,
+      appMemory: a.memoryUsedBytes !== undefined ? { usedMB: Math.round(a.memoryUsedBytes / MB), allocatedMB: a.memoryLimitBytes ? Math.round(a.memoryLimitBytes / MB) : undefined } : undefined,
+      network: (a.network ?? []).map(net),
+    })),
+  };
+}
+
+export function encodeInfo(msg: ZInfoMsg, at: Date): Uint8Array {
+  return encodeMessage(ZINFO_MSG, { ...msg, atTimeStamp: timestamp(at) });
+}
+
+export function encodeMetrics(msg: ZMetricMsg): Uint8Array {
+  return encodeMessage(ZMETRIC_MSG, msg);
+}
+
+/** A digest of what an info message says, timestamps aside, to send it only when it changed. */
+export function infoDigest(msg: ZInfoMsg): string {
+  return new Bun.CryptoHasher("sha256").update(encodeMessage(ZINFO_MSG, msg)).digest("hex");
+}
