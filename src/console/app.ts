@@ -250,6 +250,18 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
     }),
   );
 
+  // ---- the controller link (EVE API v2): its state, and enrolling the device (URL, root certificate)
+  api.get("/controller", (c) => c.json(controllerOf(device).status()));
+  api.put("/controller", smallBody, async (c) => {
+    const body = await jsonBody(c);
+    const link = controllerOf(device);
+    try {
+      return c.json(await link.configure({ url: body.url, rootCertificate: body.rootCertificate }));
+    } catch (e) {
+      throw new HttpError(400, (e as Error).message);
+    }
+  });
+
   api.get("/metrics", (c) => c.text(device.metricsText(), 200, { "Content-Type": "text/plain; version=0.0.4" }));
 
   app.route("/api/v1", api);
@@ -285,6 +297,12 @@ export class HttpError extends Error {
   ) {
     super(message);
   }
+}
+
+function controllerOf(device: Device) {
+  const link = device.controllerLink();
+  if (!link) throw new HttpError(404, "controller sync is not running on this device");
+  return link;
 }
 
 function clientOf(c: Context, trustAll?: boolean): string {

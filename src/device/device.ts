@@ -49,6 +49,15 @@ export interface AppCommands {
 /** Something that reports the state of one part of the device (runtime, network, controller, …). */
 export type PartReporter = () => PartStatus;
 
+/** The controller part as the device and the console see it (controller/sync.ts implements it). */
+export interface ControllerLink {
+  /** The controller's https://host[:port], or null in local mode. */
+  url(): string | null;
+  part(): PartStatus;
+  status(): object;
+  configure(input: { url?: unknown; rootCertificate?: unknown }): Promise<object>;
+}
+
 export interface DeviceParts {
   store: Store;
   events: EventBus;
@@ -69,6 +78,7 @@ export class Device {
   readonly startedAt = new Date();
   private readonly reporters: PartReporter[] = [];
   private controller: string | null;
+  private link: ControllerLink | null = null;
   private requests = 0;
   /** Set once the app runtime is up (it starts after the console, see run.ts). */
   apps: AppCommands | null = null;
@@ -87,11 +97,20 @@ export class Device {
   }
 
   managed(): boolean {
-    return this.controller !== null;
+    return this.controllerUrl() !== null;
   }
 
   controllerUrl(): string | null {
-    return this.controller;
+    return this.link ? this.link.url() : this.controller;
+  }
+
+  /** Wires the controller part: from then on it decides managed mode and reports its own state. */
+  attachController(link: ControllerLink): void {
+    this.link = link;
+  }
+
+  controllerLink(): ControllerLink | null {
+    return this.link;
   }
 
   addPart(reporter: PartReporter): void {
@@ -115,7 +134,7 @@ export class Device {
         name: this.name(),
         version: this.version,
         mode: this.managed() ? "managed" : "local",
-        controller: this.controller,
+        controller: this.controllerUrl(),
         uptimeSeconds: Math.floor((Date.now() - this.startedAt.getTime()) / 1000),
         startedAt: this.startedAt.toISOString(),
         hostname: hostname(),
@@ -141,9 +160,11 @@ export class Device {
         state: cur ? "ok" : "idle",
         detail: cur ? `version ${cur.version} from ${cur.source}, ${cur.hash.slice(0, 12)}` : "no config yet",
       },
-      this.managed()
-        ? { name: "controller", state: "degraded", detail: `configured (${this.controller}); controller sync is not part of this build yet` }
-        : { name: "controller", state: "idle", detail: "local mode: no controller configured" },
+      this.link
+        ? this.link.part()
+        : this.managed()
+          ? { name: "controller", state: "degraded", detail: `configured (${this.controller}); controller sync is not running` }
+          : { name: "controller", state: "idle", detail: "local mode: no controller configured" },
     ];
     for (const r of this.reporters) {
       try {
