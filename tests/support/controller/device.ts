@@ -1,0 +1,99 @@
+// evebox's parts built in-process on a temporary data directory (store, events, config, device, identity,
+// controller), as device/run.ts wires them, with timers short enough for tests.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigService } from "../../../src/config/service.ts";
+import { DeviceIdentity } from "../../../src/controller/identity.ts";
+import { Controller, type ControllerTimers } from "../../../src/controller/sync.ts";
+import { Device } from "../../../src/device/device.ts";
+import { EventBus } from "../../../src/device/events.ts";
+import { prepareDataDirs } from "../../../src/device/run.ts";
+import { Store } from "../../../src/store/index.ts";
+
+export const FAST_TIMERS: ControllerTimers = {
+  configIntervalMs: 200,
+  metricIntervalMs: 60_000,
+  logIntervalMs: 60_000,
+  infoCheckIntervalMs: 60_000,
+  requestTimeoutMs: 800,
+  backoffBaseMs: 50,
+  backoffMaxMs: 400,
+};
+
+export interface TestDevice {
+  dataDir: string;
+  store: Store;
+  events: EventBus;
+  config: ConfigService;
+  device: Device;
+  identity: DeviceIdentity;
+  controller: Controller;
+  stop(): Promise<void>;
+}
+
+export async function startTestDevice(opts: {
+  dataDir: string;
+  url?: string | null;
+  rootPem?: string;
+  onboarding?: { cert: string; keyPem: string };
+  timers?: Partial<ControllerTimers>;
+  outboxMaxBytes?: number;
+  checkpointMaxAgeMs?: number | null;
+}): Promise<TestDevice> {
+  const dirs = prepareDataDirs(opts.dataDir);
+  if (opts.rootPem) writeFileSync(join(dirs.config, "root-certificate.pem"), opts.rootPem);
+  if (opts.onboarding) {
+    writeFileSync(join(dirs.config, "onboard.cert.pem"), opts.onboarding.cert);
+    writeFileSync(join(dirs.config, "onboard.key.pem"), opts.onboarding.keyPem);
+  }
+  const store = Store.open(join(dirs.persist, "evebox.db"));
+  const events = new EventBus(store);
+  const config = new ConfigService(store, events);
+  const device = new Device({ store, events, config, version: "0.1.0-test", dataDir: dirs.root, controller: null });
+  const identity = await DeviceIdentity.loadOrCreate(dirs.config, { dmiSerialPath: join(dirs.config, "no-such-dmi-serial") });
+  const controller = Controller.create({
+    configDir: dirs.config,
+    persistDir: dirs.persist,
+    dataDir: dirs.root,
+    version: "0.1.0-test",
+    store,
+    events,
+    config,
+    device,
+    identity,
+    url: opts.url ?? null,
+    timers: { ...FAST_TIMERS, ...opts.timers },
+    outboxMaxBytes: opts.outboxMaxBytes,
+    checkpointMaxAgeMs: opts.checkpointMaxAgeMs,
+  });
+  device.attachController(controller);
+  await controller.start();
+  return {
+    dataDir: dirs.root,
+    store,
+    events,
+    config,
+    device,
+    identity,
+    controller,
+    async stop() {
+      await controller.stop();
+      store.close();
+    },
+  };
+}
+
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000, stepMs = 20): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (e) {
+      last = e;
+    }
+    await Bun.sleep(stepMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+}
