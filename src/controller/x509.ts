@@ -1,9 +1,13 @@
 // X.509 for the controller link: P-256 keys, certificates (the device's self-signed one; whole CA chains in
 // tests) and chain verification. Bun's node:crypto parses and verifies certificates but cannot create
 // them, so creation goes through @peculiar/x509 over WebCrypto; verification uses node:crypto (native).
-import "reflect-metadata"; // @peculiar/x509 uses tsyringe, which needs the Reflect metadata API
 import { X509Certificate } from "node:crypto";
-import * as x509 from "@peculiar/x509";
+
+/** @peculiar/x509 loads only when a certificate is made (first start, tests): an ordinary start never pays for it. */
+async function peculiar(): Promise<typeof import("@peculiar/x509")> {
+  await import("reflect-metadata"); // @peculiar/x509 uses tsyringe, which needs the Reflect metadata API
+  return import("@peculiar/x509");
+}
 
 export const P256_ECDSA = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 
@@ -31,12 +35,13 @@ export interface CertificateSpec {
 
 /** Creates a certificate (PEM). Serial numbers are random, 16 bytes, positive. */
 export async function createCertificate(spec: CertificateSpec): Promise<string> {
+  const x509 = await peculiar();
   const notBefore = spec.notBefore ?? new Date(Date.now() - 60_000);
   const notAfter = spec.notAfter ?? new Date(notBefore.getTime() + 20 * 365 * 86_400_000);
   const serial = crypto.getRandomValues(new Uint8Array(16));
   serial[0]! &= 0x7f;
   serial[0]! |= 0x01;
-  const extensions: x509.Extension[] = [
+  const extensions: import("@peculiar/x509").Extension[] = [
     new x509.BasicConstraintsExtension(!!spec.ca, spec.ca ? spec.pathLength : undefined, true),
     new x509.KeyUsagesExtension(
       spec.ca

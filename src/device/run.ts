@@ -6,6 +6,8 @@ import { ConfigService } from "../config/service.ts";
 import { createConsoleApp } from "../console/app.ts";
 import type { UiAssets } from "../console/ui-assets.ts";
 import { Store, StoreTooNewError } from "../store/index.ts";
+import { DeviceIdentity } from "../controller/identity.ts";
+import { Controller, type ControllerTimers } from "../controller/sync.ts";
 import { Device } from "./device.ts";
 import { EventBus } from "./events.ts";
 
@@ -66,6 +68,18 @@ function instanceId(store: Store): string {
   return id;
 }
 
+/** Short controller timers for tests and labs: EVEBOX_CONTROLLER_TIMERS='{"configIntervalMs":1000}'. */
+function controllerTimersFromEnv(): Partial<ControllerTimers> | undefined {
+  const raw = process.env.EVEBOX_CONTROLLER_TIMERS;
+  if (!raw) return undefined;
+  try {
+    const t = JSON.parse(raw) as Record<string, unknown>;
+    return Object.fromEntries(Object.entries(t).filter(([, v]) => typeof v === "number" && v > 0)) as Partial<ControllerTimers>;
+  } catch {
+    throw new StartupError(`EVEBOX_CONTROLLER_TIMERS: not JSON: ${raw}`);
+  }
+}
+
 export function parseListen(listen: string): { hostname: string; port: number } {
   const m = listen.match(/^(?:\[([0-9a-fA-F:]+)\]|([^:]+)):(\d{1,5})$/) ?? listen.match(/^()()(\d{1,5})$/);
   const port = m ? Number(m[3]) : NaN;
@@ -97,6 +111,29 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   const events = new EventBus(store);
   const config = new ConfigService(store, events);
   const device = new Device({ store, events, config, version: opts.version, dataDir: dirs.root, controller: opts.controller });
+  // The controller link: identity in config/, the URL from --controller or config/server (or later the console).
+  let controller: Controller;
+  try {
+    const identity = await DeviceIdentity.loadOrCreate(dirs.config);
+    controller = Controller.create({
+      configDir: dirs.config,
+      persistDir: dirs.persist,
+      dataDir: dirs.root,
+      version: opts.version,
+      store,
+      events,
+      config,
+      device,
+      identity,
+      url: opts.controller,
+      timers: controllerTimersFromEnv(),
+      checkpointMaxAgeMs: process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS ? Number(process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS) * 86_400_000 : null,
+    });
+  } catch (e) {
+    store.close();
+    throw new StartupError(`controller: ${(e as Error).message}`);
+  }
+  device.attachController(controller);
   const auth = new Auth(store, join(dirs.run, "setup-token"));
 
   const tcpApp = createConsoleApp({ auth, device, ui: opts.ui });
@@ -121,11 +158,13 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
 
   const host = tcp.hostname?.includes(":") ? `[${tcp.hostname}]` : tcp.hostname;
   const url = `http://${host}:${tcp.port}`;
-  say(`evebox ${opts.version}: ${device.managed() ? `managed by ${opts.controller}` : "local mode"}, data in ${dirs.root}`);
+  say(`evebox ${opts.version}: ${device.managed() ? `managed by ${device.controllerUrl()}` : "local mode"}, data in ${dirs.root}`);
   say(`evebox: console on ${url}`);
   const token = auth.prepareSetup();
   if (token) say(`evebox: first start: set the admin password at ${url}/setup?token=${token} (the token is also in ${join(dirs.run, "setup-token")})`);
   device.events.publish({ type: "device.started", message: `evebox ${opts.version} started` });
+  // A managed device runs its checkpointed config (offline boot) before the app runtime plans anything.
+  await controller.start();
 
   // The app runtime (Docker engine client, reconciler) loads after the console answers.
   let reconciler: import("../reconcile/reconciler.ts").Reconciler | null = null;
@@ -154,6 +193,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       await appsReady;
       // Workloads outlive the agent: stopping evebox stops watching them, never the apps themselves.
       await (reconciler as import("../reconcile/reconciler.ts").Reconciler | null)?.stop();
+      await controller.stop();
       await Promise.all([tcp.stop(true), local.stop(true)]);
       rmSync(socketPath, { force: true });
       store.close();
