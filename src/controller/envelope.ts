@@ -57,6 +57,9 @@ export function unwrap(bytes: Uint8Array): { container: AuthContainer; payload: 
 /** Decodes and verifies an AuthContainer signed by the controller; returns its payload. */
 export async function open(bytes: Uint8Array, signer: ControllerSigner): Promise<Uint8Array> {
   const { container, payload } = unwrap(bytes);
+  if (container.cipherData?.cipherData?.length) {
+    throw new EnvelopeError("algorithm", "the controller sent an encrypted AuthContainer (cipherData); evebox has no ECDH device certificate to decrypt it");
+  }
   const hash = container.senderCertHash ?? new Uint8Array(0);
   const algo = container.algo ?? HashAlgorithm.HASH_ALGORITHM_INVALID;
   if (algo === HashAlgorithm.HASH_ALGORITHM_SHA256_32BYTES) {
