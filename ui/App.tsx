@@ -2,6 +2,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks"
 import { ApiError, createApiClient, type Health } from "./api";
 import { AuthFrame } from "./components/AuthFrame";
 import { Layout } from "./components/Layout";
+import { Controller } from "./pages/Controller";
 import { Dashboard } from "./pages/Dashboard";
 import { Login } from "./pages/Login";
 import { NotAvailable, NotFound } from "./pages/NotAvailable";
@@ -152,6 +153,7 @@ function Page({
   onDeviceName: (name: string) => void;
 }) {
   if (path === "/" || path === "/dashboard") return <Dashboard api={api} onDeviceName={onDeviceName} />;
+  if (path === "/controller") return <Controller api={api} />;
   const section = SECTIONS.find((s) => matchRoute(s.href, path));
   if (section) return <NotAvailable section={section} />;
   return <NotFound path={path} />;

@@ -28,7 +28,7 @@ export const SECTIONS: readonly Section[] = [
     href: "/controller",
     label: "Controller",
     purpose: "Connect the device to an EVE controller, or keep it in local mode.",
-    built: false,
+    built: true,
   },
   { href: "/updates", label: "Updates", purpose: "Base-OS updates, the test window and fallback.", built: false },
   { href: "/settings", label: "Settings", purpose: "Device name, console password and API tokens.", built: false },
