@@ -7,6 +7,7 @@
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, relative } from "node:path";
 import { parseArgs } from "node:util";
+import { unusedTransportStubs } from "./scripts/build-stubs.ts";
 
 const { values: flags } = parseArgs({
   args: Bun.argv.slice(2),
@@ -77,13 +78,15 @@ async function compile(target: string): Promise<void> {
   const bunTarget = TARGETS[target];
   if (!bunTarget) throw new Error(`unknown target ${target} (expected ${Object.keys(TARGETS).join(", ")})`);
   const outfile = join(root, "dist", `evebox-linux-${target}`);
-  const proc = Bun.spawn(
-    [process.execPath, "build", "--compile", "--minify", "--sourcemap=none", `--target=${bunTarget}`, join(root, "src", "cli.ts"), "--outfile", outfile],
-    { stdout: "pipe", stderr: "inherit", env: { ...process.env, BUN_BE_BUN: "1" } },
-  );
-  const out = await new Response(proc.stdout).text();
-  if ((await proc.exited) !== 0) {
-    console.error(out);
+  const result = await Bun.build({
+    entrypoints: [join(root, "src", "cli.ts")],
+    compile: { target: bunTarget as Bun.Build.CompileTarget, outfile },
+    minify: true,
+    sourcemap: "none",
+    plugins: [unusedTransportStubs],
+  });
+  if (!result.success) {
+    for (const log of result.logs) console.error(log);
     throw new Error(`compiling for ${bunTarget} failed`);
   }
   console.log(`bin  ${relative(root, outfile).padEnd(40)} ${mib(statSync(outfile).size)}`);

@@ -2,7 +2,8 @@ export {};
 // Runs the whole suite with `bun test` and closes with one "N passed, N failed" line, which CI reads
 // (bun's own summary is not recognised there). Extra arguments go to `bun test`.
 const args = Bun.argv.slice(2);
-const proc = Bun.spawn([process.execPath, "test", ...args], {
+// Integration tests start binaries, engines, VMs and browsers: a generous per-test limit (bun's default is 5 s).
+const proc = Bun.spawn([process.execPath, "test", "--timeout", "180000", ...args], {
   stdout: "pipe",
   stderr: "pipe",
   env: { ...process.env, BUN_BE_BUN: "1", FORCE_COLOR: "0" },

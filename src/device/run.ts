@@ -168,7 +168,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
 
   // The app runtime (Docker engine client, reconciler) loads after the console answers.
   let reconciler: import("../reconcile/reconciler.ts").Reconciler | null = null;
-  const appsReady = opts.apps === false
+  const appsReady = opts.apps === false || process.env.EVEBOX_APPS === "off"
     ? Promise.resolve()
     : import("../reconcile/wire.ts")
         .then(({ startAppRuntime }) =>
