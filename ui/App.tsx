@@ -3,6 +3,8 @@ import { ApiError, createApiClient, type Health } from "./api";
 import { AuthFrame } from "./components/AuthFrame";
 import { Layout } from "./components/Layout";
 import { Controller } from "./pages/Controller";
+import { AppDetail } from "./pages/AppDetail";
+import { Apps } from "./pages/Apps";
 import { Dashboard } from "./pages/Dashboard";
 import { Login } from "./pages/Login";
 import { NotAvailable, NotFound } from "./pages/NotAvailable";
@@ -154,6 +156,9 @@ function Page({
 }) {
   if (path === "/" || path === "/dashboard") return <Dashboard api={api} onDeviceName={onDeviceName} />;
   if (path === "/controller") return <Controller api={api} />;
+  if (path === "/apps") return <Apps api={api} />;
+  const app = matchRoute("/apps/:uuid", path);
+  if (app) return <AppDetail key={app.uuid} api={api} uuid={app.uuid!} />;
   const section = SECTIONS.find((s) => matchRoute(s.href, path));
   if (section) return <NotAvailable section={section} />;
   return <NotFound path={path} />;
@@ -171,6 +176,7 @@ function pageTitle(phase: Phase, path: string): string {
       return "Sign in";
     case "ready":
       if (path === "/" || path === "/dashboard") return "Dashboard";
+      if (matchRoute("/apps/:uuid", path)) return "App";
       return SECTIONS.find((s) => matchRoute(s.href, path))?.label ?? "Page not found";
   }
 }

@@ -274,6 +274,10 @@ describe("problems and plan", () => {
     expect(problemField(doc, uuid, "networkInstances[0].ip.subnet")).toBeNull();
   });
 
+  test("an added app's plan step sums it up", () => {
+    expect(stepDetails({ action: "add", kind: "app", id: uuid, name: "web" }, null, doc)).toEqual(["256 MiB memory, 2 vCPUs, 2 environment variables, 1 extra volume"]);
+  });
+
   test("a changed app's plan step is explained without showing values", () => {
     const dataId = doc.apps[1].volumeRefList[1].uuid;
     const after = updateApp(doc, uuid, {

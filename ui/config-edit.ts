@@ -22,7 +22,8 @@ export interface EnvVar {
 export interface VolumeInput {
   /** The existing volume's uuid; absent for a volume to create. */
   uuid?: string;
-  sizeMiB: number;
+  /** Required for a new volume; for an existing one, absent keeps its size. */
+  sizeMiB?: number;
   mountDir: string;
   readonly: boolean;
 }
@@ -251,10 +252,14 @@ function validateVolumes(volumes: VolumeInput[]): FieldProblem[] {
   const problems: FieldProblem[] = [];
   const dirs = new Set<string>();
   volumes.forEach((v, i) => {
-    if (!Number.isInteger(v.sizeMiB) || v.sizeMiB < 1 || v.sizeMiB > LIMITS.maxVolumeMiB) {
-      problems.push({ field: `volumes.${i}.size`, message: `Volume ${i + 1}: the size is a whole number of MiB, at least 1.` });
+    if (v.uuid === undefined || v.sizeMiB !== undefined) {
+      const size = v.sizeMiB ?? Number.NaN;
+      if (!Number.isInteger(size) || size < 1 || size > LIMITS.maxVolumeMiB) {
+        problems.push({ field: `volumes.${i}.size`, message: `Volume ${i + 1}: the size is a whole number of MiB, at least 1.` });
+      }
     }
     const dir = normalizeMountDir(v.mountDir);
+    if (v.uuid !== undefined && dir === "") return; // an existing volume mounted where the runtime decides
     if (!dir.startsWith("/") || dir === "/" || dir.split("/").some((part) => part === "..")) {
       problems.push({ field: `volumes.${i}.mountDir`, message: `Volume ${i + 1}: the mount directory is an absolute path such as /data (not / itself).` });
     } else if (dirs.has(dir)) {
@@ -393,10 +398,12 @@ export function updateApp(doc: Doc, uuid: string, changes: AppChanges, options: 
       if (v.uuid) {
         const ref = extraRefs.find((r) => r.uuid === v.uuid);
         if (!ref) throw new Error(`the app has no volume ${v.uuid}`);
-        nextRefs.push({ ...ref, mountDir: normalizeMountDir(v.mountDir) });
+        const mountDir = normalizeMountDir(v.mountDir);
+        const { mountDir: _old, ...rest } = ref;
+        nextRefs.push(mountDir ? { ...rest, mountDir } : rest);
         const vol = (next.volumes ?? []).find((x: Doc) => x.uuid === v.uuid);
         if (vol) {
-          vol.maxsizebytes = String(v.sizeMiB * MIB);
+          if (v.sizeMiB !== undefined) vol.maxsizebytes = String(v.sizeMiB * MIB);
           if (v.readonly) vol.readonly = true;
           else delete vol.readonly;
         }
@@ -611,6 +618,15 @@ export function fieldLabels(fields: string[] | undefined): string[] {
  * changed app become. Values of variables are not shown (they may be secrets), only their names.
  */
 export function stepDetails(step: PlanStep, before: Doc | null, after: Doc): string[] {
+  if (step.kind === "app" && step.action === "add") {
+    const b = readApp(after, step.id);
+    if (!b) return [];
+    const parts = [`${b.memoryMiB} MiB memory`, `${b.vcpus} ${b.vcpus === 1 ? "vCPU" : "vCPUs"}`];
+    const n = b.userData.env.length;
+    if (n) parts.push(`${n} environment ${n === 1 ? "variable" : "variables"}`);
+    if (b.volumes.length) parts.push(`${b.volumes.length} extra ${b.volumes.length === 1 ? "volume" : "volumes"}`);
+    return [parts.join(", ")];
+  }
   if (step.kind !== "app" || step.action !== "change") {
     if (step.action === "add" && step.kind === "volume") {
       const v = (after.volumes ?? []).find((x: Doc) => x.uuid === step.id);
@@ -695,7 +711,7 @@ function addDataVolume(doc: Doc, appName: string, v: VolumeInput, newId: () => s
   doc.volumes.push({
     uuid,
     origin: { type: "VCOT_BLANK" },
-    maxsizebytes: String(v.sizeMiB * MIB),
+    maxsizebytes: String((v.sizeMiB ?? 0) * MIB),
     displayName,
     generationCount: "0",
     ...(v.readonly ? { readonly: true } : {}),

@@ -15,7 +15,7 @@ export const SECTIONS: readonly Section[] = [
     href: "/apps",
     label: "Apps",
     purpose: "Deploy, start, stop and inspect the device's applications (containers and virtual machines).",
-    built: false,
+    built: true,
   },
   {
     href: "/networks",
