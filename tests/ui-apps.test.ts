@@ -1,0 +1,244 @@
+// The Apps page in a real browser against the real binary: create a container app from a local registry (the
+// plan first, then apply), see its row, change it on its own page (including a config changed meanwhile), check
+// the small-screen layout, and delete it through the plan. With EVEBOX_E2E_DOCKER set, the app must also reach
+// RUNNING on the Docker engine and answer stop/start.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { launchBrowser } from "./support/browser.ts";
+import { testDocker } from "./support/docker.ts";
+import { cleanup, type Evebox, ROOT, startEvebox, tempDataDir } from "./support/evebox.ts";
+import { startRegistryWithBusybox, type TestRegistry } from "./support/registry.ts";
+
+const ARTIFACTS = join(ROOT, "tests", ".artifacts");
+const DOCKER_E2E = !!process.env.EVEBOX_E2E_DOCKER;
+const APP = "hello-web";
+const PASSWORD = "oil-rig-7-secret";
+
+let evebox: Evebox;
+let dataDir: string;
+let browser: Browser;
+let page: Page;
+let registry: TestRegistry & { busyboxDigest: string };
+let appUuid = "";
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  registry = await startRegistryWithBusybox();
+  dataDir = tempDataDir();
+  evebox = await startEvebox({ dataDir });
+  browser = await launchBrowser();
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+}, 300_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await evebox?.stop();
+  // Workloads outlive evebox by design: remove whatever container it made for this test's app.
+  if (appUuid) {
+    const docker = testDocker();
+    const all = await docker.listContainers({ all: true }).catch(() => []);
+    const ours = all.filter((c) => Object.values(c.Labels ?? {}).includes(appUuid));
+    await Promise.all(ours.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
+  }
+  await registry?.stop();
+  cleanup(dataDir);
+});
+
+const row = () => page.locator(`tr[data-app="${APP}"]`);
+
+async function api(method: "GET" | "PUT", path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await page.request.fetch(`${evebox.url}/api/v1${path}`, {
+    method,
+    headers: { origin: evebox.url, ...headers },
+    ...(body === undefined ? {} : { data: body }),
+  });
+  return { status: res.status(), headers: res.headers(), body: await res.json().catch(() => null) };
+}
+
+test("set up, then the Apps page is empty and offers to create one", async () => {
+  const setupUrl = evebox.output().match(/(http:\/\/\S+\/setup\?token=\S+)/)![1]!;
+  await page.goto(setupUrl);
+  await page.locator("#setup-password").fill(PASSWORD);
+  await page.locator("#setup-confirm").fill(PASSWORD);
+  await page.locator("#setup-submit").click();
+  await page.locator("#dashboard").waitFor({ timeout: 10_000 });
+  await page.locator('#nav a[href="/apps"]').click();
+  await page.locator("#apps").waitFor({ timeout: 10_000 });
+  expect(new URL(page.url()).pathname).toBe("/apps");
+  await expect(page.locator("#apps").textContent({ timeout: 10_000 })).resolves.toContain("No apps yet");
+  expect(await page.locator("#app-create").isEnabled()).toBe(true);
+}, 60_000);
+
+test("the form checks its fields and shows each problem next to its field", async () => {
+  await page.locator("#app-create").click();
+  await page.locator("#app-name").fill("-not a name");
+  await page.locator("#app-repository").fill("");
+  await page.locator("#app-memory").fill("2");
+  await page.locator("#app-submit").click();
+  await page.locator("#app-form-error").waitFor({ timeout: 5_000 });
+  expect(await page.locator("#app-name").getAttribute("aria-invalid")).toBe("true");
+  expect(await page.locator("#app-name-error").textContent()).toContain("letters, digits");
+  expect(await page.locator("#app-memory").getAttribute("aria-invalid")).toBe("true");
+  expect(await page.locator("#app-repository").getAttribute("aria-invalid")).toBe("true");
+  // The first faulty field has the focus.
+  expect(await page.evaluate(() => document.activeElement?.id)).toBe("app-name");
+  expect(await page.locator("#plan").count()).toBe(0);
+  await page.screenshot({ path: join(ARTIFACTS, "apps-form-problems.png"), fullPage: true });
+  await page.locator("#app-cancel").click();
+  await page.locator("#app-form").waitFor({ state: "detached" });
+}, 30_000);
+
+test("create a container app from the local registry: the plan first, then apply, then its row", async () => {
+  await page.locator("#app-create").click();
+  await page.locator("#app-name").fill(APP);
+  await page.locator("#app-source-registry").check();
+  await page.locator("#app-registry").fill(registry.host);
+  await page.locator("#app-repository").fill("evebox/busybox:latest");
+  await page.locator("#app-sha256").fill(registry.busyboxDigest);
+  await page.locator("#app-memory").fill("64");
+  await page.locator("#app-vcpus").fill("1");
+  await page.locator("#env-add").click();
+  await page.locator(".env-row").nth(0).locator(".env-key").fill("GREETING");
+  await page.locator(".env-row").nth(0).locator(".env-value").fill("hello from evebox");
+  await page.locator("#env-add").click();
+  await page.locator(".env-row").nth(1).locator(".env-key").fill("EVE_ECO_CMD");
+  await page.locator(".env-row").nth(1).locator(".env-value").fill("sleep 3600");
+  await page.locator("#volume-add").click();
+  await page.locator("#volume-size-0").fill("16");
+  await page.locator("#volume-dir-0").fill("/data");
+  await page.screenshot({ path: join(ARTIFACTS, "apps-create-form.png"), fullPage: true });
+
+  // Review: the plan lists every object the app needs; nothing is stored yet.
+  await page.locator("#app-submit").click();
+  await page.locator("#plan").waitFor({ timeout: 10_000 });
+  const steps = await page.locator("#plan .plan-step").allTextContents();
+  expect(steps.length).toBe(5);
+  expect(steps[0]).toContain(`Add app ${APP}`);
+  expect(steps.join("\n")).toContain("datastore docker://" + registry.host);
+  expect(steps.join("\n")).toContain("evebox/busybox:latest");
+  expect(steps.filter((s) => s.startsWith("Add volume"))).toHaveLength(2);
+  expect(await page.evaluate(() => (document.querySelector("#plan") as HTMLDialogElement).open)).toBe(true);
+  await page.screenshot({ path: join(ARTIFACTS, "apps-plan.png") });
+  expect((await api("GET", "/config")).status).toBe(404);
+
+  // Cancel keeps the form (Escape, like the button); then review again and apply.
+  await page.keyboard.press("Escape");
+  await page.locator("#plan").waitFor({ state: "detached" });
+  expect(await page.locator("#app-name").inputValue()).toBe(APP);
+  await page.locator("#app-submit").click();
+  await page.locator("#plan-apply").click();
+  await page.locator("#plan").waitFor({ state: "detached", timeout: 10_000 });
+
+  await row().waitFor({ timeout: 15_000 });
+  const state = (await row().locator(".app-state").textContent())!;
+  expect(state).toMatch(/INITIAL|RESOLVING_TAG|DOWNLOADING|VERIFYING|LOADING|CREATING_VOLUME|BOOTING|RUNNING|ERROR|BROKEN/);
+  expect(await row().locator(".app-image").textContent()).toContain(`${registry.host}/evebox/busybox:latest`);
+  expect(await page.locator("#apps .status-line").textContent()).toContain(`${APP} was added`);
+  await page.screenshot({ path: join(ARTIFACTS, "apps-list.png"), fullPage: true });
+
+  // What the device stored follows EVE's conventions.
+  const config = (await api("GET", "/config")).body;
+  const app = config.apps.find((a: { displayname: string }) => a.displayname === APP);
+  appUuid = app.uuidandversion.uuid;
+  expect(app.activate).toBe(true);
+  expect(app.fixedresources).toMatchObject({ memory: 64 * 1024, maxmem: 64 * 1024, vcpus: 1 });
+  expect(Buffer.from(app.userData, "base64").toString()).toBe("GREETING=hello from evebox\nEVE_ECO_CMD=sleep 3600\n");
+  expect(app.volumeRefList[1].mountDir).toBe("/data");
+  expect(config.datastores[0]).toMatchObject({ dType: "DsContainerRegistry", fqdn: `docker://${registry.host}` });
+  expect(config.contentInfo[0]).toMatchObject({ URL: "evebox/busybox:latest", iformat: "CONTAINER", sha256: registry.busyboxDigest.replace("sha256:", "") });
+}, 60_000);
+
+test.skipIf(!DOCKER_E2E)("the app reaches RUNNING on the engine, and stop / start work", async () => {
+  await page.waitForFunction(
+    (name) => document.querySelector(`tr[data-app="${name}"] .app-state`)?.textContent?.includes("RUNNING"),
+    APP,
+    { timeout: 60_000, polling: 250 },
+  );
+  await page.screenshot({ path: join(ARTIFACTS, "apps-running.png"), fullPage: true });
+  await row().locator('button[data-action="stop"]').click();
+  await page.waitForFunction((name) => document.querySelector(`tr[data-app="${name}"] .app-state`)?.textContent?.includes("HALTED"), APP, {
+    timeout: 30_000,
+  });
+  await row().locator('button[data-action="start"]').click();
+  await page.waitForFunction((name) => document.querySelector(`tr[data-app="${name}"] .app-state`)?.textContent?.includes("RUNNING"), APP, {
+    timeout: 60_000,
+  });
+}, 180_000);
+
+test("purge asks first and names the volume whose data is lost", async () => {
+  await row().locator('button[data-action="purge"]').click();
+  await page.locator("#purge").waitFor({ timeout: 5_000 });
+  const text = (await page.locator("#purge").textContent())!;
+  expect(text).toContain(`${APP}-data`);
+  expect(text).toContain("/data");
+  expect(await page.evaluate(() => document.activeElement?.id)).toBe("purge-cancel");
+  await page.locator("#purge-cancel").click();
+  await page.locator("#purge").waitFor({ state: "detached" });
+}, 30_000);
+
+test("change the app on its page: the plan explains the change, and a config changed meanwhile is re-planned", async () => {
+  await row().locator(".app-name a").click();
+  await page.locator("#app-detail").waitFor({ timeout: 10_000 });
+  expect(new URL(page.url()).pathname).toBe(`/apps/${appUuid}`);
+  await page.locator("#app-logs").waitFor();
+  expect(await page.locator("#logs-follow").isChecked()).toBe(true);
+  await page.locator("#app-edit").click();
+  await page.locator("#app-memory").fill("96");
+  await page.locator(".env-row").nth(0).locator(".env-value").fill("changed");
+  await page.locator("#app-submit").click();
+  await page.locator("#plan").waitFor({ timeout: 10_000 });
+  const plan = (await page.locator("#plan").textContent())!;
+  expect(plan).toContain(`Change app ${APP}`);
+  expect(plan).toContain("memory 64 MiB → 96 MiB");
+  expect(plan).toContain("environment: GREETING changed");
+  expect(plan).not.toContain("changed\n"); // values are not shown
+
+  // Someone else changes the config before Apply: the device answers 412 and the plan is made again.
+  const current = await api("GET", "/config");
+  const other = { ...current.body, configItems: [{ key: "timer.config.interval", value: "120" }] };
+  expect((await api("PUT", "/config", other, { "If-Match": current.headers.etag! })).status).toBe(201);
+  await page.locator("#plan-apply").click();
+  await page.locator("#plan .notice").waitFor({ timeout: 10_000 });
+  expect(await page.locator("#plan .notice").textContent()).toContain("changed while you were reviewing");
+  await page.screenshot({ path: join(ARTIFACTS, "apps-plan-replanned.png") });
+  await page.locator("#plan-apply").click();
+  await page.locator("#plan").waitFor({ state: "detached", timeout: 10_000 });
+  await page.waitForFunction(() => document.querySelector("#app-facts")?.textContent?.includes("96 MiB memory"), undefined, { timeout: 10_000 });
+
+  const config = (await api("GET", "/config")).body;
+  const app = config.apps.find((a: { displayname: string }) => a.displayname === APP);
+  expect(app.uuidandversion.version).toBe("2");
+  expect(app.fixedresources.memory).toBe(96 * 1024);
+  expect(config.configItems).toEqual([{ key: "timer.config.interval", value: "120" }]); // the other change is kept
+  await page.screenshot({ path: join(ARTIFACTS, "app-detail.png"), fullPage: true });
+}, 60_000);
+
+test("at 360 px wide the list fits without sideways scrolling", async () => {
+  await page.setViewportSize({ width: 360, height: 740 });
+  await page.goto(`${evebox.url}/apps`);
+  await row().waitFor({ timeout: 10_000 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  await page.screenshot({ path: join(ARTIFACTS, "apps-360.png"), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 900 });
+}, 30_000);
+
+test("delete goes through the plan too, and the row goes away", async () => {
+  await row().locator('button[data-action="delete"]').click();
+  await page.locator("#plan").waitFor({ timeout: 10_000 });
+  const steps = await page.locator("#plan .plan-step").allTextContents();
+  expect(steps[0]).toContain(`Remove app ${APP}`);
+  expect(steps.join("\n")).toContain("Remove datastore");
+  expect(steps.filter((s) => s.startsWith("Remove volume"))).toHaveLength(2);
+  expect(await page.locator("#plan-apply").textContent()).toBe("Delete");
+  await page.locator("#plan-apply").click();
+  await page.locator("#plan").waitFor({ state: "detached", timeout: 10_000 });
+  await row().waitFor({ state: "detached", timeout: 60_000 });
+  const config = (await api("GET", "/config")).body;
+  expect(config.apps ?? []).toEqual([]);
+  expect(config.volumes ?? []).toEqual([]);
+  expect(config.contentInfo ?? []).toEqual([]);
+  expect(config.datastores ?? []).toEqual([]);
+}, 90_000);
