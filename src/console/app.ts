@@ -23,7 +23,7 @@ export interface ConsoleOptions {
   maxConfigBytes?: number;
 }
 
-type Env = { Variables: { principal: Principal | null; client: string } };
+type Env = { Variables: { principal: Principal | null } };
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
@@ -60,7 +60,6 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
 
   // Who is asking: a session cookie, a bearer token, or the trusted local socket.
   app.use("/api/*", async (c, next) => {
-    c.set("client", clientOf(c, opts.trustAll));
     let p: Principal | null = null;
     if (opts.trustAll) p = { kind: "local-socket" };
     else {
@@ -91,7 +90,7 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
 
   api.post("/setup", smallBody, async (c) => {
     const body = await jsonBody(c);
-    const secret = await auth.setup(body.token, body.password, c.get("client"));
+    const secret = await auth.setup(body.token, body.password, clientOf(c, opts.trustAll));
     startSession(c, secret);
     device.events.publish({ type: "auth.setup", message: "admin password set" });
     return c.json({ ok: true });
@@ -100,12 +99,12 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   api.post("/login", smallBody, async (c) => {
     const body = await jsonBody(c);
     try {
-      const secret = await auth.login(body.password, c.get("client"));
+      const secret = await auth.login(body.password, clientOf(c, opts.trustAll));
       startSession(c, secret);
       return c.json({ ok: true });
     } catch (e) {
       if (e instanceof AuthError && e.status === 401) {
-        device.events.publish({ type: "auth.login-failed", message: `failed login from ${c.get("client")}` });
+        device.events.publish({ type: "auth.login-failed", message: `failed login from ${clientOf(c, opts.trustAll)}` });
       }
       throw e;
     }

@@ -26,6 +26,12 @@ export type ApiTokenRow = typeof schema.apiTokens.$inferSelect;
 export class Store {
   readonly db: BunSQLiteDatabase<typeof schema>;
   private readonly q;
+  // Read-through caches for what every status request reads. This process is the store's only
+  // writer (a second evebox on the same data directory is refused), so write-through keeps them exact.
+  private readonly settingsCache = new Map<string, string | undefined>();
+  private currentCache: ReturnType<Store["loadCurrent"]> | undefined = undefined;
+  private readonly observedCache = new Map<string, ObservedRow[]>();
+  private readonly tokenCache = new Map<string, ApiTokenRow | undefined>();
 
   private constructor(
     readonly sqlite: Database,
@@ -78,9 +84,13 @@ export class Store {
 
   // ---- settings
   getSetting(key: string): string | undefined {
-    return this.q.setting.get({ k: key })?.value;
+    if (this.settingsCache.has(key)) return this.settingsCache.get(key);
+    const v = this.q.setting.get({ k: key })?.value;
+    this.settingsCache.set(key, v);
+    return v;
   }
   setSetting(key: string, value: string): void {
+    this.settingsCache.delete(key);
     this.db
       .insert(schema.settings)
       .values({ key, value })
@@ -88,6 +98,7 @@ export class Store {
       .run();
   }
   deleteSetting(key: string): void {
+    this.settingsCache.delete(key);
     this.db.delete(schema.settings).where(eq(schema.settings.key, key)).run();
   }
 
@@ -103,6 +114,7 @@ export class Store {
   }
 
   setCurrentVersion(version: number): void {
+    this.currentCache = undefined;
     const since = new Date();
     this.db
       .insert(schema.currentConfig)
@@ -112,6 +124,10 @@ export class Store {
   }
 
   current() {
+    if (this.currentCache === undefined) this.currentCache = this.loadCurrent();
+    return this.currentCache;
+  }
+  private loadCurrent() {
     return this.q.current.get() ?? null;
   }
 
@@ -172,10 +188,15 @@ export class Store {
     this.db.delete(schema.sessions).where(sql`${schema.sessions.expiresAt} < ${now.getTime()}`).run();
   }
   addToken(row: typeof schema.apiTokens.$inferInsert): void {
+    this.tokenCache.delete(row.id);
     this.db.insert(schema.apiTokens).values(row).run();
   }
   token(id: string): ApiTokenRow | undefined {
-    return this.q.tokenById.get({ id });
+    if (this.tokenCache.has(id)) return this.tokenCache.get(id);
+    const row = this.q.tokenById.get({ id });
+    if (this.tokenCache.size > 1000) this.tokenCache.clear();
+    this.tokenCache.set(id, row);
+    return row;
   }
   tokens(): Omit<ApiTokenRow, "secretHash">[] {
     return this.db
@@ -185,14 +206,17 @@ export class Store {
       .all();
   }
   touchToken(id: string, at = new Date()): void {
+    this.tokenCache.delete(id);
     this.db.update(schema.apiTokens).set({ lastUsedAt: at }).where(eq(schema.apiTokens.id, id)).run();
   }
   deleteToken(id: string): boolean {
+    this.tokenCache.delete(id);
     return this.sqlite.run("DELETE FROM api_tokens WHERE id = ?", [id]).changes > 0;
   }
 
   // ---- observed objects
   putObserved(o: Omit<typeof schema.observedObjects.$inferInsert, "updatedAt">): void {
+    this.observedCache.delete(o.kind);
     const row = { ...o, updatedAt: new Date() };
     this.db
       .insert(schema.observedObjects)
@@ -200,10 +224,17 @@ export class Store {
       .onConflictDoUpdate({ target: [schema.observedObjects.kind, schema.observedObjects.id], set: row })
       .run();
   }
+  /** The rows of one kind. Callers must not mutate them (they are shared from the cache). */
   observed(kind: string): ObservedRow[] {
-    return this.q.observedByKind.all({ kind });
+    let rows = this.observedCache.get(kind);
+    if (!rows) {
+      rows = this.q.observedByKind.all({ kind });
+      this.observedCache.set(kind, rows);
+    }
+    return rows;
   }
   deleteObserved(kind: string, id: string): void {
+    this.observedCache.delete(kind);
     this.db.delete(schema.observedObjects).where(and(eq(schema.observedObjects.kind, kind), eq(schema.observedObjects.id, id))).run();
   }
 
