@@ -1,7 +1,7 @@
 // Strict proto3 JSON for protobufjs reflection types. protobufjs's own fromObject coerces silently
 // (wrong types become defaults, unknown fields vanish); a device must refuse such input and say
 // where, so this walker checks every field and collects every problem with its path.
-import protobuf from "protobufjs";
+import type protobuf from "protobufjs";
 import { joinPath, type Problem } from "./problems.ts";
 
 type Type = protobuf.Type;

@@ -2,7 +2,6 @@
 // current, and whoever applies config (the reconciler) only ever reads the current one.
 import type protobuf from "protobufjs";
 import type { EventBus } from "../device/events.ts";
-import { lookupType } from "../proto/index.ts";
 import type { ConfigSummary } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
 import { type ConfigChange, diffConfigs } from "./diff.ts";
@@ -11,6 +10,14 @@ import { ConfigRejected, type Problem } from "./problems.ts";
 import { type ObjectProblem, validateConfig } from "./validate.ts";
 
 export const EDGE_DEV_CONFIG = "org.lfedge.eve.config.EdgeDevConfig";
+
+// The EVE API types (protobufjs and a 260 KB descriptor) load on first use, not at start-up:
+// a device without a config yet, or one only asked for its health, never pays for them.
+let proto: typeof import("../proto/index.ts") | null = null;
+function lookupType(name: string): protobuf.Type {
+  proto ??= require("../proto/index.ts") as typeof import("../proto/index.ts");
+  return proto.lookupType(name);
+}
 const KEEP_REJECTED_BYTES = 1024 * 1024;
 
 export type ConfigSource = "local" | "controller";
