@@ -90,6 +90,26 @@ test("the form checks its fields and shows each problem next to its field", asyn
   await page.locator("#app-form").waitFor({ state: "detached" });
 }, 30_000);
 
+test("an image tarball URL is planned as an http datastore and a content tree; cancel changes nothing", async () => {
+  await page.locator("#app-create").click();
+  await page.locator("#app-name").fill("from-url");
+  await page.locator("#app-source-url").check();
+  expect(await page.locator("#app-registry").count()).toBe(0);
+  await page.locator("#app-url").fill("http://127.0.0.1:8000/images/app.tar");
+  await page.locator("#app-sha256").fill("ab".repeat(32));
+  await page.locator("#app-submit").click();
+  await page.locator("#plan").waitFor({ timeout: 10_000 });
+  const steps = (await page.locator("#plan .plan-step").allTextContents()).join("\n");
+  expect(steps).toContain("Add datastore http://127.0.0.1:8000");
+  expect(steps).toContain("app.tar");
+  await page.locator("#plan-cancel").click();
+  await page.locator("#plan").waitFor({ state: "detached" });
+  await page.locator("#app-cancel").click();
+  await page.locator("#app-form").waitFor({ state: "detached" });
+  expect(await page.evaluate(() => document.activeElement?.id)).toBe("app-create");
+  expect((await api("GET", "/config")).status).toBe(404);
+}, 30_000);
+
 test("create a container app from the local registry: the plan first, then apply, then its row", async () => {
   await page.locator("#app-create").click();
   await page.locator("#app-name").fill(APP);
@@ -242,3 +262,25 @@ test("delete goes through the plan too, and the row goes away", async () => {
   expect(config.contentInfo ?? []).toEqual([]);
   expect(config.datastores ?? []).toEqual([]);
 }, 90_000);
+
+test("on a device managed by a controller, creating is disabled with the reason", async () => {
+  const managedDir = tempDataDir();
+  const managed = await startEvebox({ dataDir: managedDir, args: ["--controller", "https://127.0.0.1:9"], env: { EVEBOX_APPS: "off" } });
+  const other = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  try {
+    await other.goto(managed.output().match(/(http:\/\/\S+\/setup\?token=\S+)/)![1]!);
+    await other.locator("#setup-password").fill(PASSWORD);
+    await other.locator("#setup-confirm").fill(PASSWORD);
+    await other.locator("#setup-submit").click();
+    await other.locator("#dashboard").waitFor({ timeout: 10_000 });
+    await other.goto(`${managed.url}/apps`);
+    await other.locator("#apps-managed").waitFor({ timeout: 10_000 });
+    expect(await other.locator("#apps-managed").textContent()).toContain("managed by its controller");
+    expect(await other.locator("#app-create").isDisabled()).toBe(true);
+    await other.screenshot({ path: join(ARTIFACTS, "apps-managed.png") });
+  } finally {
+    await other.close();
+    await managed.stop();
+    cleanup(managedDir);
+  }
+}, 60_000);

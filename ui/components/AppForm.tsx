@@ -14,6 +14,17 @@ import {
   type Doc,
 } from "../config-edit";
 
+/** What the error summary calls a field (env and volume messages name their row themselves). */
+const FIELD_NAMES: Record<string, string> = {
+  name: "Name",
+  registry: "Registry",
+  repository: "Repository and tag",
+  url: "Address",
+  sha256: "sha256",
+  memory: "Memory",
+  vcpus: "vCPUs",
+};
+
 let rowIds = 0;
 const nextRowId = () => ++rowIds;
 
@@ -251,6 +262,7 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
                           document.getElementById(fieldDomId(p.field))?.focus();
                         }}
                       >
+                        {FIELD_NAMES[p.field] ? `${FIELD_NAMES[p.field]}: ` : ""}
                         {p.message}
                       </a>
                     ) : (
