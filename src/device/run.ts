@@ -1,13 +1,13 @@
 // Starts evebox in host mode: data directories, store, console on TCP and on the local socket.
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Auth } from "../auth/auth.ts";
 import { ConfigService } from "../config/service.ts";
 import { createConsoleApp } from "../console/app.ts";
 import type { UiAssets } from "../console/ui-assets.ts";
 import { Store, StoreTooNewError } from "../store/index.ts";
-import { DeviceIdentity } from "../controller/identity.ts";
-import { Controller, type ControllerTimers } from "../controller/sync.ts";
+import { parseControllerAddress } from "../controller/http.ts";
+import type { Controller, ControllerTimers } from "../controller/sync.ts";
 import { Device } from "./device.ts";
 import { EventBus } from "./events.ts";
 
@@ -110,30 +110,17 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   }
   const events = new EventBus(store);
   const config = new ConfigService(store, events);
-  const device = new Device({ store, events, config, version: opts.version, dataDir: dirs.root, controller: opts.controller });
-  // The controller link: identity in config/, the URL from --controller or config/server (or later the console).
-  let controller: Controller;
+  // Managed or not is known before the console answers (so a PUT /config is refused from the first
+  // request on); the controller part itself (identity, TLS, signing) loads after the console is up.
+  let controllerHint: string | null = null;
   try {
-    const identity = await DeviceIdentity.loadOrCreate(dirs.config);
-    controller = Controller.create({
-      configDir: dirs.config,
-      persistDir: dirs.persist,
-      dataDir: dirs.root,
-      version: opts.version,
-      store,
-      events,
-      config,
-      device,
-      identity,
-      url: opts.controller,
-      timers: controllerTimersFromEnv(),
-      checkpointMaxAgeMs: process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS ? Number(process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS) * 86_400_000 : null,
-    });
+    if (opts.controller) controllerHint = parseControllerAddress(opts.controller);
+    else if (existsSync(join(dirs.config, "server"))) controllerHint = parseControllerAddress(readFileSync(join(dirs.config, "server"), "utf8"));
   } catch (e) {
     store.close();
     throw new StartupError(`controller: ${(e as Error).message}`);
   }
-  device.attachController(controller);
+  const device = new Device({ store, events, config, version: opts.version, dataDir: dirs.root, controller: controllerHint });
   const auth = new Auth(store, join(dirs.run, "setup-token"));
 
   const tcpApp = createConsoleApp({ auth, device, ui: opts.ui });
@@ -163,8 +150,35 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   const token = auth.prepareSetup();
   if (token) say(`evebox: first start: set the admin password at ${url}/setup?token=${token} (the token is also in ${join(dirs.run, "setup-token")})`);
   device.events.publish({ type: "device.started", message: `evebox ${opts.version} started` });
-  // A managed device runs its checkpointed config (offline boot) before the app runtime plans anything.
-  await controller.start();
+  // The controller link (identity in config/, the URL from --controller or config/server, or later
+  // the console). A managed device runs its checkpointed config (offline boot) before the app runtime
+  // plans anything.
+  let controller: Controller | null = null;
+  try {
+    const [{ DeviceIdentity }, { Controller }] = await Promise.all([import("../controller/identity.ts"), import("../controller/sync.ts")]);
+    const identity = await DeviceIdentity.loadOrCreate(dirs.config);
+    controller = Controller.create({
+      configDir: dirs.config,
+      persistDir: dirs.persist,
+      dataDir: dirs.root,
+      version: opts.version,
+      store,
+      events,
+      config,
+      device,
+      identity,
+      url: opts.controller,
+      timers: controllerTimersFromEnv(),
+      checkpointMaxAgeMs: process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS ? Number(process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS) * 86_400_000 : null,
+    });
+    device.attachController(controller);
+    await controller.start();
+  } catch (e) {
+    await Promise.all([tcp.stop(true), local.stop(true)]);
+    rmSync(socketPath, { force: true });
+    store.close();
+    throw new StartupError(`controller: ${(e as Error).message}`);
+  }
 
   // The app runtime (Docker engine client, reconciler) loads after the console answers.
   let reconciler: import("../reconcile/reconciler.ts").Reconciler | null = null;
@@ -193,7 +207,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       await appsReady;
       // Workloads outlive the agent: stopping evebox stops watching them, never the apps themselves.
       await (reconciler as import("../reconcile/reconciler.ts").Reconciler | null)?.stop();
-      await controller.stop();
+      await controller?.stop();
       await Promise.all([tcp.stop(true), local.stop(true)]);
       rmSync(socketPath, { force: true });
       store.close();
