@@ -242,6 +242,15 @@ test("at 360 px wide the list fits without sideways scrolling", async () => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   expect(overflow).toBeLessThanOrEqual(0);
   await page.screenshot({ path: join(ARTIFACTS, "apps-360.png"), fullPage: true });
+  // The dialogs fit too.
+  await row().locator('button[data-action="purge"]').click();
+  await page.locator("#purge").waitFor({ timeout: 5_000 });
+  const box = (await page.locator("#purge").boundingBox())!;
+  expect(box.x).toBeGreaterThanOrEqual(0);
+  expect(box.x + box.width).toBeLessThanOrEqual(360);
+  await page.screenshot({ path: join(ARTIFACTS, "apps-360-purge.png") });
+  await page.keyboard.press("Escape");
+  await page.locator("#purge").waitFor({ state: "detached" });
   await page.setViewportSize({ width: 1280, height: 900 });
 }, 30_000);
 
