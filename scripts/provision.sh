@@ -20,7 +20,13 @@ NEEDS=(
   dnsmasq:dnsmasq-base
   ip:iproute2
   conntrack:conntrack
+  mkfs.vfat:dosfstools
+  mcopy:mtools
+  syslinux:syslinux
+  cpio:cpio
 )
+# Packages that bring files, not commands: syslinux's BIOS modules (test guest disk), OVMF (UEFI VMs).
+FILE_PACKAGES=(syslinux-common ovmf)
 
 say() { echo "provision: $*"; }
 is_root() { [ "$(id -u)" -eq 0 ]; }
@@ -33,6 +39,9 @@ done
 if ! dpkg-query -W -f='${db:Status-Abbrev}' busybox-static 2>/dev/null | grep -q '^ii'; then
   missing+=(busybox-static)
 fi
+for pkg in "${FILE_PACKAGES[@]}"; do
+  dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null | grep -q '^ii' || missing+=("$pkg")
+done
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk 'NF && !seen[$0]++')
 
 did=0
