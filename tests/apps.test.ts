@@ -21,7 +21,7 @@ let api: Client;
 let deadPort: number;
 let http: ReturnType<typeof Bun.serve>;
 let tarSha = "";
-let tarBytes: Uint8Array;
+let tarBytes: Uint8Array<ArrayBuffer>;
 
 interface AppDef {
   name: string;
@@ -101,7 +101,7 @@ beforeAll(async () => {
   // An image archive for the Http datastore, served with Range support.
   tarBytes = new Uint8Array(await new Response(Bun.spawn(["docker", "save", image], { stdout: "pipe" }).stdout).arrayBuffer());
   tarSha = new Bun.CryptoHasher("sha256").update(tarBytes).digest("hex");
-  http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => (new URL(req.url).pathname === "/images/busybox.tar" ? new Response(tarBytes) : new Response("no", { status: 404 })) });
+  http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => (new URL(req.url).pathname === "/images/busybox.tar" ? new Response(tarBytes as Uint8Array<ArrayBuffer>) : new Response("no", { status: 404 })) });
   const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   deadPort = probe.port;
   probe.stop(true);

@@ -154,6 +154,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   // the console). A managed device runs its checkpointed config (offline boot) before the app runtime
   // plans anything.
   let controller: Controller | null = null;
+  let reconciler: import("../reconcile/reconciler.ts").Reconciler | null = null;
   try {
     const [{ DeviceIdentity }, { Controller }] = await Promise.all([import("../controller/identity.ts"), import("../controller/sync.ts")]);
     const identity = await DeviceIdentity.loadOrCreate(dirs.config);
@@ -169,6 +170,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       identity,
       url: opts.controller,
       timers: controllerTimersFromEnv(),
+      appMetrics: () => reconciler?.appSamples() ?? [],
       checkpointMaxAgeMs: process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS ? Number(process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS) * 86_400_000 : null,
     });
     device.attachController(controller);
@@ -181,7 +183,6 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   }
 
   // The app runtime (Docker engine client, reconciler) loads after the console answers.
-  let reconciler: import("../reconcile/reconciler.ts").Reconciler | null = null;
   const appsReady = opts.apps === false || process.env.EVEBOX_APPS === "off"
     ? Promise.resolve()
     : import("../reconcile/wire.ts")

@@ -8,6 +8,7 @@ import type { ContainerRuntime } from "../runtime/containers/runtime.ts";
 import type { ContentCache } from "../storage/cache.ts";
 import type { VolumeStore } from "../storage/volumes.ts";
 import type { Store } from "../store/store.ts";
+import type { AppSample } from "../telemetry/metrics.ts";
 import { AppLogCollector } from "./app-logs.ts";
 import { type DesiredState, desiredFromConfig, type LocalCommands } from "./desired.ts";
 import { execute, type ExecutorContext, type LaneContext } from "./executors.ts";
@@ -27,6 +28,8 @@ export interface ReconcilerDeps {
   log: (level: "info" | "warn" | "error", message: string) => void;
   /** Safety-net pass interval (engine events and config changes trigger passes as well). */
   tickMs?: number;
+  /** How often running apps' CPU and memory are sampled. */
+  statsIntervalMs?: number;
   concurrency?: number;
   stopTimeoutSec?: number;
 }
@@ -49,6 +52,8 @@ export class Reconciler {
   private engineError: string | null = null;
   private lastApply: { at: Date; steps: number; failed: number } | null = null;
   private stopped = false;
+  private readonly samples = new Map<string, AppSample>();
+  private statsTimer: ReturnType<typeof setInterval> | null = null;
   passes = 0;
 
   constructor(private readonly deps: ReconcilerDeps) {
@@ -64,12 +69,60 @@ export class Reconciler {
       this.noteEngineError(e as Error);
     }
     this.timer = setInterval(() => this.trigger(false), this.deps.tickMs ?? 15_000);
+    this.statsTimer = setInterval(() => void this.sampleStats(), this.deps.statsIntervalMs ?? 20_000);
     this.trigger(false);
+  }
+
+  /** The latest CPU and memory figures of each running app (for metrics to the controller). */
+  appSamples(): AppSample[] {
+    return [...this.samples.values()];
+  }
+
+  private async sampleStats(): Promise<void> {
+    let containers;
+    try {
+      containers = (await this.deps.runtime.listOwned()).filter((c) => c.state === "running");
+    } catch {
+      return;
+    }
+    const now = new Date();
+    const rows: { ts: Date; objectKind: string; objectId: string; name: string; value: number }[] = [];
+    const seen = new Set<string>();
+    await Promise.all(
+      containers.map(async (c) => {
+        try {
+          const st = await this.deps.runtime.stats(c.id);
+          seen.add(c.appUuid);
+          this.samples.set(c.appUuid, {
+            uuid: c.appUuid,
+            name: c.appName,
+            version: c.labels["evebox.app.version"],
+            cpuNs: st.cpuTotalNs,
+            startedAt: c.startedAt ?? undefined,
+            memoryUsedBytes: st.memoryUsedBytes,
+            memoryLimitBytes: st.memoryLimitBytes,
+          });
+          rows.push(
+            { ts: now, objectKind: "app", objectId: c.appUuid, name: "cpu_ns", value: st.cpuTotalNs },
+            { ts: now, objectKind: "app", objectId: c.appUuid, name: "memory_bytes", value: st.memoryUsedBytes },
+          );
+        } catch {
+          // stopped between list and stats
+        }
+      }),
+    );
+    for (const uuid of this.samples.keys()) if (!seen.has(uuid)) this.samples.delete(uuid);
+    try {
+      this.deps.store.addMetrics(rows);
+    } catch {
+      // store closing
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.statsTimer) clearInterval(this.statsTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     for (const u of this.unsubscribe) u();
     this.current?.abort();
