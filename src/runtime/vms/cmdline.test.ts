@@ -1,0 +1,171 @@
+import { describe, expect, test } from "bun:test";
+import { buildQemuArgs, qemuValue, vmPaths, vmSpecHash } from "./cmdline.ts";
+import type { VmSpec } from "./types.ts";
+import { hostProblems, specProblems } from "./validate.ts";
+
+const UUID = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+const spec: VmSpec = {
+  appUuid: UUID,
+  name: "router, edge",
+  memoryKiB: 524288,
+  vcpus: 2,
+  mode: "legacy-bios",
+  disks: [
+    { path: "/persist/vols/a.qcow2", format: "qcow2", readOnly: false },
+    { path: "/persist/blobs/b.iso", format: "raw", readOnly: true, cdrom: true },
+  ],
+  nics: [
+    { kind: "user", hostfwd: [{ hostPort: 2222, guestPort: 22 }] },
+    { kind: "tap", ifname: "ev1.2", mac: "02:16:3e:00:00:01", bridge: "ebbr0" },
+  ],
+  remoteConsole: false,
+};
+const paths = vmPaths("/run/evebox", UUID);
+
+/** The value following each occurrence of `flag`. */
+function values(args: string[], flag: string): string[] {
+  return args.flatMap((a, i) => (a === flag ? [args[i + 1]!] : []));
+}
+
+describe("buildQemuArgs", () => {
+  const args = buildQemuArgs(spec, { paths, accelerator: "tcg", paused: true });
+
+  test("identity, machine, accelerator, size", () => {
+    expect(values(args, "-name")).toEqual(["guest=router,, edge,debug-threads=on"]);
+    expect(values(args, "-uuid")).toEqual([UUID]);
+    expect(values(args, "-machine")).toEqual(["q35,accel=tcg"]);
+    expect(values(args, "-cpu")).toEqual(["max"]);
+    expect(values(args, "-smp")).toEqual(["2"]);
+    expect(values(args, "-m")).toEqual(["524288k"]);
+    expect(args).toContain("-nodefaults");
+    expect(args).not.toContain("-no-reboot");
+    expect(args).not.toContain("-daemonize");
+    expect(args.at(-1)).toBe("-S");
+    expect(values(buildQemuArgs(spec, { paths, accelerator: "kvm" }), "-cpu")).toEqual(["host"]);
+    expect(buildQemuArgs(spec, { paths, accelerator: "kvm" })).not.toContain("-S");
+  });
+
+  test("pidfile, QMP, serial and virtio console on unix sockets under run/vms/<uuid>", () => {
+    expect(values(args, "-pidfile")).toEqual([`/run/evebox/vms/${UUID}/qemu.pid`]);
+    expect(values(args, "-qmp")).toEqual([`unix:/run/evebox/vms/${UUID}/qmp.sock,server=on,wait=off`]);
+    const chardevs = values(args, "-chardev");
+    expect(chardevs[0]).toStartWith(`socket,id=serial0,path=/run/evebox/vms/${UUID}/serial.sock,server=on,wait=off,logfile=`);
+    expect(values(args, "-serial")).toEqual(["chardev:serial0"]);
+    expect(chardevs[1]).toBe(`socket,id=console0,path=/run/evebox/vms/${UUID}/console.sock,server=on,wait=off`);
+    expect(values(args, "-device")).toContain("virtio-serial-pci,id=virtio-serial0");
+    expect(values(args, "-device").some((d) => d.startsWith("virtconsole,chardev=console0"))).toBe(true);
+  });
+
+  test("no display without remoteConsole; VNC on a unix socket with it", () => {
+    expect(values(args, "-display")).toEqual(["none"]);
+    expect(args).not.toContain("-vnc");
+    const vnc = buildQemuArgs({ ...spec, remoteConsole: true }, { paths, accelerator: "tcg" });
+    expect(values(vnc, "-vnc")).toEqual([`unix:/run/evebox/vms/${UUID}/vnc.sock`]);
+    expect(values(vnc, "-device")).toContain("VGA");
+    expect(vnc).not.toContain("-display");
+  });
+
+  test("disks: virtio-blk hard disk first in boot order, ISO as read-only IDE CD-ROM", () => {
+    expect(values(args, "-drive")).toEqual([
+      "file=/persist/vols/a.qcow2,format=qcow2,if=none,id=disk0,cache=writeback,discard=unmap",
+      "file=/persist/blobs/b.iso,format=raw,if=none,id=disk1,media=cdrom,readonly=on",
+    ]);
+    expect(values(args, "-device")).toContain("virtio-blk-pci,drive=disk0,bootindex=0");
+    expect(values(args, "-device")).toContain("ide-cd,drive=disk1,bootindex=1");
+    const ro = buildQemuArgs({ ...spec, disks: [{ path: "/x,y.raw", format: "raw", readOnly: true, bus: "ide" }] }, { paths, accelerator: "tcg" });
+    expect(values(ro, "-drive")).toEqual(["file=/x,,y.raw,format=raw,if=none,id=disk0,cache=writeback,discard=unmap,readonly=on"]);
+    expect(values(ro, "-device")).toContain("ide-hd,drive=disk0,bootindex=0");
+  });
+
+  test("nics: user networking with host forwards, taps without scripts, no option ROM", () => {
+    expect(values(args, "-netdev")).toEqual([
+      "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22",
+      "tap,id=net1,ifname=ev1.2,script=no,downscript=no",
+    ]);
+    expect(values(args, "-device")).toContain("virtio-net-pci,netdev=net0,romfile=");
+    expect(values(args, "-device")).toContain("virtio-net-pci,netdev=net1,romfile=,mac=02:16:3e:00:00:01");
+  });
+
+  test("UEFI: OVMF code read-only and the VM's own variable store", () => {
+    const uefi = buildQemuArgs({ ...spec, mode: "uefi" }, { paths, accelerator: "tcg" });
+    expect(values(uefi, "-drive").slice(0, 2)).toEqual([
+      "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+      `if=pflash,format=raw,unit=1,file=/run/evebox/vms/${UUID}/OVMF_VARS.fd`,
+    ]);
+    const kept = buildQemuArgs({ ...spec, mode: "uefi", firmwareVarsPath: "/persist/vols/vars.fd" }, { paths, accelerator: "tcg" });
+    expect(values(kept, "-drive")[1]).toBe("if=pflash,format=raw,unit=1,file=/persist/vols/vars.fd");
+    expect(args.some((a) => a.includes("pflash"))).toBe(false);
+  });
+
+  test("cloud-init seed as a read-only disk; direct kernel boot", () => {
+    const withSeed = buildQemuArgs(
+      { ...spec, disks: [], kernel: "/k", initrd: "/i", cmdline: "console=ttyS0" },
+      { paths, accelerator: "tcg", seedImage: paths.seed },
+    );
+    expect(values(withSeed, "-drive")).toEqual([`file=${paths.seed},format=raw,if=none,id=cidata,readonly=on`]);
+    expect(values(withSeed, "-kernel")).toEqual(["/k"]);
+    expect(values(withSeed, "-initrd")).toEqual(["/i"]);
+    expect(values(withSeed, "-append")).toEqual(["console=ttyS0"]);
+  });
+
+  test("qemuValue doubles commas", () => {
+    expect(qemuValue("a,b,,c")).toBe("a,,b,,,,c");
+  });
+});
+
+describe("vmSpecHash", () => {
+  test("stable, and changes with anything that needs a new QEMU", () => {
+    const base = vmSpecHash(spec);
+    expect(vmSpecHash(structuredClone(spec))).toBe(base);
+    expect(vmSpecHash({ ...spec, memoryKiB: 1 << 20 })).not.toBe(base);
+    expect(vmSpecHash({ ...spec, cloudInitUserData: "#cloud-config" })).not.toBe(base);
+    expect(vmSpecHash({ ...spec, remoteConsole: true })).not.toBe(base);
+    expect(vmSpecHash({ ...spec, disks: spec.disks.slice(1) })).not.toBe(base);
+  });
+});
+
+describe("spec validation", () => {
+  test("a good spec has no problems", () => {
+    expect(specProblems(spec)).toEqual([]);
+  });
+
+  test("every problem is listed with its field", () => {
+    const bad = specProblems({
+      ...spec,
+      appUuid: "nope",
+      memoryKiB: 1000,
+      vcpus: 0,
+      mode: "bios" as never,
+      disks: [{ path: "", format: "iso" as never, readOnly: true }],
+      nics: [{ kind: "tap", ifname: "much-too-long-name0", mac: "zz" }, { kind: "user", hostfwd: [{ hostPort: 0, guestPort: 22 }] }],
+      initrd: "/i",
+    });
+    expect(bad).toEqual([
+      'appUuid: "nope" is not a UUID',
+      "memoryKiB: 1000 is not a whole number of KiB of at least 16384 (16 MiB)",
+      "vcpus: 0 is not a whole number ≥ 1",
+      'mode: "bios" is neither "legacy-bios" nor "uefi"',
+      "disks[0].path: empty",
+      'disks[0].format: "iso" is not one of raw, qcow2, qcow, vmdk, vhdx, vpc',
+      'nics[0].mac: "zz" is not a MAC address',
+      'nics[0].ifname: "much-too-long-name0" is not an interface name (1-15 of A-Z a-z 0-9 _ . -)',
+      "nics[1].hostfwd[0].hostPort: 0 is not a port",
+      "kernel: initrd or cmdline given without a kernel",
+    ]);
+  });
+
+  test("host: too much memory, too many vCPUs, missing files, long socket paths", () => {
+    const host = { memTotalKiB: 2 * 1024 * 1024, memAvailableKiB: 1024 * 1024, cpus: 2 };
+    const problems = hostProblems(
+      { ...spec, memoryKiB: 4 * 1024 * 1024, vcpus: 4, kernel: "/nonexistent/vmlinuz" },
+      host,
+      vmPaths(`/tmp/${"x".repeat(80)}`, UUID),
+      { code: "/usr/share/OVMF/OVMF_CODE_4M.fd", vars: "/usr/share/OVMF/OVMF_VARS_4M.fd" },
+    );
+    expect(problems[0]).toBe("memoryKiB: 4194304 KiB (4096 MiB) is more than this host has available (1024 MiB available of 2048 MiB)");
+    expect(problems[1]).toBe("vcpus: 4 is more than this host's 2 CPUs");
+    expect(problems).toContain("disks[0].path: /persist/vols/a.qcow2 does not exist or is not a file");
+    expect(problems).toContain("kernel: /nonexistent/vmlinuz does not exist or is not a file");
+    expect(problems.at(-1)).toMatch(/^run directory: socket path .* is longer than 107 bytes/);
+  });
+});

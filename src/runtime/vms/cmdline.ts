@@ -1,0 +1,170 @@
+// The QEMU command line of a VM app, built in one place from a VmSpec; pure, so it is unit-tested without QEMU.
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import type { Accelerator, DiskSpec, NicSpec, VmSpec } from "./types.ts";
+
+/** Where a VM's runtime files live: `<runDir>/vms/<uuid>/`. */
+export interface VmPaths {
+  dir: string;
+  pidfile: string;
+  qmp: string;
+  serial: string;
+  console: string;
+  vnc: string;
+  /** QEMU's stdout and stderr for its whole life (it runs detached, so nobody else reads them). */
+  log: string;
+  /** Everything the guest wrote on its serial port (QEMU's chardev logfile), trimmed by the runtime. */
+  serialLog: string;
+  /** The spec it was started with (JSON), for adoption after a restart of evebox. */
+  spec: string;
+  seed: string;
+  firmwareVars: string;
+}
+
+export function vmPaths(runDir: string, appUuid: string): VmPaths {
+  const dir = join(runDir, "vms", appUuid);
+  return {
+    dir,
+    pidfile: join(dir, "qemu.pid"),
+    qmp: join(dir, "qmp.sock"),
+    serial: join(dir, "serial.sock"),
+    console: join(dir, "console.sock"),
+    vnc: join(dir, "vnc.sock"),
+    log: join(dir, "qemu.log"),
+    serialLog: join(dir, "serial.log"),
+    spec: join(dir, "spec.json"),
+    seed: join(dir, "cidata.img"),
+    firmwareVars: join(dir, "OVMF_VARS.fd"),
+  };
+}
+
+/** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
+export const MAX_SOCKET_PATH = 107;
+
+export interface Firmware {
+  /** OVMF code (read-only pflash) and the template of its variable store. */
+  ovmfCode: string;
+  ovmfVarsTemplate: string;
+}
+
+export const DEFAULT_FIRMWARE: Firmware = {
+  ovmfCode: "/usr/share/OVMF/OVMF_CODE_4M.fd",
+  ovmfVarsTemplate: "/usr/share/OVMF/OVMF_VARS_4M.fd",
+};
+
+export interface QemuArgsOptions {
+  paths: VmPaths;
+  accelerator: Accelerator;
+  firmware?: Firmware;
+  /** The NoCloud seed image, when the spec has user-data (built by the runtime before start). */
+  seedImage?: string;
+  /** Start with the vCPUs stopped (`-S`), so the runtime can attach consoles and cgroups before the guest runs. */
+  paused?: boolean;
+}
+
+/** QEMU's option syntax: a comma inside a value is written twice. */
+export function qemuValue(value: string): string {
+  return value.replaceAll(",", ",,");
+}
+
+/** Arguments after the QEMU binary. */
+export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions): string[] {
+  const { paths } = opts;
+  const firmware = opts.firmware ?? DEFAULT_FIRMWARE;
+  const v = qemuValue;
+  const args: string[] = [
+    "-name", `guest=${v(spec.name)},debug-threads=on`,
+    "-uuid", spec.appUuid,
+    // q35 for both modes, as EVE does; SeaBIOS is QEMU's default firmware for it.
+    "-machine", `q35,accel=${opts.accelerator}`,
+    "-cpu", opts.accelerator === "kvm" ? "host" : "max",
+    "-smp", String(spec.vcpus),
+    "-m", `${spec.memoryKiB}k`,
+    "-nodefaults",
+    "-no-user-config",
+    "-msg", "timestamp=on",
+    "-pidfile", paths.pidfile,
+    "-qmp", `unix:${v(paths.qmp)},server=on,wait=off`,
+    // Serial port 0 on a unix socket, also logged to a file so a restarted evebox can show recent output.
+    "-chardev", `socket,id=serial0,path=${v(paths.serial)},server=on,wait=off,logfile=${v(paths.serialLog)},logappend=on`,
+    "-serial", "chardev:serial0",
+    // A virtio console (hvc0 in a Linux guest) on its own socket.
+    "-device", "virtio-serial-pci,id=virtio-serial0",
+    "-chardev", `socket,id=console0,path=${v(paths.console)},server=on,wait=off`,
+    "-device", "virtconsole,chardev=console0,id=console0,name=org.lfedge.eve.console.0",
+  ];
+  if (spec.remoteConsole) args.push("-vnc", `unix:${v(paths.vnc)}`, "-device", "VGA");
+  else args.push("-display", "none");
+
+  if (spec.mode === "uefi") {
+    args.push(
+      "-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${v(firmware.ovmfCode)}`,
+      "-drive", `if=pflash,format=raw,unit=1,file=${v(spec.firmwareVarsPath ?? paths.firmwareVars)}`,
+    );
+  }
+
+  let bootIndex = 0;
+  spec.disks.forEach((disk, i) => args.push(...diskArgs(disk, i, bootIndex++)));
+  if (opts.seedImage) {
+    // NoCloud reads any block device whose filesystem is labelled cidata; not bootable.
+    args.push(
+      "-drive", `file=${v(opts.seedImage)},format=raw,if=none,id=cidata,readonly=on`,
+      "-device", "virtio-blk-pci,drive=cidata",
+    );
+  }
+  spec.nics.forEach((nic, i) => args.push(...nicArgs(nic, i)));
+
+  if (spec.kernel) args.push("-kernel", spec.kernel);
+  if (spec.initrd) args.push("-initrd", spec.initrd);
+  if (spec.cmdline !== undefined && spec.kernel) args.push("-append", spec.cmdline);
+  if (opts.paused) args.push("-S");
+  return args;
+}
+
+function diskArgs(disk: DiskSpec, i: number, bootIndex: number): string[] {
+  const v = qemuValue;
+  if (disk.cdrom) {
+    return [
+      "-drive", `file=${v(disk.path)},format=${disk.format},if=none,id=disk${i},media=cdrom,readonly=on`,
+      "-device", `ide-cd,drive=disk${i},bootindex=${bootIndex}`,
+    ];
+  }
+  const drive = `file=${v(disk.path)},format=${disk.format},if=none,id=disk${i},cache=writeback,discard=unmap` +
+    (disk.readOnly ? ",readonly=on" : "");
+  const device = disk.bus === "ide" ? "ide-hd" : "virtio-blk-pci";
+  return ["-drive", drive, "-device", `${device},drive=disk${i},bootindex=${bootIndex}`];
+}
+
+function nicArgs(nic: NicSpec, i: number): string[] {
+  // No option ROM: VM apps boot from their disks, and loading iPXE costs seconds under TCG.
+  const device = `${nic.model === "e1000" ? "e1000" : "virtio-net-pci"},netdev=net${i},romfile=${nic.mac ? `,mac=${nic.mac}` : ""}`;
+  if (nic.kind === "tap") return ["-netdev", `tap,id=net${i},ifname=${nic.ifname},script=no,downscript=no`, "-device", device];
+  const fwd = (nic.hostfwd ?? [])
+    .map((f) => `,hostfwd=${f.protocol ?? "tcp"}:${f.hostAddress ?? "127.0.0.1"}:${f.hostPort}-:${f.guestPort}`)
+    .join("");
+  return ["-netdev", `user,id=net${i}${fwd}`, "-device", device];
+}
+
+/** A stable hash of everything in the spec that needs a new QEMU when it changes (adoption compares it). */
+export function vmSpecHash(spec: VmSpec): string {
+  const canonical = {
+    appUuid: spec.appUuid,
+    name: spec.name,
+    memoryKiB: spec.memoryKiB,
+    vcpus: spec.vcpus,
+    mode: spec.mode,
+    disks: spec.disks.map((d) => [d.path, d.format, d.readOnly, d.cdrom ?? false, d.bus ?? "virtio"]),
+    cloudInitUserData: spec.cloudInitUserData ?? null,
+    nics: spec.nics.map((n) =>
+      n.kind === "user"
+        ? ["user", n.mac ?? null, n.model ?? "virtio", (n.hostfwd ?? []).map((f) => [f.protocol ?? "tcp", f.hostAddress ?? "127.0.0.1", f.hostPort, f.guestPort])]
+        : ["tap", n.ifname, n.mac, n.bridge ?? null, n.model ?? "virtio"],
+    ),
+    remoteConsole: spec.remoteConsole,
+    kernel: spec.kernel ?? null,
+    initrd: spec.initrd ?? null,
+    cmdline: spec.cmdline ?? null,
+    firmwareVarsPath: spec.firmwareVarsPath ?? null,
+  };
+  return createHash("sha256").update(JSON.stringify(canonical)).digest("hex").slice(0, 16);
+}

@@ -1,0 +1,10 @@
+export { type AcceleratorProbe, probeAccelerator, runProbeGuest } from "./accel.ts";
+export { findCgroup2Root, VmCgroups } from "./cgroup.ts";
+export { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, type QemuArgsOptions, qemuValue, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
+export { ByteRing, ConsoleBridge, ConsoleTimeout } from "./console.ts";
+export { type ImageInfo, imageInfo, makeNoCloudSeed, type PreparedDisk, prepareDisk, type PrepareDiskOptions, verifyDiskImage } from "./disks.ts";
+export { VmError, type VmErrorKind } from "./errors.ts";
+export { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
+export { isOurQemu, logTail, QemuRuntime, type QemuRuntimeOptions } from "./runtime.ts";
+export type * from "./types.ts";
+export { type HostResources, hostResources, hostProblems, specProblems } from "./validate.ts";

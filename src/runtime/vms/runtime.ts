@@ -1,0 +1,741 @@
+import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
+import type { Subprocess } from "bun";
+import { type AcceleratorProbe, probeAccelerator } from "./accel.ts";
+import { VmCgroups } from "./cgroup.ts";
+import { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
+import { ConsoleBridge, ConsoleTimeout } from "./console.ts";
+import { makeNoCloudSeed, prepareDisk, type PrepareDiskOptions, type PreparedDisk } from "./disks.ts";
+import { VmError } from "./errors.ts";
+import { QmpClient, type QmpEvent } from "./qmp.ts";
+import type {
+  Accelerator,
+  AdoptedVm,
+  ConsolePort,
+  ShutdownResult,
+  StartOptions,
+  VmConsole,
+  VmExit,
+  VmLogger,
+  VmSpec,
+  VmState,
+  VmStats,
+  VmStatus,
+} from "./types.ts";
+import { hostProblems, hostResources, type HostResources, specProblems } from "./validate.ts";
+
+export interface QemuRuntimeOptions {
+  /** evebox's `run/`; each VM gets `<runDir>/vms/<uuid>/`. */
+  runDir: string;
+  qemu?: string;
+  qemuImg?: string;
+  logger?: VmLogger;
+  firmware?: Firmware;
+  /** null turns per-VM cgroups off; by default they are used when the cgroup2 mount is writable. */
+  cgroups?: VmCgroups | null;
+  /** Recent output kept per console port. */
+  consoleRingBytes?: number;
+  /** Time QEMU gets to come up (its QMP socket answering). */
+  startTimeoutMs?: number;
+  /** How often a VM's QEMU pid is checked, besides the QMP connection's end and the child's exit. */
+  pollIntervalMs?: number;
+  /** Skips the accelerator probe (tests, or a device that knows). */
+  accelerator?: Accelerator;
+  hostResources?: () => HostResources;
+}
+
+/** What spec.json in a VM's run directory holds. */
+interface RunRecord {
+  spec: VmSpec;
+  specHash: string;
+  accelerator: Accelerator;
+  startedAt: string;
+}
+
+type Expecting = "host-shutdown" | "killed" | null;
+
+interface ManagedVm {
+  uuid: string;
+  name: string;
+  record: RunRecord;
+  paths: VmPaths;
+  pid: number;
+  child: Subprocess | null;
+  qmp: QmpClient | null;
+  serial: ConsoleBridge;
+  virtio: ConsoleBridge;
+  expecting: Expecting;
+  shutdownEvent: { guest: boolean; reason: string } | null;
+  poll: Timer | null;
+  gone: Promise<VmExit>;
+  resolveGone(exit: VmExit): void;
+  goneStarted: boolean;
+  watchers: Set<(exit: VmExit) => void>;
+}
+
+const NO_LOG: VmLogger = { info() {}, warn() {} };
+
+/**
+ * VM apps under QEMU. Each VM runs detached (its own session, pidfile, QMP and console sockets under
+ * `<runDir>/vms/<uuid>/`), so it outlives this process; a new QemuRuntime finds running VMs with `adopt()`.
+ */
+export class QemuRuntime {
+  readonly runDir: string;
+  private readonly qemu: string;
+  private readonly qemuImg: string;
+  private readonly log: VmLogger;
+  private readonly firmware: Firmware;
+  private readonly cgroups: VmCgroups | null;
+  private readonly ringBytes: number;
+  private readonly startTimeoutMs: number;
+  private readonly pollIntervalMs: number;
+  private readonly host: () => HostResources;
+  private accel: Promise<AcceleratorProbe> | null = null;
+  private accelResult: AcceleratorProbe | null = null;
+  private readonly vms = new Map<string, ManagedVm>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly exitListeners = new Set<(exit: VmExit) => void>();
+  private closed = false;
+
+  constructor(opts: QemuRuntimeOptions) {
+    this.runDir = opts.runDir;
+    this.qemu = opts.qemu ?? "qemu-system-x86_64";
+    this.qemuImg = opts.qemuImg ?? "qemu-img";
+    this.log = opts.logger ?? NO_LOG;
+    this.firmware = opts.firmware ?? DEFAULT_FIRMWARE;
+    this.cgroups = opts.cgroups === undefined ? new VmCgroups() : opts.cgroups;
+    this.ringBytes = opts.consoleRingBytes ?? 64 * 1024;
+    this.startTimeoutMs = opts.startTimeoutMs ?? 15_000;
+    this.pollIntervalMs = opts.pollIntervalMs ?? 500;
+    this.host = opts.hostResources ?? hostResources;
+    if (opts.accelerator) {
+      this.accelResult = { accelerator: opts.accelerator, reason: "set by configuration", probeMs: 0 };
+      this.accel = Promise.resolve(this.accelResult);
+    }
+  }
+
+  // ---- accelerator
+
+  /** KVM if a guest really runs on it, else TCG; probed once. `acceleratorProbe()` tells why. */
+  async probeAccelerator(): Promise<Accelerator> {
+    this.accel ??= probeAccelerator(this.qemu).then((r) => {
+      this.accelResult = r;
+      if (r.reason) this.log.info(`VMs run under TCG (no hardware acceleration): ${r.reason}`);
+      else this.log.info("VMs run under KVM");
+      return r;
+    });
+    return (await this.accel).accelerator;
+  }
+
+  acceleratorProbe(): AcceleratorProbe | null {
+    return this.accelResult;
+  }
+
+  /** Why per-VM accounting falls back to /proc (null when each VM has its cgroup). */
+  cgroupUnavailableReason(): string | null {
+    return this.cgroups ? this.cgroups.unavailableReason : "turned off";
+  }
+
+  // ---- disks
+
+  prepareDisk(opts: Omit<PrepareDiskOptions, "qemuImg">): Promise<PreparedDisk> {
+    return prepareDisk({ ...opts, qemuImg: this.qemuImg });
+  }
+
+  // ---- lifecycle
+
+  /**
+   * Starts the VM and returns once QEMU runs the guest (or, with `readyPattern`, once the serial console shows
+   * it). Starting a VM that runs with the same spec is a no-op. On any failure nothing is left behind: no
+   * process, no cgroup, no run directory; the VmError carries QEMU's last words.
+   */
+  start(spec: VmSpec, opts: StartOptions = {}): Promise<VmStatus> {
+    return this.locked(spec.appUuid, () => this.startLocked(spec, opts));
+  }
+
+  private async startLocked(spec: VmSpec, opts: StartOptions): Promise<VmStatus> {
+    this.assertOpen();
+    const app = { uuid: spec.appUuid, name: spec.name };
+    const shape = specProblems(spec);
+    if (shape.length) throw new VmError("invalid-spec", app, `refused: ${shape.join("; ")}`);
+    const paths = vmPaths(this.runDir, spec.appUuid);
+    const specHash = vmSpecHash(spec);
+
+    const running = this.vms.get(spec.appUuid);
+    if (running) {
+      if (running.record.specHash === specHash) return this.status(spec.appUuid);
+      throw new VmError("invalid-spec", app, "refused: it runs with another spec; stop it before starting the new one");
+    }
+    const stray = readPid(paths.pidfile);
+    if (stray && isOurQemu(stray, spec.appUuid))
+      throw new VmError("invalid-spec", app, `refused: QEMU (pid ${stray}) already runs this VM; adopt() it first`);
+
+    const onHost = hostProblems(spec, this.host(), paths, { code: this.firmware.ovmfCode, vars: this.firmware.ovmfVarsTemplate });
+    const resources = onHost.filter((p) => p.startsWith("memoryKiB:") || p.startsWith("vcpus:"));
+    if (onHost.length > resources.length) throw new VmError("invalid-spec", app, `refused: ${onHost.join("; ")}`);
+    if (resources.length) throw new VmError("insufficient-resources", app, `refused: ${resources.join("; ")}`);
+
+    const accelerator = await this.probeAccelerator();
+    await rm(paths.dir, { recursive: true, force: true });
+    await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+    const record: RunRecord = { spec, specHash, accelerator, startedAt: new Date().toISOString() };
+    let child: Subprocess | null = null;
+    let qmp: QmpClient | null = null;
+    const serial = this.bridge(paths, "serial");
+    const virtio = this.bridge(paths, "virtio");
+    try {
+      if (spec.mode === "uefi") {
+        const vars = spec.firmwareVarsPath ?? paths.firmwareVars;
+        if (!existsSync(vars)) copyFileSync(this.firmware.ovmfVarsTemplate, vars);
+      }
+      let seedImage: string | undefined;
+      if (spec.cloudInitUserData !== undefined) {
+        await makeNoCloudSeed({ dest: paths.seed, userData: spec.cloudInitUserData, app });
+        seedImage = paths.seed;
+      }
+      writeFileSync(paths.spec, JSON.stringify(record, null, 2));
+      const args = buildQemuArgs(spec, { paths, accelerator, firmware: this.firmware, seedImage, paused: true });
+
+      // QEMU is spawned into the VM's cgroup (the shell moves itself in, then execs QEMU), so every page the
+      // guest touches is charged there from the start.
+      const cgroup = this.cgroups?.create(spec.appUuid) ?? null;
+      const procs = cgroup ? this.cgroups!.procsFile(spec.appUuid) : null;
+      const argv = procs && existsSync("/bin/sh")
+        ? ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', procs, this.qemu, ...args]
+        : [this.qemu, ...args];
+      const logFd = openSync(paths.log, "a", 0o600);
+      try {
+        child = Bun.spawn(argv, { detached: true, stdio: ["ignore", logFd, logFd], cwd: paths.dir });
+      } catch (err) {
+        throw new VmError("start-failed", app, `cannot run ${this.qemu}: ${(err as Error).message}`);
+      } finally {
+        closeSync(logFd);
+      }
+      child.unref();
+      if (procs && argv[0] === this.qemu) {
+        try {
+          writeFileSync(procs, String(child.pid));
+        } catch {}
+      }
+
+      qmp = await this.connectQmp(paths, child, app);
+      await serial.connect(this.startTimeoutMs);
+      await virtio.connect(this.startTimeoutMs);
+      await this.attachTaps(spec, app);
+      await qmp.execute("cont");
+      // From here the VM's exit handling owns the process (an exit between `cont` and this is seen by its poll).
+      const vm = this.register(spec, record, paths, child.pid, child, qmp, serial, virtio);
+      this.log.info(`app "${spec.name}" (${spec.appUuid}): QEMU pid ${vm.pid} started under ${accelerator}`);
+    } catch (err) {
+      qmp?.close();
+      serial.close();
+      virtio.close();
+      await this.cleanupFailedStart(spec.appUuid, child);
+      const tail = logTail(paths.log);
+      await rm(paths.dir, { recursive: true, force: true });
+      if (err instanceof VmError) throw err;
+      throw new VmError("start-failed", app, `QEMU failed to start: ${(err as Error).message}`, tail);
+    }
+
+    if (opts.readyPattern !== undefined) {
+      const timeoutMs = opts.readyTimeoutMs ?? 60_000;
+      try {
+        await this.vms.get(spec.appUuid)!.serial.waitFor(opts.readyPattern, timeoutMs);
+      } catch (err) {
+        const seen = err instanceof ConsoleTimeout ? err.seen : "";
+        const exit = await this.killUnlocked(spec.appUuid); // the start holds this VM's lock
+        const lastSerial = seen.trim().split("\n").slice(-10).join("\n");
+        throw new VmError(
+          "boot-timeout",
+          app,
+          `the guest did not boot: ${(err as Error).message} on its serial console; it was killed. ` +
+            (lastSerial ? `Last serial output:\n${lastSerial}` : "It printed nothing on its serial console."),
+          exit?.logTail ?? "",
+        );
+      }
+    }
+    return this.status(spec.appUuid);
+  }
+
+  private bridge(paths: VmPaths, port: ConsolePort): ConsoleBridge {
+    return port === "serial"
+      ? new ConsoleBridge(paths.serial, { ringBytes: this.ringBytes, logFile: paths.serialLog, logMaxBytes: 1 << 20 })
+      : new ConsoleBridge(paths.console, { ringBytes: this.ringBytes });
+  }
+
+  /** Waits for QEMU's QMP socket to answer; fails early when QEMU exits. */
+  private async connectQmp(paths: VmPaths, child: Subprocess, app: { uuid: string; name: string }): Promise<QmpClient> {
+    const deadline = Date.now() + this.startTimeoutMs;
+    let lastError = "";
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        await child.exited;
+        const how = child.signalCode ? `was killed by ${child.signalCode}` : `exited ${child.exitCode}`;
+        throw new VmError("start-failed", app, `QEMU ${how} while starting`, logTail(paths.log));
+      }
+      if (existsSync(paths.qmp)) {
+        try {
+          return await QmpClient.connect(paths.qmp, { timeoutMs: 2000 });
+        } catch (err) {
+          lastError = (err as Error).message;
+        }
+      }
+      await Bun.sleep(10);
+    }
+    throw new VmError("start-failed", app, `QEMU did not answer on ${paths.qmp} within ${this.startTimeoutMs} ms${lastError ? ` (${lastError})` : ""}`, logTail(paths.log));
+  }
+
+  private async attachTaps(spec: VmSpec, app: { uuid: string; name: string }): Promise<void> {
+    for (const nic of spec.nics) {
+      if (nic.kind !== "tap") continue;
+      const cmd = nic.bridge
+        ? ["ip", "link", "set", "dev", nic.ifname, "master", nic.bridge, "up"]
+        : ["ip", "link", "set", "dev", nic.ifname, "up"];
+      const p = Bun.spawn(cmd, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+      const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+      if (code !== 0) throw new VmError("start-failed", app, `${cmd.join(" ")} failed: ${err.trim()}`);
+    }
+  }
+
+  private async cleanupFailedStart(uuid: string, child: Subprocess | null): Promise<void> {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    this.cgroups?.killAll(uuid);
+    if (child) await withTimeout(child.exited, 10_000);
+    await this.cgroups?.remove(uuid, 3000);
+  }
+
+  /**
+   * ACPI power button (QMP `system_powerdown`), then, after `timeoutMs`, QMP `quit` (QEMU flushes its disks and
+   * exits), then SIGKILL. Resolves once QEMU is gone and the VM's run directory is removed.
+   */
+  shutdown(uuid: string, timeoutMs = 30_000): Promise<ShutdownResult> {
+    return this.locked(uuid, async () => {
+      const t0 = performance.now();
+      const vm = this.vms.get(uuid);
+      if (!vm) return { how: "none", elapsedMs: 0 };
+      vm.expecting = "host-shutdown";
+      const elapsed = () => Math.round(performance.now() - t0);
+      try {
+        await vm.qmp?.execute("system_powerdown");
+      } catch {}
+      if (await withTimeout(vm.gone, timeoutMs)) return { how: "acpi", elapsedMs: elapsed() };
+      this.log.warn(`app "${vm.name}" (${uuid}): the guest did not power off within ${timeoutMs} ms; quitting QEMU`);
+      try {
+        await vm.qmp?.execute("quit");
+      } catch {}
+      if (await withTimeout(vm.gone, 5000)) return { how: "quit", elapsedMs: elapsed() };
+      vm.expecting = "killed";
+      this.killPid(vm);
+      await withTimeout(vm.gone, 10_000);
+      return { how: "kill", elapsedMs: elapsed() };
+    });
+  }
+
+  /** SIGKILL to QEMU (and anything left in its cgroup); resolves with the exit once cleaned up. */
+  kill(uuid: string): Promise<VmExit | null> {
+    return this.locked(uuid, () => this.killUnlocked(uuid));
+  }
+
+  private async killUnlocked(uuid: string): Promise<VmExit | null> {
+    const vm = this.vms.get(uuid);
+    if (!vm) return null;
+    vm.expecting = "killed";
+    this.killPid(vm);
+    return (await withTimeout(vm.gone, 10_000)) ?? null;
+  }
+
+  private killPid(vm: ManagedVm): void {
+    try {
+      process.kill(vm.pid, "SIGKILL");
+    } catch {}
+    this.cgroups?.killAll(vm.uuid);
+    // An adopted QEMU is not our child: look for its end more often than the regular poll.
+    void (async () => {
+      for (let i = 0; i < 100 && !vm.goneStarted; i++) {
+        await this.checkGone(vm);
+        await Bun.sleep(20);
+      }
+    })();
+  }
+
+  async status(uuid: string): Promise<VmStatus> {
+    const vm = this.vms.get(uuid);
+    if (!vm) {
+      const pid = readPid(vmPaths(this.runDir, uuid).pidfile);
+      const alive = pid !== null && isOurQemu(pid, uuid);
+      return { appUuid: uuid, state: alive ? "running" : "stopped", qmpStatus: null, pid: alive ? pid : null, accelerator: null };
+    }
+    let qmpStatus: string | null = null;
+    let accelerator: Accelerator | null = vm.record.accelerator;
+    try {
+      qmpStatus = (await vm.qmp!.execute<{ status: string }>("query-status")).status;
+      accelerator = (await vm.qmp!.execute<{ enabled: boolean }>("query-kvm")).enabled ? "kvm" : "tcg";
+    } catch {}
+    return { appUuid: uuid, state: foldState(qmpStatus, isOurQemu(vm.pid, uuid)), qmpStatus, pid: vm.pid, accelerator };
+  }
+
+  /** The VMs this runtime manages (started or adopted) and still running. */
+  list(): { appUuid: string; name: string; pid: number; specHash: string; accelerator: Accelerator; startedAt: string }[] {
+    return [...this.vms.values()].map((vm) => ({
+      appUuid: vm.uuid,
+      name: vm.name,
+      pid: vm.pid,
+      specHash: vm.record.specHash,
+      accelerator: vm.record.accelerator,
+      startedAt: vm.record.startedAt,
+    }));
+  }
+
+  /**
+   * After a restart of evebox: takes over every VM whose QEMU still runs and answers on QMP, without touching
+   * the guest. A run directory whose QEMU is gone is cleaned up (and logged with QEMU's last words); a QEMU of
+   * ours that does not answer on QMP is killed, since nothing could manage it.
+   */
+  async adopt(): Promise<AdoptedVm[]> {
+    this.assertOpen();
+    const root = `${this.runDir}/vms`;
+    let uuids: string[] = [];
+    try {
+      uuids = readdirSync(root);
+    } catch {}
+    const adopted: AdoptedVm[] = [];
+    for (const uuid of uuids) {
+      if (this.vms.has(uuid)) continue;
+      const vm = await this.locked(uuid, () => this.adoptOne(uuid));
+      if (vm) adopted.push(vm);
+    }
+    await this.cgroups?.sweep(new Set(this.vms.keys()));
+    return adopted;
+  }
+
+  private async adoptOne(uuid: string): Promise<AdoptedVm | null> {
+    const paths = vmPaths(this.runDir, uuid);
+    const pid = readPid(paths.pidfile);
+    let record: RunRecord | null = null;
+    try {
+      record = JSON.parse(readFileSync(paths.spec, "utf8")) as RunRecord;
+    } catch {}
+    const label = record ? `app "${record.spec.name}" (${uuid})` : `VM ${uuid}`;
+    if (pid === null || !isOurQemu(pid, uuid)) {
+      this.log.warn(`${label}: its QEMU is gone (found stopped at adoption)${tailSuffix(paths.log)}`);
+      this.cgroups?.killAll(uuid);
+      await this.cgroups?.remove(uuid, 3000);
+      await rm(paths.dir, { recursive: true, force: true });
+      return null;
+    }
+    let qmp: QmpClient | null = null;
+    const serial = this.bridge(paths, "serial");
+    const virtio = this.bridge(paths, "virtio");
+    try {
+      if (!record) throw new Error(`${paths.spec} is missing or unreadable`);
+      qmp = await QmpClient.connect(paths.qmp, { timeoutMs: 3000 });
+      serial.seed(fileTail(paths.serialLog, this.ringBytes));
+      await serial.connect(3000);
+      await virtio.connect(3000);
+    } catch (err) {
+      qmp?.close();
+      serial.close();
+      virtio.close();
+      this.log.warn(`${label}: QEMU pid ${pid} runs but cannot be managed (${(err as Error).message}); killing it`);
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+      this.cgroups?.killAll(uuid);
+      for (let i = 0; i < 100 && isOurQemu(pid, uuid); i++) await Bun.sleep(50);
+      await this.cgroups?.remove(uuid, 3000);
+      await rm(paths.dir, { recursive: true, force: true });
+      return null;
+    }
+    const vm = this.register(record.spec, record, paths, pid, null, qmp, serial, virtio);
+    const status = await this.status(uuid);
+    this.log.info(`${label}: adopted QEMU pid ${pid} (${status.qmpStatus ?? "status unknown"})`);
+    return {
+      appUuid: uuid,
+      name: vm.name,
+      pid,
+      state: status.state,
+      accelerator: status.accelerator ?? record.accelerator,
+      spec: record.spec,
+      specHash: record.specHash,
+      startedAt: record.startedAt,
+    };
+  }
+
+  // ---- exits
+
+  /** Calls `onExit` once when this VM's QEMU is gone (after cleanup). Returns an unsubscribe function. */
+  watch(uuid: string, onExit: (exit: VmExit) => void): () => void {
+    const vm = this.vms.get(uuid);
+    if (!vm) throw new VmError("not-running", { uuid }, "cannot watch: this VM is not running under this runtime");
+    vm.watchers.add(onExit);
+    return () => vm.watchers.delete(onExit);
+  }
+
+  /** Calls `listener` for every VM that goes away (whatever the reason). */
+  onExit(listener: (exit: VmExit) => void): () => void {
+    this.exitListeners.add(listener);
+    return () => this.exitListeners.delete(listener);
+  }
+
+  private register(
+    spec: VmSpec,
+    record: RunRecord,
+    paths: VmPaths,
+    pid: number,
+    child: Subprocess | null,
+    qmp: QmpClient,
+    serial: ConsoleBridge,
+    virtio: ConsoleBridge,
+  ): ManagedVm {
+    let resolveGone!: (exit: VmExit) => void;
+    const gone = new Promise<VmExit>((r) => (resolveGone = r));
+    const vm: ManagedVm = {
+      uuid: spec.appUuid,
+      name: spec.name,
+      record,
+      paths,
+      pid,
+      child,
+      qmp,
+      serial,
+      virtio,
+      expecting: null,
+      shutdownEvent: null,
+      poll: null,
+      gone,
+      resolveGone,
+      goneStarted: false,
+      watchers: new Set(),
+    };
+    this.vms.set(vm.uuid, vm);
+    this.listenQmp(vm, qmp);
+    child?.exited.then(() => this.checkGone(vm));
+    vm.poll = setInterval(() => void this.checkGone(vm), this.pollIntervalMs);
+    vm.poll.unref?.();
+    return vm;
+  }
+
+  private listenQmp(vm: ManagedVm, qmp: QmpClient): void {
+    qmp.setHandlers({
+      onEvent: (e: QmpEvent) => {
+        if (e.event === "SHUTDOWN") vm.shutdownEvent = { guest: Boolean(e.data?.guest), reason: String(e.data?.reason ?? "") };
+      },
+      onClose: () => void this.checkGone(vm),
+    });
+    if (qmp.closed) void this.checkGone(vm);
+  }
+
+  /** Runs the exit path once QEMU is really gone: reason, log tail, cleanup, then the watchers. */
+  private async checkGone(vm: ManagedVm): Promise<void> {
+    if (vm.goneStarted || this.vms.get(vm.uuid) !== vm) return;
+    if (vm.child ? vm.child.exitCode === null && vm.child.signalCode === null : isOurQemu(vm.pid, vm.uuid)) {
+      // A closed QMP connection with QEMU still there: wait for the next poll, but try to reconnect.
+      if (vm.qmp?.closed && !this.closed) this.reconnectQmp(vm);
+      return;
+    }
+    vm.goneStarted = true;
+    if (vm.poll) clearInterval(vm.poll);
+    const exitCode = vm.child?.exitCode ?? null;
+    const signal = vm.child?.signalCode != null ? String(vm.child.signalCode) : null;
+    const reason: VmExit["reason"] =
+      vm.expecting === "killed"
+        ? "killed"
+        : vm.expecting === "host-shutdown" || vm.shutdownEvent?.reason === "host-qmp-quit"
+          ? "host-shutdown"
+          : vm.shutdownEvent?.guest
+            ? "guest-shutdown"
+            : "crashed";
+    const exit: VmExit = { appUuid: vm.uuid, name: vm.name, pid: vm.pid, exitCode, signal, reason, logTail: logTail(vm.paths.log) };
+    vm.qmp?.close();
+    vm.serial.close();
+    vm.virtio.close();
+    this.cgroups?.killAll(vm.uuid);
+    if (this.cgroups && !(await this.cgroups.remove(vm.uuid, 3000)))
+      this.log.warn(`app "${vm.name}" (${vm.uuid}): its cgroup ${this.cgroups.path(vm.uuid)} is not empty yet; adopt() removes it later`);
+    await rm(vm.paths.dir, { recursive: true, force: true }).catch(() => {});
+    this.vms.delete(vm.uuid);
+    const msg = `app "${vm.name}" (${vm.uuid}): QEMU pid ${vm.pid} exited (${reason}${signal ? `, ${signal}` : exitCode !== null ? `, code ${exitCode}` : ""})`;
+    if (reason === "crashed") this.log.warn(`${msg}${exit.logTail ? `\nQEMU said:\n${exit.logTail}` : ""}`);
+    else this.log.info(msg);
+    vm.resolveGone(exit);
+    for (const w of [...vm.watchers, ...this.exitListeners]) {
+      try {
+        w(exit);
+      } catch (err) {
+        this.log.warn(`a VM exit listener failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private reconnecting = new Set<string>();
+  private reconnectQmp(vm: ManagedVm): void {
+    if (this.reconnecting.has(vm.uuid)) return;
+    this.reconnecting.add(vm.uuid);
+    QmpClient.connect(vm.paths.qmp, { timeoutMs: 2000 })
+      .then((qmp) => {
+        if (vm.goneStarted || this.closed) return qmp.close();
+        vm.qmp = qmp;
+        this.listenQmp(vm, qmp);
+      })
+      .catch(() => {})
+      .finally(() => this.reconnecting.delete(vm.uuid));
+  }
+
+  // ---- consoles and stats
+
+  /**
+   * A console of a running VM: the recent output (`history`), live output (`readable`) and `write` for input.
+   * Any number of viewers can be open at once; they share the one connection QEMU allows.
+   */
+  openConsole(uuid: string, port: ConsolePort = "serial"): VmConsole {
+    const vm = this.vms.get(uuid);
+    if (!vm) throw new VmError("not-running", { uuid }, "cannot open a console: this VM is not running");
+    return (port === "serial" ? vm.serial : vm.virtio).open();
+  }
+
+  /** Resolves with the console text once `pattern` shows (history included); rejects after `timeoutMs`. */
+  waitForConsole(uuid: string, pattern: string | RegExp, timeoutMs: number, port: ConsolePort = "serial"): Promise<string> {
+    const vm = this.vms.get(uuid);
+    if (!vm) return Promise.reject(new VmError("not-running", { uuid }, "cannot read the console: this VM is not running"));
+    return (port === "serial" ? vm.serial : vm.virtio).waitFor(pattern, timeoutMs);
+  }
+
+  /** One sample of the VM's CPU time and memory; from its cgroup, or from /proc of the QEMU pid. */
+  stats(uuid: string): VmStats {
+    const vm = this.vms.get(uuid);
+    if (!vm) throw new VmError("not-running", { uuid, name: undefined }, "no stats: this VM is not running");
+    const cg = this.cgroups?.read(uuid) ?? null;
+    const proc = procStats(vm.pid);
+    if (cg) {
+      return {
+        appUuid: uuid,
+        cpuUsageUsec: cg.cpuUsageUsec,
+        memoryBytes: cg.memoryBytes ?? proc.rssBytes,
+        source: cg.memoryBytes !== null ? "cgroup" : "proc",
+        cgroup: this.cgroups!.path(uuid),
+      };
+    }
+    return { appUuid: uuid, cpuUsageUsec: proc.cpuUsec, memoryBytes: proc.rssBytes, source: "proc", cgroup: null };
+  }
+
+  /**
+   * Lets go of every VM without stopping any (QMP and console connections closed, polling stopped): what
+   * evebox does when it exits. A new QemuRuntime adopts them.
+   */
+  close(): void {
+    this.closed = true;
+    for (const vm of this.vms.values()) {
+      if (vm.poll) clearInterval(vm.poll);
+      vm.goneStarted = true; // this runtime no longer reports on it
+      vm.qmp?.close();
+      vm.serial.close();
+      vm.virtio.close();
+    }
+    this.vms.clear();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error("QemuRuntime: closed");
+  }
+
+  /** One lifecycle operation per VM at a time. */
+  private locked<T>(uuid: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(uuid) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.then(
+      () => {},
+      () => {},
+    );
+    this.locks.set(uuid, settled);
+    settled.then(() => {
+      if (this.locks.get(uuid) === settled) this.locks.delete(uuid);
+    });
+    return next;
+  }
+}
+
+function foldState(qmpStatus: string | null, alive: boolean): VmState {
+  if (!alive) return "stopped";
+  switch (qmpStatus) {
+    case "running":
+      return "running";
+    case "shutdown":
+    case "guest-panicked":
+      return "shutdown";
+    case null:
+      return "running"; // alive but QMP did not answer
+    default:
+      return "paused"; // paused, prelaunch, suspended, inmigrate, …
+  }
+}
+
+function readPid(pidfile: string): number | null {
+  try {
+    const pid = Number(readFileSync(pidfile, "utf8").trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Alive (not a zombie) and really our QEMU for this uuid, not a process that reused the pid. */
+export function isOurQemu(pid: number, uuid: string): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") return false;
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`\0-uuid\0${uuid}\0`);
+  } catch {
+    return false;
+  }
+}
+
+function procStats(pid: number): { cpuUsec: number; rssBytes: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100 Hz on Linux)
+    const rss = Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)?.[1] ?? 0);
+    return { cpuUsec: ticks * 10_000, rssBytes: rss * 1024 };
+  } catch {
+    return { cpuUsec: 0, rssBytes: 0 };
+  }
+}
+
+function fileTail(path: string, bytes: number): Uint8Array {
+  try {
+    const size = statSync(path).size;
+    const fd = openSync(path, "r");
+    try {
+      const len = Math.min(size, bytes);
+      const buf = Buffer.alloc(len);
+      readSync(fd, buf, 0, len, size - len);
+      return new Uint8Array(buf);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return new Uint8Array();
+  }
+}
+
+/** The last lines QEMU wrote (stderr and stdout share the file). */
+export function logTail(path: string, lines = 20): string {
+  const text = new TextDecoder().decode(fileTail(path, 8192));
+  return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+function tailSuffix(path: string): string {
+  const tail = logTail(path, 10);
+  return tail ? `; QEMU said:\n${tail}` : "";
+}
+
+/** Resolves with the value, or undefined after `ms`. */
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: Timer | undefined;
+  const t = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)));
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,138 @@
+export type Accelerator = "kvm" | "tcg";
+
+/** Legacy BIOS (SeaBIOS) by default; UEFI (OVMF) for EVE's FML mode. */
+export type FirmwareMode = "legacy-bios" | "uefi";
+
+/** qemu-img's names for the disk formats of EVE content trees (RAW, QCOW2, VMDK, VHDX, QCOW; ISO is raw). */
+export type DiskFormat = "raw" | "qcow2" | "qcow" | "vmdk" | "vhdx" | "vpc";
+
+export interface DiskSpec {
+  path: string;
+  format: DiskFormat;
+  readOnly: boolean;
+  /** Attached as a CD-ROM (IDE/AHCI), always read-only. */
+  cdrom?: boolean;
+  /** Bus of a hard disk: virtio-blk by default; `ide` (AHCI on q35) for guests without virtio drivers. */
+  bus?: "virtio" | "ide";
+}
+
+export interface HostForward {
+  protocol?: "tcp" | "udp";
+  /** Host address to listen on; 127.0.0.1 by default. */
+  hostAddress?: string;
+  hostPort: number;
+  guestPort: number;
+}
+
+export type NicSpec =
+  | { kind: "user"; hostfwd?: HostForward[]; mac?: string; model?: NicModel }
+  /** A tap device; created by QEMU when missing. With `bridge`, the runtime enslaves it before the guest runs. */
+  | { kind: "tap"; ifname: string; mac: string; bridge?: string; model?: NicModel };
+
+export type NicModel = "virtio" | "e1000";
+
+export interface VmSpec {
+  appUuid: string;
+  /** The app's display name (error messages, `-name`). */
+  name: string;
+  memoryKiB: number;
+  vcpus: number;
+  mode: FirmwareMode;
+  disks: DiskSpec[];
+  /** cloud-init user-data; attached as a NoCloud seed (FAT labelled `cidata`) built at start. */
+  cloudInitUserData?: string;
+  nics: NicSpec[];
+  /** VNC on a unix socket (run/vms/<uuid>/vnc.sock) and a VGA device; otherwise no display at all. */
+  remoteConsole: boolean;
+  /** Direct kernel boot. */
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  /**
+   * UEFI only: this VM's writable copy of the OVMF variable store (boot entries). Made from the template when
+   * missing. Defaults to the VM's run directory, which does not survive a reboot of the device: the reconciler
+   * should point it next to the app's volumes.
+   */
+  firmwareVarsPath?: string;
+}
+
+/** QMP's run state, folded: `stopped` = no QEMU process. */
+export type VmState = "running" | "paused" | "shutdown" | "stopped";
+
+export interface VmStatus {
+  appUuid: string;
+  state: VmState;
+  /** QMP's own status string (`running`, `paused`, `prelaunch`, `shutdown`, `guest-panicked`, …). */
+  qmpStatus: string | null;
+  pid: number | null;
+  accelerator: Accelerator | null;
+}
+
+export interface AdoptedVm {
+  appUuid: string;
+  name: string;
+  pid: number;
+  state: VmState;
+  accelerator: Accelerator;
+  /** The spec it was started with, and its hash (`vmSpecHash`), to compare with the desired one. */
+  spec: VmSpec;
+  specHash: string;
+  startedAt: string;
+}
+
+export interface VmExit {
+  appUuid: string;
+  name: string;
+  pid: number;
+  /** Known when QEMU was this process's child; null for an adopted QEMU. */
+  exitCode: number | null;
+  signal: string | null;
+  /**
+   * `guest-shutdown` (the guest powered off), `host-shutdown` (our shutdown or quit), `killed` (our kill),
+   * `crashed` (none of those: killed by someone else or QEMU died).
+   */
+  reason: "guest-shutdown" | "host-shutdown" | "killed" | "crashed";
+  /** The last lines QEMU wrote to its log (stderr). */
+  logTail: string;
+}
+
+export interface VmStats {
+  appUuid: string;
+  /** Cumulative CPU time of the VM's processes (all vCPU and I/O threads). */
+  cpuUsageUsec: number;
+  /** Memory in use: the cgroup's memory.current when the memory controller is on, else QEMU's RSS. */
+  memoryBytes: number;
+  source: "cgroup" | "proc";
+  cgroup: string | null;
+}
+
+export interface StartOptions {
+  /**
+   * Wait until the serial console shows this, then return; on timeout the VM is killed, its run directory
+   * removed and a `VmError` (`boot-timeout`) thrown with the serial output seen so far.
+   */
+  readyPattern?: string | RegExp;
+  readyTimeoutMs?: number;
+}
+
+export interface ShutdownResult {
+  /** `acpi`: the guest powered off by itself; `quit`: QEMU quit after the timeout; `kill`: SIGKILL. `none`: not running. */
+  how: "acpi" | "quit" | "kill" | "none";
+  elapsedMs: number;
+}
+
+export type ConsolePort = "serial" | "virtio";
+
+export interface VmConsole {
+  /** Recent output (bounded ring) at the time of opening. */
+  history: Uint8Array;
+  /** Live output from the moment of opening (after `history`); ends when the VM stops or `close()`. */
+  readable: ReadableStream<Uint8Array>;
+  write(data: string | Uint8Array): void;
+  close(): void;
+}
+
+export interface VmLogger {
+  info(message: string): void;
+  warn(message: string): void;
+}
