@@ -214,6 +214,26 @@ describe("a VM on a qcow2 overlay", () => {
   }, 60_000);
 });
 
+describe("shutdown of a guest that ignores the power button", () => {
+  test("after the timeout QEMU is told to quit; watch reports a host shutdown; nothing is left", async () => {
+    const rt = runtime();
+    const id = uuid();
+    started.push(id);
+    // No bootable disk: SeaBIOS keeps looking for one and never handles ACPI.
+    const blank = join(WORK, "ignores-acpi.qcow2");
+    await Bun.$`qemu-img create -q -f qcow2 ${blank} 16M`;
+    await rt.start(spec(id, blank));
+    const exit = new Promise<VmExit>((resolve) => rt.watch(id, resolve));
+    const result = await rt.shutdown(id, 1500);
+    expect(result.how).toBe("quit");
+    expect(result.elapsedMs).toBeGreaterThanOrEqual(1500);
+    expect(await exit).toMatchObject({ appUuid: id, reason: "host-shutdown", exitCode: 0 });
+    expect(qemuPids(id)).toEqual([]);
+    expect(existsSync(join(RUN, "vms", id))).toBe(false);
+    expect(logs.some((l) => l.includes(id) && l.includes("did not power off within 1500 ms; quitting QEMU"))).toBe(true);
+  }, 30_000);
+});
+
 describe("VMs outlive the process that started them", () => {
   const id = uuid();
   started.push(id);
