@@ -34,7 +34,7 @@ function config(registry: string, digest: string, n: number) {
 {
   const big = config("127.0.0.1:5000", "ab".repeat(32), 1000);
   const desired = desiredFromConfig(big);
-  const observed = { now: Date.now(), bootAt: 0, containers: [], volumes: [], contentTrees: new Map(), apps: new Map(), startedSinceBoot: new Set<string>() };
+  const observed = { now: Date.now(), bootAt: 0, containers: [], volumes: [], contentTrees: new Map(), apps: new Map(), startedSinceBoot: new Set<string>(), fetching: new Set<string>() };
   plan(desired, observed); // warm-up
   const t0 = performance.now();
   const R = 20;

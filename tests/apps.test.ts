@@ -22,6 +22,8 @@ let deadPort: number;
 let http: ReturnType<typeof Bun.serve>;
 let tarSha = "";
 let tarBytes: Uint8Array<ArrayBuffer>;
+let slowRequests = 0;
+let slowCancelled = 0;
 
 interface AppDef {
   name: string;
@@ -31,7 +33,7 @@ interface AppDef {
   restart?: number;
   purge?: number;
   activate?: boolean;
-  source?: "registry" | "dead" | "wrong-digest" | "too-large" | "http";
+  source?: "registry" | "dead" | "wrong-digest" | "too-large" | "http" | "slow";
   ids?: { app: string; ct: string; img: string; dat: string };
 }
 
@@ -54,6 +56,7 @@ function doc(apps: AppDef[]) {
     if (src === "wrong-digest") ct.sha256 = "ab".repeat(32);
     if (src === "too-large") ct.maxSizeBytes = "1000";
     if (src === "http") Object.assign(ct, { dsId: HTTP_DS, URL: "busybox.tar", sha256: tarSha });
+    if (src === "slow") Object.assign(ct, { dsId: HTTP_DS, URL: "slow.tar", sha256: "cd".repeat(32) });
     d.contentInfo.push(ct);
     d.volumes.push({ uuid: a.ids.img, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: a.ids.ct }, displayName: `${a.name}-root` });
     const refs: any[] = [{ uuid: a.ids.img }];
@@ -101,7 +104,31 @@ beforeAll(async () => {
   // An image archive for the Http datastore, served with Range support.
   tarBytes = new Uint8Array(await new Response(Bun.spawn(["docker", "save", image], { stdout: "pipe" }).stdout).arrayBuffer());
   tarSha = new Bun.CryptoHasher("sha256").update(tarBytes).digest("hex");
-  http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => (new URL(req.url).pathname === "/images/busybox.tar" ? new Response(tarBytes as Uint8Array<ArrayBuffer>) : new Response("no", { status: 404 })) });
+  http = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    idleTimeout: 0,
+    fetch: (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/images/busybox.tar") return new Response(tarBytes as Uint8Array<ArrayBuffer>);
+      if (path === "/images/slow.tar") {
+        // A datastore that dribbles: 1 KiB every 200 ms of a 100 MiB image, until the client goes away.
+        let timer: ReturnType<typeof setInterval>;
+        slowRequests++;
+        const body = new ReadableStream({
+          start(ctrl) {
+            timer = setInterval(() => ctrl.enqueue(new Uint8Array(1024)), 200);
+          },
+          cancel() {
+            clearInterval(timer);
+            slowCancelled++;
+          },
+        });
+        return new Response(body, { headers: { "content-length": String(100 * 1024 * 1024) } });
+      }
+      return new Response("no", { status: 404 });
+    },
+  });
   const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   deadPort = probe.port;
   probe.stop(true);
@@ -258,6 +285,30 @@ describe("bad input: that app shows the error; the others keep running; nothing 
     await put([web, worker]);
     await waitFor("blob collected", async () => (existsSync(join(dataDir, "persist", "content", "blobs", "sha256", tarSha)) ? undefined : true), 60_000);
   }, 120_000);
+});
+
+describe("one apply at a time, superseded cleanly", () => {
+  test("a slow download never holds up the other apps, and a newer config abandons it", async () => {
+    const slow: AppDef = { name: "slow", source: "slow" };
+    const quick: AppDef = { name: "quick" };
+    await put([web, worker, slow]);
+    await waitApp("slow", (a) => a.state === "DOWNLOADING", "DOWNLOADING", 30_000);
+    // While it dribbles, the loop goes on: a local command on another app is carried out at once.
+    expect((await api.json("POST", `/api/v1/apps/${worker.ids!.app}/restart`)).status).toBe(200);
+    const [w] = await containersOf(worker.ids!.app);
+    const before = (await testDocker().getContainer(w!.Id).inspect()).State.StartedAt;
+    await waitFor("worker restarted during the download", async () => {
+      const s = (await testDocker().getContainer(w!.Id).inspect()).State;
+      return s.Running && s.StartedAt !== before ? true : undefined;
+    }, 30_000);
+    // A newer config without the slow app and with a new one: the download is abandoned, the new app runs.
+    await put([web, worker, quick]);
+    await waitApp("quick", (a) => a.state === "RUNNING", "RUNNING", 60_000);
+    await waitFor("the slow download's connection closed", async () => (slowCancelled >= slowRequests && slowRequests > 0 ? true : undefined), 30_000);
+    expect((await status()).apps.some((a: any) => a.name === "slow")).toBe(false);
+    await put([web, worker]);
+    await waitFor("quick gone", async () => ((await containersOf(quick.ids!.app)).length === 0 ? true : undefined), 60_000);
+  }, 150_000);
 });
 
 describe("crash safety", () => {

@@ -4,6 +4,7 @@ import type { ContainerRuntime } from "../runtime/containers/runtime.ts";
 import type { ContentCache } from "../storage/cache.ts";
 import { pullContentTree } from "../storage/registry.ts";
 import type { VolumeStore } from "../storage/volumes.ts";
+import type { DesiredContentTree } from "./desired.ts";
 import type { ContentTreeRecord } from "./observed.ts";
 import { sourceKey, type Step } from "./plan.ts";
 import type { Records } from "./records.ts";
@@ -21,6 +22,8 @@ export interface ExecutorContext {
   /** Apps started since evebox came up (start delays apply only before). */
   startedSinceBoot: Set<string>;
   stopTimeoutSec: number;
+  /** Runs a fetch beside the loop (the reconciler tracks and aborts it). */
+  startFetch: (uuid: string, run: (signal: AbortSignal) => Promise<void>) => void;
 }
 
 /** Per-lane scratch: a container created earlier in the lane is the one later steps act on. */
@@ -36,6 +39,11 @@ export function backoffMs(attempts: number, baseMs = 5_000, maxMs = 600_000): nu
 }
 
 const fetchContentTree: Executor<"fetchContentTree"> = async ({ tree }, ctx) => {
+  ctx.startFetch(tree.uuid, (signal) => fetchNow(tree, { ...ctx, signal }));
+};
+
+/** Download (or pull), verify and load one content tree; records its progress, result or error. */
+async function fetchNow(tree: DesiredContentTree, ctx: ExecutorContext): Promise<void> {
   const rec: ContentTreeRecord = ctx.records.contentTree(tree.uuid) ?? {
     uuid: tree.uuid,
     state: "INITIAL",
@@ -50,8 +58,11 @@ const fetchContentTree: Executor<"fetchContentTree"> = async ({ tree }, ctx) => 
   };
   rec.sourceKey = sourceKey(tree);
   const set = (state: SwState, progress: number) => {
+    const changed = rec.state !== state;
     rec.state = state;
     rec.progress = progress;
+    // The record is what app states are derived from: keep it current on each state change.
+    if (changed) ctx.records.putContentTree(rec);
     ctx.progress(tree.uuid, state, progress);
   };
   try {

@@ -44,6 +44,8 @@ export interface Observed {
   apps: Map<string, AppRecord>;
   /** Apps started at least once since this evebox started (start delay applies only before). */
   startedSinceBoot: Set<string>;
+  /** Content trees being fetched right now (downloads run beside the loop, not inside a pass). */
+  fetching: Set<string>;
 }
 
 export function newAppRecord(uuid: string, restartApplied: number, purgeApplied: number): AppRecord {

@@ -37,7 +37,7 @@ function config(apps: { n: number; name?: string; env?: string; restart?: number
 }
 
 function observed(parts: Partial<Observed> = {}): Observed {
-  return { now: 1_000_000, bootAt: 0, containers: [], volumes: [], contentTrees: new Map(), apps: new Map(), startedSinceBoot: new Set(), ...parts };
+  return { now: 1_000_000, bootAt: 0, containers: [], volumes: [], contentTrees: new Map(), apps: new Map(), startedSinceBoot: new Set(), fetching: new Set(), ...parts };
 }
 
 function loaded(desired: ReturnType<typeof desiredFromConfig>) {
@@ -104,13 +104,28 @@ describe("desired state from an EdgeDevConfig", () => {
 });
 
 describe("plan", () => {
-  test("a new app: fetch its image, create its volume, then create and start it; counters recorded", () => {
+  test("a new app: its image is fetched beside the loop and its volume made; once loaded, create and start", () => {
     const d = desiredFromConfig(config([{ n: 1, data: true }]));
     const steps = plan(d, observed());
     expect(steps.filter((s) => s.phase === 0).map((s) => s.step.kind).sort()).toEqual(["createVolume", "fetchContentTree"]);
-    const app = steps.filter((s) => s.lane === `app:${uuid(1)}`);
-    expect(app.map((s) => s.step.kind)).toEqual(["recordCounters", "createContainer", "startContainer"]);
-    expect(app[1]!.needs).toEqual([`ct:${uuid(1001)}`, `vol:${volumeKey(uuid(3001), 1)}`]);
+    expect(steps.filter((s) => s.lane === `app:${uuid(1)}`).map((s) => s.step.kind)).toEqual(["recordCounters"]);
+    // While the fetch runs, nothing more is planned (and the fetch is not started twice).
+    const app = d.apps[0]!;
+    const fetchingNow = observed({ fetching: new Set([uuid(1001)]), volumes: [{ uuid: uuid(3001), generation: 1 }], apps: new Map([[app.uuid, newAppRecord(app.uuid, 0, 0)]]) });
+    expect(plan(d, fetchingNow)).toEqual([]);
+    expect(appState(app, d, fetchingNow).state).toBe("INITIAL");
+    const ready = plan(d, observed({ contentTrees: loaded(d), volumes: [{ uuid: uuid(3001), generation: 1 }], apps: new Map([[app.uuid, newAppRecord(app.uuid, 0, 0)]]) }));
+    expect(ready.map((s) => s.step.kind)).toEqual(["createContainer", "startContainer"]);
+    expect(ready[0]!.needs).toEqual([`vol:${volumeKey(uuid(3001), 1)}`]);
+  });
+
+  test("a content tree still being fetched after it left the config is not removed until the fetch ends", () => {
+    const d = desiredFromConfig(config([{ n: 1 }]));
+    const empty = desiredFromConfig(config([]));
+    const o = observed({ contentTrees: loaded(d), fetching: new Set([uuid(1001)]) });
+    expect(plan(empty, o).map((s) => s.step.kind)).toEqual([]);
+    o.fetching.clear();
+    expect(plan(empty, o).map((s) => s.step.kind)).toEqual(["removeContentTree"]);
   });
 
   test("converged: running container with the right generation and recorded counters → no steps", () => {
@@ -237,10 +252,10 @@ describe("plan", () => {
     expect(kinds(plan(d, o))).toEqual(["startContainer"]);
   });
 
-  test("1,000 new apps: five steps each (timing is measured in bench/, not asserted here)", () => {
+  test("1,000 new apps: fetch, volume and record each (timing is measured in bench/, not asserted here)", () => {
     const d = desiredFromConfig(config(Array.from({ length: 1000 }, (_, i) => ({ n: i + 1, data: true }))));
     const steps = plan(d, observed());
-    expect(steps.length).toBe(1000 * 5);
+    expect(steps.length).toBe(1000 * 3);
     expect(new Set(steps.filter((s) => s.phase === 1).map((s) => s.lane)).size).toBe(1000);
   });
 });

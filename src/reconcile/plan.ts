@@ -4,6 +4,7 @@ import type { DesiredApp, DesiredContentTree, DesiredState, DesiredVolume } from
 import type { Observed } from "./observed.ts";
 
 export type Step =
+  /** Starts a background fetch (download, verify, load); its completion triggers the next pass. */
   | { kind: "fetchContentTree"; tree: DesiredContentTree }
   | { kind: "removeContentTree"; uuid: string; imageRef: string | null }
   | { kind: "createVolume"; volume: DesiredVolume }
@@ -51,9 +52,8 @@ export function plan(desired: DesiredState, observed: Observed): PlannedStep[] {
     const rec = observed.contentTrees.get(t.uuid);
     const loaded = rec?.state === "LOADED" && rec.sourceKey === sourceKey(t);
     ctReady.set(t.uuid, loaded);
-    if (!loaded && !t.error && (!rec || rec.sourceKey !== sourceKey(t) || rec.nextRetryAt <= now)) {
+    if (!loaded && !t.error && !observed.fetching.has(t.uuid) && (!rec || rec.sourceKey !== sourceKey(t) || rec.nextRetryAt <= now)) {
       add(0, `ct:${t.uuid}`, { kind: "fetchContentTree", tree: t });
-      fetching.add(t.uuid);
     }
   }
 
@@ -84,8 +84,9 @@ export function plan(desired: DesiredState, observed: Observed): PlannedStep[] {
   for (const app of containerApps) {
     const lane = `app:${app.uuid}`;
     const ct = app.imageContentTree!;
-    const needs = [`ct:${ct}`, ...app.mounts.map((m) => `vol:${volumeKey(m.volumeUuid, m.generation)}`)];
-    const imageWillBeReady = ctReady.get(ct) || fetching.has(ct);
+    const needs = app.mounts.map((m) => `vol:${volumeKey(m.volumeUuid, m.generation)}`);
+    // A fetch runs beside the loop; the app's container is made in the pass after its image loaded.
+    const imageWillBeReady = ctReady.get(ct) === true;
     const rec = observed.apps.get(app.uuid);
     const containers = byApp.get(app.uuid) ?? [];
     if (!rec) {
@@ -151,7 +152,7 @@ export function plan(desired: DesiredState, observed: Observed): PlannedStep[] {
   }
   const keepTrees = new Set(desired.contentTrees.map((t) => t.uuid));
   for (const [uuid, rec] of observed.contentTrees) {
-    if (!keepTrees.has(uuid)) add(2, `ct:${uuid}`, { kind: "removeContentTree", uuid, imageRef: rec.imageRef });
+    if (!keepTrees.has(uuid) && !observed.fetching.has(uuid)) add(2, `ct:${uuid}`, { kind: "removeContentTree", uuid, imageRef: rec.imageRef });
   }
   for (const uuid of observed.apps.keys()) {
     if (!desiredApps.has(uuid)) add(2, `app:${uuid}`, { kind: "forgetApp", uuid });

@@ -13,7 +13,7 @@ import { AppLogCollector } from "./app-logs.ts";
 import { type DesiredState, desiredFromConfig, type LocalCommands } from "./desired.ts";
 import { execute, type ExecutorContext, type LaneContext } from "./executors.ts";
 import type { Observed } from "./observed.ts";
-import { describeStep, plan, type PlannedStep } from "./plan.ts";
+import { describeStep, plan, type PlannedStep, sourceKey } from "./plan.ts";
 import { Records } from "./records.ts";
 import type { SwState } from "./states.ts";
 import { appState, noteExits } from "./status.ts";
@@ -53,6 +53,8 @@ export class Reconciler {
   private lastApply: { at: Date; steps: number; failed: number } | null = null;
   private stopped = false;
   private readonly samples = new Map<string, AppSample>();
+  /** Content-tree fetches running beside the loop, by content tree uuid. */
+  private readonly fetches = new Map<string, { ac: AbortController; sourceKey: string; done: Promise<void> }>();
   private statsTimer: ReturnType<typeof setInterval> | null = null;
   passes = 0;
 
@@ -126,7 +128,9 @@ export class Reconciler {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     for (const u of this.unsubscribe) u();
     this.current?.abort();
+    for (const f of this.fetches.values()) f.ac.abort();
     await this.running?.catch(() => undefined);
+    await Promise.all([...this.fetches.values()].map((f) => f.done));
     this.logs.stopAll();
   }
 
@@ -198,7 +202,40 @@ export class Reconciler {
       contentTrees: this.records.contentTrees(),
       apps: this.records.apps(),
       startedSinceBoot: this.startedSinceBoot,
+      fetching: new Set(this.fetches.keys()),
     };
+  }
+
+  /** Aborts fetches whose content tree is no longer desired or now comes from elsewhere. */
+  private supersedeFetches(desired: DesiredState): void {
+    const trees = new Map(desired.contentTrees.map((t) => [t.uuid, t]));
+    for (const [uuid, f] of this.fetches) {
+      const t = trees.get(uuid);
+      if ((!t || sourceKey(t) !== f.sourceKey) && !f.ac.signal.aborted) {
+        f.ac.abort();
+        this.deps.log("info", `content tree ${uuid}: fetch abandoned (${t ? "its source changed" : "no longer in the config"})`);
+      }
+    }
+  }
+
+  private startFetch(tree: { uuid: string; name: string }, key: string, run: (signal: AbortSignal) => Promise<void>): void {
+    if (this.fetches.has(tree.uuid) || this.stopped) return;
+    const ac = new AbortController();
+    const done = run(ac.signal)
+      .catch((e) => {
+        if (ac.signal.aborted) return;
+        this.deps.events.publish({
+          type: "contentTree.fetch-failed",
+          objectKind: "contentTree",
+          objectId: tree.uuid,
+          message: `content tree ${tree.name}: ${(e as Error).message}`,
+        });
+      })
+      .finally(() => {
+        this.fetches.delete(tree.uuid);
+        this.trigger(false);
+      });
+    this.fetches.set(tree.uuid, { ac, sourceKey: key, done });
   }
 
   private async pass(signal: AbortSignal): Promise<void> {
@@ -213,6 +250,7 @@ export class Reconciler {
       this.scheduleWake(Date.now() + 5_000);
       return;
     }
+    this.supersedeFetches(desired);
     for (const uuid of noteExits(desired, observed)) this.records.putApp(observed.apps.get(uuid)!);
     const steps = plan(desired, observed);
     this.publishStates(desired, observed);
@@ -244,6 +282,10 @@ export class Reconciler {
       progress: (uuid, state, progress) => this.contentTreeProgress(uuid, state, progress),
       startedSinceBoot: this.startedSinceBoot,
       stopTimeoutSec: this.deps.stopTimeoutSec ?? 10,
+      startFetch: (uuid, run) => {
+        const step = steps.find((s) => s.step.kind === "fetchContentTree" && s.step.tree.uuid === uuid)!.step as { tree: DesiredState["contentTrees"][number] };
+        this.startFetch(step.tree, sourceKey(step.tree), run);
+      },
     };
     for (const phase of [0, 1, 2] as const) {
       const lanes = new Map<string, PlannedStep[]>();
@@ -288,6 +330,13 @@ export class Reconciler {
     if (prev?.state === state && now - (this.lastProgressWrite.get(uuid) ?? 0) < 1000) return;
     this.lastProgressWrite.set(uuid, now);
     this.putState("contentTree", uuid, prev?.name ?? uuid, state, null, { ...(prev?.data ?? {}), progress });
+    // The apps waiting for this image show its state and progress (no pass runs during a long fetch).
+    for (const app of this.desired().apps) {
+      if (app.imageContentTree !== uuid || app.error) continue;
+      const row = this.deps.store.observed("app").find((o) => o.id === app.uuid);
+      if (row && row.data?.containerId) continue;
+      this.putState("app", app.uuid, app.name, state, null, { ...(row?.data ?? {}), kind: app.kind, progress });
+    }
   }
 
   /** Writes each object's state for status; publishes an event when a state or error changes. */
