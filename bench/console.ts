@@ -15,7 +15,7 @@ const CONCURRENCY = 16;
 const bun = process.execPath;
 
 async function sh(cmd: string[], env: Record<string, string> = {}): Promise<string> {
-  const p = Bun.spawn(cmd, { cwd: ROOT, stdout: "pipe", stderr: "inherit", env: { ...process.env, BUN_BE_BUN: "1", ...env } });
+  const p = Bun.spawn(cmd, { cwd: ROOT, stdout: "pipe", stderr: "inherit", env: { ...process.env, ...env } });
   const out = await new Response(p.stdout).text();
   if ((await p.exited) !== 0) throw new Error(`${cmd.join(" ")} failed`);
   return out;
@@ -41,7 +41,7 @@ function freePort(): number {
 async function startTimed(cmd: string[], port: number, env: Record<string, string> = {}) {
   const url = `http://127.0.0.1:${port}/api/v1/health`;
   const t0 = performance.now();
-  const proc = Bun.spawn(cmd, { stdout: "ignore", stderr: "ignore", env: { ...process.env, ...env } });
+  const proc = Bun.spawn(cmd, { stdout: "ignore", stderr: "ignore", env: { ...process.env, BUN_BE_BUN: undefined, ...env } });
   for (;;) {
     try {
       const r = await fetch(url);

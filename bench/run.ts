@@ -13,7 +13,7 @@ for (const name of wanted) {
     continue;
   }
   console.log(`\n=== bench ${name}`);
-  const p = Bun.spawn([process.execPath, file], { stdout: "inherit", stderr: "inherit", env: { ...process.env, BUN_BE_BUN: "1" } });
+  const p = Bun.spawn([process.execPath, file], { stdout: "inherit", stderr: "inherit" });
   if ((await p.exited) !== 0) {
     failed++;
     console.log(`bench ${name} failed`);

@@ -6,7 +6,7 @@ const args = Bun.argv.slice(2);
 const proc = Bun.spawn([process.execPath, "test", "--timeout", "180000", ...args], {
   stdout: "pipe",
   stderr: "pipe",
-  env: { ...process.env, BUN_BE_BUN: "1", FORCE_COLOR: "0" },
+  env: { ...process.env, FORCE_COLOR: "0" },
 });
 
 let pass = 0;

@@ -13,7 +13,7 @@ let building: Promise<string> | null = null;
 export function ensureBinary(): Promise<string> {
   if (process.env.EVEBOX_TEST_BINARY) return Promise.resolve(process.env.EVEBOX_TEST_BINARY);
   building ??= (async () => {
-    const p = Bun.spawn([process.execPath, "build.ts", "--target", "x64"], { cwd: ROOT, stdout: "pipe", stderr: "pipe", env: { ...process.env, BUN_BE_BUN: "1" } });
+    const p = Bun.spawn([process.execPath, "build.ts", "--target", "x64"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
     const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
     if ((await p.exited) !== 0 || !existsSync(BINARY)) throw new Error(`build failed:\n${out}\n${err}`);
     return BINARY;
@@ -40,7 +40,8 @@ export async function startEvebox(opts: { dataDir: string; args?: string[]; bina
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
-    env: { ...process.env, ...opts.env },
+    // BUN_BE_BUN would make the compiled binary act as the bun CLI; it must never reach evebox.
+    env: { ...process.env, BUN_BE_BUN: undefined, ...opts.env },
   });
   let out = "";
   const decoder = new TextDecoder();
