@@ -361,6 +361,36 @@ describe("bad input is refused with a clear error and leaves nothing behind", ()
   }, 30_000);
 });
 
+describe("network interfaces", () => {
+  // Names carry evebox's own prefixes (eb… bridges, ev… taps), so nothing of the host's is touched.
+  const bridge = `ebvm${process.pid % 10000}`;
+  const tap = `evvm${process.pid % 10000}`;
+  afterAll(async () => {
+    await Bun.$`ip link del ${bridge}`.nothrow().quiet();
+  });
+
+  test("a tap NIC is created by QEMU, enslaved to its bridge and up before the guest runs; gone with QEMU", async () => {
+    await Bun.$`ip link add ${bridge} type bridge`.quiet();
+    const rt = runtime();
+    const id = uuid();
+    started.push(id);
+    await rt.start(
+      spec(id, "", {
+        disks: [],
+        kernel: guest.kernel,
+        initrd: guest.initrd,
+        cmdline: "console=ttyS0 quiet",
+        nics: [{ kind: "tap", ifname: tap, mac: "02:00:00:00:00:01", bridge }],
+      }),
+    );
+    const link = JSON.parse(await Bun.$`ip -j link show ${tap}`.text())[0];
+    expect(link.master).toBe(bridge);
+    expect(link.flags).toContain("UP");
+    await rt.kill(id);
+    expect((await Bun.$`ip link show ${tap}`.nothrow().quiet()).exitCode).not.toBe(0);
+  }, 30_000);
+});
+
 describe("UEFI", () => {
   test("OVMF boots the guest's kernel; the VM gets its own copy of the variable store", async () => {
     const rt = runtime();

@@ -33,7 +33,3 @@ export class VmError extends Error {
     );
   }
 }
-
-export function describeApp(app: { uuid: string; name?: string }): string {
-  return `app ${app.name ? `"${app.name}" ` : ""}(${app.uuid})`;
-}

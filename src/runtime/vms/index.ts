@@ -4,6 +4,7 @@ export { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, type QemuArgsOptions, q
 export { ByteRing, ConsoleBridge, ConsoleTimeout } from "./console.ts";
 export { type ImageInfo, imageInfo, makeNoCloudSeed, type PreparedDisk, prepareDisk, type PrepareDiskOptions, verifyDiskImage } from "./disks.ts";
 export { VmError, type VmErrorKind } from "./errors.ts";
+export { decodeUserData, diskFormatOfContentTree, firmwareModeOf, vmResourcesOf } from "./eve.ts";
 export { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
 export { isOurQemu, logTail, QemuRuntime, type QemuRuntimeOptions } from "./runtime.ts";
 export type * from "./types.ts";

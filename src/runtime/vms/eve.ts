@@ -1,0 +1,67 @@
+// How EVE's config fields become parts of a VmSpec, read the way EVE's pillar reads them. Pure helpers for the
+// reconciler; enums are accepted as names ("QCOW2", "FML") or numbers, as config documents carry either.
+import type { DiskFormat, FirmwareMode } from "./types.ts";
+
+const FORMAT_NAMES = ["FmtUnknown", "RAW", "QCOW", "QCOW2", "VHD", "VMDK", "OVA", "VHDX", "CONTAINER", "ISO", "PVC"];
+const VM_MODE_NAMES = ["PV", "HVM", "Filler", "FML", "NOHYPER", "LEGACY"];
+
+const enumName = (value: string | number | undefined, names: string[]) =>
+  typeof value === "number" ? (names[value] ?? String(value)) : (value ?? names[0]!);
+
+/**
+ * The qemu-img format of a disk content tree (EVE `Format`), and whether it is attached as a CD-ROM (ISO).
+ * null: not a VM disk (CONTAINER) or not supported (OVA, a tar of disks and a descriptor; PVC).
+ */
+export function diskFormatOfContentTree(format: string | number): { format: DiskFormat; cdrom: boolean } | null {
+  switch (enumName(format, FORMAT_NAMES)) {
+    case "RAW":
+      return { format: "raw", cdrom: false };
+    case "QCOW":
+      return { format: "qcow", cdrom: false };
+    case "QCOW2":
+      return { format: "qcow2", cdrom: false };
+    case "VHD":
+      return { format: "vpc", cdrom: false };
+    case "VMDK":
+      return { format: "vmdk", cdrom: false };
+    case "VHDX":
+      return { format: "vhdx", cdrom: false };
+    case "ISO":
+      return { format: "raw", cdrom: true };
+    default:
+      return null;
+  }
+}
+
+/** UEFI (OVMF) for FML, as EVE does; legacy BIOS (SeaBIOS) for every other mode. */
+export function firmwareModeOf(virtualizationMode: string | number | undefined): FirmwareMode {
+  return enumName(virtualizationMode, VM_MODE_NAMES) === "FML" ? "uefi" : "legacy-bios";
+}
+
+/**
+ * `AppInstanceConfig.userData`: EVE sends cloud-init user-data base64-encoded. A value that is not base64 is
+ * taken as the text itself (a locally written config may carry it plain).
+ */
+export function decodeUserData(userData: string | undefined): string | undefined {
+  if (!userData) return undefined;
+  const compact = userData.replace(/\s+/g, "");
+  if (compact.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(compact)) {
+    const text = Buffer.from(compact, "base64").toString("utf8");
+    // Plain text that happens to be valid base64 decodes to bytes that are not text.
+    if (!text.includes("\uFFFD")) return text;
+  }
+  return userData;
+}
+
+/** `fixedresources` (EVE `VmConfig`) + the app's `remoteConsole`: the sizing and firmware part of a VmSpec. */
+export function vmResourcesOf(
+  fixed: { memory?: number; vcpus?: number; virtualizationMode?: string | number; enableVnc?: boolean } | undefined,
+  remoteConsole?: boolean,
+): { memoryKiB: number; vcpus: number; mode: FirmwareMode; remoteConsole: boolean } {
+  return {
+    memoryKiB: fixed?.memory ?? 0, // EVE's memory is in KiB
+    vcpus: fixed?.vcpus || 1,
+    mode: firmwareModeOf(fixed?.virtualizationMode),
+    remoteConsole: Boolean(remoteConsole || fixed?.enableVnc),
+  };
+}
