@@ -197,11 +197,11 @@ export class QemuRuntime {
       const args = buildQemuArgs(spec, { paths, accelerator, firmware: this.firmware, seedImage, paused: true });
 
       // QEMU is spawned into the VM's cgroup (the shell moves itself in, then execs QEMU), so every page the
-      // guest touches is charged there from the start.
+      // guest touches is charged there from the start. Accounting is not worth failing a start for.
       const cgroup = this.cgroups?.create(spec.appUuid) ?? null;
       const procs = cgroup ? this.cgroups!.procsFile(spec.appUuid) : null;
       const argv = procs && existsSync("/bin/sh")
-        ? ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', procs, this.qemu, ...args]
+        ? ["/bin/sh", "-c", '{ echo $$ > "$0"; } 2>/dev/null; exec "$@"', procs, this.qemu, ...args]
         : [this.qemu, ...args];
       const logFd = openSync(paths.log, "a", 0o600);
       try {
