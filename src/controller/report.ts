@@ -14,6 +14,7 @@ import {
   type ZInfoMsg,
   type ZMetricMsg,
 } from "../proto/index.ts";
+import { type SwState, toZSwState } from "../reconcile/states.ts";
 import { type AppSample, cpuCount, type DeviceSample, type NetSample } from "../telemetry/metrics.ts";
 
 export const ZINFO_MSG = "org.lfedge.eve.info.ZInfoMsg";
@@ -27,10 +28,7 @@ export function timestamp(d: Date): { seconds: number; nanos: number } {
 
 /** EVE state name (as in /api/v1/status) → info.ZSwState; unknown names are INVALID, not guessed. */
 export function swState(name: string): number {
-  if (name === "DOWNLOADING") return ZSwState.DOWNLOAD_STARTED;
-  if (name === "BROKEN") return ZSwState.HALTED; // EVE reports a broken app as halted with its error
-  const v = (ZSwState as unknown as Record<string, number>)[name];
-  return typeof v === "number" ? v : ZSwState.INVALID;
+  return toZSwState(name as SwState);
 }
 
 function niState(name: string): number {
