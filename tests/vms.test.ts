@@ -278,6 +278,34 @@ describe("VMs outlive the process that started them", () => {
     expect(await adopter.adopt()).toEqual([]); // already adopted: nothing new
   }, 150_000);
 
+  test("a second runtime on the same run directory cannot take a VM over and leaves it running", async () => {
+    const second = runtime();
+    expect(await second.adopt()).toEqual([]); // the first runtime holds the QMP connection
+    expect(isOurQemu(pid, id)).toBe(true);
+    expect(logs.some((l) => l.startsWith("warn") && l.includes(id) && l.includes("left running, not adopted"))).toBe(true);
+    const refused = await expectVmError(second.start(spec(id, "/x")), "invalid-spec");
+    expect(refused.message).toContain(`refused: QEMU (pid ${pid}) already runs this VM but is not managed here (adoption failed: QMP`);
+    second.close();
+  }, 30_000);
+
+  test("a VM whose QEMU died while no runtime was there is cleaned up at adoption, not adopted", async () => {
+    const dead = uuid();
+    const otherRun = join(WORK, "run-dead");
+    const dir = join(otherRun, "vms", dead);
+    await Bun.$`mkdir -p ${dir}`;
+    // A pid that is certainly not a QEMU of this uuid: a process that has exited.
+    const gone = Bun.spawn(["true"]);
+    await gone.exited;
+    await Bun.write(join(dir, "qemu.pid"), `${gone.pid}\n`);
+    await Bun.write(join(dir, "qemu.log"), "qemu-system-x86_64: terminating on signal 15 from pid 1\n");
+    await Bun.write(join(dir, "spec.json"), JSON.stringify({ spec: spec(dead, "/x"), specHash: "x", accelerator: "tcg", startedAt: "" }));
+    const rt = new QemuRuntime({ runDir: otherRun, logger });
+    runtimes.push(rt);
+    expect(await rt.adopt()).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+    expect(logs.some((l) => l.startsWith("warn") && l.includes(dead) && l.includes("terminating on signal 15"))).toBe(true);
+  });
+
   test("kill -9 of QEMU: watch reports the exit; run directory and cgroup are cleaned up", async () => {
     const cgroup = adopter.stats(id).cgroup;
     const exit = new Promise<VmExit>((resolve) => adopter.watch(id, resolve));

@@ -95,6 +95,8 @@ export class QemuRuntime {
   private readonly vms = new Map<string, ManagedVm>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly exitListeners = new Set<(exit: VmExit) => void>();
+  /** uuid → why adopt() could not take over its running QEMU. */
+  private readonly unmanageable = new Map<string, string>();
   private closed = false;
 
   constructor(opts: QemuRuntimeOptions) {
@@ -167,8 +169,15 @@ export class QemuRuntime {
       throw new VmError("invalid-spec", app, "refused: it runs with another spec; stop it before starting the new one");
     }
     const stray = readPid(paths.pidfile);
-    if (stray && isOurQemu(stray, spec.appUuid))
-      throw new VmError("invalid-spec", app, `refused: QEMU (pid ${stray}) already runs this VM; adopt() it first`);
+    if (stray && isOurQemu(stray, spec.appUuid)) {
+      const why = this.unmanageable.get(spec.appUuid);
+      throw new VmError(
+        "invalid-spec",
+        app,
+        `refused: QEMU (pid ${stray}) already runs this VM but is not managed here ` +
+          (why ? `(adoption failed: ${why}); kill() ends it` : "(call adopt() first)"),
+      );
+    }
 
     const onHost = hostProblems(spec, this.host(), paths, { code: this.firmware.ovmfCode, vars: this.firmware.ovmfVarsTemplate });
     const resources = onHost.filter((p) => p.startsWith("memoryKiB:") || p.startsWith("vcpus:"));
@@ -331,17 +340,39 @@ export class QemuRuntime {
     });
   }
 
-  /** SIGKILL to QEMU (and anything left in its cgroup); resolves with the exit once cleaned up. */
+  /**
+   * SIGKILL to QEMU (and anything left in its cgroup); resolves with the exit once cleaned up. Also ends a QEMU of
+   * ours that adopt() could not take over (then it resolves null, as for a VM that is not running).
+   */
   kill(uuid: string): Promise<VmExit | null> {
     return this.locked(uuid, () => this.killUnlocked(uuid));
   }
 
   private async killUnlocked(uuid: string): Promise<VmExit | null> {
     const vm = this.vms.get(uuid);
-    if (!vm) return null;
+    if (!vm) {
+      await this.killUnmanaged(uuid);
+      return null;
+    }
     vm.expecting = "killed";
     this.killPid(vm);
     return (await withTimeout(vm.gone, 10_000)) ?? null;
+  }
+
+  /** A QEMU of ours (pidfile + uuid on its command line) that this runtime does not manage: kill and clean up. */
+  private async killUnmanaged(uuid: string): Promise<void> {
+    const paths = vmPaths(this.runDir, uuid);
+    const pid = readPid(paths.pidfile);
+    if (pid === null || !isOurQemu(pid, uuid)) return;
+    this.log.warn(`VM ${uuid}: killing QEMU pid ${pid}, which this runtime does not manage`);
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+    this.cgroups?.killAll(uuid);
+    for (let i = 0; i < 200 && isOurQemu(pid, uuid); i++) await Bun.sleep(25);
+    await this.cgroups?.remove(uuid, 3000);
+    await rm(paths.dir, { recursive: true, force: true });
+    this.unmanageable.delete(uuid);
   }
 
   private killPid(vm: ManagedVm): void {
@@ -388,8 +419,9 @@ export class QemuRuntime {
 
   /**
    * After a restart of evebox: takes over every VM whose QEMU still runs and answers on QMP, without touching
-   * the guest. A run directory whose QEMU is gone is cleaned up (and logged with QEMU's last words); a QEMU of
-   * ours that does not answer on QMP is killed, since nothing could manage it.
+   * the guest. A run directory whose QEMU is gone is cleaned up (and logged with QEMU's last words). A QEMU of
+   * ours that does not answer on QMP is left running and not adopted (logged; start() refuses its uuid with the
+   * reason, kill() ends it); a later adopt() tries again.
    */
   async adopt(): Promise<AdoptedVm[]> {
     this.assertOpen();
@@ -436,16 +468,14 @@ export class QemuRuntime {
       qmp?.close();
       serial.close();
       virtio.close();
-      this.log.warn(`${label}: QEMU pid ${pid} runs but cannot be managed (${(err as Error).message}); killing it`);
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {}
-      this.cgroups?.killAll(uuid);
-      for (let i = 0; i < 100 && isOurQemu(pid, uuid); i++) await Bun.sleep(50);
-      await this.cgroups?.remove(uuid, 3000);
-      await rm(paths.dir, { recursive: true, force: true });
+      // Never kill a guest for this: its monitor may be held by another client (a second evebox on the same
+      // run directory, a debugging session). It stays running; start() refuses its uuid and kill() can end it.
+      const why = (err as Error).message;
+      this.unmanageable.set(uuid, why);
+      this.log.warn(`${label}: QEMU pid ${pid} runs but cannot be managed (${why}); left running, not adopted`);
       return null;
     }
+    this.unmanageable.delete(uuid);
     const vm = this.register(record.spec, record, paths, pid, null, qmp, serial, virtio);
     const status = await this.status(uuid);
     this.log.info(`${label}: adopted QEMU pid ${pid} (${status.qmpStatus ?? "status unknown"})`);

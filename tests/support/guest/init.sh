@@ -16,6 +16,7 @@ done
 cat >/etc/acpi/PWRF/00000080 <<'EOS'
 #!/bin/sh
 echo "evebox-guest: ACPI power button, powering off" >/dev/ttyS0
+sleep 0.2 # let the UART drain the line before the machine goes
 poweroff -f
 EOS
 chmod 0755 /etc/acpi/PWRF/00000080
