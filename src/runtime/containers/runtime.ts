@@ -168,6 +168,63 @@ export class ContainerRuntime {
     }
   }
 
+  /**
+   * An interactive shell in a running container (docker exec with a TTY): bytes in, bytes out.
+   * Used by the console's terminal; closing it ends the shell, never the container.
+   */
+  async openShell(id: string, cmd: string[] = ["/bin/sh"]): Promise<{
+    readable: ReadableStream<Uint8Array>;
+    write(data: Uint8Array | string): void;
+    resize(cols: number, rows: number): Promise<void>;
+    close(): void;
+  }> {
+    const container = this.docker.getContainer(id);
+    let exec: Docker.Exec;
+    let stream: NodeJS.ReadWriteStream;
+    try {
+      exec = await container.exec({ Cmd: cmd, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: true, Env: ["TERM=xterm-256color"] });
+      stream = (await exec.start({ hijack: true, stdin: true, Tty: true } as Docker.ExecStartOptions)) as unknown as NodeJS.ReadWriteStream;
+    } catch (err) {
+      throw await this.failure(id, "open a shell in", err);
+    }
+    let closed = false;
+    const readable = new ReadableStream<Uint8Array>({
+      start(ctrl) {
+        stream.on("data", (b: Buffer) => {
+          if (!closed) ctrl.enqueue(new Uint8Array(b));
+        });
+        const end = () => {
+          if (closed) return;
+          closed = true;
+          try {
+            ctrl.close();
+          } catch {}
+        };
+        stream.on("end", end);
+        stream.on("close", end);
+        stream.on("error", end);
+      },
+      cancel() {
+        closed = true;
+        (stream as unknown as { destroy(): void }).destroy();
+      },
+    });
+    return {
+      readable,
+      write: (data) => {
+        if (!closed) stream.write(typeof data === "string" ? data : Buffer.from(data));
+      },
+      resize: async (cols, rows) => {
+        await exec.resize({ w: cols, h: rows }).catch(() => undefined);
+      },
+      close: () => {
+        closed = true;
+        stream.end();
+        (stream as unknown as { destroy(): void }).destroy();
+      },
+    };
+  }
+
   async inspect(id: string): Promise<Docker.ContainerInspectInfo> {
     try {
       return await this.docker.getContainer(id).inspect();

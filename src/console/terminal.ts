@@ -1,0 +1,29 @@
+// Interactive consoles in the browser: a shell in an app's container, or a VM's serial console,
+// carried over a WebSocket (binary frames are terminal bytes; text frames are JSON control messages).
+
+/** One open console. `history` is what a late viewer should see first (a VM's recent output). */
+export interface TerminalSession {
+  kind: "shell" | "serial";
+  history?: Uint8Array;
+  readable: ReadableStream<Uint8Array>;
+  write(data: Uint8Array | string): void;
+  resize?(cols: number, rows: number): Promise<void> | void;
+  close(): void;
+}
+
+/** Opens consoles of apps (the app runtime provides it). */
+export interface Terminals {
+  open(appUuid: string): Promise<TerminalSession>;
+}
+
+export type TerminalControl = { type: "resize"; cols: number; rows: number };
+
+export function parseControl(text: string): TerminalControl | null {
+  try {
+    const m = JSON.parse(text) as TerminalControl;
+    if (m?.type === "resize" && Number.isInteger(m.cols) && Number.isInteger(m.rows) && m.cols > 0 && m.rows > 0 && m.cols < 1000 && m.rows < 1000) return m;
+  } catch {
+    // not a control message
+  }
+  return null;
+}
