@@ -27,3 +27,13 @@ export function parseControl(text: string): TerminalControl | null {
   }
   return null;
 }
+
+/** Why a console cannot be opened: no such app (404) or it is not running (409). The message says which. */
+export class TerminalUnavailable extends Error {
+  constructor(
+    readonly status: 404 | 409,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -2,6 +2,7 @@
 // (status, metrics) that the console, the CLI and later the controller report from.
 import { arch, hostname, totalmem } from "node:os";
 import type { ConfigService } from "../config/service.ts";
+import type { Terminals } from "../console/terminal.ts";
 import type { Store } from "../store/store.ts";
 import type { EventBus } from "./events.ts";
 
@@ -82,6 +83,8 @@ export class Device {
   private requests = 0;
   /** Set once the app runtime is up (it starts after the console, see run.ts). */
   apps: AppCommands | null = null;
+  /** App consoles in the browser (WebSocket /api/v1/apps/{uuid}/console); set with the app runtime. */
+  terminals: Terminals | null = null;
 
   constructor(parts: DeviceParts) {
     this.store = parts.store;

@@ -51,6 +51,7 @@ describe("buildQemuArgs", () => {
     const chardevs = values(args, "-chardev");
     expect(chardevs[0]).toStartWith(`socket,id=serial0,path=/run/evebox/vms/${UUID}/serial.sock,server=on,wait=off,logfile=`);
     expect(values(args, "-serial")).toEqual(["chardev:serial0"]);
+    expect(args.join(" ")).toContain(`-chardev file,id=firmware0,path=/run/evebox/vms/${UUID}/firmware.log -device isa-debugcon,iobase=0x402,chardev=firmware0`);
     expect(chardevs[1]).toBe(`socket,id=console0,path=/run/evebox/vms/${UUID}/console.sock,server=on,wait=off`);
     expect(values(args, "-device")).toContain("virtio-serial-pci,id=virtio-serial0");
     expect(values(args, "-device").some((d) => d.startsWith("virtconsole,chardev=console0"))).toBe(true);

@@ -15,6 +15,8 @@ export interface VmPaths {
   log: string;
   /** Everything the guest wrote on its serial port (QEMU's chardev logfile), trimmed by the runtime. */
   serialLog: string;
+  /** The firmware's own log (SeaBIOS writes it to the debug port 0x402): why a guest did not boot. */
+  firmwareLog: string;
   /** The spec it was started with (JSON), for adoption after a restart of evebox. */
   spec: string;
   seed: string;
@@ -32,6 +34,7 @@ export function vmPaths(runDir: string, appUuid: string): VmPaths {
     vnc: join(dir, "vnc.sock"),
     log: join(dir, "qemu.log"),
     serialLog: join(dir, "serial.log"),
+    firmwareLog: join(dir, "firmware.log"),
     spec: join(dir, "spec.json"),
     seed: join(dir, "cidata.img"),
     firmwareVars: join(dir, "OVMF_VARS.fd"),
@@ -92,6 +95,9 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions): string[] {
     "-device", "virtio-serial-pci,id=virtio-serial0",
     "-chardev", `socket,id=console0,path=${v(paths.console)},server=on,wait=off`,
     "-device", "virtconsole,chardev=console0,id=console0,name=org.lfedge.eve.console.0",
+    // The firmware's debug port to a file: "No bootable device." shows there, not on the serial console.
+    "-chardev", `file,id=firmware0,path=${v(paths.firmwareLog)}`,
+    "-device", "isa-debugcon,iobase=0x402,chardev=firmware0",
   ];
   if (spec.remoteConsole) args.push("-vnc", `unix:${v(paths.vnc)}`, "-device", "VGA");
   else args.push("-display", "none");

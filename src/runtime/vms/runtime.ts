@@ -630,6 +630,13 @@ export class QemuRuntime {
     return (port === "serial" ? vm.serial : vm.virtio).waitFor(pattern, timeoutMs);
   }
 
+  /** The firmware's log of a running VM (SeaBIOS: its boot attempts and why they failed); "" when none. */
+  firmwareLog(uuid: string): string {
+    const vm = this.vms.get(uuid);
+    if (!vm) return "";
+    return new TextDecoder().decode(fileTail(vm.paths.firmwareLog, 16 * 1024));
+  }
+
   /** One sample of the VM's CPU time and memory; from its cgroup, or from /proc of the QEMU pid. */
   stats(uuid: string): VmStats {
     const vm = this.vms.get(uuid);

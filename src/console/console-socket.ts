@@ -1,0 +1,96 @@
+// WebSocket /api/v1/apps/{uuid}/console: an app's console in the browser. Binary frames carry terminal bytes
+// both ways; text frames carry JSON control messages (`{type:"resize",cols,rows}` in, `{type:"closed",reason}` out).
+import type { Context, MiddlewareHandler } from "hono";
+import { upgradeWebSocket } from "hono/bun";
+import type { WSContext } from "hono/ws";
+import { parseControl, type TerminalSession, type Terminals, TerminalUnavailable } from "./terminal.ts";
+
+export { websocket } from "hono/bun";
+
+/** Frames a slow browser has not taken yet, in bytes, before output is dropped rather than queued. */
+const MAX_BUFFERED = 4 << 20;
+
+/**
+ * The console route's handler. Authentication is the API's (cookie or bearer token); since a browser sends
+ * the cookie with a cross-site WebSocket too, the upgrade must come from the console's own origin.
+ */
+export function consoleSocket(terminals: () => Terminals | null): MiddlewareHandler {
+  const upgrade = upgradeWebSocket(async (c: Context) => {
+    const uuid = c.req.param("uuid") ?? "";
+    const t = terminals();
+    if (!t) throw new TerminalUnavailable(409, "the app runtime is not running yet; try again in a moment");
+    const session = await t.open(uuid);
+    return sessionEvents(session);
+  });
+  return async (c, next) => {
+    const origin = c.req.header("origin");
+    if (origin) {
+      let same = false;
+      try {
+        same = new URL(origin).host === c.req.header("host");
+      } catch {}
+      if (!same) return c.json({ error: `cross-origin console refused (Origin ${origin} is not this console)` }, 403);
+    }
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return c.json({ error: "this endpoint is a WebSocket: connect with Upgrade: websocket" }, 426);
+    try {
+      return await upgrade(c, next);
+    } catch (e) {
+      if (e instanceof TerminalUnavailable) return c.json({ error: e.message }, e.status);
+      throw e;
+    }
+  };
+}
+
+function sessionEvents(session: TerminalSession) {
+  let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  let closed = false;
+  const end = () => {
+    if (closed) return;
+    closed = true;
+    reader?.cancel().catch(() => {});
+    session.close();
+  };
+  return {
+    onOpen(_e: Event, ws: WSContext) {
+      if (session.history?.length) ws.send(session.history as Uint8Array<ArrayBuffer>);
+      reader = session.readable.getReader();
+      void (async () => {
+        try {
+          for (;;) {
+            const { value, done } = await reader!.read();
+            if (done || closed) break;
+            const raw = ws.raw as { getBufferedAmount?: () => number } | undefined;
+            if ((raw?.getBufferedAmount?.() ?? 0) > MAX_BUFFERED) continue;
+            ws.send(value as Uint8Array<ArrayBuffer>);
+          }
+        } catch {
+          // the session ended under us
+        }
+        if (!closed) {
+          const reason = session.kind === "serial" ? "the VM stopped" : "the shell exited";
+          try {
+            ws.send(JSON.stringify({ type: "closed", reason }));
+            ws.close(1000, reason);
+          } catch {}
+          end();
+        }
+      })();
+    },
+    onMessage(e: MessageEvent, _ws: WSContext) {
+      if (closed) return;
+      if (typeof e.data === "string") {
+        const ctl = parseControl(e.data);
+        if (ctl?.type === "resize") void session.resize?.(ctl.cols, ctl.rows);
+        return;
+      }
+      const bytes = e.data instanceof ArrayBuffer ? new Uint8Array(e.data) : new Uint8Array(e.data as ArrayBufferLike);
+      session.write(bytes);
+    },
+    onClose() {
+      end();
+    },
+    onError() {
+      end();
+    },
+  };
+}

@@ -1,0 +1,168 @@
+import { describe, expect, test } from "bun:test";
+import { desiredFromConfig } from "./desired.ts";
+import { newAppRecord } from "./observed.ts";
+import { desiredVms, type DesiredWithVms as DesiredState, type ObservedVms, type ObservedWithVms as Observed, planVms, vmAppState } from "./vms.ts";
+
+const IDS = { ds: "11111111-0000-4000-8000-000000000001", ct: "11111111-0000-4000-8000-000000000002", iso: "11111111-0000-4000-8000-000000000003", vol: "11111111-0000-4000-8000-000000000004", blank: "11111111-0000-4000-8000-000000000005", cd: "11111111-0000-4000-8000-000000000006", app: "11111111-0000-4000-8000-000000000007" };
+const SHA = "ab".repeat(32);
+const paths = { volumeDir: (u: string, g: number) => `/p/volumes/${u}-${g}`, blob: (s: string) => `/p/content/blobs/sha256/${s}` };
+
+function doc(app: Record<string, unknown> = {}) {
+  return {
+    datastores: [{ id: IDS.ds, dType: "DsHttp", fqdn: "http://127.0.0.1:9", dpath: "images" }],
+    contentInfo: [
+      { uuid: IDS.ct, dsId: IDS.ds, URL: "disk.qcow2", iformat: "QCOW2", sha256: SHA, displayName: "disk" },
+      { uuid: IDS.iso, dsId: IDS.ds, URL: "tools.iso", iformat: "ISO", sha256: "cd".repeat(32), displayName: "tools" },
+    ],
+    volumes: [
+      { uuid: IDS.vol, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: IDS.ct }, maxsizebytes: "1073741824", generationCount: "2" },
+      { uuid: IDS.blank, origin: { type: "VCOT_BLANK" }, maxsizebytes: "10485760", generationCount: "0" },
+      { uuid: IDS.cd, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: IDS.iso } },
+    ],
+    apps: [
+      {
+        uuidandversion: { uuid: IDS.app, version: "3" },
+        displayname: "router",
+        activate: true,
+        fixedresources: { memory: 524288, vcpus: 2, virtualizationMode: "FML" },
+        volumeRefList: [{ uuid: IDS.vol }, { uuid: IDS.blank }, { uuid: IDS.cd }],
+        interfaces: [{ name: "eth0" }],
+        remoteConsole: true,
+        userData: Buffer.from("#cloud-config\nhostname: r\n").toString("base64"),
+        ...app,
+      },
+    ],
+  };
+}
+
+function state(d = doc()): DesiredState {
+  const desired: DesiredState = desiredFromConfig(d);
+  desired.vms = desiredVms(d, desired, paths);
+  return desired;
+}
+
+function observed(over: Partial<Observed> = {}, vms: Partial<ObservedVms> = {}): Observed {
+  return {
+    now: 1_000_000,
+    bootAt: 0,
+    containers: [],
+    volumes: [],
+    contentTrees: new Map(),
+    apps: new Map(),
+    startedSinceBoot: new Set(),
+    fetching: new Set(),
+    vms: { running: new Map(), lastExits: new Map(), unavailable: null, ...vms },
+    ...over,
+  };
+}
+
+const loaded = (uuid: string, url: string, sha: string) => ({
+  uuid,
+  state: "LOADED" as const,
+  error: null,
+  imageRef: null,
+  imageId: null,
+  sizeBytes: 1,
+  progress: 100,
+  attempts: 0,
+  nextRetryAt: 0,
+  sourceKey: JSON.stringify([`http://127.0.0.1:9/images/${url}`, sha, null]),
+});
+
+function ready(d: DesiredState): Observed {
+  return observed({
+    volumes: d.volumes.map((v) => ({ uuid: v.uuid, generation: v.generation })),
+    contentTrees: new Map([
+      [IDS.ct, loaded(IDS.ct, "disk.qcow2", SHA)],
+      [IDS.iso, loaded(IDS.iso, "tools.iso", "cd".repeat(32))],
+    ]),
+    apps: new Map([[IDS.app, newAppRecord(IDS.app, 0, 0)]]),
+  });
+}
+
+describe("desiredVms: a VM app as EVE reads it", () => {
+  test("every volume a disk in order: overlay, blank qcow2, ISO as CD-ROM; KiB memory, FML → UEFI, VNC, NoCloud, NICs", () => {
+    const vm = state().vms!.get(IDS.app)!;
+    expect(vm.error).toBeNull();
+    expect(vm.spec).toMatchObject({ memoryKiB: 524288, vcpus: 2, mode: "uefi", remoteConsole: true, cloudInitUserData: "#cloud-config\nhostname: r\n", nics: [{ kind: "user" }] });
+    expect(vm.spec.disks).toEqual([
+      { path: `/p/volumes/${IDS.vol}-2/disk.qcow2`, format: "qcow2", readOnly: false },
+      { path: `/p/volumes/${IDS.blank}-0/disk.qcow2`, format: "qcow2", readOnly: false },
+      { path: `/p/content/blobs/sha256/${"cd".repeat(32)}`, format: "raw", readOnly: true, cdrom: true },
+    ]);
+    expect(vm.spec.firmwareVarsPath).toBe(`/p/volumes/${IDS.vol}-2/OVMF_VARS.fd`);
+    expect(vm.disks[0]!.source).toEqual({ kind: "contentTree", treeUuid: IDS.ct, sha256: SHA, format: "qcow2", cdrom: false });
+  });
+
+  test("the spec hash follows what needs a new QEMU (memory), not what does not (the app's version)", () => {
+    const base = state().vms!.get(IDS.app)!.specHash;
+    expect(state(doc({ uuidandversion: { uuid: IDS.app, version: "4" } })).vms!.get(IDS.app)!.specHash).toBe(base);
+    expect(state(doc({ fixedresources: { memory: 262144, vcpus: 2, virtualizationMode: "FML" } })).vms!.get(IDS.app)!.specHash).not.toBe(base);
+  });
+
+  test("no memory, or a disk from a container registry: a clear error on the app", () => {
+    expect(state(doc({ fixedresources: { vcpus: 1 } })).vms!.get(IDS.app)!.error).toMatch(/fixedresources.memory/);
+  });
+});
+
+describe("planVms", () => {
+  test("a new VM app: fetch its images, make its volumes, record its counters; start once the images are there", () => {
+    const d = state();
+    const first = planVms(d, observed()).map((s) => s.step.kind);
+    expect(first.filter((k) => k === "fetchContentTree").length).toBe(2);
+    expect(first.filter((k) => k === "createVolume").length).toBe(3);
+    expect(first).toContain("recordCounters");
+    expect(first).not.toContain("startVm");
+    const steps = planVms(d, ready(d));
+    expect(steps.map((s) => [s.phase, s.lane, s.step.kind])).toEqual([[1, `app:${IDS.app}`, "startVm"]]);
+  });
+
+  test("running with the desired spec: nothing; another spec: stop then start; halted: stop", () => {
+    const d = state();
+    const vm = d.vms!.get(IDS.app)!;
+    const running = (specHash: string) => ({ running: new Map([[IDS.app, { appUuid: IDS.app, name: "router", pid: 1, specHash, accelerator: "tcg" as const, startedAt: "" }]]) });
+    const o = ready(d);
+    expect(planVms(d, { ...o, vms: { ...o.vms!, ...running(vm.specHash) } })).toEqual([]);
+    expect(planVms(d, { ...o, vms: { ...o.vms!, ...running("other") } }).map((s) => s.step.kind)).toEqual(["stopVm", "startVm"]);
+    const halted = state(doc({ activate: false }));
+    expect(planVms(halted, { ...o, vms: { ...o.vms!, ...running(vm.specHash) } }).map((s) => s.step.kind)).toEqual(["stopVm"]);
+  });
+
+  test("restart and purge counters; a crash backs off; a removed app's VM is stopped", () => {
+    const d = state(doc({ restart: { counter: 1 } }));
+    const o = ready(d);
+    const vm = d.vms!.get(IDS.app)!;
+    o.vms!.running.set(IDS.app, { appUuid: IDS.app, name: "router", pid: 1, specHash: vm.specHash, accelerator: "tcg", startedAt: "" });
+    expect(planVms(d, o).map((s) => s.step.kind)).toEqual(["stopVm", "startVm", "recordCounters"]);
+    const p = state(doc({ purge: { counter: 1 } }));
+    expect(planVms(p, o).map((s) => s.step.kind)).toEqual(["stopVm", "purgeVolumes", "startVm", "recordCounters"]);
+
+    const crashed = ready(state());
+    crashed.apps.get(IDS.app)!.crashes = 2;
+    crashed.apps.get(IDS.app)!.nextStartAt = crashed.now + 2000;
+    expect(planVms(state(), crashed)).toEqual([]);
+    crashed.apps.get(IDS.app)!.nextStartAt = crashed.now - 1;
+    expect(planVms(state(), crashed).map((s) => (s.step as { reason?: string }).reason)).toEqual(["supervised restart"]);
+
+    const gone = state({ ...doc(), apps: [] });
+    const og = observed({}, { running: new Map([[IDS.app, { appUuid: IDS.app, name: "router", pid: 1, specHash: "x", accelerator: "tcg", startedAt: "" }]]) });
+    expect(planVms(gone, og).map((s) => [s.phase, s.step.kind])).toEqual([[0, "stopVm"]]);
+  });
+});
+
+describe("vmAppState", () => {
+  test("RUNNING with its accelerator; BROKEN after a crash with the reason and the backoff; HALTED", () => {
+    const d = state();
+    const app = d.apps[0]!;
+    const o = ready(d);
+    o.vms!.running.set(IDS.app, { appUuid: IDS.app, name: "router", pid: 42, specHash: "x", accelerator: "tcg", startedAt: "2026-01-01T00:00:00.000Z" });
+    expect(vmAppState(app, d, o)).toMatchObject({ state: "RUNNING", error: null, data: { accelerator: "tcg", pid: 42 } });
+    o.vms!.running.clear();
+    o.apps.get(IDS.app)!.crashes = 1;
+    o.apps.get(IDS.app)!.nextStartAt = o.now + 3000;
+    o.vms!.lastExits.set(IDS.app, { reason: "crashed", at: o.now, ranMs: 2500, detail: "QEMU exited unexpectedly (SIGKILL)" });
+    expect(vmAppState(app, d, o)).toMatchObject({ state: "BROKEN", error: "QEMU exited unexpectedly (SIGKILL) 2.5 s after start; restarting in 3 s" });
+    expect(vmAppState(state(doc({ activate: false })).apps[0]!, state(doc({ activate: false })), o)).toMatchObject({ state: "HALTED" });
+    expect(vmAppState(app, d, observed({}, { unavailable: "no QEMU" }))).toMatchObject({ state: "INITIAL", error: "VMs cannot run on this device: no QEMU" });
+  });
+});
