@@ -38,6 +38,8 @@ async function buildUi(): Promise<void> {
     outdir: join(uiOut, "assets"),
     target: "browser",
     minify: true,
+    // Dynamic imports (xterm.js for app consoles) become chunks of their own, loaded when used.
+    splitting: true,
     naming: { entry: "[name]-[hash].[ext]", chunk: "[name]-[hash].[ext]", asset: "[name]-[hash].[ext]" },
     define: { "process.env.NODE_ENV": '"production"' },
   });

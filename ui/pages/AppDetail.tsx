@@ -3,6 +3,7 @@ import { useMemo, useState } from "preact/hooks";
 import type { ApiClient, AppStatus, Problem } from "../api";
 import { type Doc, type FieldProblem, problemField, readApp, removeApp, updateApp } from "../config-edit";
 import { formatDateTime, shortHash } from "../format";
+import { AppConsole } from "../components/AppConsole";
 import { AppActions, AppStateView } from "../components/AppControls";
 import { AppForm, appFormFrom, type AppFormValues, toChanges } from "../components/AppForm";
 import { AppLogs } from "../components/AppLogs";
@@ -183,12 +184,20 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
             )}
           </section>
 
+          <AppConsole key={`console-${uuid}`} app={app} kind={kindOf(app, view)} />
+
           <AppLogs key={uuid} appsApi={appsApi} uuid={uuid} name={name} />
         </div>
       )}
       {change.dialog}
     </section>
   );
+}
+
+function kindOf(app: AppStatus, view: ReturnType<typeof readApp>): "vm" | "container" | null {
+  if (app.kind === "vm" || view?.kind === "vm") return "vm";
+  if (app.kind === "container" || view?.kind === "container") return "container";
+  return null;
 }
 
 function Facts({ app, view }: { app: AppStatus; view: ReturnType<typeof readApp> }) {
@@ -254,6 +263,14 @@ function Facts({ app, view }: { app: AppStatus; view: ReturnType<typeof readApp>
           )}
         </dd>
       </div>
+      {typeof app.accelerator === "string" && app.accelerator && (
+        <div>
+          <dt>Accelerator</dt>
+          <dd id="app-accelerator">
+            {app.accelerator === "kvm" ? "KVM (hardware virtualization)" : "TCG (software emulation: no hardware virtualization on this device)"}
+          </dd>
+        </div>
+      )}
       {typeof app.containerId === "string" && app.containerId && (
         <div>
           <dt>Container</dt>
