@@ -1,5 +1,6 @@
 // WebSocket /api/v1/apps/{uuid}/console: an app's console in the browser. Binary frames carry terminal bytes
 // both ways; text frames carry JSON control messages (`{type:"resize",cols,rows}` in, `{type:"closed",reason}` out).
+// WebSocket /api/v1/apps/{uuid}/vnc: a VM app's display, the raw RFB stream of its VNC socket (for noVNC): binary only.
 import type { Context, MiddlewareHandler } from "hono";
 import { upgradeWebSocket } from "hono/bun";
 import type { WSContext } from "hono/ws";
@@ -19,7 +20,9 @@ export function consoleSocket(terminals: () => Terminals | null): MiddlewareHand
     const uuid = c.req.param("uuid") ?? "";
     const t = terminals();
     if (!t) throw new TerminalUnavailable(409, "the app runtime is not running yet; try again in a moment");
-    const session = await t.open(uuid);
+    const display = c.req.param("kind") === "vnc";
+    if (display && !t.openDisplay) throw new TerminalUnavailable(409, "graphical consoles are not available on this device");
+    const session = display ? await t.openDisplay!(uuid) : await t.open(uuid);
     return sessionEvents(session);
   });
   return async (c, next) => {
@@ -67,9 +70,10 @@ function sessionEvents(session: TerminalSession) {
           // the session ended under us
         }
         if (!closed) {
-          const reason = session.kind === "serial" ? "the VM stopped" : "the shell exited";
+          const reason = session.kind === "shell" ? "the shell exited" : "the VM stopped";
           try {
-            ws.send(JSON.stringify({ type: "closed", reason }));
+            // An RFB stream has no text frames: noVNC would take one for protocol bytes.
+            if (session.kind !== "vnc") ws.send(JSON.stringify({ type: "closed", reason }));
             ws.close(1000, reason);
           } catch {}
           end();
@@ -79,6 +83,7 @@ function sessionEvents(session: TerminalSession) {
     onMessage(e: MessageEvent, _ws: WSContext) {
       if (closed) return;
       if (typeof e.data === "string") {
+        if (session.kind === "vnc") return;
         const ctl = parseControl(e.data);
         if (ctl?.type === "resize") void session.resize?.(ctl.cols, ctl.rows);
         return;

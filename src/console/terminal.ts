@@ -1,9 +1,10 @@
-// Interactive consoles in the browser: a shell in an app's container, or a VM's serial console,
-// carried over a WebSocket (binary frames are terminal bytes; text frames are JSON control messages).
+// Interactive consoles in the browser: a shell in an app's container, a VM's serial console, or a VM's
+// display (VNC, for noVNC), carried over a WebSocket (binary frames are terminal or RFB bytes; text frames are
+// JSON control messages).
 
 /** One open console. `history` is what a late viewer should see first (a VM's recent output). */
 export interface TerminalSession {
-  kind: "shell" | "serial";
+  kind: "shell" | "serial" | "vnc";
   history?: Uint8Array;
   readable: ReadableStream<Uint8Array>;
   write(data: Uint8Array | string): void;
@@ -14,6 +15,8 @@ export interface TerminalSession {
 /** Opens consoles of apps (the app runtime provides it). */
 export interface Terminals {
   open(appUuid: string): Promise<TerminalSession>;
+  /** A VM app's graphical console: the raw RFB (VNC) stream of its display. */
+  openDisplay?(appUuid: string): Promise<TerminalSession>;
 }
 
 export type TerminalControl = { type: "resize"; cols: number; rows: number };

@@ -11,6 +11,7 @@ import {
   diskFormatOfContentTree,
   type QemuRuntime,
   verifyDiskImage,
+  vmPaths,
   vmResourcesOf,
   type VmConsole,
   type VmExit,
@@ -280,7 +281,7 @@ export function vmAppState(app: DesiredApp, desired: DesiredWithVms, observed: O
   const obs = observed.vms;
   const vm = desired.vms?.get(app.uuid);
   if (!obs || !vm) return null;
-  const data: Record<string, unknown> = { kind: app.kind, activate: app.activate, version: app.version };
+  const data: Record<string, unknown> = { kind: app.kind, activate: app.activate, version: app.version, remoteConsole: vm.spec.remoteConsole };
   if (obs.unavailable) return { state: "INITIAL", error: `VMs cannot run on this device: ${obs.unavailable}`, data };
   if (vm.error) return { state: "INITIAL", error: vm.error, data };
   const rec = observed.apps.get(app.uuid);
@@ -550,6 +551,12 @@ export class VmApps {
   /** Forgets a removed app's exit record. */
   forget(uuid: string): void {
     this.o.store.deleteObserved(VM_RECORD, uuid);
+  }
+
+  /** The VM's VNC socket, when it runs with a display (`remoteConsole`). */
+  vncSocket(uuid: string): string | null {
+    const path = vmPaths(this.runtime.runDir, uuid).vnc;
+    return existsSync(path) ? path : null;
   }
 
   /** A VM app's serial console (recent output first). */

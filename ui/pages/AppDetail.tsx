@@ -4,6 +4,7 @@ import type { ApiClient, AppStatus, Problem } from "../api";
 import { type Doc, type FieldProblem, problemField, readApp, removeApp, updateApp } from "../config-edit";
 import { formatDateTime, shortHash } from "../format";
 import { AppConsole } from "../components/AppConsole";
+import { AppDisplay } from "../components/AppDisplay";
 import { AppActions, AppStateView } from "../components/AppControls";
 import { AppForm, appFormFrom, type AppFormValues, toChanges } from "../components/AppForm";
 import { AppLogs } from "../components/AppLogs";
@@ -185,6 +186,7 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
           </section>
 
           <AppConsole key={`console-${uuid}`} app={app} kind={kindOf(app, view)} />
+          {app.remoteConsole === true && <AppDisplay key={`display-${uuid}`} app={app} />}
 
           <AppLogs key={uuid} appsApi={appsApi} uuid={uuid} name={name} />
         </div>
