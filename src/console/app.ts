@@ -8,6 +8,7 @@ import { streamSSE } from "hono/streaming";
 import { type Auth, AuthError, describePrincipal, type Principal, SESSION_TTL_MS } from "../auth/auth.ts";
 import { ConfigRejected } from "../config/problems.ts";
 import type { Device } from "../device/device.ts";
+import { consoleSocket } from "./console-socket.ts";
 import type { UiAssets } from "./ui-assets.ts";
 
 export const SESSION_COOKIE = "evebox_session";
@@ -214,6 +215,7 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
     device.apps.localCommand(uuid, command);
     return c.json({ ok: true });
   });
+  api.get("/apps/:uuid/:kind{console|vnc}", consoleSocket(() => device.terminals));
   api.get("/apps/:uuid/logs", (c) => {
     const limit = clampInt(c.req.query("limit"), 1, 5000, 500);
     const after = clampInt(c.req.query("after"), 0, Number.MAX_SAFE_INTEGER, 0);

@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { Auth } from "../auth/auth.ts";
 import { ConfigService } from "../config/service.ts";
 import { createConsoleApp } from "../console/app.ts";
+import { websocket } from "../console/console-socket.ts";
 import type { UiAssets } from "../console/ui-assets.ts";
 import { Store, StoreTooNewError } from "../store/index.ts";
 import { parseControllerAddress } from "../controller/http.ts";
@@ -131,6 +132,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       hostname: listen.hostname,
       port: listen.port,
       idleTimeout: 0, // SSE streams stay open; they send keep-alives themselves
+      websocket, // app consoles (GET /api/v1/apps/{uuid}/console)
       fetch: (req, server) => {
         device.countRequest();
         return tcpApp.fetch(req, server);
@@ -140,7 +142,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     store.close();
     throw new StartupError(`cannot listen on ${opts.listen}: ${(e as Error).message}`);
   }
-  const local = Bun.serve({ unix: socketPath, fetch: (req, server) => localApp.fetch(req, server) });
+  const local = Bun.serve({ unix: socketPath, websocket, fetch: (req, server) => localApp.fetch(req, server) });
   chmodSync(socketPath, 0o600);
 
   const host = tcp.hostname?.includes(":") ? `[${tcp.hostname}]` : tcp.hostname;
@@ -193,6 +195,9 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
           reconciler = r;
           device.apps = r;
           device.addPart(() => r.part());
+          device.terminals = r.terminals();
+          const vms = r.vms;
+          if (vms) device.addPart(() => vms.part());
         })
         .catch((e) => device.log("error", `the app runtime did not start: ${(e as Error).message}`));
 

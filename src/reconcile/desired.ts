@@ -2,6 +2,7 @@
 // way EVE's pillar reads it, plus the operator's local commands.
 import { createHash } from "node:crypto";
 import type { ObjectProblem } from "../config/validate.ts";
+import type { DesiredVm } from "./vms.ts";
 
 type Doc = Record<string, any>;
 
@@ -62,6 +63,8 @@ export interface DesiredState {
   apps: DesiredApp[];
   volumes: DesiredVolume[];
   contentTrees: DesiredContentTree[];
+  /** The VM of each VM app, when the reconciler runs VMs. */
+  vms?: Map<string, DesiredVm>;
 }
 
 /** What the operator asked for locally (EVE's local profile server does the same): kept per app. */

@@ -8,6 +8,7 @@ import type { DesiredContentTree } from "./desired.ts";
 import type { ContentTreeRecord } from "./observed.ts";
 import { sourceKey, type Step } from "./plan.ts";
 import type { Records } from "./records.ts";
+import { isDiskContentTree, verifyDiskContentTree, VM_EXECUTORS, type VmApps } from "./vms.ts";
 import type { SwState } from "./states.ts";
 
 export interface ExecutorContext {
@@ -24,6 +25,8 @@ export interface ExecutorContext {
   stopTimeoutSec: number;
   /** Runs a fetch beside the loop (the reconciler tracks and aborts it). */
   startFetch: (uuid: string, run: (signal: AbortSignal) => Promise<void>) => void;
+  /** VM apps under QEMU; absent: VM apps are not run. */
+  vms?: VmApps;
 }
 
 /** Per-lane scratch: a container created earlier in the lane is the one later steps act on. */
@@ -95,6 +98,19 @@ async function fetchNow(tree: DesiredContentTree, ctx: ExecutorContext): Promise
       });
       set("VERIFYING", 100); // the cache verified the sha256 while downloading; record the step
       set("LOADING", 100);
+      if (isDiskContentTree(tree)) {
+        // A VM disk stays in the cache (the VM's volume is an overlay over it); it must really be a disk.
+        await verifyDiskContentTree(tree, entry.path);
+        rec.imageRef = null;
+        rec.imageId = null;
+        rec.sizeBytes = entry.sizeBytes;
+        rec.error = null;
+        rec.attempts = 0;
+        rec.nextRetryAt = 0;
+        set("LOADED", 100);
+        ctx.records.putContentTree(rec);
+        return;
+      }
       let names: string[];
       try {
         names = await ctx.runtime.loadImageTar(entry.path);
@@ -221,6 +237,7 @@ const recordCounters: Executor<"recordCounters"> = async ({ app }, ctx) => {
 
 const forgetApp: Executor<"forgetApp"> = async ({ uuid }, ctx) => {
   ctx.records.deleteApp(uuid);
+  ctx.vms?.forget(uuid);
 };
 
 function appFailure(ctx: ExecutorContext, uuid: string, message: string): Error {
@@ -251,6 +268,7 @@ const EXECUTORS: { [K in Step["kind"]]: Executor<K> } = {
   purgeVolumes,
   recordCounters,
   forgetApp,
+  ...VM_EXECUTORS,
 };
 
 export function execute(step: Step, ctx: ExecutorContext, lane: LaneContext): Promise<void> {

@@ -2,6 +2,7 @@
 // the volume directories, and its own per-object records (kept in the store across restarts).
 import type { OwnedContainer } from "../runtime/containers/types.ts";
 import type { SwState } from "./states.ts";
+import type { ObservedVms } from "./vms.ts";
 
 export interface ContentTreeRecord {
   uuid: string;
@@ -46,6 +47,8 @@ export interface Observed {
   startedSinceBoot: Set<string>;
   /** Content trees being fetched right now (downloads run beside the loop, not inside a pass). */
   fetching: Set<string>;
+  /** Running VMs and how the last ones ended, when the reconciler runs VMs. */
+  vms?: ObservedVms;
 }
 
 export function newAppRecord(uuid: string, restartApplied: number, purgeApplied: number): AppRecord {

@@ -2,6 +2,7 @@
 // is in its arguments, so it is unit-tested on its own.
 import type { DesiredApp, DesiredContentTree, DesiredState, DesiredVolume } from "./desired.ts";
 import type { Observed } from "./observed.ts";
+import { describeVmStep, planVms, type VmStep } from "./vms.ts";
 
 export type Step =
   /** Starts a background fetch (download, verify, load); its completion triggers the next pass. */
@@ -16,7 +17,8 @@ export type Step =
   | { kind: "restartContainer"; app: DesiredApp; containerId: string }
   | { kind: "purgeVolumes"; app: DesiredApp }
   | { kind: "recordCounters"; app: DesiredApp }
-  | { kind: "forgetApp"; uuid: string };
+  | { kind: "forgetApp"; uuid: string }
+  | VmStep;
 
 /**
  * A step with where it runs: steps of one lane run in order; lanes of one phase run in parallel;
@@ -157,6 +159,7 @@ export function plan(desired: DesiredState, observed: Observed): PlannedStep[] {
   for (const uuid of observed.apps.keys()) {
     if (!desiredApps.has(uuid)) add(2, `app:${uuid}`, { kind: "forgetApp", uuid });
   }
+  out.push(...planVms(desired, observed));
   return out;
 }
 
@@ -197,5 +200,8 @@ export function describeStep(s: Step): string {
       return `record restart/purge counters of app ${s.app.name}`;
     case "forgetApp":
       return `forget app ${s.uuid}`;
+    case "startVm":
+    case "stopVm":
+      return describeVmStep(s);
   }
 }

@@ -17,6 +17,8 @@ import { describeStep, plan, type PlannedStep, sourceKey } from "./plan.ts";
 import { Records } from "./records.ts";
 import type { SwState } from "./states.ts";
 import { appState, noteExits } from "./status.ts";
+import { AppTerminals } from "./terminals.ts";
+import type { VmApps } from "./vms.ts";
 
 export interface ReconcilerDeps {
   store: Store;
@@ -25,6 +27,8 @@ export interface ReconcilerDeps {
   runtime: ContainerRuntime;
   cache: ContentCache;
   volumes: VolumeStore;
+  /** VM apps under QEMU; absent: VM apps show that they are not run. */
+  vms?: VmApps;
   log: (level: "info" | "warn" | "error", message: string) => void;
   /** Safety-net pass interval (engine events and config changes trigger passes as well). */
   tickMs?: number;
@@ -64,6 +68,8 @@ export class Reconciler {
   }
 
   async start(): Promise<void> {
+    // VMs a previous evebox started are taken over before anything is planned: never rebooted.
+    await this.deps.vms?.start(() => this.trigger(false));
     this.unsubscribe.push(this.deps.config.onChange(() => this.trigger(true)));
     try {
       this.unsubscribe.push(await this.deps.runtime.watch(() => this.trigger(false), { onError: (e) => this.noteEngineError(e) }));
@@ -78,6 +84,16 @@ export class Reconciler {
   /** The latest CPU and memory figures of each running app (for metrics to the controller). */
   appSamples(): AppSample[] {
     return [...this.samples.values()];
+  }
+
+  /** Consoles of apps: a shell in a container app, the serial console of a VM app. */
+  terminals(): AppTerminals {
+    return new AppTerminals({ desired: () => this.desired(), containers: this.deps.runtime, vms: this.deps.vms ?? null });
+  }
+
+  /** The VM runtime (accelerator, running VMs), if this reconciler runs VMs. */
+  get vms(): VmApps | null {
+    return this.deps.vms ?? null;
   }
 
   private async sampleStats(): Promise<void> {
@@ -113,6 +129,19 @@ export class Reconciler {
         }
       }),
     );
+    if (this.deps.vms) {
+      const apps = this.desired().apps;
+      const versions = new Map(apps.map((a) => [a.uuid, a.version]));
+      const limits = new Map(apps.map((a) => [a.uuid, a.memoryBytes]));
+      for (const s of this.deps.vms.samples(versions, limits)) {
+        seen.add(s.uuid);
+        this.samples.set(s.uuid, s);
+        rows.push(
+          { ts: now, objectKind: "app", objectId: s.uuid, name: "cpu_ns", value: s.cpuNs ?? 0 },
+          { ts: now, objectKind: "app", objectId: s.uuid, name: "memory_bytes", value: s.memoryUsedBytes ?? 0 },
+        );
+      }
+    }
     for (const uuid of this.samples.keys()) if (!seen.has(uuid)) this.samples.delete(uuid);
     try {
       this.deps.store.addMetrics(rows);
@@ -132,6 +161,8 @@ export class Reconciler {
     await this.running?.catch(() => undefined);
     await Promise.all([...this.fetches.values()].map((f) => f.done));
     this.logs.stopAll();
+    // Lets go of the VMs without stopping them: workloads outlive the agent.
+    this.deps.vms?.close();
   }
 
   /** Asks for a pass; `supersede` aborts the apply in progress (a newer config arrived). */
@@ -189,7 +220,9 @@ export class Reconciler {
 
   desired(): DesiredState {
     const doc = this.deps.config.currentDoc()?.doc ?? null;
-    return desiredFromConfig(doc, doc ? validateConfig(doc) : [], this.localCommands());
+    const desired = desiredFromConfig(doc, doc ? validateConfig(doc) : [], this.localCommands());
+    if (this.deps.vms) desired.vms = this.deps.vms.desired(doc, desired);
+    return desired;
   }
 
   private async observe(): Promise<Observed> {
@@ -203,6 +236,7 @@ export class Reconciler {
       apps: this.records.apps(),
       startedSinceBoot: this.startedSinceBoot,
       fetching: new Set(this.fetches.keys()),
+      vms: this.deps.vms?.observe(),
     };
   }
 
@@ -282,6 +316,7 @@ export class Reconciler {
       progress: (uuid, state, progress) => this.contentTreeProgress(uuid, state, progress),
       startedSinceBoot: this.startedSinceBoot,
       stopTimeoutSec: this.deps.stopTimeoutSec ?? 10,
+      vms: this.deps.vms,
       startFetch: (uuid, run) => {
         const step = steps.find((s) => s.step.kind === "fetchContentTree" && s.step.tree.uuid === uuid)!.step as { tree: DesiredState["contentTrees"][number] };
         this.startFetch(step.tree, sourceKey(step.tree), run);
@@ -369,7 +404,7 @@ export class Reconciler {
     for (const kind of ["app", "contentTree", "volume"] as const) {
       for (const o of this.deps.store.observed(kind)) {
         if (seen[kind].has(o.id)) continue;
-        const stillThere = kind === "app" && observed?.containers.some((c) => c.appUuid === o.id);
+        const stillThere = kind === "app" && (observed?.containers.some((c) => c.appUuid === o.id) || observed?.vms?.running.has(o.id));
         if (stillThere) this.putState(kind, o.id, o.name ?? o.id, "HALTING", null, o.data ?? {});
         else {
           this.deps.store.deleteObserved(kind, o.id);

@@ -3,6 +3,7 @@ import type { DesiredApp, DesiredState } from "./desired.ts";
 import { type Observed } from "./observed.ts";
 import { startDelayOver } from "./plan.ts";
 import type { SwState } from "./states.ts";
+import { vmAppState } from "./vms.ts";
 
 export interface ObjectState {
   state: SwState;
@@ -15,7 +16,7 @@ const QUICK_EXIT_MS = 10_000;
 export function appState(app: DesiredApp, desired: DesiredState, observed: Observed): ObjectState {
   const data: Record<string, unknown> = { kind: app.kind, activate: app.activate, version: app.version };
   if (app.error) return { state: "INITIAL", error: app.error, data };
-  if (app.kind === "vm") return { state: "INITIAL", error: "VM apps are not run by this build yet (the VM runtime is being added)", data };
+  if (app.kind === "vm") return vmAppState(app, desired, observed) ?? { state: "INITIAL", error: "VM apps are not run by this evebox (it was started without the VM runtime)", data };
   const rec = observed.apps.get(app.uuid);
   const containers = observed.containers.filter((c) => c.appUuid === app.uuid);
   const c = containers.find((x) => x.generation === app.generation && x.state === "running") ?? containers.find((x) => x.generation === app.generation);

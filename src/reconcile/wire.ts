@@ -5,10 +5,12 @@ import Docker from "dockerode";
 import type { ConfigService } from "../config/service.ts";
 import type { EventBus } from "../device/events.ts";
 import { ContainerRuntime, DEFAULT_DOCKER_SOCKET } from "../runtime/containers/runtime.ts";
+import { QemuRuntime } from "../runtime/vms/runtime.ts";
 import { ContentCache } from "../storage/cache.ts";
 import { VolumeStore } from "../storage/volumes.ts";
 import type { Store } from "../store/store.ts";
 import { Reconciler } from "./reconciler.ts";
+import { VmApps } from "./vms.ts";
 
 export interface AppRuntimeOptions {
   store: Store;
@@ -19,18 +21,31 @@ export interface AppRuntimeOptions {
   dockerSocket?: string;
   /** This device's id, labelled on its containers (see ContainerRuntime). */
   instance: string;
+  /** Where VM sockets and pidfiles live (default: the data directory's run/). */
+  runDir?: string;
+  /** false: no VM runtime (VM apps then say that they are not run). */
+  vms?: boolean;
   tickMs?: number;
 }
 
 export async function startAppRuntime(o: AppRuntimeOptions): Promise<Reconciler> {
   const docker = new Docker({ socketPath: o.dockerSocket ?? process.env.EVEBOX_DOCKER_SOCKET ?? DEFAULT_DOCKER_SOCKET });
+  const cache = new ContentCache(join(o.persistDir, "content"));
+  const volumes = new VolumeStore(o.persistDir);
+  const vmLog = { info: (m: string) => o.log("info", m), warn: (m: string) => o.log("warn", m) };
+  // VMs: `<run>/vms/<uuid>/` (EVEBOX_VMS=off runs none; VM apps then say so).
+  const vms =
+    o.vms === false || process.env.EVEBOX_VMS === "off"
+      ? undefined
+      : new VmApps({ runtime: new QemuRuntime({ runDir: o.runDir ?? join(o.persistDir, "..", "run"), logger: vmLog }), store: o.store, volumes, cache, log: o.log });
   const reconciler = new Reconciler({
+    vms,
     store: o.store,
     config: o.config,
     events: o.events,
     runtime: new ContainerRuntime(docker, "evebox", { instance: o.instance }),
-    cache: new ContentCache(join(o.persistDir, "content")),
-    volumes: new VolumeStore(o.persistDir),
+    cache,
+    volumes,
     log: o.log,
     tickMs: o.tickMs,
   });

@@ -1,0 +1,307 @@
+// VM apps end to end through PUT /api/v1/config on the compiled binary: the tiny test guest (tests/support/guest)
+// served by an HTTP datastore on loopback, run under real QEMU (TCG here), its serial console read and typed into
+// over the console WebSocket. Every QEMU started here is killed in afterAll.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { totalmem } from "node:os";
+import { join } from "node:path";
+import { isOurQemu } from "../src/runtime/vms/index.ts";
+import { ask, openConsole } from "./support/app-console.ts";
+import { waitFor } from "./support/docker.ts";
+import { Client, cleanup, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
+import { ensureGuestImage, GUEST_READY, type GuestImage } from "./support/guest/image.ts";
+
+const DS = "6b0a6b52-7f36-4a55-8c3e-2a3f5c0d1e20";
+let seq = 0;
+const uid = (kind: number) => `7c000000-0000-4000-8${kind.toString(16).padStart(3, "0")}-${(++seq).toString(16).padStart(12, "0")}`;
+
+let guest: GuestImage;
+let images: Record<string, { bytes: Uint8Array; sha: string }>;
+let http: ReturnType<typeof Bun.serve>;
+let evebox: Evebox;
+let dataDir: string;
+let api: Client;
+let bearer: Record<string, string>;
+const PASSWORD = "vm-apps-test-password";
+
+interface VmDef {
+  name: string;
+  image?: "guest" | "html" | "zeros";
+  memoryKiB?: number;
+  activate?: boolean;
+  restart?: number;
+  purge?: number;
+  userData?: string;
+  ids?: { app: string; ct: string; vol: string };
+}
+
+function doc(vms: VmDef[]) {
+  const d: any = { datastores: [{ id: DS, dType: "DsHttp", fqdn: `http://127.0.0.1:${http.port}`, dpath: "images" }], contentInfo: [], volumes: [], apps: [] };
+  for (const v of vms) {
+    v.ids ??= { app: uid(1), ct: uid(2), vol: uid(3) };
+    const image = v.image ?? "guest";
+    const file = { guest: "guest.qcow2", html: "disk.img", zeros: "zeros.img" }[image];
+    d.contentInfo.push({ uuid: v.ids.ct, dsId: DS, URL: file, iformat: image === "guest" ? "QCOW2" : "RAW", sha256: images[image]!.sha, displayName: `${v.name}-image` });
+    d.volumes.push({ uuid: v.ids.vol, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: v.ids.ct }, displayName: `${v.name}-disk`, maxsizebytes: String(96 << 20), generationCount: "1" });
+    d.apps.push({
+      uuidandversion: { uuid: v.ids.app, version: "1" },
+      displayname: v.name,
+      activate: v.activate ?? true,
+      fixedresources: { memory: v.memoryKiB ?? 131072, maxmem: v.memoryKiB ?? 131072, vcpus: 1, virtualizationMode: "HVM" },
+      volumeRefList: [{ uuid: v.ids.vol }],
+      interfaces: [],
+      ...(v.userData ? { userData: Buffer.from(v.userData).toString("base64") } : {}),
+      ...(v.restart ? { restart: { counter: v.restart } } : {}),
+      ...(v.purge ? { purge: { counter: v.purge } } : {}),
+    });
+  }
+  return d;
+}
+
+async function put(vms: VmDef[]) {
+  const r = await api.json("PUT", "/api/v1/config", doc(vms));
+  if (r.status !== 201 && r.status !== 200) throw new Error(`PUT /config: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+async function status() {
+  return (await api.json("GET", "/api/v1/status")).body;
+}
+
+async function waitApp(name: string, pred: (a: any) => boolean, what: string, timeoutMs = 90_000) {
+  let last: any;
+  try {
+    return await waitFor(
+      `app ${name} ${what}`,
+      async () => {
+        last = (await status()).apps.find((a: any) => a.name === name);
+        return last && pred(last) ? last : undefined;
+      },
+      timeoutMs,
+    );
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; last seen: ${JSON.stringify(last)}`);
+  }
+}
+
+/** Every QEMU of this app uuid, found by its command line. */
+function qemuPids(appUuid: string): number[] {
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => isOurQemu(pid, appUuid));
+}
+
+const sha256 = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
+const overlayOf = (v: VmDef) => join(dataDir, "persist", "volumes", `${v.ids!.vol}-1`, "disk.qcow2");
+
+beforeAll(async () => {
+  guest = await ensureGuestImage();
+  const qcow = new Uint8Array(readFileSync(guest.disk));
+  const html = new Uint8Array(readFileSync(guest.notADisk));
+  const zeros = new Uint8Array(1 << 20); // a valid raw disk with nothing to boot
+  images = { guest: { bytes: qcow, sha: sha256(qcow) }, html: { bytes: html, sha: sha256(html) }, zeros: { bytes: zeros, sha: sha256(zeros) } };
+  const files: Record<string, Uint8Array> = { "/images/guest.qcow2": qcow, "/images/disk.img": html, "/images/zeros.img": zeros };
+  http = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: (req) => {
+      const f = files[new URL(req.url).pathname];
+      return f ? new Response(f as Uint8Array<ArrayBuffer>) : new Response("no", { status: 404 });
+    },
+  });
+  dataDir = tempDataDir("evebox-vm-");
+  evebox = await startEvebox({ dataDir });
+  api = new Client(evebox.url);
+  expect((await api.json("POST", "/api/v1/setup", { token: evebox.setupToken, password: PASSWORD })).status).toBe(200);
+  const t = await api.json("POST", "/api/v1/tokens", { name: "vm-apps-test" });
+  bearer = { authorization: `Bearer ${t.body.token}` };
+}, 300_000);
+
+const all: VmDef[] = [];
+
+afterAll(async () => {
+  await put([]).catch(() => undefined);
+  await waitFor("all apps removed", async () => ((await status()).apps.length === 0 ? true : undefined), 60_000).catch(() => undefined);
+  await evebox?.stop();
+  for (const v of all) for (const pid of qemuPids(v.ids?.app ?? "none")) process.kill(pid, "SIGKILL");
+  http?.stop(true);
+  cleanup(dataDir);
+}, 120_000);
+
+const vm1: VmDef = { name: "vm1", userData: "#cloud-config\n# vm-apps-seed-marker\n" };
+all.push(vm1);
+
+describe("a VM app through PUT /api/v1/config", () => {
+  test("the disk image is downloaded, verified and booted: RUNNING, on TCG (shown per VM), a vms part", async () => {
+    const t0 = performance.now();
+    await put([vm1]);
+    const app = await waitApp("vm1", (a) => a.state === "RUNNING", "RUNNING");
+    console.log(`config to RUNNING: ${Math.round(performance.now() - t0)} ms`);
+    expect(app.kind).toBe("vm");
+    expect(["tcg", "kvm"]).toContain(app.accelerator);
+    expect(qemuPids(vm1.ids!.app)).toEqual([app.pid]);
+    const s = await status();
+    const part = s.parts.find((p: any) => p.name === "vms");
+    expect(part.detail).toMatch(/1 VM running; (KVM|TCG)/);
+    const ct = s.contentTrees.find((c: any) => c.uuid === vm1.ids!.ct);
+    expect(ct.state).toBe("LOADED");
+    // The volume is a qcow2 overlay over the cached image, grown to maxsizebytes.
+    const info = JSON.parse(await Bun.$`qemu-img info -U --output=json ${overlayOf(vm1)}`.text());
+    expect(info["virtual-size"]).toBe(96 << 20);
+    expect(info["backing-filename"]).toContain(images.guest!.sha);
+  }, 120_000);
+
+  test("the console WebSocket shows the boot line and the cloud-init user-data; a typed command is answered", async () => {
+    const c = await openConsole(evebox.url, vm1.ids!.app, bearer);
+    try {
+      await c.waitFor(`${GUEST_READY} on /dev/ttyS0`, 60_000);
+      expect(c.text()).toContain("evebox-guest: user-data: # vm-apps-seed-marker");
+      expect(await ask(c, "echo $((6*7))")).toBe("42");
+      expect(await ask(c, "cat /proc/cmdline")).toContain("console=ttyS0");
+      // A resize control message is accepted (a serial console has no size: nothing to do, nothing breaks).
+      c.send(JSON.stringify({ type: "resize", cols: 100, rows: 30 }));
+      expect(await ask(c, "echo still-here")).toBe("still-here");
+    } finally {
+      c.close();
+    }
+  }, 90_000);
+
+  test("halt (activate=false) powers the guest off; activate again boots it on the same disk", async () => {
+    const c = await openConsole(evebox.url, vm1.ids!.app, bearer);
+    // A mark on the disk: it must survive a halt and a restart, and go with a purge.
+    expect(await ask(c, "printf DISK-MARK | dd of=/dev/vda bs=512 seek=150000 conv=notrunc 2>/dev/null; sync; echo ok")).toBe("ok");
+    c.close();
+    vm1.activate = false;
+    await put([vm1]);
+    await waitApp("vm1", (a) => a.state === "HALTED", "HALTED", 60_000);
+    expect(qemuPids(vm1.ids!.app)).toEqual([]);
+    vm1.activate = true;
+    await put([vm1]);
+    const app = await waitApp("vm1", (a) => a.state === "RUNNING", "RUNNING again");
+    const c2 = await openConsole(evebox.url, vm1.ids!.app, bearer);
+    try {
+      await c2.waitFor(GUEST_READY, 60_000);
+      expect(await ask(c2, "dd if=/dev/vda bs=512 skip=150000 count=1 2>/dev/null | head -c 9")).toBe("DISK-MARK");
+    } finally {
+      c2.close();
+    }
+    expect(qemuPids(vm1.ids!.app)).toEqual([app.pid]);
+  }, 150_000);
+
+  test("a bumped restart counter reboots the VM (new QEMU, disk kept); a bumped purge counter gives it a fresh disk", async () => {
+    const before = (await status()).apps.find((a: any) => a.name === "vm1").pid;
+    vm1.restart = 1;
+    await put([vm1]);
+    const restarted = await waitApp("vm1", (a) => a.state === "RUNNING" && a.pid !== before, "RUNNING with a new QEMU");
+    let c = await openConsole(evebox.url, vm1.ids!.app, bearer);
+    await c.waitFor(GUEST_READY, 60_000);
+    expect(await ask(c, "dd if=/dev/vda bs=512 skip=150000 count=1 2>/dev/null | head -c 9")).toBe("DISK-MARK");
+    c.close();
+
+    const overlayBefore = statSync(overlayOf(vm1)).ino;
+    vm1.purge = 1;
+    await put([vm1]);
+    await waitApp("vm1", (a) => a.state === "RUNNING" && a.pid !== restarted.pid, "RUNNING after the purge");
+    expect(statSync(overlayOf(vm1)).ino).not.toBe(overlayBefore);
+    c = await openConsole(evebox.url, vm1.ids!.app, bearer);
+    try {
+      await c.waitFor(GUEST_READY, 60_000);
+      expect(await ask(c, "dd if=/dev/vda bs=512 skip=150000 count=1 2>/dev/null | head -c 9 | tr -d '\\0' | wc -c")).toBe("0");
+    } finally {
+      c.close();
+    }
+  }, 180_000);
+
+  test("evebox restarts: the VM is adopted, never rebooted — the guest's uptime kept growing", async () => {
+    let c = await openConsole(evebox.url, vm1.ids!.app, bearer);
+    const before = Number((await ask(c, "cut -d' ' -f1 /proc/uptime")).trim());
+    c.close();
+    const pid = (await status()).apps.find((a: any) => a.name === "vm1").pid;
+    expect(await evebox.stop()).toBe(0);
+    expect(qemuPids(vm1.ids!.app)).toEqual([pid]);
+    await Bun.sleep(1000);
+    evebox = await startEvebox({ dataDir });
+    api = new Client(evebox.url);
+    expect((await api.json("POST", "/api/v1/login", { password: PASSWORD })).status).toBe(200);
+    const app = await waitApp("vm1", (a) => a.state === "RUNNING", "RUNNING after the restart of evebox", 30_000);
+    expect(app.pid).toBe(pid);
+    c = await openConsole(evebox.url, vm1.ids!.app, bearer);
+    try {
+      // The serial history survives the restart of evebox (QEMU's log of the port).
+      await c.waitFor(GUEST_READY, 5_000);
+      const after = Number((await ask(c, "cut -d' ' -f1 /proc/uptime")).trim());
+      expect(after).toBeGreaterThan(before + 1);
+    } finally {
+      c.close();
+    }
+    expect(evebox.output()).toContain("VM adopted");
+  }, 90_000);
+
+  test("kill -9 of QEMU: the app is reported BROKEN with the reason and started again (backoff)", async () => {
+    const pid = (await status()).apps.find((a: any) => a.name === "vm1").pid;
+    process.kill(pid, "SIGKILL");
+    const back = await waitApp("vm1", (a) => a.state === "RUNNING" && a.pid !== pid, "RUNNING with a new QEMU", 90_000);
+    expect(back.restarts).toBeGreaterThanOrEqual(1);
+    const events = (await api.json("GET", "/api/v1/events/recent?limit=200")).body.events;
+    const broken = events.find((e: any) => e.objectId === vm1.ids!.app && e.data?.state === "BROKEN");
+    expect(broken?.message).toMatch(/QEMU exited unexpectedly.*restarting/);
+    expect(qemuPids(vm1.ids!.app)).toEqual([back.pid]);
+    const c = await openConsole(evebox.url, vm1.ids!.app, bearer);
+    try {
+      await c.waitFor(GUEST_READY, 60_000);
+    } finally {
+      c.close();
+    }
+  }, 150_000);
+
+  test("per-VM CPU and memory are sampled into the store (what the controller link sends as app metrics)", async () => {
+    const db = new Database(join(dataDir, "persist", "evebox.db"), { readonly: true });
+    try {
+      const rows = await waitFor(
+        "CPU and memory samples of vm1",
+        async () => {
+          const r = db.query("SELECT name, value FROM metrics WHERE object_id = ? ORDER BY id DESC LIMIT 2").all(vm1.ids!.app) as { name: string; value: number }[];
+          return r.length === 2 ? r : undefined;
+        },
+        30_000,
+      );
+      const byName = Object.fromEntries(rows.map((r) => [r.name, r.value]));
+      expect(byName.cpu_ns).toBeGreaterThan(100_000_000); // it booted: well over 0.1 s of CPU
+      expect(byName.memory_bytes).toBeGreaterThan(16 << 20);
+    } finally {
+      db.close();
+    }
+  }, 40_000);
+});
+
+describe("bad input: a clear error on that app, the others unaffected, no QEMU left", () => {
+  const html: VmDef = { name: "not-a-disk", image: "html" };
+  const huge: VmDef = { name: "too-much-memory", memoryKiB: Math.ceil((totalmem() * 4) / 1024) };
+  const noBoot: VmDef = { name: "never-boots", image: "zeros" };
+  all.push(html, huge, noBoot);
+
+  test("an HTML page as a RAW disk, more memory than the host has, a disk with nothing to boot", async () => {
+    const pid = (await status()).apps.find((a: any) => a.name === "vm1").pid;
+    await put([vm1, html, huge, noBoot]);
+    const a = await waitApp("not-a-disk", (x) => !!x.error, "in error");
+    expect(a.error).toMatch(/not a raw disk image: it is an HTML or XML document/);
+    const b = await waitApp("too-much-memory", (x) => !!x.error, "in error");
+    expect(b.error).toMatch(/memoryKiB.*(host|available)/i);
+    const c = await waitApp("never-boots", (x) => !!x.error, "in error", 120_000);
+    expect(c.error).toMatch(/did not boot: the firmware found no bootable device/);
+    for (const v of [html, huge, noBoot]) expect(qemuPids(v.ids!.app)).toEqual([]);
+    const vm = (await status()).apps.find((x: any) => x.name === "vm1");
+    expect(vm).toMatchObject({ state: "RUNNING", pid, error: null });
+  }, 180_000);
+
+  test("removing the apps stops every QEMU and removes their volumes", async () => {
+    await put([]);
+    await waitFor("all apps removed", async () => ((await status()).apps.length === 0 ? true : undefined), 60_000);
+    for (const v of all) expect(qemuPids(v.ids!.app)).toEqual([]);
+    const vols = join(dataDir, "persist", "volumes");
+    expect(existsSync(vols) ? readdirSync(vols).filter((n) => !n.startsWith(".")) : []).toEqual([]);
+    expect(existsSync(join(dataDir, "run", "vms")) ? readdirSync(join(dataDir, "run", "vms")) : []).toEqual([]);
+  }, 90_000);
+});
