@@ -1,5 +1,6 @@
 // Semantic checks of an EdgeDevConfig (in protobufjs toObject form: lowerCamel names, enum names,
 // 64-bit integers as strings). Structural faults are found earlier, while decoding.
+import { existsSync, readFileSync } from "node:fs";
 import { contains, hasHostBits, overlaps, parseCidr, parseIp, type Cidr } from "./net.ts";
 import type { Problem } from "./problems.ts";
 
@@ -14,8 +15,44 @@ type Obj = Record<string, any>;
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const PROTOCOLS = new Set(["tcp", "udp", "icmp", "icmpv6", "sctp", "all"]);
 const MATCH_TYPES = new Set(["ip", "host", "protocol", "lport", "fport", "adapter", "eidset", "eidipset"]);
+/** Bounds of the firewall: far above what EVE devices carry, low enough to load in well under a second. */
+export const MAX_ACES_PER_INTERFACE = 20_000;
+export const MAX_ACES_PER_DEVICE = 50_000;
+const MAX_INTERFACES_PER_APP = 16;
+const IFNAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
 
-export function validateConfig(doc: Obj): ObjectProblem[] {
+/** What validation may ask of the device itself: its network ports and networks. */
+export interface ValidationEnv {
+  /** Does the device have this network interface? null: cannot tell (then it is not checked). */
+  interfaceExists(name: string): boolean | null;
+  /** The device's own IPv4 networks (routes of its interfaces, not evebox's bridges). */
+  hostNetworks(): string[];
+}
+
+/** The running device: /sys/class/net and /proc/net/route of evebox's network namespace. */
+export const DEVICE_ENV: ValidationEnv = {
+  interfaceExists: (name) => (existsSync("/sys/class/net") ? existsSync(`/sys/class/net/${name}`) : null),
+  hostNetworks: () => {
+    try {
+      const out: string[] = [];
+      for (const line of readFileSync("/proc/net/route", "utf8").split("\n").slice(1)) {
+        const [iface, dest, , , , , , mask] = line.trim().split(/\s+/);
+        if (!iface || !dest || !mask || /^e[bv][0-9a-f]/.test(iface) || dest === "00000000") continue;
+        const le = (h: string) => [6, 4, 2, 0].map((i) => parseInt(h.slice(i, i + 2), 16));
+        const prefix = le(mask).reduce((n, b) => n + b.toString(2).replace(/0/g, "").length, 0);
+        out.push(`${le(dest).join(".")}/${prefix}`);
+      }
+      return out;
+    } catch {
+      return [];
+    }
+  },
+};
+
+/** Validation that asks the device nothing (configs checked away from it). */
+export const NO_ENV: ValidationEnv = { interfaceExists: () => null, hostNetworks: () => [] };
+
+export function validateConfig(doc: Obj, env: ValidationEnv = DEVICE_ENV): ObjectProblem[] {
   const problems: ObjectProblem[] = [];
   const push = (objectKind: ObjectProblem["objectKind"], objectId: string, path: string, message: string) =>
     problems.push({ objectKind, objectId, path, message });
@@ -55,6 +92,7 @@ export function validateConfig(doc: Obj): ObjectProblem[] {
   });
 
   const networks = new Map<string, { obj: Obj; subnet: Cidr | null; path: string }>();
+  const switchPorts = new Map<string, string>();
   (doc.networkInstances ?? []).forEach((ni: Obj, i: number) => {
     const path = `networkInstances[${i}]`;
     const id = ni.uuidandversion?.uuid ?? "";
@@ -79,6 +117,38 @@ export function validateConfig(doc: Obj): ObjectProblem[] {
     (ip.dns ?? []).forEach((d: string, j: number) => {
       if (!parseIp(d)) push("networkInstance", id, `${path}.ip.dns[${j}]`, `"${d}" is not an IP address`);
     });
+    const kind = ni.instType ?? "ZNetInstFirst";
+    if (kind !== "ZnetInstLocal" && kind !== "ZnetInstSwitch") {
+      push("networkInstance", id, `${path}.instType`, `${kind} is not supported: use ZnetInstLocal (NAT, DHCP, DNS) or ZnetInstSwitch (a bridge on a device port)`);
+    }
+    const port: string = ni.port?.name ?? "";
+    if (kind === "ZnetInstSwitch" && !port) push("networkInstance", id, `${path}.port.name`, "a Switch network instance needs the device port it bridges");
+    if (port) {
+      const ifname = portIfname(doc, port);
+      const exists = ifname === "*" ? true : env.interfaceExists(ifname);
+      if (exists === false) push("networkInstance", id, `${path}.port.name`, `no port "${port}" on this device${ifname !== port ? ` (it names interface ${ifname})` : ""}`);
+      if (kind === "ZnetInstSwitch" && ifname !== "*") {
+        const other = switchPorts.get(ifname);
+        if (other) push("networkInstance", id, `${path}.port.name`, `port ${port} is already bridged by ${other}`);
+        switchPorts.set(ifname, path);
+      }
+    }
+    if (subnet && kind === "ZnetInstLocal" && subnet.family === 4) {
+      if (subnet.prefix > 30) push("networkInstance", id, `${path}.ip.subnet`, `${ip.subnet} is too small: a Local instance needs at least a /30`);
+      const gw = ip.gateway ? parseIp(ip.gateway) : null;
+      const last = subnet.addr | ((1n << BigInt(32 - subnet.prefix)) - 1n);
+      if (gw && (gw.addr === subnet.addr || gw.addr === last)) push("networkInstance", id, `${path}.ip.gateway`, `${ip.gateway} is the network or broadcast address of ${ip.subnet}`);
+      const s0 = ip.dhcpRange?.start ? parseIp(ip.dhcpRange.start) : null;
+      const s1 = ip.dhcpRange?.end ? parseIp(ip.dhcpRange.end) : null;
+      if (s0 && s1 && s0.addr > s1.addr) push("networkInstance", id, `${path}.ip.dhcpRange`, `start ${ip.dhcpRange.start} is after end ${ip.dhcpRange.end}`);
+      for (const h of env.hostNetworks()) {
+        const hn = parseCidr(h);
+        if (hn && overlaps(subnet, hn)) {
+          push("networkInstance", id, `${path}.ip.subnet`, `${ip.subnet} overlaps the device's own network ${h}`);
+          break;
+        }
+      }
+    }
     if (subnet) {
       for (const other of networks.values()) {
         if (other.subnet && overlaps(subnet, other.subnet)) {
@@ -90,6 +160,9 @@ export function validateConfig(doc: Obj): ObjectProblem[] {
   });
 
   const apps = new Set<string>();
+  const staticAddrs = new Map<string, string>();
+  const portmaps = new Map<string, string>();
+  let totalAces = 0;
   (doc.apps ?? []).forEach((app: Obj, i: number) => {
     const path = `apps[${i}]`;
     const id = app.uuidandversion?.uuid ?? "";
@@ -109,19 +182,68 @@ export function validateConfig(doc: Obj): ObjectProblem[] {
     (app.volumeRefList ?? []).forEach((ref: Obj, j: number) => {
       if (!volumes.has(ref.uuid)) push("app", id, `${path}.volumeRefList[${j}].uuid`, `no volume with uuid ${ref.uuid ?? "(empty)"} in this config`);
     });
+    if ((app.interfaces ?? []).length > MAX_INTERFACES_PER_APP) push("app", id, `${path}.interfaces`, `${app.interfaces.length} interfaces: at most ${MAX_INTERFACES_PER_APP} per app`);
+    const ifnames = new Set<string>();
     (app.interfaces ?? []).forEach((ifc: Obj, j: number) => {
       const ip = `${path}.interfaces[${j}]`;
-      if (ifc.networkId && !networks.has(ifc.networkId)) push("app", id, `${ip}.networkId`, `no network instance with uuid ${ifc.networkId} in this config`);
+      const ni = networks.get(ifc.networkId);
+      if (ifc.networkId && !ni) push("app", id, `${ip}.networkId`, `no network instance with uuid ${ifc.networkId} in this config`);
+      if (ifc.name && !IFNAME_RE.test(ifc.name)) push("app", id, `${ip}.name`, `"${ifc.name}" is not an interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+      const ifname = ifc.name || `eth${j}`;
+      if (ifnames.has(ifname)) push("app", id, `${ip}.name`, `two interfaces of this app are named ${ifname}`);
+      ifnames.add(ifname);
       if (ifc.addr && !parseIp(ifc.addr)) push("app", id, `${ip}.addr`, `"${ifc.addr}" is not an IP address`);
-      else if (ifc.addr && networks.get(ifc.networkId)?.subnet && !contains(networks.get(ifc.networkId)!.subnet!, parseIp(ifc.addr)!)) {
+      else if (ifc.addr && ni?.subnet && !contains(ni.subnet, parseIp(ifc.addr)!)) {
         push("app", id, `${ip}.addr`, `${ifc.addr} is outside the subnet of network instance ${ifc.networkId}`);
+      } else if (ifc.addr && ni) {
+        if (ni.obj.ip?.gateway === ifc.addr) push("app", id, `${ip}.addr`, `${ifc.addr} is the gateway of network instance ${ifc.networkId}`);
+        const key = `${ifc.networkId}/${ifc.addr}`;
+        if (staticAddrs.has(key)) push("app", id, `${ip}.addr`, `${ifc.addr} is already the address of ${staticAddrs.get(key)}`);
+        staticAddrs.set(key, ip);
       }
-      if (ifc.hwaddr && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(ifc.hwaddr)) push("app", id, `${ip}.hwaddr`, `"${ifc.hwaddr}" is not a MAC address`);
-      (ifc.acls ?? []).forEach((ace: Obj, k: number) => validateAce(ace, `${ip}.acls[${k}]`, (p, m) => push("app", id, p, m)));
+      if (ifc.macAddress) {
+        if (!/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(ifc.macAddress)) push("app", id, `${ip}.macAddress`, `"${ifc.macAddress}" is not a MAC address`);
+        else if (parseInt(ifc.macAddress.slice(0, 2), 16) & 1) push("app", id, `${ip}.macAddress`, `${ifc.macAddress} is a multicast address; an interface needs a unicast one`);
+      }
+      const acls: Obj[] = ifc.acls ?? [];
+      if (acls.length > MAX_ACES_PER_INTERFACE) {
+        push("app", id, `${ip}.acls`, `${acls.length} rules: at most ${MAX_ACES_PER_INTERFACE} per interface (compile large lists to CIDRs or split them)`);
+        return;
+      }
+      totalAces += acls.length;
+      acls.forEach((ace: Obj, k: number) => validateAce(ace, `${ip}.acls[${k}]`, (p, m) => push("app", id, p, m)));
+      // A device port can be mapped to one app only.
+      if (ni?.obj.instType === "ZnetInstLocal") {
+        acls.forEach((ace: Obj, k: number) => {
+          if (!(ace.actions ?? []).some((a: Obj) => a.portmap)) return;
+          const m = (t: string) => (ace.matches ?? []).find((x: Obj) => x.type === t)?.value;
+          const key = `${ni.obj.port?.name ?? ""}/${(m("protocol") ?? "tcp").toLowerCase()}/${m("lport")}`;
+          if (portmaps.has(key)) push("app", id, `${ip}.acls[${k}]`, `port ${m("lport")}/${(m("protocol") ?? "tcp").toLowerCase()} of ${ni.obj.port?.name || "the uplink"} is already mapped by ${portmaps.get(key)}`);
+          else portmaps.set(key, `${ip}.acls[${k}]`);
+        });
+      }
     });
   });
 
+  if (totalAces > MAX_ACES_PER_DEVICE) {
+    push("device", "", "apps", `${totalAces} firewall rules in all: at most ${MAX_ACES_PER_DEVICE} per device`);
+  }
   return problems;
+}
+
+/** The interface a port label names (a device I/O entry's Ifname, a system adapter's lower layer, or itself); "*" for the shared uplink labels. */
+function portIfname(doc: Obj, label: string, depth = 0): string {
+  for (const io of doc.deviceIoList ?? []) {
+    if (io.logicallabel === label) {
+      const a: Record<string, string> = io.phyaddrs ?? {};
+      const ifname = a.Ifname ?? a.ifname;
+      if (ifname) return ifname;
+    }
+  }
+  for (const sa of doc.systemAdapterList ?? []) {
+    if (sa.name === label && sa.lowerLayerName && sa.lowerLayerName !== label && depth < 4) return portIfname(doc, sa.lowerLayerName, depth + 1);
+  }
+  return label === "uplink" || label === "freeuplink" ? "*" : label;
 }
 
 function validateAce(ace: Obj, path: string, push: (path: string, message: string) => void): void {

@@ -1,0 +1,139 @@
+import { describe, expect, test } from "bun:test";
+import { MAX_ACES_PER_INTERFACE, NO_ENV, validateConfig, type ValidationEnv } from "./validate.ts";
+
+const U = (n: number) => `7a000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
+const ENV: ValidationEnv = { interfaceExists: (n) => ["eth0", "eth1", "wlan0"].includes(n), hostNetworks: () => ["192.0.2.0/24", "172.17.0.0/16"] };
+
+function doc(over: { nis?: any[]; interfaces?: any[]; apps?: any[] } = {}) {
+  return {
+    datastores: [{ id: U(1), dType: "DsContainerRegistry", fqdn: "docker://127.0.0.1:5000" }],
+    contentInfo: [{ uuid: U(2), dsId: U(1), URL: "a:1", iformat: "CONTAINER" }],
+    volumes: [{ uuid: U(3), origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: U(2) } }],
+    networkInstances: over.nis ?? [
+      { uuidandversion: { uuid: U(10) }, displayname: "lan", instType: "ZnetInstLocal", port: { name: "eth0" }, ip: { subnet: "10.1.0.0/24", gateway: "10.1.0.1" } },
+    ],
+    apps: over.apps ?? [
+      {
+        uuidandversion: { uuid: U(20) },
+        displayname: "web",
+        volumeRefList: [{ uuid: U(3) }],
+        interfaces: over.interfaces ?? [{ name: "eth0", networkId: U(10), acls: [] }],
+      },
+    ],
+  };
+}
+
+const paths = (d: any, env = ENV) => validateConfig(d, env).map((p) => `${p.path}: ${p.message}`);
+
+describe("network instances", () => {
+  test("a good Local and Switch instance pass", () => {
+    const d = doc({
+      nis: [
+        { uuidandversion: { uuid: U(10) }, instType: "ZnetInstLocal", port: { name: "eth0" }, ip: { subnet: "10.1.0.0/24", gateway: "10.1.0.1", dhcpRange: { start: "10.1.0.10", end: "10.1.0.20" } } },
+        { uuidandversion: { uuid: U(11) }, instType: "ZnetInstSwitch", port: { name: "eth1" } },
+        { uuidandversion: { uuid: U(12) }, instType: "ZnetInstLocal", port: { name: "uplink" } }, // shared label, subnet allocated
+      ],
+    });
+    expect(paths(d)).toEqual([]);
+  });
+
+  test("overlapping subnets, a bad CIDR, host bits, a clash with the device's own networks", () => {
+    const d = doc({
+      nis: [
+        { uuidandversion: { uuid: U(10) }, instType: "ZnetInstLocal", ip: { subnet: "10.1.0.0/16" } },
+        { uuidandversion: { uuid: U(11) }, instType: "ZnetInstLocal", ip: { subnet: "10.1.2.0/24" } },
+        { uuidandversion: { uuid: U(12) }, instType: "ZnetInstLocal", ip: { subnet: "10.9.0.0/33" } },
+        { uuidandversion: { uuid: U(13) }, instType: "ZnetInstLocal", ip: { subnet: "10.8.0.1/24" } },
+        { uuidandversion: { uuid: U(14) }, instType: "ZnetInstLocal", ip: { subnet: "172.17.5.0/24" } },
+      ],
+      apps: [],
+    });
+    const p = paths(d);
+    expect(p).toContainEqual(expect.stringMatching(/^networkInstances\[1\]\.ip\.subnet: 10\.1\.2\.0\/24 overlaps 10\.1\.0\.0\/16/));
+    expect(p).toContainEqual(expect.stringMatching(/^networkInstances\[2\]\.ip\.subnet: .*not a CIDR/));
+    expect(p).toContainEqual(expect.stringMatching(/^networkInstances\[3\]\.ip\.subnet: .*host bits/));
+    expect(p).toContainEqual(expect.stringMatching(/^networkInstances\[4\]\.ip\.subnet: .*overlaps the device's own network 172\.17\.0\.0\/16/));
+  });
+
+  test("an uplink that does not exist, a Switch without a port, an unsupported type, a port bridged twice", () => {
+    const d = doc({
+      nis: [
+        { uuidandversion: { uuid: U(10) }, instType: "ZnetInstLocal", port: { name: "eth9" }, ip: { subnet: "10.1.0.0/24" } },
+        { uuidandversion: { uuid: U(11) }, instType: "ZnetInstSwitch" },
+        { uuidandversion: { uuid: U(12) }, instType: "ZnetInstCloud" },
+        { uuidandversion: { uuid: U(13) }, instType: "ZnetInstSwitch", port: { name: "eth1" } },
+        { uuidandversion: { uuid: U(14) }, instType: "ZnetInstSwitch", port: { name: "eth1" } },
+      ],
+      apps: [],
+    });
+    const p = paths(d);
+    expect(p).toContain('networkInstances[0].port.name: no port "eth9" on this device');
+    expect(p).toContainEqual(expect.stringMatching(/^networkInstances\[1\]\.port\.name: a Switch network instance needs/));
+    expect(p).toContainEqual(expect.stringMatching(/^networkInstances\[2\]\.instType: ZnetInstCloud is not supported/));
+    expect(p).toContainEqual(expect.stringMatching(/^networkInstances\[4\]\.port\.name: port eth1 is already bridged/));
+    // Away from the device (NO_ENV) a port name cannot be checked, and is not.
+    expect(paths(d, NO_ENV).some((x) => x.includes("eth9"))).toBe(false);
+  });
+
+  test("a logical label resolves through deviceIoList to its interface", () => {
+    const d: any = doc({ nis: [{ uuidandversion: { uuid: U(10) }, instType: "ZnetInstLocal", port: { name: "wan" }, ip: { subnet: "10.1.0.0/24" } }] });
+    d.deviceIoList = [{ logicallabel: "wan", phyaddrs: { Ifname: "wlan0" } }];
+    expect(paths(d)).toEqual([]);
+    d.deviceIoList[0].phyaddrs.Ifname = "wwan7";
+    expect(paths(d)).toContain('networkInstances[0].port.name: no port "wan" on this device (it names interface wwan7)');
+  });
+
+  test("gateway on the network address, a reversed DHCP range", () => {
+    const d = doc({ nis: [{ uuidandversion: { uuid: U(10) }, instType: "ZnetInstLocal", ip: { subnet: "10.1.0.0/24", gateway: "10.1.0.0", dhcpRange: { start: "10.1.0.50", end: "10.1.0.10" } } }] });
+    const p = paths(d);
+    expect(p).toContainEqual(expect.stringMatching(/^networkInstances\[0\]\.ip\.gateway: .*network or broadcast/));
+    expect(p).toContainEqual(expect.stringMatching(/^networkInstances\[0\]\.ip\.dhcpRange: start 10\.1\.0\.50 is after end/));
+  });
+});
+
+describe("app interfaces and ACLs", () => {
+  test("a port without a protocol, a bad CIDR, a portmap without lport, a bad MAC, a static address on the gateway", () => {
+    const d = doc({
+      interfaces: [
+        {
+          name: "eth0",
+          networkId: U(10),
+          addr: "10.1.0.1",
+          macAddress: "03:00:00:00:00:01",
+          acls: [
+            { matches: [{ type: "fport", value: "22" }] },
+            { matches: [{ type: "ip", value: "10.0.0.0/40" }] },
+            { matches: [{ type: "protocol", value: "tcp" }], actions: [{ portmap: true, appPort: 80 }] },
+          ],
+        },
+      ],
+    });
+    const p = paths(d);
+    expect(p).toContainEqual(expect.stringMatching(/^apps\[0\]\.interfaces\[0\]\.acls\[0\]\.matches: a port match .* needs a protocol/));
+    expect(p).toContainEqual(expect.stringMatching(/^apps\[0\]\.interfaces\[0\]\.acls\[1\]\.matches\[0\]\.value: .*not an IP address or CIDR/));
+    expect(p).toContainEqual(expect.stringMatching(/^apps\[0\]\.interfaces\[0\]\.acls\[2\]\.actions\[0\]\.portmap: .*lport/));
+    expect(p).toContainEqual(expect.stringMatching(/^apps\[0\]\.interfaces\[0\]\.macAddress: .*multicast/));
+    expect(p).toContainEqual(expect.stringMatching(/^apps\[0\]\.interfaces\[0\]\.addr: 10\.1\.0\.1 is the gateway/));
+  });
+
+  test("one device port mapped twice is refused at the second mapping", () => {
+    const pm = (port: string) => ({ matches: [{ type: "protocol", value: "tcp" }, { type: "lport", value: port }], actions: [{ portmap: true, appPort: 80 }] });
+    const d = doc({ interfaces: [{ name: "eth0", networkId: U(10), acls: [pm("8080"), pm("8081"), pm("8080")] }] });
+    expect(paths(d)).toEqual([expect.stringMatching(/^apps\[0\]\.interfaces\[0\]\.acls\[2\]: port 8080\/tcp of eth0 is already mapped by apps\[0\]\.interfaces\[0\]\.acls\[0\]/)]);
+  });
+
+  test("100,000 rules on one interface are refused, naming the field and the bound", () => {
+    const acls = Array.from({ length: 100_000 }, (_, i) => ({ matches: [{ type: "ip", value: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }] }));
+    const t0 = performance.now();
+    const p = paths(doc({ interfaces: [{ name: "eth0", networkId: U(10), acls }] }));
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(p).toEqual([`apps[0].interfaces[0].acls: 100000 rules: at most ${MAX_ACES_PER_INTERFACE} per interface (compile large lists to CIDRs or split them)`]);
+  });
+
+  test("interface names become the container's: they must be interface names, once each", () => {
+    const d = doc({ interfaces: [{ name: "eth0", networkId: U(10) }, { name: "eth0", networkId: U(10) }, { name: "a/b", networkId: U(10) }] });
+    const p = paths(d);
+    expect(p).toContainEqual(expect.stringMatching(/^apps\[0\]\.interfaces\[1\]\.name: two interfaces of this app are named eth0/));
+    expect(p).toContainEqual(expect.stringMatching(/^apps\[0\]\.interfaces\[2\]\.name: "a\/b" is not an interface name/));
+  });
+});

@@ -1,0 +1,169 @@
+// One dnsmasq per Local network instance: DHCP with a fixed reservation per app interface (its MAC and
+// address never change), DNS for the apps' names and the instance's static entries, forwarding the rest
+// upstream, and filling the host-name sets of the firewall (`nftset`) from the answers it gives.
+// dnsmasq runs as its own daemon (pidfile), so it outlives evebox; a restarted evebox adopts it.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { maskStr } from "./ipv4.ts";
+import type { AppInterfaceSpec, NiSpec } from "./model.ts";
+import { hashHex, sh } from "./sys.ts";
+import { TABLE } from "./acl/compile.ts";
+
+export interface DnsmasqFiles {
+  conf: string;
+  /** dhcp-hostsfile and addn-hosts: re-read on SIGHUP, so changes need no restart. */
+  dhcpHosts: string;
+  hosts: string;
+}
+
+export interface DnsmasqPaths {
+  dir: string;
+  conf: string;
+  pid: string;
+  leases: string;
+  dhcpHosts: string;
+  hosts: string;
+}
+
+export function dnsmasqPaths(runDir: string, bridge: string): DnsmasqPaths {
+  const dir = join(runDir, "dnsmasq");
+  return {
+    dir,
+    conf: join(dir, `${bridge}.conf`),
+    pid: join(dir, `${bridge}.pid`),
+    leases: join(dir, `${bridge}.leases`),
+    dhcpHosts: join(dir, `${bridge}.dhcp-hosts`),
+    hosts: join(dir, `${bridge}.hosts`),
+  };
+}
+
+/** A DNS label from an app name (`My App_1` → `my-app-1`). */
+export function dnsLabel(name: string): string {
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, "-")
+      .replace(/^-+|-+$/g, "")
+      .slice(0, 63) || "app"
+  );
+}
+
+export function dnsmasqFiles(ni: NiSpec, ifaces: AppInterfaceSpec[], hostSets: Map<string, string>, p: DnsmasqPaths): DnsmasqFiles {
+  const prefix = Number(ni.subnet!.split("/")[1]);
+  const conf = [
+    `# evebox: network instance ${ni.uuid} (${ni.name}); written by evebox, do not edit`,
+    `interface=${ni.bridge}`,
+    "bind-interfaces",
+    `listen-address=${ni.gateway}`,
+    "except-interface=lo",
+    `pid-file=${p.pid}`,
+    "user=root",
+    "no-hosts",
+    `addn-hosts=${p.hosts}`,
+    `dhcp-hostsfile=${p.dhcpHosts}`,
+    `dhcp-leasefile=${p.leases}`,
+    `dhcp-range=${ni.dhcpRange!.start},${ni.dhcpRange!.end},${maskStr(prefix)},1h`,
+    `dhcp-option=option:router,${ni.gateway}`,
+    `dhcp-option=option:dns-server,${ni.gateway}`,
+    ...(ni.mtu !== 1500 ? [`dhcp-option=option:mtu,${ni.mtu}`] : []),
+    "dhcp-authoritative",
+    ...(ni.domain ? [`domain=${ni.domain}`, `dhcp-option=option:domain-name,${ni.domain}`] : []),
+    "cache-size=1000",
+    ...(ni.dnsServers.length ? ["no-resolv", ...ni.dnsServers.map((s) => `server=${s}`)] : ["no-resolv"]),
+    // The firewall's `host` matches: every address dnsmasq answers for the name goes into its set.
+    ...[...hostSets].sort(([a], [b]) => a.localeCompare(b)).map(([set, host]) => `nftset=/${host}/4#inet#${TABLE}#${set}`),
+    "",
+  ].join("\n");
+  const names = new Map<string, string>();
+  for (const i of ifaces) {
+    const base = dnsLabel(i.appName);
+    names.set(`${i.appUuid}/${i.index}`, i.index === 0 || ![...names.values()].includes(base) ? base : `${base}-${i.index}`);
+  }
+  const dhcpHosts = ifaces.map((i) => `${i.mac},${i.ip},${names.get(`${i.appUuid}/${i.index}`)},infinite`).sort().join("\n") + "\n";
+  const hosts =
+    [
+      `${ni.gateway} gateway`,
+      ...ifaces.map((i) => `${i.ip} ${names.get(`${i.appUuid}/${i.index}`)}`),
+      ...ni.staticDns.flatMap((d) => d.addrs.map((a) => `${a} ${d.host}`)),
+    ].join("\n") + "\n";
+  return { conf, dhcpHosts, hosts };
+}
+
+export function filesHash(f: DnsmasqFiles): { conf: string; hosts: string } {
+  return { conf: hashHex(f.conf, 16), hosts: hashHex(f.dhcpHosts + "\u0000" + f.hosts, 16) };
+}
+
+/** The pid of the dnsmasq running with this config file, or null. */
+export function runningPid(p: DnsmasqPaths): number | null {
+  try {
+    const pid = Number(readFileSync(p.pid, "utf8").trim());
+    if (!pid) return null;
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\u0000");
+    return cmd[0]?.endsWith("dnsmasq") && cmd.includes(`--conf-file=${p.conf}`) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** What is running: the hashes of the files it was started with (null when not running). */
+export function observeDnsmasq(p: DnsmasqPaths): { conf: string; hosts: string } | null {
+  if (runningPid(p) === null) return null;
+  try {
+    return filesHash({ conf: readFileSync(p.conf, "utf8"), dhcpHosts: readFileSync(p.dhcpHosts, "utf8"), hosts: readFileSync(p.hosts, "utf8") });
+  } catch {
+    return null;
+  }
+}
+
+export async function startDnsmasq(p: DnsmasqPaths, f: DnsmasqFiles): Promise<void> {
+  await stopDnsmasq(p, false);
+  mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+  writeFileSync(p.dhcpHosts, f.dhcpHosts);
+  writeFileSync(p.hosts, f.hosts);
+  writeFileSync(p.conf, f.conf);
+  // dnsmasq forks into the background once it listens; a bad config or a busy port fails right here.
+  await sh(["dnsmasq", `--conf-file=${p.conf}`], { timeoutMs: 10_000 });
+  for (let i = 0; i < 50 && runningPid(p) === null; i++) await Bun.sleep(10);
+  if (runningPid(p) === null) throw new Error(`dnsmasq for ${p.conf} did not stay up`);
+}
+
+/** New reservations and names: dnsmasq re-reads its hosts files on SIGHUP (no lease is lost). */
+export async function reloadDnsmasqHosts(p: DnsmasqPaths, f: DnsmasqFiles): Promise<void> {
+  const pid = runningPid(p);
+  if (pid === null) return startDnsmasq(p, f);
+  writeFileSync(p.dhcpHosts, f.dhcpHosts);
+  writeFileSync(p.hosts, f.hosts);
+  process.kill(pid, "SIGHUP");
+}
+
+export async function stopDnsmasq(p: DnsmasqPaths, removeFiles = true): Promise<void> {
+  const pid = runningPid(p);
+  if (pid !== null) {
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {}
+    for (let i = 0; i < 200 && existsSync(`/proc/${pid}`); i++) await Bun.sleep(10);
+  }
+  if (removeFiles) for (const f of [p.conf, p.pid, p.dhcpHosts, p.hosts, p.leases]) rmSync(f, { force: true });
+}
+
+export interface Lease {
+  expires: number;
+  mac: string;
+  ip: string;
+  hostname: string | null;
+}
+
+export function readLeases(p: DnsmasqPaths): Lease[] {
+  try {
+    return readFileSync(p.leases, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => {
+        const [exp, mac, ip, host] = l.split(" ");
+        return { expires: Number(exp) * 1000, mac: mac!, ip: ip!, hostname: host && host !== "*" ? host : null };
+      });
+  } catch {
+    return [];
+  }
+}

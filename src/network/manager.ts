@@ -1,0 +1,305 @@
+// The network part of the device: it turns the desired document into graph items, observes what exists,
+// runs the graph operations the planner chose, attaches app interfaces, and answers for status, leases,
+// per-rule counters and flow records. Created once by the composition root (reconcile/wire.ts).
+import { mkdirSync } from "node:fs";
+import type { ObjectProblem } from "../config/validate.ts";
+import type { PartStatus } from "../device/device.ts";
+import type { FlowMessage } from "../proto/index.ts";
+import type { Store } from "../store/store.ts";
+import { aceOfFlow, type CompiledFirewall, compileFirewall } from "./acl/compile.ts";
+import { type FirewallCounters, NftFirewall } from "./acl/nft.ts";
+import { attachContainer, type AttachResult, createTap, detachLinks, dhcpInNamespace, type TapNic, vmNic } from "./attach.ts";
+import { dnsmasqPaths, type Lease, readLeases } from "./dnsmasq.ts";
+import { FlowCollector } from "./flows.ts";
+import { type GraphOp, type Item, type OpResult, runGraph, stable } from "./graph.ts";
+import { type Attachment, configurators, desiredItems, observe, type Observation } from "./items.ts";
+import { type Allocations, type AppInterfaceSpec, type HostFacts, networkModel, type NetworkModel } from "./model.ts";
+import { readSysctl, writeSysctl } from "./sys.ts";
+
+type Doc = Record<string, any>;
+
+export interface DesiredNetwork {
+  model: NetworkModel;
+  firewall: CompiledFirewall;
+  items: Item[];
+}
+
+export interface NetworkManagerOptions {
+  /** `<data>/run/network`: dnsmasq files, lease and forwarding markers. */
+  runDir: string;
+  store: Store;
+  log: (level: "info" | "warn" | "error", message: string) => void;
+  /** The device's id for flow records (its UUID once a controller knows it). */
+  devId?: () => string;
+}
+
+export interface AceCounter {
+  index: number;
+  key: string;
+  id: number;
+  name: string;
+  action: string;
+  dir: string;
+  matches: { type: string; value: string }[];
+  packets: number;
+  bytes: number;
+  /** limit ACEs: packets over the rate, dropped. */
+  limitedPackets?: number;
+  note?: string;
+}
+
+export interface InterfaceFirewall {
+  appUuid: string;
+  index: number;
+  name: string;
+  network: string;
+  ifname: string;
+  mac: string;
+  ip: string | null;
+  rules: AceCounter[];
+  implicitDrop: { packets: number; bytes: number };
+}
+
+const ALLOC_KEY = "network.allocations";
+
+export class NetworkManager {
+  readonly nft = new NftFirewall();
+  private readonly flows = new FlowCollector();
+  private readonly configurators;
+  private last: DesiredNetwork | null = null;
+  private cacheKey = "";
+  private lastObservation: Observation | null = null;
+  /** Errors of the last run, per item id. */
+  private itemErrors = new Map<string, string>();
+  /** Addresses a Switch instance's DHCP gave to container interfaces, and when to ask again. */
+  private switchLeases = new Map<string, { ip: string | null; renewAt: number; pid: number; ifname: string }>();
+  private renewTimer: ReturnType<typeof setInterval> | null = null;
+  private lastApply: { at: Date; ops: number; failed: number } | null = null;
+
+  constructor(private readonly o: NetworkManagerOptions) {
+    mkdirSync(o.runDir, { recursive: true, mode: 0o700 });
+    this.configurators = configurators(o.runDir, this.nft);
+  }
+
+  start(): void {
+    this.renewTimer ??= setInterval(() => void this.renewSwitchLeases(), 30_000);
+  }
+
+  stop(): void {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = null;
+  }
+
+  async observe(): Promise<Observation> {
+    this.lastObservation = await observe(this.o.runDir, this.nft);
+    return this.lastObservation;
+  }
+
+  allocations(): Allocations {
+    try {
+      return { subnets: {}, addrs: {}, ...JSON.parse(this.o.store.getSetting(ALLOC_KEY) ?? "{}") };
+    } catch {
+      return { subnets: {}, addrs: {} };
+    }
+  }
+
+  /** The desired network for a document (cached: the ACL compile is the costly part). */
+  desired(doc: Doc | null, objectErrors: ObjectProblem[], facts: HostFacts): DesiredNetwork {
+    const prev = this.allocations();
+    const key = stable([doc?.networkInstances ?? [], (doc?.apps ?? []).map((a: Doc) => [a.uuidandversion?.uuid, a.displayname, a.interfaces, a.volumeRefList]), doc?.deviceIoList, doc?.systemAdapterList, objectErrors.filter((p) => p.objectKind === "networkInstance" || p.objectKind === "app"), facts, prev]);
+    if (this.last && key === this.cacheKey) return this.last;
+    const model = networkModel(doc, objectErrors, facts, prev);
+    const firewall = compileFirewall(model.instances, model.interfaces);
+    const items = desiredItems(model, firewall, facts, this.o.runDir);
+    this.last = { model, firewall, items };
+    this.cacheKey = key;
+    return this.last;
+  }
+
+  current(): DesiredNetwork | null {
+    return this.last;
+  }
+
+  async applyOps(ops: GraphOp[], desired: DesiredNetwork, current: Item[], signal?: AbortSignal): Promise<OpResult[]> {
+    if (desired.model.instances.some((n) => !n.error && n.kind === "local")) this.enableConntrackAccounting();
+    const results = await runGraph(ops, this.configurators, current, signal);
+    for (const r of results) {
+      if (r.error) this.itemErrors.set(r.op.item.id, r.error);
+      else this.itemErrors.delete(r.op.item.id);
+      if (r.error) this.o.log("warn", `network: ${r.op.op} ${r.op.item.id}: ${r.error}`);
+    }
+    // Items no longer desired carry no error.
+    const ids = new Set(desired.items.map((i) => i.id));
+    for (const id of [...this.itemErrors.keys()]) if (!ids.has(id)) this.itemErrors.delete(id);
+    this.o.store.setSetting(ALLOC_KEY, JSON.stringify(desired.model.allocations));
+    this.lastApply = { at: new Date(), ops: results.length, failed: results.filter((r) => r.error).length };
+    return results;
+  }
+
+  /** Flow byte counts (FlowRecord tx/rx) need conntrack accounting; timestamps give flow start times. */
+  private enableConntrackAccounting(): void {
+    for (const k of ["net/netfilter/nf_conntrack_acct", "net/netfilter/nf_conntrack_timestamp"]) {
+      try {
+        if (readSysctl(k) === "0") writeSysctl(k, "1");
+      } catch {}
+    }
+  }
+
+  async attachContainer(ifaces: AppInterfaceSpec[], pid: number, key: string): Promise<AttachResult[]> {
+    const out: AttachResult[] = [];
+    for (const i of ifaces) {
+      const ni = this.last?.model.instances.find((n) => n.uuid === i.niUuid);
+      const r = await attachContainer(i, pid, key, ni?.mtu ?? 1500, this.o.runDir);
+      if (i.niKind === "switch") this.switchLeases.set(i.hostIfname, { ip: r.ip, renewAt: Date.now() + 10 * 60_000, pid, ifname: r.ifname });
+      out.push(r);
+    }
+    return out;
+  }
+
+  async detach(ifnames: string[]): Promise<void> {
+    for (const n of ifnames) this.switchLeases.delete(n);
+    await detachLinks(ifnames);
+  }
+
+  /** Renews Switch-instance leases held for containers (udhcpc asks for the same address again). */
+  private async renewSwitchLeases(): Promise<void> {
+    const now = Date.now();
+    for (const [host, l] of this.switchLeases) {
+      if (l.renewAt > now) continue;
+      try {
+        const lease = await dhcpInNamespace(l.pid, l.ifname, this.o.runDir, host, l.ip ?? undefined);
+        this.switchLeases.set(host, { ...l, ip: lease.ip, renewAt: now + Math.max(60, lease.leaseSec / 2) * 1000 });
+      } catch (e) {
+        this.switchLeases.set(host, { ...l, renewAt: now + 60_000 });
+        if (!/No such file|does not exist|nsenter/.test((e as Error).message)) this.o.log("warn", `network: DHCP renewal for ${host}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** The NIC a VM gets on interface `index` of `appUuid`, or null when that interface is on no instance. */
+  vmNic(appUuid: string, index: number): TapNic | null {
+    const i = this.last?.model.interfaces.find((x) => x.appUuid === appUuid && x.index === index);
+    return i ? vmNic(i) : null;
+  }
+
+  /** Creates the VM's tap on its instance's bridge (before QEMU starts), and returns its NIC. */
+  async createTap(appUuid: string, index: number): Promise<TapNic> {
+    const i = this.last?.model.interfaces.find((x) => x.appUuid === appUuid && x.index === index);
+    if (!i) throw new Error(`app ${appUuid} has no interface ${index} on a network instance`);
+    const ni = this.last!.model.instances.find((n) => n.uuid === i.niUuid);
+    return createTap(i, ni?.mtu ?? 1500);
+  }
+
+  leases(niUuid: string): Lease[] {
+    const ni = this.last?.model.instances.find((n) => n.uuid === niUuid);
+    if (!ni || ni.kind !== "local") return [];
+    return readLeases(dnsmasqPaths(this.o.runDir, ni.bridge));
+  }
+
+  /** Network-instance states for status, with EVE's names (INIT, ONLINE, ERROR). */
+  instanceStates(desired: DesiredNetwork, obs: Observation | null): { uuid: string; name: string; state: string; error: string | null; data: Record<string, unknown> }[] {
+    const have = new Set((obs?.items ?? []).map((i) => i.id));
+    return desired.model.instances.map((ni) => {
+      const mine = desired.items.filter((i) => i.id.includes(ni.bridge) || (ni.uplink && i.id === `port:${ni.uplink.ifname}`));
+      const errors = mine.map((i) => this.itemErrors.get(i.id)).filter((e): e is string => !!e);
+      const fwError = this.itemErrors.get("firewall");
+      if (fwError) errors.push(`firewall: ${fwError}`);
+      const built = mine.every((i) => have.has(i.id));
+      const apps = desired.model.interfaces.filter((i) => i.niUuid === ni.uuid);
+      const data: Record<string, unknown> = {
+        kind: ni.kind === "local" ? "Local" : "Switch",
+        bridge: ni.bridge,
+        subnet: ni.subnet,
+        gateway: ni.gateway,
+        dhcpRange: ni.dhcpRange,
+        uplink: ni.uplink,
+        mtu: ni.mtu,
+        dnsServers: ni.dnsServers,
+        flowlog: ni.flowlog,
+        interfaces: apps.map((i) => ({ app: i.appUuid, appName: i.appName, name: i.name, ifname: i.hostIfname, mac: i.mac, ip: i.ip ?? this.switchLeases.get(i.hostIfname)?.ip ?? null })),
+      };
+      const state = ni.error || errors.length ? "ERROR" : built ? "ONLINE" : "INIT";
+      return { uuid: ni.uuid, name: ni.name, state, error: ni.error ?? (errors.length ? errors.join("; ") : null), data };
+    });
+  }
+
+  async counters(): Promise<FirewallCounters> {
+    return this.nft.counters();
+  }
+
+  /** Each app interface's rules with their hit counters (for the console's firewall editor). */
+  async firewallOf(appUuid: string): Promise<InterfaceFirewall[]> {
+    const d = this.last;
+    if (!d) return [];
+    const ifaces = d.model.interfaces.filter((i) => i.appUuid === appUuid);
+    if (!ifaces.length) return [];
+    const c = await this.counters();
+    const byKey = new Map([...d.firewall.marks.values()].map((m) => [`${m.appUuid}/${m.index}/${m.aceKey}`, m]));
+    return ifaces.map((i) => {
+      const seen = new Map<string, number>();
+      const rules = i.acls.map((ace, n) => {
+        const k = (seen.get(ace.key) ?? 0) + 1;
+        seen.set(ace.key, k);
+        const key = k > 1 ? `${ace.key}#${k}` : ace.key;
+        const compiled = byKey.get(`${i.appUuid}/${i.index}/${key}`);
+        const mark = compiled?.mark;
+        // Its own rule's counter, plus its element's in each set that holds it.
+        const hit = { packets: 0, bytes: 0 };
+        for (const r of [mark !== undefined ? c.byMark.get(mark) : undefined, ...(compiled?.sets ?? []).map((set) => c.bySet.get(set)?.get(compiled!.elemKey))]) {
+          hit.packets += r?.packets ?? 0;
+          hit.bytes += r?.bytes ?? 0;
+        }
+        const note = d.firewall.notes.find((x) => x.appUuid === i.appUuid && x.index === i.index && x.aceKey === key)?.note;
+        return {
+          index: n,
+          key,
+          id: ace.id,
+          name: ace.name,
+          action: ace.action.kind,
+          dir: ace.dir,
+          matches: ace.matches,
+          packets: hit.packets,
+          bytes: hit.bytes,
+          ...(ace.action.kind === "limit" && mark !== undefined ? { limitedPackets: c.limitedByMark.get(mark)?.packets ?? 0 } : {}),
+          ...(note ? { note } : {}),
+        };
+      });
+      const slot = [...d.firewall.chains].filter(([, v]) => v.appUuid === i.appUuid && v.index === i.index).map(([k]) => k);
+      const implicit = slot.reduce((a, ch) => ({ packets: a.packets + (c.implicitDrop.get(ch)?.packets ?? 0), bytes: a.bytes + (c.implicitDrop.get(ch)?.bytes ?? 0) }), { packets: 0, bytes: 0 });
+      return { appUuid, index: i.index, name: i.name, network: i.niUuid, ifname: i.hostIfname, mac: i.mac, ip: i.ip ?? this.switchLeases.get(i.hostIfname)?.ip ?? null, rules, implicitDrop: implicit };
+    });
+  }
+
+  /**
+   * Flow records since the previous call, one FlowMessage per app interface (instances with
+   * `disable_flowlog` are left out). The controller part sends them (POST …/flowlog).
+   */
+  async collectFlows(devId?: string): Promise<FlowMessage[]> {
+    const d = this.last;
+    if (!d) return [];
+    const flowlog = new Map(d.model.instances.map((n) => [n.uuid, n.flowlog]));
+    return this.flows.collect(
+      devId ?? this.o.devId?.() ?? "",
+      d.model.interfaces,
+      (mark, flow) => aceOfFlow(d.firewall, mark, flow),
+      (i) => i.ip ?? this.switchLeases.get(i.hostIfname)?.ip ?? null,
+      (i) => flowlog.get(i.niUuid) !== false,
+    );
+  }
+
+  part(): PartStatus {
+    const d = this.last;
+    if (!d || !d.model.instances.length) return { name: "network", state: "idle", detail: "no network instances" };
+    const bad = d.model.instances.filter((n) => n.error).length + (this.itemErrors.size ? 1 : 0);
+    const a = this.lastApply;
+    return {
+      name: "network",
+      state: bad ? "degraded" : "ok",
+      detail: `${d.model.instances.length} network instance(s), ${d.model.interfaces.length} app interface(s)${this.itemErrors.size ? `; ${this.itemErrors.size} item(s) failing: ${[...this.itemErrors].slice(0, 2).map(([k, v]) => `${k}: ${v}`).join("; ")}` : ""}${a ? `; last change ${a.at.toISOString()}` : ""}`,
+    };
+  }
+
+  attachments(): Attachment[] {
+    return this.lastObservation?.attachments ?? [];
+  }
+}

@@ -1,0 +1,306 @@
+// The desired networks, read from an EdgeDevConfig the way EVE's zedrouter reads it: network instances
+// (Local: a NATed bridge with DHCP and DNS; Switch: a bridge on a device port) and the app interfaces on
+// them, with stable MACs, addresses and names. Pure: host facts and earlier allocations come in as arguments.
+import type { ObjectProblem } from "../config/validate.ts";
+import { inNet, last, netsOverlap, netStr, type V4Net, v4, v4net, v4str } from "./ipv4.ts";
+import { hashHex } from "./sys.ts";
+
+type Doc = Record<string, any>;
+
+export type NiKind = "local" | "switch";
+
+export interface NiSpec {
+  uuid: string;
+  name: string;
+  kind: NiKind;
+  /** Our bridge: `eb` + 12 hex of the uuid's hash. */
+  bridge: string;
+  /** Local: the subnet (configured or allocated), its gateway (the bridge's address) and DHCP range. */
+  subnet: string | null;
+  gateway: string | null;
+  dhcpRange: { start: string; end: string } | null;
+  /** Local: the port NATed to (none: an air-gapped instance). Switch: the port enslaved to the bridge. */
+  uplink: { label: string; ifname: string } | null;
+  /** Upstream DNS servers dnsmasq forwards to (the config's `ip.dns`, else the device's resolv.conf). */
+  dnsServers: string[];
+  staticDns: { host: string; addrs: string[] }[];
+  domain: string | null;
+  mtu: number;
+  flowlog: boolean;
+  /** Why this instance cannot be built (it is then left out, and shown with this error). */
+  error: string | null;
+}
+
+export interface AceSpec {
+  /** Stable within the interface: the ACE's id when set, else a hash of its content. */
+  key: string;
+  id: number;
+  name: string;
+  matches: { type: string; value: string }[];
+  action: { kind: "allow" } | { kind: "drop" } | { kind: "limit"; rate: number; unit: "second" | "minute" | "hour" | "day"; burst: number } | { kind: "portmap"; appPort: number };
+  dir: "both" | "ingress" | "egress";
+}
+
+export interface AppInterfaceSpec {
+  appUuid: string;
+  appName: string;
+  appKind: "container" | "vm" | "unknown";
+  index: number;
+  /** The adapter's name in the config (eth0 …); a container sees this name. */
+  name: string;
+  niUuid: string;
+  niKind: NiKind;
+  bridge: string;
+  /** Host side: `ev` + 10 hex of the app's hash + `v` (veth) or `t` (tap) + index. */
+  hostIfname: string;
+  mac: string;
+  /** Local: the reserved address (prefix from the subnet); Switch: null (the uplink's DHCP decides). */
+  ip: string | null;
+  prefix: number | null;
+  gateway: string | null;
+  uplinkIfname: string | null;
+  uplinkLabel: string | null;
+  acls: AceSpec[];
+}
+
+export interface Allocations {
+  /** Allocated subnets of Local instances configured without one. */
+  subnets: Record<string, string>;
+  /** `<ni>/<app>/<index>` → address. */
+  addrs: Record<string, string>;
+}
+
+export interface HostFacts {
+  /** Networks on the device's own (not evebox's) interfaces and routes: allocated subnets must avoid them. */
+  hostNetworks: string[];
+  /** The device's interfaces that are not evebox's. */
+  interfaces: string[];
+  /** Interface of the default route, for the shared label `uplink`. */
+  defaultRouteIfname: string | null;
+  resolvServers: string[];
+  /** Default gateway per interface (main table), for an instance's own routing table. */
+  gateways: Record<string, string>;
+  /** Directly connected networks per interface. */
+  connected: Record<string, string[]>;
+}
+
+export interface NetworkModel {
+  instances: NiSpec[];
+  interfaces: AppInterfaceSpec[];
+  allocations: Allocations;
+}
+
+export const EMPTY_FACTS: HostFacts = { hostNetworks: [], interfaces: [], defaultRouteIfname: null, resolvServers: [], gateways: {}, connected: {} };
+
+/** `<container id 12>@<start ms>`: a container that started again has a new namespace (and needs a new veth). */
+export function containerKey(containerId: string, startedAt: Date | string | null): string {
+  return `${containerId.slice(0, 12)}@${startedAt ? new Date(startedAt).getTime() : 0}`;
+}
+
+export function bridgeName(niUuid: string): string {
+  return `eb${hashHex(`ni:${niUuid.toLowerCase()}`, 12)}`;
+}
+
+export function appIfname(appUuid: string, index: number, kind: "veth" | "tap"): string {
+  return `ev${hashHex(`app:${appUuid.toLowerCase()}`, 10)}${kind === "tap" ? "t" : "v"}${index}`;
+}
+
+/** A stable, locally administered unicast MAC per app interface. */
+export function appMac(appUuid: string, index: number): string {
+  const h = hashHex(`mac:${appUuid.toLowerCase()}:${index}`, 10);
+  return ["02", ...h.match(/../g)!].join(":");
+}
+
+const ALLOC_POOL: V4Net[] = Array.from({ length: 256 }, (_, i) => ({ addr: v4(`10.111.${i}.0`)!, prefix: 24 }));
+
+export function resolvePort(doc: Doc, label: string, facts: HostFacts): string | null {
+  if (!label) return null;
+  for (const io of doc.deviceIoList ?? []) {
+    if (io.logicallabel === label) {
+      const addrs: Record<string, string> = io.phyaddrs ?? {};
+      const ifname = addrs.Ifname ?? addrs.ifname ?? Object.entries(addrs).find(([k]) => k.toLowerCase() === "ifname")?.[1];
+      if (ifname) return ifname;
+    }
+  }
+  for (const sa of doc.systemAdapterList ?? []) {
+    if (sa.name === label && sa.lowerLayerName && sa.lowerLayerName !== label) return resolvePort(doc, sa.lowerLayerName, facts);
+  }
+  if ((label === "uplink" || label === "freeuplink") && !facts.interfaces.includes(label)) return facts.defaultRouteIfname;
+  return facts.interfaces.includes(label) ? label : null;
+}
+
+export function networkModel(doc: Doc | null, objectErrors: ObjectProblem[], facts: HostFacts, previous: Allocations): NetworkModel {
+  const allocations: Allocations = { subnets: {}, addrs: {} };
+  if (!doc) return { instances: [], interfaces: [], allocations };
+  const faulty = new Set(objectErrors.filter((p) => p.objectKind === "networkInstance").map((p) => p.objectId));
+  const errorOf = (id: string) =>
+    objectErrors.filter((p) => p.objectKind === "networkInstance" && p.objectId === id).map((p) => `${p.path}: ${p.message}`).join("; ");
+
+  const taken: V4Net[] = facts.hostNetworks.map(v4net).filter((n): n is V4Net => !!n);
+  for (const ni of doc.networkInstances ?? []) {
+    const n = ni.ip?.subnet ? v4net(ni.ip.subnet) : null;
+    if (n) taken.push(n);
+  }
+
+  const instances: NiSpec[] = [];
+  for (const ni of doc.networkInstances ?? []) {
+    const uuid: string = ni.uuidandversion?.uuid ?? "";
+    const kind: NiKind | null = ni.instType === "ZnetInstLocal" || ni.instType === 2 ? "local" : ni.instType === "ZnetInstSwitch" || ni.instType === 1 ? "switch" : null;
+    const spec: NiSpec = {
+      uuid,
+      name: ni.displayname || uuid,
+      kind: kind ?? "local",
+      bridge: bridgeName(uuid),
+      subnet: null,
+      gateway: null,
+      dhcpRange: null,
+      uplink: null,
+      dnsServers: [],
+      staticDns: (ni.dns ?? []).map((d: Doc) => ({ host: String(d.HostName ?? ""), addrs: (d.Address ?? []).filter((a: string) => v4(a) !== null) })).filter((d: { host: string }) => d.host),
+      domain: ni.ip?.domain || null,
+      mtu: Number(ni.mtu ?? 0) || 1500,
+      flowlog: !ni.disableFlowlog,
+      error: null,
+    };
+    instances.push(spec);
+    if (faulty.has(uuid)) {
+      spec.error = errorOf(uuid);
+      continue;
+    }
+    if (!kind) {
+      spec.error = `instType: ${ni.instType ?? "(none)"} is not supported (Local and Switch are)`;
+      continue;
+    }
+    const label: string = ni.port?.name ?? "";
+    if (label) {
+      const ifname = resolvePort(doc, label, facts);
+      if (!ifname) {
+        spec.error = `port.name: no port "${label}" on this device (its interfaces: ${facts.interfaces.join(", ") || "none"})`;
+        continue;
+      }
+      spec.uplink = { label, ifname };
+    } else if (kind === "switch") {
+      spec.error = "port.name: a Switch network instance needs a device port to bridge";
+      continue;
+    }
+    if (kind === "switch") continue;
+
+    let net = ni.ip?.subnet ? v4net(ni.ip.subnet) : null;
+    if (!net) {
+      const prev = previous.subnets[uuid] ? v4net(previous.subnets[uuid]!) : null;
+      if (prev && !taken.some((t) => netsOverlap(t, prev))) net = prev;
+      else net = ALLOC_POOL.find((c) => !taken.some((t) => netsOverlap(t, c))) ?? null;
+      if (!net) {
+        spec.error = "ip.subnet: none given, and no free /24 left in 10.111.0.0/16 to allocate";
+        continue;
+      }
+      taken.push(net);
+      allocations.subnets[uuid] = netStr(net);
+    }
+    if (net.prefix > 30) {
+      spec.error = `ip.subnet: ${netStr(net)} is too small for a gateway and apps (/30 at most)`;
+      continue;
+    }
+    const gw = v4(ni.ip?.gateway ?? "") ?? net.addr + 1;
+    const start = v4(ni.ip?.dhcpRange?.start ?? "") ?? (gw === net.addr + 1 ? gw + 1 : net.addr + 1);
+    const end = v4(ni.ip?.dhcpRange?.end ?? "") ?? last(net) - 1;
+    spec.subnet = netStr(net);
+    spec.gateway = v4str(gw);
+    spec.dhcpRange = { start: v4str(start), end: v4str(end) };
+    spec.dnsServers = (ni.ip?.dns ?? []).filter((d: string) => v4(d) !== null);
+    if (!spec.dnsServers.length) spec.dnsServers = facts.resolvServers.filter((s) => v4(s) !== null && !s.startsWith("127."));
+  }
+  const byUuid = new Map(instances.filter((n) => !n.error).map((n) => [n.uuid, n]));
+
+  // App interfaces, with addresses: the config's, else the one allocated before, else a new one.
+  const interfaces: AppInterfaceSpec[] = [];
+  const appFaulty = new Set(objectErrors.filter((p) => p.objectKind === "app").map((p) => p.objectId));
+  for (const a of doc.apps ?? []) {
+    const appUuid: string = a.uuidandversion?.uuid ?? "";
+    if (appFaulty.has(appUuid)) continue;
+    const kind = appKindOf(doc, a);
+    (a.interfaces ?? []).forEach((ifc: Doc, index: number) => {
+      const ni = byUuid.get(ifc.networkId ?? "");
+      if (!ni) return;
+      interfaces.push({
+        appUuid,
+        appName: a.displayname ?? appUuid,
+        appKind: kind,
+        index,
+        name: ifc.name || `eth${index}`,
+        niUuid: ni.uuid,
+        niKind: ni.kind,
+        bridge: ni.bridge,
+        hostIfname: appIfname(appUuid, index, kind === "vm" ? "tap" : "veth"),
+        mac: (ifc.macAddress || appMac(appUuid, index)).toLowerCase(),
+        ip: ni.kind === "local" && ifc.addr ? ifc.addr : null,
+        prefix: ni.subnet ? Number(ni.subnet.split("/")[1]) : null,
+        gateway: ni.gateway,
+        uplinkIfname: ni.uplink?.ifname ?? null,
+        uplinkLabel: ni.uplink?.label ?? null,
+        acls: (ifc.acls ?? []).map(aceSpec),
+      });
+    });
+  }
+  for (const ni of byUuid.values()) {
+    if (ni.kind !== "local") continue;
+    const net = v4net(ni.subnet!)!;
+    const used = new Set<number>([net.addr, last(net), v4(ni.gateway!)!]);
+    const mine = interfaces.filter((i) => i.niUuid === ni.uuid);
+    for (const i of mine) if (i.ip) used.add(v4(i.ip)!);
+    const start = v4(ni.dhcpRange!.start)!;
+    const end = v4(ni.dhcpRange!.end)!;
+    const key = (i: AppInterfaceSpec) => `${ni.uuid}/${i.appUuid}/${i.index}`;
+    // Earlier allocations are kept while still valid, so an app's address never moves.
+    for (const i of mine) {
+      if (i.ip) continue;
+      const prev = previous.addrs[key(i)];
+      const p = prev ? v4(prev) : null;
+      if (p !== null && inNet(net, p) && !used.has(p)) {
+        i.ip = prev!;
+        used.add(p);
+      }
+    }
+    const size = end - start + 1;
+    for (const i of mine.filter((x) => !x.ip).sort((x, y) => key(x).localeCompare(key(y)))) {
+      const h = parseInt(hashHex(key(i), 8), 16) % Math.max(1, size);
+      for (let k = 0; k < size; k++) {
+        const c = start + ((h + k) % size);
+        if (!used.has(c)) {
+          i.ip = v4str(c);
+          used.add(c);
+          break;
+        }
+      }
+    }
+    for (const i of mine) if (i.ip) allocations.addrs[key(i)] = i.ip;
+  }
+  return { instances, interfaces: interfaces.filter((i) => i.niKind === "switch" || i.ip), allocations };
+}
+
+function appKindOf(doc: Doc, app: Doc): AppInterfaceSpec["appKind"] {
+  const first = app.volumeRefList?.[0]?.uuid;
+  const vol = (doc.volumes ?? []).find((v: Doc) => v.uuid === first);
+  const ct = (doc.contentInfo ?? []).find((c: Doc) => c.uuid === vol?.origin?.downloadContentTreeID);
+  if (!ct) return "unknown";
+  return ct.iformat === "CONTAINER" ? "container" : "vm";
+}
+
+const UNITS: Record<string, "second" | "minute" | "hour" | "day"> = { s: "second", second: "second", m: "minute", minute: "minute", h: "hour", hour: "hour", d: "day", day: "day" };
+
+export function aceSpec(ace: Doc): AceSpec {
+  const matches = (ace.matches ?? []).map((m: Doc) => ({ type: String(m.type ?? ""), value: String(m.value ?? "") }));
+  const a = (ace.actions ?? [])[0] ?? {};
+  let action: AceSpec["action"] = { kind: "allow" };
+  if (a.drop) action = { kind: "drop" };
+  else if (a.portmap) action = { kind: "portmap", appPort: Number(a.appPort ?? 0) };
+  else if (a.limit) action = { kind: "limit", rate: Number(a.limitrate ?? 0), unit: UNITS[a.limitunit ?? "s"] ?? "second", burst: Number(a.limitburst ?? 0) || Number(a.limitrate ?? 1) };
+  const dir = ace.dir === "INGRESS" || ace.dir === 1 ? "ingress" : ace.dir === "EGRESS" || ace.dir === 2 ? "egress" : "both";
+  const id = Number(ace.id ?? 0);
+  let key = `id:${id}`;
+  if (!id) {
+    const text = JSON.stringify([matches, action, dir]);
+    key = `h:${Bun.hash.wyhash(text).toString(36)}`;
+  }
+  return { key, id, name: String(ace.name ?? ""), matches, action, dir };
+}

@@ -1,0 +1,76 @@
+// Running the kernel's networking tools (ip, nft, nsenter, conntrack) with errors that say what failed.
+// Every network change of evebox goes through here, so tests can see exactly what is run.
+import { readFileSync, writeFileSync } from "node:fs";
+
+export class CommandError extends Error {
+  constructor(
+    readonly argv: string[],
+    readonly code: number,
+    readonly stderr: string,
+  ) {
+    super(`${argv.join(" ")}: ${stderr.trim().split("\n").slice(0, 6).join("; ") || `exited ${code}`}`);
+    this.name = "CommandError";
+  }
+}
+
+export interface RunOptions {
+  stdin?: string;
+  /** Exit codes other than 0 that are not failures. */
+  okCodes?: number[];
+  timeoutMs?: number;
+}
+
+export async function sh(argv: string[], o: RunOptions = {}): Promise<string> {
+  const proc = Bun.spawn(argv, {
+    stdin: o.stdin !== undefined ? new TextEncoder().encode(o.stdin) : "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, LC_ALL: "C" },
+  });
+  const timer = o.timeoutMs ? setTimeout(() => proc.kill("SIGKILL"), o.timeoutMs) : null;
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (timer) clearTimeout(timer);
+  if (code !== 0 && !(o.okCodes ?? []).includes(code)) throw new CommandError(argv, code, err || out);
+  return out;
+}
+
+/** `ip -j …` parsed; an empty answer is an empty list. */
+export async function ipJson<T = any>(args: string[]): Promise<T[]> {
+  const out = await sh(["ip", "-j", ...args]);
+  return out.trim() ? (JSON.parse(out) as T[]) : [];
+}
+
+export async function ip(...args: string[]): Promise<void> {
+  await sh(["ip", ...args]);
+}
+
+/** Runs `ip …` inside the network namespace of process `pid` (a container's). */
+export async function ipIn(pid: number, ...args: string[]): Promise<void> {
+  await sh(["nsenter", "-t", String(pid), "-n", "ip", ...args]);
+}
+
+export function readSysctl(path: string): string | null {
+  try {
+    return readFileSync(`/proc/sys/${path}`, "utf8").trim();
+  } catch {
+    return null;
+  }
+}
+
+export function writeSysctl(path: string, value: string): void {
+  writeFileSync(`/proc/sys/${path}`, value);
+}
+
+export function hashHex(s: string, len = 12): string {
+  return new Bun.CryptoHasher("sha256").update(s).digest("hex").slice(0, len);
+}
+
+/** A fast 32-bit hash (FNV-1a), for identifiers that must be stable, not secret. */
+export function fnv32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
