@@ -8,6 +8,7 @@ import { streamSSE } from "hono/streaming";
 import { type Auth, AuthError, describePrincipal, type Principal, SESSION_TTL_MS } from "../auth/auth.ts";
 import { ConfigRejected } from "../config/problems.ts";
 import type { Device } from "../device/device.ts";
+import type { NetworkManager } from "../network/manager.ts";
 import { consoleSocket } from "./console-socket.ts";
 import type { UiAssets } from "./ui-assets.ts";
 
@@ -22,6 +23,8 @@ export interface ConsoleOptions {
   /** Set the Secure flag on cookies (console served over HTTPS). */
   secureCookies?: boolean;
   maxConfigBytes?: number;
+  /** The network part, once the app runtime is up (leases, per-rule counters). */
+  network?: () => NetworkManager | null;
 }
 
 type Env = { Variables: { principal: Principal | null } };
@@ -215,6 +218,18 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
     device.apps.localCommand(uuid, command);
     return c.json({ ok: true });
   });
+  // ---- networks: instances (bridges, ports, app interfaces), DHCP leases, per-rule firewall counters
+  const networkPart = () => {
+    const n = opts.network?.();
+    if (!n) throw new HttpError(409, "the network part is not running yet; try again in a moment");
+    return n;
+  };
+  api.get("/networks", (c) => {
+    const n = opts.network?.() ?? null;
+    return c.json({ instances: device.status().networkInstances.map((ni) => ({ ...ni, leases: n ? n.leases(ni.uuid) : [] })) });
+  });
+  api.get("/networks/:uuid/leases", (c) => c.json({ leases: networkPart().leases(c.req.param("uuid")) }));
+  api.get("/apps/:uuid/firewall", async (c) => c.json({ interfaces: await networkPart().firewallOf(c.req.param("uuid")) }));
   api.get("/apps/:uuid/:kind{console|vnc}", consoleSocket(() => device.terminals));
   api.get("/apps/:uuid/logs", (c) => {
     const limit = clampInt(c.req.query("limit"), 1, 5000, 500);

@@ -124,8 +124,10 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   const device = new Device({ store, events, config, version: opts.version, dataDir: dirs.root, controller: controllerHint });
   const auth = new Auth(store, join(dirs.run, "setup-token"));
 
-  const tcpApp = createConsoleApp({ auth, device, ui: opts.ui });
-  const localApp = createConsoleApp({ auth, device, ui: null, trustAll: true });
+  // The network part comes with the app runtime (below); `reconciler` is set there, before any await.
+  const network = () => reconciler?.network ?? null;
+  const tcpApp = createConsoleApp({ auth, device, ui: opts.ui, network });
+  const localApp = createConsoleApp({ auth, device, ui: null, trustAll: true, network });
   let tcp: ReturnType<typeof Bun.serve>;
   try {
     tcp = Bun.serve({
@@ -189,12 +191,14 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     ? Promise.resolve()
     : import("../reconcile/wire.ts")
         .then(({ startAppRuntime }) =>
-          startAppRuntime({ store, config, events, persistDir: dirs.persist, log: (level, m) => device.log(level, m), tickMs: opts.reconcileTickMs, instance: instanceId(store) }),
+          startAppRuntime({ store, config, events, persistDir: dirs.persist, runDir: dirs.run, log: (level, m) => device.log(level, m), tickMs: opts.reconcileTickMs, instance: instanceId(store) }),
         )
         .then((r) => {
           reconciler = r;
           device.apps = r;
           device.addPart(() => r.part());
+          const network = r.network;
+          if (network) device.addPart(() => network.part());
           device.terminals = r.terminals();
           const vms = r.vms;
           if (vms) device.addPart(() => vms.part());

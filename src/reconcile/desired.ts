@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import type { ObjectProblem } from "../config/validate.ts";
 import type { DesiredVm } from "./vms.ts";
+import type { DesiredNetwork } from "../network/manager.ts";
 
 type Doc = Record<string, any>;
 
@@ -53,6 +54,8 @@ export interface DesiredApp {
   purgeCounter: number;
   startDelaySec: number;
   networked: boolean;
+  /** The app's interfaces (name, network instance) in config order; which instance each is on is part of the spec. */
+  interfaces: { name: string; networkId: string }[];
   /** Hash of everything that requires a new container when it changes. */
   generation: string;
   /** Why this app cannot run as configured (a fault in its config or its references). */
@@ -65,6 +68,8 @@ export interface DesiredState {
   contentTrees: DesiredContentTree[];
   /** The VM of each VM app, when the reconciler runs VMs. */
   vms?: Map<string, DesiredVm>;
+  /** Network instances, app interfaces and the firewall (network/), when the network part runs. */
+  network?: DesiredNetwork;
 }
 
 /** What the operator asked for locally (EVE's local profile server does the same): kept per app. */
@@ -155,9 +160,10 @@ export function desiredFromConfig(doc: Doc | null, objectErrors: ObjectProblem[]
     const memoryBytes = Number(a.fixedresources?.memory ?? 0) * 1024;
     const nanoCpus = Number(a.fixedresources?.vcpus ?? 0) * 1e9;
     const networked = (a.interfaces ?? []).length > 0;
+    const interfaces = (a.interfaces ?? []).map((i: Doc, n: number) => ({ name: i.name || `eth${n}`, networkId: i.networkId ?? "" }));
     const l = local.get(uuid);
     const activate = l?.activate && l.activate.forVersion === version ? l.activate.value : !!a.activate;
-    const spec = { image: tree ? [tree.source, tree.sha256] : null, env, cmd, memoryBytes, nanoCpus, mounts, networked, kind };
+    const spec = { image: tree ? [tree.source, tree.sha256] : null, env, cmd, memoryBytes, nanoCpus, mounts, interfaces, kind };
     return {
       uuid,
       name: a.displayname ?? uuid,
@@ -174,6 +180,7 @@ export function desiredFromConfig(doc: Doc | null, objectErrors: ObjectProblem[]
       purgeCounter: Number(a.purge?.counter ?? 0) + (l?.purges ?? 0),
       startDelaySec: Number(a.startDelayInSeconds ?? 0),
       networked,
+      interfaces,
       generation: createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 16),
       error: errors.length ? errors.join("; ") : tree?.error ? `content tree ${tree.name}: ${tree.error}` : null,
     };

@@ -1,5 +1,7 @@
 // One executor per step kind. Each does one thing against a real engine or the file system and
 // records the outcome; failures carry what the operator needs (which app, what failed).
+import type { NetworkManager } from "../network/manager.ts";
+import { containerKey } from "../network/model.ts";
 import type { ContainerRuntime } from "../runtime/containers/runtime.ts";
 import type { ContentCache } from "../storage/cache.ts";
 import { pullContentTree } from "../storage/registry.ts";
@@ -27,6 +29,8 @@ export interface ExecutorContext {
   startFetch: (uuid: string, run: (signal: AbortSignal) => Promise<void>) => void;
   /** VM apps under QEMU; absent: VM apps are not run. */
   vms?: VmApps;
+  /** Network instances and app interfaces; absent: apps with interfaces get the engine's default bridge. */
+  network?: NetworkManager;
 }
 
 /** Per-lane scratch: a container created earlier in the lane is the one later steps act on. */
@@ -177,7 +181,8 @@ const createContainer: Executor<"createContainer"> = async ({ app }, ctx, lane) 
       memoryBytes: app.memoryBytes || undefined,
       cpus: app.nanoCpus || undefined,
       mounts,
-      networkMode: app.networked ? "bridge" : "none",
+      // With the network part, interfaces are veths evebox moves into the container's own namespace.
+      networkMode: ctx.network ? "none" : app.networked ? "bridge" : "none",
       generation: app.generation,
       labels: { "evebox.app.version": app.version },
     });
@@ -240,6 +245,31 @@ const forgetApp: Executor<"forgetApp"> = async ({ uuid }, ctx) => {
   ctx.vms?.forget(uuid);
 };
 
+const reconcileNetworks: Executor<"reconcileNetworks"> = async ({ ops, network, current }, ctx) => {
+  if (!ctx.network) return;
+  const results = await ctx.network.applyOps(ops, network, current, ctx.signal);
+  const failed = results.filter((r) => r.error && !r.skipped);
+  if (failed.length) throw new Error(failed.map((r) => `${r.op.op} ${r.op.item.id}: ${r.error}`).join("; "));
+};
+
+const attachInterfaces: Executor<"attachInterfaces"> = async ({ app, interfaces, containerId }, ctx, lane) => {
+  if (!ctx.network) return;
+  const id = containerId ?? lane.containerId;
+  if (!id) throw new Error(`app ${app.name}: no container to attach interfaces to`);
+  const info = await ctx.runtime.inspect(id);
+  // A container that already exited has no namespace to attach to; supervision restarts it (and attaches then).
+  if (!info.State?.Running || !info.State.Pid) return;
+  try {
+    await ctx.network.attachContainer(interfaces, info.State.Pid, containerKey(info.Id, info.State.StartedAt));
+  } catch (e) {
+    throw appFailure(ctx, app.uuid, (e as Error).message);
+  }
+};
+
+const detachInterfaces: Executor<"detachInterfaces"> = async ({ ifnames }, ctx) => {
+  await ctx.network?.detach(ifnames);
+};
+
 function appFailure(ctx: ExecutorContext, uuid: string, message: string): Error {
   const rec = ctx.records.app(uuid);
   if (rec) {
@@ -269,6 +299,9 @@ const EXECUTORS: { [K in Step["kind"]]: Executor<K> } = {
   recordCounters,
   forgetApp,
   ...VM_EXECUTORS,
+  reconcileNetworks,
+  attachInterfaces,
+  detachInterfaces,
 };
 
 export function execute(step: Step, ctx: ExecutorContext, lane: LaneContext): Promise<void> {

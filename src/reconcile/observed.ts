@@ -1,5 +1,7 @@
 // What the reconciler knows of the world before it plans: the engine's containers with our labels,
 // the volume directories, and its own per-object records (kept in the store across restarts).
+import type { Item } from "../network/graph.ts";
+import type { Attachment } from "../network/items.ts";
 import type { OwnedContainer } from "../runtime/containers/types.ts";
 import type { SwState } from "./states.ts";
 import type { ObservedVms } from "./vms.ts";
@@ -49,6 +51,8 @@ export interface Observed {
   fetching: Set<string>;
   /** Running VMs and how the last ones ended, when the reconciler runs VMs. */
   vms?: ObservedVms;
+  /** The network items that exist (bridges, dnsmasq, firewall …) and the app interfaces attached. */
+  network?: { items: Item[]; attachments: Attachment[] };
 }
 
 export function newAppRecord(uuid: string, restartApplied: number, purgeApplied: number): AppRecord {

@@ -3,7 +3,10 @@ import { validateConfig } from "../config/validate.ts";
 import type { OwnedContainer } from "../runtime/containers/types.ts";
 import { desiredFromConfig, parseUserData } from "./desired.ts";
 import { type AppRecord, newAppRecord, type Observed } from "./observed.ts";
-import { plan, sourceKey, volumeKey } from "./plan.ts";
+import { plan, sourceKey, type Step, volumeKey } from "./plan.ts";
+import { compileFirewall } from "../network/acl/compile.ts";
+import { desiredItems } from "../network/items.ts";
+import { containerKey, EMPTY_FACTS, networkModel } from "../network/model.ts";
 import { appState, noteExits } from "./status.ts";
 
 const DS = "5b0a6b52-7f36-4a55-8c3e-2a3f5c0d1e02";
@@ -257,5 +260,66 @@ describe("plan", () => {
     const steps = plan(d, observed());
     expect(steps.length).toBe(1000 * 3);
     expect(new Set(steps.filter((s) => s.phase === 1).map((s) => s.lane)).size).toBe(1000);
+  });
+});
+
+describe("plan: networks and app interfaces", () => {
+  const NI = "6b000000-0000-4000-8000-000000000001";
+  function withNetwork(doc: any) {
+    doc.networkInstances = [{ uuidandversion: { uuid: NI }, displayname: "lan", instType: "ZnetInstLocal", ip: { subnet: "10.7.0.0/24", gateway: "10.7.0.1" } }];
+    for (const a of doc.apps) a.interfaces = [{ name: "eth0", networkId: NI, acls: [{ matches: [{ type: "ip", value: "0.0.0.0/0" }] }] }];
+    const d = desiredFromConfig(doc);
+    const model = networkModel(doc, [], EMPTY_FACTS, { subnets: {}, addrs: {} });
+    const firewall = compileFirewall(model.instances, model.interfaces);
+    d.network = { model, firewall, items: desiredItems(model, firewall, EMPTY_FACTS, "/run/evebox/network") };
+    return d;
+  }
+  const ready = (d: ReturnType<typeof desiredFromConfig>, over: Partial<Observed> = {}) =>
+    observed({ contentTrees: loaded(d), apps: new Map(d.apps.map((a) => [a.uuid, newAppRecord(a.uuid, 0, 0)])), network: { items: [], attachments: [] }, ...over });
+
+  test("the network items are built first (phase 0, one lane), in dependency order; nothing when they exist", () => {
+    const d = withNetwork(config([{ n: 1 }]));
+    const steps = plan(d, ready(d));
+    const net = steps.find((s) => s.step.kind === "reconcileNetworks")!;
+    expect(net.phase).toBe(0);
+    const ops = (net.step as Extract<Step, { kind: "reconcileNetworks" }>).ops.map((o) => `${o.op} ${o.item.type}`);
+    expect(ops.indexOf("create bridge")).toBeLessThan(ops.indexOf("create addr"));
+    expect(ops.indexOf("create addr")).toBeLessThan(ops.indexOf("create dnsmasq"));
+    expect(plan(d, ready(d, { network: { items: d.network!.items, attachments: [] } })).some((s) => s.step.kind === "reconcileNetworks")).toBe(false);
+  });
+
+  test("a new app's interfaces are attached right after its container starts", () => {
+    const d = withNetwork(config([{ n: 1 }]));
+    const lane = plan(d, ready(d)).filter((s) => s.lane === `app:${uuid(1)}`);
+    expect(lane.map((s) => s.step.kind)).toEqual(["createContainer", "startContainer", "attachInterfaces"]);
+  });
+
+  test("a running container is attached when its veth is missing or was made for an earlier run; not otherwise", () => {
+    const d = withNetwork(config([{ n: 1 }]));
+    const app = d.apps[0]!;
+    const c = container(app, { startedAt: new Date(5000) });
+    const iface = d.network!.model.interfaces[0]!;
+    const att = (key: string) => ({ items: d.network!.items, attachments: [{ ifname: iface.hostIfname, appUuid: app.uuid, index: 0, key, kind: "veth" as const, master: iface.bridge }] });
+    expect(kinds(plan(d, ready(d, { containers: [c], network: att("") })))).toEqual(["attachInterfaces"]);
+    expect(kinds(plan(d, ready(d, { containers: [c], network: att(containerKey(c.id, new Date(4000))) })))).toEqual(["attachInterfaces"]);
+    expect(kinds(plan(d, ready(d, { containers: [c], network: att(containerKey(c.id, c.startedAt)) })))).toEqual([]);
+  });
+
+  test("interfaces nothing desires any more are detached (phase 2)", () => {
+    const d = withNetwork(config([{ n: 1 }]));
+    const stray = { ifname: "ev0123456789v0", appUuid: uuid(77), index: 0, key: "tap", kind: "tap" as const, master: null };
+    const steps = plan(d, ready(d, { network: { items: d.network!.items, attachments: [stray] } }));
+    expect(steps.find((s) => s.step.kind === "detachInterfaces")).toMatchObject({ phase: 2, step: { ifnames: ["ev0123456789v0"] } });
+  });
+
+  test("which instance an interface is on is part of the container's spec; its ACLs are not", () => {
+    const a = withNetwork(config([{ n: 1 }]));
+    const doc = config([{ n: 1 }]);
+    const b = withNetwork(doc);
+    expect(b.apps[0]!.generation).toBe(a.apps[0]!.generation);
+    doc.apps[0].interfaces[0].acls = [];
+    expect(desiredFromConfig(doc).apps[0]!.generation).toBe(a.apps[0]!.generation);
+    doc.apps[0].interfaces[0].networkId = uuid(5);
+    expect(desiredFromConfig(doc).apps[0]!.generation).not.toBe(a.apps[0]!.generation);
   });
 });

@@ -1,5 +1,9 @@
 // plan(desired, observed) → typed steps. Pure: no engine, no clock, no store — everything it needs
 // is in its arguments, so it is unit-tested on its own.
+import { type GraphOp, type Item, planGraph } from "../network/graph.ts";
+import { MODIFIABLE } from "../network/items.ts";
+import type { DesiredNetwork } from "../network/manager.ts";
+import { type AppInterfaceSpec, containerKey } from "../network/model.ts";
 import type { DesiredApp, DesiredContentTree, DesiredState, DesiredVolume } from "./desired.ts";
 import type { Observed } from "./observed.ts";
 import { describeVmStep, planVms, type VmStep } from "./vms.ts";
@@ -18,7 +22,10 @@ export type Step =
   | { kind: "purgeVolumes"; app: DesiredApp }
   | { kind: "recordCounters"; app: DesiredApp }
   | { kind: "forgetApp"; uuid: string }
-  | VmStep;
+  | VmStep
+  | { kind: "reconcileNetworks"; ops: GraphOp[]; network: DesiredNetwork; current: Item[] }
+  | { kind: "attachInterfaces"; app: DesiredApp; interfaces: AppInterfaceSpec[]; containerId?: string }
+  | { kind: "detachInterfaces"; appUuid: string; ifnames: string[] };
 
 /**
  * A step with where it runs: steps of one lane run in order; lanes of one phase run in parallel;
@@ -44,7 +51,12 @@ export function plan(desired: DesiredState, observed: Observed): PlannedStep[] {
   const add = (phase: PlannedStep["phase"], lane: string, step: Step, needs: string[] = []) => out.push({ phase, lane, needs, step });
   const now = observed.now;
 
-  // ---- phase 0: content trees and volumes the container apps need; containers nobody wants
+  // ---- phase 0: the networks (bridges, dnsmasq, firewall …, in dependency order); content trees and
+  // volumes the container apps need; containers nobody wants
+  if (desired.network && observed.network) {
+    const g = planGraph(desired.network.items, observed.network.items, (t) => MODIFIABLE.has(t));
+    if (g.ops.length) add(0, "net", { kind: "reconcileNetworks", ops: g.ops, network: desired.network, current: observed.network.items });
+  }
   const containerApps = desired.apps.filter((a) => a.kind === "container" && !a.error);
   const neededTrees = new Set(containerApps.map((a) => a.imageContentTree).filter((x): x is string => !!x));
   const ctReady = new Map<string, boolean>();
@@ -98,13 +110,21 @@ export function plan(desired: DesiredState, observed: Observed): PlannedStep[] {
     const restartApplied = rec?.restartApplied ?? app.restartCounter;
     const purgeApplied = rec?.purgeApplied ?? app.purgeCounter;
     const retryBlocked = !!rec && rec.error !== null && rec.nextRetryAt > now;
+    // App interfaces: attached right after each start (a started container has a new network namespace).
+    const ifaces = observed.network ? (desired.network?.model.interfaces.filter((i) => i.appUuid === app.uuid) ?? []) : [];
+    const attach = (containerId?: string, n: string[] = []) => {
+      if (ifaces.length) add(1, lane, { kind: "attachInterfaces", app, interfaces: ifaces, containerId }, n);
+    };
 
     if (app.purgeCounter > purgeApplied) {
       if (!imageWillBeReady) continue;
       for (const c of containers) add(1, lane, { kind: "removeContainer", appUuid: app.uuid, containerId: c.id, reason: "purge" }, needs);
       add(1, lane, { kind: "purgeVolumes", app }, needs);
       add(1, lane, { kind: "createContainer", app }, needs);
-      if (app.activate) add(1, lane, { kind: "startContainer", app, reason: "first start" }, needs);
+      if (app.activate) {
+        add(1, lane, { kind: "startContainer", app, reason: "first start" }, needs);
+        attach(undefined, needs);
+      }
       add(1, lane, { kind: "recordCounters", app }, needs);
       continue;
     }
@@ -120,7 +140,10 @@ export function plan(desired: DesiredState, observed: Observed): PlannedStep[] {
     if (!keep) {
       if (retryBlocked || !imageWillBeReady) continue;
       add(1, lane, { kind: "createContainer", app }, needs);
-      if (app.activate && startDelayOver(app, observed)) add(1, lane, { kind: "startContainer", app, reason: "first start" }, needs);
+      if (app.activate && startDelayOver(app, observed)) {
+        add(1, lane, { kind: "startContainer", app, reason: "first start" }, needs);
+        attach(undefined, needs);
+      }
       if (restartPending) add(1, lane, { kind: "recordCounters", app }, needs);
       continue;
     }
@@ -132,18 +155,28 @@ export function plan(desired: DesiredState, observed: Observed): PlannedStep[] {
     if (keep.state === "running") {
       if (restartPending) {
         add(1, lane, { kind: "restartContainer", app, containerId: keep.id });
+        attach(keep.id);
         add(1, lane, { kind: "recordCounters", app });
+      } else if (ifaces.length && !retryBlocked) {
+        const key = containerKey(keep.id, keep.startedAt);
+        const attached = ifaces.every((i) => observed.network!.attachments.some((a) => a.ifname === i.hostIfname && a.key === key));
+        if (!attached) attach(keep.id);
       }
       continue;
     }
     // Not running and should be.
     if (restartPending) {
       add(1, lane, { kind: "startContainer", app, containerId: keep.id, reason: "restart command" });
+      attach(keep.id);
       add(1, lane, { kind: "recordCounters", app });
     } else if (keep.startedAt === null) {
-      if (!retryBlocked && startDelayOver(app, observed)) add(1, lane, { kind: "startContainer", app, containerId: keep.id, reason: "first start" });
+      if (!retryBlocked && startDelayOver(app, observed)) {
+        add(1, lane, { kind: "startContainer", app, containerId: keep.id, reason: "first start" });
+        attach(keep.id);
+      }
     } else if ((rec?.nextStartAt ?? 0) <= now && !retryBlocked) {
       add(1, lane, { kind: "startContainer", app, containerId: keep.id, reason: "supervised restart" });
+      attach(keep.id);
     }
   }
 
@@ -160,6 +193,17 @@ export function plan(desired: DesiredState, observed: Observed): PlannedStep[] {
     if (!desiredApps.has(uuid)) add(2, `app:${uuid}`, { kind: "forgetApp", uuid });
   }
   out.push(...planVms(desired, observed));
+  // App interfaces nothing desires any more (a removed app's tap, a leftover of an interrupted attach).
+  if (desired.network && observed.network) {
+    const wanted = new Set(desired.network.model.interfaces.map((i) => i.hostIfname));
+    const stale = new Map<string, string[]>();
+    for (const a of observed.network.attachments) {
+      if (wanted.has(a.ifname)) continue;
+      const k = a.appUuid || "unknown";
+      stale.set(k, [...(stale.get(k) ?? []), a.ifname]);
+    }
+    for (const [appUuid, ifnames] of stale) add(2, `app:${appUuid}`, { kind: "detachInterfaces", appUuid, ifnames });
+  }
   return out;
 }
 
@@ -203,5 +247,11 @@ export function describeStep(s: Step): string {
     case "startVm":
     case "stopVm":
       return describeVmStep(s);
+    case "reconcileNetworks":
+      return `networks: ${s.ops.map((o) => `${o.op} ${o.item.id}`).join(", ")}`;
+    case "attachInterfaces":
+      return `attach ${s.interfaces.map((i) => i.name).join(", ")} of app ${s.app.name}`;
+    case "detachInterfaces":
+      return `detach ${s.ifnames.join(", ")} (app ${s.appUuid})`;
   }
 }

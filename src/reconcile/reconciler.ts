@@ -4,6 +4,7 @@ import { validateConfig } from "../config/validate.ts";
 import type { ConfigService } from "../config/service.ts";
 import type { PartStatus } from "../device/device.ts";
 import type { EventBus } from "../device/events.ts";
+import type { NetworkManager } from "../network/manager.ts";
 import type { ContainerRuntime } from "../runtime/containers/runtime.ts";
 import type { ContentCache } from "../storage/cache.ts";
 import type { VolumeStore } from "../storage/volumes.ts";
@@ -30,6 +31,8 @@ export interface ReconcilerDeps {
   /** VM apps under QEMU; absent: VM apps show that they are not run. */
   vms?: VmApps;
   log: (level: "info" | "warn" | "error", message: string) => void;
+  /** Network instances, app interfaces and the firewall; absent: apps get the engine's default networking. */
+  network?: NetworkManager;
   /** Safety-net pass interval (engine events and config changes trigger passes as well). */
   tickMs?: number;
   /** How often running apps' CPU and memory are sampled. */
@@ -54,6 +57,8 @@ export class Reconciler {
   private wakeTimer: ReturnType<typeof setTimeout> | null = null;
   private unsubscribe: (() => void)[] = [];
   private engineError: string | null = null;
+  private networkError: string | null = null;
+  private facts: import("../network/model.ts").HostFacts | null = null;
   private lastApply: { at: Date; steps: number; failed: number } | null = null;
   private stopped = false;
   private readonly samples = new Map<string, AppSample>();
@@ -70,6 +75,7 @@ export class Reconciler {
   async start(): Promise<void> {
     // VMs a previous evebox started are taken over before anything is planned: never rebooted.
     await this.deps.vms?.start(() => this.trigger(false));
+    this.deps.network?.start();
     this.unsubscribe.push(this.deps.config.onChange(() => this.trigger(true)));
     try {
       this.unsubscribe.push(await this.deps.runtime.watch(() => this.trigger(false), { onError: (e) => this.noteEngineError(e) }));
@@ -163,6 +169,7 @@ export class Reconciler {
     this.logs.stopAll();
     // Lets go of the VMs without stopping them: workloads outlive the agent.
     this.deps.vms?.close();
+    this.deps.network?.stop();
   }
 
   /** Asks for a pass; `supersede` aborts the apply in progress (a newer config arrived). */
@@ -194,6 +201,11 @@ export class Reconciler {
     }
   }
 
+  /** The network part this reconciler drives (status, leases, counters, flows), if any. */
+  get network(): NetworkManager | null {
+    return this.deps.network ?? null;
+  }
+
   localCommand(uuid: string, command: AppCommand): void {
     const doc = this.deps.config.currentDoc()?.doc;
     const app = (doc?.apps ?? []).find((a: any) => a.uuidandversion?.uuid === uuid);
@@ -220,14 +232,32 @@ export class Reconciler {
 
   desired(): DesiredState {
     const doc = this.deps.config.currentDoc()?.doc ?? null;
-    const desired = desiredFromConfig(doc, doc ? validateConfig(doc) : [], this.localCommands());
+    const problems = doc ? validateConfig(doc) : [];
+    const desired = desiredFromConfig(doc, problems, this.localCommands());
     if (this.deps.vms) desired.vms = this.deps.vms.desired(doc, desired);
+    // The network model needs the host's facts (its networks, ports), observed with the network.
+    if (this.deps.network && this.facts) desired.network = this.deps.network.desired(doc, problems, this.facts);
     return desired;
   }
 
+  private async observeNetwork(): Promise<Observed["network"]> {
+    if (!this.deps.network) return undefined;
+    try {
+      const o = await this.deps.network.observe();
+      this.facts = o.facts;
+      this.networkError = null;
+      return { items: o.items, attachments: o.attachments };
+    } catch (e) {
+      if (this.networkError !== (e as Error).message) this.deps.log("warn", `network: cannot observe the device's networking: ${(e as Error).message}`);
+      this.networkError = (e as Error).message;
+      return undefined;
+    }
+  }
+
   private async observe(): Promise<Observed> {
-    const [containers, volumes] = await Promise.all([this.deps.runtime.listOwned(), this.deps.volumes.list()]);
+    const [containers, volumes, network] = await Promise.all([this.deps.runtime.listOwned(), this.deps.volumes.list(), this.observeNetwork()]);
     return {
+      network,
       now: Date.now(),
       bootAt: this.bootAt,
       containers,
@@ -273,17 +303,17 @@ export class Reconciler {
   }
 
   private async pass(signal: AbortSignal): Promise<void> {
-    const desired = this.desired();
     let observed: Observed;
     try {
       observed = await this.observe();
       this.engineError = null;
     } catch (e) {
       this.noteEngineError(e as Error);
-      this.publishStates(desired, null);
+      this.publishStates(this.desired(), null);
       this.scheduleWake(Date.now() + 5_000);
       return;
     }
+    const desired = this.desired();
     this.supersedeFetches(desired);
     for (const uuid of noteExits(desired, observed)) this.records.putApp(observed.apps.get(uuid)!);
     const steps = plan(desired, observed);
@@ -321,6 +351,7 @@ export class Reconciler {
         const step = steps.find((s) => s.step.kind === "fetchContentTree" && s.step.tree.uuid === uuid)!.step as { tree: DesiredState["contentTrees"][number] };
         this.startFetch(step.tree, sourceKey(step.tree), run);
       },
+      network: this.deps.network,
     };
     for (const phase of [0, 1, 2] as const) {
       const lanes = new Map<string, PlannedStep[]>();
@@ -376,7 +407,13 @@ export class Reconciler {
 
   /** Writes each object's state for status; publishes an event when a state or error changes. */
   private publishStates(desired: DesiredState, observed: Observed | null): void {
-    const seen = { app: new Set<string>(), contentTree: new Set<string>(), volume: new Set<string>() };
+    const seen = { app: new Set<string>(), contentTree: new Set<string>(), volume: new Set<string>(), networkInstance: new Set<string>() };
+    if (desired.network && this.deps.network) {
+      for (const ni of this.deps.network.instanceStates(desired.network, observed?.network ? { items: observed.network.items, attachments: observed.network.attachments, facts: this.facts! } : null)) {
+        seen.networkInstance.add(ni.uuid);
+        this.putState("networkInstance", ni.uuid, ni.name, ni.state as SwState, ni.error, ni.data);
+      }
+    }
     for (const app of desired.apps) {
       seen.app.add(app.uuid);
       if (!observed) {
@@ -401,7 +438,7 @@ export class Reconciler {
       const state: SwState = v.origin === "download" ? (observed?.contentTrees.get(v.contentTreeId ?? "")?.state === "LOADED" ? "CREATED_VOLUME" : "INITIAL") : exists ? "CREATED_VOLUME" : "INITIAL";
       this.putState("volume", v.uuid, v.name, state, null, { generation: v.generation, sizeBytes: v.sizeBytes });
     }
-    for (const kind of ["app", "contentTree", "volume"] as const) {
+    for (const kind of ["app", "contentTree", "volume", ...(desired.network ? (["networkInstance"] as const) : [])] as const) {
       for (const o of this.deps.store.observed(kind)) {
         if (seen[kind].has(o.id)) continue;
         const stillThere = kind === "app" && (observed?.containers.some((c) => c.appUuid === o.id) || observed?.vms?.running.has(o.id));

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import type { ConfigService } from "../config/service.ts";
 import type { EventBus } from "../device/events.ts";
+import { NetworkManager } from "../network/manager.ts";
 import { ContainerRuntime, DEFAULT_DOCKER_SOCKET } from "../runtime/containers/runtime.ts";
 import { QemuRuntime } from "../runtime/vms/runtime.ts";
 import { ContentCache } from "../storage/cache.ts";
@@ -21,15 +22,21 @@ export interface AppRuntimeOptions {
   dockerSocket?: string;
   /** This device's id, labelled on its containers (see ContainerRuntime). */
   instance: string;
-  /** Where VM sockets and pidfiles live (default: the data directory's run/). */
-  runDir?: string;
   /** false: no VM runtime (VM apps then say that they are not run). */
   vms?: boolean;
   tickMs?: number;
+  /** The device's run/ directory (VM sockets and pidfiles, network state); default: persist/../run. */
+  runDir?: string;
+  /** false: no network part (apps with interfaces then get the engine's default bridge). */
+  network?: boolean;
 }
 
 export async function startAppRuntime(o: AppRuntimeOptions): Promise<Reconciler> {
   const docker = new Docker({ socketPath: o.dockerSocket ?? process.env.EVEBOX_DOCKER_SOCKET ?? DEFAULT_DOCKER_SOCKET });
+  const network =
+    o.network === false
+      ? undefined
+      : new NetworkManager({ runDir: join(o.runDir ?? join(o.persistDir, "..", "run"), "network"), store: o.store, log: o.log });
   const cache = new ContentCache(join(o.persistDir, "content"));
   const volumes = new VolumeStore(o.persistDir);
   const vmLog = { info: (m: string) => o.log("info", m), warn: (m: string) => o.log("warn", m) };
@@ -40,6 +47,7 @@ export async function startAppRuntime(o: AppRuntimeOptions): Promise<Reconciler>
       : new VmApps({ runtime: new QemuRuntime({ runDir: o.runDir ?? join(o.persistDir, "..", "run"), logger: vmLog }), store: o.store, volumes, cache, log: o.log });
   const reconciler = new Reconciler({
     vms,
+    network,
     store: o.store,
     config: o.config,
     events: o.events,
