@@ -1,0 +1,279 @@
+// Network instances and the app firewall end to end, on real kernel networking inside namespaces:
+//
+//   [uplink ns]  lan0 bridge 203.0.113.1/24: dnsmasq (DNS for server.test, DHCP .100-.150), httpd :80,
+//                a listener on :22, a stream sink on :9000
+//        │ u-dev                          │ u-sw
+//        │ uplink0 203.0.113.2/24         │ swport0 (no address)
+//   [device ns]  evebox (from source, or EVEBOX_TEST_BINARY) with a Local NI 198.51.100.0/24 NATed to
+//                uplink0 and a Switch NI on swport0; its app containers are Docker's, each in its own
+//                namespace, attached by veth.
+//
+// The test talks to evebox over its unix socket (the console's TCP port lives inside the device namespace).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { ensureBusyboxImage, run, testDocker, waitFor } from "./support/docker.ts";
+import { ROOT } from "./support/evebox.ts";
+import { busybox, Netns, pump, sh, vethBetween, webRoot } from "./support/netns.ts";
+import { startRegistry, type TestRegistry } from "./support/registry.ts";
+
+const U = (n: number) => `6e7e0000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
+const DS = U(1);
+const CT = U(2);
+const NI_LOCAL = U(3);
+const NI_SWITCH = U(4);
+const APPS = { web: U(10), keeper: U(11), sw: U(12) };
+const VOLS = { web: U(20), keeper: U(21), sw: U(22) };
+
+let up: Netns;
+let dev: Netns;
+let registry: TestRegistry;
+let digest: string;
+let dataDir: string;
+let evebox: { proc: Subprocess; out: () => string; sock: string };
+let sink: Subprocess<"ignore", "pipe", "pipe">;
+let sinkText = "";
+
+const SERVE = "sh -c 'trap \"exit 0\" TERM; echo hello-from-app > /tmp/index.html; httpd -p 80 -h /tmp; sleep 3600 & wait'";
+
+function doc(extra: { webAcls?: any[] } = {}) {
+  const app = (name: keyof typeof APPS, networkId: string, acls: any[]) => ({
+    uuidandversion: { uuid: APPS[name], version: "1" },
+    displayname: name,
+    activate: true,
+    fixedresources: { memory: 65536, vcpus: 1 },
+    volumeRefList: [{ uuid: VOLS[name] }],
+    interfaces: [{ name: "eth0", networkId, acls }],
+    userData: Buffer.from(`EVE_ECO_CMD=${SERVE}`).toString("base64"),
+  });
+  return {
+    datastores: [{ id: DS, dType: "DsContainerRegistry", fqdn: `docker://${registry.host}` }],
+    contentInfo: [{ uuid: CT, dsId: DS, URL: "evebox/busybox:net", iformat: "CONTAINER", sha256: digest, displayName: "busybox" }],
+    volumes: Object.values(VOLS).map((uuid) => ({ uuid, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: CT } })),
+    networkInstances: [
+      {
+        uuidandversion: { uuid: NI_LOCAL, version: "1" },
+        displayname: "lan",
+        instType: "ZnetInstLocal",
+        activate: true,
+        port: { name: "uplink0" },
+        ip: { subnet: "198.51.100.0/24", gateway: "198.51.100.1", dhcpRange: { start: "198.51.100.10", end: "198.51.100.60" }, dns: ["203.0.113.1"] },
+        dns: [{ HostName: "static.test", Address: ["203.0.113.77"] }],
+      },
+      { uuidandversion: { uuid: NI_SWITCH, version: "1" }, displayname: "plant-floor", instType: "ZnetInstSwitch", activate: true, port: { name: "swport0" } },
+    ],
+    apps: [
+      // Only tcp/80 to the server, a portmap 8080 → 80, and ping limited to 2 per second.
+      app(
+        "web",
+        NI_LOCAL,
+        extra.webAcls ?? [
+          { id: 1, name: "web to server", matches: [{ type: "ip", value: "203.0.113.1" }, { type: "protocol", value: "tcp" }, { type: "fport", value: "80" }] },
+          { id: 2, name: "console", matches: [{ type: "protocol", value: "tcp" }, { type: "lport", value: "8080" }], actions: [{ portmap: true, appPort: 80 }] },
+          { id: 3, name: "ping", matches: [{ type: "protocol", value: "icmp" }], actions: [{ limit: true, limitrate: 2, limitunit: "s", limitburst: 2 }] },
+        ],
+      ),
+      // Everything but ssh to the server: a drop before a broad allow (first match wins).
+      app("keeper", NI_LOCAL, [
+        { id: 1, matches: [{ type: "ip", value: "203.0.113.1" }, { type: "protocol", value: "tcp" }, { type: "fport", value: "22" }], actions: [{ drop: true }] },
+        { id: 2, matches: [{ type: "ip", value: "0.0.0.0/0" }] },
+      ]),
+      app("sw", NI_SWITCH, [{ id: 1, matches: [{ type: "ip", value: "203.0.113.0/24" }] }]),
+    ],
+  };
+}
+
+async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(`http://localhost${path}`, {
+    method,
+    unix: evebox.sock,
+    headers: body !== undefined ? { "content-type": "application/json" } : {},
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  } as RequestInit);
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+async function startDevice(): Promise<typeof evebox> {
+  const bin = process.env.EVEBOX_TEST_BINARY;
+  const argv = [...(bin ? [bin] : [process.execPath, join(ROOT, "src", "cli.ts")]), "run", "--data", dataDir, "--listen", "127.0.0.1:0"];
+  const proc = dev.spawn(argv, { env: { BUN_BE_BUN: "1" } });
+  let out = "";
+  pump(proc.stdout, (t) => (out += t));
+  pump(proc.stderr, (t) => (out += t));
+  const sock = join(dataDir, "run", "evebox.sock");
+  await waitFor("evebox to listen", async () => (out.includes("console on") ? true : proc.exitCode !== null ? Promise.reject(new Error(out)) : undefined), 20_000);
+  return { proc, out: () => out, sock };
+}
+
+async function containerOf(name: keyof typeof APPS): Promise<string> {
+  return waitFor(`container of ${name}`, async () => {
+    const cs = await testDocker().listContainers({ filters: { label: [`evebox.app=${APPS[name]}`] } });
+    return cs[0]?.State === "running" ? cs[0].Id : undefined;
+  }, 60_000);
+}
+
+async function inApp(name: keyof typeof APPS, cmd: string, timeoutSec = 4): Promise<{ code: number; out: string }> {
+  const id = await containerOf(name);
+  const r = await sh(["docker", "exec", id, "/bin/busybox", "timeout", String(timeoutSec), "/bin/busybox", "sh", "-c", cmd], { ok: [1, 2, 124, 127, 137, 143] });
+  return { code: r.code, out: r.out + r.err };
+}
+
+async function addressOf(name: keyof typeof APPS): Promise<string> {
+  return waitFor(`${name}'s eth0 address`, async () => {
+    const r = await inApp(name, "/bin/busybox ip -4 -o addr show dev eth0");
+    return r.out.match(/inet (\d+\.\d+\.\d+\.\d+)/)?.[1];
+  }, 60_000);
+}
+
+beforeAll(async () => {
+  const image = await ensureBusyboxImage();
+  registry = await startRegistry();
+  digest = (await registry.push(image, "evebox/busybox:net")).replace(/^sha256:/, "");
+  up = await Netns.create("up");
+  dev = await Netns.create("dev");
+  await up.ip("link", "add", "lan0", "type", "bridge");
+  await up.ip("addr", "add", "203.0.113.1/24", "dev", "lan0");
+  await up.ip("link", "set", "lan0", "up");
+  await vethBetween(dev, "uplink0", up, "u-dev");
+  await vethBetween(dev, "swport0", up, "u-sw");
+  await up.ip("link", "set", "u-dev", "master", "lan0");
+  await up.ip("link", "set", "u-sw", "master", "lan0");
+  await dev.ip("addr", "add", "203.0.113.2/24", "dev", "uplink0");
+  await dev.ip("route", "add", "default", "via", "203.0.113.1");
+
+  dataDir = mkdtempSync(join(tmpdir(), "evebox-net-"));
+  const www = webRoot(join(dataDir, "..", `${dataDir.split("/").pop()}-www`), "hello-from-server\n");
+  const bb = busybox();
+  up.spawn(["dnsmasq", "-k", "--conf-file=/dev/null", "--interface=lan0", "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root", "--pid-file=",
+    "--address=/server.test/203.0.113.1", `--dhcp-range=203.0.113.100,203.0.113.150,255.255.255.0,1h`, `--dhcp-leasefile=${join(www, "leases")}`]);
+  up.spawn([bb, "httpd", "-f", "-p", "203.0.113.1:80", "-h", www]);
+  up.spawn([bb, "nc", "-ll", "-p", "22", "-e", "/bin/true"]);
+  sink = up.spawn([bb, "nc", "-l", "-p", "9000"], { stdin: "pipe" });
+  pump(sink.stdout, (t) => (sinkText += t));
+
+  evebox = await startDevice();
+  const r = await api("PUT", "/api/v1/config", doc());
+  if (r.status !== 201 && r.status !== 200) throw new Error(`PUT /config: ${r.status} ${JSON.stringify(r.body)}`);
+}, 180_000);
+
+afterAll(async () => {
+  if (evebox) {
+    await api("PUT", "/api/v1/config", { apps: [], networkInstances: [] }).catch(() => undefined);
+    await waitFor("apps removed", async () => ((await testDocker().listContainers({ all: true, filters: { label: Object.values(APPS).map((u) => `evebox.app=${u}`) } })).length === 0 ? true : undefined), 60_000).catch(() => undefined);
+    for (const uuid of Object.values(APPS)) {
+      for (const c of await testDocker().listContainers({ all: true, filters: { label: [`evebox.app=${uuid}`] } })) await testDocker().getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    }
+    evebox.proc.kill("SIGTERM");
+    await evebox.proc.exited;
+  }
+  await dev?.destroy();
+  await up?.destroy();
+  await registry?.stop();
+  if (dataDir) {
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(`${dataDir}-www`, { recursive: true, force: true });
+  }
+}, 120_000);
+
+describe("a Local network instance", () => {
+  test("is built: bridge, gateway address, dnsmasq, firewall; shown ONLINE", async () => {
+    const ni = await waitFor("the Local NI ONLINE", async () => {
+      const s = (await api("GET", "/api/v1/status")).body;
+      return s?.networkInstances?.find((n: any) => n.uuid === NI_LOCAL && n.state === "ONLINE");
+    }, 90_000);
+    expect(ni.bridge).toMatch(/^eb[0-9a-f]{12}$/);
+    expect(await dev.ip("-4", "-o", "addr", "show", "dev", ni.bridge)).toContain("198.51.100.1/24");
+    expect((await dev.exec(["nft", "list", "chain", "inet", "evebox", "version"])).out).toMatch(/evebox [0-9a-f]+/);
+  }, 120_000);
+
+  test("an app gets its reserved address by DHCP, and DNS answers (its own name, static entries, upstream)", async () => {
+    const ip = await addressOf("web");
+    expect(ip).toMatch(/^198\.51\.100\.(1\d|[2-5]\d|60)$/);
+    // The container is configured statically; its DHCP server hands out the very same address.
+    const lease = await inApp("web", "/bin/busybox udhcpc -i eth0 -q -n -t 3 -T 1 -s /bin/true 2>&1", 10);
+    expect(lease.out).toContain(`lease of ${ip} obtained`);
+    expect((await inApp("web", "/bin/busybox nslookup server.test")).out).toContain("203.0.113.1");
+    expect((await inApp("web", "/bin/busybox nslookup static.test")).out).toContain("203.0.113.77");
+    expect((await inApp("web", "/bin/busybox nslookup keeper")).out).toContain(await addressOf("keeper"));
+  }, 120_000);
+
+  test("an app reaches the server through NAT (the server sees the device's uplink address)", async () => {
+    const r = await inApp("web", "/bin/busybox wget -q -O - http://203.0.113.1/cgi-bin/ip");
+    expect(r.out.trim()).toBe("203.0.113.2");
+  }, 60_000);
+
+  test("an ACL allowing only tcp/80 to the server: 80 connects, 22 does not", async () => {
+    expect((await inApp("web", "/bin/busybox nc -w 2 203.0.113.1 80 </dev/null")).code).toBe(0);
+    expect((await inApp("web", "/bin/busybox nc -w 2 203.0.113.1 22 </dev/null", 3)).code).not.toBe(0);
+    // Drop works on a Local instance, before a broader allow (first match wins).
+    expect((await inApp("keeper", "/bin/busybox nc -w 2 203.0.113.1 80 </dev/null")).code).toBe(0);
+    expect((await inApp("keeper", "/bin/busybox nc -w 2 203.0.113.1 22 </dev/null", 3)).code).not.toBe(0);
+  }, 60_000);
+
+  test("a portmap from the uplink's port 8080 to the app's 80 works from the uplink side", async () => {
+    const r = await up.exec([busybox(), "timeout", "5", busybox(), "wget", "-q", "-O", "-", "http://203.0.113.2:8080/"], { ok: [1, 124] });
+    expect(r.out).toContain("hello-from-app");
+  }, 30_000);
+
+  test("a limit action visibly limits (ping at 20/s through a 2/s limit)", async () => {
+    const r = await inApp("web", "/bin/busybox ping -c 20 -i 0.05 -W 1 203.0.113.1 2>&1", 8);
+    const received = Number(r.out.match(/(\d+) packets received/)?.[1] ?? -1);
+    expect(received).toBeGreaterThanOrEqual(1);
+    expect(received).toBeLessThanOrEqual(8);
+  }, 30_000);
+
+  test("per-rule counters are shown for the app's rules", async () => {
+    const r = await api("GET", `/api/v1/apps/${APPS.web}/firewall`);
+    expect(r.status).toBe(200);
+    const rules = r.body.interfaces[0].rules;
+    expect(rules.find((x: any) => x.id === 1).packets).toBeGreaterThan(0);
+    expect(rules.find((x: any) => x.id === 2).packets).toBeGreaterThan(0);
+    expect(rules.find((x: any) => x.id === 3).limitedPackets).toBeGreaterThan(0);
+    expect(r.body.interfaces[0].implicitDrop.packets).toBeGreaterThan(0);
+    // The DHCP exchange of the earlier test left its lease.
+    const leases = await api("GET", `/api/v1/networks/${NI_LOCAL}/leases`);
+    expect(leases.body.leases.map((l: any) => l.ip)).toContain(await addressOf("web"));
+  }, 30_000);
+});
+
+describe("a Switch network instance", () => {
+  test("puts the app on the uplink's L2: it gets the uplink's DHCP address and sees the server as a neighbour", async () => {
+    const ip = await addressOf("sw");
+    expect(ip).toMatch(/^203\.0\.113\.(1[0-4]\d|150)$/);
+    expect((await inApp("sw", "/bin/busybox ping -c 1 -W 2 203.0.113.1")).code).toBe(0);
+    const serverMac = (await up.ip("-o", "link", "show", "lan0")).match(/link\/ether (\S+)/)![1];
+    expect((await inApp("sw", "/bin/busybox ip neigh show 203.0.113.1")).out).toContain(serverMac!);
+  }, 90_000);
+});
+
+describe("restarting evebox", () => {
+  test("drops no established connection and rebuilds nothing", async () => {
+    await addressOf("keeper");
+    const keeper = await containerOf("keeper");
+    // A stream from the app to the uplink's sink: one TCP connection for the whole test.
+    await run(["docker", "exec", "-d", keeper, "/bin/busybox", "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done | /bin/busybox nc 203.0.113.1 9000"]);
+    await waitFor("ticks at the sink", async () => (sinkText.includes("tick 5") ? true : undefined), 15_000);
+    const before = {
+      links: await dev.ip("-o", "link", "show"),
+      dnsmasq: (await dev.exec(["sh", "-c", `cat ${dataDir}/run/network/dnsmasq/*.pid`])).out,
+      fw: (await dev.exec(["nft", "list", "chain", "inet", "evebox", "version"])).out,
+    };
+    evebox.proc.kill("SIGTERM");
+    expect(await evebox.proc.exited).toBe(0);
+    const ticksAtStop = sinkText.split("\n").length;
+    evebox = await startDevice();
+    await waitFor("the Local NI ONLINE after restart", async () => (await api("GET", "/api/v1/status")).body?.networkInstances?.find((n: any) => n.uuid === NI_LOCAL && n.state === "ONLINE"), 60_000);
+    await Bun.sleep(2000); // give a wrong reconcile the chance to act
+    expect(sink.exitCode).toBeNull();
+    expect(sinkText.split("\n").length).toBeGreaterThan(ticksAtStop + 10);
+    const last = Number(sinkText.trim().split("\n").pop()!.split(" ")[1]);
+    const seq = sinkText.trim().split("\n").map((l) => Number(l.split(" ")[1]));
+    expect(seq.every((n, i) => n === i)).toBe(true); // no gap, no restart of the stream
+    expect(last).toBeGreaterThan(20);
+    expect(await dev.ip("-o", "link", "show")).toBe(before.links);
+    expect((await dev.exec(["sh", "-c", `cat ${dataDir}/run/network/dnsmasq/*.pid`])).out).toBe(before.dnsmasq);
+    expect((await dev.exec(["nft", "list", "chain", "inet", "evebox", "version"])).out).toBe(before.fw);
+  }, 120_000);
+});

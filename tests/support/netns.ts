@@ -1,0 +1,94 @@
+// Network namespaces for the network tests: everything a test builds (links, addresses, servers, evebox
+// itself) lives inside namespaces it creates, named `ebt<run>-…`, and is removed with them. Nothing of the
+// host's own networking is touched.
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+
+export const RUN = Math.random().toString(16).slice(2, 6);
+
+export async function sh(argv: string[], opts: { ok?: number[]; stdin?: string; timeoutMs?: number } = {}): Promise<{ code: number; out: string; err: string }> {
+  const p = Bun.spawn(argv, { stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore", stdout: "pipe", stderr: "pipe" });
+  const timer = opts.timeoutMs ? setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs) : null;
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (timer) clearTimeout(timer);
+  if (code !== 0 && !(opts.ok ?? []).includes(code)) throw new Error(`${argv.join(" ")} exited ${code}: ${(err || out).trim()}`);
+  return { code, out, err };
+}
+
+export class Netns {
+  private procs: Subprocess[] = [];
+  constructor(readonly name: string) {}
+
+  static async create(role: string): Promise<Netns> {
+    const ns = new Netns(`ebt${RUN}-${role}`);
+    await sh(["ip", "netns", "add", ns.name]);
+    await ns.ip("link", "set", "lo", "up");
+    return ns;
+  }
+
+  exec(argv: string[], opts?: { ok?: number[]; stdin?: string; timeoutMs?: number }) {
+    return sh(["ip", "netns", "exec", this.name, ...argv], opts);
+  }
+
+  async ip(...args: string[]): Promise<string> {
+    return (await this.exec(["ip", ...args])).out;
+  }
+
+  /** A long-running process in this namespace, killed by destroy(). */
+  spawn(argv: string[], opts: { env?: Record<string, string>; stdout?: "pipe" | "ignore"; stdin?: "pipe" | "ignore" } = {}): Subprocess<"ignore", "pipe", "pipe"> {
+    // stdin "pipe" (never written) keeps a reader such as `nc -l` from seeing EOF.
+    const p = Bun.spawn(["ip", "netns", "exec", this.name, ...argv], { stdin: opts.stdin ?? "ignore", stdout: opts.stdout ?? "pipe", stderr: "pipe", env: { ...process.env, ...opts.env } }) as unknown as Subprocess<"ignore", "pipe", "pipe">;
+    this.procs.push(p);
+    return p;
+  }
+
+  async destroy(): Promise<void> {
+    for (const p of this.procs) if (p.exitCode === null) p.kill("SIGKILL");
+    await Promise.all(this.procs.map((p) => p.exited));
+    // Daemons started inside (dnsmasq) die with their namespace's last user; kill what still runs in it.
+    const pids = (await sh(["ip", "netns", "pids", this.name], { ok: [1] }).catch(() => ({ out: "" }))).out.split(/\s+/).filter(Boolean);
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), "SIGKILL");
+      } catch {}
+    }
+    await sh(["ip", "netns", "del", this.name], { ok: [1] });
+  }
+}
+
+/** A veth pair between two namespaces (names are local to each namespace). */
+export async function vethBetween(a: Netns, aName: string, b: Netns, bName: string): Promise<void> {
+  const tmp = `ebt${RUN}${Math.random().toString(16).slice(2, 5)}`;
+  await a.ip("link", "add", aName, "type", "veth", "peer", "name", tmp);
+  await a.ip("link", "set", tmp, "netns", b.name);
+  await b.ip("link", "set", tmp, "name", bName);
+  await a.ip("link", "set", aName, "up");
+  await b.ip("link", "set", bName, "up");
+}
+
+/** A tiny static web tree for busybox httpd, with a CGI that answers the client's address. */
+export function webRoot(dir: string, index: string): string {
+  mkdirSync(join(dir, "cgi-bin"), { recursive: true });
+  writeFileSync(join(dir, "index.html"), index);
+  writeFileSync(join(dir, "cgi-bin", "ip"), "#!/bin/busybox sh\necho 'Content-Type: text/plain'\necho\necho \"$REMOTE_ADDR\"\n", { mode: 0o755 });
+  return dir;
+}
+
+export function busybox(): string {
+  for (const p of ["/bin/busybox", "/usr/bin/busybox"]) if (existsSync(p)) return p;
+  throw new Error("busybox-static is needed (scripts/provision.sh installs it)");
+}
+
+/** Feeds a process's output to `onText` as it arrives. */
+export function pump(stream: ReadableStream<Uint8Array>, onText: (text: string) => void): void {
+  const reader = stream.getReader();
+  const dec = new TextDecoder();
+  void (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      onText(dec.decode(value, { stream: true }));
+    }
+  })();
+}
