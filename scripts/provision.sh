@@ -20,6 +20,8 @@ NEEDS=(
   dnsmasq:dnsmasq-base
   ip:iproute2
   conntrack:conntrack
+  iptables-legacy-restore:iptables
+  iperf3:iperf3
   mkfs.vfat:dosfstools
   mcopy:mtools
   syslinux:syslinux
