@@ -248,6 +248,29 @@ describe("a Switch network instance", () => {
   }, 90_000);
 });
 
+describe("bad input", () => {
+  test("is refused whole with the field named; the running config and its firewall stay", async () => {
+    const fw = (await dev.exec(["nft", "list", "chain", "inet", "evebox", "version"])).out;
+    const version = (await api("GET", "/api/v1/status")).body.device.configVersion;
+    const cases: [string, (d: any) => void, string][] = [
+      ["overlapping subnets", (d) => d.networkInstances.push({ ...d.networkInstances[0], uuidandversion: { uuid: U(5), version: "1" }, ip: { subnet: "198.51.100.128/25" } }), "networkInstances[2].ip.subnet"],
+      ["an uplink that does not exist", (d) => (d.networkInstances[0].port.name = "nosuch0"), "networkInstances[0].port.name"],
+      ["a port without a protocol", (d) => d.apps[0].interfaces[0].acls.push({ matches: [{ type: "fport", value: "22" }] }), "apps[0].interfaces[0].acls[3].matches"],
+      ["a bad CIDR", (d) => d.apps[1].interfaces[0].acls.push({ matches: [{ type: "ip", value: "10.0.0.0/33" }] }), "apps[1].interfaces[0].acls[2].matches[0].value"],
+      ["100,000 rules", (d) => (d.apps[1].interfaces[0].acls = Array.from({ length: 100_000 }, (_, i) => ({ matches: [{ type: "ip", value: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}` }] }))), "apps[1].interfaces[0].acls"],
+    ];
+    for (const [what, change, field] of cases) {
+      const d = doc();
+      change(d);
+      const r = await api("PUT", "/api/v1/config", d);
+      expect({ what, status: r.status }).toEqual({ what, status: 400 });
+      expect({ what, fields: r.body.problems.map((p: any) => p.path) }).toEqual({ what, fields: expect.arrayContaining([field]) });
+    }
+    expect((await api("GET", "/api/v1/status")).body.device.configVersion).toBe(version);
+    expect((await dev.exec(["nft", "list", "chain", "inet", "evebox", "version"])).out).toBe(fw);
+  }, 60_000);
+});
+
 describe("restarting evebox", () => {
   test("drops no established connection and rebuilds nothing", async () => {
     await addressOf("keeper");

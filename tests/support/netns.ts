@@ -7,8 +7,20 @@ import type { Subprocess } from "bun";
 
 export const RUN = Math.random().toString(16).slice(2, 6);
 
-export async function sh(argv: string[], opts: { ok?: number[]; stdin?: string; timeoutMs?: number } = {}): Promise<{ code: number; out: string; err: string }> {
-  const p = Bun.spawn(argv, { stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore", stdout: "pipe", stderr: "pipe" });
+export interface ShOptions {
+  ok?: number[];
+  stdin?: string;
+  timeoutMs?: number;
+  env?: Record<string, string>;
+}
+
+export async function sh(argv: string[], opts: ShOptions = {}): Promise<{ code: number; out: string; err: string }> {
+  const p = Bun.spawn(argv, {
+    stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: opts.env ? { ...process.env, ...opts.env } : undefined,
+  });
   const timer = opts.timeoutMs ? setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs) : null;
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   if (timer) clearTimeout(timer);
@@ -27,7 +39,7 @@ export class Netns {
     return ns;
   }
 
-  exec(argv: string[], opts?: { ok?: number[]; stdin?: string; timeoutMs?: number }) {
+  exec(argv: string[], opts?: ShOptions) {
     return sh(["ip", "netns", "exec", this.name, ...argv], opts);
   }
 

@@ -156,7 +156,7 @@ const PROTO: Record<string, number> = { tcp: 6, udp: 17, icmp: 1, sctp: 132, icm
 
 /** An element as nft's JSON lists it, written the way compile.ts writes element keys. */
 export function elementKey(val: any, types: string[]): string {
-  const parts: any[] = val?.concat ?? [val];
+  const parts: any[] = val && typeof val === "object" && Array.isArray(val.concat) ? val.concat : [val];
   return parts
     .map((v, i) => {
       const t = types[i];
