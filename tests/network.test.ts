@@ -4,18 +4,20 @@
 //                a listener on :22, a stream sink on :9000
 //        │ u-dev                          │ u-sw
 //        │ uplink0 203.0.113.2/24         │ swport0 (no address)
-//   [device ns]  evebox (from source, or EVEBOX_TEST_BINARY) with a Local NI 198.51.100.0/24 NATed to
+//   [device ns]  evebox (the built binary, or EVEBOX_TEST_BINARY) with a Local NI 198.51.100.0/24 NATed to
 //                uplink0 and a Switch NI on swport0; its app containers are Docker's, each in its own
 //                namespace, attached by veth.
 //
 // The test talks to evebox over its unix socket (the console's TCP port lives inside the device namespace).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { chromium } from "playwright-core";
+import { CHROMIUM } from "./support/browser.ts";
 import { ensureBusyboxImage, run, testDocker, waitFor } from "./support/docker.ts";
-import { ROOT } from "./support/evebox.ts";
+import { ensureBinary, ROOT } from "./support/evebox.ts";
 import { busybox, Netns, pump, sh, vethBetween, webRoot } from "./support/netns.ts";
 import { startRegistry, type TestRegistry } from "./support/registry.ts";
 
@@ -96,9 +98,9 @@ async function api(method: string, path: string, body?: unknown): Promise<{ stat
 }
 
 async function startDevice(): Promise<typeof evebox> {
-  const bin = process.env.EVEBOX_TEST_BINARY;
-  const argv = [...(bin ? [bin] : [process.execPath, join(ROOT, "src", "cli.ts")]), "run", "--data", dataDir, "--listen", "127.0.0.1:0"];
-  const proc = dev.spawn(argv, { env: { BUN_BE_BUN: "1" } });
+  const argv = [await ensureBinary(), "run", "--data", dataDir, "--listen", "127.0.0.1:0"];
+  // BUN_BE_BUN (set for `bun test` by scripts/run-tests.ts) would make the binary act as bun.
+  const proc = dev.spawn(argv, { env: { BUN_BE_BUN: undefined } });
   let out = "";
   pump(proc.stdout, (t) => (out += t));
   pump(proc.stderr, (t) => (out += t));
@@ -248,6 +250,58 @@ describe("a Switch network instance", () => {
   }, 90_000);
 });
 
+describe("the console", () => {
+  test("Networks page shows the instances and their app interfaces; the firewall editor shows hits and applies an edit after its plan", async () => {
+    const url = evebox.out().match(/console on (http:\/\/\S+)/)![1]!;
+    const token = readFileSync(join(dataDir, "run", "setup-token"), "utf8").trim();
+    expect((await api("POST", "/api/v1/setup", { token, password: "network-test-password" })).status).toBe(200);
+    // The browser runs inside the device namespace, where the console listens.
+    const wrapper = join(dataDir, "chromium-in-netns");
+    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${dev.name} ${CHROMIUM} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const browser = await chromium.launch({ executablePath: wrapper, headless: true, args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"] });
+    const artifacts = join(ROOT, "tests", ".artifacts");
+    mkdirSync(artifacts, { recursive: true });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${url}/login`);
+      const login = await page.evaluate(async (password) => (await fetch("/api/v1/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ password }) })).status, "network-test-password");
+      expect(login).toBe(200);
+      await page.goto(`${url}/networks`);
+      const lan = page.locator('[data-network="lan"]');
+      await lan.locator(".badge-ok", { hasText: "ONLINE" }).waitFor({ timeout: 15_000 });
+      const webIp = await addressOf("web");
+      expect(await lan.locator('tr[data-app="web"]').textContent()).toContain(webIp);
+      expect(await page.locator('[data-network="plant-floor"]').textContent()).toContain("Switch");
+      await page.screenshot({ path: join(artifacts, "networks.png"), fullPage: true });
+
+      await lan.locator('tr[data-app="web"] a', { hasText: "Rules and hits" }).click();
+      await page.locator("#app-firewall").waitFor();
+      const hits = page.locator('[data-interface="eth0"] tr[data-rule="0"] .rule-hits');
+      await page.waitForFunction(() => Number(document.querySelector('[data-interface="eth0"] tr[data-rule="0"] .rule-hits')?.textContent?.replace(/\D/g, "") || 0) > 0, null, { timeout: 10_000 });
+      expect(Number((await hits.textContent())!.replace(/\D/g, ""))).toBeGreaterThan(0);
+      // Allow ssh to the server: edit, review the plan, apply; the app can then connect to port 22.
+      expect((await inApp("web", "/bin/busybox nc -w 2 203.0.113.1 22 </dev/null", 3)).code).not.toBe(0);
+      await page.getByRole("button", { name: "Edit rules" }).click();
+      await page.locator("#rule-add").click();
+      await page.locator('input[name="name-3"]').fill("ssh");
+      await page.locator('input[name="remote-3"]').fill("203.0.113.1");
+      await page.locator('input[name="fport-3"]').fill("22");
+      await page.locator("#rules-review").click();
+      await page.locator("#plan").waitFor({ timeout: 10_000 });
+      expect(await page.locator("#plan .plan-step").allTextContents()).toEqual([expect.stringContaining("web")]);
+      await page.screenshot({ path: join(artifacts, "firewall-plan.png") });
+      await page.locator("#plan-apply").click();
+      await page.locator("#plan").waitFor({ state: "detached", timeout: 15_000 });
+      await page.locator('[data-interface="eth0"] tr[data-rule="3"]', { hasText: "ssh" }).waitFor({ timeout: 10_000 });
+      await waitFor("ssh allowed", async () => ((await inApp("web", "/bin/busybox nc -w 2 203.0.113.1 22 </dev/null", 3)).code === 0 ? true : undefined), 20_000);
+      await page.screenshot({ path: join(artifacts, "firewall.png"), fullPage: true });
+    } finally {
+      await browser.close();
+    }
+  }, 90_000);
+});
+
 describe("bad input", () => {
   test("is refused whole with the field named; the running config and its firewall stay", async () => {
     const fw = (await dev.exec(["nft", "list", "chain", "inet", "evebox", "version"])).out;
@@ -277,7 +331,17 @@ describe("restarting evebox", () => {
     const keeper = await containerOf("keeper");
     // A stream from the app to the uplink's sink: one TCP connection for the whole test.
     await run(["docker", "exec", "-d", keeper, "/bin/busybox", "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done | /bin/busybox nc 203.0.113.1 9000"]);
-    await waitFor("ticks at the sink", async () => (sinkText.includes("tick 5") ? true : undefined), 15_000);
+    await waitFor("ticks at the sink", async () => (sinkText.includes("tick 5") ? true : undefined), 15_000).catch(async (e) => {
+      // What the device saw, to tell a test fault from a firewall one.
+      const diag = [
+        `sink exit ${sink.exitCode}, received ${JSON.stringify(sinkText.slice(0, 200))}`,
+        (await dev.exec(["conntrack", "-L", "-p", "tcp", "--dport", "9000"], { ok: [1] })).out,
+        (await sh(["docker", "exec", keeper, "/bin/busybox", "ps"], { ok: [1] })).out,
+        (await dev.exec(["nft", "list", "table", "inet", "evebox"], { ok: [1] })).out.slice(0, 4000),
+        evebox.out().slice(-2000),
+      ];
+      throw new Error(`${(e as Error).message}\n${diag.join("\n---\n")}`);
+    });
     const before = {
       links: await dev.ip("-o", "link", "show"),
       dnsmasq: (await dev.exec(["sh", "-c", `cat ${dataDir}/run/network/dnsmasq/*.pid`])).out,

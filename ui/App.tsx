@@ -1,12 +1,14 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, createApiClient, type Health } from "./api";
 import { AuthFrame } from "./components/AuthFrame";
+import { AppFirewall } from "./components/FirewallEditor";
 import { Layout } from "./components/Layout";
 import { Controller } from "./pages/Controller";
 import { AppDetail } from "./pages/AppDetail";
 import { Apps } from "./pages/Apps";
 import { Dashboard } from "./pages/Dashboard";
 import { Login } from "./pages/Login";
+import { Networks } from "./pages/Networks";
 import { NotAvailable, NotFound } from "./pages/NotAvailable";
 import { Setup } from "./pages/Setup";
 import { matchRoute, navigate, safeReturnPath, useLocation } from "./router";
@@ -157,6 +159,9 @@ function Page({
   if (path === "/" || path === "/dashboard") return <Dashboard api={api} onDeviceName={onDeviceName} />;
   if (path === "/controller") return <Controller api={api} />;
   if (path === "/apps") return <Apps api={api} />;
+  if (path === "/networks") return <Networks api={api} />;
+  const firewall = matchRoute("/apps/:uuid/firewall", path);
+  if (firewall) return <AppFirewall key={firewall.uuid} api={api} uuid={firewall.uuid!} />;
   const app = matchRoute("/apps/:uuid", path);
   if (app) return <AppDetail key={app.uuid} api={api} uuid={app.uuid!} />;
   const section = SECTIONS.find((s) => matchRoute(s.href, path));
@@ -176,6 +181,7 @@ function pageTitle(phase: Phase, path: string): string {
       return "Sign in";
     case "ready":
       if (path === "/" || path === "/dashboard") return "Dashboard";
+      if (matchRoute("/apps/:uuid/firewall", path)) return "App firewall";
       if (matchRoute("/apps/:uuid", path)) return "App";
       return SECTIONS.find((s) => matchRoute(s.href, path))?.label ?? "Page not found";
   }

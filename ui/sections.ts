@@ -21,7 +21,7 @@ export const SECTIONS: readonly Section[] = [
     href: "/networks",
     label: "Networks",
     purpose: "Network instances, port maps and firewall rules of the applications.",
-    built: false,
+    built: true,
   },
   { href: "/storage", label: "Storage", purpose: "Volumes and content trees (images) on this device.", built: false },
   {

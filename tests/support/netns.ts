@@ -48,9 +48,11 @@ export class Netns {
   }
 
   /** A long-running process in this namespace, killed by destroy(). */
-  spawn(argv: string[], opts: { env?: Record<string, string>; stdout?: "pipe" | "ignore"; stdin?: "pipe" | "ignore" } = {}): Subprocess<"ignore", "pipe", "pipe"> {
+  spawn(argv: string[], opts: { env?: Record<string, string | undefined>; stdout?: "pipe" | "ignore"; stdin?: "pipe" | "ignore" } = {}): Subprocess<"ignore", "pipe", "pipe"> {
     // stdin "pipe" (never written) keeps a reader such as `nc -l` from seeing EOF.
-    const p = Bun.spawn(["ip", "netns", "exec", this.name, ...argv], { stdin: opts.stdin ?? "ignore", stdout: opts.stdout ?? "pipe", stderr: "pipe", env: { ...process.env, ...opts.env } }) as unknown as Subprocess<"ignore", "pipe", "pipe">;
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
+    const p = Bun.spawn(["ip", "netns", "exec", this.name, ...argv], { stdin: opts.stdin ?? "ignore", stdout: opts.stdout ?? "pipe", stderr: "pipe", env }) as unknown as Subprocess<"ignore", "pipe", "pipe">;
     this.procs.push(p);
     return p;
   }
