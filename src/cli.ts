@@ -13,6 +13,8 @@ commands:
               --data DIR         state directory (env EVEBOX_DATA; default ./var)
               --listen HOST:PORT console address (env EVEBOX_LISTEN; default 127.0.0.1:8080)
               --controller URL   EVE controller to be managed by (env EVEBOX_CONTROLLER)
+  init      be the device's init (PID 1): mounts, storage, services, LAN ports, HTTPS console
+              (what evebox does when started as PID 1 without one of these commands)
   status    print the running device's status (asks it over DATA/run/evebox.sock)
               --data DIR         state directory of the running evebox (env EVEBOX_DATA)
               --json             print the raw JSON
@@ -40,8 +42,16 @@ async function loadUi() {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  // As PID 1 (the kernel's init) evebox is init; the kernel passes its unknown command-line words as arguments.
+  // An explicit command still wins, so `evebox run` works as a container's PID 1.
+  const commands = new Set(["run", "status", "version", "--version", "help", "--help", "-h"]);
+  const [command, ...rest] = process.pid === 1 && !commands.has(argv[0] ?? "") ? ["init"] : argv;
   switch (command) {
+    case "init": {
+      if (rest.length) throw new UsageError("init takes no arguments");
+      const { runInit } = await import("./init/init.ts");
+      return await runInit({ version: VERSION, ui: await loadUi() });
+    }
     case "run": {
       const o = options(rest, { data: { type: "string" }, listen: { type: "string" }, controller: { type: "string" } });
       const { runDevice, StartupError } = await import("./device/run.ts");

@@ -14,6 +14,11 @@ import type { UiAssets } from "./ui-assets.ts";
 
 export const SESSION_COOKIE = "evebox_session";
 
+/** Reboot and shutdown of the device, where evebox is PID 1 (init/); absent in host mode. */
+export interface PowerControl {
+  request(action: "reboot" | "shutdown", by: string): { accepted: boolean; message: string };
+}
+
 export interface ConsoleOptions {
   auth: Auth;
   device: Device;
@@ -25,6 +30,7 @@ export interface ConsoleOptions {
   maxConfigBytes?: number;
   /** The network part, once the app runtime is up (leases, per-rule counters). */
   network?: () => NetworkManager | null;
+  power?: PowerControl;
 }
 
 type Env = { Variables: { principal: Principal | null } };
@@ -207,6 +213,13 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
 
   // ---- observed state
   api.get("/status", (c) => c.json(device.status()));
+  // Reboot and shutdown are local commands: allowed when managed too, as EVE's local profile server allows.
+  api.post("/device/:action{reboot|shutdown}", (c) => {
+    if (!opts.power) throw new HttpError(501, "reboot and shutdown work only where evebox is the device's init (PID 1)");
+    const r = opts.power.request(c.req.param("action") as "reboot" | "shutdown", describePrincipal(c.get("principal")!));
+    if (!r.accepted) throw new HttpError(409, r.message);
+    return c.json({ ok: true, message: r.message }, 202);
+  });
   api.post("/apps/:uuid/:command{start|stop|restart|purge}", (c) => {
     const uuid = c.req.param("uuid");
     const command = c.req.param("command") as "start" | "stop" | "restart" | "purge";
@@ -308,7 +321,7 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
 
 export class HttpError extends Error {
   constructor(
-    readonly status: 400 | 403 | 404 | 409 | 412 | 413 | 415,
+    readonly status: 400 | 403 | 404 | 409 | 412 | 413 | 415 | 501,
     message: string,
   ) {
     super(message);

@@ -3,7 +3,7 @@ import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, 
 import { join, resolve } from "node:path";
 import { Auth } from "../auth/auth.ts";
 import { ConfigService } from "../config/service.ts";
-import { createConsoleApp } from "../console/app.ts";
+import { createConsoleApp, type PowerControl } from "../console/app.ts";
 import { websocket } from "../console/console-socket.ts";
 import type { UiAssets } from "../console/ui-assets.ts";
 import { Store, StoreTooNewError } from "../store/index.ts";
@@ -23,6 +23,12 @@ export interface RunOptions {
   reconcileTickMs?: number;
   /** Where startup lines go (stdout by default). */
   say?: (line: string) => void;
+  /** Serve the console over HTTPS with this certificate and key (PEM): the device's own, on a device. */
+  tls?: { cert: string; key: string };
+  /** Also listen on this HOST:PORT with plain HTTP that redirects every request to the HTTPS console. */
+  redirectHttp?: string;
+  /** Reboot and shutdown (POST /api/v1/device/reboot|shutdown): given by init/ when evebox is PID 1. */
+  power?: PowerControl;
 }
 
 export interface RunningDevice {
@@ -126,8 +132,8 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
 
   // The network part comes with the app runtime (below); `reconciler` is set there, before any await.
   const network = () => reconciler?.network ?? null;
-  const tcpApp = createConsoleApp({ auth, device, ui: opts.ui, network });
-  const localApp = createConsoleApp({ auth, device, ui: null, trustAll: true, network });
+  const tcpApp = createConsoleApp({ auth, device, ui: opts.ui, network, power: opts.power, secureCookies: !!opts.tls });
+  const localApp = createConsoleApp({ auth, device, ui: null, trustAll: true, network, power: opts.power });
   let tcp: ReturnType<typeof Bun.serve>;
   try {
     tcp = Bun.serve({
@@ -135,6 +141,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       port: listen.port,
       idleTimeout: 0, // SSE streams stay open; they send keep-alives themselves
       websocket, // app consoles (GET /api/v1/apps/{uuid}/console)
+      ...(opts.tls ? { tls: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
       fetch: (req, server) => {
         device.countRequest();
         return tcpApp.fetch(req, server);
@@ -144,11 +151,23 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     store.close();
     throw new StartupError(`cannot listen on ${opts.listen}: ${(e as Error).message}`);
   }
+  let redirect: ReturnType<typeof Bun.serve> | null = null;
+  if (opts.redirectHttp) {
+    const r = parseListen(opts.redirectHttp);
+    const httpsPort = tcp.port ?? 443;
+    try {
+      redirect = Bun.serve({ hostname: r.hostname, port: r.port, fetch: (req) => redirectToHttps(req, httpsPort) });
+    } catch (e) {
+      await tcp.stop(true);
+      store.close();
+      throw new StartupError(`cannot listen on ${opts.redirectHttp}: ${(e as Error).message}`);
+    }
+  }
   const local = Bun.serve({ unix: socketPath, websocket, fetch: (req, server) => localApp.fetch(req, server) });
   chmodSync(socketPath, 0o600);
 
   const host = tcp.hostname?.includes(":") ? `[${tcp.hostname}]` : tcp.hostname;
-  const url = `http://${host}:${tcp.port}`;
+  const url = `${opts.tls ? "https" : "http"}://${host}:${tcp.port}`;
   say(`evebox ${opts.version}: ${device.managed() ? `managed by ${device.controllerUrl()}` : "local mode"}, data in ${dirs.root}`);
   say(`evebox: console on ${url}`);
   const token = auth.prepareSetup();
@@ -197,11 +216,11 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
           reconciler = r;
           device.apps = r;
           device.addPart(() => r.part());
-          const network = r.network;
-          if (network) device.addPart(() => network.part());
           device.terminals = r.terminals();
           const vms = r.vms;
           if (vms) device.addPart(() => vms.part());
+          const network = r.network;
+          if (network) device.addPart(() => network.part());
         })
         .catch((e) => device.log("error", `the app runtime did not start: ${(e as Error).message}`));
 
@@ -218,9 +237,16 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       // Workloads outlive the agent: stopping evebox stops watching them, never the apps themselves.
       await (reconciler as import("../reconcile/reconciler.ts").Reconciler | null)?.stop();
       await controller?.stop();
-      await Promise.all([tcp.stop(true), local.stop(true)]);
+      await Promise.all([tcp.stop(true), local.stop(true), redirect?.stop(true)]);
       rmSync(socketPath, { force: true });
       store.close();
     },
   };
+}
+
+/** The plain-HTTP listener's only answer: the same path on the HTTPS console (308 keeps the method). */
+export function redirectToHttps(req: Request, httpsPort: number): Response {
+  const u = new URL(req.url);
+  const host = (req.headers.get("host") ?? u.host).replace(/:\d+$/, "");
+  return new Response(null, { status: 308, headers: { Location: `https://${host}${httpsPort === 443 ? "" : `:${httpsPort}`}${u.pathname}${u.search}` } });
 }
