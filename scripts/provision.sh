@@ -26,6 +26,10 @@ NEEDS=(
   mcopy:mtools
   syslinux:syslinux
   cpio:cpio
+  mmdebstrap:mmdebstrap
+  mksquashfs:squashfs-tools
+  sgdisk:gdisk
+  grub-mkimage:grub-common
 )
 # Packages that bring files, not commands: syslinux's BIOS modules (test guest disk), OVMF (UEFI VMs).
 FILE_PACKAGES=(syslinux-common ovmf)
