@@ -1,0 +1,339 @@
+// The device image, booted for real: the qemu-x86_64 board under QEMU TCG (OVMF → GRUB → kernel → evebox as PID 1),
+// user-mode networking (QEMU's DHCP server; the host's loopback is 10.0.2.2 from inside) with the console's ports
+// forwarded to the host. One device goes through a life: first boot, an app deployed through the API, a port
+// configuration that loses the LAN and is rolled back, orphans, a full disk, a reboot through the API into the
+// other slot on trial, a power cut (back on the committed slot, store intact), and a damaged PERSIST.
+// The image is built from the current source (cached; see tests/support/image.ts); timings are printed.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
+import { type DebugShell, freePort, QemuDevice } from "../board-support/qemu-x86_64/qemu.ts";
+import { ensureBusyboxImage } from "./support/docker.ts";
+import { ensureTestImage, TestDisk } from "./support/image.ts";
+import type { BuiltImage } from "../rootfs/build.ts";
+
+const canRun = process.getuid?.() === 0 && Bun.which("qemu-system-x86_64") !== null && Bun.which("mmdebstrap") !== null;
+const PASSWORD = "image-test-password";
+const APP = "6c1e0000-0000-4000-8000-0000000000a1";
+const CT = "6c1e0000-0000-4000-8000-0000000000c1";
+const VOL = "6c1e0000-0000-4000-8000-0000000000d1";
+const DS = "6c1e0000-0000-4000-8000-0000000000e1";
+const NET = "6c1e0000-0000-4000-8000-0000000000f1";
+const CMDLINE = "evebox.shell=ttyS1 evebox.port-test=20";
+
+let img: BuiltImage;
+let work: string;
+let disk: TestDisk;
+let device: QemuDevice | null = null;
+let shell: DebugShell | null = null;
+let httpsPort = 0;
+let httpPort = 0;
+let imageServer: ReturnType<typeof Bun.serve>;
+let tarSha = "";
+let cookie = "";
+let boots = 0;
+const timings: Record<string, number> = {};
+const t0 = performance.now();
+
+function since(start: number): number {
+  return Math.round((performance.now() - start) / 100) / 10;
+}
+
+function log(line: string): void {
+  console.log(`image test [${since(t0).toFixed(1).padStart(6)} s] ${line}`);
+}
+
+/** The console API over HTTPS on the forwarded port (the device's own self-signed certificate). */
+async function api(method: string, path: string, body?: unknown, timeoutMs = 20_000): Promise<{ status: number; body: any; headers: Headers }> {
+  const headers: Record<string, string> = { origin: `https://127.0.0.1:${httpsPort}` };
+  if (cookie) headers.cookie = cookie;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`https://127.0.0.1:${httpsPort}/api/v1${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    redirect: "manual",
+    signal: AbortSignal.timeout(timeoutMs),
+    tls: { rejectUnauthorized: false },
+  } as RequestInit);
+  const set = res.headers.get("set-cookie");
+  if (set) cookie = set.split(";")[0]!;
+  return { status: res.status, body: await res.json().catch(() => null), headers: res.headers };
+}
+
+async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, everyMs = 1000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${last ? ` (last error: ${last})` : ""}\nserial tail:\n${device?.serial().slice(-2500)}`);
+    if (device && !device.alive()) throw new Error(`QEMU exited while waiting for ${what}: ${device.stderr}\nserial tail:\n${device.serial().slice(-2500)}`);
+    await Bun.sleep(everyMs);
+  }
+}
+
+async function health(): Promise<any> {
+  return until("GET /api/v1/health over HTTPS", async () => {
+    const r = await api("GET", "/health", undefined, 5000);
+    return r.status === 200 ? r.body : undefined;
+  }, 240_000);
+}
+
+async function status(): Promise<any> {
+  const r = await api("GET", "/status");
+  if (r.status !== 200) throw new Error(`GET /status: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+function part(s: any, name: string): any {
+  return s.parts.find((p: any) => p.name === name);
+}
+
+let lastApp = "";
+async function appState(): Promise<string | undefined> {
+  const a = (await status()).apps.find((x: any) => x.uuid === APP);
+  lastApp = a ? `${a.state}${a.error ? `: ${a.error}` : ""}` : "not in status";
+  return a?.state;
+}
+
+async function waitAppRunning(what: string): Promise<number> {
+  const t = performance.now();
+  await until(`the app RUNNING (${what})`, async () => ((await appState()) === "RUNNING" ? true : undefined), 360_000, 2000).catch((e) => {
+    throw new Error(`the app is ${lastApp}; ${(e as Error).message}`);
+  });
+  return since(t);
+}
+
+/** Starts QEMU on the test disk and waits for the console; returns boot timings. */
+async function boot(label: string): Promise<{ pid1: number; consoleReady: number; health: number }> {
+  boots++;
+  shell?.close();
+  shell = null;
+  cookie = "";
+  const start = performance.now();
+  device = QemuDevice.start({ disk: disk.path, workDir: work, forwards: [{ host: httpsPort, guest: 443 }, { host: httpPort, guest: 80 }], shell: true }, `boot${boots}`);
+  const pid1 = (await device.waitSerial(/evebox: evebox \S+ is PID 1/, 240_000)).seconds;
+  const consoleReady = (await device.waitSerial(/evebox: console ready/, 240_000)).seconds;
+  await health();
+  const h = since(start);
+  log(`${label}: evebox is PID 1 after ${pid1.toFixed(1)} s, console ready after ${consoleReady.toFixed(1)} s, /health over HTTPS after ${h.toFixed(1)} s`);
+  return { pid1, consoleReady, health: h };
+}
+
+async function guest(cmd: string, timeoutMs = 60_000): Promise<string> {
+  shell ??= await device!.shell(120_000);
+  const r = await shell.run(cmd, timeoutMs);
+  if (r.code !== 0) throw new Error(`guest: ${cmd} exited ${r.code}: ${r.out}`);
+  return r.out;
+}
+
+async function login(): Promise<void> {
+  const r = await api("POST", "/login", { password: PASSWORD });
+  if (r.status !== 200) throw new Error(`login: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+function appConfig(extra: Record<string, unknown> = {}) {
+  return {
+    datastores: [{ id: DS, dType: "DsHttp", fqdn: `http://10.0.2.2:${imageServer.port}`, dpath: "images" }],
+    contentInfo: [{ uuid: CT, dsId: DS, URL: "busybox.tar", iformat: "CONTAINER", sha256: tarSha, displayName: "busybox" }],
+    volumes: [{ uuid: VOL, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: CT }, displayName: "web-root" }],
+    apps: [
+      {
+        uuidandversion: { uuid: APP, version: "1" },
+        displayname: "web",
+        activate: true,
+        fixedresources: { memory: 65536, maxmem: 65536, vcpus: 1 },
+        volumeRefList: [{ uuid: VOL }],
+        userData: Buffer.from(`EVE_ECO_CMD=sh -c 'trap "exit 0" TERM; echo web up; sleep 3600 & wait'\n`).toString("base64"),
+      },
+    ],
+    ...extra,
+  };
+}
+
+async function peerFingerprint(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: "127.0.0.1", port: httpsPort, rejectUnauthorized: false }, () => {
+      const fp = s.getPeerCertificate().fingerprint256;
+      s.end();
+      resolve(fp);
+    });
+    s.on("error", reject);
+    setTimeout(() => reject(new Error("TLS connect timed out")), 15_000);
+  });
+}
+
+describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
+  beforeAll(async () => {
+    const t = performance.now();
+    img = await ensureTestImage(log);
+    timings.image = since(t);
+    // The app's image: a `docker save` of the test busybox, served on the host's loopback (10.0.2.2 inside).
+    const image = await ensureBusyboxImage();
+    const tar = new Uint8Array(await new Response(Bun.spawn(["docker", "save", image], { stdout: "pipe" }).stdout).arrayBuffer());
+    tarSha = new Bun.CryptoHasher("sha256").update(tar).digest("hex");
+    imageServer = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => (new URL(req.url).pathname === "/images/busybox.tar" ? new Response(tar) : new Response("no", { status: 404 })) });
+    work = mkdtempSync(join(tmpdir(), "evebox-image-test-"));
+    // A 4 GiB disk: the device grows PERSIST into the space on its first boot. Slot B holds the same system, for
+    // the boot loader's try-once test.
+    disk = await TestDisk.create(img, work, { sizeBytes: 4 * 2 ** 30 });
+    disk.writeSlot("B", img.squashfs);
+    await disk.setBootEnv((e) => ({ ...e, evebox_cmdline: CMDLINE }));
+    httpsPort = await freePort();
+    httpPort = await freePort();
+  }, 900_000);
+
+  afterAll(async () => {
+    shell?.close();
+    await device?.kill();
+    imageServer?.stop(true);
+    log(`timings (s): ${JSON.stringify(timings)}`);
+    if (work) rmSync(work, { recursive: true, force: true });
+  }, 60_000);
+
+  test("first boot: PERSIST grown and formatted, an address by DHCP, the console over HTTPS with the device's certificate", async () => {
+    const b = await boot("first boot");
+    Object.assign(timings, { firstBootPid1: b.pid1, firstBootConsole: b.consoleReady, firstBootHealth: b.health });
+    const h = await health();
+    expect(h.setupRequired).toBe(true);
+    const banner = await device!.waitSerial(/console: https:\/\/(10\.0\.2\.\d+)\/ \((evebox-[0-9a-f]{8})\)/, 120_000);
+    expect(banner.match[1]).toBe("10.0.2.15"); // QEMU's DHCP server hands out .15 first
+    const printed = (await device!.waitSerial(/certificate SHA-256 fingerprint: ([0-9A-F:]{95})/, 10_000)).match[1];
+    expect(await peerFingerprint()).toBe(printed!);
+    const serial = device!.serial();
+    expect(serial).toMatch(/persist: formatted \/dev\/vda5 \(grown to [23]\.\d GiB\)/);
+    // Plain HTTP answers only with a redirect to the HTTPS console.
+    const red = await fetch(`http://127.0.0.1:${httpPort}/setup?x=1`, { redirect: "manual", signal: AbortSignal.timeout(10_000) });
+    expect(red.status).toBe(308);
+    expect(red.headers.get("location")).toBe("https://127.0.0.1/setup?x=1");
+    // The setup link on the physical console works.
+    const token = (await device!.waitSerial(/setup\?token=([A-Za-z0-9_-]+)/, 10_000)).match[1];
+    expect((await api("POST", "/setup", { token, password: PASSWORD })).status).toBe(200);
+    await login();
+    const s = await status();
+    expect(part(s, "init")).toMatchObject({ state: "ok" });
+    expect(part(s, "ports").detail).toContain("eth0 10.0.2.15/24");
+    expect(part(s, "boot").detail).toContain("booted slot A (committed)");
+    const t = performance.now();
+    await until("containerd and dockerd running", async () => (part(await status(), "services").state === "ok" ? true : undefined), 300_000, 2000);
+    timings.firstBootServicesAfterHealth = since(t);
+  }, 900_000);
+
+  test("a container app deployed through the API inside the device reaches RUNNING", async () => {
+    const r = await api("PUT", "/config", appConfig());
+    expect([200, 201]).toContain(r.status);
+    timings.appRunning = await waitAppRunning("first deploy");
+    log(`app RUNNING ${timings.appRunning} s after PUT /config`);
+    expect(await guest("docker ps --filter label=evebox.app=" + APP + " --format '{{.Status}}'")).toMatch(/^Up/);
+  }, 420_000);
+
+  test("a port configuration that loses the LAN is replaced by the last working one", async () => {
+    // eth0 static in TEST-NET-1, behind a gateway nobody answers for: the device falls off the LAN, then back.
+    const bad = appConfig({
+      networks: [{ id: NET, type: "V4", ip: { dhcp: "Static", subnet: "192.0.2.0/24", gateway: "192.0.2.1", dns: ["192.0.2.1"] } }],
+      systemAdapterList: [{ name: "eth0", uplink: true, networkUUID: NET, addr: "192.0.2.10" }],
+    });
+    const r = await api("PUT", "/config", bad);
+    expect([200, 201]).toContain(r.status);
+    const t = performance.now();
+    await device!.waitSerial(/did not work .*went back to the last working one/, 120_000);
+    await health();
+    timings.portFallback = since(t);
+    await login().catch(() => undefined);
+    const s = await status();
+    expect(part(s, "ports").detail).toMatch(/eth0 10\.0\.2\.15\/24.*did not work/);
+    const events = (await api("GET", "/events/recent?limit=200")).body.events;
+    expect(events.some((e: any) => e.type === "ports.fallback")).toBe(true);
+    expect(await appState()).toBe("RUNNING");
+  }, 240_000);
+
+  test("orphans are reaped: no zombies after many short-lived children; evebox's own children keep their exit statuses", async () => {
+    const before = Number(part(await status(), "init").detail.match(/(\d+) orphans reaped/)![1]);
+    // Each subshell exits at once; its background sleep is re-parented to PID 1 and exits a moment later.
+    await guest("i=0; while [ $i -lt 300 ]; do (sleep 0.0$((i % 10)) &); i=$((i + 1)); done; sleep 5");
+    const zombies = await guest("ps -o pid,ppid,stat,comm | awk '$3 ~ /^Z/' | wc -l");
+    expect(Number(zombies.trim())).toBe(0);
+    const children = await guest("cat /proc/1/task/*/children | wc -w; for p in $(cat /proc/1/task/*/children); do cut -d' ' -f3 /proc/$p/stat; done | grep -c Z || true");
+    expect(Number(children.trim().split("\n").pop())).toBe(0);
+    const after = Number(part(await status(), "init").detail.match(/(\d+) orphans reaped/)![1]);
+    expect(after - before).toBeGreaterThanOrEqual(300);
+    // evebox still runs its own commands and sees how they end (a stolen exit status would hang the app runtime).
+    expect((await api("POST", `/apps/${APP}/restart`)).status).toBe(200);
+    await until("the app restarted and RUNNING", async () => ((await appState()) === "RUNNING" ? true : undefined), 120_000, 2000);
+  }, 240_000);
+
+  test("a full PERSIST: the device stays manageable and reports it", async () => {
+    await guest("fallocate -l $(( $(df -k /persist | awk 'NR==2 {print $4}') * 1024 - 4096 )) /persist/fill");
+    await until("the init part reports the full disk", async () => (/almost full/.test(part(await status(), "init").detail) ? true : undefined), 60_000, 2000);
+    // Logging in (a write) and reading the status still work; so does a change of config, or it is refused cleanly.
+    cookie = "";
+    await login();
+    expect((await api("GET", "/status")).status).toBe(200);
+    const r = await api("PUT", "/config?dryRun=1", appConfig());
+    expect(r.status).toBeLessThan(500);
+    await guest("rm /persist/fill");
+    expect((await health()).ok).toBe(true);
+  }, 180_000);
+
+  test("reboot through the API (into slot B, on trial): an orderly stop, and the app runs again", async () => {
+    // Ask the boot loader to try slot B once (what a base-OS update does after writing B).
+    await guest(
+      "mount -o remount,rw /efi && " +
+        `{ printf '# GRUB Environment Block\\nevebox_active=A\\nevebox_try=B\\nevebox_trying=\\nevebox_cmdline=${CMDLINE}\\n'; } > /tmp/env && ` +
+        "head -c $((1024 - $(wc -c < /tmp/env))) /dev/zero | tr '\\0' '#' >> /tmp/env && cp /tmp/env /efi/EFI/BOOT/grubenv && sync && mount -o remount,ro /efi",
+    );
+    shell?.close();
+    shell = null;
+    const mark = device!.serial().length;
+    const r = await api("POST", "/device/reboot");
+    expect(r.status).toBe(202);
+    const t = performance.now();
+    const down = await device!.waitSerial(/reboot: now/, 180_000, mark);
+    timings.orderlyStop = since(t);
+    const stopLog = device!.serial().slice(mark, down.end);
+    expect(stopLog).toContain("reboot: stopped the services");
+    expect(stopLog).toContain("reboot: unmounted the file systems");
+    const ready = await device!.waitSerial(/evebox: console ready/, 240_000, down.end);
+    await health();
+    timings.rebootToHealth = since(t);
+    log(`reboot: orderly stop in ${timings.orderlyStop} s, console ready again at +${(ready.seconds - down.seconds).toFixed(1)} s`);
+    await login();
+    expect(part(await status(), "boot").detail).toContain("booted slot B (trying)");
+    timings.appAfterReboot = await waitAppRunning("after the reboot");
+  }, 600_000);
+
+  test("a power cut: back on the committed slot (the try was once), the store intact, the app back", async () => {
+    const version = (await status()).device.configVersion;
+    await device!.kill();
+    const b = await boot("after a power cut");
+    timings.powerCutHealth = b.health;
+    await login(); // the admin password survived: the store is intact
+    const s = await status();
+    expect(s.device.configVersion).toBe(version);
+    expect(part(s, "boot").detail).toMatch(/booted slot A \(fell-back\)/);
+    expect((await disk.bootEnv().catch(() => null)) ?? {}).toBeDefined();
+    timings.appAfterPowerCut = await waitAppRunning("after the power cut");
+    const history = (await api("GET", "/config/history")).body;
+    expect(JSON.stringify(history)).toContain(`"version":${version}`);
+  }, 600_000);
+
+  test("a damaged PERSIST is formatted again, reported, and the device comes up for setup", async () => {
+    await device!.kill();
+    disk.damage("PERSIST");
+    await boot("with a damaged PERSIST");
+    expect(device!.serial()).toMatch(/PERSIST \(\/dev\/vda5\) held no ext4 file system \(damaged or overwritten\): formatted it/);
+    expect((await health()).setupRequired).toBe(true);
+    const token = (await guest("cat /run/setup-token")).trim();
+    expect((await api("POST", "/setup", { token, password: PASSWORD })).status).toBe(200);
+    await login();
+    const events = (await api("GET", "/events/recent?limit=100")).body.events;
+    expect(events.some((e: any) => e.type === "init.persist-formatted" && /damaged/.test(e.message))).toBe(true);
+  }, 420_000);
+});
