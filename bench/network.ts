@@ -151,33 +151,38 @@ try {
     return c;
   };
   nft.forget();
-  const c = await build([{ matches: [{ type: "ip", value: "0.0.0.0/0" }] }]);
+  const c = await build([{ matches: [{ type: "ip", value: "0.0.0.0/0" }] }]); // the app's interface: the same for both rulesets
   // The "app": a namespace whose eth0 is attached the way a container's is (by the pid of a process in it).
   const holder = Bun.spawn(["ip", "netns", "exec", appNs!, "sleep", "3600"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
   await Bun.sleep(200);
   const pid = Number((await sh(["ip", "netns", "pids", appNs!])).trim().split(/\s+/)[0]);
   await attachContainer(c.model.interfaces[0]!, pid, "bench@0", 1500, runDir);
-  const server = Bun.spawn(["ip", "netns", "exec", srvNs!, "iperf3", "-s", "-1"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+  // One measurement: a one-shot server, a 3 s client (retried while the server is not listening yet).
   const iperf = async (): Promise<number> => {
-    let srv = server;
-    for (let attempt = 0; ; attempt++) {
-      await Bun.sleep(300);
-      const out = await sh(["ip", "netns", "exec", appNs!, "iperf3", "-c", "203.0.113.1", "-t", "3", "-J"], [1]);
-      try {
-        const j = JSON.parse(out);
-        if (j.error) throw new Error(j.error);
-        return j.end.sum_received.bits_per_second / 1e9;
-      } catch (e) {
-        if (attempt >= 2) throw e;
-      } finally {
-        if (srv.exitCode === null) await srv.exited;
-        srv = Bun.spawn(["ip", "netns", "exec", srvNs!, "iperf3", "-s", "-1"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+    const server = Bun.spawn(["ip", "netns", "exec", srvNs!, "iperf3", "-s", "-1"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+    try {
+      for (let attempt = 0; ; attempt++) {
+        await Bun.sleep(200);
+        const out = await sh(["ip", "netns", "exec", appNs!, "iperf3", "-c", "203.0.113.1", "-t", "3", "-J"], [1]);
+        const j = JSON.parse(out || "{}");
+        if (!j.error && j.end?.sum_received) return j.end.sum_received.bits_per_second / 1e9;
+        if (attempt >= 10) throw new Error(`iperf3: ${j.error ?? out}`);
       }
+    } finally {
+      server.kill();
+      await server.exited;
     }
   };
-  const one = await iperf();
-  await build(aces);
-  const many = await iperf();
+  // iperf3 on two shared cores is noisy: the two rulesets alternate, three runs each, the best of each kept.
+  let one = 0;
+  let many = 0;
+  const oneAce = [{ matches: [{ type: "ip", value: "0.0.0.0/0" }] }];
+  for (let r = 0; r < 3; r++) {
+    if (r) await build(oneAce);
+    one = Math.max(one, await iperf());
+    await build(aces);
+    many = Math.max(many, await iperf());
+  }
   // For scale: the same 10,000 rules as a linear chain evaluated for every packet (no conntrack shortcut).
   await sh(["iptables-legacy-restore"], []).catch(() => undefined);
   const linear = iptText.replace(":EVEBOX-APP - [0:0]", ":EVEBOX-APP - [0:0]\n-A FORWARD -j EVEBOX-APP").replace("-A EVEBOX-APP -d 203.0.113.1/32", "-A EVEBOX-APP -s 198.51.100.0/24 -d 198.51.100.0/24 -j ACCEPT\n-A EVEBOX-APP -s 203.0.113.1/32 -j ACCEPT\n-A EVEBOX-APP -d 203.0.113.1/32");
@@ -192,7 +197,6 @@ try {
   results[`forwarding ${N} ACEs / 1 ACE (aim ≥ 0.9)`] = +(many / one).toFixed(2);
   results[`  reference: + a linear ${N}-rule iptables chain per packet, Gbit/s`] = +linearGbps.toFixed(2);
   holder.kill();
-  server.kill();
 } finally {
   await nft.remove().catch(() => undefined);
   const { stopDnsmasq, dnsmasqPaths } = await import("../src/network/dnsmasq.ts");

@@ -92,6 +92,9 @@ export class NetworkManager {
 
   async observe(): Promise<Observation> {
     this.lastObservation = await observe(this.o.runDir, this.nft);
+    // A Switch-instance lease is renewed only while its veth exists (a stopped container took it along).
+    const present = new Set(this.lastObservation.attachments.map((a) => a.ifname));
+    for (const host of this.switchLeases.keys()) if (!present.has(host)) this.switchLeases.delete(host);
     return this.lastObservation;
   }
 
@@ -112,6 +115,10 @@ export class NetworkManager {
     const firewall = compileFirewall(model.instances, model.interfaces);
     const items = desiredItems(model, firewall, facts, this.o.runDir);
     this.last = { model, firewall, items };
+    // After a restart, the ruleset in the kernel is this one when its hash says so: adopt it, so that the
+    // next change can be an element update rather than a full reload.
+    const loaded = this.lastObservation?.items.find((i) => i.id === "firewall")?.attrs.hash;
+    if (!this.nft.current() && loaded === firewall.hash) this.nft.adopt(firewall);
     this.cacheKey = key;
     return this.last;
   }

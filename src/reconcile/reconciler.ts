@@ -236,7 +236,16 @@ export class Reconciler {
     const desired = desiredFromConfig(doc, problems, this.localCommands());
     if (this.deps.vms) desired.vms = this.deps.vms.desired(doc, desired);
     // The network model needs the host's facts (its networks, ports), observed with the network.
-    if (this.deps.network && this.facts) desired.network = this.deps.network.desired(doc, problems, this.facts);
+    if (this.deps.network && this.facts) {
+      desired.network = this.deps.network.desired(doc, problems, this.facts);
+      // An app waits for its network instances (EVE's AWAITNETWORKINSTANCE): one that cannot be built
+      // holds the app's first start (a running app keeps running) and says why.
+      const broken = new Map(desired.network.model.instances.filter((n) => n.error).map((n) => [n.uuid, n]));
+      for (const app of desired.apps) {
+        const ni = app.interfaces.map((i) => broken.get(i.networkId)).find(Boolean);
+        if (ni && !app.error) app.error = `network instance ${ni.name}: ${ni.error}`;
+      }
+    }
     return desired;
   }
 

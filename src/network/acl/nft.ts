@@ -96,6 +96,11 @@ export class NftFirewall {
     this.loaded = null;
   }
 
+  /** The kernel holds `c` (its hash was read back): later changes can then be element updates. */
+  adopt(c: CompiledFirewall): void {
+    this.loaded = c;
+  }
+
   /** Forget what was loaded: the next apply reads the kernel's state again. */
   forget(): void {
     this.loaded = null;
