@@ -288,19 +288,27 @@ function appKindOf(doc: Doc, app: Doc): AppInterfaceSpec["appKind"] {
 
 const UNITS: Record<string, "second" | "minute" | "hour" | "day"> = { s: "second", second: "second", m: "minute", minute: "minute", h: "hour", hour: "hour", d: "day", day: "day" };
 
+const ALLOW: AceSpec["action"] = { kind: "allow" };
+
 export function aceSpec(ace: Doc): AceSpec {
-  const matches = (ace.matches ?? []).map((m: Doc) => ({ type: String(m.type ?? ""), value: String(m.value ?? "") }));
-  const a = (ace.actions ?? [])[0] ?? {};
-  let action: AceSpec["action"] = { kind: "allow" };
-  if (a.drop) action = { kind: "drop" };
-  else if (a.portmap) action = { kind: "portmap", appPort: Number(a.appPort ?? 0) };
-  else if (a.limit) action = { kind: "limit", rate: Number(a.limitrate ?? 0), unit: UNITS[a.limitunit ?? "s"] ?? "second", burst: Number(a.limitburst ?? 0) || Number(a.limitrate ?? 1) };
+  // Runs once per ACE of every interface on every config change: no copies where the input will do.
+  const raw: Doc[] = ace.matches ?? [];
+  const matches = raw.every((m) => typeof m.type === "string" && typeof m.value === "string") ? (raw as { type: string; value: string }[]) : raw.map((m) => ({ type: String(m.type ?? ""), value: String(m.value ?? "") }));
+  const a = ace.actions?.[0];
+  let action = ALLOW;
+  if (a?.drop) action = { kind: "drop" };
+  else if (a?.portmap) action = { kind: "portmap", appPort: Number(a.appPort ?? 0) };
+  else if (a?.limit) action = { kind: "limit", rate: Number(a.limitrate ?? 0), unit: UNITS[a.limitunit ?? "s"] ?? "second", burst: Number(a.limitburst ?? 0) || Number(a.limitrate ?? 1) };
   const dir = ace.dir === "INGRESS" || ace.dir === 1 ? "ingress" : ace.dir === "EGRESS" || ace.dir === 2 ? "egress" : "both";
   const id = Number(ace.id ?? 0);
-  let key = `id:${id}`;
-  if (!id) {
-    const text = JSON.stringify([matches, action, dir]);
-    key = `h:${Bun.hash.wyhash(text).toString(36)}`;
+  let key: string;
+  if (id) key = `id:${id}`;
+  else {
+    // Without an id, an ACE is what it says: its matches, action and direction.
+    key = "m:";
+    for (const m of matches) key += `${m.type}=${m.value};`;
+    key += action === ALLOW ? "" : `${action.kind}${action.kind === "portmap" ? action.appPort : action.kind === "limit" ? `${action.rate}/${action.unit}/${action.burst}` : ""}`;
+    if (dir !== "both") key += `;${dir}`;
   }
   return { key, id, name: String(ace.name ?? ""), matches, action, dir };
 }

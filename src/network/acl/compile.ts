@@ -337,11 +337,20 @@ export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpe
             shared.names.forEach((name, li) => rules.push(`${keyExpr} @${name} ct mark set ${groupMark(name, dir, shared.layers[li]!)} ${verdict}`));
             continue;
           }
-          const interval = shape.includes("ip");
+          // An interval set only when a prefix needs one: nft reads an interval set's elements back before
+          // changing it, which makes a one-element update of 10,000 single addresses cost far more.
+          const interval = shape.includes("ip") && ps.some((p) => p.range![0] !== p.range![1]);
           // Interval maps refuse overlapping elements: an overlapping ACE goes to a further map (same
           // verdict, so their order does not matter). Single addresses only overlap when equal.
+          // Each layer is one set: its elements (key → "") and its members, in config order.
           const layers: Parsed[][] = [];
-          if (interval && ps.some((p) => p.range![0] !== p.range![1])) {
+          const layerEls: Map<string, string>[] = [];
+          const put = (li: number, p: Parsed) => {
+            if (!layers[li]) (layers[li] = []), (layerEls[li] = new Map());
+            layers[li]!.push(p);
+            layerEls[li]!.set(p.elemKey, "");
+          };
+          if (interval) {
             const maxHi: Map<string, number>[] = [];
             const layerOf = new Map<Parsed, number>();
             for (const p of [...ps].sort((a, b) => a.range![0] - b.range![0])) {
@@ -350,26 +359,21 @@ export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpe
               maxHi[li]!.set(p.restKey, p.range![1]);
               layerOf.set(p, li);
             }
-            for (const p of ps) (layers[layerOf.get(p)!] ??= []).push(p);
+            for (const p of ps) put(layerOf.get(p)!, p);
           } else {
-            const seen: Set<string>[] = [];
+            // Single addresses only overlap when equal: a repeated key goes to the next set.
             for (const p of ps) {
-              let li = seen.findIndex((set) => !set.has(p.elemKey));
-              if (li < 0) seen.push(new Set()), (li = seen.length - 1);
-              seen[li]!.add(p.elemKey);
-              (layers[li] ??= []).push(p);
+              let li = 0;
+              while (layerEls[li]?.has(p.elemKey)) li++;
+              put(li, p);
             }
           }
           const code = shape.map((f) => f[0]).join("");
           const names: string[] = [];
           layers.forEach((layer, li) => {
             const name = `${chain}_${ri}${code}${li ? `_${li}` : ""}`;
-            const elements = new Map<string, string>();
-            for (const p of layer) {
-              elements.set(p.elemKey, "");
-              p.sets.push(name);
-            }
-            addMap(name, "inet", `type ${shape.map((f) => FIELD_TYPE[f]).join(" . ")};${interval ? " flags interval;" : ""} counter;`, elements);
+            for (const p of layer) p.sets.push(name);
+            addMap(name, "inet", `type ${shape.map((f) => FIELD_TYPE[f]).join(" . ")};${interval ? " flags interval;" : ""} counter;`, layerEls[li]!);
             rules.push(`${keyExpr} @${name} ct mark set ${groupMark(name, dir, layer)} ${verdict}`);
             names.push(name);
           });

@@ -179,8 +179,10 @@ export function elementDiff(prev: CompiledFirewall, next: CompiledFirewall): { t
   let changes = 0;
   for (const [name, m] of next.maps) {
     const old = prev.maps.get(name)?.elements ?? new Map<string, string>();
-    const del = [...old].filter(([k, v]) => m.elements.get(k) !== v).map(([k]) => k);
-    const add = [...m.elements].filter(([k, v]) => old.get(k) !== v).map(([k, v]) => (v ? `${k} : ${v}` : k));
+    const del: string[] = [];
+    const add: string[] = [];
+    for (const [k, v] of old) if (m.elements.get(k) !== v) del.push(k);
+    for (const [k, v] of m.elements) if (old.get(k) !== v) add.push(v ? `${k} : ${v}` : k);
     if (del.length) lines.push(`delete element ${m.family} ${TABLE} ${name} { ${del.join(", ")} }`);
     if (add.length) lines.push(`add element ${m.family} ${TABLE} ${name} { ${add.join(", ")} }`);
     changes += del.length + add.length;
