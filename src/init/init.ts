@@ -10,6 +10,7 @@ import { type BootEnv, bootState, type BootState, readBootEnv, slotFromCmdline }
 import { killRaw, REBOOT, reboot, sethostname, sync } from "./libc.ts";
 import { mountEarly, type MountReport, unmountAll } from "./mounts.ts";
 import { PortManager, portConfigFromDoc } from "./ports.ts";
+import { watchPowerButton } from "./power-button.ts";
 import { OrphanReaper } from "./reaper.ts";
 import { Supervisor } from "./services.ts";
 import { diskUsage, mountVfat, type PersistReport, preparePersist } from "./storage.ts";
@@ -136,6 +137,8 @@ export class Init {
   private diskFull = false;
   private readonly cmdline: string;
   private readonly notes: { level: "info" | "warn" | "error"; type: string; message: string }[] = [];
+  private readonly startSteps: string[] = [];
+  private readonly serviceLines: { ts: Date; source: string; objectId: null; level: "info" | "warn" | "error"; message: string }[] = [];
 
   constructor(private readonly o: InitOptions) {
     this.board = readJson<Board>(DEVICE_PATHS.board, { name: "unknown" });
@@ -162,8 +165,14 @@ export class Init {
 
   private serviceLog(service: string, level: "info" | "warn" | "error", line: string): void {
     if (level !== "info") say(`${service}: ${line}`);
+    const row = { ts: new Date(), source: service, objectId: null, level, message: line.slice(0, 4096) };
+    if (!this.running) {
+      // The services start before the store is open: their first lines wait (bounded) in memory.
+      if (this.serviceLines.length < 5000) this.serviceLines.push(row);
+      return;
+    }
     try {
-      this.running?.device.store.addLogs([{ ts: new Date(), source: service, objectId: null, level, message: line.slice(0, 4096) }]);
+      this.running.device.store.addLogs([row]);
     } catch {
       // a full disk must not take the service's output down with it
     }
@@ -198,6 +207,8 @@ export class Init {
 
     say(`drivers: ${await coldplug(this.board)}`);
     await run(["ip", "link", "set", "lo", "up"]);
+    const buttons = watchPowerButton(() => this.requestPower("shutdown", "the power button"));
+    if (buttons.length) say(`power button: ${buttons.join(", ")} shuts the device down in order`);
     if (this.watchdog.start()) say(`watchdog ${this.watchdog.status().identity ?? ""} armed (${this.watchdog.status().timeoutSeconds ?? "?"} s), kicked every 5 s`);
     else this.note("warn", "init.watchdog", `no watchdog: ${this.watchdog.status().error}`);
     for (const led of this.board.leds ?? []) {
@@ -212,26 +223,42 @@ export class Init {
     this.readBootState();
     mkdirSync(join(DEVICE_PATHS.runDir, "docker"), { recursive: true });
 
+    let t = performance.now();
+    const lap = (what: string) => {
+      this.startSteps.push(`${what} ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      t = performance.now();
+    };
     const { DeviceIdentity } = await import("../controller/identity.ts");
     const identity = await DeviceIdentity.loadOrCreate(DEVICE_PATHS.config);
+    lap("identity");
     this.hostname = `evebox-${identity.softSerial.replace(/-/g, "").slice(0, 8)}`;
     try {
       sethostname(this.hostname);
     } catch (e) {
       this.note("warn", "init.hostname", `cannot set the host name: ${(e as Error).message}`);
     }
-    this.startPortsEarly();
+    // The ports and the services start before the console's code loads (which keeps the event loop busy for
+    // seconds under emulation): DHCP and the engines do their slow parts meanwhile, in their own processes.
+    await Promise.race([this.startPortsEarly(), Bun.sleep(10_000)]);
+    lap("ports");
+    this.startServices();
     const { consoleTls } = await import("./console-tls.ts");
     const tls = await consoleTls(identity, this.hostname);
     this.fingerprint = tls.fingerprint;
-
+    lap("certificate");
+    // The console's code in pieces, each a macrotask, so the watchdog's kicks run in between.
+    for (const load of [() => import("../store/index.ts"), () => import("../proto/index.ts"), () => import("../config/service.ts"), () => import("../console/app.ts"), () => import("../controller/sync.ts"), () => import("../device/run.ts")]) {
+      await load();
+      await Bun.sleep(0);
+    }
+    lap("code");
     await this.startDevice(tls);
-    say("console ready: https on port 443, http on port 80 redirects to it");
-    this.startServices();
+    lap("device");
+    say(`console ready: https on port 443, http on port 80 redirects to it (${this.startSteps.join(", ")})`);
     this.followPortConfig();
     this.startShell();
     setInterval(() => this.banner(), 2000);
-    setInterval(() => this.checkDisk(), 30_000);
+    setInterval(() => this.checkDisk(), 10_000);
     this.checkDisk();
   }
 
@@ -300,6 +327,11 @@ export class Init {
       }
     }
     const device = this.running.device;
+    try {
+      if (this.serviceLines.length) device.store.addLogs(this.serviceLines.splice(0));
+    } catch {
+      // as above
+    }
     for (const n of this.notes.splice(0)) {
       device.store.addLogs([{ ts: new Date(), source: "init", objectId: null, level: n.level, message: n.message }]);
       device.events.publish({ type: n.type, message: n.message });
@@ -353,7 +385,7 @@ export class Init {
    * there before the store is open), so the console is reachable as soon as it answers; once the store is open,
    * the config's own port configuration is offered (and tested, and rolled back if it loses the LAN).
    */
-  private startPortsEarly(): void {
+  private startPortsEarly(): Promise<void> {
     const file = join(DEVICE_PATHS.persist, "ports.json");
     const read = (): Record<string, string> => readJson<Record<string, string>>(file, {});
     this.ports = new PortManager({
@@ -376,7 +408,7 @@ export class Init {
       event: (type, message) => this.note(type === "ports.fallback" ? "error" : "info", type, message),
       testWindowMs: Number(cmdlineValue(this.cmdline, "evebox.port-test")) * 1000 || undefined,
     });
-    void this.ports.start(null);
+    return this.ports.start(null);
   }
 
   /** From now on the config decides the ports. */

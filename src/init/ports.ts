@@ -209,16 +209,24 @@ export class PortManager {
     return ethernetPorts(this.o.sys);
   }
 
-  /** Brings the ports up with the last working configuration (or the default), then offers `desired`. */
+  /**
+   * Brings the ports up with `desired` (null: the last working configuration, else the default) and tests it.
+   * Resolves once the configuration is applied — links up, DHCP clients running — not when it has been tested,
+   * so the caller can go on while the addresses come.
+   */
   start(desired: PortConfig | null): Promise<void> {
     mkdirSync(this.portsDir, { recursive: true });
     writeFileSync(this.script, UDHCPC_SCRIPT, { mode: 0o755 });
     this.resolvTimer = setInterval(() => this.writeResolvConf(), 2000);
-    return this.enqueue(async () => {
-      const fallback = this.lastWorking() ?? defaultPortConfig(this.ethernet());
-      await this.decide(desired ?? defaultPortConfig(this.ethernet()), fallback);
+    const applied = new Promise<void>((resolve) => (this.onApplied = resolve));
+    void this.enqueue(async () => {
+      const lastWorking = this.lastWorking() ?? defaultPortConfig(this.ethernet());
+      await this.decide(desired ?? lastWorking, lastWorking);
     });
+    return applied;
   }
+
+  private onApplied: (() => void) | null = null;
 
   /** A new desired configuration (the config changed). Problems keep what runs and are reported. */
   offer(desired: PortConfig | null, problems: string[] = []): Promise<void> {
@@ -369,7 +377,8 @@ export class PortManager {
     const previous = this.current;
     this.current = cfg;
     this.o.log("info", `ports: applying ${cfg.source}: ${cfg.ports.map((p) => `${p.ifname} ${p.mode === "static" ? `${p.static!.address}/${p.static!.prefix}` : p.mode}`).join(", ")}`);
-    const names = new Set([...(previous?.ports ?? []).map((p) => p.ifname), ...cfg.ports.map((p) => p.ifname)]);
+    // On the first apply of a boot there is nothing to take down: no client runs, no address was set.
+    const names = new Set(previous ? [...previous.ports.map((p) => p.ifname), ...cfg.ports.map((p) => p.ifname)] : []);
     for (const ifname of names) {
       // Every port is set up from scratch: its DHCP client stopped, its addresses and routes flushed.
       if (this.o.supervisor.has(`dhcp-${ifname}`)) await this.o.supervisor.stop(`dhcp-${ifname}`);
@@ -399,6 +408,8 @@ export class PortManager {
       }
     }
     this.writeResolvConf();
+    this.onApplied?.();
+    this.onApplied = null;
   }
 
   private portState(p: PortPlan): PortState {
