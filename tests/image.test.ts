@@ -195,7 +195,8 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
     await device?.kill();
     imageServer?.stop(true);
     log(`timings (s): ${JSON.stringify(timings)}`);
-    if (work) rmSync(work, { recursive: true, force: true });
+    if (work && !process.env.EVEBOX_KEEP_IMAGE_TEST) rmSync(work, { recursive: true, force: true });
+    else if (work) log(`kept ${work} (EVEBOX_KEEP_IMAGE_TEST)`);
   }, 60_000);
 
   test("first boot: PERSIST grown and formatted, an address by DHCP, the console over HTTPS with the device's certificate", async () => {
@@ -213,6 +214,9 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
     const red = await fetch(`http://127.0.0.1:${httpPort}/setup?x=1`, { redirect: "manual", signal: AbortSignal.timeout(10_000) });
     expect(red.status).toBe(308);
     expect(red.headers.get("location")).toBe("https://127.0.0.1/setup?x=1");
+    // The host name, and DNS from the DHCP lease.
+    expect(await guest("hostname")).toBe(banner.match[2]!);
+    expect(await guest("cat /etc/resolv.conf")).toContain("nameserver 10.0.2.3");
     // The setup link on the physical console works.
     const token = (await device!.waitSerial(/setup\?token=([A-Za-z0-9_-]+)/, 10_000)).match[1];
     expect((await api("POST", "/setup", { token, password: PASSWORD })).status).toBe(200);
@@ -336,4 +340,17 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
     const events = (await api("GET", "/events/recent?limit=100")).body.events;
     expect(events.some((e: any) => e.type === "init.persist-formatted" && /damaged/.test(e.message))).toBe(true);
   }, 420_000);
+
+  test("the ACPI power button shuts the device down in order, and it powers off", async () => {
+    const mark = device!.serial().length;
+    await device!.powerButton();
+    const t = performance.now();
+    const down = await device!.waitSerial(/shutdown: now/, 120_000, mark);
+    const log = device!.serial().slice(mark, down.end);
+    expect(log).toContain("shutdown (the power button): stopping");
+    expect(log).toContain("shutdown: stopped the services");
+    const code = await Promise.race([device!.proc.exited, Bun.sleep(60_000).then(() => "still running")]);
+    expect(code).toBe(0); // QEMU exits when its guest powers off
+    timings.powerButtonToOff = since(t);
+  }, 240_000);
 });

@@ -40,7 +40,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export function qemuArgs(o: QemuDeviceOptions, serialLog: string | null, shellSocket: string | null): string[] {
+export function qemuArgs(o: QemuDeviceOptions, serialLog: string | null, shellSocket: string | null, qmpSocket: string | null = null): string[] {
   const fwd = o.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join("");
   return [
     "qemu-system-x86_64",
@@ -56,12 +56,13 @@ export function qemuArgs(o: QemuDeviceOptions, serialLog: string | null, shellSo
       ? ["-kernel", o.direct.kernel, "-initrd", o.direct.initrd, "-append", o.direct.append]
       : ["-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, "-drive", `if=pflash,format=raw,unit=1,file=${join(o.workDir, "OVMF_VARS.fd")}`]),
     "-drive", `file=${o.disk},format=raw,if=none,id=disk0,cache=unsafe`,
-    "-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+    "-device", `virtio-blk-pci,drive=disk0${o.direct ? "" : ",bootindex=0"}`,
     "-netdev", `user,id=net0${fwd}`,
     "-device", "virtio-net-pci,netdev=net0",
     "-device", "virtio-rng-pci",
     ...(serialLog ? ["-chardev", `file,id=ttyS0,path=${serialLog}`, "-serial", "chardev:ttyS0"] : ["-serial", "mon:stdio"]),
     ...(shellSocket ? ["-chardev", `socket,id=ttyS1,path=${shellSocket},server=on,wait=off`, "-serial", "chardev:ttyS1"] : []),
+    ...(qmpSocket ? ["-qmp", `unix:${qmpSocket},server=on,wait=off`] : []),
     ...(o.extra ?? []),
   ];
 }
@@ -75,6 +76,7 @@ export class QemuDevice {
     readonly proc: Subprocess,
     readonly serialLog: string | null,
     readonly shellSocket: string | null,
+    readonly qmpSocket: string,
     readonly options: QemuDeviceOptions,
   ) {}
 
@@ -83,12 +85,13 @@ export class QemuDevice {
     if (!existsSync(join(o.workDir, "OVMF_VARS.fd"))) copyFileSync(OVMF_VARS, join(o.workDir, "OVMF_VARS.fd"));
     const serialLog = o.inheritSerial ? null : join(o.workDir, `${label}.serial.log`);
     const shellSocket = o.shell ? join(o.workDir, `${label}.shell.sock`) : null;
-    const proc = Bun.spawn(qemuArgs(o, serialLog, shellSocket), {
+    const qmpSocket = join(o.workDir, `${label}.qmp.sock`);
+    const proc = Bun.spawn(qemuArgs(o, serialLog, shellSocket, qmpSocket), {
       stdin: o.inheritSerial ? "inherit" : "ignore",
       stdout: o.inheritSerial ? "inherit" : "pipe",
       stderr: o.inheritSerial ? "inherit" : "pipe",
     });
-    const device = new QemuDevice(proc, serialLog, shellSocket, o);
+    const device = new QemuDevice(proc, serialLog, shellSocket, qmpSocket, o);
     if (proc.stderr instanceof ReadableStream) void new Response(proc.stderr as ReadableStream).text().then((t) => (device.stderr = t));
     if (proc.stdout instanceof ReadableStream) void new Response(proc.stdout as ReadableStream).text();
     // A test process that dies leaves no QEMU behind.
@@ -122,6 +125,33 @@ export class QemuDevice {
       if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${re} on the serial console; tail:\n${this.serial().slice(-3000)}`);
       await Bun.sleep(200);
     }
+  }
+
+  /** Presses the ACPI power button (QMP system_powerdown). */
+  async powerButton(): Promise<void> {
+    let got = "";
+    const socket = await Bun.connect({
+      unix: this.qmpSocket,
+      socket: {
+        data(_s, chunk) {
+          got += new TextDecoder().decode(chunk);
+        },
+      },
+    });
+    const until = async (re: RegExp) => {
+      const deadline = Date.now() + 10_000;
+      while (!re.test(got)) {
+        if (Date.now() > deadline) throw new Error(`QMP: no ${re} in ${got}`);
+        await Bun.sleep(20);
+      }
+    };
+    await until(/"QMP"/);
+    socket.write(`{"execute":"qmp_capabilities"}\n`);
+    await until(/"return"/);
+    got = "";
+    socket.write(`{"execute":"system_powerdown"}\n`);
+    await until(/"return"/);
+    socket.end();
   }
 
   /** A power cut: QEMU is killed, the guest gets no chance to sync. */
