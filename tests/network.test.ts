@@ -75,6 +75,7 @@ function doc(extra: { webAcls?: any[] } = {}) {
           { id: 1, name: "web to server", matches: [{ type: "ip", value: "203.0.113.1" }, { type: "protocol", value: "tcp" }, { type: "fport", value: "80" }] },
           { id: 2, name: "console", matches: [{ type: "protocol", value: "tcp" }, { type: "lport", value: "8080" }], actions: [{ portmap: true, appPort: 80 }] },
           { id: 3, name: "ping", matches: [{ type: "protocol", value: "icmp" }], actions: [{ limit: true, limitrate: 2, limitunit: "s", limitburst: 2 }] },
+          { id: 4, name: "by name", matches: [{ type: "host", value: "server.test" }, { type: "protocol", value: "tcp" }, { type: "fport", value: "2222" }] },
         ],
       ),
       // Everything but ssh to the server: a drop before a broad allow (first match wins).
@@ -152,6 +153,7 @@ beforeAll(async () => {
     "--address=/server.test/203.0.113.1", `--dhcp-range=203.0.113.100,203.0.113.150,255.255.255.0,1h`, `--dhcp-leasefile=${join(www, "leases")}`]);
   up.spawn([bb, "httpd", "-f", "-p", "203.0.113.1:80", "-h", www]);
   up.spawn([bb, "nc", "-ll", "-p", "22", "-e", "/bin/true"]);
+  up.spawn([bb, "nc", "-ll", "-p", "2222", "-e", "/bin/true"]);
   sink = up.spawn([bb, "nc", "-l", "-p", "9000"], { stdin: "pipe" });
   pump(sink.stdout, (t) => (sinkText += t));
 
@@ -213,6 +215,17 @@ describe("a Local network instance", () => {
     expect((await inApp("keeper", "/bin/busybox nc -w 2 203.0.113.1 80 </dev/null")).code).toBe(0);
     expect((await inApp("keeper", "/bin/busybox nc -w 2 203.0.113.1 22 </dev/null", 3)).code).not.toBe(0);
   }, 60_000);
+
+  test("a host ACL matches the addresses DNS gave for the name (dnsmasq fills the firewall's set)", async () => {
+    // The earlier lookups filled the name's set; empty it, as before any lookup: then nothing matches.
+    const set = (await dev.exec(["nft", "list", "sets", "inet"])).out.match(/set (h_[0-9a-f]+) \{[^}]*dns:server\.test/)![1]!;
+    await dev.exec(["nft", "flush", "set", "inet", "evebox", set]);
+    expect((await inApp("web", "/bin/busybox nc -w 2 203.0.113.1 2222 </dev/null", 3)).code).not.toBe(0);
+    // A lookup through the instance's DNS puts the answer into the set: by name, then by address, it connects.
+    expect((await inApp("web", "/bin/busybox nc -w 2 server.test 2222 </dev/null", 3)).code).toBe(0);
+    expect((await inApp("web", "/bin/busybox nc -w 2 203.0.113.1 2222 </dev/null", 3)).code).toBe(0);
+    expect((await dev.exec(["nft", "list", "set", "inet", "evebox", set])).out).toContain("203.0.113.1");
+  }, 30_000);
 
   test("a portmap from the uplink's port 8080 to the app's 80 works from the uplink side", async () => {
     const r = await up.exec([busybox(), "timeout", "5", busybox(), "wget", "-q", "-O", "-", "http://203.0.113.2:8080/"], { ok: [1, 124] });
@@ -284,16 +297,16 @@ describe("the console", () => {
       expect((await inApp("web", "/bin/busybox nc -w 2 203.0.113.1 22 </dev/null", 3)).code).not.toBe(0);
       await page.getByRole("button", { name: "Edit rules" }).click();
       await page.locator("#rule-add").click();
-      await page.locator('input[name="name-3"]').fill("ssh");
-      await page.locator('input[name="remote-3"]').fill("203.0.113.1");
-      await page.locator('input[name="fport-3"]').fill("22");
+      await page.locator('input[name="name-4"]').fill("ssh");
+      await page.locator('input[name="remote-4"]').fill("203.0.113.1");
+      await page.locator('input[name="fport-4"]').fill("22");
       await page.locator("#rules-review").click();
       await page.locator("#plan").waitFor({ timeout: 10_000 });
       expect(await page.locator("#plan .plan-step").allTextContents()).toEqual([expect.stringContaining("web")]);
       await page.screenshot({ path: join(artifacts, "firewall-plan.png") });
       await page.locator("#plan-apply").click();
       await page.locator("#plan").waitFor({ state: "detached", timeout: 15_000 });
-      await page.locator('[data-interface="eth0"] tr[data-rule="3"]', { hasText: "ssh" }).waitFor({ timeout: 10_000 });
+      await page.locator('[data-interface="eth0"] tr[data-rule="4"]', { hasText: "ssh" }).waitFor({ timeout: 10_000 });
       await waitFor("ssh allowed", async () => ((await inApp("web", "/bin/busybox nc -w 2 203.0.113.1 22 </dev/null", 3)).code === 0 ? true : undefined), 20_000);
       await page.screenshot({ path: join(artifacts, "firewall.png"), fullPage: true });
     } finally {
@@ -309,7 +322,7 @@ describe("bad input", () => {
     const cases: [string, (d: any) => void, string][] = [
       ["overlapping subnets", (d) => d.networkInstances.push({ ...d.networkInstances[0], uuidandversion: { uuid: U(5), version: "1" }, ip: { subnet: "198.51.100.128/25" } }), "networkInstances[2].ip.subnet"],
       ["an uplink that does not exist", (d) => (d.networkInstances[0].port.name = "nosuch0"), "networkInstances[0].port.name"],
-      ["a port without a protocol", (d) => d.apps[0].interfaces[0].acls.push({ matches: [{ type: "fport", value: "22" }] }), "apps[0].interfaces[0].acls[3].matches"],
+      ["a port without a protocol", (d) => d.apps[0].interfaces[0].acls.push({ matches: [{ type: "fport", value: "22" }] }), "apps[0].interfaces[0].acls[4].matches"],
       ["a bad CIDR", (d) => d.apps[1].interfaces[0].acls.push({ matches: [{ type: "ip", value: "10.0.0.0/33" }] }), "apps[1].interfaces[0].acls[2].matches[0].value"],
       ["100,000 rules", (d) => (d.apps[1].interfaces[0].acls = Array.from({ length: 100_000 }, (_, i) => ({ matches: [{ type: "ip", value: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}` }] }))), "apps[1].interfaces[0].acls"],
     ];
