@@ -57,3 +57,36 @@ test("a deep link loads the app, and the session cookie is not readable by scrip
   await page.locator("nav").first().waitFor({ timeout: 10_000 });
   expect(await page.evaluate(() => document.cookie)).not.toContain("evebox_session");
 }, 60_000);
+
+test("settings: a wrong current password is refused, the new one works; a token is shown once, works and is revoked; power is off here", async () => {
+  await page.goto(`${evebox.url}/settings`);
+  await page.locator("#settings").waitFor({ timeout: 10_000 });
+  // Power: this evebox is a program on a host, not the device's init.
+  await page.locator("#power-unavailable").waitFor({ timeout: 10_000 });
+  expect(await page.locator("#power-reboot").isDisabled()).toBe(true);
+
+  await page.locator("#pw-current").fill("not-the-password");
+  await page.locator("#pw-new").fill("hvac-plant-9-secret");
+  await page.locator("#pw-repeat").fill("hvac-plant-9-secret");
+  await page.locator("#pw-submit").click();
+  await expect(page.locator("#pw-error").textContent({ timeout: 10_000 })).resolves.toMatch(/current password is wrong/i);
+  await page.locator("#pw-current").fill("oil-rig-7-secret");
+  await page.locator("#pw-submit").click();
+  await page.locator("#pw-done").waitFor({ timeout: 10_000 });
+  const login = (password: string) => fetch(`${evebox.url}/api/v1/login`, { method: "POST", headers: { "content-type": "application/json", origin: evebox.url }, body: JSON.stringify({ password }) });
+  expect((await login("oil-rig-7-secret")).status).toBe(401);
+  expect((await login("hvac-plant-9-secret")).status).toBe(200);
+
+  await page.locator("#token-name").fill("scada-poller");
+  await page.locator("#token-create").click();
+  const token = (await page.locator("#token-value").textContent({ timeout: 10_000 }))!.trim();
+  expect(token).toMatch(/^ebx_/);
+  await page.locator('tr[data-token="scada-poller"]').waitFor({ timeout: 10_000 });
+  const asScript = () => fetch(`${evebox.url}/api/v1/status`, { headers: { authorization: `Bearer ${token}` } });
+  expect((await asScript()).status).toBe(200);
+  await page.screenshot({ path: join(ARTIFACTS, "settings.png"), fullPage: true });
+  await page.locator('tr[data-token="scada-poller"] button').click();
+  await page.locator("#revoke-confirm").click();
+  await page.locator('tr[data-token="scada-poller"]').waitFor({ state: "detached", timeout: 10_000 });
+  expect((await asScript()).status).toBe(401);
+}, 60_000);

@@ -4,6 +4,7 @@ import { AuthFrame } from "./components/AuthFrame";
 import { AppFirewall } from "./components/FirewallEditor";
 import { Layout } from "./components/Layout";
 import { Controller } from "./pages/Controller";
+import { Settings } from "./pages/Settings";
 import { AppDetail } from "./pages/AppDetail";
 import { Apps } from "./pages/Apps";
 import { Dashboard } from "./pages/Dashboard";
@@ -158,6 +159,7 @@ function Page({
 }) {
   if (path === "/" || path === "/dashboard") return <Dashboard api={api} onDeviceName={onDeviceName} />;
   if (path === "/controller") return <Controller api={api} />;
+  if (path === "/settings") return <Settings api={api} />;
   if (path === "/apps") return <Apps api={api} />;
   if (path === "/networks") return <Networks api={api} />;
   const firewall = matchRoute("/apps/:uuid/firewall", path);

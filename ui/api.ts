@@ -78,6 +78,8 @@ export interface ApiClient {
   /** True when the session cookie is valid, false on 401. */
   session(): Promise<boolean>;
   status(): Promise<DeviceStatus>;
+  /** Any other call under the API base: JSON in and out, the same error handling (401 → sign in again). */
+  call<T>(method: string, path: string, body?: unknown): Promise<T>;
   /** URL of the server-sent event stream, for EventSource. */
   readonly eventsUrl: string;
 }
@@ -149,6 +151,7 @@ export function createApiClient(options: ApiClientOptions = {}): ApiClient {
       }
     },
     status: () => request<DeviceStatus>("GET", "/status"),
+    call: <T,>(method: string, path: string, body?: unknown) => request<T>(method, path, { body }),
   };
 }
 

@@ -31,5 +31,5 @@ export const SECTIONS: readonly Section[] = [
     built: true,
   },
   { href: "/updates", label: "Updates", purpose: "Base-OS updates, the test window and fallback.", built: false },
-  { href: "/settings", label: "Settings", purpose: "Device name, console password and API tokens.", built: false },
+  { href: "/settings", label: "Settings", purpose: "Console password, API tokens and the device's power.", built: true },
 ];

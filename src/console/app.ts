@@ -132,7 +132,8 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
     deleteCookie(c, SESSION_COOKIE, { path: "/" });
     return c.json({ ok: true });
   });
-  api.get("/session", (c) => c.json({ authenticated: true, as: describePrincipal(c.get("principal")!) }));
+  // `power`: whether reboot and shutdown work here (evebox is the device's init).
+  api.get("/session", (c) => c.json({ authenticated: true, as: describePrincipal(c.get("principal")!), power: !!opts.power }));
 
   api.post("/password", smallBody, async (c) => {
     const body = await jsonBody(c);

@@ -1,0 +1,310 @@
+// The Settings page: the console password, the API tokens scripts use (created, shown once, revoked), and the
+// device's power (reboot, shut down) where evebox is the device's init. Reads GET /session (whether power control
+// is available) and GET /tokens; writes POST /password, POST /tokens, DELETE /tokens/{id},
+// POST /device/{reboot|shutdown}.
+import { useCallback, useEffect, useState } from "preact/hooks";
+import { ApiError, type ApiClient } from "../api";
+import { Field, FormError } from "../components/Field";
+import { Modal } from "../components/Modal";
+import { formatDateTime } from "../format";
+
+interface Token {
+  id: string;
+  name: string;
+  createdAt: string | number;
+  lastUsedAt: string | number | null;
+}
+
+interface Session {
+  authenticated: boolean;
+  as: string;
+  power?: boolean;
+}
+
+const MIN_PASSWORD = 8;
+
+function message(e: unknown): string {
+  return e instanceof ApiError ? e.message : String(e);
+}
+
+function when(v: string | number | null): string {
+  return v === null || v === undefined ? "never" : formatDateTime(new Date(v).toISOString());
+}
+
+export function Settings({ api }: { api: ApiClient }) {
+  return (
+    <section id="settings" class="page" aria-labelledby="page-title">
+      <div class="page-head">
+        <h1 id="page-title" tabIndex={-1}>
+          Settings
+        </h1>
+        <p class="muted">The console's password, API tokens for scripts, and the device's power.</p>
+      </div>
+      <PasswordForm api={api} />
+      <Tokens api={api} />
+      <Power api={api} />
+    </section>
+  );
+}
+
+function PasswordForm({ api }: { api: ApiClient }) {
+  const [current, setCurrent] = useState("");
+  const [next, setNext] = useState("");
+  const [repeat, setRepeat] = useState("");
+  const [errors, setErrors] = useState<string[]>([]);
+  const [done, setDone] = useState(false);
+  const [saving, setSaving] = useState(false);
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setDone(false);
+    const problems: string[] = [];
+    if (!current) problems.push("Enter the current password.");
+    if (next.length < MIN_PASSWORD) problems.push(`The new password needs at least ${MIN_PASSWORD} characters.`);
+    if (next !== repeat) problems.push("The new password and its repetition differ.");
+    setErrors(problems);
+    if (problems.length) return;
+    setSaving(true);
+    try {
+      await api.call("POST", "/password", { current, password: next });
+      setCurrent("");
+      setNext("");
+      setRepeat("");
+      setDone(true);
+    } catch (err) {
+      setErrors([message(err)]);
+    } finally {
+      setSaving(false);
+    }
+  };
+
+  return (
+    <section class="card card-wide" aria-labelledby="password-title">
+      <h2 id="password-title">Console password</h2>
+      <form class="form" onSubmit={submit} noValidate>
+        <Field id="pw-current" name="current" type="password" label="Current password" value={current} onInput={(e) => setCurrent(e.currentTarget.value)} autoComplete="current-password" invalid={errors.length > 0} errorId="pw-error" />
+        <Field id="pw-new" name="password" type="password" label="New password" hint={`At least ${MIN_PASSWORD} characters.`} value={next} onInput={(e) => setNext(e.currentTarget.value)} autoComplete="new-password" />
+        <Field id="pw-repeat" name="repeat" type="password" label="New password again" value={repeat} onInput={(e) => setRepeat(e.currentTarget.value)} autoComplete="new-password" />
+        <FormError id="pw-error" messages={errors} />
+        {done && (
+          <p class="notice" role="status" id="pw-done">
+            Password changed. Signed-in sessions stay signed in; use the new password from now on.
+          </p>
+        )}
+        <div class="form-actions">
+          <button type="submit" class="button primary" id="pw-submit" disabled={saving}>
+            {saving ? "Changing…" : "Change password"}
+          </button>
+        </div>
+      </form>
+    </section>
+  );
+}
+
+function Tokens({ api }: { api: ApiClient }) {
+  const [tokens, setTokens] = useState<Token[] | null>(null);
+  const [name, setName] = useState("");
+  const [created, setCreated] = useState<{ name: string; token: string } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [revoking, setRevoking] = useState<Token | null>(null);
+
+  const load = useCallback(async () => {
+    try {
+      setTokens((await api.call<{ tokens: Token[] }>("GET", "/tokens")).tokens);
+    } catch (e) {
+      setError(message(e));
+    }
+  }, [api]);
+  useEffect(() => void load(), [load]);
+
+  const create = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    if (!name.trim()) return setError("Give the token a name, e.g. the script or person that uses it.");
+    try {
+      const t = await api.call<{ name: string; token: string }>("POST", "/tokens", { name });
+      setCreated(t);
+      setName("");
+      await load();
+    } catch (err) {
+      setError(message(err));
+    }
+  };
+
+  const revoke = async () => {
+    if (!revoking) return;
+    try {
+      await api.call("DELETE", `/tokens/${encodeURIComponent(revoking.id)}`);
+      setRevoking(null);
+      await load();
+    } catch (err) {
+      setRevoking(null);
+      setError(message(err));
+    }
+  };
+
+  return (
+    <section class="card card-wide" aria-labelledby="tokens-title">
+      <h2 id="tokens-title">API tokens</h2>
+      <p class="muted">
+        A script sends a token as <code>Authorization: Bearer …</code>. A token can do what the console can; the device keeps only its hash, so it is shown once.
+      </p>
+      {created && (
+        <div class="notice" role="status" id="token-created">
+          <p>
+            Token <strong>{created.name}</strong> created. Copy it now; it is not shown again:
+          </p>
+          <p class="mono" id="token-value">
+            {created.token}
+          </p>
+          <button type="button" class="button small secondary" onClick={() => void navigator.clipboard?.writeText(created.token)}>
+            Copy
+          </button>{" "}
+          <button type="button" class="button small ghost" onClick={() => setCreated(null)}>
+            Done
+          </button>
+        </div>
+      )}
+      {tokens && tokens.length === 0 && <p class="empty">No API tokens.</p>}
+      {tokens && tokens.length > 0 && (
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="API tokens">
+          <table class="table" id="tokens">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Created</th>
+                <th scope="col">Last used</th>
+                <th scope="col">
+                  <span class="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {tokens.map((t) => (
+                <tr key={t.id} data-token={t.name}>
+                  <th scope="row">{t.name}</th>
+                  <td>{when(t.createdAt)}</td>
+                  <td>{when(t.lastUsedAt)}</td>
+                  <td>
+                    <button type="button" class="button small danger-text" onClick={() => setRevoking(t)}>
+                      Revoke
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <form class="form field-row" onSubmit={create} noValidate>
+        <Field id="token-name" name="name" type="text" label="New token's name" value={name} onInput={(e) => setName(e.currentTarget.value)} autoComplete="off" invalid={!!error} errorId="token-error" />
+        <div class="form-actions">
+          <button type="submit" class="button primary" id="token-create">
+            Create token
+          </button>
+        </div>
+      </form>
+      <FormError id="token-error" messages={error ? [error] : []} />
+      {revoking && (
+        <Modal id="revoke" labelledBy="revoke-title" onCancel={() => setRevoking(null)} initialFocus="#revoke-cancel">
+          <h2 id="revoke-title" tabIndex={-1}>
+            Revoke “{revoking.name}”?
+          </h2>
+          <div class="modal-body">
+            <p>Scripts using this token are refused from now on.</p>
+          </div>
+          <div class="form-actions modal-actions">
+            <button type="button" id="revoke-confirm" class="button danger" onClick={() => void revoke()}>
+              Revoke
+            </button>
+            <button type="button" id="revoke-cancel" class="button secondary" onClick={() => setRevoking(null)}>
+              Cancel
+            </button>
+          </div>
+        </Modal>
+      )}
+    </section>
+  );
+}
+
+type PowerAction = "reboot" | "shutdown";
+
+function Power({ api }: { api: ApiClient }) {
+  const [available, setAvailable] = useState<boolean | null>(null);
+  const [asking, setAsking] = useState<PowerAction | null>(null);
+  const [result, setResult] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    api.call<Session>("GET", "/session").then(
+      (s) => setAvailable(s.power === true),
+      () => setAvailable(false),
+    );
+  }, [api]);
+
+  const confirm = async () => {
+    const action = asking;
+    setAsking(null);
+    if (!action) return;
+    setError(null);
+    try {
+      const r = await api.call<{ message: string }>("POST", `/device/${action}`);
+      setResult(r.message || (action === "reboot" ? "The device is restarting." : "The device is shutting down."));
+    } catch (e) {
+      setError(message(e));
+    }
+  };
+
+  return (
+    <section class="card card-wide" aria-labelledby="power-title">
+      <h2 id="power-title">Device power</h2>
+      {available === false && (
+        <p class="muted" id="power-unavailable">
+          Reboot and shut down work where evebox is the device's init. This evebox runs as a program on a host, which manages its own power.
+        </p>
+      )}
+      {available && (
+        <p class="muted">
+          An orderly stop: apps are stopped, the services and the store are closed, then the device restarts or powers off. Apps set to run start again after a reboot. A shut-down device
+          needs someone at it to power it on again.
+        </p>
+      )}
+      {result && (
+        <p class="notice" role="status" id="power-result">
+          {result}
+        </p>
+      )}
+      <FormError id="power-error" messages={error ? [error] : []} />
+      <div class="form-actions">
+        <button type="button" class="button secondary" id="power-reboot" disabled={!available || !!result} onClick={() => setAsking("reboot")}>
+          Reboot…
+        </button>
+        <button type="button" class="button danger" id="power-shutdown" disabled={!available || !!result} onClick={() => setAsking("shutdown")}>
+          Shut down…
+        </button>
+      </div>
+      {asking && (
+        <Modal id="power" labelledBy="power-dialog-title" onCancel={() => setAsking(null)} initialFocus="#power-cancel">
+          <h2 id="power-dialog-title" tabIndex={-1}>
+            {asking === "reboot" ? "Reboot the device?" : "Shut the device down?"}
+          </h2>
+          <div class="modal-body">
+            <p>
+              {asking === "reboot"
+                ? "Every app stops while the device restarts; the console is back in about a minute."
+                : "Every app stops and the device powers off. It stays off until someone powers it on at the device."}
+            </p>
+          </div>
+          <div class="form-actions modal-actions">
+            <button type="button" id="power-confirm" class="button danger" onClick={() => void confirm()}>
+              {asking === "reboot" ? "Reboot" : "Shut down"}
+            </button>
+            <button type="button" id="power-cancel" class="button secondary" onClick={() => setAsking(null)}>
+              Cancel
+            </button>
+          </div>
+        </Modal>
+      )}
+    </section>
+  );
+}
