@@ -479,10 +479,14 @@ export async function buildImage(opts: BuildOptions): Promise<BuiltImage> {
     // ---- EFI system partition, CONFIG, and the disk
     t = performance.now();
     const grubCfg = join(work, "grub.cfg");
-    const terminal =
-      board.grub.terminal === "serial"
-        ? "serial --unit=0 --speed=115200\nterminal_input serial\nterminal_output serial"
-        : "serial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial";
+    // "serial": the first UART only; "console serial": both; "console": the firmware's console only (arm64 UEFI
+    // has no PC UART for GRUB; the firmware routes its console to the board's serial port itself).
+    const terminal = {
+      serial: "serial --unit=0 --speed=115200\nterminal_input serial\nterminal_output serial",
+      "console serial": "serial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial",
+      console: "terminal_input console\nterminal_output console",
+    }[board.grub.terminal];
+    if (!terminal) throw new Error(`board ${board.name}: grub.terminal must be "serial", "console serial" or "console"`);
     writeFileSync(grubCfg, readFileSync(join(ROOTFS_DIR, "grub", "grub.cfg"), "utf8").replace("@TERMINAL@", terminal).replace("@TIMEOUT@", String(board.grub.timeout)).replaceAll("@CMDLINE@", board.cmdline));
     const grubenv = join(work, "grubenv");
     writeFileSync(grubenv, formatBootEnv(initialBootEnv()));

@@ -273,6 +273,17 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
     await until("the app restarted and RUNNING", async () => ((await appState()) === "RUNNING" ? true : undefined), 120_000, 2000);
   }, 240_000);
 
+  test("a service that dies is started again with backoff and reported; the device and the app carry on", async () => {
+    const mark = device!.serial().length;
+    await guest("kill -9 $(pidof dockerd)");
+    await device!.waitSerial(/dockerd: killed by SIGKILL after [\d.]+ s; starting again in \d+ s \(start 2\)/, 60_000, mark);
+    await until("dockerd running again", async () => (/dockerd running/.test(part(await status(), "services").detail) ? true : undefined), 180_000, 2000);
+    // Without live-restore the restarted engine stops what ran; evebox's supervision starts the app again.
+    timings.appAfterDockerdKill = await waitAppRunning("after dockerd was killed");
+    // The CLI inside the device answers over the local socket (EVEBOX_DATA=/ in the shell).
+    expect(await guest("evebox status")).toMatch(/services\s+ok\s+containerd running, dockerd running/);
+  }, 420_000);
+
   test("a full PERSIST: the device stays manageable and reports it", async () => {
     await guest("fallocate -l $(( $(df -k /persist | awk 'NR==2 {print $4}') * 1024 - 4096 )) /persist/fill");
     await until("the init part reports the full disk", async () => (/almost full/.test(part(await status(), "init").detail) ? true : undefined), 60_000, 2000);

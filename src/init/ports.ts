@@ -281,7 +281,7 @@ export class PortManager {
     if (this.o.settings.get("ports.failed") === target.key && target.key !== fallback.key) {
       this.lastFailure = `the port configuration from ${target.source} did not work before; using the last working one (${fallback.source}) until the config changes`;
       this.o.log("warn", this.lastFailure);
-      await this.applyAndTest(fallback, false);
+      if (this.current?.key !== fallback.key) await this.applyAndTest(fallback, false);
       return;
     }
     const ok = await this.applyAndTest(target, true);

@@ -144,7 +144,7 @@ async function fetchNow(tree: DesiredContentTree, ctx: ExecutorContext): Promise
     throw e;
   }
   ctx.records.putContentTree(rec);
-};
+}
 
 const removeContentTree: Executor<"removeContentTree"> = async ({ uuid, imageRef }, ctx) => {
   // Only removed when no container uses it any more; the engine refuses otherwise, which is fine.

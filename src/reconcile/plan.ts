@@ -60,7 +60,6 @@ export function plan(desired: DesiredState, observed: Observed): PlannedStep[] {
   const containerApps = desired.apps.filter((a) => a.kind === "container" && !a.error);
   const neededTrees = new Set(containerApps.map((a) => a.imageContentTree).filter((x): x is string => !!x));
   const ctReady = new Map<string, boolean>();
-  const fetching = new Set<string>();
   for (const t of desired.contentTrees) {
     if (!neededTrees.has(t.uuid)) continue;
     const rec = observed.contentTrees.get(t.uuid);
