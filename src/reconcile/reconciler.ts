@@ -234,7 +234,6 @@ export class Reconciler {
     const doc = this.deps.config.currentDoc()?.doc ?? null;
     const problems = doc ? validateConfig(doc) : [];
     const desired = desiredFromConfig(doc, problems, this.localCommands());
-    if (this.deps.vms) desired.vms = this.deps.vms.desired(doc, desired);
     // The network model needs the host's facts (its networks, ports), observed with the network.
     if (this.deps.network && this.facts) {
       desired.network = this.deps.network.desired(doc, problems, this.facts);
@@ -246,6 +245,9 @@ export class Reconciler {
         if (ni && !app.error) app.error = `network instance ${ni.name}: ${ni.error}`;
       }
     }
+    // A VM's interfaces on network instances are taps on their bridges (unknown until the network is observed).
+    const net = this.deps.network;
+    if (this.deps.vms) desired.vms = this.deps.vms.desired(doc, desired, net ? (uuid, i) => (desired.network ? net.vmNic(uuid, i) : undefined) : undefined);
     return desired;
   }
 

@@ -105,6 +105,33 @@ describe("desiredVms: a VM app as EVE reads it", () => {
   });
 });
 
+describe("desiredVms: interfaces on network instances", () => {
+  const tap = { kind: "tap" as const, ifname: "ev0123456789t0", mac: "02:00:00:00:00:01", bridge: "eb0123456789ab" };
+  const withNics = (nicOf: Parameters<typeof desiredVms>[3]) => {
+    const d = doc();
+    const desired: DesiredState = desiredFromConfig(d);
+    desired.vms = desiredVms(d, desired, paths, nicOf);
+    return desired;
+  };
+
+  test("an interface on an instance is a tap on its bridge with the instance's MAC; one on none stays user-mode", () => {
+    expect(withNics(() => tap).vms!.get(IDS.app)!.spec.nics).toEqual([tap]);
+    expect(withNics(() => null).vms!.get(IDS.app)!.spec.nics).toEqual([{ kind: "user" }]);
+    expect(withNics(() => tap).vms!.get(IDS.app)!.specHash).not.toBe(withNics(() => null).vms!.get(IDS.app)!.specHash);
+  });
+
+  test("while the networks are not known, the VM waits: no start, and a running one is left alone", () => {
+    const d = withNics(() => undefined);
+    const vm = d.vms!.get(IDS.app)!;
+    expect(vm.waiting).toMatch(/networking/);
+    const o = ready(d);
+    expect(planVms(d, o).map((s) => s.step.kind)).not.toContain("startVm");
+    const running = { running: new Map([[IDS.app, { appUuid: IDS.app, name: "router", pid: 1, specHash: "other", accelerator: "tcg" as const, startedAt: "" }]]) };
+    expect(planVms(d, { ...o, vms: { ...o.vms!, ...running } })).toEqual([]);
+    expect(vmAppState(d.apps[0]!, d, o)?.state).toBe("INITIAL");
+  });
+});
+
 describe("planVms", () => {
   test("a new VM app: fetch its images, make its volumes, record its counters; start once the images are there", () => {
     const d = state();

@@ -13,6 +13,7 @@ import {
   verifyDiskImage,
   vmPaths,
   vmResourcesOf,
+  type NicSpec,
   type VmConsole,
   type VmExit,
   type VmSpec,
@@ -52,6 +53,8 @@ export interface DesiredVm {
   specHash: string;
   /** Why this VM cannot run as configured. */
   error: string | null;
+  /** Why it cannot be started yet (its NICs are not known): nothing is started, and a running one is left alone. */
+  waiting?: string;
 }
 
 /** Where VM disks live: in the volume's directory (`VolumeStore`), or the content cache for an ISO. */
@@ -63,12 +66,19 @@ export interface VmDiskPaths {
 export const VM_DISK_FILE = "disk.qcow2";
 
 /**
+ * The NIC of interface `index` of a VM app: a tap on its network instance's bridge, `null` when the interface is
+ * on no network instance (then user-mode networking), `undefined` while the device's networks are not known yet.
+ */
+export type VmNicOf = (appUuid: string, index: number) => Extract<NicSpec, { kind: "tap" }> | null | undefined;
+
+/**
  * The VM of each VM app, read the way EVE's pillar reads it: every volume is a disk in config order (a
  * content tree's image becomes a qcow2 overlay grown to the volume's `maxsizebytes`, an ISO is a CD-ROM,
  * a blank volume a new qcow2); `fixedresources.memory` is KiB; FML → UEFI, otherwise BIOS; `userData`
- * is cloud-init user-data (NoCloud); `remoteConsole` → VNC; one NIC per interface (user-mode networking).
+ * is cloud-init user-data (NoCloud); `remoteConsole` → VNC; one NIC per interface: a tap on its network
+ * instance's bridge (`nicOf`, from network/), user-mode networking without network instances.
  */
-export function desiredVms(doc: Doc | null, desired: DesiredState, paths: VmDiskPaths): Map<string, DesiredVm> {
+export function desiredVms(doc: Doc | null, desired: DesiredState, paths: VmDiskPaths, nicOf?: VmNicOf): Map<string, DesiredVm> {
   const out = new Map<string, DesiredVm>();
   const docApps = new Map<string, Doc>((doc?.apps ?? []).map((a: Doc) => [a.uuidandversion?.uuid ?? "", a]));
   const docVolumes = new Map<string, Doc>((doc?.volumes ?? []).map((v: Doc) => [v.uuid, v]));
@@ -119,6 +129,12 @@ export function desiredVms(doc: Doc | null, desired: DesiredState, paths: VmDisk
     );
     const userData = decodeUserData(a.userData);
     const first = disks[0];
+    let waiting: string | undefined;
+    const nics: NicSpec[] = (a.interfaces ?? []).map((_: Doc, i: number) => {
+      const tap = nicOf?.(app.uuid, i);
+      if (tap === undefined && nicOf) waiting = "waiting for the device's networking to be observed";
+      return tap ?? { kind: "user" as const };
+    });
     const spec: VmSpec = {
       appUuid: app.uuid,
       name: app.name,
@@ -127,12 +143,12 @@ export function desiredVms(doc: Doc | null, desired: DesiredState, paths: VmDisk
       mode: res.mode,
       disks: diskSpecs,
       ...(userData !== undefined ? { cloudInitUserData: userData } : {}),
-      nics: (a.interfaces ?? []).map(() => ({ kind: "user" as const })),
+      nics,
       remoteConsole: res.remoteConsole,
       // UEFI boot entries belong with the app's disks: they survive a reboot of the device.
       ...(res.mode === "uefi" && first ? { firmwareVarsPath: join(paths.volumeDir(first.volumeUuid, first.generation), "OVMF_VARS.fd") } : {}),
     };
-    out.set(app.uuid, { uuid: app.uuid, name: app.name, disks, spec, specHash: vmSpecHash(spec), error: errors.length ? errors.join("; ") : null });
+    out.set(app.uuid, { uuid: app.uuid, name: app.name, disks, spec, specHash: vmSpecHash(spec), error: errors.length ? errors.join("; ") : null, ...(waiting ? { waiting } : {}) });
   }
   return out;
 }
@@ -219,6 +235,7 @@ export function planVms(desired: DesiredWithVms, observed: ObservedWithVms): Pla
   // ---- phase 1: one lane per VM app
   for (const app of apps) {
     const vm = vms.get(app.uuid)!;
+    if (vm.waiting) continue;
     const lane = `app:${app.uuid}`;
     const needs = vm.disks.map((d) => `vol:${volumeKey(d.volumeUuid, d.generation)}`);
     const ready = vm.disks.every((d) => d.source.kind === "blank" || treeReady.get(d.source.treeUuid) === true);
@@ -286,6 +303,7 @@ export function vmAppState(app: DesiredApp, desired: DesiredWithVms, observed: O
   if (vm.error) return { state: "INITIAL", error: vm.error, data };
   const rec = observed.apps.get(app.uuid);
   const running = obs.running.get(app.uuid);
+  if (vm.waiting && !running) return { state: "INITIAL", error: null, data: { ...data, waiting: vm.waiting } };
   if (running) {
     Object.assign(data, { accelerator: running.accelerator, pid: running.pid, startedAt: running.startedAt, restarts: rec?.crashes ?? 0 });
     if (!app.activate) return { state: "HALTING", error: null, data };
@@ -319,6 +337,8 @@ export function vmAppState(app: DesiredApp, desired: DesiredWithVms, observed: O
 /** What the VM executors use of executors.ts's ExecutorContext. */
 export interface VmExecutorContext {
   vms?: VmApps;
+  /** Creates the taps of VM interfaces on network instances (before QEMU opens them). */
+  network?: { createTap(appUuid: string, index: number): Promise<unknown> };
   records: Records;
   now: () => number;
   startedSinceBoot: Set<string>;
@@ -332,6 +352,13 @@ const startVm: VmExecutor<"startVm"> = async ({ app, vm }, ctx) => {
   if (!vms) throw new Error(`app ${app.name}: VMs are not run by this evebox`);
   try {
     await vms.prepareDisks(vm, ctx.records);
+    // Taps on network instances exist (persistent, with evebox's alias, on the bridge) before QEMU opens them:
+    // they outlive QEMU, so a restarted VM or evebox finds the same interface, covered by the same firewall.
+    for (const [i, nic] of vm.spec.nics.entries()) {
+      if (nic.kind !== "tap") continue;
+      if (!ctx.network) throw new Error(`interface ${i} is on a network instance, but this evebox builds no networks`);
+      await ctx.network.createTap(app.uuid, i);
+    }
     await vms.runtime.start(vm.spec);
   } catch (e) {
     throw vmFailure(ctx.records, app.uuid, (e as Error).message.replace(/^app "[^"]*" \([^)]*\): /, ""), ctx.now());
@@ -458,8 +485,8 @@ export class VmApps {
     this.runtime.close();
   }
 
-  desired(doc: Doc | null, desired: DesiredState): Map<string, DesiredVm> {
-    return desiredVms(doc, desired, { volumeDir: (u, g) => this.o.volumes.path(u, g), blob: (sha) => this.o.cache.path(sha) });
+  desired(doc: Doc | null, desired: DesiredState, nicOf?: VmNicOf): Map<string, DesiredVm> {
+    return desiredVms(doc, desired, { volumeDir: (u, g) => this.o.volumes.path(u, g), blob: (sha) => this.o.cache.path(sha) }, nicOf);
   }
 
   observe(): ObservedVms {

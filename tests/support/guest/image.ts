@@ -13,7 +13,7 @@ const DEB_DIR = join(GUEST_CACHE, "debs");
 const INIT_SCRIPT = join(import.meta.dir, "init.sh");
 /** Bump when the build steps change in a way the hashed inputs do not show. */
 const BUILD_VERSION = "3";
-/** Kernel modules the guest loads (in this order): virtio consoles and disks, the ACPI power button, FAT. */
+/** Kernel modules the guest loads (in this order): virtio consoles, disks and NICs, the ACPI power button, FAT. */
 const MODULES = [
   "drivers/virtio/virtio_ring.ko",
   "drivers/virtio/virtio.ko",
@@ -22,6 +22,9 @@ const MODULES = [
   "drivers/virtio/virtio_pci.ko",
   "drivers/char/virtio_console.ko",
   "drivers/block/virtio_blk.ko",
+  "net/core/failover.ko",
+  "drivers/net/net_failover.ko",
+  "drivers/net/virtio_net.ko",
   "drivers/acpi/button.ko",
   "drivers/input/evdev.ko",
   "fs/fat/fat.ko",

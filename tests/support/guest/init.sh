@@ -2,6 +2,7 @@
 # PID 1 of the evebox test guest: a busybox initramfs booted by syslinux from a FAT disk.
 # It prints a boot line on the serial port (ttyS0) and on the virtio console (hvc0), keeps a shell on each,
 # powers off on the ACPI power button (busybox acpid) and prints a NoCloud seed's user-data when one is attached.
+# `udhcpc -i eth0 -s /etc/udhcpc.sh` configures a virtio NIC from a DHCP lease.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mkdir -p /proc /sys /dev /tmp /mnt/seed /etc/acpi/PWRF
@@ -9,7 +10,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console virtio_blk \
-  button evdev fat vfat nls_cp437 nls_ascii; do
+  failover net_failover virtio_net button evdev fat vfat nls_cp437 nls_ascii; do
   insmod "/lib/modules/$m.ko" 2>/dev/null
 done
 
@@ -20,6 +21,22 @@ sleep 0.2 # let the UART drain the line before the machine goes
 poweroff -f
 EOS
 chmod 0755 /etc/acpi/PWRF/00000080
+cat >/etc/udhcpc.sh <<'EOS'
+#!/bin/sh
+case "$1" in
+  deconfig) ip link set "$interface" up; ip addr flush dev "$interface" ;;
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+    : >/etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+    ;;
+esac
+exit 0
+EOS
+chmod 0755 /etc/udhcpc.sh
+ip link set lo up
 i=0
 while [ ! -e /dev/input/event0 ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
 acpid -c /etc/acpi -l /tmp/acpid.log
