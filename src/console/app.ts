@@ -9,6 +9,7 @@ import { type Auth, AuthError, describePrincipal, type Principal, SESSION_TTL_MS
 import { ConfigRejected } from "../config/problems.ts";
 import type { Device } from "../device/device.ts";
 import type { NetworkManager } from "../network/manager.ts";
+import { baseosRoutes, type BaseOsRef } from "../baseos/routes.ts";
 import { consoleSocket } from "./console-socket.ts";
 import type { UiAssets } from "./ui-assets.ts";
 
@@ -31,6 +32,8 @@ export interface ConsoleOptions {
   /** The network part, once the app runtime is up (leases, per-rule counters). */
   network?: () => NetworkManager | null;
   power?: PowerControl;
+  /** Base OS updates (A/B slots): the part, or why there is none. */
+  baseos?: () => BaseOsRef;
 }
 
 type Env = { Variables: { principal: Principal | null } };
@@ -291,6 +294,9 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
       throw new HttpError(400, (e as Error).message);
     }
   });
+
+  // ---- base OS updates (A/B slots): src/baseos/README.md
+  api.route("/baseos", baseosRoutes(opts.baseos ?? (() => ({ baseos: null, reason: "not an A/B device" }))));
 
   api.get("/metrics", (c) => c.text(device.metricsText(), 200, { "Content-Type": "text/plain; version=0.0.4" }));
 

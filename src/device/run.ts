@@ -10,6 +10,8 @@ import { Store, StoreTooNewError } from "../store/index.ts";
 import { parseControllerAddress } from "../controller/http.ts";
 import type { Controller, ControllerTimers } from "../controller/sync.ts";
 import { Device } from "./device.ts";
+import type { BaseOsDeviceWiring } from "../baseos/index.ts";
+import type { BaseOsRef } from "../baseos/routes.ts";
 import { EventBus } from "./events.ts";
 
 export interface RunOptions {
@@ -29,6 +31,8 @@ export interface RunOptions {
   redirectHttp?: string;
   /** Reboot and shutdown (POST /api/v1/device/reboot|shutdown): given by init/ when evebox is PID 1. */
   power?: PowerControl;
+  /** The device's A/B slots (given by init/); off-device, EVEBOX_BASEOS_* may name files instead. */
+  baseos?: BaseOsDeviceWiring;
 }
 
 export interface RunningDevice {
@@ -129,17 +133,19 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   }
   const device = new Device({ store, events, config, version: opts.version, dataDir: dirs.root, controller: controllerHint });
   const auth = new Auth(store, join(dirs.run, "setup-token"));
+  const baseosRef: BaseOsRef = { baseos: null, reason: "starting" };
 
   // The network part comes with the app runtime (below); `reconciler` is set there, before any await.
   const network = () => reconciler?.network ?? null;
-  const tcpApp = createConsoleApp({ auth, device, ui: opts.ui, network, power: opts.power, secureCookies: !!opts.tls });
-  const localApp = createConsoleApp({ auth, device, ui: null, trustAll: true, network, power: opts.power });
+  const tcpApp = createConsoleApp({ auth, device, ui: opts.ui, network, power: opts.power, secureCookies: !!opts.tls, baseos: () => baseosRef });
+  const localApp = createConsoleApp({ auth, device, ui: null, trustAll: true, network, power: opts.power, baseos: () => baseosRef });
   let tcp: ReturnType<typeof Bun.serve>;
   try {
     tcp = Bun.serve({
       hostname: listen.hostname,
       port: listen.port,
       idleTimeout: 0, // SSE streams stay open; they send keep-alives themselves
+      maxRequestBodySize: 2 ** 31, // base OS uploads (streamed to PERSIST)
       websocket, // app consoles (GET /api/v1/apps/{uuid}/console)
       ...(opts.tls ? { tls: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
       fetch: (req, server) => {
@@ -163,7 +169,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       throw new StartupError(`cannot listen on ${opts.redirectHttp}: ${(e as Error).message}`);
     }
   }
-  const local = Bun.serve({ unix: socketPath, websocket, fetch: (req, server) => localApp.fetch(req, server) });
+  const local = Bun.serve({ unix: socketPath, websocket, maxRequestBodySize: 2 ** 31, fetch: (req, server) => localApp.fetch(req, server) });
   chmodSync(socketPath, 0o600);
 
   const host = tcp.hostname?.includes(":") ? `[${tcp.hostname}]` : tcp.hostname;
@@ -205,6 +211,25 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     throw new StartupError(`controller: ${(e as Error).message}`);
   }
 
+  // Base OS updates (A/B slots): continues what the last boot left (a trial to test, a fallback to report).
+  {
+    const { createBaseOs } = await import("../baseos/index.ts");
+    const r = await createBaseOs(opts.baseos, dirs.persist, opts.version, {
+      publish: (type, message, data) => device.events.publish({ type, message, data: data ?? null }),
+      log: (level, m) => device.log(level, m),
+      apps: () => device.status().apps.map((a) => ({ uuid: a.uuid, name: a.name, state: a.state })),
+      managed: () => device.managed(),
+      controller: () => {
+        const p = device.controllerLink()?.part();
+        return { ok: p?.state === "ok", detail: p?.detail ?? "controller sync is not running" };
+      },
+    });
+    Object.assign(baseosRef, r);
+    const b = r.baseos;
+    device.addPart(() => (b ? b.part() : { name: "baseos", state: "idle", detail: r.reason ?? "not an A/B device" }));
+    b?.start();
+  }
+
   // The app runtime (Docker engine client, reconciler) loads after the console answers.
   const appsReady = opts.apps === false || process.env.EVEBOX_APPS === "off"
     ? Promise.resolve()
@@ -237,6 +262,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       // Workloads outlive the agent: stopping evebox stops watching them, never the apps themselves.
       await (reconciler as import("../reconcile/reconciler.ts").Reconciler | null)?.stop();
       await controller?.stop();
+      baseosRef.baseos?.stop();
       await Promise.all([tcp.stop(true), local.stop(true), redirect?.stop(true)]);
       rmSync(socketPath, { force: true });
       store.close();

@@ -1,0 +1,218 @@
+// Base OS updates off-device: the compiled binary in host mode with its slots as plain files
+// (EVEBOX_BASEOS_SLOTS, EVEBOX_BASEOS_BOOTENV, EVEBOX_BASEOS_BOARD, EVEBOX_BASEOS_KEYS). Bad bundles are refused
+// with their reason and leave the slot file untouched; a good one is written, read back and set to be tried.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { formatBootEnv, parseBootEnv } from "../src/init/bootenv.ts";
+import { broken, bundleOf, testKeys, tinySquashfs, type TestKeys } from "./support/bundles.ts";
+import { Client, cleanup, ensureBinary, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
+
+const PASSWORD = "correct horse battery";
+const BOARD = { version: "", board: "qemu-x86_64", arch: "amd64" };
+let root: string;
+let evebox: Evebox;
+let c: Client;
+let keys: TestKeys;
+const slotA = () => join(root, "slotA");
+const slotB = () => join(root, "slotB");
+const grubenv = () => join(root, "grubenv");
+const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
+const env = () => parseBootEnv(readFileSync(grubenv()));
+
+async function upload(file: string): Promise<{ status: number; body: any }> {
+  return c.json("POST", "/api/v1/baseos/upload", readFileSync(file), { "content-type": "application/octet-stream" });
+}
+
+async function waitFor<T>(what: string, f: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(100);
+  }
+}
+
+const baseEnv = () => ({
+  EVEBOX_APPS: "off",
+  EVEBOX_BASEOS_SLOTS: `${slotA()},${slotB()}`,
+  EVEBOX_BASEOS_BOOTENV: grubenv(),
+  EVEBOX_BASEOS_BOARD: join(root, "board.json"),
+  EVEBOX_BASEOS_KEYS: keys.dir,
+  EVEBOX_BASEOS_CHECK_MS: "200",
+});
+
+/** Stops evebox, lets `grub` change the environment as the boot loader would, and starts it on `booted` running `version`. */
+async function reboot(booted: "A" | "B", version: string, grub: (e: Record<string, string>) => Record<string, string>): Promise<void> {
+  await evebox.stop();
+  writeFileSync(grubenv(), formatBootEnv(grub(env())));
+  evebox = await startEvebox({ dataDir: join(root, "data"), env: { ...baseEnv(), EVEBOX_BASEOS_BOOTED: booted, EVEBOX_BASEOS_VERSION: version } });
+  c = new Client(evebox.url);
+  expect((await c.json("POST", "/api/v1/login", { password: PASSWORD })).status).toBe(200);
+}
+
+beforeAll(async () => {
+  root = tempDataDir("evebox-baseos-api-");
+  keys = await testKeys(root);
+  writeFileSync(slotA(), Buffer.alloc(8 * 2 ** 20, 0xaa));
+  writeFileSync(slotB(), Buffer.alloc(8 * 2 ** 20, 0));
+  writeFileSync(grubenv(), formatBootEnv({ evebox_active: "A", evebox_try: "", evebox_trying: "", evebox_cmdline: "" }));
+  writeFileSync(join(root, "board.json"), JSON.stringify({ name: "qemu-x86_64", arch: "amd64" }));
+  const binary = await ensureBinary();
+  evebox = await startEvebox({
+    dataDir: join(root, "data"),
+    binary,
+    env: { ...baseEnv(), EVEBOX_BASEOS_VERSION: "1.0.0" },
+  });
+  c = new Client(evebox.url);
+  expect((await c.json("POST", "/api/v1/setup", { token: evebox.setupToken, password: PASSWORD })).status).toBe(200);
+}, 240_000);
+
+afterAll(async () => {
+  await evebox?.stop();
+  cleanup(root);
+});
+
+describe("base OS updates on slot files", () => {
+  test("the part reports both slots: A active with the running version, B unused", async () => {
+    const r = await c.json("GET", "/api/v1/baseos");
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ available: true, board: "qemu-x86_64", arch: "amd64", booted: "A", active: "A", version: "1.0.0", update: null });
+    expect(r.body.slots.map((s: any) => [s.slot, s.partition, s.state, s.version])).toEqual([
+      ["A", "IMGA", "active", "1.0.0"],
+      ["B", "IMGB", "unused", null],
+    ]);
+    const st = await c.json("GET", "/api/v1/status");
+    expect(st.body.parts.find((p: any) => p.name === "baseos")).toMatchObject({ state: "ok" });
+  });
+
+  test("bad bundles are refused with their reason; slot B and the boot environment stay untouched", async () => {
+    const sq = await tinySquashfs(root, "v2");
+    const good = await bundleOf(root, sq, { ...BOARD, version: "2.0.0" }, keys, "good-template");
+    const otherKeys = await testKeys(root, "stranger");
+    const cases: [string, string, number, RegExp][] = [
+      ["truncated", broken(good, "truncate", join(root, "trunc.bin")), 400, /not an evebox update|footer/],
+      ["wrong hash", broken(good, "payload-byte", join(root, "flip.bin")), 400, /wrong hash/],
+      ["bad signature", await bundleOf(root, sq, { ...BOARD, version: "2.0.0" }, otherKeys, "stranger"), 400, /bad signature/],
+      ["other board", await bundleOf(root, sq, { ...BOARD, board: "generic-x86_64", version: "2.0.0" }, keys, "board"), 400, /board generic-x86_64/],
+      ["other arch", await bundleOf(root, sq, { ...BOARD, arch: "arm64", version: "2.0.0" }, keys, "arch"), 400, /architecture arm64/],
+      ["not a bundle", join(root, "board.json"), 400, /not an evebox update/],
+    ];
+    const before = { b: sha(slotB()), env: readFileSync(grubenv()).toString() };
+    for (const [name, file, status, reason] of cases) {
+      const r = await upload(file);
+      expect({ name, status: r.status }).toEqual({ name, status });
+      expect(r.body.error).toMatch(reason);
+      const v = (await c.json("GET", "/api/v1/baseos")).body;
+      expect(v.update).toBeNull();
+      expect(v.history[0]).toMatchObject({ outcome: "refused", reason: r.body.error });
+      expect(sha(slotB())).toBe(before.b);
+      expect(readFileSync(grubenv()).toString()).toBe(before.env);
+    }
+    const st = await c.json("GET", "/api/v1/status");
+    expect(st.body.parts.find((p: any) => p.name === "baseos").detail).toContain("refused");
+  });
+
+  test("a too-large bundle is refused before it is stored", async () => {
+    const big = Buffer.alloc(10 * 2 ** 20, 1);
+    const r = await c.json("POST", "/api/v1/baseos/upload", big, { "content-type": "application/octet-stream" });
+    expect(r.status).toBe(413);
+    expect(r.body.error).toMatch(/larger than slot B/);
+  });
+
+  test("a good bundle is written to slot B, read back, and B set to be tried once; a second upload meanwhile is refused (409)", async () => {
+    const sq = await tinySquashfs(root, "v2");
+    const file = await bundleOf(root, sq, { ...BOARD, version: "2.0.0" }, keys);
+    expect((await c.json("PUT", "/api/v1/baseos/settings", { reboot: "hold" })).status).toBe(200);
+    const r = await upload(file);
+    expect(r.status).toBe(202);
+    expect(r.body.update).toMatchObject({ version: "2.0.0", slot: "B" });
+    const v = await waitFor("the write", async () => {
+      const b = (await c.json("GET", "/api/v1/baseos")).body;
+      return b.update?.phase === "ready" ? b : null;
+    });
+    expect(v.update.schedule).toMatchObject({ mode: "hold", at: null });
+    expect(v.slots[1]).toMatchObject({ slot: "B", state: "updating", version: "2.0.0" });
+    const bytes = readFileSync(file);
+    expect(createHash("sha256").update(readFileSync(slotB()).subarray(0, bytes.length)).digest("hex")).toBe(createHash("sha256").update(bytes).digest("hex"));
+    expect(env()).toMatchObject({ evebox_active: "A", evebox_try: "B" });
+    expect(v.update.timings.writeMs).toBeNumber();
+    expect(v.update.timings.readBackMs).toBeNumber();
+
+    const again = await upload(file);
+    expect(again.status).toBe(409);
+    expect(again.body.error).toMatch(/another update/);
+
+    // Activate: off-device the reboot is recorded only.
+    const act = await c.json("POST", "/api/v1/baseos/activate");
+    expect(act.status).toBe(202);
+    const after = (await c.json("GET", "/api/v1/baseos")).body;
+    expect(after.update).toMatchObject({ phase: "rebooting", schedule: { note: expect.stringContaining("host mode") } });
+
+    // Cancel withdraws the try.
+    expect((await c.json("POST", "/api/v1/baseos/cancel")).status).toBe(200);
+    expect(env().evebox_try).toBe("");
+    const done = (await c.json("GET", "/api/v1/baseos")).body;
+    expect(done.update).toBeNull();
+    expect(done.history[0]).toMatchObject({ outcome: "cancelled", version: "2.0.0" });
+  });
+
+  test("settings are validated", async () => {
+    const bad = await c.json("PUT", "/api/v1/baseos/settings", { reboot: "sometimes", window: { start: "25:00" }, nope: 1 });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/reboot/);
+    expect(bad.body.error).toMatch(/window.start/);
+    expect(bad.body.error).toMatch(/nope: unknown/);
+    const ok = await c.json("PUT", "/api/v1/baseos/settings", { reboot: "window", window: { start: "03:30", durationMinutes: 60 }, testWindowSeconds: 120 });
+    expect(ok.body.settings).toMatchObject({ reboot: "window", window: { start: "03:30", durationMinutes: 60 }, testWindowSeconds: 120 });
+  });
+
+  test("the whole life with a simulated boot loader: trial committed, then a trial that never came up fails and is not retried until told", async () => {
+    expect((await c.json("PUT", "/api/v1/baseos/settings", { reboot: "hold", testWindowSeconds: 15, stableSeconds: 1 })).status).toBe(200);
+    const v3 = await bundleOf(root, await tinySquashfs(root, "v3"), { ...BOARD, version: "3.0.0" }, keys);
+    expect((await upload(v3)).status).toBe(202);
+    await waitFor("v3 written", async () => (await c.json("GET", "/api/v1/baseos")).body.update?.phase === "ready");
+    expect((await c.json("POST", "/api/v1/baseos/activate")).status).toBe(202);
+    // GRUB: clears evebox_try, sets evebox_trying, boots B.
+    await reboot("B", "3.0.0", (e) => ({ ...e, evebox_try: "", evebox_trying: "B" }));
+    const trial = (await c.json("GET", "/api/v1/baseos")).body;
+    expect(trial).toMatchObject({ booted: "B", active: "A", outcome: "trying" });
+    expect(trial.slots.map((s: any) => s.state)).toEqual(["active", "inprogress"]);
+    const refused = await upload(v3);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatch(/probation/);
+    const committed = await waitFor("the commit", async () => {
+      const b = (await c.json("GET", "/api/v1/baseos")).body;
+      return b.history[0]?.outcome === "committed" ? b : null;
+    });
+    expect(committed).toMatchObject({ booted: "B", active: "B", update: null });
+    expect(committed.slots.map((s: any) => [s.state, s.version])).toEqual([["unused", "1.0.0"], ["active", "3.0.0"]]);
+    expect(env()).toMatchObject({ evebox_active: "B", evebox_try: "", evebox_trying: "" });
+
+    // v4 into slot A; its trial never reaches evebox (GRUB set evebox_trying=A, then B booted again).
+    const v4 = await bundleOf(root, await tinySquashfs(root, "v4"), { ...BOARD, version: "4.0.0" }, keys);
+    expect((await upload(v4)).body.update).toMatchObject({ slot: "A", version: "4.0.0" });
+    await waitFor("v4 written", async () => (await c.json("GET", "/api/v1/baseos")).body.update?.phase === "ready");
+    expect(env().evebox_try).toBe("A");
+    expect((await c.json("POST", "/api/v1/baseos/activate")).status).toBe(202);
+    await reboot("B", "3.0.0", (e) => ({ ...e, evebox_try: "", evebox_trying: "A" }));
+    const fell = (await c.json("GET", "/api/v1/baseos")).body;
+    expect(fell).toMatchObject({ booted: "B", active: "B", outcome: "committed", update: null });
+    expect(fell.history[0]).toMatchObject({ outcome: "fell-back", version: "4.0.0", slot: "A" });
+    expect(fell.history[0].reason).toMatch(/did not come up/);
+    expect(fell.slots[0]).toMatchObject({ slot: "A", state: "failed" });
+    expect(fell.failedVersions).toEqual([expect.objectContaining({ version: "4.0.0" })]);
+    expect(env().evebox_trying).toBe("");
+    const st = (await c.json("GET", "/api/v1/status")).body.parts.find((p: any) => p.name === "baseos");
+    expect(st).toMatchObject({ state: "degraded" });
+
+    const again = await upload(v4);
+    expect(again.status).toBe(409);
+    expect(again.body.error).toMatch(/failed before/);
+    expect((await c.json("POST", "/api/v1/baseos/retry", {})).body.cleared).toEqual(["4.0.0"]);
+    expect((await upload(v4)).status).toBe(202);
+    await waitFor("v4 written again", async () => (await c.json("GET", "/api/v1/baseos")).body.update?.phase === "ready");
+  }, 120_000);
+});
