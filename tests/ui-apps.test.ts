@@ -199,6 +199,25 @@ test("purge asks first and names the volume whose data is lost", async () => {
   await page.locator("#purge").waitFor({ state: "detached" });
 }, 30_000);
 
+test("the Storage page lists the app's image and its volumes with the app that mounts them", async () => {
+  await page.goto(`${evebox.url}/storage`);
+  const volume = page.locator(`tr[data-volume="${APP}-data"]`);
+  await volume.waitFor({ timeout: 10_000 });
+  expect(await volume.textContent()).toContain(APP);
+  expect(await volume.locator("td").nth(2).textContent()).toBe("blank");
+  const trees = page.locator("#content-trees tbody tr");
+  expect(await trees.count()).toBe(1);
+  if (DOCKER_E2E) {
+    await page.waitForFunction(() => document.querySelector("#content-trees tbody tr .badge")?.textContent === "LOADED", undefined, { timeout: 30_000, polling: 250 });
+    expect(await trees.first().textContent()).toContain("evebox/busybox");
+  }
+  await page.screenshot({ path: join(ARTIFACTS, "storage.png"), fullPage: true });
+  await volume.locator("a").first().click();
+  await page.waitForURL(`**/apps/${appUuid}`, { timeout: 10_000 });
+  await page.goto(`${evebox.url}/apps`);
+  await row().waitFor({ timeout: 10_000 });
+}, 60_000);
+
 test("change the app on its page: the plan explains the change, and a config changed meanwhile is re-planned", async () => {
   await row().locator(".app-name a").click();
   await page.locator("#app-detail").waitFor({ timeout: 10_000 });

@@ -5,6 +5,8 @@ import { AppFirewall } from "./components/FirewallEditor";
 import { Layout } from "./components/Layout";
 import { Controller } from "./pages/Controller";
 import { Settings } from "./pages/Settings";
+import { Storage } from "./pages/Storage";
+import { Updates } from "./pages/Updates";
 import { AppDetail } from "./pages/AppDetail";
 import { Apps } from "./pages/Apps";
 import { Dashboard } from "./pages/Dashboard";
@@ -160,6 +162,8 @@ function Page({
   if (path === "/" || path === "/dashboard") return <Dashboard api={api} onDeviceName={onDeviceName} />;
   if (path === "/controller") return <Controller api={api} />;
   if (path === "/settings") return <Settings api={api} />;
+  if (path === "/updates") return <Updates api={api} />;
+  if (path === "/storage") return <Storage api={api} />;
   if (path === "/apps") return <Apps api={api} />;
   if (path === "/networks") return <Networks api={api} />;
   const firewall = matchRoute("/apps/:uuid/firewall", path);

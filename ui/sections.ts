@@ -23,13 +23,13 @@ export const SECTIONS: readonly Section[] = [
     purpose: "Network instances, port maps and firewall rules of the applications.",
     built: true,
   },
-  { href: "/storage", label: "Storage", purpose: "Volumes and content trees (images) on this device.", built: false },
+  { href: "/storage", label: "Storage", purpose: "Volumes and content trees (images) on this device.", built: true },
   {
     href: "/controller",
     label: "Controller",
     purpose: "Connect the device to an EVE controller, or keep it in local mode.",
     built: true,
   },
-  { href: "/updates", label: "Updates", purpose: "Base-OS updates, the test window and fallback.", built: false },
+  { href: "/updates", label: "Updates", purpose: "Base-OS updates, the test window and fallback.", built: true },
   { href: "/settings", label: "Settings", purpose: "Console password, API tokens and the device's power.", built: true },
 ];

@@ -1,0 +1,192 @@
+// The Storage page: the content trees (images the device downloads and keeps, by digest) with their state,
+// download progress and size, and the volumes built from them or blank, with the apps that mount each. Reads
+// GET /api/v1/status (objects with EVE's state names) and GET /api/v1/config (which app mounts which volume),
+// refreshed on device events and every 5 s. What the device stores is changed through the apps' configuration.
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { ApiError, type ApiClient, type DeviceStatus, type StatusItem } from "../api";
+import { Link } from "../router";
+
+const POLL_MS = 5_000;
+
+const STATE_BADGE: Record<string, string> = {
+  LOADED: "badge-ok",
+  CREATED_VOLUME: "badge-ok",
+  DOWNLOADING: "badge-info",
+  DOWNLOAD_STARTED: "badge-info",
+  VERIFYING: "badge-info",
+  LOADING: "badge-info",
+  CREATING_VOLUME: "badge-info",
+  INITIAL: "badge-neutral",
+  ERROR: "badge-error",
+};
+
+type Doc = Record<string, any>;
+
+function size(n: unknown): string {
+  const b = typeof n === "number" ? n : Number(n);
+  if (!Number.isFinite(b) || b <= 0) return "—";
+  if (b < 1024 * 1024) return `${(b / 1024).toFixed(1)} KiB`;
+  if (b < 1024 ** 3) return `${(b / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(b / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+function text(v: unknown): string {
+  return typeof v === "string" ? v : "";
+}
+
+export function Storage({ api }: { api: ApiClient }) {
+  const [status, setStatus] = useState<DeviceStatus | null>(null);
+  const [config, setConfig] = useState<Doc | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const loading = useRef(false);
+
+  const load = useCallback(async () => {
+    if (loading.current) return;
+    loading.current = true;
+    try {
+      const [s, c] = await Promise.all([api.status(), api.call<Doc>("GET", "/config").catch(() => null)]);
+      setStatus(s);
+      setConfig(c);
+      setError(null);
+    } catch (e) {
+      setError(e instanceof ApiError ? e.message : String(e));
+    } finally {
+      loading.current = false;
+    }
+  }, [api]);
+
+  useEffect(() => {
+    void load();
+    const timer = setInterval(() => void load(), POLL_MS);
+    const events = typeof EventSource !== "undefined" ? new EventSource(api.eventsUrl) : null;
+    if (events) events.onmessage = () => void load();
+    return () => {
+      clearInterval(timer);
+      events?.close();
+    };
+  }, [api, load]);
+
+  // Which apps mount each volume, and where each volume comes from, from the desired document.
+  const mountedBy = new Map<string, { uuid: string; name: string }[]>();
+  for (const app of (config?.apps ?? []) as Doc[]) {
+    for (const ref of (app.volumeRefList ?? []) as Doc[]) {
+      const id = text(ref.uuid).toLowerCase();
+      mountedBy.set(id, [...(mountedBy.get(id) ?? []), { uuid: text(app.uuidandversion?.uuid), name: text(app.displayname) }]);
+    }
+  }
+  const origin = new Map<string, string>();
+  const treeNames = new Map<string, string>(((config?.contentInfo ?? []) as Doc[]).map((t) => [text(t.uuid).toLowerCase(), text(t.displayName) || text(t.URL)]));
+  for (const v of (config?.volumes ?? []) as Doc[]) {
+    const tree = text(v.origin?.downloadContentTreeID).toLowerCase();
+    origin.set(text(v.uuid).toLowerCase(), tree ? `from ${treeNames.get(tree) ?? tree}` : "blank");
+  }
+
+  return (
+    <section id="storage" class="page" aria-labelledby="page-title">
+      <div class="page-head">
+        <h1 id="page-title" tabIndex={-1}>
+          Storage
+        </h1>
+        <p class="muted">Images the device keeps (verified by their digest, kept offline) and the volumes of its apps. Both follow the apps' configuration.</p>
+      </div>
+      {error && (
+        <div class="banner banner-error" role="alert">
+          Could not load the storage status: {error}
+        </div>
+      )}
+      {!status && !error && <p class="muted">Loading…</p>}
+      {status && (
+        <>
+          <section class="card card-wide" aria-labelledby="trees-title">
+            <h2 id="trees-title">Content trees (images)</h2>
+            {status.contentTrees.length === 0 ? (
+              <p class="muted">No images: no app needs one.</p>
+            ) : (
+              <div class="table-wrap" tabIndex={0} role="region" aria-label="Content trees">
+                <table class="table" id="content-trees">
+                  <thead>
+                    <tr>
+                      <th scope="col">Name</th>
+                      <th scope="col">State</th>
+                      <th scope="col">Size</th>
+                      <th scope="col">Loaded as</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {status.contentTrees.map((t: StatusItem) => (
+                      <tr key={text(t.uuid)} data-tree={text(t.name)}>
+                        <th scope="row">
+                          {text(t.name) || text(t.uuid)}
+                          {t.error ? <p class="app-error">{text(t.error)}</p> : null}
+                        </th>
+                        <td>
+                          <span class={`badge ${STATE_BADGE[text(t.state)] ?? "badge-neutral"}`}>{text(t.state)}</span>
+                          {text(t.state) === "DOWNLOADING" && typeof t.progress === "number" && (
+                            <span class="app-progress">
+                              <progress max={100} value={t.progress} aria-label={`Download of ${text(t.name)}`} /> {t.progress} %
+                            </span>
+                          )}
+                        </td>
+                        <td>{size(t.sizeBytes)}</td>
+                        <td class="mono">{text(t.image) || "—"}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            )}
+          </section>
+          <section class="card card-wide" aria-labelledby="volumes-title">
+            <h2 id="volumes-title">Volumes</h2>
+            {status.volumes.length === 0 ? (
+              <p class="muted">No volumes.</p>
+            ) : (
+              <div class="table-wrap" tabIndex={0} role="region" aria-label="Volumes">
+                <table class="table" id="volumes">
+                  <thead>
+                    <tr>
+                      <th scope="col">Name</th>
+                      <th scope="col">State</th>
+                      <th scope="col">Size</th>
+                      <th scope="col">Origin</th>
+                      <th scope="col">Mounted by</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {status.volumes.map((v: StatusItem) => {
+                      const id = text(v.uuid).toLowerCase();
+                      const apps = mountedBy.get(id) ?? [];
+                      return (
+                        <tr key={id} data-volume={text(v.name)}>
+                          <th scope="row">
+                            {text(v.name) || text(v.uuid)}
+                            {v.error ? <p class="app-error">{text(v.error)}</p> : null}
+                          </th>
+                          <td>
+                            <span class={`badge ${STATE_BADGE[text(v.state)] ?? "badge-neutral"}`}>{text(v.state)}</span>
+                          </td>
+                          <td>{size(v.sizeBytes)}</td>
+                          <td>{origin.get(id) ?? "—"}</td>
+                          <td>
+                            {apps.length === 0
+                              ? "no app"
+                              : apps.map((a, i) => (
+                                  <span key={a.uuid}>
+                                    {i > 0 && ", "}
+                                    <Link href={`/apps/${encodeURIComponent(a.uuid)}`}>{a.name || a.uuid}</Link>
+                                  </span>
+                                ))}
+                          </td>
+                        </tr>
+                      );
+                    })}
+                  </tbody>
+                </table>
+              </div>
+            )}
+          </section>
+        </>
+      )}
+    </section>
+  );
+}
