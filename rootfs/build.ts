@@ -13,6 +13,7 @@ import { arch as hostArch } from "node:os";
 import { basename, dirname, join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { formatBootEnv, initialBootEnv } from "../src/init/bootenv.ts";
+import { buildBundle, generateKeyPair, importPrivateKey } from "../src/baseos/bundle.ts";
 
 export const ROOT = join(import.meta.dir, "..");
 const ROOTFS_DIR = import.meta.dir;
@@ -76,6 +77,11 @@ export interface ImageManifest {
   board: string;
   key: string;
   eveboxVersion: string;
+  /** The image's release version (/etc/evebox/release.json "version"; what the update file names). */
+  version: string;
+  /** The vendor key that signs update.bin (its public half is in /etc/evebox/vendor-keys/). */
+  vendorKeyId: string;
+  update: { file: string; bytes: number };
   kernel: string;
   packages: number;
   sourceDateEpoch: number;
@@ -90,6 +96,8 @@ export interface BuiltImage {
   dir: string;
   disk: string;
   squashfs: string;
+  /** The signed update file: the squashfs + manifest + signature (src/baseos/README.md). */
+  update: string;
   manifest: ImageManifest;
   cached: boolean;
 }
@@ -101,7 +109,27 @@ export interface BuildOptions {
   /** Files for the CONFIG partition (EVE's /config: server, root-certificate.pem, onboarding certificate). */
   configDir?: string;
   cacheDir?: string;
+  /** The release version (default: package.json's). */
+  version?: string;
+  /** The vendor's Ed25519 private key (PKCS#8 PEM) that signs update.bin; default a development key kept in the cache. */
+  vendorKey?: string;
   log?: (line: string) => void;
+}
+
+/** The development vendor key: made once, kept in the image cache (never for production images). */
+export async function devVendorKey(cacheDir: string = DEFAULT_CACHE): Promise<string> {
+  const path = join(cacheDir, "vendor-keys", "dev.key.pem");
+  if (!existsSync(path)) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const k = await generateKeyPair();
+    writeFileSync(`${path}.tmp`, k.privatePem, { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
+  }
+  return path;
+}
+
+export function packageVersion(): string {
+  return JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -173,6 +201,7 @@ function recipeFiles(board: Board): string[] {
     join(ROOTFS_DIR, "initramfs", "init"),
     join(ROOTFS_DIR, "grub", "grub.cfg"),
     join(ROOT, "src", "init", "bootenv.ts"),
+    join(ROOT, "src", "baseos", "bundle.ts"),
     join(BOARDS_DIR, board.name, "board.json"),
   ];
 }
@@ -377,9 +406,9 @@ function parseSgdisk(out: string): PartitionInfo[] {
   return parts;
 }
 
-export function imageKey(board: Board, layerKey: string, binarySha: string, configDir?: string): string {
+export function imageKey(board: Board, layerKey: string, binarySha: string, configDir?: string, release = ""): string {
   const config = configDir && existsSync(configDir) ? readdirSync(configDir).sort().map((f) => `${f}:${sha256File(join(configDir, f))}`) : [];
-  return sha256Of(IMAGE_VERSION, layerKey, binarySha, String(SOURCE_DATE_EPOCH), ...recipeFiles(board).map((f) => `${relative(ROOT, f)}:${sha256File(f)}`), ...config).slice(0, 20);
+  return sha256Of(IMAGE_VERSION, layerKey, binarySha, String(SOURCE_DATE_EPOCH), release, ...recipeFiles(board).map((f) => `${relative(ROOT, f)}:${sha256File(f)}`), ...config).slice(0, 20);
 }
 
 /** Builds (or finds in the cache) the image of `board` around `binary`. Needs root (mmdebstrap, root-owned files). */
@@ -394,12 +423,14 @@ export async function buildImage(opts: BuildOptions): Promise<BuiltImage> {
 
   const binarySha = sha256File(opts.binary);
   const layerKey = debianLayerKey(board);
-  const key = imageKey(board, layerKey, binarySha, opts.configDir);
+  const version = opts.version ?? packageVersion();
+  const vendor = await importPrivateKey(readFileSync(opts.vendorKey ?? (await devVendorKey(cacheDir)), "utf8"));
+  const key = imageKey(board, layerKey, binarySha, opts.configDir, `${version}:${vendor.id}`);
   const outDir = join(cacheDir, "images", `${board.name}-${key}`);
   const manifestFile = join(outDir, "manifest.json");
   if (existsSync(manifestFile)) {
     const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as ImageManifest;
-    return { dir: outDir, disk: join(outDir, manifest.disk.file), squashfs: join(outDir, manifest.squashfs.file), manifest, cached: true };
+    return { dir: outDir, disk: join(outDir, manifest.disk.file), squashfs: join(outDir, manifest.squashfs.file), update: join(outDir, manifest.update.file), manifest, cached: true };
   }
   if (process.getuid?.() !== 0) throw new Error("image build needs root (mmdebstrap --mode=root, a root file system owned by root)");
   needTools([
@@ -456,8 +487,11 @@ export async function buildImage(opts: BuildOptions): Promise<BuiltImage> {
     writeFileSync(join(root, "etc", "evebox", "packages.txt"), packages.join("\n") + "\n");
     writeFileSync(
       join(root, "etc", "evebox", "release.json"),
-      JSON.stringify({ board: board.name, arch: board.arch, evebox: eveboxVersion, kernel, image: key, suite: SUITE, sourceDateEpoch: SOURCE_DATE_EPOCH }, null, 2) + "\n",
+      JSON.stringify({ version, board: board.name, arch: board.arch, evebox: eveboxVersion, kernel, image: key, suite: SUITE, sourceDateEpoch: SOURCE_DATE_EPOCH }, null, 2) + "\n",
     );
+    // The vendor keys an update must be signed by (src/baseos/).
+    mkdirSync(join(root, "etc", "evebox", "vendor-keys"), { recursive: true });
+    writeFileSync(join(root, "etc", "evebox", "vendor-keys", `${vendor.id}.pem`), vendor.publicPem);
 
     // GRUB is built from the target's own modules before they are pruned from the root.
     const efiBinary = join(work, board.grub.efiFile);
@@ -524,10 +558,18 @@ export async function buildImage(opts: BuildOptions): Promise<BuiltImage> {
     lap("disk", t);
 
     t = performance.now();
+    const update = join(work, "update.bin");
+    await buildBundle(squashfs, update, { version, board: board.name, arch: board.arch, buildTime: new Date(SOURCE_DATE_EPOCH * 1000).toISOString() }, readFileSync(opts.vendorKey ?? (await devVendorKey(cacheDir)), "utf8"));
+    lap("update", t);
+
+    t = performance.now();
     const manifest: ImageManifest = {
       board: board.name,
       key,
       eveboxVersion,
+      version,
+      vendorKeyId: vendor.id,
+      update: { file: "update.bin", bytes: statSync(update).size },
       kernel,
       packages: packages.length,
       sourceDateEpoch: SOURCE_DATE_EPOCH,
@@ -544,11 +586,11 @@ export async function buildImage(opts: BuildOptions): Promise<BuiltImage> {
     // Only the artifacts go into the cache; the unpacked root and the intermediate files go.
     const keep = join(work, "out");
     mkdirSync(keep);
-    for (const f of ["disk.img", "rootfs.squashfs", "rootfs.squashfs.sha256", "manifest.json"]) renameSync(join(work, f), join(keep, f));
+    for (const f of ["disk.img", "rootfs.squashfs", "rootfs.squashfs.sha256", "update.bin", "manifest.json"]) renameSync(join(work, f), join(keep, f));
     rmSync(outDir, { recursive: true, force: true });
     renameSync(keep, outDir);
     pruneImages(join(cacheDir, "images"), board.name, 3);
-    return { dir: outDir, disk: join(outDir, "disk.img"), squashfs: join(outDir, "rootfs.squashfs"), manifest, cached: false };
+    return { dir: outDir, disk: join(outDir, "disk.img"), squashfs: join(outDir, "rootfs.squashfs"), update: join(outDir, "update.bin"), manifest, cached: false };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -580,7 +622,7 @@ function mib(n: number): string {
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
-    options: { board: { type: "string" }, binary: { type: "string" }, config: { type: "string" }, out: { type: "string" }, cache: { type: "string" } },
+    options: { board: { type: "string" }, binary: { type: "string" }, config: { type: "string" }, out: { type: "string" }, cache: { type: "string" }, version: { type: "string" }, "vendor-key": { type: "string" } },
     strict: true,
   });
   const boardName = values.board ?? "qemu-x86_64";
@@ -588,10 +630,10 @@ if (import.meta.main) {
     const board = loadBoard(boardName);
     const t0 = performance.now();
     const binary = values.binary ?? (await buildBinary(board.binaryTarget));
-    const img = await buildImage({ board: boardName, binary, configDir: values.config, cacheDir: values.cache });
+    const img = await buildImage({ board: boardName, binary, configDir: values.config, cacheDir: values.cache, version: values.version, vendorKey: values["vendor-key"] });
     const out = values.out ?? join(ROOT, "dist", "image", boardName);
     mkdirSync(out, { recursive: true });
-    for (const f of ["disk.img", "rootfs.squashfs", "rootfs.squashfs.sha256", "manifest.json"]) {
+    for (const f of ["disk.img", "rootfs.squashfs", "rootfs.squashfs.sha256", "update.bin", "manifest.json"]) {
       rmSync(join(out, f), { force: true });
       await run(["cp", "--reflink=auto", "--sparse=always", join(img.dir, f), join(out, f)]);
     }
@@ -599,6 +641,7 @@ if (import.meta.main) {
     console.log(`image: ${boardName} ${img.cached ? "(from the cache) " : ""}in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${relative(process.cwd(), out) || "."}/`);
     console.log(`  disk.img         ${mib(m.disk.bytes)} (${mib(m.disk.allocatedBytes)} allocated)`);
     console.log(`  rootfs.squashfs  ${mib(m.squashfs.bytes)} (root ${mib(m.rootBytes)} unpacked)  sha256 ${m.squashfs.sha256.slice(0, 16)}…`);
+    console.log(`  update.bin       ${mib(m.update.bytes)} (release ${m.version}, signed by vendor key ${m.vendorKeyId})`);
     console.log(`  kernel ${m.kernel}, ${m.packages} Debian packages, evebox ${m.eveboxVersion}`);
     for (const p of m.partitions) console.log(`  p${p.number} ${p.label.padEnd(11)} ${mib(p.sizeBytes).padStart(11)} at ${mib(p.startBytes)}`);
     if (!img.cached) console.log(`  timings (ms): ${Object.entries(m.timings).map(([k, v]) => `${k} ${v}`).join(", ")}`);

@@ -760,7 +760,7 @@ export class BaseOs {
         subStatus,
         subStatusStr: mine ? `${c.phase}${c.progress?.total ? ` ${Math.floor((100 * c.progress.done) / c.progress.total)}%` : ""}` : (s.note ?? ""),
         subStatusProgress: mine && c.progress?.total ? Math.floor((100 * c.progress.done) / c.progress.total) : 0,
-        ...(failed && s.state === "failed" ? { swErr: { description: failed.reason, timestamp: failed.at } } : {}),
+        ...(failed && s.state === "failed" ? { swErr: { description: failed.reason, timestamp: { seconds: Math.floor(Date.parse(failed.at) / 1000), nanos: 0 } } } : {}),
       };
     });
   }

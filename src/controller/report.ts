@@ -55,6 +55,8 @@ export interface DeviceFacts {
   dataDir: string;
   memoryBytes: number;
   firstBoot: boolean;
+  /** The base OS partitions (baseos/ swList()); absent off-device. */
+  swList?: Record<string, unknown>[];
   /** Semantic faults the controller's last config had, per object uuid ("" for the device). */
   objectErrors: Map<string, string[]>;
 }
@@ -189,7 +191,7 @@ function deviceInfo(status: DeviceStatus, f: DeviceFacts): NonNullable<ZInfoMsg[
     network,
     storageList: [{ mountPath: f.dataDir, total: Math.round(f.storageBytes / MB), storageLocation: true }],
     bootTime: timestamp(f.bootTime),
-    swList: [
+    swList: (f.swList as NonNullable<ZInfoMsg["dinfo"]>["swList"]) ?? [
       {
         activated: true,
         partitionLabel: "IMGA",

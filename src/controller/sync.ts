@@ -65,6 +65,8 @@ export interface DeviceView {
   status(): DeviceStatus;
   name(): string;
   log(level: "debug" | "info" | "warn" | "error", message: string): void;
+  /** The base OS partitions as ZInfoDevSW entries (baseos/); absent off-device. */
+  baseosSwList?: (() => Record<string, unknown>[]) | null;
 }
 
 export interface ControllerDeps {
@@ -704,6 +706,7 @@ export class Controller implements ControllerLink {
       memoryBytes: status.device.memoryBytes,
       firstBoot: this.firstBoot,
       objectErrors,
+      swList: this.deps.device.baseosSwList?.(),
     });
     let queued = 0;
     const seen = new Set<string>();

@@ -85,6 +85,8 @@ export class Device {
   apps: AppCommands | null = null;
   /** App consoles in the browser (WebSocket /api/v1/apps/{uuid}/console); set with the app runtime. */
   terminals: Terminals | null = null;
+  /** The base OS slots as EVE's ZInfoDevSW list (baseos/), for the controller's info message. */
+  baseosSwList: (() => Record<string, unknown>[]) | null = null;
 
   constructor(parts: DeviceParts) {
     this.store = parts.store;

@@ -200,6 +200,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       url: opts.controller,
       timers: controllerTimersFromEnv(),
       appMetrics: () => reconciler?.appSamples() ?? [],
+      flowRecords: async (devUuid) => (await reconciler?.network?.collectFlows(devUuid)) ?? [],
       checkpointMaxAgeMs: process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS ? Number(process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS) * 86_400_000 : null,
     });
     device.attachController(controller);
@@ -226,6 +227,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     });
     Object.assign(baseosRef, r);
     const b = r.baseos;
+    device.baseosSwList = b ? () => b.swList() : null;
     device.addPart(() => (b ? b.part() : { name: "baseos", state: "idle", detail: r.reason ?? "not an A/B device" }));
     b?.start();
   }

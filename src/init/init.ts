@@ -13,7 +13,7 @@ import { PortManager, portConfigFromDoc } from "./ports.ts";
 import { watchPowerButton } from "./power-button.ts";
 import { OrphanReaper } from "./reaper.ts";
 import { Supervisor } from "./services.ts";
-import { diskUsage, mountVfat, type PersistReport, preparePersist } from "./storage.ts";
+import { diskUsage, mountVfat, type PersistReport, preparePersist, remount } from "./storage.ts";
 import { Watchdog } from "./watchdog.ts";
 
 export const DEVICE_PATHS = {
@@ -315,6 +315,7 @@ export class Init {
           tls,
           redirectHttp: "0.0.0.0:80",
           power: { request: (action, by) => this.requestPower(action, `requested by ${by}`) },
+          baseos: await this.baseosWiring(),
           // The banner names the LAN addresses; runDevice's own lines would say 0.0.0.0.
           say: (l) => (/0\.0\.0\.0/.test(l) ? undefined : say(l.replace(/^evebox: /, ""))),
         });
@@ -340,6 +341,27 @@ export class Init {
     device.addPart(() => this.servicesPart());
     device.addPart(() => this.portsPart());
     if (this.boot) device.addPart(() => this.bootPart());
+  }
+
+  /** The A/B slots for baseos/ (when booted from a slot with a readable boot environment). */
+  private async baseosWiring(): Promise<import("../baseos/index.ts").BaseOsDeviceWiring | undefined> {
+    if (!this.boot || this.boot.error) return undefined;
+    try {
+      const { deviceBackend, VENDOR_KEYS_DIR } = await import("../baseos/index.ts");
+      const release = readJson<{ version?: string; evebox?: string }>(DEVICE_PATHS.release, {});
+      const arch = readJson<{ arch?: string }>(DEVICE_PATHS.board, {}).arch ?? "unknown";
+      return {
+        backend: deviceBackend({ booted: this.boot.booted, grubenv: DEVICE_PATHS.grubenv, remountEfi: (ro) => remount(DEVICE_PATHS.efi, ro) }),
+        board: { board: this.board.name, arch },
+        bootedVersion: release.version ?? release.evebox ?? this.o.version,
+        keysDir: VENDOR_KEYS_DIR,
+        services: () => this.supervisor.status().map((s) => ({ name: s.name, state: s.state })),
+        reboot: (reason) => this.requestPower("reboot", reason),
+      };
+    } catch (e) {
+      this.note("error", "init.baseos", `base OS updates unavailable: ${(e as Error).message}`);
+      return undefined;
+    }
   }
 
   private startServices(): void {
