@@ -6,20 +6,26 @@
 //   [device ns]  evebox (the built binary) with a Local NI 198.51.100.0/24 NATed to uplink0; the test guest
 //                (tests/support/guest) served by busybox httpd on the namespace's loopback as an HTTP datastore,
 //                run as a VM app whose eth0 is a tap on the NI's bridge.
+//   The device is managed by the test controller (tests/support/controller, HTTPS on the host's loopback),
+//   reached from the device namespace through a relay over a unix socket; its config comes from there, and
+//   so do the flow records the test looks for.
 //
 // The guest is driven over the app's serial console (the console WebSocket on evebox's unix socket). Its busybox
 // wget crashes with -T, hence `timeout 8 wget`.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { isOurQemu } from "../src/runtime/vms/index.ts";
 import { ask, type ConsoleClient, openConsole } from "./support/app-console.ts";
 import { waitFor } from "./support/docker.ts";
-import { ensureBinary } from "./support/evebox.ts";
+import { makeControllerPki, type ControllerPki } from "./support/controller/pki.ts";
+import { TestController } from "./support/controller/server.ts";
 import { ensureGuestImage, GUEST_READY } from "./support/guest/image.ts";
-import { busybox, Netns, pump, vethBetween, webRoot } from "./support/netns.ts";
+import { type NsDevice, startDeviceIn, unixApi } from "./support/netdevice.ts";
+import { busybox, Netns, vethBetween, webRoot } from "./support/netns.ts";
+import { relay } from "./support/relay.ts";
 
 const U = (n: number) => `6e7e0000-0000-4000-8100-${n.toString(16).padStart(12, "0")}`;
 const DS = U(1);
@@ -28,13 +34,19 @@ const NI = U(3);
 const APP = U(10);
 const VOL = U(20);
 const DS_PORT = 8099;
+/** The controller as the device namespace sees it (the relay's port). */
+const CTL_PORT = 8443;
 
 let up: Netns;
 let dev: Netns;
 let dataDir: string;
 let sha: string;
-let evebox: { proc: Subprocess; out: () => string; sock: string };
+let evebox: NsDevice;
 let guest: ConsoleClient | null = null;
+let pki: ControllerPki;
+let ctl: TestController;
+let hostRelay: Server;
+let deviceUuid = "";
 
 function doc(withApp = true) {
   return {
@@ -76,25 +88,20 @@ function doc(withApp = true) {
   };
 }
 
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`http://localhost${path}`, {
-    method,
-    unix: evebox.sock,
-    headers: body !== undefined ? { "content-type": "application/json" } : {},
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  } as RequestInit);
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
+const api = (method: string, path: string, body?: unknown) => unixApi(evebox.sock, method, path, body);
 
-async function startDevice(): Promise<typeof evebox> {
-  const argv = [await ensureBinary(), "run", "--data", dataDir, "--listen", "127.0.0.1:0"];
-  const proc = dev.spawn(argv, { env: { BUN_BE_BUN: undefined } });
-  let out = "";
-  pump(proc.stdout, (t) => (out += t));
-  pump(proc.stderr, (t) => (out += t));
-  const sock = join(dataDir, "run", "evebox.sock");
-  await waitFor("evebox to listen", async () => (out.includes("console on") ? true : proc.exitCode !== null ? Promise.reject(new Error(out)) : undefined), 20_000);
-  return { proc, out: () => out, sock };
+const startDevice = () =>
+  startDeviceIn(dev, dataDir, {
+    args: ["--controller", `https://127.0.0.1:${CTL_PORT}`],
+    env: { EVEBOX_CONTROLLER_TIMERS: JSON.stringify({ configIntervalMs: 500, flowlogIntervalMs: 1000, infoCheckIntervalMs: 5000, backoffBaseMs: 100, backoffMaxMs: 1000 }) },
+  });
+
+let configSeconds = Math.floor(Date.now() / 1000);
+/** The controller's config for the device (a newer config_timestamp each time), applied once evebox runs it. */
+async function setConfig(d: ReturnType<typeof doc>): Promise<void> {
+  ctl.setConfig(deviceUuid, { ...d, configTimestamp: { seconds: ++configSeconds, nanos: 0 } });
+  const hash = ctl.configHash(deviceUuid);
+  await waitFor("the controller's config applied", async () => ((await api("GET", "/api/v1/controller")).body?.config?.hash === hash ? true : undefined), 30_000);
 }
 
 async function vmApp(pred: (a: any) => boolean, what: string, timeoutMs = 90_000): Promise<any> {
@@ -141,15 +148,26 @@ beforeAll(async () => {
   up.spawn([bb, "nc", "-ll", "-p", "22", "-e", "/bin/true"]);
   dev.spawn([bb, "httpd", "-f", "-p", `127.0.0.1:${DS_PORT}`, "-h", ds]);
 
+  // The controller on the host's loopback; inside the device namespace, 127.0.0.1:CTL_PORT leads to it.
+  pki = await makeControllerPki();
+  ctl = await TestController.start(pki);
+  const ctlSock = `${dataDir}-ctl.sock`;
+  hostRelay = await relay({ path: ctlSock }, { host: "127.0.0.1", port: Number(new URL(ctl.url).port) });
+  dev.spawn([process.execPath, join(import.meta.dir, "support", "relay.ts"), `127.0.0.1:${CTL_PORT}`, ctlSock]);
+  mkdirSync(join(dataDir, "config"), { recursive: true });
+  writeFileSync(join(dataDir, "config", "root-certificate.pem"), pki.root.cert);
+  writeFileSync(join(dataDir, "config", "onboard.cert.pem"), pki.onboarding.cert);
+  writeFileSync(join(dataDir, "config", "onboard.key.pem"), pki.onboarding.keyPem);
+
   evebox = await startDevice();
-  const r = await api("PUT", "/api/v1/config", doc());
-  if (r.status !== 201 && r.status !== 200) throw new Error(`PUT /config: ${r.status} ${JSON.stringify(r.body)}`);
+  deviceUuid = await waitFor("onboarding", async () => [...ctl.devices.values()][0]?.uuid, 30_000);
+  await setConfig(doc());
 }, 180_000);
 
 afterAll(async () => {
   guest?.close();
   if (evebox) {
-    await api("PUT", "/api/v1/config", { apps: [], networkInstances: [] }).catch(() => undefined);
+    if (deviceUuid) await setConfig({ ...doc(false), networkInstances: [] }).catch(() => undefined);
     await waitFor("the VM gone", async () => ((await api("GET", "/api/v1/status")).body?.apps?.length ? undefined : true), 60_000).catch(() => undefined);
     evebox.proc.kill("SIGTERM");
     await evebox.proc.exited;
@@ -160,7 +178,9 @@ afterAll(async () => {
   if (pid && isOurQemu(pid, APP)) process.kill(pid, "SIGKILL");
   await dev?.destroy();
   await up?.destroy();
-  for (const d of [dataDir, `${dataDir}-www`, `${dataDir}-ds`]) if (dataDir) rmSync(d, { recursive: true, force: true });
+  hostRelay?.close();
+  await ctl?.close();
+  for (const d of [dataDir, `${dataDir}-www`, `${dataDir}-ds`, `${dataDir}-ctl.sock`]) if (dataDir) rmSync(d, { recursive: true, force: true });
 }, 120_000);
 
 describe("a VM app on a Local network instance", () => {
@@ -200,6 +220,25 @@ describe("a VM app on a Local network instance", () => {
     expect(fw.rules.find((r: any) => r.id === 2).packets).toBeGreaterThan(0);
   }, 60_000);
 
+  test("flow records reach the controller (POST …/flowlog), each flow with the ACE that admitted it", async () => {
+    const g = guest ?? (await openGuest());
+    expect((await ask(g, "timeout 8 wget -q -O - http://203.0.113.1/index.html 2>&1", 20_000)).trim()).toBe("hello-from-server");
+    const rec = await waitFor("a flow record of the guest's http to the server", async () => {
+      for (const m of ctl.flows) {
+        const f = m.flows?.find((x) => x.flow?.dest === "203.0.113.1" && x.flow?.destPort === 80);
+        if (f) return { m, f };
+      }
+      return undefined;
+    }, 30_000);
+    expect(rec.m.devId).toBe(deviceUuid);
+    expect(rec.m.scope?.uuid).toBe(APP);
+    expect(rec.m.scope?.netInstUUID).toBe(NI);
+    expect(rec.f.flow?.src).toBe(ip);
+    expect(rec.f.aclId).toBe(2);
+    expect(rec.f.inbound).toBeFalsy();
+    expect(ctl.count(new RegExp(`/id/${deviceUuid}/flowlog$`))).toBeGreaterThan(0);
+  }, 60_000);
+
   test("a restarted evebox adopts the VM and its tap: same QEMU, same tap, still connected", async () => {
     const before = await vmApp((a) => a.state === "RUNNING", "RUNNING");
     const tapBefore = (await tap()).map((l) => `${l.ifname}@${l.ifindex}`);
@@ -223,8 +262,7 @@ describe("a VM app on a Local network instance", () => {
     const pid = (await vmApp((a) => a.state === "RUNNING", "RUNNING")).pid;
     guest?.close();
     guest = null;
-    const r = await api("PUT", "/api/v1/config", doc(false));
-    expect([200, 201]).toContain(r.status);
+    await setConfig(doc(false));
     await waitFor("the tap removed", async () => ((await tap()).length === 0 ? true : undefined), 60_000);
     expect(isOurQemu(pid, APP)).toBe(false);
     // The instance stays, without the app's reservation.

@@ -17,7 +17,8 @@ import type { Subprocess } from "bun";
 import { chromium } from "playwright-core";
 import { CHROMIUM } from "./support/browser.ts";
 import { ensureBusyboxImage, run, testDocker, waitFor } from "./support/docker.ts";
-import { ensureBinary, ROOT } from "./support/evebox.ts";
+import { ROOT } from "./support/evebox.ts";
+import { type NsDevice, startDeviceIn, unixApi } from "./support/netdevice.ts";
 import { busybox, Netns, pump, sh, vethBetween, webRoot } from "./support/netns.ts";
 import { startRegistry, type TestRegistry } from "./support/registry.ts";
 
@@ -34,7 +35,7 @@ let dev: Netns;
 let registry: TestRegistry;
 let digest: string;
 let dataDir: string;
-let evebox: { proc: Subprocess; out: () => string; sock: string };
+let evebox: NsDevice;
 let sink: Subprocess<"ignore", "pipe", "pipe">;
 let sinkText = "";
 
@@ -88,27 +89,8 @@ function doc(extra: { webAcls?: any[] } = {}) {
   };
 }
 
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`http://localhost${path}`, {
-    method,
-    unix: evebox.sock,
-    headers: body !== undefined ? { "content-type": "application/json" } : {},
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  } as RequestInit);
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
-
-async function startDevice(): Promise<typeof evebox> {
-  const argv = [await ensureBinary(), "run", "--data", dataDir, "--listen", "127.0.0.1:0"];
-  // BUN_BE_BUN (set for `bun test` by scripts/run-tests.ts) would make the binary act as bun.
-  const proc = dev.spawn(argv, { env: { BUN_BE_BUN: undefined } });
-  let out = "";
-  pump(proc.stdout, (t) => (out += t));
-  pump(proc.stderr, (t) => (out += t));
-  const sock = join(dataDir, "run", "evebox.sock");
-  await waitFor("evebox to listen", async () => (out.includes("console on") ? true : proc.exitCode !== null ? Promise.reject(new Error(out)) : undefined), 20_000);
-  return { proc, out: () => out, sock };
-}
+const api = (method: string, path: string, body?: unknown) => unixApi(evebox.sock, method, path, body);
+const startDevice = () => startDeviceIn(dev, dataDir);
 
 async function containerOf(name: keyof typeof APPS): Promise<string> {
   return waitFor(`container of ${name}`, async () => {

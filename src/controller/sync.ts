@@ -16,6 +16,7 @@ import {
   ZAttestReqType,
   ZAttestResponseCode,
   type ConfigRequest,
+  type FlowMessage,
   type UuidResponse,
   type ZAttestReq,
   type ZAttestResponse,
@@ -36,12 +37,15 @@ import { splitPemCertificates } from "./x509.ts";
 const API = "/api/v2/edgedevice";
 const EDGE_DEV_CONFIG = "org.lfedge.eve.config.EdgeDevConfig";
 const CONFIG_RESPONSE = "org.lfedge.eve.config.ConfigResponse";
+const FLOW_MESSAGE = "org.lfedge.eve.flowlog.FlowMessage";
 
 export interface ControllerTimers {
   /** How often the config is asked for (EVE: timer.config.interval, 60 s). */
   configIntervalMs: number;
   metricIntervalMs: number;
   logIntervalMs: number;
+  /** How often flow records are collected and queued (EVE's zedrouter: 120 s). */
+  flowlogIntervalMs: number;
   /** How often status is compared with what was last reported (changes announced by events go at once). */
   infoCheckIntervalMs: number;
   /** Deadline of one call, headers and body. */
@@ -54,6 +58,7 @@ export const DEFAULT_TIMERS: ControllerTimers = {
   configIntervalMs: 60_000,
   metricIntervalMs: 60_000,
   logIntervalMs: 10_000,
+  flowlogIntervalMs: 120_000,
   infoCheckIntervalMs: 60_000,
   requestTimeoutMs: 30_000,
   backoffBaseMs: 1_000,
@@ -87,6 +92,8 @@ export interface ControllerDeps {
   /** An operator's limit on the age of the checkpoint applied at boot; null (the default) means no limit. */
   checkpointMaxAgeMs?: number | null;
   appMetrics?: () => AppSample[];
+  /** Flow records since the last call, one FlowMessage per app interface (network/'s `collectFlows`). */
+  flowRecords?: (devUuid: string) => Promise<FlowMessage[]>;
 }
 
 export type Connection = "not-configured" | "connecting" | "onboarding" | "online" | "offline" | "error";
@@ -212,6 +219,7 @@ export class Controller implements ControllerLink {
       setInterval(() => this.guard("metrics", () => this.enqueueMetrics()), t.metricIntervalMs),
       setInterval(() => this.guard("logs", () => this.enqueueLogs()), t.logIntervalMs),
       setInterval(() => this.guard("info", () => this.reportInfo()), t.infoCheckIntervalMs),
+      setInterval(() => void this.enqueueFlows().catch((e) => this.deps.device.log("error", `controller: flowlog: ${(e as Error).message}`)), t.flowlogIntervalMs),
     );
     // Changes announced by the device are reported soon, not at the next periodic check.
     this.unsubscribe.push(
@@ -754,6 +762,20 @@ export class Controller implements ControllerLink {
     });
     this.outbox.enqueue("metrics", "metrics", encodeMetrics(msg), null, now);
     this.drainWaiter.wake();
+  }
+
+  /**
+   * Queues the flow records collected since the last call, one FlowMessage per request to /flowlog (EVE's), only
+   * once the device has its UUID (records are not collected before, so none are lost to it). The outbox keeps
+   * an offline period within its bound, dropping the oldest first.
+   */
+  async enqueueFlows(now = new Date()): Promise<number> {
+    const uuid = this.state("uuid");
+    if (!this.base || !uuid || !this.deps.flowRecords) return 0;
+    const msgs = (await this.deps.flowRecords(uuid)).filter((m) => m.flows?.length || m.dnsReqs?.length);
+    for (const m of msgs) this.outbox.enqueue("flowlog", "flowlog", encodeMessage(FLOW_MESSAGE, m), null, now);
+    if (msgs.length) this.drainWaiter.wake();
+    return msgs.length;
   }
 
   /** Queues the log lines stored since the last upload: device lines to /newlogs, each app's to its own path. */

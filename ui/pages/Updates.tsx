@@ -101,6 +101,7 @@ function message(e: unknown): string {
 }
 
 function mib(n: number): string {
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / 1024 / 1024).toFixed(n < 10 * 1024 * 1024 ? 1 : 0)} MiB`;
 }
 
@@ -295,7 +296,7 @@ function CurrentUpdate({ api, op, reload }: { api: ApiClient; op: Operation; rel
         {op.schedule && (
           <>
             <dt>Reboot</dt>
-            <dd id="update-schedule">{op.schedule.note}</dd>
+            <dd id="update-schedule">{op.schedule.mode === "hold" ? "held until someone chooses “Reboot into it now”" : op.schedule.note}</dd>
           </>
         )}
         {op.appsBefore && op.appsBefore.length > 0 && (

@@ -14,6 +14,7 @@ export const FAST_TIMERS: ControllerTimers = {
   configIntervalMs: 200,
   metricIntervalMs: 60_000,
   logIntervalMs: 60_000,
+  flowlogIntervalMs: 60_000,
   infoCheckIntervalMs: 60_000,
   requestTimeoutMs: 800,
   backoffBaseMs: 50,

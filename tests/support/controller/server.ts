@@ -1,11 +1,11 @@
 // A real EVE API v2 controller for tests, after lf-edge/adam: HTTPS on 127.0.0.1 with its own CA chain, signed
-// answers, register/uuid/config (hash and 304)/attest, and info, metrics and newlogs sinks that decode what
+// answers, register/uuid/config (hash and 304)/attest, and info, metrics, newlogs and flowlog sinks that decode what
 // arrives with evebox's proto/ (wire-identical to lf-edge/eve-api). Faults are switched on per test.
 import { X509Certificate } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import { P256_ECDSA, pemBlocks, sha256 } from "../../../src/controller/x509.ts";
 import { CommonHashAlgorithm, decodeMessage, encodeMessage, ZCertType } from "../../../src/proto/index.ts";
-import type { AuthContainer, ConfigRequest, ZAttestReq, ZInfoMsg, ZMetricMsg, ZRegisterMsg } from "../../../src/proto/index.ts";
+import type { AuthContainer, ConfigRequest, FlowMessage, ZAttestReq, ZInfoMsg, ZMetricMsg, ZRegisterMsg } from "../../../src/proto/index.ts";
 import { gzipHeader } from "../../../src/telemetry/newlogs.ts";
 import type { ControllerPki, Issued } from "./pki.ts";
 
@@ -41,6 +41,7 @@ export class TestController {
   readonly infos: ZInfoMsg[] = [];
   readonly metrics: ZMetricMsg[] = [];
   readonly logs: ReceivedLogs[] = [];
+  readonly flows: FlowMessage[] = [];
   readonly requests: { method: string; path: string; status: number; at: number }[] = [];
   configs = new Map<string, Record<string, unknown>>(); // device uuid → EdgeDevConfig (plain object)
   fault: Fault = "none";
@@ -157,6 +158,9 @@ export class TestController {
         return new Response(null, { status: 201 });
       case "newlogs":
         return this.newlogs(what, payload);
+      case "flowlog":
+        this.flows.push(decodeMessage<FlowMessage>("org.lfedge.eve.flowlog.FlowMessage", payload));
+        return new Response(null, { status: 201 });
     }
     if (/^apps\/instanceid\/[0-9a-f-]{36}\/newlogs$/.test(what)) return this.newlogs(what, payload);
     return new Response("not found", { status: 404 });
