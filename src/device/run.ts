@@ -201,7 +201,6 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       timers: controllerTimersFromEnv(),
       appMetrics: () => reconciler?.appSamples() ?? [],
       flowRecords: async (devUuid) => (await reconciler?.network?.collectFlows(devUuid)) ?? [],
-      flowRecords: async (devUuid) => (await reconciler?.network?.collectFlows(devUuid)) ?? [],
       checkpointMaxAgeMs: process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS ? Number(process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS) * 86_400_000 : null,
     });
     device.attachController(controller);
