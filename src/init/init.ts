@@ -372,9 +372,11 @@ export class Init {
       join(run, "containerd", "config.toml"),
       [`version = 2`, `root = "${persist}/containerd"`, `state = "/run/containerd"`, `[grpc]`, `  address = "/run/containerd/containerd.sock"`, ""].join("\n"),
     );
+    // dockerd leaves the host's filtering, forwarding and bridges to evebox: app containers have networkMode none
+    // (network/ attaches them), so Docker's iptables chains, FORWARD DROP policy and docker0 have no use here.
     writeFileSync(
       join(run, "docker", "daemon.json"),
-      JSON.stringify({ "data-root": `${persist}/docker`, "exec-root": "/run/docker", "storage-driver": "overlay2", "log-driver": "json-file", "log-opts": { "max-size": "10m", "max-file": "2" }, "live-restore": false }, null, 2),
+      JSON.stringify({ "data-root": `${persist}/docker`, "exec-root": "/run/docker", "storage-driver": "overlay2", "log-driver": "json-file", "log-opts": { "max-size": "10m", "max-file": "2" }, "live-restore": false, iptables: false, ip6tables: false, "ip-forward": false, bridge: "none" }, null, 2),
     );
     const sockAnswers = (path: string) => async () => {
       if (!existsSync(path)) return false;
