@@ -246,7 +246,7 @@ describe("a Switch network instance", () => {
 });
 
 describe("the console", () => {
-  test("Networks page shows the instances and their app interfaces; the firewall editor shows hits and applies an edit after its plan", async () => {
+  test("Networks page shows the instances and their app interfaces; the firewall editor shows hits and applies an edit after its plan; the app's page links to it", async () => {
     const url = evebox.out().match(/console on (http:\/\/\S+)/)![1]!;
     const token = readFileSync(join(dataDir, "run", "setup-token"), "utf8").trim();
     expect((await api("POST", "/api/v1/setup", { token, password: "network-test-password" })).status).toBe(200);
@@ -291,6 +291,12 @@ describe("the console", () => {
       await page.locator('[data-interface="eth0"] tr[data-rule="4"]', { hasText: "ssh" }).waitFor({ timeout: 10_000 });
       await waitFor("ssh allowed", async () => ((await inApp("web", "/bin/busybox nc -w 2 203.0.113.1 22 </dev/null", 3)).code === 0 ? true : undefined), 20_000);
       await page.screenshot({ path: join(artifacts, "firewall.png"), fullPage: true });
+      // The app's own page leads to the same editor.
+      await page.goto(`${url}/apps/${APPS.web}`);
+      expect(await page.locator("#app-network").textContent()).toContain("lan");
+      await page.locator("#app-network a", { hasText: "Firewall rules and hits" }).click();
+      await page.locator('#app-firewall [data-interface="eth0"] tr[data-rule="4"] .rule-hits').waitFor({ timeout: 10_000 });
+      expect(page.url()).toBe(`${url}/apps/${APPS.web}/firewall`);
     } finally {
       await browser.close();
     }

@@ -1,4 +1,5 @@
-// One app: its live state, what it is configured as, its settings (edited through the plan), actions and logs.
+// One app: its live state, what it is configured as, its settings (edited through the plan), its network
+// interfaces (with a link to its firewall: rules and hit counters), actions and logs.
 import { useMemo, useState } from "preact/hooks";
 import type { ApiClient, AppStatus, Problem } from "../api";
 import { type Doc, type FieldProblem, problemField, readApp, removeApp, updateApp } from "../config-edit";
@@ -185,6 +186,8 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
             )}
           </section>
 
+          <AppNetwork doc={doc} uuid={uuid} />
+
           <AppConsole key={`console-${uuid}`} app={app} kind={kindOf(app, view)} />
           {app.remoteConsole === true && <AppDisplay key={`display-${uuid}`} app={app} />}
 
@@ -192,6 +195,29 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
         </div>
       )}
       {change.dialog}
+    </section>
+  );
+}
+
+/** The app's interfaces and the network instances they are on; the firewall editor is one click away. */
+function AppNetwork({ doc, uuid }: { doc: Doc | null; uuid: string }) {
+  const entry = ((doc?.apps ?? []) as Doc[]).find((a) => a.uuidandversion?.uuid === uuid);
+  const nis = new Map(((doc?.networkInstances ?? []) as Doc[]).map((n) => [n.uuidandversion?.uuid, n.displayname || n.uuidandversion?.uuid]));
+  const ifaces = ((entry?.interfaces ?? []) as Doc[]).filter((i) => i.networkId);
+  if (!ifaces.length) return null;
+  return (
+    <section class="card" id="app-network" aria-labelledby="network-heading">
+      <h2 id="network-heading">Network</h2>
+      <ul class="plain-list">
+        {ifaces.map((i, n) => (
+          <li key={n}>
+            <code>{i.name || `eth${n}`}</code> on {nis.get(i.networkId) ?? <code>{i.networkId}</code>} · {(i.acls ?? []).length} rule{(i.acls ?? []).length === 1 ? "" : "s"}
+          </li>
+        ))}
+      </ul>
+      <p>
+        <Link href={`/apps/${encodeURIComponent(uuid)}/firewall`}>Firewall rules and hits</Link>
+      </p>
     </section>
   );
 }
