@@ -170,7 +170,7 @@ describe("base OS updates on slot files", () => {
   });
 
   test("the whole life with a simulated boot loader: trial committed, then a trial that never came up fails and is not retried until told", async () => {
-    expect((await c.json("PUT", "/api/v1/baseos/settings", { reboot: "hold", testWindowSeconds: 15, stableSeconds: 1 })).status).toBe(200);
+    expect((await c.json("PUT", "/api/v1/baseos/settings", { reboot: "hold", testWindowSeconds: 10, stableSeconds: 1 })).status).toBe(200);
     const v3 = await bundleOf(root, await tinySquashfs(root, "v3"), { ...BOARD, version: "3.0.0" }, keys);
     expect((await upload(v3)).status).toBe(202);
     await waitFor("v3 written", async () => (await c.json("GET", "/api/v1/baseos")).body.update?.phase === "ready");
@@ -183,6 +183,9 @@ describe("base OS updates on slot files", () => {
     const refused = await upload(v3);
     expect(refused.status).toBe(409);
     expect(refused.body.error).toMatch(/probation/);
+    // On probation for the whole window: not committed early.
+    await Bun.sleep(3000);
+    expect((await c.json("GET", "/api/v1/baseos")).body).toMatchObject({ active: "A", update: { phase: "testing", probation: { checks: expect.arrayContaining([expect.objectContaining({ name: "evebox", ok: true })]) } } });
     const committed = await waitFor("the commit", async () => {
       const b = (await c.json("GET", "/api/v1/baseos")).body;
       return b.history[0]?.outcome === "committed" ? b : null;

@@ -286,11 +286,16 @@ export class BaseOs {
     const allOk = checks.every((x) => x.ok);
     if (!allOk) p.okSince = null;
     else p.okSince ??= new Date(now).toISOString();
+    // As EVE: the new system must stay functional for the whole window; it commits at the window's end.
+    if (now < Date.parse(p.endsAt)) {
+      this.save();
+      return false;
+    }
     if (allOk && now - Date.parse(p.okSince!) >= this.state.settings.stableSeconds * 1000) {
       this.commit(c);
       return true;
     }
-    if (now >= Date.parse(p.endsAt)) {
+    {
       const failing = checks.filter((x) => !x.ok).map((x) => `${x.name}: ${x.detail}`);
       p.failure = `the test window (${this.state.settings.testWindowSeconds} s) ended with ${failing.length ? failing.join("; ") : "the checks not yet holding for " + this.state.settings.stableSeconds + " s"}`;
       this.save();
