@@ -1,6 +1,8 @@
 // The composition root's view of the device: the parts wired together once, and the read models
 // (status, metrics) that the console, the CLI and later the controller report from.
 import { arch, hostname, totalmem } from "node:os";
+
+const TOTAL_MEMORY = totalmem();
 import type { ConfigService } from "../config/service.ts";
 import type { Terminals } from "../console/terminal.ts";
 import type { Store } from "../store/store.ts";
@@ -98,7 +100,15 @@ export class Device {
   }
 
   name(): string {
-    return this.store.getSetting("device_name") ?? hostname();
+    return this.store.getSetting("device_name") ?? this.hostname();
+  }
+
+  // The host name is a system call and status is a hot path: read at most once a second (it rarely changes).
+  private host = { name: "", at: 0 };
+  private hostname(): string {
+    const now = Date.now();
+    if (now - this.host.at > 1000) this.host = { name: hostname(), at: now };
+    return this.host.name;
   }
 
   managed(): boolean {
@@ -142,9 +152,9 @@ export class Device {
         controller: this.controllerUrl(),
         uptimeSeconds: Math.floor((Date.now() - this.startedAt.getTime()) / 1000),
         startedAt: this.startedAt.toISOString(),
-        hostname: hostname(),
+        hostname: this.hostname(),
         arch: arch(),
-        memoryBytes: totalmem(),
+        memoryBytes: TOTAL_MEMORY,
         configVersion: cur?.version ?? null,
         configHash: cur?.hash ?? null,
         configSource: cur?.source ?? null,

@@ -21,6 +21,7 @@ export type ObservedRow = typeof schema.observedObjects.$inferSelect;
 export type EventRow = typeof schema.events.$inferSelect;
 export type LogRow = typeof schema.logs.$inferSelect;
 export type ApiTokenRow = typeof schema.apiTokens.$inferSelect;
+export type SessionRow = typeof schema.sessions.$inferSelect;
 
 /** The device's SQLite store. One per process; passed to whoever needs it. */
 export class Store {
@@ -32,6 +33,7 @@ export class Store {
   private currentCache: ReturnType<Store["loadCurrent"]> | undefined = undefined;
   private readonly observedCache = new Map<string, ObservedRow[]>();
   private readonly tokenCache = new Map<string, ApiTokenRow | undefined>();
+  private readonly sessionCache = new Map<string, SessionRow | undefined>();
 
   private constructor(
     readonly sqlite: Database,
@@ -175,16 +177,25 @@ export class Store {
   }
 
   // ---- sessions and tokens
+  // Every authenticated request looks its session up: a write-through cache (one evebox per store) keeps that
+  // off SQLite; bounded, since unknown cookies are cached as misses too.
   addSession(idHash: string, expiresAt: Date, client: string | null): void {
+    this.sessionCache.delete(idHash);
     this.db.insert(schema.sessions).values({ idHash, createdAt: new Date(), expiresAt, client }).run();
   }
-  session(idHash: string) {
-    return this.q.sessionByHash.get({ h: idHash });
+  session(idHash: string): SessionRow | undefined {
+    if (this.sessionCache.has(idHash)) return this.sessionCache.get(idHash);
+    const row = this.q.sessionByHash.get({ h: idHash });
+    if (this.sessionCache.size > 1000) this.sessionCache.clear();
+    this.sessionCache.set(idHash, row);
+    return row;
   }
   deleteSession(idHash: string): void {
+    this.sessionCache.delete(idHash);
     this.db.delete(schema.sessions).where(eq(schema.sessions.idHash, idHash)).run();
   }
   deleteExpiredSessions(now = new Date()): void {
+    this.sessionCache.clear();
     this.db.delete(schema.sessions).where(sql`${schema.sessions.expiresAt} < ${now.getTime()}`).run();
   }
   addToken(row: typeof schema.apiTokens.$inferInsert): void {
