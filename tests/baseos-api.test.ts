@@ -218,4 +218,36 @@ describe("base OS updates on slot files", () => {
     expect((await upload(v4)).status).toBe(202);
     await waitFor("v4 written again", async () => (await c.json("GET", "/api/v1/baseos")).body.update?.phase === "ready");
   }, 120_000);
+
+  test("the config's baseos: the content tree is downloaded with its sha256, verified and written; a tree holding another version is refused", async () => {
+    expect((await c.json("POST", "/api/v1/baseos/cancel")).status).toBe(200);
+    const v5 = await bundleOf(root, await tinySquashfs(root, "v5"), { ...BOARD, version: "5.0.0" }, keys);
+    const bytes = readFileSync(v5);
+    const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => (new URL(req.url).pathname === "/os/v5.bin" ? new Response(bytes) : new Response("no", { status: 404 })) });
+    try {
+      const config = (version: string) => ({
+        datastores: [{ id: "0d5e0000-0000-4000-8000-000000000001", dType: "DsHttp", fqdn: `http://127.0.0.1:${server.port}`, dpath: "os" }],
+        contentInfo: [{ uuid: "0c5e0000-0000-4000-8000-000000000001", dsId: "0d5e0000-0000-4000-8000-000000000001", URL: "v5.bin", iformat: "RAW", sha256: createHash("sha256").update(bytes).digest("hex"), displayName: "base os 5" }],
+        baseos: { contentTreeUuid: "0c5e0000-0000-4000-8000-000000000001", baseOsVersion: version, activate: true, retryUpdate: { counter: 1 } },
+      });
+      const wrong = await c.json("PUT", "/api/v1/config", config("6.0.0"));
+      expect([200, 201]).toContain(wrong.status);
+      const refused = await waitFor("the refusal", async () => {
+        const b = (await c.json("GET", "/api/v1/baseos")).body;
+        return b.history[0]?.source === "config" && b.history[0]?.outcome === "refused" ? b.history[0] : null;
+      });
+      expect(refused.reason).toMatch(/holds version 5.0.0; the config asks for 6.0.0/);
+      expect(env().evebox_try).toBe("");
+      expect([200, 201]).toContain((await c.json("PUT", "/api/v1/config", config("5.0.0"))).status);
+      const v = await waitFor("the config's update written", async () => {
+        const b = (await c.json("GET", "/api/v1/baseos")).body;
+        return b.update?.source === "config" && b.update.phase === "ready" ? b : null;
+      });
+      expect(v.update).toMatchObject({ version: "5.0.0", slot: "A", contentTreeUuid: "0c5e0000-0000-4000-8000-000000000001" });
+      expect(env().evebox_try).toBe("A");
+      expect(createHash("sha256").update(readFileSync(slotA()).subarray(0, bytes.length)).digest("hex")).toBe(createHash("sha256").update(bytes).digest("hex"));
+    } finally {
+      server.stop(true);
+    }
+  }, 120_000);
 });

@@ -10,6 +10,7 @@ import { type BootEnv, bootState, type BootState, otherSlot, type Slot, withComm
 import { BundleError, readBundleHead, type BundleManifest, type VendorKey } from "./bundle.ts";
 import { type BaseOsSettings, DEFAULT_SETTINGS, mergeSettings, rebootAt } from "./schedule.ts";
 import type { BoardInfo, SlotBackend } from "./slots.ts";
+import { download } from "../storage/download.ts";
 
 const MiB = 1024 * 1024;
 const HISTORY_MAX = 50;
@@ -100,6 +101,8 @@ export interface BaseOsHooks {
   services?: () => { name: string; state: string }[];
   /** An orderly reboot (init's); absent off-device: the reboot is only recorded. */
   reboot?: (reason: string) => { accepted: boolean; message: string };
+  /** The current config document (proto3 JSON names), for its `baseos`, `contentInfo`, `datastores`. */
+  configDoc?: () => Record<string, any> | null;
 }
 
 export interface BaseOsOptions {
@@ -212,6 +215,81 @@ export class BaseOs {
     }
     void now;
     this.save();
+    if (this.o.hooks.configDoc) {
+      const poll = () => {
+        if (this.stopped) return;
+        void this.applyConfig().finally(() => {
+          if (!this.stopped) this.timers.push(setTimeout(poll, 5000));
+        });
+      };
+      this.timers.push(setTimeout(poll, 1000));
+    }
+  }
+
+  // ---- the config's baseos (EVE: BaseOS {content_tree_uuid, retry_update, activate, base_os_version})
+
+  private configKey: string | null = null;
+
+  /** Follows the config's `baseos`: the retry counter, activate, and a version to download and write. */
+  async applyConfig(): Promise<void> {
+    const doc = this.o.hooks.configDoc?.();
+    const b = doc?.baseos;
+    if (!b) return;
+    if (b.retryUpdate) this.noteRetryCounter(Number(b.retryUpdate.counter ?? 0));
+    this.setManagedActivate(!!b.activate);
+    const version = String(b.baseOsVersion ?? "");
+    const treeId = String(b.contentTreeUuid ?? "");
+    if (!version || !treeId || version === this.o.bootedVersion) return;
+    const key = JSON.stringify([treeId, version, this.state.retryCounter]);
+    if (this.configKey === key) return;
+    const c = this.state.current;
+    if (c && c.source === "config" && c.version === version) return; // already on its way
+    if (this.busy()) return; // tried again once the device is free
+    this.configKey = key;
+    // A version that failed is reported once (its fallback or refusal is the newest entry), not at every boot.
+    if (this.state.failed[version] && this.state.history[0]?.version === version) return;
+    const ct = (doc.contentInfo ?? []).find((x: any) => x.uuid === treeId);
+    const ds = ct ? (doc.datastores ?? []).find((d: any) => d.id === ct.dsId) : null;
+    const op = this.begin("config");
+    op.id = `cfg-${newId()}`;
+    op.version = version;
+    op.contentTreeUuid = treeId;
+    const t0 = performance.now();
+    try {
+      if (!ct) throw new BaseOsRefused(400, `baseos: no content tree ${treeId} in the config`);
+      if (!ds || !["DsHttp", "DsHttps"].includes(ds.dType)) throw new BaseOsRefused(400, `baseos: content tree ${treeId} is not on an Http(s) datastore`);
+      if (!ct.sha256) throw new BaseOsRefused(400, `baseos: content tree ${treeId} has no sha256`);
+      if (this.state.failed[version]) throw new BaseOsRefused(409, `version ${version} failed before (${this.state.failed[version]!.reason}); it is not tried again until retry_update changes`);
+      const url = [String(ds.fqdn).replace(/\/+$/, ""), String(ds.dpath ?? "").replace(/^\/+|\/+$/g, ""), String(ct.URL ?? "").replace(/^\/+/, "")].filter(Boolean).join("/");
+      op.progress = { done: 0, total: 0 };
+      this.touch(op);
+      this.o.hooks.publish("baseos.downloading", `downloading base OS ${version} from ${url}`, { version, url });
+      let last = 0;
+      await download({
+        url,
+        dest: this.incomingPath(),
+        expectedSha256: ct.sha256,
+        maxSizeBytes: this.o.backend.capacity(op.slot),
+        onProgress: (p) => {
+          op.progress = { done: p.bytesDone, total: p.bytesTotal ?? 0 };
+          if (p.bytesDone - last >= 16 * MiB) {
+            last = p.bytesDone;
+            this.progressEvent(op);
+          }
+        },
+      });
+      op.timings.receiveMs = Math.round(performance.now() - t0);
+      await this.verify(op, this.incomingPath());
+      if (op.version !== version) throw new BaseOsRefused(400, `the content tree holds version ${op.version}; the config asks for ${version}`);
+    } catch (e) {
+      try {
+        this.refuse(op, e);
+      } catch {
+        // recorded in the history, the status and the events; the controller sees it in the swList
+      }
+      return;
+    }
+    await this.writeAndSchedule(op);
   }
 
   private settleFallback(): void {

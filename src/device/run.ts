@@ -220,6 +220,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       log: (level, m) => device.log(level, m),
       apps: () => device.status().apps.map((a) => ({ uuid: a.uuid, name: a.name, state: a.state })),
       managed: () => device.managed(),
+      configDoc: () => (device.config.currentDoc()?.doc as Record<string, any> | undefined) ?? null,
       controller: () => {
         const p = device.controllerLink()?.part();
         return { ok: p?.state === "ok", detail: p?.detail ?? "controller sync is not running" };
