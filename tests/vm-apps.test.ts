@@ -166,6 +166,19 @@ describe("a VM app through PUT /api/v1/config", () => {
     } finally {
       c.close();
     }
+    // The serial console is the VM app's log too: boot line, user data and what was typed, escapes removed.
+    const lines = await waitFor(
+      "the serial output in the app's log",
+      async () => {
+        const r = (await api.json("GET", `/api/v1/apps/${vm1.ids!.app}/logs?limit=5000`)).body.lines as { message: string }[];
+        const text = r.map((l) => l.message);
+        return text.some((m) => m.includes("still-here")) ? text : undefined;
+      },
+      15_000,
+    );
+    expect(lines.some((m) => m.includes(`${GUEST_READY} on /dev/ttyS0`))).toBe(true);
+    expect(lines.some((m) => m.includes("evebox-guest: user-data: # vm-apps-seed-marker"))).toBe(true);
+    expect(lines.every((m) => !m.includes("\x1b") && !m.includes("\r"))).toBe(true);
   }, 90_000);
 
   test("halt (activate=false) powers the guest off; activate again boots it on the same disk", async () => {

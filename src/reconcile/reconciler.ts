@@ -340,6 +340,7 @@ export class Reconciler {
       if (failed === 0 && plan(desired, observed).length) this.dirty = true;
     }
     this.logs.sync(observed.containers);
+    this.logs.syncVms(this.deps.vms?.runtime ?? null, observed.vms?.running.values() ?? []);
     const cache = [...desired.contentTrees].filter((t) => t.source.kind === "http" && t.sha256).map((t) => `sha256:${t.sha256}`);
     await this.deps.cache.gc(new Set(cache)).catch(() => undefined);
     this.scheduleWake(this.nextWake(desired, observed));
