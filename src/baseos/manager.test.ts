@@ -1,0 +1,97 @@
+// The state machine across "boots" on slot files: a trial whose checks fail at the end of its window records the
+// reason and asks for a reboot; the fallen-back system reports that reason and refuses the version until a retry.
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { bundleOf, testKeys, tinySquashfs } from "../../tests/support/bundles.ts";
+import { formatBootEnv, initialBootEnv, parseBootEnv, type Slot } from "../init/bootenv.ts";
+import { importPublicKey } from "./bundle.ts";
+import { BaseOs, type BaseOsHooks } from "./manager.ts";
+import { filesBackendFromEnv } from "./slots.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "evebox-baseos-sm-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const grubenv = join(dir, "grubenv");
+const env = () => parseBootEnv(readFileSync(grubenv));
+
+function hooks(apps: { uuid: string; name: string; state: string }[], reboots: string[], events: string[]): BaseOsHooks {
+  return {
+    publish: (type, message) => void events.push(`${type}: ${message}`),
+    log: () => {},
+    apps: () => apps,
+    managed: () => false,
+    controller: () => ({ ok: true, detail: "" }),
+    services: () => [
+      { name: "containerd", state: "running" },
+      { name: "dockerd", state: "running" },
+    ],
+    reboot: (reason) => {
+      reboots.push(reason);
+      return { accepted: true, message: "reboot in progress" };
+    },
+  };
+}
+
+async function boot(booted: Slot, version: string, h: BaseOsHooks, keys: Awaited<ReturnType<typeof testKeys>>): Promise<BaseOs> {
+  const backend = filesBackendFromEnv({ EVEBOX_BASEOS_SLOTS: `${join(dir, "A")},${join(dir, "B")}`, EVEBOX_BASEOS_BOOTENV: grubenv, EVEBOX_BASEOS_BOOTED: booted })!;
+  const b = new BaseOs({ backend, board: { board: "qemu-x86_64", arch: "amd64" }, bootedVersion: version, stateDir: join(dir, "persist"), keys: [await importPublicKey(keys.publicPem)], hooks: h, checkIntervalMs: 50 });
+  b.start();
+  return b;
+}
+
+describe("a trial that fails its checks", () => {
+  test("the reason is recorded, the device reboots, and the fallen-back system reports it and refuses the version", async () => {
+    writeFileSync(join(dir, "A"), Buffer.alloc(4 * 2 ** 20));
+    writeFileSync(join(dir, "B"), Buffer.alloc(4 * 2 ** 20));
+    writeFileSync(grubenv, formatBootEnv(initialBootEnv()));
+    const keys = await testKeys(dir);
+    const file = await bundleOf(dir, await tinySquashfs(dir, "v2"), { version: "2.0.0", board: "qemu-x86_64", arch: "amd64" }, keys);
+    const events: string[] = [];
+    const reboots: string[] = [];
+    const running = [{ uuid: "u1", name: "web", state: "RUNNING" }];
+
+    // Boot 1 (v1 on A): upload, written, reboot "now" with the app RUNNING recorded.
+    const one = await boot("A", "1.0.0", hooks(running, reboots, events), keys);
+    one.putSettings({ testWindowSeconds: 10, stableSeconds: 0 });
+    await one.upload(Bun.file(file).stream(), Bun.file(file).size);
+    for (let i = 0; i < 100 && reboots.length === 0; i++) await Bun.sleep(50);
+    expect(reboots[0]).toMatch(/rebooting into slot B \(version 2.0.0\) on trial/);
+    expect(env().evebox_try).toBe("B");
+    one.stop();
+
+    // GRUB: boots B on trial. The app does not come back.
+    writeFileSync(grubenv, formatBootEnv({ ...env(), evebox_try: "", evebox_trying: "B" }));
+    const halted = [{ uuid: "u1", name: "web", state: "HALTED" }];
+    const two = await boot("B", "2.0.0", hooks(halted, reboots, events), keys);
+    expect(two.view()).toMatchObject({ booted: "B", active: "A", outcome: "trying", update: { phase: "testing" } });
+    expect(two.view().slots.map((s) => s.state)).toEqual(["active", "inprogress"]);
+    // Not yet at the end of the window: no decision.
+    expect(await two.probationTick()).toBe(false);
+    // The window ends (moved into the past rather than waited for).
+    (two as any).state.current.probation.endsAt = new Date(Date.now() - 1).toISOString();
+    expect(await two.probationTick()).toBe(true);
+    expect(reboots[1]).toMatch(/base OS trial failed: .*apps: not RUNNING yet: web \(HALTED\)/);
+    expect(env()).toMatchObject({ evebox_active: "A", evebox_trying: "B" }); // not committed
+    two.stop();
+
+    // GRUB: try is empty, boots the committed A; evebox there finds the trial failed.
+    const three = await boot("A", "1.0.0", hooks(running, reboots, events), keys);
+    const v = three.view();
+    expect(v).toMatchObject({ booted: "A", active: "A", outcome: "committed", update: null });
+    expect(v.history[0]).toMatchObject({ outcome: "fell-back", version: "2.0.0", slot: "B" });
+    expect(v.history[0]!.reason).toMatch(/test window \(10 s\) ended with apps: not RUNNING yet: web \(HALTED\)/);
+    expect(v.slots[1]).toMatchObject({ state: "failed" });
+    expect(env().evebox_trying).toBe("");
+    expect(three.swList()[1]).toMatchObject({ partitionLabel: "IMGB", partitionState: "failed", userStatus: "FAILED", status: "ERROR" });
+    expect(three.swList()[0]).toMatchObject({ partitionLabel: "IMGA", partitionState: "active", activated: true, userStatus: "FALLBACK" });
+    await expect(three.upload(Bun.file(file).stream(), Bun.file(file).size)).rejects.toThrow(/failed before/);
+    expect(three.retry()).toEqual(["2.0.0"]);
+    three.putSettings({ reboot: "hold" });
+    await three.upload(Bun.file(file).stream(), Bun.file(file).size);
+    for (let i = 0; i < 100 && three.view().update?.phase !== "ready"; i++) await Bun.sleep(50);
+    expect(three.view().update).toMatchObject({ phase: "ready", version: "2.0.0", schedule: { mode: "hold" } });
+    three.stop();
+    expect(events.some((e) => e.startsWith("baseos.fell-back"))).toBe(true);
+  }, 60_000);
+});
