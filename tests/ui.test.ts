@@ -90,3 +90,45 @@ test("settings: a wrong current password is refused, the new one works; a token 
   await page.locator('tr[data-token="scada-poller"]').waitFor({ state: "detached", timeout: 10_000 });
   expect((await asScript()).status).toBe(401);
 }, 60_000);
+
+test("configuration: history, a refused upload with its problems, an upload applied after its plan, roll back, download", async () => {
+  const ds = "5b0a6b52-7f36-4a55-8c3e-2a3f5c0d1e02";
+  const tree = (uuid: string, name: string) => ({ uuid, dsId: ds, URL: `evebox/${name}:1`, iformat: "CONTAINER", displayName: name });
+  const v1 = { datastores: [{ id: ds, dType: "DsContainerRegistry", fqdn: "docker://127.0.0.1:5999" }], contentInfo: [tree("0c5e2b1a-3d4f-4a6b-9c8d-7e6f5a4b3c03", "busybox")] };
+  const v2 = { ...v1, contentInfo: [...v1.contentInfo, tree("0c5e2b1a-3d4f-4a6b-9c8d-7e6f5a4b3c04", "telegraf")] };
+  const put = await page.request.fetch(`${evebox.url}/api/v1/config`, { method: "PUT", headers: { origin: evebox.url, "content-type": "application/json" }, data: JSON.stringify(v1) });
+  expect(put.status()).toBe(201);
+  const first = (await put.json()).version as number;
+
+  await page.goto(`${evebox.url}/config`);
+  await page.locator(`#config-versions tr[data-version="${first}"]`).waitFor({ timeout: 10_000 });
+  expect(await page.locator("#config-current").textContent()).toContain(String(first));
+
+  // A document with a misspelt field: refused, every problem with its field, nothing changed.
+  await page.locator("#config-file").setInputFiles({ name: "bad.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify({ contentInfo: [{ uuid: "0c5e2b1a-3d4f-4a6b-9c8d-7e6f5a4b3c03", URl: "x" }] })) });
+  await expect(page.locator("#config-problems").textContent({ timeout: 10_000 })).resolves.toMatch(/URl/);
+  expect((await (await page.request.get(`${evebox.url}/api/v1/config/history`)).json()).current).toBe(first);
+
+  // A good document: its plan first, then applied.
+  await page.locator("#config-file").setInputFiles({ name: "plant-7.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(v2)) });
+  await page.locator("#plan").waitFor({ timeout: 10_000 });
+  expect((await page.locator("#plan .plan-step").allTextContents()).join("\n")).toContain("telegraf");
+  await page.locator("#plan-apply").click();
+  await expect(page.locator("#config-message").textContent({ timeout: 10_000 })).resolves.toMatch(/plant-7\.json: now configuration version \d+/);
+  const second = (await (await page.request.get(`${evebox.url}/api/v1/config/history`)).json()).current as number;
+  expect(second).toBeGreaterThan(first);
+
+  // Roll back to the first: planned (the second content tree goes), then applied as a new version.
+  await page.locator(`#config-versions tr[data-version="${first}"] button[data-action="rollback"]`).click();
+  await page.locator("#plan").waitFor({ timeout: 10_000 });
+  expect((await page.locator("#plan .plan-step").allTextContents()).join("\n")).toMatch(/Remove.*telegraf/);
+  await page.locator("#plan-apply").click();
+  await expect(page.locator("#config-message").textContent({ timeout: 10_000 })).resolves.toMatch(/version \d+/);
+  const cfg = await (await page.request.get(`${evebox.url}/api/v1/config`)).json();
+  expect(cfg.contentInfo.map((t: { displayName: string }) => t.displayName)).toEqual(["busybox"]);
+  await page.screenshot({ path: join(ARTIFACTS, "configuration.png"), fullPage: true });
+
+  // Download: the current document, as the API gives it.
+  const [dl] = await Promise.all([page.waitForEvent("download"), page.locator("#config-download").click()]);
+  expect(JSON.parse(await Bun.file((await dl.path())!).text())).toEqual(cfg);
+}, 60_000);

@@ -5,6 +5,7 @@ import { AppFirewall } from "./components/FirewallEditor";
 import { Layout } from "./components/Layout";
 import { Controller } from "./pages/Controller";
 import { Settings } from "./pages/Settings";
+import { Configuration } from "./pages/Configuration";
 import { Storage } from "./pages/Storage";
 import { Updates } from "./pages/Updates";
 import { AppDetail } from "./pages/AppDetail";
@@ -164,6 +165,7 @@ function Page({
   if (path === "/settings") return <Settings api={api} />;
   if (path === "/updates") return <Updates api={api} />;
   if (path === "/storage") return <Storage api={api} />;
+  if (path === "/config") return <Configuration api={api} />;
   if (path === "/apps") return <Apps api={api} />;
   if (path === "/networks") return <Networks api={api} />;
   const firewall = matchRoute("/apps/:uuid/firewall", path);

@@ -25,6 +25,12 @@ export const SECTIONS: readonly Section[] = [
   },
   { href: "/storage", label: "Storage", purpose: "Volumes and content trees (images) on this device.", built: true },
   {
+    href: "/config",
+    label: "Configuration",
+    purpose: "The device's configuration document: download, upload, the history of versions and roll back.",
+    built: true,
+  },
+  {
     href: "/controller",
     label: "Controller",
     purpose: "Connect the device to an EVE controller, or keep it in local mode.",
