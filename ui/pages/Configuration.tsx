@@ -4,9 +4,11 @@
 // versions: who set each, when, accepted or refused with the reason, and a roll back to any accepted one (planned
 // first too). Reads GET /config/history, GET /config, GET /config/versions/{v}; writes PUT /config (dry run, then
 // with If-Match). When a controller manages the device, it is the authority: upload and roll back are off.
-import { useCallback, useEffect, useMemo, useState } from "preact/hooks";
+import { useCallback, useMemo, useState } from "preact/hooks";
 import { ApiError, type ApiClient, type Problem } from "../api";
 import { createAppsApi } from "../components/apps-api";
+import { DataTable } from "../components/DataTable";
+import { useLiveLoad } from "../hooks";
 import { Modal } from "../components/Modal";
 import { useConfigChange } from "../components/PlanDialog";
 import type { Doc } from "../config-edit";
@@ -80,12 +82,7 @@ export function Configuration({ api }: { api: ApiClient }) {
     }
   }, [api]);
 
-  useEffect(() => {
-    void load();
-    const events = typeof EventSource !== "undefined" ? new EventSource(api.eventsUrl) : null;
-    if (events) events.onmessage = () => void load();
-    return () => events?.close();
-  }, [api, load]);
+  useLiveLoad(api.eventsUrl, load);
 
   const applied = (what: string) => (result: { version: number | null }) => {
     setMessage(`${what}: now configuration version ${result.version ?? "?"}.`);
@@ -239,21 +236,7 @@ export function Configuration({ api }: { api: ApiClient }) {
         <h2 id="versions-title">History</h2>
         {history && history.versions.length === 0 && <p class="muted">No versions yet.</p>}
         {history && history.versions.length > 0 && (
-          <div class="table-wrap" tabIndex={0} role="region" aria-label="Configuration versions">
-            <table class="table" id="config-versions">
-              <thead>
-                <tr>
-                  <th scope="col">Version</th>
-                  <th scope="col">When</th>
-                  <th scope="col">By</th>
-                  <th scope="col">Outcome</th>
-                  <th scope="col">Contents</th>
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
+          <DataTable id="config-versions" label="Configuration versions" columns={["Version", "When", "By", "Outcome", "Contents", ""]}>
                 {history.versions.map((v) => (
                   <tr key={v.version} data-version={v.version} data-status={v.status}>
                     <th scope="row">
@@ -281,9 +264,7 @@ export function Configuration({ api }: { api: ApiClient }) {
                     </td>
                   </tr>
                 ))}
-              </tbody>
-            </table>
-          </div>
+          </DataTable>
         )}
       </section>
       {viewing && (

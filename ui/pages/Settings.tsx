@@ -5,7 +5,8 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { ApiError, type ApiClient } from "../api";
 import { Field, FormError } from "../components/Field";
-import { Modal } from "../components/Modal";
+import { ConfirmDialog } from "../components/ConfirmDialog";
+import { DataTable } from "../components/DataTable";
 import { formatDateTime } from "../format";
 
 interface Token {
@@ -167,19 +168,7 @@ function Tokens({ api }: { api: ApiClient }) {
       )}
       {tokens && tokens.length === 0 && <p class="empty">No API tokens.</p>}
       {tokens && tokens.length > 0 && (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="API tokens">
-          <table class="table" id="tokens">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable id="tokens" label="API tokens" columns={["Name", "Created", "Last used", ""]}>
               {tokens.map((t) => (
                 <tr key={t.id} data-token={t.name}>
                   <th scope="row">{t.name}</th>
@@ -192,9 +181,7 @@ function Tokens({ api }: { api: ApiClient }) {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       )}
       <form class="form field-row" onSubmit={create} noValidate>
         <Field id="token-name" name="name" type="text" label="New token's name" value={name} onInput={(e) => setName(e.currentTarget.value)} autoComplete="off" invalid={!!error} errorId="token-error" />
@@ -206,22 +193,9 @@ function Tokens({ api }: { api: ApiClient }) {
       </form>
       <FormError id="token-error" messages={error ? [error] : []} />
       {revoking && (
-        <Modal id="revoke" labelledBy="revoke-title" onCancel={() => setRevoking(null)} initialFocus="#revoke-cancel">
-          <h2 id="revoke-title" tabIndex={-1}>
-            Revoke “{revoking.name}”?
-          </h2>
-          <div class="modal-body">
-            <p>Scripts using this token are refused from now on.</p>
-          </div>
-          <div class="form-actions modal-actions">
-            <button type="button" id="revoke-confirm" class="button danger" onClick={() => void revoke()}>
-              Revoke
-            </button>
-            <button type="button" id="revoke-cancel" class="button secondary" onClick={() => setRevoking(null)}>
-              Cancel
-            </button>
-          </div>
-        </Modal>
+        <ConfirmDialog id="revoke" title={`Revoke “${revoking.name}”?`} confirmLabel="Revoke" danger onConfirm={() => void revoke()} onCancel={() => setRevoking(null)}>
+          <p>Scripts using this token are refused from now on.</p>
+        </ConfirmDialog>
       )}
     </section>
   );
@@ -256,8 +230,8 @@ function Power({ api }: { api: ApiClient }) {
   };
 
   return (
-    <section class="card card-wide" aria-labelledby="power-title">
-      <h2 id="power-title">Device power</h2>
+    <section class="card card-wide" aria-labelledby="power-heading">
+      <h2 id="power-heading">Device power</h2>
       {available === false && (
         <p class="muted" id="power-unavailable">
           Reboot and shut down work where evebox is the device's init. This evebox runs as a program on a host, which manages its own power.
@@ -284,26 +258,20 @@ function Power({ api }: { api: ApiClient }) {
         </button>
       </div>
       {asking && (
-        <Modal id="power" labelledBy="power-dialog-title" onCancel={() => setAsking(null)} initialFocus="#power-cancel">
-          <h2 id="power-dialog-title" tabIndex={-1}>
-            {asking === "reboot" ? "Reboot the device?" : "Shut the device down?"}
-          </h2>
-          <div class="modal-body">
-            <p>
-              {asking === "reboot"
-                ? "Every app stops while the device restarts; the console is back in about a minute."
-                : "Every app stops and the device powers off. It stays off until someone powers it on at the device."}
-            </p>
-          </div>
-          <div class="form-actions modal-actions">
-            <button type="button" id="power-confirm" class="button danger" onClick={() => void confirm()}>
-              {asking === "reboot" ? "Reboot" : "Shut down"}
-            </button>
-            <button type="button" id="power-cancel" class="button secondary" onClick={() => setAsking(null)}>
-              Cancel
-            </button>
-          </div>
-        </Modal>
+        <ConfirmDialog
+          id="power"
+          title={asking === "reboot" ? "Reboot the device?" : "Shut the device down?"}
+          confirmLabel={asking === "reboot" ? "Reboot" : "Shut down"}
+          danger
+          onConfirm={() => void confirm()}
+          onCancel={() => setAsking(null)}
+        >
+          <p>
+            {asking === "reboot"
+              ? "Every app stops while the device restarts; the console is back in about a minute."
+              : "Every app stops and the device powers off. It stays off until someone powers it on at the device."}
+          </p>
+        </ConfirmDialog>
       )}
     </section>
   );

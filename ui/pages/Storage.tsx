@@ -2,8 +2,10 @@
 // download progress and size, and the volumes built from them or blank, with the apps that mount each. Reads
 // GET /api/v1/status (objects with EVE's state names) and GET /api/v1/config (which app mounts which volume),
 // refreshed on device events and every 5 s. What the device stores is changed through the apps' configuration.
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { useCallback, useState } from "preact/hooks";
 import { ApiError, type ApiClient, type DeviceStatus, type StatusItem } from "../api";
+import { DataTable } from "../components/DataTable";
+import { useLiveLoad } from "../hooks";
 import { Link } from "../router";
 
 const POLL_MS = 5_000;
@@ -38,11 +40,7 @@ export function Storage({ api }: { api: ApiClient }) {
   const [status, setStatus] = useState<DeviceStatus | null>(null);
   const [config, setConfig] = useState<Doc | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const loading = useRef(false);
-
   const load = useCallback(async () => {
-    if (loading.current) return;
-    loading.current = true;
     try {
       const [s, c] = await Promise.all([api.status(), api.call<Doc>("GET", "/config").catch(() => null)]);
       setStatus(s);
@@ -50,21 +48,9 @@ export function Storage({ api }: { api: ApiClient }) {
       setError(null);
     } catch (e) {
       setError(e instanceof ApiError ? e.message : String(e));
-    } finally {
-      loading.current = false;
     }
   }, [api]);
-
-  useEffect(() => {
-    void load();
-    const timer = setInterval(() => void load(), POLL_MS);
-    const events = typeof EventSource !== "undefined" ? new EventSource(api.eventsUrl) : null;
-    if (events) events.onmessage = () => void load();
-    return () => {
-      clearInterval(timer);
-      events?.close();
-    };
-  }, [api, load]);
+  useLiveLoad(api.eventsUrl, load, POLL_MS);
 
   // Which apps mount each volume, and where each volume comes from, from the desired document.
   const mountedBy = new Map<string, { uuid: string; name: string }[]>();
@@ -102,17 +88,7 @@ export function Storage({ api }: { api: ApiClient }) {
             {status.contentTrees.length === 0 ? (
               <p class="muted">No images: no app needs one.</p>
             ) : (
-              <div class="table-wrap" tabIndex={0} role="region" aria-label="Content trees">
-                <table class="table" id="content-trees">
-                  <thead>
-                    <tr>
-                      <th scope="col">Name</th>
-                      <th scope="col">State</th>
-                      <th scope="col">Size</th>
-                      <th scope="col">Loaded as</th>
-                    </tr>
-                  </thead>
-                  <tbody>
+              <DataTable id="content-trees" label="Content trees" columns={["Name", "State", "Size", "Loaded as"]}>
                     {status.contentTrees.map((t: StatusItem) => (
                       <tr key={text(t.uuid)} data-tree={text(t.name)}>
                         <th scope="row">
@@ -131,9 +107,7 @@ export function Storage({ api }: { api: ApiClient }) {
                         <td class="mono">{text(t.image) || "—"}</td>
                       </tr>
                     ))}
-                  </tbody>
-                </table>
-              </div>
+              </DataTable>
             )}
           </section>
           <section class="card card-wide" aria-labelledby="volumes-title">
@@ -141,18 +115,7 @@ export function Storage({ api }: { api: ApiClient }) {
             {status.volumes.length === 0 ? (
               <p class="muted">No volumes.</p>
             ) : (
-              <div class="table-wrap" tabIndex={0} role="region" aria-label="Volumes">
-                <table class="table" id="volumes">
-                  <thead>
-                    <tr>
-                      <th scope="col">Name</th>
-                      <th scope="col">State</th>
-                      <th scope="col">Size</th>
-                      <th scope="col">Origin</th>
-                      <th scope="col">Mounted by</th>
-                    </tr>
-                  </thead>
-                  <tbody>
+              <DataTable id="volumes" label="Volumes" columns={["Name", "State", "Size", "Origin", "Mounted by"]}>
                     {status.volumes.map((v: StatusItem) => {
                       const id = text(v.uuid).toLowerCase();
                       const apps = mountedBy.get(id) ?? [];
@@ -180,9 +143,7 @@ export function Storage({ api }: { api: ApiClient }) {
                         </tr>
                       );
                     })}
-                  </tbody>
-                </table>
-              </div>
+              </DataTable>
             )}
           </section>
         </>

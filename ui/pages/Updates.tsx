@@ -4,9 +4,11 @@
 // may reboot the device (now, a daily maintenance window, or when the operator says so), versions that failed and
 // may be retried, and the history of updates. Reads GET /api/v1/baseos (every 2 s and on device events); writes
 // POST /baseos/upload|activate|cancel|retry and PUT /baseos/settings (src/baseos/README.md).
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { useCallback, useRef, useState } from "preact/hooks";
 import { ApiError, type ApiClient } from "../api";
+import { DataTable } from "../components/DataTable";
 import { FormError } from "../components/Field";
+import { useLiveLoad } from "../hooks";
 import { formatDateTime } from "../format";
 
 const POLL_MS = 2_000;
@@ -137,31 +139,15 @@ function uploadFile(file: File, onProgress: (done: number, total: number) => voi
 export function Updates({ api }: { api: ApiClient }) {
   const [view, setView] = useState<BaseOsView | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const loading = useRef(false);
-
   const load = useCallback(async () => {
-    if (loading.current) return;
-    loading.current = true;
     try {
       setView(await api.call<BaseOsView>("GET", "/baseos"));
       setError(null);
     } catch (e) {
       setError(message(e));
-    } finally {
-      loading.current = false;
     }
   }, [api]);
-
-  useEffect(() => {
-    void load();
-    const timer = setInterval(() => void load(), POLL_MS);
-    const events = typeof EventSource !== "undefined" ? new EventSource(api.eventsUrl) : null;
-    if (events) events.onmessage = () => void load();
-    return () => {
-      clearInterval(timer);
-      events?.close();
-    };
-  }, [api, load]);
+  useLiveLoad(api.eventsUrl, load, POLL_MS);
 
   return (
     <section id="updates" class="page" aria-labelledby="page-title">
@@ -222,18 +208,7 @@ function Overview({ view }: { view: BaseOsView }) {
         <dt>Vendor keys</dt>
         <dd>{view.vendorKeys.length === 0 ? "none: no update can be verified" : view.vendorKeys.map((k) => k.name || k.id).join(", ")}</dd>
       </dl>
-      <div class="table-wrap" tabIndex={0} role="region" aria-label="Slots">
-        <table class="table" id="slots">
-          <thead>
-            <tr>
-              <th scope="col">Slot</th>
-              <th scope="col">Version</th>
-              <th scope="col">State</th>
-              <th scope="col">Size</th>
-              <th scope="col">Note</th>
-            </tr>
-          </thead>
-          <tbody>
+      <DataTable id="slots" label="Slots" columns={["Slot", "Version", "State", "Size", "Note"]}>
             {view.slots.map((s) => (
               <tr key={s.slot} data-slot={s.slot}>
                 <th scope="row">
@@ -251,9 +226,7 @@ function Overview({ view }: { view: BaseOsView }) {
                 <td>{s.note ?? ""}</td>
               </tr>
             ))}
-          </tbody>
-        </table>
-      </div>
+      </DataTable>
     </section>
   );
 }
@@ -539,19 +512,7 @@ function History({ view }: { view: BaseOsView }) {
       {view.history.length === 0 ? (
         <p class="muted">No updates yet.</p>
       ) : (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Update history">
-          <table class="table" id="update-history">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Version</th>
-                <th scope="col">From</th>
-                <th scope="col">Slot</th>
-                <th scope="col">Outcome</th>
-                <th scope="col">Reason</th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable id="update-history" label="Update history" columns={["When", "Version", "From", "Slot", "Outcome", "Reason"]}>
               {view.history.map((h) => (
                 <tr key={h.id + h.at} data-outcome={h.outcome}>
                   <td>{formatDateTime(h.at)}</td>
@@ -564,9 +525,7 @@ function History({ view }: { view: BaseOsView }) {
                   <td>{h.reason}</td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       )}
     </section>
   );
