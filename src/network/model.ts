@@ -32,8 +32,10 @@ export interface NiSpec {
 }
 
 export interface AceSpec {
-  /** Stable within the interface: the ACE's id when set, else a hash of its content. */
+  /** Stable within the interface: the ACE's id when set, else its content (`m:` + matches, action, direction). */
   key: string;
+  /** With an id: its content as an id-less key would say it (the compiler reuses what it parsed before). */
+  content?: string;
   id: number;
   name: string;
   matches: { type: string; value: string }[];
@@ -301,14 +303,11 @@ export function aceSpec(ace: Doc): AceSpec {
   else if (a?.limit) action = { kind: "limit", rate: Number(a.limitrate ?? 0), unit: UNITS[a.limitunit ?? "s"] ?? "second", burst: Number(a.limitburst ?? 0) || Number(a.limitrate ?? 1) };
   const dir = ace.dir === "INGRESS" || ace.dir === 1 ? "ingress" : ace.dir === "EGRESS" || ace.dir === 2 ? "egress" : "both";
   const id = Number(ace.id ?? 0);
-  let key: string;
-  if (id) key = `id:${id}`;
-  else {
-    // Without an id, an ACE is what it says: its matches, action and direction.
-    key = "m:";
-    for (const m of matches) key += `${m.type}=${m.value};`;
-    key += action === ALLOW ? "" : `${action.kind}${action.kind === "portmap" ? action.appPort : action.kind === "limit" ? `${action.rate}/${action.unit}/${action.burst}` : ""}`;
-    if (dir !== "both") key += `;${dir}`;
-  }
-  return { key, id, name: String(ace.name ?? ""), matches, action, dir };
+  // An ACE's content: its matches, action and direction. Without an id, that is its key.
+  let content = "m:";
+  for (const m of matches) content += `${m.type}=${m.value};`;
+  content += action === ALLOW ? "" : `${action.kind}${action.kind === "portmap" ? action.appPort : action.kind === "limit" ? `${action.rate}/${action.unit}/${action.burst}` : ""}`;
+  if (dir !== "both") content += `;${dir}`;
+  if (id) return { key: `id:${id}`, content, id, name: String(ace.name ?? ""), matches, action, dir };
+  return { key: content, id, name: String(ace.name ?? ""), matches, action, dir };
 }

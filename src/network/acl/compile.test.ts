@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { EMPTY_FACTS, networkModel } from "../model.ts";
 import { elementDiff } from "./nft.ts";
-import { aceOfFlow, compileFirewall } from "./compile.ts";
+import { aceOfFlow, compileFirewall, setsOf } from "./compile.ts";
 
 const NI = "6a000000-0000-4000-8000-000000000001";
 const SW = "6a000000-0000-4000-8000-000000000002";
@@ -30,6 +30,26 @@ describe("compileFirewall", () => {
     const b = compile([allow("203.0.113.1", 80), drop("203.0.113.0/24")]);
     expect(a.text).toBe(b.text);
     expect(a.hash).toBe(b.hash);
+  });
+
+  test("a compile that reuses the ACEs parsed before gives what a cold compile gives; a changed ACE is parsed anew", () => {
+    const withId = (id: number, port: number, name = "") => ({ id, name, matches: [{ type: "ip", value: "203.0.113.9" }, { type: "protocol", value: "tcp" }, { type: "fport", value: String(port) }] });
+    const next = [allow("203.0.113.1", 80), withId(7, 443, "tls"), allow("203.0.113.1", 80), drop("203.0.113.0/24"), withId(8, 22)];
+    compile([allow("198.51.100.1")]); // nothing of `next` is cached now
+    const cold = compile(next);
+    compile([allow("203.0.113.1", 80), withId(7, 443, "tls"), withId(8, 23), allow("203.0.113.5")]);
+    const warm = compile(next);
+    expect(warm.hash).toBe(cold.hash);
+    expect(warm.text).toBe(cold.text);
+    const view = (fw: typeof cold) => {
+      const sets = setsOf(fw);
+      return [...fw.marks.values()].map((m) => [m.mark, m.aceKey, m.aceName, sets.get(m) ?? []]);
+    };
+    expect(view(warm)).toEqual(view(cold));
+    expect(view(warm).some(([, , , sets]) => (sets as string[]).length > 0)).toBe(true);
+    // The same id with other content, or another name: parsed anew.
+    expect(compile([withId(7, 8443, "tls")]).text).toContain("8443");
+    expect([...compile([withId(7, 8443, "https")]).marks.values()][0]!.aceName).toBe("https");
   });
 
   test("first match wins: runs of one verdict keep their order; ending in an implicit drop", () => {

@@ -36,8 +36,8 @@ export interface CompiledMap {
 }
 
 export interface CompiledFirewall {
-  /** The whole ruleset: both tables, elements included (what a full load sends). */
-  text: string;
+  /** The whole ruleset: both tables, elements included (what a full load sends; rendered when first read). */
+  readonly text: string;
   hash: string;
   /** The ruleset without set and map elements: equal skeletons can be updated element by element. */
   skeletonHash: string;
@@ -88,14 +88,27 @@ export interface CompiledAce extends MarkInfo {
   range: [number, number] | null;
   host: string | null;
   never: string | null;
-  /** The sets holding this ACE's key (its per-element counters). */
-  sets: string[];
 }
 
 /** A run of ACEs checked with one set lookup: a flow it admits is marked with the group, not the ACE. */
 export interface MarkGroup {
   dir: "egress" | "ingress";
+  /** The set looked up (its elements carry the members' counters). */
+  set: string;
   members: CompiledAce[];
+}
+
+/** The sets holding each ACE's key (where its per-element counters are), from the set lookups' groups. */
+export function setsOf(fw: CompiledFirewall): Map<CompiledAce, string[]> {
+  const out = new Map<CompiledAce, string[]>();
+  for (const g of fw.groupMarks.values()) {
+    for (const p of g.members) {
+      const sets = out.get(p);
+      if (!sets) out.set(p, [g.set]);
+      else if (!sets.includes(g.set)) sets.push(g.set);
+    }
+  }
+  return out;
 }
 
 type Parsed = CompiledAce;
@@ -215,7 +228,6 @@ function parseAce(ace: AceSpec, key: string, iface: AppInterfaceSpec, mark: numb
     range,
     host,
     never,
-    sets: [],
   };
 }
 
@@ -230,6 +242,20 @@ export function hostSetName(host: string): string {
 /** The ACE's protocol match, for portmaps (tcp when none). */
 function protoOf(p: Parsed): string {
   return p.fields.proto ?? "6";
+}
+
+/**
+ * ACEs parsed by the previous compile, per interface context (app, index, instance kind, uplink), by the ACE's
+ * content (its key, plus its content and name where the key does not say them): a one-rule change re-parses
+ * one ACE, not 10,000. A parsed ACE is never changed afterwards, so compiles share them. Bounded: at most twice
+ * what each interface's ACLs hold, and interfaces no longer compiled are dropped.
+ */
+const parseCache = new Map<string, Map<string, Parsed>>();
+
+function cacheKey(ace: AceSpec): string | null {
+  if (ace.id && ace.content === undefined) return null;
+  const k = ace.id ? `${ace.key}\u0001${ace.content}` : ace.key;
+  return ace.name ? `${k}\u0001${ace.name}` : k;
 }
 
 export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpec[]): CompiledFirewall {
@@ -258,14 +284,31 @@ export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpe
     decls.push(`${family}\u0000${name}\u0000${decl}`);
   };
 
+  const usedCtx = new Set<string>();
   for (const iface of interfaces) {
     const slot = appSlot(iface);
     const parsed: Parsed[] = [];
     const markPrefix = `${iface.appUuid.toLowerCase()}/${iface.index}/`;
+    const ctx = `${markPrefix}\u0001${iface.niKind}\u0001${iface.uplinkIfname}\u0001${iface.uplinkLabel}`;
+    let cache = parseCache.get(ctx);
+    if (!cache) parseCache.set(ctx, (cache = new Map()));
+    usedCtx.add(ctx);
+    const used: string[] = [];
     for (const ace of iface.acls) {
+      const ck = cacheKey(ace);
+      const hit = ck !== null ? cache.get(ck) : undefined;
+      if (hit && !marks.has(hit.mark)) {
+        // Parsed before with this very content and mark (a parsed ACE is never changed afterwards).
+        marks.set(hit.mark, hit);
+        if (hit.never) notes.push({ appUuid: iface.appUuid, index: iface.index, aceKey: hit.aceKey, note: hit.never });
+        parsed.push(hit);
+        used.push(ck!);
+        continue;
+      }
       // The mark is a hash of the ACE's key: an equal key is a duplicate ACE (keyed `#2`, `#3` …).
       let key = ace.key;
       let mark = (Bun.hash.crc32(markPrefix + key) & 0x7fffffff) || 1;
+      const base = mark;
       for (let n = 2; marks.has(mark); ) {
         if (marks.get(mark)!.aceKey === key || marks.get(mark)!.aceKey.startsWith(`${ace.key}#`)) {
           key = `${ace.key}#${n++}`;
@@ -276,6 +319,14 @@ export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpe
       marks.set(mark, p);
       if (p.never) notes.push({ appUuid: iface.appUuid, index: iface.index, aceKey: key, note: p.never });
       parsed.push(p);
+      // A duplicate (`#2` …) or a mark moved by a collision depends on the ACEs before it: never reused.
+      if (ck !== null && key === ace.key && mark === base) cache.set(ck, p), used.push(ck);
+    }
+    // What this interface's ACLs no longer hold goes once the cache is twice their size.
+    if (cache.size > 2 * used.length + 64) {
+      const keep = new Map<string, Parsed>();
+      for (const k of used) keep.set(k, cache.get(k)!);
+      parseCache.set(ctx, keep);
     }
     appMacs.set(iface.mac, "");
     appPorts.set(JSON.stringify(iface.hostIfname), "");
@@ -290,7 +341,7 @@ export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpe
     const groupMark = (set: string, dir: "egress" | "ingress", members: Parsed[]): number => {
       let m = (Bun.hash.crc32(`${markPrefix}set:${set}:${dir}`) & 0x7fffffff) || 1;
       while (marks.has(m) || groupMarks.has(m)) m = (m % 0x7fffffff) + 1;
-      groupMarks.set(m, { dir, members });
+      groupMarks.set(m, { dir, set, members });
       return m;
     };
     for (const dir of ["egress", "ingress"] as const) {
@@ -362,17 +413,24 @@ export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpe
             for (const p of ps) put(layerOf.get(p)!, p);
           } else {
             // Single addresses only overlap when equal: a repeated key goes to the next set.
+            // (One map operation per ACE: a key already there leaves the set's size as it was.)
             for (const p of ps) {
-              let li = 0;
-              while (layerEls[li]?.has(p.elemKey)) li++;
-              put(li, p);
+              for (let li = 0; ; li++) {
+                if (!layers[li]) (layers[li] = []), (layerEls[li] = new Map());
+                const els = layerEls[li]!;
+                const n = els.size;
+                els.set(p.elemKey, "");
+                if (els.size > n) {
+                  layers[li]!.push(p);
+                  break;
+                }
+              }
             }
           }
           const code = shape.map((f) => f[0]).join("");
           const names: string[] = [];
           layers.forEach((layer, li) => {
             const name = `${chain}_${ri}${code}${li ? `_${li}` : ""}`;
-            for (const p of layer) p.sets.push(name);
             addMap(name, "inet", `type ${shape.map((f) => FIELD_TYPE[f]).join(" . ")};${interval ? " flags interval;" : ""} counter;`, layerEls[li]!);
             rules.push(`${keyExpr} @${name} ct mark set ${groupMark(name, dir, layer)} ${verdict}`);
             names.push(name);
@@ -429,6 +487,7 @@ export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpe
     }
   }
 
+  for (const ctx of parseCache.keys()) if (!usedCtx.has(ctx)) parseCache.delete(ctx);
   for (const [set, host] of hostSets) decls.push(`inet\u0000${set}\u0000type ipv4_addr; comment ${JSON.stringify(`dns:${host}`)};`);
   for (const [name, els] of [["app_macs", appMacs]] as const) addMap(name, "inet", "type ether_addr;", els);
   addMap("eg", "inet", "type ether_addr : verdict;", egress);
@@ -523,11 +582,18 @@ export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpe
       "",
     ].join("\n");
   };
-  const skeletonHash = hashHex(render(false), 16);
-  const full = render(true);
-  const hash = hashHex(full, 16);
+  const skeleton = render(false);
+  const skeletonHash = hashHex(skeleton, 16);
+  // The hash covers the skeleton and every element; the full text is rendered only when a full load needs it
+  // (an element update never does).
+  const hasher = new Bun.CryptoHasher("sha256").update(skeleton);
+  for (const [name, els] of elementText) hasher.update(`\u0000${name}\u0000`).update(els);
+  const hash = hasher.digest("hex").slice(0, 16);
+  let text: string | null = null;
   return {
-    text: full.replace(HASH, hash),
+    get text() {
+      return (text ??= render(true).replace(HASH, hash));
+    },
     hash,
     skeletonHash,
     maps,
