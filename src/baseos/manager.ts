@@ -621,7 +621,8 @@ export class BaseOs {
 
   private schedule(op: Operation): void {
     const s = this.state.settings;
-    const managed = this.o.hooks.managed() ? { activate: this.managedActivate } : null;
+    // The config's update reboots when the config says activate (EVE); an upload in the console follows the settings.
+    const managed = op.source === "config" && this.o.hooks.managed() ? { activate: this.managedActivate } : null;
     const at = rebootAt(new Date(), s, managed);
     const mode = managed ? "controller" : s.reboot;
     op.schedule = {
@@ -704,7 +705,7 @@ export class BaseOs {
     const was = this.managedActivate;
     this.managedActivate = activate;
     const c = this.state.current;
-    if (activate && !was && c?.phase === "ready" && this.o.hooks.managed()) this.schedule(c);
+    if (activate && !was && c?.phase === "ready" && c.source === "config" && this.o.hooks.managed()) this.schedule(c);
   }
 
   settings(): BaseOsSettings {
@@ -824,7 +825,7 @@ export class BaseOs {
         if (c.phase === "receiving") [userStatus, subStatus, status] = ["DOWNLOADING", "DOWNLOAD_INPROGRESS", "DOWNLOAD_STARTED"];
         else if (c.phase === "verifying") [userStatus, subStatus, status] = ["DOWNLOAD_DONE", "VERIFY_INPROGRESS", "VERIFYING"];
         else if (c.phase === "writing" || c.phase === "reading-back") [userStatus, subStatus, status] = ["UPDATING", "UPDATE_INITIALIZING", "LOADING"];
-        else if (c.phase === "ready") [userStatus, subStatus, status] = ["UPDATING", this.o.hooks.managed() && !this.managedActivate ? "UPDATE_DEFERRED" : "UPDATE_REBOOTING", "LOADED"];
+        else if (c.phase === "ready") [userStatus, subStatus, status] = ["UPDATING", c.schedule?.at ? "UPDATE_REBOOTING" : "UPDATE_DEFERRED", "LOADED"];
         else if (c.phase === "rebooting") [userStatus, subStatus, status] = ["UPDATING", "UPDATE_REBOOTING", "BOOTING"];
         else if (c.phase === "testing") [userStatus, subStatus, status] = ["UPDATING", "UPDATE_TESTING", "RUNNING"];
       } else if (s.state === "failed") [userStatus, status] = ["FAILED", "ERROR"];
