@@ -229,9 +229,15 @@ describe("a Local network instance", () => {
     expect(rules.find((x: any) => x.id === 2).packets).toBeGreaterThan(0);
     expect(rules.find((x: any) => x.id === 3).limitedPackets).toBeGreaterThan(0);
     expect(r.body.interfaces[0].implicitDrop.packets).toBeGreaterThan(0);
-    // The DHCP exchange of the earlier test left its lease.
-    const leases = await api("GET", `/api/v1/networks/${NI_LOCAL}/leases`);
-    expect(leases.body.leases.map((l: any) => l.ip)).toContain(await addressOf("web"));
+    // The DHCP exchange of the earlier test left its lease (dnsmasq rewrites its lease file in place, now and
+    // then: a read may land in a rewrite, so the lease is waited for a moment rather than read once).
+    const webIp = await addressOf("web");
+    let leases: any[] = [];
+    await waitFor("the web app's lease", async () => {
+      leases = (await api("GET", `/api/v1/networks/${NI_LOCAL}/leases`)).body.leases;
+      return leases.some((l: any) => l.ip === webIp) ? true : undefined;
+    }, 10_000).catch(() => undefined);
+    expect(leases.map((l: any) => l.ip)).toContain(webIp);
   }, 30_000);
 });
 

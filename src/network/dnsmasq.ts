@@ -2,7 +2,7 @@
 // address never change), DNS for the apps' names and the instance's static entries, forwarding the rest
 // upstream, and filling the host-name sets of the firewall (`nftset`) from the answers it gives.
 // dnsmasq runs as its own daemon (pidfile), so it outlives evebox; a restarted evebox adopts it.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { maskStr } from "./ipv4.ts";
 import type { AppInterfaceSpec, NiSpec } from "./model.ts";
@@ -154,16 +154,30 @@ export interface Lease {
   hostname: string | null;
 }
 
+/** The last leases read per file: dnsmasq rewrites its lease file in place (truncate, then write). */
+const lastLeases = new Map<string, Lease[]>();
+
 export function readLeases(p: DnsmasqPaths): Lease[] {
+  let text: string;
+  let mtimeMs = 0;
   try {
-    return readFileSync(p.leases, "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => {
-        const [exp, mac, ip, host] = l.split(" ");
-        return { expires: Number(exp) * 1000, mac: mac!, ip: ip!, hostname: host && host !== "*" ? host : null };
-      });
+    mtimeMs = statSync(p.leases).mtimeMs;
+    text = readFileSync(p.leases, "utf8");
   } catch {
+    lastLeases.delete(p.leases);
     return [];
   }
+  const leases: Lease[] = [];
+  for (const l of text.split("\n")) {
+    const [exp, mac, ip, host] = l.split(" ");
+    // A line being written (or cut short) is left out.
+    if (!exp || !/^\d+$/.test(exp) || !mac || !ip) continue;
+    leases.push({ expires: Number(exp) * 1000, mac, ip, hostname: host && host !== "*" ? host : null });
+  }
+  const prev = lastLeases.get(p.leases);
+  // Read between dnsmasq's truncate and its write: the file just changed and is empty. The leases read a
+  // moment ago are still the best answer.
+  if (!leases.length && prev?.length && Date.now() - mtimeMs < 1000) return prev;
+  lastLeases.set(p.leases, leases);
+  return leases;
 }
