@@ -126,6 +126,18 @@ describe("base OS updates on slot files", () => {
     const sq = await tinySquashfs(root, "v2");
     const file = await bundleOf(root, sq, { ...BOARD, version: "2.0.0" }, keys);
     expect((await c.json("PUT", "/api/v1/baseos/settings", { reboot: "hold" })).status).toBe(200);
+    // The console's live events (SSE) carry the update's steps.
+    const sse = await c.req("GET", "/api/v1/events");
+    const reader = sse.body!.getReader();
+    let seen = "";
+    const collecting = (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += new TextDecoder().decode(value);
+        if (seen.includes("baseos.written")) break;
+      }
+    })();
     const r = await upload(file);
     expect(r.status).toBe(202);
     expect(r.body.update).toMatchObject({ version: "2.0.0", slot: "B" });
@@ -134,6 +146,10 @@ describe("base OS updates on slot files", () => {
       return b.update?.phase === "ready" ? b : null;
     });
     expect(v.update.schedule).toMatchObject({ mode: "hold", at: null });
+    await Promise.race([collecting, Bun.sleep(5000)]);
+    await reader.cancel();
+    const types = [...seen.matchAll(/"type":"(baseos\.[a-z-]+)"/g)].map((m) => m[1]);
+    expect(types).toEqual(expect.arrayContaining(["baseos.verified", "baseos.writing", "baseos.written"]));
     expect(v.slots[1]).toMatchObject({ slot: "B", state: "updating", version: "2.0.0" });
     const bytes = readFileSync(file);
     expect(createHash("sha256").update(readFileSync(slotB()).subarray(0, bytes.length)).digest("hex")).toBe(createHash("sha256").update(bytes).digest("hex"));
