@@ -3,7 +3,7 @@
 // with their reason and leave the slot file untouched; a good one is written, read back and set to be tried.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatBootEnv, parseBootEnv } from "../src/init/bootenv.ts";
 import { broken, bundleOf, testKeys, tinySquashfs, type TestKeys } from "./support/bundles.ts";
@@ -18,7 +18,17 @@ let keys: TestKeys;
 const slotA = () => join(root, "slotA");
 const slotB = () => join(root, "slotB");
 const grubenv = () => join(root, "grubenv");
-const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
+/** A slot file's fingerprint: its modification time (any write changes it) and the hash of its first 16 MiB. */
+const sha = (p: string) => {
+  const fd = openSync(p, "r");
+  try {
+    const head = Buffer.alloc(16 * 2 ** 20);
+    const n = readSync(fd, head, 0, head.length, 0);
+    return `${statSync(p).mtimeMs}:${createHash("sha256").update(head.subarray(0, n)).digest("hex")}`;
+  } finally {
+    closeSync(fd);
+  }
+};
 const env = () => parseBootEnv(readFileSync(grubenv()));
 
 async function upload(file: string): Promise<{ status: number; body: any }> {
@@ -57,7 +67,9 @@ beforeAll(async () => {
   root = tempDataDir("evebox-baseos-api-");
   keys = await testKeys(root);
   writeFileSync(slotA(), Buffer.alloc(8 * 2 ** 20, 0xaa));
-  writeFileSync(slotB(), Buffer.alloc(8 * 2 ** 20, 0));
+  // Slot B: 320 MiB, sparse (zeros), so an image-sized upload fits.
+  writeFileSync(slotB(), "");
+  truncateSync(slotB(), 320 * 2 ** 20);
   writeFileSync(grubenv(), formatBootEnv({ evebox_active: "A", evebox_try: "", evebox_trying: "", evebox_cmdline: "" }));
   writeFileSync(join(root, "board.json"), JSON.stringify({ name: "qemu-x86_64", arch: "amd64" }));
   const binary = await ensureBinary();
@@ -116,11 +128,41 @@ describe("base OS updates on slot files", () => {
   });
 
   test("a too-large bundle is refused before it is stored", async () => {
-    const big = Buffer.alloc(10 * 2 ** 20, 1);
+    const big = Buffer.alloc(330 * 2 ** 20, 1);
     const r = await c.json("POST", "/api/v1/baseos/upload", big, { "content-type": "application/octet-stream" });
     expect(r.status).toBe(413);
     expect(r.body.error).toMatch(/larger than slot B/);
   });
+
+  test("an image-sized upload is streamed to PERSIST, not held in memory", async () => {
+    const rss = async () => Number((await (await c.req("GET", "/api/v1/metrics")).text()).match(/^evebox_resident_memory_bytes (\d+)/m)![1]);
+    const before = await rss();
+    let peak = before;
+    let sending = true;
+    const sampler = (async () => {
+      while (sending) {
+        peak = Math.max(peak, await rss());
+        await Bun.sleep(50);
+      }
+    })();
+    // 240 MiB of garbage, sent in 1 MiB pieces: stored, then refused (no update footer).
+    const MiB = 2 ** 20;
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(ctl) {
+        if (sent >= 240) return ctl.close();
+        sent++;
+        ctl.enqueue(new Uint8Array(MiB).fill(sent & 0xff));
+      },
+    });
+    const r = await fetch(`${evebox.url}/api/v1/baseos/upload`, { method: "POST", headers: { cookie: c.cookie, origin: evebox.url, "content-type": "application/octet-stream", "content-length": String(240 * MiB) }, body, duplex: "half" } as RequestInit);
+    sending = false;
+    await sampler;
+    expect(r.status).toBe(400);
+    expect((await r.json()).error).toMatch(/not an evebox update/);
+    console.log(`upload of 240 MiB: evebox RSS ${(before / MiB).toFixed(0)} MiB before, peak ${(peak / MiB).toFixed(0)} MiB`);
+    expect(peak - before).toBeLessThan(120 * MiB);
+  }, 120_000);
 
   test("a good bundle is written to slot B, read back, and B set to be tried once; a second upload meanwhile is refused (409)", async () => {
     const sq = await tinySquashfs(root, "v2");
