@@ -9,6 +9,7 @@ import { formatBootEnv, initialBootEnv, parseBootEnv, type Slot } from "../init/
 import { importPublicKey } from "./bundle.ts";
 import { BaseOs, type BaseOsHooks } from "./manager.ts";
 import { filesBackendFromEnv } from "./slots.ts";
+import { decodeMessage, encodeMessage } from "../proto/index.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "evebox-baseos-sm-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -85,6 +86,14 @@ describe("a trial that fails its checks", () => {
     expect(env().evebox_trying).toBe("");
     expect(three.swList()[1]).toMatchObject({ partitionLabel: "IMGB", partitionState: "failed", userStatus: "FAILED", status: "ERROR" });
     expect(three.swList()[0]).toMatchObject({ partitionLabel: "IMGA", partitionState: "active", activated: true, userStatus: "FALLBACK" });
+    // The list is a valid ZInfoDevSW list of EVE's info message (enum names, the error's timestamp).
+    const wire = encodeMessage("org.lfedge.eve.info.ZInfoMsg", { devId: "d", dinfo: { swList: three.swList() } });
+    const back = decodeMessage<any>("org.lfedge.eve.info.ZInfoMsg", wire).dinfo.swList;
+    expect(back.map((x: any) => [x.partitionLabel, x.partitionState, x.userStatus, x.status, x.shortVersion])).toEqual([
+      ["IMGA", "active", 5 /* BaseOsStatus.FALLBACK */, 7 /* ZSwState.RUNNING */, "1.0.0"],
+      ["IMGB", "failed", 6 /* BaseOsStatus.FAILED */, 21 /* ZSwState.ERROR */, "2.0.0"],
+    ]);
+    expect(back[1].swErr.description).toMatch(/apps: not RUNNING yet/);
     await expect(three.upload(Bun.file(file).stream(), Bun.file(file).size)).rejects.toThrow(/failed before/);
     expect(three.retry()).toEqual(["2.0.0"]);
     three.putSettings({ reboot: "hold" });
