@@ -11,7 +11,7 @@ import type { NftFirewall } from "./acl/nft.ts";
 import { type DnsmasqFiles, type DnsmasqPaths, dnsmasqFiles, dnsmasqPaths, filesHash, observeDnsmasq, reloadDnsmasqHosts, startDnsmasq, stopDnsmasq } from "./dnsmasq.ts";
 import type { Configurator, Item } from "./graph.ts";
 import type { AppInterfaceSpec, HostFacts, NetworkModel } from "./model.ts";
-import { hashHex, ip, ipJson, readSysctl, sh, writeSysctl } from "./sys.ts";
+import { hashHex, ip, ipJson, ipJsonBatch, readSysctl, sh, writeSysctl } from "./sys.ts";
 
 export const RULE_PREF = 10950;
 const TABLE_BASE = 10000;
@@ -85,12 +85,7 @@ export function desiredItems(model: NetworkModel, firewall: CompiledFirewall, fa
 }
 
 export async function observe(runDir: string, nft: NftFirewall): Promise<Observation> {
-  const [links, addrs, routes, rules] = await Promise.all([
-    ipJson(["-d", "link", "show"]),
-    ipJson(["addr", "show"]),
-    ipJson(["route", "show", "table", "all"]),
-    ipJson(["rule", "list"]),
-  ]);
+  const [links, addrs, routes, rules] = await ipJsonBatch([["link", "show"], ["addr", "show"], ["route", "show", "table", "all"], ["rule", "list"]]);
   const items: Item[] = [];
   const attachments: Attachment[] = [];
   const ours = new Set<string>();
@@ -156,7 +151,7 @@ export async function observe(runDir: string, nft: NftFirewall): Promise<Observa
       else await stopDnsmasq(paths, true); // its files without a running dnsmasq: leftovers
     }
   }
-  const fwHash = await nft.loadedHash();
+  const fwHash = await nft.observedHash();
   if (fwHash) items.push({ id: "firewall", type: "firewall", deps: [], attrs: { hash: fwHash } });
 
   // Host facts: the device's own networks (allocation must avoid them), interfaces, gateways.

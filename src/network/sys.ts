@@ -40,6 +40,17 @@ export async function ipJson<T = any>(args: string[]): Promise<T[]> {
   return out.trim() ? (JSON.parse(out) as T[]) : [];
 }
 
+/**
+ * Several `ip -j -d …` queries in one process (`ip -batch`): each answer is one line of JSON, in order. The
+ * network is observed on every reconcile pass, and a process start costs ~10 ms on a busy device.
+ */
+export async function ipJsonBatch(queries: string[][]): Promise<any[][]> {
+  const out = await sh(["ip", "-j", "-d", "-batch", "-"], { stdin: queries.map((q) => q.join(" ")).join("\n") + "\n" });
+  const lines = out.split("\n").filter((l) => l.trim());
+  if (lines.length !== queries.length) throw new Error(`ip -batch answered ${lines.length} of ${queries.length} queries`);
+  return lines.map((l) => JSON.parse(l) as any[]);
+}
+
 export async function ip(...args: string[]): Promise<void> {
   await sh(["ip", ...args]);
 }

@@ -7,6 +7,8 @@ import { sh } from "../sys.ts";
 export interface NftRunner {
   /** Runs one transaction (nft -f syntax); throws with nft's error text when it is refused. */
   run(text: string): Promise<void>;
+  /** A listing command's output, or null when nft refused it (no such table …); in-process only. */
+  list?(command: string): string | null;
   readonly kind: "libnftables" | "nft";
 }
 
@@ -27,6 +29,7 @@ function open() {
     nft_ctx_buffer_output: { args: [FFIType.ptr], returns: FFIType.i32 },
     nft_ctx_buffer_error: { args: [FFIType.ptr], returns: FFIType.i32 },
     nft_ctx_get_error_buffer: { args: [FFIType.ptr], returns: FFIType.ptr },
+    nft_ctx_get_output_buffer: { args: [FFIType.ptr], returns: FFIType.ptr },
     nft_run_cmd_from_buffer: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   });
 }
@@ -50,6 +53,18 @@ export class LibNftables implements NftRunner {
     } catch {
       return null;
     }
+  }
+
+  list(command: string): string | null {
+    // Reading the buffer rewinds it; what the command writes then starts at its beginning.
+    this.lib.symbols.nft_ctx_get_output_buffer(this.ctx);
+    const buf = Buffer.from(`${command}\0`);
+    if (this.lib.symbols.nft_run_cmd_from_buffer(this.ctx, ptr(buf)) !== 0) {
+      this.lib.symbols.nft_ctx_get_error_buffer(this.ctx);
+      return null;
+    }
+    const p = this.lib.symbols.nft_ctx_get_output_buffer(this.ctx);
+    return p ? new CString(p).toString() : "";
   }
 
   async run(text: string): Promise<void> {

@@ -34,6 +34,8 @@ export interface FirewallCounters {
 export class NftFirewall {
   /** What this process last loaded (or adopted); null: unknown, the next apply reads the kernel's. */
   private loaded: CompiledFirewall | null = null;
+  /** When the kernel's ruleset was last seen to be `loaded`. */
+  private checkedAt = 0;
 
   /** `nft` for reads (listing counters runs beside evebox, not in it); `runner` for transactions. */
   constructor(
@@ -41,9 +43,22 @@ export class NftFirewall {
     readonly runner: NftRunner = defaultRunner(),
   ) {}
 
+  /**
+   * The hash of the ruleset in the kernel, as observed on every reconcile pass: what this process loaded, read
+   * back from the kernel at most every `recheckMs` (listing builds nft's cache of every set element: ~50 ms
+   * with 10,000 ACEs), so a table someone else removed is noticed within that time.
+   */
+  async observedHash(recheckMs = 30_000): Promise<string | null> {
+    if (this.loaded && !this.loaded.empty && Date.now() - this.checkedAt < recheckMs) return this.loaded.hash;
+    const h = await this.loadedHash();
+    if (h && h === this.loaded?.hash) this.checkedAt = Date.now();
+    return h;
+  }
+
   /** The hash of the ruleset in the kernel (our `version` chain's comment), or null when none is loaded. */
   async loadedHash(): Promise<string | null> {
-    const out = await sh([...this.nft, "list", "chain", "inet", TABLE, "version"], { okCodes: [1] }).catch(() => "");
+    // In-process when libnftables is there: this runs on every reconcile pass.
+    const out = this.runner.list ? (this.runner.list(`list chain inet ${TABLE} version`) ?? "") : await sh([...this.nft, "list", "chain", "inet", TABLE, "version"], { okCodes: [1] }).catch(() => "");
     return out.match(/comment "evebox ([0-9a-f]+)"/)?.[1] ?? null;
   }
 
@@ -65,6 +80,7 @@ export class NftFirewall {
       // DNS-learned host sets stay as they are).
       if ((await this.loadedHash()) === next.hash) {
         this.loaded = next;
+        this.checkedAt = Date.now();
         return { mode: "unchanged", ms: ms() };
       }
     } else if (this.loaded.hash === next.hash) return { mode: "unchanged", ms: ms() };
@@ -73,6 +89,7 @@ export class NftFirewall {
       const { text, changes } = elementDiff(this.loaded, next);
       await this.load(text);
       this.loaded = next;
+      this.checkedAt = Date.now();
       return { mode: "elements", ms: ms(), changes };
     }
     const carried = await this.hostSetElements(next);
@@ -88,6 +105,7 @@ export class NftFirewall {
     ].join("\n");
     await this.load(text);
     this.loaded = next;
+    this.checkedAt = Date.now();
     return { mode: "full", ms: ms() };
   }
 
@@ -99,11 +117,13 @@ export class NftFirewall {
   /** The kernel holds `c` (its hash was read back): later changes can then be element updates. */
   adopt(c: CompiledFirewall): void {
     this.loaded = c;
+    this.checkedAt = Date.now();
   }
 
   /** Forget what was loaded: the next apply reads the kernel's state again. */
   forget(): void {
     this.loaded = null;
+    this.checkedAt = 0;
   }
 
   private async load(text: string): Promise<void> {
