@@ -59,6 +59,7 @@ export class Reconciler {
   private engineError: string | null = null;
   private networkError: string | null = null;
   private facts: import("../network/model.ts").HostFacts | null = null;
+  private validated: { doc: unknown; problems: ReturnType<typeof validateConfig> } = { doc: undefined, problems: [] };
   private lastApply: { at: Date; steps: number; failed: number } | null = null;
   private stopped = false;
   private readonly samples = new Map<string, AppSample>();
@@ -232,7 +233,10 @@ export class Reconciler {
 
   desired(): DesiredState {
     const doc = this.deps.config.currentDoc()?.doc ?? null;
-    const problems = doc ? validateConfig(doc) : [];
+    // The current document is one object per config version (ConfigService caches it), and validating
+    // 10,000 ACEs on every pass costs more than the rest of the pass: once per document.
+    if (doc !== this.validated.doc) this.validated = { doc, problems: doc ? validateConfig(doc) : [] };
+    const problems = this.validated.problems;
     const desired = desiredFromConfig(doc, problems, this.localCommands());
     // The network model needs the host's facts (its networks, ports), observed with the network.
     if (this.deps.network && this.facts) {
