@@ -71,13 +71,14 @@ function doc(withApp = true) {
             activate: true,
             fixedresources: { memory: 131072, maxmem: 131072, vcpus: 1, virtualizationMode: "HVM" },
             volumeRefList: [{ uuid: VOL }],
-            // ssh to the server dropped before a broad allow (first match wins).
+            // ssh to the server dropped before a broad allow (first match wins); the uplink's 8080 to the VM's 80.
             interfaces: [
               {
                 name: "eth0",
                 networkId: NI,
                 acls: [
                   { id: 1, name: "no ssh", matches: [{ type: "ip", value: "203.0.113.1" }, { type: "protocol", value: "tcp" }, { type: "fport", value: "22" }], actions: [{ drop: true }] },
+                  { id: 3, name: "web", matches: [{ type: "protocol", value: "tcp" }, { type: "lport", value: "8080" }], actions: [{ portmap: true, appPort: 80 }] },
                   { id: 2, name: "anything else", matches: [{ type: "ip", value: "0.0.0.0/0" }] },
                 ],
               },
@@ -220,7 +221,16 @@ describe("a VM app on a Local network instance", () => {
     expect(fw.rules.find((r: any) => r.id === 2).packets).toBeGreaterThan(0);
   }, 60_000);
 
-  test("flow records reach the controller (POST …/flowlog), each flow with the ACE that admitted it", async () => {
+  test("a portmap from the uplink's port 8080 reaches the VM's own server on 80", async () => {
+    const g = guest ?? (await openGuest());
+    expect(await ask(g, "mkdir -p /tmp/www && echo hello-from-vm > /tmp/www/index.html && httpd -p 80 -h /tmp/www && echo up", 20_000)).toBe("up");
+    const r = await up.exec([busybox(), "timeout", "8", busybox(), "wget", "-q", "-O", "-", "http://203.0.113.2:8080/"], { ok: [1, 124] });
+    expect(r.out.trim()).toBe("hello-from-vm");
+    const fw = (await api("GET", `/api/v1/apps/${APP}/firewall`)).body.interfaces[0];
+    expect(fw.rules.find((x: any) => x.id === 3).packets).toBeGreaterThan(0);
+  }, 60_000);
+
+  test("flow records reach the controller (POST …/flowlog), each flow with the ACE that admitted it and its direction", async () => {
     const g = guest ?? (await openGuest());
     expect((await ask(g, "timeout 8 wget -q -O - http://203.0.113.1/index.html 2>&1", 20_000)).trim()).toBe("hello-from-server");
     const rec = await waitFor("a flow record of the guest's http to the server", async () => {
@@ -236,6 +246,9 @@ describe("a VM app on a Local network instance", () => {
     expect(rec.f.flow?.src).toBe(ip);
     expect(rec.f.aclId).toBe(2);
     expect(rec.f.inbound).toBeFalsy();
+    // The portmapped flow from the uplink: inbound, decided by the portmap ACE.
+    const inbound = await waitFor("a flow record of the portmapped http from the uplink", async () => ctl.flows.flatMap((m) => m.flows ?? []).find((x) => x.inbound && x.aclId === 3), 30_000);
+    expect(inbound.flow?.src).toBe("203.0.113.1");
     expect(ctl.count(new RegExp(`/id/${deviceUuid}/flowlog$`))).toBeGreaterThan(0);
   }, 60_000);
 
