@@ -202,6 +202,11 @@ describe("base OS updates on slot files", () => {
     const again = await upload(file);
     expect(again.status).toBe(409);
     expect(again.body.error).toMatch(/another update/);
+    // A large one is answered at once too: the refused body is not waited for.
+    const t = performance.now();
+    const large = await c.json("POST", "/api/v1/baseos/upload", Buffer.alloc(200 * 2 ** 20, 7), { "content-type": "application/octet-stream" });
+    expect(large.status).toBe(409);
+    expect(performance.now() - t).toBeLessThan(30_000);
 
     // Activate: off-device the reboot is recorded only.
     const act = await c.json("POST", "/api/v1/baseos/activate");

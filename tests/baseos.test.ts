@@ -113,7 +113,7 @@ async function unchanged(what: string): Promise<void> {
 }
 
 /** Uploads a bad system with reboot "now": it is written, tried, and the device comes back on slot B by itself. */
-async function fallsBack(file: string, version: string, marker: RegExp, label: string): Promise<any> {
+async function fallsBack(file: string, version: string, marker: RegExp, label: string, lastWords: RegExp): Promise<any> {
   const mark = qemu!.serial().length;
   const t = performance.now();
   const r = await upload(file);
@@ -131,6 +131,8 @@ async function fallsBack(file: string, version: string, marker: RegExp, label: s
   expect(v).toMatchObject({ booted: "B", active: "B", outcome: "committed", update: null });
   expect(v.history[0]).toMatchObject({ outcome: "fell-back", version, slot: "A" });
   expect(v.history[0].reason).toMatch(/did not come up/);
+  // The trial's kernel left its last words in pstore (efi_pstore, loaded by the initramfs).
+  expect(v.history[0].reason).toMatch(lastWords);
   expect(v.slots[0]).toMatchObject({ slot: "A", state: "failed" });
   expect(v.lastBoot).toContain("fell back from slot A");
   expect(v.failedVersions.map((f: any) => f.version)).toContain(version);
@@ -207,18 +209,15 @@ describe.skipIf(!canRun)("base OS updates on the device (QEMU TCG)", () => {
     expect(r.status).toBe(202);
     expect(r.body.update).toMatchObject({ version: imgs.v2.manifest.version, slot: "B", source: "upload" });
     timings["v2: upload + verify"] = secs(t);
-    // The write goes on in the background: progress, then the reboot.
-    let seen: any = null;
-    await poll("v2 written", async () => {
+    // The write goes on in the background (progress in the status), then the device reboots by itself.
+    const phases = new Set<string>();
+    await poll("v2 written and the reboot", async () => {
+      if (/reboot: now/.test(qemu!.serial().slice(mark))) return true;
       const u = (await baseos()).update;
-      if (u) seen = u;
-      return u && (u.phase === "ready" || u.phase === "rebooting");
-    }, 600_000, 500).catch((e) => {
-      // The device may already be rebooting (the console stops answering): the last seen state says.
-      if (!seen || !["reading-back", "ready", "rebooting"].includes(seen.phase)) throw e;
-    });
-    const bytes = statSync(imgs.v2.update).size;
-    Object.assign(timings, { "v2: bundle MiB": Math.round(bytes / 2 ** 20), "v2: verify s": (seen?.timings?.verifyMs ?? 0) / 1000, "v2: write s": (seen?.timings?.writeMs ?? 0) / 1000, "v2: read-back s": (seen?.timings?.readBackMs ?? 0) / 1000 });
+      if (u) phases.add(`${u.phase}${u.progress?.total ? "%" : ""}`);
+      return false;
+    }, 600_000, 250);
+    say(`v2: phases seen while polling: ${[...phases].join(", ")}`);
     const down = await qemu!.waitSerial(/reboot: now/, 600_000, mark);
     const tBoot = performance.now();
     const trial = await qemu!.waitSerial(/boot: slot B \(trying, trying B; active A\)/, 400_000, down.end);
@@ -226,9 +225,12 @@ describe.skipIf(!canRun)("base OS updates on the device (QEMU TCG)", () => {
     const v = await baseos();
     expect(v).toMatchObject({ booted: "B", active: "A", outcome: "trying", version: imgs.v2.manifest.version });
     expect(v.update).toMatchObject({ phase: "testing", version: imgs.v2.manifest.version, appsBefore: [{ uuid: IDS.app, name: "sleeper" }] });
+    const tm = v.update.timings;
+    const bytes = statSync(imgs.v2.update).size;
+    Object.assign(timings, { "v2: bundle MiB": Math.round(bytes / 2 ** 20), "v2: receive s": tm.receiveMs / 1000, "v2: verify s": tm.verifyMs / 1000, "v2: write s": tm.writeMs / 1000, "v2: read-back s": tm.readBackMs / 1000 });
     expect(v.slots.map((s: any) => s.state)).toEqual(["active", "inprogress"]);
     // A second update while on probation is refused.
-    const busy = await upload(imgs.v1.update);
+    const busy = await api("POST", "/baseos/upload", new Uint8Array(4096), { type: "application/octet-stream" });
     expect(busy.status).toBe(409);
     expect(busy.body.error).toMatch(/probation/);
     await unchanged("on v2 (trial)");
@@ -245,7 +247,7 @@ describe.skipIf(!canRun)("base OS updates on the device (QEMU TCG)", () => {
   }, 1_800_000);
 
   test("a system whose evebox exits at once: the kernel panics, the device falls back to v2 by itself; that version is refused until a retry", async () => {
-    await fallsBack(imgs.exits.file, imgs.exits.version, /test system: \/sbin\/init exits at once/, "exits");
+    await fallsBack(imgs.exits.file, imgs.exits.version, /test system: \/sbin\/init exits at once/, "exits", /Kernel panic - not syncing: Attempted to kill init!/);
     await unchanged("after the evebox-exits fallback");
     const again = await upload(imgs.exits.file);
     expect(again.status).toBe(409);
@@ -262,7 +264,7 @@ describe.skipIf(!canRun)("base OS updates on the device (QEMU TCG)", () => {
   }, 1_800_000);
 
   test("a system whose kernel panics in its initramfs: falls back to v2 by itself", async () => {
-    await fallsBack(imgs.panics.file, imgs.panics.version, /test system: crashing the kernel/, "panics");
+    await fallsBack(imgs.panics.file, imgs.panics.version, /test system: crashing the kernel/, "panics", /sysrq: Trigger a crash … Kernel panic - not syncing: sysrq triggered crash/);
     await unchanged("after the kernel-panic fallback");
   }, 1_800_000);
 

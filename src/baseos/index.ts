@@ -8,6 +8,7 @@ import { filesBackendFromEnv, readBoardInfo, type BoardInfo, type SlotBackend } 
 
 export { BaseOs, BaseOsRefused, notAbView } from "./manager.ts";
 export { deviceBackend } from "./slots.ts";
+export { takeCrashRecord } from "./pstore.ts";
 
 export const VENDOR_KEYS_DIR = "/etc/evebox/vendor-keys";
 
@@ -28,6 +29,8 @@ export interface BaseOsDeviceWiring {
   keysDir: string;
   services: BaseOsHooks["services"];
   reboot: BaseOsHooks["reboot"];
+  /** The kernel's last words from the boot before, when it crashed (pstore; see pstore.ts). */
+  lastCrash?: string | null;
 }
 
 /**
@@ -44,7 +47,7 @@ export async function createBaseOs(
   try {
     if (wiring) {
       const keys = await loadVendorKeys(wiring.keysDir);
-      const baseos = new BaseOs({ backend: wiring.backend, board: wiring.board, bootedVersion: wiring.bootedVersion, stateDir: join(persistDir, "baseos"), keys, hooks: { ...hooks, services: wiring.services, reboot: wiring.reboot } });
+      const baseos = new BaseOs({ backend: wiring.backend, board: wiring.board, bootedVersion: wiring.bootedVersion, stateDir: join(persistDir, "baseos"), keys, hooks: { ...hooks, services: wiring.services, reboot: wiring.reboot }, lastCrash: wiring.lastCrash ?? null });
       return { baseos, reason: null };
     }
     const backend = filesBackendFromEnv();

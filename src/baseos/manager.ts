@@ -115,6 +115,8 @@ export interface BaseOsOptions {
   hooks: BaseOsHooks;
   /** How often the trial's checks run, ms. */
   checkIntervalMs?: number;
+  /** The kernel's last words from the boot before, when it crashed (pstore). */
+  lastCrash?: string | null;
 }
 
 const ACTIVE_PHASES: Phase[] = ["receiving", "verifying", "writing", "reading-back", "ready", "rebooting", "testing"];
@@ -196,6 +198,7 @@ export class BaseOs {
       this.finish("interrupted", reason);
       rmSync(this.incomingPath(), { force: true });
     }
+    if (this.o.lastCrash && b.outcome !== "fell-back") this.o.hooks.publish("baseos.crash-record", `the boot before this one ended in a kernel crash: ${this.o.lastCrash}`, { crash: this.o.lastCrash });
     if (b.outcome === "fell-back") this.settleFallback();
     else if (b.outcome === "trying") this.startProbation();
     else if (this.state.current && (this.state.current.phase === "rebooting" || this.state.current.phase === "testing")) {
@@ -297,12 +300,15 @@ export class BaseOs {
     const c = this.state.current;
     let reason: string;
     const p = c?.probation;
+    const crash = this.o.lastCrash;
     if (p?.failure) reason = p.failure;
     else if (p) {
       const ran = Math.round((Date.parse(p.aliveAt) - Date.parse(p.startedAt)) / 1000);
-      reason = `the trial stopped before its test window ended: evebox on slot ${failedSlot} ran about ${ran} s of its ${this.state.settings.testWindowSeconds} s window, then the device restarted (evebox exited, hung — watchdog — or a kernel panic)`;
+      reason = `the trial stopped before its test window ended: evebox on slot ${failedSlot} ran about ${ran} s of its ${this.state.settings.testWindowSeconds} s window, then the device restarted (${crash ? `the kernel's last words: ${crash}` : "evebox exited, hung — watchdog — or a kernel panic; the kernel left no crash record"})`;
+    } else if (crash) {
+      reason = `did not come up: slot ${failedSlot} never reached evebox's test window; the kernel crashed — its last words: ${crash}; the device fell back to slot ${this.boot.booted}`;
     } else {
-      reason = `did not come up: slot ${failedSlot} never reached evebox's test window (kernel panic, evebox exited at once, or a watchdog reset); the device fell back to slot ${this.boot.booted}`;
+      reason = `did not come up: slot ${failedSlot} never reached evebox's test window (no kernel crash record: a hang and a watchdog reset, a boot loader or firmware failure, or a power cut); the device fell back to slot ${this.boot.booted}`;
     }
     const op: Operation = c && c.slot === failedSlot ? c : this.manualOp(failedSlot, null);
     this.markFailed(op, reason);

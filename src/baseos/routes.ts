@@ -34,8 +34,14 @@ export function baseosRoutes(ref: () => BaseOsRef): Hono<any> {
     const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim();
     if (type !== "application/octet-stream") return c.json({ error: "send the update file as Content-Type: application/octet-stream" }, 415);
     const len = c.req.header("content-length");
-    const op = await b.upload(c.req.raw.body, len !== undefined && /^\d+$/.test(len) ? Number(len) : null);
-    return c.json({ ok: true, update: op }, 202);
+    try {
+      const op = await b.upload(c.req.raw.body, len !== undefined && /^\d+$/.test(len) ? Number(len) : null);
+      return c.json({ ok: true, update: op }, 202);
+    } catch (e) {
+      // Refused before the body was read (busy, too large): do not leave the sender waiting to send the rest.
+      await c.req.raw.body?.cancel().catch(() => {});
+      throw e;
+    }
   });
 
   r.put("/settings", small, async (c) => {

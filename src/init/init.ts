@@ -7,8 +7,8 @@ import type { UiAssets } from "../console/ui-assets.ts";
 import type { PartStatus } from "../device/device.ts";
 import type { RunningDevice } from "../device/run.ts";
 import { type BootEnv, bootState, type BootState, readBootEnv, slotFromCmdline } from "./bootenv.ts";
-import { killRaw, REBOOT, reboot, sethostname, sync } from "./libc.ts";
-import { mountEarly, type MountReport, unmountAll } from "./mounts.ts";
+import { killRaw, mount, REBOOT, reboot, sethostname, sync } from "./libc.ts";
+import { isMounted, mountEarly, type MountReport, unmountAll } from "./mounts.ts";
 import { PortManager, portConfigFromDoc } from "./ports.ts";
 import { watchPowerButton } from "./power-button.ts";
 import { OrphanReaper } from "./reaper.ts";
@@ -347,7 +347,16 @@ export class Init {
   private async baseosWiring(): Promise<import("../baseos/index.ts").BaseOsDeviceWiring | undefined> {
     if (!this.boot || this.boot.error) return undefined;
     try {
-      const { deviceBackend, VENDOR_KEYS_DIR } = await import("../baseos/index.ts");
+      const { deviceBackend, takeCrashRecord, VENDOR_KEYS_DIR } = await import("../baseos/index.ts");
+      // A crash of the boot before (a failed trial's kernel panic) left its last words in pstore (efi_pstore).
+      let lastCrash: string | null = null;
+      try {
+        if (!isMounted("/sys/fs/pstore")) mount("pstore", "/sys/fs/pstore", "pstore", 0);
+        lastCrash = takeCrashRecord("/sys/fs/pstore")?.summary ?? null;
+        if (lastCrash) say(`boot: the boot before ended in a kernel crash: ${lastCrash}`);
+      } catch (e) {
+        this.note("warn", "init.pstore", `cannot read the kernel's crash records (pstore): ${(e as Error).message}`);
+      }
       const release = readJson<{ version?: string; evebox?: string }>(DEVICE_PATHS.release, {});
       const arch = readJson<{ arch?: string }>(DEVICE_PATHS.board, {}).arch ?? "unknown";
       return {
@@ -357,6 +366,7 @@ export class Init {
         keysDir: VENDOR_KEYS_DIR,
         services: () => this.supervisor.status().map((s) => ({ name: s.name, state: s.state })),
         reboot: (reason) => this.requestPower("reboot", reason),
+        lastCrash,
       };
     } catch (e) {
       this.note("error", "init.baseos", `base OS updates unavailable: ${(e as Error).message}`);

@@ -29,7 +29,8 @@ async function badBundle(v1: BuiltImage, kind: "exits" | "panics", version: stri
   const work = mkdtempSync(join(tmpdir(), `evebox-bad-${kind}-`));
   try {
     const from = join(work, "from");
-    await sh(`unsquashfs -q -n -d ${from} ${v1.squashfs} boot/vmlinuz boot/initrd.img usr/bin/busybox`);
+    const pstore = `usr/lib/modules/${v1.manifest.kernel}/kernel/drivers/firmware/efi/efi-pstore.ko`;
+    await sh(`unsquashfs -q -n -d ${from} ${v1.squashfs} boot/vmlinuz boot/initrd.img usr/bin/busybox ${pstore}`);
     const root = join(work, "root");
     mkdirSync(join(root, "boot"), { recursive: true });
     mkdirSync(join(root, "usr", "bin"), { recursive: true });
@@ -46,12 +47,14 @@ async function badBundle(v1: BuiltImage, kind: "exits" | "panics", version: stri
       writeFileSync(join(root, "sbin", "init"), "#!/usr/bin/busybox sh\necho 'test system: /sbin/init exits at once'\nexit 1\n");
       chmodSync(join(root, "sbin", "init"), 0o755);
     } else {
-      // An initramfs that crashes the kernel before any root is mounted.
+      // An initramfs that crashes the kernel before any root is mounted (efi_pstore loaded first, as every evebox
+      // initramfs does, so the crash leaves its record).
       const ird = join(work, "initramfs");
       mkdirSync(join(ird, "bin"), { recursive: true });
+      copyFileSync(join(from, pstore), join(ird, "efi-pstore.ko"));
       copyFileSync(join(from, "usr", "bin", "busybox"), join(ird, "bin", "busybox"));
       chmodSync(join(ird, "bin", "busybox"), 0o755);
-      writeFileSync(join(ird, "init"), "#!/bin/busybox sh\n/bin/busybox mkdir -p /proc\n/bin/busybox mount -t proc proc /proc\necho 'test system: crashing the kernel' >/dev/console\necho 1 >/proc/sys/kernel/sysrq\necho c >/proc/sysrq-trigger\n");
+      writeFileSync(join(ird, "init"), "#!/bin/busybox sh\n/bin/busybox mkdir -p /proc\n/bin/busybox mount -t proc proc /proc\n/bin/busybox insmod /efi-pstore.ko\necho 'test system: crashing the kernel' >/dev/console\necho 1 >/proc/sys/kernel/sysrq\necho c >/proc/sysrq-trigger\n");
       chmodSync(join(ird, "init"), 0o755);
       await sh(`find . -print0 | cpio -o -0 -H newc -R 0:0 --quiet | gzip -n > ${join(root, "boot", "initrd.img")}`, ird);
     }
@@ -64,6 +67,8 @@ async function badBundle(v1: BuiltImage, kind: "exits" | "panics", version: stri
   }
 }
 
+/** Bump when badBundle changes. */
+const BAD_RECIPE = "2";
 let building: Promise<UpdateImages> | null = null;
 
 export function ensureUpdateImages(log: (l: string) => void): Promise<UpdateImages> {
@@ -81,8 +86,8 @@ export function ensureUpdateImages(log: (l: string) => void): Promise<UpdateImag
       log(`v2 (${v2.manifest.version}) ${v2.cached ? "cached" : "built"}: update.bin ${(v2.manifest.update.bytes / 2 ** 20).toFixed(1)} MiB`);
       const badDir = join(DEFAULT_CACHE, "baseos-test");
       mkdirSync(badDir, { recursive: true });
-      const exits = { file: join(badDir, `exits-${v1.manifest.key}.bin`), version: `${base}+test.exits` };
-      const panics = { file: join(badDir, `panics-${v1.manifest.key}.bin`), version: `${base}+test.panics` };
+      const exits = { file: join(badDir, `exits-${BAD_RECIPE}-${v1.manifest.key}.bin`), version: `${base}+test.exits` };
+      const panics = { file: join(badDir, `panics-${BAD_RECIPE}-${v1.manifest.key}.bin`), version: `${base}+test.panics` };
       if (!existsSync(exits.file)) await badBundle(v1, "exits", exits.version, exits.file);
       if (!existsSync(panics.file)) await badBundle(v1, "panics", panics.version, panics.file);
       log(`update images ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
