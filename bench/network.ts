@@ -148,6 +148,33 @@ results["  reference: one element added with the nft command, ms"] = mm(linearOn
 results["  CPU time of the one-rule change (this process, libnftables in it), ms"] = mm(oneCpu);
 results["  one-rule change / one element added with the nft command"] = +(median(oneTimes) / median(linearOne)).toFixed(2);
 
+// ---- 2b. the same 10,000 ACEs over 20 apps (500 each): one more ACE in one of them
+const APPS = 20;
+const multiDoc = (extraIn: number, extra: unknown) => ({
+  networkInstances: doc([]).networkInstances,
+  apps: Array.from({ length: APPS }, (_, a) => ({
+    uuidandversion: { uuid: `5e000000-0000-4000-8000-0000000001${a.toString(16).padStart(2, "0")}` },
+    displayname: `bench${a}`,
+    volumeRefList: [],
+    interfaces: [{ name: "eth0", networkId: NI, acls: [...aces.slice(a * (N / APPS), (a + 1) * (N / APPS)), ...(a === extraIn ? [extra] : [])] }],
+  })),
+});
+const compileDoc = (d: unknown) => {
+  const m = networkModel(d as any, [], facts, { subnets: {}, addrs: {} });
+  return compileFirewall(m.instances, m.interfaces);
+};
+const multiBase = compileDoc(multiDoc(-1, null));
+await nft.apply(multiBase);
+const multiTimes: number[] = [];
+for (let r = 0; r < RUNS; r++) {
+  const t0 = performance.now();
+  const res = await nft.apply(compileDoc(multiDoc(APPS / 2, ace(200_000 + r))));
+  multiTimes.push(performance.now() - t0);
+  if (res.mode !== "elements") throw new Error(`a one-rule change loaded ${res.mode}`);
+  await nft.apply(multiBase);
+}
+results[`one-rule change, the same ${N} ACEs over ${APPS} apps, ms`] = mm(multiTimes);
+
 // ---- 3. forwarding throughput through a Local NI: 10,000 ACEs vs one (BENCH_FORWARDING=0 skips it)
 if (process.env.BENCH_FORWARDING === "0") {
   await nft.remove().catch(() => undefined);

@@ -52,6 +52,33 @@ describe("compileFirewall", () => {
     expect([...compile([withId(7, 8443, "https")]).marks.values()][0]!.aceName).toBe("https");
   });
 
+  test("several apps: an unchanged interface's chains and sets are replayed (the same element maps), the result as a cold compile's", () => {
+    const apps = (third: any[]) => {
+      const doc = {
+        networkInstances: [{ uuidandversion: { uuid: NI }, instType: "ZnetInstLocal", port: { name: "eth0" }, ip: { subnet: "10.1.0.0/24", gateway: "10.1.0.1" } }],
+        apps: [0, 1, 2].map((n) => ({
+          uuidandversion: { uuid: `6a000000-0000-4000-8000-00000000002${n}` },
+          displayname: `app${n}`,
+          interfaces: [{ name: "eth0", networkId: NI, acls: n === 2 ? third : [allow("203.0.113.1", 80 + n), drop("203.0.113.0/24"), { matches: [{ type: "host", value: `h${n}.test` }] }, allow("0.0.0.0/0")] }],
+        })),
+      };
+      const m = networkModel(doc, [], FACTS, { subnets: {}, addrs: {} });
+      return compileFirewall(m.instances, m.interfaces);
+    };
+    compile([allow("198.51.100.1")]); // nothing cached for these apps
+    const cold = apps([allow("203.0.113.9", 443), allow("203.0.113.10", 443)]);
+    compile([allow("198.51.100.1")]);
+    const before = apps([allow("203.0.113.9", 443)]);
+    const warm = apps([allow("203.0.113.9", 443), allow("203.0.113.10", 443)]);
+    expect(warm.hash).toBe(cold.hash);
+    expect(warm.text).toBe(cold.text);
+    expect([...warm.groupMarks.keys()]).toEqual([...cold.groupMarks.keys()]);
+    // The first two apps' sets are the very maps of the compile before; the third's are new.
+    const shared = [...warm.maps].filter(([name, m]) => before.maps.get(name)?.elements === m.elements).map(([name]) => name);
+    expect(shared.length).toBeGreaterThan(0);
+    expect(elementDiff(before, warm).text).toMatch(/^add element inet evebox a\w+_eg_0ipf \{ 203\.0\.113\.10 \. 6 \. 443 \}$/m);
+  });
+
   test("first match wins: runs of one verdict keep their order; ending in an implicit drop", () => {
     const eg = chain(compile([allow("203.0.113.1", 80), drop("203.0.113.0/24"), allow("0.0.0.0/0")]).text, "eg");
     expect(eg).toEqual([

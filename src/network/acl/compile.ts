@@ -252,6 +252,21 @@ function protoOf(p: Parsed): string {
  */
 const parseCache = new Map<string, Map<string, Parsed>>();
 
+/**
+ * What an interface's ACLs compiled to, kept per interface context: when its parsed ACEs are the very same
+ * objects next time (its ACLs did not change), its chains, sets and marks are replayed, not built again.
+ */
+interface Fragment {
+  parsed: Parsed[];
+  chains: [string, { appUuid: string; index: number; dir: "egress" | "ingress" }][];
+  maps: [string, "inet" | "bridge", string, Map<string, string>][];
+  groups: [number, MarkGroup][];
+  hostSets: [string, string][];
+  limited: [string, string][];
+  chainText: string[];
+}
+const fragments = new Map<string, Fragment>();
+
 function cacheKey(ace: AceSpec): string | null {
   if (ace.id && ace.content === undefined) return null;
   const k = ace.id ? `${ace.key}\u0001${ace.content}` : ace.key;
@@ -336,142 +351,169 @@ export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpe
       portIps.set(`${JSON.stringify(iface.hostIfname)} . ${iface.ip}`, "");
     }
 
-    const sharedMaps: { shapeKey: string; ps: Parsed[]; names: string[]; layers: Parsed[][] }[] = [];
-    // A flow admitted by a set lookup carries the group's mark; collectFlows finds the member it matched.
-    const groupMark = (set: string, dir: "egress" | "ingress", members: Parsed[]): number => {
-      let m = (Bun.hash.crc32(`${markPrefix}set:${set}:${dir}`) & 0x7fffffff) || 1;
-      while (marks.has(m) || groupMarks.has(m)) m = (m % 0x7fffffff) + 1;
-      groupMarks.set(m, { dir, set, members });
-      return m;
-    };
-    for (const dir of ["egress", "ingress"] as const) {
-      const chain = `${slot}_${dir === "egress" ? "eg" : "in"}`;
-      chains.set(chain, { appUuid: iface.appUuid, index: iface.index, dir });
-      const rules: string[] = [];
-      const wanted = parsed.filter((p) => {
-        if (p.never) return false;
-        if (p.ace.action.kind === "portmap") return dir === "ingress" && p.ace.dir !== "egress";
-        return p.ace.dir === "both" || p.ace.dir === dir;
-      });
-      // Runs of consecutive ACEs with the same verdict; a limit ACE is a run of its own.
-      let run: Parsed[] = [];
-      let runIndex = 0;
-      const flush = () => {
-        if (!run.length) return;
-        emitRun(run, runIndex++);
-        run = [];
+    const prev = fragments.get(ctx);
+    if (prev && prev.parsed.length === parsed.length && prev.parsed.every((p, i) => p === parsed[i]) && prev.groups.every(([m]) => !marks.has(m) && !groupMarks.has(m))) {
+      for (const [c, v] of prev.chains) chains.set(c, v);
+      for (const [name, family, decl, els] of prev.maps) addMap(name, family, decl, els);
+      for (const [m, g] of prev.groups) groupMarks.set(m, g);
+      for (const [k, v] of prev.hostSets) hostSets.set(k, v);
+      for (const [k, v] of prev.limited) limited.set(k, v);
+      for (const t of prev.chainText) chainText.push(t);
+    } else {
+      const frag: Fragment = { parsed, chains: [], maps: [], groups: [], hostSets: [], limited: [], chainText: [] };
+      const chainText0 = chainText.length;
+      let bumped = false;
+      const sharedMaps: { shapeKey: string; ps: Parsed[]; names: string[]; layers: Parsed[][] }[] = [];
+      // A flow admitted by a set lookup carries the group's mark; collectFlows finds the member it matched.
+      const groupMark = (set: string, dir: "egress" | "ingress", members: Parsed[]): number => {
+        const base = (Bun.hash.crc32(`${markPrefix}set:${set}:${dir}`) & 0x7fffffff) || 1;
+        let m = base;
+        while (marks.has(m) || groupMarks.has(m)) m = (m % 0x7fffffff) + 1;
+        if (m !== base) bumped = true;
+        const g: MarkGroup = { dir, set, members };
+        groupMarks.set(m, g);
+        frag.groups.push([m, g]);
+        return m;
       };
-      const emitRun = (items: Parsed[], ri: number) => {
-        const verdict = items[0]!.ace.action.kind === "drop" ? "drop" : "return";
-        const groups = new Map<string, Parsed[]>();
-        for (const p of items) {
-          if (p.host || p.ace.action.kind === "portmap" || p.ace.action.kind === "limit") {
-            rules.push(singleRule(p, dir, verdict));
-            continue;
-          }
-          if (!p.shapeKey) {
-            // No match left that narrows anything (protocol all …): it matches every flow.
-            rules.push(`ct mark set ${p.mark} counter ${verdict}`);
-            continue;
-          }
-          const sk = p.shapeKey;
-          const g = groups.get(sk);
-          if (g) g.push(p);
-          else groups.set(sk, [p]);
-        }
-        for (const [sk, ps] of groups) {
-          const shape = sk.split(",") as Field[];
-          const keyExpr = shape.map((f) => fieldExpr(f, dir)).join(" . ");
-          // The same ACEs in both directions (dir BOTH, the usual case) share their maps.
-          const shared = sharedMaps.find((m) => m.shapeKey === sk && m.ps.length === ps.length && m.ps.every((x, i) => x === ps[i]));
-          if (shared) {
-            shared.names.forEach((name, li) => rules.push(`${keyExpr} @${name} ct mark set ${groupMark(name, dir, shared.layers[li]!)} ${verdict}`));
-            continue;
-          }
-          // An interval set only when a prefix needs one: nft reads an interval set's elements back before
-          // changing it, which makes a one-element update of 10,000 single addresses cost far more.
-          const interval = shape.includes("ip") && ps.some((p) => p.range![0] !== p.range![1]);
-          // Interval maps refuse overlapping elements: an overlapping ACE goes to a further map (same
-          // verdict, so their order does not matter). Single addresses only overlap when equal.
-          // Each layer is one set: its elements (key → "") and its members, in config order.
-          const layers: Parsed[][] = [];
-          const layerEls: Map<string, string>[] = [];
-          const put = (li: number, p: Parsed) => {
-            if (!layers[li]) (layers[li] = []), (layerEls[li] = new Map());
-            layers[li]!.push(p);
-            layerEls[li]!.set(p.elemKey, "");
-          };
-          if (interval) {
-            const maxHi: Map<string, number>[] = [];
-            const layerOf = new Map<Parsed, number>();
-            for (const p of [...ps].sort((a, b) => a.range![0] - b.range![0])) {
-              let li = maxHi.findIndex((m) => (m.get(p.restKey) ?? -1) < p.range![0]);
-              if (li < 0) maxHi.push(new Map()), (li = maxHi.length - 1);
-              maxHi[li]!.set(p.restKey, p.range![1]);
-              layerOf.set(p, li);
+      for (const dir of ["egress", "ingress"] as const) {
+        const chain = `${slot}_${dir === "egress" ? "eg" : "in"}`;
+        const cv = { appUuid: iface.appUuid, index: iface.index, dir };
+        chains.set(chain, cv);
+        frag.chains.push([chain, cv]);
+        const rules: string[] = [];
+        const wanted = parsed.filter((p) => {
+          if (p.never) return false;
+          if (p.ace.action.kind === "portmap") return dir === "ingress" && p.ace.dir !== "egress";
+          return p.ace.dir === "both" || p.ace.dir === dir;
+        });
+        // Runs of consecutive ACEs with the same verdict; a limit ACE is a run of its own.
+        let run: Parsed[] = [];
+        let runIndex = 0;
+        const flush = () => {
+          if (!run.length) return;
+          emitRun(run, runIndex++);
+          run = [];
+        };
+        const emitRun = (items: Parsed[], ri: number) => {
+          const verdict = items[0]!.ace.action.kind === "drop" ? "drop" : "return";
+          const groups = new Map<string, Parsed[]>();
+          for (const p of items) {
+            if (p.host || p.ace.action.kind === "portmap" || p.ace.action.kind === "limit") {
+              rules.push(singleRule(p, dir, verdict));
+              continue;
             }
-            for (const p of ps) put(layerOf.get(p)!, p);
-          } else {
-            // Single addresses only overlap when equal: a repeated key goes to the next set.
-            // (One map operation per ACE: a key already there leaves the set's size as it was.)
-            for (const p of ps) {
-              for (let li = 0; ; li++) {
-                if (!layers[li]) (layers[li] = []), (layerEls[li] = new Map());
-                const els = layerEls[li]!;
-                const n = els.size;
-                els.set(p.elemKey, "");
-                if (els.size > n) {
-                  layers[li]!.push(p);
-                  break;
+            if (!p.shapeKey) {
+              // No match left that narrows anything (protocol all …): it matches every flow.
+              rules.push(`ct mark set ${p.mark} counter ${verdict}`);
+              continue;
+            }
+            const sk = p.shapeKey;
+            const g = groups.get(sk);
+            if (g) g.push(p);
+            else groups.set(sk, [p]);
+          }
+          for (const [sk, ps] of groups) {
+            const shape = sk.split(",") as Field[];
+            const keyExpr = shape.map((f) => fieldExpr(f, dir)).join(" . ");
+            // The same ACEs in both directions (dir BOTH, the usual case) share their maps.
+            const shared = sharedMaps.find((m) => m.shapeKey === sk && m.ps.length === ps.length && m.ps.every((x, i) => x === ps[i]));
+            if (shared) {
+              shared.names.forEach((name, li) => rules.push(`${keyExpr} @${name} ct mark set ${groupMark(name, dir, shared.layers[li]!)} ${verdict}`));
+              continue;
+            }
+            // An interval set only when a prefix needs one: nft reads an interval set's elements back before
+            // changing it, which makes a one-element update of 10,000 single addresses cost far more.
+            const interval = shape.includes("ip") && ps.some((p) => p.range![0] !== p.range![1]);
+            // Interval maps refuse overlapping elements: an overlapping ACE goes to a further map (same
+            // verdict, so their order does not matter). Single addresses only overlap when equal.
+            // Each layer is one set: its elements (key → "") and its members, in config order.
+            const layers: Parsed[][] = [];
+            const layerEls: Map<string, string>[] = [];
+            const put = (li: number, p: Parsed) => {
+              if (!layers[li]) (layers[li] = []), (layerEls[li] = new Map());
+              layers[li]!.push(p);
+              layerEls[li]!.set(p.elemKey, "");
+            };
+            if (interval) {
+              const maxHi: Map<string, number>[] = [];
+              const layerOf = new Map<Parsed, number>();
+              for (const p of [...ps].sort((a, b) => a.range![0] - b.range![0])) {
+                let li = maxHi.findIndex((m) => (m.get(p.restKey) ?? -1) < p.range![0]);
+                if (li < 0) maxHi.push(new Map()), (li = maxHi.length - 1);
+                maxHi[li]!.set(p.restKey, p.range![1]);
+                layerOf.set(p, li);
+              }
+              for (const p of ps) put(layerOf.get(p)!, p);
+            } else {
+              // Single addresses only overlap when equal: a repeated key goes to the next set.
+              // (One map operation per ACE: a key already there leaves the set's size as it was.)
+              for (const p of ps) {
+                for (let li = 0; ; li++) {
+                  if (!layers[li]) (layers[li] = []), (layerEls[li] = new Map());
+                  const els = layerEls[li]!;
+                  const n = els.size;
+                  els.set(p.elemKey, "");
+                  if (els.size > n) {
+                    layers[li]!.push(p);
+                    break;
+                  }
                 }
               }
             }
+            const code = shape.map((f) => f[0]).join("");
+            const names: string[] = [];
+            layers.forEach((layer, li) => {
+              const name = `${chain}_${ri}${code}${li ? `_${li}` : ""}`;
+              const decl = `type ${shape.map((f) => FIELD_TYPE[f]).join(" . ")};${interval ? " flags interval;" : ""} counter;`;
+              addMap(name, "inet", decl, layerEls[li]!);
+              frag.maps.push([name, "inet", decl, layerEls[li]!]);
+              rules.push(`${keyExpr} @${name} ct mark set ${groupMark(name, dir, layer)} ${verdict}`);
+              names.push(name);
+            });
+            sharedMaps.push({ shapeKey: sk, ps, names, layers });
           }
-          const code = shape.map((f) => f[0]).join("");
-          const names: string[] = [];
-          layers.forEach((layer, li) => {
-            const name = `${chain}_${ri}${code}${li ? `_${li}` : ""}`;
-            addMap(name, "inet", `type ${shape.map((f) => FIELD_TYPE[f]).join(" . ")};${interval ? " flags interval;" : ""} counter;`, layerEls[li]!);
-            rules.push(`${keyExpr} @${name} ct mark set ${groupMark(name, dir, layer)} ${verdict}`);
-            names.push(name);
-          });
-          sharedMaps.push({ shapeKey: sk, ps, names, layers });
+        };
+        const singleRule = (p: Parsed, d: "egress" | "ingress", verdict: string): string => {
+          const parts: string[] = [];
+          if (p.ace.action.kind === "portmap") {
+            parts.push("ct status dnat", `meta l4proto ${protoOf(p)}`, `ct original proto-dst ${p.fields.lport}`, `th dport ${p.ace.action.appPort}`);
+            if (p.fields.ip) parts.push(`ip saddr ${p.fields.ip}`);
+            if (p.fields.fport) parts.push(`th sport ${p.fields.fport}`);
+            if (p.fields.adapter) parts.push(`iifname ${p.fields.adapter}`);
+          } else {
+            for (const f of FIELDS) if (p.fields[f] !== undefined) parts.push(`${fieldExpr(f, d)} ${p.fields[f]}`);
+          }
+          if (p.host) {
+            const set = hostSetName(p.host);
+            hostSets.set(set, p.host);
+            frag.hostSets.push([set, p.host]);
+            parts.push(`${d === "egress" ? "ip daddr" : "ip saddr"} @${set}`);
+          }
+          parts.push(`ct mark set ${p.mark}`, "counter");
+          if (p.ace.action.kind === "limit") {
+            const a = p.ace.action;
+            const lim = `lim_${p.mark}`;
+            if (!limited.has(String(p.mark))) chainText.push(`  chain ${lim} {\n    limit rate over ${a.rate}/${a.unit} burst ${Math.max(1, a.burst)} packets counter drop\n  }`);
+            limited.set(String(p.mark), `jump ${lim}`);
+            frag.limited.push([String(p.mark), `jump ${lim}`]);
+            parts.push(`goto ${lim}`);
+          } else parts.push(verdict);
+          return parts.join(" ");
+        };
+        for (const p of wanted) {
+          const cls = p.ace.action.kind === "drop" ? "drop" : p.ace.action.kind === "limit" ? "limit" : "allow";
+          const runCls = run.length ? (run[0]!.ace.action.kind === "drop" ? "drop" : run[0]!.ace.action.kind === "limit" ? "limit" : "allow") : cls;
+          if (cls !== runCls || cls === "limit") flush();
+          run.push(p);
         }
-      };
-      const singleRule = (p: Parsed, d: "egress" | "ingress", verdict: string): string => {
-        const parts: string[] = [];
-        if (p.ace.action.kind === "portmap") {
-          parts.push("ct status dnat", `meta l4proto ${protoOf(p)}`, `ct original proto-dst ${p.fields.lport}`, `th dport ${p.ace.action.appPort}`);
-          if (p.fields.ip) parts.push(`ip saddr ${p.fields.ip}`);
-          if (p.fields.fport) parts.push(`th sport ${p.fields.fport}`);
-          if (p.fields.adapter) parts.push(`iifname ${p.fields.adapter}`);
-        } else {
-          for (const f of FIELDS) if (p.fields[f] !== undefined) parts.push(`${fieldExpr(f, d)} ${p.fields[f]}`);
-        }
-        if (p.host) {
-          const set = hostSetName(p.host);
-          hostSets.set(set, p.host);
-          parts.push(`${d === "egress" ? "ip daddr" : "ip saddr"} @${set}`);
-        }
-        parts.push(`ct mark set ${p.mark}`, "counter");
-        if (p.ace.action.kind === "limit") {
-          const a = p.ace.action;
-          const lim = `lim_${p.mark}`;
-          if (!limited.has(String(p.mark))) chainText.push(`  chain ${lim} {\n    limit rate over ${a.rate}/${a.unit} burst ${Math.max(1, a.burst)} packets counter drop\n  }`);
-          limited.set(String(p.mark), `jump ${lim}`);
-          parts.push(`goto ${lim}`);
-        } else parts.push(verdict);
-        return parts.join(" ");
-      };
-      for (const p of wanted) {
-        const cls = p.ace.action.kind === "drop" ? "drop" : p.ace.action.kind === "limit" ? "limit" : "allow";
-        const runCls = run.length ? (run[0]!.ace.action.kind === "drop" ? "drop" : run[0]!.ace.action.kind === "limit" ? "limit" : "allow") : cls;
-        if (cls !== runCls || cls === "limit") flush();
-        run.push(p);
+        flush();
+        rules.push(`counter drop comment "implicit drop"`);
+        chainText.push(`  chain ${chain} {\n${rules.map((r) => `    ${r}`).join("\n")}\n  }`);
       }
-      flush();
-      rules.push(`counter drop comment "implicit drop"`);
-      chainText.push(`  chain ${chain} {\n${rules.map((r) => `    ${r}`).join("\n")}\n  }`);
+      frag.chainText = chainText.slice(chainText0);
+      // A group mark moved by a collision depends on the interfaces before it: not replayed.
+      if (bumped) fragments.delete(ctx);
+      else fragments.set(ctx, frag);
     }
     egress.set(iface.mac, `jump ${slot}_eg`);
     if (iface.niKind === "local" && iface.ip) ingressIp.set(iface.ip, `jump ${slot}_in`);
@@ -488,6 +530,7 @@ export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpe
   }
 
   for (const ctx of parseCache.keys()) if (!usedCtx.has(ctx)) parseCache.delete(ctx);
+  for (const ctx of fragments.keys()) if (!usedCtx.has(ctx)) fragments.delete(ctx);
   for (const [set, host] of hostSets) decls.push(`inet\u0000${set}\u0000type ipv4_addr; comment ${JSON.stringify(`dns:${host}`)};`);
   for (const [name, els] of [["app_macs", appMacs]] as const) addMap(name, "inet", "type ether_addr;", els);
   addMap("eg", "inet", "type ether_addr : verdict;", egress);

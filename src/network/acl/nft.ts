@@ -199,6 +199,8 @@ export function elementDiff(prev: CompiledFirewall, next: CompiledFirewall): { t
   let changes = 0;
   for (const [name, m] of next.maps) {
     const old = prev.maps.get(name)?.elements ?? new Map<string, string>();
+    // An interface whose ACLs did not change hands over the very same element maps.
+    if (old === m.elements) continue;
     const del: string[] = [];
     const add: string[] = [];
     for (const [k, v] of old) if (m.elements.get(k) !== v) del.push(k);
