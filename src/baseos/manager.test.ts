@@ -61,9 +61,10 @@ describe("a trial that fails its checks", () => {
     expect(env().evebox_try).toBe("B");
     one.stop();
 
-    // GRUB: boots B on trial. The app does not come back.
+    // GRUB: boots B on trial. The app does not come back: the store still says RUNNING, as the last boot saw it,
+    // but this boot's runtime never observed it.
     writeFileSync(grubenv, formatBootEnv({ ...env(), evebox_try: "", evebox_trying: "B" }));
-    const halted = [{ uuid: "u1", name: "web", state: "HALTED" }];
+    const halted = [{ uuid: "u1", name: "web", state: "RUNNING", observedAt: Date.now() - 3_600_000 }];
     const two = await boot("B", "2.0.0", hooks(halted, reboots, events), keys);
     expect(two.view()).toMatchObject({ booted: "B", active: "A", outcome: "trying", update: { phase: "testing" } });
     expect(two.view().slots.map((s) => s.state)).toEqual(["active", "inprogress"]);
@@ -72,7 +73,7 @@ describe("a trial that fails its checks", () => {
     // The window ends (moved into the past rather than waited for).
     (two as any).state.current.probation.endsAt = new Date(Date.now() - 1).toISOString();
     expect(await two.probationTick()).toBe(true);
-    expect(reboots[1]).toMatch(/base OS trial failed: .*apps: not RUNNING yet: web \(HALTED\)/);
+    expect(reboots[1]).toMatch(/base OS trial failed: .*apps: not RUNNING yet: web \(RUNNING, not observed since this boot\)/);
     expect(env()).toMatchObject({ evebox_active: "A", evebox_trying: "B" }); // not committed
     two.stop();
 
@@ -81,7 +82,7 @@ describe("a trial that fails its checks", () => {
     const v = three.view();
     expect(v).toMatchObject({ booted: "A", active: "A", outcome: "committed", update: null });
     expect(v.history[0]).toMatchObject({ outcome: "fell-back", version: "2.0.0", slot: "B" });
-    expect(v.history[0]!.reason).toMatch(/test window \(10 s\) ended with apps: not RUNNING yet: web \(HALTED\)/);
+    expect(v.history[0]!.reason).toMatch(/test window \(10 s\) ended with apps: not RUNNING yet: web \(RUNNING, not observed since this boot\)/);
     expect(v.slots[1]).toMatchObject({ state: "failed" });
     expect(env().evebox_trying).toBe("");
     expect(three.swList()[1]).toMatchObject({ partitionLabel: "IMGB", partitionState: "failed", userStatus: "FAILED", status: "ERROR" });

@@ -92,8 +92,8 @@ export class BaseOsRefused extends Error {
 export interface BaseOsHooks {
   publish(type: string, message: string, data?: Record<string, unknown>): void;
   log(level: "info" | "warn" | "error", message: string): void;
-  /** The apps and their states (EVE names). */
-  apps(): { uuid: string; name: string; state: string }[];
+  /** The apps and their states (EVE names); `observedAt` (ms): when the runtime last looked (a state from before this boot is stale). */
+  apps(): { uuid: string; name: string; state: string; observedAt?: number | null }[];
   managed(): boolean;
   /** The controller reached lately (managed mode). */
   controller(): { ok: boolean; detail: string };
@@ -409,8 +409,15 @@ export class BaseOs {
     const before = c.appsBefore ?? [];
     if (before.length) {
       const now = new Map(h.apps().map((a) => [a.uuid, a]));
-      const notRunning = before.filter((a) => now.get(a.uuid)?.state !== "RUNNING");
-      out.push({ name: "apps", ok: !notRunning.length, detail: notRunning.length ? `not RUNNING yet: ${notRunning.map((a) => `${a.name} (${now.get(a.uuid)?.state ?? "absent"})`).join(", ")}` : `${before.length} app(s) RUNNING as before` });
+      // Seen RUNNING by this boot's runtime: the store still holds the states the last boot observed.
+      const since = Date.parse(c.probation?.startedAt ?? c.updatedAt);
+      const stale = (a: { observedAt?: number | null } | undefined) => a?.observedAt !== undefined && (a.observedAt === null || a.observedAt < since);
+      const notRunning = before.filter((a) => now.get(a.uuid)?.state !== "RUNNING" || stale(now.get(a.uuid)));
+      const why = (a: { uuid: string; name: string }) => {
+        const x = now.get(a.uuid);
+        return `${a.name} (${!x ? "absent" : stale(x) ? `${x.state}, not observed since this boot` : x.state})`;
+      };
+      out.push({ name: "apps", ok: !notRunning.length, detail: notRunning.length ? `not RUNNING yet: ${notRunning.map(why).join(", ")}` : `${before.length} app(s) RUNNING as before` });
     } else out.push({ name: "apps", ok: true, detail: "no app was running before the update" });
     if (h.managed()) {
       const ctl = h.controller();

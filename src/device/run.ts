@@ -218,7 +218,10 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     const r = await createBaseOs(opts.baseos, dirs.persist, opts.version, {
       publish: (type, message, data) => device.events.publish({ type, message, data: data ?? null }),
       log: (level, m) => device.log(level, m),
-      apps: () => device.status().apps.map((a) => ({ uuid: a.uuid, name: a.name, state: a.state })),
+      apps: () => {
+        const seen = new Map(store.observed("app").map((o) => [o.id, o.updatedAt ? new Date(o.updatedAt as unknown as string | number | Date).getTime() : null]));
+        return device.status().apps.map((a) => ({ uuid: a.uuid, name: a.name, state: a.state, observedAt: seen.get(a.uuid) ?? null }));
+      },
       managed: () => device.managed(),
       configDoc: () => (device.config.currentDoc()?.doc as Record<string, any> | undefined) ?? null,
       controller: () => {
