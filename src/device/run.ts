@@ -179,6 +179,9 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   const token = auth.prepareSetup();
   if (token) say(`evebox: first start: set the admin password at ${url}/setup?token=${token} (the token is also in ${join(dirs.run, "setup-token")})`);
   device.events.publish({ type: "device.started", message: `evebox ${opts.version} started` });
+  // Let the console answer what is already waiting (a browser reloading, a health probe) before the parts below
+  // load: evaluating their modules holds the event loop for tens of milliseconds.
+  await new Promise((r) => setTimeout(r, 0));
   // The controller link (identity in config/, the URL from --controller or config/server, or later
   // the console). A managed device runs its checkpointed config (offline boot) before the app runtime
   // plans anything.
