@@ -232,6 +232,29 @@ describe("base OS updates on slot files", () => {
     expect(ok.body.settings).toMatchObject({ reboot: "window", window: { start: "03:30", durationMinutes: 60 }, testWindowSeconds: 120 });
   });
 
+  test("a maintenance window: a written update waits for the window; a window open now reboots at once (recorded off-device)", async () => {
+    const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+    const later = hhmm(Date.now() + 3 * 3_600_000);
+    expect((await c.json("PUT", "/api/v1/baseos/settings", { reboot: "window", window: { start: later, durationMinutes: 30 } })).status).toBe(200);
+    const file = await bundleOf(root, await tinySquashfs(root, "v25"), { ...BOARD, version: "2.5.0" }, keys);
+    expect((await upload(file)).status).toBe(202);
+    const waiting = await waitFor("written, waiting for the window", async () => {
+      const b = (await c.json("GET", "/api/v1/baseos")).body;
+      return b.update?.phase === "ready" ? b.update : null;
+    });
+    expect(waiting.schedule).toMatchObject({ mode: "window" });
+    expect(waiting.schedule.at.slice(11, 16)).toBe(later);
+    expect(Date.parse(waiting.schedule.at) - Date.now()).toBeGreaterThan(2.5 * 3_600_000);
+    // The window moved to now: the schedule follows at once.
+    expect((await c.json("PUT", "/api/v1/baseos/settings", { window: { start: hhmm(Date.now() - 60_000), durationMinutes: 10 } })).status).toBe(200);
+    const going = await waitFor("the reboot in the window", async () => {
+      const b = (await c.json("GET", "/api/v1/baseos")).body;
+      return b.update?.phase === "rebooting" ? b.update : null;
+    });
+    expect(going.schedule.note).toContain("host mode");
+    expect((await c.json("POST", "/api/v1/baseos/cancel")).status).toBe(200);
+  });
+
   test("the whole life with a simulated boot loader: trial committed, then a trial that never came up fails and is not retried until told", async () => {
     expect((await c.json("PUT", "/api/v1/baseos/settings", { reboot: "hold", testWindowSeconds: 10, stableSeconds: 1 })).status).toBe(200);
     const v3 = await bundleOf(root, await tinySquashfs(root, "v3"), { ...BOARD, version: "3.0.0" }, keys);

@@ -363,6 +363,7 @@ export class BaseOs {
     const c = this.state.current;
     if (!c || c.phase !== "testing" || !c.probation) return true;
     const p = c.probation;
+    if (p.failure) return true; // decided: the reboot is under way
     const checks = this.checks(c);
     const now = Date.now();
     p.checks = checks;
