@@ -105,19 +105,25 @@ describe("a trial that fails its checks", () => {
     expect(events.some((e) => e.startsWith("baseos.fell-back"))).toBe(true);
   }, 60_000);
 
-  test("managed: a controller unreachable at the end of the window fails the trial with that reason", async () => {
+  test("managed: a controller unreachable (and PERSIST lost) at the end of the window fails the trial with those reasons", async () => {
     const d = mkdtempSync(join(tmpdir(), "evebox-baseos-ctl-"));
     try {
       for (const f of ["A", "B"]) writeFileSync(join(d, f), Buffer.alloc(2 ** 20));
       writeFileSync(join(d, "grubenv"), formatBootEnv({ ...initialBootEnv(), evebox_trying: "B" }));
       const reboots: string[] = [];
-      const h: BaseOsHooks = { ...hooks([], reboots, []), managed: () => true, controller: () => ({ ok: false, detail: "offline: connect ECONNREFUSED 192.0.2.1:443" }) };
+      const h: BaseOsHooks = {
+        ...hooks([], reboots, []),
+        managed: () => true,
+        controller: () => ({ ok: false, detail: "offline: connect ECONNREFUSED 192.0.2.1:443" }),
+        parts: () => [{ name: "init", state: "error", detail: "persist on a tmpfs (PERSIST unusable)" }],
+      };
       const backend = filesBackendFromEnv({ EVEBOX_BASEOS_SLOTS: `${join(d, "A")},${join(d, "B")}`, EVEBOX_BASEOS_BOOTENV: join(d, "grubenv"), EVEBOX_BASEOS_BOOTED: "B" })!;
       const b = new BaseOs({ backend, board: { board: "qemu-x86_64", arch: "amd64" }, bootedVersion: "2.0.0", stateDir: join(d, "persist"), keys: [], hooks: h, checkIntervalMs: 50 });
       b.start();
       (b as any).state.current.probation.endsAt = new Date(Date.now() - 1).toISOString();
       expect(await b.probationTick()).toBe(true);
       expect(reboots[0]).toMatch(/controller: offline: connect ECONNREFUSED/);
+      expect(reboots[0]).toMatch(/evebox: init: persist on a tmpfs/);
       await Bun.sleep(200); // the check loop stops once decided: one reboot asked for
       expect(reboots.length).toBe(1);
       expect(parseBootEnv(readFileSync(join(d, "grubenv")))).toMatchObject({ evebox_active: "A" });

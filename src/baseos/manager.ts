@@ -95,6 +95,8 @@ export interface BaseOsHooks {
   /** The apps and their states (EVE names); `observedAt` (ms): when the runtime last looked (a state from before this boot is stale). */
   apps(): { uuid: string; name: string; state: string; observedAt?: number | null }[];
   managed(): boolean;
+  /** The device's other parts (init: mounts and PERSIST; store): one in "error" fails the trial. */
+  parts?: () => { name: string; state: string; detail: string }[];
   /** The controller reached lately (managed mode). */
   controller(): { ok: boolean; detail: string };
   /** The supervised services (containerd, dockerd) on a device; absent in host mode. */
@@ -398,7 +400,8 @@ export class BaseOs {
     const out: Check[] = [];
     try {
       h.apps();
-      out.push({ name: "evebox", ok: true, detail: "running, store readable" });
+      const broken = (h.parts?.() ?? []).filter((p) => (p.name === "init" || p.name === "store") && p.state === "error");
+      out.push(broken.length ? { name: "evebox", ok: false, detail: broken.map((p) => `${p.name}: ${p.detail}`).join("; ") } : { name: "evebox", ok: true, detail: "running, store readable" });
     } catch (e) {
       out.push({ name: "evebox", ok: false, detail: (e as Error).message });
     }

@@ -226,6 +226,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
         return device.status().apps.map((a) => ({ uuid: a.uuid, name: a.name, state: a.state, observedAt: seen.get(a.uuid) ?? null }));
       },
       managed: () => device.managed(),
+      parts: () => device.status().parts.filter((p) => p.name !== "baseos"),
       configDoc: () => (device.config.currentDoc()?.doc as Record<string, any> | undefined) ?? null,
       controller: () => {
         const p = device.controllerLink()?.part();
