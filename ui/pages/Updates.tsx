@@ -247,7 +247,7 @@ function CurrentUpdate({ api, op, reload }: { api: ApiClient; op: Operation; rel
       setBusy(false);
     }
   };
-  const cancellable = ["receiving", "verifying", "writing", "reading-back", "ready"].includes(op.phase);
+  const cancellable = ["receiving", "verifying", "writing", "reading-back", "ready", "rebooting"].includes(op.phase);
   return (
     <section class="card card-wide" aria-labelledby="update-title" id="current-update" data-phase={op.phase}>
       <h2 id="update-title">
