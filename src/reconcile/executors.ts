@@ -115,16 +115,16 @@ async function fetchNow(tree: DesiredContentTree, ctx: ExecutorContext): Promise
         ctx.records.putContentTree(rec);
         return;
       }
-      let names: string[];
+      // Under evebox's own reference: the tags inside the archive are the host's business (see loadImageTarAs).
+      const ref = `evebox-content/${tree.uuid.toLowerCase()}:${tree.sha256!.slice(0, 12).toLowerCase()}`;
+      let id: string;
       try {
-        names = await ctx.runtime.loadImageTar(entry.path);
+        id = await ctx.runtime.loadImageTarAs(entry.path, ref);
       } catch (e) {
         throw new Error(`not a loadable container image (docker load refused it): ${(e as Error).message}`);
       }
-      if (!names.length) throw new Error("the image archive loaded no image");
-      const info = await ctx.runtime.imageInfo(names[0]!);
-      rec.imageRef = names[0]!;
-      rec.imageId = info?.id ?? names[0]!;
+      rec.imageRef = ref;
+      rec.imageId = id;
       rec.sizeBytes = entry.sizeBytes;
     }
     rec.error = null;

@@ -78,7 +78,9 @@ let busybox: Promise<string> | undefined;
  * from the same busybox and applets (its `evebox.test.key` label says so). Keeping it avoids a
  * dangling image per run and never pulls it from under a parallel test process.
  */
-export function ensureBusyboxImage(): Promise<string> {
+export async function ensureBusyboxImage(): Promise<string> {
+  // Checked on every call: a test may have removed it since (it is a plain host image to evebox).
+  if (busybox && !(await testDocker().getImage(BUSYBOX_IMAGE).inspect().then(() => true, () => false))) busybox = undefined;
   busybox ??= (async () => {
     const key = new Bun.CryptoHasher("sha256")
       .update(await Bun.file(busyboxPath()).arrayBuffer())

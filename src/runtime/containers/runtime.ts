@@ -363,6 +363,41 @@ export class ContainerRuntime {
     };
   }
 
+  /**
+   * Loads a `docker save` tarball as evebox's own image reference `as` (e.g. `evebox-content/<tree>:<digest>`)
+   * and returns the image id. `docker load` also applies the tags written in the tarball (`busybox:latest`); those
+   * belong to the host, so they are put back as they were: a tag the host did not have is removed again, a host
+   * tag the load moved to the new image is pointed back at the host's image. Removing `as` later then never takes
+   * a host image or tag with it.
+   */
+  async loadImageTarAs(path: string, as: string): Promise<string> {
+    const tagsBefore = new Map<string, string>();
+    try {
+      for (const img of await this.docker.listImages()) for (const t of img.RepoTags ?? []) if (t !== "<none>:<none>") tagsBefore.set(t, img.Id);
+    } catch (err) {
+      throw new Error(`load image tar ${path} failed: cannot list images: ${engineMessage(err)}`);
+    }
+    const loaded = await this.loadImageTar(path);
+    const info = await this.imageInfo(loaded[0]!);
+    if (!info) throw new Error(`load image tar ${path}: the engine reported ${loaded[0]} loaded, but it is not there`);
+    const [repo, tag] = splitRef(as);
+    try {
+      await this.docker.getImage(info.id).tag({ repo, tag });
+      for (const t of info.repoTags) {
+        if (t === as) continue;
+        const before = tagsBefore.get(t);
+        if (before === info.id) continue; // the host had this very image under that tag already
+        if (before) {
+          const [r, tg] = splitRef(t);
+          await this.docker.getImage(before).tag({ repo: r, tag: tg });
+        } else await this.docker.getImage(t).remove({ noprune: true });
+      }
+    } catch (err) {
+      throw new Error(`load image tar ${path}: tagging it as ${as} failed: ${engineMessage(err)}`);
+    }
+    return info.id;
+  }
+
   /** Loads a `docker save` tarball; returns the references (or ids) it loaded. */
   async loadImageTar(path: string): Promise<string[]> {
     try {
@@ -546,4 +581,11 @@ function unixTimestamp(date: Date): string {
 
 function nanoToTimestamp(nano: bigint): string {
   return `${nano / 1_000_000_000n}.${String(nano % 1_000_000_000n).padStart(9, "0")}`;
+}
+
+/** "repo/name:tag" → ["repo/name", "tag"] (a registry port's colon is not the tag's). */
+function splitRef(ref: string): [string, string] {
+  const slash = ref.lastIndexOf("/");
+  const colon = ref.lastIndexOf(":");
+  return colon > slash ? [ref.slice(0, colon), ref.slice(colon + 1)] : [ref, "latest"];
 }
