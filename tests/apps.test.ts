@@ -282,8 +282,14 @@ describe("bad input: that app shows the error; the others keep running; nothing 
     const cts = (await status()).contentTrees.find((c: any) => c.uuid === fromHttp.ids!.ct);
     expect(cts.state).toBe("LOADED");
     expect(existsSync(join(dataDir, "persist", "content", "blobs", "sha256", tarSha))).toBe(true);
+    // Loaded under evebox's own reference; the tag written in the archive stays the host's.
+    expect(cts.image).toBe(`evebox-content/${fromHttp.ids!.ct}:${tarSha.slice(0, 12)}`);
+    const image = await ensureBusyboxImage();
+    const hostTag = await testDocker().getImage(image).inspect();
     await put([web, worker]);
     await waitFor("blob collected", async () => (existsSync(join(dataDir, "persist", "content", "blobs", "sha256", tarSha)) ? undefined : true), 60_000);
+    // Removing the app did not take the host's tag (or its image) with it.
+    expect((await testDocker().getImage(image).inspect()).Id).toBe(hostTag.Id);
   }, 120_000);
 });
 
