@@ -610,14 +610,15 @@ export class BaseOs {
       const back = h.digest("hex");
       op.timings.readBackMs = Math.round(performance.now() - t1);
       if (back !== op.fileSha256) throw new Error(`read-back mismatch: slot ${op.slot} holds sha256 ${back}, written ${op.fileSha256}`);
-      // Written and read back: the slot may be tried. The boot loader is asked to (evebox_try) when the device
-      // reboots into it (rebootIntoTrial), so a held update stays held across an unplanned restart.
+      // Only now: the boot loader is asked to try the slot once.
+      this.o.backend.writeEnv(withTryOnce(this.readEnvSafe(), op.slot));
+      this.boot = bootState(this.o.backend.booted, this.readEnvSafe());
       this.state.slots[op.slot] = { version: op.version, sha256: op.manifest?.squashfs.sha256, writtenAt: new Date().toISOString() };
       rmSync(this.incomingPath(), { force: true });
       op.phase = "ready";
       op.progress = null;
       this.touch(op);
-      this.o.hooks.publish("baseos.written", `version ${op.version} written to slot ${op.slot} and read back (write ${(op.timings.writeMs / 1000).toFixed(1)} s, read-back ${(op.timings.readBackMs / 1000).toFixed(1)} s); slot ${op.slot} will be tried once at the reboot`, { version: op.version, slot: op.slot, timings: op.timings });
+      this.o.hooks.publish("baseos.written", `version ${op.version} written to slot ${op.slot} and read back (write ${(op.timings.writeMs / 1000).toFixed(1)} s, read-back ${(op.timings.readBackMs / 1000).toFixed(1)} s); slot ${op.slot} will be tried once at the next boot`, { version: op.version, slot: op.slot, timings: op.timings });
       this.schedule(op);
     } catch (e) {
       const msg = (e as Error).message;
@@ -657,16 +658,6 @@ export class BaseOs {
     op.appsBefore = this.o.hooks.apps().filter((a) => a.state === "RUNNING").map((a) => ({ uuid: a.uuid, name: a.name }));
     // The slot we leave keeps its version: after a commit it is the other, unused slot.
     this.state.slots[this.o.backend.booted] = { version: this.o.bootedVersion };
-    // The boot loader tries the slot once at the next boot (set before the phase is recorded: a restart in between
-    // then boots the trial, which finds this operation in "ready" and tests it all the same).
-    try {
-      this.o.backend.writeEnv(withTryOnce(this.readEnvSafe(), op.slot));
-      this.boot = bootState(this.o.backend.booted, this.readEnvSafe());
-    } catch (e) {
-      this.o.hooks.log("error", `baseos: cannot set the boot loader's try: ${(e as Error).message}`);
-      this.o.hooks.publish("baseos.failed", `cannot ask the boot loader to try slot ${op.slot}: ${(e as Error).message}; the update stays written`);
-      return;
-    }
     op.phase = "rebooting";
     op.timings.rebootAt = Date.now();
     this.touch(op);
