@@ -91,7 +91,7 @@ test("an update signed by another key is refused with the reason; slot B is unto
   expect(parseBootEnv(readFileSync(join(root, "grubenv"))).evebox_try).toBe("");
 }, 60_000);
 
-test("a good update is uploaded with progress, written to B and held; reboot into it sets the try; cancel withdraws it", async () => {
+test("a good update is uploaded with progress, written to B and tried at the next boot; held until the operator reboots; cancel withdraws it", async () => {
   await page.locator("#update-file").setInputFiles(good);
   await page.locator("#upload-submit").click();
   await page.locator("#upload-accepted").waitFor({ timeout: 20_000 });
@@ -99,11 +99,10 @@ test("a good update is uploaded with progress, written to B and held; reboot int
   expect(await page.locator("#update-title").textContent()).toContain("2.0.0");
   expect(await page.locator("#update-activate").isVisible()).toBe(true);
   expect(await page.locator('#slots tr[data-slot="B"] [data-state]').getAttribute("data-state")).toBe("updating");
-  // Held: the boot loader is not asked to try B until the reboot the operator chooses (an unplanned restart
-  // meanwhile boots A as before).
-  expect(parseBootEnv(readFileSync(join(root, "grubenv"))).evebox_try).toBe("");
+  // Written and read back: the boot loader is asked to try B once at the next boot.
+  expect(parseBootEnv(readFileSync(join(root, "grubenv"))).evebox_try).toBe("B");
   await page.screenshot({ path: join(ARTIFACTS, "updates-ready.png"), fullPage: true });
-  // "Reboot into it now": off-device the reboot is only recorded, but the try is set.
+  // "Reboot into it now": off-device the reboot is only recorded.
   await page.locator("#update-activate").click();
   await page.waitForFunction(() => document.querySelector("#current-update")?.getAttribute("data-phase") === "rebooting", undefined, { timeout: 10_000, polling: 200 });
   expect(parseBootEnv(readFileSync(join(root, "grubenv"))).evebox_try).toBe("B");
