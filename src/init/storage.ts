@@ -57,37 +57,32 @@ export function findPartition(label: string, sys = "/sys"): BlockPartition | nul
   return listPartitions(sys).find((p) => p.label === label) ?? null;
 }
 
-/** True when the first MiB of `dev` is all zeros: a partition nothing was ever written to. */
-export function isBlank(dev: string): boolean {
-  const buf = Buffer.alloc(1024 * 1024);
+/** `length` bytes of `dev` from `offset` (fewer at its end), or null when it cannot be opened. */
+function readAt(dev: string, length: number, offset: number): Buffer | null {
   let fd: number;
   try {
     fd = openSync(dev, "r");
   } catch {
-    return false;
+    return null;
   }
   try {
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    return buf.subarray(0, n).every((b) => b === 0);
+    const buf = Buffer.alloc(length);
+    return buf.subarray(0, readSync(fd, buf, 0, length, offset));
   } finally {
     closeSync(fd);
   }
 }
 
+/** True when the first MiB of `dev` is all zeros: a partition nothing was ever written to. */
+export function isBlank(dev: string): boolean {
+  const head = readAt(dev, 1024 * 1024, 0);
+  return head !== null && head.every((b) => b === 0);
+}
+
 /** An ext2/3/4 superblock at 1024 bytes: magic 0xEF53 at offset 56. */
 export function hasExtFilesystem(dev: string): boolean {
-  const buf = Buffer.alloc(2);
-  let fd: number;
-  try {
-    fd = openSync(dev, "r");
-  } catch {
-    return false;
-  }
-  try {
-    return readSync(fd, buf, 0, 2, 1024 + 56) === 2 && buf.readUInt16LE(0) === 0xef53;
-  } finally {
-    closeSync(fd);
-  }
+  const magic = readAt(dev, 2, 1024 + 56);
+  return magic !== null && magic.length === 2 && magic.readUInt16LE(0) === 0xef53;
 }
 
 async function run(cmd: string[], timeoutMs = 600_000): Promise<{ code: number; out: string }> {
