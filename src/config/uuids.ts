@@ -23,7 +23,7 @@ export function normalizeUuids<T>(doc: T): T {
 }
 
 function walk(v: unknown, key: string | null): unknown {
-  if (typeof v === "string") return key !== null && isIdKey(key) && UUID_RE.test(v) && v !== v.toLowerCase() ? v.toLowerCase() : v;
+  if (typeof v === "string") return v.length === 36 && key !== null && UUID_RE.test(v) && isIdKey(key) && v !== v.toLowerCase() ? v.toLowerCase() : v;
   if (Array.isArray(v)) {
     let out: unknown[] | null = null;
     for (let i = 0; i < v.length; i++) {
@@ -35,7 +35,7 @@ function walk(v: unknown, key: string | null): unknown {
   }
   if (v && typeof v === "object" && !ArrayBuffer.isView(v)) {
     let out: Doc | null = null;
-    for (const k of Object.keys(v as Doc)) {
+    for (const k in v as Doc) {
       const old = (v as Doc)[k];
       const n = walk(old, k);
       if (n !== old) (out ??= { ...(v as Doc) })[k] = n;
