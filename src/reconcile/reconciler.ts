@@ -533,7 +533,7 @@ export class Reconciler {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeTimer = null;
     if (!Number.isFinite(at) || this.stopped) return;
-    this.wakeTimer = setTimeout(() => this.trigger(false), Math.max(50, at - Date.now() + 20));
+    this.wakeTimer = setTimeout(() => this.guarded("wake-up", () => this.trigger(false)), Math.max(50, at - Date.now() + 20));
   }
 
   private noteEngineError(e: Error): void {
