@@ -124,11 +124,12 @@ export function validateConfig(input: Obj, env: ValidationEnv = DEVICE_ENV): Obj
     let subnet: Cidr | null = null;
     const ip = ni.ip ?? {};
     // The domain and the static names are written into dnsmasq's files and answered in DNS.
-    if (ip.domain !== undefined && ip.domain !== "" && !isHostname(ip.domain)) push("networkInstance", id, `${path}.ip.domain`, `${quote(ip.domain)} is not ${HOSTNAME_RULE}`);
+    // (A control character is reported once, by the walk above.)
+    if (ip.domain !== undefined && ip.domain !== "" && !isHostname(ip.domain) && !hasControl(String(ip.domain))) push("networkInstance", id, `${path}.ip.domain`, `${quote(ip.domain)} is not ${HOSTNAME_RULE}`);
     (Array.isArray(ni.dns) ? ni.dns : []).forEach((d: Obj, j: number) => {
-      if (!isHostname(d?.HostName)) push("networkInstance", id, `${path}.dns[${j}].HostName`, `${quote(d?.HostName ?? "")} is not ${HOSTNAME_RULE}`);
+      if (!isHostname(d?.HostName) && !hasControl(String(d?.HostName ?? ""))) push("networkInstance", id, `${path}.dns[${j}].HostName`, `${quote(d?.HostName ?? "")} is not ${HOSTNAME_RULE}`);
       (Array.isArray(d?.Address) ? d.Address : []).forEach((a: string, k: number) => {
-        if (typeof a !== "string" || !parseIp(a)) push("networkInstance", id, `${path}.dns[${j}].Address[${k}]`, `${quote(a)} is not an IP address`);
+        if (typeof a !== "string" || (!parseIp(a) && !hasControl(a))) push("networkInstance", id, `${path}.dns[${j}].Address[${k}]`, `${quote(a)} is not an IP address`);
       });
     });
     if (ip.subnet) {
