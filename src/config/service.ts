@@ -8,6 +8,7 @@ import { type ConfigChange, diffConfigs } from "./diff.ts";
 import { fromProto3Json, toProto3Json } from "./json.ts";
 import { ConfigRejected, type Problem } from "./problems.ts";
 import { type ObjectProblem, validateConfig } from "./validate.ts";
+import { normalizeUuids } from "./uuids.ts";
 
 export const EDGE_DEV_CONFIG = "org.lfedge.eve.config.EdgeDevConfig";
 
@@ -93,7 +94,7 @@ export class ConfigService {
       );
     }
     const bytes = type.encode(message).finish();
-    const doc = type.toObject(message, { longs: String, enums: String, bytes: String, arrays: true, defaults: false }) as Doc;
+    const doc = normalizeUuids(type.toObject(message, { longs: String, enums: String, bytes: String, arrays: true, defaults: false }) as Doc);
     return { bytes, hash: sha256hex(bytes), doc };
   }
 
@@ -188,7 +189,7 @@ export class ConfigService {
     if (this.cache?.version === cur.version) return this.cache;
     const row = this.store.currentBytes()!;
     const type = this.type;
-    const doc = type.toObject(type.decode(row.bytes), { longs: String, enums: String, bytes: String, arrays: true, defaults: false }) as Doc;
+    const doc = normalizeUuids(type.toObject(type.decode(row.bytes), { longs: String, enums: String, bytes: String, arrays: true, defaults: false }) as Doc);
     this.cache = { version: cur.version, doc };
     return this.cache;
   }

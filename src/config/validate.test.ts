@@ -137,3 +137,36 @@ describe("app interfaces and ACLs", () => {
     expect(p).toContainEqual(expect.stringMatching(/^apps\[0\]\.interfaces\[2\]\.name: "a\/b" is not an interface name/));
   });
 });
+
+describe("text that reaches the host", () => {
+  test("a control character anywhere is refused at its field and held against its object; free text for the guest may hold newlines", () => {
+    const d: any = doc();
+    d.networkInstances[0].displayname = "lan\ndhcp-script=/x.sh";
+    d.apps[0].userData = "#cloud-config\nruncmd:\n  - echo hi\n";
+    d.configItems = [{ key: "timer.config.interval", value: "60\n" }];
+    const problems = validateConfig(d, NO_ENV);
+    expect(problems.map((p) => [p.path, p.objectKind, p.objectId])).toEqual([
+      ["networkInstances[0].displayname", "networkInstance", U(10)],
+      ["configItems[0].value", "device", ""],
+    ]);
+  });
+
+  test("domain, static DNS names, mount directories, URLs", () => {
+    const d: any = doc();
+    d.networkInstances[0].ip.domain = "my lan";
+    d.networkInstances[0].dns = [{ HostName: "printer lan", Address: ["10.1.0.9", "nope"] }];
+    d.apps[0].volumeRefList[0].mountDir = "/data/../../etc";
+    d.contentInfo[0].URL = "a:1 b";
+    d.datastores[0].dpath = "x y";
+    expect(validateConfig(d, NO_ENV).map((p) => p.path).sort()).toEqual(
+      [
+        "networkInstances[0].ip.domain",
+        "networkInstances[0].dns[0].HostName",
+        "networkInstances[0].dns[0].Address[1]",
+        "apps[0].volumeRefList[0].mountDir",
+        "contentInfo[0].URL",
+        "datastores[0].dpath",
+      ].sort(),
+    );
+  });
+});

@@ -1,8 +1,11 @@
 // Semantic checks of an EdgeDevConfig (in protobufjs toObject form: lowerCamel names, enum names,
 // 64-bit integers as strings). Structural faults are found earlier, while decoding.
 import { existsSync, readFileSync } from "node:fs";
+import { displayNameProblem, hasControl, HOSTNAME_RULE, IFNAME_RULE, isHostname, isIfname } from "./names.ts";
 import { contains, hasHostBits, overlaps, parseCidr, parseIp, type Cidr } from "./net.ts";
+import { ioIfname, resolvePortLabel } from "./ports.ts";
 import type { Problem } from "./problems.ts";
+import { normalizeUuids } from "./uuids.ts";
 
 /** A problem tied to the object it makes faulty, so a controller config can hold just that object in error. */
 export interface ObjectProblem extends Problem {
@@ -20,6 +23,10 @@ export const MAX_ACES_PER_INTERFACE = 20_000;
 export const MAX_ACES_PER_DEVICE = 50_000;
 const MAX_INTERFACES_PER_APP = 16;
 const IFNAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
+/** Free text for the guest or the app itself, never parsed on the host: the only strings that may hold newlines. */
+const FREE_TEXT_FIELDS = new Set(["userData", "customMetaData", "base64Data", "base64MetaData", "blobMetaData", "artifactMetaData"]);
+/** Strings that become URLs, image references or request headers: one token, no spaces. */
+const MAX_URL = 2048;
 
 /** What validation may ask of the device itself: its network ports and networks. */
 export interface ValidationEnv {
@@ -52,19 +59,28 @@ export const DEVICE_ENV: ValidationEnv = {
 /** Validation that asks the device nothing (configs checked away from it). */
 export const NO_ENV: ValidationEnv = { interfaceExists: () => null, hostNetworks: () => [] };
 
-export function validateConfig(doc: Obj, env: ValidationEnv = DEVICE_ENV): ObjectProblem[] {
+export function validateConfig(input: Obj, env: ValidationEnv = DEVICE_ENV): ObjectProblem[] {
+  // UUIDs compare case-insensitively: ids that differ only in case are one id (a duplicate, refused below).
+  const doc = normalizeUuids(input);
   const problems: ObjectProblem[] = [];
   const push = (objectKind: ObjectProblem["objectKind"], objectId: string, path: string, message: string) =>
     problems.push({ objectKind, objectId, path, message });
+  // No string of a config reaches the host with a line break or another control character in it.
+  controlCharacters(doc, (path, message) => push(...ownerOf(doc, path), path, message));
+  devicePorts(doc, (path, message) => push("device", "", path, message));
 
   const datastores = new Map<string, Obj>();
   (doc.datastores ?? []).forEach((ds: Obj, i: number) => {
     const path = `datastores[${i}]`;
     const id = ds.id ?? "";
     if (!UUID_RE.test(id)) push("datastore", id, `${path}.id`, `expected a UUID, got "${id}"`);
-    else if (datastores.has(id)) push("datastore", id, `${path}.id`, `duplicate datastore id ${id}`);
+    else if (datastores.has(id)) push("datastore", id, `${path}.id`, `duplicate datastore id ${id} (UUIDs compare without regard to case)`);
     datastores.set(id, ds);
     if (!ds.fqdn) push("datastore", id, `${path}.fqdn`, "a datastore needs an fqdn (e.g. https://host or docker://host:5000)");
+    for (const f of ["fqdn", "dpath"]) {
+      const m = tokenProblem(ds[f]);
+      if (m) push("datastore", id, `${path}.${f}`, m);
+    }
   });
 
   const contentTrees = new Map<string, Obj>();
@@ -72,11 +88,16 @@ export function validateConfig(doc: Obj, env: ValidationEnv = DEVICE_ENV): Objec
     const path = `contentInfo[${i}]`;
     const id = ct.uuid ?? "";
     if (!UUID_RE.test(id)) push("contentTree", id, `${path}.uuid`, `expected a UUID, got "${id}"`);
-    else if (contentTrees.has(id)) push("contentTree", id, `${path}.uuid`, `duplicate content tree uuid ${id}`);
+    else if (contentTrees.has(id)) push("contentTree", id, `${path}.uuid`, `duplicate content tree uuid ${id} (UUIDs compare without regard to case)`);
     contentTrees.set(id, ct);
     if (!ct.dsId) push("contentTree", id, `${path}.dsId`, "a content tree needs a datastore (dsId)");
     else if (!datastores.has(ct.dsId)) push("contentTree", id, `${path}.dsId`, `no datastore with id ${ct.dsId} in this config`);
     if (!ct.URL) push("contentTree", id, `${path}.URL`, "a content tree needs a URL (path in its datastore, or repository:tag)");
+    else {
+      const m = tokenProblem(ct.URL);
+      if (m) push("contentTree", id, `${path}.URL`, m);
+    }
+    textField(ct.displayName, `${path}.displayName`, (p, m) => push("contentTree", id, p, m));
     if (ct.sha256 && !/^[0-9a-fA-F]{64}$/.test(ct.sha256)) push("contentTree", id, `${path}.sha256`, "expected 64 hex digits");
   });
 
@@ -85,10 +106,11 @@ export function validateConfig(doc: Obj, env: ValidationEnv = DEVICE_ENV): Objec
     const path = `volumes[${i}]`;
     const id = v.uuid ?? "";
     if (!UUID_RE.test(id)) push("volume", id, `${path}.uuid`, `expected a UUID, got "${id}"`);
-    else if (volumes.has(id)) push("volume", id, `${path}.uuid`, `duplicate volume uuid ${id}`);
+    else if (volumes.has(id)) push("volume", id, `${path}.uuid`, `duplicate volume uuid ${id} (UUIDs compare without regard to case)`);
     volumes.set(id, v);
     const ctId = v.origin?.downloadContentTreeID;
     if (ctId && !contentTrees.has(ctId)) push("volume", id, `${path}.origin.downloadContentTreeID`, `no content tree with uuid ${ctId} in this config`);
+    textField(v.displayName, `${path}.displayName`, (p, m) => push("volume", id, p, m));
   });
 
   const networks = new Map<string, { obj: Obj; subnet: Cidr | null; path: string }>();
@@ -97,9 +119,19 @@ export function validateConfig(doc: Obj, env: ValidationEnv = DEVICE_ENV): Objec
     const path = `networkInstances[${i}]`;
     const id = ni.uuidandversion?.uuid ?? "";
     if (!UUID_RE.test(id)) push("networkInstance", id, `${path}.uuidandversion.uuid`, `expected a UUID, got "${id}"`);
-    else if (networks.has(id)) push("networkInstance", id, `${path}.uuidandversion.uuid`, `duplicate network instance uuid ${id}`);
+    else if (networks.has(id)) push("networkInstance", id, `${path}.uuidandversion.uuid`, `duplicate network instance uuid ${id} (UUIDs compare without regard to case)`);
+    textField(ni.displayname, `${path}.displayname`, (p, m) => push("networkInstance", id, p, m));
     let subnet: Cidr | null = null;
     const ip = ni.ip ?? {};
+    // The domain and the static names are written into dnsmasq's files and answered in DNS.
+    // (A control character is reported once, by the walk above.)
+    if (ip.domain !== undefined && ip.domain !== "" && !isHostname(ip.domain) && !hasControl(String(ip.domain))) push("networkInstance", id, `${path}.ip.domain`, `${quote(ip.domain)} is not ${HOSTNAME_RULE}`);
+    (Array.isArray(ni.dns) ? ni.dns : []).forEach((d: Obj, j: number) => {
+      if (!isHostname(d?.HostName) && !hasControl(String(d?.HostName ?? ""))) push("networkInstance", id, `${path}.dns[${j}].HostName`, `${quote(d?.HostName ?? "")} is not ${HOSTNAME_RULE}`);
+      (Array.isArray(d?.Address) ? d.Address : []).forEach((a: string, k: number) => {
+        if (typeof a !== "string" || (!parseIp(a) && !hasControl(a))) push("networkInstance", id, `${path}.dns[${j}].Address[${k}]`, `${quote(a)} is not an IP address`);
+      });
+    });
     if (ip.subnet) {
       subnet = parseCidr(ip.subnet);
       if (!subnet) push("networkInstance", id, `${path}.ip.subnet`, `"${ip.subnet}" is not a CIDR subnet like 10.1.0.0/24`);
@@ -123,8 +155,10 @@ export function validateConfig(doc: Obj, env: ValidationEnv = DEVICE_ENV): Objec
     }
     const port: string = ni.port?.name ?? "";
     if (kind === "ZnetInstSwitch" && !port) push("networkInstance", id, `${path}.port.name`, "a Switch network instance needs the device port it bridges");
-    if (port) {
-      const ifname = portIfname(doc, port);
+    const resolved = port ? resolvePortLabel(doc, port) : null;
+    if (resolved?.kind === "error") push("networkInstance", id, `${path}.port.name`, `port ${quote(port)}: ${resolved.message}${resolved.path ? ` (at ${resolved.path})` : ""}`);
+    else if (resolved) {
+      const ifname = resolved.kind === "shared" ? "*" : resolved.ifname;
       const exists = ifname === "*" ? true : env.interfaceExists(ifname);
       if (exists === false) push("networkInstance", id, `${path}.port.name`, `no port "${port}" on this device${ifname !== port ? ` (it names interface ${ifname})` : ""}`);
       if (kind === "ZnetInstSwitch" && ifname !== "*") {
@@ -167,7 +201,7 @@ export function validateConfig(doc: Obj, env: ValidationEnv = DEVICE_ENV): Objec
     const path = `apps[${i}]`;
     const id = app.uuidandversion?.uuid ?? "";
     if (!UUID_RE.test(id)) push("app", id, `${path}.uuidandversion.uuid`, `expected a UUID, got "${id}"`);
-    else if (apps.has(id)) push("app", id, `${path}.uuidandversion.uuid`, `duplicate app uuid ${id}`);
+    else if (apps.has(id)) push("app", id, `${path}.uuidandversion.uuid`, `duplicate app uuid ${id} (UUIDs compare without regard to case)`);
     apps.add(id);
     if (!app.displayname) push("app", id, `${path}.displayname`, "an app needs a name");
     else if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(app.displayname)) {
@@ -181,6 +215,10 @@ export function validateConfig(doc: Obj, env: ValidationEnv = DEVICE_ENV): Objec
     }
     (app.volumeRefList ?? []).forEach((ref: Obj, j: number) => {
       if (!volumes.has(ref.uuid)) push("app", id, `${path}.volumeRefList[${j}].uuid`, `no volume with uuid ${ref.uuid ?? "(empty)"} in this config`);
+      if (ref.mountDir) {
+        const m = mountDirProblem(ref.mountDir);
+        if (m) push("app", id, `${path}.volumeRefList[${j}].mountDir`, m);
+      }
     });
     if ((app.interfaces ?? []).length > MAX_INTERFACES_PER_APP) push("app", id, `${path}.interfaces`, `${app.interfaces.length} interfaces: at most ${MAX_INTERFACES_PER_APP} per app`);
     const ifnames = new Set<string>();
@@ -231,19 +269,105 @@ export function validateConfig(doc: Obj, env: ValidationEnv = DEVICE_ENV): Objec
   return problems;
 }
 
-/** The interface a port label names (a device I/O entry's Ifname, a system adapter's lower layer, or itself); "*" for the shared uplink labels. */
-function portIfname(doc: Obj, label: string, depth = 0): string {
-  for (const io of doc.deviceIoList ?? []) {
-    if (io.logicallabel === label) {
-      const a: Record<string, string> = io.phyaddrs ?? {};
-      const ifname = a.Ifname ?? a.ifname;
-      if (ifname) return ifname;
+/** Every device port the config names resolves to an interface name, without cycles (see ports.ts). */
+function devicePorts(doc: Obj, push: (path: string, message: string) => void): void {
+  (Array.isArray(doc.deviceIoList) ? doc.deviceIoList : []).forEach((io: Obj, i: number) => {
+    const f = ioIfname(io);
+    if (f && !isIfname(f.value)) push(`deviceIoList[${i}].phyaddrs.${f.key}`, `${quote(f.value)} is not an interface name (${IFNAME_RULE})`);
+  });
+  (Array.isArray(doc.systemAdapterList) ? doc.systemAdapterList : []).forEach((sa: Obj, i: number) => {
+    if (!sa?.name) return;
+    const r = resolvePortLabel(doc, sa.name);
+    // A bad interface name in deviceIoList is reported at its own field, above.
+    if (r.kind === "error" && !r.path?.startsWith("deviceIoList")) push(r.path ?? `systemAdapterList[${i}].name`, r.message);
+    if (sa.addr && !parseIp(String(sa.addr))) push(`systemAdapterList[${i}].addr`, `${quote(sa.addr)} is not an IP address`);
+  });
+  (Array.isArray(doc.networks) ? doc.networks : []).forEach((n: Obj, i: number) => {
+    (Array.isArray(n?.ip?.dns) ? n.ip.dns : []).forEach((d: string, j: number) => {
+      if (!parseIp(String(d))) push(`networks[${i}].ip.dns[${j}]`, `${quote(d)} is not an IP address`);
+    });
+    if (n?.ip?.domain && !isHostname(n.ip.domain)) push(`networks[${i}].ip.domain`, `${quote(n.ip.domain)} is not ${HOSTNAME_RULE}`);
+  });
+}
+
+/** Walks every string of the document; only FREE_TEXT_FIELDS may hold control characters. */
+function controlCharacters(doc: unknown, push: (path: string, message: string) => void): void {
+  // The path is built only for a hit: a document of 50,000 ACEs has a few hundred thousand strings.
+  const at: (string | number)[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === "string") {
+      if (hasControl(v)) {
+        const path = at.map((k, i) => (typeof k === "number" ? `[${k}]` : i ? `.${k}` : k)).join("");
+        push(path, `contains a control character (a newline, tab, …) at position ${v.search(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/)}: this field is one line of text`);
+      }
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        at.push(i);
+        walk(v[i]);
+        at.pop();
+      }
+    } else if (v && typeof v === "object" && !ArrayBuffer.isView(v)) {
+      for (const k in v as Obj) {
+        if (FREE_TEXT_FIELDS.has(k)) continue;
+        at.push(k);
+        walk((v as Obj)[k]);
+        at.pop();
+      }
     }
+  };
+  walk(doc);
+}
+
+/** The object a field belongs to (its kind and id), from the field's path. */
+function ownerOf(doc: Obj, path: string): [ObjectProblem["objectKind"], string] {
+  const m = path.match(/^(\w+)\[(\d+)\]/);
+  const o = m ? doc[m[1]!]?.[Number(m[2])] : undefined;
+  switch (m?.[1]) {
+    case "apps":
+      return ["app", o?.uuidandversion?.uuid ?? ""];
+    case "networkInstances":
+      return ["networkInstance", o?.uuidandversion?.uuid ?? ""];
+    case "volumes":
+      return ["volume", o?.uuid ?? ""];
+    case "contentInfo":
+      return ["contentTree", o?.uuid ?? ""];
+    case "datastores":
+      return ["datastore", o?.id ?? ""];
+    default:
+      return ["device", ""];
   }
-  for (const sa of doc.systemAdapterList ?? []) {
-    if (sa.name === label && sa.lowerLayerName && sa.lowerLayerName !== label && depth < 4) return portIfname(doc, sa.lowerLayerName, depth + 1);
-  }
-  return label === "uplink" || label === "freeuplink" ? "*" : label;
+}
+
+/** A name shown to people (and written into comments and logs): one line, bounded. Control characters are reported by the walk. */
+function textField(v: unknown, path: string, push: (path: string, message: string) => void): void {
+  if (v === undefined || v === null || v === "") return;
+  const m = displayNameProblem(v);
+  if (m && !hasControl(String(v))) push(path, m);
+}
+
+/** A URL, an image reference, a path in a datastore, a credential: one token (no spaces, no control characters), bounded. */
+function tokenProblem(v: unknown): string | null {
+  if (v === undefined || v === null || v === "") return null;
+  const s = String(v);
+  if (/\s/.test(s) && !hasControl(s)) return "contains a space: expected one token (a URL, a path, a reference)";
+  if (s.length > MAX_URL) return `${s.length} characters: at most ${MAX_URL}`;
+  return null;
+}
+
+/** Where a volume appears in the app's container: an absolute path without . or .. components. */
+function mountDirProblem(v: unknown): string | null {
+  const s = String(v);
+  if (hasControl(s)) return null; // reported by the walk
+  if (!s.startsWith("/")) return `${quote(s)} is not an absolute path`;
+  if (s.split("/").some((c) => c === "." || c === "..")) return `${quote(s)} has a . or .. component`;
+  if (s.length > 1024) return `${s.length} characters: at most 1024`;
+  return null;
+}
+
+/** A config value in a message, on one line. */
+function quote(v: unknown): string {
+  const s = String(v);
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
 }
 
 function validateAce(ace: Obj, path: string, push: (path: string, message: string) => void): void {

@@ -5,6 +5,7 @@
 // one that did, and not tried again until the config changes.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { resolvePortLabel } from "../config/ports.ts";
 import type { Supervisor } from "./services.ts";
 
 export interface PortPlan {
@@ -76,13 +77,15 @@ export function portConfigFromDoc(doc: Doc | null, ethernet: string[], source: s
   if (!adapters.length) return { config: null, problems: [] };
   const problems: string[] = [];
   const networks = new Map<string, Doc>((doc?.networks ?? []).map((n: Doc) => [n.id, n]));
-  const ios: Doc[] = doc?.deviceIoList ?? [];
   const ports: PortPlan[] = [];
   adapters.forEach((a, i) => {
     const where = `systemAdapterList[${i}] (${a.name ?? "unnamed"})`;
     if (!a.name) return problems.push(`${where}: name is empty`);
-    const io = ios.find((d) => d.logicallabel === a.name) ?? ios.find((d) => d.phylabel === a.name);
-    const ifname: string = a.lowerLayerName || io?.phyaddrs?.Ifname || io?.phyaddrs?.ifname || a.name;
+    // The one reading of port labels (config/ports.ts): bounded, cycles refused, interface-name syntax checked.
+    const port = resolvePortLabel(doc, a.name);
+    if (port.kind === "error") return problems.push(`${where}: ${port.message}`);
+    if (port.kind === "shared") return problems.push(`${where}: "${a.name}" is EVE's shared label for the uplinks, not a port`);
+    const ifname = port.ifname;
     if (!ethernet.includes(ifname)) return problems.push(`${where}: this device has no Ethernet port ${ifname} (it has ${ethernet.join(", ") || "none"})`);
     const plan: PortPlan = { ifname, logical: a.name, mode: "none", uplink: !!(a.uplink || a.freeUplink) };
     if (a.networkUUID) {

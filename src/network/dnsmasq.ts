@@ -4,6 +4,8 @@
 // dnsmasq runs as its own daemon (pidfile), so it outlives evebox; a restarted evebox adopts it.
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { commentText, isHostname, isIfname } from "../config/names.ts";
+import { parseIp } from "../config/net.ts";
 import { maskStr } from "./ipv4.ts";
 import type { AppInterfaceSpec, NiSpec } from "./model.ts";
 import { hashHex, sh } from "./sys.ts";
@@ -48,10 +50,24 @@ export function dnsLabel(name: string): string {
   );
 }
 
+const IPV4 = (s: unknown): s is string => typeof s === "string" && parseIp(s)?.family === 4;
+const IP = (s: unknown): s is string => typeof s === "string" && parseIp(s) !== null;
+const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
+
+/**
+ * The three files of an instance's dnsmasq. Every value written is checked against the syntax its line takes
+ * (validation has refused bad documents already; this is the second line): one that is not is left out, and a
+ * line that would still carry a control character stops the write (dnsmasq reads one directive per line, and
+ * some directives run programs).
+ */
 export function dnsmasqFiles(ni: NiSpec, ifaces: AppInterfaceSpec[], hostSets: Map<string, string>, p: DnsmasqPaths): DnsmasqFiles {
   const prefix = Number(ni.subnet!.split("/")[1]);
-  const conf = [
-    `# evebox: network instance ${ni.uuid} (${ni.name}); written by evebox, do not edit`,
+  if (!isIfname(ni.bridge) || !IPV4(ni.gateway) || !IPV4(ni.dhcpRange?.start) || !IPV4(ni.dhcpRange?.end) || !(prefix >= 0 && prefix <= 32)) {
+    throw new Error(`dnsmasq for network instance ${ni.uuid}: bridge, gateway or DHCP range is not well-formed`);
+  }
+  const domain = ni.domain && isHostname(ni.domain) ? ni.domain : null;
+  const conf = checked("conf", [
+    `# evebox: network instance ${commentText(ni.uuid, 36)} (${commentText(ni.name)}); written by evebox, do not edit`,
     `interface=${ni.bridge}`,
     "bind-interfaces",
     `listen-address=${ni.gateway}`,
@@ -65,28 +81,39 @@ export function dnsmasqFiles(ni: NiSpec, ifaces: AppInterfaceSpec[], hostSets: M
     `dhcp-range=${ni.dhcpRange!.start},${ni.dhcpRange!.end},${maskStr(prefix)},1h`,
     `dhcp-option=option:router,${ni.gateway}`,
     `dhcp-option=option:dns-server,${ni.gateway}`,
-    ...(ni.mtu !== 1500 ? [`dhcp-option=option:mtu,${ni.mtu}`] : []),
+    ...(ni.mtu !== 1500 && Number.isInteger(ni.mtu) ? [`dhcp-option=option:mtu,${ni.mtu}`] : []),
     "dhcp-authoritative",
-    ...(ni.domain ? [`domain=${ni.domain}`, `dhcp-option=option:domain-name,${ni.domain}`] : []),
+    ...(domain ? [`domain=${domain}`, `dhcp-option=option:domain-name,${domain}`] : []),
     "cache-size=1000",
-    ...(ni.dnsServers.length ? ["no-resolv", ...ni.dnsServers.map((s) => `server=${s}`)] : ["no-resolv"]),
+    "no-resolv",
+    ...ni.dnsServers.filter(IP).map((s) => `server=${s}`),
     // The firewall's `host` matches: every address dnsmasq answers for the name goes into its set.
-    ...[...hostSets].sort(([a], [b]) => a.localeCompare(b)).map(([set, host]) => `nftset=/${host}/4#inet#${TABLE}#${set}`),
+    ...[...hostSets]
+      .filter(([set, host]) => /^[A-Za-z0-9_]{1,64}$/.test(set) && isHostname(host))
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([set, host]) => `nftset=/${host}/4#inet#${TABLE}#${set}`),
     "",
-  ].join("\n");
+  ]);
   const names = new Map<string, string>();
   for (const i of ifaces) {
     const base = dnsLabel(i.appName);
     names.set(`${i.appUuid}/${i.index}`, i.index === 0 || ![...names.values()].includes(base) ? base : `${base}-${i.index}`);
   }
-  const dhcpHosts = ifaces.map((i) => `${i.mac},${i.ip},${names.get(`${i.appUuid}/${i.index}`)},infinite`).sort().join("\n") + "\n";
-  const hosts =
-    [
-      `${ni.gateway} gateway`,
-      ...ifaces.map((i) => `${i.ip} ${names.get(`${i.appUuid}/${i.index}`)}`),
-      ...ni.staticDns.flatMap((d) => d.addrs.map((a) => `${a} ${d.host}`)),
-    ].join("\n") + "\n";
+  const mine = ifaces.filter((i) => MAC.test(i.mac) && IPV4(i.ip));
+  const dhcpHosts = checked("dhcp-hosts", mine.map((i) => `${i.mac},${i.ip},${names.get(`${i.appUuid}/${i.index}`)},infinite`).sort()) + "\n";
+  const hosts = checked("hosts", [
+    `${ni.gateway} gateway`,
+    ...mine.map((i) => `${i.ip} ${names.get(`${i.appUuid}/${i.index}`)}`),
+    ...ni.staticDns.filter((d) => isHostname(d.host)).flatMap((d) => d.addrs.filter(IP).map((a) => `${a} ${d.host}`)),
+  ]) + "\n";
   return { conf, dhcpHosts, hosts };
+}
+
+/** The lines joined; a line with anything but printable ASCII is refused (nothing is written). */
+function checked(file: string, lines: string[]): string {
+  const bad = lines.findIndex((l) => !/^[\x20-\x7e]*$/.test(l));
+  if (bad >= 0) throw new Error(`dnsmasq ${file}: line ${bad + 1} would carry a control or non-ASCII character; not written`);
+  return lines.join("\n");
 }
 
 export function filesHash(f: DnsmasqFiles): { conf: string; hosts: string } {

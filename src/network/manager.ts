@@ -82,7 +82,7 @@ export class NetworkManager {
   }
 
   start(): void {
-    this.renewTimer ??= setInterval(() => void this.renewSwitchLeases(), 30_000);
+    this.renewTimer ??= setInterval(() => void this.renewSwitchLeases().catch((e) => this.o.log("error", `network: DHCP renewals: ${(e as Error).message}`)), 30_000);
   }
 
   stop(): void {

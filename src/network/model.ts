@@ -1,6 +1,8 @@
 // The desired networks, read from an EdgeDevConfig the way EVE's zedrouter reads it: network instances
 // (Local: a NATed bridge with DHCP and DNS; Switch: a bridge on a device port) and the app interfaces on
 // them, with stable MACs, addresses and names. Pure: host facts and earlier allocations come in as arguments.
+import { isHostname, isIfname } from "../config/names.ts";
+import { resolvePortLabel } from "../config/ports.ts";
 import type { ObjectProblem } from "../config/validate.ts";
 import { inNet, last, netsOverlap, netStr, type V4Net, v4, v4net, v4str } from "./ipv4.ts";
 import { hashHex } from "./sys.ts";
@@ -115,20 +117,28 @@ export function appMac(appUuid: string, index: number): string {
 
 const ALLOC_POOL: V4Net[] = Array.from({ length: 256 }, (_, i) => ({ addr: v4(`10.111.${i}.0`)!, prefix: 24 }));
 
+/**
+ * The interface a port label names on this device (config/ports.ts reads the label), or why there is none. Only
+ * an interface the host has (`facts.interfaces`, observed) is ever returned: a name from the config goes into
+ * /proc/sys and /sys paths and `ip` command lines, so one the kernel did not report is never used.
+ */
+export function portOf(doc: Doc, label: string, facts: HostFacts): { ifname: string } | { error: string } {
+  if (!label) return { error: "no port named" };
+  const r = resolvePortLabel(doc, label);
+  if (r.kind === "error") return { error: `${r.message}${r.path ? ` (at ${r.path})` : ""}` };
+  let ifname: string | null;
+  if (r.kind === "shared") ifname = facts.interfaces.includes(r.label) ? r.label : facts.defaultRouteIfname;
+  else ifname = r.ifname;
+  if (ifname === null) return { error: `no port "${label}" on this device: it has no default route for the shared label` };
+  if (!isIfname(ifname) || !facts.interfaces.includes(ifname)) {
+    return { error: `no port "${label}" on this device${ifname !== label ? ` (it names interface ${JSON.stringify(ifname)})` : ""} (its interfaces: ${facts.interfaces.join(", ") || "none"})` };
+  }
+  return { ifname };
+}
+
 export function resolvePort(doc: Doc, label: string, facts: HostFacts): string | null {
-  if (!label) return null;
-  for (const io of doc.deviceIoList ?? []) {
-    if (io.logicallabel === label) {
-      const addrs: Record<string, string> = io.phyaddrs ?? {};
-      const ifname = addrs.Ifname ?? addrs.ifname ?? Object.entries(addrs).find(([k]) => k.toLowerCase() === "ifname")?.[1];
-      if (ifname) return ifname;
-    }
-  }
-  for (const sa of doc.systemAdapterList ?? []) {
-    if (sa.name === label && sa.lowerLayerName && sa.lowerLayerName !== label) return resolvePort(doc, sa.lowerLayerName, facts);
-  }
-  if ((label === "uplink" || label === "freeuplink") && !facts.interfaces.includes(label)) return facts.defaultRouteIfname;
-  return facts.interfaces.includes(label) ? label : null;
+  const p = portOf(doc, label, facts);
+  return "ifname" in p ? p.ifname : null;
 }
 
 export function networkModel(doc: Doc | null, objectErrors: ObjectProblem[], facts: HostFacts, previous: Allocations): NetworkModel {
@@ -158,8 +168,9 @@ export function networkModel(doc: Doc | null, objectErrors: ObjectProblem[], fac
       dhcpRange: null,
       uplink: null,
       dnsServers: [],
-      staticDns: (ni.dns ?? []).map((d: Doc) => ({ host: String(d.HostName ?? ""), addrs: (d.Address ?? []).filter((a: string) => v4(a) !== null) })).filter((d: { host: string }) => d.host),
-      domain: ni.ip?.domain || null,
+      // Names go into dnsmasq's files: only host-name syntax (validation refuses the rest; this is the second line).
+      staticDns: (Array.isArray(ni.dns) ? ni.dns : []).map((d: Doc) => ({ host: String(d?.HostName ?? ""), addrs: (Array.isArray(d?.Address) ? d.Address : []).filter((a: unknown) => typeof a === "string" && v4(a) !== null) })).filter((d: { host: string }) => isHostname(d.host)),
+      domain: isHostname(ni.ip?.domain) ? ni.ip.domain : null,
       mtu: Number(ni.mtu ?? 0) || 1500,
       flowlog: !ni.disableFlowlog,
       error: null,
@@ -175,12 +186,12 @@ export function networkModel(doc: Doc | null, objectErrors: ObjectProblem[], fac
     }
     const label: string = ni.port?.name ?? "";
     if (label) {
-      const ifname = resolvePort(doc, label, facts);
-      if (!ifname) {
-        spec.error = `port.name: no port "${label}" on this device (its interfaces: ${facts.interfaces.join(", ") || "none"})`;
+      const port = portOf(doc, label, facts);
+      if ("error" in port) {
+        spec.error = `port.name: ${port.error}`;
         continue;
       }
-      spec.uplink = { label, ifname };
+      spec.uplink = { label, ifname: port.ifname };
     } else if (kind === "switch") {
       spec.error = "port.name: a Switch network instance needs a device port to bridge";
       continue;

@@ -60,16 +60,32 @@ export async function ipIn(pid: number, ...args: string[]): Promise<void> {
   await sh(["nsenter", "-t", String(pid), "-n", "ip", ...args]);
 }
 
-export function readSysctl(path: string): string | null {
+/**
+ * A sysctl key as a path under /proc/sys (`net/ipv4/conf/eth0/forwarding`): its components are names (an
+ * interface name among them, which may come from a config), never empty, "." or "..", so the path stays in
+ * /proc/sys whatever a name holds.
+ */
+export function sysctlPath(key: string): string | null {
+  const parts = key.split("/");
+  if (parts.length < 2 || parts.some((p) => !/^[A-Za-z0-9_.-]{1,64}$/.test(p) || p === "." || p === "..")) return null;
+  return `/proc/sys/${key}`;
+}
+
+/** The value of a sysctl, or null when it does not exist (or the key is not one). */
+export function readSysctl(key: string): string | null {
+  const path = sysctlPath(key);
+  if (!path) return null;
   try {
-    return readFileSync(`/proc/sys/${path}`, "utf8").trim();
+    return readFileSync(path, "utf8").trim();
   } catch {
     return null;
   }
 }
 
-export function writeSysctl(path: string, value: string): void {
-  writeFileSync(`/proc/sys/${path}`, value);
+export function writeSysctl(key: string, value: string): void {
+  const path = sysctlPath(key);
+  if (!path) throw new Error(`not a sysctl key: ${JSON.stringify(key)}`);
+  writeFileSync(path, value);
 }
 
 export function hashHex(s: string, len = 12): string {

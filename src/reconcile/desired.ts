@@ -154,7 +154,9 @@ export function desiredFromConfig(doc: Doc | null, objectErrors: ObjectProblem[]
     blank.forEach(({ ref, vol }, i) => {
       if (!vol) return; // a missing reference is already an error from validation
       if (kind === "container" && vol.origin !== "blank") return;
-      const target = ref.mountDir || (blank.length === 1 ? "/mnt" : `/mnt/${vol.name || `volume${i + 1}`}`);
+      // A volume's name becomes one path component in the container, when it is one (validation checks mountDir).
+      const dirName = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(vol.name) ? vol.name : `volume${i + 1}`;
+      const target = ref.mountDir || (blank.length === 1 ? "/mnt" : `/mnt/${dirName}`);
       mounts.push({ volumeUuid: vol.uuid, generation: vol.generation, target, readOnly: false });
     });
     const memoryBytes = Number(a.fixedresources?.memory ?? 0) * 1024;

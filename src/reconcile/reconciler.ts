@@ -61,6 +61,8 @@ export class Reconciler {
   private facts: import("../network/model.ts").HostFacts | null = null;
   private validated: { doc: unknown; problems: ReturnType<typeof validateConfig> } = { doc: undefined, problems: [] };
   private lastApply: { at: Date; steps: number; failed: number } | null = null;
+  /** The last pass, timer or listener that failed (cleared by a pass that completes). */
+  private loopError: { message: string; at: Date } | null = null;
   private stopped = false;
   private readonly samples = new Map<string, AppSample>();
   /** Content-tree fetches running beside the loop, by content tree uuid. */
@@ -75,17 +77,45 @@ export class Reconciler {
 
   async start(): Promise<void> {
     // VMs a previous evebox started are taken over before anything is planned: never rebooted.
-    await this.deps.vms?.start(() => this.trigger(false));
+    // Every callback a timer, the engine or the config calls is guarded: an exception there would end the process.
+    await this.deps.vms?.start(() => this.guarded("VM event", () => this.trigger(false)));
     this.deps.network?.start();
-    this.unsubscribe.push(this.deps.config.onChange(() => this.trigger(true)));
+    this.unsubscribe.push(this.deps.config.onChange(() => this.guarded("config change", () => this.trigger(true))));
     try {
-      this.unsubscribe.push(await this.deps.runtime.watch(() => this.trigger(false), { onError: (e) => this.noteEngineError(e) }));
+      this.unsubscribe.push(await this.deps.runtime.watch(() => this.guarded("engine event", () => this.trigger(false)), { onError: (e) => this.guarded("engine event", () => this.noteEngineError(e)) }));
     } catch (e) {
       this.noteEngineError(e as Error);
     }
-    this.timer = setInterval(() => this.trigger(false), this.deps.tickMs ?? 15_000);
-    this.statsTimer = setInterval(() => void this.sampleStats(), this.deps.statsIntervalMs ?? 20_000);
+    this.timer = setInterval(() => this.guarded("reconcile tick", () => this.trigger(false)), this.deps.tickMs ?? 15_000);
+    this.statsTimer = setInterval(() => this.guarded("app statistics", () => this.sampleStats()), this.deps.statsIntervalMs ?? 20_000);
     this.trigger(false);
+  }
+
+  /**
+   * Runs `f` for a timer or listener: a throw or a rejection is logged, published as an event and shown in the
+   * part's status (`part()`) instead of reaching the event loop, where it would end evebox.
+   */
+  private guarded(what: string, f: () => unknown): void {
+    const fail = (e: unknown) => this.noteLoopError(what, e);
+    try {
+      const r = f();
+      if (r instanceof Promise) r.catch(fail);
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  private noteLoopError(what: string, e: unknown): void {
+    const message = `${what}: ${e instanceof Error ? e.message : String(e)}`;
+    try {
+      if (this.loopError?.message !== message) {
+        this.deps.log("error", `reconcile: ${message}`);
+        this.deps.events.publish({ type: "reconcile.error", message: `reconcile: ${message}`, data: { what } });
+      }
+    } catch {
+      // the log or the event bus is closing: the status below still says it
+    }
+    this.loopError = { message, at: new Date() };
   }
 
   /** The latest CPU and memory figures of each running app (for metrics to the controller). */
@@ -193,8 +223,10 @@ export class Reconciler {
       this.current = ac;
       try {
         await this.pass(ac.signal);
+        if (!ac.signal.aborted) this.loopError = null;
       } catch (e) {
-        if (!ac.signal.aborted) this.deps.log("error", `reconcile: ${(e as Error).message}`);
+        if (!ac.signal.aborted) this.noteLoopError("pass", e);
+        // Retried, not in a tight loop: the next tick (or a change) runs the next pass.
       } finally {
         this.current = null;
         this.passes++;
@@ -208,6 +240,8 @@ export class Reconciler {
   }
 
   localCommand(uuid: string, command: AppCommand): void {
+    // The document's UUIDs are lower case (config/uuids.ts); so is the key the command is kept under.
+    uuid = uuid.toLowerCase();
     const doc = this.deps.config.currentDoc()?.doc;
     const app = (doc?.apps ?? []).find((a: any) => a.uuidandversion?.uuid === uuid);
     if (!app) throw new Error(`no app ${uuid} in the current config`);
@@ -499,7 +533,7 @@ export class Reconciler {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeTimer = null;
     if (!Number.isFinite(at) || this.stopped) return;
-    this.wakeTimer = setTimeout(() => this.trigger(false), Math.max(50, at - Date.now() + 20));
+    this.wakeTimer = setTimeout(() => this.guarded("wake-up", () => this.trigger(false)), Math.max(50, at - Date.now() + 20));
   }
 
   private noteEngineError(e: Error): void {
@@ -510,6 +544,7 @@ export class Reconciler {
 
   part(): PartStatus {
     if (this.engineError) return { name: "containers", state: "error", detail: `Docker engine not reachable: ${this.engineError}` };
+    if (this.loopError) return { name: "containers", state: "error", detail: `reconcile failed at ${this.loopError.at.toISOString()}: ${this.loopError.message}` };
     const a = this.lastApply;
     return {
       name: "containers",

@@ -1,0 +1,78 @@
+// Finding 3, second half: "no timer or listener may throw unhandled". The reconciler's timers (the pass tick,
+// the app statistics) and its listeners (config changes, engine events, VM events) ran callbacks whose
+// exceptions reached the event loop — an unhandled rejection there ends evebox. They are guarded now: the
+// error is logged, published as a `reconcile.error` event and shown in the part's status.
+//
+// The reconciler runs against the real Docker engine and a real store; only the VM part is a stand-in whose
+// samples throw, as a fault deep in a timer would.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Docker from "dockerode";
+import { ConfigService } from "../../src/config/service.ts";
+import { EventBus } from "../../src/device/events.ts";
+import { Reconciler } from "../../src/reconcile/reconciler.ts";
+import { ContainerRuntime, DEFAULT_DOCKER_SOCKET } from "../../src/runtime/containers/runtime.ts";
+import { ContentCache } from "../../src/storage/cache.ts";
+import { VolumeStore } from "../../src/storage/volumes.ts";
+import { Store } from "../../src/store/store.ts";
+
+let dir: string;
+let store: Store;
+let reconciler: Reconciler;
+const unhandled: unknown[] = [];
+const onUnhandled = (e: unknown) => unhandled.push(e);
+
+beforeAll(async () => {
+  process.on("unhandledRejection", onUnhandled);
+  process.on("uncaughtException", onUnhandled);
+  dir = mkdtempSync(join(tmpdir(), "evebox-sec-timers-"));
+  store = Store.open(join(dir, "evebox.db"));
+  const events = new EventBus(store);
+  const vms = {
+    async start() {},
+    close() {},
+    observe: () => undefined,
+    desired: () => new Map(),
+    samples() {
+      throw new Error("a fault in the statistics timer");
+    },
+    runtime: null,
+  };
+  reconciler = new Reconciler({
+    store,
+    config: new ConfigService(store, events),
+    events,
+    runtime: new ContainerRuntime(new Docker({ socketPath: DEFAULT_DOCKER_SOCKET }), "evebox", { instance: `sec-timers-${process.pid}` }),
+    cache: new ContentCache(join(dir, "content")),
+    volumes: new VolumeStore(dir),
+    vms: vms as any,
+    log: () => {},
+    tickMs: 60_000,
+    statsIntervalMs: 50,
+  });
+  await reconciler.start();
+});
+
+afterAll(async () => {
+  await reconciler?.stop();
+  process.off("unhandledRejection", onUnhandled);
+  process.off("uncaughtException", onUnhandled);
+  store?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("the reconciler's timers", () => {
+  test("a timer that throws is caught: logged, an event, the part's status — never an unhandled rejection", async () => {
+    await Bun.sleep(400);
+    expect(unhandled).toEqual([]);
+    const part = reconciler.part();
+    expect(part.state).toBe("error");
+    expect(part.detail).toMatch(/app statistics: a fault in the statistics timer/);
+    // Published once per distinct fault, not every 50 ms.
+    const published = store.recentEvents(500).filter((e) => e.type === "reconcile.error");
+    expect(published).toHaveLength(1);
+    expect(published[0]!.message).toMatch(/a fault in the statistics timer/);
+  });
+});
