@@ -9,18 +9,34 @@ export function joinPath(base: string, key: string | number): string {
   return base ? `${base}.${key}` : key;
 }
 
-/** A document refused whole; `problems` lists every fault found, not just the first. */
+/** Problems a refusal lists; the rest are counted (`total`). A refusal stays small whatever was sent. */
+export const MAX_PROBLEMS = 100;
+
+/** A document refused whole; `problems` lists the first MAX_PROBLEMS faults found, `total` counts them all. */
 export class ConfigRejected extends Error {
+  readonly problems: Problem[];
+  readonly total: number;
+
   constructor(
-    readonly problems: Problem[],
+    problems: Problem[],
     readonly status: 400 | 413 | 415 = 400,
+    total = problems.length,
   ) {
+    const shown = problems.slice(0, MAX_PROBLEMS);
+    const all = Math.max(total, problems.length);
     super(
-      problems.length === 1
-        ? `config refused: ${fmt(problems[0]!)}`
-        : `config refused: ${problems.length} problems: ${problems.slice(0, 5).map(fmt).join("; ")}${problems.length > 5 ? "; …" : ""}`,
+      all === 1 && shown[0]
+        ? `config refused: ${fmt(shown[0]!)}`
+        : `config refused: ${all} problems: ${shown.slice(0, 5).map(fmt).join("; ")}${all > 5 ? "; …" : ""}`,
     );
     this.name = "ConfigRejected";
+    this.problems = shown;
+    this.total = all;
+  }
+
+  /** More problems were found than `problems` lists. */
+  get truncated(): boolean {
+    return this.total > this.problems.length;
   }
 }
 
