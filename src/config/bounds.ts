@@ -402,10 +402,9 @@ export function scanJson(type: Type, text: string): ScanResult {
 }
 
 function jsonField(type: Type, key: string): Field | undefined {
-  const byName = type.fields[key];
-  if (byName) return byName;
-  const camel = key.replace(/_([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
-  return type.fields[camel] ?? type.fieldsArray.find((f) => (f as Field & { jsonName?: string }).jsonName === key);
+  // Own properties only: a key "constructor" or "__proto__" must not find Object's.
+  const own = (k: string) => (Object.hasOwn(type.fields, k) ? type.fields[k] : undefined);
+  return own(key) ?? own(key.replace(/_([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase()));
 }
 
 // Duck-typed so that two copies of protobufjs (a test's and the app's) still interoperate.

@@ -22,7 +22,7 @@ export class ConfigRejected extends Error {
     readonly status: 400 | 413 | 415 = 400,
     total = problems.length,
   ) {
-    const shown = problems.slice(0, MAX_PROBLEMS);
+    const shown = problems.slice(0, MAX_PROBLEMS).map(clip);
     const all = Math.max(total, problems.length);
     super(
       all === 1 && shown[0]
@@ -38,6 +38,15 @@ export class ConfigRejected extends Error {
   get truncated(): boolean {
     return this.total > this.problems.length;
   }
+}
+
+/** A problem may quote what was sent (a name, a value): quoted at most this much, so a refusal stays small. */
+export const MAX_PROBLEM_TEXT = 512;
+
+function clip(p: Problem): Problem {
+  if (p.path.length <= MAX_PROBLEM_TEXT && p.message.length <= MAX_PROBLEM_TEXT) return p;
+  const cut = (s: string) => (s.length <= MAX_PROBLEM_TEXT ? s : `${s.slice(0, MAX_PROBLEM_TEXT)}… (${s.length} characters)`);
+  return { path: cut(p.path), message: cut(p.message) };
 }
 
 function fmt(p: Problem): string {
