@@ -101,6 +101,12 @@ describe("JSON: entries counted on the text", () => {
     expect(lines(scanJson(type, JSON.stringify(phyaddrs)))).toContain("(document): 1500 keys: at most 256");
   });
 
+  test("keys that name Object's own properties are unknown fields, not a crash", () => {
+    for (const key of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      expect(scanJson(type, `{"${key}":[{"a":[1]}],"apps":[{"${key}":{}}]}`)).toEqual({ problems: [], total: 0 });
+    }
+  });
+
   test("all entries together are bounded", () => {
     const acls = Array.from({ length: 5000 }, () => ({ matches: Array(20).fill({}) }));
     const apps = Array.from({ length: 4 }, () => ({ interfaces: [{ acls }] }));
