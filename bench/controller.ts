@@ -1,10 +1,12 @@
 // bench controller: (1) decode + validate a controller's EdgeDevConfig of 1,000 apps, 1,000 volumes and 100
-// network instances, against a bare protobufjs decode of the same bytes; (2) the outbox's enqueue and drain rates
+// network instances, against a bare protobufjs decode of the same bytes, with the count bounds' share and the
+// documents of issue 12 (500,000 empty apps refused; 256 and 16,000 network instances validated); (2) the outbox's enqueue and drain rates
 // against bare bun:sqlite inserts of the same payloads. Each figure is a ratio against its baseline, same run.
 import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { scanBinary } from "../src/config/bounds.ts";
 import { ConfigService } from "../src/config/service.ts";
 import { validateConfig } from "../src/config/validate.ts";
 import { Outbox } from "../src/controller/outbox.ts";
@@ -70,6 +72,30 @@ try {
   console.log(`EdgeDevConfig: 1,000 apps, 1,000 volumes, 1,000 content trees, 100 network instances: ${(bytes.byteLength / 1024).toFixed(0)} KiB, ${problems} problems`);
   console.log(`  raw protobufjs decode      ${raw.toFixed(2)} ms`);
   console.log(`  decode + verify + validate ${full.toFixed(2)} ms   ratio ${(full / raw).toFixed(1)}x the raw decode`);
+  const scan = timeIt(() => void scanBinary(type, bytes));
+  console.log(`  of which the count bounds  ${scan.toFixed(2)} ms   ratio ${(scan / raw).toFixed(2)}x the raw decode (wire scan before decoding)`);
+
+  // ---- (1b) the documents of issue 12: refused by the bounds, or validated beyond them
+  const emptyApps = new Uint8Array(1_000_000);
+  for (let i = 0; i < emptyApps.length; i += 2) emptyApps[i] = 0x22;
+  const refuse = timeIt(() => {
+    try {
+      svc.parse(emptyApps, "application/x-proto-binary");
+    } catch {}
+  }, 500);
+  console.log(`500,000 empty apps (1 MB): refused in ${refuse.toFixed(2)} ms   ratio ${(refuse / raw).toFixed(1)}x the raw decode above (1.25 GB and ~2.4 s before the bounds)`);
+  const nis = (n: number) =>
+    Array.from({ length: n }, (_, i) => {
+      const a = i * 4;
+      return { uuidandversion: { uuid: uuid(1, i), version: "1" }, displayname: `ni-${i}`, instType: "ZnetInstLocal", ip: { subnet: `10.${(a >> 16) & 255}.${(a >> 8) & 255}.${a & 255}/30` } };
+    });
+  const at = { networkInstances: nis(256) };
+  const beyond = { networkInstances: nis(16_000) };
+  const v256 = timeIt(() => void validateConfig(at), 500);
+  const v16k = timeIt(() => void validateConfig(beyond), 1000);
+  console.log(`validateConfig, /30 Local instances (host networks read once, sorted overlap sweep):`);
+  console.log(`  256 (the bound)            ${v256.toFixed(2)} ms   ratio ${(v256 / raw).toFixed(2)}x the raw decode above`);
+  console.log(`  16,000 (given directly)    ${v16k.toFixed(2)} ms   ratio ${(v16k / v256).toFixed(1)}x 256 (n log n; all pairs took 12.7-21.9 s)`);
   store.close();
 
   // ---- (2) outbox enqueue/drain vs raw bun:sqlite inserts, ~1 KiB payloads, one transaction per message

@@ -2,6 +2,7 @@
 // (wrong types become defaults, unknown fields vanish); a device must refuse such input and say
 // where, so this walker checks every field and collects every problem with its path.
 import type protobuf from "protobufjs";
+import { boundFor, tooMany } from "./bounds.ts";
 import { joinPath, type Problem } from "./problems.ts";
 
 type Type = protobuf.Type;
@@ -81,6 +82,11 @@ function readField(field: Field, raw: unknown, path: string, problems: Problem[]
       problems.push({ path, message: `expected an object (map), got ${describe(raw)}` });
       return undefined;
     }
+    const keys = Object.keys(raw as object);
+    if (keys.length > boundFor(field)) {
+      problems.push({ path, message: tooMany(keys.length, boundFor(field)) });
+      return undefined;
+    }
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(raw as object)) {
       const kp = `${path}["${k}"]`;
@@ -94,6 +100,11 @@ function readField(field: Field, raw: unknown, path: string, problems: Problem[]
   if (field.repeated) {
     if (!Array.isArray(raw)) {
       problems.push({ path, message: `expected an array, got ${describe(raw)}` });
+      return undefined;
+    }
+    // Counted before any element is walked (the text was scanned already; this holds for objects given directly).
+    if (raw.length > boundFor(field)) {
+      problems.push({ path, message: tooMany(raw.length, boundFor(field)) });
       return undefined;
     }
     const out: unknown[] = [];

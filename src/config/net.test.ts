@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { contains, hasHostBits, overlaps, parseCidr, parseIp } from "./net.ts";
+import { contains, earliestOverlaps, hasHostBits, overlaps, parseCidr, parseIp } from "./net.ts";
 
 test("IPv4 and IPv6 parsing", () => {
   expect(parseIp("10.1.2.3")?.addr).toBe(0x0a010203n);
@@ -28,4 +28,21 @@ test("CIDR parsing, containment and overlap", () => {
   expect(hasHostBits(parseCidr("10.1.2.1/24")!)).toBe(true);
   expect(hasHostBits(b)).toBe(false);
   expect(overlaps(parseCidr("fd00::/64")!, parseCidr("fd00::1/128")!)).toBe(true);
+});
+
+test("earliestOverlaps names, for each subnet, the earliest one before or inside or around it, as comparing all pairs does", () => {
+  let seed = 12345;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  for (let round = 0; round < 200; round++) {
+    const subnets = Array.from({ length: 1 + rnd(40) }, () => {
+      if (rnd(10) === 0) return null;
+      if (rnd(4) === 0) return parseCidr(`fd00:${rnd(4)}::/${32 + rnd(3) * 16}`);
+      return parseCidr(`10.${rnd(3)}.${rnd(4)}.${rnd(4) * 64}/${[16, 22, 24, 26, 30][rnd(5)]}`);
+    });
+    const brute = subnets.map((s, i) => (s ? subnets.findIndex((o, j) => j < i && o && overlaps(s, o)) : -1));
+    expect(earliestOverlaps(subnets)).toEqual(brute);
+  }
 });

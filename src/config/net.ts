@@ -77,3 +77,50 @@ export function overlaps(a: Cidr, b: Cidr): boolean {
   const shift = BigInt(bits(a.family) - prefix);
   return a.addr >> shift === b.addr >> shift;
 }
+
+/** The first and last address of a CIDR. */
+export function rangeOf(c: Cidr): { start: bigint; end: bigint } {
+  const start = networkOf(c);
+  return { start, end: start | ((1n << BigInt(bits(c.family) - c.prefix)) - 1n) };
+}
+
+/**
+ * For each subnet that overlaps one listed before it, the earliest such one: `earlier[i]` is that index,
+ * or -1. Two CIDRs overlap only when one contains the other, so a sort by start (widest first) and one sweep
+ * with a stack of the subnets containing the current one finds, for each, the earliest of its containers and
+ * of what it contains: O(n log n) where comparing all pairs took 20 s for 16,000 subnets.
+ */
+export function earliestOverlaps(subnets: (Cidr | null)[]): number[] {
+  const earlier = subnets.map(() => -1);
+  const order = subnets
+    .map((c, i) => (c ? { i, family: c.family, ...rangeOf(c) } : null))
+    .filter((x): x is { i: number; family: 4 | 6; start: bigint; end: bigint } => !!x)
+    .sort((a, b) => a.family - b.family || cmp(a.start, b.start) || cmp(b.end, a.end) || a.i - b.i);
+  // Each stack entry contains the next; `min` is the earliest index along the chain up to and including it,
+  // `below` the earliest index among what it contains (known once it is popped).
+  type Entry = { i: number; family: number; end: bigint; min: number; below: number };
+  const stack: Entry[] = [];
+  const settle = (e: Entry, above: number) => {
+    const best = Math.min(above, e.below);
+    if (best < e.i) earlier[e.i] = best;
+    const parent = stack.at(-1);
+    if (parent) parent.below = Math.min(parent.below, e.i, e.below);
+  };
+  const above: number[] = []; // the earliest container's index of each stacked entry, parallel to stack
+  for (const s of order) {
+    while (stack.length && (stack.at(-1)!.family !== s.family || stack.at(-1)!.end < s.start)) {
+      const e = stack.pop()!;
+      settle(e, above.pop()!);
+    }
+    const top = stack.at(-1);
+    const up = top ? top.min : Infinity;
+    stack.push({ i: s.i, family: s.family, end: s.end, min: Math.min(up, s.i), below: Infinity });
+    above.push(up);
+  }
+  while (stack.length) settle(stack.pop()!, above.pop()!);
+  return earlier;
+}
+
+function cmp(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

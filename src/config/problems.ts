@@ -9,19 +9,44 @@ export function joinPath(base: string, key: string | number): string {
   return base ? `${base}.${key}` : key;
 }
 
-/** A document refused whole; `problems` lists every fault found, not just the first. */
+/** Problems a refusal lists; the rest are counted (`total`). A refusal stays small whatever was sent. */
+export const MAX_PROBLEMS = 100;
+
+/** A document refused whole; `problems` lists the first MAX_PROBLEMS faults found, `total` counts them all. */
 export class ConfigRejected extends Error {
+  readonly problems: Problem[];
+  readonly total: number;
+
   constructor(
-    readonly problems: Problem[],
+    problems: Problem[],
     readonly status: 400 | 413 | 415 = 400,
+    total = problems.length,
   ) {
+    const shown = problems.slice(0, MAX_PROBLEMS).map(clip);
+    const all = Math.max(total, problems.length);
     super(
-      problems.length === 1
-        ? `config refused: ${fmt(problems[0]!)}`
-        : `config refused: ${problems.length} problems: ${problems.slice(0, 5).map(fmt).join("; ")}${problems.length > 5 ? "; …" : ""}`,
+      all === 1 && shown[0]
+        ? `config refused: ${fmt(shown[0]!)}`
+        : `config refused: ${all} problems: ${shown.slice(0, 5).map(fmt).join("; ")}${all > 5 ? "; …" : ""}`,
     );
     this.name = "ConfigRejected";
+    this.problems = shown;
+    this.total = all;
   }
+
+  /** More problems were found than `problems` lists. */
+  get truncated(): boolean {
+    return this.total > this.problems.length;
+  }
+}
+
+/** A problem may quote what was sent (a name, a value): quoted at most this much, so a refusal stays small. */
+export const MAX_PROBLEM_TEXT = 512;
+
+function clip(p: Problem): Problem {
+  if (p.path.length <= MAX_PROBLEM_TEXT && p.message.length <= MAX_PROBLEM_TEXT) return p;
+  const cut = (s: string) => (s.length <= MAX_PROBLEM_TEXT ? s : `${s.slice(0, MAX_PROBLEM_TEXT)}… (${s.length} characters)`);
+  return { path: cut(p.path), message: cut(p.message) };
 }
 
 function fmt(p: Problem): string {

@@ -6,7 +6,8 @@ import type { ConfigSummary } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
 import { type ConfigChange, diffConfigs } from "./diff.ts";
 import { fromProto3Json, toProto3Json } from "./json.ts";
-import { ConfigRejected, type Problem } from "./problems.ts";
+import { type ScanResult, scanBinary, scanJson } from "./bounds.ts";
+import { ConfigRejected, MAX_PROBLEMS, type Problem } from "./problems.ts";
 import { type ObjectProblem, validateConfig } from "./validate.ts";
 import { normalizeUuids } from "./uuids.ts";
 
@@ -70,9 +71,16 @@ export class ConfigService {
     const kind = bodyKind(contentType);
     let message: protobuf.Message;
     if (kind === "json") {
+      let text: string;
       let json: unknown;
       try {
-        json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+        text = new TextDecoder("utf-8", { fatal: true }).decode(body);
+      } catch (e) {
+        throw new ConfigRejected([{ path: "", message: `malformed JSON: ${(e as Error).message}` }]);
+      }
+      refuseOverBounds(scanJson(type, text));
+      try {
+        json = JSON.parse(text);
       } catch (e) {
         throw new ConfigRejected([{ path: "", message: `malformed JSON: ${(e as Error).message}` }]);
       }
@@ -80,6 +88,7 @@ export class ConfigService {
       if (problems.length) throw new ConfigRejected(problems);
       message = type.fromObject(value);
     } else if (kind === "binary") {
+      refuseOverBounds(scanBinary(type, body));
       try {
         message = type.decode(body);
       } catch (e) {
@@ -107,7 +116,7 @@ export class ConfigService {
     try {
       parsed = this.parse(body, contentType);
     } catch (e) {
-      if (e instanceof ConfigRejected && !opts.dryRun) this.recordRejected(body, opts, e.problems);
+      if (e instanceof ConfigRejected && !opts.dryRun) this.recordRejected(body, opts, e.problems, e.total);
       throw e;
     }
     return this.offer(parsed, opts);
@@ -150,8 +159,10 @@ export class ConfigService {
     return { dryRun: false, unchanged: false, version, hash: parsed.hash, plan, objectErrors };
   }
 
-  private recordRejected(body: Uint8Array, opts: PutOptions, problems: Problem[]): void {
-    const error = problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join("; ").slice(0, 8192);
+  private recordRejected(body: Uint8Array, opts: PutOptions, problems: Problem[], total = problems.length): void {
+    const listed = problems.slice(0, MAX_PROBLEMS).map((p) => (p.path ? `${p.path}: ${p.message}` : p.message));
+    if (total > listed.length) listed.push(`… ${total - listed.length} more`);
+    const error = listed.join("; ").slice(0, 8192);
     const kept = body.byteLength <= KEEP_REJECTED_BYTES ? body : new Uint8Array(0);
     const version = this.store.addConfigVersion(
       {
@@ -169,7 +180,7 @@ export class ConfigService {
     );
     this.events.publish({
       type: "config.rejected",
-      message: `config from ${opts.source} (${opts.author}) refused: ${problems.length} problem(s); the running config is unchanged`,
+      message: `config from ${opts.source} (${opts.author}) refused: ${total} problem(s); the running config is unchanged`,
       data: { version, problems: problems.slice(0, 50) },
     });
   }
@@ -216,6 +227,11 @@ export class ConfigService {
     this.listeners.add(l);
     return () => this.listeners.delete(l);
   }
+}
+
+/** Entry counts are checked on the bytes, before anything is materialised (bounds.ts). */
+function refuseOverBounds(scan: ScanResult): void {
+  if (scan.total) throw new ConfigRejected(scan.problems, 400, scan.total);
 }
 
 function bodyKind(contentType: string): "json" | "binary" | null {

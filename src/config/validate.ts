@@ -1,8 +1,9 @@
 // Semantic checks of an EdgeDevConfig (in protobufjs toObject form: lowerCamel names, enum names,
 // 64-bit integers as strings). Structural faults are found earlier, while decoding.
 import { existsSync, readFileSync } from "node:fs";
+import { MAX_ACES_PER_DEVICE, MAX_ACES_PER_INTERFACE, MAX_NETWORK_INSTANCES } from "./bounds.ts";
 import { displayNameProblem, hasControl, HOSTNAME_RULE, IFNAME_RULE, isHostname, isIfname } from "./names.ts";
-import { contains, hasHostBits, overlaps, parseCidr, parseIp, type Cidr } from "./net.ts";
+import { contains, earliestOverlaps, hasHostBits, overlaps, parseCidr, parseIp, type Cidr } from "./net.ts";
 import { ioIfname, resolvePortLabel } from "./ports.ts";
 import type { Problem } from "./problems.ts";
 import { normalizeUuids } from "./uuids.ts";
@@ -18,9 +19,7 @@ type Obj = Record<string, any>;
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const PROTOCOLS = new Set(["tcp", "udp", "icmp", "icmpv6", "sctp", "all"]);
 const MATCH_TYPES = new Set(["ip", "host", "protocol", "lport", "fport", "adapter", "eidset", "eidipset"]);
-/** Bounds of the firewall: far above what EVE devices carry, low enough to load in well under a second. */
-export const MAX_ACES_PER_INTERFACE = 20_000;
-export const MAX_ACES_PER_DEVICE = 50_000;
+export { MAX_ACES_PER_DEVICE, MAX_ACES_PER_INTERFACE, MAX_NETWORK_INSTANCES };
 const MAX_INTERFACES_PER_APP = 16;
 const IFNAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
 /** Free text for the guest or the app itself, never parsed on the host: the only strings that may hold newlines. */
@@ -115,7 +114,17 @@ export function validateConfig(input: Obj, env: ValidationEnv = DEVICE_ENV): Obj
 
   const networks = new Map<string, { obj: Obj; subnet: Cidr | null; path: string }>();
   const switchPorts = new Map<string, string>();
-  (doc.networkInstances ?? []).forEach((ni: Obj, i: number) => {
+  const nis: Obj[] = doc.networkInstances ?? [];
+  if (nis.length > MAX_NETWORK_INSTANCES) push("device", "", "networkInstances", `${nis.length} entries: at most ${MAX_NETWORK_INSTANCES}`);
+  // The device's own networks, read once per validation (it was once per instance: 16,000 reads of /proc/net/route).
+  let hostNets: { text: string; cidr: Cidr }[] | null = null;
+  const hostNetworks = () =>
+    (hostNets ??= env.hostNetworks().flatMap((text) => {
+      const cidr = parseCidr(text);
+      return cidr ? [{ text, cidr }] : [];
+    }));
+  const niSubnets: (Cidr | null)[] = [];
+  nis.forEach((ni: Obj, i: number) => {
     const path = `networkInstances[${i}]`;
     const id = ni.uuidandversion?.uuid ?? "";
     if (!UUID_RE.test(id)) push("networkInstance", id, `${path}.uuidandversion.uuid`, `expected a UUID, got "${id}"`);
@@ -175,22 +184,18 @@ export function validateConfig(input: Obj, env: ValidationEnv = DEVICE_ENV): Obj
       const s0 = ip.dhcpRange?.start ? parseIp(ip.dhcpRange.start) : null;
       const s1 = ip.dhcpRange?.end ? parseIp(ip.dhcpRange.end) : null;
       if (s0 && s1 && s0.addr > s1.addr) push("networkInstance", id, `${path}.ip.dhcpRange`, `start ${ip.dhcpRange.start} is after end ${ip.dhcpRange.end}`);
-      for (const h of env.hostNetworks()) {
-        const hn = parseCidr(h);
-        if (hn && overlaps(subnet, hn)) {
-          push("networkInstance", id, `${path}.ip.subnet`, `${ip.subnet} overlaps the device's own network ${h}`);
-          break;
-        }
-      }
+      const h = hostNetworks().find((h) => overlaps(subnet!, h.cidr));
+      if (h) push("networkInstance", id, `${path}.ip.subnet`, `${ip.subnet} overlaps the device's own network ${h.text}`);
     }
-    if (subnet) {
-      for (const other of networks.values()) {
-        if (other.subnet && overlaps(subnet, other.subnet)) {
-          push("networkInstance", id, `${path}.ip.subnet`, `${ip.subnet} overlaps ${other.obj.ip.subnet} of ${other.path} (${other.obj.displayname ?? other.obj.uuidandversion?.uuid})`);
-        }
-      }
-    }
+    niSubnets.push(subnet);
     networks.set(id, { obj: ni, subnet, path });
+  });
+  // Each subnet overlapping an earlier instance's is at fault, named with the earliest it overlaps.
+  earliestOverlaps(niSubnets).forEach((j, i) => {
+    if (j < 0) return;
+    const ni = nis[i]!;
+    const other = nis[j]!;
+    push("networkInstance", ni.uuidandversion?.uuid ?? "", `networkInstances[${i}].ip.subnet`, `${ni.ip.subnet} overlaps ${other.ip.subnet} of networkInstances[${j}] (${other.displayname ?? other.uuidandversion?.uuid})`);
   });
 
   const apps = new Set<string>();

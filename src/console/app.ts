@@ -46,7 +46,9 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   const app = new Hono<Env>();
 
   app.onError((err, c) => {
-    if (err instanceof ConfigRejected) return c.json({ error: err.message, problems: err.problems }, err.status);
+    if (err instanceof ConfigRejected) {
+      return c.json({ error: err.message, problems: err.problems, problemCount: err.total, truncated: err.truncated }, err.status);
+    }
     if (err instanceof AuthError) {
       if (err.retryAfterSeconds) c.header("Retry-After", String(err.retryAfterSeconds));
       return c.json({ error: err.message, retryAfterSeconds: err.retryAfterSeconds }, err.status);
