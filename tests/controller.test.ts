@@ -252,6 +252,12 @@ describe("bad input: refused or survived, the running config untouched", () => {
     await refuses(d, uuid, version, /malformed ConfigResponse/);
   });
 
+  test("500,000 empty apps in a 1 MB signed config: refused by the bound before decoding, the device stays up", async () => {
+    const { d, uuid, version } = await runningConfig();
+    ctl.fault = "flood";
+    await refuses(d, uuid, version, /config\.apps: 500000 entries: at most \d+/);
+  });
+
   test("an answer that is not protobuf at all", async () => {
     const { d, uuid, version } = await runningConfig();
     ctl.fault = "no-proto";

@@ -5,6 +5,7 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, statfsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ConfigService } from "../config/service.ts";
+import { scanBinary } from "../config/bounds.ts";
 import { ConfigRejected } from "../config/problems.ts";
 import type { ControllerLink, DeviceStatus, PartStatus } from "../device/device.ts";
 import type { EventBus } from "../device/events.ts";
@@ -552,6 +553,12 @@ export class Controller implements ControllerLink {
   /** Applies a verified ConfigResponse; `signed` is the AuthContainer, checkpointed once accepted. */
   private async applySigned(signed: Uint8Array, payload: Uint8Array, fromCheckpoint: boolean): Promise<void> {
     let resp: { config?: Record<string, any> | null; configHash?: string };
+    // Counted on the wire before decoding: a small body of empty entries must not become gigabytes of objects.
+    const scan = scanBinary(lookupType(CONFIG_RESPONSE), payload);
+    if (scan.total) {
+      const shown = scan.problems.slice(0, 5).map((p) => (p.path ? `${p.path}: ${p.message}` : p.message));
+      return this.refuse("?", `the ConfigResponse is over the device's bounds: ${shown.join("; ")}${scan.total > shown.length ? ` (and ${scan.total - shown.length} more)` : ""}`);
+    }
     try {
       resp = lookupType(CONFIG_RESPONSE).decode(payload) as typeof resp;
     } catch (e) {

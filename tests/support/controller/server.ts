@@ -18,6 +18,7 @@ export type Fault =
   | "unknown-signer" // config signed by a certificate /certs does not list
   | "rogue-chain" // /certs and config move to a signing certificate from another root
   | "malformed" // config payload is not protobuf (but is signed)
+  | "flood" // config of 500,000 empty apps in 1 MB (signed): memory amplification if decoded
   | "no-proto"; // config answered as text/plain
 
 export interface DeviceRecord {
@@ -278,6 +279,13 @@ export class TestController {
     if (this.fault === "no-proto") return new Response("config", { status: 200, headers: { "Content-Type": "text/plain" } });
     let resp = encodeMessage("org.lfedge.eve.config.ConfigResponse", { config: cfg, configHash: hash });
     if (this.fault === "malformed") resp = new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01, 0x02]);
+    if (this.fault === "flood") {
+      // ConfigResponse.config (field 1) holding EdgeDevConfig.apps (field 4) 500,000 times, each empty.
+      const inner = new Uint8Array(1_000_000);
+      for (let i = 0; i < inner.length; i += 2) inner[i] = 0x22;
+      const n = inner.length;
+      resp = new Uint8Array([0x0a, 0x80 | (n & 0x7f), 0x80 | ((n >> 7) & 0x7f), n >> 14, ...inner]);
+    }
     const signer = this.fault === "unknown-signer" ? this.pki.rogueSigning : undefined;
     let env = await this.envelope(resp, signer);
     if (this.fault === "tamper") {
