@@ -212,6 +212,40 @@ describe("download(): every hop is checked, and the connection goes to the addre
   });
 });
 
+describe("download() over https, pinned to the checked address", () => {
+  const other = ownAddress === "127.0.0.1" ? undefined : ownAddress;
+  const openssl = Bun.which("openssl");
+  let dir: string;
+  let server: ReturnType<typeof Bun.serve> | undefined;
+  let cert = "";
+
+  beforeAll(async () => {
+    if (!other || !openssl) return;
+    dir = mkdtempSync(join(tmpdir(), "evebox-sec-tls-"));
+    const p = Bun.spawn([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "k.pem"), "-out", join(dir, "c.pem"), "-days", "1", "-subj", "/CN=datastore.test", "-addext", "subjectAltName=DNS:datastore.test"], { stdout: "ignore", stderr: "ignore" });
+    if ((await p.exited) !== 0) throw new Error("openssl req failed");
+    cert = await Bun.file(join(dir, "c.pem")).text();
+    server = Bun.serve({ hostname: other, port: 0, tls: { cert, key: await Bun.file(join(dir, "k.pem")).text() }, fetch: () => new Response(body as Uint8Array<ArrayBuffer>) });
+  });
+  afterAll(() => {
+    server?.stop(true);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test.skipIf(!other || !openssl)("the TLS server name and the certificate check stay the URL's host", async () => {
+    const names: Record<string, string> = { "datastore.test": other!, "impostor.test": other! };
+    const policy = { allowLocal: () => false, ownAddresses: () => [] as string[], lookup: async (h: string) => (names[h] ? [{ address: names[h]!, family: 4 as const }] : []) };
+    // This test's own CA, added to what download() asks of fetch.
+    const withCa = ((url: string, init: any) => fetch(url, { ...init, tls: { ...(init?.tls ?? {}), ca: cert } })) as typeof fetch;
+    const ok = await download({ url: `https://datastore.test:${server!.port}/blob`, dest: join(dir, "ok"), expectedSha256: bodySha, destinations: policy, fetch: withCa });
+    expect(ok.sha256).toBe(bodySha);
+    // Same address, another name: the certificate (for datastore.test) does not fit it.
+    const err = await download({ url: `https://impostor.test:${server!.port}/blob`, dest: join(dir, "bad"), destinations: policy, fetch: withCa }).catch((e) => e);
+    expect(err).toBeInstanceOf(DownloadError);
+    expect(err.message).toMatch(/impostor\.test|altnames|certificate/i);
+  });
+});
+
 describe("a device that allows loopback datastores (as the tests do)", () => {
   let evebox: Evebox;
   let dataDir: string;
