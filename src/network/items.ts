@@ -2,12 +2,14 @@
 // kernel, the run directory and the firewall), and how each kind of item is built and removed.
 // What is evebox's: links named eb… (bridges) and ev… (app veths and taps), addresses on those bridges,
 // device ports enslaved to them, routing tables 10000-19999 with their rules at priority 10950,
-// dnsmasq instances started with our config files, our nftables tables, and the forwarding switches we
-// turned on (remembered with their original value, restored when no longer needed).
+// dnsmasq instances started with our config files, our nftables tables, the forwarding switches we
+// turned on (remembered with their original value, restored when no longer needed), and accept rules
+// commented `evebox` in Docker's DOCKER-USER chain (docker-user.ts).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CompiledFirewall } from "./acl/compile.ts";
 import type { NftFirewall } from "./acl/nft.ts";
+import { acceptBridge, bridgesWithRules, type ForwardFacts, NO_FORWARD_FACTS, observeForward, releaseBridge } from "./docker-user.ts";
 import { type DnsmasqFiles, type DnsmasqPaths, dnsmasqFiles, dnsmasqPaths, filesHash, observeDnsmasq, reloadDnsmasqHosts, startDnsmasq, stopDnsmasq } from "./dnsmasq.ts";
 import type { Configurator, Item } from "./graph.ts";
 import type { AppInterfaceSpec, HostFacts, NetworkModel } from "./model.ts";
@@ -42,9 +44,11 @@ export interface Observation {
   items: Item[];
   attachments: Attachment[];
   facts: HostFacts;
+  /** The host's iptables FORWARD policy and Docker's DOCKER-USER chain (docker-user.ts). */
+  forward?: ForwardFacts;
 }
 
-export function desiredItems(model: NetworkModel, firewall: CompiledFirewall, facts: HostFacts, runDir: string): Item[] {
+export function desiredItems(model: NetworkModel, firewall: CompiledFirewall, facts: HostFacts, runDir: string, forward: ForwardFacts = NO_FORWARD_FACTS): Item[] {
   const items = new Map<string, Item>();
   const add = (i: Item) => items.set(i.id, i);
   const tables = new Set<number>();
@@ -52,14 +56,22 @@ export function desiredItems(model: NetworkModel, firewall: CompiledFirewall, fa
     if (ni.error) continue;
     const bridge = `bridge:${ni.bridge}`;
     add({ id: bridge, type: "bridge", deps: [], attrs: { mtu: ni.mtu } });
+    // Where the host's FORWARD policy drops (a Docker engine's), the bridge's accept rules in DOCKER-USER
+    // come before anything that makes the instance usable; when they cannot be made, nothing more is built.
+    const gate = [bridge];
+    if (forward.drops) {
+      const accept = `dockeruser:${ni.bridge}`;
+      add({ id: accept, type: "dockeruser", deps: [bridge], attrs: { complete: true }, payload: forward });
+      gate.push(accept);
+    }
     if (ni.kind === "switch") {
-      add({ id: `port:${ni.uplink!.ifname}`, type: "port", deps: [bridge], attrs: { bridge: ni.bridge } });
+      add({ id: `port:${ni.uplink!.ifname}`, type: "port", deps: gate, attrs: { bridge: ni.bridge } });
       continue;
     }
     const prefix = ni.subnet!.split("/")[1];
     const addr = `addr:${ni.bridge}:${ni.gateway}/${prefix}`;
-    add({ id: addr, type: "addr", deps: [bridge], attrs: {} });
-    add({ id: `fwd:${ni.bridge}`, type: "fwd", deps: [bridge], attrs: {} });
+    add({ id: addr, type: "addr", deps: gate, attrs: {} });
+    add({ id: `fwd:${ni.bridge}`, type: "fwd", deps: gate, attrs: {} });
     const ifaces = model.interfaces.filter((i) => i.niUuid === ni.uuid);
     const hostSets = new Map([...firewall.hostSets].filter(([, host]) => ni.kind === "local" && host));
     const paths = dnsmasqPaths(runDir, ni.bridge);
@@ -153,6 +165,12 @@ export async function observe(runDir: string, nft: NftFirewall): Promise<Observa
   }
   const fwHash = await nft.observedHash();
   if (fwHash) items.push({ id: "firewall", type: "firewall", deps: [], attrs: { hash: fwHash } });
+  // Our DOCKER-USER rules, by bridge (also those of a bridge gone since, left by an earlier run: not desired,
+  // so they are removed).
+  const forward = await observeForward();
+  for (const [bridge, complete] of bridgesWithRules(forward)) {
+    items.push({ id: `dockeruser:${bridge}`, type: "dockeruser", deps: [`bridge:${bridge}`], attrs: { complete }, payload: forward });
+  }
 
   // Host facts: the device's own networks (allocation must avoid them), interfaces, gateways.
   const hostNetworks = new Set<string>();
@@ -185,7 +203,7 @@ export async function observe(runDir: string, nft: NftFirewall): Promise<Observa
   // Route items depend on their bridge's address; name the dependency the way desired items do.
   const addrOf = new Map(items.filter((i) => i.type === "addr").map((i) => [i.id.split(":")[1]!, i.id]));
   for (const i of items) if (i.type === "route") i.deps = i.deps.map((d) => (d.startsWith("addr-of:") ? (addrOf.get(d.slice(8)) ?? d) : d));
-  return { items, attachments, facts };
+  return { items, attachments, facts, forward };
 }
 
 function resolvConfServers(): string[] {
@@ -298,6 +316,17 @@ export function configurators(runDir: string, nft: NftFirewall): Record<string, 
         await stopDnsmasq(dnsmasqPaths(runDir, i.id.slice(8)), true);
       },
     },
+    dockeruser: {
+      async create(i) {
+        await acceptBridge(i.id.slice(11), i.payload as ForwardFacts);
+      },
+      async modify(i) {
+        await acceptBridge(i.id.slice(11), i.payload as ForwardFacts);
+      },
+      async delete(i) {
+        await releaseBridge(i.id.slice(11), i.payload as ForwardFacts);
+      },
+    },
     firewall: {
       async create(i) {
         await nft.apply(i.payload as CompiledFirewall);
@@ -312,7 +341,7 @@ export function configurators(runDir: string, nft: NftFirewall): Record<string, 
   };
 }
 
-export const MODIFIABLE = new Set(["bridge", "port", "route", "dnsmasq", "firewall"]);
+export const MODIFIABLE = new Set(["bridge", "port", "route", "dnsmasq", "firewall", "dockeruser"]);
 
 function ignoreMissing(e: Error): void {
   if (/Cannot find device|No such|does not exist|Cannot assign requested address|No such process/i.test(e.message)) return;

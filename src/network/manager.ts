@@ -10,6 +10,7 @@ import { aceOfFlow, type CompiledFirewall, compileFirewall, setsOf } from "./acl
 import { type FirewallCounters, NftFirewall } from "./acl/nft.ts";
 import { attachContainer, type AttachResult, createTap, detachLinks, dhcpInNamespace, type TapNic, vmNic } from "./attach.ts";
 import { dnsmasqPaths, type Lease, readLeases } from "./dnsmasq.ts";
+import { type ForwardFacts, NO_FORWARD_FACTS } from "./docker-user.ts";
 import { FlowCollector } from "./flows.ts";
 import { type GraphOp, type Item, type OpResult, runGraph } from "./graph.ts";
 import { type Attachment, configurators, desiredItems, observe, type Observation } from "./items.ts";
@@ -62,6 +63,11 @@ export interface InterfaceFirewall {
 
 const ALLOC_KEY = "network.allocations";
 
+/** What of the host's iptables the desired items depend on (not the rules themselves: those are observed). */
+function forwardKey(f: ForwardFacts): string {
+  return JSON.stringify([f.drops, f.unable, f.backends.map((b) => [b.bin, b.drops, b.hasChain])]);
+}
+
 export class NetworkManager {
   readonly nft = new NftFirewall();
   private readonly flows = new FlowCollector();
@@ -111,11 +117,12 @@ export class NetworkManager {
     const prev = this.allocations();
     // The cache key: JSON as the document holds it (an equal document written in another key order only
     // misses the cache). `stable()` here cost more than the compile it saves: ~30-60 ms for 10,000 ACEs.
-    const key = JSON.stringify([doc?.networkInstances ?? [], (doc?.apps ?? []).map((a: Doc) => [a.uuidandversion?.uuid, a.displayname, a.interfaces, a.volumeRefList]), doc?.deviceIoList, doc?.systemAdapterList, objectErrors.filter((p) => p.objectKind === "networkInstance" || p.objectKind === "app"), facts, prev]);
+    const forward = this.lastObservation?.forward ?? NO_FORWARD_FACTS;
+    const key = JSON.stringify([doc?.networkInstances ?? [], (doc?.apps ?? []).map((a: Doc) => [a.uuidandversion?.uuid, a.displayname, a.interfaces, a.volumeRefList]), doc?.deviceIoList, doc?.systemAdapterList, objectErrors.filter((p) => p.objectKind === "networkInstance" || p.objectKind === "app"), facts, prev, forwardKey(forward)]);
     if (this.last && key === this.cacheKey) return this.last;
     const model = networkModel(doc, objectErrors, facts, prev);
     const firewall = compileFirewall(model.instances, model.interfaces);
-    const items = desiredItems(model, firewall, facts, this.o.runDir);
+    const items = desiredItems(model, firewall, facts, this.o.runDir, forward);
     this.last = { model, firewall, items };
     // After a restart, the ruleset in the kernel is this one when its hash says so: adopt it, so that the
     // next change can be an element update rather than a full reload.

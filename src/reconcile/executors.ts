@@ -81,6 +81,7 @@ async function fetchNow(tree: DesiredContentTree, ctx: ExecutorContext): Promise
         { url: tree.source.url, sha256: tree.sha256 ?? undefined },
         (p) => set("DOWNLOADING", p.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 0),
         ctx.signal,
+        ctx.cache.destinations,
       );
       set("LOADING", 100);
       const info = await ctx.runtime.imageInfo(result.imageId);

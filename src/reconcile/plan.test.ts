@@ -190,6 +190,16 @@ describe("plan", () => {
     expect(steps.map((s) => [s.step.kind, (s.step as any).containerId])).toEqual([["removeContainer", a.id]]);
   });
 
+  test("a halted app's image is not fetched, nor a content tree no app uses; activated, the app's is (HALTED meanwhile)", () => {
+    const doc = config([{ n: 1, activate: false }]);
+    doc.contentInfo.push({ uuid: uuid(1999), dsId: DS, URL: "unused:1", iformat: "CONTAINER" });
+    const off = desiredFromConfig(doc);
+    expect(kinds(plan(off, observed()))).not.toContain("fetchContentTree");
+    expect(appState(off.apps[0]!, off, observed())).toMatchObject({ state: "HALTED", error: null });
+    const on = desiredFromConfig(config([{ n: 1 }]));
+    expect(plan(on, observed()).filter((s) => s.step.kind === "fetchContentTree").map((s) => (s.step as any).tree.uuid)).toEqual([uuid(1001)]);
+  });
+
   test("activate=false halts a running app; activate=true starts a stopped one", () => {
     const off = desiredFromConfig(config([{ n: 1, activate: false }]));
     const app = off.apps[0]!;

@@ -58,7 +58,9 @@ export function plan(desired: DesiredState, observed: Observed): PlannedStep[] {
     if (g.ops.length) add(0, "net", { kind: "reconcileNetworks", ops: g.ops, network: desired.network, current: observed.network.items });
   }
   const containerApps = desired.apps.filter((a) => a.kind === "container" && !a.error);
-  const neededTrees = new Set(containerApps.map((a) => a.imageContentTree).filter((x): x is string => !!x));
+  // Only what an app that is to run needs is fetched: a content tree of a halted app (activate false),
+  // or of no app, is not downloaded (a datastore URL is where the device connects to).
+  const neededTrees = new Set(containerApps.filter((a) => a.activate).map((a) => a.imageContentTree).filter((x): x is string => !!x));
   const ctReady = new Map<string, boolean>();
   for (const t of desired.contentTrees) {
     if (!neededTrees.has(t.uuid)) continue;

@@ -24,6 +24,8 @@ export function appState(app: DesiredApp, desired: DesiredState, observed: Obser
 
   if (!c) {
     const ct = observed.contentTrees.get(app.imageContentTree ?? "");
+    // A halted app's image is not fetched (plan.ts): it is simply halted.
+    if (!app.activate && (!ct || (ct.state === "INITIAL" && !ct.error))) return { state: "HALTED", error: null, data };
     if (!ct || ct.state !== "LOADED") {
       const tree = desired.contentTrees.find((t) => t.uuid === app.imageContentTree);
       return {

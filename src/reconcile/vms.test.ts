@@ -144,6 +144,13 @@ describe("planVms", () => {
     expect(steps.map((s) => [s.phase, s.lane, s.step.kind])).toEqual([[1, `app:${IDS.app}`, "startVm"]]);
   });
 
+  test("a halted VM app's disks are not fetched (HALTED meanwhile); activated, they are", () => {
+    const off = state(doc({ activate: false }));
+    expect(planVms(off, observed()).map((s) => s.step.kind)).not.toContain("fetchContentTree");
+    expect(vmAppState(off.apps[0]!, off, observed())).toMatchObject({ state: "HALTED", error: null });
+    expect(planVms(state(), observed()).filter((s) => s.step.kind === "fetchContentTree").length).toBe(2);
+  });
+
   test("running with the desired spec: nothing; another spec: stop then start; halted: stop", () => {
     const d = state();
     const vm = d.vms!.get(IDS.app)!;

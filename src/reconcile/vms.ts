@@ -204,7 +204,8 @@ export function planVms(desired: DesiredWithVms, observed: ObservedWithVms): Pla
 
   // ---- phase 0: the images of VM disks, the volumes' directories, VMs nobody wants
   const treeReady = new Map<string, boolean>();
-  const wantedTrees = new Set(apps.flatMap((a) => vms.get(a.uuid)!.disks.flatMap((d) => (d.source.kind === "contentTree" ? [d.source.treeUuid] : []))));
+  // Only the disks of VMs that are to run are fetched (not those of a halted app, activate false).
+  const wantedTrees = new Set(apps.filter((a) => a.activate).flatMap((a) => vms.get(a.uuid)!.disks.flatMap((d) => (d.source.kind === "contentTree" ? [d.source.treeUuid] : []))));
   for (const t of desired.contentTrees) {
     if (!wantedTrees.has(t.uuid)) continue;
     const rec = observed.contentTrees.get(t.uuid);
@@ -312,6 +313,8 @@ export function vmAppState(app: DesiredApp, desired: DesiredWithVms, observed: O
   for (const d of vm.disks) {
     if (d.source.kind !== "contentTree") continue;
     const ct = observed.contentTrees.get(d.source.treeUuid);
+    // A halted VM's disks are not fetched (planVms): it is simply halted.
+    if (!app.activate && (!ct || (ct.state === "INITIAL" && !ct.error))) return { state: "HALTED", error: null, data };
     if (!ct || ct.state !== "LOADED") {
       const tree = desired.contentTrees.find((t) => t.uuid === (d.source as { treeUuid: string }).treeUuid);
       return {

@@ -8,6 +8,7 @@ import { NetworkManager } from "../network/manager.ts";
 import { ContainerRuntime, DEFAULT_DOCKER_SOCKET } from "../runtime/containers/runtime.ts";
 import { QemuRuntime } from "../runtime/vms/runtime.ts";
 import { ContentCache } from "../storage/cache.ts";
+import { datastorePolicy } from "../storage/destinations.ts";
 import { VolumeStore } from "../storage/volumes.ts";
 import type { Store } from "../store/store.ts";
 import { Reconciler } from "./reconciler.ts";
@@ -37,7 +38,8 @@ export async function startAppRuntime(o: AppRuntimeOptions): Promise<Reconciler>
     o.network === false
       ? undefined
       : new NetworkManager({ runDir: join(o.runDir ?? join(o.persistDir, "..", "run"), "network"), store: o.store, log: o.log });
-  const cache = new ContentCache(join(o.persistDir, "content"));
+  // Datastores on loopback, link-local or the device's own addresses are refused unless a setting allows them.
+  const cache = new ContentCache(join(o.persistDir, "content"), { destinations: datastorePolicy((k) => o.store.getSetting(k)) });
   const volumes = new VolumeStore(o.persistDir);
   const vmLog = { info: (m: string) => o.log("info", m), warn: (m: string) => o.log("warn", m) };
   // VMs: `<run>/vms/<uuid>/` (EVEBOX_VMS=off runs none; VM apps then say so).

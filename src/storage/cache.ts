@@ -1,5 +1,6 @@
 import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import type { DestinationPolicy } from "./destinations.ts";
 import { type DownloadProgress, download, hashFile, normalizeSha256 } from "./download.ts";
 
 export interface CachePutOptions {
@@ -36,6 +37,8 @@ export interface GcResult {
 export interface ContentCacheOptions {
   /** A `.part` untouched for this long is an abandoned download (default 24 h). */
   stalePartMs?: number;
+  /** Where content may be fetched from (see destinations.ts); absent: anywhere. */
+  destinations?: DestinationPolicy;
 }
 
 /**
@@ -45,6 +48,8 @@ export interface ContentCacheOptions {
 export class ContentCache {
   private readonly dir: string;
   private readonly stalePartMs: number;
+  /** Where content may be fetched from; registry pulls are checked against it too (registry.ts). */
+  readonly destinations: DestinationPolicy | undefined;
   /** Concurrent puts of one digest share one download. */
   private readonly inFlight = new Map<string, Promise<CacheEntry>>();
 
@@ -54,6 +59,7 @@ export class ContentCache {
   ) {
     this.dir = join(rootDir, "blobs", "sha256");
     this.stalePartMs = options.stalePartMs ?? 24 * 3600_000;
+    this.destinations = options.destinations;
   }
 
   path(digest: string): string {
@@ -152,6 +158,7 @@ export class ContentCache {
       onProgress: options.onProgress,
       signal: options.signal,
       timeoutMs: options.timeoutMs,
+      destinations: this.destinations,
     });
     return { digest: `sha256:${hex}`, path, sizeBytes: result.sizeBytes, downloaded: true };
   }

@@ -1,7 +1,10 @@
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { isIP } from "node:net";
 import { dirname } from "node:path";
+import { checkServerIdentity, type PeerCertificate } from "node:tls";
+import { type DestinationPolicy, DestinationRefused, type ResolvedAddress, resolveDestination } from "./destinations.ts";
 
 export interface DownloadProgress {
   bytesDone: number;
@@ -22,6 +25,11 @@ export interface DownloadOptions {
   timeoutMs?: number;
   /** Injected for tests and proxies; the global `fetch` by default. */
   fetch?: typeof fetch;
+  /**
+   * Where the download may connect to. Each hop (the URL, then every redirect) is resolved and checked,
+   * and the connection is made to the address that was checked. Absent: anywhere.
+   */
+  destinations?: DestinationPolicy;
 }
 
 export interface DownloadResult {
@@ -32,7 +40,7 @@ export interface DownloadResult {
   resumedFrom: number;
 }
 
-export type DownloadFailure = "unreachable" | "http" | "size" | "hash" | "timeout" | "interrupted" | "aborted" | "io";
+export type DownloadFailure = "unreachable" | "refused" | "http" | "size" | "hash" | "timeout" | "interrupted" | "aborted" | "io";
 
 export class DownloadError extends Error {
   constructor(
@@ -46,6 +54,8 @@ export class DownloadError extends Error {
 }
 
 const PROGRESS_INTERVAL_MS = 100;
+const MAX_REDIRECTS = 5;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /**
  * Downloads `url` to `dest` over http(s), hashing while it streams. A `<dest>.part` left by an
@@ -100,12 +110,10 @@ async function fetchOnce(
   try {
     let response: Response;
     try {
-      response = await (options.fetch ?? fetch)(url, {
-        headers: { "Accept-Encoding": "identity", ...(offset > 0 ? { Range: `bytes=${offset}-` } : {}) },
-        signal: controller.signal,
-        redirect: "follow",
-      });
+      response = await request(options, { "Accept-Encoding": "identity", ...(offset > 0 ? { Range: `bytes=${offset}-` } : {}) }, controller.signal);
     } catch (err) {
+      if (err instanceof DownloadError) throw err;
+      if (err instanceof DestinationRefused) throw new DownloadError("refused", url, err.message);
       if (options.signal?.aborted) throw new DownloadError("aborted", url, "aborted");
       if (timedOut) throw new DownloadError("timeout", url, `no answer within ${timeoutMs} ms`);
       throw new DownloadError("unreachable", url, `unreachable (${describe(err)})`);
@@ -200,6 +208,41 @@ async function fetchOnce(
   }
 }
 
+/**
+ * One GET, redirects followed here rather than by fetch, so that each hop's destination is checked
+ * (and connected to at the address that was checked) like the first.
+ */
+async function request(options: DownloadOptions, headers: Record<string, string>, signal: AbortSignal): Promise<Response> {
+  let url = new URL(options.url);
+  for (let hop = 0; ; hop++) {
+    const address = options.destinations ? await resolveDestination(url, options.destinations) : null;
+    const [target, init] = pinned(url, address, headers, signal);
+    const response = await (options.fetch ?? fetch)(target, init);
+    if (!REDIRECTS.has(response.status)) return response;
+    await response.body?.cancel();
+    const location = response.headers.get("location");
+    if (!location) throw new DownloadError("http", options.url, `HTTP ${response.status} without a Location`);
+    if (hop >= MAX_REDIRECTS) throw new DownloadError("http", options.url, `more than ${MAX_REDIRECTS} redirects`);
+    const next = new URL(location, url);
+    if (next.protocol !== "http:" && next.protocol !== "https:") throw new DownloadError("http", options.url, `redirected to a ${next.protocol} URL`);
+    url = next;
+  }
+}
+
+/** The request for `url`, made to `address` when one is given (Host, TLS server name and certificate check stay the URL's). */
+function pinned(url: URL, address: ResolvedAddress | null, headers: Record<string, string>, signal: AbortSignal): [string, RequestInit] {
+  const init: RequestInit & { tls?: Record<string, unknown> } = { headers, signal, redirect: "manual" };
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  if (!address || isIP(host)) return [url.href, init];
+  const target = new URL(url.href);
+  target.hostname = address.family === 6 ? `[${address.address}]` : address.address;
+  init.headers = { ...headers, Host: url.host };
+  if (url.protocol === "https:") {
+    init.tls = { serverName: host, checkServerIdentity: (_: string, cert: PeerCertificate) => checkServerIdentity(host, cert) };
+  }
+  return [target.href, init];
+}
+
 async function finish(
   options: DownloadOptions,
   part: string,
@@ -211,7 +254,8 @@ async function finish(
 ): Promise<DownloadResult> {
   if (expected && actual !== expected) {
     await rm(part, { force: true });
-    throw new DownloadError("hash", options.url, `sha256 mismatch: expected ${expected}, got ${actual}`);
+    // What was received is not named (not even its digest): the URL may point anywhere the device can reach.
+    throw new DownloadError("hash", options.url, `sha256 mismatch: the content received is not sha256 ${expected} (deleted)`);
   }
   try {
     await rename(part, dest);

@@ -6,3 +6,5 @@ export { pullContentTree, resolveRegistryRef } from "./registry.ts";
 export type { ImagePuller, RegistryContentTree, RegistryDatastore, RegistryPullResult } from "./registry.ts";
 export { VolumeStore } from "./volumes.ts";
 export type { Volume, VolumeSpec } from "./volumes.ts";
+export { ALLOW_LOCAL_ENV, ALLOW_LOCAL_SETTING, datastorePolicy, DestinationRefused, localAddressReason, resolveDestination } from "./destinations.ts";
+export type { DestinationPolicy, ResolvedAddress } from "./destinations.ts";

@@ -1,4 +1,5 @@
 import type { ImageInfo, PullProgress, PullResult, RegistryAuth } from "../runtime/containers/types.ts";
+import { type DestinationPolicy, resolveDestination } from "./destinations.ts";
 
 // Content trees in a container-registry datastore, as EVE names them: the datastore's fqdn is
 // `docker://<host[:port]>[/prefix]`, the content tree's URL is `repository[:tag]`, and its sha256,
@@ -83,6 +84,8 @@ export function resolveRegistryRef(datastore: Pick<RegistryDatastore, "fqdn">, t
 /**
  * Pulls a registry content tree through the container runtime, by digest when the content tree has
  * a sha256. A pinned image already present is not pulled again, so a device offline keeps working.
+ * With `destinations`, the registry's host is resolved and checked before the engine is asked to pull
+ * (the engine resolves again and follows redirects itself: this check is what evebox can do).
  */
 export async function pullContentTree(
   runtime: ImagePuller,
@@ -90,6 +93,7 @@ export async function pullContentTree(
   tree: RegistryContentTree,
   onProgress?: (p: PullProgress) => void,
   signal?: AbortSignal,
+  destinations?: DestinationPolicy,
 ): Promise<RegistryPullResult> {
   const ref = resolveRegistryRef(datastore, tree);
   const what = `content tree ${JSON.stringify(tree.url)} from ${datastore.fqdn}`;
@@ -98,6 +102,10 @@ export async function pullContentTree(
     if (pinned) {
       const local = await runtime.imageInfo(ref);
       if (local) return { ref, imageId: local.id, repoDigests: local.repoDigests, pulled: false };
+    }
+    if (destinations) {
+      const host = ref.slice(0, ref.indexOf("/"));
+      await resolveDestination(new URL(`https://${host === "docker.io" ? "registry-1.docker.io" : host}`), destinations, datastore.fqdn);
     }
     const auth =
       datastore.username !== undefined

@@ -25,6 +25,12 @@ export function tempDataDir(prefix = "evebox-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/**
+ * What every test device gets unless a test says otherwise: the tests' datastores and registries are
+ * servers on loopback, which a device refuses by default (src/storage/destinations.ts).
+ */
+export const TEST_DEVICE_ENV: Record<string, string> = { EVEBOX_DATASTORE_ALLOW_LOCAL: "1" };
+
 export interface Evebox {
   url: string;
   dataDir: string;
@@ -41,7 +47,7 @@ export async function startEvebox(opts: { dataDir: string; args?: string[]; bina
     stdout: "pipe",
     stderr: "pipe",
     // BUN_BE_BUN would make the compiled binary act as the bun CLI; it must never reach evebox.
-    env: { ...process.env, BUN_BE_BUN: undefined, ...opts.env },
+    env: { ...process.env, BUN_BE_BUN: undefined, ...TEST_DEVICE_ENV, ...opts.env },
   });
   let out = "";
   const decoder = new TextDecoder();

@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { waitFor } from "./docker.ts";
-import { ensureBinary } from "./evebox.ts";
+import { ensureBinary, TEST_DEVICE_ENV } from "./evebox.ts";
 import { type Netns, pump } from "./netns.ts";
 
 export interface NsDevice {
@@ -15,7 +15,7 @@ export interface NsDevice {
 export async function startDeviceIn(ns: Netns, dataDir: string, opts: { args?: string[]; env?: Record<string, string> } = {}): Promise<NsDevice> {
   const argv = [await ensureBinary(), "run", "--data", dataDir, "--listen", "127.0.0.1:0", ...(opts.args ?? [])];
   // BUN_BE_BUN (set for `bun test` by scripts/run-tests.ts) would make the binary act as bun.
-  const proc = ns.spawn(argv, { env: { BUN_BE_BUN: undefined, ...opts.env } });
+  const proc = ns.spawn(argv, { env: { BUN_BE_BUN: undefined, ...TEST_DEVICE_ENV, ...opts.env } });
   let out = "";
   pump(proc.stdout, (t) => (out += t));
   pump(proc.stderr, (t) => (out += t));
