@@ -508,7 +508,7 @@ export class VmApps {
     const app = { uuid: vm.uuid, name: vm.name };
     for (const d of vm.disks) {
       if (d.source.kind === "blank") {
-        if (!existsSync(d.path)) await createBlankDisk(d.path, d.sizeBytes);
+        await this.runtime.createBlankDisk({ dest: d.path, sizeBytes: d.sizeBytes, app });
         continue;
       }
       const base = this.o.cache.path(d.source.sha256);
@@ -612,13 +612,4 @@ export class VmApps {
     }
     return out;
   }
-}
-
-async function createBlankDisk(path: string, sizeBytes: number): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const p = Bun.spawn(["qemu-img", "create", "-q", "-f", "qcow2", tmp, String(sizeBytes)], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-  const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new Error(`creating the blank disk ${path} failed: ${err.trim()}`);
-  const { rename } = await import("node:fs/promises");
-  await rename(tmp, path);
 }

@@ -5,7 +5,7 @@ import { type AcceleratorProbe, probeAccelerator } from "./accel.ts";
 import { VmCgroups } from "./cgroup.ts";
 import { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
 import { ConsoleBridge, ConsoleTimeout } from "./console.ts";
-import { makeNoCloudSeed, prepareDisk, type PrepareDiskOptions, type PreparedDisk } from "./disks.ts";
+import { checkDiskBeforeStart, createBlankDisk, type DiskBacking, makeNoCloudSeed, prepareDisk, type PrepareDiskOptions, type PreparedDisk } from "./disks.ts";
 import { VmError } from "./errors.ts";
 import { QmpClient, type QmpEvent } from "./qmp.ts";
 import type {
@@ -144,6 +144,11 @@ export class QemuRuntime {
     return prepareDisk({ ...opts, qemuImg: this.qemuImg });
   }
 
+  /** A blank volume's disk: a new empty qcow2 of `sizeBytes`, kept when it exists. */
+  createBlankDisk(opts: { dest: string; sizeBytes: number; app?: { uuid: string; name?: string } }): Promise<void> {
+    return createBlankDisk({ ...opts, qemuImg: this.qemuImg });
+  }
+
   // ---- lifecycle
 
   /**
@@ -184,6 +189,10 @@ export class QemuRuntime {
     if (onHost.length > resources.length) throw new VmError("invalid-spec", app, `refused: ${onHost.join("; ")}`);
     if (resources.length) throw new VmError("insufficient-resources", app, `refused: ${resources.join("; ")}`);
 
+    // Every disk checked right before QEMU opens it; its backing is stated on the command line.
+    const backings: (DiskBacking | null)[] = [];
+    for (const d of spec.disks) backings.push(await checkDiskBeforeStart(d, { qemuImg: this.qemuImg, app }));
+
     const accelerator = await this.probeAccelerator();
     await rm(paths.dir, { recursive: true, force: true });
     await mkdir(paths.dir, { recursive: true, mode: 0o700 });
@@ -203,7 +212,7 @@ export class QemuRuntime {
         seedImage = paths.seed;
       }
       writeFileSync(paths.spec, JSON.stringify(record, null, 2));
-      const args = buildQemuArgs(spec, { paths, accelerator, firmware: this.firmware, seedImage, paused: true });
+      const args = buildQemuArgs(spec, { paths, accelerator, firmware: this.firmware, seedImage, backings, paused: true });
 
       // QEMU is spawned into the VM's cgroup (the shell moves itself in, then execs QEMU), so every page the
       // guest touches is charged there from the start. Accounting is not worth failing a start for.
