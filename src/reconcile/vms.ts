@@ -161,6 +161,8 @@ export interface RunningVm {
   pid: number;
   specHash: string;
   accelerator: Accelerator;
+  /** Why it runs under TCG (null under KVM). */
+  acceleratorReason?: string | null;
   startedAt: string;
 }
 
@@ -305,7 +307,7 @@ export function vmAppState(app: DesiredApp, desired: DesiredWithVms, observed: O
   const running = obs.running.get(app.uuid);
   if (vm.waiting && !running) return { state: "INITIAL", error: null, data: { ...data, waiting: vm.waiting } };
   if (running) {
-    Object.assign(data, { accelerator: running.accelerator, pid: running.pid, startedAt: running.startedAt, restarts: rec?.crashes ?? 0 });
+    Object.assign(data, { accelerator: running.accelerator, acceleratorReason: running.acceleratorReason ?? null, pid: running.pid, startedAt: running.startedAt, restarts: rec?.crashes ?? 0 });
     if (!app.activate) return { state: "HALTING", error: null, data };
     return { state: "RUNNING", error: rec?.error ?? null, data };
   }
