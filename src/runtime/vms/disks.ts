@@ -81,7 +81,7 @@ export function readImageHeader(path: string): HeaderFacts {
     let backingFormat: string | null = null;
     if (version >= 2) {
       const incompatible = version >= 3 && head.length >= 80 ? view.getBigUint64(72) : 0n;
-      if (incompatible & QCOW2_INCOMPAT_DATA_FILE) facts.problems.push("it has an external data file (its clusters live in another file)");
+      let dataFile: string | null = null;
       // Header extensions follow the header (72 bytes in version 2, header_length in version 3).
       let off = version >= 3 && head.length >= 104 ? view.getUint32(100) : 72;
       while (off + 8 <= head.length) {
@@ -89,17 +89,20 @@ export function readImageHeader(path: string): HeaderFacts {
         const len = view.getUint32(off + 4);
         if (type === 0) break;
         const data = off + 8 + len <= head.length ? text(off + 8, len) : "";
-        if (type === QCOW2_EXT_DATA_FILE) facts.problems.push(`it has an external data file (${data || "named in its header"})`);
+        if (type === QCOW2_EXT_DATA_FILE) dataFile = data || "named in its header";
         if (type === QCOW2_EXT_BACKING_FORMAT) backingFormat = data;
         off += 8 + Math.ceil(len / 8) * 8;
       }
+      // With data_file_raw the guest reads and writes that file as its disk; without, its clusters live there.
+      if (dataFile !== null || incompatible & QCOW2_INCOMPAT_DATA_FILE)
+        facts.problems.push(`it has an external data file (${dataFile ?? "its clusters live in another file"})`);
     }
     if (backingOffset !== 0n) {
       const o = Number(backingOffset);
       const name = o + backingSize <= head.length ? text(o, backingSize) : `(${backingSize} bytes at offset ${o})`;
       facts.backing = { name, format: backingFormat };
     }
-    return { ...facts, problems: [...new Set(facts.problems)] };
+    return facts;
   }
   if (head.length >= 512 && text(0, 4) === "KDMV") {
     facts.kind = "vmdk";
@@ -112,8 +115,10 @@ export function readImageHeader(path: string): HeaderFacts {
     if (/^\s*parentFileNameHint\s*=/m.test(desc)) facts.problems.push("it is a VMDK delta disk (its parent is another file)");
     return facts;
   }
+  // A text descriptor, as QEMU's vmdk probe finds one: after comment lines, "version=1|2|3".
   const start = text(0, 1024);
-  if (/^\s*#\s*Disk DescriptorFile/im.test(start) || /^\s*version\s*=\s*\d/m.test(start) || /^\s*createType\s*=/m.test(start)) {
+  const firstLine = start.split("\n").find((l) => l.trim() !== "" && !l.trimStart().startsWith("#")) ?? "";
+  if (/#\s*Disk DescriptorFile/i.test(start) || /^\s*version=[123]\r?$/.test(firstLine)) {
     facts.kind = "vmdk";
     facts.problems.push("it is a VMDK descriptor (its extents are other files)");
   }
