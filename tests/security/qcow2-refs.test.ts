@@ -126,6 +126,11 @@ describe("runtime/vms: images that name other files are refused before qemu-img 
     expect((await refused(verifyDiskImage(vmdk, "vmdk"))).message).toContain("VMDK descriptor");
     expect((await refused(verifyDiskImage(vmdk, "raw"))).message).toContain("VMDK descriptor");
     await refused(rt.start(spec(vmdk, "vmdk")));
+
+    // QED (not an EVE format) can name a backing file too: refused before qemu-img would follow it.
+    const qed = join(WORK, "backing.qed");
+    await sh(["qemu-img", "create", "-q", "-f", "qed", "-u", "-b", SECRET, "-F", "raw", qed, "1M"]);
+    expect((await refused(verifyDiskImage(qed, "qcow2"))).message).toContain("QED image");
     for (const id of started) expect(qemuPids(id)).toEqual([]);
     expect(openers(SECRET)).toEqual([]);
   });

@@ -116,6 +116,10 @@ export function readImageHeader(path: string): HeaderFacts {
     return facts;
   }
   // A text descriptor, as QEMU's vmdk probe finds one: after comment lines, "version=1|2|3".
+  if (text(0, 4) === "QED\0") {
+    facts.problems.push("it is a QED image (not a format of EVE content trees; its header can name a backing file)");
+    return facts;
+  }
   const start = text(0, 1024);
   const firstLine = start.split("\n").find((l) => l.trim() !== "" && !l.trimStart().startsWith("#")) ?? "";
   if (/#\s*Disk DescriptorFile/i.test(start) || /^\s*version=[123]\r?$/.test(firstLine)) {
@@ -160,9 +164,10 @@ function referencesIn(info: Record<string, any>, self: string): ImageReference[]
 }
 
 /**
- * `qemu-img info --backing-chain` with format probing; throws `not-a-disk` when qemu-img cannot read the file at all.
- * The header is read first (`readImageHeader`): an image whose header names other files is refused before qemu-img
- * opens it, since qemu-img would open them too (a data file, a backing file when the chain is followed).
+ * `qemu-img info` with format probing (`--backing-chain` when the header names a backing file, after that file's
+ * own header was found clean); throws `not-a-disk` when qemu-img cannot read the file at all. The header is read
+ * first (`readImageHeader`): an image whose header names other files is refused before qemu-img opens it, since
+ * qemu-img would open them too (a data file; a backing file when the chain is followed).
  */
 export async function imageInfo(path: string, opts: { qemuImg?: string; app?: App } = {}): Promise<ImageInfo> {
   const app = opts.app ?? null;
@@ -190,7 +195,8 @@ export async function imageInfo(path: string, opts: { qemuImg?: string; app?: Ap
     if (sub.problems.length || sub.backing)
       throw new VmError("not-a-disk", app, `${path} is refused: its backing file ${name} refers to other files (${[...sub.problems, ...(sub.backing ? [`backing file ${sub.backing.name}`] : [])].join("; ")})`);
   }
-  const r = await run([opts.qemuImg ?? "qemu-img", "info", "--backing-chain", "--output=json", abs], 60_000);
+  // The chain only once its backing file was read and found clean above: qemu-img opens what it follows.
+  const r = await run([opts.qemuImg ?? "qemu-img", "info", ...(chain ? ["--backing-chain"] : []), "--output=json", abs], 60_000);
   if (r.code !== 0) throw new VmError("not-a-disk", app, `${path} is not a disk image: ${r.err.trim() || `qemu-img exited ${r.code}`}`);
   const parsed = JSON.parse(r.out) as Record<string, any> | Record<string, any>[];
   const list = Array.isArray(parsed) ? parsed : [parsed];
