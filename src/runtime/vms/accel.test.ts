@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { kvmFailureOf, probeArgs, probeBootSector } from "./accel.ts";
+import { kvmFailureOf, PROBE_DISK_BYTES, probeArgs, probeBootSector } from "./accel.ts";
 import { buildQemuArgs, vmPaths } from "./cmdline.ts";
 import { readKvmUnusable, writeKvmUnusable } from "./kvm-state.ts";
 
@@ -23,9 +23,10 @@ describe("the KVM probe runs what real guests run", () => {
     expect(after(probeArgs("kvm", "/d"), "-cpu")).toBe("host");
   });
 
-  test("the probe disk is a boot sector SeaBIOS boots on q35 (more than one sector)", () => {
+  test("the probe disk: a boot sector on a sparse 1 MiB disk (SeaBIOS on q35 boots nothing smaller)", () => {
     const disk = probeBootSector();
-    expect(disk.length).toBe(1 << 20);
+    expect(disk.length).toBe(512);
+    expect(PROBE_DISK_BYTES).toBe(1 << 20);
     expect([disk[510], disk[511]]).toEqual([0x55, 0xaa]);
   });
 });

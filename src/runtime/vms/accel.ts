@@ -4,7 +4,7 @@
 // `-machine pc` with the default CPU under KVM and still abort q35 with `-cpu host`). Even then a guest can die
 // under KVM once it really runs: `kvmFailureOf` tells such an end, and the runtime falls back to TCG (kvm-state.ts).
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cpuModelFor, MACHINE_TYPE } from "./cmdline.ts";
@@ -17,18 +17,17 @@ export interface AcceleratorProbe {
   probeMs: number;
 }
 
-/**
- * The probe disk: a boot sector doing `out 0xf4, 0x10` (isa-debug-exit → QEMU exits (0x10 << 1) | 1 = 33), then
- * hlt forever, padded to 1 MiB (SeaBIOS on q35 (AHCI) boots neither a one-sector nor a 64 KiB disk).
- */
+/** The boot sector: `out 0xf4, 0x10` (isa-debug-exit → QEMU exits (0x10 << 1) | 1 = 33), then hlt forever. */
 export function probeBootSector(): Uint8Array {
   const code = [0xb0, 0x10, 0xe6, 0xf4, 0xf4, 0xeb, 0xfd]; // mov al,0x10; out 0xf4,al; hlt; jmp $-1
-  const sector = new Uint8Array(1 << 20);
+  const sector = new Uint8Array(512);
   sector.set(code);
   sector[510] = 0x55;
   sector[511] = 0xaa;
   return sector;
 }
+/** The probe disk's size: SeaBIOS on q35 (AHCI) boots neither a one-sector nor a 64 KiB disk. Sparse on disk. */
+export const PROBE_DISK_BYTES = 1 << 20;
 const PROBE_EXIT_CODE = 33;
 
 export interface GuestRunResult {
@@ -53,6 +52,7 @@ export async function runProbeGuest(qemu: string, accel: Accelerator, timeoutMs:
   try {
     const disk = join(dir, "probe.img");
     await writeFile(disk, probeBootSector());
+    await truncate(disk, PROBE_DISK_BYTES);
     let proc;
     try {
       proc = Bun.spawn([qemu, ...probeArgs(accel, disk)], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
