@@ -17,7 +17,7 @@ import type { Observed } from "./observed.ts";
 import { describeStep, plan, type PlannedStep, sourceKey } from "./plan.ts";
 import { Records } from "./records.ts";
 import type { SwState } from "./states.ts";
-import { appState, noteExits } from "./status.ts";
+import { appState, noteExits, volumeState } from "./status.ts";
 import { AppTerminals } from "./terminals.ts";
 import type { VmApps } from "./vms.ts";
 
@@ -484,9 +484,8 @@ export class Reconciler {
     }
     for (const v of desired.volumes) {
       seen.volume.add(v.uuid);
-      const exists = observed?.volumes.some((o) => o.uuid.toLowerCase() === v.uuid.toLowerCase() && o.generation === v.generation);
-      const state: SwState = v.origin === "download" ? (observed?.contentTrees.get(v.contentTreeId ?? "")?.state === "LOADED" ? "CREATED_VOLUME" : "INITIAL") : exists ? "CREATED_VOLUME" : "INITIAL";
-      this.putState("volume", v.uuid, v.name, state, null, { generation: v.generation, sizeBytes: v.sizeBytes });
+      const s = volumeState(v, desired, observed);
+      this.putState("volume", v.uuid, v.name, s.state, s.error, s.data);
     }
     for (const kind of ["app", "contentTree", "volume", ...(desired.network ? (["networkInstance"] as const) : [])] as const) {
       for (const o of this.deps.store.observed(kind)) {

@@ -1,5 +1,5 @@
 // The state each object shows in status, derived from desired + observed (pure).
-import type { DesiredApp, DesiredState } from "./desired.ts";
+import type { DesiredApp, DesiredState, DesiredVolume } from "./desired.ts";
 import { type Observed } from "./observed.ts";
 import { startDelayOver } from "./plan.ts";
 import type { SwState } from "./states.ts";
@@ -51,6 +51,23 @@ export function appState(app: DesiredApp, desired: DesiredState, observed: Obser
     : `exited with code ${c.exitCode ?? "?"}${ranMs < QUICK_EXIT_MS ? ` ${(ranMs / 1000).toFixed(1)} s after start` : ""}`;
   const next = rec && rec.nextStartAt > observed.now ? `; restarting in ${Math.ceil((rec.nextStartAt - observed.now) / 1000)} s` : "; restarting";
   return { state: "BROKEN", error: `${why}${rec && rec.crashes > 1 ? ` (${rec.crashes} times in a row)` : ""}${next}`, data };
+}
+
+/**
+ * A volume's state: a downloaded one is created once its content tree is LOADED and carries the tree's error
+ * (an image refused by the disk check leaves the volume in error, naming the tree and why); others once they exist.
+ */
+export function volumeState(v: DesiredVolume, desired: DesiredState, observed: Observed | null): ObjectState {
+  const data = { generation: v.generation, sizeBytes: v.sizeBytes };
+  if (v.origin === "download") {
+    const rec = observed?.contentTrees.get(v.contentTreeId ?? "");
+    if (rec?.state === "LOADED") return { state: "CREATED_VOLUME", error: null, data };
+    const tree = desired.contentTrees.find((t) => t.uuid === v.contentTreeId);
+    const why = tree?.error ?? rec?.error ?? null;
+    return { state: "INITIAL", error: why ? `content tree ${tree?.name || v.contentTreeId}: ${why}` : null, data };
+  }
+  const exists = observed?.volumes.some((o) => o.uuid.toLowerCase() === v.uuid.toLowerCase() && o.generation === v.generation);
+  return { state: exists ? "CREATED_VOLUME" : "INITIAL", error: null, data };
 }
 
 /** Supervision: when a container that should run has exited, count it once and back off. */

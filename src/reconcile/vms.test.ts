@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { desiredFromConfig } from "./desired.ts";
 import { newAppRecord } from "./observed.ts";
+import { volumeState } from "./status.ts";
 import { desiredVms, type DesiredWithVms as DesiredState, type ObservedVms, type ObservedWithVms as Observed, planVms, vmAppState } from "./vms.ts";
 
 const IDS = { ds: "11111111-0000-4000-8000-000000000001", ct: "11111111-0000-4000-8000-000000000002", iso: "11111111-0000-4000-8000-000000000003", vol: "11111111-0000-4000-8000-000000000004", blank: "11111111-0000-4000-8000-000000000005", cd: "11111111-0000-4000-8000-000000000006", app: "11111111-0000-4000-8000-000000000007" };
@@ -198,5 +199,34 @@ describe("vmAppState", () => {
     expect(vmAppState(app, d, o)).toMatchObject({ state: "BROKEN", error: "QEMU exited unexpectedly (SIGKILL) 2.5 s after start; restarting in 3 s" });
     expect(vmAppState(state(doc({ activate: false })).apps[0]!, state(doc({ activate: false })), o)).toMatchObject({ state: "HALTED" });
     expect(vmAppState(app, d, observed({}, { unavailable: "no QEMU" }))).toMatchObject({ state: "INITIAL", error: "VMs cannot run on this device: no QEMU" });
+  });
+
+  test("under TCG the app says why (KVM absent, refused, or failed by a guest); under KVM no reason", () => {
+    const d = state();
+    const app = d.apps[0]!;
+    const o = ready(d);
+    const why = "KVM failed a guest: QEMU aborted (SIGABRT) under KVM: failed to set MSR 0x10a; VMs run under TCG until the next boot";
+    o.vms!.running.set(IDS.app, { appUuid: IDS.app, name: "router", pid: 42, specHash: "x", accelerator: "tcg", acceleratorReason: why, startedAt: "" });
+    expect(vmAppState(app, d, o)).toMatchObject({ state: "RUNNING", error: null, data: { accelerator: "tcg", acceleratorReason: why } });
+    o.vms!.running.set(IDS.app, { appUuid: IDS.app, name: "router", pid: 42, specHash: "x", accelerator: "kvm", startedAt: "" });
+    expect(vmAppState(app, d, o)!.data).toMatchObject({ accelerator: "kvm", acceleratorReason: null });
+  });
+});
+
+describe("volumeState", () => {
+  test("a downloaded volume whose content tree was refused is in error, naming the tree and why", () => {
+    const d = state();
+    const vol = d.volumes.find((v) => v.uuid === IDS.vol)!;
+    const o = ready(d);
+    expect(volumeState(vol, d, o)).toMatchObject({ state: "CREATED_VOLUME", error: null });
+    o.contentTrees.set(IDS.ct, { ...loaded(IDS.ct, "disk.qcow2", SHA), state: "LOADING", error: "the downloaded image is not a qcow2 disk image: it has an external data file (/etc/shadow)" });
+    const tree = d.contentTrees.find((t) => t.uuid === IDS.ct)!;
+    expect(volumeState(vol, d, o)).toEqual({
+      state: "INITIAL",
+      error: `content tree ${tree.name}: the downloaded image is not a qcow2 disk image: it has an external data file (/etc/shadow)`,
+      data: { generation: vol.generation, sizeBytes: vol.sizeBytes },
+    });
+    o.contentTrees.delete(IDS.ct);
+    expect(volumeState(vol, d, o)).toMatchObject({ state: "INITIAL", error: null });
   });
 });

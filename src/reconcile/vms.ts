@@ -161,6 +161,8 @@ export interface RunningVm {
   pid: number;
   specHash: string;
   accelerator: Accelerator;
+  /** Why it runs under TCG (null under KVM). */
+  acceleratorReason?: string | null;
   startedAt: string;
 }
 
@@ -306,7 +308,7 @@ export function vmAppState(app: DesiredApp, desired: DesiredWithVms, observed: O
   const running = obs.running.get(app.uuid);
   if (vm.waiting && !running) return { state: "INITIAL", error: null, data: { ...data, waiting: vm.waiting } };
   if (running) {
-    Object.assign(data, { accelerator: running.accelerator, pid: running.pid, startedAt: running.startedAt, restarts: rec?.crashes ?? 0 });
+    Object.assign(data, { accelerator: running.accelerator, acceleratorReason: running.acceleratorReason ?? null, pid: running.pid, startedAt: running.startedAt, restarts: rec?.crashes ?? 0 });
     if (!app.activate) return { state: "HALTING", error: null, data };
     return { state: "RUNNING", error: rec?.error ?? null, data };
   }
@@ -511,7 +513,7 @@ export class VmApps {
     const app = { uuid: vm.uuid, name: vm.name };
     for (const d of vm.disks) {
       if (d.source.kind === "blank") {
-        if (!existsSync(d.path)) await createBlankDisk(d.path, d.sizeBytes);
+        await this.runtime.createBlankDisk({ dest: d.path, sizeBytes: d.sizeBytes, app });
         continue;
       }
       const base = this.o.cache.path(d.source.sha256);
@@ -615,13 +617,4 @@ export class VmApps {
     }
     return out;
   }
-}
-
-async function createBlankDisk(path: string, sizeBytes: number): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const p = Bun.spawn(["qemu-img", "create", "-q", "-f", "qcow2", tmp, String(sizeBytes)], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-  const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new Error(`creating the blank disk ${path} failed: ${err.trim()}`);
-  const { rename } = await import("node:fs/promises");
-  await rename(tmp, path);
 }

@@ -1,10 +1,13 @@
 // Which accelerator VMs get. /dev/kvm can be there while KVM does not work (nested virtualisation that asserts
-// or hangs), so KVM is only trusted after a real guest ran on it: a 512-byte boot sector that SeaBIOS loads and
-// that exits QEMU through isa-debug-exit with a known code.
+// or hangs), so KVM is only trusted after a real guest ran on it: a boot sector that SeaBIOS loads and that exits
+// QEMU through isa-debug-exit with a known code, on the machine type and CPU model real guests get (a host can run
+// `-machine pc` with the default CPU under KVM and still abort q35 with `-cpu host`). Even then a guest can die
+// under KVM once it really runs: `kvmFailureOf` tells such an end, and the runtime falls back to TCG (kvm-state.ts).
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { cpuModelFor, MACHINE_TYPE } from "./cmdline.ts";
 import type { Accelerator } from "./types.ts";
 
 export interface AcceleratorProbe {
@@ -23,11 +26,24 @@ export function probeBootSector(): Uint8Array {
   sector[511] = 0xaa;
   return sector;
 }
+/** The probe disk's size: SeaBIOS on q35 (AHCI) boots neither a one-sector nor a 64 KiB disk. Sparse on disk. */
+export const PROBE_DISK_BYTES = 1 << 20;
 const PROBE_EXIT_CODE = 33;
 
 export interface GuestRunResult {
   ok: boolean;
   detail: string;
+}
+
+/** The probe guest's command line: the machine type and CPU model of real guests (cmdline.ts), a tiny disk. */
+export function probeArgs(accel: Accelerator, disk: string): string[] {
+  return [
+    "-machine", `${MACHINE_TYPE},accel=${accel}`,
+    "-cpu", cpuModelFor(accel),
+    "-nodefaults", "-no-user-config", "-display", "none", "-m", "16",
+    "-drive", `file=${disk},format=raw,if=ide`,
+    "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+  ];
 }
 
 /** Runs the probe guest once with `accel`; ok when it ran to its exit instruction. */
@@ -36,18 +52,10 @@ export async function runProbeGuest(qemu: string, accel: Accelerator, timeoutMs:
   try {
     const disk = join(dir, "probe.img");
     await writeFile(disk, probeBootSector());
+    await truncate(disk, PROBE_DISK_BYTES);
     let proc;
     try {
-      proc = Bun.spawn(
-        [
-          qemu,
-          "-machine", `pc,accel=${accel}`,
-          "-nodefaults", "-no-user-config", "-display", "none", "-m", "16",
-          "-drive", `file=${disk},format=raw,if=ide`,
-          "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-        ],
-        { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
-      );
+      proc = Bun.spawn([qemu, ...probeArgs(accel, disk)], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     } catch (err) {
       return { ok: false, detail: `cannot run ${qemu}: ${(err as Error).message}` };
     }
@@ -80,4 +88,21 @@ export async function probeAccelerator(qemu: string, opts: { timeoutMs?: number;
   if (!existsSync(dev)) return done("tcg", `${dev} does not exist (no KVM in this kernel or no access to it)`);
   const r = await runProbeGuest(qemu, "kvm", opts.timeoutMs ?? 10_000);
   return r.ok ? done("kvm", null) : done("tcg", `KVM refused: ${r.detail}`);
+}
+
+/** What QEMU says when KVM fails a guest it accepted (nested virtualisation, missing MSRs, emulation failures). */
+const KVM_ERROR = /KVM internal error|emulation failure|kvm_buf_set_msrs|failed to (set|get) MSR|kvm run failed|KVM_[A-Z_]+ failed|kvm_[a-z_]+: Assertion|kvm: /i;
+
+/**
+ * Why a guest under KVM ended (or stopped) as KVM fails guests, or null when its end says nothing about KVM (a
+ * disk QEMU cannot open is not a reason to give up KVM). `log` is QEMU's stderr; `qmpStatus` its run state.
+ */
+export function kvmFailureOf(x: { exitCode: number | null; signal: string | null; qmpStatus?: string | null; log: string }): string | null {
+  const lines = x.log.split("\n").map((l) => l.replace(/^\S*\d{4}-\d\d-\d\dT\S+\s+/, "").replace(/^qemu-system-\S+?: /, "").trim()).filter(Boolean);
+  const said = lines.filter((l) => KVM_ERROR.test(l)).slice(0, 2).join(" / ");
+  const aborted = x.signal === "SIGABRT" || x.exitCode === 134;
+  if (x.qmpStatus === "internal-error") return `the guest stopped with a KVM internal error${said ? `: ${said}` : ""}`;
+  if (aborted) return `QEMU aborted (SIGABRT) under KVM${said || lines.length ? `: ${said || lines.at(-1)}` : ""}`;
+  if (said) return `${x.exitCode !== null || x.signal ? `QEMU ${x.signal ? `was killed by ${x.signal}` : `exited ${x.exitCode}`} under KVM` : "QEMU reported a KVM error"}: ${said}`;
+  return null;
 }

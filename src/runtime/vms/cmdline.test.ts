@@ -66,16 +66,37 @@ describe("buildQemuArgs", () => {
     expect(vnc).not.toContain("-display");
   });
 
-  test("disks: virtio-blk hard disk first in boot order, ISO as read-only IDE CD-ROM", () => {
-    expect(values(args, "-drive")).toEqual([
-      "file=/persist/vols/a.qcow2,format=qcow2,if=none,id=disk0,cache=writeback,discard=unmap",
-      "file=/persist/blobs/b.iso,format=raw,if=none,id=disk1,media=cdrom,readonly=on",
+  test("disks: -blockdev nodes with the format and the backing always stated; virtio-blk first in boot order, ISO as read-only IDE CD-ROM", () => {
+    expect(args).not.toContain("-drive");
+    const nodes = values(args, "-blockdev").map((b) => JSON.parse(b));
+    const cache = { direct: false, "no-flush": false };
+    expect(nodes).toEqual([
+      { driver: "file", filename: "/persist/vols/a.qcow2", "node-name": "disk0-file", "read-only": false, discard: "unmap", cache },
+      // "backing": null: QEMU does not open the backing file the header names.
+      { driver: "qcow2", file: "disk0-file", "node-name": "disk0", "read-only": false, discard: "unmap", cache, backing: null },
+      { driver: "file", filename: "/persist/blobs/b.iso", "node-name": "disk1-file", "read-only": true, discard: "unmap", cache },
+      { driver: "raw", file: "disk1-file", "node-name": "disk1", "read-only": true, discard: "unmap", cache },
     ]);
-    expect(values(args, "-device")).toContain("virtio-blk-pci,drive=disk0,bootindex=0");
+    expect(values(args, "-device")).toContain("virtio-blk-pci,drive=disk0,bootindex=0,write-cache=on");
     expect(values(args, "-device")).toContain("ide-cd,drive=disk1,bootindex=1");
     const ro = buildQemuArgs({ ...spec, disks: [{ path: "/x,y.raw", format: "raw", readOnly: true, bus: "ide" }] }, { paths, accelerator: "tcg" });
-    expect(values(ro, "-drive")).toEqual(["file=/x,,y.raw,format=raw,if=none,id=disk0,cache=writeback,discard=unmap,readonly=on"]);
-    expect(values(ro, "-device")).toContain("ide-hd,drive=disk0,bootindex=0");
+    expect(values(ro, "-blockdev").map((b) => JSON.parse(b)["read-only"])).toEqual([true, true]);
+    expect(JSON.parse(values(ro, "-blockdev")[0]!).filename).toBe("/x,y.raw"); // JSON: no comma escaping
+    expect(values(ro, "-device")).toContain("ide-hd,drive=disk0,bootindex=0,write-cache=on");
+  });
+
+  test("an overlay's backing is the checked image, read-only, with its format; it has no backing itself", () => {
+    const over = buildQemuArgs(
+      { ...spec, disks: [{ path: "/persist/vols/a.qcow2", format: "qcow2", readOnly: false }] },
+      { paths, accelerator: "tcg", backings: [{ path: "/persist/blobs/base", format: "qcow2" }] },
+    );
+    const nodes = values(over, "-blockdev").map((b) => JSON.parse(b));
+    expect(nodes.map((n) => [n["node-name"], n.driver, n.filename ?? n.file, n["read-only"], n.backing])).toEqual([
+      ["disk0-base-file", "file", "/persist/blobs/base", true, undefined],
+      ["disk0-base", "qcow2", "disk0-base-file", true, null],
+      ["disk0-file", "file", "/persist/vols/a.qcow2", false, undefined],
+      ["disk0", "qcow2", "disk0-file", false, "disk0-base"],
+    ]);
   });
 
   test("nics: user networking with host forwards, taps without scripts, no option ROM", () => {
@@ -103,7 +124,10 @@ describe("buildQemuArgs", () => {
       { ...spec, disks: [], kernel: "/k", initrd: "/i", cmdline: "console=ttyS0" },
       { paths, accelerator: "tcg", seedImage: paths.seed },
     );
-    expect(values(withSeed, "-drive")).toEqual([`file=${paths.seed},format=raw,if=none,id=cidata,readonly=on`]);
+    expect(values(withSeed, "-blockdev").slice(-2).map((b) => JSON.parse(b))).toMatchObject([
+      { driver: "file", filename: paths.seed, "read-only": true },
+      { driver: "raw", "node-name": "cidata", "read-only": true },
+    ]);
     expect(values(withSeed, "-kernel")).toEqual(["/k"]);
     expect(values(withSeed, "-initrd")).toEqual(["/i"]);
     expect(values(withSeed, "-append")).toEqual(["console=ttyS0"]);

@@ -1,7 +1,7 @@
 // The QEMU command line of a VM app, built in one place from a VmSpec; pure, so it is unit-tested without QEMU.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { Accelerator, DiskSpec, NicSpec, VmSpec } from "./types.ts";
+import type { Accelerator, DiskFormat, DiskSpec, NicSpec, VmSpec } from "./types.ts";
 
 /** Where a VM's runtime files live: `<runDir>/vms/<uuid>/`. */
 export interface VmPaths {
@@ -61,8 +61,21 @@ export interface QemuArgsOptions {
   firmware?: Firmware;
   /** The NoCloud seed image, when the spec has user-data (built by the runtime before start). */
   seedImage?: string;
+  /**
+   * Per disk (same order as `spec.disks`): the backing file the runtime checked (`checkDiskBeforeStart`), or
+   * null. Stated on the command line, so QEMU never follows a name from an image's header.
+   */
+  backings?: ({ path: string; format: DiskFormat } | null)[];
   /** Start with the vCPUs stopped (`-S`), so the runtime can attach consoles and cgroups before the guest runs. */
   paused?: boolean;
+}
+
+/** The machine type of every VM, in both modes, as EVE (the KVM probe runs this too). */
+export const MACHINE_TYPE = "q35";
+
+/** The CPU model of a VM: the host's under KVM; under TCG `max` (x86-64-v2+ guests need more than `qemu64`). */
+export function cpuModelFor(accelerator: Accelerator): string {
+  return accelerator === "kvm" ? "host" : "max";
 }
 
 /** QEMU's option syntax: a comma inside a value is written twice. */
@@ -79,8 +92,8 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions): string[] {
     "-name", `guest=${v(spec.name)},debug-threads=on`,
     "-uuid", spec.appUuid,
     // q35 for both modes, as EVE does; SeaBIOS is QEMU's default firmware for it.
-    "-machine", `q35,accel=${opts.accelerator}`,
-    "-cpu", opts.accelerator === "kvm" ? "host" : "max",
+    "-machine", `${MACHINE_TYPE},accel=${opts.accelerator}`,
+    "-cpu", cpuModelFor(opts.accelerator),
     "-smp", String(spec.vcpus),
     "-m", `${spec.memoryKiB}k`,
     "-nodefaults",
@@ -110,13 +123,10 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions): string[] {
   }
 
   let bootIndex = 0;
-  spec.disks.forEach((disk, i) => args.push(...diskArgs(disk, i, bootIndex++)));
+  spec.disks.forEach((disk, i) => args.push(...diskArgs(disk, i, bootIndex++, opts.backings?.[i] ?? null)));
   if (opts.seedImage) {
     // NoCloud reads any block device whose filesystem is labelled cidata; not bootable.
-    args.push(
-      "-drive", `file=${v(opts.seedImage)},format=raw,if=none,id=cidata,readonly=on`,
-      "-device", "virtio-blk-pci,drive=cidata",
-    );
+    args.push(...blockdev("cidata", { path: opts.seedImage, format: "raw" }, true, null), "-device", "virtio-blk-pci,drive=cidata");
   }
   spec.nics.forEach((nic, i) => args.push(...nicArgs(nic, i)));
 
@@ -127,18 +137,37 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions): string[] {
   return args;
 }
 
-function diskArgs(disk: DiskSpec, i: number, bootIndex: number): string[] {
-  const v = qemuValue;
-  if (disk.cdrom) {
-    return [
-      "-drive", `file=${v(disk.path)},format=${disk.format},if=none,id=disk${i},media=cdrom,readonly=on`,
-      "-device", `ide-cd,drive=disk${i},bootindex=${bootIndex}`,
-    ];
-  }
-  const drive = `file=${v(disk.path)},format=${disk.format},if=none,id=disk${i},cache=writeback,discard=unmap` +
-    (disk.readOnly ? ",readonly=on" : "");
+/** Formats whose driver takes a `backing` (QEMU opens the header's backing file unless it is given, even as null). */
+const HAS_BACKING = new Set<DiskFormat>(["qcow2", "qcow", "vmdk"]);
+
+/**
+ * A disk as `-blockdev` nodes: the file node and the format node on it, with the format always stated (QEMU never
+ * probes) and the backing always stated (the checked one, or none), so the header's names are never followed.
+ */
+function blockdev(node: string, disk: { path: string; format: DiskFormat }, readOnly: boolean, backing: { path: string; format: DiskFormat } | null): string[] {
+  const cache = { direct: false, "no-flush": false }; // cache=writeback
+  const nodes = (name: string, d: { path: string; format: DiskFormat }, ro: boolean, back: string | null | undefined) => [
+    { driver: "file", filename: d.path, "node-name": `${name}-file`, "read-only": ro, discard: "unmap", cache },
+    {
+      driver: d.format,
+      file: `${name}-file`,
+      "node-name": name,
+      "read-only": ro,
+      discard: "unmap",
+      cache,
+      ...(HAS_BACKING.has(d.format) ? { backing: back ?? null } : {}),
+    },
+  ];
+  const out: Record<string, unknown>[] = [];
+  if (backing) out.push(...nodes(`${node}-base`, backing, true, null));
+  out.push(...nodes(node, disk, readOnly, backing ? `${node}-base` : null));
+  return out.flatMap((n) => ["-blockdev", JSON.stringify(n)]);
+}
+
+function diskArgs(disk: DiskSpec, i: number, bootIndex: number, backing: { path: string; format: DiskFormat } | null): string[] {
+  if (disk.cdrom) return [...blockdev(`disk${i}`, disk, true, backing), "-device", `ide-cd,drive=disk${i},bootindex=${bootIndex}`];
   const device = disk.bus === "ide" ? "ide-hd" : "virtio-blk-pci";
-  return ["-drive", drive, "-device", `${device},drive=disk${i},bootindex=${bootIndex}`];
+  return [...blockdev(`disk${i}`, disk, disk.readOnly, backing), "-device", `${device},drive=disk${i},bootindex=${bootIndex},write-cache=on`];
 }
 
 function nicArgs(nic: NicSpec, i: number): string[] {

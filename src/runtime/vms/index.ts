@@ -2,7 +2,21 @@ export { type AcceleratorProbe, probeAccelerator, runProbeGuest } from "./accel.
 export { findCgroup2Root, VmCgroups } from "./cgroup.ts";
 export { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, type QemuArgsOptions, qemuValue, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
 export { ByteRing, ConsoleBridge, ConsoleTimeout } from "./console.ts";
-export { type ImageInfo, imageInfo, makeNoCloudSeed, type PreparedDisk, prepareDisk, type PrepareDiskOptions, verifyDiskImage } from "./disks.ts";
+export {
+  checkDiskBeforeStart,
+  createBlankDisk,
+  type DiskBacking,
+  type HeaderFacts,
+  type ImageInfo,
+  imageInfo,
+  type ImageReference,
+  makeNoCloudSeed,
+  type PreparedDisk,
+  prepareDisk,
+  type PrepareDiskOptions,
+  readImageHeader,
+  verifyDiskImage,
+} from "./disks.ts";
 export { VmError, type VmErrorKind } from "./errors.ts";
 export { decodeUserData, diskFormatOfContentTree, firmwareModeOf, vmResourcesOf } from "./eve.ts";
 export { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";

@@ -1,12 +1,14 @@
 import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { type AcceleratorProbe, probeAccelerator } from "./accel.ts";
+import { type AcceleratorProbe, kvmFailureOf, probeAccelerator } from "./accel.ts";
 import { VmCgroups } from "./cgroup.ts";
 import { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
 import { ConsoleBridge, ConsoleTimeout } from "./console.ts";
-import { makeNoCloudSeed, prepareDisk, type PrepareDiskOptions, type PreparedDisk } from "./disks.ts";
+import { checkDiskBeforeStart, createBlankDisk, type DiskBacking, makeNoCloudSeed, prepareDisk, type PrepareDiskOptions, type PreparedDisk } from "./disks.ts";
 import { VmError } from "./errors.ts";
+import { readKvmUnusable, writeKvmUnusable } from "./kvm-state.ts";
 import { QmpClient, type QmpEvent } from "./qmp.ts";
 import type {
   Accelerator,
@@ -42,13 +44,23 @@ export interface QemuRuntimeOptions {
   /** Skips the accelerator probe (tests, or a device that knows). */
   accelerator?: Accelerator;
   hostResources?: () => HostResources;
+  /**
+   * How long a guest under KVM is watched after its start (less once it writes on its serial console) for QEMU
+   * aborting or stopping on a KVM error; then it is started again under TCG.
+   */
+  kvmWatchMs?: number;
 }
+
+/** A start under KVM that KVM failed (the message says how); the runtime retries under TCG. */
+class KvmFailed extends Error {}
 
 /** What spec.json in a VM's run directory holds. */
 interface RunRecord {
   spec: VmSpec;
   specHash: string;
   accelerator: Accelerator;
+  /** Why it runs under TCG (null under KVM; absent in records of older evebox versions). */
+  acceleratorReason?: string | null;
   startedAt: string;
 }
 
@@ -90,6 +102,9 @@ export class QemuRuntime {
   private readonly startTimeoutMs: number;
   private readonly pollIntervalMs: number;
   private readonly host: () => HostResources;
+  private readonly kvmWatchMs: number;
+  /** Where "KVM is unusable on this device" is kept for the rest of this boot. */
+  private readonly kvmStateFile: string;
   private accel: Promise<AcceleratorProbe> | null = null;
   private accelResult: AcceleratorProbe | null = null;
   private readonly vms = new Map<string, ManagedVm>();
@@ -110,6 +125,8 @@ export class QemuRuntime {
     this.startTimeoutMs = opts.startTimeoutMs ?? 15_000;
     this.pollIntervalMs = opts.pollIntervalMs ?? 500;
     this.host = opts.hostResources ?? hostResources;
+    this.kvmWatchMs = opts.kvmWatchMs ?? 8000;
+    this.kvmStateFile = join(this.runDir, "vm-kvm-unusable.json");
     if (opts.accelerator) {
       this.accelResult = { accelerator: opts.accelerator, reason: "set by configuration", probeMs: 0 };
       this.accel = Promise.resolve(this.accelResult);
@@ -120,6 +137,12 @@ export class QemuRuntime {
 
   /** KVM if a guest really runs on it, else TCG; probed once. `acceleratorProbe()` tells why. */
   async probeAccelerator(): Promise<Accelerator> {
+    const earlier = this.accelResult ? null : readKvmUnusable(this.kvmStateFile);
+    if (earlier) {
+      this.accelResult = { accelerator: "tcg", reason: `KVM failed a guest earlier in this boot (${earlier.at}): ${earlier.reason}`, probeMs: 0 };
+      this.accel = Promise.resolve(this.accelResult);
+      this.log.info(`VMs run under TCG: ${this.accelResult.reason}`);
+    }
     this.accel ??= probeAccelerator(this.qemu).then((r) => {
       this.accelResult = r;
       if (r.reason) this.log.info(`VMs run under TCG (no hardware acceleration): ${r.reason}`);
@@ -142,6 +165,11 @@ export class QemuRuntime {
 
   prepareDisk(opts: Omit<PrepareDiskOptions, "qemuImg">): Promise<PreparedDisk> {
     return prepareDisk({ ...opts, qemuImg: this.qemuImg });
+  }
+
+  /** A blank volume's disk: a new empty qcow2 of `sizeBytes`, kept when it exists. */
+  createBlankDisk(opts: { dest: string; sizeBytes: number; app?: { uuid: string; name?: string } }): Promise<void> {
+    return createBlankDisk({ ...opts, qemuImg: this.qemuImg });
   }
 
   // ---- lifecycle
@@ -184,10 +212,65 @@ export class QemuRuntime {
     if (onHost.length > resources.length) throw new VmError("invalid-spec", app, `refused: ${onHost.join("; ")}`);
     if (resources.length) throw new VmError("insufficient-resources", app, `refused: ${resources.join("; ")}`);
 
-    const accelerator = await this.probeAccelerator();
+    // Every disk checked right before QEMU opens it; its backing is stated on the command line.
+    const backings: (DiskBacking | null)[] = [];
+    for (const d of spec.disks) backings.push(await checkDiskBeforeStart(d, { qemuImg: this.qemuImg, app }));
+
+    let accelerator = await this.probeAccelerator();
+    for (;;) {
+      try {
+        await this.launch(spec, specHash, accelerator, paths, backings, app);
+        break;
+      } catch (err) {
+        // KVM accepted the probe but failed this guest: KVM is unusable on this device; the guest runs under TCG.
+        if (!(err instanceof KvmFailed)) throw err;
+        this.markKvmUnusable(`app "${spec.name}" (${spec.appUuid}): ${err.message}`);
+        accelerator = "tcg";
+      }
+    }
+
+    if (opts.readyPattern !== undefined) {
+      const timeoutMs = opts.readyTimeoutMs ?? 60_000;
+      try {
+        await this.vms.get(spec.appUuid)!.serial.waitFor(opts.readyPattern, timeoutMs);
+      } catch (err) {
+        const seen = err instanceof ConsoleTimeout ? err.seen : "";
+        const exit = await this.killUnlocked(spec.appUuid); // the start holds this VM's lock
+        const lastSerial = seen.trim().split("\n").slice(-10).join("\n");
+        throw new VmError(
+          "boot-timeout",
+          app,
+          `the guest did not boot: ${(err as Error).message} on its serial console; it was killed. ` +
+            (lastSerial ? `Last serial output:\n${lastSerial}` : "It printed nothing on its serial console."),
+          exit?.logTail ?? "",
+        );
+      }
+    }
+    return this.status(spec.appUuid);
+  }
+
+  /**
+   * One attempt at starting QEMU under `accelerator`: run directory, seed, spawn into the cgroup, QMP, consoles,
+   * taps, `cont`, and under KVM a watch of the guest's first seconds. Throws `KvmFailed` when KVM failed the guest
+   * (the caller retries under TCG); on any failure nothing is left behind.
+   */
+  private async launch(
+    spec: VmSpec,
+    specHash: string,
+    accelerator: Accelerator,
+    paths: VmPaths,
+    backings: (DiskBacking | null)[],
+    app: { uuid: string; name: string },
+  ): Promise<void> {
     await rm(paths.dir, { recursive: true, force: true });
     await mkdir(paths.dir, { recursive: true, mode: 0o700 });
-    const record: RunRecord = { spec, specHash, accelerator, startedAt: new Date().toISOString() };
+    const record: RunRecord = {
+      spec,
+      specHash,
+      accelerator,
+      acceleratorReason: accelerator === "tcg" ? (this.accelResult?.reason ?? null) : null,
+      startedAt: new Date().toISOString(),
+    };
     let child: Subprocess | null = null;
     let qmp: QmpClient | null = null;
     const serial = this.bridge(paths, "serial");
@@ -203,7 +286,7 @@ export class QemuRuntime {
         seedImage = paths.seed;
       }
       writeFileSync(paths.spec, JSON.stringify(record, null, 2));
-      const args = buildQemuArgs(spec, { paths, accelerator, firmware: this.firmware, seedImage, paused: true });
+      const args = buildQemuArgs(spec, { paths, accelerator, firmware: this.firmware, seedImage, backings, paused: true });
 
       // QEMU is spawned into the VM's cgroup (the shell moves itself in, then execs QEMU), so every page the
       // guest touches is charged there from the start. Accounting is not worth failing a start for.
@@ -232,38 +315,82 @@ export class QemuRuntime {
       await virtio.connect(this.startTimeoutMs);
       await this.attachTaps(spec, app);
       await qmp.execute("cont");
+      if (accelerator === "kvm") {
+        const failed = await this.watchKvmStart(child, qmp, serial, paths);
+        if (failed) throw new KvmFailed(failed);
+      }
       // From here the VM's exit handling owns the process (an exit between `cont` and this is seen by its poll).
       const vm = this.register(spec, record, paths, child.pid, child, qmp, serial, virtio);
       this.log.info(`app "${spec.name}" (${spec.appUuid}): QEMU pid ${vm.pid} started under ${accelerator}`);
     } catch (err) {
+      // Told before the cleanup kills it: how QEMU ended by itself, under KVM, is what says whether KVM failed it.
+      let kvm: string | null = err instanceof KvmFailed ? err.message : null;
+      if (!kvm && accelerator === "kvm" && child) {
+        const ended = child.exitCode !== null || child.signalCode !== null;
+        kvm = kvmFailureOf({
+          exitCode: ended ? child.exitCode : null,
+          signal: ended && child.signalCode ? String(child.signalCode) : null,
+          log: logTail(paths.log, 40),
+        });
+      }
       qmp?.close();
       serial.close();
       virtio.close();
       await this.cleanupFailedStart(spec.appUuid, child);
       const tail = logTail(paths.log);
       await rm(paths.dir, { recursive: true, force: true });
+      if (kvm) {
+        this.log.warn(`app "${spec.name}" (${spec.appUuid}): KVM failed the guest (${kvm}); starting it again under TCG`);
+        throw new KvmFailed(kvm);
+      }
       if (err instanceof VmError) throw err;
       throw new VmError("start-failed", app, `QEMU failed to start: ${(err as Error).message}`, tail);
     }
+  }
 
-    if (opts.readyPattern !== undefined) {
-      const timeoutMs = opts.readyTimeoutMs ?? 60_000;
-      try {
-        await this.vms.get(spec.appUuid)!.serial.waitFor(opts.readyPattern, timeoutMs);
-      } catch (err) {
-        const seen = err instanceof ConsoleTimeout ? err.seen : "";
-        const exit = await this.killUnlocked(spec.appUuid); // the start holds this VM's lock
-        const lastSerial = seen.trim().split("\n").slice(-10).join("\n");
-        throw new VmError(
-          "boot-timeout",
-          app,
-          `the guest did not boot: ${(err as Error).message} on its serial console; it was killed. ` +
-            (lastSerial ? `Last serial output:\n${lastSerial}` : "It printed nothing on its serial console."),
-          exit?.logTail ?? "",
-        );
+  /**
+   * The first seconds of a guest under KVM (until it writes on its serial console, at most `kvmWatchMs`): QEMU
+   * gone, stopped in QMP's `internal-error` state, or a KVM error in its log. Returns why KVM failed it, or null.
+   */
+  private async watchKvmStart(child: Subprocess, qmp: QmpClient, serial: ConsoleBridge, paths: VmPaths): Promise<string | null> {
+    let spoke = false;
+    serial.waitFor(/\S/, this.kvmWatchMs).then(
+      () => (spoke = true),
+      () => {},
+    );
+    const deadline = Date.now() + this.kvmWatchMs;
+    while (Date.now() < deadline && !spoke) {
+      const ended = child.exitCode !== null || child.signalCode !== null;
+      let qmpStatus: string | null = null;
+      if (!ended) {
+        try {
+          qmpStatus = (await qmp.execute<{ status: string }>("query-status")).status;
+        } catch {}
       }
+      const failed = kvmFailureOf({
+        exitCode: ended ? child.exitCode : null,
+        signal: ended && child.signalCode ? String(child.signalCode) : null,
+        qmpStatus,
+        log: logTail(paths.log, 40),
+      });
+      if (failed) return failed;
+      if (ended) return null; // it ended for another reason: the exit path reports it
+      await Bun.sleep(100);
     }
-    return this.status(spec.appUuid);
+    return null;
+  }
+
+  /** KVM failed a real guest: every later start on this device (for this boot) runs under TCG, and says why. */
+  private markKvmUnusable(reason: string): void {
+    const why = `KVM failed a guest: ${reason}; VMs run under TCG until the next boot`;
+    this.accelResult = { accelerator: "tcg", reason: why, probeMs: this.accelResult?.probeMs ?? 0 };
+    this.accel = Promise.resolve(this.accelResult);
+    try {
+      writeKvmUnusable(this.kvmStateFile, reason);
+    } catch (err) {
+      this.log.warn(`cannot record that KVM is unusable in ${this.kvmStateFile}: ${(err as Error).message}`);
+    }
+    this.log.warn(`VMs run under TCG from now on: ${why}`);
   }
 
   private bridge(paths: VmPaths, port: ConsolePort): ConsoleBridge {
@@ -402,17 +529,25 @@ export class QemuRuntime {
       qmpStatus = (await vm.qmp!.execute<{ status: string }>("query-status")).status;
       accelerator = (await vm.qmp!.execute<{ enabled: boolean }>("query-kvm")).enabled ? "kvm" : "tcg";
     } catch {}
-    return { appUuid: uuid, state: foldState(qmpStatus, isOurQemu(vm.pid, uuid)), qmpStatus, pid: vm.pid, accelerator };
+    return {
+      appUuid: uuid,
+      state: foldState(qmpStatus, isOurQemu(vm.pid, uuid)),
+      qmpStatus,
+      pid: vm.pid,
+      accelerator,
+      acceleratorReason: accelerator === "tcg" ? (vm.record.acceleratorReason ?? null) : null,
+    };
   }
 
   /** The VMs this runtime manages (started or adopted) and still running. */
-  list(): { appUuid: string; name: string; pid: number; specHash: string; accelerator: Accelerator; startedAt: string }[] {
+  list(): { appUuid: string; name: string; pid: number; specHash: string; accelerator: Accelerator; acceleratorReason: string | null; startedAt: string }[] {
     return [...this.vms.values()].map((vm) => ({
       appUuid: vm.uuid,
       name: vm.name,
       pid: vm.pid,
       specHash: vm.record.specHash,
       accelerator: vm.record.accelerator,
+      acceleratorReason: vm.record.acceleratorReason ?? null,
       startedAt: vm.record.startedAt,
     }));
   }

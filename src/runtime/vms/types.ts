@@ -66,6 +66,8 @@ export interface VmStatus {
   qmpStatus: string | null;
   pid: number | null;
   accelerator: Accelerator | null;
+  /** Why it runs under TCG: KVM absent, refused by the probe, or found unusable by a guest (null under KVM). */
+  acceleratorReason?: string | null;
 }
 
 export interface AdoptedVm {
