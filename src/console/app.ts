@@ -140,8 +140,16 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
 
   api.post("/password", smallBody, async (c) => {
     const body = await jsonBody(c);
-    await auth.changePassword(body.current, body.password);
-    device.events.publish({ type: "auth.password-changed", message: "admin password changed" });
+    const p = c.get("principal")!;
+    try {
+      await auth.changePassword(body.current, body.password, clientOf(c, opts.trustAll), p.kind === "session" ? p.idHash : null);
+    } catch (e) {
+      if (e instanceof AuthError && e.status === 403) {
+        device.events.publish({ type: "auth.password-change-failed", message: `password change with a wrong current password from ${clientOf(c, opts.trustAll)}` });
+      }
+      throw e;
+    }
+    device.events.publish({ type: "auth.password-changed", message: "admin password changed; other sessions ended (API tokens stay)" });
     return c.json({ ok: true });
   });
 
