@@ -1,5 +1,5 @@
 // Starts evebox in host mode: data directories, store, console on TCP and on the local socket.
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Auth } from "../auth/auth.ts";
 import { ConfigService } from "../config/service.ts";
@@ -52,21 +52,46 @@ export interface DataDirs {
   run: string;
 }
 
+/**
+ * Makes the data directories, owner only (0700), and tightens ones that exist already (keys, the store and the
+ * setup token are in them). On a device the data directory is `/` and `run/` is the system's `/run`: those two are
+ * not evebox's to change, CONFIG and PERSIST are.
+ */
 export function prepareDataDirs(dataDir: string): DataDirs {
   const root = resolve(dataDir);
   const dirs = { root, config: join(root, "config"), persist: join(root, "persist"), run: join(root, "run") };
+  const systemRoot = root === "/";
+  if (!systemRoot) {
+    try {
+      mkdirSync(root, { recursive: true, mode: 0o700 });
+      tightenDir(root);
+    } catch (e) {
+      if (e instanceof StartupError) throw e;
+      throw new StartupError(`cannot use data directory ${root}: it is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
   for (const d of [dirs.config, dirs.persist, dirs.run]) {
     try {
       mkdirSync(d, { recursive: true, mode: 0o700 });
+      if (!(systemRoot && d === dirs.run)) tightenDir(d);
       accessSync(d, constants.W_OK | constants.R_OK | constants.X_OK);
       const probe = join(d, ".evebox-write-test");
       writeFileSync(probe, "");
       rmSync(probe);
     } catch (e) {
+      if (e instanceof StartupError) throw e;
       throw new StartupError(`cannot use data directory ${root}: ${d} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
   }
   return dirs;
+}
+
+function tightenDir(d: string): void {
+  try {
+    if ((statSync(d).mode & 0o077) !== 0) chmodSync(d, 0o700);
+  } catch (e) {
+    throw new StartupError(`cannot make ${d} private to evebox (mode 0700): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }
 
 /** A short random id of this device's store, made once: it tells this evebox's containers from another's. */
