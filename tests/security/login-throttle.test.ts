@@ -11,7 +11,8 @@ let evebox: Evebox;
 
 beforeAll(async () => {
   dataDir = tempDataDir("evebox-throttle-");
-  evebox = await startEvebox({ dataDir, env: { EVEBOX_APPS: "off" } });
+  // 40 connections at once from one address: above the default per-client connection cap (tests/security/connections).
+  evebox = await startEvebox({ dataDir, env: { EVEBOX_APPS: "off", EVEBOX_CONSOLE_MAX_CONNECTIONS_PER_CLIENT: "100" } });
   expect((await new Client(evebox.url).json("POST", "/api/v1/setup", { token: evebox.setupToken, password: PASSWORD })).status).toBe(200);
 }, 300_000);
 
