@@ -4,8 +4,8 @@
 // connection itself, counts it per client and in all, closes what is over a cap at once, and pipes the rest,
 // bytes unchanged (TLS included), to the console's Bun.serve on a loopback port. The console learns who the
 // client is from the gate (`clientOf`), by the port its side of the pipe connects from.
-import { connect, createServer, type Server, type Socket } from "node:net";
 import { readFileSync } from "node:fs";
+import type { Socket, TCPSocketListener } from "bun";
 import { clientKey } from "../auth/auth.ts";
 
 export interface ConnectionLimits {
@@ -72,35 +72,57 @@ export interface ConnectionGateOptions {
   tls: boolean;
 }
 
+/** One client connection and its pipe to the console; each side's bytes wait in a queue while the other is full. */
+interface Pipe {
+  key: string;
+  address: string;
+  client: Socket<Side>;
+  up: Socket<Side> | null;
+  toUp: Uint8Array[];
+  toClient: Uint8Array[];
+  /** A side ended: the other ends once its queue is written. */
+  endUp: boolean;
+  endClient: boolean;
+  upClosed: boolean;
+  localPort: number | null;
+  done: boolean;
+}
+type Side = { pipe: Pipe | null; role: "client" | "up" };
+
 export class ConnectionGate {
   private readonly clients = new Map<number, string>();
-  private readonly sockets = new Set<Socket>();
+  private readonly pipes = new Set<Pipe>();
   private backendPort = 0;
+  private listener: TCPSocketListener<Side> | null = null;
 
-  private constructor(
-    private readonly server: Server,
-    private readonly o: ConnectionGateOptions,
-  ) {}
+  private constructor(private readonly o: ConnectionGateOptions) {}
 
-  static listen(o: ConnectionGateOptions): Promise<ConnectionGate> {
-    const server = createServer({ pauseOnConnect: true, allowHalfOpen: false });
-    const gate = new ConnectionGate(server, o);
-    server.on("connection", (s) => gate.accept(s));
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ host: o.hostname, port: o.port, exclusive: true }, () => {
-        server.off("error", reject);
-        server.on("error", () => {}); // accept errors (EMFILE …) are retried by the runtime
-        resolve(gate);
-      });
+  /** Listens (throws when the address is in use); connections are piped once `setBackend` names the console. */
+  static listen(o: ConnectionGateOptions): ConnectionGate {
+    const gate = new ConnectionGate(o);
+    gate.listener = Bun.listen<Side>({
+      hostname: o.hostname,
+      port: o.port,
+      exclusive: true,
+      data: { pipe: null, role: "client" },
+      socket: {
+        open: (s) => gate.accept(s),
+        data: (s, chunk) => gate.forward(s, chunk),
+        drain: (s) => gate.drained(s),
+        end: (s) => gate.ended(s),
+        close: (s) => gate.finish(s.data.pipe),
+        error: (s) => gate.finish(s.data.pipe),
+        timeout: (s) => gate.finish(s.data.pipe),
+      },
     });
+    return gate;
   }
 
   get port(): number {
-    return (this.server.address() as { port: number }).port;
+    return this.listener!.port;
   }
   get hostname(): string {
-    return (this.server.address() as { address: string }).address;
+    return this.listener!.hostname;
   }
 
   /** Where the console's Bun.serve listens (loopback); set before the first connection is served. */
@@ -114,57 +136,131 @@ export class ConnectionGate {
     return this.clients.get(from.port) ?? null;
   }
 
-  private accept(client: Socket): void {
-    const address = (client.remoteAddress ?? "unknown").replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "");
+  private accept(client: Socket<Side>): void {
+    client.data = { pipe: null, role: "client" };
+    const address = (client.remoteAddress || "unknown").replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "");
     const key = clientKey(address);
     const refused = this.o.budget.take(key);
     if (refused) {
       // Closed at once, whatever the client does: a refused connection must not hold a descriptor.
-      client.on("error", () => {});
-      if (this.o.tls) client.destroy();
+      if (this.o.tls) client.terminate();
       else {
         const body = JSON.stringify({ error: `${refused}; close idle connections and try again` });
-        client.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n${body}`, () => client.destroy());
-        setTimeout(() => client.destroy(), 1_000).unref();
+        client.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n${body}`);
+        setTimeout(() => client.terminate(), 1_000).unref();
       }
       return;
     }
-    this.sockets.add(client);
-    let localPort: number | null = null;
-    let done = false;
-    const up = connect({ host: "127.0.0.1", port: this.backendPort });
-    this.sockets.add(up);
-    const close = () => {
-      if (done) return;
-      done = true;
-      this.o.budget.give(key);
-      if (localPort !== null && this.clients.get(localPort) === address) this.clients.delete(localPort);
-      this.sockets.delete(client);
-      this.sockets.delete(up);
-      client.destroy();
-      up.destroy();
-    };
-    up.once("connect", () => {
-      // Known before the first byte reaches the console: the client's data waits (paused) until now.
-      localPort = up.localPort ?? null;
-      if (localPort !== null) this.clients.set(localPort, address);
-      client.pipe(up);
-      up.pipe(client);
-      client.resume();
-    });
-    // An end from either side ends the other once what is in flight has been written (pipe's default); any error,
-    // the idle timeout or a full close tears both down.
-    client.setTimeout(this.o.budget.limits.idleTimeoutMs + 15_000, close);
-    client.on("error", close);
-    up.on("error", close);
-    client.on("close", close);
-    up.on("close", close);
+    const pipe: Pipe = { key, address, client, up: null, toUp: [], toClient: [], endUp: false, endClient: false, upClosed: false, localPort: null, done: false };
+    client.data.pipe = pipe;
+    this.pipes.add(pipe);
+    client.timeout(Math.ceil(this.o.budget.limits.idleTimeoutMs / 1000) + 15);
+    // The client's bytes wait until the pipe's own end is connected and its port known to the console.
+    client.pause();
+    Bun.connect<Side>({
+      hostname: "127.0.0.1",
+      port: this.backendPort,
+      data: { pipe, role: "up" },
+      socket: {
+        open: (up) => {
+          if (pipe.done) return void up.terminate();
+          if (pipe.upClosed) return;
+          pipe.up = up;
+          pipe.localPort = up.localPort;
+          this.clients.set(up.localPort, address);
+          this.flush(pipe, "up");
+          client.resume();
+        },
+        data: (s, chunk) => this.forward(s, chunk),
+        drain: (s) => this.drained(s),
+        end: (s) => this.ended(s),
+        close: () => this.upClosed(pipe),
+        error: () => this.upClosed(pipe),
+        connectError: () => this.finish(pipe),
+      },
+    }).catch(() => this.finish(pipe));
   }
 
-  async stop(): Promise<void> {
-    await new Promise<void>((r) => {
-      this.server.close(() => r());
-      for (const s of this.sockets) s.destroy();
-    });
+  /** Bytes from one side to the other; when the other cannot take them all, the rest waits and this side pauses. */
+  private forward(from: Socket<Side>, chunk: Uint8Array): void {
+    const pipe = from.data.pipe;
+    if (!pipe || pipe.done) return;
+    const toUp = from.data.role === "client";
+    if (toUp && pipe.upClosed) return; // the console has answered and closed: the rest of the body goes nowhere
+    const to = toUp ? pipe.up : pipe.client;
+    const queue = toUp ? pipe.toUp : pipe.toClient;
+    if (!to || queue.length > 0) {
+      queue.push(chunk.slice());
+      if (to) from.pause();
+      return;
+    }
+    const n = to.write(chunk);
+    if (n < chunk.length) {
+      queue.push(chunk.slice(Math.max(0, n)));
+      from.pause();
+    }
+  }
+
+  private drained(s: Socket<Side>): void {
+    const pipe = s.data.pipe;
+    if (pipe) this.flush(pipe, s.data.role);
+  }
+
+  /** Writes what waits for `side`; once all is written, the other side reads again (or this one ends). */
+  private flush(pipe: Pipe, side: "client" | "up"): void {
+    const to = side === "up" ? pipe.up : pipe.client;
+    const from = side === "up" ? pipe.client : pipe.up;
+    const queue = side === "up" ? pipe.toUp : pipe.toClient;
+    if (!to || pipe.done) return;
+    while (queue.length > 0) {
+      const head = queue[0]!;
+      const n = to.write(head);
+      if (n < head.length) {
+        queue[0] = head.subarray(Math.max(0, n));
+        return;
+      }
+      queue.shift();
+    }
+    if (side === "up" ? pipe.endUp : pipe.endClient) to.end();
+    else from?.resume();
+  }
+
+  /** One side sent FIN: the other ends after what is still queued for it. */
+  private ended(s: Socket<Side>): void {
+    const pipe = s.data.pipe;
+    if (!pipe) return;
+    if (s.data.role === "client") {
+      pipe.endUp = true;
+      this.flush(pipe, "up");
+    } else {
+      pipe.endClient = true;
+      this.flush(pipe, "client");
+    }
+  }
+
+  /** The console closed its side: what it answered last still goes out, then the client's side ends. */
+  private upClosed(pipe: Pipe): void {
+    if (pipe.done || pipe.upClosed) return;
+    pipe.upClosed = true;
+    pipe.up = null;
+    if (pipe.localPort !== null) this.clients.delete(pipe.localPort);
+    pipe.endClient = true;
+    this.flush(pipe, "client");
+  }
+
+  /** The client's connection is gone (closed, failed, idle too long): both sides close, its place is free. */
+  private finish(pipe: Pipe | null): void {
+    if (!pipe || pipe.done) return;
+    pipe.done = true;
+    this.pipes.delete(pipe);
+    this.o.budget.give(pipe.key);
+    if (pipe.localPort !== null) this.clients.delete(pipe.localPort);
+    pipe.client.terminate();
+    pipe.up?.terminate();
+  }
+
+  stop(): void {
+    this.listener?.stop(true);
+    for (const p of [...this.pipes]) this.finish(p);
   }
 }

@@ -206,13 +206,17 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   let gate: ConnectionGate | null = null;
   let redirect: { gate: ConnectionGate; server: ReturnType<typeof Bun.serve> } | null = null;
   const stopListeners = async () => {
-    await Promise.all([gate?.stop(), redirect?.gate.stop()]);
+    gate?.stop();
+    redirect?.gate.stop();
     await Promise.all([tcp?.stop(true), redirect?.server.stop(true)]);
   };
   try {
-    const g = await ConnectionGate.listen({ hostname: listen.hostname, port: listen.port, budget, tls: !!opts.tls }).catch((e) => {
+    let g: ConnectionGate;
+    try {
+      g = ConnectionGate.listen({ hostname: listen.hostname, port: listen.port, budget, tls: !!opts.tls });
+    } catch (e) {
       throw new StartupError(`cannot listen on ${opts.listen}: ${(e as Error).message}`);
-    });
+    }
     gate = g;
     tcp = Bun.serve({
       hostname: "127.0.0.1",
@@ -233,9 +237,12 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     if (opts.redirectHttp) {
       const r = parseListen(opts.redirectHttp);
       const httpsPort = g.port;
-      const rg = await ConnectionGate.listen({ hostname: r.hostname, port: r.port, budget, tls: false }).catch((e) => {
+      let rg: ConnectionGate;
+      try {
+        rg = ConnectionGate.listen({ hostname: r.hostname, port: r.port, budget, tls: false });
+      } catch (e) {
         throw new StartupError(`cannot listen on ${opts.redirectHttp}: ${(e as Error).message}`);
-      });
+      }
       const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout, fetch: (req) => redirectToHttps(req, httpsPort) });
       rg.setBackend(server.port!);
       redirect = { gate: rg, server };
