@@ -125,6 +125,7 @@ export interface BaseOsOptions {
 
 /** Why an upload's body stopped being read: the operator cancelled it. */
 class UploadCancelled extends Error {}
+type BodyChunk = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>>;
 
 const ACTIVE_PHASES: Phase[] = ["receiving", "verifying", "writing", "reading-back", "ready", "rebooting", "testing"];
 
@@ -487,7 +488,7 @@ export class BaseOs {
       try {
         const reader = body.getReader();
         for (;;) {
-          let chunk: Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>>;
+          let chunk: BodyChunk;
           try {
             chunk = await readOrGiveUp(reader, receiving.signal, this.o.uploadStallMs ?? 120_000);
           } catch (e) {
@@ -920,7 +921,7 @@ export function notAbView(reason: string) {
 }
 
 /** The next chunk of an upload, unless the operator cancels it first or the sender stalls for `stallMs`. */
-function readOrGiveUp(reader: ReadableStreamDefaultReader<Uint8Array>, signal: AbortSignal, stallMs: number): Promise<Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>>> {
+function readOrGiveUp(reader: ReadableStreamDefaultReader<Uint8Array>, signal: AbortSignal, stallMs: number): Promise<BodyChunk> {
   if (signal.aborted) return Promise.reject(new UploadCancelled());
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(new UploadCancelled());
