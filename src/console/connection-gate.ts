@@ -13,10 +13,8 @@ export interface ConnectionLimits {
   perClient: number;
   /** Open connections of all clients together. */
   total: number;
-  /**
-   * The console closes a connection with no byte either way for this long (the event stream and WebSockets send
-   * keep-alives); the gate closes one idle 15 s longer, should the console not.
-   */
+  /** The console closes a connection with no byte either way for this long (not the event stream, which sends
+   * keep-alives; WebSockets ping); the gate closes one idle longer still (`gateIdleSeconds`), should the console not. */
   idleTimeoutMs: number;
 }
 
@@ -70,6 +68,16 @@ export interface ConnectionGateOptions {
   budget: ConnectionBudget;
   /** The console speaks TLS: a refusal is a plain close (an HTTP answer would be noise to a TLS client). */
   tls: boolean;
+  /**
+   * The gate closes a connection with no byte either way for this long (seconds; a backstop, should the console not
+   * close it: longer than the console's idle timeout and than the event stream's 15 s keep-alive).
+   */
+  idleTimeoutS: number;
+}
+
+/** The gate's idle timeout for a console idle timeout (ms): 15 s longer, and never under 20 s (the keep-alives). */
+export function gateIdleSeconds(consoleIdleMs: number): number {
+  return Math.max(20, Math.ceil(consoleIdleMs / 1000) + 15);
 }
 
 /** One client connection and its pipe to the console; each side's bytes wait in a queue while the other is full. */
@@ -154,7 +162,7 @@ export class ConnectionGate {
     const pipe: Pipe = { key, address, client, up: null, toUp: [], toClient: [], endUp: false, endClient: false, upClosed: false, localPort: null, done: false };
     client.data.pipe = pipe;
     this.pipes.add(pipe);
-    client.timeout(Math.ceil(this.o.budget.limits.idleTimeoutMs / 1000) + 15);
+    client.timeout(this.o.idleTimeoutS);
     // The client's bytes wait until the pipe's own end is connected and its port known to the console.
     client.pause();
     Bun.connect<Side>({
@@ -185,6 +193,8 @@ export class ConnectionGate {
   private forward(from: Socket<Side>, chunk: Uint8Array): void {
     const pipe = from.data.pipe;
     if (!pipe || pipe.done) return;
+    // A socket's timeout runs from when it was set, whatever flows: set again on every chunk, either way.
+    pipe.client.timeout(this.o.idleTimeoutS);
     const toUp = from.data.role === "client";
     if (toUp && pipe.upClosed) return; // the console has answered and closed: the rest of the body goes nowhere
     const to = toUp ? pipe.up : pipe.client;

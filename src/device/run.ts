@@ -5,7 +5,7 @@ import { Auth } from "../auth/auth.ts";
 import { ConfigService } from "../config/service.ts";
 import { createConsoleApp, type PowerControl } from "../console/app.ts";
 import { websocket } from "../console/console-socket.ts";
-import { ConnectionBudget, ConnectionGate, type ConnectionLimits, defaultConnectionLimits } from "../console/connection-gate.ts";
+import { ConnectionBudget, ConnectionGate, type ConnectionLimits, defaultConnectionLimits, gateIdleSeconds } from "../console/connection-gate.ts";
 import type { UiAssets } from "../console/ui-assets.ts";
 import { Store, StoreTooNewError } from "../store/index.ts";
 import { parseControllerAddress } from "../controller/http.ts";
@@ -213,7 +213,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   try {
     let g: ConnectionGate;
     try {
-      g = ConnectionGate.listen({ hostname: listen.hostname, port: listen.port, budget, tls: !!opts.tls });
+      g = ConnectionGate.listen({ hostname: listen.hostname, port: listen.port, budget, tls: !!opts.tls, idleTimeoutS: gateIdleSeconds(limits.idleTimeoutMs) });
     } catch (e) {
       throw new StartupError(`cannot listen on ${opts.listen}: ${(e as Error).message}`);
     }
@@ -239,7 +239,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       const httpsPort = g.port;
       let rg: ConnectionGate;
       try {
-        rg = ConnectionGate.listen({ hostname: r.hostname, port: r.port, budget, tls: false });
+        rg = ConnectionGate.listen({ hostname: r.hostname, port: r.port, budget, tls: false, idleTimeoutS: gateIdleSeconds(limits.idleTimeoutMs) });
       } catch (e) {
         throw new StartupError(`cannot listen on ${opts.redirectHttp}: ${(e as Error).message}`);
       }
