@@ -54,3 +54,16 @@ test("nobody reads neither the store (password hash, sessions) nor the device ke
     expect({ file: f, readable: await nobodyReads(join(dataDir, f)) }).toEqual({ file: f, readable: false });
   }
 });
+
+test("after a crash, a store, WAL and shared memory left 0644 (by an older evebox) are tightened at the next start", async () => {
+  await evebox.stop("SIGKILL"); // SQLite keeps -wal and -shm when the process dies
+  const files = ["persist/evebox.db", "persist/evebox.db-wal", "persist/evebox.db-shm"];
+  for (const f of files) {
+    expect(existsSync(join(dataDir, f))).toBe(true);
+    chmodSync(join(dataDir, f), 0o644);
+  }
+  chmodSync(join(dataDir, "persist"), 0o755);
+  evebox = await startEvebox({ dataDir, env: { EVEBOX_APPS: "off" } });
+  expect(mode(join(dataDir, "persist")).toString(8)).toBe("700");
+  for (const f of files) expect({ file: f, mode: mode(join(dataDir, f)).toString(8) }).toEqual({ file: f, mode: "600" });
+}, 60_000);
