@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { formatBootEnv } from "../../src/init/bootenv.ts";
 import { testKeys } from "../support/bundles.ts";
 import { Client, cleanup, ensureBinary, type Evebox, startEvebox, tempDataDir } from "../support/evebox.ts";
-import { requestFrom } from "./support.ts";
+import { requestFrom } from "./raw-http.ts";
 
 const PASSWORD = "correct horse battery";
 const PER_CLIENT = 20;

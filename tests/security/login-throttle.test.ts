@@ -3,7 +3,7 @@
 // with its own per-client budget) can try together.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Client, cleanup, type Evebox, startEvebox, tempDataDir } from "../support/evebox.ts";
-import { requestFrom } from "./support.ts";
+import { requestFrom } from "./raw-http.ts";
 
 const PASSWORD = "correct horse battery";
 let dataDir: string;
