@@ -149,6 +149,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   const say = opts.say ?? ((l: string) => console.log(l));
   const dirs = prepareDataDirs(opts.dataDir);
   const listen = parseListen(opts.listen);
+  const limits = connectionLimitsFromEnv();
   const socketPath = join(dirs.run, "evebox.sock");
   if (existsSync(socketPath)) {
     const alive = await fetch("http://localhost/api/v1/health", { unix: socketPath } as RequestInit).then(
@@ -197,7 +198,6 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   const localApp = createConsoleApp({ auth, device, ui: null, trustAll: true, network, power: opts.power, baseos: () => baseosRef });
   // The TCP console sits behind the connection gate (per-client and total connection caps, see
   // console/connection-gate.ts); the unix socket does not: it is the trusted local API and must answer even then.
-  const limits = connectionLimitsFromEnv();
   const budget = new ConnectionBudget(limits);
   const idleTimeout = Math.max(1, Math.min(255, Math.round(limits.idleTimeoutMs / 1000)));
   const ws = { ...websocket, idleTimeout: Math.max(8, idleTimeout), sendPings: true }; // app consoles (GET /api/v1/apps/{uuid}/console)
@@ -215,7 +215,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     try {
       g = ConnectionGate.listen({ hostname: listen.hostname, port: listen.port, budget, tls: !!opts.tls, idleTimeoutS: gateIdleSeconds(limits.idleTimeoutMs) });
     } catch (e) {
-      throw new StartupError(`cannot listen on ${opts.listen}: ${(e as Error).message}`);
+      throw new StartupError(`cannot listen on ${opts.listen}: ${listenError(e)}`);
     }
     gate = g;
     tcp = Bun.serve({
@@ -241,7 +241,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       try {
         rg = ConnectionGate.listen({ hostname: r.hostname, port: r.port, budget, tls: false, idleTimeoutS: gateIdleSeconds(limits.idleTimeoutMs) });
       } catch (e) {
-        throw new StartupError(`cannot listen on ${opts.redirectHttp}: ${(e as Error).message}`);
+        throw new StartupError(`cannot listen on ${opts.redirectHttp}: ${listenError(e)}`);
       }
       const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout, fetch: (req) => redirectToHttps(req, httpsPort) });
       rg.setBackend(server.port!);
@@ -362,6 +362,14 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       store.close();
     },
   };
+}
+
+function listenError(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE") return "the port is in use (another evebox or another server?)";
+  if (code === "EACCES") return "permission denied (a port under 1024 needs root)";
+  if (code === "EADDRNOTAVAIL") return "no such address on this machine";
+  return `${(e as Error).message}${code ? ` (${code})` : ""}`;
 }
 
 /** The plain-HTTP listener's only answer: the same path on the HTTPS console (308 keeps the method). */
