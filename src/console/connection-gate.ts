@@ -201,7 +201,7 @@ export class ConnectionGate {
     const queue = toUp ? pipe.toUp : pipe.toClient;
     if (!to || queue.length > 0) {
       queue.push(chunk.slice());
-      if (to) from.pause();
+      from.pause();
       return;
     }
     const n = to.write(chunk);
