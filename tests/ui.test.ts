@@ -73,6 +73,9 @@ test("settings: a wrong current password is refused, the new one works; a token 
   await page.locator("#pw-current").fill("oil-rig-7-secret");
   await page.locator("#pw-submit").click();
   await page.locator("#pw-done").waitFor({ timeout: 10_000 });
+  // Other sessions end with a password change, API tokens do not: the form says both.
+  expect(await page.locator("#pw-note").textContent()).toMatch(/signs out every other browser; API tokens are not affected/);
+  expect(await page.locator("#pw-done").textContent()).toMatch(/other browser .* signed out; this one stays signed in\. API tokens keep working/);
   const login = (password: string) => fetch(`${evebox.url}/api/v1/login`, { method: "POST", headers: { "content-type": "application/json", origin: evebox.url }, body: JSON.stringify({ password }) });
   expect((await login("oil-rig-7-secret")).status).toBe(401);
   expect((await login("hvac-plant-9-secret")).status).toBe(200);

@@ -33,45 +33,142 @@ function constantTimeEqual(a: string, b: string): boolean {
   return timingSafeEqual(x, y);
 }
 
+/** Tunables of the password throttle; the defaults are what a device runs. */
+export interface ThrottleLimits {
+  /** Failures a client may make before it has to wait. */
+  perClientFree: number;
+  /** Failures all clients together may make before every client has to wait (many source addresses). */
+  globalFree: number;
+  /** The longest wait, for a client and for everyone. */
+  maxDelayMs: number;
+  /** A record with no failure for this long is forgotten. */
+  forgetAfterMs: number;
+  /** Password hashes computed at once (argon2id is costly; the device has few cores), and how many may wait. */
+  concurrentHashes: number;
+  waitingHashes: number;
+}
+
+export const DEFAULT_THROTTLE: ThrottleLimits = {
+  perClientFree: 5,
+  globalFree: 30,
+  maxDelayMs: 5 * 60_000,
+  forgetAfterMs: 60 * 60_000,
+  concurrentHashes: 2,
+  waitingHashes: 16,
+};
+
+/** The budget key of a client address: IPv4 as is, IPv6 by its /64 (one host owns a whole /64 by SLAAC). */
+export function clientKey(address: string): string {
+  const a = address.toLowerCase().replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "");
+  if (!a.includes(":")) return a;
+  const [head, tail = ""] = a.split("%")[0]!.split("::") as [string, string?];
+  const h = head ? head.split(":") : [];
+  const t = a.includes("::") && tail ? tail.split(":") : [];
+  const groups = a.includes("::") ? [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill("0"), ...t] : h;
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+}
+
+type FailureRecord = { count: number; until: number; last: number };
+
 /**
- * Slows password guessing per client: the first few failures are free, then each further one
- * doubles the wait (capped), and a success clears the client's record.
+ * Slows password guessing: each attempt is counted before the password is checked (so parallel guesses all count),
+ * per client and for all clients together. The first few failures are free, then each further attempt doubles the
+ * wait (capped); a success clears the client's record and the global one.
  */
 export class LoginThrottle {
-  private readonly failures = new Map<string, { count: number; until: number }>();
+  private readonly failures = new Map<string, FailureRecord>();
+  private readonly global: FailureRecord = { count: 0, until: 0, last: 0 };
   constructor(
-    private readonly freeAttempts = 5,
-    private readonly maxDelayMs = 5 * 60_000,
+    private readonly limits: ThrottleLimits = DEFAULT_THROTTLE,
     private readonly now: () => number = Date.now,
   ) {}
 
-  check(client: string): void {
-    const f = this.failures.get(client);
-    if (f && f.until > this.now()) {
-      throw new AuthError(429, "too many failed logins from this client; wait before trying again", Math.ceil((f.until - this.now()) / 1000));
+  /**
+   * Refuses (429) while the client or everyone has to wait; otherwise counts this attempt as a failure up front.
+   * The caller calls `succeed` when the password was right. The trusted local socket has no global budget.
+   */
+  attempt(client: string): void {
+    const key = clientKey(client);
+    const now = this.now();
+    const own = this.record(key, now);
+    const global = key === "local-socket" ? null : this.fresh(this.global, now);
+    if (own.until > now) {
+      throw new AuthError(429, "too many failed attempts from this client; wait before trying again", Math.ceil((own.until - now) / 1000));
     }
+    if (global && global.until > now) {
+      throw new AuthError(429, "too many failed attempts on this device (from several clients); wait before trying again", Math.ceil((global.until - now) / 1000));
+    }
+    this.count(own, this.limits.perClientFree, now);
+    if (global) this.count(global, this.limits.globalFree, now);
   }
-  fail(client: string): void {
-    const f = this.failures.get(client) ?? { count: 0, until: 0 };
-    f.count++;
-    if (f.count > this.freeAttempts) f.until = this.now() + Math.min(this.maxDelayMs, 1000 * 2 ** (f.count - this.freeAttempts - 1));
-    this.failures.set(client, f);
-    if (this.failures.size > 10_000) this.failures.delete(this.failures.keys().next().value!);
-  }
+
   succeed(client: string): void {
-    this.failures.delete(client);
+    this.failures.delete(clientKey(client));
+    Object.assign(this.global, { count: 0, until: 0, last: 0 });
+  }
+
+  private count(r: FailureRecord, free: number, now: number): void {
+    r.count++;
+    r.last = now;
+    if (r.count > free) r.until = now + Math.min(this.limits.maxDelayMs, 1000 * 2 ** Math.min(30, r.count - free - 1));
+  }
+
+  private fresh(r: FailureRecord, now: number): FailureRecord {
+    if (r.count > 0 && now - r.last > this.limits.forgetAfterMs && r.until <= now) Object.assign(r, { count: 0, until: 0, last: 0 });
+    return r;
+  }
+
+  private record(key: string, now: number): FailureRecord {
+    let r = this.failures.get(key);
+    if (r) return this.fresh(r, now);
+    r = { count: 0, until: 0, last: now };
+    this.failures.set(key, r);
+    // Bounded: the oldest record goes first (an attacker with many addresses meets the global budget anyway).
+    if (this.failures.size > 10_000) this.failures.delete(this.failures.keys().next().value!);
+    return r;
+  }
+}
+
+/** At most `concurrent` password hashes at once, `waiting` more queued; beyond that the attempt is refused. */
+export class HashGate {
+  private running = 0;
+  private readonly queue: (() => void)[] = [];
+  constructor(
+    private readonly concurrent: number,
+    private readonly waiting: number,
+  ) {}
+
+  async run<T>(f: () => Promise<T>): Promise<T> {
+    if (this.running >= this.concurrent) {
+      if (this.queue.length >= this.waiting) throw new AuthError(429, "too many password checks at once; try again in a moment", 1);
+      await new Promise<void>((r) => this.queue.push(r));
+    } else this.running++;
+    try {
+      return await f();
+    } finally {
+      const next = this.queue.shift();
+      if (next) next();
+      else this.running--;
+    }
   }
 }
 
 /** The console's credentials: admin password, one-time setup token, sessions, API tokens. */
 export class Auth {
   private setupToken: string | null = null;
-  readonly throttle = new LoginThrottle();
+  /** Set while the one accepted setup hashes its password: a parallel setup is refused, not raced. */
+  private settingUp = false;
+  readonly throttle: LoginThrottle;
+  private readonly hashes: HashGate;
 
   constructor(
     private readonly store: Store,
     private readonly setupTokenPath: string,
-  ) {}
+    limits: ThrottleLimits = DEFAULT_THROTTLE,
+  ) {
+    this.throttle = new LoginThrottle(limits);
+    this.hashes = new HashGate(limits.concurrentHashes, limits.waitingHashes);
+  }
 
   isSetUp(): boolean {
     return this.store.getSetting(PASSWORD_KEY) !== undefined;
@@ -84,6 +181,7 @@ export class Auth {
       return null;
     }
     this.setupToken = randomSecret(24);
+    rmSync(this.setupTokenPath, { force: true });
     writeFileSync(this.setupTokenPath, this.setupToken + "\n", { mode: 0o600 });
     chmodSync(this.setupTokenPath, 0o600);
     return this.setupToken;
@@ -91,15 +189,25 @@ export class Auth {
 
   async setup(token: unknown, password: unknown, client: string): Promise<string> {
     if (this.isSetUp()) throw new AuthError(409, "the admin password is already set; log in instead");
-    this.throttle.check(client);
+    if (this.settingUp) throw new AuthError(409, "the admin password is being set by another request; log in once it is done");
+    checkPassword(password);
+    this.throttle.attempt(client);
     if (typeof token !== "string" || this.setupToken === null || !constantTimeEqual(token.trim(), this.setupToken)) {
-      this.throttle.fail(client);
       throw new AuthError(403, "the setup token is wrong: use the one evebox printed at start (also in run/setup-token)");
     }
-    checkPassword(password);
-    const hash = await Bun.password.hash(password as string, { algorithm: "argon2id" });
-    this.store.setSetting(PASSWORD_KEY, hash);
+    // The token is taken before the first await: of parallel setups with the right token exactly one goes on.
+    const taken = this.setupToken;
     this.setupToken = null;
+    this.settingUp = true;
+    try {
+      const hash = await this.hashes.run(() => Bun.password.hash(password, { algorithm: "argon2id" }));
+      this.store.setSetting(PASSWORD_KEY, hash);
+    } catch (e) {
+      this.setupToken = taken; // not set (busy, a store fault): the token still works
+      throw e;
+    } finally {
+      this.settingUp = false;
+    }
     rmSync(this.setupTokenPath, { force: true });
     this.throttle.succeed(client);
     return this.newSession(client);
@@ -108,22 +216,31 @@ export class Auth {
   async login(password: unknown, client: string): Promise<string> {
     const hash = this.store.getSetting(PASSWORD_KEY);
     if (hash === undefined) throw new AuthError(409, "evebox is not set up yet: open the setup URL it printed at start");
-    this.throttle.check(client);
-    if (typeof password !== "string" || !(await Bun.password.verify(password, hash))) {
-      this.throttle.fail(client);
-      throw new AuthError(401, "wrong password");
-    }
+    this.throttle.attempt(client);
+    if (!(await this.verify(password, hash))) throw new AuthError(401, "wrong password");
     this.throttle.succeed(client);
     return this.newSession(client);
   }
 
-  async changePassword(current: unknown, next: unknown): Promise<void> {
-    const hash = this.store.getSetting(PASSWORD_KEY);
-    if (hash === undefined || typeof current !== "string" || !(await Bun.password.verify(current, hash))) {
-      throw new AuthError(403, "the current password is wrong");
-    }
+  /**
+   * Changes the admin password, throttled like a login (a wrong current password counts as a failed attempt).
+   * Every session but `keepSession` (the browser that asked) ends; API tokens stay.
+   */
+  async changePassword(current: unknown, next: unknown, client: string, keepSession: string | null): Promise<void> {
     checkPassword(next);
-    this.store.setSetting(PASSWORD_KEY, await Bun.password.hash(next as string, { algorithm: "argon2id" }));
+    const hash = this.store.getSetting(PASSWORD_KEY);
+    if (hash === undefined) throw new AuthError(409, "evebox is not set up yet: open the setup URL it printed at start");
+    this.throttle.attempt(client);
+    if (!(await this.verify(current, hash))) throw new AuthError(403, "the current password is wrong");
+    this.throttle.succeed(client);
+    const nextHash = await this.hashes.run(() => Bun.password.hash(next, { algorithm: "argon2id" }));
+    this.store.setSetting(PASSWORD_KEY, nextHash);
+    this.store.deleteSessionsExcept(keepSession);
+  }
+
+  private async verify(password: unknown, hash: string): Promise<boolean> {
+    if (typeof password !== "string" || password.length > 1024) return false;
+    return this.hashes.run(() => Bun.password.verify(password, hash));
   }
 
   private newSession(client: string): string {

@@ -133,3 +133,55 @@ describe("a trial that fails its checks", () => {
     }
   });
 });
+
+describe("an upload that does not finish", () => {
+  /** A body that sends `bytes` and then nothing more, ever (a stalled sender). */
+  const stalled = (bytes: number) =>
+    new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new Uint8Array(bytes));
+      },
+    });
+  const fresh = (uploadStallMs?: number) => {
+    const d = mkdtempSync(join(tmpdir(), "evebox-baseos-stall-"));
+    for (const f of ["A", "B"]) writeFileSync(join(d, f), Buffer.alloc(2 ** 20));
+    writeFileSync(join(d, "grubenv"), formatBootEnv(initialBootEnv()));
+    const backend = filesBackendFromEnv({ EVEBOX_BASEOS_SLOTS: `${join(d, "A")},${join(d, "B")}`, EVEBOX_BASEOS_BOOTENV: join(d, "grubenv"), EVEBOX_BASEOS_BOOTED: "A" })!;
+    const b = new BaseOs({ backend, board: { board: "qemu-x86_64", arch: "amd64" }, bootedVersion: "1.0.0", stateDir: join(d, "persist"), keys: [], hooks: hooks([], [], []), uploadStallMs });
+    b.start();
+    return { b, done: () => (b.stop(), rmSync(d, { recursive: true, force: true })) };
+  };
+
+  test("cancel ends an upload being received: recorded as cancelled, the uploader gets 409, the next upload may start", async () => {
+    const { b, done } = fresh();
+    try {
+      const up = b.upload(stalled(4096), 8192);
+      await Bun.sleep(50);
+      expect(b.view().update).toMatchObject({ phase: "receiving", source: "upload" });
+      await expect(b.upload(stalled(1), 1)).rejects.toMatchObject({ status: 409 });
+      expect(b.cancel()).toMatchObject({ source: "upload" });
+      expect(b.view().update).toBeNull();
+      expect(b.view().history[0]).toMatchObject({ outcome: "cancelled", source: "upload" });
+      await expect(up).rejects.toMatchObject({ status: 409, message: expect.stringMatching(/cancelled by the operator/) });
+      expect(b.view().history.filter((h) => h.outcome === "cancelled")).toHaveLength(1);
+      const next = b.upload(stalled(1), 2);
+      await Bun.sleep(20);
+      expect(b.view().update).toMatchObject({ phase: "receiving" });
+      b.cancel();
+      await next.catch(() => {});
+    } finally {
+      done();
+    }
+  });
+
+  test("a sender that stalls is refused after the stall timeout (408) and the slot is free", async () => {
+    const { b, done } = fresh(200);
+    try {
+      await expect(b.upload(stalled(4096), 8192)).rejects.toMatchObject({ status: 408, message: expect.stringMatching(/stalled/) });
+      expect(b.view().update).toBeNull();
+      expect(b.view().history[0]).toMatchObject({ outcome: "refused" });
+    } finally {
+      done();
+    }
+  });
+});

@@ -82,7 +82,7 @@ interface PersistedState {
 
 export class BaseOsRefused extends Error {
   constructor(
-    readonly status: 400 | 409 | 413 | 501,
+    readonly status: 400 | 408 | 409 | 413 | 501,
     message: string,
   ) {
     super(message);
@@ -119,7 +119,13 @@ export interface BaseOsOptions {
   checkIntervalMs?: number;
   /** The kernel's last words from the boot before, when it crashed (pstore). */
   lastCrash?: string | null;
+  /** An upload that sends no byte for this long is refused (ms; 120 s): a stalled sender does not hold the slot. */
+  uploadStallMs?: number;
 }
+
+/** Why an upload's body stopped being read: the operator cancelled it. */
+class UploadCancelled extends Error {}
+type BodyChunk = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>>;
 
 const ACTIVE_PHASES: Phase[] = ["receiving", "verifying", "writing", "reading-back", "ready", "rebooting", "testing"];
 
@@ -128,6 +134,8 @@ export class BaseOs {
   private readonly file: string;
   private boot: BootState;
   private abort: AbortController | null = null;
+  /** The upload being received, so that cancel (and stop) can end it. */
+  private receiving: AbortController | null = null;
   private timers: ReturnType<typeof setTimeout>[] = [];
   private stopped = false;
   /** Set at start: what this boot found (an interrupted write, a fallback …). */
@@ -469,6 +477,7 @@ export class BaseOs {
     const op = this.begin("upload");
     const t0 = performance.now();
     const maxBytes = this.o.backend.capacity(op.slot) + 1 * MiB;
+    const receiving = (this.receiving = new AbortController());
     try {
       if (!body) throw new BaseOsRefused(400, "empty request body: send the update file as application/octet-stream");
       if (declaredBytes !== null && declaredBytes > maxBytes) throw new BaseOsRefused(413, `the update (${declaredBytes} bytes) is larger than slot ${op.slot} (${this.o.backend.capacity(op.slot)} bytes)`);
@@ -479,7 +488,14 @@ export class BaseOs {
       try {
         const reader = body.getReader();
         for (;;) {
-          const { value, done } = await reader.read();
+          let chunk: BodyChunk;
+          try {
+            chunk = await readOrGiveUp(reader, receiving.signal, this.o.uploadStallMs ?? 120_000);
+          } catch (e) {
+            await reader.cancel().catch(() => {});
+            throw e;
+          }
+          const { value, done } = chunk;
           if (done) break;
           got += value.byteLength;
           if (got > maxBytes) {
@@ -499,9 +515,15 @@ export class BaseOs {
       }
       if (declaredBytes !== null && got !== declaredBytes) throw new BaseOsRefused(400, `the upload ended after ${got} of ${declaredBytes} bytes`);
       op.timings.receiveMs = Math.round(performance.now() - t0);
+      if (receiving.signal.aborted) throw new UploadCancelled();
       await this.verify(op, this.incomingPath());
+      if (receiving.signal.aborted) throw new UploadCancelled();
     } catch (e) {
+      // Cancelled: cancel() has recorded it already and the slot was never touched.
+      if (e instanceof UploadCancelled || receiving.signal.aborted) throw new BaseOsRefused(409, "the upload was cancelled by the operator; nothing was written");
       this.refuse(op, e);
+    } finally {
+      if (this.receiving === receiving) this.receiving = null;
     }
     void this.writeAndSchedule(op);
     return op;
@@ -689,7 +711,17 @@ export class BaseOs {
       this.abort?.abort();
       return c;
     }
-    if (c.phase === "receiving" || c.phase === "verifying") throw new BaseOsRefused(409, "the update is being received; abort the upload instead");
+    if ((c.phase === "receiving" || c.phase === "verifying") && c.source === "upload" && this.receiving) {
+      // Recorded now, so the answer is final; the upload's own request ends with 409 once its body read stops.
+      this.receiving.abort();
+      this.receiving = null;
+      rmSync(this.incomingPath(), { force: true });
+      this.finish("cancelled", `the upload${c.version ? ` of version ${c.version}` : ""} was cancelled by the operator while ${c.phase}; nothing was written`);
+      this.save();
+      this.o.hooks.publish("baseos.cancelled", "upload cancelled while it was received");
+      return c;
+    }
+    if (c.phase === "receiving" || c.phase === "verifying") throw new BaseOsRefused(409, "the controller's update is being downloaded; change the config to stop it");
     // ready (or rebooting recorded in host mode): the try is withdrawn; the slot keeps bytes nobody boots.
     this.o.backend.writeEnv({ ...this.readEnvSafe(), evebox_try: "" });
     this.boot = bootState(this.o.backend.booted, this.readEnvSafe());
@@ -763,6 +795,7 @@ export class BaseOs {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     this.abort?.abort();
+    this.receiving?.abort();
   }
 
   // ---- reporting
@@ -885,4 +918,18 @@ function newId(): string {
 /** What the API and status say where there are no A/B slots. */
 export function notAbView(reason: string) {
   return { available: false, reason, board: null, arch: null, backend: null, booted: null, active: null, outcome: null, version: null, slots: [], update: null, lastBoot: null, settings: null, failedVersions: [], vendorKeys: [], history: [] };
+}
+
+/** The next chunk of an upload, unless the operator cancels it first or the sender stalls for `stallMs`. */
+function readOrGiveUp(reader: ReadableStreamDefaultReader<Uint8Array>, signal: AbortSignal, stallMs: number): Promise<BodyChunk> {
+  if (signal.aborted) return Promise.reject(new UploadCancelled());
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new UploadCancelled());
+    const timer = setTimeout(() => reject(new BaseOsRefused(408, `the upload stalled: no data for ${Math.round(stallMs / 1000)} s`)), stallMs);
+    signal.addEventListener("abort", onAbort, { once: true });
+    reader.read().then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+    });
+  });
 }

@@ -34,6 +34,8 @@ export interface ConsoleOptions {
   power?: PowerControl;
   /** Base OS updates (A/B slots): the part, or why there is none. */
   baseos?: () => BaseOsRef;
+  /** Who sent a request, where the TCP listener is behind the connection gate (its peer is then the gate). */
+  clientAddress?: (req: Request) => string | null;
 }
 
 type Env = { Variables: { principal: Principal | null } };
@@ -105,7 +107,7 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
 
   api.post("/setup", smallBody, async (c) => {
     const body = await jsonBody(c);
-    const secret = await auth.setup(body.token, body.password, clientOf(c, opts.trustAll));
+    const secret = await auth.setup(body.token, body.password, clientOf(c, opts));
     startSession(c, secret);
     device.events.publish({ type: "auth.setup", message: "admin password set" });
     return c.json({ ok: true });
@@ -114,12 +116,12 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   api.post("/login", smallBody, async (c) => {
     const body = await jsonBody(c);
     try {
-      const secret = await auth.login(body.password, clientOf(c, opts.trustAll));
+      const secret = await auth.login(body.password, clientOf(c, opts));
       startSession(c, secret);
       return c.json({ ok: true });
     } catch (e) {
       if (e instanceof AuthError && e.status === 401) {
-        device.events.publish({ type: "auth.login-failed", message: `failed login from ${clientOf(c, opts.trustAll)}` });
+        device.events.publish({ type: "auth.login-failed", message: `failed login from ${clientOf(c, opts)}` });
       }
       throw e;
     }
@@ -142,8 +144,16 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
 
   api.post("/password", smallBody, async (c) => {
     const body = await jsonBody(c);
-    await auth.changePassword(body.current, body.password);
-    device.events.publish({ type: "auth.password-changed", message: "admin password changed" });
+    const p = c.get("principal")!;
+    try {
+      await auth.changePassword(body.current, body.password, clientOf(c, opts), p.kind === "session" ? p.idHash : null);
+    } catch (e) {
+      if (e instanceof AuthError && e.status === 403) {
+        device.events.publish({ type: "auth.password-change-failed", message: `password change with a wrong current password from ${clientOf(c, opts)}` });
+      }
+      throw e;
+    }
+    device.events.publish({ type: "auth.password-changed", message: "admin password changed; other sessions ended (API tokens stay)" });
     return c.json({ ok: true });
   });
 
@@ -257,8 +267,10 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   });
   api.get("/events/recent", (c) => c.json({ events: device.store.recentEvents(clampInt(c.req.query("limit"), 1, 1000, 100)) }));
 
-  api.get("/events", (c) =>
-    streamSSE(c, async (stream) => {
+  api.get("/events", (c) => {
+    // An event stream is idle by nature between events: no idle timeout for it (it sends keep-alives every 15 s).
+    (c.env as { timeout?: (req: Request, seconds: number) => void } | undefined)?.timeout?.(c.req.raw, 0);
+    return streamSSE(c, async (stream) => {
       const queue: string[] = [];
       let wake: (() => void) | null = null;
       const unsubscribe = device.events.subscribe((e) => {
@@ -282,8 +294,8 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
         if (queue.length === 0 && !stream.aborted) await stream.write(": keep-alive\n\n");
       }
       unsubscribe();
-    }),
-  );
+    });
+  });
 
   // ---- the controller link (EVE API v2): its state, and enrolling the device (URL, root certificate)
   api.get("/controller", (c) => c.json(controllerOf(device).status()));
@@ -343,8 +355,9 @@ function controllerOf(device: Device) {
   return link;
 }
 
-function clientOf(c: Context, trustAll?: boolean): string {
-  if (trustAll) return "local-socket";
+function clientOf(c: Context, opts: Pick<ConsoleOptions, "trustAll" | "clientAddress">): string {
+  if (opts.trustAll) return "local-socket";
+  if (opts.clientAddress) return opts.clientAddress(c.req.raw) ?? "unknown";
   try {
     return getConnInfo(c).remote.address ?? "unknown";
   } catch {

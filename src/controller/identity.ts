@@ -113,6 +113,7 @@ function readSerial(path: string): string {
 export function writePrivate(path: string, data: string | Uint8Array): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, data, { mode: 0o600 });
+  chmodSync(tmp, 0o600); // the mode above applies only when the file is new
   renameSync(tmp, path);
 }
 

@@ -1,10 +1,11 @@
 // Starts evebox in host mode: data directories, store, console on TCP and on the local socket.
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Auth } from "../auth/auth.ts";
 import { ConfigService } from "../config/service.ts";
 import { createConsoleApp, type PowerControl } from "../console/app.ts";
 import { websocket } from "../console/console-socket.ts";
+import { ConnectionBudget, ConnectionGate, type ConnectionLimits, defaultConnectionLimits, gateIdleSeconds } from "../console/connection-gate.ts";
 import type { UiAssets } from "../console/ui-assets.ts";
 import { Store, StoreTooNewError } from "../store/index.ts";
 import { parseControllerAddress } from "../controller/http.ts";
@@ -52,21 +53,46 @@ export interface DataDirs {
   run: string;
 }
 
+/**
+ * Makes the data directories, owner only (0700), and tightens ones that exist already (keys, the store and the
+ * setup token are in them). On a device the data directory is `/` and `run/` is the system's `/run`: those two are
+ * not evebox's to change, CONFIG and PERSIST are.
+ */
 export function prepareDataDirs(dataDir: string): DataDirs {
   const root = resolve(dataDir);
   const dirs = { root, config: join(root, "config"), persist: join(root, "persist"), run: join(root, "run") };
+  const systemRoot = root === "/";
+  if (!systemRoot) {
+    try {
+      mkdirSync(root, { recursive: true, mode: 0o700 });
+      tightenDir(root);
+    } catch (e) {
+      if (e instanceof StartupError) throw e;
+      throw new StartupError(`cannot use data directory ${root}: it is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
   for (const d of [dirs.config, dirs.persist, dirs.run]) {
     try {
       mkdirSync(d, { recursive: true, mode: 0o700 });
+      if (!(systemRoot && d === dirs.run)) tightenDir(d);
       accessSync(d, constants.W_OK | constants.R_OK | constants.X_OK);
       const probe = join(d, ".evebox-write-test");
       writeFileSync(probe, "");
       rmSync(probe);
     } catch (e) {
+      if (e instanceof StartupError) throw e;
       throw new StartupError(`cannot use data directory ${root}: ${d} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
   }
   return dirs;
+}
+
+function tightenDir(d: string): void {
+  try {
+    if ((statSync(d).mode & 0o077) !== 0) chmodSync(d, 0o700);
+  } catch (e) {
+    throw new StartupError(`cannot make ${d} private to evebox (mode 0700): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }
 
 /** A short random id of this device's store, made once: it tells this evebox's containers from another's. */
@@ -91,6 +117,27 @@ function controllerTimersFromEnv(): Partial<ControllerTimers> | undefined {
   }
 }
 
+/**
+ * The console's connection limits; EVEBOX_CONSOLE_MAX_CONNECTIONS_PER_CLIENT, EVEBOX_CONSOLE_MAX_CONNECTIONS and
+ * EVEBOX_CONSOLE_IDLE_TIMEOUT_S (seconds without a byte before a connection is closed) lower them for tests and labs.
+ */
+function connectionLimitsFromEnv(): ConnectionLimits {
+  const d = defaultConnectionLimits();
+  const num = (name: string) => {
+    const raw = process.env[name];
+    if (raw === undefined || raw === "") return null;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1) throw new StartupError(`${name}: expected a positive integer, got ${raw}`);
+    return n;
+  };
+  const idle = num("EVEBOX_CONSOLE_IDLE_TIMEOUT_S");
+  return {
+    perClient: num("EVEBOX_CONSOLE_MAX_CONNECTIONS_PER_CLIENT") ?? d.perClient,
+    total: num("EVEBOX_CONSOLE_MAX_CONNECTIONS") ?? d.total,
+    idleTimeoutMs: idle !== null ? Math.min(255, idle) * 1000 : d.idleTimeoutMs,
+  };
+}
+
 export function parseListen(listen: string): { hostname: string; port: number } {
   const m = listen.match(/^(?:\[([0-9a-fA-F:]+)\]|([^:]+)):(\d{1,5})$/) ?? listen.match(/^()()(\d{1,5})$/);
   const port = m ? Number(m[3]) : NaN;
@@ -102,6 +149,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   const say = opts.say ?? ((l: string) => console.log(l));
   const dirs = prepareDataDirs(opts.dataDir);
   const listen = parseListen(opts.listen);
+  const limits = connectionLimitsFromEnv();
   const socketPath = join(dirs.run, "evebox.sock");
   if (existsSync(socketPath)) {
     const alive = await fetch("http://localhost/api/v1/health", { unix: socketPath } as RequestInit).then(
@@ -137,43 +185,79 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
 
   // The network part comes with the app runtime (below); `reconciler` is set there, before any await.
   const network = () => reconciler?.network ?? null;
-  const tcpApp = createConsoleApp({ auth, device, ui: opts.ui, network, power: opts.power, secureCookies: !!opts.tls, baseos: () => baseosRef });
+  const tcpApp = createConsoleApp({
+    auth,
+    device,
+    ui: opts.ui,
+    network,
+    power: opts.power,
+    secureCookies: !!opts.tls,
+    baseos: () => baseosRef,
+    clientAddress: (req) => clients.get(req) ?? null,
+  });
   const localApp = createConsoleApp({ auth, device, ui: null, trustAll: true, network, power: opts.power, baseos: () => baseosRef });
-  let tcp: ReturnType<typeof Bun.serve>;
+  // The TCP console sits behind the connection gate (per-client and total connection caps, see
+  // console/connection-gate.ts); the unix socket does not: it is the trusted local API and must answer even then.
+  const budget = new ConnectionBudget(limits);
+  const idleTimeout = Math.max(1, Math.min(255, Math.round(limits.idleTimeoutMs / 1000)));
+  const ws = { ...websocket, idleTimeout: Math.max(8, idleTimeout), sendPings: true }; // app consoles (GET /api/v1/apps/{uuid}/console)
+  const clients = new WeakMap<Request, string>();
+  let tcp: ReturnType<typeof Bun.serve> | null = null;
+  let gate: ConnectionGate | null = null;
+  let redirect: { gate: ConnectionGate; server: ReturnType<typeof Bun.serve> } | null = null;
+  const stopListeners = async () => {
+    gate?.stop();
+    redirect?.gate.stop();
+    await Promise.all([tcp?.stop(true), redirect?.server.stop(true)]);
+  };
   try {
+    let g: ConnectionGate;
+    try {
+      g = ConnectionGate.listen({ hostname: listen.hostname, port: listen.port, budget, tls: !!opts.tls, idleTimeoutS: gateIdleSeconds(limits.idleTimeoutMs) });
+    } catch (e) {
+      throw new StartupError(`cannot listen on ${opts.listen}: ${listenError(e)}`);
+    }
+    gate = g;
     tcp = Bun.serve({
-      hostname: listen.hostname,
-      port: listen.port,
-      idleTimeout: 0, // SSE streams stay open; they send keep-alives themselves
+      hostname: "127.0.0.1",
+      port: 0,
+      idleTimeout, // seconds; the event stream turns it off for itself (it sends keep-alives)
       maxRequestBodySize: 2 ** 31, // base OS uploads (streamed to PERSIST)
-      websocket, // app consoles (GET /api/v1/apps/{uuid}/console)
+      websocket: ws,
       ...(opts.tls ? { tls: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
       fetch: (req, server) => {
+        const client = g.clientOf(server.requestIP(req));
+        if (!client) return Response.json({ error: "connect to the console's own address" }, { status: 421, headers: { Connection: "close" } });
+        clients.set(req, client);
         device.countRequest();
         return tcpApp.fetch(req, server);
       },
     });
+    g.setBackend(tcp.port!);
+    if (opts.redirectHttp) {
+      const r = parseListen(opts.redirectHttp);
+      const httpsPort = g.port;
+      let rg: ConnectionGate;
+      try {
+        rg = ConnectionGate.listen({ hostname: r.hostname, port: r.port, budget, tls: false, idleTimeoutS: gateIdleSeconds(limits.idleTimeoutMs) });
+      } catch (e) {
+        throw new StartupError(`cannot listen on ${opts.redirectHttp}: ${listenError(e)}`);
+      }
+      const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout, fetch: (req) => redirectToHttps(req, httpsPort) });
+      rg.setBackend(server.port!);
+      redirect = { gate: rg, server };
+    }
   } catch (e) {
+    await stopListeners();
     store.close();
+    if (e instanceof StartupError) throw e;
     throw new StartupError(`cannot listen on ${opts.listen}: ${(e as Error).message}`);
   }
-  let redirect: ReturnType<typeof Bun.serve> | null = null;
-  if (opts.redirectHttp) {
-    const r = parseListen(opts.redirectHttp);
-    const httpsPort = tcp.port ?? 443;
-    try {
-      redirect = Bun.serve({ hostname: r.hostname, port: r.port, fetch: (req) => redirectToHttps(req, httpsPort) });
-    } catch (e) {
-      await tcp.stop(true);
-      store.close();
-      throw new StartupError(`cannot listen on ${opts.redirectHttp}: ${(e as Error).message}`);
-    }
-  }
-  const local = Bun.serve({ unix: socketPath, websocket, maxRequestBodySize: 2 ** 31, fetch: (req, server) => localApp.fetch(req, server) });
+  const local = Bun.serve({ unix: socketPath, websocket: ws, maxRequestBodySize: 2 ** 31, fetch: (req, server) => localApp.fetch(req, server) });
   chmodSync(socketPath, 0o600);
 
-  const host = tcp.hostname?.includes(":") ? `[${tcp.hostname}]` : tcp.hostname;
-  const url = `${opts.tls ? "https" : "http"}://${host}:${tcp.port}`;
+  const host = gate.hostname.includes(":") ? `[${gate.hostname}]` : gate.hostname;
+  const url = `${opts.tls ? "https" : "http"}://${host}:${gate.port}`;
   say(`evebox ${opts.version}: ${device.managed() ? `managed by ${device.controllerUrl()}` : "local mode"}, data in ${dirs.root}`);
   say(`evebox: console on ${url}`);
   const token = auth.prepareSetup();
@@ -209,7 +293,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     device.attachController(controller);
     await controller.start();
   } catch (e) {
-    await Promise.all([tcp.stop(true), local.stop(true)]);
+    await Promise.all([stopListeners(), local.stop(true)]);
     rmSync(socketPath, { force: true });
     store.close();
     throw new StartupError(`controller: ${(e as Error).message}`);
@@ -273,11 +357,19 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       await (reconciler as import("../reconcile/reconciler.ts").Reconciler | null)?.stop();
       await controller?.stop();
       baseosRef.baseos?.stop();
-      await Promise.all([tcp.stop(true), local.stop(true), redirect?.stop(true)]);
+      await Promise.all([stopListeners(), local.stop(true)]);
       rmSync(socketPath, { force: true });
       store.close();
     },
   };
+}
+
+function listenError(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE") return "the port is in use (another evebox or another server?)";
+  if (code === "EACCES") return "permission denied (a port under 1024 needs root)";
+  if (code === "EADDRNOTAVAIL") return "no such address on this machine";
+  return `${(e as Error).message}${code ? ` (${code})` : ""}`;
 }
 
 /** The plain-HTTP listener's only answer: the same path on the HTTPS console (308 keeps the method). */

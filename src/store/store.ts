@@ -1,4 +1,5 @@
 import { Database } from "bun:sqlite";
+import { chmodSync, closeSync, existsSync, openSync, statSync } from "node:fs";
 import { and, desc, eq, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import { applyMigrations } from "./migrate.ts";
@@ -66,13 +67,18 @@ export class Store {
   }
 
   static open(path: string, limits: StoreLimits = defaultLimits): Store {
+    // The store holds the password hash and the sessions: owner only. SQLite gives its -wal and -shm the
+    // database's mode when it creates them; ones left by an older evebox are tightened too.
+    if (path !== ":memory:") closeSync(openSync(path, "a", 0o600));
     const sqlite = new Database(path, { create: true, strict: true });
     try {
+      if (path !== ":memory:") chmodPrivate(path);
       sqlite.run("PRAGMA journal_mode = WAL");
       sqlite.run("PRAGMA synchronous = NORMAL");
       sqlite.run("PRAGMA foreign_keys = ON");
       sqlite.run("PRAGMA busy_timeout = 5000");
       applyMigrations(sqlite, path);
+      if (path !== ":memory:") for (const f of [`${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodPrivate(f);
     } catch (e) {
       sqlite.close();
       throw e;
@@ -194,6 +200,12 @@ export class Store {
     this.sessionCache.delete(idHash);
     this.db.delete(schema.sessions).where(eq(schema.sessions.idHash, idHash)).run();
   }
+  /** Ends every session but `keep` (a password change keeps the browser that made it). */
+  deleteSessionsExcept(keep: string | null): void {
+    this.sessionCache.clear();
+    if (keep === null) this.sqlite.run("DELETE FROM sessions");
+    else this.sqlite.run("DELETE FROM sessions WHERE id_hash <> ?", [keep]);
+  }
   deleteExpiredSessions(now = new Date()): void {
     this.sessionCache.clear();
     this.db.delete(schema.sessions).where(sql`${schema.sessions.expiresAt} < ${now.getTime()}`).run();
@@ -286,4 +298,9 @@ export class Store {
   private trim(table: "events" | "logs" | "metrics", keep: number): void {
     this.sqlite.run(`DELETE FROM ${table} WHERE id <= (SELECT MAX(id) FROM ${table}) - ?`, [keep]);
   }
+}
+
+/** Makes a file readable and writable by its owner only (the store, its WAL and shared memory). */
+export function chmodPrivate(path: string): void {
+  if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
 }

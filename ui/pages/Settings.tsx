@@ -86,10 +86,11 @@ function PasswordForm({ api }: { api: ApiClient }) {
         <Field id="pw-current" name="current" type="password" label="Current password" value={current} onInput={(e) => setCurrent(e.currentTarget.value)} autoComplete="current-password" invalid={errors.length > 0} errorId="pw-error" />
         <Field id="pw-new" name="password" type="password" label="New password" hint={`At least ${MIN_PASSWORD} characters.`} value={next} onInput={(e) => setNext(e.currentTarget.value)} autoComplete="new-password" />
         <Field id="pw-repeat" name="repeat" type="password" label="New password again" value={repeat} onInput={(e) => setRepeat(e.currentTarget.value)} autoComplete="new-password" />
+        <p class="muted" id="pw-note">Changing the password signs out every other browser; API tokens are not affected.</p>
         <FormError id="pw-error" messages={errors} />
         {done && (
           <p class="notice" role="status" id="pw-done">
-            Password changed. Signed-in sessions stay signed in; use the new password from now on.
+            Password changed. Every other browser signed in to this console is signed out; this one stays signed in. API tokens keep working: delete any you no longer trust below.
           </p>
         )}
         <div class="form-actions">
