@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { importPublicKey, type VendorKey } from "./bundle.ts";
 import { BaseOs, type BaseOsHooks } from "./manager.ts";
+import type { DestinationPolicy } from "../storage/destinations.ts";
 import { filesBackendFromEnv, readBoardInfo, type BoardInfo, type SlotBackend } from "./slots.ts";
 
 export { BaseOs, BaseOsRefused, notAbView } from "./manager.ts";
@@ -43,11 +44,12 @@ export async function createBaseOs(
   persistDir: string,
   version: string,
   hooks: Omit<BaseOsHooks, "services" | "reboot">,
+  destinations?: DestinationPolicy,
 ): Promise<{ baseos: BaseOs | null; reason: string | null }> {
   try {
     if (wiring) {
       const keys = await loadVendorKeys(wiring.keysDir);
-      const baseos = new BaseOs({ backend: wiring.backend, board: wiring.board, bootedVersion: wiring.bootedVersion, stateDir: join(persistDir, "baseos"), keys, hooks: { ...hooks, services: wiring.services, reboot: wiring.reboot }, lastCrash: wiring.lastCrash ?? null });
+      const baseos = new BaseOs({ backend: wiring.backend, board: wiring.board, bootedVersion: wiring.bootedVersion, stateDir: join(persistDir, "baseos"), keys, hooks: { ...hooks, services: wiring.services, reboot: wiring.reboot }, lastCrash: wiring.lastCrash ?? null, destinations });
       return { baseos, reason: null };
     }
     const backend = filesBackendFromEnv();
@@ -56,7 +58,7 @@ export async function createBaseOs(
     if (!boardFile) throw new Error("EVEBOX_BASEOS_BOARD: the board.json of the simulated device is required with EVEBOX_BASEOS_SLOTS");
     const keys = await loadVendorKeys(process.env.EVEBOX_BASEOS_KEYS ?? VENDOR_KEYS_DIR);
     const intervalMs = Number(process.env.EVEBOX_BASEOS_CHECK_MS ?? 0) || undefined;
-    const baseos = new BaseOs({ backend, board: readBoardInfo(boardFile), bootedVersion: process.env.EVEBOX_BASEOS_VERSION ?? version, stateDir: join(persistDir, "baseos"), keys, hooks, checkIntervalMs: intervalMs });
+    const baseos = new BaseOs({ backend, board: readBoardInfo(boardFile), bootedVersion: process.env.EVEBOX_BASEOS_VERSION ?? version, stateDir: join(persistDir, "baseos"), keys, hooks, checkIntervalMs: intervalMs, destinations });
     return { baseos, reason: null };
   } catch (e) {
     return { baseos: null, reason: `base OS updates unavailable: ${(e as Error).message}` };

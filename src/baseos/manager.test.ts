@@ -185,3 +185,33 @@ describe("an upload that does not finish", () => {
     }
   });
 });
+
+describe("the config's base OS download", () => {
+  test("a datastore on loopback is refused before any request (the device's default), and named in the history", async () => {
+    const d = mkdtempSync(join(tmpdir(), "evebox-baseos-dest-"));
+    let requests = 0;
+    const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => (requests++, new Response("x")) });
+    writeFileSync(join(d, "A"), Buffer.alloc(2 ** 20));
+    writeFileSync(join(d, "B"), Buffer.alloc(2 ** 20));
+    writeFileSync(join(d, "grubenv"), formatBootEnv(initialBootEnv()));
+    const backend = filesBackendFromEnv({ EVEBOX_BASEOS_SLOTS: `${join(d, "A")},${join(d, "B")}`, EVEBOX_BASEOS_BOOTENV: join(d, "grubenv"), EVEBOX_BASEOS_BOOTED: "A" })!;
+    const doc = {
+      baseos: { baseOsVersion: "2.0.0", contentTreeUuid: "c0000000-0000-4000-8000-000000000001", activate: true },
+      contentInfo: [{ uuid: "c0000000-0000-4000-8000-000000000001", dsId: "d0000000-0000-4000-8000-000000000001", URL: "v2.bin", sha256: "a".repeat(64) }],
+      datastores: [{ id: "d0000000-0000-4000-8000-000000000001", dType: "DsHttp", fqdn: `http://127.0.0.1:${server.port}` }],
+    };
+    const b = new BaseOs({ backend, board: { board: "qemu-x86_64", arch: "amd64" }, bootedVersion: "1.0.0", stateDir: join(d, "persist"), keys: [], hooks: { ...hooks([], [], []), configDoc: () => doc } });
+    try {
+      b.start();
+      await b.applyConfig();
+      for (let i = 0; i < 100 && !b.view().history.length; i++) await Bun.sleep(20);
+      expect(b.view().history[0]).toMatchObject({ outcome: "refused", version: "2.0.0" });
+      expect(b.view().history[0]!.reason).toMatch(/127\.0\.0\.1.*loopback/);
+      expect(requests).toBe(0);
+    } finally {
+      b.stop();
+      server.stop(true);
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});

@@ -11,6 +11,7 @@ import { BundleError, readBundleHead, type BundleManifest, type VendorKey } from
 import { type BaseOsSettings, DEFAULT_SETTINGS, mergeSettings, rebootAt } from "./schedule.ts";
 import type { BoardInfo, SlotBackend } from "./slots.ts";
 import { download } from "../storage/download.ts";
+import { datastorePolicy, type DestinationPolicy } from "../storage/destinations.ts";
 
 const MiB = 1024 * 1024;
 const HISTORY_MAX = 50;
@@ -121,6 +122,8 @@ export interface BaseOsOptions {
   lastCrash?: string | null;
   /** An upload that sends no byte for this long is refused (ms; 120 s): a stalled sender does not hold the slot. */
   uploadStallMs?: number;
+  /** Which datastore addresses a download may reach (loopback, link-local and the device's own refused by default). */
+  destinations?: DestinationPolicy;
 }
 
 /** Why an upload's body stopped being read: the operator cancelled it. */
@@ -283,6 +286,7 @@ export class BaseOs {
         dest: this.incomingPath(),
         expectedSha256: ct.sha256,
         maxSizeBytes: this.o.backend.capacity(op.slot),
+        destinations: this.o.destinations ?? datastorePolicy(() => undefined),
         onProgress: (p) => {
           op.progress = { done: p.bytesDone, total: p.bytesTotal ?? 0 };
           if (p.bytesDone - last >= 16 * MiB) {

@@ -302,6 +302,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   // Base OS updates (A/B slots): continues what the last boot left (a trial to test, a fallback to report).
   {
     const { createBaseOs } = await import("../baseos/index.ts");
+    const { datastorePolicy } = await import("../storage/destinations.ts");
     const r = await createBaseOs(opts.baseos, dirs.persist, opts.version, {
       publish: (type, message, data) => device.events.publish({ type, message, data: data ?? null }),
       log: (level, m) => device.log(level, m),
@@ -316,7 +317,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
         const p = device.controllerLink()?.part();
         return { ok: p?.state === "ok", detail: p?.detail ?? "controller sync is not running" };
       },
-    });
+    }, datastorePolicy((k) => store.getSetting(k) ?? undefined));
     Object.assign(baseosRef, r);
     const b = r.baseos;
     device.baseosSwList = b ? () => b.swList() : null;
