@@ -68,7 +68,8 @@ test("set up, then the Apps page is empty and offers to create one", async () =>
   await page.locator('#nav a[href="/apps"]').click();
   await page.locator("#apps").waitFor({ timeout: 10_000 });
   expect(new URL(page.url()).pathname).toBe("/apps");
-  await expect(page.locator("#apps").textContent({ timeout: 10_000 })).resolves.toContain("No apps yet");
+  // The list loads after the page shows ("Loading apps…"): wait for its answer, not for the first paint.
+  await page.locator("#apps", { hasText: "No apps yet" }).waitFor({ timeout: 10_000 });
   expect(await page.locator("#app-create").isEnabled()).toBe(true);
 }, 60_000);
 
@@ -107,6 +108,8 @@ test("an image tarball URL is planned as an http datastore and a content tree; c
   await page.locator("#plan").waitFor({ state: "detached" });
   await page.locator("#app-cancel").click();
   await page.locator("#app-form").waitFor({ state: "detached" });
+  // The focus goes back to the button that opened the form (after the dialog's close has rendered).
+  await page.waitForFunction(() => document.activeElement?.id === "app-create", null, { timeout: 5_000 }).catch(() => {});
   expect(await page.evaluate(() => document.activeElement?.id)).toBe("app-create");
   expect((await api("GET", "/config")).status).toBe(404);
 }, 30_000);
