@@ -10,7 +10,7 @@ import { scanBinary } from "../src/config/bounds.ts";
 import { ConfigService } from "../src/config/service.ts";
 import { validateConfig } from "../src/config/validate.ts";
 import { Outbox } from "../src/controller/outbox.ts";
-import { EventBus } from "../src/device/events.ts";
+import { EventBus } from "../src/model/events.ts";
 import { encodeMessage, lookupType } from "../src/proto/index.ts";
 import { Store } from "../src/store/index.ts";
 

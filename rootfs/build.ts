@@ -12,7 +12,7 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, 
 import { arch as hostArch } from "node:os";
 import { basename, dirname, join, relative } from "node:path";
 import { parseArgs } from "node:util";
-import { formatBootEnv, initialBootEnv } from "../src/init/bootenv.ts";
+import { formatBootEnv, initialBootEnv } from "../src/baseos/bootenv.ts";
 import { buildBundle, generateKeyPair, importPrivateKey } from "../src/baseos/bundle.ts";
 
 export const ROOT = join(import.meta.dir, "..");

@@ -1,6 +1,7 @@
 // Prints the folder-level import graph of src/ (and ui/) and its cycles: `bun scripts/import-graph.ts [--strict]`.
 // A folder is src/<part> (src/cli.ts is "cli"); type-only imports count, since they tie the folders' meanings too.
-// --strict exits 1 when there is a cycle or an upward import into device/, so a test or CI step can hold the line.
+// --strict exits 1 when there is a cycle, an import of device/ from a part below it, or an import out of model/,
+// so a test can hold the line.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 
@@ -81,14 +82,25 @@ export function cycles(graph: Map<string, Map<string, string[]>>): string[][] {
   return out;
 }
 
+/** The entry points (src/cli.ts and init/, evebox as PID 1) and the composition root may import device/. */
+export const ENTRY_POINTS = new Set(["cli", "init", "device"]);
+
+/** Folders below device/ that import it, and imports out of model/ (which must stand on nothing). */
+export function violations(graph: Map<string, Map<string, string[]>>): { upward: string[]; model: string[] } {
+  const upward = [...graph].filter(([from, edges]) => !ENTRY_POINTS.has(from) && edges.has("device")).map(([from]) => from).sort();
+  const model = [...(graph.get("model")?.keys() ?? [])].sort();
+  return { upward, model };
+}
+
 if (import.meta.main) {
   const graph = importGraph();
   for (const [from, edges] of [...graph].sort(([a], [b]) => a.localeCompare(b))) {
     console.log(`${from} → ${[...edges.keys()].sort().join(", ") || "(nothing)"}`);
   }
   const found = cycles(graph);
-  const upward = [...graph].filter(([from, edges]) => from !== "cli" && from !== "device" && edges.has("device")).map(([from]) => from);
+  const { upward, model } = violations(graph);
   console.log(found.length ? `\ncycles (${found.length}):\n${found.map((c) => `  ${c.join(" ⇄ ")}`).join("\n")}` : "\ncycles: none");
-  console.log(upward.length ? `imports of device/ from below it: ${upward.sort().join(", ")}` : "imports of device/ from below it: none");
-  if (Bun.argv.includes("--strict") && (found.length || upward.length)) process.exit(1);
+  console.log(upward.length ? `imports of device/ from below it: ${upward.join(", ")}` : "imports of device/ from below it: none");
+  console.log(model.length ? `imports out of model/: ${model.join(", ")}` : "imports out of model/: none");
+  if (Bun.argv.includes("--strict") && (found.length || upward.length || model.length)) process.exit(1);
 }

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { closeSync, openSync, readFileSync, readSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { formatBootEnv, parseBootEnv } from "../src/init/bootenv.ts";
+import { formatBootEnv, parseBootEnv } from "../src/baseos/bootenv.ts";
 import { broken, bundleOf, testKeys, tinySquashfs, type TestKeys } from "./support/bundles.ts";
 import { Client, cleanup, ensureBinary, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { formatBootEnv, parseBootEnv } from "../src/init/bootenv.ts";
+import { formatBootEnv, parseBootEnv } from "../src/baseos/bootenv.ts";
 import { bundleOf, testKeys, type TestKeys, tinySquashfs } from "./support/bundles.ts";
 import { makeControllerPki } from "./support/controller/pki.ts";
 import { TestController } from "./support/controller/server.ts";

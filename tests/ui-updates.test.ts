@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { formatBootEnv, initialBootEnv, parseBootEnv } from "../src/init/bootenv.ts";
+import { formatBootEnv, initialBootEnv, parseBootEnv } from "../src/baseos/bootenv.ts";
 import { launchBrowser } from "./support/browser.ts";
 import { bundleOf, testKeys, tinySquashfs } from "./support/bundles.ts";
 import { cleanup, type Evebox, ROOT, startEvebox, tempDataDir } from "./support/evebox.ts";

@@ -29,46 +29,15 @@ export interface Health {
   deviceName: string;
 }
 
-export type DeviceMode = "local" | "managed";
-export type PartState = "ok" | "degraded" | "error" | "idle";
-
-export interface DeviceInfo {
-  name: string;
-  version: string;
-  mode: DeviceMode;
-  uptimeSeconds: number;
-  startedAt: string;
-  hostname: string;
-  arch: string;
-  configVersion: number | null;
-  configHash: string | null;
-}
-
-export interface PartStatus {
-  name: string;
-  state: PartState;
-  detail: string;
-}
-
-export interface AppStatus {
-  uuid: string;
-  name: string;
-  /** EVE's app state name, e.g. "RUNNING", "HALTED". */
-  state: string;
-  error: string | null;
-  [field: string]: unknown;
-}
-
-export type StatusItem = Record<string, unknown>;
-
-export interface DeviceStatus {
-  device: DeviceInfo;
-  parts: PartStatus[];
-  apps: AppStatus[];
-  networkInstances: StatusItem[];
-  volumes: StatusItem[];
-  contentTrees: StatusItem[];
-}
+// The device's read models are the server's own types (src/model/), not a copy that could drift.
+import type { DeviceStatus, ObjectStatus, PartStatus } from "../src/model/status.ts";
+export type { DeviceStatus, PartStatus };
+export type DeviceMode = DeviceStatus["device"]["mode"];
+export type PartState = PartStatus["state"];
+export type DeviceInfo = DeviceStatus["device"];
+/** An app as GET /status lists it; `state` is EVE's app state name, e.g. "RUNNING", "HALTED". */
+export type AppStatus = ObjectStatus;
+export type StatusItem = ObjectStatus;
 
 export interface ApiClient {
   health(): Promise<Health>;

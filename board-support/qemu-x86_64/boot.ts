@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { buildBinary, buildImage, loadBoard, ROOT } from "../../rootfs/build.ts";
-import { formatBootEnv, parseBootEnv } from "../../src/init/bootenv.ts";
+import { formatBootEnv, parseBootEnv } from "../../src/baseos/bootenv.ts";
 import { QemuDevice } from "./qemu.ts";
 
 const { values } = parseArgs({

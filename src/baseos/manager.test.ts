@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bundleOf, testKeys, tinySquashfs } from "../../tests/support/bundles.ts";
-import { formatBootEnv, initialBootEnv, parseBootEnv, type Slot } from "../init/bootenv.ts";
+import { formatBootEnv, initialBootEnv, parseBootEnv, type Slot } from "./bootenv.ts";
 import { importPublicKey } from "./bundle.ts";
 import { BaseOs, type BaseOsHooks } from "./manager.ts";
 import { filesBackendFromEnv } from "./slots.ts";

@@ -2,11 +2,12 @@
 // read it back, mark it to be tried once, reboot when allowed, watch the trial (test window) and commit it, or
 // let the device fall back and remember why. The state lives in one JSON file on PERSIST (written atomically,
 // flushed), so every boot — the trial's, the fallen-back one's — continues where the last one stopped.
+import type { PartStatus } from "../model/status.ts";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { type BootEnv, bootState, type BootState, otherSlot, type Slot, withCommitted, withTrialCleared, withTryOnce } from "../init/bootenv.ts";
+import { type BootEnv, bootState, type BootState, otherSlot, type Slot, withCommitted, withTrialCleared, withTryOnce } from "./bootenv.ts";
 import { BundleError, readBundleHead, type BundleManifest, type VendorKey } from "./bundle.ts";
 import { type BaseOsSettings, DEFAULT_SETTINGS, mergeSettings, rebootAt } from "./schedule.ts";
 import type { BoardInfo, SlotBackend } from "./slots.ts";
@@ -854,7 +855,7 @@ export class BaseOs {
     };
   }
 
-  part(): { name: string; state: "ok" | "degraded" | "error" | "idle"; detail: string } {
+  part(): PartStatus {
     const c = this.state.current;
     const last = this.state.history[0];
     let detail = `slot ${this.boot.booted} (${this.o.bootedVersion}) ${this.slotState(this.boot.booted)}`;

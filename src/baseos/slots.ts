@@ -3,7 +3,7 @@
 // EVEBOX_BASEOS_BOOTENV, EVEBOX_BASEOS_BOARD), so the whole verify/write/read-back/try flow runs anywhere.
 import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { type BootEnv, BOOTENV_SIZE, formatBootEnv, parseBootEnv, type Slot } from "../init/bootenv.ts";
+import { type BootEnv, BOOTENV_SIZE, formatBootEnv, parseBootEnv, type Slot } from "./bootenv.ts";
 
 export interface SlotBackend {
   kind: "device" | "files";

@@ -1,7 +1,7 @@
 // The config contract: every accepted document becomes a version in the store, exactly one is
 // current, and whoever applies config (the reconciler) only ever reads the current one.
 import type protobuf from "protobufjs";
-import type { EventBus } from "../device/events.ts";
+import type { EventBus } from "../model/events.ts";
 import type { ConfigSummary } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
 import { type ConfigChange, diffConfigs } from "./diff.ts";

@@ -7,7 +7,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { streamSSE } from "hono/streaming";
 import { type Auth, AuthError, describePrincipal, type Principal, SESSION_TTL_MS } from "../auth/auth.ts";
 import { ConfigRejected } from "../config/problems.ts";
-import type { Device } from "../device/device.ts";
+import type { ConsoleDevice } from "./device.ts";
 import type { NetworkManager } from "../network/manager.ts";
 import { baseosRoutes, type BaseOsRef } from "../baseos/routes.ts";
 import { consoleSocket } from "./console-socket.ts";
@@ -22,7 +22,7 @@ export interface PowerControl {
 
 export interface ConsoleOptions {
   auth: Auth;
-  device: Device;
+  device: ConsoleDevice;
   ui: UiAssets | null;
   /** The unix-socket listener: file permissions are the authentication. */
   trustAll?: boolean;
@@ -349,7 +349,7 @@ export class HttpError extends Error {
   }
 }
 
-function controllerOf(device: Device) {
+function controllerOf(device: ConsoleDevice) {
   const link = device.controllerLink();
   if (!link) throw new HttpError(404, "controller sync is not running on this device");
   return link;

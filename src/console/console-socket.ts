@@ -4,7 +4,9 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { upgradeWebSocket } from "hono/bun";
 import type { WSContext } from "hono/ws";
-import { parseControl, type TerminalSession, type Terminals, TerminalUnavailable } from "./terminal.ts";
+import type { TerminalSession, Terminals } from "../model/terminal.ts";
+import { TerminalUnavailable } from "../model/terminal.ts";
+import { parseControl } from "./terminal.ts";
 
 export { websocket } from "hono/bun";
 

@@ -2,7 +2,7 @@
 // content tree) and a ZMetricMsg per interval, built from the device's status and the telemetry samples.
 import { readFileSync } from "node:fs";
 import { arch, hostname, networkInterfaces } from "node:os";
-import type { DeviceStatus, ObjectStatus } from "../device/device.ts";
+import type { DeviceStatus, ObjectStatus } from "../model/status.ts";
 import {
   BootReason,
   encodeMessage,
@@ -14,7 +14,7 @@ import {
   type ZInfoMsg,
   type ZMetricMsg,
 } from "../proto/index.ts";
-import { type SwState, toZSwState } from "../reconcile/states.ts";
+import type { SwState } from "../model/swstate.ts";
 import { type AppSample, cpuCount, type DeviceSample, type NetSample } from "../telemetry/metrics.ts";
 
 export const ZINFO_MSG = "org.lfedge.eve.info.ZInfoMsg";
@@ -350,4 +350,16 @@ export function encodeMetrics(msg: ZMetricMsg): Uint8Array {
 /** A digest of what an info message says, timestamps aside, to send it only when it changed. */
 export function infoDigest(msg: ZInfoMsg): string {
   return new Bun.CryptoHasher("sha256").update(encodeMessage(ZINFO_MSG, msg)).digest("hex");
+}
+
+/** The wire value for ZInfo messages (info.proto's ZSwState); BROKEN reports as HALTED with the error, as EVE does. */
+export function toZSwState(s: SwState): number {
+  switch (s) {
+    case "DOWNLOADING":
+      return ZSwState.DOWNLOAD_STARTED;
+    case "BROKEN":
+      return ZSwState.HALTED;
+    default:
+      return (ZSwState as unknown as Record<string, number>)[s] ?? ZSwState.INVALID;
+  }
 }

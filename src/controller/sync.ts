@@ -7,8 +7,8 @@ import { join } from "node:path";
 import type { ConfigService } from "../config/service.ts";
 import { scanBinary } from "../config/bounds.ts";
 import { ConfigRejected } from "../config/problems.ts";
-import type { ControllerLink, DeviceStatus, PartStatus } from "../device/device.ts";
-import type { EventBus } from "../device/events.ts";
+import type { ControllerLink, DeviceStatus, PartStatus } from "../model/status.ts";
+import type { EventBus } from "../model/events.ts";
 import {
   AttestVersionType,
   decodeMessage,

@@ -4,62 +4,11 @@ import { arch, hostname, totalmem } from "node:os";
 
 const TOTAL_MEMORY = totalmem();
 import type { ConfigService } from "../config/service.ts";
-import type { Terminals } from "../console/terminal.ts";
+import type { Terminals } from "../model/terminal.ts";
 import type { Store } from "../store/store.ts";
-import type { EventBus } from "./events.ts";
+import type { EventBus } from "../model/events.ts";
+import type { AppCommands, ControllerLink, DeviceStatus, ObjectStatus, PartReporter, PartStatus } from "../model/status.ts";
 
-export interface PartStatus {
-  name: string;
-  state: "ok" | "degraded" | "error" | "idle";
-  detail: string;
-}
-
-export interface ObjectStatus {
-  uuid: string;
-  name: string;
-  state: string;
-  error: string | null;
-  [k: string]: unknown;
-}
-
-export interface DeviceStatus {
-  device: {
-    name: string;
-    version: string;
-    mode: "local" | "managed";
-    controller: string | null;
-    uptimeSeconds: number;
-    startedAt: string;
-    hostname: string;
-    arch: string;
-    memoryBytes: number;
-    configVersion: number | null;
-    configHash: string | null;
-    configSource: string | null;
-  };
-  parts: PartStatus[];
-  apps: ObjectStatus[];
-  networkInstances: ObjectStatus[];
-  volumes: ObjectStatus[];
-  contentTrees: ObjectStatus[];
-}
-
-/** Local app commands (EVE's local profile server allows them even when a controller manages the device). */
-export interface AppCommands {
-  localCommand(uuid: string, command: "start" | "stop" | "restart" | "purge"): void;
-}
-
-/** Something that reports the state of one part of the device (runtime, network, controller, …). */
-export type PartReporter = () => PartStatus;
-
-/** The controller part as the device and the console see it (controller/sync.ts implements it). */
-export interface ControllerLink {
-  /** The controller's https://host[:port], or null in local mode. */
-  url(): string | null;
-  part(): PartStatus;
-  status(): object;
-  configure(input: { url?: unknown; rootCertificate?: unknown }): Promise<object>;
-}
 
 export interface DeviceParts {
   store: Store;

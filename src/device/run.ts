@@ -13,7 +13,7 @@ import type { Controller, ControllerTimers } from "../controller/sync.ts";
 import { Device } from "./device.ts";
 import type { BaseOsDeviceWiring } from "../baseos/index.ts";
 import type { BaseOsRef } from "../baseos/routes.ts";
-import { EventBus } from "./events.ts";
+import { EventBus } from "../model/events.ts";
 
 export interface RunOptions {
   dataDir: string;

@@ -4,9 +4,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { UiAssets } from "../console/ui-assets.ts";
-import type { PartStatus } from "../device/device.ts";
+import type { PartStatus } from "../model/status.ts";
 import type { RunningDevice } from "../device/run.ts";
-import { type BootEnv, bootState, type BootState, readBootEnv, slotFromCmdline } from "./bootenv.ts";
+import { type BootEnv, bootState, type BootState, readBootEnv, slotFromCmdline } from "../baseos/bootenv.ts";
 import { killRaw, mount, REBOOT, reboot, sethostname, sync } from "./libc.ts";
 import { isMounted, mountEarly, type MountReport, unmountAll } from "./mounts.ts";
 import { PortManager, portConfigFromDoc } from "./ports.ts";

@@ -3,7 +3,7 @@
 // per-rule counters and flow records. Created once by the composition root (reconcile/wire.ts).
 import { mkdirSync } from "node:fs";
 import type { ObjectProblem } from "../config/validate.ts";
-import type { PartStatus } from "../device/device.ts";
+import type { PartStatus } from "../model/status.ts";
 import type { FlowMessage } from "../proto/index.ts";
 import type { Store } from "../store/store.ts";
 import { aceOfFlow, type CompiledFirewall, compileFirewall, setsOf } from "./acl/compile.ts";

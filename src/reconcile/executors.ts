@@ -11,7 +11,7 @@ import type { ContentTreeRecord } from "./observed.ts";
 import { sourceKey, type Step } from "./plan.ts";
 import type { Records } from "./records.ts";
 import { isDiskContentTree, verifyDiskContentTree, VM_EXECUTORS, type VmApps } from "./vms.ts";
-import type { SwState } from "./states.ts";
+import type { SwState } from "../model/swstate.ts";
 
 export interface ExecutorContext {
   runtime: ContainerRuntime;

@@ -3,7 +3,7 @@
 import type { Item } from "../network/graph.ts";
 import type { Attachment } from "../network/items.ts";
 import type { OwnedContainer } from "../runtime/containers/types.ts";
-import type { SwState } from "./states.ts";
+import type { SwState } from "../model/swstate.ts";
 import type { ObservedVms } from "./vms.ts";
 
 export interface ContentTreeRecord {

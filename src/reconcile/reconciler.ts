@@ -2,8 +2,8 @@
 // the next step boundary, and a fresh pass starts from what is then observed.
 import { validateConfig } from "../config/validate.ts";
 import type { ConfigService } from "../config/service.ts";
-import type { PartStatus } from "../device/device.ts";
-import type { EventBus } from "../device/events.ts";
+import type { PartStatus } from "../model/status.ts";
+import type { EventBus } from "../model/events.ts";
 import type { NetworkManager } from "../network/manager.ts";
 import type { ContainerRuntime } from "../runtime/containers/runtime.ts";
 import type { ContentCache } from "../storage/cache.ts";
@@ -16,7 +16,7 @@ import { execute, type ExecutorContext, type LaneContext } from "./executors.ts"
 import type { Observed } from "./observed.ts";
 import { describeStep, plan, type PlannedStep, sourceKey } from "./plan.ts";
 import { Records } from "./records.ts";
-import type { SwState } from "./states.ts";
+import type { SwState } from "../model/swstate.ts";
 import { appState, noteExits, volumeState } from "./status.ts";
 import { AppTerminals } from "./terminals.ts";
 import type { VmApps } from "./vms.ts";

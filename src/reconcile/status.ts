@@ -2,7 +2,7 @@
 import type { DesiredApp, DesiredState, DesiredVolume } from "./desired.ts";
 import { type Observed } from "./observed.ts";
 import { startDelayOver } from "./plan.ts";
-import type { SwState } from "./states.ts";
+import type { SwState } from "../model/swstate.ts";
 import { vmAppState } from "./vms.ts";
 
 export interface ObjectState {

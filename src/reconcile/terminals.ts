@@ -1,7 +1,7 @@
 // Browser consoles of apps: a shell in a container app's running container (exec with a TTY), or a VM
 // app's serial console (with its recent output first).
 import { createConnection } from "node:net";
-import { type TerminalSession, type Terminals, TerminalUnavailable } from "../console/terminal.ts";
+import { type TerminalSession, type Terminals, TerminalUnavailable } from "../model/terminal.ts";
 import type { ContainerRuntime } from "../runtime/containers/runtime.ts";
 import type { DesiredState } from "./desired.ts";
 import type { VmApps } from "./vms.ts";

@@ -19,7 +19,7 @@ import {
   type VmSpec,
   vmSpecHash,
 } from "../runtime/vms/index.ts";
-import type { PartStatus } from "../device/device.ts";
+import type { PartStatus } from "../model/status.ts";
 import type { ContentCache } from "../storage/cache.ts";
 import type { VolumeStore } from "../storage/volumes.ts";
 import type { Store } from "../store/store.ts";

@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import Docker from "dockerode";
 import type { ConfigService } from "../config/service.ts";
-import type { EventBus } from "../device/events.ts";
+import type { EventBus } from "../model/events.ts";
 import { NetworkManager } from "../network/manager.ts";
 import { ContainerRuntime, DEFAULT_DOCKER_SOCKET } from "../runtime/containers/runtime.ts";
 import { QemuRuntime } from "../runtime/vms/runtime.ts";

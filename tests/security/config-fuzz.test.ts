@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { ConfigRejected } from "../../src/config/problems.ts";
 import { ConfigService } from "../../src/config/service.ts";
 import { validateConfig } from "../../src/config/validate.ts";
-import { EventBus } from "../../src/device/events.ts";
+import { EventBus } from "../../src/model/events.ts";
 import { encodeMessage, lookupType } from "../../src/proto/index.ts";
 import { Store } from "../../src/store/index.ts";
 import { IDS, sampleConfig } from "../support/configs.ts";

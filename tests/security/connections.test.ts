@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, truncateSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
-import { formatBootEnv } from "../../src/init/bootenv.ts";
+import { formatBootEnv } from "../../src/baseos/bootenv.ts";
 import { testKeys } from "../support/bundles.ts";
 import { Client, cleanup, ensureBinary, type Evebox, startEvebox, tempDataDir } from "../support/evebox.ts";
 import { requestFrom } from "./raw-http.ts";

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Docker from "dockerode";
 import { ConfigService } from "../../src/config/service.ts";
-import { EventBus } from "../../src/device/events.ts";
+import { EventBus } from "../../src/model/events.ts";
 import { Reconciler } from "../../src/reconcile/reconciler.ts";
 import { ContainerRuntime, DEFAULT_DOCKER_SOCKET } from "../../src/runtime/containers/runtime.ts";
 import { ContentCache } from "../../src/storage/cache.ts";

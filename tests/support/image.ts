@@ -5,7 +5,7 @@
 import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BootEnv, formatBootEnv, parseBootEnv } from "../../src/init/bootenv.ts";
+import { type BootEnv, formatBootEnv, parseBootEnv } from "../../src/baseos/bootenv.ts";
 import { buildImage, type BuiltImage, type PartitionInfo } from "../../rootfs/build.ts";
 import { ensureBinary } from "./evebox.ts";
 

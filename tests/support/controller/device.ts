@@ -6,7 +6,7 @@ import { ConfigService } from "../../../src/config/service.ts";
 import { DeviceIdentity } from "../../../src/controller/identity.ts";
 import { Controller, type ControllerTimers } from "../../../src/controller/sync.ts";
 import { Device } from "../../../src/device/device.ts";
-import { EventBus } from "../../../src/device/events.ts";
+import { EventBus } from "../../../src/model/events.ts";
 import { prepareDataDirs } from "../../../src/device/run.ts";
 import { Store } from "../../../src/store/index.ts";
 

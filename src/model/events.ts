@@ -1,4 +1,5 @@
-import type { Store } from "../store/store.ts";
+// The device's event bus: every event is recorded (through a narrow recorder, the store in practice) and fanned
+// out to live listeners (SSE streams, the controller).
 
 export interface DeviceEvent {
   id?: number;
@@ -10,16 +11,27 @@ export interface DeviceEvent {
   data?: Record<string, unknown> | null;
 }
 
+/** Where events are kept; returns the stored event's id (store/store.ts addEvent). */
+export interface EventRecorder {
+  addEvent(e: {
+    ts: Date;
+    type: string;
+    objectKind: string | null;
+    objectId: string | null;
+    message: string;
+    data: Record<string, unknown> | null;
+  }): number;
+}
+
 type Listener = (e: DeviceEvent) => void;
 
-/** Records events in the store and fans them out to live listeners (SSE streams, the controller). */
 export class EventBus {
   private readonly listeners = new Set<Listener>();
-  constructor(private readonly store: Store) {}
+  constructor(private readonly recorder: EventRecorder) {}
 
   publish(e: Omit<DeviceEvent, "ts" | "id"> & { ts?: Date }): DeviceEvent {
     const event: DeviceEvent = { ts: e.ts ?? new Date(), ...e };
-    event.id = this.store.addEvent({
+    event.id = this.recorder.addEvent({
       ts: event.ts,
       type: event.type,
       objectKind: event.objectKind ?? null,
