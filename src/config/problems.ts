@@ -4,6 +4,14 @@ export interface Problem {
   message: string;
 }
 
+export type ObjectKind = "app" | "volume" | "contentTree" | "datastore" | "networkInstance" | "device";
+
+/** A problem tied to the object it makes faulty, so a controller config can hold just that object in error. */
+export interface ObjectProblem extends Problem {
+  objectKind: ObjectKind;
+  objectId: string;
+}
+
 export function joinPath(base: string, key: string | number): string {
   if (typeof key === "number") return `${base}[${key}]`;
   return base ? `${base}.${key}` : key;

@@ -8,7 +8,8 @@ import { type ConfigChange, diffConfigs } from "./diff.ts";
 import { fromProto3Json, toProto3Json } from "./json.ts";
 import { type ScanResult, scanBinary, scanJson } from "./bounds.ts";
 import { ConfigRejected, MAX_PROBLEMS, type Problem } from "./problems.ts";
-import { type ObjectProblem, validateConfig } from "./validate.ts";
+import type { DeviceModel } from "./model.ts";
+import { type ObjectProblem, readConfig } from "./validate.ts";
 import { normalizeUuids } from "./uuids.ts";
 
 export const EDGE_DEV_CONFIG = "org.lfedge.eve.config.EdgeDevConfig";
@@ -50,10 +51,17 @@ export interface ParsedConfig {
   doc: Doc;
 }
 
+/** The model of one accepted version (model.ts) and its validation's problems (a controller's faulty objects). */
+export interface VersionModel {
+  version: number;
+  model: DeviceModel;
+  problems: ObjectProblem[];
+}
+
 export type ConfigListener = (current: { version: number; hash: string; doc: Doc; source: ConfigSource }) => void;
 
 export class ConfigService {
-  private cache: { version: number; doc: Doc; json?: Doc } | null = null;
+  private cache: { version: number; doc: Doc; read?: { model: DeviceModel; problems: ObjectProblem[] } } | null = null;
   private readonly listeners = new Set<ConfigListener>();
 
   constructor(
@@ -123,7 +131,9 @@ export class ConfigService {
   }
 
   private offer(parsed: ParsedConfig, opts: PutOptions): PutResult {
-    const objectErrors = validateConfig(parsed.doc);
+    // Validation reads the document into the device's model; an accepted version keeps the model it was read into.
+    const read = readConfig(parsed.doc);
+    const objectErrors = read.problems;
     if (objectErrors.length && opts.source === "local") {
       const problems = objectErrors.map(({ path, message }) => ({ path, message }));
       if (!opts.dryRun) this.recordRejected(parsed.bytes, opts, problems);
@@ -149,7 +159,7 @@ export class ConfigService {
       },
       true,
     );
-    this.cache = { version, doc: parsed.doc };
+    this.cache = { version, doc: parsed.doc, read };
     this.events.publish({
       type: "config.accepted",
       message: `config version ${version} accepted from ${opts.source} (${opts.author}): ${plan.length} change(s)`,
@@ -203,6 +213,15 @@ export class ConfigService {
     const doc = normalizeUuids(type.toObject(type.decode(row.bytes), { longs: String, enums: String, bytes: String, arrays: true, defaults: false }) as Doc);
     this.cache = { version: cur.version, doc };
     return this.cache;
+  }
+
+  /** The model of the current accepted version, read once per version (at acceptance, or on first use after a start). */
+  model(): VersionModel | null {
+    const cur = this.currentDoc();
+    if (!cur) return null;
+    const c = this.cache!;
+    c.read ??= readConfig(c.doc);
+    return { version: c.version, model: c.read.model, problems: c.read.problems };
   }
 
   current(format: "json" | "binary"): { version: number; hash: string; bytes: Uint8Array; json?: Doc } | null {

@@ -4,15 +4,12 @@ import { existsSync, readFileSync } from "node:fs";
 import { MAX_ACES_PER_DEVICE, MAX_ACES_PER_INTERFACE, MAX_NETWORK_INSTANCES } from "./bounds.ts";
 import { displayNameProblem, hasControl, HOSTNAME_RULE, IFNAME_RULE, isHostname, isIfname } from "./names.ts";
 import { contains, earliestOverlaps, hasHostBits, overlaps, parseCidr, parseIp, type Cidr } from "./net.ts";
-import { ioIfname, resolvePortLabel } from "./ports.ts";
-import type { Problem } from "./problems.ts";
+import { buildDeviceModel, type DeviceModel } from "./model.ts";
+import { ioIfname } from "./ports.ts";
+import type { ObjectProblem } from "./problems.ts";
 import { normalizeUuids } from "./uuids.ts";
 
-/** A problem tied to the object it makes faulty, so a controller config can hold just that object in error. */
-export interface ObjectProblem extends Problem {
-  objectKind: "app" | "volume" | "contentTree" | "datastore" | "networkInstance" | "device";
-  objectId: string;
-}
+export type { ObjectProblem } from "./problems.ts";
 
 type Obj = Record<string, any>;
 
@@ -59,14 +56,26 @@ export const DEVICE_ENV: ValidationEnv = {
 export const NO_ENV: ValidationEnv = { interfaceExists: () => null, hostNetworks: () => [] };
 
 export function validateConfig(input: Obj, env: ValidationEnv = DEVICE_ENV): ObjectProblem[] {
+  return readConfig(input, env).problems;
+}
+
+/**
+ * Validation is reading the document into the device's model (model.ts): the problems are those of the
+ * model's building (port labels, userData, …) and the checks below of what the model's fields will meet on
+ * the host. A document with problems still has a model (a controller's faulty objects are held in error).
+ */
+export function readConfig(input: Obj, env: ValidationEnv = DEVICE_ENV): { model: DeviceModel; problems: ObjectProblem[] } {
   // UUIDs compare case-insensitively: ids that differ only in case are one id (a duplicate, refused below).
   const doc = normalizeUuids(input);
+  const built = buildDeviceModel(doc);
+  const model = built.model;
   const problems: ObjectProblem[] = [];
   const push = (objectKind: ObjectProblem["objectKind"], objectId: string, path: string, message: string) =>
     problems.push({ objectKind, objectId, path, message });
   // No string of a config reaches the host with a line break or another control character in it.
   controlCharacters(doc, (path, message) => push(...ownerOf(doc, path), path, message));
   devicePorts(doc, (path, message) => push("device", "", path, message));
+  problems.push(...built.problems);
 
   const datastores = new Map<string, Obj>();
   (doc.datastores ?? []).forEach((ds: Obj, i: number) => {
@@ -164,9 +173,9 @@ export function validateConfig(input: Obj, env: ValidationEnv = DEVICE_ENV): Obj
     }
     const port: string = ni.port?.name ?? "";
     if (kind === "ZnetInstSwitch" && !port) push("networkInstance", id, `${path}.port.name`, "a Switch network instance needs the device port it bridges");
-    const resolved = port ? resolvePortLabel(doc, port) : null;
-    if (resolved?.kind === "error") push("networkInstance", id, `${path}.port.name`, `port ${quote(port)}: ${resolved.message}${resolved.path ? ` (at ${resolved.path})` : ""}`);
-    else if (resolved) {
+    // An unresolvable label is a problem of the model (model.ts), reported with it.
+    const resolved = model.networkInstances[i]?.port?.resolution ?? null;
+    if (resolved && resolved.kind !== "error") {
       const ifname = resolved.kind === "shared" ? "*" : resolved.ifname;
       const exists = ifname === "*" ? true : env.interfaceExists(ifname);
       if (exists === false) push("networkInstance", id, `${path}.port.name`, `no port "${port}" on this device${ifname !== port ? ` (it names interface ${ifname})` : ""}`);
@@ -271,7 +280,7 @@ export function validateConfig(input: Obj, env: ValidationEnv = DEVICE_ENV): Obj
   if (totalAces > MAX_ACES_PER_DEVICE) {
     push("device", "", "apps", `${totalAces} firewall rules in all: at most ${MAX_ACES_PER_DEVICE} per device`);
   }
-  return problems;
+  return { model, problems };
 }
 
 /** Every device port the config names resolves to an interface name, without cycles (see ports.ts). */
@@ -280,11 +289,9 @@ function devicePorts(doc: Obj, push: (path: string, message: string) => void): v
     const f = ioIfname(io);
     if (f && !isIfname(f.value)) push(`deviceIoList[${i}].phyaddrs.${f.key}`, `${quote(f.value)} is not an interface name (${IFNAME_RULE})`);
   });
+  // Their names are resolved by the model (model.ts), which reports a label that names no interface.
   (Array.isArray(doc.systemAdapterList) ? doc.systemAdapterList : []).forEach((sa: Obj, i: number) => {
     if (!sa?.name) return;
-    const r = resolvePortLabel(doc, sa.name);
-    // A bad interface name in deviceIoList is reported at its own field, above.
-    if (r.kind === "error" && !r.path?.startsWith("deviceIoList")) push(r.path ?? `systemAdapterList[${i}].name`, r.message);
     if (sa.addr && !parseIp(String(sa.addr))) push(`systemAdapterList[${i}].addr`, `${quote(sa.addr)} is not an IP address`);
   });
   (Array.isArray(doc.networks) ? doc.networks : []).forEach((n: Obj, i: number) => {

@@ -1,0 +1,496 @@
+// The device as one accepted config version asks for it: the EdgeDevConfig (protobufjs toObject form, UUIDs in
+// lower case) read ONCE into typed objects, with references followed, userData parsed (userdata.ts) and port
+// labels resolved (ports.ts). The parts read this model, not the raw document, so they cannot read a field two
+// ways. Building the model is part of validation (validate.ts): what cannot be built for every place a field is
+// used (a file, a command line, an interface name, the kernel) is a problem, with its path, and a local document
+// with a problem is refused whole. Pure: no node:, no Bun APIs (ui/ bundles it).
+import { resolvePortLabel, type PortResolution } from "./ports.ts";
+import type { ObjectKind, ObjectProblem } from "./problems.ts";
+import { readUserData, type UserData } from "./userdata.ts";
+
+type Doc = Record<string, any>;
+
+export type WorkloadKind = "container" | "vm";
+
+export interface UuidAndVersion {
+  uuid: string;
+  version: string;
+}
+
+export interface AppResources {
+  /** `fixedresources.memory`, KiB (EVE's unit). */
+  memoryKiB: number;
+  maxMemKiB: number;
+  vcpus: number;
+  /** `fixedresources.cpus`: a CPU pinning list as EVE writes it ("0-1,3"), or null. */
+  cpuPinning: string | null;
+  /** EVE `VmMode` by name (PV, HVM, FML, …): FML boots UEFI. */
+  virtualizationMode: string;
+  /** VNC for a VM: `remoteConsole` or `fixedresources.enableVnc`. */
+  remoteConsole: boolean;
+}
+
+/** One ACL rule of an app interface, read once (the network part compiles these into nftables rules). */
+export interface AceModel {
+  /** Stable within the interface: `id:<n>` when the ACE has an id, else its content (`m:` + matches, action, direction). */
+  key: string;
+  /** With an id: the content an id-less key would hold (the compiler reuses what it parsed before). */
+  content?: string;
+  id: number;
+  name: string;
+  matches: { type: string; value: string }[];
+  action: { kind: "allow" } | { kind: "drop" } | { kind: "limit"; rate: number; unit: "second" | "minute" | "hour" | "day"; burst: number } | { kind: "portmap"; appPort: number };
+  dir: "both" | "ingress" | "egress";
+}
+
+export interface AppInterfaceModel {
+  index: number;
+  /** The adapter's name inside the app (`name`, else `eth<index>`). */
+  name: string;
+  /** The network instance it is on ("" for none). */
+  networkId: string;
+  /** A static address asked for, or null. */
+  addr: string | null;
+  /** A MAC asked for (lower case), or null (the network part derives a stable one). */
+  macAddress: string | null;
+  acls: AceModel[];
+}
+
+/** A physical/IO adapter the app asks to have passed through (`apps[].adapters`). */
+export interface AppAdapterModel {
+  /** EVE `PhyIoType` by name (PhyIoNetEth, PhyIoUSB, …). */
+  type: string;
+  name: string;
+}
+
+export interface VolumeRefModel {
+  uuid: string;
+  generation: number;
+  /** Where a container mounts it (validated absolute path), or null (the default). */
+  mountDir: string | null;
+}
+
+export interface AppModel {
+  /** Position in the document's `apps` (for problem paths). */
+  index: number;
+  uuid: string;
+  version: string;
+  name: string;
+  /** From the format of the content tree of the first volume; null: neither (see `faults`). */
+  kind: WorkloadKind | null;
+  activate: boolean;
+  resources: AppResources;
+  /** The userData, parsed once (env and command for a container, cloud-init text for a VM). */
+  userData: UserData;
+  interfaces: AppInterfaceModel[];
+  adapters: AppAdapterModel[];
+  volumeRefs: VolumeRefModel[];
+  /** The content tree of the first volume (a container's image, a VM's first disk), or null. */
+  imageContentTree: string | null;
+  /** The config's counters (the operator's local commands are added by whoever keeps them). */
+  restartCounter: number;
+  purgeCounter: number;
+  startDelaySec: number;
+  /** Why the app cannot run as configured, though the config is accepted (EVE holds the app in error). */
+  faults: string[];
+}
+
+export type NiKind = "local" | "switch";
+
+export interface NetworkInstanceModel {
+  index: number;
+  uuid: string;
+  version: string;
+  name: string;
+  /** null: an instance type evebox does not build (a problem of the config). */
+  kind: NiKind | null;
+  /** The device port: its label and what the label names (resolved once), or null for none. */
+  port: { label: string; resolution: PortResolution } | null;
+  subnet: string | null;
+  gateway: string | null;
+  dhcpRange: { start: string; end: string } | null;
+  dns: string[];
+  domain: string | null;
+  staticDns: { host: string; addrs: string[] }[];
+  mtu: number;
+  flowlog: boolean;
+  activate: boolean;
+}
+
+/** A system adapter (`systemAdapterList`): one of the device's own ports. */
+export interface PortModel {
+  index: number;
+  /** The logical name. */
+  name: string;
+  /** What the name resolves to (ports.ts: bounded, cycles refused). */
+  resolution: PortResolution;
+  uplink: boolean;
+  /** The `networks` entry giving its addressing, or null. */
+  networkId: string | null;
+  /** A static address. */
+  addr: string | null;
+}
+
+/** `deviceIoList`: a physical adapter of the device, by its labels. */
+export interface PhysicalIoModel {
+  index: number;
+  type: string;
+  logicalLabel: string;
+  physicalLabel: string;
+  ifname: string | null;
+  usage: string;
+}
+
+/** `networks`: addressing of the device's own ports. */
+export interface DeviceNetworkModel {
+  id: string;
+  dhcp: string;
+  subnet: string | null;
+  gateway: string | null;
+  dns: string[];
+  domain: string | null;
+  mtu: number;
+}
+
+export interface VolumeModel {
+  index: number;
+  uuid: string;
+  name: string;
+  generation: number;
+  origin: "blank" | "download";
+  contentTreeId: string | null;
+  sizeBytes: number;
+  readOnly: boolean;
+  /** Used by an app of this config. */
+  referenced: boolean;
+}
+
+export type ContentSource =
+  | { kind: "registry"; fqdn: string; url: string; username?: string; password?: string }
+  | { kind: "http"; url: string };
+
+export interface ContentTreeModel {
+  index: number;
+  uuid: string;
+  name: string;
+  /** EVE `Format` by name (CONTAINER, QCOW2, ISO, …). */
+  format: string;
+  datastoreId: string;
+  /** Where it is fetched from, from its datastore; null when the datastore cannot serve it (see `faults`). */
+  source: ContentSource | null;
+  sha256: string | null;
+  maxSizeBytes: number | null;
+  /** Used by an app's volume (unreferenced ones are not fetched). */
+  referenced: boolean;
+  faults: string[];
+}
+
+export interface DatastoreModel {
+  index: number;
+  id: string;
+  /** EVE `DsType` by name (DsHttp, DsHttps, DsContainerRegistry, …). */
+  type: string;
+  fqdn: string;
+  dpath: string;
+  username: string | null;
+  password: string | null;
+}
+
+/** The config's `baseos`: the base OS version to run. */
+export interface BaseOsModel {
+  version: string;
+  contentTreeId: string;
+  activate: boolean;
+  retryCounter: number;
+}
+
+export interface DeviceModel {
+  /** The config's own id, when it has one. */
+  id: UuidAndVersion | null;
+  apps: AppModel[];
+  networkInstances: NetworkInstanceModel[];
+  ports: PortModel[];
+  physicalIo: PhysicalIoModel[];
+  networks: DeviceNetworkModel[];
+  volumes: VolumeModel[];
+  contentTrees: ContentTreeModel[];
+  datastores: DatastoreModel[];
+  baseOs: BaseOsModel | null;
+  /** `configItems`, key → value (a repeated key's last value). */
+  configItems: Record<string, string>;
+  /** Each port label of the config (NI ports, system adapters), resolved once. */
+  portLabels: ReadonlyMap<string, PortResolution>;
+}
+
+export const EMPTY_MODEL: DeviceModel = Object.freeze({
+  id: null,
+  apps: [],
+  networkInstances: [],
+  ports: [],
+  physicalIo: [],
+  networks: [],
+  volumes: [],
+  contentTrees: [],
+  datastores: [],
+  baseOs: null,
+  configItems: {},
+  portLabels: new Map(),
+}) as DeviceModel;
+
+const CONTAINER_FORMATS = new Set(["CONTAINER"]);
+export const DISK_FORMATS = new Set(["RAW", "QCOW", "QCOW2", "VHD", "VMDK", "OVA", "VHDX", "ISO"]);
+
+/**
+ * The model of a document and the problems that keep it from being built (the document is read, never
+ * changed). ConfigService builds it once per config version (`model()`); validation builds it (validate.ts).
+ */
+export function buildDeviceModel(doc: Doc | null | undefined): { model: DeviceModel; problems: ObjectProblem[] } {
+  if (!doc) return { model: EMPTY_MODEL, problems: [] };
+  return build(doc);
+}
+
+function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
+  const problems: ObjectProblem[] = [];
+  const push = (objectKind: ObjectKind, objectId: string, path: string, message: string) => problems.push({ objectKind, objectId, path, message });
+  const list = (v: unknown): Doc[] => (Array.isArray(v) ? v : []);
+
+  // ---- ports: every label the config names, resolved once
+  const portLabels = new Map<string, PortResolution>();
+  const resolve = (label: string): PortResolution => {
+    let r = portLabels.get(label);
+    if (!r) portLabels.set(label, (r = resolvePortLabel(doc, label)));
+    return r;
+  };
+  const physicalIo: PhysicalIoModel[] = list(doc.deviceIoList).map((io, index) => {
+    const a: Doc = io?.phyaddrs ?? {};
+    const key = Object.keys(a).find((k) => k.toLowerCase() === "ifname" && a[k]);
+    return {
+      index,
+      type: enumName(io?.ptype, "PhyIoNoop"),
+      logicalLabel: String(io?.logicallabel ?? ""),
+      physicalLabel: String(io?.phylabel ?? ""),
+      ifname: key ? String(a[key]) : null,
+      usage: enumName(io?.usage, "PhyIoUsageNone"),
+    };
+  });
+  const ports: PortModel[] = [];
+  list(doc.systemAdapterList).forEach((sa, index) => {
+    if (!sa?.name) return;
+    const resolution = resolve(String(sa.name));
+    // A bad interface name in deviceIoList is reported at its own field (validate.ts).
+    if (resolution.kind === "error" && !resolution.path?.startsWith("deviceIoList")) push("device", "", resolution.path ?? `systemAdapterList[${index}].name`, resolution.message);
+    ports.push({ index, name: String(sa.name), resolution, uplink: !!(sa.uplink || sa.freeUplink), networkId: sa.networkUUID ? String(sa.networkUUID) : null, addr: sa.addr ? String(sa.addr) : null });
+  });
+  const networks: DeviceNetworkModel[] = list(doc.networks).map((n) => ({
+    id: String(n?.id ?? ""),
+    dhcp: enumName(n?.ip?.dhcp, "DHCPNoop"),
+    subnet: n?.ip?.subnet ? String(n.ip.subnet) : null,
+    gateway: n?.ip?.gateway ? String(n.ip.gateway) : null,
+    dns: list(n?.ip?.dns).map(String),
+    domain: n?.ip?.domain ? String(n.ip.domain) : null,
+    mtu: Number(n?.mtu ?? 0),
+  }));
+
+  // ---- datastores, content trees, volumes
+  const datastores: DatastoreModel[] = list(doc.datastores).map((ds, index) => ({
+    index,
+    id: String(ds?.id ?? ""),
+    type: enumName(ds?.dType, "DsUnknown"),
+    fqdn: String(ds?.fqdn ?? ""),
+    dpath: String(ds?.dpath ?? ""),
+    username: ds?.apiKey ? String(ds.apiKey) : null,
+    password: ds?.password ? String(ds.password) : null,
+  }));
+  const dsById = new Map(datastores.map((d) => [d.id, d]));
+  const apps: Doc[] = list(doc.apps);
+  const referencedVolumes = new Set<string>();
+  for (const a of apps) for (const r of list(a?.volumeRefList)) referencedVolumes.add(String(r?.uuid ?? ""));
+  const volumes: VolumeModel[] = list(doc.volumes).map((v, index) => ({
+    index,
+    uuid: String(v?.uuid ?? ""),
+    name: String(v?.displayName ?? ""),
+    generation: Number(v?.generationCount ?? 0),
+    origin: v?.origin?.type === "VCOT_DOWNLOAD" || v?.origin?.type === 2 ? "download" : "blank",
+    contentTreeId: v?.origin?.downloadContentTreeID ? String(v.origin.downloadContentTreeID) : null,
+    sizeBytes: Number(v?.maxsizebytes ?? 0),
+    readOnly: !!v?.readonly,
+    referenced: referencedVolumes.has(String(v?.uuid ?? "")),
+  }));
+  const volById = new Map(volumes.map((v) => [v.uuid, v]));
+  const referencedTrees = new Set<string>();
+  for (const id of referencedVolumes) {
+    const ct = volById.get(id)?.contentTreeId;
+    if (ct) referencedTrees.add(ct);
+  }
+  const contentTrees: ContentTreeModel[] = list(doc.contentInfo).map((ct, index) => {
+    const faults: string[] = [];
+    const dsId = String(ct?.dsId ?? "");
+    const ds = dsById.get(dsId);
+    const url = String(ct?.URL ?? "");
+    let source: ContentSource | null = null;
+    if (!ds) faults.push(`dsId: no datastore ${dsId}`);
+    else if (ds.type === "DsContainerRegistry") {
+      source = { kind: "registry", fqdn: ds.fqdn, url, ...(ds.username ? { username: ds.username } : {}), ...(ds.password ? { password: ds.password } : {}) };
+    } else if (ds.type === "DsHttp" || ds.type === "DsHttps") {
+      const base = ds.fqdn.replace(/\/+$/, "");
+      const dpath = ds.dpath.replace(/^\/+|\/+$/g, "");
+      source = { kind: "http", url: [base, dpath, url.replace(/^\/+/, "")].filter(Boolean).join("/") };
+      if (!/^https?:\/\//.test(base)) faults.push(`datastore ${ds.id}: fqdn ${JSON.stringify(ds.fqdn)} must start with http:// or https://`);
+      if (ds.type === "DsHttps" && !base.startsWith("https://")) faults.push(`datastore ${ds.id}: an Https datastore needs an https:// fqdn`);
+      if (!ct?.sha256) faults.push("sha256: a content tree from an Http(s) datastore needs its sha256");
+    } else faults.push(`datastore ${ds.id}: datastore type ${ds.type === "DsUnknown" ? "(none)" : ds.type} is not supported (Http, Https, ContainerRegistry are)`);
+    const uuid = String(ct?.uuid ?? "");
+    return {
+      index,
+      uuid,
+      name: String(ct?.displayName || ct?.URL || uuid),
+      format: enumName(ct?.iformat, "FmtUnknown"),
+      datastoreId: dsId,
+      source,
+      sha256: ct?.sha256 ? String(ct.sha256).toLowerCase() : null,
+      maxSizeBytes: ct?.maxSizeBytes ? Number(ct.maxSizeBytes) : null,
+      referenced: referencedTrees.has(uuid),
+      faults,
+    };
+  });
+  const treeById = new Map(contentTrees.map((c) => [c.uuid, c]));
+
+  // ---- network instances
+  const networkInstances: NetworkInstanceModel[] = list(doc.networkInstances).map((ni, index) => {
+    const uuid = String(ni?.uuidandversion?.uuid ?? "");
+    const t = ni?.instType;
+    const kind: NiKind | null = t === "ZnetInstLocal" || t === 2 ? "local" : t === "ZnetInstSwitch" || t === 1 ? "switch" : null;
+    const label = String(ni?.port?.name ?? "");
+    let port: NetworkInstanceModel["port"] = null;
+    if (label) {
+      const resolution = resolve(label);
+      port = { label, resolution };
+      if (resolution.kind === "error") push("networkInstance", uuid, `networkInstances[${index}].port.name`, `port ${quote(label)}: ${resolution.message}${resolution.path ? ` (at ${resolution.path})` : ""}`);
+    }
+    const ip: Doc = ni?.ip ?? {};
+    return {
+      index,
+      uuid,
+      version: String(ni?.uuidandversion?.version ?? ""),
+      name: String(ni?.displayname || uuid),
+      kind,
+      port,
+      subnet: ip.subnet ? String(ip.subnet) : null,
+      gateway: ip.gateway ? String(ip.gateway) : null,
+      dhcpRange: ip.dhcpRange?.start || ip.dhcpRange?.end ? { start: String(ip.dhcpRange.start ?? ""), end: String(ip.dhcpRange.end ?? "") } : null,
+      dns: list(ip.dns).map(String),
+      domain: ip.domain ? String(ip.domain) : null,
+      staticDns: list(ni?.dns).map((d) => ({ host: String(d?.HostName ?? ""), addrs: (Array.isArray(d?.Address) ? (d.Address as unknown[]) : []).filter((a): a is string => typeof a === "string") })),
+      mtu: Number(ni?.mtu ?? 0) || 1500,
+      flowlog: !ni?.disableFlowlog,
+      activate: !!ni?.activate,
+    };
+  });
+
+  // ---- apps
+  const appModels: AppModel[] = apps.map((a, index): AppModel => {
+    const uuid = String(a?.uuidandversion?.uuid ?? "");
+    const path = `apps[${index}]`;
+    const faults: string[] = [];
+    const volumeRefs: VolumeRefModel[] = list(a?.volumeRefList).map((r) => ({ uuid: String(r?.uuid ?? ""), generation: Number(r?.generationCount ?? 0), mountDir: r?.mountDir ? String(r.mountDir) : null }));
+    const first = volumeRefs[0] ? volById.get(volumeRefs[0].uuid) : undefined;
+    const tree = first?.contentTreeId ? treeById.get(first.contentTreeId) : undefined;
+    const kind: WorkloadKind | null = tree && CONTAINER_FORMATS.has(tree.format) ? "container" : tree && DISK_FORMATS.has(tree.format) ? "vm" : null;
+    if (!kind) faults.push("volumeRefList[0]: the app's first volume must come from a content tree of format CONTAINER (a container) or a disk format (a VM)");
+    const userData = readUserData(a?.userData);
+    // A container's variables reach the engine (and EVE_ECO_CMD its argv): what cannot be refuses the config.
+    for (const m of userData.problems) push("app", uuid, `${path}.userData`, m);
+    const fixed: Doc = a?.fixedresources ?? {};
+    const interfaces: AppInterfaceModel[] = list(a?.interfaces).map((ifc, j) => ({
+      index: j,
+      name: String(ifc?.name || `eth${j}`),
+      networkId: String(ifc?.networkId ?? ""),
+      addr: ifc?.addr ? String(ifc.addr) : null,
+      macAddress: ifc?.macAddress ? String(ifc.macAddress).toLowerCase() : null,
+      acls: list(ifc?.acls).map(aceModel),
+    }));
+    return {
+      index,
+      uuid,
+      version: String(a?.uuidandversion?.version ?? ""),
+      name: String(a?.displayname ?? uuid),
+      kind,
+      activate: !!a?.activate,
+      resources: {
+        memoryKiB: Number(fixed.memory ?? 0),
+        maxMemKiB: Number(fixed.maxmem ?? 0),
+        vcpus: Number(fixed.vcpus ?? 0),
+        cpuPinning: fixed.cpus ? String(fixed.cpus) : null,
+        virtualizationMode: enumName(fixed.virtualizationMode, "PV", ["PV", "HVM", "Filler", "FML", "NOHYPER", "LEGACY"]),
+        remoteConsole: !!(a?.remoteConsole || fixed.enableVnc),
+      },
+      userData,
+      interfaces,
+      adapters: list(a?.adapters).map((ad) => ({ type: enumName(ad?.type, "PhyIoNoop"), name: String(ad?.name ?? "") })),
+      volumeRefs,
+      imageContentTree: tree?.uuid ?? null,
+      restartCounter: Number(a?.restart?.counter ?? 0),
+      purgeCounter: Number(a?.purge?.counter ?? 0),
+      startDelaySec: Number(a?.startDelayInSeconds ?? 0),
+      faults,
+    };
+  });
+
+  const b: Doc | undefined = doc.baseos;
+  const baseOs: BaseOsModel | null = b
+    ? { version: String(b.baseOsVersion ?? ""), contentTreeId: String(b.contentTreeUuid ?? ""), activate: !!b.activate, retryCounter: Number(b.retryUpdate?.counter ?? 0) }
+    : null;
+  const configItems: Record<string, string> = {};
+  for (const c of list(doc.configItems)) if (c?.key) configItems[String(c.key)] = String(c.value ?? "");
+
+  const model: DeviceModel = {
+    id: doc.id?.uuid ? { uuid: String(doc.id.uuid), version: String(doc.id.version ?? "") } : null,
+    apps: appModels,
+    networkInstances,
+    ports,
+    physicalIo,
+    networks,
+    volumes,
+    contentTrees,
+    datastores,
+    baseOs,
+    configItems,
+    portLabels,
+  };
+  return { model, problems };
+}
+
+const UNITS: Record<string, "second" | "minute" | "hour" | "day"> = { s: "second", second: "second", m: "minute", minute: "minute", h: "hour", hour: "hour", d: "day", day: "day" };
+const ALLOW: AceModel["action"] = { kind: "allow" };
+
+/** One ACE as the model holds it (its first action; EVE sends one). */
+export function aceModel(ace: Doc): AceModel {
+  // Runs once per ACE of every interface of every config version: no copies where the input will do.
+  const raw: Doc[] = ace.matches ?? [];
+  const matches = raw.every((m) => typeof m.type === "string" && typeof m.value === "string") ? (raw as { type: string; value: string }[]) : raw.map((m) => ({ type: String(m.type ?? ""), value: String(m.value ?? "") }));
+  const a = ace.actions?.[0];
+  let action = ALLOW;
+  if (a?.drop) action = { kind: "drop" };
+  else if (a?.portmap) action = { kind: "portmap", appPort: Number(a.appPort ?? 0) };
+  else if (a?.limit) action = { kind: "limit", rate: Number(a.limitrate ?? 0), unit: UNITS[a.limitunit ?? "s"] ?? "second", burst: Number(a.limitburst ?? 0) || Number(a.limitrate ?? 1) };
+  const dir = ace.dir === "INGRESS" || ace.dir === 1 ? "ingress" : ace.dir === "EGRESS" || ace.dir === 2 ? "egress" : "both";
+  const id = Number(ace.id ?? 0);
+  // An ACE's content: its matches, action and direction. Without an id, that is its key.
+  let content = "m:";
+  for (const m of matches) content += `${m.type}=${m.value};`;
+  content += action === ALLOW ? "" : `${action.kind}${action.kind === "portmap" ? action.appPort : action.kind === "limit" ? `${action.rate}/${action.unit}/${action.burst}` : ""}`;
+  if (dir !== "both") content += `;${dir}`;
+  if (id) return { key: `id:${id}`, content, id, name: String(ace.name ?? ""), matches, action, dir };
+  return { key: content, id, name: String(ace.name ?? ""), matches, action, dir };
+}
+
+/** An enum as its name: documents carry names (toObject with enums: String); numbers are mapped when names are known. */
+function enumName(v: unknown, dflt: string, names?: string[]): string {
+  if (typeof v === "number") return names?.[v] ?? (v === 0 ? dflt : String(v));
+  return typeof v === "string" && v ? v : dflt;
+}
+
+function quote(v: unknown): string {
+  const s = String(v);
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+}
