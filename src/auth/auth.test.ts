@@ -1,11 +1,12 @@
 import { describe, expect, test } from "bun:test";
+import { statusOf } from "../console/errors.ts";
 import { AuthError, clientKey, DEFAULT_THROTTLE, HashGate, LoginThrottle } from "./auth.ts";
 
 const refused = (f: () => void) => {
   try {
     f();
   } catch (e) {
-    return e instanceof AuthError ? e.status : -1;
+    return e instanceof AuthError ? statusOf(e.kind) : -1;
   }
   return 0;
 };
@@ -63,7 +64,7 @@ describe("HashGate", () => {
     const results = await Promise.allSettled(Array.from({ length: 8 }, job));
     expect(peak).toBe(2);
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(5);
-    expect(results.filter((r) => r.status === "rejected").every((r) => ((r as PromiseRejectedResult).reason as AuthError).status === 429)).toBe(true);
+    expect(results.filter((r) => r.status === "rejected").every((r) => statusOf(((r as PromiseRejectedResult).reason as AuthError).kind) === 429)).toBe(true);
     expect(await job()).toBe(true); // and the slots are all free again
   });
 });

@@ -1,18 +1,20 @@
 import { timingSafeEqual } from "node:crypto";
 import { chmodSync, rmSync, writeFileSync } from "node:fs";
+import { DomainError } from "../model/errors.ts";
 import type { Store } from "../store/store.ts";
 
 const PASSWORD_KEY = "admin_password_hash";
 export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 export const MIN_PASSWORD_LENGTH = 8;
 
-export class AuthError extends Error {
+/** A refused setup, login, password or token request; `too-many` ones say when to try again. */
+export class AuthError extends DomainError {
   constructor(
-    readonly status: 400 | 401 | 403 | 409 | 429,
+    kind: "invalid" | "unauthorized" | "forbidden" | "conflict" | "too-many",
     message: string,
     readonly retryAfterSeconds?: number,
   ) {
-    super(message);
+    super(kind, message, { retryAfterSeconds });
   }
 }
 
@@ -93,10 +95,10 @@ export class LoginThrottle {
     const own = this.record(key, now);
     const global = key === "local-socket" ? null : this.fresh(this.global, now);
     if (own.until > now) {
-      throw new AuthError(429, "too many failed attempts from this client; wait before trying again", Math.ceil((own.until - now) / 1000));
+      throw new AuthError("too-many", "too many failed attempts from this client; wait before trying again", Math.ceil((own.until - now) / 1000));
     }
     if (global && global.until > now) {
-      throw new AuthError(429, "too many failed attempts on this device (from several clients); wait before trying again", Math.ceil((global.until - now) / 1000));
+      throw new AuthError("too-many", "too many failed attempts on this device (from several clients); wait before trying again", Math.ceil((global.until - now) / 1000));
     }
     this.count(own, this.limits.perClientFree, now);
     if (global) this.count(global, this.limits.globalFree, now);
@@ -140,7 +142,7 @@ export class HashGate {
 
   async run<T>(f: () => Promise<T>): Promise<T> {
     if (this.running >= this.concurrent) {
-      if (this.queue.length >= this.waiting) throw new AuthError(429, "too many password checks at once; try again in a moment", 1);
+      if (this.queue.length >= this.waiting) throw new AuthError("too-many", "too many password checks at once; try again in a moment", 1);
       await new Promise<void>((r) => this.queue.push(r));
     } else this.running++;
     try {
@@ -188,12 +190,12 @@ export class Auth {
   }
 
   async setup(token: unknown, password: unknown, client: string): Promise<string> {
-    if (this.isSetUp()) throw new AuthError(409, "the admin password is already set; log in instead");
-    if (this.settingUp) throw new AuthError(409, "the admin password is being set by another request; log in once it is done");
+    if (this.isSetUp()) throw new AuthError("conflict", "the admin password is already set; log in instead");
+    if (this.settingUp) throw new AuthError("conflict", "the admin password is being set by another request; log in once it is done");
     checkPassword(password);
     this.throttle.attempt(client);
     if (typeof token !== "string" || this.setupToken === null || !constantTimeEqual(token.trim(), this.setupToken)) {
-      throw new AuthError(403, "the setup token is wrong: use the one evebox printed at start (also in run/setup-token)");
+      throw new AuthError("forbidden", "the setup token is wrong: use the one evebox printed at start (also in run/setup-token)");
     }
     // The token is taken before the first await: of parallel setups with the right token exactly one goes on.
     const taken = this.setupToken;
@@ -215,9 +217,9 @@ export class Auth {
 
   async login(password: unknown, client: string): Promise<string> {
     const hash = this.store.getSetting(PASSWORD_KEY);
-    if (hash === undefined) throw new AuthError(409, "evebox is not set up yet: open the setup URL it printed at start");
+    if (hash === undefined) throw new AuthError("conflict", "evebox is not set up yet: open the setup URL it printed at start");
     this.throttle.attempt(client);
-    if (!(await this.verify(password, hash))) throw new AuthError(401, "wrong password");
+    if (!(await this.verify(password, hash))) throw new AuthError("unauthorized", "wrong password");
     this.throttle.succeed(client);
     return this.newSession(client);
   }
@@ -229,9 +231,9 @@ export class Auth {
   async changePassword(current: unknown, next: unknown, client: string, keepSession: string | null): Promise<void> {
     checkPassword(next);
     const hash = this.store.getSetting(PASSWORD_KEY);
-    if (hash === undefined) throw new AuthError(409, "evebox is not set up yet: open the setup URL it printed at start");
+    if (hash === undefined) throw new AuthError("conflict", "evebox is not set up yet: open the setup URL it printed at start");
     this.throttle.attempt(client);
-    if (!(await this.verify(current, hash))) throw new AuthError(403, "the current password is wrong");
+    if (!(await this.verify(current, hash))) throw new AuthError("forbidden", "the current password is wrong");
     this.throttle.succeed(client);
     const nextHash = await this.hashes.run(() => Bun.password.hash(next, { algorithm: "argon2id" }));
     this.store.setSetting(PASSWORD_KEY, nextHash);
@@ -265,7 +267,7 @@ export class Auth {
   /** API tokens look like `ebx_<id>_<secret>`; only sha256(secret) is kept. */
   createToken(name: unknown): { id: string; name: string; token: string } {
     if (typeof name !== "string" || name.trim() === "" || name.length > 100) {
-      throw new AuthError(400, "name: a token needs a name of 1 to 100 characters");
+      throw new AuthError("invalid", "name: a token needs a name of 1 to 100 characters");
     }
     const id = randomSecret(6).replace(/[-_]/g, "x");
     const secret = randomSecret();
@@ -286,9 +288,9 @@ export class Auth {
 
 export function checkPassword(password: unknown): asserts password is string {
   if (typeof password !== "string" || password.length < MIN_PASSWORD_LENGTH) {
-    throw new AuthError(400, `password: at least ${MIN_PASSWORD_LENGTH} characters`);
+    throw new AuthError("invalid", `password: at least ${MIN_PASSWORD_LENGTH} characters`);
   }
-  if (password.length > 1024) throw new AuthError(400, "password: at most 1024 characters");
+  if (password.length > 1024) throw new AuthError("invalid", "password: at most 1024 characters");
 }
 
 export function describePrincipal(p: Principal): string {

@@ -9,6 +9,7 @@
 // raw to a slot partition: the trailer after the payload is never read by them.
 import { closeSync, openSync, readSync, fstatSync } from "node:fs";
 import { createHash } from "node:crypto";
+import { DomainError } from "../model/errors.ts";
 
 export const BUNDLE_FORMAT = "evebox-update/1";
 export const FOOTER_MAGIC = "EBXUPD01";
@@ -38,7 +39,11 @@ export interface BundleLayout {
 }
 
 /** A refusal: the bundle is not usable; `message` says why, for the API answer, the status and the history. */
-export class BundleError extends Error {}
+export class BundleError extends DomainError {
+  constructor(message: string) {
+    super("invalid", message);
+  }
+}
 
 export function encodeFooter(manifestBytes: number, signatureBytes: number, payloadBytes: number): Uint8Array {
   const b = Buffer.alloc(FOOTER_BYTES);

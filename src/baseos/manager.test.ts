@@ -158,11 +158,11 @@ describe("an upload that does not finish", () => {
       const up = b.upload(stalled(4096), 8192);
       await Bun.sleep(50);
       expect(b.view().update).toMatchObject({ phase: "receiving", source: "upload" });
-      await expect(b.upload(stalled(1), 1)).rejects.toMatchObject({ status: 409 });
+      await expect(b.upload(stalled(1), 1)).rejects.toMatchObject({ kind: "conflict" });
       expect(b.cancel()).toMatchObject({ source: "upload" });
       expect(b.view().update).toBeNull();
       expect(b.view().history[0]).toMatchObject({ outcome: "cancelled", source: "upload" });
-      await expect(up).rejects.toMatchObject({ status: 409, message: expect.stringMatching(/cancelled by the operator/) });
+      await expect(up).rejects.toMatchObject({ kind: "conflict", message: expect.stringMatching(/cancelled by the operator/) });
       expect(b.view().history.filter((h) => h.outcome === "cancelled")).toHaveLength(1);
       const next = b.upload(stalled(1), 2);
       await Bun.sleep(20);
@@ -177,7 +177,7 @@ describe("an upload that does not finish", () => {
   test("a sender that stalls is refused after the stall timeout (408) and the slot is free", async () => {
     const { b, done } = fresh(200);
     try {
-      await expect(b.upload(stalled(4096), 8192)).rejects.toMatchObject({ status: 408, message: expect.stringMatching(/stalled/) });
+      await expect(b.upload(stalled(4096), 8192)).rejects.toMatchObject({ kind: "timed-out", message: expect.stringMatching(/stalled/) });
       expect(b.view().update).toBeNull();
       expect(b.view().history[0]).toMatchObject({ outcome: "refused" });
     } finally {

@@ -2,6 +2,7 @@
 // read it back, mark it to be tried once, reboot when allowed, watch the trial (test window) and commit it, or
 // let the device fall back and remember why. The state lives in one JSON file on PERSIST (written atomically,
 // flushed), so every boot — the trial's, the fallen-back one's — continues where the last one stopped.
+import { DomainError } from "../model/errors.ts";
 import type { PartStatus } from "../model/status.ts";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
@@ -82,12 +83,10 @@ interface PersistedState {
   history: HistoryEntry[];
 }
 
-export class BaseOsRefused extends Error {
-  constructor(
-    readonly status: 400 | 408 | 409 | 413 | 501,
-    message: string,
-  ) {
-    super(message);
+/** An update or a request about updates that is refused; the slot is untouched. */
+export class BaseOsRefused extends DomainError {
+  constructor(kind: "invalid" | "timed-out" | "conflict" | "too-large" | "not-implemented", message: string) {
+    super(kind, message);
   }
 }
 
@@ -273,10 +272,10 @@ export class BaseOs {
     op.contentTreeUuid = treeId;
     const t0 = performance.now();
     try {
-      if (!ct) throw new BaseOsRefused(400, `baseos: no content tree ${treeId} in the config`);
-      if (!ds || !["DsHttp", "DsHttps"].includes(ds.dType)) throw new BaseOsRefused(400, `baseos: content tree ${treeId} is not on an Http(s) datastore`);
-      if (!ct.sha256) throw new BaseOsRefused(400, `baseos: content tree ${treeId} has no sha256`);
-      if (this.state.failed[version]) throw new BaseOsRefused(409, `version ${version} failed before (${this.state.failed[version]!.reason}); it is not tried again until retry_update changes`);
+      if (!ct) throw new BaseOsRefused("invalid", `baseos: no content tree ${treeId} in the config`);
+      if (!ds || !["DsHttp", "DsHttps"].includes(ds.dType)) throw new BaseOsRefused("invalid", `baseos: content tree ${treeId} is not on an Http(s) datastore`);
+      if (!ct.sha256) throw new BaseOsRefused("invalid", `baseos: content tree ${treeId} has no sha256`);
+      if (this.state.failed[version]) throw new BaseOsRefused("conflict", `version ${version} failed before (${this.state.failed[version]!.reason}); it is not tried again until retry_update changes`);
       const url = [String(ds.fqdn).replace(/\/+$/, ""), String(ds.dpath ?? "").replace(/^\/+|\/+$/g, ""), String(ct.URL ?? "").replace(/^\/+/, "")].filter(Boolean).join("/");
       op.progress = { done: 0, total: 0 };
       this.touch(op);
@@ -298,7 +297,7 @@ export class BaseOs {
       });
       op.timings.receiveMs = Math.round(performance.now() - t0);
       await this.verify(op, this.incomingPath());
-      if (op.version !== version) throw new BaseOsRefused(400, `the content tree holds version ${op.version}; the config asks for ${version}`);
+      if (op.version !== version) throw new BaseOsRefused("invalid", `the content tree holds version ${op.version}; the config asks for ${version}`);
     } catch (e) {
       try {
         this.refuse(op, e);
@@ -469,7 +468,7 @@ export class BaseOs {
 
   private begin(source: Operation["source"]): Operation {
     const busy = this.busy();
-    if (busy) throw new BaseOsRefused(409, busy);
+    if (busy) throw new BaseOsRefused("conflict", busy);
     const now = new Date().toISOString();
     const op: Operation = { id: newId(), source, version: null, slot: otherSlot(this.o.backend.booted), phase: "receiving", progress: null, startedAt: now, updatedAt: now, timings: {}, schedule: null };
     this.state.current = op;
@@ -484,8 +483,8 @@ export class BaseOs {
     const maxBytes = this.o.backend.capacity(op.slot) + 1 * MiB;
     const receiving = (this.receiving = new AbortController());
     try {
-      if (!body) throw new BaseOsRefused(400, "empty request body: send the update file as application/octet-stream");
-      if (declaredBytes !== null && declaredBytes > maxBytes) throw new BaseOsRefused(413, `the update (${declaredBytes} bytes) is larger than slot ${op.slot} (${this.o.backend.capacity(op.slot)} bytes)`);
+      if (!body) throw new BaseOsRefused("invalid", "empty request body: send the update file as application/octet-stream");
+      if (declaredBytes !== null && declaredBytes > maxBytes) throw new BaseOsRefused("too-large", `the update (${declaredBytes} bytes) is larger than slot ${op.slot} (${this.o.backend.capacity(op.slot)} bytes)`);
       op.progress = { done: 0, total: declaredBytes ?? 0 };
       const fh = await open(this.incomingPath(), "w", 0o600);
       let got = 0;
@@ -505,7 +504,7 @@ export class BaseOs {
           got += value.byteLength;
           if (got > maxBytes) {
             await reader.cancel().catch(() => {});
-            throw new BaseOsRefused(413, `the update is larger than slot ${op.slot} (${this.o.backend.capacity(op.slot)} bytes)`);
+            throw new BaseOsRefused("too-large", `the update is larger than slot ${op.slot} (${this.o.backend.capacity(op.slot)} bytes)`);
           }
           await fh.write(value);
           op.progress.done = got;
@@ -518,14 +517,14 @@ export class BaseOs {
       } finally {
         await fh.close();
       }
-      if (declaredBytes !== null && got !== declaredBytes) throw new BaseOsRefused(400, `the upload ended after ${got} of ${declaredBytes} bytes`);
+      if (declaredBytes !== null && got !== declaredBytes) throw new BaseOsRefused("invalid", `the upload ended after ${got} of ${declaredBytes} bytes`);
       op.timings.receiveMs = Math.round(performance.now() - t0);
       if (receiving.signal.aborted) throw new UploadCancelled();
       await this.verify(op, this.incomingPath());
       if (receiving.signal.aborted) throw new UploadCancelled();
     } catch (e) {
       // Cancelled: cancel() has recorded it already and the slot was never touched.
-      if (e instanceof UploadCancelled || receiving.signal.aborted) throw new BaseOsRefused(409, "the upload was cancelled by the operator; nothing was written");
+      if (e instanceof UploadCancelled || receiving.signal.aborted) throw new BaseOsRefused("conflict", "the upload was cancelled by the operator; nothing was written");
       this.refuse(op, e);
     } finally {
       if (this.receiving === receiving) this.receiving = null;
@@ -537,7 +536,7 @@ export class BaseOs {
   /** Turns an error into a refusal: history, status, event; the slot untouched; rethrown for the API answer. */
   private refuse(op: Operation, e: unknown): never {
     rmSync(this.incomingPath(), { force: true });
-    const refused = e instanceof BaseOsRefused ? e : e instanceof BundleError ? new BaseOsRefused(400, e.message) : new BaseOsRefused(400, (e as Error).message);
+    const refused = e instanceof BaseOsRefused ? e : e instanceof BundleError ? new BaseOsRefused("invalid", e.message) : new BaseOsRefused("invalid", (e as Error).message);
     this.state.current = op;
     this.finish("refused", refused.message);
     this.save();
@@ -552,12 +551,12 @@ export class BaseOs {
     const { manifest, layout, key } = await readBundleHead(path, this.o.keys);
     op.version = manifest.version;
     op.manifest = { version: manifest.version, board: manifest.board, arch: manifest.arch, squashfs: manifest.squashfs, buildTime: manifest.buildTime, keyId: key.id };
-    if (manifest.board !== this.o.board.board) throw new BaseOsRefused(400, `the update is for board ${manifest.board}; this device is ${this.o.board.board}`);
-    if (manifest.arch !== this.o.board.arch) throw new BaseOsRefused(400, `the update is for architecture ${manifest.arch}; this device is ${this.o.board.arch}`);
+    if (manifest.board !== this.o.board.board) throw new BaseOsRefused("invalid", `the update is for board ${manifest.board}; this device is ${this.o.board.board}`);
+    if (manifest.arch !== this.o.board.arch) throw new BaseOsRefused("invalid", `the update is for architecture ${manifest.arch}; this device is ${this.o.board.arch}`);
     const cap = this.o.backend.capacity(op.slot);
-    if (layout.fileBytes > cap) throw new BaseOsRefused(400, `the update (${layout.fileBytes} bytes) does not fit slot ${op.slot} (${cap} bytes)`);
+    if (layout.fileBytes > cap) throw new BaseOsRefused("invalid", `the update (${layout.fileBytes} bytes) does not fit slot ${op.slot} (${cap} bytes)`);
     const failed = this.state.failed[manifest.version];
-    if (failed) throw new BaseOsRefused(409, `version ${manifest.version} failed before (${failed.reason}); it is not tried again until a retry (POST /api/v1/baseos/retry, or the controller's retry_update)`);
+    if (failed) throw new BaseOsRefused("conflict", `version ${manifest.version} failed before (${failed.reason}); it is not tried again until a retry (POST /api/v1/baseos/retry, or the controller's retry_update)`);
     // One pass: the payload's hash (against the signed manifest) and the whole file's (for the read-back).
     const fh = await open(path, "r");
     try {
@@ -570,7 +569,7 @@ export class BaseOs {
         op.progress!.done = at + chunk.length;
       });
       const got = payload.digest("hex");
-      if (got !== manifest.squashfs.sha256) throw new BaseOsRefused(400, `wrong hash: the squashfs's sha256 is ${got}, the signed manifest says ${manifest.squashfs.sha256}`);
+      if (got !== manifest.squashfs.sha256) throw new BaseOsRefused("invalid", `wrong hash: the squashfs's sha256 is ${got}, the signed manifest says ${manifest.squashfs.sha256}`);
       op.fileSha256 = whole.digest("hex");
       op.fileBytes = layout.fileBytes;
     } finally {
@@ -702,16 +701,16 @@ export class BaseOs {
   /** POST /baseos/activate: reboot into a written update now (held, or outside the window). */
   activate(): Operation {
     const c = this.state.current;
-    if (!c || c.phase !== "ready") throw new BaseOsRefused(409, c ? `the update is ${c.phase}, not written and waiting` : "no update is written and waiting");
+    if (!c || c.phase !== "ready") throw new BaseOsRefused("conflict", c ? `the update is ${c.phase}, not written and waiting` : "no update is written and waiting");
     this.rebootIntoTrial(c, "activated by the operator");
     return c;
   }
 
   cancel(): Operation {
     const c = this.state.current;
-    if (!c || !ACTIVE_PHASES.includes(c.phase)) throw new BaseOsRefused(409, "no update in progress");
-    if (c.phase === "testing") throw new BaseOsRefused(409, "the trial's test window runs; it commits or falls back by itself");
-    if (c.phase === "rebooting" && this.o.hooks.reboot) throw new BaseOsRefused(409, "the device is rebooting into the update");
+    if (!c || !ACTIVE_PHASES.includes(c.phase)) throw new BaseOsRefused("conflict", "no update in progress");
+    if (c.phase === "testing") throw new BaseOsRefused("conflict", "the trial's test window runs; it commits or falls back by itself");
+    if (c.phase === "rebooting" && this.o.hooks.reboot) throw new BaseOsRefused("conflict", "the device is rebooting into the update");
     if (c.phase === "writing" || c.phase === "reading-back") {
       this.abort?.abort();
       return c;
@@ -726,7 +725,7 @@ export class BaseOs {
       this.o.hooks.publish("baseos.cancelled", "upload cancelled while it was received");
       return c;
     }
-    if (c.phase === "receiving" || c.phase === "verifying") throw new BaseOsRefused(409, "the controller's update is being downloaded; change the config to stop it");
+    if (c.phase === "receiving" || c.phase === "verifying") throw new BaseOsRefused("conflict", "the controller's update is being downloaded; change the config to stop it");
     // ready (or rebooting recorded in host mode): the try is withdrawn; the slot keeps bytes nobody boots.
     this.o.backend.writeEnv({ ...this.readEnvSafe(), evebox_try: "" });
     this.boot = bootState(this.o.backend.booted, this.readEnvSafe());
@@ -930,7 +929,7 @@ function readOrGiveUp(reader: ReadableStreamDefaultReader<Uint8Array>, signal: A
   if (signal.aborted) return Promise.reject(new UploadCancelled());
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(new UploadCancelled());
-    const timer = setTimeout(() => reject(new BaseOsRefused(408, `the upload stalled: no data for ${Math.round(stallMs / 1000)} s`)), stallMs);
+    const timer = setTimeout(() => reject(new BaseOsRefused("timed-out", `the upload stalled: no data for ${Math.round(stallMs / 1000)} s`)), stallMs);
     signal.addEventListener("abort", onAbort, { once: true });
     reader.read().then(resolve, reject).finally(() => {
       clearTimeout(timer);

@@ -2,7 +2,6 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { BaseOsRefused, type BaseOs, notAbView } from "./manager.ts";
-import { SettingsError } from "./schedule.ts";
 
 export interface BaseOsRef {
   baseos: BaseOs | null;
@@ -15,14 +14,10 @@ export function baseosRoutes(ref: () => BaseOsRef): Hono<any> {
   const small = bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.json({ error: "request body too large (limit 64 KiB)" }, 413) });
   const need = () => {
     const { baseos, reason } = ref();
-    if (!baseos) throw new BaseOsRefused(501, reason ?? "not an A/B device");
+    if (!baseos) throw new BaseOsRefused("not-implemented", reason ?? "not an A/B device");
     return baseos;
   };
-  r.onError((err, c) => {
-    if (err instanceof BaseOsRefused) return c.json({ error: err.message }, err.status);
-    if (err instanceof SettingsError) return c.json({ error: err.message }, 400);
-    throw err;
-  });
+  // BaseOsRefused, SettingsError and BundleError are DomainErrors: the console's onError answers them.
 
   r.get("/", (c) => {
     const { baseos, reason } = ref();

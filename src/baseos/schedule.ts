@@ -1,5 +1,6 @@
 // When a written update may reboot the device: now, in a daily maintenance window (UTC), or when the operator
 // says so. Pure functions, unit-tested in schedule.test.ts.
+import { DomainError } from "../model/errors.ts";
 
 export type RebootMode = "now" | "window" | "hold";
 
@@ -21,7 +22,12 @@ export const DEFAULT_SETTINGS: BaseOsSettings = {
   stableSeconds: 20,
 };
 
-export class SettingsError extends Error {}
+/** Base OS settings that cannot be applied (a malformed window, an unknown field): the message lists every problem. */
+export class SettingsError extends DomainError {
+  constructor(message: string) {
+    super("invalid", message);
+  }
+}
 
 function parseHHMM(s: unknown): number {
   const m = typeof s === "string" ? s.match(/^([01]\d|2[0-3]):([0-5]\d)$/) : null;

@@ -1,3 +1,5 @@
+import { DomainError } from "../model/errors.ts";
+
 /** One thing wrong with a document, with the path of the field at fault (e.g. `apps[0].fixedresources.memory`). */
 export interface Problem {
   path: string;
@@ -20,22 +22,23 @@ export function joinPath(base: string, key: string | number): string {
 /** Problems a refusal lists; the rest are counted (`total`). A refusal stays small whatever was sent. */
 export const MAX_PROBLEMS = 100;
 
-/** A document refused whole; `problems` lists the first MAX_PROBLEMS faults found, `total` counts them all. */
-export class ConfigRejected extends Error {
+/**
+ * A document refused whole; `problems` lists the first MAX_PROBLEMS faults found, `total` counts them all. Its
+ * details (what the console answers besides the message) are the problems, their count and whether the list is cut.
+ */
+export class ConfigRejected extends DomainError {
   readonly problems: Problem[];
   readonly total: number;
 
-  constructor(
-    problems: Problem[],
-    readonly status: 400 | 413 | 415 = 400,
-    total = problems.length,
-  ) {
+  constructor(problems: Problem[], kind: "invalid" | "too-large" | "unsupported-type" = "invalid", total = problems.length) {
     const shown = problems.slice(0, MAX_PROBLEMS).map(clip);
     const all = Math.max(total, problems.length);
     super(
+      kind,
       all === 1 && shown[0]
         ? `config refused: ${fmt(shown[0]!)}`
         : `config refused: ${all} problems: ${shown.slice(0, 5).map(fmt).join("; ")}${all > 5 ? "; …" : ""}`,
+      { problems: shown, problemCount: all, truncated: all > shown.length },
     );
     this.name = "ConfigRejected";
     this.problems = shown;

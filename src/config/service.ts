@@ -107,7 +107,7 @@ export class ConfigService {
     } else {
       throw new ConfigRejected(
         [{ path: "", message: `unsupported Content-Type "${contentType}": send application/json (proto3 JSON) or application/x-proto-binary` }],
-        415,
+        "unsupported-type",
       );
     }
     const bytes = type.encode(message).finish();
@@ -250,7 +250,7 @@ export class ConfigService {
 
 /** Entry counts are checked on the bytes, before anything is materialised (bounds.ts). */
 function refuseOverBounds(scan: ScanResult): void {
-  if (scan.total) throw new ConfigRejected(scan.problems, 400, scan.total);
+  if (scan.total) throw new ConfigRejected(scan.problems, "invalid", scan.total);
 }
 
 function bodyKind(contentType: string): "json" | "binary" | null {

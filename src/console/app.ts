@@ -6,8 +6,9 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { secureHeaders } from "hono/secure-headers";
 import { streamSSE } from "hono/streaming";
 import { type Auth, AuthError, describePrincipal, type Principal, SESSION_TTL_MS } from "../auth/auth.ts";
-import { ConfigRejected } from "../config/problems.ts";
 import type { ConsoleDevice } from "./device.ts";
+import { errorBody } from "./errors.ts";
+import { DomainError } from "../model/errors.ts";
 import type { NetworkManager } from "../network/manager.ts";
 import { baseosRoutes, type BaseOsRef } from "../baseos/routes.ts";
 import { consoleSocket } from "./console-socket.ts";
@@ -47,15 +48,14 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   const maxConfigBytes = opts.maxConfigBytes ?? 16 * 1024 * 1024;
   const app = new Hono<Env>();
 
+  // Every refusal of every part (a config's problems, a login, base OS updates, app consoles) is a DomainError,
+  // answered here through the one kind → status mapping; anything else is a fault of evebox, logged.
   app.onError((err, c) => {
-    if (err instanceof ConfigRejected) {
-      return c.json({ error: err.message, problems: err.problems, problemCount: err.total, truncated: err.truncated }, err.status);
+    if (err instanceof DomainError) {
+      const { status, headers, body } = errorBody(err);
+      for (const [k, v] of Object.entries(headers)) c.header(k, v);
+      return c.json(body, status);
     }
-    if (err instanceof AuthError) {
-      if (err.retryAfterSeconds) c.header("Retry-After", String(err.retryAfterSeconds));
-      return c.json({ error: err.message, retryAfterSeconds: err.retryAfterSeconds }, err.status);
-    }
-    if (err instanceof HttpError) return c.json({ error: err.message }, err.status);
     device.log("error", `console: ${c.req.method} ${c.req.path}: ${(err as Error).message}`);
     return c.json({ error: `internal error: ${(err as Error).message}` }, 500);
   });
@@ -120,7 +120,7 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
       startSession(c, secret);
       return c.json({ ok: true });
     } catch (e) {
-      if (e instanceof AuthError && e.status === 401) {
+      if (e instanceof AuthError && e.kind === "unauthorized") {
         device.events.publish({ type: "auth.login-failed", message: `failed login from ${clientOf(c, opts)}` });
       }
       throw e;
@@ -148,7 +148,7 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
     try {
       await auth.changePassword(body.current, body.password, clientOf(c, opts), p.kind === "session" ? p.idHash : null);
     } catch (e) {
-      if (e instanceof AuthError && e.status === 403) {
+      if (e instanceof AuthError && e.kind === "forbidden") {
         device.events.publish({ type: "auth.password-change-failed", message: `password change with a wrong current password from ${clientOf(c, opts)}` });
       }
       throw e;
@@ -165,7 +165,7 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   });
   api.get("/tokens", (c) => c.json({ tokens: device.store.tokens() }));
   api.delete("/tokens/:id", (c) => {
-    if (!device.store.deleteToken(c.req.param("id"))) throw new HttpError(404, `no API token with id ${c.req.param("id")}`);
+    if (!device.store.deleteToken(c.req.param("id"))) throw new DomainError("not-found", `no API token with id ${c.req.param("id")}`);
     device.events.publish({ type: "auth.token-deleted", message: `API token ${c.req.param("id")} deleted` });
     return c.json({ ok: true });
   });
@@ -215,14 +215,14 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
 
   api.get("/config/versions/:version", (c) => {
     const v = device.config.version(Number(c.req.param("version")));
-    if (!v) throw new HttpError(404, `no config version ${c.req.param("version")}`);
+    if (!v) throw new DomainError("not-found", `no config version ${c.req.param("version")}`);
     return c.json(v);
   });
 
   api.post("/config/rollback/:version", (c) => {
     if (device.managed()) return c.json({ error: `this device is managed by the controller ${device.controllerUrl()}: roll back there` }, 409);
     const version = Number(c.req.param("version"));
-    if (!Number.isSafeInteger(version) || version < 1) throw new HttpError(400, "version: expected a positive integer");
+    if (!Number.isSafeInteger(version) || version < 1) throw new DomainError("invalid", "version: expected a positive integer");
     const dryRun = ["1", "true"].includes(c.req.query("dryRun") ?? "");
     return c.json(device.config.rollback(version, describePrincipal(c.get("principal")!), dryRun));
   });
@@ -231,18 +231,18 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   api.get("/status", (c) => c.json(device.status()));
   // Reboot and shutdown are local commands: allowed when managed too, as EVE's local profile server allows.
   api.post("/device/:action{reboot|shutdown}", (c) => {
-    if (!opts.power) throw new HttpError(501, "reboot and shutdown work only where evebox is the device's init (PID 1)");
+    if (!opts.power) throw new DomainError("not-implemented", "reboot and shutdown work only where evebox is the device's init (PID 1)");
     const r = opts.power.request(c.req.param("action") as "reboot" | "shutdown", describePrincipal(c.get("principal")!));
-    if (!r.accepted) throw new HttpError(409, r.message);
+    if (!r.accepted) throw new DomainError("conflict", r.message);
     return c.json({ ok: true, message: r.message }, 202);
   });
   api.post("/apps/:uuid/:command{start|stop|restart|purge}", (c) => {
     const uuid = c.req.param("uuid");
     const command = c.req.param("command") as "start" | "stop" | "restart" | "purge";
-    if (!device.apps) throw new HttpError(409, "the app runtime is not running yet; try again in a moment");
+    if (!device.apps) throw new DomainError("conflict", "the app runtime is not running yet; try again in a moment");
     const doc = device.config.currentDoc()?.doc;
     if (!(doc?.apps ?? []).some((a: { uuidandversion?: { uuid?: string } }) => a.uuidandversion?.uuid === uuid)) {
-      throw new HttpError(404, `no app ${uuid} in the current config`);
+      throw new DomainError("not-found", `no app ${uuid} in the current config`);
     }
     device.apps.localCommand(uuid, command);
     return c.json({ ok: true });
@@ -250,7 +250,7 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   // ---- networks: instances (bridges, ports, app interfaces), DHCP leases, per-rule firewall counters
   const networkPart = () => {
     const n = opts.network?.();
-    if (!n) throw new HttpError(409, "the network part is not running yet; try again in a moment");
+    if (!n) throw new DomainError("conflict", "the network part is not running yet; try again in a moment");
     return n;
   };
   api.get("/networks", (c) => {
@@ -305,7 +305,7 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
     try {
       return c.json(await link.configure({ url: body.url, rootCertificate: body.rootCertificate }));
     } catch (e) {
-      throw new HttpError(400, (e as Error).message);
+      throw new DomainError("invalid", (e as Error).message);
     }
   });
 
@@ -340,18 +340,9 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   return app;
 }
 
-export class HttpError extends Error {
-  constructor(
-    readonly status: 400 | 403 | 404 | 409 | 412 | 413 | 415 | 501,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 function controllerOf(device: ConsoleDevice) {
   const link = device.controllerLink();
-  if (!link) throw new HttpError(404, "controller sync is not running on this device");
+  if (!link) throw new DomainError("not-found", "controller sync is not running on this device");
   return link;
 }
 
@@ -373,11 +364,11 @@ function checkOrigin(c: Context): void {
     try {
       ok = new URL(origin).host === host;
     } catch {}
-    if (!ok) throw new HttpError(403, `cross-origin request refused (Origin ${origin} is not this console)`);
+    if (!ok) throw new DomainError("forbidden", `cross-origin request refused (Origin ${origin} is not this console)`);
     return;
   }
   const site = c.req.header("sec-fetch-site");
-  if (site && site !== "same-origin" && site !== "none") throw new HttpError(403, "cross-site request refused");
+  if (site && site !== "same-origin" && site !== "none") throw new DomainError("forbidden", "cross-site request refused");
 }
 
 async function jsonBody(c: Context): Promise<Record<string, unknown>> {
@@ -385,9 +376,9 @@ async function jsonBody(c: Context): Promise<Record<string, unknown>> {
   try {
     body = await c.req.json();
   } catch {
-    throw new HttpError(400, "expected a JSON object in the request body");
+    throw new DomainError("invalid", "expected a JSON object in the request body");
   }
-  if (body === null || typeof body !== "object" || Array.isArray(body)) throw new HttpError(400, "expected a JSON object in the request body");
+  if (body === null || typeof body !== "object" || Array.isArray(body)) throw new DomainError("invalid", "expected a JSON object in the request body");
   return body as Record<string, unknown>;
 }
 

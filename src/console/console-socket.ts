@@ -21,9 +21,9 @@ export function consoleSocket(terminals: () => Terminals | null): MiddlewareHand
   const upgrade = upgradeWebSocket(async (c: Context) => {
     const uuid = c.req.param("uuid") ?? "";
     const t = terminals();
-    if (!t) throw new TerminalUnavailable(409, "the app runtime is not running yet; try again in a moment");
+    if (!t) throw new TerminalUnavailable("conflict", "the app runtime is not running yet; try again in a moment");
     const display = c.req.param("kind") === "vnc";
-    if (display && !t.openDisplay) throw new TerminalUnavailable(409, "graphical consoles are not available on this device");
+    if (display && !t.openDisplay) throw new TerminalUnavailable("conflict", "graphical consoles are not available on this device");
     const session = display ? await t.openDisplay!(uuid) : await t.open(uuid);
     return sessionEvents(session);
   });
@@ -37,12 +37,8 @@ export function consoleSocket(terminals: () => Terminals | null): MiddlewareHand
       if (!same) return c.json({ error: `cross-origin console refused (Origin ${origin} is not this console)` }, 403);
     }
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return c.json({ error: "this endpoint is a WebSocket: connect with Upgrade: websocket" }, 426);
-    try {
-      return await upgrade(c, next);
-    } catch (e) {
-      if (e instanceof TerminalUnavailable) return c.json({ error: e.message }, e.status);
-      throw e;
-    }
+    // A TerminalUnavailable is answered by the console's onError, as every DomainError (console/errors.ts).
+    return await upgrade(c, next);
   };
 }
 

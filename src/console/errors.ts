@@ -2,12 +2,13 @@
 // `{ error: message, ...details }` (details: a config's problems, retryAfterSeconds), with Retry-After when set.
 import type { DomainError, ErrorKind } from "../model/errors.ts";
 
-const STATUS: Record<ErrorKind, 400 | 401 | 403 | 404 | 409 | 412 | 413 | 415 | 429 | 500 | 501 | 503> = {
+const STATUS: Record<ErrorKind, 400 | 401 | 403 | 404 | 408 | 409 | 412 | 413 | 415 | 429 | 500 | 501 | 503> = {
   invalid: 400,
   unauthorized: 401,
   forbidden: 403,
   "not-found": 404,
   conflict: 409,
+  "timed-out": 408,
   "precondition-failed": 412,
   "too-large": 413,
   "unsupported-type": 415,

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolvePortLabel } from "../config/ports.ts";
+import { run } from "../lib/run.ts";
 import type { Supervisor } from "./services.ts";
 
 export interface PortPlan {
@@ -186,10 +187,10 @@ esac
 exit 0
 `;
 
+/** ip, busybox arping: their exit code and what they said (stdout, then stderr); never throws. */
 async function sh(cmd: string[]): Promise<{ code: number; out: string }> {
-  const p = Bun.spawn(cmd, { env: process.env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return { code, out: `${out}${err}`.trim() };
+  const r = await run(cmd);
+  return { code: r.code, out: `${r.stdout}${r.stderr}`.trim() };
 }
 
 export class PortManager {

@@ -5,6 +5,7 @@
 // repair is formatted again, and a missing one leaves the device running on a tmpfs — each reported.
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statfsSync } from "node:fs";
 import { basename, dirname } from "node:path";
+import { run } from "../lib/run.ts";
 import { MS, mount } from "./libc.ts";
 import { isMounted } from "./mounts.ts";
 
@@ -85,12 +86,10 @@ export function hasExtFilesystem(dev: string): boolean {
   return magic !== null && magic.length === 2 && magic.readUInt16LE(0) === 0xef53;
 }
 
-async function run(cmd: string[], timeoutMs = 600_000): Promise<{ code: number; out: string }> {
-  const p = Bun.spawn(cmd, { env: process.env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  clearTimeout(timer);
-  return { code, out: `${out}${err}`.trim() };
+/** sgdisk, partx, mkfs.ext4, e2fsck: each gets ten minutes (a large disk's check) before it is killed. */
+async function tool(cmd: string[]): Promise<{ code: number; out: string }> {
+  const r = await run(cmd, { timeoutMs: 600_000 });
+  return { code: r.code, out: `${r.stdout}${r.stderr}`.trim() };
 }
 
 export interface PersistReport {
@@ -123,14 +122,14 @@ async function growToDiskEnd(p: BlockPartition, sys: string): Promise<number | n
     ["sgdisk", "-d", String(p.number), "-n", `${p.number}:${start}:0`, "-c", `${p.number}:${p.label}`, "-t", `${p.number}:8300`, disk],
     ["partx", "-u", "--nr", String(p.number), disk],
   ]) {
-    const r = await run(cmd);
+    const r = await tool(cmd);
     if (r.code !== 0) throw new Error(`${cmd.join(" ")}: ${r.out}`);
   }
   return Number(readFileSync(`${sys}/class/block/${p.name}/size`, "utf8").trim()) * 512;
 }
 
 async function mkfsExt4(dev: string, label: string): Promise<void> {
-  const r = await run(["mkfs.ext4", "-F", "-q", "-L", label, "-m", "1", "-E", "lazy_itable_init=1,lazy_journal_init=1", dev]);
+  const r = await tool(["mkfs.ext4", "-F", "-q", "-L", label, "-m", "1", "-E", "lazy_itable_init=1,lazy_journal_init=1", dev]);
   if (r.code !== 0) throw new Error(`mkfs.ext4 ${dev}: ${r.out}`);
 }
 
@@ -178,10 +177,10 @@ export async function preparePersist(opts: { mountpoint: string; label?: string;
       return { mountpoint, dev: p.dev, outcome: "formatted", note: `${note ?? ""}${label} (${p.dev}) was blank: formatted it (first boot)`, grownToBytes, level: note ? "warn" : "info" };
     }
     // e2fsck: 0 clean, 1 errors fixed, 2 fixed (reboot advised), 4 errors left, 8 operational error.
-    const preen = await run(["e2fsck", "-p", p.dev]);
+    const preen = await tool(["e2fsck", "-p", p.dev]);
     let fsck = preen.code;
     if (fsck & 4) {
-      const hard = await run(["e2fsck", "-y", p.dev]);
+      const hard = await tool(["e2fsck", "-y", p.dev]);
       fsck = hard.code;
       note = `${label}: e2fsck -p could not repair it; e2fsck -y answered ${hard.code}`;
       level = "warn";

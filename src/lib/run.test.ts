@@ -10,9 +10,9 @@ function alive(pid: number): boolean {
 
 describe("run", () => {
   test("returns the exit code, stdout and stderr of a program, without a shell", async () => {
-    expect(await run(["/bin/true"])).toEqual({ code: 0, stdout: "", stderr: "", timedOut: false });
+    expect(await run(["/bin/true"])).toEqual({ code: 0, stdout: "", stderr: "", signal: null, timedOut: false });
     expect((await run(["/bin/false"])).code).toBe(1);
-    expect(await run(["sh", "-c", "echo out; echo err >&2; exit 3"])).toEqual({ code: 3, stdout: "out\n", stderr: "err\n", timedOut: false });
+    expect(await run(["sh", "-c", "echo out; echo err >&2; exit 3"])).toEqual({ code: 3, stdout: "out\n", stderr: "err\n", signal: null, timedOut: false });
     // an argument is one argv entry: shell syntax in it is just text
     expect((await run(["echo", "$(id) ; exit 9"])).stdout).toBe("$(id) ; exit 9\n");
   });
@@ -64,6 +64,7 @@ describe("run", () => {
     expect(Date.now() - t0).toBeLessThan(5_000);
     expect(r.timedOut).toBe(true);
     expect(r.code).toBe(137);
+    expect(r.signal).toBe("SIGKILL");
     // one that finishes in time is not marked
     expect((await run(["/bin/true"], { timeoutMs: 5_000 })).timedOut).toBe(false);
   });

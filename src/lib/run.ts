@@ -24,6 +24,8 @@ export interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** The signal that ended it ("SIGKILL", …), or null when it exited by itself. */
+  signal: string | null;
   /** It was killed because `timeoutMs` passed. */
   timedOut: boolean;
 }
@@ -80,7 +82,7 @@ export async function run(argv: readonly string[], o: RunOptions = {}): Promise<
       detached: o.group === true,
     });
   } catch (err) {
-    return { code: 127, stdout: "", stderr: `cannot run ${argv[0]}: ${(err as Error).message}`, timedOut: false };
+    return { code: 127, stdout: "", stderr: `cannot run ${argv[0]}: ${(err as Error).message}`, signal: null, timedOut: false };
   }
   if (o.stdin !== undefined) {
     const sink = proc.stdin as import("bun").FileSink;
@@ -105,7 +107,7 @@ export async function run(argv: readonly string[], o: RunOptions = {}): Promise<
       : null;
   try {
     const [stdout, stderr, code] = await Promise.all([collect(proc.stdout, afterKill), collect(proc.stderr, afterKill), proc.exited]);
-    return { code, stdout, stderr, timedOut };
+    return { code, stdout, stderr, signal: proc.signalCode == null ? null : String(proc.signalCode), timedOut };
   } finally {
     if (timer) clearTimeout(timer);
   }

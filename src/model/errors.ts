@@ -11,6 +11,8 @@ export type ErrorKind =
   | "not-found"
   /** The state of the device does not allow it now (busy, already done, in use). */
   | "conflict"
+  /** The caller was too slow: an upload that stalled. */
+  | "timed-out"
   /** A condition the caller set (the config version it read) no longer holds. */
   | "precondition-failed"
   | "too-large"
@@ -30,6 +32,7 @@ export const ERROR_KINDS: readonly ErrorKind[] = [
   "forbidden",
   "not-found",
   "conflict",
+  "timed-out",
   "precondition-failed",
   "too-large",
   "unsupported-type",
@@ -49,13 +52,13 @@ export interface ErrorDetails {
 }
 
 export class DomainError extends Error {
-  override name = "DomainError";
   constructor(
     readonly kind: ErrorKind,
     message: string,
     readonly details: ErrorDetails = {},
   ) {
     super(message);
+    this.name = new.target.name;
   }
 }
 

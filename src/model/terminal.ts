@@ -1,5 +1,6 @@
 // Interactive consoles of apps as parts share them: the app runtime opens them (reconcile/terminals.ts), the
 // console carries them over a WebSocket (console/console-socket.ts).
+import { DomainError } from "./errors.ts";
 
 /** One open console. `history` is what a late viewer should see first (a VM's recent output). */
 export interface TerminalSession {
@@ -18,12 +19,12 @@ export interface Terminals {
   openDisplay?(appUuid: string): Promise<TerminalSession>;
 }
 
-/** Why a console cannot be opened: no such app (404) or it is not running (409). The message says which. */
-export class TerminalUnavailable extends Error {
-  constructor(
-    readonly status: 404 | 409,
-    message: string,
-  ) {
-    super(message);
+/**
+ * Why a console cannot be opened: no such app (`not-found`) or it is not running (`conflict`). The message says
+ * which. The numbers 404 and 409 are still taken for those two kinds, until reconcile/terminals.ts passes kinds.
+ */
+export class TerminalUnavailable extends DomainError {
+  constructor(kind: "not-found" | "conflict" | 404 | 409, message: string) {
+    super(kind === 404 || kind === "not-found" ? "not-found" : "conflict", message);
   }
 }

@@ -9,6 +9,7 @@
 // from the engine but the container's pid, and works the same for any engine.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { run } from "../lib/run.ts";
 import type { AppInterfaceSpec } from "./model.ts";
 import { ip, ipIn, ipJson, sh } from "./sys.ts";
 
@@ -96,9 +97,8 @@ export async function dhcpInNamespace(pid: number, ifname: string, runDir: strin
   const busybox = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
   if (!busybox) throw new Error("busybox (udhcpc) is needed to get a Switch instance's DHCP address for a container; install busybox-static");
   const argv = ["nsenter", "-t", String(pid), "-n", busybox, "udhcpc", "-i", ifname, "-q", "-n", "-f", "-t", "6", "-T", "1", "-s", script, ...(requestIp ? ["-r", requestIp] : [])];
-  const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, EVEBOX_LEASE_FILE: leaseFile } });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0 || !existsSync(leaseFile)) throw new Error(`no DHCP answer on the Switch instance for ${ifname}: ${(err || out).trim().split("\n").slice(-2).join("; ")}`);
+  const r = await run(argv, { env: { EVEBOX_LEASE_FILE: leaseFile } });
+  if (r.code !== 0 || !existsSync(leaseFile)) throw new Error(`no DHCP answer on the Switch instance for ${ifname}: ${(r.stderr || r.stdout).trim().split("\n").slice(-2).join("; ")}`);
   const kv = Object.fromEntries(
     readFileSync(leaseFile, "utf8")
       .split("\n")

@@ -1,17 +1,9 @@
 // Running the kernel's networking tools (ip, nft, nsenter, conntrack) with errors that say what failed.
 // Every network change of evebox goes through here, so tests can see exactly what is run.
 import { readFileSync, writeFileSync } from "node:fs";
+import { CommandError, runChecked } from "../lib/run.ts";
 
-export class CommandError extends Error {
-  constructor(
-    readonly argv: string[],
-    readonly code: number,
-    readonly stderr: string,
-  ) {
-    super(`${argv.join(" ")}: ${stderr.trim().split("\n").slice(0, 6).join("; ") || `exited ${code}`}`);
-    this.name = "CommandError";
-  }
-}
+export { CommandError };
 
 export interface RunOptions {
   stdin?: string;
@@ -20,18 +12,12 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Runs a networking tool (argv, no shell despite the name) in the C locale, so its output parses the same on
+ * every device; returns its stdout, or throws lib/'s CommandError saying what failed.
+ */
 export async function sh(argv: string[], o: RunOptions = {}): Promise<string> {
-  const proc = Bun.spawn(argv, {
-    stdin: o.stdin !== undefined ? new TextEncoder().encode(o.stdin) : "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, LC_ALL: "C" },
-  });
-  const timer = o.timeoutMs ? setTimeout(() => proc.kill("SIGKILL"), o.timeoutMs) : null;
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (timer) clearTimeout(timer);
-  if (code !== 0 && !(o.okCodes ?? []).includes(code)) throw new CommandError(argv, code, err || out);
-  return out;
+  return (await runChecked(argv, { ...o, env: { LC_ALL: "C" } })).stdout;
 }
 
 /** `ip -j …` parsed; an empty answer is an empty list. */

@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { run } from "../../lib/run.ts";
 import { cpuModelFor, MACHINE_TYPE } from "./cmdline.ts";
 import type { Accelerator } from "./types.ts";
 
@@ -53,23 +54,12 @@ export async function runProbeGuest(qemu: string, accel: Accelerator, timeoutMs:
     const disk = join(dir, "probe.img");
     await writeFile(disk, probeBootSector());
     await truncate(disk, PROBE_DISK_BYTES);
-    let proc;
-    try {
-      proc = Bun.spawn([qemu, ...probeArgs(accel, disk)], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-    } catch (err) {
-      return { ok: false, detail: `cannot run ${qemu}: ${(err as Error).message}` };
-    }
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      proc.kill("SIGKILL");
-    }, timeoutMs);
-    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
-    clearTimeout(timer);
-    const said = stderr.trim().split("\n").slice(-3).join(" / ");
-    if (timedOut) return { ok: false, detail: `a test guest under ${accel} did not finish within ${timeoutMs} ms (hung)${said ? `: ${said}` : ""}` };
-    if (code === PROBE_EXIT_CODE) return { ok: true, detail: "" };
-    const how = proc.signalCode ? `was killed by ${proc.signalCode}` : `exited ${code}`;
+    const r = await run([qemu, ...probeArgs(accel, disk)], { timeoutMs });
+    if (r.code === 127 && r.stderr.startsWith(`cannot run ${qemu}:`)) return { ok: false, detail: r.stderr };
+    const said = r.stderr.trim().split("\n").slice(-3).join(" / ");
+    if (r.timedOut) return { ok: false, detail: `a test guest under ${accel} did not finish within ${timeoutMs} ms (hung)${said ? `: ${said}` : ""}` };
+    if (r.code === PROBE_EXIT_CODE) return { ok: true, detail: "" };
+    const how = r.signal ? `was killed by ${r.signal}` : `exited ${r.code}`;
     return { ok: false, detail: `a test guest under ${accel} ${how}${said ? `: ${said}` : ""}` };
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -3,6 +3,7 @@
 import { existsSync, openSync, readSync, closeSync, realpathSync, statSync } from "node:fs";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
+import { run, type RunResult } from "../../lib/run.ts";
 import { VmError } from "./errors.ts";
 import type { DiskFormat } from "./types.ts";
 
@@ -25,23 +26,12 @@ export interface ImageReference {
 
 type App = { uuid: string; name?: string } | null;
 
-interface Ran {
-  code: number;
-  out: string;
-  err: string;
-}
+/** qemu-img, mkfs.vfat, mcopy: each gets this long before it is killed. */
+const TOOL_TIMEOUT_MS = 120_000;
 
-async function run(cmd: string[], timeoutMs = 120_000): Promise<Ran> {
-  let proc;
-  try {
-    proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  } catch (err) {
-    return { code: 127, out: "", err: `cannot run ${cmd[0]}: ${(err as Error).message}` };
-  }
-  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  clearTimeout(timer);
-  return { code, out, err: proc.signalCode === "SIGKILL" && code !== 0 ? `${err}${cmd[0]} did not finish within ${timeoutMs} ms` : err };
+/** What a failed tool said, or that it hung. */
+function said(r: RunResult, argv: readonly string[], timeoutMs = TOOL_TIMEOUT_MS): string {
+  return r.timedOut ? `${r.stderr}${argv[0]} did not finish within ${timeoutMs} ms` : r.stderr;
 }
 
 // ---- what an image file itself says it refers to (read before any qemu-img or QEMU opens it)
@@ -196,9 +186,10 @@ export async function imageInfo(path: string, opts: { qemuImg?: string; app?: Ap
       throw new VmError("not-a-disk", app, `${path} is refused: its backing file ${name} refers to other files (${[...sub.problems, ...(sub.backing ? [`backing file ${sub.backing.name}`] : [])].join("; ")})`);
   }
   // The chain only once its backing file was read and found clean above: qemu-img opens what it follows.
-  const r = await run([opts.qemuImg ?? "qemu-img", "info", ...(chain ? ["--backing-chain"] : []), "--output=json", abs], 60_000);
-  if (r.code !== 0) throw new VmError("not-a-disk", app, `${path} is not a disk image: ${r.err.trim() || `qemu-img exited ${r.code}`}`);
-  const parsed = JSON.parse(r.out) as Record<string, any> | Record<string, any>[];
+  const infoArgv = [opts.qemuImg ?? "qemu-img", "info", ...(chain ? ["--backing-chain"] : []), "--output=json", abs];
+  const r = await run(infoArgv, { timeoutMs: 60_000 });
+  if (r.code !== 0) throw new VmError("not-a-disk", app, `${path} is not a disk image: ${said(r, infoArgv, 60_000).trim() || `qemu-img exited ${r.code}`}`);
+  const parsed = JSON.parse(r.stdout) as Record<string, any> | Record<string, any>[];
   const list = Array.isArray(parsed) ? parsed : [parsed];
   const j = list[0]!;
   const references = list.flatMap((info, i) => {
@@ -340,17 +331,19 @@ export async function prepareDisk(opts: PrepareDiskOptions): Promise<PreparedDis
     if (other.length)
       throw new VmError("disk", app, `${opts.dest} refers to ${other.map((r) => `${r.what} (${r.name})`).join(", ")}; purge the volume to recreate it`);
     if (info.virtualSize < wanted) {
-      const r = await run([qemuImg, "resize", "-f", "qcow2", opts.dest, String(wanted)]);
-      if (r.code !== 0) throw new VmError("disk", app, `growing ${opts.dest} to ${wanted} bytes failed: ${r.err.trim()}`);
+      const argv = [qemuImg, "resize", "-f", "qcow2", opts.dest, String(wanted)];
+      const r = await run(argv, { timeoutMs: TOOL_TIMEOUT_MS });
+      if (r.code !== 0) throw new VmError("disk", app, `growing ${opts.dest} to ${wanted} bytes failed: ${said(r, argv).trim()}`);
     }
     return { path: opts.dest, format: "qcow2", virtualSize: Math.max(info.virtualSize, wanted), created: false };
   }
 
   const tmp = `${opts.dest}.tmp-${process.pid}`;
-  const r = await run([qemuImg, "create", "-q", "-f", "qcow2", "-b", base, "-F", opts.format, tmp, String(wanted)]);
+  const argv = [qemuImg, "create", "-q", "-f", "qcow2", "-b", base, "-F", opts.format, tmp, String(wanted)];
+  const r = await run(argv, { timeoutMs: TOOL_TIMEOUT_MS });
   if (r.code !== 0) {
     await rm(tmp, { force: true });
-    throw new VmError("disk", app, `creating the overlay ${opts.dest} over ${base} failed: ${r.err.trim()}`);
+    throw new VmError("disk", app, `creating the overlay ${opts.dest} over ${base} failed: ${said(r, argv).trim()}`);
   }
   await rename(tmp, opts.dest);
   return { path: opts.dest, format: "qcow2", virtualSize: wanted, created: true };
@@ -360,10 +353,11 @@ export async function prepareDisk(opts: PrepareDiskOptions): Promise<PreparedDis
 export async function createBlankDisk(opts: { dest: string; sizeBytes: number; qemuImg?: string; app?: App }): Promise<void> {
   if (existsSync(opts.dest)) return;
   const tmp = `${opts.dest}.tmp-${process.pid}`;
-  const r = await run([opts.qemuImg ?? "qemu-img", "create", "-q", "-f", "qcow2", tmp, String(opts.sizeBytes)]);
+  const argv = [opts.qemuImg ?? "qemu-img", "create", "-q", "-f", "qcow2", tmp, String(opts.sizeBytes)];
+  const r = await run(argv, { timeoutMs: TOOL_TIMEOUT_MS });
   if (r.code !== 0) {
     await rm(tmp, { force: true });
-    throw new VmError("disk", opts.app ?? null, `creating the blank disk ${opts.dest} failed: ${r.err.trim()}`);
+    throw new VmError("disk", opts.app ?? null, `creating the blank disk ${opts.dest} failed: ${said(r, argv).trim()}`);
   }
   await rename(tmp, opts.dest);
 }
@@ -423,8 +417,8 @@ export async function makeNoCloudSeed(opts: { dest: string; userData: string; ap
       [mkfs, "-C", "-n", "CIDATA", img, String(kib)],
       [mcopy, "-i", img, join(work, "user-data"), join(work, "meta-data"), "::/"],
     ]) {
-      const r = await run(cmd);
-      if (r.code !== 0) throw new VmError("cloud-init", opts.app, `building the cloud-init seed failed: ${cmd[0]}: ${r.err.trim()}`);
+      const r = await run(cmd, { timeoutMs: TOOL_TIMEOUT_MS });
+      if (r.code !== 0) throw new VmError("cloud-init", opts.app, `building the cloud-init seed failed: ${cmd[0]}: ${said(r, cmd).trim()}`);
     }
     await rename(img, opts.dest);
   } finally {

@@ -2,6 +2,7 @@ import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSyn
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { run } from "../../lib/run.ts";
 import { type AcceleratorProbe, kvmFailureOf, probeAccelerator } from "./accel.ts";
 import { VmCgroups } from "./cgroup.ts";
 import { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
@@ -427,9 +428,8 @@ export class QemuRuntime {
       const cmd = nic.bridge
         ? ["ip", "link", "set", "dev", nic.ifname, "master", nic.bridge, "up"]
         : ["ip", "link", "set", "dev", nic.ifname, "up"];
-      const p = Bun.spawn(cmd, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-      const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
-      if (code !== 0) throw new VmError("start-failed", app, `${cmd.join(" ")} failed: ${err.trim()}`);
+      const r = await run(cmd);
+      if (r.code !== 0) throw new VmError("start-failed", app, `${cmd.join(" ")} failed: ${r.stderr.trim()}`);
     }
   }
 
