@@ -11,12 +11,11 @@
 // - blank data volumes (origin VCOT_BLANK) mounted at a directory;
 // - the app: fixedresources in KiB, userData = base64 of `KEY=VALUE` lines (the container's environment).
 
+import { decodeBase64, encodeBase64, ENV_KEY_RE, type EnvVar, envToUserData, readUserData, type UserDataKind } from "../src/config/userdata.ts";
+
 export type Doc = Record<string, any>;
 
-export interface EnvVar {
-  key: string;
-  value: string;
-}
+export type { EnvVar };
 
 /** One extra (data) volume of an app, as the form edits it. */
 export interface VolumeInput {
@@ -64,7 +63,7 @@ export interface FieldProblem {
 }
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-export const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export { ENV_KEY_RE };
 const HEX64_RE = /^[0-9a-f]{64}$/;
 const HOST_RE = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/;
 const REPO_COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
@@ -73,61 +72,22 @@ const MIB = 1024 * 1024;
 
 export const LIMITS = { minMemoryMiB: 8, maxMemoryMiB: 1024 * 1024, maxVcpus: 256, maxVolumeMiB: 16 * 1024 * 1024 };
 
-// ---- user data (the environment)
+// ---- user data (the environment): read and written by config/userdata.ts, the parser the device uses
 
-/** base64 of UTF-8 text (btoa alone only takes Latin-1). */
-export function encodeBase64(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(binary);
-}
-
-export function decodeBase64(b64: string): string | null {
-  try {
-    const binary = atob(b64.replace(/\s+/g, ""));
-    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return null;
-  }
-}
-
-/** The userData of a container app: `KEY=VALUE` lines, base64-encoded; "" when there are none. */
-export function envToUserData(env: EnvVar[]): string {
-  const lines = env.filter((e) => e.key.trim() !== "").map((e) => `${e.key.trim()}=${e.value}\n`);
-  return lines.length ? encodeBase64(lines.join("")) : "";
-}
+export { decodeBase64, encodeBase64, envToUserData };
 
 export interface ParsedUserData {
   /** `env`: KEY=VALUE lines (editable); `cloud-config`: a #cloud-config (its runcmd KEY=VALUE entries are shown,
-   *  but the document is not rewritten); `other`: text or bytes this page does not edit; `none`: no user data. */
-  kind: "env" | "cloud-config" | "other" | "none";
+   *  but the document is not rewritten); `other`: text or bytes this page does not edit (the variables the device
+   *  still reads from it are shown); `none`: no user data. */
+  kind: UserDataKind;
+  /** The variables as the device reads them, in order (EVE_ECO_CMD included). */
   env: EnvVar[];
 }
 
 export function parseUserData(userData: string | undefined | null): ParsedUserData {
-  if (!userData) return { kind: "none", env: [] };
-  const text = decodeBase64(userData);
-  if (text === null) return { kind: "other", env: [] };
-  const lines = text.split(/\r?\n/);
-  if (lines[0]?.trim() === "#cloud-config") {
-    const env: EnvVar[] = [];
-    for (const line of lines) {
-      const m = /^\s*-\s*["']?([A-Za-z_][A-Za-z0-9_]*)=(.*?)["']?\s*$/.exec(line);
-      if (m) env.push({ key: m[1]!, value: m[2]! });
-    }
-    return { kind: "cloud-config", env };
-  }
-  const env: EnvVar[] = [];
-  for (const line of lines) {
-    if (line.trim() === "" || line.trimStart().startsWith("#")) continue;
-    const eq = line.indexOf("=");
-    const key = eq > 0 ? line.slice(0, eq).trim() : "";
-    if (!ENV_KEY_RE.test(key)) return { kind: "other", env: [] };
-    env.push({ key, value: line.slice(eq + 1) });
-  }
-  return { kind: env.length ? "env" : "none", env };
+  const u = readUserData(userData);
+  return { kind: u.kind, env: u.vars };
 }
 
 // ---- normalising what the operator typed

@@ -1,6 +1,7 @@
 // The desired state the reconciler works from: the current EdgeDevConfig (toObject form) read the
 // way EVE's pillar reads it, plus the operator's local commands.
 import { createHash } from "node:crypto";
+import { readUserData } from "../config/userdata.ts";
 import type { ObjectProblem } from "../config/validate.ts";
 import type { DesiredVm } from "./vms.ts";
 import type { DesiredNetwork } from "../network/manager.ts";
@@ -148,7 +149,7 @@ export function desiredFromConfig(doc: Doc | null, objectErrors: ObjectProblem[]
     else if (tree && DISK_FORMATS.has(tree.format)) kind = "vm";
     else if (!errors.length) errors.push("volumeRefList[0]: the app's first volume must come from a content tree of format CONTAINER (a container) or a disk format (a VM)");
 
-    const { env, cmd } = parseUserData(a.userData ?? "");
+    const { env, cmd } = readUserData(a.userData);
     const mounts: DesiredMount[] = [];
     const blank = refs.slice(kind === "container" ? 1 : 0).map((r) => ({ ref: r, vol: desiredVolumes.get(r.uuid) }));
     blank.forEach(({ ref, vol }, i) => {
@@ -189,51 +190,4 @@ export function desiredFromConfig(doc: Doc | null, objectErrors: ObjectProblem[]
   });
 
   return { apps, volumes, contentTrees };
-}
-
-/**
- * EVE carries a container's environment in userData: base64 of KEY=VALUE lines, or a #cloud-config
- * whose runcmd lines are KEY=VALUE. EVE_ECO_CMD overrides the image's command.
- */
-export function parseUserData(userData: string): { env: Record<string, string>; cmd: string[] | null } {
-  if (!userData) return { env: {}, cmd: null };
-  let text: string;
-  try {
-    text = Buffer.from(userData, "base64").toString("utf8");
-  } catch {
-    return { env: {}, cmd: null };
-  }
-  let lines = text.split(/\r?\n/);
-  if (lines[0]?.trim() === "#cloud-config") {
-    const out: string[] = [];
-    let inRuncmd = false;
-    for (const l of lines.slice(1)) {
-      if (/^runcmd\s*:/.test(l)) {
-        inRuncmd = true;
-        continue;
-      }
-      if (inRuncmd && /^\s*-\s*/.test(l)) out.push(l.replace(/^\s*-\s*/, "").replace(/^["']|["']$/g, ""));
-      else if (inRuncmd && /^\S/.test(l)) inRuncmd = false;
-    }
-    lines = out;
-  }
-  const env: Record<string, string> = {};
-  for (const l of lines) {
-    const m = l.match(/^\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$/);
-    if (m) env[m[1]!] = m[2]!.replace(/^"(.*)"$/, "$1");
-  }
-  let cmd: string[] | null = null;
-  if (env.EVE_ECO_CMD) {
-    cmd = shellWords(env.EVE_ECO_CMD);
-    delete env.EVE_ECO_CMD;
-  }
-  return { env, cmd };
-}
-
-function shellWords(s: string): string[] {
-  const out: string[] = [];
-  const re = /"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(s))) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : (m[2] ?? m[3]!));
-  return out;
 }

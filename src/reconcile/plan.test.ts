@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { validateConfig } from "../config/validate.ts";
 import type { OwnedContainer } from "../runtime/containers/types.ts";
-import { desiredFromConfig, parseUserData } from "./desired.ts";
+import { readUserData as parseUserData } from "../config/userdata.ts";
+import { desiredFromConfig } from "./desired.ts";
 import { type AppRecord, newAppRecord, type Observed } from "./observed.ts";
 import { plan, sourceKey, type Step, volumeKey } from "./plan.ts";
 import { compileFirewall } from "../network/acl/compile.ts";

@@ -257,7 +257,7 @@ function Facts({ app, view }: { app: AppStatus; view: ReturnType<typeof readApp>
       <div>
         <dt>Environment</dt>
         <dd>
-          {view?.userData.kind === "other" ? (
+          {view?.userData.kind === "other" && env.length === 0 ? (
             <span class="muted">User data that is not KEY=VALUE lines</span>
           ) : env.length === 0 ? (
             <span class="muted">No variables</span>

@@ -1,5 +1,6 @@
 // How EVE's config fields become parts of a VmSpec, read the way EVE's pillar reads them. Pure helpers for the
 // reconciler; enums are accepted as names ("QCOW2", "FML") or numbers, as config documents carry either.
+import { readUserData } from "../../config/userdata.ts";
 import type { DiskFormat, FirmwareMode } from "./types.ts";
 
 const FORMAT_NAMES = ["FmtUnknown", "RAW", "QCOW", "QCOW2", "VHD", "VMDK", "OVA", "VHDX", "CONTAINER", "ISO", "PVC"];
@@ -39,18 +40,12 @@ export function firmwareModeOf(virtualizationMode: string | number | undefined):
 }
 
 /**
- * `AppInstanceConfig.userData`: EVE sends cloud-init user-data base64-encoded. A value that is not base64 is
- * taken as the text itself (a locally written config may carry it plain).
+ * `AppInstanceConfig.userData` as the VM's cloud-init user-data: EVE sends it base64-encoded; a value that is not
+ * base64 of text is the text itself (a locally written config may carry it plain). Read by config/userdata.ts,
+ * the one parser of userData.
  */
 export function decodeUserData(userData: string | undefined): string | undefined {
-  if (!userData) return undefined;
-  const compact = userData.replace(/\s+/g, "");
-  if (compact.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(compact)) {
-    const text = Buffer.from(compact, "base64").toString("utf8");
-    // Plain text that happens to be valid base64 decodes to bytes that are not text.
-    if (!text.includes("\uFFFD")) return text;
-  }
-  return userData;
+  return readUserData(userData).text ?? undefined;
 }
 
 /** `fixedresources` (EVE `VmConfig`) + the app's `remoteConsole`: the sizing and firmware part of a VmSpec. */
