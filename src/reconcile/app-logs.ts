@@ -4,12 +4,14 @@
 import type { ContainerRuntime } from "../runtime/containers/runtime.ts";
 import type { OwnedContainer } from "../runtime/containers/types.ts";
 import type { VmConsole } from "../runtime/vms/types.ts";
-import type { RunningVm } from "./vms.ts";
 import type { Store } from "../store/store.ts";
 
 const FLUSH_MS = 250;
 /** A serial line longer than this is stored in pieces (a guest printing without line breaks). */
 const MAX_LINE = 4096;
+
+/** A running VM, as far as following its console goes (a restarted VM has another QEMU pid). */
+type RunningVmRef = { appUuid: string; name: string; pid: number };
 
 /** What the VM log follower needs of the QEMU runtime. */
 export interface VmConsoles {
@@ -60,13 +62,12 @@ export class AppLogCollector {
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
-    private readonly runtime: ContainerRuntime,
     private readonly store: Store,
     private readonly log: (level: "info" | "warn" | "error", message: string) => void,
   ) {}
 
   /** Follows every running container not yet followed; stops following the ones gone. */
-  sync(containers: OwnedContainer[]): void {
+  sync(runtime: Pick<ContainerRuntime, "logs">, containers: OwnedContainer[]): void {
     const running = new Map(containers.filter((c) => c.state === "running").map((c) => [c.id, c]));
     for (const [id, ac] of this.following) {
       if (!running.has(id)) {
@@ -74,10 +75,10 @@ export class AppLogCollector {
         this.following.delete(id);
       }
     }
-    for (const c of running.values()) if (!this.following.has(c.id)) this.follow(c);
+    for (const c of running.values()) if (!this.following.has(c.id)) this.follow(runtime, c);
   }
 
-  private follow(c: OwnedContainer): void {
+  private follow(runtime: Pick<ContainerRuntime, "logs">, c: OwnedContainer): void {
     const ac = new AbortController();
     this.following.set(c.id, ac);
     const last = this.store.logsFor("app", c.appUuid, 1).at(-1);
@@ -88,7 +89,7 @@ export class AppLogCollector {
     const isOld = (ts: Date, message: string) => !!last && (ts.getTime() < last.ts.getTime() || (ts.getTime() === last.ts.getTime() && message === last.message));
     void (async () => {
       try {
-        for await (const line of this.runtime.logs(c.id, { follow: true, since, signal: ac.signal })) {
+        for await (const line of runtime.logs(c.id, { follow: true, since, signal: ac.signal })) {
           if (isOld(line.ts, line.line)) continue;
           this.buffer.push({ ts: line.ts, source: "app", objectId: c.appUuid, level: line.stream === "stderr" ? "warn" : "info", message: line.line });
           this.flushSoon();
@@ -107,8 +108,8 @@ export class AppLogCollector {
    * stored yet (the guest's first lines, printed before the first pass saw the VM); after an evebox restart,
    * what the guest printed meanwhile is in the console's history but not stored again.
    */
-  syncVms(consoles: VmConsoles | null, running: Iterable<RunningVm>): void {
-    const now = new Map<string, RunningVm>();
+  syncVms(consoles: VmConsoles | null, running: Iterable<RunningVmRef>): void {
+    const now = new Map<string, RunningVmRef>();
     for (const vm of running) now.set(`${vm.appUuid}:${vm.pid}`, vm);
     for (const [key, con] of this.followingVms) {
       if (!now.has(key)) {

@@ -1,35 +1,38 @@
 // The apply loop: one apply at a time; a newer config aborts the apply in progress, which ends at
-// the next step boundary, and a fresh pass starts from what is then observed.
+// the next step boundary, and a fresh pass starts from what is then observed. It drives a list of workload
+// kinds (containers.ts, vms.ts) the same way: desired, observe, plan, execute, state.
 import { validateConfig } from "../config/validate.ts";
 import type { ConfigService } from "../config/service.ts";
 import type { PartStatus } from "../model/status.ts";
 import type { EventBus } from "../model/events.ts";
 import type { NetworkManager } from "../network/manager.ts";
-import type { ContainerRuntime } from "../runtime/containers/runtime.ts";
 import type { ContentCache } from "../storage/cache.ts";
 import type { VolumeStore } from "../storage/volumes.ts";
 import type { Store } from "../store/store.ts";
 import type { AppSample } from "../telemetry/metrics.ts";
 import { AppLogCollector } from "./app-logs.ts";
 import { type DesiredState, desiredFromConfig, type LocalCommands } from "./desired.ts";
-import { execute, type ExecutorContext, type LaneContext } from "./executors.ts";
+import { execute } from "./executors.ts";
 import type { Observed } from "./observed.ts";
 import { describeStep, plan, type PlannedStep, sourceKey } from "./plan.ts";
-import { Records } from "./records.ts";
+import { type Backoff, Records } from "./records.ts";
 import type { SwState } from "../model/swstate.ts";
-import { appState, noteExits, volumeState } from "./status.ts";
+import { appState, volumeState } from "./status.ts";
 import { AppTerminals } from "./terminals.ts";
-import type { VmApps } from "./vms.ts";
+import { VmWorkload } from "./vms.ts";
+import type { ExecutorContext, LaneContext, Workload } from "./workload.ts";
 
 export interface ReconcilerDeps {
   store: Store;
   config: ConfigService;
   events: EventBus;
-  runtime: ContainerRuntime;
+  /**
+   * The workload kinds this evebox runs, each with its runtime: containers (`ContainerWorkload`), and VMs
+   * (`VmWorkload`) when it runs them — apps of a kind not in the list show that they are not run.
+   */
+  workloads: Workload[];
   cache: ContentCache;
   volumes: VolumeStore;
-  /** VM apps under QEMU; absent: VM apps show that they are not run. */
-  vms?: VmApps;
   log: (level: "info" | "warn" | "error", message: string) => void;
   /** Network instances, app interfaces and the firewall; absent: apps get the engine's default networking. */
   network?: NetworkManager;
@@ -39,6 +42,10 @@ export interface ReconcilerDeps {
   statsIntervalMs?: number;
   concurrency?: number;
   stopTimeoutSec?: number;
+  /** The clock every record, backoff and state is computed on (default `Date.now`). */
+  now?: () => number;
+  /** When failed steps are retried and crashed apps restarted (default: records.ts). */
+  backoff?: Backoff;
 }
 
 export type AppCommand = "start" | "stop" | "restart" | "purge";
@@ -48,7 +55,11 @@ const LOCAL_KEY = "reconcile.local-commands";
 export class Reconciler {
   private readonly records: Records;
   private readonly logs: AppLogCollector;
-  private readonly bootAt = Date.now();
+  private readonly now: () => number;
+  private readonly bootAt: number;
+  private readonly workloads: readonly Workload[];
+  /** Passes asked for before start() finished wait for it: VMs are adopted before anything is planned. */
+  private started = false;
   private readonly startedSinceBoot = new Set<string>();
   private dirty = false;
   private running: Promise<void> | null = null;
@@ -71,21 +82,28 @@ export class Reconciler {
   passes = 0;
 
   constructor(private readonly deps: ReconcilerDeps) {
-    this.records = new Records(deps.store);
-    this.logs = new AppLogCollector(deps.runtime, deps.store, deps.log);
+    this.now = deps.now ?? Date.now;
+    this.bootAt = this.now();
+    this.records = new Records(deps.store, deps.backoff);
+    this.logs = new AppLogCollector(deps.store, deps.log);
+    this.workloads = deps.workloads;
   }
 
   async start(): Promise<void> {
-    // VMs a previous evebox started are taken over before anything is planned: never rebooted.
     // Every callback a timer, the engine or the config calls is guarded: an exception there would end the process.
-    await this.deps.vms?.start(() => this.guarded("VM event", () => this.trigger(false)));
+    // What a previous evebox started (VMs, containers) is taken over before anything is planned: never restarted.
+    for (const w of this.workloads) {
+      const what = `${w.label} event`;
+      await w.start({
+        records: this.records,
+        now: this.now,
+        onChange: () => this.guarded(what, () => this.trigger(false)),
+        onError: (e) => this.guarded(what, () => this.noteEngineError(e)),
+      });
+    }
     this.deps.network?.start();
     this.unsubscribe.push(this.deps.config.onChange(() => this.guarded("config change", () => this.trigger(true))));
-    try {
-      this.unsubscribe.push(await this.deps.runtime.watch(() => this.guarded("engine event", () => this.trigger(false)), { onError: (e) => this.guarded("engine event", () => this.noteEngineError(e)) }));
-    } catch (e) {
-      this.noteEngineError(e as Error);
-    }
+    this.started = true;
     this.timer = setInterval(() => this.guarded("reconcile tick", () => this.trigger(false)), this.deps.tickMs ?? 15_000);
     this.statsTimer = setInterval(() => this.guarded("app statistics", () => this.sampleStats()), this.deps.statsIntervalMs ?? 20_000);
     this.trigger(false);
@@ -125,52 +143,26 @@ export class Reconciler {
 
   /** Consoles of apps: a shell in a container app, the serial console of a VM app. */
   terminals(): AppTerminals {
-    return new AppTerminals({ desired: () => this.desired(), containers: this.deps.runtime, vms: this.deps.vms ?? null });
+    return new AppTerminals({ desired: () => this.desired(), workloads: this.workloads });
   }
 
-  /** The VM runtime (accelerator, running VMs), if this reconciler runs VMs. */
-  get vms(): VmApps | null {
-    return this.deps.vms ?? null;
+  /** The VM workload (accelerator, running VMs, its part), if this reconciler runs VMs. */
+  get vms(): VmWorkload | null {
+    return this.workloads.find((w): w is VmWorkload => w instanceof VmWorkload) ?? null;
+  }
+
+  /** The parts of the workload kinds that have one (`vms`). */
+  parts(): PartStatus[] {
+    return this.workloads.flatMap((w) => w.part() ?? []);
   }
 
   private async sampleStats(): Promise<void> {
-    let containers;
-    try {
-      containers = (await this.deps.runtime.listOwned()).filter((c) => c.state === "running");
-    } catch {
-      return;
-    }
     const now = new Date();
     const rows: { ts: Date; objectKind: string; objectId: string; name: string; value: number }[] = [];
     const seen = new Set<string>();
-    await Promise.all(
-      containers.map(async (c) => {
-        try {
-          const st = await this.deps.runtime.stats(c.id);
-          seen.add(c.appUuid);
-          this.samples.set(c.appUuid, {
-            uuid: c.appUuid,
-            name: c.appName,
-            version: c.labels["evebox.app.version"],
-            cpuNs: st.cpuTotalNs,
-            startedAt: c.startedAt ?? undefined,
-            memoryUsedBytes: st.memoryUsedBytes,
-            memoryLimitBytes: st.memoryLimitBytes,
-          });
-          rows.push(
-            { ts: now, objectKind: "app", objectId: c.appUuid, name: "cpu_ns", value: st.cpuTotalNs },
-            { ts: now, objectKind: "app", objectId: c.appUuid, name: "memory_bytes", value: st.memoryUsedBytes },
-          );
-        } catch {
-          // stopped between list and stats
-        }
-      }),
-    );
-    if (this.deps.vms) {
-      const apps = this.desired().apps;
-      const versions = new Map(apps.map((a) => [a.uuid, a.version]));
-      const limits = new Map(apps.map((a) => [a.uuid, a.memoryBytes]));
-      for (const s of this.deps.vms.samples(versions, limits)) {
+    const apps = this.desired().apps;
+    for (const w of this.workloads) {
+      for (const s of await w.samples(apps)) {
         seen.add(s.uuid);
         this.samples.set(s.uuid, s);
         rows.push(
@@ -198,8 +190,8 @@ export class Reconciler {
     await this.running?.catch(() => undefined);
     await Promise.all([...this.fetches.values()].map((f) => f.done));
     this.logs.stopAll();
-    // Lets go of the VMs without stopping them: workloads outlive the agent.
-    this.deps.vms?.close();
+    // Lets go of the containers and VMs without stopping them: workloads outlive the agent.
+    for (const w of this.workloads) w.close();
     this.deps.network?.stop();
   }
 
@@ -208,6 +200,7 @@ export class Reconciler {
     if (this.stopped) return;
     this.dirty = true;
     if (supersede) this.current?.abort();
+    if (!this.started) return;
     this.running ??= this.loop().finally(() => (this.running = null));
   }
 
@@ -283,9 +276,8 @@ export class Reconciler {
         if (ni && !app.error) app.error = `network instance ${ni.name}: ${ni.error}`;
       }
     }
-    // A VM's interfaces on network instances are taps on their bridges (unknown until the network is observed).
-    const net = this.deps.network;
-    if (this.deps.vms) desired.vms = this.deps.vms.desired(doc, desired, net ? (uuid, i) => (desired.network ? net.vmNic(uuid, i) : undefined) : undefined);
+    // Each kind adds its part (a VM's spec: its interfaces on network instances are taps on their bridges).
+    for (const w of this.workloads) w.desire(doc, desired, this.deps.network);
     return desired;
   }
 
@@ -304,19 +296,20 @@ export class Reconciler {
   }
 
   private async observe(): Promise<Observed> {
-    const [containers, volumes, network] = await Promise.all([this.deps.runtime.listOwned(), this.deps.volumes.list(), this.observeNetwork()]);
-    return {
+    const [kinds, volumes, network] = await Promise.all([Promise.all(this.workloads.map((w) => w.observe())), this.deps.volumes.list(), this.observeNetwork()]);
+    const observed: Observed = {
       network,
-      now: Date.now(),
+      now: this.now(),
       bootAt: this.bootAt,
-      containers,
+      containers: [],
       volumes: volumes.map((v) => ({ uuid: v.uuid, generation: v.generationCount })),
       contentTrees: this.records.contentTrees(),
       apps: this.records.apps(),
       startedSinceBoot: this.startedSinceBoot,
       fetching: new Set(this.fetches.keys()),
-      vms: this.deps.vms?.observe(),
     };
+    for (const k of kinds) Object.assign(observed, k);
+    return observed;
   }
 
   /** Aborts fetches whose content tree is no longer desired or now comes from elsewhere. */
@@ -359,13 +352,13 @@ export class Reconciler {
     } catch (e) {
       this.noteEngineError(e as Error);
       this.publishStates(this.desired(), null);
-      this.scheduleWake(Date.now() + 5_000);
+      this.scheduleWake(this.now() + 5_000);
       return;
     }
     const desired = this.desired();
     this.supersedeFetches(desired);
-    for (const uuid of noteExits(desired, observed)) this.records.putApp(observed.apps.get(uuid)!);
-    const steps = plan(desired, observed);
+    for (const w of this.workloads) for (const uuid of w.noteExits(desired, observed)) this.records.putApp(observed.apps.get(uuid)!);
+    const steps = plan(desired, observed, this.workloads);
     this.publishStates(desired, observed);
     if (steps.length) {
       const failed = await this.run(steps, signal);
@@ -375,10 +368,9 @@ export class Reconciler {
       this.publishStates(desired, observed);
       // The engine events of our own steps re-trigger a pass; converge follow-ups (a step that
       // unblocked another lane) promptly as well.
-      if (failed === 0 && plan(desired, observed).length) this.dirty = true;
+      if (failed === 0 && plan(desired, observed, this.workloads).length) this.dirty = true;
     }
-    this.logs.sync(observed.containers);
-    this.logs.syncVms(this.deps.vms?.runtime ?? null, observed.vms?.running.values() ?? []);
+    for (const w of this.workloads) w.followLogs(this.logs, observed);
     const cache = [...desired.contentTrees].filter((t) => t.source.kind === "http" && t.sha256).map((t) => `sha256:${t.sha256}`);
     await this.deps.cache.gc(new Set(cache)).catch(() => undefined);
     this.scheduleWake(this.nextWake(desired, observed));
@@ -387,16 +379,15 @@ export class Reconciler {
   private async run(steps: PlannedStep[], signal: AbortSignal): Promise<number> {
     const failedLanes = new Set<string>();
     const ctx: ExecutorContext = {
-      runtime: this.deps.runtime,
       cache: this.deps.cache,
       volumes: this.deps.volumes,
       records: this.records,
       signal,
-      now: Date.now,
+      now: this.now,
       progress: (uuid, state, progress) => this.contentTreeProgress(uuid, state, progress),
       startedSinceBoot: this.startedSinceBoot,
       stopTimeoutSec: this.deps.stopTimeoutSec ?? 10,
-      vms: this.deps.vms,
+      workloads: this.workloads,
       startFetch: (uuid, run) => {
         const step = steps.find((s) => s.step.kind === "fetchContentTree" && s.step.tree.uuid === uuid)!.step as { tree: DesiredState["contentTrees"][number] };
         this.startFetch(step.tree, sourceKey(step.tree), run);
@@ -426,7 +417,7 @@ export class Reconciler {
                 type: "reconcile.step-failed",
                 objectKind: lane.split(":")[0],
                 objectId: lane.slice(lane.indexOf(":") + 1),
-                message: `${describeStep(s.step)}: ${(e as Error).message}`,
+                message: `${describeStep(s.step, this.workloads)}: ${(e as Error).message}`,
               });
               break;
             }
@@ -441,7 +432,7 @@ export class Reconciler {
 
   private lastProgressWrite = new Map<string, number>();
   private contentTreeProgress(uuid: string, state: SwState, progress: number): void {
-    const now = Date.now();
+    const now = this.now();
     const prev = this.deps.store.observed("contentTree").find((o) => o.id === uuid);
     if (prev?.state === state && now - (this.lastProgressWrite.get(uuid) ?? 0) < 1000) return;
     this.lastProgressWrite.set(uuid, now);
@@ -470,7 +461,7 @@ export class Reconciler {
         this.putState("app", app.uuid, app.name, "INITIAL", app.error ?? `the container engine is not reachable: ${this.engineError}`, { kind: app.kind });
         continue;
       }
-      const s = appState(app, desired, observed);
+      const s = appState(app, desired, observed, this.workloads);
       this.putState("app", app.uuid, app.name, s.state, s.error, s.data);
     }
     for (const t of desired.contentTrees) {
@@ -490,7 +481,7 @@ export class Reconciler {
     for (const kind of ["app", "contentTree", "volume", ...(desired.network ? (["networkInstance"] as const) : [])] as const) {
       for (const o of this.deps.store.observed(kind)) {
         if (seen[kind].has(o.id)) continue;
-        const stillThere = kind === "app" && (observed?.containers.some((c) => c.appUuid === o.id) || observed?.vms?.running.has(o.id));
+        const stillThere = kind === "app" && !!observed && this.workloads.some((w) => w.running(observed, o.id));
         if (stillThere) this.putState(kind, o.id, o.name ?? o.id, "HALTING", null, o.data ?? {});
         else {
           this.deps.store.deleteObserved(kind, o.id);
@@ -532,7 +523,7 @@ export class Reconciler {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeTimer = null;
     if (!Number.isFinite(at) || this.stopped) return;
-    this.wakeTimer = setTimeout(() => this.guarded("wake-up", () => this.trigger(false)), Math.max(50, at - Date.now() + 20));
+    this.wakeTimer = setTimeout(() => this.guarded("wake-up", () => this.trigger(false)), Math.max(50, at - this.now() + 20));
   }
 
   private noteEngineError(e: Error): void {

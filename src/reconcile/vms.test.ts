@@ -1,8 +1,16 @@
 import { describe, expect, test } from "bun:test";
 import { desiredFromConfig } from "./desired.ts";
-import { newAppRecord } from "./observed.ts";
+import type { DesiredState } from "./desired.ts";
+import { newAppRecord, type Observed } from "./observed.ts";
+import { plan } from "./plan.ts";
 import { volumeState } from "./status.ts";
-import { desiredVms, type DesiredWithVms as DesiredState, type ObservedVms, type ObservedWithVms as Observed, planVms, vmAppState } from "./vms.ts";
+import { Records } from "./records.ts";
+import { desiredVms, type ObservedVms, VM_KIND, vmAppState, type VmRuntime, VmWorkload } from "./vms.ts";
+import { Store } from "../store/store.ts";
+import type { VmExit } from "../runtime/vms/types.ts";
+
+/** The steps of the VM kind alone (with the content trees and volumes it needs, and what nothing desires). */
+const planVms = (d: DesiredState, o: Observed) => plan(d, o, [VM_KIND]);
 
 const IDS = { ds: "11111111-0000-4000-8000-000000000001", ct: "11111111-0000-4000-8000-000000000002", iso: "11111111-0000-4000-8000-000000000003", vol: "11111111-0000-4000-8000-000000000004", blank: "11111111-0000-4000-8000-000000000005", cd: "11111111-0000-4000-8000-000000000006", app: "11111111-0000-4000-8000-000000000007" };
 const SHA = "ab".repeat(32);
@@ -228,5 +236,54 @@ describe("volumeState", () => {
     });
     o.contentTrees.delete(IDS.ct);
     expect(volumeState(vol, d, o)).toMatchObject({ state: "INITIAL", error: null });
+  });
+});
+
+describe("VmWorkload: crashes on the injected clock", () => {
+  // A QEMU stand-in: no VMs, and the exit listener the workload registers, to report exits with.
+  function setup() {
+    const listeners: ((e: VmExit) => void)[] = [];
+    const runtime = {
+      available: () => null,
+      adopt: async () => [],
+      probeAccelerator: async () => "tcg" as const,
+      acceleratorProbe: () => null,
+      list: () => [],
+      close() {},
+      onExit(l: (e: VmExit) => void) {
+        listeners.push(l);
+        return () => {};
+      },
+    };
+    const store = Store.open(":memory:");
+    const records = new Records(store, { retryMs: () => 7_000, crashMs: (n) => 1000 * 2 ** (n - 1) });
+    records.putApp(newAppRecord(IDS.app, 0, 0));
+    const clock = { t: Date.UTC(2031, 0, 1) }; // far from the wall clock
+    const w = new VmWorkload({ runtime: runtime as unknown as VmRuntime, store, volumes: null as never, cache: null as never, log: () => {} });
+    return { listeners, store, records, clock, w };
+  }
+  const crash = (): VmExit => ({ appUuid: IDS.app, name: "router", reason: "crashed", exitCode: 1, signal: null, logTail: "" }) as VmExit;
+
+  test("the restart after a crash is due on the host's clock, with the host's backoff; the exit is dated on it too", async () => {
+    const { listeners, store, records, clock, w } = setup();
+    let changes = 0;
+    await w.start({ records, now: () => clock.t, onChange: () => changes++, onError: () => {} });
+    listeners[0]!(crash());
+    expect(records.app(IDS.app)).toMatchObject({ crashes: 1, nextStartAt: clock.t + 1000 });
+    const exit = (await w.observe()).vms!.lastExits.get(IDS.app)!;
+    expect(exit.at).toBe(clock.t);
+    clock.t += 5_000;
+    listeners[0]!(crash());
+    expect(records.app(IDS.app)).toMatchObject({ crashes: 2, nextStartAt: clock.t + 2000 });
+    expect(changes).toBe(2);
+    // The app's state counts down on the same clock.
+    const d = state();
+    const o = ready(d);
+    o.now = clock.t + 500;
+    o.apps.set(IDS.app, records.app(IDS.app)!);
+    o.vms!.lastExits.set(IDS.app, exit);
+    expect(vmAppState(d.apps[0]!, d, o)?.error).toMatch(/restarting in 2 s$/);
+    w.close();
+    store.close();
   });
 });

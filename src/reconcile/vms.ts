@@ -1,7 +1,6 @@
-// VM apps in the reconcile loop: the VM a desired app asks for (`desiredVms`), the steps that bring the
-// running QEMUs there (`planVms`, pure), the executors of those steps, the state each VM app shows
-// (`vmAppState`), and `VmApps`, which holds the QEMU runtime (adoption, exits, consoles, samples).
-import { existsSync } from "node:fs";
+// VM apps as a workload kind: the VM a desired app asks for (`desiredVms`), the steps that bring the running
+// QEMUs there (pure), the state each VM app shows (`vmAppState`), and `VmWorkload`, which runs those steps on the
+// QEMU runtime (runtime/vms: adoption, exits, disks, consoles, samples): the only caller of QEMU in reconcile/.
 import { join } from "node:path";
 import {
   type Accelerator,
@@ -10,25 +9,42 @@ import {
   type DiskSpec,
   diskFormatOfContentTree,
   type QemuRuntime,
-  verifyDiskImage,
-  vmPaths,
   vmResourcesOf,
   type NicSpec,
-  type VmConsole,
   type VmExit,
   type VmSpec,
   vmSpecHash,
 } from "../runtime/vms/index.ts";
+import type { NetworkManager } from "../network/manager.ts";
 import type { PartStatus } from "../model/status.ts";
+import { type TerminalSession, TerminalUnavailable } from "../model/terminal.ts";
 import type { ContentCache } from "../storage/cache.ts";
 import type { VolumeStore } from "../storage/volumes.ts";
 import type { Store } from "../store/store.ts";
 import type { AppSample } from "../telemetry/metrics.ts";
+import type { AppLogCollector } from "./app-logs.ts";
+import { connectVnc } from "./terminals.ts";
 import type { DesiredApp, DesiredContentTree, DesiredState } from "./desired.ts";
-import type { AppRecord, Observed } from "./observed.ts";
-import { type PlannedStep, type Step, sourceKey, startDelayOver, volumeKey } from "./plan.ts";
-import { Records } from "./records.ts";
-import type { ObjectState } from "./status.ts";
+import type { Observed } from "./observed.ts";
+import type { PlannedStep, Step } from "./plan.ts";
+import { CRASH_WINDOW_MS } from "./records.ts";
+import {
+  downloadContentTree,
+  type ExecutorContext,
+  type FetchProgress,
+  type LoadedContentTree,
+  noteStarted,
+  type ObjectState,
+  type Prepared,
+  startDelayed,
+  startDelayOver,
+  volumeKey,
+  waitingForTree,
+  type Workload,
+  type WorkloadHost,
+  type WorkloadKind,
+  type WorkloadNeeds,
+} from "./workload.ts";
 
 type Doc = Record<string, any>;
 
@@ -181,53 +197,40 @@ export interface ObservedVms {
   unavailable: string | null;
 }
 
-/** The reconciler's desired and observed state with the VM parts (set when it runs VMs). */
-export type DesiredWithVms = DesiredState & { vms?: Map<string, DesiredVm> };
-export type ObservedWithVms = Observed & { vms?: ObservedVms };
-
-// ---- plan
+// ---- plan (pure)
 
 export type VmStep =
   | { kind: "startVm"; app: DesiredApp; vm: DesiredVm; reason: "first start" | "restart command" | "supervised restart" | "the app's spec changed" | "purge" | "start command" }
   | { kind: "stopVm"; appUuid: string; name: string; reason: string };
 
-/** A planned step of a VM app: a VM step, or one of the generic ones (fetch, volumes, counters). */
-export type PlannedVmStep = Omit<PlannedStep, "step"> & { step: Step | VmStep };
+const STEPS = ["startVm", "stopVm"] as const satisfies readonly VmStep["kind"][];
 
-/** The VM apps' steps; `desired.vms` and `observed.vms` must be set (the reconciler sets both when it runs VMs). */
-export function planVms(desired: DesiredWithVms, observed: ObservedWithVms): PlannedVmStep[] {
-  const out: PlannedVmStep[] = [];
+/** The VM apps that can run here: `desired.vms` and `observed.vms` are set when the reconciler runs VMs. */
+function vmApps(desired: DesiredState, observed: Observed): DesiredApp[] {
+  const vms = desired.vms;
+  if (!vms || !observed.vms || observed.vms.unavailable) return [];
+  return desired.apps.filter((a) => a.kind === "vm" && !a.error && !vms.get(a.uuid)?.error);
+}
+
+function needs(desired: DesiredState, observed: Observed): WorkloadNeeds {
+  const apps = vmApps(desired, observed);
+  const disks = (a: DesiredApp) => desired.vms!.get(a.uuid)!.disks;
+  return {
+    // Only the disks of VMs that are to run are fetched (not those of a halted app, activate false).
+    contentTrees: apps.filter((a) => a.activate).flatMap((a) => disks(a).flatMap((d) => (d.source.kind === "contentTree" ? [d.source.treeUuid] : []))),
+    volumes: apps.flatMap((a) => disks(a).map((d) => ({ uuid: d.volumeUuid, generation: d.generation }))),
+  };
+}
+
+function planVms(desired: DesiredState, observed: Observed, prepared: Prepared): PlannedStep[] {
+  const out: PlannedStep[] = [];
   const vms = desired.vms;
   const obs = observed.vms;
   if (!vms || !obs) return out;
-  const add = (phase: PlannedStep["phase"], lane: string, step: PlannedVmStep["step"], needs: string[] = []) => out.push({ phase, lane, needs, step });
+  const add = (phase: PlannedStep["phase"], lane: string, step: Step, needs: string[] = []) => out.push({ phase, lane, needs, step });
   const now = observed.now;
-  const apps = desired.apps.filter((a) => a.kind === "vm" && !a.error && !vms.get(a.uuid)?.error && !obs.unavailable);
 
-  // ---- phase 0: the images of VM disks, the volumes' directories, VMs nobody wants
-  const treeReady = new Map<string, boolean>();
-  // Only the disks of VMs that are to run are fetched (not those of a halted app, activate false).
-  const wantedTrees = new Set(apps.filter((a) => a.activate).flatMap((a) => vms.get(a.uuid)!.disks.flatMap((d) => (d.source.kind === "contentTree" ? [d.source.treeUuid] : []))));
-  for (const t of desired.contentTrees) {
-    if (!wantedTrees.has(t.uuid)) continue;
-    const rec = observed.contentTrees.get(t.uuid);
-    const loaded = rec?.state === "LOADED" && rec.sourceKey === sourceKey(t);
-    treeReady.set(t.uuid, loaded);
-    if (!loaded && !t.error && !observed.fetching.has(t.uuid) && (!rec || rec.sourceKey !== sourceKey(t) || rec.nextRetryAt <= now)) {
-      add(0, `ct:${t.uuid}`, { kind: "fetchContentTree", tree: t });
-    }
-  }
-  const haveVolumes = new Set(observed.volumes.map((v) => volumeKey(v.uuid, v.generation)));
-  const planned = new Set<string>();
-  const volumesById = new Map(desired.volumes.map((v) => [v.uuid, v]));
-  for (const app of apps) {
-    for (const d of vms.get(app.uuid)!.disks) {
-      const key = volumeKey(d.volumeUuid, d.generation);
-      if (haveVolumes.has(key) || planned.has(key)) continue;
-      planned.add(key);
-      add(0, `vol:${key}`, { kind: "createVolume", volume: volumesById.get(d.volumeUuid)! });
-    }
-  }
+  // ---- phase 0: VMs nobody wants
   const byUuid = new Map(desired.apps.map((a) => [a.uuid, a]));
   for (const vm of obs.running.values()) {
     const app = byUuid.get(vm.appUuid);
@@ -236,12 +239,12 @@ export function planVms(desired: DesiredWithVms, observed: ObservedWithVms): Pla
   }
 
   // ---- phase 1: one lane per VM app
-  for (const app of apps) {
+  for (const app of vmApps(desired, observed)) {
     const vm = vms.get(app.uuid)!;
     if (vm.waiting) continue;
     const lane = `app:${app.uuid}`;
     const needs = vm.disks.map((d) => `vol:${volumeKey(d.volumeUuid, d.generation)}`);
-    const ready = vm.disks.every((d) => d.source.kind === "blank" || treeReady.get(d.source.treeUuid) === true);
+    const ready = vm.disks.every((d) => d.source.kind === "blank" || prepared.treeReady(d.source.treeUuid));
     const rec = observed.apps.get(app.uuid);
     const running = obs.running.get(app.uuid);
     if (!rec) add(1, lane, { kind: "recordCounters", app });
@@ -288,16 +291,19 @@ export function planVms(desired: DesiredWithVms, observed: ObservedWithVms): Pla
   return out;
 }
 
-export function describeVmStep(s: VmStep): string {
-  return s.kind === "startVm" ? `start VM ${s.app.name} (${s.reason})` : `stop VM ${s.name} (${s.reason})`;
+function describe(s: Step): string {
+  if (s.kind === "startVm") return `start VM ${s.app.name} (${s.reason})`;
+  if (s.kind === "stopVm") return `stop VM ${s.name} (${s.reason})`;
+  return s.kind;
 }
 
 // ---- state
 
-const QUICK_EXIT_MS = 60_000;
+/** Below this, the exit says how soon after its start the VM ended. */
+const QUICK_EXIT_MS = CRASH_WINDOW_MS;
 
 /** The state of a VM app, from its VM, its content trees and its record; null when `observed` has no VM view. */
-export function vmAppState(app: DesiredApp, desired: DesiredWithVms, observed: ObservedWithVms): ObjectState | null {
+export function vmAppState(app: DesiredApp, desired: DesiredState, observed: Observed): ObjectState | null {
   const obs = observed.vms;
   const vm = desired.vms?.get(app.uuid);
   if (!obs || !vm) return null;
@@ -315,16 +321,9 @@ export function vmAppState(app: DesiredApp, desired: DesiredWithVms, observed: O
   for (const d of vm.disks) {
     if (d.source.kind !== "contentTree") continue;
     const ct = observed.contentTrees.get(d.source.treeUuid);
-    // A halted VM's disks are not fetched (planVms): it is simply halted.
+    // A halted VM's disks are not fetched (see needs()): it is simply halted.
     if (!app.activate && (!ct || (ct.state === "INITIAL" && !ct.error))) return { state: "HALTED", error: null, data };
-    if (!ct || ct.state !== "LOADED") {
-      const tree = desired.contentTrees.find((t) => t.uuid === (d.source as { treeUuid: string }).treeUuid);
-      return {
-        state: ct?.state ?? "INITIAL",
-        error: ct?.error ? `content tree ${tree?.name ?? d.source.treeUuid}: ${ct.error}` : null,
-        data: { ...data, progress: ct?.progress ?? 0 },
-      };
-    }
+    if (!ct || ct.state !== "LOADED") return waitingForTree(d.source.treeUuid, desired, observed, data);
   }
   if (!app.activate) return { state: "HALTED", error: null, data };
   const exit = obs.lastExits.get(app.uuid);
@@ -333,89 +332,20 @@ export function vmAppState(app: DesiredApp, desired: DesiredWithVms, observed: O
     const quick = exit.ranMs < QUICK_EXIT_MS ? ` ${(exit.ranMs / 1000).toFixed(1)} s after start` : "";
     return { state: "BROKEN", error: `${exit.detail}${quick}${rec.crashes > 1 ? ` (${rec.crashes} times in a row)` : ""}${next}`, data: { ...data, restarts: rec.crashes } };
   }
-  if (!startDelayOver(app, observed)) return { state: "START_DELAYED", error: null, data: { ...data, startAt: new Date(observed.bootAt + app.startDelaySec * 1000).toISOString() } };
+  if (!startDelayOver(app, observed)) return startDelayed(app, observed, data);
   return { state: "BOOTING", error: rec?.error ?? null, data };
 }
 
-// ---- executors
-
-/** What the VM executors use of executors.ts's ExecutorContext. */
-export interface VmExecutorContext {
-  vms?: VmApps;
-  /** Creates the taps of VM interfaces on network instances (before QEMU opens them). */
-  network?: { createTap(appUuid: string, index: number): Promise<unknown> };
-  records: Records;
-  now: () => number;
-  startedSinceBoot: Set<string>;
-  stopTimeoutSec: number;
-}
-
-type VmExecutor<K extends VmStep["kind"]> = (step: Extract<VmStep, { kind: K }>, ctx: VmExecutorContext) => Promise<void>;
-
-const startVm: VmExecutor<"startVm"> = async ({ app, vm }, ctx) => {
-  const vms = ctx.vms;
-  if (!vms) throw new Error(`app ${app.name}: VMs are not run by this evebox`);
-  try {
-    await vms.prepareDisks(vm, ctx.records);
-    // Taps on network instances exist (persistent, with evebox's alias, on the bridge) before QEMU opens them:
-    // they outlive QEMU, so a restarted VM or evebox finds the same interface, covered by the same firewall.
-    for (const [i, nic] of vm.spec.nics.entries()) {
-      if (nic.kind !== "tap") continue;
-      if (!ctx.network) throw new Error(`interface ${i} is on a network instance, but this evebox builds no networks`);
-      await ctx.network.createTap(app.uuid, i);
-    }
-    await vms.runtime.start(vm.spec);
-  } catch (e) {
-    throw vmFailure(ctx.records, app.uuid, (e as Error).message.replace(/^app "[^"]*" \([^)]*\): /, ""), ctx.now());
-  }
-  vms.watchBoot(app.uuid, app.name);
-  ctx.startedSinceBoot.add(app.uuid);
-  const rec = ctx.records.app(app.uuid);
-  if (rec && rec.error) {
-    rec.error = null;
-    rec.attempts = 0;
-    ctx.records.putApp(rec);
-  }
+/** The VM kind's pure half (plan.ts plans with it; the workload below adds QEMU). */
+export const VM_KIND: WorkloadKind = {
+  kind: "vm",
+  label: "VM",
+  steps: STEPS,
+  needs,
+  plan: planVms,
+  state: vmAppState,
+  describe,
 };
-
-const stopVm: VmExecutor<"stopVm"> = async ({ appUuid }, ctx) => {
-  const vms = ctx.vms;
-  if (!vms) return;
-  const r = await vms.runtime.shutdown(appUuid, ctx.stopTimeoutSec * 1000);
-  if (r.how === "kill") {
-    // Not even QMP quit ended it; it is gone now, which is what was asked.
-    vms.log("warn", `VM ${appUuid}: QEMU did not quit; it was killed`);
-  }
-};
-
-/** Executors of the VM step kinds, merged into executors.ts's table. */
-export const VM_EXECUTORS: { [K in VmStep["kind"]]: VmExecutor<K> } = { startVm, stopVm };
-
-function vmFailure(records: Records, uuid: string, message: string, now: number): Error {
-  const rec = records.app(uuid);
-  if (rec) {
-    rec.error = message;
-    rec.attempts++;
-    rec.nextRetryAt = now + Math.round(Math.min(600_000, 5_000 * 2 ** Math.max(0, rec.attempts - 1)) * (0.8 + Math.random() * 0.4));
-    records.putApp(rec);
-  }
-  return new Error(message);
-}
-
-/** After an HTTP download: a disk content tree must really be a disk image of its declared format. */
-export async function verifyDiskContentTree(tree: DesiredContentTree, path: string): Promise<void> {
-  const fmt = diskFormatOfContentTree(tree.format);
-  if (!fmt) throw new Error(`format ${tree.format} is not a VM disk format`);
-  try {
-    await verifyDiskImage(path, fmt.format, { iso: fmt.cdrom });
-  } catch (e) {
-    throw new Error((e as Error).message.replace(path, "the downloaded image"));
-  }
-}
-
-export function isDiskContentTree(tree: DesiredContentTree): boolean {
-  return diskFormatOfContentTree(tree.format) !== null;
-}
 
 // ---- the runtime side
 
@@ -424,8 +354,30 @@ const VM_RECORD = "reconcile.vm";
 const BOOT_WATCH_MS = 5 * 60_000;
 const NO_BOOT = /No bootable device|Boot failed: could not read the boot disk\s*$|No bootable option or device was found/;
 
-export interface VmAppsOptions {
-  runtime: QemuRuntime;
+/** What the VM workload uses of the QEMU runtime (tests pass a stand-in). */
+export type VmRuntime = Pick<
+  QemuRuntime,
+  | "available"
+  | "adopt"
+  | "probeAccelerator"
+  | "acceleratorProbe"
+  | "list"
+  | "close"
+  | "onExit"
+  | "start"
+  | "shutdown"
+  | "kill"
+  | "firmwareLog"
+  | "createBlankDisk"
+  | "prepareDisk"
+  | "verifyDisk"
+  | "openConsole"
+  | "stats"
+  | "vncSocket"
+>;
+
+export interface VmWorkloadOptions {
+  runtime: VmRuntime;
   store: Store;
   volumes: VolumeStore;
   cache: ContentCache;
@@ -433,23 +385,31 @@ export interface VmAppsOptions {
 }
 
 /**
- * The QEMU runtime as the reconciler uses it: adoption before the first plan, exits turned into crash
- * accounting (restart with backoff, as for containers), the disks of a VM prepared before its start,
- * consoles and CPU/memory samples.
+ * VM apps on the QEMU runtime: adoption before the first plan, exits turned into crash accounting (restart with
+ * the shared backoff, on the host's clock), the disks of a VM prepared before its start, consoles and samples.
  */
-export class VmApps {
-  readonly runtime: QemuRuntime;
-  private readonly records: Records;
+export class VmWorkload implements Workload {
+  readonly kind = VM_KIND.kind;
+  readonly label = VM_KIND.label;
+  readonly steps = VM_KIND.steps;
+  readonly needs = VM_KIND.needs;
+  readonly plan = VM_KIND.plan;
+  readonly state = VM_KIND.state;
+  readonly describe = VM_KIND.describe;
+  readonly runtime: VmRuntime;
+  private host: WorkloadHost | null = null;
   private unavailable: string | null = null;
-  private onChange: () => void = () => {};
   private readonly bootWatches = new Map<string, ReturnType<typeof setInterval>>();
   private unsubscribe: (() => void) | null = null;
   /** When each VM we know of started: how long it ran, once it is gone. */
   private readonly startedAt = new Map<string, number>();
 
-  constructor(private readonly o: VmAppsOptions) {
+  constructor(private readonly o: VmWorkloadOptions) {
     this.runtime = o.runtime;
-    this.records = new Records(o.store);
+  }
+
+  private now(): number {
+    return this.host ? this.host.now() : Date.now();
   }
 
   log(level: "info" | "warn" | "error", message: string): void {
@@ -457,13 +417,11 @@ export class VmApps {
   }
 
   /** Takes over the VMs a previous evebox started (never restarting one), then reports exits. */
-  async start(onChange: () => void): Promise<void> {
-    this.onChange = onChange;
+  async start(host: WorkloadHost): Promise<void> {
+    this.host = host;
     this.unsubscribe = this.runtime.onExit((e) => this.noteExit(e));
-    if (!Bun.which("qemu-system-x86_64")) {
-      this.unavailable = "qemu-system-x86_64 is not installed (Debian package qemu-system-x86)";
-      return;
-    }
+    this.unavailable = this.runtime.available();
+    if (this.unavailable) return;
     try {
       const adopted = await this.runtime.adopt();
       for (const vm of adopted) this.o.log("info", `app "${vm.name}" (${vm.appUuid}): VM adopted (QEMU pid ${vm.pid}, ${vm.state}, ${vm.accelerator})`);
@@ -490,26 +448,87 @@ export class VmApps {
     this.runtime.close();
   }
 
-  desired(doc: Doc | null, desired: DesiredState, nicOf?: VmNicOf): Map<string, DesiredVm> {
-    return desiredVms(doc, desired, { volumeDir: (u, g) => this.o.volumes.path(u, g), blob: (sha) => this.o.cache.path(sha) }, nicOf);
+  /** A VM's interfaces on network instances are taps on their bridges (unknown until the network is observed). */
+  desire(doc: Record<string, any> | null, desired: DesiredState, network: NetworkManager | undefined): void {
+    const nicOf: VmNicOf | undefined = network ? (uuid, i) => (desired.network ? network.vmNic(uuid, i) : undefined) : undefined;
+    desired.vms = desiredVms(doc, desired, { volumeDir: (u, g) => this.o.volumes.path(u, g), blob: (sha) => this.o.cache.path(sha) }, nicOf);
   }
 
-  observe(): ObservedVms {
+  async observe(): Promise<Partial<Observed>> {
     const running = new Map<string, RunningVm>();
     for (const vm of this.runtime.list()) {
       running.set(vm.appUuid, vm);
-      this.startedAt.set(vm.appUuid, Date.parse(vm.startedAt) || Date.now());
+      this.startedAt.set(vm.appUuid, Date.parse(vm.startedAt) || this.now());
     }
     const lastExits = new Map<string, VmExitRecord>();
     for (const r of this.o.store.observed(VM_RECORD)) {
       const e = (r.data as { lastExit?: VmExitRecord }).lastExit;
       if (e) lastExits.set(r.id, e);
     }
-    return { running, lastExits, unavailable: this.unavailable };
+    return { vms: { running, lastExits, unavailable: this.unavailable } };
+  }
+
+  noteExits(): string[] {
+    return []; // exits arrive as events (noteExit)
+  }
+
+  running(observed: Observed, uuid: string): boolean {
+    return !!observed.vms?.running.has(uuid);
+  }
+
+  loads(tree: DesiredContentTree): boolean {
+    return diskFormatOfContentTree(tree.format) !== null;
+  }
+
+  /** A disk image downloaded into the cache (the VM's volume is an overlay over it); it must really be a disk of its format. */
+  async loadContentTree(tree: DesiredContentTree, ctx: ExecutorContext, progress: FetchProgress): Promise<LoadedContentTree> {
+    const fmt = diskFormatOfContentTree(tree.format);
+    if (!fmt) throw new Error(`format ${tree.format} is not a VM disk format`);
+    const entry = await downloadContentTree(tree, ctx, progress);
+    try {
+      await this.runtime.verifyDisk(entry.path, fmt.format, { iso: fmt.cdrom });
+    } catch (e) {
+      throw new Error((e as Error).message.replace(entry.path, "the downloaded image"));
+    }
+    return { imageRef: null, imageId: null, sizeBytes: entry.sizeBytes };
+  }
+
+  async removeContentTree(): Promise<void> {
+    // the cache's garbage collection removes a disk image nothing needs
+  }
+
+  async execute(step: Step, ctx: ExecutorContext): Promise<void> {
+    if (step.kind === "startVm") return this.startVm(step, ctx);
+    if (step.kind === "stopVm") return this.stopVm(step, ctx);
+    throw new Error(`VMs: no executor for ${step.kind}`);
+  }
+
+  private async startVm({ app, vm }: Extract<Step, { kind: "startVm" }>, ctx: ExecutorContext): Promise<void> {
+    try {
+      await this.prepareDisks(vm);
+      // Taps on network instances exist (persistent, with evebox's alias, on the bridge) before QEMU opens them:
+      // they outlive QEMU, so a restarted VM or evebox finds the same interface, covered by the same firewall.
+      for (const [i, nic] of vm.spec.nics.entries()) {
+        if (nic.kind !== "tap") continue;
+        if (!ctx.network) throw new Error(`interface ${i} is on a network instance, but this evebox builds no networks`);
+        await ctx.network.createTap(app.uuid, i);
+      }
+      await this.runtime.start(vm.spec);
+    } catch (e) {
+      throw ctx.records.appFailed(app.uuid, (e as Error).message.replace(/^app "[^"]*" \([^)]*\): /, ""), ctx.now());
+    }
+    this.watchBoot(app.uuid, app.name);
+    noteStarted(ctx, app.uuid);
+  }
+
+  private async stopVm({ appUuid }: Extract<Step, { kind: "stopVm" }>, ctx: ExecutorContext): Promise<void> {
+    const r = await this.runtime.shutdown(appUuid, ctx.stopTimeoutSec * 1000);
+    // Not even QMP quit ended it; it is gone now, which is what was asked.
+    if (r.how === "kill") this.o.log("warn", `VM ${appUuid}: QEMU did not quit; it was killed`);
   }
 
   /** Each VM's disks: the volume's qcow2 overlay over its verified image, a blank qcow2, or the ISO as is. */
-  async prepareDisks(vm: DesiredVm, _records: Records): Promise<void> {
+  private async prepareDisks(vm: DesiredVm): Promise<void> {
     const app = { uuid: vm.uuid, name: vm.name };
     for (const d of vm.disks) {
       if (d.source.kind === "blank") {
@@ -518,7 +537,7 @@ export class VmApps {
       }
       const base = this.o.cache.path(d.source.sha256);
       if (d.source.cdrom) {
-        await verifyDiskImage(base, "raw", { iso: true, app });
+        await this.runtime.verifyDisk(base, "raw", { iso: true, app });
         continue;
       }
       await this.runtime.prepareDisk({ baseImage: base, format: d.source.format, dest: d.path, sizeBytes: d.sizeBytes || undefined, app });
@@ -529,15 +548,15 @@ export class VmApps {
    * A guest that never boots: the firmware says so in its log ("No bootable device."). Then the VM is
    * killed and the app shows the error; the start is retried with backoff.
    */
-  watchBoot(uuid: string, name: string): void {
-    this.startedAt.set(uuid, Date.now());
+  private watchBoot(uuid: string, name: string): void {
+    this.startedAt.set(uuid, this.now());
     const prev = this.bootWatches.get(uuid);
     if (prev) clearInterval(prev);
-    const until = Date.now() + BOOT_WATCH_MS;
+    const until = this.now() + BOOT_WATCH_MS;
     const timer = setInterval(() => {
       const running = this.runtime.list().some((v) => v.appUuid === uuid);
       const log = running ? this.runtime.firmwareLog(uuid) : "";
-      if (!running || Date.now() > until) {
+      if (!running || this.now() > until) {
         clearInterval(timer);
         this.bootWatches.delete(uuid);
         return;
@@ -548,9 +567,9 @@ export class VmApps {
       this.bootWatches.delete(uuid);
       const tried = log.split("\n").filter((l) => /^Boot(ing| failed)/.test(l.trim())).map((l) => l.trim());
       const message = `the guest did not boot: the firmware found no bootable device${tried.length ? ` (${tried.join("; ")})` : ""}; the VM was stopped`;
-      vmFailure(this.records, uuid, message, Date.now());
+      this.host?.records.appFailed(uuid, message, this.now());
       this.o.log("warn", `app "${name}" (${uuid}): ${message}`);
-      void this.runtime.kill(uuid).finally(() => this.onChange());
+      void this.runtime.kill(uuid).finally(() => this.host?.onChange());
     }, 500);
     timer.unref?.();
     this.bootWatches.set(uuid, timer);
@@ -558,26 +577,22 @@ export class VmApps {
 
   /** An exit nobody asked for is counted like a container's: restarted after 1 s, 2 s, 4 s … up to 5 min. */
   private noteExit(e: VmExit): void {
-    const began = this.startedAt.get(e.appUuid) ?? Date.now();
+    const now = this.now();
+    const began = this.startedAt.get(e.appUuid) ?? now;
     this.startedAt.delete(e.appUuid);
     if (e.reason === "crashed" || e.reason === "guest-shutdown") {
-      const rec: AppRecord | undefined = this.records.app(e.appUuid);
-      const ranMs = Math.max(0, Date.now() - began);
+      const ranMs = Math.max(0, now - began);
       const how =
         e.reason === "guest-shutdown"
           ? "the guest powered off"
           : `QEMU exited unexpectedly${e.signal ? ` (${e.signal})` : e.exitCode !== null ? ` (code ${e.exitCode})` : " (killed or crashed)"}`;
       const last = e.logTail.trim().split("\n").filter((l) => !/terminating on signal/.test(l)).slice(-1)[0];
       const detail = `${how}${last && e.reason === "crashed" ? `: ${last.replace(/^\S+ qemu-system-\S+: /, "")}` : ""}`;
-      this.o.store.putObserved({ kind: VM_RECORD, id: e.appUuid, name: e.name, state: "-", error: null, data: { lastExit: { reason: e.reason, at: Date.now(), ranMs, detail } } });
-      if (rec) {
-        rec.crashes = ranMs < QUICK_EXIT_MS ? rec.crashes + 1 : 1;
-        rec.nextStartAt = Date.now() + Math.min(300_000, 1000 * 2 ** Math.min(rec.crashes - 1, 9));
-        this.records.putApp(rec);
-      }
-      this.o.log("warn", `app "${e.name}" (${e.appUuid}): ${detail}; restarting in ${rec ? Math.round((rec.nextStartAt - Date.now()) / 1000) : 1} s`);
+      this.o.store.putObserved({ kind: VM_RECORD, id: e.appUuid, name: e.name, state: "-", error: null, data: { lastExit: { reason: e.reason, at: now, ranMs, detail } } });
+      const rec = this.host?.records.appCrashed(e.appUuid, ranMs, now) ?? null;
+      this.o.log("warn", `app "${e.name}" (${e.appUuid}): ${detail}; restarting in ${rec ? Math.round((rec.nextStartAt - now) / 1000) : 1} s`);
     }
-    this.onChange();
+    this.host?.onChange();
   }
 
   /** Forgets a removed app's exit record. */
@@ -585,19 +600,28 @@ export class VmApps {
     this.o.store.deleteObserved(VM_RECORD, uuid);
   }
 
-  /** The VM's VNC socket, when it runs with a display (`remoteConsole`). */
-  vncSocket(uuid: string): string | null {
-    const path = vmPaths(this.runtime.runDir, uuid).vnc;
-    return existsSync(path) ? path : null;
+  followLogs(logs: AppLogCollector, observed: Observed): void {
+    logs.syncVms(this.runtime, observed.vms?.running.values() ?? []);
   }
 
   /** A VM app's serial console (recent output first). */
-  openConsole(uuid: string): VmConsole {
-    return this.runtime.openConsole(uuid, "serial");
+  async openConsole(app: DesiredApp): Promise<TerminalSession> {
+    if (!this.runtime.list().some((v) => v.appUuid === app.uuid)) throw new TerminalUnavailable(409, `app ${app.name}: its VM is not running, so it has no serial console now`);
+    const c = this.runtime.openConsole(app.uuid, "serial");
+    return { kind: "serial", history: c.history, readable: c.readable, write: (d) => c.write(d), close: () => c.close() };
+  }
+
+  /** The VM's VNC unix socket, when it runs with a display (`remoteConsole`). */
+  async openDisplay(app: DesiredApp): Promise<TerminalSession> {
+    if (!this.runtime.list().some((v) => v.appUuid === app.uuid)) throw new TerminalUnavailable(409, `app ${app.name}: its VM is not running`);
+    const path = this.runtime.vncSocket(app.uuid);
+    if (!path) throw new TerminalUnavailable(409, `app ${app.name}: its VM has no graphical console (set remoteConsole in the app's config)`);
+    return connectVnc(path);
   }
 
   /** One CPU/memory sample per running VM. */
-  samples(versions: Map<string, string>, memoryLimits: Map<string, number>): AppSample[] {
+  async samples(apps: DesiredApp[]): Promise<AppSample[]> {
+    const byUuid = new Map(apps.map((a) => [a.uuid, a]));
     const out: AppSample[] = [];
     for (const vm of this.runtime.list()) {
       try {
@@ -605,11 +629,11 @@ export class VmApps {
         out.push({
           uuid: vm.appUuid,
           name: vm.name,
-          version: versions.get(vm.appUuid),
+          version: byUuid.get(vm.appUuid)?.version,
           cpuNs: st.cpuUsageUsec * 1000,
           startedAt: new Date(vm.startedAt),
           memoryUsedBytes: st.memoryBytes,
-          memoryLimitBytes: memoryLimits.get(vm.appUuid),
+          memoryLimitBytes: byUuid.get(vm.appUuid)?.memoryBytes,
         });
       } catch {
         // stopped between list and stats

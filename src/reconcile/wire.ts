@@ -11,8 +11,9 @@ import { ContentCache } from "../storage/cache.ts";
 import { datastorePolicy } from "../storage/destinations.ts";
 import { VolumeStore } from "../storage/volumes.ts";
 import type { Store } from "../store/store.ts";
+import { ContainerWorkload } from "./containers.ts";
 import { Reconciler } from "./reconciler.ts";
-import { VmApps } from "./vms.ts";
+import { VmWorkload } from "./vms.ts";
 
 export interface AppRuntimeOptions {
   store: Store;
@@ -46,14 +47,14 @@ export async function startAppRuntime(o: AppRuntimeOptions): Promise<Reconciler>
   const vms =
     o.vms === false || process.env.EVEBOX_VMS === "off"
       ? undefined
-      : new VmApps({ runtime: new QemuRuntime({ runDir: o.runDir ?? join(o.persistDir, "..", "run"), logger: vmLog }), store: o.store, volumes, cache, log: o.log });
+      : new VmWorkload({ runtime: new QemuRuntime({ runDir: o.runDir ?? join(o.persistDir, "..", "run"), logger: vmLog }), store: o.store, volumes, cache, log: o.log });
+  const containers = new ContainerWorkload({ runtime: new ContainerRuntime(docker, "evebox", { instance: o.instance }) });
   const reconciler = new Reconciler({
-    vms,
+    workloads: vms ? [containers, vms] : [containers],
     network,
     store: o.store,
     config: o.config,
     events: o.events,
-    runtime: new ContainerRuntime(docker, "evebox", { instance: o.instance }),
     cache,
     volumes,
     log: o.log,

@@ -3,7 +3,7 @@
 // exceptions reached the event loop — an unhandled rejection there ends evebox. They are guarded now: the
 // error is logged, published as a `reconcile.error` event and shown in the part's status.
 //
-// The reconciler runs against the real Docker engine and a real store; only the VM part is a stand-in whose
+// The reconciler runs against the real Docker engine and a real store; only the VM workload is a stand-in whose
 // samples throw, as a fault deep in a timer would.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,6 +12,7 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { ConfigService } from "../../src/config/service.ts";
 import { EventBus } from "../../src/model/events.ts";
+import { ContainerWorkload } from "../../src/reconcile/containers.ts";
 import { Reconciler } from "../../src/reconcile/reconciler.ts";
 import { ContainerRuntime, DEFAULT_DOCKER_SOCKET } from "../../src/runtime/containers/runtime.ts";
 import { ContentCache } from "../../src/storage/cache.ts";
@@ -31,23 +32,37 @@ beforeAll(async () => {
   store = Store.open(join(dir, "evebox.db"));
   const events = new EventBus(store);
   const vms = {
+    kind: "vm",
+    label: "VM",
+    steps: [],
     async start() {},
     close() {},
-    observe: () => undefined,
-    desired: () => new Map(),
+    desire() {},
+    observe: async () => ({}),
+    noteExits: () => [],
+    needs: () => ({ contentTrees: [], volumes: [] }),
+    plan: () => [],
+    state: () => null,
+    running: () => false,
+    followLogs() {},
+    loads: () => false,
+    async removeContentTree() {},
+    forget() {},
+    part: () => null,
     samples() {
       throw new Error("a fault in the statistics timer");
     },
-    runtime: null,
   };
   reconciler = new Reconciler({
     store,
     config: new ConfigService(store, events),
     events,
-    runtime: new ContainerRuntime(new Docker({ socketPath: DEFAULT_DOCKER_SOCKET }), "evebox", { instance: `sec-timers-${process.pid}` }),
+    workloads: [
+      new ContainerWorkload({ runtime: new ContainerRuntime(new Docker({ socketPath: DEFAULT_DOCKER_SOCKET }), "evebox", { instance: `sec-timers-${process.pid}` }) }),
+      vms as any,
+    ],
     cache: new ContentCache(join(dir, "content")),
     volumes: new VolumeStore(dir),
-    vms: vms as any,
     log: () => {},
     tickMs: 60_000,
     statsIntervalMs: 50,

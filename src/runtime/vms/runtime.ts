@@ -7,7 +7,17 @@ import { type AcceleratorProbe, kvmFailureOf, probeAccelerator } from "./accel.t
 import { VmCgroups } from "./cgroup.ts";
 import { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
 import { ConsoleBridge, ConsoleTimeout } from "./console.ts";
-import { checkDiskBeforeStart, createBlankDisk, type DiskBacking, makeNoCloudSeed, prepareDisk, type PrepareDiskOptions, type PreparedDisk } from "./disks.ts";
+import {
+  checkDiskBeforeStart,
+  createBlankDisk,
+  type DiskBacking,
+  type ImageInfo,
+  makeNoCloudSeed,
+  prepareDisk,
+  type PrepareDiskOptions,
+  type PreparedDisk,
+  verifyDiskImage,
+} from "./disks.ts";
 import { VmError } from "./errors.ts";
 import { readKvmUnusable, writeKvmUnusable } from "./kvm-state.ts";
 import { QmpClient, type QmpEvent } from "./qmp.ts";
@@ -15,6 +25,7 @@ import type {
   Accelerator,
   AdoptedVm,
   ConsolePort,
+  DiskFormat,
   ShutdownResult,
   StartOptions,
   VmConsole,
@@ -162,7 +173,18 @@ export class QemuRuntime {
     return this.cgroups ? this.cgroups.unavailableReason : "turned off";
   }
 
+  /** Why VMs cannot run here (QEMU is not installed), or null. */
+  available(): string | null {
+    if (Bun.which(this.qemu)) return null;
+    return this.qemu === "qemu-system-x86_64" ? "qemu-system-x86_64 is not installed (Debian package qemu-system-x86)" : `${this.qemu} is not installed`;
+  }
+
   // ---- disks
+
+  /** Refuses a file that is not a disk image of `format` (or, with `iso`, an ISO), or that names any other file. */
+  verifyDisk(path: string, format: DiskFormat, opts: { iso?: boolean; app?: { uuid: string; name?: string } } = {}): Promise<ImageInfo> {
+    return verifyDiskImage(path, format, { ...opts, qemuImg: this.qemuImg });
+  }
 
   prepareDisk(opts: Omit<PrepareDiskOptions, "qemuImg">): Promise<PreparedDisk> {
     return prepareDisk({ ...opts, qemuImg: this.qemuImg });
@@ -773,6 +795,12 @@ export class QemuRuntime {
   }
 
   /** One sample of the VM's CPU time and memory; from its cgroup, or from /proc of the QEMU pid. */
+  /** The VM's VNC unix socket, when it runs with a display (`remoteConsole`). */
+  vncSocket(uuid: string): string | null {
+    const path = vmPaths(this.runDir, uuid).vnc;
+    return existsSync(path) ? path : null;
+  }
+
   stats(uuid: string): VmStats {
     const vm = this.vms.get(uuid);
     if (!vm) throw new VmError("not-running", { uuid, name: undefined }, "no stats: this VM is not running");
