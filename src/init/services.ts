@@ -3,6 +3,7 @@
 // sink (the store); when it exits it is started again after a backoff (1 s, 2 s, 4 s … up to `maxBackoffMs`),
 // reset once a run lasted `stableMs`. A crash-looping service is reported, and the device stays up.
 import type { Subprocess } from "bun";
+import { Backoff, type BackoffPolicy } from "../lib/backoff.ts";
 
 export interface ServiceSpec {
   name: string;
@@ -47,16 +48,17 @@ class Service {
   lastExit: string | null = null;
   startedAt = 0;
   since = new Date();
-  backoffMs: number;
+  /** Restarts after a crash: initial, twice that, … up to the maximum; reset once a run lasted `stableMs`. */
+  readonly backoff: Backoff;
   nextStart: ReturnType<typeof setTimeout> | null = null;
   nextStartAt: Date | null = null;
   readyWaiters: (() => void)[] = [];
 
   constructor(
     readonly spec: ServiceSpec,
-    initialBackoffMs: number,
+    backoff: BackoffPolicy,
   ) {
-    this.backoffMs = initialBackoffMs;
+    this.backoff = new Backoff(backoff);
   }
 
   setState(s: ServiceState) {
@@ -81,7 +83,7 @@ export class Supervisor {
   start(spec: ServiceSpec): void {
     const existing = this.services.get(spec.name);
     if (existing && existing.state !== "stopped" && existing.state !== "failed") throw new Error(`service ${spec.name} is already running`);
-    const s = new Service(spec, this.initialBackoffMs);
+    const s = new Service(spec, { baseMs: this.initialBackoffMs, maxMs: this.maxBackoffMs });
     this.services.set(spec.name, s);
     this.launch(s);
   }
@@ -193,20 +195,19 @@ export class Supervisor {
     s.lastExit = `${how} at ${new Date().toISOString()}`;
     if (s.state === "stopping" || s.state === "stopped") return;
     const ranMs = Date.now() - s.startedAt;
-    if (ranMs >= this.stableMs) s.backoffMs = this.initialBackoffMs;
+    if (ranMs >= this.stableMs) s.backoff.reset();
     if (s.spec.restart === false) {
       s.setState("stopped");
       this.opts.log(s.spec.name, "info", how);
       return;
     }
-    this.opts.log(s.spec.name, "warn", `${how} after ${(ranMs / 1000).toFixed(1)} s; starting again in ${(s.backoffMs / 1000).toFixed(0)} s (start ${s.starts + 1})`);
+    this.opts.log(s.spec.name, "warn", `${how} after ${(ranMs / 1000).toFixed(1)} s; starting again in ${(s.backoff.delayFor(s.backoff.attempts + 1) / 1000).toFixed(0)} s (start ${s.starts + 1})`);
     this.scheduleRestart(s);
   }
 
   private scheduleRestart(s: Service): void {
     s.setState("backoff");
-    const delay = s.backoffMs;
-    s.backoffMs = Math.min(s.backoffMs * 2, this.maxBackoffMs);
+    const delay = s.backoff.next();
     s.nextStartAt = new Date(Date.now() + delay);
     s.nextStart = setTimeout(() => this.launch(s), delay);
   }
