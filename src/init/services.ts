@@ -4,6 +4,7 @@
 // reset once a run lasted `stableMs`. A crash-looping service is reported, and the device stays up.
 import type { Subprocess } from "bun";
 import { Backoff, type BackoffPolicy } from "../lib/backoff.ts";
+import { waitFor } from "../lib/wait.ts";
 
 export interface ServiceSpec {
   name: string;
@@ -173,19 +174,21 @@ export class Supervisor {
 
   private async probe(s: Service, proc: Subprocess): Promise<void> {
     const ready = s.spec.ready;
-    const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 60_000);
-    while (s.proc === proc && s.state === "starting") {
-      if (!ready || (await ready().catch(() => false))) {
-        if (s.proc !== proc || s.state !== "starting") return;
-        s.setState("running");
-        for (const w of s.readyWaiters.splice(0)) w();
-        return;
-      }
-      if (Date.now() > deadline) {
-        this.opts.log(s.spec.name, "warn", `not ready after ${Math.round((this.opts.readyTimeoutMs ?? 60_000) / 1000)} s`);
-        return;
-      }
-      await Bun.sleep(200);
+    const timeoutMs = this.opts.readyTimeoutMs ?? 60_000;
+    const current = () => s.proc === proc && s.state === "starting";
+    const outcome = await waitFor(
+      async () => {
+        if (!current()) return "superseded";
+        if (ready && !(await ready().catch(() => false))) return null;
+        return current() ? "ready" : "superseded";
+      },
+      { timeoutMs, intervalMs: 200, what: `${s.spec.name} to be ready` },
+    ).catch(() => "timeout" as const);
+    if (outcome === "ready") {
+      s.setState("running");
+      for (const w of s.readyWaiters.splice(0)) w();
+    } else if (outcome === "timeout" && current()) {
+      this.opts.log(s.spec.name, "warn", `not ready after ${Math.round(timeoutMs / 1000)} s`);
     }
   }
 
