@@ -1,5 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import { chmodSync, rmSync, writeFileSync } from "node:fs";
+import { backoffDelay } from "../lib/backoff.ts";
 import { DomainError } from "../model/errors.ts";
 import type { Store } from "../store/store.ts";
 
@@ -112,7 +113,7 @@ export class LoginThrottle {
   private count(r: FailureRecord, free: number, now: number): void {
     r.count++;
     r.last = now;
-    if (r.count > free) r.until = now + Math.min(this.limits.maxDelayMs, 1000 * 2 ** Math.min(30, r.count - free - 1));
+    if (r.count > free) r.until = now + backoffDelay({ baseMs: 1000, maxMs: this.limits.maxDelayMs }, r.count - free);
   }
 
   private fresh(r: FailureRecord, now: number): FailureRecord {

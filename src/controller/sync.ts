@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { ConfigService } from "../config/service.ts";
 import { scanBinary } from "../config/bounds.ts";
 import { ConfigRejected } from "../config/problems.ts";
+import { backoffDelay, jittered } from "../lib/backoff.ts";
 import type { ControllerLink, DeviceStatus, PartStatus } from "../model/status.ts";
 import type { EventBus } from "../model/events.ts";
 import {
@@ -372,7 +373,7 @@ export class Controller implements ControllerLink {
     this.connection = "online";
     this.detail = "";
     this.drainWaiter.wake();
-    return jitter(this.timers.configIntervalMs, 0.8);
+    return jittered(this.timers.configIntervalMs, [0.8, 1]);
   }
 
   private syncFailed(e: unknown): number {
@@ -388,7 +389,7 @@ export class Controller implements ControllerLink {
       this.deps.events.publish({ type: "controller.fault", message: `controller ${err.phase}: ${err.message}`, data: { phase: err.phase, offline: err.offline } });
     }
     const cap = Math.min(this.timers.backoffMaxMs, Math.max(this.timers.configIntervalMs, this.timers.backoffBaseMs));
-    return jitter(Math.min(cap, this.timers.backoffBaseMs * 2 ** Math.min(this.failures - 1, 20)), 0.5);
+    return backoffDelay({ baseMs: this.timers.backoffBaseMs, maxMs: cap, jitter: [0.5, 1] }, this.failures);
   }
 
   private async call(method: "GET" | "POST", path: string, body: Uint8Array | null): Promise<HttpResult> {
@@ -844,7 +845,7 @@ export class Controller implements ControllerLink {
       }
       this.outbox.attempted(msg.id);
       this.drainFailures++;
-      await this.drainWaiter.sleep(jitter(Math.min(this.timers.backoffMaxMs, this.timers.backoffBaseMs * 2 ** Math.min(this.drainFailures - 1, 20)), 0.5));
+      await this.drainWaiter.sleep(backoffDelay({ baseMs: this.timers.backoffBaseMs, maxMs: this.timers.backoffMaxMs, jitter: [0.5, 1] }, this.drainFailures));
     }
   }
 
@@ -916,11 +917,6 @@ function bodyText(r: HttpResult): string {
   if (!r.body.byteLength || isProto(r)) return "";
   const t = new TextDecoder().decode(r.body.subarray(0, 200)).replace(/\s+/g, " ").trim();
   return t ? `: ${t}` : "";
-}
-
-/** `base` shortened by up to (1 - minFraction) at random, so a fleet does not call in lockstep. */
-export function jitter(base: number, minFraction: number): number {
-  return Math.max(1, Math.round(base * (minFraction + Math.random() * (1 - minFraction))));
 }
 
 /** A google.protobuf.Timestamp as "seconds.nanos" (9 digits), comparable and lossless. */

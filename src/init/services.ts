@@ -3,6 +3,8 @@
 // sink (the store); when it exits it is started again after a backoff (1 s, 2 s, 4 s … up to `maxBackoffMs`),
 // reset once a run lasted `stableMs`. A crash-looping service is reported, and the device stays up.
 import type { Subprocess } from "bun";
+import { Backoff, type BackoffPolicy } from "../lib/backoff.ts";
+import { waitFor } from "../lib/wait.ts";
 
 export interface ServiceSpec {
   name: string;
@@ -47,16 +49,17 @@ class Service {
   lastExit: string | null = null;
   startedAt = 0;
   since = new Date();
-  backoffMs: number;
+  /** Restarts after a crash: initial, twice that, … up to the maximum; reset once a run lasted `stableMs`. */
+  readonly backoff: Backoff;
   nextStart: ReturnType<typeof setTimeout> | null = null;
   nextStartAt: Date | null = null;
   readyWaiters: (() => void)[] = [];
 
   constructor(
     readonly spec: ServiceSpec,
-    initialBackoffMs: number,
+    backoff: BackoffPolicy,
   ) {
-    this.backoffMs = initialBackoffMs;
+    this.backoff = new Backoff(backoff);
   }
 
   setState(s: ServiceState) {
@@ -81,7 +84,7 @@ export class Supervisor {
   start(spec: ServiceSpec): void {
     const existing = this.services.get(spec.name);
     if (existing && existing.state !== "stopped" && existing.state !== "failed") throw new Error(`service ${spec.name} is already running`);
-    const s = new Service(spec, this.initialBackoffMs);
+    const s = new Service(spec, { baseMs: this.initialBackoffMs, maxMs: this.maxBackoffMs });
     this.services.set(spec.name, s);
     this.launch(s);
   }
@@ -171,19 +174,21 @@ export class Supervisor {
 
   private async probe(s: Service, proc: Subprocess): Promise<void> {
     const ready = s.spec.ready;
-    const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 60_000);
-    while (s.proc === proc && s.state === "starting") {
-      if (!ready || (await ready().catch(() => false))) {
-        if (s.proc !== proc || s.state !== "starting") return;
-        s.setState("running");
-        for (const w of s.readyWaiters.splice(0)) w();
-        return;
-      }
-      if (Date.now() > deadline) {
-        this.opts.log(s.spec.name, "warn", `not ready after ${Math.round((this.opts.readyTimeoutMs ?? 60_000) / 1000)} s`);
-        return;
-      }
-      await Bun.sleep(200);
+    const timeoutMs = this.opts.readyTimeoutMs ?? 60_000;
+    const current = () => s.proc === proc && s.state === "starting";
+    const outcome = await waitFor(
+      async () => {
+        if (!current()) return "superseded";
+        if (ready && !(await ready().catch(() => false))) return null;
+        return current() ? "ready" : "superseded";
+      },
+      { timeoutMs, intervalMs: 200, what: `${s.spec.name} to be ready` },
+    ).catch(() => "timeout" as const);
+    if (outcome === "ready") {
+      s.setState("running");
+      for (const w of s.readyWaiters.splice(0)) w();
+    } else if (outcome === "timeout" && current()) {
+      this.opts.log(s.spec.name, "warn", `not ready after ${Math.round(timeoutMs / 1000)} s`);
     }
   }
 
@@ -193,20 +198,19 @@ export class Supervisor {
     s.lastExit = `${how} at ${new Date().toISOString()}`;
     if (s.state === "stopping" || s.state === "stopped") return;
     const ranMs = Date.now() - s.startedAt;
-    if (ranMs >= this.stableMs) s.backoffMs = this.initialBackoffMs;
+    if (ranMs >= this.stableMs) s.backoff.reset();
     if (s.spec.restart === false) {
       s.setState("stopped");
       this.opts.log(s.spec.name, "info", how);
       return;
     }
-    this.opts.log(s.spec.name, "warn", `${how} after ${(ranMs / 1000).toFixed(1)} s; starting again in ${(s.backoffMs / 1000).toFixed(0)} s (start ${s.starts + 1})`);
+    this.opts.log(s.spec.name, "warn", `${how} after ${(ranMs / 1000).toFixed(1)} s; starting again in ${(s.backoff.delayFor(s.backoff.attempts + 1) / 1000).toFixed(0)} s (start ${s.starts + 1})`);
     this.scheduleRestart(s);
   }
 
   private scheduleRestart(s: Service): void {
     s.setState("backoff");
-    const delay = s.backoffMs;
-    s.backoffMs = Math.min(s.backoffMs * 2, this.maxBackoffMs);
+    const delay = s.backoff.next();
     s.nextStartAt = new Date(Date.now() + delay);
     s.nextStart = setTimeout(() => this.launch(s), delay);
   }

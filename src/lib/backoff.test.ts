@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { Backoff, backoffDelay } from "./backoff.ts";
+import { Backoff, backoffDelay, jittered } from "./backoff.ts";
 
 /** A clock that moves only when told and a random source that returns the values given, in turn. */
 function fakeClock(randoms: number[] = [0.5]) {
@@ -35,6 +35,14 @@ describe("backoffDelay", () => {
   test("a very long run of failures stays finite", () => {
     const d = backoffDelay({ baseMs: 1_000, maxMs: 300_000, jitter: [0.5, 1] }, 1e9, () => 0.25);
     expect(d).toBe(187_500);
+  });
+});
+
+describe("jittered", () => {
+  test("shortens or stretches by the drawn factor", () => {
+    expect(jittered(10_000, [0.8, 1], () => 0)).toBe(8_000);
+    expect(jittered(10_000, [0.8, 1], () => 0.5)).toBe(9_000);
+    expect(jittered(10_000, [1, 1], () => 0.7)).toBe(10_000);
   });
 });
 

@@ -31,8 +31,12 @@ export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () 
   // The exponent is bounded so that a long run of failures cannot overflow to Infinity (or NaN with jitter).
   const exponent = Math.min(Math.max(0, Math.floor(attempt) - 1), 64);
   const capped = Math.min(policy.maxMs, policy.baseMs * factor ** exponent);
-  const [low, high] = policy.jitter ?? [1, 1];
-  return Math.max(0, Math.round(capped * (low + random() * (high - low))));
+  return jittered(capped, policy.jitter ?? [1, 1], random);
+}
+
+/** `ms` times a factor drawn from [low, high), rounded: a poll interval that a fleet does not keep in lockstep. */
+export function jittered(ms: number, [low, high]: readonly [number, number], random: () => number = Math.random): number {
+  return Math.max(0, Math.round(ms * (low + random() * (high - low))));
 }
 
 /** A backoff with its count of failures: `next()` after a failure, `reset()` after a success. */

@@ -10,6 +10,7 @@ import { maskStr } from "./ipv4.ts";
 import type { AppInterfaceSpec, NiSpec } from "./model.ts";
 import { hashHex, sh } from "./sys.ts";
 import { TABLE } from "./acl/compile.ts";
+import { waitFor } from "../lib/wait.ts";
 
 export interface DnsmasqFiles {
   conf: string;
@@ -150,8 +151,11 @@ export async function startDnsmasq(p: DnsmasqPaths, f: DnsmasqFiles): Promise<vo
   writeFileSync(p.conf, f.conf);
   // dnsmasq forks into the background once it listens; a bad config or a busy port fails right here.
   await sh(["dnsmasq", `--conf-file=${p.conf}`], { timeoutMs: 10_000 });
-  for (let i = 0; i < 50 && runningPid(p) === null; i++) await Bun.sleep(10);
-  if (runningPid(p) === null) throw new Error(`dnsmasq for ${p.conf} did not stay up`);
+  const up = await waitFor(() => runningPid(p) !== null, { timeoutMs: 500, intervalMs: 10, what: `dnsmasq for ${p.conf}` }).then(
+    () => true,
+    () => false,
+  );
+  if (!up) throw new Error(`dnsmasq for ${p.conf} did not stay up`);
 }
 
 /** New reservations and names: dnsmasq re-reads its hosts files on SIGHUP (no lease is lost). */
@@ -169,7 +173,8 @@ export async function stopDnsmasq(p: DnsmasqPaths, removeFiles = true): Promise<
     try {
       process.kill(pid, "SIGTERM");
     } catch {}
-    for (let i = 0; i < 200 && existsSync(`/proc/${pid}`); i++) await Bun.sleep(10);
+    // gone within 2 s, or left to the next start's stop (it no longer answers: its pidfile goes below)
+    await waitFor(() => !existsSync(`/proc/${pid}`), { timeoutMs: 2_000, intervalMs: 10, what: `dnsmasq ${pid} to exit` }).catch(() => {});
   }
   if (removeFiles) for (const f of [p.conf, p.pid, p.dhcpHosts, p.hosts, p.leases]) rmSync(f, { force: true });
 }

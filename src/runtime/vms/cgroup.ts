@@ -4,6 +4,7 @@
 // to the host's cgroups). Without a writable cgroup2 mount the runtime falls back to /proc of the QEMU pid.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { waitFor } from "../../lib/wait.ts";
 
 export const SLICE = "evebox.slice";
 
@@ -94,18 +95,17 @@ export class VmCgroups {
   async remove(appUuid: string, waitMs = 0): Promise<boolean> {
     const dir = this.path(appUuid);
     if (!dir) return true;
-    const deadline = Date.now() + waitMs;
-    for (;;) {
+    const removed = () => {
       try {
         rmdirSync(dir);
-        return true;
+        return "removed";
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === "ENOENT") return true;
-        if (code !== "EBUSY" || Date.now() >= deadline) return false;
+        if (code === "ENOENT") return "removed";
+        return code === "EBUSY" ? null : "refused"; // busy: a process still in it; anything else will not pass
       }
-      await Bun.sleep(50);
-    }
+    };
+    return (await waitFor(removed, { timeoutMs: waitMs, intervalMs: 50, what: `cgroup ${dir} to empty` }).catch(() => "refused")) === "removed";
   }
 
   /** VM cgroups under our slice whose uuid is not in `keep` and that are empty: left by a crash. */

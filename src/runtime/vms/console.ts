@@ -2,6 +2,7 @@
 // socket, so the runtime holds that one connection and every viewer (a WebSocket, a test) shares it.
 import { createConnection, type Socket } from "node:net";
 import { statSync, truncateSync } from "node:fs";
+import { waitFor, WaitTimeout } from "../../lib/wait.ts";
 import type { VmConsole } from "./types.ts";
 
 /** A fixed-size byte ring: keeps the last `capacity` bytes pushed. */
@@ -72,20 +73,16 @@ export class ConsoleBridge {
 
   /** Connects to QEMU's chardev socket (retrying while QEMU is still creating it). */
   async connect(timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        this.socket = await new Promise<Socket>((resolve, reject) => {
-          const s = createConnection({ path: this.path });
-          s.once("connect", () => resolve(s));
-          s.once("error", reject);
-        });
-        break;
-      } catch (err) {
-        if (Date.now() > deadline) throw new Error(`console ${this.path}: ${(err as Error).message}`);
-        await Bun.sleep(20);
-      }
-    }
+    const connect = () =>
+      new Promise<Socket>((resolve, reject) => {
+        const s = createConnection({ path: this.path });
+        s.once("connect", () => resolve(s));
+        s.once("error", reject);
+      });
+    this.socket = await waitFor(connect, { timeoutMs, intervalMs: 20, what: `console ${this.path}` }).catch((err) => {
+      const cause = err instanceof WaitTimeout ? err.lastError : err;
+      throw new Error(`console ${this.path}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    });
     this.socket.on("data", (chunk: Buffer) => this.onOutput(new Uint8Array(chunk)));
     this.socket.on("error", () => {});
     this.socket.on("close", () => this.end());

@@ -3,6 +3,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { run } from "../../lib/run.ts";
+import { waitFor, WaitTimeout } from "../../lib/wait.ts";
 import { type AcceleratorProbe, kvmFailureOf, probeAccelerator } from "./accel.ts";
 import { VmCgroups } from "./cgroup.ts";
 import { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
@@ -424,24 +425,24 @@ export class QemuRuntime {
 
   /** Waits for QEMU's QMP socket to answer; fails early when QEMU exits. */
   private async connectQmp(paths: VmPaths, child: Subprocess, app: { uuid: string; name: string }): Promise<QmpClient> {
-    const deadline = Date.now() + this.startTimeoutMs;
-    let lastError = "";
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        await child.exited;
-        const how = child.signalCode ? `was killed by ${child.signalCode}` : `exited ${child.exitCode}`;
-        throw new VmError("start-failed", app, `QEMU ${how} while starting`, logTail(paths.log));
-      }
-      if (existsSync(paths.qmp)) {
-        try {
-          return await QmpClient.connect(paths.qmp, { timeoutMs: 2000 });
-        } catch (err) {
-          lastError = (err as Error).message;
-        }
-      }
-      await Bun.sleep(10);
+    let answered: { qmp: QmpClient } | { exited: true };
+    try {
+      answered = await waitFor(
+        async () => {
+          if (child.exitCode !== null || child.signalCode !== null) return { exited: true as const };
+          return existsSync(paths.qmp) ? { qmp: await QmpClient.connect(paths.qmp, { timeoutMs: 2000 }) } : null;
+        },
+        { timeoutMs: this.startTimeoutMs, intervalMs: 10, what: `QMP on ${paths.qmp}` },
+      );
+    } catch (err) {
+      if (!(err instanceof WaitTimeout)) throw err;
+      const last = err.lastError instanceof Error ? err.lastError.message : "";
+      throw new VmError("start-failed", app, `QEMU did not answer on ${paths.qmp} within ${this.startTimeoutMs} ms${last ? ` (${last})` : ""}`, logTail(paths.log));
     }
-    throw new VmError("start-failed", app, `QEMU did not answer on ${paths.qmp} within ${this.startTimeoutMs} ms${lastError ? ` (${lastError})` : ""}`, logTail(paths.log));
+    if ("qmp" in answered) return answered.qmp;
+    await child.exited;
+    const how = child.signalCode ? `was killed by ${child.signalCode}` : `exited ${child.exitCode}`;
+    throw new VmError("start-failed", app, `QEMU ${how} while starting`, logTail(paths.log));
   }
 
   private async attachTaps(spec: VmSpec, app: { uuid: string; name: string }): Promise<void> {
@@ -518,7 +519,7 @@ export class QemuRuntime {
       process.kill(pid, "SIGKILL");
     } catch {}
     this.cgroups?.killAll(uuid);
-    for (let i = 0; i < 200 && isOurQemu(pid, uuid); i++) await Bun.sleep(25);
+    await waitFor(() => !isOurQemu(pid, uuid), { timeoutMs: 5_000, intervalMs: 25, what: `QEMU ${pid} to exit` }).catch(() => {});
     await this.cgroups?.remove(uuid, 3000);
     await rm(paths.dir, { recursive: true, force: true });
     this.unmanageable.delete(uuid);
