@@ -179,6 +179,8 @@ export interface ContentTreeModel {
   /** EVE `Format` by name (CONTAINER, QCOW2, ISO, …). */
   format: string;
   datastoreId: string;
+  /** `URL`: a path in its datastore, or `repository:tag` in a registry. */
+  url: string;
   /** Where it is fetched from, from its datastore; null when the datastore cannot serve it (see `faults`). */
   source: ContentSource | null;
   sha256: string | null;
@@ -358,6 +360,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
       name: String(ct?.displayName || ct?.URL || uuid),
       format: enumName(ct?.iformat, "FmtUnknown"),
       datastoreId: dsId,
+      url,
       source,
       sha256: ct?.sha256 ? String(ct.sha256).toLowerCase() : null,
       maxSizeBytes: ct?.maxSizeBytes ? Number(ct.maxSizeBytes) : null,
