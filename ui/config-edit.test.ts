@@ -102,6 +102,18 @@ describe("addContainerApp", () => {
     expect(doc.contentInfo[0]).toMatchObject({ URL: "images/app%20v1.tar?x=1", sha256: "cd".repeat(32), iformat: "CONTAINER", displayName: "app v1.tar" });
     expect(readApp(doc, doc.apps[0].uuidandversion.uuid)?.image).toBe("https://files.example:8443/images/app%20v1.tar?x=1");
   });
+
+  test("the app page reads the app as the device does (config/model.ts): its kind, its environment", () => {
+    const doc = addContainerApp(null, { ...registryApp, volumes: [] }, { newId: ids() });
+    const uuid = doc.apps[0].uuidandversion.uuid;
+    expect(readApp(doc, uuid)).toMatchObject({ kind: "container", image: "127.0.0.1:5000/evebox/busybox:latest" });
+    // Variables outside a cloud-config's runcmd are not applied by the device: the page does not list them.
+    const cc = { ...doc, apps: [{ ...doc.apps[0], userData: btoa("#cloud-config\nwrite_files:\n  - A=1\nruncmd:\n  - B=2\n") }] };
+    expect(readApp(cc, uuid)?.userData).toEqual({ kind: "cloud-config", env: [{ key: "B", value: "2" }] });
+    // A first volume that is neither a container image nor a disk: the device runs nothing, the page says unknown.
+    const pvc = { ...doc, contentInfo: [{ ...doc.contentInfo[0], iformat: "PVC" }] };
+    expect(readApp(pvc, uuid)?.kind).toBe("unknown");
+  });
 });
 
 describe("updateApp", () => {

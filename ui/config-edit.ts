@@ -11,6 +11,7 @@
 // - blank data volumes (origin VCOT_BLANK) mounted at a directory;
 // - the app: fixedresources in KiB, userData = base64 of `KEY=VALUE` lines (the container's environment).
 
+import { type ContentTreeModel, deviceModel, type DeviceModel } from "../src/config/model.ts";
 import { decodeBase64, encodeBase64, ENV_KEY_RE, type EnvVar, envToUserData, readUserData, type UserDataKind } from "../src/config/userdata.ts";
 
 export type Doc = Record<string, any>;
@@ -409,51 +410,52 @@ export interface AppView {
   volumes: Array<{ uuid: string; name: string; sizeMiB: number | null; mountDir: string; readonly: boolean; blank: boolean }>;
 }
 
+// The device model of a document (config/model.ts, the reading the device makes), once per document: the page's
+// documents are never changed in place (every edit returns a new one).
+const models = new WeakMap<Doc, DeviceModel>();
+function modelOf(doc: Doc): DeviceModel {
+  let m = models.get(doc);
+  if (!m) models.set(doc, (m = deviceModel(doc)));
+  return m;
+}
+
+/** An app as the device reads it (its kind, resources, environment, image and volumes), for the app's page. */
 export function readApp(doc: Doc | null, uuid: string): AppView | null {
-  const app = doc ? findApp(doc, uuid) : undefined;
-  if (!app) return null;
-  const refs: Doc[] = app.volumeRefList ?? [];
-  const volume = (id: string): Doc | undefined => (doc!.volumes ?? []).find((v: Doc) => v.uuid === id);
-  const imageVolume = refs[0] ? volume(refs[0].uuid) : undefined;
-  const tree: Doc | undefined = imageVolume?.origin?.downloadContentTreeID
-    ? (doc!.contentInfo ?? []).find((c: Doc) => c.uuid === imageVolume.origin.downloadContentTreeID)
-    : undefined;
-  const ds: Doc | undefined = tree ? (doc!.datastores ?? []).find((d: Doc) => d.id === tree.dsId) : undefined;
-  const format = tree?.iformat;
-  const kind = format === "CONTAINER" ? "container" : format || (app.drives ?? []).length > 0 ? "vm" : "unknown";
+  const model = doc ? modelOf(doc) : null;
+  const app = model?.apps.find((a) => a.uuid === uuid);
+  if (!model || !app) return null;
+  const volume = (id: string) => model.volumes.find((v) => v.uuid === id);
+  const tree = app.imageContentTree ? model.contentTrees.find((c) => c.uuid === app.imageContentTree) : undefined;
   return {
     uuid,
-    name: app.displayname ?? "",
-    version: String(app.uuidandversion?.version ?? ""),
-    activate: !!app.activate,
-    kind,
-    memoryMiB: Math.round(Number(app.fixedresources?.memory ?? 0) / 1024),
-    vcpus: Number(app.fixedresources?.vcpus ?? 0),
-    userData: parseUserData(app.userData),
-    image: tree ? imageLocation(ds, tree) : "",
+    name: app.name,
+    version: app.version,
+    activate: app.activate,
+    kind: app.kind ?? "unknown",
+    memoryMiB: Math.round(app.resources.memoryKiB / 1024),
+    vcpus: app.resources.vcpus,
+    userData: { kind: app.userData.kind, env: app.userData.vars },
+    image: tree ? imageLocation(tree) : "",
     imageSha256: tree?.sha256 ?? "",
-    volumes: refs.slice(1).map((r) => {
+    volumes: app.volumeRefs.slice(1).map((r) => {
       const v = volume(r.uuid);
-      const bytes = Number(v?.maxsizebytes ?? 0);
       return {
         uuid: r.uuid,
-        name: v?.displayName ?? r.uuid,
-        sizeMiB: bytes > 0 ? Math.round(bytes / MIB) : null,
+        name: v?.name || r.uuid,
+        sizeMiB: v && v.sizeBytes > 0 ? Math.round(v.sizeBytes / MIB) : null,
         mountDir: r.mountDir ?? "",
-        readonly: !!v?.readonly,
-        blank: v?.origin?.type === "VCOT_BLANK",
+        readonly: !!v?.readOnly,
+        blank: v?.origin === "blank",
       };
     }),
   };
 }
 
-function imageLocation(ds: Doc | undefined, tree: Doc): string {
-  const url: string = tree.URL ?? "";
-  if (!ds) return url;
-  if (ds.dType === "DsContainerRegistry") return `${normalizeRegistry(ds.fqdn ?? "")}/${url}`;
-  const base = String(ds.fqdn ?? "").replace(/\/+$/, "");
-  const dir = String(ds.dpath ?? "").replace(/^\/+|\/+$/g, "");
-  return [base, dir, url.replace(/^\/+/, "")].filter(Boolean).join("/");
+/** Where the image comes from, in words: the registry host and repository, or the URL the device fetches. */
+function imageLocation(tree: ContentTreeModel): string {
+  const src = tree.source;
+  if (!src) return tree.url;
+  return src.kind === "registry" ? `${normalizeRegistry(src.fqdn)}/${src.url}` : src.url;
 }
 
 /** The volumes a purge of the app recreates empty (its extra volumes; the image volume is rebuilt from the image). */

@@ -1,10 +1,14 @@
-// The readings of userData that used to disagree (the reconciler's, the console's, the VM runtime's) now read
-// through config/userdata.ts: for every form, each gives what the device model holds.
+// The readings that used to disagree now read through the device model: userData (the reconciler's, the
+// console's, the VM runtime's: config/userdata.ts) and port labels (validation's, the network's, the device's own
+// ports': config/ports.ts, resolved once by config/model.ts).
 import { describe, expect, test } from "bun:test";
 import { parseUserData as consoleReading } from "../../ui/config-edit.ts";
 import { desiredFromConfig } from "../reconcile/desired.ts";
 import { decodeUserData } from "../runtime/vms/eve.ts";
+import { portConfigFromDoc } from "../init/ports.ts";
+import { EMPTY_FACTS, networkModel } from "../network/model.ts";
 import { buildDeviceModel } from "./model.ts";
+import { NO_ENV, readConfig } from "./validate.ts";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 const U = (n: number) => `7a000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
@@ -62,5 +66,48 @@ describe("one reading of userData", () => {
     expect(read(5).vars).toEqual([]);
     expect(read(7)).toMatchObject({ encoding: "plain", kind: "cloud-config", text: "#cloud-config\nhostname: vm1\n" });
     expect(read(8).env).toEqual({ GREETING: "hi" });
+  });
+});
+
+describe("one reading of port labels", () => {
+  const NI = U(10);
+  const NET = U(30);
+  const facts = { ...EMPTY_FACTS, interfaces: ["eth0", "eth1", "eth2"], defaultRouteIfname: "eth0" };
+  const onLabel = (label: string, adapters: { name: string; lowerLayerName?: string }[]) => ({
+    deviceIoList: [{ logicallabel: "wan", phylabel: "Port 1", phyaddrs: { Ifname: "eth1" } }, { logicallabel: "lan", phyaddrs: { Ifname: "eth2" } }],
+    systemAdapterList: adapters.map((a) => ({ ...a, uplink: true, networkUUID: NET })),
+    networks: [{ id: NET, ip: { dhcp: "Client" } }],
+    networkInstances: [{ uuidandversion: { uuid: NI }, instType: "ZnetInstSwitch", port: { name: label } }],
+  });
+
+  for (const [label, adapters, ifname] of [
+    ["wan", [{ name: "wan" }], "eth1"],
+    ["Port 1", [{ name: "Port 1" }], "eth1"],
+    ["uplink-a", [{ name: "uplink-a", lowerLayerName: "lan" }], "eth2"],
+    ["eth0", [{ name: "eth0" }], "eth0"],
+  ] as [string, { name: string; lowerLayerName?: string }[], string][]) {
+    test(`${label}: validation, the network and the device's ports name ${ifname}`, () => {
+      const doc = onLabel(label, adapters);
+      const { model, problems } = readConfig(doc, NO_ENV);
+      expect(problems).toEqual([]);
+      expect(model.portLabels.get(label)).toMatchObject({ kind: "ifname", ifname });
+      expect(networkModel(doc, problems, facts, { subnets: {}, addrs: {} }).instances[0]!.uplink).toEqual({ label, ifname });
+      expect(portConfigFromDoc(doc, facts.interfaces, "v1").config!.ports.map((p) => p.ifname)).toEqual([ifname]);
+    });
+  }
+
+  test("a cycle: validation refuses it, the network and the device's ports refuse it with the same chain", () => {
+    const doc = onLabel("lan-a", [
+      { name: "lan-a", lowerLayerName: "lan-b" },
+      { name: "lan-b", lowerLayerName: "lan-a" },
+    ]);
+    const { problems } = readConfig(doc, NO_ENV);
+    const chain = "lan-a → lan-b → lan-a";
+    expect(problems.find((p) => p.path === "networkInstances[0].port.name")!.message).toContain(chain);
+    const ni = networkModel(doc, [], facts, { subnets: {}, addrs: {} }).instances[0]!;
+    expect(ni.error).toContain(chain);
+    const ports = portConfigFromDoc(doc, facts.interfaces, "v1");
+    expect(ports.config).toBeNull();
+    expect(ports.problems[0]).toContain(chain);
   });
 });

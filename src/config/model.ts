@@ -104,6 +104,8 @@ export interface NetworkInstanceModel {
   name: string;
   /** null: an instance type evebox does not build (a problem of the config). */
   kind: NiKind | null;
+  /** `instType` as the document has it (for messages), null when absent. */
+  instType: string | null;
   /** The device port: its label and what the label names (resolved once), or null for none. */
   port: { label: string; resolution: PortResolution } | null;
   subnet: string | null;
@@ -120,7 +122,7 @@ export interface NetworkInstanceModel {
 /** A system adapter (`systemAdapterList`): one of the device's own ports. */
 export interface PortModel {
   index: number;
-  /** The logical name. */
+  /** The logical name ("" for an adapter without one: its resolution says so). */
   name: string;
   /** What the name resolves to (ports.ts: bounded, cycles refused). */
   resolution: PortResolution;
@@ -144,6 +146,7 @@ export interface PhysicalIoModel {
 /** `networks`: addressing of the device's own ports. */
 export interface DeviceNetworkModel {
   id: string;
+  /** EVE `DHCPType` by name: Static, Client, DHCPNone, DHCPNoop. */
   dhcp: string;
   subnet: string | null;
   gateway: string | null;
@@ -176,6 +179,8 @@ export interface ContentTreeModel {
   /** EVE `Format` by name (CONTAINER, QCOW2, ISO, …). */
   format: string;
   datastoreId: string;
+  /** `URL`: a path in its datastore, or `repository:tag` in a registry. */
+  url: string;
   /** Where it is fetched from, from its datastore; null when the datastore cannot serve it (see `faults`). */
   source: ContentSource | null;
   sha256: string | null;
@@ -249,6 +254,11 @@ export function buildDeviceModel(doc: Doc | null | undefined): { model: DeviceMo
   return build(doc);
 }
 
+/** Only the model (problems aside). */
+export function deviceModel(doc: Doc | null | undefined): DeviceModel {
+  return buildDeviceModel(doc).model;
+}
+
 function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
   const problems: ObjectProblem[] = [];
   const push = (objectKind: ObjectKind, objectId: string, path: string, message: string) => problems.push({ objectKind, objectId, path, message });
@@ -275,7 +285,11 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
   });
   const ports: PortModel[] = [];
   list(doc.systemAdapterList).forEach((sa, index) => {
-    if (!sa?.name) return;
+    if (!sa?.name) {
+      // Listed, so that whoever applies the ports can say which adapter has no name.
+      ports.push({ index, name: "", resolution: { kind: "error", message: "name is empty", path: `systemAdapterList[${index}].name`, via: [] }, uplink: !!(sa?.uplink || sa?.freeUplink), networkId: null, addr: null });
+      return;
+    }
     const resolution = resolve(String(sa.name));
     // A bad interface name in deviceIoList is reported at its own field (validate.ts).
     if (resolution.kind === "error" && !resolution.path?.startsWith("deviceIoList")) push("device", "", resolution.path ?? `systemAdapterList[${index}].name`, resolution.message);
@@ -283,7 +297,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
   });
   const networks: DeviceNetworkModel[] = list(doc.networks).map((n) => ({
     id: String(n?.id ?? ""),
-    dhcp: enumName(n?.ip?.dhcp, "DHCPNoop"),
+    dhcp: enumName(n?.ip?.dhcp, "DHCPNoop", ["DHCPNoop", "Static", "DHCPNone", "3", "Client"]),
     subnet: n?.ip?.subnet ? String(n.ip.subnet) : null,
     gateway: n?.ip?.gateway ? String(n.ip.gateway) : null,
     dns: list(n?.ip?.dns).map(String),
@@ -346,6 +360,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
       name: String(ct?.displayName || ct?.URL || uuid),
       format: enumName(ct?.iformat, "FmtUnknown"),
       datastoreId: dsId,
+      url,
       source,
       sha256: ct?.sha256 ? String(ct.sha256).toLowerCase() : null,
       maxSizeBytes: ct?.maxSizeBytes ? Number(ct.maxSizeBytes) : null,
@@ -374,6 +389,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
       version: String(ni?.uuidandversion?.version ?? ""),
       name: String(ni?.displayname || uuid),
       kind,
+      instType: t === undefined || t === null ? null : String(t),
       port,
       subnet: ip.subnet ? String(ip.subnet) : null,
       gateway: ip.gateway ? String(ip.gateway) : null,

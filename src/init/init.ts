@@ -9,7 +9,7 @@ import type { RunningDevice } from "../device/run.ts";
 import { type BootEnv, bootState, type BootState, readBootEnv, slotFromCmdline } from "../baseos/bootenv.ts";
 import { killRaw, mount, REBOOT, reboot, sethostname, sync } from "./libc.ts";
 import { isMounted, mountEarly, type MountReport, unmountAll } from "./mounts.ts";
-import { PortManager, portConfigFromDoc } from "./ports.ts";
+import { PortManager, portConfigFromModel } from "./ports.ts";
 import { watchPowerButton } from "./power-button.ts";
 import { OrphanReaper } from "./reaper.ts";
 import { Supervisor } from "./services.ts";
@@ -449,8 +449,8 @@ export class Init {
   private followPortConfig(): void {
     const device = this.running!.device;
     const desired = () => {
-      const cur = device.config.currentDoc();
-      return portConfigFromDoc(cur?.doc ?? null, this.ports!.ethernet(), cur ? `config version ${cur.version}` : "no config");
+      const cur = device.config.model();
+      return portConfigFromModel(cur?.model ?? null, this.ports!.ethernet(), cur ? `config version ${cur.version}` : "no config");
     };
     const first = desired();
     void this.ports!.offer(first.config, first.problems);

@@ -5,7 +5,7 @@
 // one that did, and not tried again until the config changes.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { resolvePortLabel } from "../config/ports.ts";
+import { deviceModel, type DeviceModel } from "../config/model.ts";
 import { run } from "../lib/run.ts";
 import type { Supervisor } from "./services.ts";
 
@@ -29,8 +29,7 @@ export interface PortConfig {
 
 type Doc = Record<string, any>;
 
-const DHCP_CLIENT = new Set([4, "Client", 0, "DHCPNoop", undefined]);
-const DHCP_STATIC = new Set([1, "Static"]);
+const DHCP_CLIENT = new Set(["Client", "DHCPNoop"]);
 
 function keyOf(ports: PortPlan[]): string {
   return new Bun.CryptoHasher("sha256").update(JSON.stringify(ports)).digest("hex").slice(0, 16);
@@ -74,39 +73,65 @@ const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
  * returned with the adapter they concern; a configuration with problems is not applied.
  */
 export function portConfigFromDoc(doc: Doc | null, ethernet: string[], source: string): { config: PortConfig | null; problems: string[] } {
-  const adapters: Doc[] = doc?.systemAdapterList ?? [];
+  return portConfigFromModel(doc ? deviceModel(doc) : null, ethernet, source);
+}
+
+/** The same, from the device model (config/model.ts: the labels already resolved, once, with cycles refused). */
+export function portConfigFromModel(model: DeviceModel | null, ethernet: string[], source: string): { config: PortConfig | null; problems: string[] } {
+  const adapters = model?.ports ?? [];
   if (!adapters.length) return { config: null, problems: [] };
   const problems: string[] = [];
-  const networks = new Map<string, Doc>((doc?.networks ?? []).map((n: Doc) => [n.id, n]));
+  const networks = new Map((model?.networks ?? []).map((n) => [n.id, n]));
   const ports: PortPlan[] = [];
-  adapters.forEach((a, i) => {
-    const where = `systemAdapterList[${i}] (${a.name ?? "unnamed"})`;
-    if (!a.name) return problems.push(`${where}: name is empty`);
-    // The one reading of port labels (config/ports.ts): bounded, cycles refused, interface-name syntax checked.
-    const port = resolvePortLabel(doc, a.name);
-    if (port.kind === "error") return problems.push(`${where}: ${port.message}`);
-    if (port.kind === "shared") return problems.push(`${where}: "${a.name}" is EVE's shared label for the uplinks, not a port`);
-    const ifname = port.ifname;
-    if (!ethernet.includes(ifname)) return problems.push(`${where}: this device has no Ethernet port ${ifname} (it has ${ethernet.join(", ") || "none"})`);
-    const plan: PortPlan = { ifname, logical: a.name, mode: "none", uplink: !!(a.uplink || a.freeUplink) };
-    if (a.networkUUID) {
-      const net = networks.get(a.networkUUID);
-      if (!net) return problems.push(`${where}: networkUUID ${a.networkUUID} is not in networks`);
-      if (net.mtu) plan.mtu = Number(net.mtu);
-      const dhcp = net.ip?.dhcp;
-      if (DHCP_STATIC.has(dhcp)) {
-        const subnet = parseCidr(net.ip?.subnet ?? "");
-        if (!subnet) return problems.push(`${where}: network ${net.id} is static but its subnet ${JSON.stringify(net.ip?.subnet ?? "")} is not an IPv4 CIDR`);
-        if (!a.addr || !IPV4.test(a.addr)) return problems.push(`${where}: a static port needs addr (an IPv4 address), got ${JSON.stringify(a.addr ?? "")}`);
-        const gateway: string | null = net.ip?.gateway || null;
-        if (gateway && !IPV4.test(gateway)) return problems.push(`${where}: gateway ${JSON.stringify(gateway)} is not an IPv4 address`);
-        plan.mode = "static";
-        plan.static = { address: a.addr, prefix: subnet.prefix, gateway, dns: (net.ip?.dns ?? []).filter((d: string) => IPV4.test(d)) };
-      } else if (DHCP_CLIENT.has(dhcp)) plan.mode = "dhcp";
+  for (const a of adapters) {
+    const where = `systemAdapterList[${a.index}] (${a.name || "unnamed"})`;
+    const port = a.resolution;
+    if (port.kind === "error") {
+      problems.push(`${where}: ${port.message}`);
+      continue;
     }
-    if (ports.some((p) => p.ifname === ifname)) return problems.push(`${where}: port ${ifname} is listed twice`);
+    if (port.kind === "shared") {
+      problems.push(`${where}: "${a.name}" is EVE's shared label for the uplinks, not a port`);
+      continue;
+    }
+    const ifname = port.ifname;
+    if (!ethernet.includes(ifname)) {
+      problems.push(`${where}: this device has no Ethernet port ${ifname} (it has ${ethernet.join(", ") || "none"})`);
+      continue;
+    }
+    const plan: PortPlan = { ifname, logical: a.name, mode: "none", uplink: a.uplink };
+    if (a.networkId) {
+      const net = networks.get(a.networkId);
+      if (!net) {
+        problems.push(`${where}: networkUUID ${a.networkId} is not in networks`);
+        continue;
+      }
+      if (net.mtu) plan.mtu = net.mtu;
+      if (net.dhcp === "Static") {
+        const subnet = parseCidr(net.subnet ?? "");
+        if (!subnet) {
+          problems.push(`${where}: network ${net.id} is static but its subnet ${JSON.stringify(net.subnet ?? "")} is not an IPv4 CIDR`);
+          continue;
+        }
+        if (!a.addr || !IPV4.test(a.addr)) {
+          problems.push(`${where}: a static port needs addr (an IPv4 address), got ${JSON.stringify(a.addr ?? "")}`);
+          continue;
+        }
+        const gateway = net.gateway;
+        if (gateway && !IPV4.test(gateway)) {
+          problems.push(`${where}: gateway ${JSON.stringify(gateway)} is not an IPv4 address`);
+          continue;
+        }
+        plan.mode = "static";
+        plan.static = { address: a.addr, prefix: subnet.prefix, gateway, dns: net.dns.filter((d) => IPV4.test(d)) };
+      } else if (DHCP_CLIENT.has(net.dhcp)) plan.mode = "dhcp";
+    }
+    if (ports.some((p) => p.ifname === ifname)) {
+      problems.push(`${where}: port ${ifname} is listed twice`);
+      continue;
+    }
     ports.push(plan);
-  });
+  }
   if (problems.length) return { config: null, problems };
   if (!ports.some((p) => p.mode !== "none")) return { config: null, problems: ["systemAdapterList: no port has an address (DHCP or static): the device would be unreachable"] };
   return { config: { key: keyOf(ports), source, ports }, problems };

@@ -14,7 +14,8 @@ import { type ForwardFacts, NO_FORWARD_FACTS } from "./docker-user.ts";
 import { FlowCollector } from "./flows.ts";
 import { type GraphOp, type Item, type OpResult, runGraph } from "./graph.ts";
 import { type Attachment, configurators, desiredItems, observe, type Observation } from "./items.ts";
-import { type Allocations, type AppInterfaceSpec, type HostFacts, networkModel, type NetworkModel } from "./model.ts";
+import { deviceModel, type DeviceModel } from "../config/model.ts";
+import { type Allocations, type AppInterfaceSpec, type HostFacts, networkModelOf, type NetworkModel } from "./model.ts";
 import { readSysctl, writeSysctl } from "./sys.ts";
 
 type Doc = Record<string, any>;
@@ -112,18 +113,21 @@ export class NetworkManager {
     }
   }
 
-  /** The desired network for a document (cached: the ACL compile is the costly part). */
-  desired(doc: Doc | null, objectErrors: ObjectProblem[], facts: HostFacts): DesiredNetwork {
+  /**
+   * The desired network for a document (cached: the ACL compile is the costly part). `model`: the document's
+   * device model when the caller has it (ConfigService.model()); else it is read from the document.
+   */
+  desired(doc: Doc | null, objectErrors: ObjectProblem[], facts: HostFacts, model?: DeviceModel | null): DesiredNetwork {
     const prev = this.allocations();
     // The cache key: JSON as the document holds it (an equal document written in another key order only
     // misses the cache). `stable()` here cost more than the compile it saves: ~30-60 ms for 10,000 ACEs.
     const forward = this.lastObservation?.forward ?? NO_FORWARD_FACTS;
     const key = JSON.stringify([doc?.networkInstances ?? [], (doc?.apps ?? []).map((a: Doc) => [a.uuidandversion?.uuid, a.displayname, a.interfaces, a.volumeRefList]), doc?.deviceIoList, doc?.systemAdapterList, objectErrors.filter((p) => p.objectKind === "networkInstance" || p.objectKind === "app"), facts, prev, forwardKey(forward)]);
     if (this.last && key === this.cacheKey) return this.last;
-    const model = networkModel(doc, objectErrors, facts, prev);
-    const firewall = compileFirewall(model.instances, model.interfaces);
-    const items = desiredItems(model, firewall, facts, this.o.runDir, forward);
-    this.last = { model, firewall, items };
+    const net = networkModelOf(model ?? (doc ? deviceModel(doc) : null), objectErrors, facts, prev);
+    const firewall = compileFirewall(net.instances, net.interfaces);
+    const items = desiredItems(net, firewall, facts, this.o.runDir, forward);
+    this.last = { model: net, firewall, items };
     // After a restart, the ruleset in the kernel is this one when its hash says so: adopt it, so that the
     // next change can be an element update rather than a full reload.
     const loaded = this.lastObservation?.items.find((i) => i.id === "firewall")?.attrs.hash;

@@ -1,9 +1,11 @@
-// The desired networks, read from an EdgeDevConfig the way EVE's zedrouter reads it: network instances
-// (Local: a NATed bridge with DHCP and DNS; Switch: a bridge on a device port) and the app interfaces on
-// them, with stable MACs, addresses and names. Pure: host facts and earlier allocations come in as arguments.
+// The desired networks, read from the device model (config/model.ts) the way EVE's zedrouter reads the config:
+// network instances (Local: a NATed bridge with DHCP and DNS; Switch: a bridge on a device port) and the app
+// interfaces on them, with stable MACs, addresses and names. Pure: host facts and earlier allocations come in as
+// arguments.
+import { type AceModel, type AppModel, deviceModel, type DeviceModel } from "../config/model.ts";
 import { isHostname, isIfname } from "../config/names.ts";
-import { resolvePortLabel } from "../config/ports.ts";
-import type { ObjectProblem } from "../config/validate.ts";
+import { type PortResolution, resolvePortLabel } from "../config/ports.ts";
+import type { ObjectProblem } from "../config/problems.ts";
 import { inNet, last, netsOverlap, netStr, type V4Net, v4, v4net, v4str } from "./ipv4.ts";
 import { hashHex } from "./sys.ts";
 
@@ -33,17 +35,8 @@ export interface NiSpec {
   error: string | null;
 }
 
-export interface AceSpec {
-  /** Stable within the interface: the ACE's id when set, else its content (`m:` + matches, action, direction). */
-  key: string;
-  /** With an id: its content as an id-less key would say it (the compiler reuses what it parsed before). */
-  content?: string;
-  id: number;
-  name: string;
-  matches: { type: string; value: string }[];
-  action: { kind: "allow" } | { kind: "drop" } | { kind: "limit"; rate: number; unit: "second" | "minute" | "hour" | "day"; burst: number } | { kind: "portmap"; appPort: number };
-  dir: "both" | "ingress" | "egress";
-}
+/** An ACL rule of an app interface: the model's reading of it (config/model.ts). */
+export type AceSpec = AceModel;
 
 export interface AppInterfaceSpec {
   appUuid: string;
@@ -124,7 +117,11 @@ const ALLOC_POOL: V4Net[] = Array.from({ length: 256 }, (_, i) => ({ addr: v4(`1
  */
 export function portOf(doc: Doc, label: string, facts: HostFacts): { ifname: string } | { error: string } {
   if (!label) return { error: "no port named" };
-  const r = resolvePortLabel(doc, label);
+  return portOnHost(label, resolvePortLabel(doc, label), facts);
+}
+
+/** What a resolved label (the model's) names on this device, or why it names nothing here. */
+function portOnHost(label: string, r: PortResolution, facts: HostFacts): { ifname: string } | { error: string } {
   if (r.kind === "error") return { error: `${r.message}${r.path ? ` (at ${r.path})` : ""}` };
   let ifname: string | null;
   if (r.kind === "shared") ifname = facts.interfaces.includes(r.label) ? r.label : facts.defaultRouteIfname;
@@ -141,26 +138,30 @@ export function resolvePort(doc: Doc, label: string, facts: HostFacts): string |
   return "ifname" in p ? p.ifname : null;
 }
 
+/** The network model of a document (read into the device model first; see networkModelOf). */
 export function networkModel(doc: Doc | null, objectErrors: ObjectProblem[], facts: HostFacts, previous: Allocations): NetworkModel {
+  return networkModelOf(doc ? deviceModel(doc) : null, objectErrors, facts, previous);
+}
+
+export function networkModelOf(device: DeviceModel | null, objectErrors: ObjectProblem[], facts: HostFacts, previous: Allocations): NetworkModel {
   const allocations: Allocations = { subnets: {}, addrs: {} };
-  if (!doc) return { instances: [], interfaces: [], allocations };
+  if (!device) return { instances: [], interfaces: [], allocations };
   const faulty = new Set(objectErrors.filter((p) => p.objectKind === "networkInstance").map((p) => p.objectId));
   const errorOf = (id: string) =>
     objectErrors.filter((p) => p.objectKind === "networkInstance" && p.objectId === id).map((p) => `${p.path}: ${p.message}`).join("; ");
 
   const taken: V4Net[] = facts.hostNetworks.map(v4net).filter((n): n is V4Net => !!n);
-  for (const ni of doc.networkInstances ?? []) {
-    const n = ni.ip?.subnet ? v4net(ni.ip.subnet) : null;
+  for (const ni of device.networkInstances) {
+    const n = ni.subnet ? v4net(ni.subnet) : null;
     if (n) taken.push(n);
   }
 
   const instances: NiSpec[] = [];
-  for (const ni of doc.networkInstances ?? []) {
-    const uuid: string = ni.uuidandversion?.uuid ?? "";
-    const kind: NiKind | null = ni.instType === "ZnetInstLocal" || ni.instType === 2 ? "local" : ni.instType === "ZnetInstSwitch" || ni.instType === 1 ? "switch" : null;
+  for (const ni of device.networkInstances) {
+    const { uuid, kind } = ni;
     const spec: NiSpec = {
       uuid,
-      name: ni.displayname || uuid,
+      name: ni.name,
       kind: kind ?? "local",
       bridge: bridgeName(uuid),
       subnet: null,
@@ -169,10 +170,10 @@ export function networkModel(doc: Doc | null, objectErrors: ObjectProblem[], fac
       uplink: null,
       dnsServers: [],
       // Names go into dnsmasq's files: only host-name syntax (validation refuses the rest; this is the second line).
-      staticDns: (Array.isArray(ni.dns) ? ni.dns : []).map((d: Doc) => ({ host: String(d?.HostName ?? ""), addrs: (Array.isArray(d?.Address) ? d.Address : []).filter((a: unknown) => typeof a === "string" && v4(a) !== null) })).filter((d: { host: string }) => isHostname(d.host)),
-      domain: isHostname(ni.ip?.domain) ? ni.ip.domain : null,
-      mtu: Number(ni.mtu ?? 0) || 1500,
-      flowlog: !ni.disableFlowlog,
+      staticDns: ni.staticDns.map((d) => ({ host: d.host, addrs: d.addrs.filter((a) => v4(a) !== null) })).filter((d) => isHostname(d.host)),
+      domain: isHostname(ni.domain) ? ni.domain : null,
+      mtu: ni.mtu,
+      flowlog: ni.flowlog,
       error: null,
     };
     instances.push(spec);
@@ -184,21 +185,20 @@ export function networkModel(doc: Doc | null, objectErrors: ObjectProblem[], fac
       spec.error = `instType: ${ni.instType ?? "(none)"} is not supported (Local and Switch are)`;
       continue;
     }
-    const label: string = ni.port?.name ?? "";
-    if (label) {
-      const port = portOf(doc, label, facts);
+    if (ni.port) {
+      const port = portOnHost(ni.port.label, ni.port.resolution, facts);
       if ("error" in port) {
         spec.error = `port.name: ${port.error}`;
         continue;
       }
-      spec.uplink = { label, ifname: port.ifname };
+      spec.uplink = { label: ni.port.label, ifname: port.ifname };
     } else if (kind === "switch") {
       spec.error = "port.name: a Switch network instance needs a device port to bridge";
       continue;
     }
     if (kind === "switch") continue;
 
-    let net = ni.ip?.subnet ? v4net(ni.ip.subnet) : null;
+    let net = ni.subnet ? v4net(ni.subnet) : null;
     if (!net) {
       const prev = previous.subnets[uuid] ? v4net(previous.subnets[uuid]!) : null;
       if (prev && !taken.some((t) => netsOverlap(t, prev))) net = prev;
@@ -214,13 +214,13 @@ export function networkModel(doc: Doc | null, objectErrors: ObjectProblem[], fac
       spec.error = `ip.subnet: ${netStr(net)} is too small for a gateway and apps (/30 at most)`;
       continue;
     }
-    const gw = v4(ni.ip?.gateway ?? "") ?? net.addr + 1;
-    const start = v4(ni.ip?.dhcpRange?.start ?? "") ?? (gw === net.addr + 1 ? gw + 1 : net.addr + 1);
-    const end = v4(ni.ip?.dhcpRange?.end ?? "") ?? last(net) - 1;
+    const gw = v4(ni.gateway ?? "") ?? net.addr + 1;
+    const start = v4(ni.dhcpRange?.start ?? "") ?? (gw === net.addr + 1 ? gw + 1 : net.addr + 1);
+    const end = v4(ni.dhcpRange?.end ?? "") ?? last(net) - 1;
     spec.subnet = netStr(net);
     spec.gateway = v4str(gw);
     spec.dhcpRange = { start: v4str(start), end: v4str(end) };
-    spec.dnsServers = (ni.ip?.dns ?? []).filter((d: string) => v4(d) !== null);
+    spec.dnsServers = ni.dns.filter((d) => v4(d) !== null);
     if (!spec.dnsServers.length) spec.dnsServers = facts.resolvServers.filter((s) => v4(s) !== null && !s.startsWith("127."));
   }
   const byUuid = new Map(instances.filter((n) => !n.error).map((n) => [n.uuid, n]));
@@ -228,32 +228,33 @@ export function networkModel(doc: Doc | null, objectErrors: ObjectProblem[], fac
   // App interfaces, with addresses: the config's, else the one allocated before, else a new one.
   const interfaces: AppInterfaceSpec[] = [];
   const appFaulty = new Set(objectErrors.filter((p) => p.objectKind === "app").map((p) => p.objectId));
-  for (const a of doc.apps ?? []) {
-    const appUuid: string = a.uuidandversion?.uuid ?? "";
+  for (const a of device.apps) {
+    const appUuid = a.uuid;
     if (appFaulty.has(appUuid)) continue;
-    const kind = appKindOf(doc, a);
-    (a.interfaces ?? []).forEach((ifc: Doc, index: number) => {
-      const ni = byUuid.get(ifc.networkId ?? "");
-      if (!ni) return;
+    const kind = appKindOf(a);
+    for (const ifc of a.interfaces) {
+      const index = ifc.index;
+      const ni = byUuid.get(ifc.networkId);
+      if (!ni) continue;
       interfaces.push({
         appUuid,
-        appName: a.displayname ?? appUuid,
+        appName: a.name,
         appKind: kind,
         index,
-        name: ifc.name || `eth${index}`,
+        name: ifc.name,
         niUuid: ni.uuid,
         niKind: ni.kind,
         bridge: ni.bridge,
         hostIfname: appIfname(appUuid, index, kind === "vm" ? "tap" : "veth"),
-        mac: (ifc.macAddress || appMac(appUuid, index)).toLowerCase(),
+        mac: ifc.macAddress ?? appMac(appUuid, index),
         ip: ni.kind === "local" && ifc.addr ? ifc.addr : null,
         prefix: ni.subnet ? Number(ni.subnet.split("/")[1]) : null,
         gateway: ni.gateway,
         uplinkIfname: ni.uplink?.ifname ?? null,
         uplinkLabel: ni.uplink?.label ?? null,
-        acls: (ifc.acls ?? []).map(aceSpec),
+        acls: ifc.acls,
       });
-    });
+    }
   }
   for (const ni of byUuid.values()) {
     if (ni.kind !== "local") continue;
@@ -291,34 +292,10 @@ export function networkModel(doc: Doc | null, objectErrors: ObjectProblem[], fac
   return { instances, interfaces: interfaces.filter((i) => i.niKind === "switch" || i.ip), allocations };
 }
 
-function appKindOf(doc: Doc, app: Doc): AppInterfaceSpec["appKind"] {
-  const first = app.volumeRefList?.[0]?.uuid;
-  const vol = (doc.volumes ?? []).find((v: Doc) => v.uuid === first);
-  const ct = (doc.contentInfo ?? []).find((c: Doc) => c.uuid === vol?.origin?.downloadContentTreeID);
-  if (!ct) return "unknown";
-  return ct.iformat === "CONTAINER" ? "container" : "vm";
+/** The model's kind; an app that is neither (held in error by the reconciler) gets a veth. */
+function appKindOf(app: AppModel): AppInterfaceSpec["appKind"] {
+  return app.kind ?? "unknown";
 }
 
-const UNITS: Record<string, "second" | "minute" | "hour" | "day"> = { s: "second", second: "second", m: "minute", minute: "minute", h: "hour", hour: "hour", d: "day", day: "day" };
-
-const ALLOW: AceSpec["action"] = { kind: "allow" };
-
-export function aceSpec(ace: Doc): AceSpec {
-  // Runs once per ACE of every interface on every config change: no copies where the input will do.
-  const raw: Doc[] = ace.matches ?? [];
-  const matches = raw.every((m) => typeof m.type === "string" && typeof m.value === "string") ? (raw as { type: string; value: string }[]) : raw.map((m) => ({ type: String(m.type ?? ""), value: String(m.value ?? "") }));
-  const a = ace.actions?.[0];
-  let action = ALLOW;
-  if (a?.drop) action = { kind: "drop" };
-  else if (a?.portmap) action = { kind: "portmap", appPort: Number(a.appPort ?? 0) };
-  else if (a?.limit) action = { kind: "limit", rate: Number(a.limitrate ?? 0), unit: UNITS[a.limitunit ?? "s"] ?? "second", burst: Number(a.limitburst ?? 0) || Number(a.limitrate ?? 1) };
-  const dir = ace.dir === "INGRESS" || ace.dir === 1 ? "ingress" : ace.dir === "EGRESS" || ace.dir === 2 ? "egress" : "both";
-  const id = Number(ace.id ?? 0);
-  // An ACE's content: its matches, action and direction. Without an id, that is its key.
-  let content = "m:";
-  for (const m of matches) content += `${m.type}=${m.value};`;
-  content += action === ALLOW ? "" : `${action.kind}${action.kind === "portmap" ? action.appPort : action.kind === "limit" ? `${action.rate}/${action.unit}/${action.burst}` : ""}`;
-  if (dir !== "both") content += `;${dir}`;
-  if (id) return { key: `id:${id}`, content, id, name: String(ace.name ?? ""), matches, action, dir };
-  return { key: content, id, name: String(ace.name ?? ""), matches, action, dir };
-}
+/** The model's reading of one ACE (config/model.ts), for callers that hold a raw ACE. */
+export { aceModel as aceSpec } from "../config/model.ts";
