@@ -13,7 +13,8 @@ import type { AppLogCollector } from "./app-logs.ts";
 import type { DesiredApp, DesiredContentTree, DesiredState } from "./desired.ts";
 import type { Observed } from "./observed.ts";
 import type { PlannedStep, Step } from "./plan.ts";
-import { type Backoff, DEFAULT_BACKOFF, noteCrash } from "./records.ts";
+import type { BackoffPolicy } from "../lib/backoff.ts";
+import { CRASH_BACKOFF, noteCrash } from "./records.ts";
 import {
   downloadContentTree,
   type ExecutorContext,
@@ -222,7 +223,7 @@ export function containerAppState(app: DesiredApp, desired: DesiredState, observ
 }
 
 /** Supervision: when a container that should run has exited, count it once and back off (on the observed clock). */
-export function noteExits(desired: DesiredState, observed: Observed, backoff: Backoff = DEFAULT_BACKOFF): string[] {
+export function noteExits(desired: DesiredState, observed: Observed, crash: BackoffPolicy = CRASH_BACKOFF): string[] {
   const changed: string[] = [];
   for (const app of desired.apps) {
     if (app.kind !== "container" || !app.activate) continue;
@@ -231,7 +232,7 @@ export function noteExits(desired: DesiredState, observed: Observed, backoff: Ba
     if (!rec || !c || c.state !== "exited" || !c.startedAt || !c.finishedAt) continue;
     const key = c.finishedAt.toISOString();
     if (rec.lastExitCounted === key) continue;
-    noteCrash(rec, c.finishedAt.getTime() - c.startedAt.getTime(), observed.now, backoff);
+    noteCrash(rec, c.finishedAt.getTime() - c.startedAt.getTime(), observed.now, crash);
     rec.lastExitCounted = key;
     changed.push(app.uuid);
   }
@@ -296,7 +297,7 @@ export class ContainerWorkload implements Workload {
   }
 
   noteExits(desired: DesiredState, observed: Observed): string[] {
-    return noteExits(desired, observed, this.host?.records.backoff);
+    return noteExits(desired, observed, this.host?.records.crash);
   }
 
   running(observed: Observed, uuid: string): boolean {
@@ -396,7 +397,7 @@ export class ContainerWorkload implements Workload {
         ctx.records.putApp(rec);
       }
     } catch (e) {
-      throw ctx.records.appFailed(app.uuid, `creating the container failed: ${(e as Error).message}`, ctx.now());
+      throw ctx.records.appFailed(app.uuid, `creating the container failed: ${(e as Error).message}`);
     }
   }
 
@@ -406,7 +407,7 @@ export class ContainerWorkload implements Workload {
     try {
       await this.runtime.start(id);
     } catch (e) {
-      throw ctx.records.appFailed(app.uuid, `starting the container failed: ${(e as Error).message}`, ctx.now());
+      throw ctx.records.appFailed(app.uuid, `starting the container failed: ${(e as Error).message}`);
     }
     noteStarted(ctx, app.uuid);
   }
@@ -416,7 +417,7 @@ export class ContainerWorkload implements Workload {
     try {
       await this.runtime.start(containerId);
     } catch (e) {
-      throw ctx.records.appFailed(app.uuid, `restarting the container failed: ${(e as Error).message}`, ctx.now());
+      throw ctx.records.appFailed(app.uuid, `restarting the container failed: ${(e as Error).message}`);
     }
     ctx.startedSinceBoot.add(app.uuid);
   }
@@ -431,7 +432,7 @@ export class ContainerWorkload implements Workload {
     try {
       await ctx.network.attachContainer(interfaces, info.State.Pid, containerKey(info.Id, info.State.StartedAt));
     } catch (e) {
-      throw ctx.records.appFailed(app.uuid, (e as Error).message, ctx.now());
+      throw ctx.records.appFailed(app.uuid, (e as Error).message);
     }
   }
 

@@ -15,7 +15,8 @@ import { type DesiredState, desiredFromConfig, type LocalCommands } from "./desi
 import { execute } from "./executors.ts";
 import type { Observed } from "./observed.ts";
 import { describeStep, plan, type PlannedStep, sourceKey } from "./plan.ts";
-import { type Backoff, Records } from "./records.ts";
+import type { BackoffClock, BackoffPolicy } from "../lib/backoff.ts";
+import { Records } from "./records.ts";
 import type { SwState } from "../model/swstate.ts";
 import { appState, volumeState } from "./status.ts";
 import { AppTerminals } from "./terminals.ts";
@@ -42,10 +43,10 @@ export interface ReconcilerDeps {
   statsIntervalMs?: number;
   concurrency?: number;
   stopTimeoutSec?: number;
-  /** The clock every record, backoff and state is computed on (default `Date.now`). */
-  now?: () => number;
+  /** The clock (and jitter source) every record, backoff and state is computed on (default: the system's). */
+  clock?: BackoffClock;
   /** When failed steps are retried and crashed apps restarted (default: records.ts). */
-  backoff?: Backoff;
+  backoff?: { retry?: BackoffPolicy; crash?: BackoffPolicy };
 }
 
 export type AppCommand = "start" | "stop" | "restart" | "purge";
@@ -82,9 +83,9 @@ export class Reconciler {
   passes = 0;
 
   constructor(private readonly deps: ReconcilerDeps) {
-    this.now = deps.now ?? Date.now;
+    this.records = new Records(deps.store, { clock: deps.clock, ...deps.backoff });
+    this.now = () => this.records.now();
     this.bootAt = this.now();
-    this.records = new Records(deps.store, deps.backoff);
     this.logs = new AppLogCollector(deps.store, deps.log);
     this.workloads = deps.workloads;
   }
@@ -96,7 +97,6 @@ export class Reconciler {
       const what = `${w.label} event`;
       await w.start({
         records: this.records,
-        now: this.now,
         onChange: () => this.guarded(what, () => this.trigger(false)),
         onError: (e) => this.guarded(what, () => this.noteEngineError(e)),
       });
@@ -383,7 +383,6 @@ export class Reconciler {
       volumes: this.deps.volumes,
       records: this.records,
       signal,
-      now: this.now,
       progress: (uuid, state, progress) => this.contentTreeProgress(uuid, state, progress),
       startedSinceBoot: this.startedSinceBoot,
       stopTimeoutSec: this.deps.stopTimeoutSec ?? 10,

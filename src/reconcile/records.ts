@@ -1,41 +1,58 @@
 // The reconciler's own bookkeeping per app and content tree, kept in the store so a restarted
 // evebox knows which restart/purge counters it already acted on and what it loaded. Every workload kind
 // keeps its apps' failures and crashes here, through the same backoff.
+import { backoffDelay, type BackoffClock, type BackoffPolicy, systemClock } from "../lib/backoff.ts";
 import type { Store } from "../store/store.ts";
 import { type AppRecord, type ContentTreeRecord, newAppRecord } from "./observed.ts";
 
 const APP = "reconcile.app";
 const TREE = "reconcile.contentTree";
 
-/**
- * When the next attempt may run: `retryMs` after a step that failed (create, start, fetch refused), with jitter;
- * `crashMs` before a supervised restart of an app that exited while it should run.
- */
-export interface Backoff {
-  retryMs(attempts: number): number;
-  crashMs(crashes: number): number;
-}
+/** After a step that failed (create, start, fetch refused): 5 s, 10 s, 20 s … up to 10 min, ±20 %. */
+export const RETRY_BACKOFF: BackoffPolicy = { baseMs: 5_000, maxMs: 600_000, jitter: [0.8, 1.2] };
+/** Before the supervised restart of an app that exited while it should run: 1 s, 2 s, 4 s … up to 5 min. */
+export const CRASH_BACKOFF: BackoffPolicy = { baseMs: 1_000, maxMs: 300_000 };
 
-/** Retries after 5 s, 10 s, 20 s … up to 10 min (±20 %); restarts after a crash after 1 s, 2 s, 4 s … up to 5 min. */
-export const DEFAULT_BACKOFF: Backoff = {
-  retryMs: (attempts) => Math.round(Math.min(600_000, 5_000 * 2 ** Math.max(0, attempts - 1)) * (0.8 + Math.random() * 0.4)),
-  crashMs: (crashes) => Math.min(300_000, 1000 * 2 ** Math.min(Math.max(crashes, 1) - 1, 9)),
-};
+/** The clock and the backoff every workload kind's records are kept on (lib/backoff.ts). */
+export interface RecordsTiming {
+  /** Time and the jitter's random source (default: the system's). */
+  clock?: BackoffClock;
+  retry?: BackoffPolicy;
+  crash?: BackoffPolicy;
+}
 
 /** An exit that ran less than this counts as one more crash in a row; a longer run starts the count again. */
 export const CRASH_WINDOW_MS = 60_000;
 
-/** Counts an exit of an app that should run: crashes in a row and when the supervised restart may happen. */
-export function noteCrash(rec: AppRecord, ranMs: number, now: number, backoff: Backoff = DEFAULT_BACKOFF): void {
+/** Counts an exit of an app that should run: crashes in a row, and when the supervised restart may happen. */
+export function noteCrash(rec: AppRecord, ranMs: number, now: number, crash: BackoffPolicy = CRASH_BACKOFF): void {
   rec.crashes = ranMs < CRASH_WINDOW_MS ? rec.crashes + 1 : 1;
-  rec.nextStartAt = now + backoff.crashMs(rec.crashes);
+  rec.nextStartAt = now + backoffDelay(crash, rec.crashes);
 }
 
 export class Records {
+  readonly clock: BackoffClock;
+  readonly retry: BackoffPolicy;
+  readonly crash: BackoffPolicy;
+
   constructor(
     private readonly store: Store,
-    readonly backoff: Backoff = DEFAULT_BACKOFF,
-  ) {}
+    timing: RecordsTiming = {},
+  ) {
+    this.clock = timing.clock ?? systemClock;
+    this.retry = timing.retry ?? RETRY_BACKOFF;
+    this.crash = timing.crash ?? CRASH_BACKOFF;
+  }
+
+  /** The records' clock (the reconciler's). */
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** How long to wait after `attempts` failures in a row. */
+  retryMs(attempts: number): number {
+    return backoffDelay(this.retry, attempts, () => this.clock.random());
+  }
 
   apps(): Map<string, AppRecord> {
     return new Map(this.store.observed(APP).map((r) => [r.id, r.data as unknown as AppRecord]));
@@ -54,12 +71,12 @@ export class Records {
   }
 
   /** A step of the app failed: its error, shown until a later attempt succeeds, and the retry time. Returns the error to throw. */
-  appFailed(uuid: string, message: string, now: number): Error {
+  appFailed(uuid: string, message: string): Error {
     const rec = this.app(uuid);
     if (rec) {
       rec.error = message;
       rec.attempts++;
-      rec.nextRetryAt = now + this.backoff.retryMs(rec.attempts);
+      rec.nextRetryAt = this.now() + this.retryMs(rec.attempts);
       this.putApp(rec);
     }
     return new Error(message);
@@ -76,10 +93,10 @@ export class Records {
   }
 
   /** The app exited while it should run (see `noteCrash`); null when it has no record. */
-  appCrashed(uuid: string, ranMs: number, now: number): AppRecord | null {
+  appCrashed(uuid: string, ranMs: number): AppRecord | null {
     const rec = this.app(uuid);
     if (!rec) return null;
-    noteCrash(rec, ranMs, now, this.backoff);
+    noteCrash(rec, ranMs, this.now(), this.crash);
     this.putApp(rec);
     return rec;
   }

@@ -256,9 +256,9 @@ describe("VmWorkload: crashes on the injected clock", () => {
       },
     };
     const store = Store.open(":memory:");
-    const records = new Records(store, { retryMs: () => 7_000, crashMs: (n) => 1000 * 2 ** (n - 1) });
-    records.putApp(newAppRecord(IDS.app, 0, 0));
     const clock = { t: Date.UTC(2031, 0, 1) }; // far from the wall clock
+    const records = new Records(store, { clock: { now: () => clock.t, random: () => 0.5 }, crash: { baseMs: 1000, maxMs: 60_000 } });
+    records.putApp(newAppRecord(IDS.app, 0, 0));
     const w = new VmWorkload({ runtime: runtime as unknown as VmRuntime, store, volumes: null as never, cache: null as never, log: () => {} });
     return { listeners, store, records, clock, w };
   }
@@ -267,7 +267,7 @@ describe("VmWorkload: crashes on the injected clock", () => {
   test("the restart after a crash is due on the host's clock, with the host's backoff; the exit is dated on it too", async () => {
     const { listeners, store, records, clock, w } = setup();
     let changes = 0;
-    await w.start({ records, now: () => clock.t, onChange: () => changes++, onError: () => {} });
+    await w.start({ records, onChange: () => changes++, onError: () => {} });
     listeners[0]!(crash());
     expect(records.app(IDS.app)).toMatchObject({ crashes: 1, nextStartAt: clock.t + 1000 });
     const exit = (await w.observe()).vms!.lastExits.get(IDS.app)!;

@@ -15,6 +15,7 @@ import {
   type VmSpec,
   vmSpecHash,
 } from "../runtime/vms/index.ts";
+import { systemClock } from "../lib/backoff.ts";
 import type { NetworkManager } from "../network/manager.ts";
 import type { PartStatus } from "../model/status.ts";
 import { type TerminalSession, TerminalUnavailable } from "../model/terminal.ts";
@@ -409,7 +410,7 @@ export class VmWorkload implements Workload {
   }
 
   private now(): number {
-    return this.host ? this.host.now() : Date.now();
+    return (this.host?.records.clock ?? systemClock).now();
   }
 
   log(level: "info" | "warn" | "error", message: string): void {
@@ -515,7 +516,7 @@ export class VmWorkload implements Workload {
       }
       await this.runtime.start(vm.spec);
     } catch (e) {
-      throw ctx.records.appFailed(app.uuid, (e as Error).message.replace(/^app "[^"]*" \([^)]*\): /, ""), ctx.now());
+      throw ctx.records.appFailed(app.uuid, (e as Error).message.replace(/^app "[^"]*" \([^)]*\): /, ""));
     }
     this.watchBoot(app.uuid, app.name);
     noteStarted(ctx, app.uuid);
@@ -567,7 +568,7 @@ export class VmWorkload implements Workload {
       this.bootWatches.delete(uuid);
       const tried = log.split("\n").filter((l) => /^Boot(ing| failed)/.test(l.trim())).map((l) => l.trim());
       const message = `the guest did not boot: the firmware found no bootable device${tried.length ? ` (${tried.join("; ")})` : ""}; the VM was stopped`;
-      this.host?.records.appFailed(uuid, message, this.now());
+      this.host?.records.appFailed(uuid, message);
       this.o.log("warn", `app "${name}" (${uuid}): ${message}`);
       void this.runtime.kill(uuid).finally(() => this.host?.onChange());
     }, 500);
@@ -589,7 +590,7 @@ export class VmWorkload implements Workload {
       const last = e.logTail.trim().split("\n").filter((l) => !/terminating on signal/.test(l)).slice(-1)[0];
       const detail = `${how}${last && e.reason === "crashed" ? `: ${last.replace(/^\S+ qemu-system-\S+: /, "")}` : ""}`;
       this.o.store.putObserved({ kind: VM_RECORD, id: e.appUuid, name: e.name, state: "-", error: null, data: { lastExit: { reason: e.reason, at: now, ranMs, detail } } });
-      const rec = this.host?.records.appCrashed(e.appUuid, ranMs, now) ?? null;
+      const rec = this.host?.records.appCrashed(e.appUuid, ranMs) ?? null;
       this.o.log("warn", `app "${e.name}" (${e.appUuid}): ${detail}; restarting in ${rec ? Math.round((rec.nextStartAt - now) / 1000) : 1} s`);
     }
     this.host?.onChange();

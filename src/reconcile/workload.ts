@@ -47,23 +47,21 @@ export interface WorkloadKind {
   describe(step: Step): string;
 }
 
-/** What the reconciler gives each workload when it starts: the shared records, the clock, and its triggers. */
+/** What the reconciler gives each workload when it starts: the shared records (with the clock and backoff), its triggers. */
 export interface WorkloadHost {
   records: Records;
-  now: () => number;
   /** Something changed (an exit, an engine event): a pass is wanted. */
   onChange(): void;
   /** The engine's event stream failed. */
   onError(e: Error): void;
 }
 
-/** What executors get: the shared parts, the apply's signal and clock. */
+/** What executors get: the shared parts (the records hold the clock and the backoff), the apply's signal. */
 export interface ExecutorContext {
   cache: ContentCache;
   volumes: VolumeStore;
   records: Records;
   signal: AbortSignal;
-  now: () => number;
   /** Live progress of a content tree (state and percent), for status and events. */
   progress: (uuid: string, state: SwState, progress: number) => void;
   /** Apps started since evebox came up (start delays apply only before). */
