@@ -54,14 +54,16 @@ export async function main(argv: string[]): Promise<number> {
     }
     case "run": {
       const o = options(rest, { data: { type: "string" }, listen: { type: "string" }, controller: { type: "string" } });
-      const { runDevice, StartupError } = await import("./device/run.ts");
+      const [{ runDevice, StartupError }, { readSettings }] = await Promise.all([import("./device/run.ts"), import("./device/env.ts")]);
       try {
+        const settings = readSettings(process.env);
         const running = await runDevice({
-          dataDir: (o.data as string) ?? process.env.EVEBOX_DATA ?? "./var",
-          listen: (o.listen as string) ?? process.env.EVEBOX_LISTEN ?? "127.0.0.1:8080",
-          controller: (o.controller as string) ?? (process.env.EVEBOX_CONTROLLER || null),
+          dataDir: (o.data as string) ?? settings.data ?? "./var",
+          listen: (o.listen as string) ?? settings.listen ?? "127.0.0.1:8080",
+          controller: (o.controller as string) ?? settings.controller,
           version: VERSION,
           ui: await loadUi(),
+          settings,
         });
         const stop = async (signal: string) => {
           console.log(`evebox: ${signal}: stopping`);
@@ -81,7 +83,16 @@ export async function main(argv: string[]): Promise<number> {
     }
     case "status": {
       const o = options(rest, { data: { type: "string" }, json: { type: "boolean" } });
-      const dataDir = resolve((o.data as string) ?? process.env.EVEBOX_DATA ?? "./var");
+      const { readSettings, SettingsError } = await import("./device/env.ts");
+      let data: string | null;
+      try {
+        data = (o.data as string) ?? readSettings(process.env).data;
+      } catch (e) {
+        if (!(e instanceof SettingsError)) throw e;
+        console.error(`evebox: ${e.message}`);
+        return 1;
+      }
+      const dataDir = resolve(data ?? "./var");
       const socket = join(dataDir, "run", "evebox.sock");
       let res: Response;
       try {

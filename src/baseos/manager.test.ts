@@ -8,7 +8,7 @@ import { bundleOf, testKeys, tinySquashfs } from "../../tests/support/bundles.ts
 import { formatBootEnv, initialBootEnv, parseBootEnv, type Slot } from "./bootenv.ts";
 import { importPublicKey } from "./bundle.ts";
 import { BaseOs, type BaseOsHooks } from "./manager.ts";
-import { filesBackendFromEnv } from "./slots.ts";
+import { filesBackend } from "./slots.ts";
 import { decodeMessage, encodeMessage } from "../proto/index.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "evebox-baseos-sm-"));
@@ -35,7 +35,7 @@ function hooks(apps: { uuid: string; name: string; state: string }[], reboots: s
 }
 
 async function boot(booted: Slot, version: string, h: BaseOsHooks, keys: Awaited<ReturnType<typeof testKeys>>): Promise<BaseOs> {
-  const backend = filesBackendFromEnv({ EVEBOX_BASEOS_SLOTS: `${join(dir, "A")},${join(dir, "B")}`, EVEBOX_BASEOS_BOOTENV: grubenv, EVEBOX_BASEOS_BOOTED: booted })!;
+  const backend = filesBackend({ slots: [join(dir, "A"), join(dir, "B")], bootenv: grubenv, booted });
   const b = new BaseOs({ backend, board: { board: "qemu-x86_64", arch: "amd64" }, bootedVersion: version, stateDir: join(dir, "persist"), keys: [await importPublicKey(keys.publicPem)], hooks: h, checkIntervalMs: 50 });
   b.start();
   return b;
@@ -117,7 +117,7 @@ describe("a trial that fails its checks", () => {
         controller: () => ({ ok: false, detail: "offline: connect ECONNREFUSED 192.0.2.1:443" }),
         parts: () => [{ name: "init", state: "error", detail: "persist on a tmpfs (PERSIST unusable)" }],
       };
-      const backend = filesBackendFromEnv({ EVEBOX_BASEOS_SLOTS: `${join(d, "A")},${join(d, "B")}`, EVEBOX_BASEOS_BOOTENV: join(d, "grubenv"), EVEBOX_BASEOS_BOOTED: "B" })!;
+      const backend = filesBackend({ slots: [join(d, "A"), join(d, "B")], bootenv: join(d, "grubenv"), booted: "B" });
       const b = new BaseOs({ backend, board: { board: "qemu-x86_64", arch: "amd64" }, bootedVersion: "2.0.0", stateDir: join(d, "persist"), keys: [], hooks: h, checkIntervalMs: 50 });
       b.start();
       (b as any).state.current.probation.endsAt = new Date(Date.now() - 1).toISOString();
@@ -146,7 +146,7 @@ describe("an upload that does not finish", () => {
     const d = mkdtempSync(join(tmpdir(), "evebox-baseos-stall-"));
     for (const f of ["A", "B"]) writeFileSync(join(d, f), Buffer.alloc(2 ** 20));
     writeFileSync(join(d, "grubenv"), formatBootEnv(initialBootEnv()));
-    const backend = filesBackendFromEnv({ EVEBOX_BASEOS_SLOTS: `${join(d, "A")},${join(d, "B")}`, EVEBOX_BASEOS_BOOTENV: join(d, "grubenv"), EVEBOX_BASEOS_BOOTED: "A" })!;
+    const backend = filesBackend({ slots: [join(d, "A"), join(d, "B")], bootenv: join(d, "grubenv"), booted: "A" });
     const b = new BaseOs({ backend, board: { board: "qemu-x86_64", arch: "amd64" }, bootedVersion: "1.0.0", stateDir: join(d, "persist"), keys: [], hooks: hooks([], [], []), uploadStallMs });
     b.start();
     return { b, done: () => (b.stop(), rmSync(d, { recursive: true, force: true })) };
@@ -194,7 +194,7 @@ describe("the config's base OS download", () => {
     writeFileSync(join(d, "A"), Buffer.alloc(2 ** 20));
     writeFileSync(join(d, "B"), Buffer.alloc(2 ** 20));
     writeFileSync(join(d, "grubenv"), formatBootEnv(initialBootEnv()));
-    const backend = filesBackendFromEnv({ EVEBOX_BASEOS_SLOTS: `${join(d, "A")},${join(d, "B")}`, EVEBOX_BASEOS_BOOTENV: join(d, "grubenv"), EVEBOX_BASEOS_BOOTED: "A" })!;
+    const backend = filesBackend({ slots: [join(d, "A"), join(d, "B")], bootenv: join(d, "grubenv"), booted: "A" });
     const doc = {
       baseos: { baseOsVersion: "2.0.0", contentTreeUuid: "c0000000-0000-4000-8000-000000000001", activate: true },
       contentInfo: [{ uuid: "c0000000-0000-4000-8000-000000000001", dsId: "d0000000-0000-4000-8000-000000000001", URL: "v2.bin", sha256: "a".repeat(64) }],

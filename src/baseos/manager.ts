@@ -286,7 +286,7 @@ export class BaseOs {
         dest: this.incomingPath(),
         expectedSha256: ct.sha256,
         maxSizeBytes: this.o.backend.capacity(op.slot),
-        destinations: this.o.destinations ?? datastorePolicy(() => undefined),
+        destinations: this.o.destinations ?? datastorePolicy(() => undefined, false),
         onProgress: (p) => {
           op.progress = { done: p.bytesDone, total: p.bytesTotal ?? 0 };
           if (p.bytesDone - last >= 16 * MiB) {

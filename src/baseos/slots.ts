@@ -92,15 +92,13 @@ export function deviceBackend(opts: { booted: Slot; grubenv: string; remountEfi:
 }
 
 /**
- * Off-device slots from the environment: EVEBOX_BASEOS_SLOTS=/path/slotA,/path/slotB (their sizes are the
- * capacities), EVEBOX_BASEOS_BOOTENV=/path/grubenv (created if missing); the booted slot is the env's active one.
+ * Off-device slots as plain files (EVEBOX_BASEOS_SLOTS and EVEBOX_BASEOS_BOOTENV, read by device/env.ts): their
+ * sizes are the capacities; the boot environment is created if missing; the booted slot is `booted` (a simulated
+ * trial: the one GRUB put in evebox_trying) or else the environment's active one.
  */
-export function filesBackendFromEnv(env: NodeJS.ProcessEnv = process.env): SlotBackend | null {
-  const slots = env.EVEBOX_BASEOS_SLOTS;
-  const bootenv = env.EVEBOX_BASEOS_BOOTENV;
-  if (!slots || !bootenv) return null;
-  const [a, b] = slots.split(",");
-  if (!a || !b) throw new Error("EVEBOX_BASEOS_SLOTS: expected /path/slotA,/path/slotB");
+export function filesBackend(o: { slots: [string, string]; bootenv: string; booted?: Slot | null }): SlotBackend {
+  const [a, b] = o.slots;
+  const bootenv = o.bootenv;
   for (const p of [a, b]) if (!existsSync(p)) throw new Error(`EVEBOX_BASEOS_SLOTS: ${p} does not exist`);
   if (!existsSync(bootenv)) {
     const { writeFileSync } = require("node:fs") as typeof import("node:fs");
@@ -108,8 +106,7 @@ export function filesBackendFromEnv(env: NodeJS.ProcessEnv = process.env): SlotB
   }
   const files = { A: a, B: b };
   const first = parseBootEnv(readFileSync(bootenv));
-  // EVEBOX_BASEOS_BOOTED simulates which slot "booted" (a trial: the one GRUB put in evebox_trying).
-  const booted: Slot = env.EVEBOX_BASEOS_BOOTED === "A" || env.EVEBOX_BASEOS_BOOTED === "B" ? env.EVEBOX_BASEOS_BOOTED : first.evebox_active === "B" ? "B" : "A";
+  const booted: Slot = o.booted ?? (first.evebox_active === "B" ? "B" : "A");
   return {
     kind: "files",
     booted,

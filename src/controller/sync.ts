@@ -72,8 +72,8 @@ export interface DeviceView {
   status(): DeviceStatus;
   name(): string;
   log(level: "debug" | "info" | "warn" | "error", message: string): void;
-  /** The base OS partitions as ZInfoDevSW entries (baseos/); absent off-device. */
-  baseosSwList?: (() => Record<string, unknown>[]) | null;
+  /** The base OS partitions as ZInfoDevSW entries (baseos/); none (undefined) off an A/B device. */
+  baseosSwList?: () => Record<string, unknown>[] | undefined;
 }
 
 export interface ControllerDeps {

@@ -1,14 +1,16 @@
-// The composition root's view of the device: the parts wired together once, and the read models
-// (status, metrics) that the console, the CLI and later the controller report from.
+// The device's read models (status, metrics) that the console, the CLI and the controller report from; run.ts
+// builds it once the parts it reports on exist.
 import { arch, hostname, totalmem } from "node:os";
-
-const TOTAL_MEMORY = totalmem();
 import type { ConfigService } from "../config/service.ts";
+import type { EventBus } from "../model/events.ts";
+import type { AppCommands, ControllerLink, DeviceStatus, ObjectStatus, PartStatus } from "../model/status.ts";
 import type { Terminals } from "../model/terminal.ts";
 import type { Store } from "../store/store.ts";
-import type { EventBus } from "../model/events.ts";
-import type { AppCommands, ControllerLink, DeviceStatus, ObjectStatus, PartReporter, PartStatus } from "../model/status.ts";
 
+const TOTAL_MEMORY = totalmem();
+
+/** One part's state for GET /status, or several (the app runtime reports runtime, vms and network). */
+export type PartSource = () => PartStatus | readonly PartStatus[];
 
 export interface DeviceParts {
   store: Store;
@@ -16,11 +18,20 @@ export interface DeviceParts {
   config: ConfigService;
   version: string;
   dataDir: string;
-  controller: string | null;
+  /** The controller link; it answers (local mode, or the configured URL) before the controller part starts. */
+  controller: ControllerLink;
+  /** The other parts' states, in this order after store, config and controller. */
+  parts: readonly PartSource[];
+  /** The app runtime's commands and consoles (it answers "not running yet" until it runs); absent: none at all. */
+  apps?: AppCommands & Terminals;
 }
 
 type Doc = Record<string, any>;
 
+/**
+ * The device's read models: name, mode, GET /status (each part's state, the desired objects joined with the
+ * observed ones), /metrics. Built once every part exists; it holds nothing that is filled in later.
+ */
 export class Device {
   readonly store: Store;
   readonly events: EventBus;
@@ -28,16 +39,12 @@ export class Device {
   readonly version: string;
   readonly dataDir: string;
   readonly startedAt = new Date();
-  private readonly reporters: PartReporter[] = [];
-  private controller: string | null;
-  private link: ControllerLink | null = null;
+  /** Local app commands and app consoles; null only on a device built without an app runtime (tests). */
+  readonly apps: AppCommands | null;
+  readonly terminals: Terminals | null;
+  private readonly controller: ControllerLink;
+  private readonly reporters: readonly PartSource[];
   private requests = 0;
-  /** Set once the app runtime is up (it starts after the console, see run.ts). */
-  apps: AppCommands | null = null;
-  /** App consoles in the browser (WebSocket /api/v1/apps/{uuid}/console); set with the app runtime. */
-  terminals: Terminals | null = null;
-  /** The base OS slots as EVE's ZInfoDevSW list (baseos/), for the controller's info message. */
-  baseosSwList: (() => Record<string, unknown>[]) | null = null;
 
   constructor(parts: DeviceParts) {
     this.store = parts.store;
@@ -46,6 +53,9 @@ export class Device {
     this.version = parts.version;
     this.dataDir = parts.dataDir;
     this.controller = parts.controller;
+    this.reporters = parts.parts;
+    this.apps = parts.apps ?? null;
+    this.terminals = parts.apps ?? null;
   }
 
   name(): string {
@@ -65,20 +75,11 @@ export class Device {
   }
 
   controllerUrl(): string | null {
-    return this.link ? this.link.url() : this.controller;
+    return this.controller.url();
   }
 
-  /** Wires the controller part: from then on it decides managed mode and reports its own state. */
-  attachController(link: ControllerLink): void {
-    this.link = link;
-  }
-
-  controllerLink(): ControllerLink | null {
-    return this.link;
-  }
-
-  addPart(reporter: PartReporter): void {
-    this.reporters.push(reporter);
+  controllerLink(): ControllerLink {
+    return this.controller;
   }
 
   countRequest(): void {
@@ -124,15 +125,13 @@ export class Device {
         state: cur ? "ok" : "idle",
         detail: cur ? `version ${cur.version} from ${cur.source}, ${cur.hash.slice(0, 12)}` : "no config yet",
       },
-      this.link
-        ? this.link.part()
-        : this.managed()
-          ? { name: "controller", state: "degraded", detail: `configured (${this.controller}); controller sync is not running` }
-          : { name: "controller", state: "idle", detail: "local mode: no controller configured" },
+      this.controller.part(),
     ];
     for (const r of this.reporters) {
       try {
-        parts.push(r());
+        const p = r();
+        if (Array.isArray(p)) parts.push(...p);
+        else parts.push(p as PartStatus);
       } catch (e) {
         parts.push({ name: "unknown", state: "error", detail: (e as Error).message });
       }

@@ -1,19 +1,30 @@
-// Starts evebox in host mode: data directories, store, console on TCP and on the local socket.
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+// The composition root: builds every part of evebox once, in order, each given the narrow interfaces it needs,
+// starts them in that order and stops them in the reverse one. The order (and why) is in src/device/README.md.
+import { existsSync, mkdirSync, readFileSync, accessSync, chmodSync, constants, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Auth } from "../auth/auth.ts";
 import { ConfigService } from "../config/service.ts";
 import { createConsoleApp, type PowerControl } from "../console/app.ts";
-import { websocket } from "../console/console-socket.ts";
-import { ConnectionBudget, ConnectionGate, type ConnectionLimits, defaultConnectionLimits, gateIdleSeconds } from "../console/connection-gate.ts";
+import { defaultConnectionLimits, type ConnectionLimits } from "../console/connection-gate.ts";
 import type { UiAssets } from "../console/ui-assets.ts";
-import { Store, StoreTooNewError } from "../store/index.ts";
 import { parseControllerAddress } from "../controller/http.ts";
-import type { Controller, ControllerTimers } from "../controller/sync.ts";
-import { Device } from "./device.ts";
-import type { BaseOsDeviceWiring } from "../baseos/index.ts";
-import type { BaseOsRef } from "../baseos/routes.ts";
+import type { DeviceView } from "../controller/sync.ts";
+import { createLogger } from "../lib/log.ts";
 import { EventBus } from "../model/events.ts";
+import type { PartStatus } from "../model/status.ts";
+import { datastorePolicy } from "../storage/destinations.ts";
+import { Store, StoreTooNewError } from "../store/index.ts";
+import { AppRuntimePart } from "./app-runtime.ts";
+import { BaseOsPart, type DeviceSlots } from "./baseos.ts";
+import { ControllerPart } from "./controller.ts";
+import { Device } from "./device.ts";
+import { readSettings, type Settings } from "./env.ts";
+import { StartupError } from "./errors.ts";
+import { claimSocket, ConsoleListeners } from "./listeners.ts";
+
+export { StartupError } from "./errors.ts";
+export { parseListen, redirectToHttps } from "./listeners.ts";
+export type { DeviceSlots } from "./baseos.ts";
 
 export interface RunOptions {
   dataDir: string;
@@ -21,7 +32,9 @@ export interface RunOptions {
   controller: string | null;
   version: string;
   ui: UiAssets | null;
-  /** false: no app runtime (tests of the console alone). */
+  /** What the environment says (device/env.ts); read from process.env when not given. */
+  settings?: Settings;
+  /** false: no app runtime (tests of the console alone), whatever the settings say. */
   apps?: boolean;
   reconcileTickMs?: number;
   /** Where startup lines go (stdout by default). */
@@ -33,7 +46,9 @@ export interface RunOptions {
   /** Reboot and shutdown (POST /api/v1/device/reboot|shutdown): given by init/ when evebox is PID 1. */
   power?: PowerControl;
   /** The device's A/B slots (given by init/); off-device, EVEBOX_BASEOS_* may name files instead. */
-  baseos?: BaseOsDeviceWiring;
+  slots?: DeviceSlots | null;
+  /** More parts in GET /status (init's: mounts, services, ports, boot), after the base OS part. */
+  parts?: readonly (() => PartStatus)[];
 }
 
 export interface RunningDevice {
@@ -42,9 +57,6 @@ export interface RunningDevice {
   socketPath: string;
   stop(): Promise<void>;
 }
-
-/** A fault that stops evebox with one clear line (no stack trace). */
-export class StartupError extends Error {}
 
 export interface DataDirs {
   root: string;
@@ -105,61 +117,31 @@ function instanceId(store: Store): string {
   return id;
 }
 
-/** Short controller timers for tests and labs: EVEBOX_CONTROLLER_TIMERS='{"configIntervalMs":1000}'. */
-function controllerTimersFromEnv(): Partial<ControllerTimers> | undefined {
-  const raw = process.env.EVEBOX_CONTROLLER_TIMERS;
-  if (!raw) return undefined;
-  try {
-    const t = JSON.parse(raw) as Record<string, unknown>;
-    return Object.fromEntries(Object.entries(t).filter(([, v]) => typeof v === "number" && v > 0)) as Partial<ControllerTimers>;
-  } catch {
-    throw new StartupError(`EVEBOX_CONTROLLER_TIMERS: not JSON: ${raw}`);
-  }
-}
 
-/**
- * The console's connection limits; EVEBOX_CONSOLE_MAX_CONNECTIONS_PER_CLIENT, EVEBOX_CONSOLE_MAX_CONNECTIONS and
- * EVEBOX_CONSOLE_IDLE_TIMEOUT_S (seconds without a byte before a connection is closed) lower them for tests and labs.
- */
-function connectionLimitsFromEnv(): ConnectionLimits {
+/** The console's connection limits: the defaults, lowered by the settings (tests and labs). */
+function connectionLimits(s: Settings["console"]): ConnectionLimits {
   const d = defaultConnectionLimits();
-  const num = (name: string) => {
-    const raw = process.env[name];
-    if (raw === undefined || raw === "") return null;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1) throw new StartupError(`${name}: expected a positive integer, got ${raw}`);
-    return n;
-  };
-  const idle = num("EVEBOX_CONSOLE_IDLE_TIMEOUT_S");
   return {
-    perClient: num("EVEBOX_CONSOLE_MAX_CONNECTIONS_PER_CLIENT") ?? d.perClient,
-    total: num("EVEBOX_CONSOLE_MAX_CONNECTIONS") ?? d.total,
-    idleTimeoutMs: idle !== null ? Math.min(255, idle) * 1000 : d.idleTimeoutMs,
+    perClient: s.perClient ?? d.perClient,
+    total: s.total ?? d.total,
+    idleTimeoutMs: s.idleTimeoutS !== null ? Math.min(255, s.idleTimeoutS) * 1000 : d.idleTimeoutMs,
   };
 }
 
-export function parseListen(listen: string): { hostname: string; port: number } {
-  const m = listen.match(/^(?:\[([0-9a-fA-F:]+)\]|([^:]+)):(\d{1,5})$/) ?? listen.match(/^()()(\d{1,5})$/);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new StartupError(`--listen ${listen}: expected HOST:PORT, e.g. 127.0.0.1:8080`);
-  return { hostname: m[1] || m[2] || "127.0.0.1", port };
+/** A part with a lifecycle, as the root starts and stops it. */
+interface Lifecycle {
+  name: string;
+  stop(): Promise<void> | void;
 }
 
 export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
+  const settings = opts.settings ?? readSettings();
   const say = opts.say ?? ((l: string) => console.log(l));
-  const dirs = prepareDataDirs(opts.dataDir);
-  const listen = parseListen(opts.listen);
-  const limits = connectionLimitsFromEnv();
-  const socketPath = join(dirs.run, "evebox.sock");
-  if (existsSync(socketPath)) {
-    const alive = await fetch("http://localhost/api/v1/health", { unix: socketPath } as RequestInit).then(
-      () => true,
-      () => false,
-    );
-    if (alive) throw new StartupError(`another evebox is already running with data directory ${dirs.root} (${socketPath} answers)`);
-    rmSync(socketPath, { force: true });
-  }
 
+  // 1. Data directories, the local socket's claim, the store and what stands on it alone.
+  const dirs = prepareDataDirs(opts.dataDir);
+  const socketPath = join(dirs.run, "evebox.sock");
+  await claimSocket(socketPath, dirs.root);
   let store: Store;
   try {
     store = Store.open(join(dirs.persist, "evebox.db"));
@@ -169,8 +151,8 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   }
   const events = new EventBus(store);
   const config = new ConfigService(store, events);
-  // Managed or not is known before the console answers (so a PUT /config is refused from the first
-  // request on); the controller part itself (identity, TLS, signing) loads after the console is up.
+  // Managed or not is known before the console answers (so a PUT /config is refused from the first request on);
+  // the controller part itself (identity, TLS, signing) loads after the console is up.
   let controllerHint: string | null = null;
   try {
     if (opts.controller) controllerHint = parseControllerAddress(opts.controller);
@@ -179,170 +161,156 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     store.close();
     throw new StartupError(`controller: ${(e as Error).message}`);
   }
-  const device = new Device({ store, events, config, version: opts.version, dataDir: dirs.root, controller: controllerHint });
-  const auth = new Auth(store, join(dirs.run, "setup-token"));
-  const baseosRef: BaseOsRef = { baseos: null, reason: "starting" };
+  const destinations = datastorePolicy((k) => store.getSetting(k) ?? undefined, settings.datastoreAllowLocal);
+  const deviceLog = (level: "debug" | "info" | "warn" | "error", m: string) => device.log(level, m);
 
-  // The network part comes with the app runtime (below); `reconciler` is set there, before any await.
-  const network = () => reconciler?.network ?? null;
-  const tcpApp = createConsoleApp({
-    auth,
-    device,
-    ui: opts.ui,
-    network,
-    power: opts.power,
-    secureCookies: !!opts.tls,
-    baseos: () => baseosRef,
-    clientAddress: (req) => clients.get(req) ?? null,
-  });
-  const localApp = createConsoleApp({ auth, device, ui: null, trustAll: true, network, power: opts.power, baseos: () => baseosRef });
-  // The TCP console sits behind the connection gate (per-client and total connection caps, see
-  // console/connection-gate.ts); the unix socket does not: it is the trusted local API and must answer even then.
-  const budget = new ConnectionBudget(limits);
-  const idleTimeout = Math.max(1, Math.min(255, Math.round(limits.idleTimeoutMs / 1000)));
-  const ws = { ...websocket, idleTimeout: Math.max(8, idleTimeout), sendPings: true }; // app consoles (GET /api/v1/apps/{uuid}/console)
-  const clients = new WeakMap<Request, string>();
-  let tcp: ReturnType<typeof Bun.serve> | null = null;
-  let gate: ConnectionGate | null = null;
-  let redirect: { gate: ConnectionGate; server: ReturnType<typeof Bun.serve> } | null = null;
-  const stopListeners = async () => {
-    gate?.stop();
-    redirect?.gate.stop();
-    await Promise.all([tcp?.stop(true), redirect?.server.stop(true)]);
+  // The device's status includes every part's, and two parts report or judge it (the controller to its controller,
+  // baseos to decide a trial): they see it through this view, which answers from `device` (built below, after
+  // them) and which they call only once started.
+  const view: DeviceView = {
+    status: () => device.status(),
+    name: () => device.name(),
+    log: deviceLog,
+    baseosSwList: () => baseos.swList(),
   };
-  try {
-    let g: ConnectionGate;
-    try {
-      g = ConnectionGate.listen({ hostname: listen.hostname, port: listen.port, budget, tls: !!opts.tls, idleTimeoutS: gateIdleSeconds(limits.idleTimeoutMs) });
-    } catch (e) {
-      throw new StartupError(`cannot listen on ${opts.listen}: ${listenError(e)}`);
-    }
-    gate = g;
-    tcp = Bun.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      idleTimeout, // seconds; the event stream turns it off for itself (it sends keep-alives)
-      maxRequestBodySize: 2 ** 31, // base OS uploads (streamed to PERSIST)
-      websocket: ws,
-      ...(opts.tls ? { tls: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
-      fetch: (req, server) => {
-        const client = g.clientOf(server.requestIP(req));
-        if (!client) return Response.json({ error: "connect to the console's own address" }, { status: 421, headers: { Connection: "close" } });
-        clients.set(req, client);
-        device.countRequest();
-        return tcpApp.fetch(req, server);
-      },
-    });
-    g.setBackend(tcp.port!);
-    if (opts.redirectHttp) {
-      const r = parseListen(opts.redirectHttp);
-      const httpsPort = g.port;
-      let rg: ConnectionGate;
-      try {
-        rg = ConnectionGate.listen({ hostname: r.hostname, port: r.port, budget, tls: false, idleTimeoutS: gateIdleSeconds(limits.idleTimeoutMs) });
-      } catch (e) {
-        throw new StartupError(`cannot listen on ${opts.redirectHttp}: ${listenError(e)}`);
-      }
-      const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout, fetch: (req) => redirectToHttps(req, httpsPort) });
-      rg.setBackend(server.port!);
-      redirect = { gate: rg, server };
-    }
-  } catch (e) {
-    await stopListeners();
-    store.close();
-    if (e instanceof StartupError) throw e;
-    throw new StartupError(`cannot listen on ${opts.listen}: ${(e as Error).message}`);
-  }
-  const local = Bun.serve({ unix: socketPath, websocket: ws, maxRequestBodySize: 2 ** 31, fetch: (req, server) => localApp.fetch(req, server) });
-  chmodSync(socketPath, 0o600);
 
-  const host = gate.hostname.includes(":") ? `[${gate.hostname}]` : gate.hostname;
-  const url = `${opts.tls ? "https" : "http"}://${host}:${gate.port}`;
-  say(`evebox ${opts.version}: ${device.managed() ? `managed by ${device.controllerUrl()}` : "local mode"}, data in ${dirs.root}`);
-  say(`evebox: console on ${url}`);
-  const token = auth.prepareSetup();
-  if (token) say(`evebox: first start: set the admin password at ${url}/setup?token=${token} (the token is also in ${join(dirs.run, "setup-token")})`);
-  device.events.publish({ type: "device.started", message: `evebox ${opts.version} started` });
-  // Let the console answer what is already waiting (a browser reloading, a health probe) before the parts below
-  // load: evaluating their modules holds the event loop for tens of milliseconds.
-  await new Promise((r) => setTimeout(r, 0));
-  // The controller link (identity in config/, the URL from --controller or config/server, or later
-  // the console). A managed device runs its checkpointed config (offline boot) before the app runtime
-  // plans anything.
-  let controller: Controller | null = null;
-  let reconciler: import("../reconcile/reconciler.ts").Reconciler | null = null;
-  try {
-    const [{ DeviceIdentity }, { Controller }] = await Promise.all([import("../controller/identity.ts"), import("../controller/sync.ts")]);
-    const identity = await DeviceIdentity.loadOrCreate(dirs.config);
-    controller = Controller.create({
-      configDir: dirs.config,
-      persistDir: dirs.persist,
-      dataDir: dirs.root,
-      version: opts.version,
-      store,
-      events,
-      config,
-      device,
-      identity,
-      url: opts.controller,
-      timers: controllerTimersFromEnv(),
-      appMetrics: () => reconciler?.appSamples() ?? [],
-      flowRecords: async (devUuid) => (await reconciler?.network?.collectFlows(devUuid)) ?? [],
-      checkpointMaxAgeMs: process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS ? Number(process.env.EVEBOX_CHECKPOINT_MAX_AGE_DAYS) * 86_400_000 : null,
-    });
-    device.attachController(controller);
-    await controller.start();
-  } catch (e) {
-    await Promise.all([stopListeners(), local.stop(true)]);
-    rmSync(socketPath, { force: true });
-    store.close();
-    throw new StartupError(`controller: ${(e as Error).message}`);
-  }
-
-  // Base OS updates (A/B slots): continues what the last boot left (a trial to test, a fallback to report).
-  {
-    const { createBaseOs } = await import("../baseos/index.ts");
-    const { datastorePolicy } = await import("../storage/destinations.ts");
-    const r = await createBaseOs(opts.baseos, dirs.persist, opts.version, {
-      publish: (type, message, data) => device.events.publish({ type, message, data: data ?? null }),
-      log: (level, m) => device.log(level, m),
+  // 2. The parts, each one object from here on; each answers "not running yet" until its start() below.
+  const appsEnabled = opts.apps !== false && settings.apps;
+  const reconcileLog = createLogger("reconcile", store);
+  const apps = new AppRuntimePart({
+    enabled: appsEnabled,
+    store,
+    config,
+    events,
+    persistDir: dirs.persist,
+    runDir: dirs.run,
+    instance: instanceId(store),
+    dockerSocket: settings.dockerSocket,
+    vms: settings.vms,
+    network: true,
+    nft: settings.nft,
+    destinations,
+    tickMs: opts.reconcileTickMs,
+    log: { reconcile: reconcileLog.log, network: createLogger("network", store).log, vms: createLogger("vms", store).log },
+    onError: (m) => reconcileLog.error(m),
+  });
+  const controller = new ControllerPart({
+    configDir: dirs.config,
+    persistDir: dirs.persist,
+    dataDir: dirs.root,
+    version: opts.version,
+    store,
+    events,
+    config,
+    device: view,
+    url: opts.controller,
+    hint: controllerHint,
+    timers: settings.controllerTimers,
+    checkpointMaxAgeMs: settings.checkpointMaxAgeMs,
+    appMetrics: apps,
+    flows: apps,
+  });
+  const baseos: BaseOsPart = new BaseOsPart({
+    slots: opts.slots ?? null,
+    files: settings.baseosFiles,
+    persistDir: dirs.persist,
+    version: opts.version,
+    destinations,
+    hooks: {
+      publish: (type, message, data) => events.publish({ type, message, data: data ?? null }),
+      log: createLogger("baseos", store).log,
       apps: () => {
         const seen = new Map(store.observed("app").map((o) => [o.id, o.updatedAt ? new Date(o.updatedAt as unknown as string | number | Date).getTime() : null]));
         return device.status().apps.map((a) => ({ uuid: a.uuid, name: a.name, state: a.state, observedAt: seen.get(a.uuid) ?? null }));
       },
       managed: () => device.managed(),
       parts: () => device.status().parts.filter((p) => p.name !== "baseos"),
-      configDoc: () => (device.config.currentDoc()?.doc as Record<string, any> | undefined) ?? null,
+      configDoc: () => (config.currentDoc()?.doc as Record<string, any> | undefined) ?? null,
       controller: () => {
-        const p = device.controllerLink()?.part();
-        return { ok: p?.state === "ok", detail: p?.detail ?? "controller sync is not running" };
+        const p = controller.part();
+        return { ok: p.state === "ok", detail: p.detail };
       },
-    }, datastorePolicy((k) => store.getSetting(k) ?? undefined));
-    Object.assign(baseosRef, r);
-    const b = r.baseos;
-    device.baseosSwList = b ? () => b.swList() : null;
-    device.addPart(() => (b ? b.part() : { name: "baseos", state: "idle", detail: r.reason ?? "not an A/B device" }));
-    b?.start();
-  }
+    },
+  });
+  const device: Device = new Device({
+    store,
+    events,
+    config,
+    version: opts.version,
+    dataDir: dirs.root,
+    controller,
+    parts: [() => baseos.part(), ...(opts.parts ?? []), () => apps.parts()],
+    // Off (EVEBOX_APPS=off): the console says so (no app runtime), as it always has.
+    apps: appsEnabled ? apps : undefined,
+  });
 
-  // The app runtime (Docker engine client, reconciler) loads after the console answers.
-  const appsReady = opts.apps === false || process.env.EVEBOX_APPS === "off"
-    ? Promise.resolve()
-    : import("../reconcile/wire.ts")
-        .then(({ startAppRuntime }) =>
-          startAppRuntime({ store, config, events, persistDir: dirs.persist, runDir: dirs.run, log: (level, m) => device.log(level, m), tickMs: opts.reconcileTickMs, instance: instanceId(store) }),
-        )
-        .then((r) => {
-          reconciler = r;
-          device.apps = r;
-          device.addPart(() => r.part());
-          device.terminals = r.terminals();
-          const vms = r.vms;
-          if (vms) device.addPart(() => vms.part());
-          const network = r.network;
-          if (network) device.addPart(() => network.part());
-        })
-        .catch((e) => device.log("error", `the app runtime did not start: ${(e as Error).message}`));
+  // 3. The console: it answers from here on (the parts below load meanwhile).
+  const auth = new Auth(store, join(dirs.run, "setup-token"));
+  const network = () => apps.network();
+  const listeners = new ConsoleListeners({
+    listen: opts.listen,
+    redirectHttp: opts.redirectHttp,
+    tls: opts.tls,
+    limits: connectionLimits(settings.console),
+    socketPath,
+    tcpApp: (clients) =>
+      createConsoleApp({
+        auth,
+        device,
+        ui: opts.ui,
+        network,
+        power: opts.power,
+        secureCookies: !!opts.tls,
+        baseos: () => baseos.ref(),
+        clientAddress: (req) => clients.get(req) ?? null,
+      }),
+    localApp: createConsoleApp({ auth, device, ui: null, trustAll: true, network, power: opts.power, baseos: () => baseos.ref() }),
+    onRequest: () => device.countRequest(),
+  });
+  // What has started, in order: stop() runs it backwards.
+  const started: Lifecycle[] = [];
+  const stopStarted = async () => {
+    for (const p of started.splice(0).reverse()) {
+      try {
+        await p.stop();
+      } catch (e) {
+        console.error(`evebox: stopping ${p.name}: ${(e as Error).message}`);
+      }
+    }
+  };
+  try {
+    await listeners.start();
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+  started.push({ name: "the console", stop: () => listeners.stop() });
+
+  const url = listeners.url;
+  say(`evebox ${opts.version}: ${device.managed() ? `managed by ${device.controllerUrl()}` : "local mode"}, data in ${dirs.root}`);
+  say(`evebox: console on ${url}`);
+  const token = auth.prepareSetup();
+  if (token) say(`evebox: first start: set the admin password at ${url}/setup?token=${token} (the token is also in ${join(dirs.run, "setup-token")})`);
+  events.publish({ type: "device.started", message: `evebox ${opts.version} started` });
+  // Let the console answer what is already waiting (a browser reloading, a health probe) before the parts below
+  // load: evaluating their modules holds the event loop for tens of milliseconds.
+  await new Promise((r) => setTimeout(r, 0));
+
+  // 4. The controller link (a managed device runs its checkpointed config, offline boot, before the app runtime
+  // plans anything), 5. base OS updates (continues what the last boot left), 6. the app runtime (not awaited).
+  try {
+    await controller.start();
+    started.push({ name: "the controller part", stop: () => controller.stop() });
+  } catch (e) {
+    await stopStarted();
+    store.close();
+    throw new StartupError(`controller: ${(e as Error).message}`);
+  }
+  await baseos.start();
+  started.push({ name: "the base OS part", stop: () => baseos.stop() });
+  void apps.start();
+  // Workloads outlive the agent: stopping evebox stops watching them, never the apps themselves.
+  started.push({ name: "the app runtime", stop: () => apps.stop() });
 
   let stopped = false;
   return {
@@ -352,30 +320,9 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     async stop() {
       if (stopped) return;
       stopped = true;
-      device.events.publish({ type: "device.stopping", message: "evebox stopping" });
-      await appsReady;
-      // Workloads outlive the agent: stopping evebox stops watching them, never the apps themselves.
-      await (reconciler as import("../reconcile/reconciler.ts").Reconciler | null)?.stop();
-      await controller?.stop();
-      baseosRef.baseos?.stop();
-      await Promise.all([stopListeners(), local.stop(true)]);
-      rmSync(socketPath, { force: true });
+      events.publish({ type: "device.stopping", message: "evebox stopping" });
+      await stopStarted();
       store.close();
     },
   };
-}
-
-function listenError(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === "EADDRINUSE") return "the port is in use (another evebox or another server?)";
-  if (code === "EACCES") return "permission denied (a port under 1024 needs root)";
-  if (code === "EADDRNOTAVAIL") return "no such address on this machine";
-  return `${(e as Error).message}${code ? ` (${code})` : ""}`;
-}
-
-/** The plain-HTTP listener's only answer: the same path on the HTTPS console (308 keeps the method). */
-export function redirectToHttps(req: Request, httpsPort: number): Response {
-  const u = new URL(req.url);
-  const host = (req.headers.get("host") ?? u.host).replace(/:\d+$/, "");
-  return new Response(null, { status: 308, headers: { Location: `https://${host}${httpsPort === 443 ? "" : `:${httpsPort}`}${u.pathname}${u.search}` } });
 }

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameS
 import { join } from "node:path";
 import type { UiAssets } from "../console/ui-assets.ts";
 import type { PartStatus } from "../model/status.ts";
-import type { RunningDevice } from "../device/run.ts";
+import type { DeviceSlots, RunningDevice } from "../device/run.ts";
 import { type BootEnv, bootState, type BootState, readBootEnv, slotFromCmdline } from "../baseos/bootenv.ts";
 import { killRaw, mount, REBOOT, reboot, sethostname, sync } from "./libc.ts";
 import { isMounted, mountEarly, type MountReport, unmountAll } from "./mounts.ts";
@@ -303,9 +303,10 @@ export class Init {
   }
 
   private async startDevice(tls: { cert: string; key: string }): Promise<void> {
-    const { runDevice, StartupError } = await import("../device/run.ts");
+    const [{ runDevice, StartupError }, { readSettings }] = await Promise.all([import("../device/run.ts"), import("../device/env.ts")]);
     for (let attempt = 1; ; attempt++) {
       try {
+        const settings = readSettings();
         this.running = await runDevice({
           dataDir: DEVICE_PATHS.data,
           listen: "0.0.0.0:443",
@@ -314,8 +315,10 @@ export class Init {
           ui: this.o.ui,
           tls,
           redirectHttp: "0.0.0.0:80",
+          settings,
           power: { request: (action, by) => this.requestPower(action, `requested by ${by}`) },
-          baseos: await this.baseosWiring(),
+          slots: this.slots(),
+          parts: [() => this.systemPart(), () => this.servicesPart(), () => this.portsPart(), ...(this.boot ? [() => this.bootPart()] : [])],
           // The banner names the LAN addresses; runDevice's own lines would say 0.0.0.0.
           say: (l) => (/0\.0\.0\.0/.test(l) ? undefined : say(l.replace(/^evebox: /, ""))),
         });
@@ -337,41 +340,31 @@ export class Init {
       device.store.addLogs([{ ts: new Date(), source: "init", objectId: null, level: n.level, message: n.message }]);
       device.events.publish({ type: n.type, message: n.message });
     }
-    device.addPart(() => this.systemPart());
-    device.addPart(() => this.servicesPart());
-    device.addPart(() => this.portsPart());
-    if (this.boot) device.addPart(() => this.bootPart());
   }
 
-  /** The A/B slots for baseos/ (when booted from a slot with a readable boot environment). */
-  private async baseosWiring(): Promise<import("../baseos/index.ts").BaseOsDeviceWiring | undefined> {
-    if (!this.boot || this.boot.error) return undefined;
+  /** What baseos/ needs of the A/B slots (when booted from a slot with a readable boot environment). */
+  private slots(): DeviceSlots | null {
+    if (!this.boot || this.boot.error) return null;
+    // A crash of the boot before (a failed trial's kernel panic) left its last words in pstore (efi_pstore).
+    let pstoreDir: string | null = "/sys/fs/pstore";
     try {
-      const { deviceBackend, takeCrashRecord, VENDOR_KEYS_DIR } = await import("../baseos/index.ts");
-      // A crash of the boot before (a failed trial's kernel panic) left its last words in pstore (efi_pstore).
-      let lastCrash: string | null = null;
-      try {
-        if (!isMounted("/sys/fs/pstore")) mount("pstore", "/sys/fs/pstore", "pstore", 0);
-        lastCrash = takeCrashRecord("/sys/fs/pstore")?.summary ?? null;
-        if (lastCrash) say(`boot: the boot before ended in a kernel crash: ${lastCrash}`);
-      } catch (e) {
-        this.note("warn", "init.pstore", `cannot read the kernel's crash records (pstore): ${(e as Error).message}`);
-      }
-      const release = readJson<{ version?: string; evebox?: string }>(DEVICE_PATHS.release, {});
-      const arch = readJson<{ arch?: string }>(DEVICE_PATHS.board, {}).arch ?? "unknown";
-      return {
-        backend: deviceBackend({ booted: this.boot.booted, grubenv: DEVICE_PATHS.grubenv, remountEfi: (ro) => remount(DEVICE_PATHS.efi, ro) }),
-        board: { board: this.board.name, arch },
-        bootedVersion: release.version ?? release.evebox ?? this.o.version,
-        keysDir: VENDOR_KEYS_DIR,
-        services: () => this.supervisor.status().map((s) => ({ name: s.name, state: s.state })),
-        reboot: (reason) => this.requestPower("reboot", reason),
-        lastCrash,
-      };
+      if (!isMounted(pstoreDir)) mount("pstore", pstoreDir, "pstore", 0);
     } catch (e) {
-      this.note("error", "init.baseos", `base OS updates unavailable: ${(e as Error).message}`);
-      return undefined;
+      this.note("warn", "init.pstore", `cannot read the kernel's crash records (pstore): ${(e as Error).message}`);
+      pstoreDir = null;
     }
+    const release = readJson<{ version?: string; evebox?: string }>(DEVICE_PATHS.release, {});
+    const arch = readJson<{ arch?: string }>(DEVICE_PATHS.board, {}).arch ?? "unknown";
+    return {
+      booted: this.boot.booted,
+      grubenv: DEVICE_PATHS.grubenv,
+      remountEfi: (ro) => remount(DEVICE_PATHS.efi, ro),
+      board: { board: this.board.name, arch },
+      bootedVersion: release.version ?? release.evebox ?? this.o.version,
+      pstoreDir,
+      services: () => this.supervisor.status().map((s) => ({ name: s.name, state: s.state })),
+      reboot: (reason) => this.requestPower("reboot", reason),
+    };
   }
 
   private startServices(): void {

@@ -1,12 +1,13 @@
 // The network part of the device: it turns the desired document into graph items, observes what exists,
 // runs the graph operations the planner chose, attaches app interfaces, and answers for status, leases,
-// per-rule counters and flow records. Created once by the composition root (reconcile/wire.ts).
+// per-rule counters and flow records. Created once by the composition root (device/app-runtime-build.ts).
 import { mkdirSync } from "node:fs";
 import type { ObjectProblem } from "../config/validate.ts";
 import type { PartStatus } from "../model/status.ts";
 import type { FlowMessage } from "../proto/index.ts";
 import type { Store } from "../store/store.ts";
 import { aceOfFlow, type CompiledFirewall, compileFirewall, setsOf } from "./acl/compile.ts";
+import { defaultRunner } from "./acl/libnftables.ts";
 import { type FirewallCounters, NftFirewall } from "./acl/nft.ts";
 import { attachContainer, type AttachResult, createTap, detachLinks, dhcpInNamespace, type TapNic, vmNic } from "./attach.ts";
 import { dnsmasqPaths, type Lease, readLeases } from "./dnsmasq.ts";
@@ -33,6 +34,8 @@ export interface NetworkManagerOptions {
   log: (level: "info" | "warn" | "error", message: string) => void;
   /** The device's id for flow records (its UUID once a controller knows it). */
   devId?: () => string;
+  /** How firewall transactions are loaded: libnftables in-process when it is there (the default), or the nft command. */
+  nft?: "libnftables" | "cli";
 }
 
 export interface AceCounter {
@@ -70,7 +73,7 @@ function forwardKey(f: ForwardFacts): string {
 }
 
 export class NetworkManager {
-  readonly nft = new NftFirewall();
+  readonly nft: NftFirewall;
   private readonly flows = new FlowCollector();
   private readonly configurators;
   private last: DesiredNetwork | null = null;
@@ -84,6 +87,7 @@ export class NetworkManager {
   private lastApply: { at: Date; ops: number; failed: number } | null = null;
 
   constructor(private readonly o: NetworkManagerOptions) {
+    this.nft = new NftFirewall(["nft"], defaultRunner(o.nft));
     mkdirSync(o.runDir, { recursive: true, mode: 0o700 });
     this.configurators = configurators(o.runDir, this.nft);
   }

@@ -11,13 +11,13 @@ describe("local datastore destinations", () => {
     for (const a of ["192.0.2.3", "8.8.8.8", "fec0::1", "2001:db8::1", "fd00::3", "10.0.0.1"]) expect(localAddressReason(a, own)).toBeNull();
   });
 
-  test("on by default; the env var or the store setting allows local destinations", () => {
+  test("on by default; the env var (device/env.ts reads it: its test has the 0 and 1) or the store setting allows local destinations", () => {
     const settings = new Map<string, string>();
     const get = (k: string) => settings.get(k);
-    expect(datastorePolicy(get, {}).allowLocal()).toBe(false);
-    expect(datastorePolicy(get, { [ALLOW_LOCAL_ENV]: "0" }).allowLocal()).toBe(false);
-    expect(datastorePolicy(get, { [ALLOW_LOCAL_ENV]: "1" }).allowLocal()).toBe(true);
-    const p = datastorePolicy(get, {});
+    expect(ALLOW_LOCAL_ENV).toBe("EVEBOX_DATASTORE_ALLOW_LOCAL");
+    expect(datastorePolicy(get, false).allowLocal()).toBe(false);
+    expect(datastorePolicy(get, true).allowLocal()).toBe(true);
+    const p = datastorePolicy(get, false);
     settings.set(ALLOW_LOCAL_SETTING, "true");
     expect(p.allowLocal()).toBe(true); // read at each connection, not once
     settings.set(ALLOW_LOCAL_SETTING, "false");

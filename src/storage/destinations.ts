@@ -48,9 +48,12 @@ function truthy(v: string | undefined | null): boolean {
   return v !== undefined && v !== null && /^(1|true|yes|on)$/i.test(v.trim());
 }
 
-/** The device's policy: local destinations refused unless the env var or the store setting allows them. */
-export function datastorePolicy(getSetting: (key: string) => string | undefined, env: Record<string, string | undefined> = process.env): DestinationPolicy {
-  return { allowLocal: () => truthy(env[ALLOW_LOCAL_ENV]) || truthy(getSetting(ALLOW_LOCAL_SETTING)) };
+/**
+ * The device's policy: local destinations refused unless the operator allows them at start (`allowedAtStart`:
+ * ALLOW_LOCAL_ENV, read by device/env.ts) or the store setting does (read at each connection).
+ */
+export function datastorePolicy(getSetting: (key: string) => string | undefined, allowedAtStart: boolean): DestinationPolicy {
+  return { allowLocal: () => allowedAtStart || truthy(getSetting(ALLOW_LOCAL_SETTING)) };
 }
 
 /** Allows everything (what a bare `download()` does). */

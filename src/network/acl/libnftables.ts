@@ -78,9 +78,9 @@ export class LibNftables implements NftRunner {
   }
 }
 
-/** libnftables when available (and not turned off with EVEBOX_NFT=cli), else the nft command. */
-export function defaultRunner(): NftRunner {
-  if (process.env.EVEBOX_NFT !== "cli") {
+/** libnftables when available (and not turned off: `"cli"`, EVEBOX_NFT=cli), else the nft command. */
+export function defaultRunner(prefer: "libnftables" | "cli" = "libnftables"): NftRunner {
+  if (prefer !== "cli") {
     const lib = LibNftables.tryOpen();
     if (lib) return lib;
   }

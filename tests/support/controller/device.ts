@@ -50,7 +50,9 @@ export async function startTestDevice(opts: {
   const store = Store.open(join(dirs.persist, "evebox.db"));
   const events = new EventBus(store);
   const config = new ConfigService(store, events);
-  const device = new Device({ store, events, config, version: "0.1.0-test", dataDir: dirs.root, controller: null });
+  // The device's status includes the controller's part and the controller reports that status: it sees the
+  // device through a view that answers from `device`, built once the controller exists (as device/run.ts does).
+  const view = { status: () => device.status(), name: () => device.name(), log: (l: "debug" | "info" | "warn" | "error", m: string) => device.log(l, m) };
   const identity = await DeviceIdentity.loadOrCreate(dirs.config, { dmiSerialPath: join(dirs.config, "no-such-dmi-serial") });
   const controller = Controller.create({
     configDir: dirs.config,
@@ -60,14 +62,14 @@ export async function startTestDevice(opts: {
     store,
     events,
     config,
-    device,
+    device: view,
     identity,
     url: opts.url ?? null,
     timers: { ...FAST_TIMERS, ...opts.timers },
     outboxMaxBytes: opts.outboxMaxBytes,
     checkpointMaxAgeMs: opts.checkpointMaxAgeMs,
   });
-  device.attachController(controller);
+  const device: Device = new Device({ store, events, config, version: "0.1.0-test", dataDir: dirs.root, controller, parts: [] });
   await controller.start();
   return {
     dataDir: dirs.root,

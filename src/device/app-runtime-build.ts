@@ -1,0 +1,73 @@
+// Builds the app runtime from its pieces (engine client, network part, content cache, volumes, VM runtime,
+// reconciler): a factory with every setting passed in. Loaded lazily (its modules are heavy) once the console
+// answers, by app-runtime.ts.
+import { join } from "node:path";
+import Docker from "dockerode";
+import type { ConfigService } from "../config/service.ts";
+import type { EventBus } from "../model/events.ts";
+import { NetworkManager } from "../network/manager.ts";
+import { ContainerWorkload } from "../reconcile/containers.ts";
+import { Reconciler } from "../reconcile/reconciler.ts";
+import { VmWorkload } from "../reconcile/vms.ts";
+import { ContainerRuntime, DEFAULT_DOCKER_SOCKET } from "../runtime/containers/runtime.ts";
+import { QemuRuntime } from "../runtime/vms/runtime.ts";
+import { ContentCache } from "../storage/cache.ts";
+import type { DestinationPolicy } from "../storage/destinations.ts";
+import { VolumeStore } from "../storage/volumes.ts";
+import type { Store } from "../store/store.ts";
+
+type Log = (level: "info" | "warn" | "error", message: string) => void;
+
+export interface AppRuntimeConfig {
+  store: Store;
+  config: ConfigService;
+  events: EventBus;
+  persistDir: string;
+  /** The device's run/ directory: VM sockets and pidfiles, network state. */
+  runDir: string;
+  /** This device's id, labelled on its containers (see ContainerRuntime). */
+  instance: string;
+  /** The Docker engine's socket; null: the default. */
+  dockerSocket: string | null;
+  /** false: no VM runtime (VM apps then say that they are not run). */
+  vms: boolean;
+  /** false: no network part (apps with interfaces then get the engine's default bridge). */
+  network: boolean;
+  /** How the firewall's transactions are loaded. */
+  nft: "libnftables" | "cli";
+  /** Which datastores may be fetched from (local ones only when allowed). */
+  destinations: DestinationPolicy;
+  tickMs?: number;
+  /** Loggers by source. */
+  log: { reconcile: Log; network: Log; vms: Log };
+}
+
+export interface BuiltAppRuntime {
+  reconciler: Reconciler;
+  network: NetworkManager | null;
+  vms: VmWorkload | null;
+}
+
+/** The pieces, wired; nothing is started (the reconciler's start() starts the network and VM parts it drives). */
+export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
+  const docker = new Docker({ socketPath: o.dockerSocket ?? DEFAULT_DOCKER_SOCKET });
+  const network = o.network ? new NetworkManager({ runDir: join(o.runDir, "network"), store: o.store, log: o.log.network, nft: o.nft }) : null;
+  const cache = new ContentCache(join(o.persistDir, "content"), { destinations: o.destinations });
+  const volumes = new VolumeStore(o.persistDir);
+  const vmLog = { info: (m: string) => o.log.vms("info", m), warn: (m: string) => o.log.vms("warn", m) };
+  // VMs: `<run>/vms/<uuid>/`.
+  const vms = o.vms ? new VmWorkload({ runtime: new QemuRuntime({ runDir: o.runDir, logger: vmLog }), store: o.store, volumes, cache, log: o.log.vms }) : null;
+  const containers = new ContainerWorkload({ runtime: new ContainerRuntime(docker, "evebox", { instance: o.instance }) });
+  const reconciler = new Reconciler({
+    workloads: vms ? [containers, vms] : [containers],
+    network: network ?? undefined,
+    store: o.store,
+    config: o.config,
+    events: o.events,
+    cache,
+    volumes,
+    log: o.log.reconcile,
+    tickMs: o.tickMs,
+  });
+  return { reconciler, network, vms };
+}

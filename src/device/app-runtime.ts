@@ -1,0 +1,91 @@
+// The app runtime as the composition root holds it: one object from the start. Before the engines' code has
+// loaded (it starts after the console answers) and when it is off, it answers "not running yet" (or "off"),
+// so the console, the controller and the status need no null checks.
+import type { AppCommands, PartStatus } from "../model/status.ts";
+import { type TerminalSession, type Terminals, TerminalUnavailable } from "../model/terminal.ts";
+import type { NetworkManager } from "../network/manager.ts";
+import type { FlowMessage } from "../proto/index.ts";
+import type { AppSample } from "../telemetry/metrics.ts";
+import type { AppRuntimeConfig, BuiltAppRuntime } from "./app-runtime-build.ts";
+import { notStarted } from "./not-started.ts";
+
+export interface AppRuntimeOptions extends AppRuntimeConfig {
+  /** false: no app runtime at all (EVEBOX_APPS=off, tests of the console alone). */
+  enabled: boolean;
+  /** Where a failure to start is reported. */
+  onError: (message: string) => void;
+}
+
+const NOT_RUNNING = "the app runtime is not running yet; try again in a moment";
+
+export class AppRuntimePart implements AppCommands, Terminals {
+  private built: BuiltAppRuntime | null = null;
+  private starting: Promise<void> | null = null;
+  private failure: string | null = null;
+
+  constructor(private readonly o: AppRuntimeOptions) {}
+
+  /** Loads and starts the engine client, network part, VM runtime and reconciler; a failure is reported, not thrown. */
+  start(): Promise<void> {
+    if (!this.o.enabled) return Promise.resolve();
+    this.starting ??= import("./app-runtime-build.ts")
+      .then(async ({ buildAppRuntime }) => {
+        const built = buildAppRuntime(this.o);
+        await built.reconciler.start();
+        this.built = built;
+      })
+      .catch((e) => {
+        this.failure = (e as Error).message;
+        this.o.onError(`the app runtime did not start: ${this.failure}`);
+      });
+    return this.starting;
+  }
+
+  /** Stops watching the workloads (they outlive the agent: the apps keep running). */
+  async stop(): Promise<void> {
+    await this.starting;
+    await this.built?.reconciler.stop();
+  }
+
+  localCommand(uuid: string, command: "start" | "stop" | "restart" | "purge"): void {
+    if (!this.built) throw notStarted("the app runtime");
+    this.built.reconciler.localCommand(uuid, command);
+  }
+
+  async open(appUuid: string): Promise<TerminalSession> {
+    return await this.terminals().open(appUuid);
+  }
+
+  async openDisplay(appUuid: string): Promise<TerminalSession> {
+    return await this.terminals().openDisplay(appUuid);
+  }
+
+  private terminals() {
+    if (!this.built) throw new TerminalUnavailable("conflict", NOT_RUNNING);
+    return this.built.reconciler.terminals();
+  }
+
+  /** The latest CPU and memory figures of each running app (none before the runtime runs). */
+  appSamples(): AppSample[] {
+    return this.built?.reconciler.appSamples() ?? [];
+  }
+
+  /** Flow records since the last call (none before the network part runs). */
+  async collectFlows(devUuid: string): Promise<FlowMessage[]> {
+    return (await this.built?.network?.collectFlows(devUuid)) ?? [];
+  }
+
+  /** The network part for the console's leases and firewall counters; null before it runs. */
+  network(): NetworkManager | null {
+    return this.built?.network ?? null;
+  }
+
+  /** runtime, vms and network in GET /status; nothing when the runtime is off. */
+  parts(): PartStatus[] {
+    if (!this.o.enabled) return [];
+    if (this.failure) return [{ name: "runtime", state: "error", detail: `the app runtime did not start: ${this.failure}` }];
+    const b = this.built;
+    if (!b) return [{ name: "runtime", state: "idle", detail: "starting" }];
+    return [b.reconciler.part(), ...(b.vms ? [b.vms.part()] : []), ...(b.network ? [b.network.part()] : [])];
+  }
+}

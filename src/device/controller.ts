@@ -1,0 +1,87 @@
+// The controller part as the composition root holds it: one object from the start, which answers for the
+// controller link (URL, part, status) before the controller's code and identity have loaded, and after.
+import type { ConfigService } from "../config/service.ts";
+import type { Controller, ControllerTimers, DeviceView } from "../controller/sync.ts";
+import type { EventBus } from "../model/events.ts";
+import type { ControllerLink, PartStatus } from "../model/status.ts";
+import type { FlowMessage } from "../proto/index.ts";
+import type { Store } from "../store/store.ts";
+import type { AppSample } from "../telemetry/metrics.ts";
+import { notStarted } from "./not-started.ts";
+
+export interface ControllerPartOptions {
+  configDir: string;
+  persistDir: string;
+  dataDir: string;
+  version: string;
+  store: Store;
+  events: EventBus;
+  config: ConfigService;
+  /** The device as the controller reports it (status, name, its log, the base OS slots). */
+  device: DeviceView;
+  /** --controller / EVEBOX_CONTROLLER, written to config/server when the part starts. */
+  url: string | null;
+  /** The controller's address known before the part starts (from `url` or config/server): managed or not. */
+  hint: string | null;
+  timers: Partial<ControllerTimers>;
+  checkpointMaxAgeMs: number | null;
+  /** The apps' CPU and memory (the app runtime). */
+  appMetrics: { appSamples(): AppSample[] };
+  /** Flow records since the last call (the app runtime's network part). */
+  flows: { collectFlows(devUuid: string): Promise<FlowMessage[]> };
+}
+
+export class ControllerPart implements ControllerLink {
+  private controller: Controller | null = null;
+
+  constructor(private readonly o: ControllerPartOptions) {}
+
+  /** Loads the device identity and the controller's code; a managed device applies its checkpointed config. */
+  async start(): Promise<void> {
+    const [{ DeviceIdentity }, { Controller }] = await Promise.all([import("../controller/identity.ts"), import("../controller/sync.ts")]);
+    const identity = await DeviceIdentity.loadOrCreate(this.o.configDir);
+    const c = Controller.create({
+      configDir: this.o.configDir,
+      persistDir: this.o.persistDir,
+      dataDir: this.o.dataDir,
+      version: this.o.version,
+      store: this.o.store,
+      events: this.o.events,
+      config: this.o.config,
+      device: this.o.device,
+      identity,
+      url: this.o.url,
+      timers: this.o.timers,
+      appMetrics: () => this.o.appMetrics.appSamples(),
+      flowRecords: (devUuid) => this.o.flows.collectFlows(devUuid),
+      checkpointMaxAgeMs: this.o.checkpointMaxAgeMs,
+    });
+    this.controller = c;
+    await c.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.controller?.stop();
+  }
+
+  url(): string | null {
+    return this.controller ? this.controller.url() : this.o.hint;
+  }
+
+  part(): PartStatus {
+    if (this.controller) return this.controller.part();
+    return this.o.hint
+      ? { name: "controller", state: "degraded", detail: `configured (${this.o.hint}); controller sync is not running yet` }
+      : { name: "controller", state: "idle", detail: "local mode: no controller configured" };
+  }
+
+  status(): object {
+    if (this.controller) return this.controller.status();
+    throw notStarted("controller sync");
+  }
+
+  async configure(input: { url?: unknown; rootCertificate?: unknown }): Promise<object> {
+    if (this.controller) return await this.controller.configure(input);
+    throw notStarted("controller sync");
+  }
+}
