@@ -2,8 +2,10 @@
 // app's running container; who may open it (cookie or token, the console's own origin) and what it refuses.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ask, openConsole } from "./support/app-console.ts";
-import { ensureBusyboxImage, waitFor } from "./support/docker.ts";
-import { Client, cleanup, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
+import { busyboxArchive } from "./support/docker.ts";
+import { waitFor } from "./support/wait.ts";
+import { bearer as newToken, removeAllApps, setUp, waitForApp } from "./support/api.ts";
+import { type Client, cleanup, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
 
 const APP = "7e000000-0000-4000-8001-000000000001";
 const HALTED = "7e000000-0000-4000-8001-000000000002";
@@ -32,15 +34,12 @@ function app(uuid: string, name: string, activate: boolean, sha: string, n: numb
 }
 
 beforeAll(async () => {
-  const image = await ensureBusyboxImage();
-  const tar = new Uint8Array(await new Response(Bun.spawn(["docker", "save", image], { stdout: "pipe" }).stdout).arrayBuffer());
-  const sha = new Bun.CryptoHasher("sha256").update(tar).digest("hex");
+  const { bytes: tar, sha256: sha } = await busyboxArchive();
   http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(tar as Uint8Array<ArrayBuffer>) });
   dataDir = tempDataDir();
   evebox = await startEvebox({ dataDir });
-  api = new Client(evebox.url);
-  expect((await api.json("POST", "/api/v1/setup", { token: evebox.setupToken, password: "console-socket-password" })).status).toBe(200);
-  bearer = { authorization: `Bearer ${(await api.json("POST", "/api/v1/tokens", { name: "console" })).body.token}` };
+  api = await setUp(evebox, "console-socket-password");
+  bearer = await newToken(api, "console");
   const a = app(APP, "shell-app", true, sha, 1);
   const h = app(HALTED, "halted-app", false, sha, 2);
   const r = await api.json("PUT", "/api/v1/config", {
@@ -50,12 +49,11 @@ beforeAll(async () => {
     apps: [a.app, h.app],
   });
   expect(r.status).toBe(201);
-  await waitFor("shell-app RUNNING", async () => ((await api.json("GET", "/api/v1/status")).body.apps.find((x: any) => x.uuid === APP)?.state === "RUNNING" ? true : undefined), 90_000);
+  await waitForApp(api, "shell-app", (x) => x.state === "RUNNING", "RUNNING", 90_000);
 }, 300_000);
 
 afterAll(async () => {
-  await api?.json("PUT", "/api/v1/config", { apps: [] }).catch(() => undefined);
-  await waitFor("apps removed", async () => ((await api.json("GET", "/api/v1/status")).body.apps.length === 0 ? true : undefined), 60_000).catch(() => undefined);
+  if (api) await removeAllApps(api).catch(() => undefined);
   await evebox?.stop();
   http?.stop(true);
   cleanup(dataDir);

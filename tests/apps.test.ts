@@ -3,7 +3,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ensureBusyboxImage, run, testDocker, waitFor } from "./support/docker.ts";
+import { busyboxArchive, ensureBusyboxImage, testDocker } from "./support/docker.ts";
+import { run } from "./support/run.ts";
+import { waitFor } from "./support/wait.ts";
+import { deviceStatus, putConfig, setUp, waitForApp } from "./support/api.ts";
 import { Client, cleanup, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
 import { startRegistry, type TestRegistry } from "./support/registry.ts";
 
@@ -79,19 +82,9 @@ function doc(apps: AppDef[]) {
   return d;
 }
 
-async function put(apps: AppDef[]) {
-  const r = await api.json("PUT", "/api/v1/config", doc(apps));
-  if (r.status !== 201 && r.status !== 200) throw new Error(`PUT /config: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body;
-}
-
-async function status() {
-  return (await api.json("GET", "/api/v1/status")).body;
-}
-
-async function waitApp(name: string, pred: (a: any) => boolean, what: string, timeoutMs = 60_000) {
-  return waitFor(`app ${name} ${what}`, async () => (await status()).apps.find((a: any) => a.name === name && pred(a)), timeoutMs);
-}
+const put = (apps: AppDef[]) => putConfig(api, doc(apps));
+const status = () => deviceStatus(api);
+const waitApp = (name: string, pred: (a: any) => boolean, what: string, timeoutMs = 60_000) => waitForApp(api, name, pred, what, timeoutMs);
 
 async function containersOf(appUuid: string) {
   return testDocker().listContainers({ all: true, filters: { label: [`evebox.app=${appUuid}`] } });
@@ -102,8 +95,7 @@ beforeAll(async () => {
   registry = await startRegistry();
   digest = (await registry.push(image, "evebox/busybox:1")).replace(/^sha256:/, "");
   // An image archive for the Http datastore, served with Range support.
-  tarBytes = new Uint8Array(await new Response(Bun.spawn(["docker", "save", image], { stdout: "pipe" }).stdout).arrayBuffer());
-  tarSha = new Bun.CryptoHasher("sha256").update(tarBytes).digest("hex");
+  ({ bytes: tarBytes, sha256: tarSha } = await busyboxArchive());
   http = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -134,8 +126,7 @@ beforeAll(async () => {
   probe.stop(true);
   dataDir = tempDataDir();
   evebox = await startEvebox({ dataDir });
-  api = new Client(evebox.url);
-  expect((await api.json("POST", "/api/v1/setup", { token: evebox.setupToken, password: "apps-test-password" })).status).toBe(200);
+  api = await setUp(evebox, "apps-test-password");
 }, 300_000);
 
 afterAll(async () => {
@@ -220,7 +211,7 @@ describe("three apps through PUT /api/v1/config", () => {
     api = new Client(evebox.url);
     expect((await api.json("POST", "/api/v1/login", { password: "apps-test-password" })).status).toBe(200);
     for (const a of [web, worker, store]) await waitApp(a.name, (x) => x.state === "RUNNING", "RUNNING after restart");
-    await Bun.sleep(1000); // give a wrong reconcile the chance to act
+    await Bun.sleep(1000); // deliberately: give a wrong reconcile the chance to act (nothing may change)
     const after = await Promise.all([web, worker, store].map(async (a) => {
       const cs = await containersOf(a.ids!.app);
       expect(cs.length).toBe(1);
@@ -323,7 +314,8 @@ describe("crash safety", () => {
     const body = doc([web, worker, ...many]);
     const res = await api.req("PUT", "/api/v1/config", body);
     expect(res.status).toBe(201);
-    await Bun.sleep(150);
+    // Killed once the apply is under way: the first of the new containers exists.
+    await waitFor("the apply under way", async () => (await Promise.all(many.map((a) => containersOf(a.ids!.app)))).some((cs) => cs.length > 0), 30_000, 20);
     evebox.proc.kill("SIGKILL");
     await evebox.proc.exited;
     evebox = await startEvebox({ dataDir });

@@ -3,11 +3,14 @@
 // with their reason and leave the slot file untouched; a good one is written, read back and set to be tried.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readFileSync, readSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatBootEnv, parseBootEnv } from "../src/baseos/bootenv.ts";
 import { broken, bundleOf, testKeys, tinySquashfs, type TestKeys } from "./support/bundles.ts";
-import { Client, cleanup, ensureBinary, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
+import { logIn, setUp } from "./support/api.ts";
+import { slotFiles } from "./support/slots.ts";
+import { type Client, cleanup, ensureBinary, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
+import { waitFor as waitUntil } from "./support/wait.ts";
 
 const PASSWORD = "correct horse battery";
 const BOARD = { version: "", board: "qemu-x86_64", arch: "amd64" };
@@ -35,15 +38,8 @@ async function upload(file: string): Promise<{ status: number; body: any }> {
   return c.json("POST", "/api/v1/baseos/upload", readFileSync(file), { "content-type": "application/octet-stream" });
 }
 
-async function waitFor<T>(what: string, f: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(100);
-  }
-}
+/** The base OS steps take seconds here: a longer wait than the support module's default. */
+const waitFor = <T>(what: string, f: () => Promise<T>, ms = 30_000) => waitUntil(what, f, ms, 100);
 
 const baseEnv = () => ({
   EVEBOX_APPS: "off",
@@ -59,27 +55,21 @@ async function reboot(booted: "A" | "B", version: string, grub: (e: Record<strin
   await evebox.stop();
   writeFileSync(grubenv(), formatBootEnv(grub(env())));
   evebox = await startEvebox({ dataDir: join(root, "data"), env: { ...baseEnv(), EVEBOX_BASEOS_BOOTED: booted, EVEBOX_BASEOS_VERSION: version } });
-  c = new Client(evebox.url);
-  expect((await c.json("POST", "/api/v1/login", { password: PASSWORD })).status).toBe(200);
+  c = await logIn(evebox.url, PASSWORD);
 }
 
 beforeAll(async () => {
   root = tempDataDir("evebox-baseos-api-");
   keys = await testKeys(root);
-  writeFileSync(slotA(), Buffer.alloc(8 * 2 ** 20, 0xaa));
   // Slot B: 320 MiB, sparse (zeros), so an image-sized upload fits.
-  writeFileSync(slotB(), "");
-  truncateSync(slotB(), 320 * 2 ** 20);
-  writeFileSync(grubenv(), formatBootEnv({ evebox_active: "A", evebox_try: "", evebox_trying: "", evebox_cmdline: "" }));
-  writeFileSync(join(root, "board.json"), JSON.stringify({ name: "qemu-x86_64", arch: "amd64" }));
+  slotFiles(root, { a: { bytes: 8 * 2 ** 20, fill: 0xaa }, b: { bytes: 320 * 2 ** 20 } });
   const binary = await ensureBinary();
   evebox = await startEvebox({
     dataDir: join(root, "data"),
     binary,
     env: { ...baseEnv(), EVEBOX_BASEOS_VERSION: "1.0.0" },
   });
-  c = new Client(evebox.url);
-  expect((await c.json("POST", "/api/v1/setup", { token: evebox.setupToken, password: PASSWORD })).status).toBe(200);
+  c = await setUp(evebox, PASSWORD);
 }, 240_000);
 
 afterAll(async () => {
@@ -269,7 +259,7 @@ describe("base OS updates on slot files", () => {
     const refused = await upload(v3);
     expect(refused.status).toBe(409);
     expect(refused.body.error).toMatch(/probation/);
-    // On probation for the whole window: not committed early.
+    // On probation for the whole window: not committed early (a deliberate pause, inside the 10 s window).
     await Bun.sleep(3000);
     expect((await c.json("GET", "/api/v1/baseos")).body).toMatchObject({ active: "A", update: { phase: "testing", probation: { checks: expect.arrayContaining([expect.objectContaining({ name: "evebox", ok: true })]) } } });
     const committed = await waitFor("the commit", async () => {

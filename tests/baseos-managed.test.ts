@@ -4,13 +4,15 @@
 // the controller is reachable before it commits.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatBootEnv, parseBootEnv } from "../src/baseos/bootenv.ts";
 import { bundleOf, testKeys, type TestKeys, tinySquashfs } from "./support/bundles.ts";
 import { makeControllerPki } from "./support/controller/pki.ts";
 import { TestController } from "./support/controller/server.ts";
-import { waitFor } from "./support/controller/device.ts";
+import { unixClient } from "./support/api.ts";
+import { slotFiles } from "./support/slots.ts";
+import { waitFor } from "./support/wait.ts";
 import { cleanup, ensureBinary, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
 
 let root: string;
@@ -27,15 +29,7 @@ const grubenv = () => join(root, "grubenv");
 const env = () => parseBootEnv(readFileSync(grubenv()));
 
 /** The trusted local socket (run/evebox.sock): no login needed. */
-async function local(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`http://localhost/api/v1${path}`, {
-    unix: join(root, "data", "run", "evebox.sock"),
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  } as RequestInit);
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
+const local = (method: string, path: string, body?: unknown) => unixClient(join(root, "data", "run", "evebox.sock")).json(method, `/api/v1${path}`, body);
 
 function start(booted: "A" | "B", version: string): Promise<Evebox> {
   return startEvebox({
@@ -78,12 +72,7 @@ function swInfo(pred: (sw: any[]) => boolean): () => any[] | undefined {
 beforeAll(async () => {
   root = tempDataDir("evebox-baseos-managed-");
   keys = await testKeys(root);
-  writeFileSync(join(root, "slotA"), "");
-  truncateSync(join(root, "slotA"), 16 * 2 ** 20);
-  writeFileSync(join(root, "slotB"), "");
-  truncateSync(join(root, "slotB"), 16 * 2 ** 20);
-  writeFileSync(grubenv(), formatBootEnv({ evebox_active: "A", evebox_try: "", evebox_trying: "", evebox_cmdline: "" }));
-  writeFileSync(join(root, "board.json"), JSON.stringify({ name: "qemu-x86_64", arch: "amd64" }));
+  slotFiles(root, { a: { bytes: 16 * 2 ** 20 }, b: { bytes: 16 * 2 ** 20 } });
   bundle = readFileSync(await bundleOf(root, await tinySquashfs(root, "v2"), { version: "2.0.0", board: "qemu-x86_64", arch: "amd64" }, keys));
   datastore = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => (new URL(req.url).pathname === "/os/v2.bin" ? new Response(bundle as Uint8Array<ArrayBuffer>) : new Response("no", { status: 404 })) });
   const pki = await makeControllerPki();

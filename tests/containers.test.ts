@@ -5,17 +5,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ContainerRuntime, type ContainerEvent, type ContainerSpec, type LogLine } from "../src/runtime/containers/index.ts";
-import {
-  cleanupTestContainers,
-  ensureBusyboxImage,
-  importBusyboxImage,
-  removeImageQuietly,
-  run,
-  TEST_RUN_ID,
-  testDocker,
-  testLabels,
-  waitFor,
-} from "./support/docker.ts";
+import { cleanupTestContainers, ensureBusyboxImage, importBusyboxImage, removeImageQuietly, TEST_RUN_ID, testDocker, testLabels } from "./support/docker.ts";
+import { run } from "./support/run.ts";
+import { waitFor } from "./support/wait.ts";
 
 const MiB = 1024 * 1024;
 let image: string;
@@ -211,7 +203,7 @@ describe("ContainerRuntime", () => {
       const foreign = await testDocker().createContainer({ Image: image, Cmd: ["true"], Labels: testLabels() });
       await foreign.start();
       await foreign.wait();
-      await Bun.sleep(200);
+      await Bun.sleep(200); // deliberately: time for an event that must not come
       expect(events.some((e) => e.id === foreign.id)).toBe(false);
       await foreign.remove({ force: true });
       await runtime.remove(id);
@@ -222,7 +214,7 @@ describe("ContainerRuntime", () => {
     const count = events.length;
     const id = await runtime.create(spec({ cmd: ["true"] }));
     await runtime.start(id);
-    await Bun.sleep(300);
+    await Bun.sleep(300); // deliberately: time for an event that must not come
     expect(events.length).toBe(count);
     await runtime.remove(id);
   });

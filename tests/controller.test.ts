@@ -10,7 +10,8 @@ import { decodeMessage, type ConfigResponse } from "../src/proto/index.ts";
 import { IDS, sampleConfig } from "./support/configs.ts";
 import { makeControllerPki, type ControllerPki } from "./support/controller/pki.ts";
 import { TestController } from "./support/controller/server.ts";
-import { startTestDevice, type TestDevice, waitFor } from "./support/controller/device.ts";
+import { startTestDevice, type TestDevice } from "./support/controller/device.ts";
+import { waitFor } from "./support/wait.ts";
 import { cleanup, tempDataDir } from "./support/evebox.ts";
 
 let pki: ControllerPki;
@@ -278,7 +279,7 @@ describe("bad input: refused or survived, the running config untouched", () => {
     ctl.fault = "5xx";
     await waitFor("offline", () => d.controller.status().connection === "offline");
     const start = ctl.requests.length;
-    await Bun.sleep(1500);
+    await Bun.sleep(1500); // deliberately: a fixed stretch of time in which to count the device's calls
     const during = ctl.requests.length - start;
     // Config interval 200 ms, backoff 50 ms doubling to 400 ms: a hammering client would make >= 30 calls (plus the outbox).
     expect(during).toBeLessThan(25);
@@ -294,7 +295,7 @@ describe("bad input: refused or survived, the running config untouched", () => {
     await waitFor("timeout", () => d.controller.status().lastError?.message.includes("no complete answer within 800 ms"), 6000);
     expect(d.controller.status().connection).toBe("offline");
     ctl.fault = "hang";
-    await Bun.sleep(1000);
+    await Bun.sleep(1000); // deliberately: the device stays offline while the controller hangs
     expect(d.controller.status().connection).toBe("offline");
     expect(d.store.current()!.version).toBe(version);
     ctl.fault = "none";

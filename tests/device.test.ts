@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sampleConfig, IDS } from "./support/configs.ts";
+import { bearer, unixClient } from "./support/api.ts";
 import { Client, cleanup, ensureBinary, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
 
 let binary: string;
@@ -109,17 +110,7 @@ describe("login and tokens", () => {
 /** Password logins from this address are throttled by the test above, so carry on with an API token. */
 async function loginWithToken(): Promise<Client> {
   // The local socket is trusted (file permissions): make a token there, as an operator on the box would.
-  const res = await fetch("http://localhost/api/v1/tokens", {
-    method: "POST",
-    unix: join(dataDir, "run", "evebox.sock"),
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ name: "test-admin" }),
-  } as RequestInit);
-  const { token } = (await res.json()) as { token: string };
-  const c = new Client(evebox.url);
-  const orig = c.req.bind(c);
-  c.req = (m, p, b, h = {}) => orig(m, p, b, { authorization: `Bearer ${token}`, ...h });
-  return c;
+  return new Client(evebox.url, { headers: await bearer(unixClient(join(dataDir, "run", "evebox.sock")), "test-admin") });
 }
 
 describe("the config contract", () => {

@@ -19,10 +19,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isOurQemu } from "../src/runtime/vms/index.ts";
 import { ask, type ConsoleClient, openConsole } from "./support/app-console.ts";
-import { waitFor } from "./support/docker.ts";
+import { waitFor } from "./support/wait.ts";
 import { makeControllerPki, type ControllerPki } from "./support/controller/pki.ts";
 import { TestController } from "./support/controller/server.ts";
 import { ensureGuestImage, GUEST_READY } from "./support/guest/image.ts";
+import { unixClient, waitForApp } from "./support/api.ts";
 import { type NsDevice, startDeviceIn, unixApi } from "./support/netdevice.ts";
 import { busybox, Netns, vethBetween, webRoot } from "./support/netns.ts";
 import { relay } from "./support/relay.ts";
@@ -105,17 +106,8 @@ async function setConfig(d: ReturnType<typeof doc>): Promise<void> {
   await waitFor("the controller's config applied", async () => ((await api("GET", "/api/v1/controller")).body?.config?.hash === hash ? true : undefined), 30_000);
 }
 
-async function vmApp(pred: (a: any) => boolean, what: string, timeoutMs = 90_000): Promise<any> {
-  let last: any;
-  try {
-    return await waitFor(`the VM app ${what}`, async () => {
-      last = (await api("GET", "/api/v1/status")).body?.apps?.find((a: any) => a.uuid === APP);
-      return last && pred(last) ? last : undefined;
-    }, timeoutMs);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}; last: ${JSON.stringify(last)}\n${evebox.out().slice(-3000)}`);
-  }
-}
+const vmApp = (pred: (a: any) => boolean, what: string, timeoutMs = 90_000) =>
+  waitForApp(unixClient(evebox.sock), APP, pred, what, timeoutMs, () => evebox.out().slice(-3000));
 
 async function openGuest(): Promise<ConsoleClient> {
   guest?.close();

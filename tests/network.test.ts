@@ -16,10 +16,12 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { chromium } from "playwright-core";
 import { CHROMIUM } from "./support/browser.ts";
-import { ensureBusyboxImage, run, testDocker, waitFor } from "./support/docker.ts";
+import { ensureBusyboxImage, testDocker } from "./support/docker.ts";
+import { waitFor } from "./support/wait.ts";
 import { ROOT } from "./support/evebox.ts";
 import { type NsDevice, startDeviceIn, unixApi } from "./support/netdevice.ts";
-import { busybox, Netns, pump, sh, vethBetween, webRoot } from "./support/netns.ts";
+import { busybox, Netns, pump, vethBetween, webRoot } from "./support/netns.ts";
+import { run, sh } from "./support/run.ts";
 import { startRegistry, type TestRegistry } from "./support/registry.ts";
 
 const U = (n: number) => `6e7e0000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;

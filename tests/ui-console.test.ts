@@ -1,14 +1,14 @@
 // App consoles in a real browser: a VM app's page shows its accelerator; "Open serial console" loads xterm.js
 // (a chunk of its own, fetched only then) and shows the guest's boot line; a command typed in it is answered.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { isOurQemu } from "../src/runtime/vms/index.ts";
 import { launchBrowser } from "./support/browser.ts";
-import { waitFor } from "./support/docker.ts";
+import { waitFor } from "./support/wait.ts";
 import { cleanup, type Evebox, ROOT, startEvebox, tempDataDir } from "./support/evebox.ts";
 import { ensureGuestImage, GUEST_READY } from "./support/guest/image.ts";
+import { qemuPids } from "./support/qemu-pids.ts";
 
 const ARTIFACTS = join(ROOT, "tests", ".artifacts");
 const APP = "7d000000-0000-4000-8001-000000000001";
@@ -22,13 +22,6 @@ let dataDir: string;
 let browser: Browser;
 let page: Page;
 let http: ReturnType<typeof Bun.serve>;
-
-function qemuPids(): number[] {
-  return readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .map(Number)
-    .filter((pid) => isOurQemu(pid, APP) || isOurQemu(pid, DESKTOP));
-}
 
 async function api(method: string, path: string, data?: unknown) {
   const r = await page.request.fetch(`${evebox.url}/api/v1${path}`, { method, data, headers: { origin: evebox.url } });
@@ -85,7 +78,7 @@ afterAll(async () => {
     await fetch(`${evebox.url}/api/v1/config`).catch(() => undefined);
     await evebox.stop();
   }
-  for (const pid of qemuPids()) process.kill(pid, "SIGKILL");
+  for (const pid of qemuPids(APP, DESKTOP)) process.kill(pid, "SIGKILL");
   http?.stop(true);
   cleanup(dataDir);
 }, 60_000);

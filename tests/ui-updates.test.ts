@@ -3,13 +3,14 @@
 // refused upload with its reason, a good upload written and waiting for its reboot, and cancel.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { formatBootEnv, initialBootEnv, parseBootEnv } from "../src/baseos/bootenv.ts";
+import { parseBootEnv } from "../src/baseos/bootenv.ts";
 import { launchBrowser } from "./support/browser.ts";
 import { bundleOf, testKeys, tinySquashfs } from "./support/bundles.ts";
 import { cleanup, type Evebox, ROOT, startEvebox, tempDataDir } from "./support/evebox.ts";
+import { slotFiles } from "./support/slots.ts";
 
 const ARTIFACTS = join(ROOT, "tests", ".artifacts");
 const BOARD = { board: "qemu-x86_64", arch: "amd64" };
@@ -27,10 +28,7 @@ beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   root = tempDataDir("evebox-ui-updates-");
   const keys = await testKeys(root);
-  writeFileSync(slot("A"), Buffer.alloc(8 * 2 ** 20, 0xaa));
-  writeFileSync(slot("B"), Buffer.alloc(8 * 2 ** 20, 0));
-  writeFileSync(join(root, "grubenv"), formatBootEnv(initialBootEnv()));
-  writeFileSync(join(root, "board.json"), JSON.stringify({ name: BOARD.board, arch: BOARD.arch }));
+  const slots = slotFiles(root, { a: { bytes: 8 * 2 ** 20, fill: 0xaa }, b: { bytes: 8 * 2 ** 20, fill: 0 } });
   const sq = await tinySquashfs(root, "v2");
   good = await bundleOf(root, sq, { ...BOARD, version: "2.0.0" }, keys);
   stranger = await bundleOf(root, sq, { ...BOARD, version: "2.0.0" }, await testKeys(root, "stranger"), "stranger");
@@ -38,9 +36,7 @@ beforeAll(async () => {
     dataDir: join(root, "data"),
     env: {
       EVEBOX_APPS: "off",
-      EVEBOX_BASEOS_SLOTS: `${slot("A")},${slot("B")}`,
-      EVEBOX_BASEOS_BOOTENV: join(root, "grubenv"),
-      EVEBOX_BASEOS_BOARD: join(root, "board.json"),
+      ...slots.env,
       EVEBOX_BASEOS_KEYS: keys.dir,
       EVEBOX_BASEOS_VERSION: "1.0.0",
     },

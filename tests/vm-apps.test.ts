@@ -6,11 +6,12 @@ import { Database } from "bun:sqlite";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
-import { isOurQemu } from "../src/runtime/vms/index.ts";
 import { ask, openConsole } from "./support/app-console.ts";
-import { waitFor } from "./support/docker.ts";
+import { waitFor } from "./support/wait.ts";
+import { bearer as newToken, deviceStatus, putConfig, setUp, waitForApp } from "./support/api.ts";
 import { Client, cleanup, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
 import { ensureGuestImage, GUEST_READY, type GuestImage } from "./support/guest/image.ts";
+import { qemuPids } from "./support/qemu-pids.ts";
 
 const DS = "6b0a6b52-7f36-4a55-8c3e-2a3f5c0d1e20";
 let seq = 0;
@@ -59,39 +60,9 @@ function doc(vms: VmDef[]) {
   return d;
 }
 
-async function put(vms: VmDef[]) {
-  const r = await api.json("PUT", "/api/v1/config", doc(vms));
-  if (r.status !== 201 && r.status !== 200) throw new Error(`PUT /config: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body;
-}
-
-async function status() {
-  return (await api.json("GET", "/api/v1/status")).body;
-}
-
-async function waitApp(name: string, pred: (a: any) => boolean, what: string, timeoutMs = 90_000) {
-  let last: any;
-  try {
-    return await waitFor(
-      `app ${name} ${what}`,
-      async () => {
-        last = (await status()).apps.find((a: any) => a.name === name);
-        return last && pred(last) ? last : undefined;
-      },
-      timeoutMs,
-    );
-  } catch (e) {
-    throw new Error(`${(e as Error).message}; last seen: ${JSON.stringify(last)}`);
-  }
-}
-
-/** Every QEMU of this app uuid, found by its command line. */
-function qemuPids(appUuid: string): number[] {
-  return readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .map(Number)
-    .filter((pid) => isOurQemu(pid, appUuid));
-}
+const put = (vms: VmDef[]) => putConfig(api, doc(vms));
+const status = () => deviceStatus(api);
+const waitApp = (name: string, pred: (a: any) => boolean, what: string, timeoutMs = 90_000) => waitForApp(api, name, pred, what, timeoutMs);
 
 const sha256 = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
 const overlayOf = (v: VmDef) => join(dataDir, "persist", "volumes", `${v.ids!.vol}-1`, "disk.qcow2");
@@ -113,10 +84,8 @@ beforeAll(async () => {
   });
   dataDir = tempDataDir("evebox-vm-");
   evebox = await startEvebox({ dataDir });
-  api = new Client(evebox.url);
-  expect((await api.json("POST", "/api/v1/setup", { token: evebox.setupToken, password: PASSWORD })).status).toBe(200);
-  const t = await api.json("POST", "/api/v1/tokens", { name: "vm-apps-test" });
-  bearer = { authorization: `Bearer ${t.body.token}` };
+  api = await setUp(evebox, PASSWORD);
+  bearer = await newToken(api, "vm-apps-test");
 }, 300_000);
 
 const all: VmDef[] = [];
@@ -235,7 +204,7 @@ describe("a VM app through PUT /api/v1/config", () => {
     const pid = (await status()).apps.find((a: any) => a.name === "vm1").pid;
     expect(await evebox.stop()).toBe(0);
     expect(qemuPids(vm1.ids!.app)).toEqual([pid]);
-    await Bun.sleep(1000);
+    await Bun.sleep(1000); // deliberately: the guest runs on without evebox for a while (its uptime must keep growing)
     evebox = await startEvebox({ dataDir });
     api = new Client(evebox.url);
     expect((await api.json("POST", "/api/v1/login", { password: PASSWORD })).status).toBe(200);

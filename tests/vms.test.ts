@@ -14,6 +14,8 @@ import {
 } from "../src/runtime/vms/index.ts";
 import { askGuest } from "./support/guest/console.ts";
 import { ensureGuestImage, GUEST_READY, type GuestImage } from "./support/guest/image.ts";
+import { qemuPids } from "./support/qemu-pids.ts";
+import { waitFor } from "./support/wait.ts";
 
 const ROOT = join(import.meta.dir, "..");
 // Short: QEMU's unix socket paths must stay under 108 bytes.
@@ -47,14 +49,6 @@ function spec(appUuid: string, disk: string, extra: Partial<VmSpec> = {}): VmSpe
     remoteConsole: false,
     ...extra,
   };
-}
-
-/** Every QEMU process of this uuid, found by its command line (not only the one the runtime knows). */
-function qemuPids(appUuid: string): number[] {
-  return readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .map(Number)
-    .filter((pid) => isOurQemu(pid, appUuid));
 }
 
 async function overlay(name: string): Promise<string> {
@@ -93,7 +87,7 @@ afterAll(async () => {
   }
   for (const id of started) for (const pid of qemuPids(id)) process.kill(pid, "SIGKILL");
   for (const p of helpers) p.kill("SIGKILL");
-  await Bun.sleep(200);
+  await waitFor("the killed QEMUs gone", () => started.every((id) => qemuPids(id).length === 0), 5_000).catch(() => undefined);
   rmSync(WORK, { recursive: true, force: true });
 });
 
@@ -271,7 +265,7 @@ describe("VMs outlive the process that started them", () => {
     // The late viewer still sees the boot line: the history comes from QEMU's serial logfile.
     expect(decode(adopter.openConsole(id).history)).toContain(GUEST_READY);
     const u1 = Number(await askGuest(adopter, id, "cut -d' ' -f1 /proc/uptime"));
-    await Bun.sleep(1500);
+    await Bun.sleep(1500); // deliberately: the guest's uptime must grow meanwhile
     const u2 = Number(await askGuest(adopter, id, "cut -d' ' -f1 /proc/uptime"));
     expect(u1).toBeGreaterThan(before.uptime);
     expect(u2).toBeGreaterThan(u1 + 1);

@@ -4,12 +4,14 @@
 // the idle timeout, and an event stream (SSE) stays open past it. A stalled base-OS upload (half a body with the
 // full Content-Length) is cancelled by POST /baseos/cancel, and one left alone times out.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
-import { formatBootEnv } from "../../src/baseos/bootenv.ts";
 import { testKeys } from "../support/bundles.ts";
 import { Client, cleanup, ensureBinary, type Evebox, startEvebox, tempDataDir } from "../support/evebox.ts";
+import { setUp } from "../support/api.ts";
+import { slotFiles } from "../support/slots.ts";
+import { waitFor } from "../support/wait.ts";
 import { requestFrom } from "./raw-http.ts";
 
 const PASSWORD = "correct horse battery";
@@ -28,12 +30,7 @@ beforeAll(async () => {
   chmodSync(limited, 0o755);
   // A simulated A/B device (slots as files), for the upload tests.
   const keys = await testKeys(root);
-  writeFileSync(join(root, "slotA"), "");
-  truncateSync(join(root, "slotA"), 16 * 2 ** 20);
-  writeFileSync(join(root, "slotB"), "");
-  truncateSync(join(root, "slotB"), 16 * 2 ** 20);
-  writeFileSync(join(root, "grubenv"), formatBootEnv({ evebox_active: "A", evebox_try: "", evebox_trying: "", evebox_cmdline: "" }));
-  writeFileSync(join(root, "board.json"), JSON.stringify({ name: "qemu-x86_64", arch: "amd64" }));
+  const slots = slotFiles(root, { a: { bytes: 16 * 2 ** 20 }, b: { bytes: 16 * 2 ** 20 } });
   evebox = await startEvebox({
     dataDir: join(root, "data"),
     binary: limited,
@@ -41,16 +38,13 @@ beforeAll(async () => {
       EVEBOX_APPS: "off",
       EVEBOX_CONSOLE_MAX_CONNECTIONS_PER_CLIENT: String(PER_CLIENT),
       EVEBOX_CONSOLE_IDLE_TIMEOUT_S: String(IDLE_S),
-      EVEBOX_BASEOS_SLOTS: `${join(root, "slotA")},${join(root, "slotB")}`,
-      EVEBOX_BASEOS_BOOTENV: join(root, "grubenv"),
-      EVEBOX_BASEOS_BOARD: join(root, "board.json"),
+      ...slots.env,
       EVEBOX_BASEOS_KEYS: keys.dir,
       EVEBOX_BASEOS_VERSION: "1.0.0",
     },
   });
   port = Number(new URL(evebox.url).port);
-  const admin = new Client(evebox.url);
-  expect((await admin.json("POST", "/api/v1/setup", { token: evebox.setupToken, password: PASSWORD })).status).toBe(200);
+  const admin = await setUp(evebox, PASSWORD);
   token = (await admin.json("POST", "/api/v1/tokens", { name: "conns" })).body.token;
 }, 300_000);
 
@@ -99,19 +93,18 @@ async function openIdle(n: number, localAddress: string): Promise<Idle[]> {
         }),
     ),
   );
-  await Bun.sleep(1500); // every connection accepted (or refused) by now
+  // Every connection accepted or refused: each request answered (200, or 503 and closed), and no more closing.
+  let closedBefore = -1;
+  await waitFor("every connection accepted or refused", () => {
+    const closed = conns.filter((c) => c.closed).length;
+    const settled = closed === closedBefore && conns.every((c, i) => i % 2 === 1 || c.closed || c.data !== "");
+    closedBefore = closed;
+    return settled;
+  }, 10_000, 100);
   return conns;
 }
 
 const closeAll = (cs: Idle[]) => cs.forEach((c) => c.sock.destroy());
-
-async function waitFor(what: string, f: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(100);
-  }
-}
 
 describe("idle connections", () => {
   test("450 idle keep-alive connections from one client: capped per client, the unix socket and a fresh client answer", async () => {
@@ -168,7 +161,7 @@ describe("idle connections", () => {
         text += new TextDecoder().decode(value);
       }
     })();
-    await Bun.sleep(IDLE_S * 4_000 + 2_000);
+    await Bun.sleep(IDLE_S * 4_000 + 2_000); // deliberately: the idle timeout passes (Bun's idle timers tick every 4 s)
     // An event after the idle timeout has passed several times: the stream is still there to carry it.
     await fetch("http://localhost/api/v1/tokens", {
       method: "POST",

@@ -13,9 +13,9 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { download, DownloadError } from "../../src/storage/download.ts";
-import { waitFor } from "../support/docker.ts";
+import { waitFor } from "../support/wait.ts";
 import { cleanup, type Evebox, startEvebox, tempDataDir } from "../support/evebox.ts";
-import { unixApi } from "../support/netdevice.ts";
+import { deviceStatus, putConfig as putDoc, unixClient } from "../support/api.ts";
 
 const U = (n: number) => `d5700000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
 const body = crypto.getRandomValues(new Uint8Array(4096));
@@ -74,15 +74,8 @@ const ownAddress = Object.values(networkInterfaces())
 
 const sockOf = (e: Evebox) => join(e.dataDir, "run", "evebox.sock");
 
-async function putConfig(e: Evebox, d: unknown): Promise<void> {
-  const r = await unixApi(sockOf(e), "PUT", "/api/v1/config", d);
-  if (r.status !== 200 && r.status !== 201) throw new Error(`PUT /config: ${r.status} ${JSON.stringify(r.body)}`);
-}
-
-async function status(e: Evebox): Promise<any> {
-  return (await unixApi(sockOf(e), "GET", "/api/v1/status")).body;
-}
-
+const putConfig = (e: Evebox, d: unknown) => putDoc(unixClient(sockOf(e)), d);
+const status = (e: Evebox) => deviceStatus(unixClient(sockOf(e)));
 const treeOf = async (e: Evebox, n: number) => (await status(e)).contentTrees.find((c: any) => c.uuid === U(0x100 + n));
 
 describe("refused by default: local datastore destinations", () => {
@@ -292,7 +285,7 @@ describe("a device that allows loopback datastores (as the tests do)", () => {
     const halted = doc([{ id: DS, fqdn: `http://127.0.0.1:${store.port}` }], [{ n: 2, ds: DS, url: "halted.tar", activate: false }], { ds: DS });
     await putConfig(evebox, halted);
     await waitFor("app2 halted", async () => (await status(evebox)).apps.find((a: any) => a.name === "app2" && a.state === "HALTED"), 20_000);
-    await Bun.sleep(3000); // several reconcile passes
+    await Bun.sleep(3000); // deliberately: several reconcile passes, none of which may fetch anything
     expect(store.seen).toEqual([]);
     const s = await status(evebox);
     expect(s.apps.find((a: any) => a.name === "app2")).toMatchObject({ state: "HALTED", error: null });

@@ -21,9 +21,11 @@ import type { DesiredNetwork } from "../../src/network/manager.ts";
 import { NetworkManager } from "../../src/network/manager.ts";
 import { readSysctl, writeSysctl } from "../../src/network/sys.ts";
 import { Store } from "../../src/store/store.ts";
-import { ensureBusyboxImage, testDocker, testLabels, waitFor } from "../support/docker.ts";
+import { ensureBusyboxImage, testDocker, testLabels } from "../support/docker.ts";
+import { waitFor } from "../support/wait.ts";
 import { type NsDevice, startDeviceIn, unixApi } from "../support/netdevice.ts";
-import { busybox, Netns, RUN, sh, webRoot } from "../support/netns.ts";
+import { busybox, Netns, RUN, webRoot } from "../support/netns.ts";
+import { sh } from "../support/run.ts";
 
 const U = (n: number) => `d0c50000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
 const NI = U(1);

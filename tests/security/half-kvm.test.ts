@@ -2,12 +2,13 @@
 // behaves on such a host (a `-machine pc` default-CPU guest runs under KVM; q35 or `-cpu host` aborts with the MSR
 // assertion). VMs must still run, under TCG, and say why; the probe must test what real guests use.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { isOurQemu, probeAccelerator, QemuRuntime, type VmSpec } from "../../src/runtime/vms/index.ts";
-import { waitFor } from "../support/docker.ts";
+import { probeAccelerator, QemuRuntime, type VmSpec } from "../../src/runtime/vms/index.ts";
+import { waitFor } from "../support/wait.ts";
 import { Client, cleanup, type Evebox, startEvebox, tempDataDir } from "../support/evebox.ts";
 import { ensureGuestImage, GUEST_READY, type GuestImage } from "../support/guest/image.ts";
+import { qemuPids } from "../support/qemu-pids.ts";
 
 const HALF_KVM = join(import.meta.dir, "..", "support", "half-kvm");
 const WRAPPER = join(HALF_KVM, "qemu-system-x86_64");
@@ -15,13 +16,6 @@ const WORK = mkdtempSync("/tmp/evebox-hkvm-");
 const HAS_KVM = existsSync("/dev/kvm");
 let guest: GuestImage;
 const started: string[] = [];
-
-function qemuPids(appUuid: string): number[] {
-  return readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .map(Number)
-    .filter((pid) => isOurQemu(pid, appUuid));
-}
 
 beforeAll(async () => {
   guest = await ensureGuestImage();

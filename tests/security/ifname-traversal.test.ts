@@ -14,6 +14,7 @@ import { readSysctl, writeSysctl } from "../../src/network/sys.ts";
 import { encodeMessage } from "../../src/proto/index.ts";
 import { Store } from "../../src/store/store.ts";
 import { type NsDevice, startDeviceIn, unixApi } from "../support/netdevice.ts";
+import { waitFor } from "../support/wait.ts";
 import { Netns, vethBetween } from "../support/netns.ts";
 import { type Device, problemPaths, startDevice } from "./support.ts";
 
@@ -122,12 +123,11 @@ describe("a traversal already in the current config (accepted by an earlier eveb
     expect(await forwarding()).toBe("0");
     device = await startDeviceIn(ns, dataDir);
     let ni: any = null;
-    for (let i = 0; i < 60 && !ni?.error; i++) {
-      await Bun.sleep(200);
+    await waitFor("the instance's error (or a write of forwarding)", async () => {
       ni = (await unixApi(device.sock, "GET", "/api/v1/status")).body?.networkInstances?.find((n: any) => n.uuid === NI);
-      if ((await forwarding()) !== "0") break;
-    }
-    await Bun.sleep(1000); // a pass that would write it has had its time
+      return !!ni?.error || (await forwarding()) !== "0";
+    }, 12_000, 200);
+    await Bun.sleep(1000); // deliberately: a pass that would write it has had its time
     expect(await forwarding()).toBe("0");
     expect(ni?.error ?? "").toMatch(/port\.name/);
   }, 30_000);

@@ -4,21 +4,17 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { isOurQemu, prepareDisk, QemuRuntime, verifyDiskImage, VmError, type VmSpec } from "../../src/runtime/vms/index.ts";
-import { waitFor } from "../support/docker.ts";
+import { prepareDisk, QemuRuntime, verifyDiskImage, VmError, type VmSpec } from "../../src/runtime/vms/index.ts";
+import { waitFor } from "../support/wait.ts";
 import { Client, cleanup, type Evebox, startEvebox, tempDataDir } from "../support/evebox.ts";
 import { ensureGuestImage, GUEST_READY, type GuestImage } from "../support/guest/image.ts";
+import { qemuPids } from "../support/qemu-pids.ts";
+import { sh } from "../support/run.ts";
 
 const WORK = mkdtempSync("/tmp/evebox-refs-");
 const SECRET = join(WORK, "host-secret");
 const MARKER = "EVEBOX-HOST-SECRET-MARKER";
 let guest: GuestImage;
-
-async function sh(cmd: string[]): Promise<void> {
-  const p = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new Error(`${cmd.join(" ")}: ${err}`);
-}
 
 /** A qcow2 whose clusters are the host file `target` (data_file_raw: the guest would read and write it as is). */
 async function dataFileImage(name: string, target: string): Promise<string> {
@@ -44,13 +40,6 @@ function openers(path: string): number[] {
     } catch {}
   }
   return out;
-}
-
-function qemuPids(appUuid: string): number[] {
-  return readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .map(Number)
-    .filter((pid) => isOurQemu(pid, appUuid));
 }
 
 const RUN = join(WORK, "run");

@@ -18,6 +18,7 @@ import { ContainerRuntime, DEFAULT_DOCKER_SOCKET } from "../../src/runtime/conta
 import { ContentCache } from "../../src/storage/cache.ts";
 import { VolumeStore } from "../../src/storage/volumes.ts";
 import { Store } from "../../src/store/store.ts";
+import { waitFor } from "../support/wait.ts";
 
 let dir: string;
 let store: Store;
@@ -80,7 +81,8 @@ afterAll(async () => {
 
 describe("the reconciler's timers", () => {
   test("a timer that throws is caught: logged, an event, the part's status — never an unhandled rejection", async () => {
-    await Bun.sleep(400);
+    await waitFor("the fault in the part's status", () => reconciler.part().state === "error", 5_000);
+    await Bun.sleep(300); // deliberately: six more ticks of the 50 ms timer, none of which may publish again
     expect(unhandled).toEqual([]);
     const part = reconciler.part();
     expect(part.state).toBe("error");

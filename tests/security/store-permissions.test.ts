@@ -5,6 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cleanup, type Evebox, startEvebox, tempDataDir } from "../support/evebox.ts";
+import { waitFor } from "../support/wait.ts";
 
 let dataDir: string;
 let evebox: Evebox;
@@ -19,8 +20,7 @@ beforeAll(async () => {
   chmodSync(join(dataDir, "persist", "evebox.db"), 0o644);
   evebox = await startEvebox({ dataDir, env: { EVEBOX_APPS: "off" } });
   // The device key is made once the console answers; a PUT makes sure the WAL has been written.
-  const deadline = Date.now() + 15_000;
-  while (!existsSync(join(dataDir, "config", "device.key.pem")) && Date.now() < deadline) await Bun.sleep(50);
+  await waitFor("the device key", () => existsSync(join(dataDir, "config", "device.key.pem")), 15_000);
 }, 300_000);
 
 afterAll(async () => {

@@ -1,6 +1,7 @@
 // The compiled binary with an admin API token, for the hostile-config tests: setup with the one-time token,
 // then a token (as a script would hold one), and a PUT helper that reports status, problems and the version.
 import { join } from "node:path";
+import { bearer, setUp } from "../support/api.ts";
 import { Client, cleanup, type Evebox, startEvebox, tempDataDir } from "../support/evebox.ts";
 
 export interface Device {
@@ -16,15 +17,8 @@ export interface Device {
 export async function startDevice(env: Record<string, string> = { EVEBOX_APPS: "off" }): Promise<Device> {
   const dataDir = tempDataDir("evebox-sec-");
   const evebox = await startEvebox({ dataDir, env });
-  const setup = new Client(evebox.url);
-  const s = await setup.json("POST", "/api/v1/setup", { token: evebox.setupToken, password: "correct horse battery staple" });
-  if (s.status !== 200) throw new Error(`setup: ${s.status} ${JSON.stringify(s.body)}`);
-  const t = await setup.json("POST", "/api/v1/tokens", { name: "security-tests" });
-  if (t.status !== 200 && t.status !== 201) throw new Error(`token: ${t.status} ${JSON.stringify(t.body)}`);
-  const api = new Client(evebox.url);
-  const bearer = { authorization: `Bearer ${t.body.token}` };
-  const orig = api.req.bind(api);
-  api.req = (method, path, body, headers = {}) => orig(method, path, body, { ...bearer, ...headers });
+  const setup = await setUp(evebox, "correct horse battery staple");
+  const api = new Client(evebox.url, { headers: await bearer(setup, "security-tests") });
   return {
     evebox,
     api,

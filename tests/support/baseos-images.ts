@@ -10,6 +10,7 @@ import { buildImage, type BuiltImage, DEFAULT_CACHE, devVendorKey, packageVersio
 import { mksquashfs } from "./bundles.ts";
 import { ensureBinary } from "./evebox.ts";
 import { IMAGE_BOARD } from "./image.ts";
+import { run } from "./run.ts";
 
 export interface UpdateImages {
   v1: BuiltImage;
@@ -19,10 +20,8 @@ export interface UpdateImages {
   panics: { file: string; version: string };
 }
 
-async function sh(cmd: string, cwd?: string): Promise<void> {
-  const p = Bun.spawn(["sh", "-c", cmd], { cwd, stdout: "pipe", stderr: "pipe" });
-  if ((await p.exited) !== 0) throw new Error(`${cmd}: ${await new Response(p.stderr).text()}`);
-}
+/** A shell command line (the paths in it are the builder's own temporary ones). */
+const sh = (cmd: string, cwd?: string) => run(["sh", "-c", cmd], { cwd });
 
 /** A bad system around v1's kernel: signed, for this board, so only booting it can tell. */
 async function badBundle(v1: BuiltImage, kind: "exits" | "panics", version: string, out: string): Promise<void> {

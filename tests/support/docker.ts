@@ -6,6 +6,10 @@ import { mkdtemp, mkdir, rm, copyFile, symlink, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Docker from "dockerode";
+import { run } from "./run.ts";
+
+/** Also here for bench/apps.ts, which imports it from this module. */
+export { run };
 
 export const BUSYBOX_IMAGE = "evebox-test/busybox:latest";
 /** Every container a test creates carries this label, so cleanup touches nothing else. */
@@ -22,17 +26,6 @@ export function testDocker(): Docker {
 
 export function testLabels(): Record<string, string> {
   return { [TEST_RUN_LABEL]: TEST_RUN_ID };
-}
-
-export async function run(cmd: string[], stdin?: Uint8Array): Promise<string> {
-  const proc = Bun.spawn(cmd, { stdin: stdin ?? "ignore", stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  if (code !== 0) throw new Error(`${cmd.join(" ")} exited ${code}: ${err.trim() || out.trim()}`);
-  return out;
 }
 
 function busyboxPath(): string {
@@ -99,6 +92,16 @@ export async function ensureBusyboxImage(): Promise<string> {
   return busybox;
 }
 
+let archive: Promise<{ bytes: Uint8Array<ArrayBuffer>; sha256: string }> | undefined;
+/** The shared busybox image as a `docker save` archive (what an Http datastore serves) and its sha256; made once per run. */
+export function busyboxArchive(): Promise<{ bytes: Uint8Array<ArrayBuffer>; sha256: string }> {
+  archive ??= (async () => {
+    const bytes = new Uint8Array(await new Response(Bun.spawn(["docker", "save", await ensureBusyboxImage()], { stdout: "pipe" }).stdout).arrayBuffer());
+    return { bytes, sha256: new Bun.CryptoHasher("sha256").update(bytes).digest("hex") };
+  })();
+  return archive;
+}
+
 /** Removes the containers this test run created (by its run label), and nothing else. */
 export async function cleanupTestContainers(): Promise<void> {
   const d = testDocker();
@@ -111,15 +114,4 @@ export async function removeImageQuietly(ref: string): Promise<void> {
     .getImage(ref)
     .remove({ force: true })
     .catch(() => {});
-}
-
-/** Polls `check` until it returns a value (not undefined) or `timeoutMs` passes. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(50);
-  }
 }

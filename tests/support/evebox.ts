@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { waitFor } from "./wait.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 export const BINARY = join(ROOT, "dist", "evebox-linux-x64");
@@ -61,19 +62,18 @@ export async function startEvebox(opts: { dataDir: string; args?: string[]; bina
   };
   void pump(proc.stdout);
   void pump(proc.stderr);
-  const deadline = Date.now() + 15_000;
-  let url: string | undefined;
-  while (Date.now() < deadline) {
-    url = out.match(/console on (http:\/\/\S+)/)?.[1];
-    if (url) break;
-    if (proc.exitCode !== null) throw new Error(`evebox exited with ${proc.exitCode}:\n${out}`);
-    await Bun.sleep(10);
-  }
-  if (!url) {
+  const exited = () => (proc.exitCode !== null ? `evebox exited with ${proc.exitCode}` : null);
+  let url: string;
+  try {
+    url = await waitFor("evebox's console", () => out.match(/console on (http:\/\/\S+)/)?.[1], { timeoutMs: 15_000, everyMs: 10, failIf: exited });
+    // The setup link is printed right after the listening line, when the device still needs its setup.
+    if ((await fetch(`${url}/api/v1/health`).then((r) => r.json())).setupRequired) {
+      await waitFor("the setup link", () => /setup\?token=[A-Za-z0-9_-]+\s/.test(out), { timeoutMs: 5_000, everyMs: 10, failIf: exited });
+    }
+  } catch (e) {
     proc.kill();
-    throw new Error(`evebox did not start within 15 s:\n${out}`);
+    throw new Error(`${(e as Error).message}\n${out}`);
   }
-  await Bun.sleep(20); // let the setup line (printed right after) arrive
   const setupToken = out.match(/setup\?token=([A-Za-z0-9_-]+)/)?.[1] ?? null;
   return {
     url,
@@ -88,30 +88,40 @@ export async function startEvebox(opts: { dataDir: string; args?: string[]; bina
   };
 }
 
-/** A tiny cookie-keeping HTTP client, like a browser on the console's own origin. */
+/**
+ * A tiny cookie-keeping HTTP client, like a browser on the console's own origin. `insecureTls` accepts the device's
+ * self-signed certificate (the image tests reach the console over HTTPS); `timeoutMs` bounds each request; `headers`
+ * go with every request (a bearer token).
+ */
 export class Client {
   cookie = "";
-  constructor(readonly base: string) {}
+  constructor(
+    readonly base: string,
+    readonly opts: { insecureTls?: boolean; timeoutMs?: number; headers?: Record<string, string> } = {},
+  ) {}
 
-  async req(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
-    const h: Record<string, string> = { ...headers };
+  async req(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, timeoutMs = this.opts.timeoutMs): Promise<Response> {
+    const h: Record<string, string> = { ...this.opts.headers, ...headers };
     if (this.cookie) h.cookie = this.cookie;
     let payload: BodyInit | undefined;
     if (body instanceof Uint8Array) payload = body as Uint8Array<ArrayBuffer>;
-    else if (typeof body === "string") payload = body;
+    else if (typeof body === "string" || body instanceof Blob) payload = body; // a Blob: Bun.file, streamed
     else if (body !== undefined) {
       payload = JSON.stringify(body);
       h["content-type"] ??= "application/json";
     }
     if (method !== "GET") h.origin ??= this.base;
-    const res = await fetch(this.base + path, { method, headers: h, body: payload, redirect: "manual" });
+    const init: RequestInit & { tls?: { rejectUnauthorized: boolean } } = { method, headers: h, body: payload, redirect: "manual" };
+    if (timeoutMs) init.signal = AbortSignal.timeout(timeoutMs);
+    if (this.opts.insecureTls) init.tls = { rejectUnauthorized: false };
+    const res = await fetch(this.base + path, init);
     const set = res.headers.get("set-cookie");
     if (set) this.cookie = set.split(";")[0]!;
     return res;
   }
-  async json(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }> {
-    const res = await this.req(method, path, body, headers);
-    return { status: res.status, body: await res.json().catch(() => null) };
+  async json(method: string, path: string, body?: unknown, headers?: Record<string, string>, timeoutMs?: number): Promise<{ status: number; body: any; headers: Headers }> {
+    const res = await this.req(method, path, body, headers, timeoutMs);
+    return { status: res.status, body: await res.json().catch(() => null), headers: res.headers };
   }
 }
 

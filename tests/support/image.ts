@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { type BootEnv, formatBootEnv, parseBootEnv } from "../../src/baseos/bootenv.ts";
 import { buildImage, type BuiltImage, type PartitionInfo } from "../../rootfs/build.ts";
 import { ensureBinary } from "./evebox.ts";
+import { run } from "./run.ts";
 
 export const IMAGE_BOARD = "qemu-x86_64";
 
@@ -36,13 +37,6 @@ export function ensureTestImage(log: (line: string) => void = (l) => console.log
     }
   })();
   return building;
-}
-
-async function run(cmd: string[], env: Record<string, string> = {}): Promise<string> {
-  const p = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new Error(`${cmd.join(" ")} exited ${code}: ${err || out}`);
-  return out;
 }
 
 /** A test's own copy of the image's disk (sparse), optionally grown (the device grows PERSIST into the space). */
@@ -74,7 +68,7 @@ export class TestDisk {
   async bootEnv(): Promise<BootEnv> {
     const tmp = join(mkdtempSync(join(tmpdir(), "evebox-grubenv-")), "grubenv");
     try {
-      await run(["mcopy", "-n", "-i", this.espSpec(), "::EFI/BOOT/grubenv", tmp], { MTOOLS_SKIP_CHECK: "1" });
+      await run(["mcopy", "-n", "-i", this.espSpec(), "::EFI/BOOT/grubenv", tmp], { env: { MTOOLS_SKIP_CHECK: "1" } });
       return parseBootEnv(readFileSync(tmp));
     } finally {
       rmSync(join(tmp, ".."), { recursive: true, force: true });
@@ -87,7 +81,7 @@ export class TestDisk {
     const dir = mkdtempSync(join(tmpdir(), "evebox-grubenv-"));
     try {
       writeFileSync(join(dir, "grubenv"), formatBootEnv(env));
-      await run(["mcopy", "-o", "-i", this.espSpec(), join(dir, "grubenv"), "::EFI/BOOT/grubenv"], { MTOOLS_SKIP_CHECK: "1" });
+      await run(["mcopy", "-o", "-i", this.espSpec(), join(dir, "grubenv"), "::EFI/BOOT/grubenv"], { env: { MTOOLS_SKIP_CHECK: "1" } });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -2,7 +2,7 @@
 // the console's TCP port lives inside the namespace.
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { waitFor } from "./docker.ts";
+import { waitFor } from "./wait.ts";
 import { ensureBinary, TEST_DEVICE_ENV } from "./evebox.ts";
 import { type Netns, pump } from "./netns.ts";
 
@@ -20,7 +20,10 @@ export async function startDeviceIn(ns: Netns, dataDir: string, opts: { args?: s
   pump(proc.stdout, (t) => (out += t));
   pump(proc.stderr, (t) => (out += t));
   const sock = join(dataDir, "run", "evebox.sock");
-  await waitFor("evebox to listen", async () => (out.includes("console on") ? true : proc.exitCode !== null ? Promise.reject(new Error(out)) : undefined), 20_000);
+  await waitFor("evebox to listen", () => out.includes("console on"), {
+    timeoutMs: 20_000,
+    failIf: () => (proc.exitCode !== null ? `evebox exited with ${proc.exitCode}:\n${out}` : null),
+  });
   return { proc, out: () => out, sock };
 }
 

@@ -4,29 +4,9 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { type RunOptions, sh } from "./run.ts";
 
 export const RUN = Math.random().toString(16).slice(2, 6);
-
-export interface ShOptions {
-  ok?: number[];
-  stdin?: string;
-  timeoutMs?: number;
-  env?: Record<string, string>;
-}
-
-export async function sh(argv: string[], opts: ShOptions = {}): Promise<{ code: number; out: string; err: string }> {
-  const p = Bun.spawn(argv, {
-    stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    env: opts.env ? { ...process.env, ...opts.env } : undefined,
-  });
-  const timer = opts.timeoutMs ? setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs) : null;
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  if (timer) clearTimeout(timer);
-  if (code !== 0 && !(opts.ok ?? []).includes(code)) throw new Error(`${argv.join(" ")} exited ${code}: ${(err || out).trim()}`);
-  return { code, out, err };
-}
 
 export class Netns {
   private procs: Subprocess[] = [];
@@ -39,7 +19,7 @@ export class Netns {
     return ns;
   }
 
-  exec(argv: string[], opts?: ShOptions) {
+  exec(argv: string[], opts?: RunOptions) {
     return sh(["ip", "netns", "exec", this.name, ...argv], opts);
   }
 

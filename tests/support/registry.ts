@@ -5,7 +5,9 @@ import { closeSync, openSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureBusyboxImage, removeImageQuietly, run } from "./docker.ts";
+import { ensureBusyboxImage, removeImageQuietly } from "./docker.ts";
+import { run } from "./run.ts";
+import { waitFor } from "./wait.ts";
 
 export interface TestRegistry {
   /** `127.0.0.1:<port>` */
@@ -61,20 +63,15 @@ export async function startRegistry(): Promise<TestRegistry> {
     await rm(dir, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      const res = await fetch(`http://${host}/v2/`);
-      if (res.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      const log = await readFile(logPath, "utf8").catch(() => "");
-      await stop();
-      throw new Error(`docker-registry did not come up on ${host}: ${log.trim().slice(-500)}`);
-    }
-    await Bun.sleep(50);
+  try {
+    await waitFor(`docker-registry on ${host}`, async () => (await fetch(`http://${host}/v2/`)).ok, {
+      timeoutMs: 10_000,
+      failIf: () => (proc.exitCode !== null ? `docker-registry exited with ${proc.exitCode}` : null),
+    });
+  } catch (e) {
+    const log = await readFile(logPath, "utf8").catch(() => "");
+    await stop();
+    throw new Error(`docker-registry did not come up on ${host}: ${(e as Error).message}; ${log.trim().slice(-500)}`);
   }
 
   return {

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { chmod, copyFile, mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { run } from "../run.ts";
 
 const ROOT = join(import.meta.dir, "..", "..", "..");
 export const GUEST_CACHE = join(ROOT, ".cache", "guest");
@@ -58,13 +59,6 @@ export interface GuestImage {
   kernelPackage: string;
 }
 
-async function run(cmd: string[], cwd?: string): Promise<string> {
-  const proc = Bun.spawn(cmd, { cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) throw new Error(`${cmd.join(" ")} exited ${code}: ${(err.trim() || out.trim()).slice(-2000)}`);
-  return out;
-}
-
 function need(tool: string, pkg: string): void {
   if (!Bun.which(tool) && !existsSync(`/usr/sbin/${tool}`) && !existsSync(`/sbin/${tool}`))
     throw new Error(`guest image: ${tool} not found; install the Debian package ${pkg}`);
@@ -87,7 +81,7 @@ async function kernelDeb(): Promise<string> {
     .filter((n) => /^linux-image-6\.1\.0-\d+-cloud-amd64$/.test(n))
     .sort((a, b) => kernelVersionOf(`${b}_`) - kernelVersionOf(`${a}_`));
   if (!names.length) throw new Error("guest image: apt knows no linux-image-6.1.0-*-cloud-amd64 (run apt-get update)");
-  await run(["apt-get", "download", names[0]!], DEB_DIR);
+  await run(["apt-get", "download", names[0]!], { cwd: DEB_DIR });
   const got = readdirSync(DEB_DIR).find((f) => f.startsWith(`${names[0]}_`) && f.endsWith(".deb"));
   if (!got) throw new Error(`guest image: apt-get download ${names[0]} left no .deb in ${DEB_DIR}`);
   return join(DEB_DIR, got);
@@ -154,7 +148,7 @@ async function build(): Promise<GuestImage> {
     await chmod(join(rootfs, "bin", "busybox"), 0o755);
     await writeFile(join(rootfs, "init"), init, { mode: 0o755 });
     for (const m of MODULES) await copyFile(join(x, "lib", "modules", kver, "kernel", m), join(rootfs, "lib", "modules", m.split("/").pop()!));
-    const files = (await run(["find", ".", "-mindepth", "1"], rootfs)).split("\n").filter(Boolean).sort().join("\n") + "\n";
+    const files = (await run(["find", ".", "-mindepth", "1"], { cwd: rootfs })).split("\n").filter(Boolean).sort().join("\n") + "\n";
     const cpio = Bun.spawn(["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"], { cwd: rootfs, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
     cpio.stdin.write(files);
     cpio.stdin.end();
