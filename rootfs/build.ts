@@ -200,7 +200,7 @@ function recipeFiles(board: Board): string[] {
     join(ROOTFS_DIR, "prune.txt"),
     join(ROOTFS_DIR, "initramfs", "init"),
     join(ROOTFS_DIR, "grub", "grub.cfg"),
-    join(ROOT, "src", "init", "bootenv.ts"),
+    join(ROOT, "src", "baseos", "bootenv.ts"),
     join(ROOT, "src", "baseos", "bundle.ts"),
     join(BOARDS_DIR, board.name, "board.json"),
   ];
