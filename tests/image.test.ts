@@ -10,8 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { type DebugShell, freePort, QemuDevice } from "../board-support/qemu-x86_64/qemu.ts";
-import { ensureBusyboxImage } from "./support/docker.ts";
+import { parseBootEnv } from "../src/baseos/bootenv.ts";
+import { busyboxArchive } from "./support/docker.ts";
+import { Client } from "./support/evebox.ts";
 import { ensureTestImage, TestDisk } from "./support/image.ts";
+import { waitFor } from "./support/wait.ts";
 import type { BuiltImage } from "../rootfs/build.ts";
 
 const canRun = process.getuid?.() === 0 && Bun.which("qemu-system-x86_64") !== null && Bun.which("mmdebstrap") !== null;
@@ -32,7 +35,7 @@ let httpsPort = 0;
 let httpPort = 0;
 let imageServer: ReturnType<typeof Bun.serve>;
 let tarSha = "";
-let cookie = "";
+let client: Client | null = null;
 let boots = 0;
 const timings: Record<string, number> = {};
 const t0 = performance.now();
@@ -46,38 +49,17 @@ function log(line: string): void {
 }
 
 /** The console API over HTTPS on the forwarded port (the device's own self-signed certificate). */
-async function api(method: string, path: string, body?: unknown, timeoutMs = 20_000): Promise<{ status: number; body: any; headers: Headers }> {
-  const headers: Record<string, string> = { origin: `https://127.0.0.1:${httpsPort}` };
-  if (cookie) headers.cookie = cookie;
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(`https://127.0.0.1:${httpsPort}/api/v1${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    redirect: "manual",
-    signal: AbortSignal.timeout(timeoutMs),
-    tls: { rejectUnauthorized: false },
-  } as RequestInit);
-  const set = res.headers.get("set-cookie");
-  if (set) cookie = set.split(";")[0]!;
-  return { status: res.status, body: await res.json().catch(() => null), headers: res.headers };
-}
+const consoleApi = () => (client ??= new Client(`https://127.0.0.1:${httpsPort}`, { insecureTls: true, timeoutMs: 20_000 }));
+const api = (method: string, path: string, body?: unknown, timeoutMs?: number) => consoleApi().json(method, `/api/v1${path}`, body, {}, timeoutMs);
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, everyMs = 1000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${last ? ` (last error: ${last})` : ""}\nserial tail:\n${device?.serial().slice(-2500)}`);
-    if (device && !device.alive()) throw new Error(`QEMU exited while waiting for ${what}: ${device.stderr}\nserial tail:\n${device.serial().slice(-2500)}`);
-    await Bun.sleep(everyMs);
-  }
-}
+/** Waits on the device: the serial tail goes into the timeout's message, and a QEMU that exited ends the wait. */
+const until = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, everyMs = 1000) =>
+  waitFor(what, check, {
+    timeoutMs,
+    everyMs,
+    detail: () => `serial tail:\n${device?.serial().slice(-2500)}`,
+    failIf: () => (device && !device.alive() ? `QEMU exited: ${device.stderr}` : null),
+  });
 
 async function health(): Promise<any> {
   return until("GET /api/v1/health over HTTPS", async () => {
@@ -116,7 +98,7 @@ async function boot(label: string): Promise<{ pid1: number; consoleReady: number
   boots++;
   shell?.close();
   shell = null;
-  cookie = "";
+  consoleApi().cookie = "";
   const start = performance.now();
   device = QemuDevice.start({ disk: disk.path, workDir: work, forwards: [{ host: httpsPort, guest: 443 }, { host: httpPort, guest: 80 }], shell: true }, `boot${boots}`);
   const pid1 = (await device.waitSerial(/evebox: evebox \S+ is PID 1/, 240_000)).seconds;
@@ -176,9 +158,8 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
     img = await ensureTestImage(log);
     timings.image = since(t);
     // The app's image: a `docker save` of the test busybox, served on the host's loopback (10.0.2.2 inside).
-    const image = await ensureBusyboxImage();
-    const tar = new Uint8Array(await new Response(Bun.spawn(["docker", "save", image], { stdout: "pipe" }).stdout).arrayBuffer());
-    tarSha = new Bun.CryptoHasher("sha256").update(tar).digest("hex");
+    const { bytes: tar, sha256 } = await busyboxArchive();
+    tarSha = sha256;
     imageServer = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => (new URL(req.url).pathname === "/images/busybox.tar" ? new Response(tar) : new Response("no", { status: 404 })) });
     work = mkdtempSync(join(tmpdir(), "evebox-image-test-"));
     // A 4 GiB disk: the device grows PERSIST into the space on its first boot. Slot B holds the same system, for
@@ -288,7 +269,7 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
     await guest("fallocate -l $(( $(df -k /persist | awk 'NR==2 {print $4}') * 1024 - 4096 )) /persist/fill");
     await until("the init part reports the full disk", async () => (/almost full/.test(part(await status(), "init").detail) ? true : undefined), 60_000, 2000);
     // Logging in (a write) and reading the status still work; so does a change of config, or it is refused cleanly.
-    cookie = "";
+    consoleApi().cookie = "";
     await login();
     expect((await api("GET", "/status")).status).toBe(200);
     const r = await api("PUT", "/config?dryRun=1", appConfig());
@@ -333,7 +314,13 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
     const s = await status();
     expect(s.device.configVersion).toBe(version);
     expect(part(s, "boot").detail).toMatch(/booted slot A \(fell-back\)/);
-    expect((await disk.bootEnv().catch(() => null)) ?? {}).toBeDefined();
+    // The boot loader's environment, as the device reads it: A committed, the try used up (GRUB cleared it), and
+    // the failed trial of B settled by evebox.
+    const env = await until("the failed trial cleared in the boot environment", async () => {
+      const e = parseBootEnv(await guest("cat /efi/EFI/BOOT/grubenv"));
+      return e.evebox_trying === "" ? e : undefined;
+    }, 60_000, 2000);
+    expect(env).toMatchObject({ evebox_active: "A", evebox_try: "", evebox_trying: "", evebox_cmdline: CMDLINE });
     timings.appAfterPowerCut = await waitAppRunning("after the power cut");
     const history = (await api("GET", "/config/history")).body;
     expect(JSON.stringify(history)).toContain(`"version":${version}`);
