@@ -10,8 +10,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, QemuDevice } from "../board-support/qemu-x86_64/qemu.ts";
 import { ensureUpdateImages, type UpdateImages } from "./support/baseos-images.ts";
-import { ensureBusyboxImage } from "./support/docker.ts";
+import { busyboxArchive } from "./support/docker.ts";
+import { Client } from "./support/evebox.ts";
 import { TestDisk } from "./support/image.ts";
+import { waitFor } from "./support/wait.ts";
 
 const canRun = process.getuid?.() === 0 && Bun.which("qemu-system-x86_64") !== null && Bun.which("mmdebstrap") !== null;
 const PASSWORD = "baseos-test-password";
@@ -24,7 +26,7 @@ let work: string;
 let disk: TestDisk;
 let qemu: QemuDevice | null = null;
 let port = 0;
-let cookie = "";
+let client: Client | null = null;
 let tarServer: ReturnType<typeof Bun.serve>;
 let tarSha = "";
 let configVersion = 0;
@@ -34,44 +36,20 @@ const timings: Record<string, number> = {};
 const secs = (from: number) => Math.round((performance.now() - from) / 100) / 10;
 const say = (l: string) => console.log(`baseos test [${secs(t0).toFixed(1).padStart(6)} s] ${l}`);
 
-async function api(method: string, path: string, body?: unknown, opts: { timeoutMs?: number; type?: string } = {}): Promise<{ status: number; body: any }> {
-  const headers: Record<string, string> = { origin: `https://127.0.0.1:${port}` };
-  if (cookie) headers.cookie = cookie;
-  let payload: BodyInit | undefined;
-  if (opts.type) {
-    headers["content-type"] = opts.type;
-    payload = body as BodyInit;
-  } else if (body !== undefined) {
-    headers["content-type"] = "application/json";
-    payload = JSON.stringify(body);
-  }
-  const res = await fetch(`https://127.0.0.1:${port}/api/v1${path}`, { method, headers, body: payload, signal: AbortSignal.timeout(opts.timeoutMs ?? 20_000), tls: { rejectUnauthorized: false } } as RequestInit);
-  const set = res.headers.get("set-cookie");
-  if (set) cookie = set.split(";")[0]!;
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
+/** The console API over HTTPS on the forwarded port (the device's own self-signed certificate). */
+const consoleApi = () => (client ??= new Client(`https://127.0.0.1:${port}`, { insecureTls: true, timeoutMs: 20_000 }));
+const api = (method: string, path: string, body?: unknown, opts: { timeoutMs?: number; type?: string } = {}) =>
+  consoleApi().json(method, `/api/v1${path}`, body, opts.type ? { "content-type": opts.type } : {}, opts.timeoutMs);
 
-/** Polls `f` until it returns something; the last error and the serial tail go into the timeout's message. */
-async function poll<T>(what: string, f: () => Promise<T | undefined | null | false>, timeoutMs: number, everyMs = 1000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last = "";
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? ` (${last})` : ""}; serial tail:\n${qemu?.serial().slice(-3000)}`);
-    await Bun.sleep(everyMs);
-  }
-}
+/** Waits on the device; the last error and the serial tail go into the timeout's message. */
+const poll = <T>(what: string, f: () => Promise<T>, timeoutMs: number, everyMs = 1000) =>
+  waitFor(what, f, { timeoutMs, everyMs, detail: () => `serial tail:\n${qemu?.serial().slice(-3000)}` });
 
 const baseos = async () => (await api("GET", "/baseos")).body;
 const statusOf = async () => (await api("GET", "/status")).body;
 
 async function login(): Promise<void> {
-  cookie = "";
+  consoleApi().cookie = "";
   await poll("the console", async () => (await api("GET", "/health", undefined, { timeoutMs: 5000 })).status === 200, 300_000, 2000);
   const r = await api("POST", "/login", { password: PASSWORD });
   if (r.status !== 200) throw new Error(`login: ${r.status} ${JSON.stringify(r.body)}`);
@@ -148,9 +126,8 @@ describe.skipIf(!canRun)("base OS updates on the device (QEMU TCG)", () => {
     const t = performance.now();
     imgs = await ensureUpdateImages(say);
     timings.images = secs(t);
-    const image = await ensureBusyboxImage();
-    const tar = new Uint8Array(await new Response(Bun.spawn(["docker", "save", image], { stdout: "pipe" }).stdout).arrayBuffer());
-    tarSha = new Bun.CryptoHasher("sha256").update(tar).digest("hex");
+    const { bytes: tar, sha256 } = await busyboxArchive();
+    tarSha = sha256;
     tarServer = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => (new URL(req.url).pathname === "/images/busybox.tar" ? new Response(tar) : new Response("no", { status: 404 })) });
     work = mkdtempSync(join(tmpdir(), "evebox-baseos-test-"));
     disk = await TestDisk.create(imgs.v1, work, { sizeBytes: 4 * 2 ** 30 });
