@@ -289,7 +289,7 @@ export class ContainerWorkload implements Workload {
   }
 
   desire(): void {
-    // desired.ts reads everything a container needs.
+    // desiredFromModel (desired.ts) reads everything a container needs.
   }
 
   async observe(): Promise<Partial<Observed>> {

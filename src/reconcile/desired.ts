@@ -1,8 +1,8 @@
-// The desired state the reconciler works from: the current EdgeDevConfig (toObject form) read the
-// way EVE's pillar reads it, plus the operator's local commands.
+// The desired state the reconciler works from: the current config version's device model (config/model.ts, read
+// once per version) as EVE's pillar runs it, plus the operator's local commands.
 import { createHash } from "node:crypto";
-import { readUserData } from "../config/userdata.ts";
-import type { ObjectProblem } from "../config/validate.ts";
+import { buildDeviceModel, type DeviceModel } from "../config/model.ts";
+import type { ObjectProblem } from "../config/problems.ts";
 import type { DesiredVm } from "./vms.ts";
 import type { DesiredNetwork } from "../network/manager.ts";
 
@@ -64,6 +64,8 @@ export interface DesiredApp {
 }
 
 export interface DesiredState {
+  /** The device's model it was read from (config/model.ts): a kind's own reading (a VM's disks, firmware) starts there. */
+  model: DeviceModel;
   apps: DesiredApp[];
   volumes: DesiredVolume[];
   contentTrees: DesiredContentTree[];
@@ -81,77 +83,56 @@ export interface LocalCommands {
   purges?: number;
 }
 
-const CONTAINER_FORMATS = new Set(["CONTAINER"]);
-const DISK_FORMATS = new Set(["RAW", "QCOW", "QCOW2", "VHD", "VMDK", "OVA", "VHDX", "ISO"]);
-
+/**
+ * The desired state of a raw document (tests, benches): its model (config/model.ts) read as the reconciler reads
+ * the current version's (`desiredFromModel`).
+ */
 export function desiredFromConfig(doc: Doc | null, objectErrors: ObjectProblem[] = [], local: Map<string, LocalCommands> = new Map()): DesiredState {
-  if (!doc) return { apps: [], volumes: [], contentTrees: [] };
+  return desiredFromModel(buildDeviceModel(doc).model, objectErrors, local);
+}
+
+/**
+ * The apps, volumes and content trees of the device's model, as EVE's pillar runs them: an app's kind from the
+ * format of its first volume's content tree, a container's environment and command from its userData, the
+ * validation's problems of an object as that object's error (a controller's faulty objects are held in error).
+ */
+export function desiredFromModel(model: DeviceModel, objectErrors: ObjectProblem[] = [], local: Map<string, LocalCommands> = new Map()): DesiredState {
   const errorsOf = (kind: string, id: string) =>
     objectErrors.filter((p) => p.objectKind === kind && p.objectId === id).map((p) => `${p.path}: ${p.message}`);
 
-  const datastores = new Map<string, Doc>((doc.datastores ?? []).map((d: Doc) => [d.id, d]));
-  const volumesById = new Map<string, Doc>((doc.volumes ?? []).map((v: Doc) => [v.uuid, v]));
-  const referencedVolumes = new Set<string>();
-  for (const a of doc.apps ?? []) for (const r of a.volumeRefList ?? []) referencedVolumes.add(r.uuid);
-  const referencedTrees = new Set<string>();
-  for (const id of referencedVolumes) {
-    const ct = volumesById.get(id)?.origin?.downloadContentTreeID;
-    if (ct) referencedTrees.add(ct);
-  }
-
-  const contentTrees: DesiredContentTree[] = (doc.contentInfo ?? []).map((ct: Doc): DesiredContentTree => {
-    const errors = errorsOf("contentTree", ct.uuid);
-    const ds = datastores.get(ct.dsId);
-    let source: DesiredContentTree["source"] = { kind: "http", url: "" };
-    if (!ds) errors.push(`dsId: no datastore ${ct.dsId}`);
-    else if (ds.dType === "DsContainerRegistry") {
-      source = { kind: "registry", fqdn: ds.fqdn, url: ct.URL ?? "", username: ds.apiKey || undefined, password: ds.password || undefined };
-    } else if (ds.dType === "DsHttp" || ds.dType === "DsHttps") {
-      const base = String(ds.fqdn ?? "").replace(/\/+$/, "");
-      const dpath = String(ds.dpath ?? "").replace(/^\/+|\/+$/g, "");
-      source = { kind: "http", url: [base, dpath, String(ct.URL ?? "").replace(/^\/+/, "")].filter(Boolean).join("/") };
-      if (!/^https?:\/\//.test(base)) errors.push(`datastore ${ds.id}: fqdn ${JSON.stringify(ds.fqdn)} must start with http:// or https://`);
-      if (ds.dType === "DsHttps" && !base.startsWith("https://")) errors.push(`datastore ${ds.id}: an Https datastore needs an https:// fqdn`);
-      if (!ct.sha256) errors.push("sha256: a content tree from an Http(s) datastore needs its sha256");
-    } else errors.push(`datastore ${ds.id}: datastore type ${ds.dType ?? "(none)"} is not supported (Http, Https, ContainerRegistry are)`);
+  const contentTrees: DesiredContentTree[] = model.contentTrees.map((ct): DesiredContentTree => {
+    const errors = [...errorsOf("contentTree", ct.uuid), ...ct.faults];
     return {
       uuid: ct.uuid,
-      name: ct.displayName || ct.URL || ct.uuid,
-      format: ct.iformat ?? "FmtUnknown",
-      source,
-      sha256: ct.sha256 ? String(ct.sha256).toLowerCase() : null,
-      maxSizeBytes: ct.maxSizeBytes ? Number(ct.maxSizeBytes) : null,
-      referenced: referencedTrees.has(ct.uuid),
+      name: ct.name,
+      format: ct.format,
+      source: ct.source ?? { kind: "http", url: "" },
+      sha256: ct.sha256,
+      maxSizeBytes: ct.maxSizeBytes,
+      referenced: ct.referenced,
       error: errors.length ? errors.join("; ") : null,
     };
   });
   const treesById = new Map(contentTrees.map((c) => [c.uuid, c]));
 
-  const volumes: DesiredVolume[] = (doc.volumes ?? []).map((v: Doc) => ({
+  const volumes: DesiredVolume[] = model.volumes.map((v) => ({
     uuid: v.uuid,
-    name: v.displayName ?? "",
-    generation: Number(v.generationCount ?? 0),
-    origin: v.origin?.type === "VCOT_DOWNLOAD" ? "download" : "blank",
-    contentTreeId: v.origin?.downloadContentTreeID ?? null,
-    sizeBytes: Number(v.maxsizebytes ?? 0),
+    name: v.name,
+    generation: v.generation,
+    origin: v.origin,
+    contentTreeId: v.contentTreeId,
+    sizeBytes: v.sizeBytes,
   }));
   const desiredVolumes = new Map(volumes.map((v) => [v.uuid, v]));
 
-  const apps: DesiredApp[] = (doc.apps ?? []).map((a: Doc): DesiredApp => {
-    const uuid: string = a.uuidandversion?.uuid ?? "";
-    const version: string = a.uuidandversion?.version ?? "";
-    const errors = errorsOf("app", uuid);
-    const refs: Doc[] = a.volumeRefList ?? [];
-    const first = refs[0] ? desiredVolumes.get(refs[0].uuid) : undefined;
-    const tree = first?.contentTreeId ? treesById.get(first.contentTreeId) : undefined;
-    let kind: AppKind = "unknown";
-    if (tree && CONTAINER_FORMATS.has(tree.format)) kind = "container";
-    else if (tree && DISK_FORMATS.has(tree.format)) kind = "vm";
-    else if (!errors.length) errors.push("volumeRefList[0]: the app's first volume must come from a content tree of format CONTAINER (a container) or a disk format (a VM)");
-
-    const { env, cmd } = readUserData(a.userData);
+  const apps: DesiredApp[] = model.apps.map((a): DesiredApp => {
+    const errors = errorsOf("app", a.uuid);
+    const tree = a.imageContentTree ? treesById.get(a.imageContentTree) : undefined;
+    const kind: AppKind = a.kind ?? "unknown";
+    if (!a.kind && !errors.length) errors.push(...a.faults);
+    const { env, cmd } = a.userData;
     const mounts: DesiredMount[] = [];
-    const blank = refs.slice(kind === "container" ? 1 : 0).map((r) => ({ ref: r, vol: desiredVolumes.get(r.uuid) }));
+    const blank = a.volumeRefs.slice(kind === "container" ? 1 : 0).map((r) => ({ ref: r, vol: desiredVolumes.get(r.uuid) }));
     blank.forEach(({ ref, vol }, i) => {
       if (!vol) return; // a missing reference is already an error from validation
       if (kind === "container" && vol.origin !== "blank") return;
@@ -160,17 +141,18 @@ export function desiredFromConfig(doc: Doc | null, objectErrors: ObjectProblem[]
       const target = ref.mountDir || (blank.length === 1 ? "/mnt" : `/mnt/${dirName}`);
       mounts.push({ volumeUuid: vol.uuid, generation: vol.generation, target, readOnly: false });
     });
-    const memoryBytes = Number(a.fixedresources?.memory ?? 0) * 1024;
-    const nanoCpus = Number(a.fixedresources?.vcpus ?? 0) * 1e9;
-    const networked = (a.interfaces ?? []).length > 0;
-    const interfaces = (a.interfaces ?? []).map((i: Doc, n: number) => ({ name: i.name || `eth${n}`, networkId: i.networkId ?? "" }));
-    const l = local.get(uuid);
-    const activate = l?.activate && l.activate.forVersion === version ? l.activate.value : !!a.activate;
+    const memoryBytes = a.resources.memoryKiB * 1024;
+    const nanoCpus = a.resources.vcpus * 1e9;
+    const interfaces = a.interfaces.map((i) => ({ name: i.name, networkId: i.networkId }));
+    const l = local.get(a.uuid);
+    const activate = l?.activate && l.activate.forVersion === a.version ? l.activate.value : a.activate;
+    // What makes a new container when it changes: the same fields, in the same order, as before the model, so an
+    // upgrade of evebox never recreates a running app.
     const spec = { image: tree ? [tree.source, tree.sha256] : null, env, cmd, memoryBytes, nanoCpus, mounts, interfaces, kind };
     return {
-      uuid,
-      name: a.displayname ?? uuid,
-      version,
+      uuid: a.uuid,
+      name: a.name,
+      version: a.version,
       kind,
       activate,
       imageContentTree: tree?.uuid ?? null,
@@ -179,15 +161,15 @@ export function desiredFromConfig(doc: Doc | null, objectErrors: ObjectProblem[]
       memoryBytes,
       nanoCpus,
       mounts,
-      restartCounter: Number(a.restart?.counter ?? 0) + (l?.restarts ?? 0),
-      purgeCounter: Number(a.purge?.counter ?? 0) + (l?.purges ?? 0),
-      startDelaySec: Number(a.startDelayInSeconds ?? 0),
-      networked,
+      restartCounter: a.restartCounter + (l?.restarts ?? 0),
+      purgeCounter: a.purgeCounter + (l?.purges ?? 0),
+      startDelaySec: a.startDelaySec,
+      networked: a.interfaces.length > 0,
       interfaces,
       generation: createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 16),
       error: errors.length ? errors.join("; ") : tree?.error ? `content tree ${tree.name}: ${tree.error}` : null,
     };
   });
 
-  return { apps, volumes, contentTrees };
+  return { model, apps, volumes, contentTrees };
 }

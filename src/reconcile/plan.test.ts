@@ -75,6 +75,33 @@ function container(app: { uuid: string; generation: string }, over: Partial<Owne
 const kinds = (steps: ReturnType<typeof plan>) => steps.map((s) => s.step.kind);
 
 describe("desired state from an EdgeDevConfig", () => {
+  test("a container's spec hash is the one evebox computed before the device model: an upgrade recreates no app", () => {
+    // The hashes the raw-document reading (before config/model.ts) gave for these two apps.
+    const ct = (n: number) => `00000000-0000-4000-8000-00000000100${n}`;
+    const doc = {
+      datastores: [{ id: DS, dType: "DsContainerRegistry", fqdn: "docker://127.0.0.1:5000", apiKey: "u", password: "p" }, { id: uuid(7), dType: "DsHttp", fqdn: "http://h", dpath: "d" }],
+      contentInfo: [{ uuid: ct(1), dsId: DS, URL: "app1:1", iformat: "CONTAINER", sha256: "AB".repeat(32) }, { uuid: ct(2), dsId: uuid(7), URL: "img.tar", iformat: "CONTAINER", sha256: "cd".repeat(32) }],
+      volumes: [
+        { uuid: uuid(2001), origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: ct(1) } },
+        { uuid: uuid(3001), displayName: "data", origin: { type: "VCOT_BLANK" }, generationCount: "2", maxsizebytes: "1000" },
+        { uuid: uuid(2002), origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: ct(2) } },
+      ],
+      apps: [
+        {
+          uuidandversion: { uuid: uuid(1), version: "3" },
+          displayname: "a",
+          activate: true,
+          fixedresources: { memory: 65536, vcpus: 2 },
+          volumeRefList: [{ uuid: uuid(2001) }, { uuid: uuid(3001), mountDir: "/data" }],
+          interfaces: [{ name: "eth0", networkId: uuid(9001) }],
+          userData: Buffer.from("A=1\nB=\"two words\"\nEVE_ECO_CMD=sh -c 'echo hi'\n").toString("base64"),
+        },
+        { uuidandversion: { uuid: uuid(2), version: "1" }, displayname: "b", activate: true, fixedresources: { memory: 1024, vcpus: 1 }, volumeRefList: [{ uuid: uuid(2002) }] },
+      ],
+    };
+    expect(desiredFromConfig(doc).apps.map((a) => a.generation)).toEqual(["8863a6f62b69708e", "47ca72a7d9b77f20"]);
+  });
+
   test("an app whose first volume is a CONTAINER content tree is a container; env from userData; memory in KiB", () => {
     const d = desiredFromConfig(config([{ n: 1, env: "A=1\nB=two words\nEVE_ECO_CMD=sh -c 'echo hi'\n", data: true }]));
     const app = d.apps[0]!;

@@ -1,7 +1,7 @@
 // The apply loop: one apply at a time; a newer config aborts the apply in progress, which ends at
 // the next step boundary, and a fresh pass starts from what is then observed. It drives a list of workload
 // kinds (containers.ts, vms.ts) the same way: desired, observe, plan, execute, state.
-import { validateConfig } from "../config/validate.ts";
+import { EMPTY_MODEL } from "../config/model.ts";
 import type { ConfigService } from "../config/service.ts";
 import type { PartStatus } from "../model/status.ts";
 import type { EventBus } from "../model/events.ts";
@@ -11,7 +11,7 @@ import type { VolumeStore } from "../storage/volumes.ts";
 import type { Store } from "../store/store.ts";
 import type { AppSample } from "../telemetry/metrics.ts";
 import { AppLogCollector } from "./app-logs.ts";
-import { type DesiredState, desiredFromConfig, type LocalCommands } from "./desired.ts";
+import { type DesiredState, desiredFromModel, type LocalCommands } from "./desired.ts";
 import { execute } from "./executors.ts";
 import type { Observed } from "./observed.ts";
 import { describeStep, plan, type PlannedStep, sourceKey } from "./plan.ts";
@@ -71,7 +71,6 @@ export class Reconciler {
   private engineError: string | null = null;
   private networkError: string | null = null;
   private facts: import("../network/model.ts").HostFacts | null = null;
-  private validated: { doc: unknown; problems: ReturnType<typeof validateConfig> } = { doc: undefined, problems: [] };
   private lastApply: { at: Date; steps: number; failed: number } | null = null;
   /** The last pass, timer or listener that failed (cleared by a pass that completes). */
   private loopError: { message: string; at: Date } | null = null;
@@ -235,18 +234,17 @@ export class Reconciler {
   localCommand(uuid: string, command: AppCommand): void {
     // The document's UUIDs are lower case (config/uuids.ts); so is the key the command is kept under.
     uuid = uuid.toLowerCase();
-    const doc = this.deps.config.currentDoc()?.doc;
-    const app = (doc?.apps ?? []).find((a: any) => a.uuidandversion?.uuid === uuid);
+    const app = this.deps.config.model()?.model.apps.find((a) => a.uuid === uuid);
     if (!app) throw new Error(`no app ${uuid} in the current config`);
     const all = this.localCommands();
     const l: LocalCommands = all.get(uuid) ?? {};
-    const version = app.uuidandversion?.version ?? "";
+    const version = app.version;
     if (command === "start" || command === "stop") l.activate = { value: command === "start", forVersion: version };
     if (command === "restart") l.restarts = (l.restarts ?? 0) + 1;
     if (command === "purge") l.purges = (l.purges ?? 0) + 1;
     all.set(uuid, l);
     this.deps.store.setSetting(LOCAL_KEY, JSON.stringify(Object.fromEntries(all)));
-    this.deps.events.publish({ type: "app.command", objectKind: "app", objectId: uuid, message: `${command} requested for app ${app.displayname}` });
+    this.deps.events.publish({ type: "app.command", objectKind: "app", objectId: uuid, message: `${command} requested for app ${app.name}` });
     this.trigger(false);
   }
 
@@ -259,15 +257,14 @@ export class Reconciler {
   }
 
   desired(): DesiredState {
-    const doc = this.deps.config.currentDoc()?.doc ?? null;
-    // The current document is one object per config version (ConfigService caches it), and validating
-    // 10,000 ACEs on every pass costs more than the rest of the pass: once per document.
-    if (doc !== this.validated.doc) this.validated = { doc, problems: doc ? validateConfig(doc) : [] };
-    const problems = this.validated.problems;
-    const desired = desiredFromConfig(doc, problems, this.localCommands());
+    // The model and its problems are read once per config version (ConfigService.model()): validating 10,000
+    // ACEs on every pass would cost more than the rest of the pass.
+    const read = this.deps.config.model();
+    const problems = read?.problems ?? [];
+    const desired = desiredFromModel(read?.model ?? EMPTY_MODEL, problems, this.localCommands());
     // The network model needs the host's facts (its networks, ports), observed with the network.
     if (this.deps.network && this.facts) {
-      desired.network = this.deps.network.desired(doc, problems, this.facts);
+      desired.network = this.deps.network.desired(this.deps.config.currentDoc()?.doc ?? null, problems, this.facts, read?.model ?? null);
       // An app waits for its network instances (EVE's AWAITNETWORKINSTANCE): one that cannot be built
       // holds the app's first start (a running app keeps running) and says why.
       const broken = new Map(desired.network.model.instances.filter((n) => n.error).map((n) => [n.uuid, n]));
@@ -277,7 +274,7 @@ export class Reconciler {
       }
     }
     // Each kind adds its part (a VM's spec: its interfaces on network instances are taps on their bridges).
-    for (const w of this.workloads) w.desire(doc, desired, this.deps.network);
+    for (const w of this.workloads) w.desire(desired, this.deps.network);
     return desired;
   }
 

@@ -46,7 +46,7 @@ function doc(app: Record<string, unknown> = {}) {
 
 function state(d = doc()): DesiredState {
   const desired: DesiredState = desiredFromConfig(d);
-  desired.vms = desiredVms(d, desired, paths);
+  desired.vms = desiredVms(desired, paths);
   return desired;
 }
 
@@ -116,10 +116,10 @@ describe("desiredVms: a VM app as EVE reads it", () => {
 
 describe("desiredVms: interfaces on network instances", () => {
   const tap = { kind: "tap" as const, ifname: "ev0123456789t0", mac: "02:00:00:00:00:01", bridge: "eb0123456789ab" };
-  const withNics = (nicOf: Parameters<typeof desiredVms>[3]) => {
+  const withNics = (nicOf: Parameters<typeof desiredVms>[2]) => {
     const d = doc();
     const desired: DesiredState = desiredFromConfig(d);
-    desired.vms = desiredVms(d, desired, paths, nicOf);
+    desired.vms = desiredVms(desired, paths, nicOf);
     return desired;
   };
 

@@ -4,7 +4,6 @@
 import { join } from "node:path";
 import {
   type Accelerator,
-  decodeUserData,
   type DiskFormat,
   type DiskSpec,
   diskFormatOfContentTree,
@@ -47,7 +46,6 @@ import {
   type WorkloadNeeds,
 } from "./workload.ts";
 
-type Doc = Record<string, any>;
 
 // ---- desired
 
@@ -95,23 +93,22 @@ export type VmNicOf = (appUuid: string, index: number) => Extract<NicSpec, { kin
  * is cloud-init user-data (NoCloud); `remoteConsole` → VNC; one NIC per interface: a tap on its network
  * instance's bridge (`nicOf`, from network/), user-mode networking without network instances.
  */
-export function desiredVms(doc: Doc | null, desired: DesiredState, paths: VmDiskPaths, nicOf?: VmNicOf): Map<string, DesiredVm> {
+export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: VmNicOf): Map<string, DesiredVm> {
   const out = new Map<string, DesiredVm>();
-  const docApps = new Map<string, Doc>((doc?.apps ?? []).map((a: Doc) => [a.uuidandversion?.uuid ?? "", a]));
-  const docVolumes = new Map<string, Doc>((doc?.volumes ?? []).map((v: Doc) => [v.uuid, v]));
+  const model = new Map(desired.model.apps.map((a) => [a.uuid, a]));
+  const modelVolumes = new Map(desired.model.volumes.map((v) => [v.uuid, v]));
   const volumes = new Map(desired.volumes.map((v) => [v.uuid, v]));
   const trees = new Map(desired.contentTrees.map((t) => [t.uuid, t]));
   for (const app of desired.apps) {
     if (app.kind !== "vm") continue;
-    const a = docApps.get(app.uuid) ?? {};
+    const a = model.get(app.uuid);
+    if (!a) continue;
     const errors: string[] = [];
-    const res = vmResourcesOf(
-      { memory: Number(a.fixedresources?.memory ?? 0), vcpus: Number(a.fixedresources?.vcpus ?? 0), virtualizationMode: a.fixedresources?.virtualizationMode, enableVnc: !!a.fixedresources?.enableVnc },
-      !!a.remoteConsole,
-    );
+    const r = a.resources;
+    const res = vmResourcesOf({ memory: r.memoryKiB, vcpus: r.vcpus, virtualizationMode: r.virtualizationMode }, r.remoteConsole);
     if (!res.memoryKiB) errors.push("fixedresources.memory: a VM needs its memory (in KiB)");
     const disks: DesiredVmDisk[] = [];
-    (a.volumeRefList ?? []).forEach((ref: Doc, i: number) => {
+    a.volumeRefs.forEach((ref, i) => {
       const vol = volumes.get(ref.uuid);
       if (!vol) return; // a missing reference is already an error from validation
       const dir = paths.volumeDir(vol.uuid, vol.generation);
@@ -142,12 +139,12 @@ export function desiredVms(doc: Doc | null, desired: DesiredState, paths: VmDisk
     const diskSpecs: DiskSpec[] = disks.map((d) =>
       d.source.kind === "contentTree" && d.source.cdrom
         ? { path: d.path, format: "raw", readOnly: true, cdrom: true }
-        : { path: d.path, format: "qcow2", readOnly: !!docVolumes.get(d.volumeUuid)?.readonly },
+        : { path: d.path, format: "qcow2", readOnly: !!modelVolumes.get(d.volumeUuid)?.readOnly },
     );
-    const userData = decodeUserData(a.userData);
+    const userData = a.userData.text ?? undefined;
     const first = disks[0];
     let waiting: string | undefined;
-    const nics: NicSpec[] = (a.interfaces ?? []).map((_: Doc, i: number) => {
+    const nics: NicSpec[] = a.interfaces.map((_, i) => {
       const tap = nicOf?.(app.uuid, i);
       if (tap === undefined && nicOf) waiting = "waiting for the device's networking to be observed";
       return tap ?? { kind: "user" as const };
@@ -450,9 +447,9 @@ export class VmWorkload implements Workload {
   }
 
   /** A VM's interfaces on network instances are taps on their bridges (unknown until the network is observed). */
-  desire(doc: Record<string, any> | null, desired: DesiredState, network: NetworkManager | undefined): void {
+  desire(desired: DesiredState, network: NetworkManager | undefined): void {
     const nicOf: VmNicOf | undefined = network ? (uuid, i) => (desired.network ? network.vmNic(uuid, i) : undefined) : undefined;
-    desired.vms = desiredVms(doc, desired, { volumeDir: (u, g) => this.o.volumes.path(u, g), blob: (sha) => this.o.cache.path(sha) }, nicOf);
+    desired.vms = desiredVms(desired, { volumeDir: (u, g) => this.o.volumes.path(u, g), blob: (sha) => this.o.cache.path(sha) }, nicOf);
   }
 
   async observe(): Promise<Partial<Observed>> {

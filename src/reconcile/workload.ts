@@ -91,8 +91,8 @@ export interface Workload extends WorkloadKind {
   start(host: WorkloadHost): Promise<void>;
   /** Lets go of the workloads without stopping them: they outlive the agent. */
   close(): void;
-  /** Adds the kind's part of the desired state (the VMs' specs) to what desired.ts read. */
-  desire(doc: Record<string, any> | null, desired: DesiredState, network: NetworkManager | undefined): void;
+  /** Adds the kind's part of the desired state (the VMs' specs, from `desired.model`) to what desired.ts read. */
+  desire(desired: DesiredState, network: NetworkManager | undefined): void;
   /** The kind's part of what is observed (`containers`, `vms`). */
   observe(): Promise<Partial<Observed>>;
   /** Exits of apps that should run, counted once (the records changed are saved by the caller). */
