@@ -222,7 +222,7 @@ describe("bad input: refused or survived, the running config untouched", () => {
     expect(d.device.status().apps[0]!.name).toBe("web");
     const part = d.device.status().parts.find((p) => p.name === "controller")!;
     expect(part.detail).toContain("refused");
-    expect(d.store.logsFor("device", null).some((l) => l.level === "error" && l.message.includes("config refused"))).toBe(true);
+    expect(d.store.logsFor("controller", null).some((l) => l.level === "error" && l.message.includes("config refused"))).toBe(true);
     return refused;
   }
 
@@ -370,7 +370,7 @@ describe("offline-first", () => {
     utimesSync(join(dataDir, "persist", "checkpoint", "lastconfig"), old, old);
     const again = await boot({ dataDir, checkpointMaxAgeMs: 7 * 86_400_000 });
     expect(again.store.current()).toBeNull();
-    expect(again.store.logsFor("device", null).some((l) => l.message.includes("older than the operator's limit"))).toBe(true);
+    expect(again.store.logsFor("controller", null).some((l) => l.message.includes("older than the operator's limit"))).toBe(true);
   });
 });
 

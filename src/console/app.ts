@@ -8,6 +8,7 @@ import { streamSSE } from "hono/streaming";
 import { type Auth, AuthError, describePrincipal, type Principal, SESSION_TTL_MS } from "../auth/auth.ts";
 import type { ConsoleDevice } from "./device.ts";
 import { errorBody } from "./errors.ts";
+import { createLogger } from "../lib/log.ts";
 import { DomainError } from "../model/errors.ts";
 import type { NetworkManager } from "../network/manager.ts";
 import { baseosRoutes, type BaseOsRef } from "../baseos/routes.ts";
@@ -47,6 +48,7 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   const { auth, device } = opts;
   const maxConfigBytes = opts.maxConfigBytes ?? 16 * 1024 * 1024;
   const app = new Hono<Env>();
+  const log = createLogger("console", device.store);
 
   // Every refusal of every part (a config's problems, a login, base OS updates, app consoles) is a DomainError,
   // answered here through the one kind → status mapping; anything else is a fault of evebox, logged.
@@ -56,7 +58,7 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
       for (const [k, v] of Object.entries(headers)) c.header(k, v);
       return c.json(body, status);
     }
-    device.log("error", `console: ${c.req.method} ${c.req.path}: ${(err as Error).message}`);
+    log.error(`${c.req.method} ${c.req.path}: ${(err as Error).message}`);
     return c.json({ error: `internal error: ${(err as Error).message}` }, 500);
   });
   app.notFound((c) => c.json({ error: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404));

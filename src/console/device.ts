@@ -20,5 +20,4 @@ export interface ConsoleDevice {
   controllerLink(): ControllerLink | null;
   status(): DeviceStatus;
   metricsText(): string;
-  log(level: "debug" | "info" | "warn" | "error", message: string): void;
 }

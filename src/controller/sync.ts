@@ -8,6 +8,7 @@ import type { ConfigService } from "../config/service.ts";
 import { scanBinary } from "../config/bounds.ts";
 import { ConfigRejected } from "../config/problems.ts";
 import { backoffDelay, jittered } from "../lib/backoff.ts";
+import { createLogger, type Logger } from "../lib/log.ts";
 import type { ControllerLink, DeviceStatus, PartStatus } from "../model/status.ts";
 import type { EventBus } from "../model/events.ts";
 import {
@@ -71,7 +72,6 @@ export const DEFAULT_TIMERS: ControllerTimers = {
 export interface DeviceView {
   status(): DeviceStatus;
   name(): string;
-  log(level: "debug" | "info" | "warn" | "error", message: string): void;
   /** The base OS partitions as ZInfoDevSW entries (baseos/); none (undefined) off an A/B device. */
   baseosSwList?: () => Record<string, unknown>[] | undefined;
 }
@@ -96,6 +96,8 @@ export interface ControllerDeps {
   appMetrics?: () => AppSample[];
   /** Flow records since the last call, one FlowMessage per app interface (network/'s `collectFlows`). */
   flowRecords?: (devUuid: string) => Promise<FlowMessage[]>;
+  /** Where the part logs; by default the store, as source "controller". */
+  log?: Logger;
 }
 
 export type Connection = "not-configured" | "connecting" | "onboarding" | "online" | "offline" | "error";
@@ -189,8 +191,10 @@ export class Controller implements ControllerLink {
   private fromCheckpoint = false;
   private readonly link = { failures: 0, success: 0, lastFailure: null as Date | null, lastSuccess: null as Date | null, authVerifyFailure: 0 };
   private firstBoot = false;
+  private readonly log: Logger;
 
   private constructor(private readonly deps: ControllerDeps) {
+    this.log = deps.log ?? createLogger("controller", deps.store);
     this.identity = deps.identity;
     this.timers = { ...DEFAULT_TIMERS, ...deps.timers };
     this.outbox = new Outbox(deps.store, deps.outboxMaxBytes ?? 16 * 1024 * 1024);
@@ -221,7 +225,7 @@ export class Controller implements ControllerLink {
       setInterval(() => this.guard("metrics", () => this.enqueueMetrics()), t.metricIntervalMs),
       setInterval(() => this.guard("logs", () => this.enqueueLogs()), t.logIntervalMs),
       setInterval(() => this.guard("info", () => this.reportInfo()), t.infoCheckIntervalMs),
-      setInterval(() => void this.enqueueFlows().catch((e) => this.deps.device.log("error", `controller: flowlog: ${(e as Error).message}`)), t.flowlogIntervalMs),
+      setInterval(() => void this.enqueueFlows().catch((e) => this.log.error(`flowlog: ${(e as Error).message}`)), t.flowlogIntervalMs),
     );
     // Changes announced by the device are reported soon, not at the next periodic check.
     this.unsubscribe.push(
@@ -366,7 +370,7 @@ export class Controller implements ControllerLink {
     if (!this.state("uuid")) await this.onboard();
     await this.fetchConfig();
     if (this.failures > 0 || this.connection !== "online") {
-      this.deps.device.log("info", `controller: online with ${this.base}`);
+      this.log.info(`online with ${this.base}`);
       this.deps.events.publish({ type: "controller.online", message: `controller ${this.base} reachable` });
     }
     this.failures = 0;
@@ -385,7 +389,7 @@ export class Controller implements ControllerLink {
     this.lastError = { phase: err.phase, message: err.message, at: new Date().toISOString() };
     // Log the change, not every retry: a week offline must not fill the log (and the outbox) with the same line.
     if (!wasFailing || this.failures % 50 === 0) {
-      this.deps.device.log(err.offline ? "warn" : "error", `controller: ${err.phase}: ${err.message} (retrying with backoff; the device keeps running its current config)`);
+      this.log.log(err.offline ? "warn" : "error", `${err.phase}: ${err.message} (retrying with backoff; the device keeps running its current config)`);
       this.deps.events.publish({ type: "controller.fault", message: `controller ${err.phase}: ${err.message}`, data: { phase: err.phase, offline: err.offline } });
     }
     const cap = Math.min(this.timers.backoffMaxMs, Math.max(this.timers.configIntervalMs, this.timers.backoffBaseMs));
@@ -507,7 +511,7 @@ export class Controller implements ControllerLink {
       const max = (this.deps.store.sqlite.query("SELECT COALESCE(MAX(id), 0) AS n FROM logs").get() as { n: number }).n;
       this.setState("logs.cursor", String(Math.max(0, max - 5000)));
     }
-    this.deps.device.log("info", `controller: onboarded with ${this.base} as device ${resp.uuid}`);
+    this.log.info(`onboarded with ${this.base} as device ${resp.uuid}`);
     this.deps.events.publish({ type: "controller.onboarded", message: `onboarded as device ${resp.uuid}`, data: { uuid: resp.uuid } });
     this.scheduleInfo();
   }
@@ -611,7 +615,7 @@ export class Controller implements ControllerLink {
     this.fromCheckpoint = fromCheckpoint;
     if (!fromCheckpoint) this.checkpoints.write(LAST_CONFIG, signed);
     const what = result.unchanged ? "unchanged" : `version ${result.version}`;
-    this.deps.device.log("info", `controller: config ${hash || "(no hash)"} applied (${what})${fromCheckpoint ? " from the checkpoint" : ""}${result.objectErrors.length ? `; ${result.objectErrors.length} object(s) in error` : ""}`);
+    this.log.info(`config ${hash || "(no hash)"} applied (${what})${fromCheckpoint ? " from the checkpoint" : ""}${result.objectErrors.length ? `; ${result.objectErrors.length} object(s) in error` : ""}`);
     this.deps.events.publish({
       type: "controller.config-applied",
       message: `controller config ${hash || "(no hash)"} applied (${what})${fromCheckpoint ? " from the checkpoint" : ""}`,
@@ -624,7 +628,7 @@ export class Controller implements ControllerLink {
     const first = this.refused?.reason !== reason;
     this.refused = { hash, reason, at: new Date().toISOString() };
     if (first) {
-      this.deps.device.log("error", `controller: config refused: ${reason}; the running config is unchanged`);
+      this.log.error(`config refused: ${reason}; the running config is unchanged`);
       this.deps.events.publish({ type: "controller.config-refused", message: `controller config refused: ${reason}`, data: { hash } });
     }
   }
@@ -670,7 +674,7 @@ export class Controller implements ControllerLink {
     if (!cp || !certs || !root) return;
     const max = this.deps.checkpointMaxAgeMs;
     if (max != null && Date.now() - cp.savedAt.getTime() > max) {
-      this.deps.device.log("warn", `controller: checkpointed config of ${cp.savedAt.toISOString()} is older than the operator's limit; not applied`);
+      this.log.warn(`checkpointed config of ${cp.savedAt.toISOString()} is older than the operator's limit; not applied`);
       return;
     }
     try {
@@ -679,7 +683,7 @@ export class Controller implements ControllerLink {
       this.certs ??= trusted;
       await this.applySigned(cp.bytes, payload, true);
     } catch (e) {
-      this.deps.device.log("error", `controller: the checkpointed config cannot be used: ${(e as Error).message}`);
+      this.log.error(`the checkpointed config cannot be used: ${(e as Error).message}`);
     }
   }
 
@@ -833,7 +837,7 @@ export class Controller implements ControllerLink {
         } else if (r.status >= 400 && r.status < 500 && ![401, 403, 408, 429].includes(r.status)) {
           // Refused for good (bad request, unknown object): dropping it unblocks the queue; it is counted.
           this.outbox.reject(msg.id);
-          this.deps.device.log("warn", `controller: ${msg.kind} message to ${msg.path} refused (${r.status}); dropped`);
+          this.log.warn(`${msg.kind} message to ${msg.path} refused (${r.status}); dropped`);
           ok = true;
         }
       } catch {
@@ -855,7 +859,7 @@ export class Controller implements ControllerLink {
     try {
       fn();
     } catch (e) {
-      this.deps.device.log("error", `controller: ${what}: ${(e as Error).message}`);
+      this.log.error(`${what}: ${(e as Error).message}`);
     }
   }
 
@@ -885,7 +889,7 @@ export class Controller implements ControllerLink {
     try {
       return parseControllerAddress(text);
     } catch (e) {
-      this.deps.device.log("error", `controller: ${path}: ${(e as Error).message}`);
+      this.log.error(`${path}: ${(e as Error).message}`);
       return null;
     }
   }

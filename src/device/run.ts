@@ -162,7 +162,6 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     throw new StartupError(`controller: ${(e as Error).message}`);
   }
   const destinations = datastorePolicy((k) => store.getSetting(k) ?? undefined, settings.datastoreAllowLocal);
-  const deviceLog = (level: "debug" | "info" | "warn" | "error", m: string) => device.log(level, m);
 
   // The device's status includes every part's, and two parts report or judge it (the controller to its controller,
   // baseos to decide a trial): they see it through this view, which answers from `device` (built below, after
@@ -170,7 +169,6 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   const view: DeviceView = {
     status: () => device.status(),
     name: () => device.name(),
-    log: deviceLog,
     baseosSwList: () => baseos.swList(),
   };
 

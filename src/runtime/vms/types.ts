@@ -1,3 +1,5 @@
+import type { Logger } from "../../model/log.ts";
+
 export type Accelerator = "kvm" | "tcg";
 
 /** Legacy BIOS (SeaBIOS) by default; UEFI (OVMF) for EVE's FML mode. */
@@ -134,7 +136,5 @@ export interface VmConsole {
   close(): void;
 }
 
-export interface VmLogger {
-  info(message: string): void;
-  warn(message: string): void;
-}
+/** What the VM runtime logs through: two levels of the device's Logger. */
+export type VmLogger = Pick<Logger, "info" | "warn">;
