@@ -1,19 +1,38 @@
 // The console's HTTP surface: thin routes that validate input, call the device, and answer JSON.
-import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getConnInfo } from "hono/bun";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { secureHeaders } from "hono/secure-headers";
 import { streamSSE } from "hono/streaming";
-import { type Auth, AuthError, describePrincipal, type Principal, SESSION_TTL_MS } from "../auth/auth.ts";
+import { type Auth, describePrincipal, type Principal, SESSION_TTL_MS } from "../auth/auth.ts";
 import type { ConsoleDevice } from "./device.ts";
-import { errorBody } from "./errors.ts";
-import { createLogger } from "../lib/log.ts";
-import { DomainError } from "../model/errors.ts";
 import type { NetworkManager } from "../network/manager.ts";
 import { baseosRoutes, type BaseOsRef } from "../baseos/routes.ts";
+import { renderApiDocs, type OpenApiDoc } from "./api-docs.ts";
 import { consoleSocket } from "./console-socket.ts";
+import { createLogger } from "../lib/log.ts";
+import { errorResponse, HttpError, kindOf } from "./errors.ts";
+import { describe, jsonAnswer, openApiDocument } from "./openapi.ts";
+import {
+  ControllerBody,
+  DryRunQuery,
+  HealthBody,
+  HistoryQuery,
+  LoginBody,
+  LogsQuery,
+  NewTokenBody,
+  OkBody,
+  PasswordBody,
+  RecentEventsQuery,
+  SessionBody,
+  SetupBody,
+  TokenBody,
+} from "./schemas.ts";
 import type { UiAssets } from "./ui-assets.ts";
+import { check } from "./validate.ts";
+
+export { HttpError } from "./errors.ts";
 
 export const SESSION_COOKIE = "evebox_session";
 
@@ -46,18 +65,12 @@ const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   const { auth, device } = opts;
-  const maxConfigBytes = opts.maxConfigBytes ?? 16 * 1024 * 1024;
   const app = new Hono<Env>();
   const log = createLogger("console", device.store);
 
-  // Every refusal of every part (a config's problems, a login, base OS updates, app consoles) is a DomainError,
-  // answered here through the one kind → status mapping; anything else is a fault of evebox, logged.
   app.onError((err, c) => {
-    if (err instanceof DomainError) {
-      const { status, headers, body } = errorBody(err);
-      for (const [k, v] of Object.entries(headers)) c.header(k, v);
-      return c.json(body, status);
-    }
+    const answer = errorResponse(c, err);
+    if (answer) return answer;
     log.error(`${c.req.method} ${c.req.path}: ${(err as Error).message}`);
     return c.json({ error: `internal error: ${(err as Error).message}` }, 500);
   });
@@ -92,231 +105,11 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
     await next();
   });
 
-  const requireAuth: MiddlewareHandler<Env> = async (c, next) => {
-    if (!c.get("principal")) return c.json({ error: "not logged in: log in on the console or send 'Authorization: Bearer <token>'" }, 401);
-    await next();
-  };
-  const smallBody = bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.json({ error: "request body too large (limit 64 KiB)" }, 413) });
-  const configBody = bodyLimit({
-    maxSize: maxConfigBytes,
-    onError: (c) => c.json({ error: `config too large (limit ${Math.round(maxConfigBytes / 1024 / 1024)} MiB)` }, 413),
-  });
-
-  const api = new Hono<Env>();
-
-  // ---- open endpoints
-  api.get("/health", (c) => c.json({ ok: true, version: device.version, setupRequired: !auth.isSetUp(), deviceName: device.name() }));
-
-  api.post("/setup", smallBody, async (c) => {
-    const body = await jsonBody(c);
-    const secret = await auth.setup(body.token, body.password, clientOf(c, opts));
-    startSession(c, secret);
-    device.events.publish({ type: "auth.setup", message: "admin password set" });
-    return c.json({ ok: true });
-  });
-
-  api.post("/login", smallBody, async (c) => {
-    const body = await jsonBody(c);
-    try {
-      const secret = await auth.login(body.password, clientOf(c, opts));
-      startSession(c, secret);
-      return c.json({ ok: true });
-    } catch (e) {
-      if (e instanceof AuthError && e.kind === "unauthorized") {
-        device.events.publish({ type: "auth.login-failed", message: `failed login from ${clientOf(c, opts)}` });
-      }
-      throw e;
-    }
-  });
-
-  // ---- everything below needs a principal
-  api.use("*", async (c, next) => {
-    const path = c.req.path.replace(/^\/api\/v1/, "");
-    if (path === "/health" || path === "/setup" || path === "/login") return next();
-    return requireAuth(c, next);
-  });
-
-  api.post("/logout", (c) => {
-    auth.logout(c.get("principal"));
-    deleteCookie(c, SESSION_COOKIE, { path: "/" });
-    return c.json({ ok: true });
-  });
-  // `power`: whether reboot and shutdown work here (evebox is the device's init).
-  api.get("/session", (c) => c.json({ authenticated: true, as: describePrincipal(c.get("principal")!), power: !!opts.power }));
-
-  api.post("/password", smallBody, async (c) => {
-    const body = await jsonBody(c);
-    const p = c.get("principal")!;
-    try {
-      await auth.changePassword(body.current, body.password, clientOf(c, opts), p.kind === "session" ? p.idHash : null);
-    } catch (e) {
-      if (e instanceof AuthError && e.kind === "forbidden") {
-        device.events.publish({ type: "auth.password-change-failed", message: `password change with a wrong current password from ${clientOf(c, opts)}` });
-      }
-      throw e;
-    }
-    device.events.publish({ type: "auth.password-changed", message: "admin password changed; other sessions ended (API tokens stay)" });
-    return c.json({ ok: true });
-  });
-
-  api.post("/tokens", smallBody, async (c) => {
-    const body = await jsonBody(c);
-    const t = auth.createToken(body.name);
-    device.events.publish({ type: "auth.token-created", message: `API token "${t.name}" created`, data: { id: t.id } });
-    return c.json(t, 201);
-  });
-  api.get("/tokens", (c) => c.json({ tokens: device.store.tokens() }));
-  api.delete("/tokens/:id", (c) => {
-    if (!device.store.deleteToken(c.req.param("id"))) throw new DomainError("not-found", `no API token with id ${c.req.param("id")}`);
-    device.events.publish({ type: "auth.token-deleted", message: `API token ${c.req.param("id")} deleted` });
-    return c.json({ ok: true });
-  });
-
-  // ---- the desired-state document
-  api.get("/config", (c) => {
-    const binary = wantsBinary(c.req.header("accept"));
-    const cur = device.config.current(binary ? "binary" : "json");
-    if (!cur) return c.json({ error: "no config yet: PUT one to /api/v1/config" }, 404);
-    c.header("ETag", `"${cur.hash}"`);
-    c.header("X-Config-Version", String(cur.version));
-    if (binary) return c.body(cur.bytes as Uint8Array<ArrayBuffer>, 200, { "Content-Type": "application/x-proto-binary" });
-    return c.json(cur.json);
-  });
-
-  api.put("/config", configBody, async (c) => {
-    if (device.managed()) {
-      return c.json(
-        { error: `this device is managed by the controller ${device.controllerUrl()}: it is the authority for the config; local start, stop, restart and purge still work` },
-        409,
-      );
-    }
-    const ifMatch = c.req.header("if-match");
-    const cur = device.store.current();
-    if (ifMatch && cur && ifMatch.replace(/"/g, "") !== cur.hash) {
-      return c.json({ error: `the config changed since you read it (now version ${cur.version}); reload and try again` }, 412);
-    }
-    const body = new Uint8Array(await c.req.arrayBuffer());
-    const dryRun = ["1", "true"].includes(c.req.query("dryRun") ?? "");
-    const result = device.config.put(body, c.req.header("content-type") ?? "", {
-      source: "local",
-      author: describePrincipal(c.get("principal")!),
-      dryRun,
-    });
-    return c.json(result, dryRun || result.unchanged ? 200 : 201);
-  });
-
-  api.get("/config/history", (c) => {
-    const limit = clampInt(c.req.query("limit"), 1, 500, 100);
-    const before = c.req.query("before") ? clampInt(c.req.query("before"), 1, Number.MAX_SAFE_INTEGER, 0) : undefined;
-    const cur = device.store.current();
-    return c.json({
-      current: cur?.version ?? null,
-      versions: device.store.configHistory(limit, before).map((v) => ({ ...v, current: v.version === cur?.version })),
-    });
-  });
-
-  api.get("/config/versions/:version", (c) => {
-    const v = device.config.version(Number(c.req.param("version")));
-    if (!v) throw new DomainError("not-found", `no config version ${c.req.param("version")}`);
-    return c.json(v);
-  });
-
-  api.post("/config/rollback/:version", (c) => {
-    if (device.managed()) return c.json({ error: `this device is managed by the controller ${device.controllerUrl()}: roll back there` }, 409);
-    const version = Number(c.req.param("version"));
-    if (!Number.isSafeInteger(version) || version < 1) throw new DomainError("invalid", "version: expected a positive integer");
-    const dryRun = ["1", "true"].includes(c.req.query("dryRun") ?? "");
-    return c.json(device.config.rollback(version, describePrincipal(c.get("principal")!), dryRun));
-  });
-
-  // ---- observed state
-  api.get("/status", (c) => c.json(device.status()));
-  // Reboot and shutdown are local commands: allowed when managed too, as EVE's local profile server allows.
-  api.post("/device/:action{reboot|shutdown}", (c) => {
-    if (!opts.power) throw new DomainError("not-implemented", "reboot and shutdown work only where evebox is the device's init (PID 1)");
-    const r = opts.power.request(c.req.param("action") as "reboot" | "shutdown", describePrincipal(c.get("principal")!));
-    if (!r.accepted) throw new DomainError("conflict", r.message);
-    return c.json({ ok: true, message: r.message }, 202);
-  });
-  api.post("/apps/:uuid/:command{start|stop|restart|purge}", (c) => {
-    const uuid = c.req.param("uuid");
-    const command = c.req.param("command") as "start" | "stop" | "restart" | "purge";
-    if (!device.apps) throw new DomainError("conflict", "the app runtime is not running yet; try again in a moment");
-    const doc = device.config.currentDoc()?.doc;
-    if (!(doc?.apps ?? []).some((a: { uuidandversion?: { uuid?: string } }) => a.uuidandversion?.uuid === uuid)) {
-      throw new DomainError("not-found", `no app ${uuid} in the current config`);
-    }
-    device.apps.localCommand(uuid, command);
-    return c.json({ ok: true });
-  });
-  // ---- networks: instances (bridges, ports, app interfaces), DHCP leases, per-rule firewall counters
-  const networkPart = () => {
-    const n = opts.network?.();
-    if (!n) throw new DomainError("conflict", "the network part is not running yet; try again in a moment");
-    return n;
-  };
-  api.get("/networks", (c) => {
-    const n = opts.network?.() ?? null;
-    return c.json({ instances: device.status().networkInstances.map((ni) => ({ ...ni, leases: n ? n.leases(ni.uuid) : [] })) });
-  });
-  api.get("/networks/:uuid/leases", (c) => c.json({ leases: networkPart().leases(c.req.param("uuid")) }));
-  api.get("/apps/:uuid/firewall", async (c) => c.json({ interfaces: await networkPart().firewallOf(c.req.param("uuid")) }));
-  api.get("/apps/:uuid/:kind{console|vnc}", consoleSocket(() => device.terminals));
-  api.get("/apps/:uuid/logs", (c) => {
-    const limit = clampInt(c.req.query("limit"), 1, 5000, 500);
-    const after = clampInt(c.req.query("after"), 0, Number.MAX_SAFE_INTEGER, 0);
-    return c.json({ lines: device.store.logsFor("app", c.req.param("uuid"), limit, after) });
-  });
-  api.get("/events/recent", (c) => c.json({ events: device.store.recentEvents(clampInt(c.req.query("limit"), 1, 1000, 100)) }));
-
-  api.get("/events", (c) => {
-    // An event stream is idle by nature between events: no idle timeout for it (it sends keep-alives every 15 s).
-    (c.env as { timeout?: (req: Request, seconds: number) => void } | undefined)?.timeout?.(c.req.raw, 0);
-    return streamSSE(c, async (stream) => {
-      const queue: string[] = [];
-      let wake: (() => void) | null = null;
-      const unsubscribe = device.events.subscribe((e) => {
-        if (queue.length < 1000) queue.push(JSON.stringify(e));
-        wake?.();
-      });
-      stream.onAbort(() => {
-        unsubscribe();
-        wake?.();
-      });
-      await stream.writeSSE({ data: JSON.stringify({ type: "hello", version: device.version }) });
-      while (!stream.aborted) {
-        const next = queue.shift();
-        if (next) {
-          // Plain messages (no event name): EventSource's onmessage sees them; the type is in the data.
-          await stream.writeSSE({ data: next });
-          continue;
-        }
-        await Promise.race([new Promise<void>((r) => (wake = r)), stream.sleep(15_000)]);
-        wake = null;
-        if (queue.length === 0 && !stream.aborted) await stream.write(": keep-alive\n\n");
-      }
-      unsubscribe();
-    });
-  });
-
-  // ---- the controller link (EVE API v2): its state, and enrolling the device (URL, root certificate)
-  api.get("/controller", (c) => c.json(controllerOf(device).status()));
-  api.put("/controller", smallBody, async (c) => {
-    const body = await jsonBody(c);
-    const link = controllerOf(device);
-    try {
-      return c.json(await link.configure({ url: body.url, rootCertificate: body.rootCertificate }));
-    } catch (e) {
-      throw new DomainError("invalid", (e as Error).message);
-    }
-  });
-
-  // ---- base OS updates (A/B slots): src/baseos/README.md
-  api.route("/baseos", baseosRoutes(opts.baseos ?? (() => ({ baseos: null, reason: "not an A/B device" }))));
-
-  api.get("/metrics", (c) => c.text(device.metricsText(), 200, { "Content-Type": "text/plain; version=0.0.4" }));
-
-  app.route("/api/v1", api);
+  const document = openApiDocument(() => app, device.version);
+  app.route("/api/v1", apiRoutes(opts, document));
+  // Readable docs of the same document, rendered here (no script: the CSP allows none inline, and the device
+  // may have no way to a CDN). Open like the document: both describe the software, not this device.
+  app.get("/api/docs", async (c) => c.html(renderApiDocs((await document()) as OpenApiDoc), 200, { "Cache-Control": "no-cache" }));
   app.all("/api/*", (c) => c.json({ error: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404));
 
   // ---- the browser app: hashed assets, and index.html for every other path (deep links)
@@ -329,7 +122,26 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
     return c.html(ui.indexHtml, 200, { "Cache-Control": "no-cache" });
   });
 
-  function startSession(c: Context<Env>, secret: string) {
+  return app;
+}
+
+/** The routes open to anyone; every other route under /api/v1 needs a session or a token. */
+const OPEN = new Set(["/health", "/setup", "/login", "/openapi.json"]);
+
+/**
+ * The routes under /api/v1, as one chain so that their type (`ConsoleApi`) carries every path, its input and its
+ * answers: the UI's client (ui/api.ts) is typed by it. Handlers validate (console/validate.ts), call the device,
+ * and answer JSON; refusals are thrown and answered by the app's onError (console/errors.ts).
+ */
+export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>) {
+  const { auth, device } = opts;
+  const maxConfigBytes = opts.maxConfigBytes ?? 16 * 1024 * 1024;
+  const smallBody = bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.json({ error: "request body too large (limit 64 KiB)" }, 413) });
+  const configBody = bodyLimit({
+    maxSize: maxConfigBytes,
+    onError: (c) => c.json({ error: `config too large (limit ${Math.round(maxConfigBytes / 1024 / 1024)} MiB)` }, 413),
+  });
+  const startSession = (c: Context<Env>, secret: string) =>
     setCookie(c, SESSION_COOKIE, secret, {
       path: "/",
       httpOnly: true,
@@ -337,14 +149,323 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
       secure: opts.secureCookies ?? false,
       maxAge: Math.floor(SESSION_TTL_MS / 1000),
     });
-  }
+  const networkPart = () => {
+    const n = opts.network?.();
+    if (!n) throw new HttpError("conflict", "the network part is not running yet; try again in a moment");
+    return n;
+  };
+  const ok = (description = "done") => ({ 200: jsonAnswer(description, OkBody) });
+  const any = (description: string) => ({ 200: jsonAnswer(description) });
+  const managedRefusal = "the device is managed by a controller: it is the authority for the config";
+  const uuidParam = [{ name: "uuid", in: "path" as const, required: true, schema: { type: "string" as const }, description: "the app's or network instance's UUID" }];
 
-  return app;
+  return (
+    new Hono<Env>()
+      // ---- open endpoints
+      .get("/openapi.json", describe({ tag: "api", summary: "This document (OpenAPI 3.1)", open: true, ok: any("the OpenAPI document") }), async (c) =>
+        c.json((await document()) as Record<string, unknown>),
+      )
+      .get("/health", describe({ tag: "auth", summary: "Liveness, version, and whether the admin password is still to be set", open: true, ok: { 200: jsonAnswer("up", HealthBody) } }), (c) =>
+        c.json({ ok: true as const, version: device.version, setupRequired: !auth.isSetUp(), deviceName: device.name() }),
+      )
+      .post(
+        "/setup",
+        describe({ tag: "auth", summary: "Set the admin password with the setup token; starts a session", open: true, ok: ok("set; the session cookie is in Set-Cookie"), errors: { 400: "a password too short or too long", 403: "wrong setup token", 409: "already set, or being set", 413: "body over 64 KiB", 429: "too many attempts: wait Retry-After seconds" } }),
+        smallBody,
+        check("json", SetupBody),
+        async (c) => {
+          const body = c.req.valid("json");
+          const secret = await auth.setup(body.token, body.password, clientOf(c, opts));
+          startSession(c, secret);
+          device.events.publish({ type: "auth.setup", message: "admin password set" });
+          return c.json({ ok: true as const });
+        },
+      )
+      .post(
+        "/login",
+        describe({ tag: "auth", summary: "Log in with the admin password; starts a session", open: true, ok: ok("logged in; the session cookie is in Set-Cookie"), errors: { 401: "wrong password", 409: "not set up yet", 413: "body over 64 KiB", 429: "too many attempts: wait Retry-After seconds" } }),
+        smallBody,
+        check("json", LoginBody),
+        async (c) => {
+          const body = c.req.valid("json");
+          try {
+            const secret = await auth.login(body.password, clientOf(c, opts));
+            startSession(c, secret);
+            return c.json({ ok: true as const });
+          } catch (e) {
+            if (kindOf(e) === "unauthorized") {
+              device.events.publish({ type: "auth.login-failed", message: `failed login from ${clientOf(c, opts)}` });
+            }
+            throw e;
+          }
+        },
+      )
+
+      // ---- everything below needs a principal
+      .use("*", async (c, next) => {
+        if (OPEN.has(c.req.path.replace(/^\/api\/v1/, ""))) return next();
+        if (!c.get("principal")) return c.json({ error: "not logged in: log in on the console or send 'Authorization: Bearer <token>'" }, 401);
+        await next();
+      })
+
+      .post("/logout", describe({ tag: "auth", summary: "End this session", ok: ok("logged out") }), (c) => {
+        auth.logout(c.get("principal"));
+        deleteCookie(c, SESSION_COOKIE, { path: "/" });
+        return c.json({ ok: true as const });
+      })
+      // `power`: whether reboot and shutdown work here (evebox is the device's init).
+      .get("/session", describe({ tag: "auth", summary: "Who is asking, and whether reboot and shutdown work here", ok: { 200: jsonAnswer("authenticated", SessionBody) } }), (c) =>
+        c.json({ authenticated: true as const, as: describePrincipal(c.get("principal")!), power: !!opts.power }),
+      )
+      .post(
+        "/password",
+        describe({ tag: "auth", summary: "Change the admin password (throttled like a login); ends every other session, API tokens stay", ok: ok("changed"), errors: { 400: "new password too short or too long", 403: "the current password is wrong", 413: "body over 64 KiB", 429: "too many attempts: wait Retry-After seconds" } }),
+        smallBody,
+        check("json", PasswordBody),
+        async (c) => {
+          const body = c.req.valid("json");
+          const p = c.get("principal")!;
+          try {
+            await auth.changePassword(body.current, body.password, clientOf(c, opts), p.kind === "session" ? p.idHash : null);
+          } catch (e) {
+            if (kindOf(e) === "forbidden") {
+              device.events.publish({ type: "auth.password-change-failed", message: `password change with a wrong current password from ${clientOf(c, opts)}` });
+            }
+            throw e;
+          }
+          device.events.publish({ type: "auth.password-changed", message: "admin password changed; other sessions ended (API tokens stay)" });
+          return c.json({ ok: true as const });
+        },
+      )
+      .post(
+        "/tokens",
+        describe({ tag: "auth", summary: "Create an API token (its secret is shown once)", ok: { 201: jsonAnswer("created", NewTokenBody) }, errors: { 400: "no name, or a name over 100 characters", 413: "body over 64 KiB" } }),
+        smallBody,
+        check("json", TokenBody),
+        (c) => {
+          const t = auth.createToken(c.req.valid("json").name);
+          device.events.publish({ type: "auth.token-created", message: `API token "${t.name}" created`, data: { id: t.id } });
+          return c.json(t, 201);
+        },
+      )
+      .get("/tokens", describe({ tag: "auth", summary: "List the API tokens (no secrets)", ok: any("`{tokens}`") }), (c) => c.json({ tokens: device.store.tokens() }))
+      .delete("/tokens/:id", describe({ tag: "auth", summary: "Delete an API token", ok: ok("deleted"), errors: { 404: "no such token" } }), (c) => {
+        const id = c.req.param("id");
+        if (!device.store.deleteToken(id)) throw new HttpError("not-found", `no API token with id ${id}`);
+        device.events.publish({ type: "auth.token-deleted", message: `API token ${id} deleted` });
+        return c.json({ ok: true as const });
+      })
+
+      // ---- the desired-state document
+      .get(
+        "/config",
+        describe({
+          tag: "config",
+          summary: "The current config: proto3 JSON, or the binary protobuf with Accept: application/x-proto-binary",
+          description: "The ETag header is the config's hash (send it back as If-Match on PUT); X-Config-Version its version.",
+          ok: { 200: { description: "the config (EdgeDevConfig)", content: { "application/json": {}, "application/x-proto-binary": {} } } },
+          errors: { 404: "no config yet" },
+        }),
+        (c) => {
+          const binary = wantsBinary(c.req.header("accept"));
+          const cur = device.config.current(binary ? "binary" : "json");
+          if (!cur) return c.json({ error: "no config yet: PUT one to /api/v1/config" }, 404);
+          c.header("ETag", `"${cur.hash}"`);
+          c.header("X-Config-Version", String(cur.version));
+          if (binary) return c.body(cur.bytes as Uint8Array<ArrayBuffer>, 200, { "Content-Type": "application/x-proto-binary" });
+          return c.json(cur.json as Record<string, unknown>);
+        },
+      )
+      .put(
+        "/config",
+        describe({
+          tag: "config",
+          summary: "Apply a config (EdgeDevConfig, proto3 JSON or binary); ?dryRun=1 checks and plans only",
+          requestBody: { required: true, content: { "application/json": {}, "application/x-proto-binary": {} } },
+          ok: { 200: jsonAnswer("unchanged, or a dry run: the plan"), 201: jsonAnswer("stored as a new version: its version and plan") },
+          errors: { 400: "refused: `problems` lists each (path, message)", 409: managedRefusal, 412: "If-Match: the config changed since it was read", 413: "config too large", 415: "not JSON or protobuf" },
+        }),
+        configBody,
+        check("query", DryRunQuery),
+        async (c) => {
+          if (device.managed()) {
+            return c.json(
+              { error: `this device is managed by the controller ${device.controllerUrl()}: it is the authority for the config; local start, stop, restart and purge still work` },
+              409,
+            );
+          }
+          const ifMatch = c.req.header("if-match");
+          const cur = device.store.current();
+          if (ifMatch && cur && ifMatch.replace(/"/g, "") !== cur.hash) {
+            return c.json({ error: `the config changed since you read it (now version ${cur.version}); reload and try again` }, 412);
+          }
+          const body = new Uint8Array(await c.req.arrayBuffer());
+          const dryRun = isTrue(c.req.valid("query").dryRun);
+          const result = device.config.put(body, c.req.header("content-type") ?? "", {
+            source: "local",
+            author: describePrincipal(c.get("principal")!),
+            dryRun,
+          });
+          return c.json(result, dryRun || result.unchanged ? 200 : 201);
+        },
+      )
+      .get("/config/history", describe({ tag: "config", summary: "The stored config versions, newest first", ok: any("`{current, versions}`") }), check("query", HistoryQuery), (c) => {
+        const q = c.req.valid("query");
+        const limit = clampInt(q.limit, 1, 500, 100);
+        const before = q.before ? clampInt(q.before, 1, Number.MAX_SAFE_INTEGER, 0) : undefined;
+        const cur = device.store.current();
+        return c.json({
+          current: cur?.version ?? null,
+          versions: device.store.configHistory(limit, before).map((v) => ({ ...v, current: v.version === cur?.version })),
+        });
+      })
+      .get("/config/versions/:version", describe({ tag: "config", summary: "One stored config version, with its document", ok: any("the version"), errors: { 404: "no such version" } }), (c) => {
+        const v = device.config.version(Number(c.req.param("version")));
+        if (!v) throw new HttpError("not-found", `no config version ${c.req.param("version")}`);
+        return c.json(v);
+      })
+      .post(
+        "/config/rollback/:version",
+        describe({ tag: "config", summary: "Apply a stored version again (as a new version); ?dryRun=1 plans only", ok: any("the result, as PUT /config answers"), errors: { 400: "not a version number, or the version is refused now", 404: "no such version", 409: managedRefusal } }),
+        check("query", DryRunQuery),
+        (c) => {
+          if (device.managed()) return c.json({ error: `this device is managed by the controller ${device.controllerUrl()}: roll back there` }, 409);
+          const version = Number(c.req.param("version"));
+          if (!Number.isSafeInteger(version) || version < 1) throw new HttpError("invalid", "version: expected a positive integer");
+          return c.json(device.config.rollback(version, describePrincipal(c.get("principal")!), isTrue(c.req.valid("query").dryRun)));
+        },
+      )
+
+      // ---- observed state
+      .get("/status", describe({ tag: "status", summary: "The device's observed state: parts, apps, networks, volumes, content, base OS", ok: any("DeviceStatus (src/model/status.ts)") }), (c) =>
+        c.json(device.status()),
+      )
+      // Reboot and shutdown are local commands: allowed when managed too, as EVE's local profile server allows.
+      .post(
+        "/device/:action{reboot|shutdown}",
+        describe({ tag: "device", summary: "Reboot or shut the device down (where evebox is PID 1)", ok: { 202: jsonAnswer("accepted") }, errors: { 409: "refused now (an update is being written)", 501: "not the device's init" } }),
+        (c) => {
+          if (!opts.power) throw new HttpError("not-implemented", "reboot and shutdown work only where evebox is the device's init (PID 1)");
+          const r = opts.power.request(c.req.param("action") as "reboot" | "shutdown", describePrincipal(c.get("principal")!));
+          if (!r.accepted) throw new HttpError("conflict", r.message);
+          return c.json({ ok: true as const, message: r.message }, 202);
+        },
+      )
+      .post(
+        "/apps/:uuid/:command{start|stop|restart|purge}",
+        describe({ tag: "apps", summary: "Start, stop, restart or purge an app of the current config (also when managed)", ok: ok("queued"), errors: { 404: "no such app in the current config", 409: "the app runtime is not running yet" } }),
+        (c) => {
+          const uuid = c.req.param("uuid");
+          const command = c.req.param("command") as "start" | "stop" | "restart" | "purge";
+          if (!device.apps) throw new HttpError("conflict", "the app runtime is not running yet; try again in a moment");
+          const doc = device.config.currentDoc()?.doc;
+          if (!(doc?.apps ?? []).some((a: { uuidandversion?: { uuid?: string } }) => a.uuidandversion?.uuid === uuid)) {
+            throw new HttpError("not-found", `no app ${uuid} in the current config`);
+          }
+          device.apps.localCommand(uuid, command);
+          return c.json({ ok: true as const });
+        },
+      )
+      // ---- networks: instances (bridges, ports, app interfaces), DHCP leases, per-rule firewall counters
+      .get("/networks", describe({ tag: "networks", summary: "The network instances, each with its DHCP leases", ok: any("`{instances}`") }), (c) => {
+        const n = opts.network?.() ?? null;
+        return c.json({ instances: device.status().networkInstances.map((ni) => ({ ...ni, leases: n ? n.leases(ni.uuid) : [] })) });
+      })
+      .get("/networks/:uuid/leases", describe({ tag: "networks", summary: "A network instance's DHCP leases", parameters: uuidParam, ok: any("`{leases}`"), errors: { 409: "the network part is not running yet" } }), (c) =>
+        c.json({ leases: networkPart().leases(c.req.param("uuid")) }),
+      )
+      .get("/apps/:uuid/firewall", describe({ tag: "apps", summary: "An app's firewall rules per interface, with packet counters", ok: any("`{interfaces}`"), errors: { 409: "the network part is not running yet" } }), async (c) =>
+        c.json({ interfaces: await networkPart().firewallOf(c.req.param("uuid")) }),
+      )
+      .get(
+        "/apps/:uuid/:kind{console|vnc}",
+        describe({
+          tag: "apps",
+          summary: "WebSocket: an app's console (a shell, or a VM's serial console), or a VM's display (RFB, for noVNC)",
+          description: "Binary frames carry terminal bytes; text frames JSON control: in {type:\"resize\",cols,rows}, out {type:\"closed\",reason}.",
+          ok: { 101: { description: "switching to the WebSocket" } },
+          errors: { 404: "no such app", 409: "not running", 426: "not a WebSocket request" },
+        }),
+        consoleSocket(() => device.terminals),
+      )
+      .get("/apps/:uuid/logs", describe({ tag: "apps", summary: "An app's log lines (its console output, kept on the device)", ok: any("`{lines}`") }), check("query", LogsQuery), (c) => {
+        const q = c.req.valid("query");
+        const limit = clampInt(q.limit, 1, 5000, 500);
+        const after = clampInt(q.after, 0, Number.MAX_SAFE_INTEGER, 0);
+        return c.json({ lines: device.store.logsFor("app", c.req.param("uuid"), limit, after) });
+      })
+      .get("/events/recent", describe({ tag: "events", summary: "The latest events, newest first", ok: any("`{events}`") }), check("query", RecentEventsQuery), (c) =>
+        c.json({ events: device.store.recentEvents(clampInt(c.req.valid("query").limit, 1, 1000, 100)) }),
+      )
+      .get(
+        "/events",
+        describe({ tag: "events", summary: "Server-sent events: every event as it happens (the type is in the data); a keep-alive every 15 s", ok: { 200: { description: "an event stream", content: { "text/event-stream": {} } } } }),
+        (c) => {
+          // An event stream is idle by nature between events: no idle timeout for it (it sends keep-alives every 15 s).
+          (c.env as { timeout?: (req: Request, seconds: number) => void } | undefined)?.timeout?.(c.req.raw, 0);
+          return streamSSE(c, async (stream) => {
+            const queue: string[] = [];
+            let wake: (() => void) | null = null;
+            const unsubscribe = device.events.subscribe((e) => {
+              if (queue.length < 1000) queue.push(JSON.stringify(e));
+              wake?.();
+            });
+            stream.onAbort(() => {
+              unsubscribe();
+              wake?.();
+            });
+            await stream.writeSSE({ data: JSON.stringify({ type: "hello", version: device.version }) });
+            while (!stream.aborted) {
+              const next = queue.shift();
+              if (next) {
+                // Plain messages (no event name): EventSource's onmessage sees them; the type is in the data.
+                await stream.writeSSE({ data: next });
+                continue;
+              }
+              await Promise.race([new Promise<void>((r) => (wake = r)), stream.sleep(15_000)]);
+              wake = null;
+              if (queue.length === 0 && !stream.aborted) await stream.write(": keep-alive\n\n");
+            }
+            unsubscribe();
+          });
+        },
+      )
+
+      // ---- the controller link (EVE API v2): its state, and enrolling the device (URL, root certificate)
+      .get("/controller", describe({ tag: "controller", summary: "The controller link: mode, identity, last contact", ok: any("ControllerStatus"), errors: { 404: "controller sync is not running" } }), (c) =>
+        c.json(controllerOf(device).status()),
+      )
+      .put(
+        "/controller",
+        describe({ tag: "controller", summary: "Enroll with a controller (its URL and root certificate), or change them", ok: any("the new ControllerStatus"), errors: { 400: "not an https URL, or not a certificate", 404: "controller sync is not running", 413: "body over 64 KiB" } }),
+        smallBody,
+        check("json", ControllerBody),
+        async (c) => {
+          const body = c.req.valid("json");
+          const link = controllerOf(device);
+          try {
+            return c.json(await link.configure({ url: body.url, rootCertificate: body.rootCertificate }));
+          } catch (e) {
+            throw new HttpError("invalid", (e as Error).message);
+          }
+        },
+      )
+
+      // ---- base OS updates (A/B slots): src/baseos/README.md
+      .route("/baseos", baseosRoutes(opts.baseos ?? (() => ({ baseos: null, reason: "not an A/B device" }))))
+
+      .get("/metrics", describe({ tag: "status", summary: "Prometheus metrics", ok: { 200: { description: "text exposition format 0.0.4", content: { "text/plain": {} } } } }), (c) =>
+        c.text(device.metricsText(), 200, { "Content-Type": "text/plain; version=0.0.4" }),
+      )
+  );
 }
+
+/** The routes under /api/v1 with their inputs and answers: what ui/api.ts types its client by. */
+export type ConsoleApi = ReturnType<typeof apiRoutes>;
 
 function controllerOf(device: ConsoleDevice) {
   const link = device.controllerLink();
-  if (!link) throw new DomainError("not-found", "controller sync is not running on this device");
+  if (!link) throw new HttpError("not-found", "controller sync is not running on this device");
   return link;
 }
 
@@ -366,22 +487,11 @@ function checkOrigin(c: Context): void {
     try {
       ok = new URL(origin).host === host;
     } catch {}
-    if (!ok) throw new DomainError("forbidden", `cross-origin request refused (Origin ${origin} is not this console)`);
+    if (!ok) throw new HttpError("forbidden", `cross-origin request refused (Origin ${origin} is not this console)`);
     return;
   }
   const site = c.req.header("sec-fetch-site");
-  if (site && site !== "same-origin" && site !== "none") throw new DomainError("forbidden", "cross-site request refused");
-}
-
-async function jsonBody(c: Context): Promise<Record<string, unknown>> {
-  let body: unknown;
-  try {
-    body = await c.req.json();
-  } catch {
-    throw new DomainError("invalid", "expected a JSON object in the request body");
-  }
-  if (body === null || typeof body !== "object" || Array.isArray(body)) throw new DomainError("invalid", "expected a JSON object in the request body");
-  return body as Record<string, unknown>;
+  if (site && site !== "same-origin" && site !== "none") throw new HttpError("forbidden", "cross-site request refused");
 }
 
 function wantsBinary(accept: string | undefined): boolean {
@@ -392,4 +502,8 @@ function clampInt(s: string | undefined, lo: number, hi: number, dflt: number): 
   const n = Number(s);
   if (s === undefined || !Number.isFinite(n)) return dflt;
   return Math.max(lo, Math.min(hi, Math.trunc(n)));
+}
+
+function isTrue(s: string | undefined): boolean {
+  return s === "1" || s === "true";
 }
