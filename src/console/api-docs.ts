@@ -8,6 +8,7 @@ interface Schema {
   required?: string[];
   items?: Schema;
   description?: string;
+  title?: string;
   enum?: unknown[];
   const?: unknown;
   anyOf?: Schema[];
@@ -37,6 +38,7 @@ export function escapeHtml(s: unknown): string {
 export function typeText(s: Schema | undefined, depth = 0): string {
   if (!s) return "any";
   if (s.$ref) return s.$ref.split("/").pop()!;
+  if (s.title) return s.title;
   if (s.const !== undefined) return JSON.stringify(s.const);
   if (s.enum) return s.enum.map((e) => JSON.stringify(e)).join(" | ");
   if (s.anyOf) return s.anyOf.map((x) => typeText(x, depth)).join(" | ");
@@ -62,7 +64,7 @@ function operationHtml(method: string, path: string, op: Operation): string {
   const id = `${method}-${path}`.replace(/[^A-Za-z0-9]+/g, "-");
   const open = Array.isArray(op.security) && op.security.length === 0;
   const params = (op.parameters ?? [])
-    .map((p) => `<li><code>${escapeHtml(p.name)}</code> (${escapeHtml(p.in)}${p.required ? ", required" : ""}) ${escapeHtml(p.description ?? p.schema?.description ?? "")}</li>`)
+    .map((p) => `<li><code>${escapeHtml(p.name)}</code> (${escapeHtml(p.in)}${p.required ? ", required" : ""}): <code>${escapeHtml(typeText(p.schema))}</code> ${escapeHtml(p.description ?? p.schema?.description ?? "")}</li>`)
     .join("");
   const body = Object.entries(op.requestBody?.content ?? {})
     .map(([media, m]) => `<p>Body <code>${escapeHtml(media)}</code>${m.schema ? `: <code>${escapeHtml(typeText(m.schema))}</code>` : ""}</p>${fieldRows(m.schema)}`)
@@ -107,6 +109,7 @@ table{border-collapse:collapse;margin:.3rem 0}td,th{text-align:left;padding:.15r
 </style></head><body>
 <h1>${escapeHtml(doc.info?.title ?? "API")} <small>${escapeHtml(doc.info?.version ?? "")}</small></h1>
 <p>${escapeHtml(doc.info?.description ?? "")}</p>
+<p>Every refusal answers <code>Error</code>: <code>{ error: string, problems?: { path, message }[], problemCount?, truncated?, retryAfterSeconds? }</code>.</p>
 <p>The machine-readable document: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a>.</p>
 <ul>${toc}</ul>
 ${sections}

@@ -158,6 +158,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
   const any = (description: string) => ({ 200: jsonAnswer(description) });
   const managedRefusal = "the device is managed by a controller: it is the authority for the config";
   const uuidParam = [{ name: "uuid", in: "path" as const, required: true, schema: { type: "string" as const }, description: "the app's or network instance's UUID" }];
+  const oneOf = (name: string, values: string[]) => [{ name, in: "path" as const, required: true, schema: { type: "string" as const, enum: values } }];
 
   return (
     new Hono<Env>()
@@ -343,7 +344,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       // Reboot and shutdown are local commands: allowed when managed too, as EVE's local profile server allows.
       .post(
         "/device/:action{reboot|shutdown}",
-        describe({ tag: "device", summary: "Reboot or shut the device down (where evebox is PID 1)", ok: { 202: jsonAnswer("accepted") }, errors: { 409: "refused now (an update is being written)", 501: "not the device's init" } }),
+        describe({ tag: "device", summary: "Reboot or shut the device down (where evebox is PID 1)", parameters: oneOf("action", ["reboot", "shutdown"]), ok: { 202: jsonAnswer("accepted") }, errors: { 409: "refused now (an update is being written)", 501: "not the device's init" } }),
         (c) => {
           if (!opts.power) throw new HttpError("not-implemented", "reboot and shutdown work only where evebox is the device's init (PID 1)");
           const r = opts.power.request(c.req.param("action") as "reboot" | "shutdown", describePrincipal(c.get("principal")!));
@@ -353,7 +354,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       )
       .post(
         "/apps/:uuid/:command{start|stop|restart|purge}",
-        describe({ tag: "apps", summary: "Start, stop, restart or purge an app of the current config (also when managed)", ok: ok("queued"), errors: { 404: "no such app in the current config", 409: "the app runtime is not running yet" } }),
+        describe({ tag: "apps", summary: "Start, stop, restart or purge an app of the current config (also when managed)", parameters: oneOf("command", ["start", "stop", "restart", "purge"]), ok: ok("queued"), errors: { 404: "no such app in the current config", 409: "the app runtime is not running yet" } }),
         (c) => {
           const uuid = c.req.param("uuid");
           const command = c.req.param("command") as "start" | "stop" | "restart" | "purge";
@@ -382,6 +383,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
         describe({
           tag: "apps",
           summary: "WebSocket: an app's console (a shell, or a VM's serial console), or a VM's display (RFB, for noVNC)",
+          parameters: oneOf("kind", ["console", "vnc"]),
           description: "Binary frames carry terminal bytes; text frames JSON control: in {type:\"resize\",cols,rows}, out {type:\"closed\",reason}.",
           ok: { 101: { description: "switching to the WebSocket" } },
           errors: { 404: "no such app", 409: "not running", 426: "not a WebSocket request" },

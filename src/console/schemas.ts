@@ -33,13 +33,17 @@ export const LogsQuery = v.object({
 export const RecentEventsQuery = v.object({ limit: intText("events, 1–1000 (default 100)") });
 
 // ---- answers
-export const ErrorBody = v.object({
-  error: v.string(),
-  problems: v.optional(v.array(v.object({ path: v.string(), message: v.string() }))),
-  problemCount: v.optional(v.number()),
-  truncated: v.optional(v.boolean()),
-  retryAfterSeconds: v.optional(v.number()),
-});
+export const ErrorBody = v.pipe(
+  v.object({
+    error: v.string(),
+    problems: v.optional(v.array(v.object({ path: v.string(), message: v.string() }))),
+    problemCount: v.optional(v.number()),
+    truncated: v.optional(v.boolean()),
+    retryAfterSeconds: v.optional(v.number()),
+  }),
+  v.title("Error"),
+  v.description("what went wrong; a refused config adds problems (path, message), a throttled login retryAfterSeconds"),
+);
 export const OkBody = v.object({ ok: v.literal(true) });
 export const HealthBody = v.object({ ok: v.literal(true), version: v.string(), setupRequired: v.boolean(), deviceName: v.string() });
 export const SessionBody = v.object({ authenticated: v.literal(true), as: v.string(), power: v.boolean() });
