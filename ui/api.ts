@@ -1,5 +1,12 @@
-// Typed client for evebox's local REST API (/api/v1). Every call is same-origin JSON with the session cookie.
+// The one client of evebox's local REST API (/api/v1): Hono's `hc` on the server's own route types
+// (`ConsoleApi`, src/console/app.ts), so a path, its input and its answer are checked against the routes. Every
+// call is same-origin JSON with the session cookie; a non-2xx answer throws ApiError with the server's `error`,
+// `problems` and the wait of a 429 (body `retryAfterSeconds` or `Retry-After`); a network failure is status 0.
 // A 401 on a call that needs a session reports to `onUnauthorized`, so the app can send the user to sign in.
+import { hc, type ClientResponse } from "hono/client";
+import type { SuccessStatusCode } from "hono/utils/http-status";
+import type { ConsoleApi } from "../src/console/app.ts";
+import type { Doc, PlanStep } from "./config-edit";
 
 export interface Problem {
   path: string;
@@ -39,18 +46,33 @@ export type DeviceInfo = DeviceStatus["device"];
 export type AppStatus = ObjectStatus;
 export type StatusItem = ObjectStatus;
 
-export interface ApiClient {
-  health(): Promise<Health>;
-  setup(token: string, password: string): Promise<void>;
-  login(password: string): Promise<void>;
-  logout(): Promise<void>;
-  /** True when the session cookie is valid, false on 401. */
-  session(): Promise<boolean>;
-  status(): Promise<DeviceStatus>;
-  /** Any other call under the API base: JSON in and out, the same error handling (401 → sign in again). */
-  call<T>(method: string, path: string, body?: unknown): Promise<T>;
-  /** URL of the server-sent event stream, for EventSource. */
-  readonly eventsUrl: string;
+export interface CurrentConfig {
+  /** The current EdgeDevConfig as proto3 JSON; null when the device has none yet (404). */
+  doc: Doc | null;
+  /** The ETag of that document (its hash, quoted), for If-Match; null when there is none. */
+  etag: string | null;
+}
+
+export interface DryRunResult {
+  plan: PlanStep[];
+  unchanged: boolean;
+  hash: string;
+}
+
+export interface ApplyResult {
+  version: number | null;
+  hash: string;
+  plan: PlanStep[];
+  unchanged: boolean;
+}
+
+export type AppCommand = "start" | "stop" | "restart" | "purge";
+
+export interface LogLine {
+  id: number;
+  ts: string | number;
+  level: string;
+  message: string;
 }
 
 export interface ApiClientOptions {
@@ -61,66 +83,139 @@ export interface ApiClientOptions {
   fetch?: typeof fetch;
 }
 
-interface RequestOptions {
-  body?: unknown;
+interface SendOptions {
   /** 401 is an expected answer of this call (wrong password, no session): don't report it as a lost session. */
   expect401?: boolean;
 }
 
-export function createApiClient(options: ApiClientOptions = {}): ApiClient {
+/** The body of a call's successful answers, as the route declares them. */
+type OkBody<R> = R extends ClientResponse<infer T, infer S, infer _F> ? (S extends SuccessStatusCode ? T : never) : never;
+
+const UNREACHABLE = "The device could not be reached. Check the network connection and try again.";
+const JSON_BODY = { "Content-Type": "application/json" };
+
+export type ApiClient = ReturnType<typeof createApiClient>;
+/** What the Apps pages and the config change flow need of the client. */
+export type AppsApi = Pick<ApiClient, "config" | "dryRun" | "apply" | "command" | "logs">;
+
+export function createApiClient(options: ApiClientOptions = {}) {
   const base = options.base ?? "/api/v1";
   const fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
+  const rpc = hc<ConsoleApi>(base, {
+    headers: { Accept: "application/json" },
+    fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
+      try {
+        return await fetchImpl(input, { ...init, credentials: "same-origin" });
+      } catch {
+        throw new ApiError(0, UNREACHABLE);
+      }
+    },
+  });
+  const enc = encodeURIComponent;
 
-  async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    const headers: Record<string, string> = { Accept: "application/json" };
-    let body: string | undefined;
-    if (opts.body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      body = JSON.stringify(opts.body);
-    }
-    let res: Response;
-    try {
-      res = await fetchImpl(base + path, { method, headers, body, credentials: "same-origin" });
-    } catch {
-      throw new ApiError(0, "The device could not be reached. Check the network connection and try again.");
-    }
-    const data = await readJson(res);
+  /** Runs one call; a non-2xx answer throws ApiError (a 401 also reports a lost session unless expected). */
+  async function send<R extends ClientResponse<unknown, number, string>>(call: Promise<R>, opts: SendOptions = {}): Promise<{ data: OkBody<R>; res: R }> {
+    const res = await call;
+    const data = await readJson(res as unknown as Response);
     if (!res.ok) {
-      const error = errorFrom(res, data);
+      const error = errorFrom(res as unknown as Response, data);
       if (res.status === 401 && !opts.expect401) options.onUnauthorized?.();
       throw error;
     }
-    return data as T;
+    return { data: data as OkBody<R>, res };
   }
+  const get = async <R extends ClientResponse<unknown, number, string>>(call: Promise<R>, opts?: SendOptions) => (await send(call, opts)).data;
 
   return {
+    /** URL of the server-sent event stream, for EventSource. */
     eventsUrl: `${base}/events`,
-    health: () => request<Health>("GET", "/health"),
-    async setup(token, password) {
-      await request("POST", "/setup", { body: { token, password } });
+    /** The typed routes themselves (Hono's client), for a call that has no method here yet: wrap it in `send`. */
+    rpc,
+    send,
+
+    // ---- sign-in
+    health: () => get(rpc.health.$get()),
+    async setup(token: string, password: string) {
+      await send(rpc.setup.$post({ json: { token, password } }));
     },
-    async login(password) {
-      await request("POST", "/login", { body: { password }, expect401: true });
+    async login(password: string) {
+      await send(rpc.login.$post({ json: { password } }), { expect401: true });
     },
     async logout() {
       try {
-        await request("POST", "/logout", { expect401: true });
+        await send(rpc.logout.$post(), { expect401: true });
       } catch (e) {
         // Already signed out is what the caller wanted.
         if (!(e instanceof ApiError && e.status === 401)) throw e;
       }
     },
+    /** True when the session cookie is valid, false on 401. */
     async session() {
       try {
-        await request("GET", "/session", { expect401: true });
+        await send(rpc.session.$get(), { expect401: true });
         return true;
       } catch (e) {
         if (e instanceof ApiError && e.status === 401) return false;
         throw e;
       }
     },
-    status: () => request<DeviceStatus>("GET", "/status"),
-    call: <T,>(method: string, path: string, body?: unknown) => request<T>(method, path, { body }),
+    /** Who is signed in, and whether reboot and shutdown work here. */
+    sessionInfo: () => get(rpc.session.$get()),
+    async changePassword(current: string, password: string) {
+      await send(rpc.password.$post({ json: { current, password } }));
+    },
+    tokens: async () => (await get(rpc.tokens.$get())).tokens,
+    createToken: (name: string) => get(rpc.tokens.$post({ json: { name } })),
+    async deleteToken(id: string) {
+      await send(rpc.tokens[":id"].$delete({ param: { id: enc(id) } }));
+    },
+
+    // ---- state and commands
+    status: () => get(rpc.status.$get()) as Promise<DeviceStatus>,
+    power: (action: "reboot" | "shutdown") => get(rpc.device[":action{reboot|shutdown}"].$post({ param: { action } })),
+    async command(uuid: string, command: AppCommand) {
+      await send(rpc.apps[":uuid"][":command{start|stop|restart|purge}"].$post({ param: { uuid: enc(uuid), command } }));
+    },
+    async logs(uuid: string, after: number, limit = 500): Promise<LogLine[]> {
+      const lines = (await get(rpc.apps[":uuid"].logs.$get({ param: { uuid: enc(uuid) }, query: { after: String(after), limit: String(limit) } }))).lines as unknown;
+      return Array.isArray(lines) ? (lines as LogLine[]) : [];
+    },
+    networks: async () => (await get(rpc.networks.$get())).instances,
+    firewall: async (uuid: string) => (await get(rpc.apps[":uuid"].firewall.$get({ param: { uuid: enc(uuid) } }))).interfaces,
+
+    // ---- the config
+    async config(): Promise<CurrentConfig> {
+      try {
+        const { data, res } = await send(rpc.config.$get());
+        return { doc: (data ?? {}) as Doc, etag: res.headers.get("ETag") };
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 404) return { doc: null, etag: null };
+        throw e;
+      }
+    },
+    async dryRun(doc: Doc): Promise<DryRunResult> {
+      const d = (await get(rpc.config.$put({ query: { dryRun: "1" } }, { headers: JSON_BODY, init: { body: JSON.stringify(doc) } }))) as Partial<DryRunResult>;
+      return { plan: d.plan ?? [], unchanged: !!d.unchanged, hash: d.hash ?? "" };
+    },
+    async apply(doc: Doc, etag: string | null): Promise<ApplyResult> {
+      const headers: Record<string, string> = etag ? { ...JSON_BODY, "If-Match": etag } : JSON_BODY;
+      const d = (await get(rpc.config.$put({ query: {} }, { headers, init: { body: JSON.stringify(doc) } }))) as Partial<ApplyResult>;
+      return { version: d.version ?? null, hash: d.hash ?? "", plan: d.plan ?? [], unchanged: !!d.unchanged };
+    },
+    configHistory: (limit: number) => get(rpc.config.history.$get({ query: { limit: String(limit) } })),
+    configVersion: (version: number) => get(rpc.config.versions[":version"].$get({ param: { version: String(version) } })),
+
+    // ---- the controller link
+    controller: () => get(rpc.controller.$get()),
+    configureController: (body: { url?: string; rootCertificate?: string }) => get(rpc.controller.$put({ json: body })),
+
+    // ---- base OS updates
+    baseos: () => get(rpc.baseos.$get()),
+    async baseosAction(action: "activate" | "cancel") {
+      await send(rpc.baseos[action].$post());
+    },
+    baseosRetry: (version?: string) => get(rpc.baseos.retry.$post({ json: { version } })),
+    baseosSettings: (settings: Record<string, unknown>) => get(rpc.baseos.settings.$put({ json: settings })),
   };
 }
 

@@ -4,8 +4,8 @@
 import { useState } from "preact/hooks";
 import { ApiError, type AppStatus } from "../api";
 import type { AppView } from "../config-edit";
-import type { AppCommand, AppsApi } from "./apps-api";
-import { ConfirmDialog } from "./Modal";
+import type { AppCommand, AppsApi } from "../api";
+import { ConfirmDialog } from "./ConfirmDialog";
 
 const RUNNING_LIKE = new Set(["RUNNING", "BOOTING", "RESTARTING", "START_DELAYED"]);
 const STOPPED_LIKE = new Set(["HALTED", "HALTING"]);
@@ -157,6 +157,7 @@ export function AppActions({ app, appsApi, view, managed, onDelete, onMessage, o
           id="purge"
           title={`Purge ${app.name}?`}
           confirmLabel="Purge"
+          danger
           busy={busy === "purge"}
           error={purgeError}
           onCancel={() => setConfirmPurge(false)}

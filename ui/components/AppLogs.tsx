@@ -2,7 +2,7 @@
 // after=<last id>). The view stays at the bottom while it is scrolled to the bottom, and stays put otherwise.
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "../api";
-import type { AppsApi, LogLine } from "./apps-api";
+import type { AppsApi, LogLine } from "../api";
 
 const FOLLOW_MS = 1_500;
 const PAGE = 500;

@@ -1,19 +1,23 @@
-// A table in a scrollable, keyboard-reachable region with its column headings: the frame every list page uses.
+// A table in a scrollable, keyboard-reachable region with its column headings: the frame every table uses
+// (lists, the dashboard's parts, networks' interfaces and leases, firewall rules).
 import type { ComponentChildren } from "preact";
 
 export interface DataTableProps {
   id?: string;
-  /** The region's accessible name ("API tokens", "Volumes"). */
-  label: string;
+  /** The region's accessible name ("API tokens", "Volumes"), or the id of the heading that names it. */
+  label?: string;
+  labelledBy?: string;
+  /** More classes of the table ("apps-table"). */
+  class?: string;
   /** Column headings; an empty string is a visually hidden "Actions" heading. */
   columns: string[];
   children: ComponentChildren;
 }
 
-export function DataTable({ id, label, columns, children }: DataTableProps) {
+export function DataTable({ id, label, labelledBy, class: extra, columns, children }: DataTableProps) {
   return (
-    <div class="table-wrap" tabIndex={0} role="region" aria-label={label}>
-      <table class="table" id={id}>
+    <div class="table-wrap" tabIndex={0} role="region" aria-label={label} aria-labelledby={labelledBy}>
+      <table class={extra ? `table ${extra}` : "table"} id={id}>
         <thead>
           <tr>
             {columns.map((c, i) => (

@@ -2,11 +2,11 @@
 // rows in the order they are checked (the first that matches a new flow decides; what none matches is
 // dropped). An edit shows the device's plan before it applies (the shared plan dialog).
 // Reads GET /api/v1/apps/{uuid}/firewall (counters, every 2 s) and the config; writes PUT /api/v1/config.
-import { useEffect, useMemo, useState } from "preact/hooks";
-import type { ApiClient } from "../api";
+import { useEffect, useState } from "preact/hooks";
+import { ApiError, type ApiClient, type CurrentConfig } from "../api";
+import { DataTable } from "./DataTable";
 import type { Doc } from "../config-edit";
 import { Link } from "../router";
-import { createAppsApi, type CurrentConfig } from "./apps-api";
 import { describeRule, emptyRule, readInterfaces, type RuleProblem, type RuleRow, setInterfaceRules, validateRules } from "./firewall-edit";
 import { useConfigChange } from "./PlanDialog";
 import { useLiveStatus } from "./useLiveStatus";
@@ -30,7 +30,7 @@ interface InterfaceCounters {
   implicitDrop: { packets: number; bytes: number };
 }
 
-function useCounters(uuid: string): { counters: InterfaceCounters[]; error: string | null } {
+function useCounters(api: ApiClient, uuid: string): { counters: InterfaceCounters[]; error: string | null } {
   const [counters, setCounters] = useState<InterfaceCounters[]>([]);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
@@ -38,15 +38,12 @@ function useCounters(uuid: string): { counters: InterfaceCounters[]; error: stri
     let timer: ReturnType<typeof setTimeout> | undefined;
     const tick = async () => {
       try {
-        const res = await fetch(`/api/v1/apps/${encodeURIComponent(uuid)}/firewall`, { credentials: "same-origin", headers: { Accept: "application/json" } });
-        const data = (await res.json().catch(() => ({}))) as { interfaces?: InterfaceCounters[]; error?: string };
+        const interfaces = (await api.firewall(uuid)) as InterfaceCounters[] | undefined;
         if (stop) return;
-        if (res.ok) {
-          setCounters(data.interfaces ?? []);
-          setError(null);
-        } else setError(data.error ?? `The device answered ${res.status}.`);
-      } catch {
-        if (!stop) setError("The device could not be reached.");
+        setCounters(interfaces ?? []);
+        setError(null);
+      } catch (e) {
+        if (!stop) setError(e instanceof ApiError && e.status !== 0 ? e.message : "The device could not be reached.");
       }
       if (!stop) timer = setTimeout(() => void tick(), COUNTER_POLL_MS);
     };
@@ -55,7 +52,7 @@ function useCounters(uuid: string): { counters: InterfaceCounters[]; error: stri
       stop = true;
       clearTimeout(timer);
     };
-  }, [uuid]);
+  }, [api, uuid]);
   return { counters, error };
 }
 
@@ -64,10 +61,10 @@ function n(x: number | undefined): string {
 }
 
 export function AppFirewall({ api, uuid }: { api: ApiClient; uuid: string }) {
-  const appsApi = useMemo(() => createAppsApi({ shared: api }), [api]);
+  const appsApi = api;
   const live = useLiveStatus(api);
   const change = useConfigChange(appsApi);
-  const { counters, error: counterError } = useCounters(uuid);
+  const { counters, error: counterError } = useCounters(api, uuid);
   const [config, setConfig] = useState<CurrentConfig | null>(null);
   const [configError, setConfigError] = useState<string | null>(null);
   const [editing, setEditing] = useState<{ index: number; rows: RuleRow[]; problems: RuleProblem[] } | null>(null);
@@ -165,18 +162,7 @@ export function AppFirewall({ api, uuid }: { api: ApiClient; uuid: string }) {
               />
             ) : (
               <>
-                <div class="table-wrap" tabIndex={0} role="region" aria-label={`Rules of ${ifc.name}`}>
-                  <table class="table firewall-table">
-                    <thead>
-                      <tr>
-                        <th scope="col">#</th>
-                        <th scope="col">Rule</th>
-                        <th scope="col">Direction</th>
-                        <th scope="col">Action</th>
-                        <th scope="col">Hits</th>
-                      </tr>
-                    </thead>
-                    <tbody>
+                <DataTable label={`Rules of ${ifc.name}`} class="firewall-table" columns={["#", "Rule", "Direction", "Action", "Hits"]}>
                       {rows.map((r, i) => {
                         const hit = c?.rules.find((x) => x.index === i);
                         return (
@@ -205,9 +191,7 @@ export function AppFirewall({ api, uuid }: { api: ApiClient; uuid: string }) {
                         <td>drop</td>
                         <td class="mono rule-hits">{n(c?.implicitDrop.packets)}</td>
                       </tr>
-                    </tbody>
-                  </table>
-                </div>
+                    </DataTable>
                 {!managed && (
                   <div class="toolbar">
                     <button type="button" class="button secondary" disabled={!!editing} onClick={() => setEditing({ index: ifc.index, rows: ifc.rules.map((r) => ({ ...r })), problems: [] })}>

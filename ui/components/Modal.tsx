@@ -53,39 +53,3 @@ export function Modal({ id, labelledBy, onCancel, initialFocus, children }: Moda
     </dialog>
   );
 }
-
-export interface ConfirmDialogProps {
-  id: string;
-  title: string;
-  confirmLabel: string;
-  busy?: boolean;
-  error?: string | null;
-  onConfirm: () => void;
-  onCancel: () => void;
-  children: ComponentChildren;
-}
-
-/** A yes/no question before something that cannot be undone; the focus starts on Cancel. */
-export function ConfirmDialog({ id, title, confirmLabel, busy, error, onConfirm, onCancel, children }: ConfirmDialogProps) {
-  return (
-    <Modal id={id} labelledBy={`${id}-title`} onCancel={() => !busy && onCancel()} initialFocus={`#${id}-cancel`}>
-      <h2 id={`${id}-title`} tabIndex={-1}>
-        {title}
-      </h2>
-      <div class="modal-body">{children}</div>
-      {error && (
-        <div class="form-error" role="alert">
-          <p>{error}</p>
-        </div>
-      )}
-      <div class="form-actions modal-actions">
-        <button type="button" id={`${id}-ok`} class="button danger" disabled={busy} onClick={onConfirm}>
-          {busy ? "Working…" : confirmLabel}
-        </button>
-        <button type="button" id={`${id}-cancel`} class="button secondary" disabled={busy} onClick={onCancel}>
-          Cancel
-        </button>
-      </div>
-    </Modal>
-  );
-}

@@ -3,7 +3,7 @@
 import { useRef, useState } from "preact/hooks";
 import { ApiError, type Problem } from "../api";
 import { ACTION_LABELS, type Doc, fieldLabels, kindLabel, type PlanStep, stepDetails } from "../config-edit";
-import type { ApplyResult, AppsApi } from "./apps-api";
+import type { ApplyResult, AppsApi } from "../api";
 import { Modal } from "./Modal";
 
 export interface ChangeRequest {

@@ -1,6 +1,6 @@
 // One app: its live state, what it is configured as, its settings (edited through the plan), its network
 // interfaces (with a link to its firewall: rules and hit counters), actions and logs.
-import { useMemo, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import type { ApiClient, AppStatus, Problem } from "../api";
 import { type Doc, type FieldProblem, problemField, readApp, removeApp, updateApp } from "../config-edit";
 import { formatDateTime, shortHash } from "../format";
@@ -9,7 +9,6 @@ import { AppDisplay } from "../components/AppDisplay";
 import { AppActions, AppStateView } from "../components/AppControls";
 import { AppForm, appFormFrom, type AppFormValues, toChanges } from "../components/AppForm";
 import { AppLogs } from "../components/AppLogs";
-import { createAppsApi } from "../components/apps-api";
 import { useConfigChange } from "../components/PlanDialog";
 import { useLiveStatus } from "../components/useLiveStatus";
 import { Link, navigate } from "../router";
@@ -21,7 +20,7 @@ export interface AppDetailProps {
 }
 
 export function AppDetail({ api, uuid }: AppDetailProps) {
-  const appsApi = useMemo(() => createAppsApi({ shared: api }), [api]);
+  const appsApi = api;
   const live = useLiveStatus(api);
   const config = useCurrentConfig(appsApi, live.status?.device.configHash ?? null);
   const change = useConfigChange(appsApi);

@@ -1,12 +1,12 @@
 // The Apps page: every app with its live state, the create form, and the actions on each app.
-import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { ApiError, type ApiClient, type AppStatus, type Problem } from "../api";
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { ApiError, type ApiClient, type AppsApi, type AppStatus, type CurrentConfig, type Problem } from "../api";
 import { addContainerApp, type Doc, type FieldProblem, problemField, readApp, removeApp } from "../config-edit";
 import { AppActions, AppStateView } from "../components/AppControls";
 import { AppForm, type AppFormValues, emptyAppForm, toCreateInput } from "../components/AppForm";
-import { createAppsApi, type CurrentConfig } from "../components/apps-api";
 import { useConfigChange } from "../components/PlanDialog";
 import { useLiveStatus } from "../components/useLiveStatus";
+import { DataTable } from "../components/DataTable";
 import { Link, navigate, useLocation } from "../router";
 
 export interface AppsProps {
@@ -16,7 +16,7 @@ export interface AppsProps {
 type Message = { text: string; error?: boolean } | null;
 
 export function Apps({ api }: AppsProps) {
-  const appsApi = useMemo(() => createAppsApi({ shared: api }), [api]);
+  const appsApi = api;
   const live = useLiveStatus(api);
   const config = useCurrentConfig(appsApi, live.status?.device.configHash ?? null);
   const change = useConfigChange(appsApi);
@@ -185,17 +185,7 @@ export function Apps({ api }: AppsProps) {
               {managed ? "Apps appear here when the controller deploys them." : "Create one from a container image with Create app."}
             </p>
           ) : (
-            <div class="table-wrap" tabIndex={0} role="region" aria-labelledby="apps-list-heading">
-              <table class="table apps-table">
-                <thead>
-                  <tr>
-                    <th scope="col">App</th>
-                    <th scope="col">State</th>
-                    <th scope="col">Image</th>
-                    <th scope="col">Actions</th>
-                  </tr>
-                </thead>
-                <tbody>
+            <DataTable labelledBy="apps-list-heading" class="apps-table" columns={["App", "State", "Image", "Actions"]}>
                   {apps.map((app) => {
                     const view = readApp(doc, app.uuid);
                     return (
@@ -223,9 +213,7 @@ export function Apps({ api }: AppsProps) {
                       </tr>
                     );
                   })}
-                </tbody>
-              </table>
-            </div>
+                </DataTable>
           )}
         </section>
       )}
@@ -254,7 +242,7 @@ function kindOf(app: AppStatus, view: ReturnType<typeof readApp>): string {
  * The current config document, loaded once and again whenever the device's config hash (from the status) differs
  * from the loaded one's ETag.
  */
-export function useCurrentConfig(appsApi: ReturnType<typeof createAppsApi>, configHash: string | null) {
+export function useCurrentConfig(appsApi: AppsApi, configHash: string | null) {
   const [current, setCurrent] = useState<CurrentConfig | null>(null);
   const [error, setError] = useState<string | null>(null);
   const loading = useRef<Promise<void> | null>(null);

@@ -4,11 +4,10 @@
 // versions: who set each, when, accepted or refused with the reason, and a roll back to any accepted one (planned
 // first too). Reads GET /config/history, GET /config, GET /config/versions/{v}; writes PUT /config (dry run, then
 // with If-Match). When a controller manages the device, it is the authority: upload and roll back are off.
-import { useCallback, useMemo, useState } from "preact/hooks";
+import { useCallback, useState } from "preact/hooks";
 import { ApiError, type ApiClient, type Problem } from "../api";
-import { createAppsApi } from "../components/apps-api";
 import { DataTable } from "../components/DataTable";
-import { useLiveLoad } from "../hooks";
+import { useLive } from "../hooks";
 import { Modal } from "../components/Modal";
 import { useConfigChange } from "../components/PlanDialog";
 import type { Doc } from "../config-edit";
@@ -62,7 +61,7 @@ function download(name: string, text: string): void {
 }
 
 export function Configuration({ api }: { api: ApiClient }) {
-  const appsApi = useMemo(() => createAppsApi({ shared: api }), [api]);
+  const appsApi = api;
   const change = useConfigChange(appsApi);
   const [history, setHistory] = useState<History | null>(null);
   const [managed, setManaged] = useState<string | null>(null);
@@ -73,7 +72,7 @@ export function Configuration({ api }: { api: ApiClient }) {
 
   const load = useCallback(async () => {
     try {
-      const [h, s] = await Promise.all([api.call<History>("GET", "/config/history?limit=200"), api.status()]);
+      const [h, s] = await Promise.all([api.configHistory(200) as Promise<History>, api.status()]);
       setHistory(h);
       setManaged(s.device.mode === "managed" ? String((s.device as unknown as { controller?: string }).controller ?? "its controller") : null);
       setError(null);
@@ -82,7 +81,7 @@ export function Configuration({ api }: { api: ApiClient }) {
     }
   }, [api]);
 
-  useLiveLoad(api.eventsUrl, load);
+  useLive(api.eventsUrl, load);
 
   const applied = (what: string) => (result: { version: number | null }) => {
     setMessage(`${what}: now configuration version ${result.version ?? "?"}.`);
@@ -129,7 +128,7 @@ export function Configuration({ api }: { api: ApiClient }) {
     setProblems(null);
     let doc: Doc;
     try {
-      const got = await api.call<{ document: Doc | null }>("GET", `/config/versions/${v.version}`);
+      const got = (await api.configVersion(v.version)) as { document: Doc | null };
       if (!got.document) throw new Error(`version ${v.version} has no document to go back to`);
       doc = got.document;
     } catch (e) {
@@ -149,7 +148,7 @@ export function Configuration({ api }: { api: ApiClient }) {
 
   const view = async (v: VersionRow) => {
     try {
-      const got = await api.call<{ document: Doc | null; error: string | null }>("GET", `/config/versions/${v.version}`);
+      const got = (await api.configVersion(v.version)) as { document: Doc | null; error: string | null };
       setViewing({ version: v.version, text: got.document ? JSON.stringify(got.document, null, 2) : `Refused: ${got.error ?? "no document kept"}` });
     } catch (e) {
       setError(e instanceof ApiError ? e.message : String(e));

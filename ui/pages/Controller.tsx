@@ -50,23 +50,6 @@ const CONNECTION: Record<ControllerStatus["connection"], { label: string; badge:
   error: { label: "Error", badge: "badge-error" },
 };
 
-async function call<T>(method: string, body?: unknown): Promise<T> {
-  let res: Response;
-  try {
-    res = await fetch("/api/v1/controller", {
-      method,
-      credentials: "same-origin",
-      headers: { Accept: "application/json", ...(body ? { "Content-Type": "application/json" } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-  } catch {
-    throw new ApiError(0, "The device could not be reached. Check the network connection and try again.");
-  }
-  const data = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-  if (!res.ok) throw new ApiError(res.status, typeof data.error === "string" ? data.error : `The device answered ${res.status}.`);
-  return data as T;
-}
-
 function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
@@ -88,10 +71,9 @@ export function Controller({ api }: { api: ApiClient }) {
 
   const refresh = useCallback(async () => {
     try {
-      setStatus(await call<ControllerStatus>("GET"));
+      setStatus((await api.controller()) as ControllerStatus);
       setError(null);
     } catch (e) {
-      if (e instanceof ApiError && e.status === 401) void api.status().catch(() => {});
       setError((e as Error).message);
     }
   }, [api]);
@@ -115,7 +97,7 @@ export function Controller({ api }: { api: ApiClient }) {
     }
     setSaving(true);
     try {
-      setStatus(await call<ControllerStatus>("PUT", body));
+      setStatus((await api.configureController(body)) as ControllerStatus);
       setSaved(true);
       setRoot("");
     } catch (e) {

@@ -1,13 +1,13 @@
-import { useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, type ApiClient, type DeviceStatus, type PartState } from "../api";
+import { useEffect, useRef } from "preact/hooks";
+import type { ApiClient, DeviceStatus, PartState } from "../api";
+import { useLiveStatus } from "../components/useLiveStatus";
+import { DataTable } from "../components/DataTable";
 import { formatDateTime, formatUptime, shortHash } from "../format";
 import { useNow } from "../hooks";
 import { Link } from "../router";
 
-/** Poll period when the event stream is down; with the stream up, a slow safety poll only. */
-const POLL_MS = 5_000;
+/** With the event stream up, a slow safety poll only (down: every 5 s, as everywhere). */
 const SAFETY_POLL_MS = 30_000;
-const RECONNECT_MS = 10_000;
 
 const STATE_LABELS: Record<PartState, string> = {
   ok: "OK",
@@ -23,93 +23,14 @@ export interface DashboardProps {
 }
 
 export function Dashboard({ api, onDeviceName }: DashboardProps) {
-  const [status, setStatus] = useState<DeviceStatus | null>(null);
-  const [fetchedAt, setFetchedAt] = useState(0);
-  const [error, setError] = useState<string | null>(null);
-  const [live, setLive] = useState(false);
+  const { status, fetchedAt, error, live } = useLiveStatus(api, { safetyPollMs: SAFETY_POLL_MS });
   const now = useNow(1000);
   const reportName = useRef(onDeviceName);
   reportName.current = onDeviceName;
-
+  const name = status?.device?.name;
   useEffect(() => {
-    let disposed = false;
-    let inFlight = false;
-    let again = false;
-    let streamOpen = false;
-    let lastRefresh = 0;
-    let source: EventSource | null = null;
-    let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-
-    // Refreshes never overlap; a burst of events while one is running costs exactly one more.
-    const refresh = async (): Promise<void> => {
-      if (inFlight) {
-        again = true;
-        return;
-      }
-      inFlight = true;
-      lastRefresh = Date.now();
-      try {
-        const next = await api.status();
-        if (disposed) return;
-        setStatus(next);
-        setFetchedAt(Date.now());
-        setError(null);
-        if (next.device?.name) reportName.current(next.device.name);
-      } catch (e) {
-        // A 401 has already sent the app to sign in; anything else is shown, keeping the last known state.
-        if (!disposed && !(e instanceof ApiError && e.status === 401)) {
-          setError(e instanceof Error ? e.message : String(e));
-        }
-      } finally {
-        inFlight = false;
-        if (again && !disposed) {
-          again = false;
-          void refresh();
-        }
-      }
-    };
-
-    const connect = () => {
-      if (disposed || typeof EventSource === "undefined") return;
-      const stream = new EventSource(api.eventsUrl);
-      source = stream;
-      stream.onopen = () => {
-        streamOpen = true;
-        setLive(true);
-        void refresh(); // catch up on whatever happened while disconnected
-      };
-      stream.onmessage = () => void refresh();
-      stream.onerror = () => {
-        streamOpen = false;
-        setLive(false);
-        // EventSource retries by itself unless the server refused the stream; then try again later.
-        if (stream.readyState === EventSource.CLOSED) {
-          stream.close();
-          reconnectTimer = setTimeout(connect, RECONNECT_MS);
-        }
-      };
-    };
-
-    const poll = setInterval(() => {
-      if (document.hidden) return;
-      const period = streamOpen ? SAFETY_POLL_MS : POLL_MS;
-      if (Date.now() - lastRefresh >= period - 250) void refresh();
-    }, POLL_MS);
-    const onVisible = () => {
-      if (!document.hidden) void refresh();
-    };
-    document.addEventListener("visibilitychange", onVisible);
-
-    void refresh();
-    connect();
-    return () => {
-      disposed = true;
-      clearInterval(poll);
-      clearTimeout(reconnectTimer);
-      document.removeEventListener("visibilitychange", onVisible);
-      source?.close();
-    };
-  }, [api]);
+    if (name) reportName.current(name);
+  }, [name, fetchedAt]);
 
   return (
     <section id="dashboard" class="page" aria-labelledby="page-title">
@@ -267,16 +188,7 @@ function StatusView({ status, uptimeSeconds }: { status: DeviceStatus; uptimeSec
               : `${troubled} ${troubled === 1 ? "part needs" : "parts need"} attention.`}
         </p>
         {parts.length > 0 && (
-          <div class="table-wrap" tabIndex={0} role="region" aria-labelledby="parts-heading">
-            <table class="table" id="parts">
-              <thead>
-                <tr>
-                  <th scope="col">Part</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Detail</th>
-                </tr>
-              </thead>
-              <tbody>
+          <DataTable id="parts" labelledBy="parts-heading" columns={["Part", "State", "Detail"]}>
                 {parts.map((part) => (
                   <tr key={part.name} data-part={part.name}>
                     <th scope="row">{part.name}</th>
@@ -286,9 +198,7 @@ function StatusView({ status, uptimeSeconds }: { status: DeviceStatus; uptimeSec
                     <td class="detail">{part.detail || <span class="muted">—</span>}</td>
                   </tr>
                 ))}
-              </tbody>
-            </table>
-          </div>
+              </DataTable>
         )}
       </section>
     </div>

@@ -1,8 +1,10 @@
 // The Networks page: the device's network instances (Local: NAT, DHCP, DNS; Switch: a bridge on a port), each
 // with its state, bridge, addresses, uplink port, the app interfaces on it (with a link to each app's firewall)
 // and its DHCP leases. Reads GET /api/v1/networks, refreshed every 5 s and on device events.
-import { useEffect, useState } from "preact/hooks";
-import type { ApiClient } from "../api";
+import { useCallback, useState } from "preact/hooks";
+import { ApiError, type ApiClient } from "../api";
+import { DataTable } from "../components/DataTable";
+import { useLive } from "../hooks";
 import { Link } from "../router";
 
 const POLL_MS = 5_000;
@@ -47,34 +49,17 @@ export function Networks({ api }: { api: ApiClient }) {
   const [instances, setInstances] = useState<NetworkInstance[] | null>(null);
   const [error, setError] = useState<string | null>(null);
 
-  useEffect(() => {
-    let stop = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const load = async () => {
-      clearTimeout(timer);
-      try {
-        const res = await fetch("/api/v1/networks", { credentials: "same-origin", headers: { Accept: "application/json" } });
-        const data = (await res.json().catch(() => ({}))) as { instances?: NetworkInstance[]; error?: string };
-        if (stop) return;
-        if (res.status === 401) void api.status().catch(() => {});
-        else if (res.ok) {
-          setInstances(data.instances ?? []);
-          setError(null);
-        } else setError(data.error ?? `The device answered ${res.status}.`);
-      } catch {
-        if (!stop) setError("The device could not be reached.");
-      }
-      if (!stop) timer = setTimeout(() => void load(), POLL_MS);
-    };
-    void load();
-    const events = typeof EventSource !== "undefined" ? new EventSource(api.eventsUrl) : null;
-    if (events) events.onmessage = () => void load();
-    return () => {
-      stop = true;
-      clearTimeout(timer);
-      events?.close();
-    };
+  const load = useCallback(async () => {
+    try {
+      const got = (await api.networks()) as unknown as NetworkInstance[] | undefined;
+      setInstances(got ?? []);
+      setError(null);
+    } catch (e) {
+      // A 401 has sent the app to sign in already.
+      if (!(e instanceof ApiError && e.status === 401)) setError(e instanceof ApiError && e.status !== 0 ? e.message : "The device could not be reached.");
+    }
   }, [api]);
+  useLive(api.eventsUrl, load, { pollMs: POLL_MS });
 
   return (
     <section id="networks" class="page" aria-labelledby="page-title">
@@ -151,19 +136,7 @@ export function Networks({ api }: { api: ApiClient }) {
           {(ni.interfaces ?? []).length === 0 ? (
             <p class="muted">No app is on this network.</p>
           ) : (
-            <div class="table-wrap" tabIndex={0} role="region" aria-label={`App interfaces on ${ni.name}`}>
-              <table class="table">
-                <thead>
-                  <tr>
-                    <th scope="col">App</th>
-                    <th scope="col">Interface</th>
-                    <th scope="col">Address</th>
-                    <th scope="col">MAC</th>
-                    <th scope="col">Host side</th>
-                    <th scope="col">Firewall</th>
-                  </tr>
-                </thead>
-                <tbody>
+            <DataTable label={`App interfaces on ${ni.name}`} columns={["App", "Interface", "Address", "MAC", "Host side", "Firewall"]}>
                   {(ni.interfaces ?? []).map((i) => (
                     <tr key={`${i.app}/${i.name}`} data-app={i.appName}>
                       <th scope="row">
@@ -178,9 +151,7 @@ export function Networks({ api }: { api: ApiClient }) {
                       </td>
                     </tr>
                   ))}
-                </tbody>
-              </table>
-            </div>
+                </DataTable>
           )}
           {ni.kind === "Local" && (
             <>
@@ -188,17 +159,7 @@ export function Networks({ api }: { api: ApiClient }) {
               {ni.leases.length === 0 ? (
                 <p class="muted">No leases handed out (containers are configured directly; VMs and DHCP clients show here).</p>
               ) : (
-                <div class="table-wrap" tabIndex={0} role="region" aria-label={`DHCP leases of ${ni.name}`}>
-                  <table class="table">
-                    <thead>
-                      <tr>
-                        <th scope="col">Address</th>
-                        <th scope="col">MAC</th>
-                        <th scope="col">Name</th>
-                        <th scope="col">Expires</th>
-                      </tr>
-                    </thead>
-                    <tbody>
+                <DataTable label={`DHCP leases of ${ni.name}`} columns={["Address", "MAC", "Name", "Expires"]}>
                       {ni.leases.map((l) => (
                         <tr key={l.mac}>
                           <td class="mono">{l.ip}</td>
@@ -207,9 +168,7 @@ export function Networks({ api }: { api: ApiClient }) {
                           <td>{l.expires ? new Date(l.expires).toLocaleString() : "never"}</td>
                         </tr>
                       ))}
-                    </tbody>
-                  </table>
-                </div>
+                    </DataTable>
               )}
             </>
           )}

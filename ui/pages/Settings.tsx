@@ -67,7 +67,7 @@ function PasswordForm({ api }: { api: ApiClient }) {
     if (problems.length) return;
     setSaving(true);
     try {
-      await api.call("POST", "/password", { current, password: next });
+      await api.changePassword(current, next);
       setCurrent("");
       setNext("");
       setRepeat("");
@@ -112,7 +112,7 @@ function Tokens({ api }: { api: ApiClient }) {
 
   const load = useCallback(async () => {
     try {
-      setTokens((await api.call<{ tokens: Token[] }>("GET", "/tokens")).tokens);
+      setTokens((await api.tokens()) as Token[]);
     } catch (e) {
       setError(message(e));
     }
@@ -124,7 +124,7 @@ function Tokens({ api }: { api: ApiClient }) {
     setError(null);
     if (!name.trim()) return setError("Give the token a name, e.g. the script or person that uses it.");
     try {
-      const t = await api.call<{ name: string; token: string }>("POST", "/tokens", { name });
+      const t = await api.createToken(name);
       setCreated(t);
       setName("");
       await load();
@@ -136,7 +136,7 @@ function Tokens({ api }: { api: ApiClient }) {
   const revoke = async () => {
     if (!revoking) return;
     try {
-      await api.call("DELETE", `/tokens/${encodeURIComponent(revoking.id)}`);
+      await api.deleteToken(revoking.id);
       setRevoking(null);
       await load();
     } catch (err) {
@@ -211,7 +211,7 @@ function Power({ api }: { api: ApiClient }) {
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
-    api.call<Session>("GET", "/session").then(
+    api.sessionInfo().then(
       (s) => setAvailable(s.power === true),
       () => setAvailable(false),
     );
@@ -223,7 +223,7 @@ function Power({ api }: { api: ApiClient }) {
     if (!action) return;
     setError(null);
     try {
-      const r = await api.call<{ message: string }>("POST", `/device/${action}`);
+      const r = await api.power(action);
       setResult(r.message || (action === "reboot" ? "The device is restarting." : "The device is shutting down."));
     } catch (e) {
       setError(message(e));

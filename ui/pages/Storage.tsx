@@ -5,7 +5,7 @@
 import { useCallback, useState } from "preact/hooks";
 import { ApiError, type ApiClient, type DeviceStatus, type StatusItem } from "../api";
 import { DataTable } from "../components/DataTable";
-import { useLiveLoad } from "../hooks";
+import { useLive } from "../hooks";
 import { Link } from "../router";
 
 const POLL_MS = 5_000;
@@ -42,7 +42,7 @@ export function Storage({ api }: { api: ApiClient }) {
   const [error, setError] = useState<string | null>(null);
   const load = useCallback(async () => {
     try {
-      const [s, c] = await Promise.all([api.status(), api.call<Doc>("GET", "/config").catch(() => null)]);
+      const [s, c] = await Promise.all([api.status(), api.config().then((c) => c.doc).catch(() => null)]);
       setStatus(s);
       setConfig(c);
       setError(null);
@@ -50,7 +50,7 @@ export function Storage({ api }: { api: ApiClient }) {
       setError(e instanceof ApiError ? e.message : String(e));
     }
   }, [api]);
-  useLiveLoad(api.eventsUrl, load, POLL_MS);
+  useLive(api.eventsUrl, load, { pollMs: POLL_MS });
 
   // Which apps mount each volume, and where each volume comes from, from the desired document.
   const mountedBy = new Map<string, { uuid: string; name: string }[]>();

@@ -8,7 +8,7 @@ import { useCallback, useRef, useState } from "preact/hooks";
 import { ApiError, type ApiClient } from "../api";
 import { DataTable } from "../components/DataTable";
 import { FormError } from "../components/Field";
-import { useLiveLoad } from "../hooks";
+import { useLive } from "../hooks";
 import { formatDateTime } from "../format";
 
 const POLL_MS = 2_000;
@@ -141,13 +141,13 @@ export function Updates({ api }: { api: ApiClient }) {
   const [error, setError] = useState<string | null>(null);
   const load = useCallback(async () => {
     try {
-      setView(await api.call<BaseOsView>("GET", "/baseos"));
+      setView((await api.baseos()) as BaseOsView);
       setError(null);
     } catch (e) {
       setError(message(e));
     }
   }, [api]);
-  useLiveLoad(api.eventsUrl, load, POLL_MS);
+  useLive(api.eventsUrl, load, { pollMs: POLL_MS });
 
   return (
     <section id="updates" class="page" aria-labelledby="page-title">
@@ -239,7 +239,7 @@ function CurrentUpdate({ api, op, reload }: { api: ApiClient; op: Operation; rel
     setBusy(true);
     setError(null);
     try {
-      await api.call("POST", `/baseos/${path}`);
+      await api.baseosAction(path);
       await reload();
     } catch (e) {
       setError(message(e));
@@ -415,7 +415,7 @@ function ScheduleForm({ api, settings, reload }: { api: ApiClient; settings: Set
     if (!Number.isInteger(durationMinutes) || !Number.isInteger(testWindowSeconds)) return setError("The window's length and the test window are whole numbers.");
     setSaving(true);
     try {
-      await api.call("PUT", "/baseos/settings", { reboot: mode, window: { start, durationMinutes }, testWindowSeconds });
+      await api.baseosSettings({ reboot: mode, window: { start, durationMinutes }, testWindowSeconds });
       setSaved(true);
       await reload();
     } catch (err) {
@@ -480,7 +480,7 @@ function Failed({ api, view, reload }: { api: ApiClient; view: BaseOsView; reloa
   const retry = async (version: string) => {
     setError(null);
     try {
-      await api.call("POST", "/baseos/retry", { version });
+      await api.baseosRetry(version);
       await reload();
     } catch (e) {
       setError(message(e));
