@@ -1,24 +1,14 @@
 // The controller part as the composition root holds it: one object from the start, which answers for the
 // controller link (URL, part, status) before the controller's code and identity have loaded, and after.
-import type { ConfigService } from "../config/service.ts";
-import type { Controller, ControllerTimers, DeviceView } from "../controller/sync.ts";
-import type { EventBus } from "../model/events.ts";
+import type { Controller, ControllerDeps, ControllerTimers } from "../controller/sync.ts";
 import type { ControllerLink, PartStatus } from "../model/status.ts";
 import type { FlowMessage } from "../proto/index.ts";
-import type { Store } from "../store/store.ts";
 import type { AppSample } from "../telemetry/metrics.ts";
 import { notStarted } from "./not-started.ts";
 
-export interface ControllerPartOptions {
-  configDir: string;
-  persistDir: string;
-  dataDir: string;
-  version: string;
-  store: Store;
-  events: EventBus;
-  config: ConfigService;
-  /** The device as the controller reports it (status, name, its log, the base OS slots). */
-  device: DeviceView;
+/** What the controller part is built from: the controller's own dependencies it passes through, and its own. */
+export interface ControllerPartOptions
+  extends Pick<ControllerDeps, "configDir" | "persistDir" | "dataDir" | "version" | "store" | "events" | "config" | "device"> {
   /** --controller / EVEBOX_CONTROLLER, written to config/server when the part starts. */
   url: string | null;
   /** The controller's address known before the part starts (from `url` or config/server): managed or not. */

@@ -1,7 +1,7 @@
 // The desired state the reconciler works from: the current config version's device model (config/model.ts, read
 // once per version) as EVE's pillar runs it, plus the operator's local commands.
 import { createHash } from "node:crypto";
-import { buildDeviceModel, type DeviceModel } from "../config/model.ts";
+import { buildDeviceModel, type DeviceModel, type VolumeModel } from "../config/model.ts";
 import type { ObjectProblem } from "../config/problems.ts";
 import type { DesiredVm } from "./vms.ts";
 import type { DesiredNetwork } from "../network/manager.ts";
@@ -22,14 +22,8 @@ export interface DesiredContentTree {
   error: string | null;
 }
 
-export interface DesiredVolume {
-  uuid: string;
-  name: string;
-  generation: number;
-  origin: "blank" | "download";
-  contentTreeId: string | null;
-  sizeBytes: number;
-}
+/** A volume as the workloads need it: the model's, without what only validation and the UI read. */
+export type DesiredVolume = Pick<VolumeModel, "uuid" | "name" | "generation" | "origin" | "contentTreeId" | "sizeBytes">;
 
 export interface DesiredMount {
   volumeUuid: string;
