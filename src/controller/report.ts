@@ -6,6 +6,7 @@ import type { DeviceStatus, ObjectStatus } from "../model/status.ts";
 import {
   BootReason,
   encodeMessage,
+  MetricItemType,
   Severity,
   ZDeviceState,
   ZInfoTypes,
@@ -20,6 +21,19 @@ import { type AppSample, cpuCount, type DeviceSample, type NetSample } from "../
 export const ZINFO_MSG = "org.lfedge.eve.info.ZInfoMsg";
 export const ZMETRIC_MSG = "org.lfedge.eve.metrics.ZMetricMsg";
 const MB = 1024 * 1024;
+
+/** The outbox's counters as deviceMetric.metricItems ("outbox.*"; times in Unix seconds, absent when never). */
+export function outboxItems(o: OutboxStats): { key: string; type: MetricItemType; uint64Value: number }[] {
+  const items = [
+    { key: "outbox.undelivered", type: MetricItemType.MetricItemGauge, uint64Value: o.undelivered },
+    { key: "outbox.dropped", type: MetricItemType.MetricItemCounter, uint64Value: o.dropped },
+    { key: "outbox.rejected", type: MetricItemType.MetricItemCounter, uint64Value: o.rejected },
+    { key: "outbox.superseded", type: MetricItemType.MetricItemCounter, uint64Value: o.superseded },
+  ];
+  if (o.oldest) items.push({ key: "outbox.oldest_undelivered", type: MetricItemType.MetricItemGauge, uint64Value: Math.floor(o.oldest.getTime() / 1000) });
+  if (o.lastDropped) items.push({ key: "outbox.last_dropped", type: MetricItemType.MetricItemGauge, uint64Value: Math.floor(o.lastDropped.getTime() / 1000) });
+  return items;
+}
 
 export function timestamp(d: Date): { seconds: number; nanos: number } {
   const ms = d.getTime();
@@ -311,14 +325,8 @@ export function metricMsg(
       ],
       lastReceivedConfig: ts(extra.lastReceivedConfig),
       lastProcessedConfig: ts(extra.lastProcessedConfig),
-      deferredQueue: {
-        undeliveredMsgCount: extra.outbox.undelivered,
-        oldestUndeliveredMsg: ts(extra.outbox.oldest),
-        droppedMsgCount: extra.outbox.dropped,
-        rejectedMsgCount: extra.outbox.rejected,
-        supersededMsgCount: extra.outbox.superseded,
-        lastDroppedMsg: ts(extra.outbox.lastDropped),
-      },
+      // The outbox has no message of its own upstream: its state goes as open-ended metric items.
+      metricItems: outboxItems(extra.outbox),
     },
     am: apps.map((a) => ({
       AppID: a.uuid,

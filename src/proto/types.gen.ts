@@ -9,23 +9,13 @@
 //
 // Short names used by more than one package get the package's last segment as a
 // prefix instead of the bare name:
-//   ConnectivityProbe -> CommonConnectivityProbe, ConfigConnectivityProbe
-//   ConnectivityProbeMethod -> CommonConnectivityProbeMethod, ConfigConnectivityProbeMethod
-//   DHCPType -> CommonDHCPType, ConfigDHCPType
-//   DhcpOptionsIgnore -> CommonDhcpOptionsIgnore, ConfigDhcpOptionsIgnore
+//   CellularConfig -> ConfigCellularConfig, ProfileCellularConfig
+//   CellularConnectivityProbe -> ConfigCellularConnectivityProbe, ProfileCellularConnectivityProbe
 //   HashAlgorithm -> CommonHashAlgorithm, ConfigHashAlgorithm
 //   IPRoute -> ConfigIPRoute, InfoIPRoute
-//   NetworkType -> CommonNetworkType, ConfigNetworkType
-//   ProbeEndpoint -> CommonProbeEndpoint, ConfigProbeEndpoint
-//   ProxyConfig -> CommonProxyConfig, ConfigProxyConfig
-//   ProxyServer -> CommonProxyServer, ConfigProxyServer
 //   SnapshotType -> ConfigSnapshotType, InfoSnapshotType
-//   WiFiKeyScheme -> CommonWiFiKeyScheme, ConfigWiFiKeyScheme
-//   WirelessType -> CommonWirelessType, ConfigWirelessType, InfoWirelessType
-//   ZnetStaticDNSEntry -> CommonZnetStaticDNSEntry, ConfigZnetStaticDNSEntry
-//   ipRange -> CommonIpRange, ConfigIpRange
-//   ipspec -> CommonIpspec, ConfigIpspec
-//   proxyProto -> CommonProxyProto, ConfigProxyProto
+//   WifiConfig -> ConfigWifiConfig, ProfileWifiConfig
+//   WirelessType -> CommonWirelessType, ProfileWirelessType, InfoWirelessType
 
 /* eslint-disable */
 
@@ -143,7 +133,6 @@ export enum org_lfedge_eve_attest_AttestVersionType {
   ATTEST_VERSION_TYPE_INVALID = 0,
   ATTEST_VERSION_TYPE_EVE = 1,
   ATTEST_VERSION_TYPE_FIRMWARE = 2,
-  ATTEST_VERSION_TYPE_EVE_ORIGIN = 3,
 }
 export { org_lfedge_eve_attest_AttestVersionType as AttestVersionType };
 
@@ -492,7 +481,7 @@ export interface org_lfedge_eve_common_ipRange {
   /** 2: string */
   end?: string;
 }
-export type CommonIpRange = org_lfedge_eve_common_ipRange;
+export type ipRange = org_lfedge_eve_common_ipRange;
 
 /** enum org.lfedge.eve.common.proxyProto */
 export enum org_lfedge_eve_common_proxyProto {
@@ -502,7 +491,7 @@ export enum org_lfedge_eve_common_proxyProto {
   PROXY_FTP = 3,
   PROXY_OTHER = 255,
 }
-export { org_lfedge_eve_common_proxyProto as CommonProxyProto };
+export { org_lfedge_eve_common_proxyProto as proxyProto };
 
 /** message org.lfedge.eve.common.ProxyServer */
 export interface org_lfedge_eve_common_ProxyServer {
@@ -513,7 +502,7 @@ export interface org_lfedge_eve_common_ProxyServer {
   /** 3: uint32 */
   port?: number;
 }
-export type CommonProxyServer = org_lfedge_eve_common_ProxyServer;
+export type ProxyServer = org_lfedge_eve_common_ProxyServer;
 
 /** message org.lfedge.eve.common.ProxyConfig */
 export interface org_lfedge_eve_common_ProxyConfig {
@@ -530,7 +519,7 @@ export interface org_lfedge_eve_common_ProxyConfig {
   /** 6: repeated bytes */
   proxyCertPEM?: Uint8Array[];
 }
-export type CommonProxyConfig = org_lfedge_eve_common_ProxyConfig;
+export type ProxyConfig = org_lfedge_eve_common_ProxyConfig;
 
 /** message org.lfedge.eve.common.ZnetStaticDNSEntry */
 export interface org_lfedge_eve_common_ZnetStaticDNSEntry {
@@ -539,7 +528,7 @@ export interface org_lfedge_eve_common_ZnetStaticDNSEntry {
   /** 2: repeated string */
   Address?: string[];
 }
-export type CommonZnetStaticDNSEntry = org_lfedge_eve_common_ZnetStaticDNSEntry;
+export type ZnetStaticDNSEntry = org_lfedge_eve_common_ZnetStaticDNSEntry;
 
 /** enum org.lfedge.eve.common.DHCPType */
 export enum org_lfedge_eve_common_DHCPType {
@@ -548,7 +537,7 @@ export enum org_lfedge_eve_common_DHCPType {
   DHCPNone = 2,
   Client = 4,
 }
-export { org_lfedge_eve_common_DHCPType as CommonDHCPType };
+export { org_lfedge_eve_common_DHCPType as DHCPType };
 
 /** message org.lfedge.eve.common.ipspec */
 export interface org_lfedge_eve_common_ipspec {
@@ -571,7 +560,7 @@ export interface org_lfedge_eve_common_ipspec {
   /** 11: DhcpOptionsIgnore */
   dhcpOptionsIgnore?: org_lfedge_eve_common_DhcpOptionsIgnore;
 }
-export type CommonIpspec = org_lfedge_eve_common_ipspec;
+export type ipspec = org_lfedge_eve_common_ipspec;
 
 /** message org.lfedge.eve.common.DhcpOptionsIgnore */
 export interface org_lfedge_eve_common_DhcpOptionsIgnore {
@@ -584,7 +573,7 @@ export interface org_lfedge_eve_common_DhcpOptionsIgnore {
   /** 4: bool */
   gatewaysExclusively?: boolean;
 }
-export type CommonDhcpOptionsIgnore = org_lfedge_eve_common_DhcpOptionsIgnore;
+export type DhcpOptionsIgnore = org_lfedge_eve_common_DhcpOptionsIgnore;
 
 /** enum org.lfedge.eve.common.NetworkType */
 export enum org_lfedge_eve_common_NetworkType {
@@ -598,7 +587,7 @@ export enum org_lfedge_eve_common_NetworkType {
   V6Only = 8,
   DualV4V6 = 9,
 }
-export { org_lfedge_eve_common_NetworkType as CommonNetworkType };
+export { org_lfedge_eve_common_NetworkType as NetworkType };
 
 /** enum org.lfedge.eve.common.WirelessType */
 export enum org_lfedge_eve_common_WirelessType {
@@ -614,7 +603,7 @@ export enum org_lfedge_eve_common_WiFiKeyScheme {
   WPAPSK = 1,
   WPAEAP = 2,
 }
-export { org_lfedge_eve_common_WiFiKeyScheme as CommonWiFiKeyScheme };
+export { org_lfedge_eve_common_WiFiKeyScheme as WiFiKeyScheme };
 
 /** enum org.lfedge.eve.common.ConnectivityProbeMethod */
 export enum org_lfedge_eve_common_ConnectivityProbeMethod {
@@ -622,7 +611,7 @@ export enum org_lfedge_eve_common_ConnectivityProbeMethod {
   CONNECTIVITY_PROBE_METHOD_ICMP = 1,
   CONNECTIVITY_PROBE_METHOD_TCP = 2,
 }
-export { org_lfedge_eve_common_ConnectivityProbeMethod as CommonConnectivityProbeMethod };
+export { org_lfedge_eve_common_ConnectivityProbeMethod as ConnectivityProbeMethod };
 
 /** message org.lfedge.eve.common.ProbeEndpoint */
 export interface org_lfedge_eve_common_ProbeEndpoint {
@@ -631,7 +620,7 @@ export interface org_lfedge_eve_common_ProbeEndpoint {
   /** 2: uint32 */
   port?: number;
 }
-export type CommonProbeEndpoint = org_lfedge_eve_common_ProbeEndpoint;
+export type ProbeEndpoint = org_lfedge_eve_common_ProbeEndpoint;
 
 /** message org.lfedge.eve.common.ConnectivityProbe */
 export interface org_lfedge_eve_common_ConnectivityProbe {
@@ -640,7 +629,7 @@ export interface org_lfedge_eve_common_ConnectivityProbe {
   /** 2: ProbeEndpoint */
   probeEndpoint?: org_lfedge_eve_common_ProbeEndpoint;
 }
-export type CommonConnectivityProbe = org_lfedge_eve_common_ConnectivityProbe;
+export type ConnectivityProbe = org_lfedge_eve_common_ConnectivityProbe;
 
 /** enum org.lfedge.eve.common.RadioAccessTechnology */
 export enum org_lfedge_eve_common_RadioAccessTechnology {
@@ -922,6 +911,8 @@ export interface org_lfedge_eve_config_Adapter {
   name?: string;
   /** 3: EthVF */
   ethVf?: org_lfedge_eve_config_EthVF;
+  /** 4: uint32 */
+  interfaceOrder?: number;
 }
 export type Adapter = org_lfedge_eve_config_Adapter;
 
@@ -1080,6 +1071,8 @@ export interface org_lfedge_eve_config_ContentTree {
   customMetaData?: string;
   /** 11: repeated string */
   dsIdsList?: string[];
+  /** 12: string */
+  designatedNodeId?: string;
 }
 export type ContentTree = org_lfedge_eve_config_ContentTree;
 
@@ -1128,9 +1121,7 @@ export interface org_lfedge_eve_config_Volume {
   /** 9: Target */
   target?: org_lfedge_eve_config_Target;
   /** 10: string */
-  DesignatedNodeID?: string;
-  /** 11: repeated string */
-  ReplicaNodeID?: string[];
+  designatedNodeId?: string;
 }
 export type Volume = org_lfedge_eve_config_Volume;
 
@@ -1188,49 +1179,6 @@ export enum org_lfedge_eve_config_VmMode {
   LEGACY = 5,
 }
 export { org_lfedge_eve_config_VmMode as VmMode };
-
-/** enum org.lfedge.eve.config.CpuPolicy */
-export enum org_lfedge_eve_config_CpuPolicy {
-  CPU_POLICY_UNSPECIFIED = 0,
-  CPU_POLICY_SHARED = 1,
-  CPU_POLICY_DEDICATED = 2,
-}
-export { org_lfedge_eve_config_CpuPolicy as CpuPolicy };
-
-/** enum org.lfedge.eve.config.NumaPolicy */
-export enum org_lfedge_eve_config_NumaPolicy {
-  NUMA_POLICY_UNSPECIFIED = 0,
-  NUMA_POLICY_NONE = 1,
-  NUMA_POLICY_BEST_EFFORT = 2,
-  NUMA_POLICY_RESTRICTED = 3,
-  NUMA_POLICY_SINGLE_NUMA_NODE = 4,
-}
-export { org_lfedge_eve_config_NumaPolicy as NumaPolicy };
-
-/** enum org.lfedge.eve.config.IoPlacement */
-export enum org_lfedge_eve_config_IoPlacement {
-  IO_PLACEMENT_UNSPECIFIED = 0,
-  IO_PLACEMENT_DEDICATED = 1,
-  IO_PLACEMENT_HOUSEKEEPING = 2,
-}
-export { org_lfedge_eve_config_IoPlacement as IoPlacement };
-
-/** enum org.lfedge.eve.config.IsolationTier */
-export enum org_lfedge_eve_config_IsolationTier {
-  ISOLATION_TIER_UNSPECIFIED = 0,
-  ISOLATION_TIER_NONE = 1,
-  ISOLATION_TIER_SOFT = 2,
-  ISOLATION_TIER_HARD = 3,
-}
-export { org_lfedge_eve_config_IsolationTier as IsolationTier };
-
-/** enum org.lfedge.eve.config.DisruptionPolicy */
-export enum org_lfedge_eve_config_DisruptionPolicy {
-  DISRUPTION_POLICY_UNSPECIFIED = 0,
-  DISRUPTION_POLICY_ALLOW = 1,
-  DISRUPTION_POLICY_PROTECT = 2,
-}
-export { org_lfedge_eve_config_DisruptionPolicy as DisruptionPolicy };
 
 /** enum org.lfedge.eve.config.VmBootMode */
 export enum org_lfedge_eve_config_VmBootMode {
@@ -1296,20 +1244,6 @@ export interface org_lfedge_eve_config_VmConfig {
   disableVtpm?: boolean;
   /** 27: org.lfedge.eve.common.BootOrder */
   bootOrder?: org_lfedge_eve_common_BootOrder;
-  /** 28: CpuPolicy */
-  cpuPolicy?: org_lfedge_eve_config_CpuPolicy;
-  /** 29: bool */
-  fullPcpusOnly?: boolean;
-  /** 30: uint32 */
-  threadsPerCore?: number;
-  /** 31: NumaPolicy */
-  numaPolicy?: org_lfedge_eve_config_NumaPolicy;
-  /** 32: IoPlacement */
-  ioPlacement?: org_lfedge_eve_config_IoPlacement;
-  /** 33: IsolationTier */
-  isolationTier?: org_lfedge_eve_config_IsolationTier;
-  /** 34: DisruptionPolicy */
-  disruptionPolicy?: org_lfedge_eve_config_DisruptionPolicy;
 }
 export type VmConfig = org_lfedge_eve_config_VmConfig;
 
@@ -1387,7 +1321,7 @@ export interface org_lfedge_eve_config_CellularConfig {
   /** 5: uint32 */
   activatedSimSlot?: number;
 }
-export type CellularConfig = org_lfedge_eve_config_CellularConfig;
+export type ConfigCellularConfig = org_lfedge_eve_config_CellularConfig;
 
 /** message org.lfedge.eve.config.CellularConnectivityProbe */
 export interface org_lfedge_eve_config_CellularConnectivityProbe {
@@ -1398,7 +1332,7 @@ export interface org_lfedge_eve_config_CellularConnectivityProbe {
   /** 3: org.lfedge.eve.common.ConnectivityProbe */
   customProbe?: org_lfedge_eve_common_ConnectivityProbe;
 }
-export type CellularConnectivityProbe = org_lfedge_eve_config_CellularConnectivityProbe;
+export type ConfigCellularConnectivityProbe = org_lfedge_eve_config_CellularConnectivityProbe;
 
 /** message org.lfedge.eve.config.CellularAccessPoint */
 export interface org_lfedge_eve_config_CellularAccessPoint {
@@ -1444,7 +1378,7 @@ export interface org_lfedge_eve_config_WifiConfig {
   /** 30: org.lfedge.eve.common.CipherBlock */
   cipherData?: org_lfedge_eve_common_CipherBlock;
 }
-export type WifiConfig = org_lfedge_eve_config_WifiConfig;
+export type ConfigWifiConfig = org_lfedge_eve_config_WifiConfig;
 
 /** message org.lfedge.eve.config.WifiConfig.cryptoblock */
 export interface org_lfedge_eve_config_WifiConfig_cryptoblock {
@@ -1563,6 +1497,30 @@ export interface org_lfedge_eve_config_BaseOS {
   baseOsVersion?: string;
 }
 export type BaseOS = org_lfedge_eve_config_BaseOS;
+
+/** message org.lfedge.eve.config.CompoundEdgeDevConfigRequest */
+export interface org_lfedge_eve_config_CompoundEdgeDevConfigRequest {
+  /** 1: uint64 */
+  lastCmdTimestamp?: number | string;
+  /** 2: ConfigRequest */
+  cfgReq?: org_lfedge_eve_config_ConfigRequest;
+}
+export type CompoundEdgeDevConfigRequest = org_lfedge_eve_config_CompoundEdgeDevConfigRequest;
+
+/** message org.lfedge.eve.config.CompoundEdgeDevConfig */
+export interface org_lfedge_eve_config_CompoundEdgeDevConfig {
+  /** 1: uint64 */
+  timestamp?: number | string;
+  /** 2: org.lfedge.eve.auth.AuthContainer */
+  protectedConfig?: org_lfedge_eve_auth_AuthContainer;
+  /** 3: org.lfedge.eve.profile.LocalDevCmd */
+  devCmd?: org_lfedge_eve_profile_LocalDevCmd;
+  /** 4: org.lfedge.eve.profile.LocalAppCmdList */
+  appCmdList?: org_lfedge_eve_profile_LocalAppCmdList;
+  /** 5: org.lfedge.eve.profile.RadioConfig */
+  radioConfig?: org_lfedge_eve_profile_RadioConfig;
+}
+export type CompoundEdgeDevConfig = org_lfedge_eve_config_CompoundEdgeDevConfig;
 
 /** message org.lfedge.eve.config.LOCConfig */
 export interface org_lfedge_eve_config_LOCConfig {
@@ -1715,13 +1673,6 @@ export interface org_lfedge_eve_config_LoadBalancerService {
 }
 export type LoadBalancerService = org_lfedge_eve_config_LoadBalancerService;
 
-/** message org.lfedge.eve.config.EdgeNodeClusterWitness */
-export interface org_lfedge_eve_config_EdgeNodeClusterWitness {
-  /** 1: string */
-  witnessIp?: string;
-}
-export type EdgeNodeClusterWitness = org_lfedge_eve_config_EdgeNodeClusterWitness;
-
 /** message org.lfedge.eve.config.EdgeNodeCluster */
 export interface org_lfedge_eve_config_EdgeNodeCluster {
   /** 1: string */
@@ -1746,14 +1697,6 @@ export interface org_lfedge_eve_config_EdgeNodeCluster {
   haScheme?: org_lfedge_eve_config_HAScheme;
   /** 12: LoadBalancerService */
   loadBalancerService?: org_lfedge_eve_config_LoadBalancerService;
-  /** 13: repeated string */
-  masterNodeUuids?: string[];
-  /** 14: bool */
-  enableNativeK8sOrchestration?: boolean;
-  /** 15: EdgeNodeClusterWitness */
-  witness?: org_lfedge_eve_config_EdgeNodeClusterWitness;
-  /** 16: uint32 */
-  quorumRecoveryGeneration?: number;
 }
 export type EdgeNodeCluster = org_lfedge_eve_config_EdgeNodeCluster;
 
@@ -1978,8 +1921,8 @@ export interface org_lfedge_eve_config_PortProbe {
   enableGwPing?: boolean;
   /** 2: uint32 */
   gwPingMaxCost?: number;
-  /** 3: ConnectivityProbe */
-  customProbe?: org_lfedge_eve_config_ConnectivityProbe;
+  /** 3: org.lfedge.eve.common.ConnectivityProbe */
+  customProbe?: org_lfedge_eve_common_ConnectivityProbe;
 }
 export type PortProbe = org_lfedge_eve_config_PortProbe;
 
@@ -2008,10 +1951,10 @@ export interface org_lfedge_eve_config_NetworkInstanceConfig {
   cfg?: org_lfedge_eve_config_NetworkInstanceOpaqueConfig;
   /** 39: AddressType */
   ipType?: org_lfedge_eve_config_AddressType;
-  /** 40: ipspec */
-  ip?: org_lfedge_eve_config_ipspec;
-  /** 41: repeated ZnetStaticDNSEntry */
-  dns?: org_lfedge_eve_config_ZnetStaticDNSEntry[];
+  /** 40: org.lfedge.eve.common.ipspec */
+  ip?: org_lfedge_eve_common_ipspec;
+  /** 41: repeated org.lfedge.eve.common.ZnetStaticDNSEntry */
+  dns?: org_lfedge_eve_common_ZnetStaticDNSEntry[];
   /** 42: bool */
   propagateConnectedRoutes?: boolean;
   /** 43: repeated IPRoute */
@@ -2035,172 +1978,6 @@ export interface org_lfedge_eve_config_VlanAccessPort {
   accessPort?: string;
 }
 export type VlanAccessPort = org_lfedge_eve_config_VlanAccessPort;
-
-/** message org.lfedge.eve.config.ipRange */
-export interface org_lfedge_eve_config_ipRange {
-  /** 1: string */
-  start?: string;
-  /** 2: string */
-  end?: string;
-}
-export type ConfigIpRange = org_lfedge_eve_config_ipRange;
-
-/** enum org.lfedge.eve.config.proxyProto */
-export enum org_lfedge_eve_config_proxyProto {
-  PROXY_HTTP = 0,
-  PROXY_HTTPS = 1,
-  PROXY_SOCKS = 2,
-  PROXY_FTP = 3,
-  PROXY_OTHER = 255,
-}
-export { org_lfedge_eve_config_proxyProto as ConfigProxyProto };
-
-/** message org.lfedge.eve.config.ProxyServer */
-export interface org_lfedge_eve_config_ProxyServer {
-  /** 1: proxyProto */
-  proto?: org_lfedge_eve_config_proxyProto;
-  /** 2: string */
-  server?: string;
-  /** 3: uint32 */
-  port?: number;
-}
-export type ConfigProxyServer = org_lfedge_eve_config_ProxyServer;
-
-/** message org.lfedge.eve.config.ProxyConfig */
-export interface org_lfedge_eve_config_ProxyConfig {
-  /** 1: bool */
-  networkProxyEnable?: boolean;
-  /** 2: repeated ProxyServer */
-  proxies?: org_lfedge_eve_config_ProxyServer[];
-  /** 3: string */
-  exceptions?: string;
-  /** 4: string */
-  pacfile?: string;
-  /** 5: string */
-  networkProxyURL?: string;
-  /** 6: repeated bytes */
-  proxyCertPEM?: Uint8Array[];
-}
-export type ConfigProxyConfig = org_lfedge_eve_config_ProxyConfig;
-
-/** message org.lfedge.eve.config.ZedServer */
-export interface org_lfedge_eve_config_ZedServer {
-  /** 1: string */
-  HostName?: string;
-  /** 2: repeated string */
-  EID?: string[];
-}
-export type ZedServer = org_lfedge_eve_config_ZedServer;
-
-/** message org.lfedge.eve.config.ZnetStaticDNSEntry */
-export interface org_lfedge_eve_config_ZnetStaticDNSEntry {
-  /** 1: string */
-  HostName?: string;
-  /** 2: repeated string */
-  Address?: string[];
-}
-export type ConfigZnetStaticDNSEntry = org_lfedge_eve_config_ZnetStaticDNSEntry;
-
-/** enum org.lfedge.eve.config.DHCPType */
-export enum org_lfedge_eve_config_DHCPType {
-  DHCPNoop = 0,
-  Static = 1,
-  DHCPNone = 2,
-  Client = 4,
-}
-export { org_lfedge_eve_config_DHCPType as ConfigDHCPType };
-
-/** message org.lfedge.eve.config.ipspec */
-export interface org_lfedge_eve_config_ipspec {
-  /** 2: DHCPType */
-  dhcp?: org_lfedge_eve_config_DHCPType;
-  /** 3: string */
-  subnet?: string;
-  /** 5: string */
-  gateway?: string;
-  /** 6: string */
-  domain?: string;
-  /** 7: string */
-  ntp?: string;
-  /** 10: repeated string */
-  moreNtp?: string[];
-  /** 8: repeated string */
-  dns?: string[];
-  /** 9: ipRange */
-  dhcpRange?: org_lfedge_eve_config_ipRange;
-  /** 11: DhcpOptionsIgnore */
-  dhcpOptionsIgnore?: org_lfedge_eve_config_DhcpOptionsIgnore;
-}
-export type ConfigIpspec = org_lfedge_eve_config_ipspec;
-
-/** message org.lfedge.eve.config.DhcpOptionsIgnore */
-export interface org_lfedge_eve_config_DhcpOptionsIgnore {
-  /** 1: bool */
-  ntpServerExclusively?: boolean;
-  /** 2: bool */
-  ipAddressesExclusively?: boolean;
-  /** 3: bool */
-  dnsConfigExclusive?: boolean;
-  /** 4: bool */
-  gatewaysExclusively?: boolean;
-}
-export type ConfigDhcpOptionsIgnore = org_lfedge_eve_config_DhcpOptionsIgnore;
-
-/** enum org.lfedge.eve.config.NetworkType */
-export enum org_lfedge_eve_config_NetworkType {
-  NETWORKTYPENOOP = 0,
-  V4 = 4,
-  V6 = 6,
-  CryptoV4 = 24,
-  CryptoV6 = 26,
-  CryptoEID = 14,
-  V4Only = 7,
-  V6Only = 8,
-  DualV4V6 = 9,
-}
-export { org_lfedge_eve_config_NetworkType as ConfigNetworkType };
-
-/** enum org.lfedge.eve.config.WirelessType */
-export enum org_lfedge_eve_config_WirelessType {
-  TypeNOOP = 0,
-  WiFi = 1,
-  Cellular = 2,
-}
-export { org_lfedge_eve_config_WirelessType as ConfigWirelessType };
-
-/** enum org.lfedge.eve.config.WiFiKeyScheme */
-export enum org_lfedge_eve_config_WiFiKeyScheme {
-  SchemeNOOP = 0,
-  WPAPSK = 1,
-  WPAEAP = 2,
-}
-export { org_lfedge_eve_config_WiFiKeyScheme as ConfigWiFiKeyScheme };
-
-/** enum org.lfedge.eve.config.ConnectivityProbeMethod */
-export enum org_lfedge_eve_config_ConnectivityProbeMethod {
-  CONNECTIVITY_PROBE_METHOD_UNSPECIFIED = 0,
-  CONNECTIVITY_PROBE_METHOD_ICMP = 1,
-  CONNECTIVITY_PROBE_METHOD_TCP = 2,
-}
-export { org_lfedge_eve_config_ConnectivityProbeMethod as ConfigConnectivityProbeMethod };
-
-/** message org.lfedge.eve.config.ProbeEndpoint */
-export interface org_lfedge_eve_config_ProbeEndpoint {
-  /** 1: string */
-  host?: string;
-  /** 2: uint32 */
-  port?: number;
-}
-export type ConfigProbeEndpoint = org_lfedge_eve_config_ProbeEndpoint;
-
-/** message org.lfedge.eve.config.ConnectivityProbe */
-export interface org_lfedge_eve_config_ConnectivityProbe {
-  /** 1: ConnectivityProbeMethod */
-  probeMethod?: org_lfedge_eve_config_ConnectivityProbeMethod;
-  /** 2: ProbeEndpoint */
-  probeEndpoint?: org_lfedge_eve_config_ProbeEndpoint;
-}
-export type ConfigConnectivityProbe = org_lfedge_eve_config_ConnectivityProbe;
 
 /** message org.lfedge.eve.config.EdgeViewConfig */
 export interface org_lfedge_eve_config_EdgeViewConfig {
@@ -2401,263 +2178,420 @@ export enum org_lfedge_eve_config_HashAlgorithm {
 }
 export { org_lfedge_eve_config_HashAlgorithm as ConfigHashAlgorithm };
 
-/** message org.lfedge.eve.uuid.UuidRequest */
-export interface org_lfedge_eve_uuid_UuidRequest {
-}
-export type UuidRequest = org_lfedge_eve_uuid_UuidRequest;
-
-/** message org.lfedge.eve.uuid.UuidResponse */
-export interface org_lfedge_eve_uuid_UuidResponse {
+/** message org.lfedge.eve.profile.LocalProfile */
+export interface org_lfedge_eve_profile_LocalProfile {
   /** 1: string */
-  uuid?: string;
+  localProfile?: string;
   /** 2: string */
-  manufacturer?: string;
-  /** 3: string */
-  productName?: string;
+  serverToken?: string;
 }
-export type UuidResponse = org_lfedge_eve_uuid_UuidResponse;
+export type LocalProfile = org_lfedge_eve_profile_LocalProfile;
 
-/** message org.lfedge.eve.flowlog.IpFlow */
-export interface org_lfedge_eve_flowlog_IpFlow {
-  /** 1: string */
-  src?: string;
-  /** 2: int32 */
-  srcPort?: number;
-  /** 3: string */
-  dest?: string;
-  /** 4: int32 */
-  destPort?: number;
-  /** 5: int32 */
-  protocol?: number;
-}
-export type IpFlow = org_lfedge_eve_flowlog_IpFlow;
-
-/** message org.lfedge.eve.flowlog.ScopeInfo */
-export interface org_lfedge_eve_flowlog_ScopeInfo {
-  /** 1: string */
-  uuid?: string;
+/** message org.lfedge.eve.profile.RadioStatus */
+export interface org_lfedge_eve_profile_RadioStatus {
+  /** 1: bool */
+  radioSilence?: boolean;
   /** 2: string */
-  intf?: string;
-  /** 3: string */
-  localIntf?: string;
-  /** 4: string */
-  netInstUUID?: string;
+  configError?: string;
+  /** 3: repeated CellularStatus */
+  cellularStatus?: org_lfedge_eve_profile_CellularStatus[];
+  /** 4: repeated org.lfedge.eve.metrics.CellularMetric */
+  cellularMetrics?: org_lfedge_eve_metrics_CellularMetric[];
 }
-export type ScopeInfo = org_lfedge_eve_flowlog_ScopeInfo;
+export type RadioStatus = org_lfedge_eve_profile_RadioStatus;
 
-/** enum org.lfedge.eve.flowlog.ACLAction */
-export enum org_lfedge_eve_flowlog_ACLAction {
-  ActionUnknown = 0,
-  ActionDrop = 1,
-  ActionAccept = 2,
-}
-export { org_lfedge_eve_flowlog_ACLAction as ACLAction };
-
-/** message org.lfedge.eve.flowlog.FlowRecord */
-export interface org_lfedge_eve_flowlog_FlowRecord {
-  /** 1: IpFlow */
-  flow?: org_lfedge_eve_flowlog_IpFlow;
-  /** 2: bool */
-  inbound?: boolean;
-  /** 3: int32 */
-  aclId?: number;
-  /** 4: string */
-  aclName?: string;
-  /** 6: google.protobuf.Timestamp */
-  startTime?: google_protobuf_Timestamp;
-  /** 7: google.protobuf.Timestamp */
-  endTime?: google_protobuf_Timestamp;
-  /** 8: int64 */
-  txBytes?: number | string;
-  /** 9: int64 */
-  txPkts?: number | string;
-  /** 10: int64 */
-  rxBytes?: number | string;
-  /** 11: int64 */
-  rxPkts?: number | string;
-  /** 12: ACLAction */
-  action?: org_lfedge_eve_flowlog_ACLAction;
-}
-export type FlowRecord = org_lfedge_eve_flowlog_FlowRecord;
-
-/** message org.lfedge.eve.flowlog.DnsRequest */
-export interface org_lfedge_eve_flowlog_DnsRequest {
-  /** 1: string */
-  hostName?: string;
-  /** 2: repeated string */
-  addrs?: string[];
-  /** 3: google.protobuf.Timestamp */
-  requestTime?: google_protobuf_Timestamp;
-  /** 4: int32 */
-  aclNum?: number;
-}
-export type DnsRequest = org_lfedge_eve_flowlog_DnsRequest;
-
-/** message org.lfedge.eve.flowlog.FlowMessage */
-export interface org_lfedge_eve_flowlog_FlowMessage {
-  /** 1: string */
-  devId?: string;
-  /** 2: ScopeInfo */
-  scope?: org_lfedge_eve_flowlog_ScopeInfo;
-  /** 3: repeated FlowRecord */
-  flows?: org_lfedge_eve_flowlog_FlowRecord[];
-  /** 4: repeated DnsRequest */
-  dnsReqs?: org_lfedge_eve_flowlog_DnsRequest[];
-}
-export type FlowMessage = org_lfedge_eve_flowlog_FlowMessage;
-
-/** message org.lfedge.eve.info.BondStatus */
-export interface org_lfedge_eve_info_BondStatus {
-  /** 1: org.lfedge.eve.common.BondMode */
-  mode?: org_lfedge_eve_common_BondMode;
-  /** 2: string */
-  activeMember?: string;
-  /** 3: BondMIIMonitorStatus */
-  miiMonitor?: org_lfedge_eve_info_BondMIIMonitorStatus;
-  /** 4: BondArpMonitorStatus */
-  arpMonitor?: org_lfedge_eve_info_BondArpMonitorStatus;
-  /** 5: BondLACPStatus */
-  lacp?: org_lfedge_eve_info_BondLACPStatus;
-  /** 6: repeated BondMemberStatus */
-  members?: org_lfedge_eve_info_BondMemberStatus[];
-}
-export type BondStatus = org_lfedge_eve_info_BondStatus;
-
-/** message org.lfedge.eve.info.BondMemberStatus */
-export interface org_lfedge_eve_info_BondMemberStatus {
+/** message org.lfedge.eve.profile.CellularStatus */
+export interface org_lfedge_eve_profile_CellularStatus {
   /** 1: string */
   logicallabel?: string;
-  /** 2: bool */
-  miiUp?: boolean;
-  /** 3: BondMemberLACPStatus */
-  lacp?: org_lfedge_eve_info_BondMemberLACPStatus;
-}
-export type BondMemberStatus = org_lfedge_eve_info_BondMemberStatus;
-
-/** message org.lfedge.eve.info.BondMIIMonitorStatus */
-export interface org_lfedge_eve_info_BondMIIMonitorStatus {
-  /** 1: bool */
-  enabled?: boolean;
-  /** 2: uint32 */
-  pollingInterval?: number;
-  /** 3: uint32 */
-  updelay?: number;
-  /** 4: uint32 */
-  downdelay?: number;
-}
-export type BondMIIMonitorStatus = org_lfedge_eve_info_BondMIIMonitorStatus;
-
-/** message org.lfedge.eve.info.BondArpMonitorStatus */
-export interface org_lfedge_eve_info_BondArpMonitorStatus {
-  /** 1: bool */
-  enabled?: boolean;
-  /** 2: uint32 */
-  pollingInterval?: number;
-  /** 3: repeated string */
-  ipTargets?: string[];
-  /** 4: uint32 */
-  missedMax?: number;
-}
-export type BondArpMonitorStatus = org_lfedge_eve_info_BondArpMonitorStatus;
-
-/** message org.lfedge.eve.info.BondLACPStatus */
-export interface org_lfedge_eve_info_BondLACPStatus {
-  /** 1: org.lfedge.eve.common.LacpRate */
-  lacpRate?: org_lfedge_eve_common_LacpRate;
-  /** 2: uint32 */
-  activeAggregatorId?: number;
-  /** 3: string */
-  partnerMac?: string;
-  /** 4: uint32 */
-  actorKey?: number;
-  /** 5: uint32 */
-  partnerKey?: number;
-}
-export type BondLACPStatus = org_lfedge_eve_info_BondLACPStatus;
-
-/** message org.lfedge.eve.info.BondMemberLACPStatus */
-export interface org_lfedge_eve_info_BondMemberLACPStatus {
-  /** 1: uint32 */
-  aggregatorId?: number;
-  /** 2: BondLACPChurnState */
-  actorChurnState?: org_lfedge_eve_info_BondLACPChurnState;
-  /** 3: BondLACPChurnState */
-  partnerChurnState?: org_lfedge_eve_info_BondLACPChurnState;
-}
-export type BondMemberLACPStatus = org_lfedge_eve_info_BondMemberLACPStatus;
-
-/** enum org.lfedge.eve.info.BondLACPChurnState */
-export enum org_lfedge_eve_info_BondLACPChurnState {
-  BOND_LACP_CHURN_STATE_UNSPECIFIED = 0,
-  BOND_LACP_CHURN_STATE_NONE = 1,
-  BOND_LACP_CHURN_STATE_MONITORING = 2,
-  BOND_LACP_CHURN_STATE_CHURNED = 3,
-}
-export { org_lfedge_eve_info_BondLACPChurnState as BondLACPChurnState };
-
-/** message org.lfedge.eve.info.CertInfo */
-export interface org_lfedge_eve_info_CertInfo {
-  /** 1: string */
-  certEnrollmentProfileName?: string;
-  /** 2: CertDistinguishedName */
-  subject?: org_lfedge_eve_info_CertDistinguishedName;
-  /** 3: CertDistinguishedName */
-  issuer?: org_lfedge_eve_info_CertDistinguishedName;
-  /** 4: repeated string */
-  sanDns?: string[];
-  /** 5: repeated string */
-  sanIp?: string[];
-  /** 6: repeated string */
-  sanUri?: string[];
-  /** 7: repeated string */
-  sanEmail?: string[];
-  /** 8: google.protobuf.Timestamp */
-  issueTimestamp?: google_protobuf_Timestamp;
-  /** 9: google.protobuf.Timestamp */
-  expirationTimestamp?: google_protobuf_Timestamp;
-  /** 10: uint32 */
-  renewPeriodPercent?: number;
+  /** 2: org.lfedge.eve.info.ZCellularModuleInfo */
+  module?: org_lfedge_eve_info_ZCellularModuleInfo;
+  /** 3: repeated org.lfedge.eve.info.ZSimcardInfo */
+  simCards?: org_lfedge_eve_info_ZSimcardInfo[];
+  /** 4: repeated org.lfedge.eve.info.ZCellularProvider */
+  providers?: org_lfedge_eve_info_ZCellularProvider[];
+  /** 10: string */
+  configError?: string;
   /** 11: string */
-  sha256Fingerprint?: string;
-  /** 12: CertStatus */
-  status?: org_lfedge_eve_info_CertStatus;
-  /** 13: ErrorInfo */
-  err?: org_lfedge_eve_info_ErrorInfo;
+  probeError?: string;
 }
-export type CertInfo = org_lfedge_eve_info_CertInfo;
+export type CellularStatus = org_lfedge_eve_profile_CellularStatus;
 
-/** message org.lfedge.eve.info.CertDistinguishedName */
-export interface org_lfedge_eve_info_CertDistinguishedName {
+/** message org.lfedge.eve.profile.RadioConfig */
+export interface org_lfedge_eve_profile_RadioConfig {
   /** 1: string */
-  commonName?: string;
-  /** 2: string */
-  serialNumber?: string;
-  /** 3: repeated string */
-  organization?: string[];
-  /** 4: repeated string */
-  organizationalUnit?: string[];
-  /** 5: repeated string */
-  country?: string[];
-  /** 6: repeated string */
-  stateOrProvince?: string[];
-  /** 7: repeated string */
-  locality?: string[];
+  serverToken?: string;
+  /** 2: bool */
+  radioSilence?: boolean;
 }
-export type CertDistinguishedName = org_lfedge_eve_info_CertDistinguishedName;
+export type RadioConfig = org_lfedge_eve_profile_RadioConfig;
 
-/** enum org.lfedge.eve.info.CertStatus */
-export enum org_lfedge_eve_info_CertStatus {
-  CERT_STATUS_UNSPECIFIED = 0,
-  CERT_STATUS_AVAILABLE = 1,
-  CERT_STATUS_PENDING = 2,
-  CERT_STATUS_RENEWAL_PENDING = 3,
-  CERT_STATUS_EXPIRED = 4,
-  CERT_STATUS_REVOKED = 5,
-  CERT_STATUS_ENROLLMENT_FAILED = 6,
-  CERT_STATUS_RENEWAL_FAILED = 7,
-  CERT_STATUS_INVALID_CONFIG = 8,
+/** message org.lfedge.eve.profile.LocalAppInfoList */
+export interface org_lfedge_eve_profile_LocalAppInfoList {
+  /** 1: repeated LocalAppInfo */
+  appsInfo?: org_lfedge_eve_profile_LocalAppInfo[];
 }
-export { org_lfedge_eve_info_CertStatus as CertStatus };
+export type LocalAppInfoList = org_lfedge_eve_profile_LocalAppInfoList;
+
+/** message org.lfedge.eve.profile.LocalAppInfo */
+export interface org_lfedge_eve_profile_LocalAppInfo {
+  /** 1: string */
+  id?: string;
+  /** 2: string */
+  version?: string;
+  /** 3: string */
+  name?: string;
+  /** 4: org.lfedge.eve.info.ErrorInfo */
+  err?: org_lfedge_eve_info_ErrorInfo;
+  /** 5: org.lfedge.eve.info.ZSwState */
+  state?: org_lfedge_eve_info_ZSwState;
+  /** 6: uint64 */
+  lastCmdTimestamp?: number | string;
+}
+export type LocalAppInfo = org_lfedge_eve_profile_LocalAppInfo;
+
+/** message org.lfedge.eve.profile.LocalAppCmdList */
+export interface org_lfedge_eve_profile_LocalAppCmdList {
+  /** 1: string */
+  serverToken?: string;
+  /** 2: repeated AppCommand */
+  appCommands?: org_lfedge_eve_profile_AppCommand[];
+}
+export type LocalAppCmdList = org_lfedge_eve_profile_LocalAppCmdList;
+
+/** message org.lfedge.eve.profile.AppCommand */
+export interface org_lfedge_eve_profile_AppCommand {
+  /** 1: string */
+  id?: string;
+  /** 2: string */
+  displayname?: string;
+  /** 3: uint64 */
+  timestamp?: number | string;
+  /** 4: Command */
+  command?: org_lfedge_eve_profile_AppCommand_Command;
+}
+export type AppCommand = org_lfedge_eve_profile_AppCommand;
+
+/** enum org.lfedge.eve.profile.AppCommand.Command */
+export enum org_lfedge_eve_profile_AppCommand_Command {
+  COMMAND_UNSPECIFIED = 0,
+  COMMAND_RESTART = 1,
+  COMMAND_PURGE = 2,
+}
+export { org_lfedge_eve_profile_AppCommand_Command as AppCommand_Command };
+
+/** message org.lfedge.eve.profile.LocalDevInfo */
+export interface org_lfedge_eve_profile_LocalDevInfo {
+  /** 1: string */
+  deviceUuid?: string;
+  /** 2: org.lfedge.eve.info.ZDeviceState */
+  state?: org_lfedge_eve_info_ZDeviceState;
+  /** 3: repeated org.lfedge.eve.info.MaintenanceModeReason */
+  maintenanceModeReasons?: org_lfedge_eve_info_MaintenanceModeReason[];
+  /** 4: google.protobuf.Timestamp */
+  bootTime?: google_protobuf_Timestamp;
+  /** 5: org.lfedge.eve.info.BootReason */
+  lastBootReason?: org_lfedge_eve_info_BootReason;
+  /** 10: uint64 */
+  lastCmdTimestamp?: number | string;
+}
+export type LocalDevInfo = org_lfedge_eve_profile_LocalDevInfo;
+
+/** message org.lfedge.eve.profile.LocalDevCmd */
+export interface org_lfedge_eve_profile_LocalDevCmd {
+  /** 1: string */
+  serverToken?: string;
+  /** 2: uint64 */
+  timestamp?: number | string;
+  /** 3: Command */
+  command?: org_lfedge_eve_profile_LocalDevCmd_Command;
+}
+export type LocalDevCmd = org_lfedge_eve_profile_LocalDevCmd;
+
+/** enum org.lfedge.eve.profile.LocalDevCmd.Command */
+export enum org_lfedge_eve_profile_LocalDevCmd_Command {
+  COMMAND_UNSPECIFIED = 0,
+  COMMAND_SHUTDOWN = 1,
+  COMMAND_GRACEFUL_POWEROFF = 2,
+  COMMAND_SHUTDOWN_POWEROFF = 2,
+  COMMAND_GRACEFUL_REBOOT = 3,
+  COMMAND_COLLECT_INFO = 4,
+}
+export { org_lfedge_eve_profile_LocalDevCmd_Command as LocalDevCmd_Command };
+
+/** message org.lfedge.eve.profile.AppBootConfig */
+export interface org_lfedge_eve_profile_AppBootConfig {
+  /** 1: string */
+  id?: string;
+  /** 2: string */
+  displayname?: string;
+  /** 3: org.lfedge.eve.common.BootOrder */
+  usbBoot?: org_lfedge_eve_common_BootOrder;
+}
+export type AppBootConfig = org_lfedge_eve_profile_AppBootConfig;
+
+/** message org.lfedge.eve.profile.AppBootConfigList */
+export interface org_lfedge_eve_profile_AppBootConfigList {
+  /** 1: string */
+  serverToken?: string;
+  /** 2: repeated AppBootConfig */
+  appConfigs?: org_lfedge_eve_profile_AppBootConfig[];
+}
+export type AppBootConfigList = org_lfedge_eve_profile_AppBootConfigList;
+
+/** enum org.lfedge.eve.profile.BootOrderSource */
+export enum org_lfedge_eve_profile_BootOrderSource {
+  BOOT_ORDER_SOURCE_UNSPECIFIED = 0,
+  BOOT_ORDER_SOURCE_LPS = 1,
+  BOOT_ORDER_SOURCE_CONTROLLER = 2,
+  BOOT_ORDER_SOURCE_DEVICE_PROPERTY = 3,
+}
+export { org_lfedge_eve_profile_BootOrderSource as BootOrderSource };
+
+/** message org.lfedge.eve.profile.AppBootInfo */
+export interface org_lfedge_eve_profile_AppBootInfo {
+  /** 1: string */
+  id?: string;
+  /** 2: string */
+  displayname?: string;
+  /** 3: org.lfedge.eve.common.BootOrder */
+  bootOrder?: org_lfedge_eve_common_BootOrder;
+  /** 4: BootOrderSource */
+  source?: org_lfedge_eve_profile_BootOrderSource;
+}
+export type AppBootInfo = org_lfedge_eve_profile_AppBootInfo;
+
+/** message org.lfedge.eve.profile.AppBootInfoList */
+export interface org_lfedge_eve_profile_AppBootInfoList {
+  /** 1: repeated AppBootInfo */
+  appsBootInfo?: org_lfedge_eve_profile_AppBootInfo[];
+}
+export type AppBootInfoList = org_lfedge_eve_profile_AppBootInfoList;
+
+/** message org.lfedge.eve.profile.NetworkInfo */
+export interface org_lfedge_eve_profile_NetworkInfo {
+  /** 1: repeated NetworkPortConfig */
+  latestConfig?: org_lfedge_eve_profile_NetworkPortConfig[];
+  /** 2: NetworkConfigTestingStatus */
+  configTesting?: org_lfedge_eve_profile_NetworkConfigTestingStatus;
+  /** 3: bool */
+  isUsingFallbackConfig?: boolean;
+  /** 4: repeated NetworkPortConfig */
+  fallbackConfig?: org_lfedge_eve_profile_NetworkPortConfig[];
+  /** 5: LocalNetworkConfigInfo */
+  localConfig?: org_lfedge_eve_profile_LocalNetworkConfigInfo;
+  /** 6: repeated NetworkPortStatus */
+  portStatus?: org_lfedge_eve_profile_NetworkPortStatus[];
+}
+export type NetworkInfo = org_lfedge_eve_profile_NetworkInfo;
+
+/** message org.lfedge.eve.profile.NetworkConfigTestingStatus */
+export interface org_lfedge_eve_profile_NetworkConfigTestingStatus {
+  /** 1: bool */
+  controllerReachable?: boolean;
+  /** 2: string */
+  connectivityError?: string;
+  /** 3: google.protobuf.Timestamp */
+  lastTestTime?: google_protobuf_Timestamp;
+  /** 4: bool */
+  testingInProgress?: boolean;
+  /** 5: string */
+  testingPhase?: string;
+}
+export type NetworkConfigTestingStatus = org_lfedge_eve_profile_NetworkConfigTestingStatus;
+
+/** message org.lfedge.eve.profile.NetworkPortStatus */
+export interface org_lfedge_eve_profile_NetworkPortStatus {
+  /** 1: string */
+  logicalLabel?: string;
+  /** 2: string */
+  interfaceName?: string;
+  /** 3: bool */
+  linkUp?: boolean;
+  /** 4: string */
+  macAddress?: string;
+  /** 5: repeated string */
+  ipAddresses?: string[];
+  /** 6: repeated string */
+  gateways?: string[];
+  /** 7: repeated string */
+  dnsServers?: string[];
+  /** 8: string */
+  dnsDomain?: string;
+  /** 9: repeated string */
+  ntpServers?: string[];
+  /** 10: uint32 */
+  mtu?: number;
+}
+export type NetworkPortStatus = org_lfedge_eve_profile_NetworkPortStatus;
+
+/** message org.lfedge.eve.profile.LocalNetworkConfigInfo */
+export interface org_lfedge_eve_profile_LocalNetworkConfigInfo {
+  /** 1: repeated NetworkPortConfig */
+  ports?: org_lfedge_eve_profile_NetworkPortConfig[];
+  /** 2: string */
+  errorMessage?: string;
+}
+export type LocalNetworkConfigInfo = org_lfedge_eve_profile_LocalNetworkConfigInfo;
+
+/** message org.lfedge.eve.profile.LocalNetworkConfig */
+export interface org_lfedge_eve_profile_LocalNetworkConfig {
+  /** 1: string */
+  serverToken?: string;
+  /** 2: repeated NetworkPortConfig */
+  ports?: org_lfedge_eve_profile_NetworkPortConfig[];
+}
+export type LocalNetworkConfig = org_lfedge_eve_profile_LocalNetworkConfig;
+
+/** enum org.lfedge.eve.profile.IPVersion */
+export enum org_lfedge_eve_profile_IPVersion {
+  IP_VERSION_UNSPECIFIED = 0,
+  IP_VERSION_DUAL_STACK = 1,
+  IP_VERSION_IPV4_ONLY = 2,
+  IP_VERSION_IPV6_ONLY = 3,
+}
+export { org_lfedge_eve_profile_IPVersion as IPVersion };
+
+/** message org.lfedge.eve.profile.NetworkPortAddresses */
+export interface org_lfedge_eve_profile_NetworkPortAddresses {
+  /** 1: string */
+  interfaceName?: string;
+  /** 2: string */
+  pciAddress?: string;
+  /** 3: string */
+  usbAddress?: string;
+}
+export type NetworkPortAddresses = org_lfedge_eve_profile_NetworkPortAddresses;
+
+/** message org.lfedge.eve.profile.NetworkPortConfig */
+export interface org_lfedge_eve_profile_NetworkPortConfig {
+  /** 1: string */
+  logicalLabel?: string;
+  /** 2: NetworkPortAddresses */
+  portAddresses?: org_lfedge_eve_profile_NetworkPortAddresses;
+  /** 3: bool */
+  configApplied?: boolean;
+  /** 4: IPVersion */
+  ipVersion?: org_lfedge_eve_profile_IPVersion;
+  /** 5: bool */
+  useDhcp?: boolean;
+  /** 6: org.lfedge.eve.common.DhcpOptionsIgnore */
+  dhcpOptionsIgnore?: org_lfedge_eve_common_DhcpOptionsIgnore;
+  /** 7: repeated string */
+  ipAddresses?: string[];
+  /** 8: repeated string */
+  gateways?: string[];
+  /** 9: bool */
+  withoutDefaultRoute?: boolean;
+  /** 10: repeated string */
+  dnsServers?: string[];
+  /** 11: string */
+  dnsDomain?: string;
+  /** 12: repeated string */
+  ntpServers?: string[];
+  /** 13: uint32 */
+  mtu?: number;
+  /** 14: org.lfedge.eve.common.ProxyConfig */
+  proxyConfig?: org_lfedge_eve_common_ProxyConfig;
+  /** 15: WirelessType */
+  wirelessDeviceType?: org_lfedge_eve_profile_WirelessType;
+  /** 16: CellularConfig (oneof wirelessConfig) */
+  cellularConfig?: org_lfedge_eve_profile_CellularConfig;
+  /** 17: WifiConfig (oneof wirelessConfig) */
+  wifiConfig?: org_lfedge_eve_profile_WifiConfig;
+  /** 18: org.lfedge.eve.common.PortConfigSource */
+  configSource?: org_lfedge_eve_common_PortConfigSource;
+  /** 19: string */
+  errorMessage?: string;
+  /** 20: bool */
+  localModificationsAllowed?: boolean;
+}
+export type NetworkPortConfig = org_lfedge_eve_profile_NetworkPortConfig;
+
+/** enum org.lfedge.eve.profile.WirelessType */
+export enum org_lfedge_eve_profile_WirelessType {
+  WIRELESS_TYPE_UNSPECIFIED = 0,
+  WIRELESS_TYPE_CELLULAR = 1,
+  WIRELESS_TYPE_WIFI = 2,
+}
+export { org_lfedge_eve_profile_WirelessType as ProfileWirelessType };
+
+/** message org.lfedge.eve.profile.CellularConfig */
+export interface org_lfedge_eve_profile_CellularConfig {
+  /** 1: string */
+  apn?: string;
+  /** 2: string */
+  attachApn?: string;
+  /** 3: org.lfedge.eve.common.CellularIPType */
+  ipType?: org_lfedge_eve_common_CellularIPType;
+  /** 4: org.lfedge.eve.common.CellularIPType */
+  attachIpType?: org_lfedge_eve_common_CellularIPType;
+  /** 5: uint32 */
+  activateSimSlot?: number;
+  /** 6: bool */
+  forbidRoaming?: boolean;
+  /** 7: CellularNetworkAuth */
+  defaultBearerAuth?: org_lfedge_eve_profile_CellularNetworkAuth;
+  /** 8: CellularNetworkAuth */
+  attachBearerAuth?: org_lfedge_eve_profile_CellularNetworkAuth;
+  /** 9: CellularConnectivityProbe */
+  probe?: org_lfedge_eve_profile_CellularConnectivityProbe;
+  /** 10: bool */
+  locationTracking?: boolean;
+}
+export type ProfileCellularConfig = org_lfedge_eve_profile_CellularConfig;
+
+/** message org.lfedge.eve.profile.CellularNetworkAuth */
+export interface org_lfedge_eve_profile_CellularNetworkAuth {
+  /** 1: org.lfedge.eve.common.CellularAuthProtocol */
+  authProtocol?: org_lfedge_eve_common_CellularAuthProtocol;
+  /** 2: string */
+  username?: string;
+  /** 3: string */
+  password?: string;
+}
+export type CellularNetworkAuth = org_lfedge_eve_profile_CellularNetworkAuth;
+
+/** message org.lfedge.eve.profile.CellularConnectivityProbe */
+export interface org_lfedge_eve_profile_CellularConnectivityProbe {
+  /** 1: bool */
+  disable?: boolean;
+  /** 3: org.lfedge.eve.common.ConnectivityProbe */
+  customProbe?: org_lfedge_eve_common_ConnectivityProbe;
+}
+export type ProfileCellularConnectivityProbe = org_lfedge_eve_profile_CellularConnectivityProbe;
+
+/** message org.lfedge.eve.profile.WifiConfig */
+export interface org_lfedge_eve_profile_WifiConfig {
+  /** 1: string */
+  ssid?: string;
+  /** 2: org.lfedge.eve.common.WiFiKeyScheme */
+  keyScheme?: org_lfedge_eve_common_WiFiKeyScheme;
+  /** 3: string */
+  identity?: string;
+  /** 4: string */
+  password?: string;
+}
+export type ProfileWifiConfig = org_lfedge_eve_profile_WifiConfig;
+
+/** message org.lfedge.eve.profile.Signal */
+export interface org_lfedge_eve_profile_Signal {
+  /** 1: repeated ConfigEndpoint */
+  pendingChanges?: org_lfedge_eve_profile_ConfigEndpoint[];
+}
+export type Signal = org_lfedge_eve_profile_Signal;
+
+/** enum org.lfedge.eve.profile.ConfigEndpoint */
+export enum org_lfedge_eve_profile_ConfigEndpoint {
+  CONFIG_ENDPOINT_UNSPECIFIED = 0,
+  CONFIG_ENDPOINT_LOCAL_PROFILE = 1,
+  CONFIG_ENDPOINT_RADIO = 2,
+  CONFIG_ENDPOINT_APP_INFO = 3,
+  CONFIG_ENDPOINT_APP_BOOT_INFO = 4,
+  CONFIG_ENDPOINT_DEV_INFO = 5,
+  CONFIG_ENDPOINT_NETWORK = 6,
+}
+export { org_lfedge_eve_profile_ConfigEndpoint as ConfigEndpoint };
 
 /** message org.lfedge.eve.info.ErrorInfo */
 export interface org_lfedge_eve_info_ErrorInfo {
@@ -2671,8 +2605,6 @@ export interface org_lfedge_eve_info_ErrorInfo {
   entities?: org_lfedge_eve_info_DeviceEntity[];
   /** 5: string */
   retryCondition?: string;
-  /** 6: string */
-  errorCode?: string;
 }
 export type ErrorInfo = org_lfedge_eve_info_ErrorInfo;
 
@@ -2712,512 +2644,6 @@ export enum org_lfedge_eve_info_Entity {
   ENTITY_VOLUME = 11,
 }
 export { org_lfedge_eve_info_Entity as Entity };
-
-/** enum org.lfedge.eve.info.KubeNodeConditionType */
-export enum org_lfedge_eve_info_KubeNodeConditionType {
-  KUBE_NODE_CONDITION_TYPE_UNSPECIFIED = 0,
-  KUBE_NODE_CONDITION_TYPE_READY = 1,
-  KUBE_NODE_CONDITION_TYPE_MEMORY_PRESSURE = 2,
-  KUBE_NODE_CONDITION_TYPE_DISK_PRESSURE = 3,
-  KUBE_NODE_CONDITION_TYPE_PID_PRESSURE = 4,
-  KUBE_NODE_CONDITION_TYPE_NETWORK_UNAVAIL = 5,
-}
-export { org_lfedge_eve_info_KubeNodeConditionType as KubeNodeConditionType };
-
-/** message org.lfedge.eve.info.KubeNodeCondition */
-export interface org_lfedge_eve_info_KubeNodeCondition {
-  /** 1: KubeNodeConditionType */
-  type?: org_lfedge_eve_info_KubeNodeConditionType;
-  /** 2: bool */
-  set?: boolean;
-  /** 3: google.protobuf.Timestamp */
-  lastTransitionTime?: google_protobuf_Timestamp;
-}
-export type KubeNodeCondition = org_lfedge_eve_info_KubeNodeCondition;
-
-/** enum org.lfedge.eve.info.NodeAdmission */
-export enum org_lfedge_eve_info_NodeAdmission {
-  NODE_ADMISSION_UNSPECIFIED = 0,
-  NODE_ADMISSION_NOT_CLUSTERED = 1,
-  NODE_ADMISSION_LEAVING = 2,
-  NODE_ADMISSION_JOINING = 3,
-  NODE_ADMISSION_JOINED = 4,
-}
-export { org_lfedge_eve_info_NodeAdmission as NodeAdmission };
-
-/** message org.lfedge.eve.info.KubeNodeInfo */
-export interface org_lfedge_eve_info_KubeNodeInfo {
-  /** 1: string */
-  name?: string;
-  /** 2: repeated KubeNodeCondition */
-  conditions?: org_lfedge_eve_info_KubeNodeCondition[];
-  /** 3: bool */
-  roleServer?: boolean;
-  /** 4: google.protobuf.Timestamp */
-  creationTimestamp?: google_protobuf_Timestamp;
-  /** 5: string */
-  apiServerSersion?: string;
-  /** 6: string */
-  internalIp?: string;
-  /** 7: bool */
-  schedulable?: boolean;
-  /** 8: NodeAdmission */
-  admissionStatus?: org_lfedge_eve_info_NodeAdmission;
-  /** 9: string */
-  nodeId?: string;
-  /** 10: KubeQuorumRecoveryStatus */
-  recovery?: org_lfedge_eve_info_KubeQuorumRecoveryStatus;
-}
-export type KubeNodeInfo = org_lfedge_eve_info_KubeNodeInfo;
-
-/** message org.lfedge.eve.info.KubeQuorumRecoveryStatus */
-export interface org_lfedge_eve_info_KubeQuorumRecoveryStatus {
-  /** 1: uint32 */
-  appliedGeneration?: number;
-  /** 2: bool */
-  converging?: boolean;
-  /** 3: ErrorInfo */
-  error?: org_lfedge_eve_info_ErrorInfo;
-  /** 4: google.protobuf.Timestamp */
-  lastTransitionAt?: google_protobuf_Timestamp;
-}
-export type KubeQuorumRecoveryStatus = org_lfedge_eve_info_KubeQuorumRecoveryStatus;
-
-/** enum org.lfedge.eve.info.WitnessEtcdState */
-export enum org_lfedge_eve_info_WitnessEtcdState {
-  WITNESS_ETCD_STATE_UNSPECIFIED = 0,
-  WITNESS_ETCD_STATE_IDLE = 1,
-  WITNESS_ETCD_STATE_JOINING = 2,
-  WITNESS_ETCD_STATE_JOINED = 3,
-  WITNESS_ETCD_STATE_ERROR = 4,
-}
-export { org_lfedge_eve_info_WitnessEtcdState as WitnessEtcdState };
-
-/** message org.lfedge.eve.info.KubeWitnessInfo */
-export interface org_lfedge_eve_info_KubeWitnessInfo {
-  /** 1: string */
-  witnessIp?: string;
-  /** 2: WitnessEtcdState */
-  state?: org_lfedge_eve_info_WitnessEtcdState;
-  /** 3: ErrorInfo */
-  error?: org_lfedge_eve_info_ErrorInfo;
-}
-export type KubeWitnessInfo = org_lfedge_eve_info_KubeWitnessInfo;
-
-/** enum org.lfedge.eve.info.StorageHealthStatus */
-export enum org_lfedge_eve_info_StorageHealthStatus {
-  STORAGE_HEALTH_STATUS_UNSPECIFIED = 0,
-  STORAGE_HEALTH_STATUS_HEALTHY = 1,
-  STORAGE_HEALTH_STATUS_DEGRADED_2_REPLICA_AVAILABLE_REPLICATING = 2,
-  STORAGE_HEALTH_STATUS_DEGRADED_2_REPLICA_AVAILABLE_NOT_REPLICATING = 3,
-  STORAGE_HEALTH_STATUS_DEGRADED_1_REPLICA_AVAILABLE_REPLICATING = 4,
-  STORAGE_HEALTH_STATUS_DEGRADED_1_REPLICA_AVAILABLE_NOT_REPLICATING = 5,
-  STORAGE_HEALTH_STATUS_FAILED = 6,
-}
-export { org_lfedge_eve_info_StorageHealthStatus as StorageHealthStatus };
-
-/** enum org.lfedge.eve.info.StorageVolumeState */
-export enum org_lfedge_eve_info_StorageVolumeState {
-  STORAGE_VOLUME_STATE_UNSPECIFIED = 0,
-  STORAGE_VOLUME_STATE_CREATING = 1,
-  STORAGE_VOLUME_STATE_ATTACHED = 2,
-  STORAGE_VOLUME_STATE_DETACHED = 3,
-  STORAGE_VOLUME_STATE_ATTACHING = 4,
-  STORAGE_VOLUME_STATE_DETACHING = 5,
-  STORAGE_VOLUME_STATE_DELETING = 6,
-}
-export { org_lfedge_eve_info_StorageVolumeState as StorageVolumeState };
-
-/** enum org.lfedge.eve.info.StorageVolumeRobustness */
-export enum org_lfedge_eve_info_StorageVolumeRobustness {
-  STORAGE_VOLUME_ROBUSTNESS_UNSPECIFIED = 0,
-  STORAGE_VOLUME_ROBUSTNESS_HEALTHY = 1,
-  STORAGE_VOLUME_ROBUSTNESS_DEGRADED = 2,
-  STORAGE_VOLUME_ROBUSTNESS_FAULTED = 3,
-}
-export { org_lfedge_eve_info_StorageVolumeRobustness as StorageVolumeRobustness };
-
-/** enum org.lfedge.eve.info.StorageVolumePVCStatus */
-export enum org_lfedge_eve_info_StorageVolumePVCStatus {
-  STORAGE_VOLUME_PVC_STATUS_UNSPECIFIED = 0,
-  STORAGE_VOLUME_PVC_STATUS_BOUND = 1,
-  STORAGE_VOLUME_PVC_STATUS_PENDING = 2,
-  STORAGE_VOLUME_PVC_STATUS_AVAILABLE = 3,
-  STORAGE_VOLUME_PVC_STATUS_RELEASED = 4,
-  STORAGE_VOLUME_PVC_STATUS_FAILED = 5,
-}
-export { org_lfedge_eve_info_StorageVolumePVCStatus as StorageVolumePVCStatus };
-
-/** enum org.lfedge.eve.info.StorageVolumeReplicaStatus */
-export enum org_lfedge_eve_info_StorageVolumeReplicaStatus {
-  STORAGE_VOLUME_REPLICA_STATUS_UNSPECIFIED = 0,
-  STORAGE_VOLUME_REPLICA_STATUS_REBUILDING = 1,
-  STORAGE_VOLUME_REPLICA_STATUS_ONLINE = 2,
-  STORAGE_VOLUME_REPLICA_STATUS_FAILED = 3,
-  STORAGE_VOLUME_REPLICA_STATUS_OFFLINE = 4,
-  STORAGE_VOLUME_REPLICA_STATUS_STARTING = 5,
-  STORAGE_VOLUME_REPLICA_STATUS_STOPPING = 6,
-}
-export { org_lfedge_eve_info_StorageVolumeReplicaStatus as StorageVolumeReplicaStatus };
-
-/** message org.lfedge.eve.info.KubePodNameSpaceInfo */
-export interface org_lfedge_eve_info_KubePodNameSpaceInfo {
-  /** 1: string */
-  name?: string;
-  /** 2: uint32 */
-  podCount?: number;
-  /** 3: uint32 */
-  podRunningCount?: number;
-  /** 4: uint32 */
-  podPendingCount?: number;
-  /** 5: uint32 */
-  podFailedCount?: number;
-  /** 6: uint32 */
-  podSucceededCount?: number;
-}
-export type KubePodNameSpaceInfo = org_lfedge_eve_info_KubePodNameSpaceInfo;
-
-/** enum org.lfedge.eve.info.KubePodStatus */
-export enum org_lfedge_eve_info_KubePodStatus {
-  KUBE_POD_STATUS_UNSPECIFIED = 0,
-  KUBE_POD_STATUS_PENDING = 1,
-  KUBE_POD_STATUS_RUNNING = 2,
-  KUBE_POD_STATUS_SUCCEEDED = 3,
-  KUBE_POD_STATUS_CONTAINER_CREATING = 4,
-  KUBE_POD_STATUS_CRASHLOOP_BACKOFF = 5,
-  KUBE_POD_STATUS_ERROR = 6,
-  KUBE_POD_STATUS_EVICTED = 7,
-  KUBE_POD_STATUS_FAILED = 8,
-}
-export { org_lfedge_eve_info_KubePodStatus as KubePodStatus };
-
-/** message org.lfedge.eve.info.KubeEVEAppPodInfo */
-export interface org_lfedge_eve_info_KubeEVEAppPodInfo {
-  /** 1: string */
-  name?: string;
-  /** 2: KubePodStatus */
-  status?: org_lfedge_eve_info_KubePodStatus;
-  /** 3: uint32 */
-  restartCount?: number;
-  /** 4: google.protobuf.Timestamp */
-  restartTimestamp?: google_protobuf_Timestamp;
-  /** 5: google.protobuf.Timestamp */
-  creationTimestamp?: google_protobuf_Timestamp;
-  /** 6: string */
-  ipAddress?: string;
-  /** 7: string */
-  nodeName?: string;
-}
-export type KubeEVEAppPodInfo = org_lfedge_eve_info_KubeEVEAppPodInfo;
-
-/** message org.lfedge.eve.info.KubeVolumeReplicaInfo */
-export interface org_lfedge_eve_info_KubeVolumeReplicaInfo {
-  /** 1: string */
-  name?: string;
-  /** 2: string */
-  ownerNode?: string;
-  /** 3: uint32 */
-  rebuildProgressPercentage?: number;
-  /** 4: StorageVolumeReplicaStatus */
-  status?: org_lfedge_eve_info_StorageVolumeReplicaStatus;
-}
-export type KubeVolumeReplicaInfo = org_lfedge_eve_info_KubeVolumeReplicaInfo;
-
-/** message org.lfedge.eve.info.KubeVolumeInfo */
-export interface org_lfedge_eve_info_KubeVolumeInfo {
-  /** 1: string */
-  name?: string;
-  /** 2: StorageVolumeState */
-  state?: org_lfedge_eve_info_StorageVolumeState;
-  /** 3: StorageVolumeRobustness */
-  robustness?: org_lfedge_eve_info_StorageVolumeRobustness;
-  /** 4: google.protobuf.Timestamp */
-  creationTimestamp?: google_protobuf_Timestamp;
-  /** 5: uint64 */
-  provisionedBytes?: number | string;
-  /** 6: uint64 */
-  allocatedBytes?: number | string;
-  /** 7: StorageVolumePVCStatus */
-  pvcStatus?: org_lfedge_eve_info_StorageVolumePVCStatus;
-  /** 8: repeated KubeVolumeReplicaInfo */
-  replica?: org_lfedge_eve_info_KubeVolumeReplicaInfo[];
-  /** 9: StorageHealthStatus */
-  robustnessSubstate?: org_lfedge_eve_info_StorageHealthStatus;
-  /** 10: string */
-  volumeId?: string;
-}
-export type KubeVolumeInfo = org_lfedge_eve_info_KubeVolumeInfo;
-
-/** enum org.lfedge.eve.info.ServiceStatus */
-export enum org_lfedge_eve_info_ServiceStatus {
-  SERVICE_STATUS_UNSPECIFIED = 0,
-  SERVICE_STATUS_FAILED = 1,
-  SERVICE_STATUS_DEGRADED = 2,
-  SERVICE_STATUS_HEALTHY = 3,
-}
-export { org_lfedge_eve_info_ServiceStatus as ServiceStatus };
-
-/** message org.lfedge.eve.info.KubeStorageInfo */
-export interface org_lfedge_eve_info_KubeStorageInfo {
-  /** 1: ServiceStatus */
-  health?: org_lfedge_eve_info_ServiceStatus;
-  /** 2: google.protobuf.Timestamp */
-  transitionTime?: google_protobuf_Timestamp;
-  /** 3: repeated KubeVolumeInfo */
-  volumes?: org_lfedge_eve_info_KubeVolumeInfo[];
-}
-export type KubeStorageInfo = org_lfedge_eve_info_KubeStorageInfo;
-
-/** enum org.lfedge.eve.info.KubeCompUpdateStatus */
-export enum org_lfedge_eve_info_KubeCompUpdateStatus {
-  KUBE_COMP_UPDATE_STATUS_UNSPECIFIED = 0,
-  KUBE_COMP_UPDATE_STATUS_DOWNLOAD = 1,
-  KUBE_COMP_UPDATE_STATUS_DOWNLOAD_FAILED = 2,
-  KUBE_COMP_UPDATE_STATUS_IN_PROGRESS = 3,
-  KUBE_COMP_UPDATE_STATUS_FAILED = 4,
-  KUBE_COMP_UPDATE_STATUS_COMPLETED = 5,
-}
-export { org_lfedge_eve_info_KubeCompUpdateStatus as KubeCompUpdateStatus };
-
-/** enum org.lfedge.eve.info.KubeComp */
-export enum org_lfedge_eve_info_KubeComp {
-  KUBE_COMP_UNSPECIFIED = 0,
-  KUBE_COMP_CONTAINERD = 1,
-  KUBE_COMP_K3S = 2,
-  KUBE_COMP_MULTUS = 3,
-  KUBE_COMP_KUBEVIRT = 4,
-  KUBE_COMP_CDI = 5,
-  KUBE_COMP_LONGHORN = 6,
-}
-export { org_lfedge_eve_info_KubeComp as KubeComp };
-
-/** enum org.lfedge.eve.info.KubeVMIStatus */
-export enum org_lfedge_eve_info_KubeVMIStatus {
-  KUBE_VMI_STATUS_UNSPECIFIED = 0,
-  KUBE_VMI_STATUS_PENDING = 1,
-  KUBE_VMI_STATUS_SCHEDULING = 2,
-  KUBE_VMI_STATUS_SCHEDULED = 3,
-  KUBE_VMI_STATUS_RUNNING = 4,
-  KUBE_VMI_STATUS_SUCCEEDED = 5,
-  KUBE_VMI_STATUS_FAILED = 6,
-  KUBE_VMI_STATUS_UNKNOWN = 7,
-}
-export { org_lfedge_eve_info_KubeVMIStatus as KubeVMIStatus };
-
-/** message org.lfedge.eve.info.KubeVMIInfo */
-export interface org_lfedge_eve_info_KubeVMIInfo {
-  /** 1: string */
-  name?: string;
-  /** 2: KubeVMIStatus */
-  status?: org_lfedge_eve_info_KubeVMIStatus;
-  /** 3: google.protobuf.Timestamp */
-  creationTime?: google_protobuf_Timestamp;
-  /** 4: google.protobuf.Timestamp */
-  lastTransitionTime?: google_protobuf_Timestamp;
-  /** 5: bool */
-  isReady?: boolean;
-  /** 6: string */
-  nodeName?: string;
-}
-export type KubeVMIInfo = org_lfedge_eve_info_KubeVMIInfo;
-
-/** message org.lfedge.eve.info.USBAddress */
-export interface org_lfedge_eve_info_USBAddress {
-  /** 1: uint32 */
-  bus?: number;
-  /** 2: string */
-  port?: string;
-}
-export type USBAddress = org_lfedge_eve_info_USBAddress;
-
-/** message org.lfedge.eve.info.BusParent */
-export interface org_lfedge_eve_info_BusParent {
-  /** 1: PCIAddress */
-  pciParent?: org_lfedge_eve_info_PCIAddress;
-  /** 2: USBAddress */
-  usbParent?: org_lfedge_eve_info_USBAddress;
-}
-export type BusParent = org_lfedge_eve_info_BusParent;
-
-/** message org.lfedge.eve.info.USBDevice */
-export interface org_lfedge_eve_info_USBDevice {
-  /** 1: BusParent */
-  parent?: org_lfedge_eve_info_BusParent;
-  /** 2: uint32 */
-  vendorId?: number;
-  /** 3: uint32 */
-  productId?: number;
-  /** 4: USBAddress */
-  busPort?: org_lfedge_eve_info_USBAddress;
-  /** 5: string */
-  driver?: string;
-  /** 6: uint32 */
-  classId?: number;
-  /** 7: string */
-  suggestedAssigngrp?: string;
-}
-export type USBDevice = org_lfedge_eve_info_USBDevice;
-
-/** message org.lfedge.eve.info.PCIAddress */
-export interface org_lfedge_eve_info_PCIAddress {
-  /** 1: uint32 */
-  domain?: number;
-  /** 2: uint32 */
-  bus?: number;
-  /** 3: uint32 */
-  device?: number;
-  /** 4: uint32 */
-  function?: number;
-}
-export type PCIAddress = org_lfedge_eve_info_PCIAddress;
-
-/** message org.lfedge.eve.info.PCIDevice */
-export interface org_lfedge_eve_info_PCIDevice {
-  /** 1: PCIAddress */
-  parentPciDeviceAddress?: org_lfedge_eve_info_PCIAddress;
-  /** 2: string */
-  driver?: string;
-  /** 3: PCIAddress */
-  address?: org_lfedge_eve_info_PCIAddress;
-  /** 4: uint32 */
-  vendorId?: number;
-  /** 5: uint32 */
-  deviceId?: number;
-  /** 6: uint32 */
-  revision?: number;
-  /** 7: uint32 */
-  subsystemId?: number;
-  /** 8: uint32 */
-  classId?: number;
-  /** 9: uint64 */
-  subclassId?: number | string;
-  /** 10: string */
-  iommuGroup?: string;
-}
-export type PCIDevice = org_lfedge_eve_info_PCIDevice;
-
-/** message org.lfedge.eve.info.SerialPort */
-export interface org_lfedge_eve_info_SerialPort {
-  /** 1: BusParent */
-  parent?: org_lfedge_eve_info_BusParent;
-  /** 2: string */
-  ioportRange?: string;
-  /** 3: uint64 */
-  irq?: number | string;
-  /** 4: string */
-  devpath?: string;
-}
-export type SerialPort = org_lfedge_eve_info_SerialPort;
-
-/** message org.lfedge.eve.info.CANDevice */
-export interface org_lfedge_eve_info_CANDevice {
-  /** 1: BusParent */
-  parent?: org_lfedge_eve_info_BusParent;
-  /** 2: string */
-  ifname?: string;
-}
-export type CANDevice = org_lfedge_eve_info_CANDevice;
-
-/** enum org.lfedge.eve.info.NetworkDeviceType */
-export enum org_lfedge_eve_info_NetworkDeviceType {
-  NETWORK_DEVICE_TYPE_UNKNOWN = 0,
-  NETWORK_DEVICE_TYPE_ETHERNET = 1,
-  NETWORK_DEVICE_TYPE_WIFI = 5,
-  NETWORK_DEVICE_TYPE_WWAN = 6,
-  NETWORK_DEVICE_TYPE_ETH_PF = 11,
-  NETWORK_DEVICE_TYPE_ETH_VF = 12,
-}
-export { org_lfedge_eve_info_NetworkDeviceType as NetworkDeviceType };
-
-/** message org.lfedge.eve.info.NetworkDevice */
-export interface org_lfedge_eve_info_NetworkDevice {
-  /** 1: BusParent */
-  parent?: org_lfedge_eve_info_BusParent;
-  /** 2: string */
-  ifname?: string;
-  /** 3: NetworkDeviceType */
-  type?: org_lfedge_eve_info_NetworkDeviceType;
-  /** 4: string */
-  macAddress?: string;
-  /** 5: uint32 */
-  speedMbps?: number;
-}
-export type NetworkDevice = org_lfedge_eve_info_NetworkDevice;
-
-/** message org.lfedge.eve.info.BIOS */
-export interface org_lfedge_eve_info_BIOS {
-  /** 1: string */
-  vendor?: string;
-  /** 2: string */
-  version?: string;
-  /** 1000: map<string, string> */
-  attributes?: Record<string, string>;
-}
-export type BIOS = org_lfedge_eve_info_BIOS;
-
-/** message org.lfedge.eve.info.CPU */
-export interface org_lfedge_eve_info_CPU {
-  /** 1: string */
-  model?: string;
-  /** 2: string */
-  vendor?: string;
-  /** 3: uint32 */
-  id?: number;
-  /** 4: uint64 */
-  freq?: number | string;
-}
-export type CPU = org_lfedge_eve_info_CPU;
-
-/** message org.lfedge.eve.info.CPUInfo */
-export interface org_lfedge_eve_info_CPUInfo {
-  /** 1: repeated CPU */
-  cpus?: org_lfedge_eve_info_CPU[];
-}
-export type CPUInfo = org_lfedge_eve_info_CPUInfo;
-
-/** message org.lfedge.eve.info.TPM */
-export interface org_lfedge_eve_info_TPM {
-  /** 1: bool */
-  present?: boolean;
-  /** 2: string */
-  manufacturer?: string;
-  /** 3: string */
-  firmwareVersion?: string;
-  /** 4: string */
-  specVersion?: string;
-}
-export type TPM = org_lfedge_eve_info_TPM;
-
-/** message org.lfedge.eve.info.HardwareInventory */
-export interface org_lfedge_eve_info_HardwareInventory {
-  /** 3: repeated PCIDevice */
-  pciDevices?: org_lfedge_eve_info_PCIDevice[];
-  /** 4: repeated USBDevice */
-  usbDevices?: org_lfedge_eve_info_USBDevice[];
-  /** 5: repeated SerialPort */
-  serialDevices?: org_lfedge_eve_info_SerialPort[];
-  /** 6: repeated NetworkDevice */
-  networkDevices?: org_lfedge_eve_info_NetworkDevice[];
-  /** 7: repeated CANDevice */
-  canDevices?: org_lfedge_eve_info_CANDevice[];
-  /** 8: BIOS */
-  bios?: org_lfedge_eve_info_BIOS;
-  /** 9: CPUInfo */
-  cpuInfo?: org_lfedge_eve_info_CPUInfo;
-  /** 10: uint64 */
-  totalMemoryBytes?: number | string;
-  /** 11: uint64 */
-  totalStorageBytes?: number | string;
-  /** 13: bool */
-  watchdogPresent?: boolean;
-  /** 14: TPM */
-  tpm?: org_lfedge_eve_info_TPM;
-  /** 15: bool */
-  statusLedPresent?: boolean;
-  /** 1000: map<string, string> */
-  misc?: Record<string, string>;
-}
-export type HardwareInventory = org_lfedge_eve_info_HardwareInventory;
 
 /** message org.lfedge.eve.info.SmartAttr */
 export interface org_lfedge_eve_info_SmartAttr {
@@ -3723,18 +3149,8 @@ export enum org_lfedge_eve_info_ZDeviceState {
   ZDEVICE_STATE_PREPARING_POWEROFF = 6,
   ZDEVICE_STATE_POWERING_OFF = 7,
   ZDEVICE_STATE_PREPARED_POWEROFF = 8,
-  ZDEVICE_STATE_CONVERTING = 9,
 }
 export { org_lfedge_eve_info_ZDeviceState as ZDeviceState };
-
-/** enum org.lfedge.eve.info.ZDeviceSubState */
-export enum org_lfedge_eve_info_ZDeviceSubState {
-  ZDEVICE_SUBSTATE_UNSPECIFIED = 0,
-  ZDEVICE_SUBSTATE_CONVERT_REBOOTING_TO_RESIZE = 1,
-  ZDEVICE_SUBSTATE_CONVERT_INSTALLING = 2,
-  ZDEVICE_SUBSTATE_CONVERT_REBOOTING_TO_TARGET = 3,
-}
-export { org_lfedge_eve_info_ZDeviceSubState as ZDeviceSubState };
 
 /** enum org.lfedge.eve.info.StorageStatus */
 export enum org_lfedge_eve_info_StorageStatus {
@@ -3906,8 +3322,6 @@ export interface org_lfedge_eve_info_ZInfoDevice {
   baseosUpdateCounter?: number;
   /** 44: ZDeviceState */
   state?: org_lfedge_eve_info_ZDeviceState;
-  /** 61: ZDeviceSubState */
-  subState?: org_lfedge_eve_info_ZDeviceSubState;
   /** 45: string */
   localProfile?: string;
   /** 46: repeated MaintenanceModeReason */
@@ -3949,8 +3363,6 @@ export interface org_lfedge_eve_info_OptionalCapabilities {
   hwInventorySupport?: boolean;
   /** 3: bool */
   etcdSnapshot?: boolean;
-  /** 4: bool */
-  managedCpuIsolation?: boolean;
 }
 export type OptionalCapabilities = org_lfedge_eve_info_OptionalCapabilities;
 
@@ -3978,7 +3390,6 @@ export enum org_lfedge_eve_info_APICapability {
   API_CAPABILITY_LOC_REBOOT_COLLECT_INFO = 19,
   API_CAPABILITY_SMART_REPORT = 20,
   API_CAPABILITY_REPORT_TPM_EVENTLOG = 21,
-  API_CAPABILITY_APP_INSTANCE_NET_INTERFACE_CHANGE = 22,
 }
 export { org_lfedge_eve_info_APICapability as APICapability };
 
@@ -3999,8 +3410,6 @@ export enum org_lfedge_eve_info_BootReason {
   BOOT_REASON_UNKNOWN = 12,
   BOOT_REASON_VAULT_FAILED = 13,
   BOOT_REASON_POWEROFF_CMD = 14,
-  BOOT_REASON_KUBE_TRANSITION = 15,
-  BOOT_REASON_HW_WATCHDOG = 16,
   BOOT_REASON_PARSE_FAIL = 255,
 }
 export { org_lfedge_eve_info_BootReason as BootReason };
@@ -4272,12 +3681,6 @@ export interface org_lfedge_eve_info_ZInfoStorage {
   total?: number | string;
   /** 4: bool */
   storageLocation?: boolean;
-  /** 5: string */
-  partitionLabel?: string;
-  /** 6: string */
-  partitionTypeGuid?: string;
-  /** 7: string */
-  partitionUuid?: string;
 }
 export type ZInfoStorage = org_lfedge_eve_info_ZInfoStorage;
 
@@ -4750,8 +4153,6 @@ export interface org_lfedge_eve_info_ZInfoKubeCluster {
   clusterId?: string;
   /** 6: repeated KubeVMIInfo */
   eveVmApps?: org_lfedge_eve_info_KubeVMIInfo[];
-  /** 7: KubeWitnessInfo */
-  witness?: org_lfedge_eve_info_KubeWitnessInfo;
 }
 export type ZInfoKubeCluster = org_lfedge_eve_info_ZInfoKubeCluster;
 
@@ -4900,6 +4301,565 @@ export interface org_lfedge_eve_info_ZInfoNTPSources {
 }
 export type ZInfoNTPSources = org_lfedge_eve_info_ZInfoNTPSources;
 
+/** enum org.lfedge.eve.info.KubeNodeConditionType */
+export enum org_lfedge_eve_info_KubeNodeConditionType {
+  KUBE_NODE_CONDITION_TYPE_UNSPECIFIED = 0,
+  KUBE_NODE_CONDITION_TYPE_READY = 1,
+  KUBE_NODE_CONDITION_TYPE_MEMORY_PRESSURE = 2,
+  KUBE_NODE_CONDITION_TYPE_DISK_PRESSURE = 3,
+  KUBE_NODE_CONDITION_TYPE_PID_PRESSURE = 4,
+  KUBE_NODE_CONDITION_TYPE_NETWORK_UNAVAIL = 5,
+}
+export { org_lfedge_eve_info_KubeNodeConditionType as KubeNodeConditionType };
+
+/** message org.lfedge.eve.info.KubeNodeCondition */
+export interface org_lfedge_eve_info_KubeNodeCondition {
+  /** 1: KubeNodeConditionType */
+  type?: org_lfedge_eve_info_KubeNodeConditionType;
+  /** 2: bool */
+  set?: boolean;
+  /** 3: google.protobuf.Timestamp */
+  lastTransitionTime?: google_protobuf_Timestamp;
+}
+export type KubeNodeCondition = org_lfedge_eve_info_KubeNodeCondition;
+
+/** enum org.lfedge.eve.info.NodeAdmission */
+export enum org_lfedge_eve_info_NodeAdmission {
+  NODE_ADMISSION_UNSPECIFIED = 0,
+  NODE_ADMISSION_NOT_CLUSTERED = 1,
+  NODE_ADMISSION_LEAVING = 2,
+  NODE_ADMISSION_JOINING = 3,
+  NODE_ADMISSION_JOINED = 4,
+}
+export { org_lfedge_eve_info_NodeAdmission as NodeAdmission };
+
+/** message org.lfedge.eve.info.KubeNodeInfo */
+export interface org_lfedge_eve_info_KubeNodeInfo {
+  /** 1: string */
+  name?: string;
+  /** 2: repeated KubeNodeCondition */
+  conditions?: org_lfedge_eve_info_KubeNodeCondition[];
+  /** 3: bool */
+  roleServer?: boolean;
+  /** 4: google.protobuf.Timestamp */
+  creationTimestamp?: google_protobuf_Timestamp;
+  /** 5: string */
+  apiServerSersion?: string;
+  /** 6: string */
+  internalIp?: string;
+  /** 7: bool */
+  schedulable?: boolean;
+  /** 8: NodeAdmission */
+  admissionStatus?: org_lfedge_eve_info_NodeAdmission;
+  /** 9: string */
+  nodeId?: string;
+}
+export type KubeNodeInfo = org_lfedge_eve_info_KubeNodeInfo;
+
+/** enum org.lfedge.eve.info.StorageHealthStatus */
+export enum org_lfedge_eve_info_StorageHealthStatus {
+  STORAGE_HEALTH_STATUS_UNSPECIFIED = 0,
+  STORAGE_HEALTH_STATUS_HEALTHY = 1,
+  STORAGE_HEALTH_STATUS_DEGRADED_2_REPLICA_AVAILABLE_REPLICATING = 2,
+  STORAGE_HEALTH_STATUS_DEGRADED_2_REPLICA_AVAILABLE_NOT_REPLICATING = 3,
+  STORAGE_HEALTH_STATUS_DEGRADED_1_REPLICA_AVAILABLE_REPLICATING = 4,
+  STORAGE_HEALTH_STATUS_DEGRADED_1_REPLICA_AVAILABLE_NOT_REPLICATING = 5,
+  STORAGE_HEALTH_STATUS_FAILED = 6,
+}
+export { org_lfedge_eve_info_StorageHealthStatus as StorageHealthStatus };
+
+/** enum org.lfedge.eve.info.StorageVolumeState */
+export enum org_lfedge_eve_info_StorageVolumeState {
+  STORAGE_VOLUME_STATE_UNSPECIFIED = 0,
+  STORAGE_VOLUME_STATE_CREATING = 1,
+  STORAGE_VOLUME_STATE_ATTACHED = 2,
+  STORAGE_VOLUME_STATE_DETACHED = 3,
+  STORAGE_VOLUME_STATE_ATTACHING = 4,
+  STORAGE_VOLUME_STATE_DETACHING = 5,
+  STORAGE_VOLUME_STATE_DELETING = 6,
+}
+export { org_lfedge_eve_info_StorageVolumeState as StorageVolumeState };
+
+/** enum org.lfedge.eve.info.StorageVolumeRobustness */
+export enum org_lfedge_eve_info_StorageVolumeRobustness {
+  STORAGE_VOLUME_ROBUSTNESS_UNSPECIFIED = 0,
+  STORAGE_VOLUME_ROBUSTNESS_HEALTHY = 1,
+  STORAGE_VOLUME_ROBUSTNESS_DEGRADED = 2,
+  STORAGE_VOLUME_ROBUSTNESS_FAULTED = 3,
+}
+export { org_lfedge_eve_info_StorageVolumeRobustness as StorageVolumeRobustness };
+
+/** enum org.lfedge.eve.info.StorageVolumePVCStatus */
+export enum org_lfedge_eve_info_StorageVolumePVCStatus {
+  STORAGE_VOLUME_PVC_STATUS_UNSPECIFIED = 0,
+  STORAGE_VOLUME_PVC_STATUS_BOUND = 1,
+  STORAGE_VOLUME_PVC_STATUS_PENDING = 2,
+  STORAGE_VOLUME_PVC_STATUS_AVAILABLE = 3,
+  STORAGE_VOLUME_PVC_STATUS_RELEASED = 4,
+  STORAGE_VOLUME_PVC_STATUS_FAILED = 5,
+}
+export { org_lfedge_eve_info_StorageVolumePVCStatus as StorageVolumePVCStatus };
+
+/** enum org.lfedge.eve.info.StorageVolumeReplicaStatus */
+export enum org_lfedge_eve_info_StorageVolumeReplicaStatus {
+  STORAGE_VOLUME_REPLICA_STATUS_UNSPECIFIED = 0,
+  STORAGE_VOLUME_REPLICA_STATUS_REBUILDING = 1,
+  STORAGE_VOLUME_REPLICA_STATUS_ONLINE = 2,
+  STORAGE_VOLUME_REPLICA_STATUS_FAILED = 3,
+  STORAGE_VOLUME_REPLICA_STATUS_OFFLINE = 4,
+  STORAGE_VOLUME_REPLICA_STATUS_STARTING = 5,
+  STORAGE_VOLUME_REPLICA_STATUS_STOPPING = 6,
+}
+export { org_lfedge_eve_info_StorageVolumeReplicaStatus as StorageVolumeReplicaStatus };
+
+/** message org.lfedge.eve.info.KubePodNameSpaceInfo */
+export interface org_lfedge_eve_info_KubePodNameSpaceInfo {
+  /** 1: string */
+  name?: string;
+  /** 2: uint32 */
+  podCount?: number;
+  /** 3: uint32 */
+  podRunningCount?: number;
+  /** 4: uint32 */
+  podPendingCount?: number;
+  /** 5: uint32 */
+  podFailedCount?: number;
+  /** 6: uint32 */
+  podSucceededCount?: number;
+}
+export type KubePodNameSpaceInfo = org_lfedge_eve_info_KubePodNameSpaceInfo;
+
+/** enum org.lfedge.eve.info.KubePodStatus */
+export enum org_lfedge_eve_info_KubePodStatus {
+  KUBE_POD_STATUS_UNSPECIFIED = 0,
+  KUBE_POD_STATUS_PENDING = 1,
+  KUBE_POD_STATUS_RUNNING = 2,
+  KUBE_POD_STATUS_SUCCEEDED = 3,
+  KUBE_POD_STATUS_CONTAINER_CREATING = 4,
+  KUBE_POD_STATUS_CRASHLOOP_BACKOFF = 5,
+  KUBE_POD_STATUS_ERROR = 6,
+  KUBE_POD_STATUS_EVICTED = 7,
+  KUBE_POD_STATUS_FAILED = 8,
+}
+export { org_lfedge_eve_info_KubePodStatus as KubePodStatus };
+
+/** message org.lfedge.eve.info.KubeEVEAppPodInfo */
+export interface org_lfedge_eve_info_KubeEVEAppPodInfo {
+  /** 1: string */
+  name?: string;
+  /** 2: KubePodStatus */
+  status?: org_lfedge_eve_info_KubePodStatus;
+  /** 3: uint32 */
+  restartCount?: number;
+  /** 4: google.protobuf.Timestamp */
+  restartTimestamp?: google_protobuf_Timestamp;
+  /** 5: google.protobuf.Timestamp */
+  creationTimestamp?: google_protobuf_Timestamp;
+  /** 6: string */
+  ipAddress?: string;
+  /** 7: string */
+  nodeName?: string;
+}
+export type KubeEVEAppPodInfo = org_lfedge_eve_info_KubeEVEAppPodInfo;
+
+/** message org.lfedge.eve.info.KubeVolumeReplicaInfo */
+export interface org_lfedge_eve_info_KubeVolumeReplicaInfo {
+  /** 1: string */
+  name?: string;
+  /** 2: string */
+  ownerNode?: string;
+  /** 3: uint32 */
+  rebuildProgressPercentage?: number;
+  /** 4: StorageVolumeReplicaStatus */
+  status?: org_lfedge_eve_info_StorageVolumeReplicaStatus;
+}
+export type KubeVolumeReplicaInfo = org_lfedge_eve_info_KubeVolumeReplicaInfo;
+
+/** message org.lfedge.eve.info.KubeVolumeInfo */
+export interface org_lfedge_eve_info_KubeVolumeInfo {
+  /** 1: string */
+  name?: string;
+  /** 2: StorageVolumeState */
+  state?: org_lfedge_eve_info_StorageVolumeState;
+  /** 3: StorageVolumeRobustness */
+  robustness?: org_lfedge_eve_info_StorageVolumeRobustness;
+  /** 4: google.protobuf.Timestamp */
+  creationTimestamp?: google_protobuf_Timestamp;
+  /** 5: uint64 */
+  provisionedBytes?: number | string;
+  /** 6: uint64 */
+  allocatedBytes?: number | string;
+  /** 7: StorageVolumePVCStatus */
+  pvcStatus?: org_lfedge_eve_info_StorageVolumePVCStatus;
+  /** 8: repeated KubeVolumeReplicaInfo */
+  replica?: org_lfedge_eve_info_KubeVolumeReplicaInfo[];
+  /** 9: StorageHealthStatus */
+  robustnessSubstate?: org_lfedge_eve_info_StorageHealthStatus;
+  /** 10: string */
+  volumeId?: string;
+}
+export type KubeVolumeInfo = org_lfedge_eve_info_KubeVolumeInfo;
+
+/** enum org.lfedge.eve.info.ServiceStatus */
+export enum org_lfedge_eve_info_ServiceStatus {
+  SERVICE_STATUS_UNSPECIFIED = 0,
+  SERVICE_STATUS_FAILED = 1,
+  SERVICE_STATUS_DEGRADED = 2,
+  SERVICE_STATUS_HEALTHY = 3,
+}
+export { org_lfedge_eve_info_ServiceStatus as ServiceStatus };
+
+/** message org.lfedge.eve.info.KubeStorageInfo */
+export interface org_lfedge_eve_info_KubeStorageInfo {
+  /** 1: ServiceStatus */
+  health?: org_lfedge_eve_info_ServiceStatus;
+  /** 2: google.protobuf.Timestamp */
+  transitionTime?: google_protobuf_Timestamp;
+  /** 3: repeated KubeVolumeInfo */
+  volumes?: org_lfedge_eve_info_KubeVolumeInfo[];
+}
+export type KubeStorageInfo = org_lfedge_eve_info_KubeStorageInfo;
+
+/** enum org.lfedge.eve.info.KubeCompUpdateStatus */
+export enum org_lfedge_eve_info_KubeCompUpdateStatus {
+  KUBE_COMP_UPDATE_STATUS_UNSPECIFIED = 0,
+  KUBE_COMP_UPDATE_STATUS_DOWNLOAD = 1,
+  KUBE_COMP_UPDATE_STATUS_DOWNLOAD_FAILED = 2,
+  KUBE_COMP_UPDATE_STATUS_IN_PROGRESS = 3,
+  KUBE_COMP_UPDATE_STATUS_FAILED = 4,
+  KUBE_COMP_UPDATE_STATUS_COMPLETED = 5,
+}
+export { org_lfedge_eve_info_KubeCompUpdateStatus as KubeCompUpdateStatus };
+
+/** enum org.lfedge.eve.info.KubeComp */
+export enum org_lfedge_eve_info_KubeComp {
+  KUBE_COMP_UNSPECIFIED = 0,
+  KUBE_COMP_CONTAINERD = 1,
+  KUBE_COMP_K3S = 2,
+  KUBE_COMP_MULTUS = 3,
+  KUBE_COMP_KUBEVIRT = 4,
+  KUBE_COMP_CDI = 5,
+  KUBE_COMP_LONGHORN = 6,
+}
+export { org_lfedge_eve_info_KubeComp as KubeComp };
+
+/** enum org.lfedge.eve.info.KubeVMIStatus */
+export enum org_lfedge_eve_info_KubeVMIStatus {
+  KUBE_VMI_STATUS_UNSPECIFIED = 0,
+  KUBE_VMI_STATUS_PENDING = 1,
+  KUBE_VMI_STATUS_SCHEDULING = 2,
+  KUBE_VMI_STATUS_SCHEDULED = 3,
+  KUBE_VMI_STATUS_RUNNING = 4,
+  KUBE_VMI_STATUS_SUCCEEDED = 5,
+  KUBE_VMI_STATUS_FAILED = 6,
+  KUBE_VMI_STATUS_UNKNOWN = 7,
+}
+export { org_lfedge_eve_info_KubeVMIStatus as KubeVMIStatus };
+
+/** message org.lfedge.eve.info.KubeVMIInfo */
+export interface org_lfedge_eve_info_KubeVMIInfo {
+  /** 1: string */
+  name?: string;
+  /** 2: KubeVMIStatus */
+  status?: org_lfedge_eve_info_KubeVMIStatus;
+  /** 3: google.protobuf.Timestamp */
+  creationTime?: google_protobuf_Timestamp;
+  /** 4: google.protobuf.Timestamp */
+  lastTransitionTime?: google_protobuf_Timestamp;
+  /** 5: bool */
+  isReady?: boolean;
+  /** 6: string */
+  nodeName?: string;
+}
+export type KubeVMIInfo = org_lfedge_eve_info_KubeVMIInfo;
+
+/** message org.lfedge.eve.info.USBAddress */
+export interface org_lfedge_eve_info_USBAddress {
+  /** 1: uint32 */
+  bus?: number;
+  /** 2: string */
+  port?: string;
+}
+export type USBAddress = org_lfedge_eve_info_USBAddress;
+
+/** message org.lfedge.eve.info.BusParent */
+export interface org_lfedge_eve_info_BusParent {
+  /** 1: PCIAddress */
+  pciParent?: org_lfedge_eve_info_PCIAddress;
+  /** 2: USBAddress */
+  usbParent?: org_lfedge_eve_info_USBAddress;
+}
+export type BusParent = org_lfedge_eve_info_BusParent;
+
+/** message org.lfedge.eve.info.USBDevice */
+export interface org_lfedge_eve_info_USBDevice {
+  /** 1: BusParent */
+  parent?: org_lfedge_eve_info_BusParent;
+  /** 2: uint32 */
+  vendorId?: number;
+  /** 3: uint32 */
+  productId?: number;
+  /** 4: USBAddress */
+  busPort?: org_lfedge_eve_info_USBAddress;
+  /** 5: string */
+  driver?: string;
+  /** 6: uint32 */
+  classId?: number;
+  /** 7: string */
+  suggestedAssigngrp?: string;
+}
+export type USBDevice = org_lfedge_eve_info_USBDevice;
+
+/** message org.lfedge.eve.info.PCIAddress */
+export interface org_lfedge_eve_info_PCIAddress {
+  /** 1: uint32 */
+  domain?: number;
+  /** 2: uint32 */
+  bus?: number;
+  /** 3: uint32 */
+  device?: number;
+  /** 4: uint32 */
+  function?: number;
+}
+export type PCIAddress = org_lfedge_eve_info_PCIAddress;
+
+/** message org.lfedge.eve.info.PCIDevice */
+export interface org_lfedge_eve_info_PCIDevice {
+  /** 1: PCIAddress */
+  parentPciDeviceAddress?: org_lfedge_eve_info_PCIAddress;
+  /** 2: string */
+  driver?: string;
+  /** 3: PCIAddress */
+  address?: org_lfedge_eve_info_PCIAddress;
+  /** 4: uint32 */
+  vendorId?: number;
+  /** 5: uint32 */
+  deviceId?: number;
+  /** 6: uint32 */
+  revision?: number;
+  /** 7: uint32 */
+  subsystemId?: number;
+  /** 8: uint32 */
+  classId?: number;
+  /** 9: uint64 */
+  subclassId?: number | string;
+  /** 10: string */
+  iommuGroup?: string;
+}
+export type PCIDevice = org_lfedge_eve_info_PCIDevice;
+
+/** message org.lfedge.eve.info.SerialPort */
+export interface org_lfedge_eve_info_SerialPort {
+  /** 1: BusParent */
+  parent?: org_lfedge_eve_info_BusParent;
+  /** 2: string */
+  ioportRange?: string;
+  /** 3: uint64 */
+  irq?: number | string;
+  /** 4: string */
+  devpath?: string;
+}
+export type SerialPort = org_lfedge_eve_info_SerialPort;
+
+/** message org.lfedge.eve.info.CANDevice */
+export interface org_lfedge_eve_info_CANDevice {
+  /** 1: BusParent */
+  parent?: org_lfedge_eve_info_BusParent;
+  /** 2: string */
+  ifname?: string;
+}
+export type CANDevice = org_lfedge_eve_info_CANDevice;
+
+/** enum org.lfedge.eve.info.NetworkDeviceType */
+export enum org_lfedge_eve_info_NetworkDeviceType {
+  NETWORK_DEVICE_TYPE_UNKNOWN = 0,
+  NETWORK_DEVICE_TYPE_ETHERNET = 1,
+  NETWORK_DEVICE_TYPE_WIFI = 5,
+  NETWORK_DEVICE_TYPE_WWAN = 6,
+  NETWORK_DEVICE_TYPE_ETH_PF = 11,
+  NETWORK_DEVICE_TYPE_ETH_VF = 12,
+}
+export { org_lfedge_eve_info_NetworkDeviceType as NetworkDeviceType };
+
+/** message org.lfedge.eve.info.NetworkDevice */
+export interface org_lfedge_eve_info_NetworkDevice {
+  /** 1: BusParent */
+  parent?: org_lfedge_eve_info_BusParent;
+  /** 2: string */
+  ifname?: string;
+  /** 3: NetworkDeviceType */
+  type?: org_lfedge_eve_info_NetworkDeviceType;
+  /** 4: string */
+  macAddress?: string;
+  /** 5: uint32 */
+  speedMbps?: number;
+}
+export type NetworkDevice = org_lfedge_eve_info_NetworkDevice;
+
+/** message org.lfedge.eve.info.BIOS */
+export interface org_lfedge_eve_info_BIOS {
+  /** 1: string */
+  vendor?: string;
+  /** 2: string */
+  version?: string;
+  /** 1000: map<string, string> */
+  attributes?: Record<string, string>;
+}
+export type BIOS = org_lfedge_eve_info_BIOS;
+
+/** message org.lfedge.eve.info.CPU */
+export interface org_lfedge_eve_info_CPU {
+  /** 1: string */
+  model?: string;
+  /** 2: string */
+  vendor?: string;
+  /** 3: uint32 */
+  id?: number;
+  /** 4: uint64 */
+  freq?: number | string;
+}
+export type CPU = org_lfedge_eve_info_CPU;
+
+/** message org.lfedge.eve.info.CPUInfo */
+export interface org_lfedge_eve_info_CPUInfo {
+  /** 1: repeated CPU */
+  cpus?: org_lfedge_eve_info_CPU[];
+}
+export type CPUInfo = org_lfedge_eve_info_CPUInfo;
+
+/** message org.lfedge.eve.info.TPM */
+export interface org_lfedge_eve_info_TPM {
+  /** 1: bool */
+  present?: boolean;
+  /** 2: string */
+  manufacturer?: string;
+  /** 3: string */
+  firmwareVersion?: string;
+  /** 4: string */
+  specVersion?: string;
+}
+export type TPM = org_lfedge_eve_info_TPM;
+
+/** message org.lfedge.eve.info.HardwareInventory */
+export interface org_lfedge_eve_info_HardwareInventory {
+  /** 3: repeated PCIDevice */
+  pciDevices?: org_lfedge_eve_info_PCIDevice[];
+  /** 4: repeated USBDevice */
+  usbDevices?: org_lfedge_eve_info_USBDevice[];
+  /** 5: repeated SerialPort */
+  serialDevices?: org_lfedge_eve_info_SerialPort[];
+  /** 6: repeated NetworkDevice */
+  networkDevices?: org_lfedge_eve_info_NetworkDevice[];
+  /** 7: repeated CANDevice */
+  canDevices?: org_lfedge_eve_info_CANDevice[];
+  /** 8: BIOS */
+  bios?: org_lfedge_eve_info_BIOS;
+  /** 9: CPUInfo */
+  cpuInfo?: org_lfedge_eve_info_CPUInfo;
+  /** 10: uint64 */
+  totalMemoryBytes?: number | string;
+  /** 11: uint64 */
+  totalStorageBytes?: number | string;
+  /** 13: bool */
+  watchdogPresent?: boolean;
+  /** 14: TPM */
+  tpm?: org_lfedge_eve_info_TPM;
+  /** 15: bool */
+  statusLedPresent?: boolean;
+  /** 1000: map<string, string> */
+  misc?: Record<string, string>;
+}
+export type HardwareInventory = org_lfedge_eve_info_HardwareInventory;
+
+/** message org.lfedge.eve.info.BondStatus */
+export interface org_lfedge_eve_info_BondStatus {
+  /** 1: org.lfedge.eve.common.BondMode */
+  mode?: org_lfedge_eve_common_BondMode;
+  /** 2: string */
+  activeMember?: string;
+  /** 3: BondMIIMonitorStatus */
+  miiMonitor?: org_lfedge_eve_info_BondMIIMonitorStatus;
+  /** 4: BondArpMonitorStatus */
+  arpMonitor?: org_lfedge_eve_info_BondArpMonitorStatus;
+  /** 5: BondLACPStatus */
+  lacp?: org_lfedge_eve_info_BondLACPStatus;
+  /** 6: repeated BondMemberStatus */
+  members?: org_lfedge_eve_info_BondMemberStatus[];
+}
+export type BondStatus = org_lfedge_eve_info_BondStatus;
+
+/** message org.lfedge.eve.info.BondMemberStatus */
+export interface org_lfedge_eve_info_BondMemberStatus {
+  /** 1: string */
+  logicallabel?: string;
+  /** 2: bool */
+  miiUp?: boolean;
+  /** 3: BondMemberLACPStatus */
+  lacp?: org_lfedge_eve_info_BondMemberLACPStatus;
+}
+export type BondMemberStatus = org_lfedge_eve_info_BondMemberStatus;
+
+/** message org.lfedge.eve.info.BondMIIMonitorStatus */
+export interface org_lfedge_eve_info_BondMIIMonitorStatus {
+  /** 1: bool */
+  enabled?: boolean;
+  /** 2: uint32 */
+  pollingInterval?: number;
+  /** 3: uint32 */
+  updelay?: number;
+  /** 4: uint32 */
+  downdelay?: number;
+}
+export type BondMIIMonitorStatus = org_lfedge_eve_info_BondMIIMonitorStatus;
+
+/** message org.lfedge.eve.info.BondArpMonitorStatus */
+export interface org_lfedge_eve_info_BondArpMonitorStatus {
+  /** 1: bool */
+  enabled?: boolean;
+  /** 2: uint32 */
+  pollingInterval?: number;
+  /** 3: repeated string */
+  ipTargets?: string[];
+  /** 4: uint32 */
+  missedMax?: number;
+}
+export type BondArpMonitorStatus = org_lfedge_eve_info_BondArpMonitorStatus;
+
+/** message org.lfedge.eve.info.BondLACPStatus */
+export interface org_lfedge_eve_info_BondLACPStatus {
+  /** 1: org.lfedge.eve.common.LacpRate */
+  lacpRate?: org_lfedge_eve_common_LacpRate;
+  /** 2: uint32 */
+  activeAggregatorId?: number;
+  /** 3: string */
+  partnerMac?: string;
+  /** 4: uint32 */
+  actorKey?: number;
+  /** 5: uint32 */
+  partnerKey?: number;
+}
+export type BondLACPStatus = org_lfedge_eve_info_BondLACPStatus;
+
+/** message org.lfedge.eve.info.BondMemberLACPStatus */
+export interface org_lfedge_eve_info_BondMemberLACPStatus {
+  /** 1: uint32 */
+  aggregatorId?: number;
+  /** 2: BondLACPChurnState */
+  actorChurnState?: org_lfedge_eve_info_BondLACPChurnState;
+  /** 3: BondLACPChurnState */
+  partnerChurnState?: org_lfedge_eve_info_BondLACPChurnState;
+}
+export type BondMemberLACPStatus = org_lfedge_eve_info_BondMemberLACPStatus;
+
+/** enum org.lfedge.eve.info.BondLACPChurnState */
+export enum org_lfedge_eve_info_BondLACPChurnState {
+  BOND_LACP_CHURN_STATE_UNSPECIFIED = 0,
+  BOND_LACP_CHURN_STATE_NONE = 1,
+  BOND_LACP_CHURN_STATE_MONITORING = 2,
+  BOND_LACP_CHURN_STATE_CHURNED = 3,
+}
+export { org_lfedge_eve_info_BondLACPChurnState as BondLACPChurnState };
+
 /** message org.lfedge.eve.info.PNACStatus */
 export interface org_lfedge_eve_info_PNACStatus {
   /** 1: bool */
@@ -4925,61 +4885,69 @@ export enum org_lfedge_eve_info_SupplicantState {
 }
 export { org_lfedge_eve_info_SupplicantState as SupplicantState };
 
-/** message org.lfedge.eve.logs.LogEntry */
-export interface org_lfedge_eve_logs_LogEntry {
+/** message org.lfedge.eve.info.CertInfo */
+export interface org_lfedge_eve_info_CertInfo {
   /** 1: string */
-  severity?: string;
-  /** 2: string */
-  source?: string;
-  /** 3: string */
-  iid?: string;
-  /** 4: string */
-  content?: string;
-  /** 5: uint64 */
-  msgid?: number | string;
-  /** 6: map<string, string> */
-  tags?: Record<string, string>;
-  /** 7: google.protobuf.Timestamp */
-  timestamp?: google_protobuf_Timestamp;
-  /** 8: string */
-  filename?: string;
-  /** 9: string */
-  function?: string;
+  certEnrollmentProfileName?: string;
+  /** 2: CertDistinguishedName */
+  subject?: org_lfedge_eve_info_CertDistinguishedName;
+  /** 3: CertDistinguishedName */
+  issuer?: org_lfedge_eve_info_CertDistinguishedName;
+  /** 4: repeated string */
+  sanDns?: string[];
+  /** 5: repeated string */
+  sanIp?: string[];
+  /** 6: repeated string */
+  sanUri?: string[];
+  /** 7: repeated string */
+  sanEmail?: string[];
+  /** 8: google.protobuf.Timestamp */
+  issueTimestamp?: google_protobuf_Timestamp;
+  /** 9: google.protobuf.Timestamp */
+  expirationTimestamp?: google_protobuf_Timestamp;
+  /** 10: uint32 */
+  renewPeriodPercent?: number;
+  /** 11: string */
+  sha256Fingerprint?: string;
+  /** 12: CertStatus */
+  status?: org_lfedge_eve_info_CertStatus;
+  /** 13: ErrorInfo */
+  err?: org_lfedge_eve_info_ErrorInfo;
 }
-export type LogEntry = org_lfedge_eve_logs_LogEntry;
+export type CertInfo = org_lfedge_eve_info_CertInfo;
 
-/** message org.lfedge.eve.logs.LogBundle */
-export interface org_lfedge_eve_logs_LogBundle {
+/** message org.lfedge.eve.info.CertDistinguishedName */
+export interface org_lfedge_eve_info_CertDistinguishedName {
   /** 1: string */
-  devID?: string;
+  commonName?: string;
   /** 2: string */
-  image?: string;
-  /** 3: repeated LogEntry */
-  log?: org_lfedge_eve_logs_LogEntry[];
-  /** 4: google.protobuf.Timestamp */
-  timestamp?: google_protobuf_Timestamp;
-  /** 5: string */
-  eveVersion?: string;
+  serialNumber?: string;
+  /** 3: repeated string */
+  organization?: string[];
+  /** 4: repeated string */
+  organizationalUnit?: string[];
+  /** 5: repeated string */
+  country?: string[];
+  /** 6: repeated string */
+  stateOrProvince?: string[];
+  /** 7: repeated string */
+  locality?: string[];
 }
-export type LogBundle = org_lfedge_eve_logs_LogBundle;
+export type CertDistinguishedName = org_lfedge_eve_info_CertDistinguishedName;
 
-/** message org.lfedge.eve.logs.AppInstanceLogBundle */
-export interface org_lfedge_eve_logs_AppInstanceLogBundle {
-  /** 1: repeated LogEntry */
-  log?: org_lfedge_eve_logs_LogEntry[];
-  /** 2: google.protobuf.Timestamp */
-  timestamp?: google_protobuf_Timestamp;
+/** enum org.lfedge.eve.info.CertStatus */
+export enum org_lfedge_eve_info_CertStatus {
+  CERT_STATUS_UNSPECIFIED = 0,
+  CERT_STATUS_AVAILABLE = 1,
+  CERT_STATUS_PENDING = 2,
+  CERT_STATUS_RENEWAL_PENDING = 3,
+  CERT_STATUS_EXPIRED = 4,
+  CERT_STATUS_REVOKED = 5,
+  CERT_STATUS_ENROLLMENT_FAILED = 6,
+  CERT_STATUS_RENEWAL_FAILED = 7,
+  CERT_STATUS_INVALID_CONFIG = 8,
 }
-export type AppInstanceLogBundle = org_lfedge_eve_logs_AppInstanceLogBundle;
-
-/** message org.lfedge.eve.logs.ServerMetrics */
-export interface org_lfedge_eve_logs_ServerMetrics {
-  /** 1: float */
-  cpuPercentage?: number;
-  /** 2: uint32 */
-  logProcessDelayMsec?: number;
-}
-export type ServerMetrics = org_lfedge_eve_logs_ServerMetrics;
+export { org_lfedge_eve_info_CertStatus as CertStatus };
 
 /** enum org.lfedge.eve.metrics.ZmetricTypes */
 export enum org_lfedge_eve_metrics_ZmetricTypes {
@@ -5131,31 +5099,8 @@ export interface org_lfedge_eve_metrics_urlcloudMetric {
   totalTimeSpent?: number | string;
   /** 9: int64 */
   sessResumeCount?: number | string;
-  /** 10: int64 */
-  retriableErrCount?: number | string;
-  /** 11: int64 */
-  rejectedErrCount?: number | string;
-  /** 12: int64 */
-  deliveredMsgCount?: number | string;
 }
 export type urlcloudMetric = org_lfedge_eve_metrics_urlcloudMetric;
-
-/** message org.lfedge.eve.metrics.deferredQueueMetric */
-export interface org_lfedge_eve_metrics_deferredQueueMetric {
-  /** 1: uint32 */
-  undeliveredMsgCount?: number;
-  /** 2: google.protobuf.Timestamp */
-  oldestUndeliveredMsg?: google_protobuf_Timestamp;
-  /** 3: uint64 */
-  droppedMsgCount?: number | string;
-  /** 4: uint64 */
-  rejectedMsgCount?: number | string;
-  /** 5: uint64 */
-  supersededMsgCount?: number | string;
-  /** 6: google.protobuf.Timestamp */
-  lastDroppedMsg?: google_protobuf_Timestamp;
-}
-export type deferredQueueMetric = org_lfedge_eve_metrics_deferredQueueMetric;
 
 /** message org.lfedge.eve.metrics.CipherMetric */
 export interface org_lfedge_eve_metrics_CipherMetric {
@@ -5337,8 +5282,6 @@ export interface org_lfedge_eve_metrics_deviceMetric {
   pnacMetrics?: org_lfedge_eve_metrics_PNACMetrics[];
   /** 31: repeated BondMetrics */
   bondMetrics?: org_lfedge_eve_metrics_BondMetrics[];
-  /** 32: deferredQueueMetric */
-  deferredQueue?: org_lfedge_eve_metrics_deferredQueueMetric;
 }
 export type deviceMetric = org_lfedge_eve_metrics_deviceMetric;
 
@@ -5996,6 +5939,167 @@ export interface org_lfedge_eve_metrics_NestedAppRuntimeDiskMetric {
   dependentSpaceMb?: Record<string, org_lfedge_eve_metrics_FsUsedMetric>;
 }
 export type NestedAppRuntimeDiskMetric = org_lfedge_eve_metrics_NestedAppRuntimeDiskMetric;
+
+/** message org.lfedge.eve.uuid.UuidRequest */
+export interface org_lfedge_eve_uuid_UuidRequest {
+}
+export type UuidRequest = org_lfedge_eve_uuid_UuidRequest;
+
+/** message org.lfedge.eve.uuid.UuidResponse */
+export interface org_lfedge_eve_uuid_UuidResponse {
+  /** 1: string */
+  uuid?: string;
+  /** 2: string */
+  manufacturer?: string;
+  /** 3: string */
+  productName?: string;
+}
+export type UuidResponse = org_lfedge_eve_uuid_UuidResponse;
+
+/** message org.lfedge.eve.flowlog.IpFlow */
+export interface org_lfedge_eve_flowlog_IpFlow {
+  /** 1: string */
+  src?: string;
+  /** 2: int32 */
+  srcPort?: number;
+  /** 3: string */
+  dest?: string;
+  /** 4: int32 */
+  destPort?: number;
+  /** 5: int32 */
+  protocol?: number;
+}
+export type IpFlow = org_lfedge_eve_flowlog_IpFlow;
+
+/** message org.lfedge.eve.flowlog.ScopeInfo */
+export interface org_lfedge_eve_flowlog_ScopeInfo {
+  /** 1: string */
+  uuid?: string;
+  /** 2: string */
+  intf?: string;
+  /** 3: string */
+  localIntf?: string;
+  /** 4: string */
+  netInstUUID?: string;
+}
+export type ScopeInfo = org_lfedge_eve_flowlog_ScopeInfo;
+
+/** enum org.lfedge.eve.flowlog.ACLAction */
+export enum org_lfedge_eve_flowlog_ACLAction {
+  ActionUnknown = 0,
+  ActionDrop = 1,
+  ActionAccept = 2,
+}
+export { org_lfedge_eve_flowlog_ACLAction as ACLAction };
+
+/** message org.lfedge.eve.flowlog.FlowRecord */
+export interface org_lfedge_eve_flowlog_FlowRecord {
+  /** 1: IpFlow */
+  flow?: org_lfedge_eve_flowlog_IpFlow;
+  /** 2: bool */
+  inbound?: boolean;
+  /** 3: int32 */
+  aclId?: number;
+  /** 4: string */
+  aclName?: string;
+  /** 6: google.protobuf.Timestamp */
+  startTime?: google_protobuf_Timestamp;
+  /** 7: google.protobuf.Timestamp */
+  endTime?: google_protobuf_Timestamp;
+  /** 8: int64 */
+  txBytes?: number | string;
+  /** 9: int64 */
+  txPkts?: number | string;
+  /** 10: int64 */
+  rxBytes?: number | string;
+  /** 11: int64 */
+  rxPkts?: number | string;
+  /** 12: ACLAction */
+  action?: org_lfedge_eve_flowlog_ACLAction;
+}
+export type FlowRecord = org_lfedge_eve_flowlog_FlowRecord;
+
+/** message org.lfedge.eve.flowlog.DnsRequest */
+export interface org_lfedge_eve_flowlog_DnsRequest {
+  /** 1: string */
+  hostName?: string;
+  /** 2: repeated string */
+  addrs?: string[];
+  /** 3: google.protobuf.Timestamp */
+  requestTime?: google_protobuf_Timestamp;
+  /** 4: int32 */
+  aclNum?: number;
+}
+export type DnsRequest = org_lfedge_eve_flowlog_DnsRequest;
+
+/** message org.lfedge.eve.flowlog.FlowMessage */
+export interface org_lfedge_eve_flowlog_FlowMessage {
+  /** 1: string */
+  devId?: string;
+  /** 2: ScopeInfo */
+  scope?: org_lfedge_eve_flowlog_ScopeInfo;
+  /** 3: repeated FlowRecord */
+  flows?: org_lfedge_eve_flowlog_FlowRecord[];
+  /** 4: repeated DnsRequest */
+  dnsReqs?: org_lfedge_eve_flowlog_DnsRequest[];
+}
+export type FlowMessage = org_lfedge_eve_flowlog_FlowMessage;
+
+/** message org.lfedge.eve.logs.LogEntry */
+export interface org_lfedge_eve_logs_LogEntry {
+  /** 1: string */
+  severity?: string;
+  /** 2: string */
+  source?: string;
+  /** 3: string */
+  iid?: string;
+  /** 4: string */
+  content?: string;
+  /** 5: uint64 */
+  msgid?: number | string;
+  /** 6: map<string, string> */
+  tags?: Record<string, string>;
+  /** 7: google.protobuf.Timestamp */
+  timestamp?: google_protobuf_Timestamp;
+  /** 8: string */
+  filename?: string;
+  /** 9: string */
+  function?: string;
+}
+export type LogEntry = org_lfedge_eve_logs_LogEntry;
+
+/** message org.lfedge.eve.logs.LogBundle */
+export interface org_lfedge_eve_logs_LogBundle {
+  /** 1: string */
+  devID?: string;
+  /** 2: string */
+  image?: string;
+  /** 3: repeated LogEntry */
+  log?: org_lfedge_eve_logs_LogEntry[];
+  /** 4: google.protobuf.Timestamp */
+  timestamp?: google_protobuf_Timestamp;
+  /** 5: string */
+  eveVersion?: string;
+}
+export type LogBundle = org_lfedge_eve_logs_LogBundle;
+
+/** message org.lfedge.eve.logs.AppInstanceLogBundle */
+export interface org_lfedge_eve_logs_AppInstanceLogBundle {
+  /** 1: repeated LogEntry */
+  log?: org_lfedge_eve_logs_LogEntry[];
+  /** 2: google.protobuf.Timestamp */
+  timestamp?: google_protobuf_Timestamp;
+}
+export type AppInstanceLogBundle = org_lfedge_eve_logs_AppInstanceLogBundle;
+
+/** message org.lfedge.eve.logs.ServerMetrics */
+export interface org_lfedge_eve_logs_ServerMetrics {
+  /** 1: float */
+  cpuPercentage?: number;
+  /** 2: uint32 */
+  logProcessDelayMsec?: number;
+}
+export type ServerMetrics = org_lfedge_eve_logs_ServerMetrics;
 
 /** message org.lfedge.eve.proxy.SCEPProxyRequest */
 export interface org_lfedge_eve_proxy_SCEPProxyRequest {
