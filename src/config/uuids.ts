@@ -27,7 +27,7 @@ function walk(v: unknown, key: string | null): unknown {
   if (Array.isArray(v)) {
     let out: unknown[] | null = null;
     for (let i = 0; i < v.length; i++) {
-      // A repeated id field (`ReplicaNodeID`) carries its key to its elements.
+      // A repeated id field carries its key to its elements.
       const n = walk(v[i], key);
       if (n !== v[i]) (out ??= v.slice())[i] = n;
     }
