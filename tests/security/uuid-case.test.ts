@@ -54,11 +54,11 @@ describe("UUIDs compare without regard to case", () => {
   });
 
   test("normalizeUuids: ids only, UUIDs only; a document with nothing to change is returned as it is", () => {
-    const d: any = { apps: [{ uuidandversion: { uuid: up(IDS.app) }, displayname: up(IDS.app), interfaces: [{ networkId: up(IDS.network) }] }], deviceIoList: [{ phyaddrs: { Ifname: "ETH0" } }], wifiSSID: up(IDS.app), nodes: { nodeIDs: [up(IDS.app)] } };
+    const d: any = { apps: [{ uuidandversion: { uuid: up(IDS.app) }, displayname: up(IDS.app), interfaces: [{ networkId: up(IDS.network) }] }], deviceIoList: [{ phyaddrs: { Ifname: "ETH0" } }], wifiSSID: up(IDS.app), nodes: { replicaNodeId: [up(IDS.app)] } };
     const n = normalizeUuids(d);
     expect(n.apps[0].uuidandversion.uuid).toBe(IDS.app);
     expect(n.apps[0].interfaces[0].networkId).toBe(IDS.network);
-    expect(n.nodes.nodeIDs[0]).toBe(IDS.app);
+    expect(n.nodes.replicaNodeId[0]).toBe(IDS.app);
     expect(n.apps[0].displayname).toBe(up(IDS.app));
     expect(n.wifiSSID).toBe(up(IDS.app));
     expect(n.deviceIoList).toBe(d.deviceIoList);
