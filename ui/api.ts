@@ -209,6 +209,19 @@ export function createApiClient(options: ApiClientOptions = {}) {
     controller: () => get(rpc.controller.$get()),
     configureController: (body: { url?: string; rootCertificate?: string }) => get(rpc.controller.$put({ json: body })),
 
+    // ---- images imported by hand (the upload itself is ui/images.ts: XMLHttpRequest, for its progress)
+    images: () => get(rpc.images.$get()),
+    createImageUpload: (name: string, size: number) => get(rpc.images.uploads.$post({ json: { name, size } })),
+    imageUpload: (id: string) => get(rpc.images.uploads[":id"].$get({ param: { id: enc(id) } })),
+    async cancelImageUpload(id: string) {
+      await send(rpc.images.uploads[":id"].$delete({ param: { id: enc(id) } }));
+    },
+    /** The URL an upload's bytes are sent to (PATCH …?offset=). */
+    imageUploadUrl: (id: string, offset: number) => `${base}/images/uploads/${enc(id)}?offset=${offset}`,
+    async deleteImage(sha256: string) {
+      await send(rpc.images[":sha256"].$delete({ param: { sha256: enc(sha256) } }));
+    },
+
     // ---- base OS updates
     baseos: () => get(rpc.baseos.$get()),
     async baseosAction(action: "activate" | "cancel") {

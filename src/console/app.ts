@@ -11,6 +11,8 @@ import type { NetworkManager } from "../network/manager.ts";
 import { baseosRoutes, type BaseOsRef } from "../baseos/routes.ts";
 import { renderApiDocs, type OpenApiDoc } from "./api-docs.ts";
 import { consoleSocket } from "./console-socket.ts";
+import { imageRoutes } from "./images.ts";
+import type { ImageStore } from "../storage/images.ts";
 import { createLogger } from "../lib/log.ts";
 import { errorResponse, HttpError, kindOf } from "./errors.ts";
 import { describe, jsonAnswer, openApiDocument } from "./openapi.ts";
@@ -55,6 +57,8 @@ export interface ConsoleOptions {
   power?: PowerControl;
   /** Base OS updates (A/B slots): the part, or why there is none. */
   baseos?: () => BaseOsRef;
+  /** Images imported by hand (upload from the console): the content store by digest. Absent: the routes answer 501. */
+  images?: ImageStore;
   /** Who sent a request, where the TCP listener is behind the connection gate (its peer is then the gate). */
   clientAddress?: (req: Request) => string | null;
 }
@@ -452,6 +456,9 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
           }
         },
       )
+
+      // ---- images uploaded from the browser (air-gapped devices): src/console/README.md, storage/images.ts
+      .route("/images", imageRoutes({ images: () => opts.images ?? null, config: device.config, events: device.events }))
 
       // ---- base OS updates (A/B slots): src/baseos/README.md
       .route("/baseos", baseosRoutes(opts.baseos ?? (() => ({ baseos: null, reason: "not an A/B device" }))))

@@ -13,6 +13,7 @@ import { ContainerRuntime, DEFAULT_DOCKER_SOCKET } from "../runtime/containers/r
 import { QemuRuntime } from "../runtime/vms/runtime.ts";
 import { ContentCache } from "../storage/cache.ts";
 import type { DestinationPolicy } from "../storage/destinations.ts";
+import type { ImageStore } from "../storage/images.ts";
 import { VolumeStore } from "../storage/volumes.ts";
 import type { Store } from "../store/store.ts";
 
@@ -37,6 +38,8 @@ export interface AppRuntimeConfig {
   nft: "libnftables" | "cli";
   /** Which datastores may be fetched from (local ones only when allowed). */
   destinations: DestinationPolicy;
+  /** Images imported by hand: in the same content store, kept by the cache's garbage collection. */
+  images?: ImageStore;
   tickMs?: number;
   /** Loggers by source. */
   log: { reconcile: Log; network: Log; vms: Log };
@@ -52,7 +55,8 @@ export interface BuiltAppRuntime {
 export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
   const docker = new Docker({ socketPath: o.dockerSocket ?? DEFAULT_DOCKER_SOCKET });
   const network = o.network ? new NetworkManager({ runDir: join(o.runDir, "network"), store: o.store, log: o.log.network, nft: o.nft }) : null;
-  const cache = new ContentCache(join(o.persistDir, "content"), { destinations: o.destinations });
+  const images = o.images;
+  const cache = new ContentCache(join(o.persistDir, "content"), { destinations: o.destinations, ...(images ? { pinned: () => images.digests() } : {}) });
   const volumes = new VolumeStore(o.persistDir);
   const vmLog = { info: (m: string) => o.log.vms("info", m), warn: (m: string) => o.log.vms("warn", m) };
   // VMs: `<run>/vms/<uuid>/`.

@@ -13,6 +13,7 @@ import { createLogger } from "../lib/log.ts";
 import { EventBus } from "../model/events.ts";
 import type { PartStatus } from "../model/status.ts";
 import { datastorePolicy } from "../storage/destinations.ts";
+import { ImageStore } from "../storage/images.ts";
 import { Store, StoreTooNewError } from "../store/index.ts";
 import { AppRuntimePart } from "./app-runtime.ts";
 import { BaseOsPart, type DeviceSlots } from "./baseos.ts";
@@ -162,6 +163,8 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     throw new StartupError(`controller: ${(e as Error).message}`);
   }
   const destinations = datastorePolicy((k) => store.getSetting(k) ?? undefined, settings.datastoreAllowLocal);
+  // Images uploaded from the console land in the content store the app runtime's cache reads (by digest).
+  const images = new ImageStore(join(dirs.persist, "content"));
 
   // The device's status includes every part's, and two parts report or judge it (the controller to its controller,
   // baseos to decide a trial): they see it through this view, which answers from `device` (built below, after
@@ -188,6 +191,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     network: true,
     nft: settings.nft,
     destinations,
+    images,
     tickMs: opts.reconcileTickMs,
     log: { reconcile: reconcileLog.log, network: createLogger("network", store).log, vms: createLogger("vms", store).log },
     onError: (m) => reconcileLog.error(m),
@@ -260,9 +264,10 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
         power: opts.power,
         secureCookies: !!opts.tls,
         baseos: () => baseos.ref(),
+        images,
         clientAddress: (req) => clients.get(req) ?? null,
       }),
-    localApp: createConsoleApp({ auth, device, ui: null, trustAll: true, network, power: opts.power, baseos: () => baseos.ref() }),
+    localApp: createConsoleApp({ auth, device, ui: null, trustAll: true, network, power: opts.power, baseos: () => baseos.ref(), images }),
     onRequest: () => device.countRequest(),
   });
   // What has started, in order: stop() runs it backwards.

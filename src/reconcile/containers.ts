@@ -17,6 +17,7 @@ import type { BackoffPolicy } from "../lib/backoff.ts";
 import { CRASH_BACKOFF, noteCrash } from "./records.ts";
 import {
   downloadContentTree,
+  storedContentTree,
   type ExecutorContext,
   type FetchProgress,
   type LaneContext,
@@ -310,7 +311,9 @@ export class ContainerWorkload implements Workload {
 
   /** A registry image pulled (by digest when the content tree has a sha256), or an image archive downloaded and loaded. */
   async loadContentTree(tree: DesiredContentTree, ctx: ExecutorContext, progress: FetchProgress): Promise<LoadedContentTree> {
-    if (tree.source.kind === "registry") {
+    // An image tarball in the content store (imported from the console) is loaded, whatever the datastore says.
+    const stored = await storedContentTree(tree, ctx, progress);
+    if (tree.source.kind === "registry" && !stored) {
       const result = await pullContentTree(
         this.runtime,
         { fqdn: tree.source.fqdn, username: tree.source.username, password: tree.source.password },
@@ -328,7 +331,7 @@ export class ContainerWorkload implements Workload {
       }
       return { imageRef: result.ref, imageId: result.imageId, sizeBytes: size };
     }
-    const entry = await downloadContentTree(tree, ctx, progress);
+    const entry = stored ?? (await downloadContentTree(tree, ctx, progress));
     // Under evebox's own reference: the tags inside the archive are the host's business (see loadImageTarAs).
     const ref = `evebox-content/${tree.uuid.toLowerCase()}:${tree.sha256!.slice(0, 12).toLowerCase()}`;
     let id: string;

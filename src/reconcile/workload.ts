@@ -2,6 +2,7 @@
 // list of them the same way — desired, observe, plan, execute, state — around what all kinds share: the content
 // trees and volumes they need (fetched and created once, in plan.ts), the records with their counters, failures
 // and crash backoff (records.ts), the lanes, the start delay, events and logs.
+import { stat } from "node:fs/promises";
 import type { NetworkManager } from "../network/manager.ts";
 import type { PartStatus } from "../model/status.ts";
 import type { SwState } from "../model/swstate.ts";
@@ -156,8 +157,25 @@ export function noteStarted(ctx: ExecutorContext, uuid: string): void {
   ctx.records.appStarted(uuid);
 }
 
-/** A content tree from an Http(s) datastore, downloaded into the cache (sha256 checked while it downloads). */
+/**
+ * A content tree whose sha256 is in the content store already — downloaded before, or imported by hand from the
+ * console (storage/images.ts) — is never fetched again, whatever its datastore: a config naming an imported image
+ * runs offline. Null when it is not there.
+ */
+export async function storedContentTree(tree: DesiredContentTree, ctx: ExecutorContext, progress: FetchProgress): Promise<{ path: string; sizeBytes: number } | null> {
+  if (!tree.sha256 || !(await ctx.cache.has(tree.sha256))) return null;
+  const path = ctx.cache.path(tree.sha256);
+  const sizeBytes = (await stat(path)).size;
+  if (tree.maxSizeBytes && sizeBytes > tree.maxSizeBytes) throw new Error(`the stored image is ${sizeBytes} bytes, over the content tree's maxSizeBytes ${tree.maxSizeBytes}`);
+  progress("VERIFYING", 100); // stored only once verified (downloads and uploads alike)
+  progress("LOADING", 100);
+  return { path, sizeBytes };
+}
+
+/** A content tree from an Http(s) datastore, downloaded into the cache (sha256 checked while it downloads), unless stored already. */
 export async function downloadContentTree(tree: DesiredContentTree, ctx: ExecutorContext, progress: FetchProgress): Promise<{ path: string; sizeBytes: number }> {
+  const stored = await storedContentTree(tree, ctx, progress);
+  if (stored) return stored;
   if (tree.source.kind !== "http") throw new Error(`content tree ${tree.name}: not from an Http(s) datastore`);
   const entry = await ctx.cache.put({
     url: tree.source.url,

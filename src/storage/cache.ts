@@ -39,6 +39,8 @@ export interface ContentCacheOptions {
   stalePartMs?: number;
   /** Where content may be fetched from (see destinations.ts); absent: anywhere. */
   destinations?: DestinationPolicy;
+  /** Digests kept whatever the config references: the images imported by hand (ImageStore.digests). */
+  pinned?: () => Promise<Set<string>>;
 }
 
 /**
@@ -52,6 +54,7 @@ export class ContentCache {
   readonly destinations: DestinationPolicy | undefined;
   /** Concurrent puts of one digest share one download. */
   private readonly inFlight = new Map<string, Promise<CacheEntry>>();
+  private readonly pinned: (() => Promise<Set<string>>) | undefined;
 
   constructor(
     readonly rootDir: string,
@@ -60,6 +63,7 @@ export class ContentCache {
     this.dir = join(rootDir, "blobs", "sha256");
     this.stalePartMs = options.stalePartMs ?? 24 * 3600_000;
     this.destinations = options.destinations;
+    this.pinned = options.pinned;
   }
 
   path(digest: string): string {
@@ -100,11 +104,12 @@ export class ContentCache {
   }
 
   /**
-   * Removes every blob not in `referenced` (digests with or without `sha256:`), and `.part` files
+   * Removes every blob not in `referenced` (digests with or without `sha256:`) nor pinned, and `.part` files
    * untouched for longer than the stale threshold. Downloads in progress are left alone.
    */
   async gc(referenced: Set<string>, now = Date.now()): Promise<GcResult> {
-    const keep = new Set([...referenced].map((d) => normalizeSha256(d, "content cache gc")));
+    const pinned = this.pinned ? await this.pinned() : new Set<string>();
+    const keep = new Set([...referenced, ...pinned].map((d) => normalizeSha256(d, "content cache gc")));
     const result: GcResult = { removed: [], freedBytes: 0 };
     for (const name of await this.list()) {
       const hex = name.replace(/\.part$/, "");
