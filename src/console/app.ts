@@ -23,6 +23,8 @@ import {
   HistoryQuery,
   LoginBody,
   LogsQuery,
+  MetricsHistoryBody,
+  MetricsHistoryQuery,
   NewTokenBody,
   OkBody,
   PasswordBody,
@@ -32,9 +34,12 @@ import {
   TokenBody,
 } from "./schemas.ts";
 import type { UiAssets } from "./ui-assets.ts";
+import { RANGES } from "../store/metrics-history.ts";
 import { check } from "./validate.ts";
 
 export { HttpError } from "./errors.ts";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const SESSION_COOKIE = "evebox_session";
 
@@ -463,6 +468,26 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       // ---- base OS updates (A/B slots): src/baseos/README.md
       .route("/baseos", baseosRoutes(opts.baseos ?? (() => ({ baseos: null, reason: "not an A/B device" }))))
 
+      .get(
+        "/metrics/history",
+        describe({ tag: "status", summary: "The metrics history of the device or an app, for graphs: 1 h, 24 h or 7 days", ok: { 200: jsonAnswer("the series", MetricsHistoryBody) }, errors: { 400: "object is neither `device` nor a UUID, or an unknown range" } }),
+        check("query", MetricsHistoryQuery),
+        (c) => {
+          const q = c.req.valid("query");
+          if (q.object !== "device" && !UUID.test(q.object)) throw new HttpError("invalid", `object: expected "device" or an app's UUID, got ${JSON.stringify(q.object.slice(0, 64))}`);
+          const range = q.range ?? "1h";
+          const to = Date.now();
+          return c.json({
+            object: q.object,
+            range,
+            from: to - RANGES[range].ms,
+            to,
+            intervalMs: device.metricsIntervalMs,
+            dropped: device.store.history.droppedCount,
+            series: device.store.history.series(q.object.toLowerCase(), range, to),
+          });
+        },
+      )
       .get("/metrics", describe({ tag: "status", summary: "Prometheus metrics", ok: { 200: { description: "text exposition format 0.0.4", content: { "text/plain": {} } } } }), (c) =>
         c.text(device.metricsText(), 200, { "Content-Type": "text/plain; version=0.0.4" }),
       )

@@ -14,6 +14,8 @@ export interface ConsoleDevice {
   /** Null until the app runtime is up. */
   readonly apps: AppCommands | null;
   readonly terminals: Terminals | null;
+  /** The metrics history's sampling interval (ms). */
+  readonly metricsIntervalMs: number;
   name(): string;
   managed(): boolean;
   controllerUrl(): string | null;

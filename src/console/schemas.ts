@@ -31,6 +31,10 @@ export const LogsQuery = v.object({
   after: intText("only lines after this sequence number"),
 });
 export const RecentEventsQuery = v.object({ limit: intText("events, 1–1000 (default 100)") });
+export const MetricsHistoryQuery = v.object({
+  object: v.pipe(v.string(), v.description("`device`, or an app's UUID")),
+  range: v.optional(v.pipe(v.picklist(["1h", "24h", "7d"]), v.description("how far back: 1h (10 s samples), 24h (1-minute averages), 7d (10-minute averages); default 1h"))),
+});
 
 // ---- answers
 export const ErrorBody = v.pipe(
@@ -45,6 +49,29 @@ export const ErrorBody = v.pipe(
   v.description("what went wrong; a refused config adds problems (path, message), a throttled login retryAfterSeconds"),
 );
 export const OkBody = v.object({ ok: v.literal(true) });
+const column = (what: string) => v.pipe(v.array(v.nullable(v.number())), v.description(what));
+export const MetricsHistoryBody = v.pipe(
+  v.object({
+    object: v.string(),
+    range: v.picklist(["1h", "24h", "7d"]),
+    from: v.pipe(v.number(), v.description("start of the range, ms since the epoch")),
+    to: v.pipe(v.number(), v.description("end of the range (now), ms since the epoch")),
+    intervalMs: v.pipe(v.number(), v.description("the sampling interval (the 1h range's step)")),
+    dropped: v.pipe(v.number(), v.description("samples not kept since start: an object over the history's cap, or a failed write")),
+    series: v.object({
+      ts: v.pipe(v.array(v.number()), v.description("each point's time, ms since the epoch, oldest first")),
+      cpuPercent: column("CPU in use, percent of the whole device (all CPUs)"),
+      memoryBytes: column("memory in use"),
+      diskReadBps: column("bytes read from storage per second"),
+      diskWriteBps: column("bytes written to storage per second"),
+      netRxBps: column("bytes received per second"),
+      netTxBps: column("bytes sent per second"),
+      diskUsedBytes: column("the device's data filesystem in use (device only)"),
+    }),
+  }),
+  v.title("MetricsHistory"),
+  v.description("a series in columns: value i of each column is at ts[i]; null where not known (a first sample)"),
+);
 export const HealthBody = v.object({ ok: v.literal(true), version: v.string(), setupRequired: v.boolean(), deviceName: v.string() });
 export const SessionBody = v.object({ authenticated: v.literal(true), as: v.string(), power: v.boolean() });
 export const NewTokenBody = v.object({ id: v.string(), name: v.string(), token: v.pipe(v.string(), v.description("shown once: ebx_<id>_<secret>")) });

@@ -70,6 +70,11 @@ export class AppRuntimePart implements AppCommands, Terminals {
     return this.built?.reconciler.appSamples() ?? [];
   }
 
+  /** Samples every running app now (the metrics history's timer calls it); none before the runtime runs. */
+  async sampleApps(): Promise<AppSample[]> {
+    return (await this.built?.reconciler.sampleApps()) ?? [];
+  }
+
   /** Flow records since the last call (none before the network part runs). */
   async collectFlows(devUuid: string): Promise<FlowMessage[]> {
     return (await this.built?.network?.collectFlows(devUuid)) ?? [];

@@ -24,6 +24,8 @@ export interface DeviceParts {
   parts: readonly PartSource[];
   /** The app runtime's commands and consoles (it answers "not running yet" until it runs); absent: none at all. */
   apps?: AppCommands & Terminals;
+  /** The metrics history's sampling interval (ms). */
+  metricsIntervalMs?: number;
 }
 
 type Doc = Record<string, any>;
@@ -42,6 +44,7 @@ export class Device {
   /** Local app commands and app consoles; null only on a device built without an app runtime (tests). */
   readonly apps: AppCommands | null;
   readonly terminals: Terminals | null;
+  readonly metricsIntervalMs: number;
   private readonly controller: ControllerLink;
   private readonly reporters: readonly PartSource[];
   private requests = 0;
@@ -56,6 +59,7 @@ export class Device {
     this.reporters = parts.parts;
     this.apps = parts.apps ?? null;
     this.terminals = parts.apps ?? null;
+    this.metricsIntervalMs = parts.metricsIntervalMs ?? 10_000;
   }
 
   name(): string {
@@ -173,6 +177,9 @@ export class Device {
       `evebox_events_stored ${this.store.count("events")}`,
       "# TYPE evebox_logs_stored gauge",
       `evebox_logs_stored ${this.store.count("logs")}`,
+      "# HELP evebox_metrics_history_dropped_total Samples the metrics history did not keep (an object over its cap, a failed write).",
+      "# TYPE evebox_metrics_history_dropped_total counter",
+      `evebox_metrics_history_dropped_total ${this.store.history.droppedCount}`,
     ];
     return lines.join("\n") + "\n";
   }

@@ -16,6 +16,7 @@ describe("readSettings", () => {
       checkpointMaxAgeMs: null,
       console: { perClient: null, total: null, idleTimeoutS: null },
       baseosFiles: null,
+      metricsIntervalMs: null,
     });
   });
 
@@ -41,6 +42,7 @@ describe("readSettings", () => {
       EVEBOX_BASEOS_VERSION: "1.2.3",
       EVEBOX_BASEOS_BOOTED: "B",
       EVEBOX_BASEOS_CHECK_MS: "200",
+      EVEBOX_METRICS_INTERVAL_MS: "1000",
     });
     expect(s).toEqual({
       data: "/d",
@@ -55,6 +57,7 @@ describe("readSettings", () => {
       checkpointMaxAgeMs: 2 * 86_400_000,
       console: { perClient: 4, total: 40, idleTimeoutS: 9 },
       baseosFiles: { slots: ["/s/A", "/s/B"], bootenv: "/s/grubenv", board: "/s/board.json", keys: "/s/keys", version: "1.2.3", booted: "B", checkMs: 200 },
+      metricsIntervalMs: 1000,
     });
   });
 
@@ -88,6 +91,7 @@ describe("readSettings", () => {
     refused({ EVEBOX_CONTROLLER_TIMERS: '{"configInterval":5}' }, "EVEBOX_CONTROLLER_TIMERS: no timer configInterval (known: configIntervalMs, metricIntervalMs, logIntervalMs, flowlogIntervalMs, infoCheckIntervalMs, requestTimeoutMs, backoffBaseMs, backoffMaxMs)");
     refused({ EVEBOX_CONTROLLER_TIMERS: '{"configIntervalMs":-1}' }, "EVEBOX_CONTROLLER_TIMERS: configIntervalMs: expected a positive number of milliseconds, got -1");
     refused({ EVEBOX_CHECKPOINT_MAX_AGE_DAYS: "soon" }, "EVEBOX_CHECKPOINT_MAX_AGE_DAYS: expected a positive number of days, got soon");
+    refused({ EVEBOX_METRICS_INTERVAL_MS: "100" }, "EVEBOX_METRICS_INTERVAL_MS: expected at least 500 milliseconds, got 100");
     refused({ EVEBOX_BASEOS_SLOTS: "/only-one" }, "EVEBOX_BASEOS_SLOTS: expected /path/slotA,/path/slotB, got /only-one");
     refused({ EVEBOX_BASEOS_SLOTS: "/a,/b", EVEBOX_BASEOS_BOARD: "/b.json" }, "EVEBOX_BASEOS_BOOTENV: the simulated boot loader environment is required with EVEBOX_BASEOS_SLOTS");
     refused({ EVEBOX_BASEOS_SLOTS: "/a,/b", EVEBOX_BASEOS_BOOTENV: "/g" }, "EVEBOX_BASEOS_BOARD: the board.json of the simulated device is required with EVEBOX_BASEOS_SLOTS");

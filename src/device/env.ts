@@ -46,6 +46,8 @@ export interface Settings {
   console: { perClient: number | null; total: number | null; idleTimeoutS: number | null };
   /** EVEBOX_BASEOS_*: off-device slots; null when EVEBOX_BASEOS_SLOTS is not set. */
   baseosFiles: BaseOsFileSettings | null;
+  /** EVEBOX_METRICS_INTERVAL_MS: the metrics history's sampling interval (at least 500); null: 10 s. */
+  metricsIntervalMs: number | null;
 }
 
 /** A variable with a value evebox cannot use: the start stops with this one line. */
@@ -108,7 +110,13 @@ export function readSettings(env: Env = process.env): Settings {
       idleTimeoutS: positiveInt("EVEBOX_CONSOLE_IDLE_TIMEOUT_S"),
     },
     baseosFiles: baseosFiles(str, positiveInt),
+    metricsIntervalMs: metricsInterval(positiveInt("EVEBOX_METRICS_INTERVAL_MS")),
   };
+}
+
+function metricsInterval(ms: number | null): number | null {
+  if (ms !== null && ms < 500) throw new SettingsError(`EVEBOX_METRICS_INTERVAL_MS: expected at least 500 milliseconds, got ${ms}`);
+  return ms;
 }
 
 function controllerTimers(raw: string | null): Partial<ControllerTimers> {

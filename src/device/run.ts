@@ -15,6 +15,8 @@ import type { PartStatus } from "../model/status.ts";
 import { datastorePolicy } from "../storage/destinations.ts";
 import { ImageStore } from "../storage/images.ts";
 import { Store, StoreTooNewError } from "../store/index.ts";
+import { HistorySampler } from "../telemetry/history.ts";
+import { cpuCount, sampleDevice } from "../telemetry/metrics.ts";
 import { AppRuntimePart } from "./app-runtime.ts";
 import { BaseOsPart, type DeviceSlots } from "./baseos.ts";
 import { ControllerPart } from "./controller.ts";
@@ -234,6 +236,14 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       },
     },
   });
+  // The metrics history (graphs): one timer reads the device and the running apps.
+  const historyLog = createLogger("telemetry", store);
+  const sampler = new HistorySampler({
+    sink: store.history,
+    sources: { device: () => sampleDevice({ mounts: [dirs.persist] }), apps: () => apps.sampleApps(), cpus: cpuCount() },
+    intervalMs: settings.metricsIntervalMs ?? undefined,
+    onError: (m) => historyLog.warn(m),
+  });
   const device: Device = new Device({
     store,
     events,
@@ -244,6 +254,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     parts: [() => baseos.part(), ...(opts.parts ?? []), () => apps.parts()],
     // Off (EVEBOX_APPS=off): the console says so (no app runtime), as it always has.
     apps: appsEnabled ? apps : undefined,
+    metricsIntervalMs: sampler.intervalMs,
   });
 
   // 3. The console: it answers from here on (the parts below load meanwhile).
@@ -314,6 +325,8 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   void apps.start();
   // Workloads outlive the agent: stopping evebox stops watching them, never the apps themselves.
   started.push({ name: "the app runtime", stop: () => apps.stop() });
+  sampler.start();
+  started.push({ name: "the metrics history", stop: () => sampler.stop() });
 
   let stopped = false;
   return {

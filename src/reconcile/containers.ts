@@ -5,7 +5,7 @@ import { containerKey } from "../network/model.ts";
 import type { AppInterfaceSpec } from "../network/model.ts";
 import type { PartStatus } from "../model/status.ts";
 import { type TerminalSession, TerminalUnavailable } from "../model/terminal.ts";
-import type { ContainerRuntime } from "../runtime/containers/runtime.ts";
+import { type ContainerRuntime, netnsCounters } from "../runtime/containers/runtime.ts";
 import type { OwnedContainer } from "../runtime/containers/types.ts";
 import { pullContentTree } from "../storage/registry.ts";
 import type { AppSample } from "../telemetry/metrics.ts";
@@ -443,6 +443,9 @@ export class ContainerWorkload implements Workload {
     logs.sync(this.runtime, observed.containers);
   }
 
+  /** The init pid of each running container (for its namespace's network counters), by container id and start. */
+  private readonly pids = new Map<string, number>();
+
   async samples(): Promise<AppSample[]> {
     let containers;
     try {
@@ -451,10 +454,19 @@ export class ContainerWorkload implements Workload {
       return [];
     }
     const out: AppSample[] = [];
+    const running = new Set<string>();
     await Promise.all(
       containers.map(async (c) => {
+        const key = `${c.id}@${c.startedAt?.getTime() ?? 0}`;
+        running.add(key);
         try {
           const st = await this.runtime.stats(c.id);
+          let pid = this.pids.get(key);
+          if (pid === undefined) {
+            pid = (await this.runtime.inspect(c.id)).State?.Pid ?? 0;
+            this.pids.set(key, pid);
+          }
+          const net = pid ? netnsCounters(pid) : [];
           out.push({
             uuid: c.appUuid,
             name: c.appName,
@@ -463,12 +475,17 @@ export class ContainerWorkload implements Workload {
             startedAt: c.startedAt ?? undefined,
             memoryUsedBytes: st.memoryUsedBytes,
             memoryLimitBytes: st.memoryLimitBytes,
+            diskReadBytes: st.diskReadBytes,
+            diskWriteBytes: st.diskWriteBytes,
+            netRxBytes: net.reduce((n, i) => n + i.rxBytes, 0),
+            netTxBytes: net.reduce((n, i) => n + i.txBytes, 0),
           });
         } catch {
           // stopped between list and stats
         }
       }),
     );
+    for (const id of this.pids.keys()) if (!running.has(id)) this.pids.delete(id);
     return out;
   }
 

@@ -39,8 +39,6 @@ export interface ReconcilerDeps {
   network?: NetworkManager;
   /** Safety-net pass interval (engine events and config changes trigger passes as well). */
   tickMs?: number;
-  /** How often running apps' CPU and memory are sampled. */
-  statsIntervalMs?: number;
   concurrency?: number;
   stopTimeoutSec?: number;
   /** The clock (and jitter source) every record, backoff and state is computed on (default: the system's). */
@@ -78,7 +76,6 @@ export class Reconciler {
   private readonly samples = new Map<string, AppSample>();
   /** Content-tree fetches running beside the loop, by content tree uuid. */
   private readonly fetches = new Map<string, { ac: AbortController; sourceKey: string; done: Promise<void> }>();
-  private statsTimer: ReturnType<typeof setInterval> | null = null;
   passes = 0;
 
   constructor(private readonly deps: ReconcilerDeps) {
@@ -104,7 +101,6 @@ export class Reconciler {
     this.unsubscribe.push(this.deps.config.onChange(() => this.guarded("config change", () => this.trigger(true))));
     this.started = true;
     this.timer = setInterval(() => this.guarded("reconcile tick", () => this.trigger(false)), this.deps.tickMs ?? 15_000);
-    this.statsTimer = setInterval(() => this.guarded("app statistics", () => this.sampleStats()), this.deps.statsIntervalMs ?? 20_000);
     this.trigger(false);
   }
 
@@ -155,33 +151,32 @@ export class Reconciler {
     return this.workloads.flatMap((w) => w.part() ?? []);
   }
 
-  private async sampleStats(): Promise<void> {
-    const now = new Date();
-    const rows: { ts: Date; objectKind: string; objectId: string; name: string; value: number }[] = [];
-    const seen = new Set<string>();
+  /**
+   * Samples every running app (CPU, memory, disk and network counters) once, keeps the figures for
+   * `appSamples()` and answers them. Called by the metrics history's one timer (telemetry/history.ts).
+   */
+  async sampleApps(): Promise<AppSample[]> {
+    if (!this.started || this.stopped) return [];
     const apps = this.desired().apps;
-    for (const w of this.workloads) {
-      for (const s of await w.samples(apps)) {
-        seen.add(s.uuid);
-        this.samples.set(s.uuid, s);
-        rows.push(
-          { ts: now, objectKind: "app", objectId: s.uuid, name: "cpu_ns", value: s.cpuNs ?? 0 },
-          { ts: now, objectKind: "app", objectId: s.uuid, name: "memory_bytes", value: s.memoryUsedBytes ?? 0 },
-        );
-      }
-    }
-    for (const uuid of this.samples.keys()) if (!seen.has(uuid)) this.samples.delete(uuid);
-    try {
-      this.deps.store.addMetrics(rows);
-    } catch {
-      // store closing
-    }
+    // A kind whose sampling fails is reported like any fault of a timer (logged, an event, the part's status).
+    const all = await Promise.all(
+      this.workloads.map(async (w) => {
+        try {
+          return await w.samples(apps);
+        } catch (e) {
+          this.noteLoopError("app statistics", e);
+          return [];
+        }
+      }),
+    );
+    this.samples.clear();
+    for (const list of all) for (const s of list) this.samples.set(s.uuid, s);
+    return [...this.samples.values()];
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    if (this.statsTimer) clearInterval(this.statsTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     for (const u of this.unsubscribe) u();
     this.current?.abort();

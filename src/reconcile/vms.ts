@@ -632,6 +632,10 @@ export class VmWorkload implements Workload {
           startedAt: new Date(vm.startedAt),
           memoryUsedBytes: st.memoryBytes,
           memoryLimitBytes: byUuid.get(vm.appUuid)?.memoryBytes,
+          diskReadBytes: st.diskReadBytes,
+          diskWriteBytes: st.diskWriteBytes,
+          netRxBytes: st.network.reduce((n, i) => n + i.rxBytes, 0),
+          netTxBytes: st.network.reduce((n, i) => n + i.txBytes, 0),
         });
       } catch {
         // stopped between list and stats

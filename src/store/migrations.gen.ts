@@ -26,5 +26,12 @@ export const migrations: EmbeddedMigration[] = [
       "CREATE INDEX `controller_outbox_key` ON `controller_outbox` (`key`);",
       "CREATE TABLE `controller_state` (\n\t`key` text PRIMARY KEY NOT NULL,\n\t`value` text NOT NULL\n);"
     ]
+  },
+  {
+    "tag": "0002_metric_history",
+    "statements": [
+      "CREATE TABLE `metric_points` (\n\t`tier` integer NOT NULL,\n\t`object` text NOT NULL,\n\t`ts` integer NOT NULL,\n\t`cpu` integer,\n\t`memory_bytes` integer,\n\t`disk_read_bps` integer,\n\t`disk_write_bps` integer,\n\t`net_rx_bps` integer,\n\t`net_tx_bps` integer,\n\t`disk_used_bytes` integer,\n\tPRIMARY KEY(`tier`, `object`, `ts`)\n) WITHOUT ROWID;",
+      "DROP TABLE `metrics`;"
+    ]
   }
 ];

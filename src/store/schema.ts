@@ -106,20 +106,31 @@ export const logs = sqliteTable(
   (t) => [index("logs_object").on(t.source, t.objectId, t.id)],
 );
 
-/** Metric samples; bounded. */
-export const metrics = sqliteTable(
-  "metrics",
+/**
+ * Metrics history for the console's graphs (telemetry/history.ts writes it, store/metrics-history.ts reads it):
+ * one row per object (`device` or an app's UUID), tier and time. Tier 0 holds the 10 s samples for an hour, tier
+ * 1 their 1-minute averages for a day, tier 2 10-minute averages for 30 days, so its size is bounded by the number
+ * of objects (src/store/README.md). Rates are per second over the sample's interval; null where not known yet.
+ * The migration makes it WITHOUT ROWID: the primary key is the row, no second copy in an index.
+ */
+export const metricPoints = sqliteTable(
+  "metric_points",
   {
-    id: integer("id").primaryKey({ autoIncrement: true }),
-    ts: integer("ts", { mode: "timestamp_ms" }).notNull(),
-    objectKind: text("object_kind").notNull(),
-    objectId: text("object_id").notNull(),
-    name: text("name").notNull(),
-    value: integer("value", { mode: "number" }).notNull(),
+    tier: integer("tier").notNull(),
+    object: text("object").notNull(),
+    ts: integer("ts").notNull(),
+    /** CPU use in hundredths of a percent of the whole device (all CPUs = 10000). */
+    cpu: integer("cpu"),
+    memoryBytes: integer("memory_bytes"),
+    diskReadBps: integer("disk_read_bps"),
+    diskWriteBps: integer("disk_write_bps"),
+    netRxBps: integer("net_rx_bps"),
+    netTxBps: integer("net_tx_bps"),
+    /** The device's data filesystem in use; null for apps. */
+    diskUsedBytes: integer("disk_used_bytes"),
   },
-  (t) => [index("metrics_object").on(t.objectKind, t.objectId, t.name, t.id)],
+  (t) => [primaryKey({ columns: [t.tier, t.object, t.ts] })],
 );
-
 
 /**
  * Messages waiting for the controller (info, metrics, logs, flow logs), sent oldest first. Bounded in bytes by

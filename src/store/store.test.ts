@@ -61,7 +61,7 @@ describe("store", () => {
   });
 
   test("config history is bounded but never loses the current version", () => {
-    const s = Store.open(join(tmp(), "evebox.db"), { events: 10, logs: 10, metrics: 10, configVersions: 5 });
+    const s = Store.open(join(tmp(), "evebox.db"), { events: 10, logs: 10, metricObjects: 10, configVersions: 5 });
     const base = { source: "local" as const, author: "admin", receivedAt: new Date(), status: "accepted" as const };
     const first = s.addConfigVersion({ ...base, hash: "first", bytes: Buffer.from([0]) }, true);
     for (let i = 0; i < 20; i++) s.addConfigVersion({ ...base, hash: `h${i}`, bytes: Buffer.from([i]), status: "rejected" }, false);
@@ -70,8 +70,8 @@ describe("store", () => {
     s.close();
   });
 
-  test("logs, metrics and events are bounded, oldest dropped first", () => {
-    const s = Store.open(join(tmp(), "evebox.db"), { events: 50, logs: 100, metrics: 100, configVersions: 5 });
+  test("logs and events are bounded, oldest dropped first", () => {
+    const s = Store.open(join(tmp(), "evebox.db"), { events: 50, logs: 100, metricObjects: 10, configVersions: 5 });
     for (let i = 0; i < 10; i++) {
       s.addLogs(Array.from({ length: 50 }, (_, j) => ({ ts: new Date(), source: "app", objectId: "x", message: `l${i * 50 + j}` })));
     }

@@ -2,6 +2,7 @@ import { Database } from "bun:sqlite";
 import { chmodSync, closeSync, existsSync, openSync, statSync } from "node:fs";
 import { and, desc, eq, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
+import { DEFAULT_MAX_OBJECTS, MetricsHistory } from "./metrics-history.ts";
 import { applyMigrations } from "./migrate.ts";
 import * as schema from "./schema.ts";
 
@@ -9,12 +10,13 @@ export interface StoreLimits {
   /** Rows kept per bounded table; the oldest go first. */
   events: number;
   logs: number;
-  metrics: number;
+  /** Objects (the device, apps) the metrics history keeps; a sample of one more is dropped and counted. */
+  metricObjects: number;
   /** Config versions kept (the current one is never removed). */
   configVersions: number;
 }
 
-export const defaultLimits: StoreLimits = { events: 10_000, logs: 100_000, metrics: 200_000, configVersions: 500 };
+export const defaultLimits: StoreLimits = { events: 10_000, logs: 100_000, metricObjects: DEFAULT_MAX_OBJECTS, configVersions: 500 };
 
 export type ConfigVersionRow = typeof schema.configVersions.$inferSelect;
 export type NewConfigVersion = typeof schema.configVersions.$inferInsert;
@@ -27,6 +29,8 @@ export type SessionRow = typeof schema.sessions.$inferSelect;
 /** The device's SQLite store. One per process; passed to whoever needs it. */
 export class Store {
   readonly db: BunSQLiteDatabase<typeof schema>;
+  /** The metrics history of the graphs (bounded by objects, see metrics-history.ts). */
+  readonly history: MetricsHistory;
   private readonly q;
   // Read-through caches for what every status request reads. This process is the store's only
   // writer (a second evebox on the same data directory is refused), so write-through keeps them exact.
@@ -42,6 +46,7 @@ export class Store {
     readonly limits: StoreLimits,
   ) {
     this.db = drizzle(sqlite, { schema });
+    this.history = new MetricsHistory(sqlite, limits.metricObjects);
     const db = this.db;
     const p = sql.placeholder;
     // Hot paths (every request, every status) are prepared once.
@@ -283,19 +288,12 @@ export class Store {
       : and(eq(schema.logs.source, source), eq(schema.logs.objectId, objectId), sql`${schema.logs.id} > ${afterId}`);
     return this.db.select().from(schema.logs).where(where).orderBy(desc(schema.logs.id)).limit(limit).all().reverse();
   }
-  addMetrics(rows: Omit<typeof schema.metrics.$inferInsert, "id">[]): void {
-    if (rows.length === 0) return;
-    this.sqlite.transaction(() => {
-      for (let i = 0; i < rows.length; i += 200) this.db.insert(schema.metrics).values(rows.slice(i, i + 200)).run();
-    })();
-    this.trim("metrics", this.limits.metrics);
-  }
-  count(table: "events" | "logs" | "metrics" | "config_versions"): number {
+  count(table: "events" | "logs" | "config_versions"): number {
     return (this.sqlite.query(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
   }
 
   /** Keeps the newest `keep` rows of a journal table. Ids are monotonic, so this is one range delete. */
-  private trim(table: "events" | "logs" | "metrics", keep: number): void {
+  private trim(table: "events" | "logs", keep: number): void {
     this.sqlite.run(`DELETE FROM ${table} WHERE id <= (SELECT MAX(id) FROM ${table}) - ?`, [keep]);
   }
 }

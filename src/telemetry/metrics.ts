@@ -49,6 +49,12 @@ export interface AppSample {
   memoryUsedBytes?: number;
   memoryLimitBytes?: number;
   network?: NetSample[];
+  /** Cumulative bytes read from and written to storage (the metrics history's disk I/O). */
+  diskReadBytes?: number;
+  diskWriteBytes?: number;
+  /** Cumulative bytes the app received and sent over all its interfaces. */
+  netRxBytes?: number;
+  netTxBytes?: number;
 }
 
 export interface DeviceSample {

@@ -1,5 +1,5 @@
-// Finding 3, second half: "no timer or listener may throw unhandled". The reconciler's timers (the pass tick,
-// the app statistics) and its listeners (config changes, engine events, VM events) ran callbacks whose
+// Finding 3, second half: "no timer or listener may throw unhandled". The reconciler's timers (the pass tick;
+// the app statistics, now taken on the metrics history's one timer, telemetry/history.ts) and its listeners (config changes, engine events, VM events) ran callbacks whose
 // exceptions reached the event loop — an unhandled rejection there ends evebox. They are guarded now: the
 // error is logged, published as a `reconcile.error` event and shown in the part's status.
 //
@@ -18,11 +18,14 @@ import { ContainerRuntime, DEFAULT_DOCKER_SOCKET } from "../../src/runtime/conta
 import { ContentCache } from "../../src/storage/cache.ts";
 import { VolumeStore } from "../../src/storage/volumes.ts";
 import { Store } from "../../src/store/store.ts";
+import { HistorySampler } from "../../src/telemetry/history.ts";
+import { sampleDevice } from "../../src/telemetry/metrics.ts";
 import { waitFor } from "../support/wait.ts";
 
 let dir: string;
 let store: Store;
 let reconciler: Reconciler;
+let sampler: HistorySampler;
 const unhandled: unknown[] = [];
 const onUnhandled = (e: unknown) => unhandled.push(e);
 
@@ -66,12 +69,19 @@ beforeAll(async () => {
     volumes: new VolumeStore(dir),
     log: () => {},
     tickMs: 60_000,
-    statsIntervalMs: 50,
   });
   await reconciler.start();
+  // The app statistics are sampled on the metrics history's timer, as the composition root wires it.
+  sampler = new HistorySampler({
+    sink: store.history,
+    sources: { device: () => sampleDevice({ mounts: [dir] }), apps: () => reconciler.sampleApps(), cpus: 1 },
+    intervalMs: 50,
+  });
+  sampler.start();
 });
 
 afterAll(async () => {
+  await sampler?.stop();
   await reconciler?.stop();
   process.off("unhandledRejection", onUnhandled);
   process.off("uncaughtException", onUnhandled);

@@ -1,4 +1,4 @@
-import { createReadStream } from "node:fs";
+import { createReadStream, readFileSync } from "node:fs";
 import { access } from "node:fs/promises";
 import Docker from "dockerode";
 import { engineTimeOrNull, LogDemuxer } from "./demux.ts";
@@ -359,6 +359,7 @@ export class ContainerRuntime {
       memoryUsedBytes: inactive < usage ? usage - inactive : usage,
       memoryLimitBytes: mem.limit ?? 0,
       pids: raw.pids_stats?.current ?? 0,
+      ...blockIo(raw.blkio_stats?.io_service_bytes_recursive),
       readAt: engineTimeOrNull(raw.read) ?? new Date(),
     };
   }
@@ -552,6 +553,42 @@ interface EngineStats {
   cpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number; online_cpus?: number };
   memory_stats?: { usage?: number; limit?: number; stats?: Record<string, number> };
   pids_stats?: { current?: number };
+  blkio_stats?: { io_service_bytes_recursive?: { op?: string; value?: number }[] | null };
+}
+
+/** Sums the engine's per-device block I/O entries (cgroup v1 says "Read", v2 "read"). */
+function blockIo(entries: { op?: string; value?: number }[] | null | undefined): { diskReadBytes: number; diskWriteBytes: number } {
+  let diskReadBytes = 0;
+  let diskWriteBytes = 0;
+  for (const e of entries ?? []) {
+    const op = e.op?.toLowerCase();
+    if (op === "read") diskReadBytes += e.value ?? 0;
+    else if (op === "write") diskWriteBytes += e.value ?? 0;
+  }
+  return { diskReadBytes, diskWriteBytes };
+}
+
+/**
+ * The network counters of a running container's namespace, from /proc/<pid>/net/dev (loopback left out): what
+ * the engine's stats have only for its own networks, while evebox attaches its interfaces itself.
+ */
+export function netnsCounters(pid: number): { name: string; rxBytes: number; txBytes: number }[] {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/net/dev`, "utf8");
+  } catch {
+    return [];
+  }
+  const out: { name: string; rxBytes: number; txBytes: number }[] = [];
+  for (const line of text.split("\n").slice(2)) {
+    const colon = line.indexOf(":");
+    if (colon < 0) continue;
+    const name = line.slice(0, colon).trim();
+    if (name === "lo") continue;
+    const v = line.slice(colon + 1).trim().split(/\s+/);
+    out.push({ name, rxBytes: Number(v[0]) || 0, txBytes: Number(v[8]) || 0 });
+  }
+  return out;
 }
 
 function describeApp(name: string, uuid: string): string {

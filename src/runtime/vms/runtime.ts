@@ -807,6 +807,9 @@ export class QemuRuntime {
     if (!vm) throw new VmError("not-running", { uuid, name: undefined }, "no stats: this VM is not running");
     const cg = this.cgroups?.read(uuid) ?? null;
     const proc = procStats(vm.pid);
+    const io = procIo(vm.pid);
+    const network = vm.record.spec.nics.flatMap((n) => (n.kind === "tap" ? [tapCounters(n.ifname)] : []));
+    const more = { diskReadBytes: io.readBytes, diskWriteBytes: io.writeBytes, network };
     if (cg) {
       return {
         appUuid: uuid,
@@ -814,9 +817,10 @@ export class QemuRuntime {
         memoryBytes: cg.memoryBytes ?? proc.rssBytes,
         source: cg.memoryBytes !== null ? "cgroup" : "proc",
         cgroup: this.cgroups!.path(uuid),
+        ...more,
       };
     }
-    return { appUuid: uuid, cpuUsageUsec: proc.cpuUsec, memoryBytes: proc.rssBytes, source: "proc", cgroup: null };
+    return { appUuid: uuid, cpuUsageUsec: proc.cpuUsec, memoryBytes: proc.rssBytes, source: "proc", cgroup: null, ...more };
   }
 
   /**
@@ -900,6 +904,28 @@ function procStats(pid: number): { cpuUsec: number; rssBytes: number } {
   } catch {
     return { cpuUsec: 0, rssBytes: 0 };
   }
+}
+
+/** The storage bytes a process read and wrote (read_bytes, write_bytes of /proc/<pid>/io); 0 when unreadable. */
+function procIo(pid: number): { readBytes: number; writeBytes: number } {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, "utf8");
+    return { readBytes: Number(io.match(/^read_bytes:\s+(\d+)/m)?.[1] ?? 0), writeBytes: Number(io.match(/^write_bytes:\s+(\d+)/m)?.[1] ?? 0) };
+  } catch {
+    return { readBytes: 0, writeBytes: 0 };
+  }
+}
+
+/** A tap's counters from the guest's side: what the host side transmitted, the guest received. */
+function tapCounters(ifname: string): { name: string; rxBytes: number; txBytes: number } {
+  const read = (f: string) => {
+    try {
+      return Number(readFileSync(`/sys/class/net/${ifname}/statistics/${f}`, "utf8"));
+    } catch {
+      return 0;
+    }
+  };
+  return { name: ifname, rxBytes: read("tx_bytes"), txBytes: read("rx_bytes") };
 }
 
 function fileTail(path: string, bytes: number): Uint8Array {

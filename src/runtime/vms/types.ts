@@ -108,6 +108,11 @@ export interface VmStats {
   memoryBytes: number;
   source: "cgroup" | "proc";
   cgroup: string | null;
+  /** Bytes QEMU read from and wrote to storage (its /proc/<pid>/io: the guest's disk I/O). */
+  diskReadBytes: number;
+  diskWriteBytes: number;
+  /** Counters of the VM's taps, seen from the guest (a tap's tx is what the guest received). */
+  network: { name: string; rxBytes: number; txBytes: number }[];
 }
 
 export interface StartOptions {
