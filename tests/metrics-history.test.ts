@@ -57,13 +57,15 @@ describe("metrics history", () => {
   });
 
   test("a running container app gets its own history: CPU, memory, disk writes", async () => {
+    let last: unknown = null;
     await putConfig(api, busyboxAppsConfig(server, [APP]));
     await waitForApp(api, APP.name, (a) => a.state === "RUNNING", "RUNNING", 90_000, evebox.output);
     const h = await waitFor("app samples with CPU and disk writes", async () => {
       const b = await history(APP.uuid);
       const s = b.series;
+      last = s;
       return known(s.cpuPercent).length >= 2 && known(s.diskWriteBps).some((w) => w > 0) ? b : undefined;
-    }, { timeoutMs: 30_000, everyMs: 500 });
+    }, { timeoutMs: 30_000, everyMs: 500, detail: () => `last series: ${JSON.stringify(last)}\n${evebox.output().slice(-2000)}` });
     const s = h.series;
     expect(Math.max(...known(s.cpuPercent))).toBeGreaterThan(0);
     expect(Math.min(...known(s.memoryBytes))).toBeGreaterThan(0);

@@ -5,7 +5,8 @@ import { containerKey } from "../network/model.ts";
 import type { AppInterfaceSpec } from "../network/model.ts";
 import type { PartStatus } from "../model/status.ts";
 import { type TerminalSession, TerminalUnavailable } from "../model/terminal.ts";
-import { type ContainerRuntime, netnsCounters } from "../runtime/containers/runtime.ts";
+import type { ContainerRuntime } from "../runtime/containers/runtime.ts";
+import { netnsCounters, processIo } from "../runtime/proc.ts";
 import type { OwnedContainer } from "../runtime/containers/types.ts";
 import { pullContentTree } from "../storage/registry.ts";
 import type { AppSample } from "../telemetry/metrics.ts";
@@ -467,6 +468,8 @@ export class ContainerWorkload implements Workload {
             this.pids.set(key, pid);
           }
           const net = pid ? netnsCounters(pid) : [];
+          // Without the engine's blkio accounting (cgroup v1 without it), the container's init and what it reaped.
+          const io = st.diskReadBytes === null && pid ? processIo(pid) : null;
           out.push({
             uuid: c.appUuid,
             name: c.appName,
@@ -475,8 +478,8 @@ export class ContainerWorkload implements Workload {
             startedAt: c.startedAt ?? undefined,
             memoryUsedBytes: st.memoryUsedBytes,
             memoryLimitBytes: st.memoryLimitBytes,
-            diskReadBytes: st.diskReadBytes,
-            diskWriteBytes: st.diskWriteBytes,
+            diskReadBytes: st.diskReadBytes ?? io?.readBytes,
+            diskWriteBytes: st.diskWriteBytes ?? io?.writeBytes,
             netRxBytes: net.reduce((n, i) => n + i.rxBytes, 0),
             netTxBytes: net.reduce((n, i) => n + i.txBytes, 0),
           });

@@ -1,4 +1,4 @@
-import { createReadStream, readFileSync } from "node:fs";
+import { createReadStream } from "node:fs";
 import { access } from "node:fs/promises";
 import Docker from "dockerode";
 import { engineTimeOrNull, LogDemuxer } from "./demux.ts";
@@ -556,8 +556,12 @@ interface EngineStats {
   blkio_stats?: { io_service_bytes_recursive?: { op?: string; value?: number }[] | null };
 }
 
-/** Sums the engine's per-device block I/O entries (cgroup v1 says "Read", v2 "read"). */
-function blockIo(entries: { op?: string; value?: number }[] | null | undefined): { diskReadBytes: number; diskWriteBytes: number } {
+/**
+ * Sums the engine's per-device block I/O entries (cgroup v1 says "Read", v2 "read"); null when the engine has
+ * none (a cgroup v1 host without blkio accounting for the container's disk).
+ */
+function blockIo(entries: { op?: string; value?: number }[] | null | undefined): { diskReadBytes: number | null; diskWriteBytes: number | null } {
+  if (!entries?.length) return { diskReadBytes: null, diskWriteBytes: null };
   let diskReadBytes = 0;
   let diskWriteBytes = 0;
   for (const e of entries ?? []) {
@@ -568,28 +572,6 @@ function blockIo(entries: { op?: string; value?: number }[] | null | undefined):
   return { diskReadBytes, diskWriteBytes };
 }
 
-/**
- * The network counters of a running container's namespace, from /proc/<pid>/net/dev (loopback left out): what
- * the engine's stats have only for its own networks, while evebox attaches its interfaces itself.
- */
-export function netnsCounters(pid: number): { name: string; rxBytes: number; txBytes: number }[] {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/net/dev`, "utf8");
-  } catch {
-    return [];
-  }
-  const out: { name: string; rxBytes: number; txBytes: number }[] = [];
-  for (const line of text.split("\n").slice(2)) {
-    const colon = line.indexOf(":");
-    if (colon < 0) continue;
-    const name = line.slice(0, colon).trim();
-    if (name === "lo") continue;
-    const v = line.slice(colon + 1).trim().split(/\s+/);
-    out.push({ name, rxBytes: Number(v[0]) || 0, txBytes: Number(v[8]) || 0 });
-  }
-  return out;
-}
 
 function describeApp(name: string, uuid: string): string {
   return `app ${JSON.stringify(name)} (${uuid})`;

@@ -97,9 +97,9 @@ export interface ContainerStats {
   /** The container's memory limit, or the host's memory when unlimited. */
   memoryLimitBytes: number;
   pids: number;
-  /** Bytes read from and written to block devices (the engine's blkio counters, cgroup v1 and v2). */
-  diskReadBytes: number;
-  diskWriteBytes: number;
+  /** Bytes read from and written to block devices (the engine's blkio counters); null when it has none. */
+  diskReadBytes: number | null;
+  diskWriteBytes: number | null;
   readAt: Date;
 }
 

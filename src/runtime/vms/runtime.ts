@@ -21,6 +21,7 @@ import {
 } from "./disks.ts";
 import { VmError } from "./errors.ts";
 import { readKvmUnusable, writeKvmUnusable } from "./kvm-state.ts";
+import { processIo } from "../proc.ts";
 import { QmpClient, type QmpEvent } from "./qmp.ts";
 import type {
   Accelerator,
@@ -807,7 +808,7 @@ export class QemuRuntime {
     if (!vm) throw new VmError("not-running", { uuid, name: undefined }, "no stats: this VM is not running");
     const cg = this.cgroups?.read(uuid) ?? null;
     const proc = procStats(vm.pid);
-    const io = procIo(vm.pid);
+    const io = processIo(vm.pid);
     const network = vm.record.spec.nics.flatMap((n) => (n.kind === "tap" ? [tapCounters(n.ifname)] : []));
     const more = { diskReadBytes: io.readBytes, diskWriteBytes: io.writeBytes, network };
     if (cg) {
@@ -903,16 +904,6 @@ function procStats(pid: number): { cpuUsec: number; rssBytes: number } {
     return { cpuUsec: ticks * 10_000, rssBytes: rss * 1024 };
   } catch {
     return { cpuUsec: 0, rssBytes: 0 };
-  }
-}
-
-/** The storage bytes a process read and wrote (read_bytes, write_bytes of /proc/<pid>/io); 0 when unreadable. */
-function procIo(pid: number): { readBytes: number; writeBytes: number } {
-  try {
-    const io = readFileSync(`/proc/${pid}/io`, "utf8");
-    return { readBytes: Number(io.match(/^read_bytes:\s+(\d+)/m)?.[1] ?? 0), writeBytes: Number(io.match(/^write_bytes:\s+(\d+)/m)?.[1] ?? 0) };
-  } catch {
-    return { readBytes: 0, writeBytes: 0 };
   }
 }
 
