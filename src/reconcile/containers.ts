@@ -8,6 +8,7 @@ import { type TerminalSession, TerminalUnavailable } from "../model/terminal.ts"
 import type { ContainerRuntime } from "../runtime/containers/runtime.ts";
 import { netnsCounters, processIo } from "../runtime/proc.ts";
 import type { OwnedContainer } from "../runtime/containers/types.ts";
+import { dockerLoadStream } from "../storage/oci.ts";
 import { pullContentTree } from "../storage/registry.ts";
 import type { AppSample } from "../telemetry/metrics.ts";
 import type { AppLogCollector } from "./app-logs.ts";
@@ -337,7 +338,8 @@ export class ContainerWorkload implements Workload {
     const ref = `evebox-content/${tree.uuid.toLowerCase()}:${tree.sha256!.slice(0, 12).toLowerCase()}`;
     let id: string;
     try {
-      id = await this.runtime.loadImageTarAs(entry.path, ref);
+      // An OCI image layout is given to the engine with a docker save manifest added (storage/oci.ts).
+      id = await this.runtime.loadImageTarAs(entry.path, ref, (await dockerLoadStream(entry.path).catch(() => null)) ?? undefined);
     } catch (e) {
       throw new Error(`not a loadable container image (docker load refused it): ${(e as Error).message}`);
     }

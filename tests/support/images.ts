@@ -80,3 +80,32 @@ export async function imageTarball(path: string, layout: "docker-archive" | "oci
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** The image of a `docker save` archive as an OCI image layout tarball (what skopeo or buildah would write). */
+export async function ociFromDockerSave(saved: string, out: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "evebox-oci-"));
+  try {
+    const x = join(dir, "x");
+    const o = join(dir, "o");
+    await mkdir(x);
+    await mkdir(join(o, "blobs", "sha256"), { recursive: true });
+    await runChecked(["tar", "-C", x, "-xf", saved]);
+    const [m] = JSON.parse(await Bun.file(join(x, "manifest.json")).text()) as { Config: string; Layers: string[] }[];
+    const blob = async (rel: string) => {
+      const bytes = new Uint8Array(await Bun.file(join(x, rel)).arrayBuffer());
+      const hex = sha(bytes);
+      await writeFile(join(o, "blobs", "sha256", hex), bytes);
+      return { digest: `sha256:${hex}`, size: bytes.length };
+    };
+    const config = await blob(m!.Config);
+    const layers = [];
+    for (const l of m!.Layers) layers.push({ mediaType: "application/vnd.oci.image.layer.v1.tar", ...(await blob(l)) });
+    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config }, layers });
+    await writeFile(join(o, "blobs", "sha256", sha(manifest)), manifest);
+    await writeFile(join(o, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    await writeFile(join(o, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${sha(manifest)}`, size: manifest.length }] }));
+    await runChecked(["tar", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-C", o, "-cf", out, "."]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -371,14 +371,14 @@ export class ContainerRuntime {
    * tag the load moved to the new image is pointed back at the host's image. Removing `as` later then never takes
    * a host image or tag with it.
    */
-  async loadImageTarAs(path: string, as: string): Promise<string> {
+  async loadImageTarAs(path: string, as: string, source?: NodeJS.ReadableStream): Promise<string> {
     const tagsBefore = new Map<string, string>();
     try {
       for (const img of await this.docker.listImages()) for (const t of img.RepoTags ?? []) if (t !== "<none>:<none>") tagsBefore.set(t, img.Id);
     } catch (err) {
       throw new Error(`load image tar ${path} failed: cannot list images: ${engineMessage(err)}`);
     }
-    const loaded = await this.loadImageTar(path);
+    const loaded = await this.loadImageTar(path, source);
     const info = await this.imageInfo(loaded[0]!);
     if (!info) throw new Error(`load image tar ${path}: the engine reported ${loaded[0]} loaded, but it is not there`);
     const [repo, tag] = splitRef(as);
@@ -399,8 +399,8 @@ export class ContainerRuntime {
     return info.id;
   }
 
-  /** Loads a `docker save` tarball; returns the references (or ids) it loaded. */
-  async loadImageTar(path: string): Promise<string[]> {
+  /** Loads a `docker save` tarball (read from `source` when given: a stream made from `path`); returns the references (or ids) it loaded. */
+  async loadImageTar(path: string, source?: NodeJS.ReadableStream): Promise<string[]> {
     try {
       await access(path);
     } catch {
@@ -408,7 +408,7 @@ export class ContainerRuntime {
     }
     const loaded: string[] = [];
     try {
-      const stream = await this.docker.loadImage(createReadStream(path), { quiet: true });
+      const stream = await this.docker.loadImage(source ?? createReadStream(path), { quiet: true });
       for await (const msg of jsonLines<EngineProgressEvent & { stream?: string }>(stream as AsyncIterable<Buffer>)) {
         if (msg.error) throw new Error(msg.errorDetail?.message ?? msg.error);
         const m = /Loaded image(?: ID)?: (\S+)/.exec(msg.stream ?? "");
