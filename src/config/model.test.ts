@@ -75,14 +75,18 @@ describe("the device model", () => {
       ],
       baseos: { baseOsVersion: "1.2.3", contentTreeUuid: U(2), activate: true, retryUpdate: { counter: 4 } },
       configItems: [{ key: "timer.config.interval", value: "60" }],
-      deviceIoList: [{ ptype: "PhyIoNetEth", logicallabel: "wan", phylabel: "Port 1", phyaddrs: { Ifname: "eth1" }, usage: "PhyIoUsageMgmtAndApps" }],
+      deviceIoList: [
+        { ptype: "PhyIoNetEth", logicallabel: "wan", phylabel: "Port 1", phyaddrs: { Ifname: "eth1" }, usage: "PhyIoUsageMgmtAndApps" },
+        { ptype: "PhyIoUSB", logicallabel: "usb0", assigngrp: "USB1", phyaddrs: { UsbAddr: "1:2" }, usage: "PhyIoUsageDedicated" },
+      ],
       systemAdapterList: [{ name: "wan", uplink: true, networkUUID: U(30) }],
       networks: [{ id: U(30), ip: { dhcp: "Client" } }],
     });
     const { model, problems } = readConfig(doc, NO_ENV);
     expect(problems).toEqual([]);
     const app = model.apps[0]!;
-    expect(app).toMatchObject({ kind: "vm", version: "3", restartCounter: 2, purgeCounter: 1, startDelaySec: 5, adapters: [{ type: "PhyIoUSB", name: "usb0" }] });
+    expect(app).toMatchObject({ kind: "vm", version: "3", restartCounter: 2, purgeCounter: 1, startDelaySec: 5, adapters: [{ type: "PhyIoUSB", name: "usb0", group: "USB1", members: [1] }] });
+    expect(model.physicalIo[1]).toMatchObject({ assignGroup: "USB1", addrs: { usbAddr: "1:2", pciLong: null, serial: null, usbProduct: null } });
     expect(app.resources).toEqual({ memoryKiB: 524288, maxMemKiB: 0, vcpus: 2, cpuPinning: "0-1", virtualizationMode: "FML", remoteConsole: true });
     expect(app.userData).toMatchObject({ kind: "cloud-config", text: "#cloud-config\nhostname: vm1\n" });
     expect(app.interfaces[0]).toMatchObject({ name: "eth0", networkId: "", macAddress: "02:aa:bb:cc:dd:ee" });
@@ -158,5 +162,78 @@ describe("the device model", () => {
     expect(m.model.apps[0]!.name).toBe("web2");
     expect(again.model()!.model).toBe(m.model);
     store.close?.();
+  });
+});
+
+describe("the device model: deviceIoList and app adapters (hardware partitioning)", () => {
+  const app = (n: number, adapters: { type: string; name: string }[]) => ({
+    uuidandversion: { uuid: U(100 + n), version: "1" },
+    displayname: `app${n}`,
+    volumeRefList: [{ uuid: U(3) }],
+    adapters,
+  });
+  const base = (deviceIoList: unknown[], apps: unknown[]) =>
+    parsed({
+      datastores: [{ id: U(1), dType: "DsContainerRegistry", fqdn: "docker://127.0.0.1:5000" }],
+      contentInfo: [{ uuid: U(2), dsId: U(1), URL: "busybox:latest", iformat: "CONTAINER" }],
+      volumes: [{ uuid: U(3), origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: U(2) } }],
+      deviceIoList,
+      apps,
+    });
+
+  test("an adapter names a group; the whole group is its members; a logical label finds its group", () => {
+    const doc = base(
+      [
+        { ptype: "PhyIoCOM", logicallabel: "COM1", assigngrp: "COM1", phyaddrs: { Serial: "/dev/ttyS0" } },
+        { ptype: "PhyIoHDMI", logicallabel: "gpu", assigngrp: "group1", phyaddrs: { PciLong: "0000:00:02.0" } },
+        { ptype: "PhyIoAudio", logicallabel: "gpu-audio", assigngrp: "group1", phyaddrs: { pcilong: "0000:00:02.1" } },
+      ],
+      [app(1, [{ type: "PhyIoCOM", name: "COM1" }]), app(2, [{ type: "PhyIoHDMI", name: "gpu" }])],
+    );
+    const { model, problems } = readConfig(doc, NO_ENV);
+    expect(problems).toEqual([]);
+    expect(model.apps[0]!.adapters).toEqual([{ type: "PhyIoCOM", name: "COM1", group: "COM1", members: [0] }]);
+    expect(model.apps[1]!.adapters).toEqual([{ type: "PhyIoHDMI", name: "gpu", group: "group1", members: [1, 2] }]);
+    expect(model.physicalIo.map((p) => p.addrs.serial ?? p.addrs.pciLong)).toEqual(["/dev/ttyS0", "0000:00:02.0", "0000:00:02.1"]);
+  });
+
+  test("a phyaddrs value that is not what it goes to (a /dev path, a PCI address, a USB address) is refused at its field", () => {
+    const doc = base(
+      [
+        { ptype: "PhyIoCOM", logicallabel: "c", assigngrp: "c", phyaddrs: { serial: "/dev/../etc/shadow" } },
+        { ptype: "PhyIoOther", logicallabel: "p", assigngrp: "p", phyaddrs: { pcilong: "0000:00:02.0,romfile=/x" } },
+        { ptype: "PhyIoUSB", logicallabel: "u", assigngrp: "u", phyaddrs: { usbaddr: "1-2;rm", usbproduct: "0403:60011" } },
+        { ptype: "PhyIoUSB", logicallabel: "g", assigngrp: "bad group/x" },
+      ],
+      [],
+    );
+    const paths = readConfig(doc, NO_ENV).problems.map((p) => p.path);
+    expect(paths).toEqual(["deviceIoList[0].phyaddrs.serial", "deviceIoList[1].phyaddrs.pcilong", "deviceIoList[2].phyaddrs.usbaddr", "deviceIoList[2].phyaddrs.usbproduct", "deviceIoList[3].assigngrp"]);
+  });
+
+  test("an adapter naming nothing, a group with a management or disabled member, or an entry without a group: the app's problem", () => {
+    const doc = base(
+      [
+        { ptype: "PhyIoNetEth", logicallabel: "eth0", assigngrp: "eth0", phyaddrs: { ifname: "eth0" }, usage: "PhyIoUsageMgmtOnly" },
+        { ptype: "PhyIoNetEth", logicallabel: "eth1", assigngrp: "eth1", phyaddrs: { ifname: "eth1" }, usage: "PhyIoUsageMgmtAndApps" },
+        { ptype: "PhyIoCOM", logicallabel: "COM2", assigngrp: "COM2", phyaddrs: { serial: "/dev/ttyS1" }, usage: "PhyIoUsageDisabled" },
+        { ptype: "PhyIoCOM", logicallabel: "COM3", phyaddrs: { serial: "/dev/ttyS2" } },
+      ],
+      [app(1, [{ type: "PhyIoNetEth", name: "eth0" }, { type: "PhyIoNetEth", name: "eth1" }, { type: "PhyIoCOM", name: "COM2" }, { type: "PhyIoCOM", name: "COM3" }, { type: "PhyIoUSB", name: "nope" }])],
+    );
+    const problems = readConfig(doc, NO_ENV).problems;
+    expect(problems.map((p) => [p.objectKind, p.objectId, p.path])).toEqual([0, 1, 2, 3, 4].map((j) => ["app", U(101), `apps[0].adapters[${j}].name`]));
+    expect(problems.map((p) => p.message)).toEqual([
+      'adapter "eth0": member "eth0" cannot be given to an app: it is a management port (PhyIoUsageMgmtOnly)',
+      'adapter "eth1": member "eth1" cannot be given to an app: it is a management port shared through network instances (PhyIoUsageMgmtAndApps), not passed through',
+      'adapter "COM2": member "COM2" cannot be given to an app: it is disabled (PhyIoUsageDisabled)',
+      'adapter "COM3": deviceIoList entry "COM3" has no assignment group (assigngrp), so it cannot be assigned',
+      'adapter "nope": no deviceIoList entry has this assignment group or logical label',
+    ]);
+  });
+
+  test("two apps naming one group is not a problem of the document: which app gets it is decided on the device (hardware/assign.ts)", () => {
+    const doc = base([{ ptype: "PhyIoCOM", logicallabel: "COM1", assigngrp: "COM1", phyaddrs: { serial: "/dev/ttyS0" } }], [app(1, [{ type: "PhyIoCOM", name: "COM1" }]), app(2, [{ type: "PhyIoCOM", name: "COM1" }])]);
+    expect(readConfig(doc, NO_ENV).problems).toEqual([]);
   });
 });

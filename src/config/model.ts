@@ -60,7 +60,12 @@ export interface AppInterfaceModel {
 export interface AppAdapterModel {
   /** EVE `PhyIoType` by name (PhyIoNetEth, PhyIoUSB, …). */
   type: string;
+  /** The assignment group (`deviceIoList[].assigngrp`), else a logical label. */
   name: string;
+  /** The group it names: the `assigngrp` (or the label of an entry without one); "" when it names nothing. */
+  group: string;
+  /** Indexes in `physicalIo` of the group's members (the whole group goes to the app). */
+  members: number[];
 }
 
 export interface VolumeRefModel {
@@ -141,7 +146,39 @@ export interface PhysicalIoModel {
   physicalLabel: string;
   ifname: string | null;
   usage: string;
+  /** `assigngrp`: the members of a group go to one app together; "" — not assignable (EVE's rule). */
+  assignGroup: string;
+  parentAssignGroup: string;
+  /** `phyaddrs`, keys read without regard to case, each checked for where it goes (sysfs, /dev, QEMU's argv). */
+  addrs: PhysicalIoAddrs;
 }
+
+/** The `phyaddrs` evebox acts on. */
+export interface PhysicalIoAddrs {
+  /** `pcilong`: `0000:03:00.0`, lower case. */
+  pciLong: string | null;
+  /** `serial`: the host's device node, `/dev/ttyS0`, `/dev/ttyUSB1`, `/dev/pts/3` (a pty). */
+  serial: string | null;
+  /** `usbaddr`: `<bus>:<port path>`, `1:2.3`. */
+  usbAddr: string | null;
+  /** `usbproduct`: `<vendor>:<product>` in hex, `0403:6001`, lower case. */
+  usbProduct: string | null;
+}
+
+/** What `phyaddrs` values may be: they reach sysfs paths, /dev paths and QEMU's command line. */
+export const PHYADDR_RULES: Record<keyof PhysicalIoAddrs, { key: string; re: RegExp; rule: string }> = {
+  pciLong: { key: "pcilong", re: /^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-1][0-9a-fA-F]\.[0-7]$/, rule: "a PCI address dddd:bb:dd.f" },
+  serial: { key: "serial", re: /^\/dev\/(tty[A-Za-z]{1,8}[0-9]{1,4}|pts\/[0-9]{1,6})$/, rule: "a serial device node: /dev/tty<name><n> or /dev/pts/<n>" },
+  usbAddr: { key: "usbaddr", re: /^[0-9]{1,3}:[0-9]{1,3}(\.[0-9]{1,3}){0,6}$/, rule: "a USB bus and port path <bus>:<port>[.<port>…]" },
+  usbProduct: { key: "usbproduct", re: /^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$/, rule: "a USB vendor and product vvvv:pppp (hex)" },
+};
+const ASSIGN_GROUP = /^[A-Za-z0-9_.:@+-]{1,64}$/;
+/** Usages whose adapters stay with the device: never given to an app. */
+export const NOT_FOR_APPS: Record<string, string> = {
+  PhyIoUsageMgmtOnly: "it is a management port (PhyIoUsageMgmtOnly)",
+  PhyIoUsageMgmtAndApps: "it is a management port shared through network instances (PhyIoUsageMgmtAndApps), not passed through",
+  PhyIoUsageDisabled: "it is disabled (PhyIoUsageDisabled)",
+};
 
 /** `networks`: addressing of the device's own ports. */
 export interface DeviceNetworkModel {
@@ -273,7 +310,18 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
   };
   const physicalIo: PhysicalIoModel[] = list(doc.deviceIoList).map((io, index) => {
     const a: Doc = io?.phyaddrs ?? {};
-    const key = Object.keys(a).find((k) => k.toLowerCase() === "ifname" && a[k]);
+    const keyOf = (name: string) => Object.keys(a).find((k) => k.toLowerCase() === name && a[k]);
+    const key = keyOf("ifname");
+    const addrs = { pciLong: null, serial: null, usbAddr: null, usbProduct: null } as PhysicalIoAddrs;
+    for (const [field, r] of Object.entries(PHYADDR_RULES) as [keyof PhysicalIoAddrs, (typeof PHYADDR_RULES)[keyof PhysicalIoAddrs]][]) {
+      const k = keyOf(r.key);
+      if (!k) continue;
+      const v = String(a[k]);
+      if (!r.re.test(v)) push("device", "", `deviceIoList[${index}].phyaddrs.${k}`, `${quote(v)} is not ${r.rule}`);
+      else addrs[field] = field === "serial" ? v : v.toLowerCase();
+    }
+    const assignGroup = String(io?.assigngrp ?? "");
+    if (assignGroup && !ASSIGN_GROUP.test(assignGroup)) push("device", "", `deviceIoList[${index}].assigngrp`, `${quote(assignGroup)} is not an assignment group (1-64 of A-Z a-z 0-9 _ . : @ + -)`);
     return {
       index,
       type: enumName(io?.ptype, "PhyIoNoop"),
@@ -281,8 +329,13 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
       physicalLabel: String(io?.phylabel ?? ""),
       ifname: key ? String(a[key]) : null,
       usage: enumName(io?.usage, "PhyIoUsageNone"),
+      assignGroup: ASSIGN_GROUP.test(assignGroup) ? assignGroup : "",
+      parentAssignGroup: String(io?.parentassigngrp ?? ""),
+      addrs,
     };
   });
+  const ioGroups = new Map<string, number[]>();
+  for (const io of physicalIo) if (io.assignGroup) ioGroups.set(io.assignGroup, [...(ioGroups.get(io.assignGroup) ?? []), io.index]);
   const ports: PortModel[] = [];
   list(doc.systemAdapterList).forEach((sa, index) => {
     if (!sa?.name) {
@@ -442,7 +495,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
       },
       userData,
       interfaces,
-      adapters: list(a?.adapters).map((ad) => ({ type: enumName(ad?.type, "PhyIoNoop"), name: String(ad?.name ?? "") })),
+      adapters: list(a?.adapters).map((ad, j) => adapterModel(ad, `${path}.adapters[${j}]`, uuid, physicalIo, ioGroups, push)),
       volumeRefs,
       imageContentTree: tree?.uuid ?? null,
       restartCounter: Number(a?.restart?.counter ?? 0),
@@ -474,6 +527,42 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
     portLabels,
   };
   return { model, problems };
+}
+
+/**
+ * An app's adapter: the assignment group it names (or, for an entry without a group, its logical label), whose
+ * members all go to the app. A name that is no group, and a group with a management or disabled member, are
+ * problems of the app (a local document is refused; a controller's app is held in error).
+ */
+function adapterModel(
+  ad: Doc,
+  path: string,
+  uuid: string,
+  physicalIo: PhysicalIoModel[],
+  groups: Map<string, number[]>,
+  push: (kind: ObjectKind, id: string, path: string, message: string) => void,
+): AppAdapterModel {
+  const type = enumName(ad?.type, "PhyIoNoop");
+  const name = String(ad?.name ?? "");
+  let group = "";
+  let members: number[] = [];
+  if (groups.has(name)) {
+    group = name;
+    members = groups.get(name)!;
+  } else {
+    const byLabel = physicalIo.find((io) => io.logicalLabel === name);
+    if (byLabel?.assignGroup) {
+      group = byLabel.assignGroup;
+      members = groups.get(group)!;
+    } else if (byLabel) push("app", uuid, `${path}.name`, `adapter ${quote(name)}: deviceIoList entry ${quote(name)} has no assignment group (assigngrp), so it cannot be assigned`);
+  }
+  if (!name) push("app", uuid, `${path}.name`, "adapter name is empty");
+  else if (!group && !physicalIo.some((io) => io.logicalLabel === name)) push("app", uuid, `${path}.name`, `adapter ${quote(name)}: no deviceIoList entry has this assignment group or logical label`);
+  for (const i of members) {
+    const why = NOT_FOR_APPS[physicalIo[i]!.usage];
+    if (why) push("app", uuid, `${path}.name`, `adapter ${quote(name)}: member ${quote(physicalIo[i]!.logicalLabel || physicalIo[i]!.physicalLabel)} cannot be given to an app: ${why}`);
+  }
+  return { type, name, group, members };
 }
 
 const UNITS: Record<string, "second" | "minute" | "hour" | "day"> = { s: "second", second: "second", m: "minute", minute: "minute", h: "hour", hour: "hour", d: "day", day: "day" };

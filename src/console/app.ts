@@ -8,6 +8,7 @@ import { streamSSE } from "hono/streaming";
 import { type Auth, describePrincipal, type Principal, SESSION_TTL_MS } from "../auth/auth.ts";
 import type { ConsoleDevice } from "./device.ts";
 import type { NetworkManager } from "../network/manager.ts";
+import type { HardwareStatus } from "../hardware/service.ts";
 import { baseosRoutes, type BaseOsRef } from "../baseos/routes.ts";
 import { renderApiDocs, type OpenApiDoc } from "./api-docs.ts";
 import { consoleSocket } from "./console-socket.ts";
@@ -64,6 +65,8 @@ export interface ConsoleOptions {
   baseos?: () => BaseOsRef;
   /** Images imported by hand (upload from the console): the content store by digest. Absent: the routes answer 501. */
   images?: ImageStore;
+  /** The host's I/O: every device, what it is, who holds it, why it is not assignable (hardware/). */
+  hardware?: () => HardwareStatus;
   /** Who sent a request, where the TCP listener is behind the connection gate (its peer is then the gate). */
   clientAddress?: (req: Request) => string | null;
 }
@@ -380,6 +383,11 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       .get("/networks", describe({ tag: "networks", summary: "The network instances, each with its DHCP leases", ok: any("`{instances}`") }), (c) => {
         const n = opts.network?.() ?? null;
         return c.json({ instances: device.status().networkInstances.map((ni) => ({ ...ni, leases: n ? n.leases(ni.uuid) : [] })) });
+      })
+      // ---- hardware: the inventory (sysfs), the assignment groups of deviceIoList and who holds each
+      .get("/hardware", describe({ tag: "hardware", summary: "The device's I/O (PCI, USB, serial, network, CAN), its assignment groups, which app holds each and why one is not assignable", ok: any("`{inventory, bundles, reserved, held}`"), errors: { 409: "the hardware part is not available" } }), (c) => {
+        if (!opts.hardware) throw new HttpError("conflict", "the hardware part is not available on this console");
+        return c.json(opts.hardware());
       })
       .get("/networks/:uuid/leases", describe({ tag: "networks", summary: "A network instance's DHCP leases", parameters: uuidParam, ok: any("`{leases}`"), errors: { 409: "the network part is not running yet" } }), (c) =>
         c.json({ leases: networkPart().leases(c.req.param("uuid")) }),

@@ -16,6 +16,7 @@ import {
   type ZMetricMsg,
 } from "../proto/index.ts";
 import type { SwState } from "../model/swstate.ts";
+import { hardwareInfo, type HardwareFacts, zioBundle } from "./hardware-report.ts";
 import { type AppSample, cpuCount, type DeviceSample, type NetSample } from "../telemetry/metrics.ts";
 
 export const ZINFO_MSG = "org.lfedge.eve.info.ZInfoMsg";
@@ -73,11 +74,15 @@ export interface DeviceFacts {
   swList?: Record<string, unknown>[];
   /** Semantic faults the controller's last config had, per object uuid ("" for the device). */
   objectErrors: Map<string, string[]>;
+  /** The host's I/O (hardware/): assignable adapters in ZInfoDevice, the inventory as a ZInfoHardware. */
+  hardware?: HardwareFacts;
 }
 
 /** Every info message the device's current status calls for (without timestamps: those are added when sent). */
 export function infoItems(status: DeviceStatus, facts: DeviceFacts): InfoItem[] {
   const items: InfoItem[] = [{ key: "device", msg: { ztype: ZInfoTypes.ZiDevice, devId: facts.devId, dinfo: deviceInfo(status, facts) } }];
+  // The inventory, sent when it changes (EVE sends it once per boot; the digest keeps it to that when nothing moves).
+  if (facts.hardware) items.push({ key: "hardware", msg: { ztype: ZInfoTypes.ZiHardware, devId: facts.devId, hwinfo: hardwareInfo(facts.hardware.inventory) } });
   const errs = (o: ObjectStatus) => [...(o.error ? [o.error] : []), ...(facts.objectErrors.get(o.uuid) ?? [])];
   const errorInfos = (o: ObjectStatus, at: Date) => errs(o).map((description) => ({ description, severity: Severity.SEVERITY_ERROR, timestamp: timestamp(at) }));
   const changed = (o: ObjectStatus) => (typeof o.updatedAt === "string" ? new Date(o.updatedAt) : facts.bootTime);
@@ -220,6 +225,7 @@ function deviceInfo(status: DeviceStatus, f: DeviceFacts): NonNullable<ZInfoMsg[
     lastBootReason: f.firstBoot ? BootReason.BOOT_REASON_FIRST : BootReason.BOOT_REASON_UNKNOWN,
     state: ZDeviceState.ZDEVICE_STATE_ONLINE,
     deviceName: f.deviceName,
+    ...(f.hardware ? { assignableAdapters: f.hardware.bundles.map((b) => zioBundle(b, timestamp(f.bootTime))) } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 // The controller link: onboarding (certs, register, uuid), the config loop, attestation when the controller asks
 // for it, and reporting (info, metrics, logs) through the outbox. Offline is the normal case: every fault is
 // retried with backoff and shown in status; none stops the device or touches the running config.
+import type { HardwareFacts } from "./hardware-report.ts";
 import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, statfsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -74,6 +75,8 @@ export interface DeviceView {
   name(): string;
   /** The base OS partitions as ZInfoDevSW entries (baseos/); none (undefined) off an A/B device. */
   baseosSwList?: () => Record<string, unknown>[] | undefined;
+  /** The host's I/O and its assignment groups (hardware/), reported as EVE does; absent: none reported. */
+  hardware?: () => HardwareFacts;
 }
 
 export interface ControllerDeps {
@@ -727,6 +730,7 @@ export class Controller implements ControllerLink {
       firstBoot: this.firstBoot,
       objectErrors,
       swList: this.deps.device.baseosSwList?.(),
+      hardware: this.deps.device.hardware?.(),
     });
     let queued = 0;
     const seen = new Set<string>();

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import type { ConfigService } from "../config/service.ts";
 import type { EventBus } from "../model/events.ts";
+import type { Hardware } from "../hardware/service.ts";
 import { NetworkManager } from "../network/manager.ts";
 import { ContainerWorkload } from "../reconcile/containers.ts";
 import { Reconciler } from "../reconcile/reconciler.ts";
@@ -41,6 +42,8 @@ export interface AppRuntimeConfig {
   /** Images imported by hand: in the same content store, kept by the cache's garbage collection. */
   images?: ImageStore;
   tickMs?: number;
+  /** The host's I/O and who holds it (hardware/): apps' adapters are assigned through it. */
+  hardware: Hardware;
   /** Loggers by source. */
   log: { reconcile: Log; network: Log; vms: Log };
 }
@@ -65,6 +68,7 @@ export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
   const reconciler = new Reconciler({
     workloads: vms ? [containers, vms] : [containers],
     network: network ?? undefined,
+    hardware: o.hardware,
     store: o.store,
     config: o.config,
     events: o.events,

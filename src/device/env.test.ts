@@ -17,6 +17,7 @@ describe("readSettings", () => {
       console: { perClient: null, total: null, idleTimeoutS: null },
       baseosFiles: null,
       metricsIntervalMs: null,
+      sysfsRoot: null,
     });
   });
 
@@ -43,6 +44,7 @@ describe("readSettings", () => {
       EVEBOX_BASEOS_BOOTED: "B",
       EVEBOX_BASEOS_CHECK_MS: "200",
       EVEBOX_METRICS_INTERVAL_MS: "1000",
+      EVEBOX_SYSFS_ROOT: "/tmp/fake-sys",
     });
     expect(s).toEqual({
       data: "/d",
@@ -58,6 +60,7 @@ describe("readSettings", () => {
       console: { perClient: 4, total: 40, idleTimeoutS: 9 },
       baseosFiles: { slots: ["/s/A", "/s/B"], bootenv: "/s/grubenv", board: "/s/board.json", keys: "/s/keys", version: "1.2.3", booted: "B", checkMs: 200 },
       metricsIntervalMs: 1000,
+      sysfsRoot: "/tmp/fake-sys",
     });
   });
 

@@ -48,6 +48,8 @@ export interface Settings {
   baseosFiles: BaseOsFileSettings | null;
   /** EVEBOX_METRICS_INTERVAL_MS: the metrics history's sampling interval (at least 500); null: 10 s. */
   metricsIntervalMs: number | null;
+  /** EVEBOX_SYSFS_ROOT: where the hardware inventory reads sysfs (a fake tree in tests); null: /sys. */
+  sysfsRoot: string | null;
 }
 
 /** A variable with a value evebox cannot use: the start stops with this one line. */
@@ -100,6 +102,7 @@ export function readSettings(env: Env = process.env): Settings {
     apps: onOff("EVEBOX_APPS"),
     vms: onOff("EVEBOX_VMS"),
     dockerSocket: str("EVEBOX_DOCKER_SOCKET"),
+    sysfsRoot: str("EVEBOX_SYSFS_ROOT"),
     nft: nft === "cli" ? "cli" : "libnftables",
     datastoreAllowLocal: flag("EVEBOX_DATASTORE_ALLOW_LOCAL"),
     controllerTimers: controllerTimers(str("EVEBOX_CONTROLLER_TIMERS")),

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigService } from "../config/service.ts";
+import { Hardware } from "../hardware/service.ts";
 import { DomainError } from "../model/errors.ts";
 import { EventBus } from "../model/events.ts";
 import { TerminalUnavailable } from "../model/terminal.ts";
@@ -40,6 +41,7 @@ describe("the app runtime before it runs", () => {
       network: false,
       nft: "cli",
       destinations: datastorePolicy(() => undefined, false),
+      hardware: new Hardware({ sysRoot: "/sys", store, consoleListen: null }),
       log: { reconcile: () => {}, network: () => {}, vms: () => {} },
       onError: (m) => errors.push(m),
     });

@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, accessSync, chmodSync, constants, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Auth } from "../auth/auth.ts";
+import { EMPTY_MODEL } from "../config/model.ts";
 import { ConfigService } from "../config/service.ts";
 import { createConsoleApp, type PowerControl } from "../console/app.ts";
 import { defaultConnectionLimits, type ConnectionLimits } from "../console/connection-gate.ts";
@@ -12,6 +13,7 @@ import type { DeviceView } from "../controller/sync.ts";
 import { createLogger } from "../lib/log.ts";
 import { EventBus } from "../model/events.ts";
 import type { PartStatus } from "../model/status.ts";
+import { Hardware } from "../hardware/service.ts";
 import { datastorePolicy } from "../storage/destinations.ts";
 import { ImageStore } from "../storage/images.ts";
 import { Store, StoreTooNewError } from "../store/index.ts";
@@ -175,10 +177,16 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     status: () => device.status(),
     name: () => device.name(),
     baseosSwList: () => baseos.swList(),
+    hardware: () => {
+      const h = hardwareStatus();
+      return { bundles: h.bundles, inventory: h.inventory };
+    },
   };
 
   // 2. The parts, each one object from here on; each answers "not running yet" until its start() below.
   const appsEnabled = opts.apps !== false && settings.apps;
+  // The host's I/O (sysfs) and which app holds which of it; the console's port is never given away.
+  const hardware = new Hardware({ sysRoot: settings.sysfsRoot ?? "/sys", store, consoleListen: opts.listen });
   const reconcileLog = createLogger("reconcile", store);
   const apps = new AppRuntimePart({
     enabled: appsEnabled,
@@ -195,6 +203,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     destinations,
     images,
     tickMs: opts.reconcileTickMs,
+    hardware,
     log: { reconcile: reconcileLog.log, network: createLogger("network", store).log, vms: createLogger("vms", store).log },
     onError: (m) => reconcileLog.error(m),
   });
@@ -260,6 +269,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   // 3. The console: it answers from here on (the parts below load meanwhile).
   const auth = new Auth(store, join(dirs.run, "setup-token"));
   const network = () => apps.network();
+  const hardwareStatus = () => hardware.status(config.model()?.model ?? EMPTY_MODEL);
   const listeners = new ConsoleListeners({
     listen: opts.listen,
     redirectHttp: opts.redirectHttp,
@@ -276,9 +286,10 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
         secureCookies: !!opts.tls,
         baseos: () => baseos.ref(),
         images,
+        hardware: hardwareStatus,
         clientAddress: (req) => clients.get(req) ?? null,
       }),
-    localApp: createConsoleApp({ auth, device, ui: null, trustAll: true, network, power: opts.power, baseos: () => baseos.ref(), images }),
+    localApp: createConsoleApp({ auth, device, ui: null, trustAll: true, network, power: opts.power, baseos: () => baseos.ref(), images, hardware: hardwareStatus }),
     onRequest: () => device.countRequest(),
   });
   // What has started, in order: stop() runs it backwards.

@@ -394,6 +394,7 @@ export class ContainerWorkload implements Workload {
         networkMode: ctx.network ? "none" : app.networked ? "bridge" : "none",
         generation: app.generation,
         labels: { "evebox.app.version": app.version },
+        ...(app.devices.serial.length || app.devices.usb.length ? { devices: containerDevices(app) } : {}),
       });
       if (rec) {
         rec.error = null;
@@ -412,6 +413,7 @@ export class ContainerWorkload implements Workload {
     if (!id) throw new Error(`app ${app.name}: no container to start`);
     try {
       await this.runtime.start(id);
+      await this.moveCan(app, id);
     } catch (e) {
       throw ctx.records.appFailed(app.uuid, `starting the container failed: ${(e as Error).message}`);
     }
@@ -422,10 +424,16 @@ export class ContainerWorkload implements Workload {
     await this.runtime.stop(containerId, ctx.stopTimeoutSec);
     try {
       await this.runtime.start(containerId);
+      await this.moveCan(app, containerId);
     } catch (e) {
       throw ctx.records.appFailed(app.uuid, `restarting the container failed: ${(e as Error).message}`);
     }
     ctx.startedSinceBoot.add(app.uuid);
+  }
+
+  /** The app's CAN interfaces into its (new) network namespace: every start makes a new one. */
+  private async moveCan(app: DesiredApp, id: string): Promise<void> {
+    for (const c of app.devices.can) await this.runtime.moveLinkInto(id, c.ifname);
   }
 
   private async attachInterfaces({ app, interfaces, containerId }: Extract<Step, { kind: "attachInterfaces" }>, ctx: ExecutorContext, lane: LaneContext): Promise<void> {
@@ -510,6 +518,18 @@ export class ContainerWorkload implements Workload {
   forget(): void {
     // nothing of a container app is kept beside its record
   }
+}
+
+/**
+ * The device nodes a container app is given: each at its host path (`/dev/ttyS0`, `/dev/ttyUSB1`,
+ * `/dev/bus/usb/001/003`), except a pty (`/dev/pts/<n>`, which the container's own devpts would cover), given as
+ * `/dev/ttyV<k>` — k its place among the app's ptys, from 0.
+ */
+export function containerDevices(app: Pick<DesiredApp, "devices">): { hostPath: string; containerPath: string }[] {
+  let k = 0;
+  const serial = app.devices.serial.map((s) => ({ hostPath: s.hostPath, containerPath: s.hostPath.startsWith("/dev/pts/") ? `/dev/ttyV${k++}` : s.hostPath }));
+  const usb = app.devices.usb.flatMap((u) => (u.devPath ? [{ hostPath: u.devPath, containerPath: u.devPath }] : []));
+  return [...serial, ...usb];
 }
 
 function mib(n: number): string {

@@ -5,6 +5,8 @@ import { buildDeviceModel, type DeviceModel, type VolumeModel } from "../config/
 import type { ObjectProblem } from "../config/problems.ts";
 import type { DesiredVm } from "./vms.ts";
 import type { DesiredNetwork } from "../network/manager.ts";
+import type { Assignment } from "../hardware/assign.ts";
+import { type AppDevices, hasDevices, NO_DEVICES } from "../hardware/types.ts";
 
 type Doc = Record<string, any>;
 
@@ -51,6 +53,8 @@ export interface DesiredApp {
   networked: boolean;
   /** The app's interfaces (name, network instance) in config order; which instance each is on is part of the spec. */
   interfaces: { name: string; networkId: string }[];
+  /** What the app holds of the host's I/O (its adapters, assigned by hardware/assign.ts). */
+  devices: AppDevices;
   /** Hash of everything that requires a new container when it changes. */
   generation: string;
   /** Why this app cannot run as configured (a fault in its config or its references). */
@@ -160,10 +164,30 @@ export function desiredFromModel(model: DeviceModel, objectErrors: ObjectProblem
       startDelaySec: a.startDelaySec,
       networked: a.interfaces.length > 0,
       interfaces,
+      devices: NO_DEVICES,
       generation: createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 16),
       error: errors.length ? errors.join("; ") : tree?.error ? `content tree ${tree.name}: ${tree.error}` : null,
     };
   });
 
   return { model, apps, volumes, contentTrees };
+}
+
+/**
+ * The adapters each app was assigned (hardware/assign.ts): its devices, or why it cannot have them (the app's
+ * error: it is not started, the other apps are). Devices are part of a container's spec only when it has some, so
+ * the spec hash of an app without adapters is what it always was.
+ */
+export function withAdapters(desired: DesiredState, assignment: Assignment): void {
+  for (const app of desired.apps) {
+    const a = assignment.apps.get(app.uuid);
+    if (!a) continue;
+    if (a.error) {
+      if (!app.error) app.error = a.error;
+      continue;
+    }
+    if (!hasDevices(a.devices)) continue;
+    app.devices = a.devices;
+    app.generation = createHash("sha256").update(JSON.stringify([app.generation, a.devices])).digest("hex").slice(0, 16);
+  }
 }

@@ -11,7 +11,8 @@ import type { VolumeStore } from "../storage/volumes.ts";
 import type { Store } from "../store/store.ts";
 import type { AppSample } from "../telemetry/metrics.ts";
 import { AppLogCollector } from "./app-logs.ts";
-import { type DesiredState, desiredFromModel, type LocalCommands } from "./desired.ts";
+import { type DesiredState, desiredFromModel, type LocalCommands, withAdapters } from "./desired.ts";
+import type { Assignment } from "../hardware/assign.ts";
 import { execute } from "./executors.ts";
 import type { Observed } from "./observed.ts";
 import { describeStep, plan, type PlannedStep, sourceKey } from "./plan.ts";
@@ -37,6 +38,8 @@ export interface ReconcilerDeps {
   log: (level: "info" | "warn" | "error", message: string) => void;
   /** Network instances, app interfaces and the firewall; absent: apps get the engine's default networking. */
   network?: NetworkManager;
+  /** Which app gets which of the host's I/O (hardware/): absent, apps' adapters are not given. */
+  hardware?: { assign(model: DesiredState["model"], skip: ReadonlySet<string>): Assignment };
   /** Safety-net pass interval (engine events and config changes trigger passes as well). */
   tickMs?: number;
   concurrency?: number;
@@ -257,6 +260,8 @@ export class Reconciler {
     const read = this.deps.config.model();
     const problems = read?.problems ?? [];
     const desired = desiredFromModel(read?.model ?? EMPTY_MODEL, problems, this.localCommands());
+    // Adapters: a group to one app at a time; an app that cannot have its adapters is in error, the others run.
+    if (this.deps.hardware) withAdapters(desired, this.deps.hardware.assign(desired.model, new Set(desired.apps.filter((a) => a.error).map((a) => a.uuid))));
     // The network model needs the host's facts (its networks, ports), observed with the network.
     if (this.deps.network && this.facts) {
       desired.network = this.deps.network.desired(this.deps.config.currentDoc()?.doc ?? null, problems, this.facts, read?.model ?? null);

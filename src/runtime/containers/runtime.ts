@@ -1,6 +1,7 @@
 import { createReadStream } from "node:fs";
 import { access } from "node:fs/promises";
 import Docker from "dockerode";
+import { runChecked } from "../../lib/run.ts";
 import { engineTimeOrNull, LogDemuxer } from "./demux.ts";
 import { jsonLines } from "./json-lines.ts";
 import { containerName, labelKeys, type LabelKeys, specGeneration } from "./naming.ts";
@@ -127,6 +128,7 @@ export class ContainerRuntime {
         RestartPolicy: { Name: "no" },
         LogConfig: { Type: "json-file", Config: { "max-size": this.logMaxSize, "max-file": String(this.logMaxFiles) } },
         NetworkMode: spec.networkMode,
+        ...(spec.devices?.length ? { Devices: spec.devices.map((d) => ({ PathOnHost: d.hostPath, PathInContainer: d.containerPath, CgroupPermissions: "rwm" })) } : {}),
       },
     };
     try {
@@ -230,6 +232,21 @@ export class ContainerRuntime {
       return await this.docker.getContainer(id).inspect();
     } catch (err) {
       throw await this.failure(id, "inspect", err);
+    }
+  }
+
+  /**
+   * Moves a host network interface (a CAN interface) into the running container's network namespace. The kernel
+   * gives a physical one back to the host when the namespace goes (the container stops); a virtual one (vcan) is
+   * destroyed with it. `ifname` is a checked interface name (config/names.ts); the argv has no shell.
+   */
+  async moveLinkInto(id: string, ifname: string, ip: (argv: string[]) => Promise<unknown> = (argv) => runChecked(argv, { timeoutMs: 10_000 })): Promise<void> {
+    const info = await this.inspect(id);
+    if (!info.State?.Running || !info.State.Pid) throw new Error(`container ${id.slice(0, 12)} is not running: no network namespace to move ${ifname} into`);
+    try {
+      await ip(["ip", "link", "set", "dev", ifname, "netns", String(info.State.Pid)]);
+    } catch (e) {
+      throw new Error(`moving ${ifname} into the container's network namespace failed: ${(e as Error).message}`);
     }
   }
 

@@ -27,6 +27,8 @@ export interface ContainerSpec {
   mounts: MountSpec[];
   /** Engine network mode (`bridge`, `none`, a network name); absent: the engine's default. */
   networkMode?: string;
+  /** Host device nodes passed in (a serial port, a USB device), and nothing else of the host's /dev. */
+  devices?: { hostPath: string; containerPath: string }[];
   /** Extra labels; the runtime's own `<ns>.*` labels win over these. */
   labels?: Record<string, string>;
   /** Hash of the desired spec; absent: computed with `specGeneration(spec)`. */
