@@ -6,6 +6,7 @@ import Docker from "dockerode";
 import type { ConfigService } from "../config/service.ts";
 import type { EventBus } from "../model/events.ts";
 import type { Hardware } from "../hardware/service.ts";
+import { bindToVfio, releaseFromVfio } from "../hardware/vfio.ts";
 import { NetworkManager } from "../network/manager.ts";
 import { ContainerWorkload } from "../reconcile/containers.ts";
 import { Reconciler } from "../reconcile/reconciler.ts";
@@ -63,7 +64,14 @@ export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
   const volumes = new VolumeStore(o.persistDir);
   const vmLog = { info: (m: string) => o.log.vms("info", m), warn: (m: string) => o.log.vms("warn", m) };
   // VMs: `<run>/vms/<uuid>/`.
-  const vms = o.vms ? new VmWorkload({ runtime: new QemuRuntime({ runDir: o.runDir, logger: vmLog }), store: o.store, volumes, cache, log: o.log.vms }) : null;
+  const vms = o.vms ? new VmWorkload({
+        runtime: new QemuRuntime({ runDir: o.runDir, logger: vmLog }),
+        store: o.store,
+        volumes,
+        cache,
+        log: o.log.vms,
+        vfio: { bind: (a) => bindToVfio(o.hardware.sysRoot, a), release: (m) => releaseFromVfio(o.hardware.sysRoot, m) },
+      }) : null;
   const containers = new ContainerWorkload({ runtime: new ContainerRuntime(docker, "evebox", { instance: o.instance }) });
   const reconciler = new Reconciler({
     workloads: vms ? [containers, vms] : [containers],

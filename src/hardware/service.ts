@@ -45,6 +45,11 @@ export class Hardware {
     this.held = readHeld(o.store.getSetting(HELD_KEY));
   }
 
+  /** The sysfs root it reads (and VFIO writes). */
+  get sysRoot(): string {
+    return this.o.sysRoot;
+  }
+
   inventory(): Inventory {
     if (!this.inv || this.now() - this.invAt > MAX_AGE_MS) {
       this.inv = readInventory(this.o.sysRoot);

@@ -2,6 +2,7 @@
 // QEMUs there (pure), the state each VM app shows (`vmAppState`), and `VmWorkload`, which runs those steps on the
 // QEMU runtime (runtime/vms: adoption, exits, disks, consoles, samples): the only caller of QEMU in reconcile/.
 import { join } from "node:path";
+import { hasDevices } from "../hardware/types.ts";
 import {
   type Accelerator,
   type DiskFormat,
@@ -161,6 +162,9 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
       remoteConsole: res.remoteConsole,
       // UEFI boot entries belong with the app's disks: they survive a reboot of the device.
       ...(res.mode === "uefi" && first ? { firmwareVarsPath: join(paths.volumeDir(first.volumeUuid, first.generation), "OVMF_VARS.fd") } : {}),
+      ...(hasDevices(app.devices)
+        ? { passthrough: { serial: app.devices.serial.map((s) => s.hostPath), usb: app.devices.usb.map((u) => u.ref), pci: app.devices.pci.map((p) => p.address) } }
+        : {}),
     };
     out.set(app.uuid, { uuid: app.uuid, name: app.name, disks, spec, specHash: vmSpecHash(spec), error: errors.length ? errors.join("; ") : null, ...(waiting ? { waiting } : {}) });
   }
@@ -380,6 +384,14 @@ export interface VmWorkloadOptions {
   volumes: VolumeStore;
   cache: ContentCache;
   log: (level: "info" | "warn" | "error", message: string) => void;
+  /** PCI passthrough: functions bound to vfio-pci before a VM starts, given back to their drivers after it stops. */
+  vfio?: VfioControl;
+}
+
+/** How the VM workload hands PCI functions to vfio-pci and back (hardware/vfio.ts on the device's sysfs). */
+export interface VfioControl {
+  bind(addresses: string[]): Map<string, string | null>;
+  release(original: ReadonlyMap<string, string | null>): void;
 }
 
 /**
@@ -511,6 +523,7 @@ export class VmWorkload implements Workload {
         if (!ctx.network) throw new Error(`interface ${i} is on a network instance, but this evebox builds no networks`);
         await ctx.network.createTap(app.uuid, i);
       }
+      this.bindPci(app.uuid, vm.spec.passthrough?.pci ?? []);
       await this.runtime.start(vm.spec);
     } catch (e) {
       throw ctx.records.appFailed(app.uuid, (e as Error).message.replace(/^app "[^"]*" \([^)]*\): /, ""));
@@ -523,6 +536,31 @@ export class VmWorkload implements Workload {
     const r = await this.runtime.shutdown(appUuid, ctx.stopTimeoutSec * 1000);
     // Not even QMP quit ended it; it is gone now, which is what was asked.
     if (r.how === "kill") this.o.log("warn", `VM ${appUuid}: QEMU did not quit; it was killed`);
+    this.releasePci(appUuid);
+  }
+
+  /** The VM's PCI functions to vfio-pci; their own drivers kept in the store, so a restarted evebox gives them back. */
+  private bindPci(appUuid: string, addresses: string[]): void {
+    if (!addresses.length) return;
+    if (!this.o.vfio) throw new Error("PCI passthrough is not available in this evebox (no VFIO control)");
+    const key = `hardware.vfio.${appUuid.toLowerCase()}`;
+    const before = new Map<string, string | null>(JSON.parse(this.o.store.getSetting(key) ?? "[]"));
+    const original = this.o.vfio.bind(addresses);
+    // A function already on vfio-pci because of us keeps the driver it had before us.
+    for (const [a, d] of original) if (!(d === "vfio-pci" && before.has(a))) before.set(a, d);
+    this.o.store.setSetting(key, JSON.stringify([...before]));
+  }
+
+  private releasePci(appUuid: string): void {
+    const key = `hardware.vfio.${appUuid.toLowerCase()}`;
+    const text = this.o.store.getSetting(key);
+    if (!text || !this.o.vfio) return;
+    try {
+      this.o.vfio.release(new Map(JSON.parse(text)));
+      this.o.store.deleteSetting(key);
+    } catch (e) {
+      this.o.log("warn", `VM ${appUuid}: giving its PCI functions back to their drivers failed: ${(e as Error).message}`);
+    }
   }
 
   /** Each VM's disks: the volume's qcow2 overlay over its verified image, a blank qcow2, or the ISO as is. */

@@ -133,6 +133,25 @@ describe("buildQemuArgs", () => {
     expect(values(withSeed, "-append")).toEqual(["console=ttyS0"]);
   });
 
+  test("passthrough: host serial ports after the console's, usb-host by bus/port or vendor:product on an xHCI, vfio-pci by address", () => {
+    const args = buildQemuArgs(
+      { ...spec, passthrough: { serial: ["/dev/ttyS0", "/dev/pts/7"], usb: [{ bus: 1, port: "2.3" }, { vendorId: 0x0403, productId: 0x6001 }], pci: ["0000:00:02.0", "0000:00:02.1"] } },
+      { paths, accelerator: "tcg" },
+    );
+    // the console's serial port first (the guest's ttyS0), then the host's (ttyS1, ttyS2)
+    expect(values(args, "-serial")).toEqual(["chardev:serial0", "chardev:hostserial0", "chardev:hostserial1"]);
+    expect(values(args, "-chardev").filter((c) => c.startsWith("serial,"))).toEqual(["serial,id=hostserial0,path=/dev/ttyS0", "serial,id=hostserial1,path=/dev/pts/7"]);
+    const devices = values(args, "-device");
+    expect(devices).toContain("qemu-xhci,id=xhci");
+    expect(devices).toContain("usb-host,bus=xhci.0,hostbus=1,hostport=2.3,id=hostusb0");
+    expect(devices).toContain("usb-host,bus=xhci.0,vendorid=0x0403,productid=0x6001,id=hostusb1");
+    expect(devices.filter((d) => d.startsWith("vfio-pci"))).toEqual(["vfio-pci,host=0000:00:02.0,id=hostpci0", "vfio-pci,host=0000:00:02.1,id=hostpci1"]);
+    // without adapters: none of it, and the spec hash of such a VM is unchanged by the new field
+    const plain = buildQemuArgs(spec, { paths, accelerator: "tcg" });
+    expect(plain.some((a) => a.includes("hostserial") || a.includes("usb-host") || a.includes("vfio-pci") || a.includes("xhci"))).toBe(false);
+    expect(vmSpecHash({ ...spec, passthrough: { serial: ["/dev/ttyS0"], usb: [], pci: [] } })).not.toBe(vmSpecHash(spec));
+  });
+
   test("qemuValue doubles commas", () => {
     expect(qemuValue("a,b,,c")).toBe("a,,b,,,,c");
   });

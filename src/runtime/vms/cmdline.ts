@@ -1,7 +1,7 @@
 // The QEMU command line of a VM app, built in one place from a VmSpec; pure, so it is unit-tested without QEMU.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { Accelerator, DiskFormat, DiskSpec, NicSpec, VmSpec } from "./types.ts";
+import type { Accelerator, DiskFormat, DiskSpec, NicSpec, PassthroughSpec, VmSpec } from "./types.ts";
 
 /** Where a VM's runtime files live: `<runDir>/vms/<uuid>/`. */
 export interface VmPaths {
@@ -129,6 +129,7 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions): string[] {
     args.push(...blockdev("cidata", { path: opts.seedImage, format: "raw" }, true, null), "-device", "virtio-blk-pci,drive=cidata");
   }
   spec.nics.forEach((nic, i) => args.push(...nicArgs(nic, i)));
+  if (spec.passthrough) args.push(...passthroughArgs(spec.passthrough));
 
   if (spec.kernel) args.push("-kernel", spec.kernel);
   if (spec.initrd) args.push("-initrd", spec.initrd);
@@ -180,6 +181,20 @@ function nicArgs(nic: NicSpec, i: number): string[] {
   return ["-netdev", `user,id=net${i}${fwd}`, "-device", device];
 }
 
+/** The host's serial ports after the console's (ttyS1 …), USB devices on an xHCI controller, PCI functions by VFIO. */
+export function passthroughArgs(p: PassthroughSpec): string[] {
+  const v = qemuValue;
+  const args: string[] = [];
+  p.serial.forEach((path, i) => args.push("-chardev", `serial,id=hostserial${i},path=${v(path)}`, "-serial", `chardev:hostserial${i}`));
+  if (p.usb.length) args.push("-device", "qemu-xhci,id=xhci");
+  p.usb.forEach((u, i) => {
+    const id = "bus" in u ? `hostbus=${u.bus},hostport=${u.port}` : `vendorid=0x${u.vendorId.toString(16).padStart(4, "0")},productid=0x${u.productId.toString(16).padStart(4, "0")}`;
+    args.push("-device", `usb-host,bus=xhci.0,${id},id=hostusb${i}`);
+  });
+  p.pci.forEach((address, i) => args.push("-device", `vfio-pci,host=${address},id=hostpci${i}`));
+  return args;
+}
+
 /** A stable hash of everything in the spec that needs a new QEMU when it changes (adoption compares it). */
 export function vmSpecHash(spec: VmSpec): string {
   const canonical = {
@@ -200,6 +215,8 @@ export function vmSpecHash(spec: VmSpec): string {
     initrd: spec.initrd ?? null,
     cmdline: spec.cmdline ?? null,
     firmwareVarsPath: spec.firmwareVarsPath ?? null,
+    // Only when there is some: the hash of a VM without adapters is what it always was (adoption compares it).
+    ...(spec.passthrough ? { passthrough: spec.passthrough } : {}),
   };
   return createHash("sha256").update(JSON.stringify(canonical)).digest("hex").slice(0, 16);
 }

@@ -56,6 +56,18 @@ export interface VmSpec {
    * should point it next to the app's volumes.
    */
   firmwareVarsPath?: string;
+  /** The host's I/O passed through (the app's adapters): absent when none. */
+  passthrough?: PassthroughSpec;
+}
+
+/** Host devices a VM is given: serial ports on its serial ports after the console's, USB by usb-host, PCI by VFIO. */
+export interface PassthroughSpec {
+  /** Host serial device nodes (checked paths): the guest's second, third … serial port (ttyS1, ttyS2, …). */
+  serial: string[];
+  /** USB devices: by bus and port path (follows the port across replugs), or by vendor and product id. */
+  usb: ({ bus: number; port: string } | { vendorId: number; productId: number })[];
+  /** PCI functions (bound to vfio-pci before the start): `0000:01:00.0`. */
+  pci: string[];
 }
 
 /** QMP's run state, folded: `stopped` = no QEMU process. */
