@@ -378,7 +378,8 @@ export class ContainerWorkload implements Workload {
   private async createContainer({ app }: Extract<Step, { kind: "createContainer" }>, ctx: ExecutorContext, lane: LaneContext): Promise<void> {
     const ct = ctx.records.contentTree(app.imageContentTree!);
     if (!ct || ct.state !== "LOADED" || !(ct.imageId ?? ct.imageRef)) throw new Error(`app ${app.name}: its image is not loaded`);
-    const mounts = app.mounts.map((m) => ({ source: ctx.volumes.path(m.volumeUuid, m.generation), target: m.target, readOnly: m.readOnly }));
+    const dev = containerDevices(app);
+    const mounts = [...app.mounts.map((m) => ({ source: ctx.volumes.path(m.volumeUuid, m.generation), target: m.target, readOnly: m.readOnly })), ...dev.binds];
     const rec = ctx.records.app(app.uuid);
     try {
       lane.containerId = await this.runtime.create({
@@ -394,7 +395,7 @@ export class ContainerWorkload implements Workload {
         networkMode: ctx.network ? "none" : app.networked ? "bridge" : "none",
         generation: app.generation,
         labels: { "evebox.app.version": app.version },
-        ...(app.devices.serial.length || app.devices.usb.length ? { devices: containerDevices(app) } : {}),
+        ...(dev.devices.length ? { devices: dev.devices } : {}),
       });
       if (rec) {
         rec.error = null;
@@ -522,14 +523,20 @@ export class ContainerWorkload implements Workload {
 
 /**
  * The device nodes a container app is given: each at its host path (`/dev/ttyS0`, `/dev/ttyUSB1`,
- * `/dev/bus/usb/001/003`), except a pty (`/dev/pts/<n>`, which the container's own devpts would cover), given as
- * `/dev/ttyV<k>` — k its place among the app's ptys, from 0.
+ * `/dev/bus/usb/001/003`) as a device (its node made in the container, the cgroup allowing it), and nothing else of
+ * the host's /dev. A pty (`/dev/pts/<n>`, a virtual serial port) cannot be a device node outside its own devpts
+ * (opening one gives EIO), so it is bind-mounted as `/dev/ttyV<k>` — k its place among the app's ptys, from 0.
  */
-export function containerDevices(app: Pick<DesiredApp, "devices">): { hostPath: string; containerPath: string }[] {
+export function containerDevices(app: Pick<DesiredApp, "devices">): { devices: { hostPath: string; containerPath: string }[]; binds: { source: string; target: string; readOnly: false }[] } {
   let k = 0;
-  const serial = app.devices.serial.map((s) => ({ hostPath: s.hostPath, containerPath: s.hostPath.startsWith("/dev/pts/") ? `/dev/ttyV${k++}` : s.hostPath }));
-  const usb = app.devices.usb.flatMap((u) => (u.devPath ? [{ hostPath: u.devPath, containerPath: u.devPath }] : []));
-  return [...serial, ...usb];
+  const devices: { hostPath: string; containerPath: string }[] = [];
+  const binds: { source: string; target: string; readOnly: false }[] = [];
+  for (const s of app.devices.serial) {
+    if (s.hostPath.startsWith("/dev/pts/")) binds.push({ source: s.hostPath, target: `/dev/ttyV${k++}`, readOnly: false });
+    else devices.push({ hostPath: s.hostPath, containerPath: s.hostPath });
+  }
+  for (const u of app.devices.usb) if (u.devPath) devices.push({ hostPath: u.devPath, containerPath: u.devPath });
+  return { devices, binds };
 }
 
 function mib(n: number): string {
