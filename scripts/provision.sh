@@ -22,6 +22,7 @@ NEEDS=(
   conntrack:conntrack
   iptables-legacy-restore:iptables
   iperf3:iperf3
+  socat:socat
   mkfs.vfat:dosfstools
   mcopy:mtools
   syslinux:syslinux
