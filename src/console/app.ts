@@ -451,8 +451,8 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       )
 
       // ---- the controller link (EVE API v2): its state, and enrolling the device (URL, root certificate)
-      .get("/controller", describe({ tag: "controller", summary: "The controller link: mode, identity, last contact", ok: any("ControllerStatus"), errors: { 404: "controller sync is not running" } }), (c) =>
-        c.json(controllerOf(device).status()),
+      .get("/controller", describe({ tag: "controller", summary: "The controller link: mode, identity, last contact", ok: any("ControllerStatus"), errors: { 404: "controller sync is not running" } }), async (c) =>
+        c.json(await controllerOf(device).status()),
       )
       .put(
         "/controller",

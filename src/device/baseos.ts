@@ -62,6 +62,8 @@ export class BaseOsPart {
   }
 
   private async build(): Promise<BaseOs | null> {
+    // Not an A/B device (host mode): the base OS code (bundles, signatures, slots) is not loaded at all.
+    if (!this.o.slots && !this.o.files) return null;
     const { BaseOs, deviceBackend, filesBackend, loadVendorKeys, readBoardInfo, takeCrashRecord, VENDOR_KEYS_DIR } = await import("../baseos/index.ts");
     const { slots, files } = this.o;
     const stateDir = join(this.o.persistDir, "baseos");

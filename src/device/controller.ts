@@ -23,34 +23,53 @@ export interface ControllerPartOptions
 
 export class ControllerPart implements ControllerLink {
   private controller: Controller | null = null;
+  private loading: Promise<Controller> | null = null;
+  private started = false;
 
   constructor(private readonly o: ControllerPartOptions) {}
 
-  /** Loads the device identity and the controller's code; a managed device applies its checkpointed config. */
+  /**
+   * A managed device loads the device identity and the controller's code now and applies its checkpointed
+   * config. In local mode nothing loads (X.509, protobufjs reflection and the sync loops cost memory and start
+   * time for nothing): the Controller page (status) or an enrollment (configure) loads them when first asked.
+   */
   async start(): Promise<void> {
-    const [{ DeviceIdentity }, { Controller }] = await Promise.all([import("../controller/identity.ts"), import("../controller/sync.ts")]);
-    const identity = await DeviceIdentity.loadOrCreate(this.o.configDir);
-    const c = Controller.create({
-      configDir: this.o.configDir,
-      persistDir: this.o.persistDir,
-      dataDir: this.o.dataDir,
-      version: this.o.version,
-      store: this.o.store,
-      events: this.o.events,
-      config: this.o.config,
-      device: this.o.device,
-      identity,
-      url: this.o.url,
-      timers: this.o.timers,
-      appMetrics: () => this.o.appMetrics.appSamples(),
-      flowRecords: (devUuid) => this.o.flows.collectFlows(devUuid),
-      checkpointMaxAgeMs: this.o.checkpointMaxAgeMs,
-    });
-    this.controller = c;
-    await c.start();
+    this.started = true;
+    if (this.o.url || this.o.hint) await this.load();
+  }
+
+  private load(): Promise<Controller> {
+    this.loading ??= (async () => {
+      const [{ DeviceIdentity }, { Controller }] = await Promise.all([import("../controller/identity.ts"), import("../controller/sync.ts")]);
+      const identity = await DeviceIdentity.loadOrCreate(this.o.configDir);
+      const c = Controller.create({
+        configDir: this.o.configDir,
+        persistDir: this.o.persistDir,
+        dataDir: this.o.dataDir,
+        version: this.o.version,
+        store: this.o.store,
+        events: this.o.events,
+        config: this.o.config,
+        device: this.o.device,
+        identity,
+        url: this.o.url,
+        timers: this.o.timers,
+        appMetrics: () => this.o.appMetrics.appSamples(),
+        flowRecords: (devUuid) => this.o.flows.collectFlows(devUuid),
+        checkpointMaxAgeMs: this.o.checkpointMaxAgeMs,
+      });
+      this.controller = c;
+      await c.start();
+      return c;
+    })();
+    // A failed load may be tried again by the next request.
+    this.loading.catch(() => (this.loading = null));
+    return this.loading;
   }
 
   async stop(): Promise<void> {
+    this.started = false;
+    await this.loading?.catch(() => undefined);
     await this.controller?.stop();
   }
 
@@ -65,13 +84,15 @@ export class ControllerPart implements ControllerLink {
       : { name: "controller", state: "idle", detail: "local mode: no controller configured" };
   }
 
-  status(): object {
+  async status(): Promise<object> {
     if (this.controller) return this.controller.status();
-    throw notStarted("controller sync");
+    if (!this.started) throw notStarted("controller sync");
+    return (await this.load()).status();
   }
 
   async configure(input: { url?: unknown; rootCertificate?: unknown }): Promise<object> {
     if (this.controller) return await this.controller.configure(input);
-    throw notStarted("controller sync");
+    if (!this.started) throw notStarted("controller sync");
+    return await (await this.load()).configure(input);
   }
 }

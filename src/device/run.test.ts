@@ -99,10 +99,15 @@ describe("runDevice", () => {
     expect(status.parts.map((p) => p.name)).toEqual(["store", "config", "controller", "baseos", "extra"]);
     expect(status.parts.find((p) => p.name === "baseos")!.detail).toContain("not an A/B device");
     expect(status.parts.find((p) => p.name === "controller")).toMatchObject({ state: "idle" });
-    // The console answers over the socket, and the controller part has started (its status is there).
+    // Local mode: the controller's code and the device identity are not loaded at start (footprint), ...
+    expect(existsSync(join(dataDir, "config", "device.cert.pem"))).toBe(false);
+    // ... the console answers over the socket, and asking for the controller's status loads them.
     const res = await fetch("http://localhost/api/v1/controller", { unix: running.socketPath } as RequestInit);
     expect(res.status).toBe(200);
-    expect(((await res.json()) as { mode: string }).mode).toBe("local");
+    const ctl = (await res.json()) as { mode: string; identity: { fingerprint: string } };
+    expect(ctl.mode).toBe("local");
+    expect(ctl.identity.fingerprint).toMatch(/^[0-9a-f]{2}/i);
+    expect(existsSync(join(dataDir, "config", "device.cert.pem"))).toBe(true);
     // App commands: no app runtime on this device (EVEBOX_APPS=off).
     const cmd = await fetch("http://localhost/api/v1/apps/x/start", { method: "POST", unix: running.socketPath } as RequestInit);
     expect(cmd.status).toBe(409);

@@ -52,6 +52,7 @@ export interface ControllerLink {
   /** The controller's https://host[:port], or null in local mode. */
   url(): string | null;
   part(): PartStatus;
-  status(): object;
+  /** The controller's state; a local-mode device may load the controller's code to answer. */
+  status(): object | Promise<object>;
   configure(input: { url?: unknown; rootCertificate?: unknown }): Promise<object>;
 }
