@@ -137,3 +137,46 @@ describe("validation and errors", () => {
     expect(last!.headers.get("retry-after")).toBe(String(body.retryAfterSeconds));
   });
 });
+
+describe("GET /api/v1/status, the hot path", () => {
+  test("answers the device's cached body with the headers of the middleware chain; without a principal the chain's 401", async () => {
+    const { auth, call } = fixture();
+    let bodies = 0;
+    const store = Store.open(join(dir, `${Math.random().toString(36).slice(2)}.db`));
+    const device = {
+      version: "1.2.3",
+      store,
+      events: { publish() {}, subscribe: () => () => {} },
+      config: { current: () => null, currentDoc: () => null, version: () => null },
+      apps: null,
+      terminals: null,
+      name: () => "box",
+      managed: () => false,
+      controllerUrl: () => null,
+      controllerLink: () => null,
+      status: () => ({ from: "status()" }),
+      statusJson: () => JSON.stringify({ from: "statusJson()", n: ++bodies }),
+      metricsText: () => "",
+    } as unknown as ConsoleDevice;
+    const app = createConsoleApp({ auth, device, ui: null });
+    const { token } = auth.createToken("t");
+    await Bun.sleep(0); // the hot path's headers are taken from the middleware once, right after construction
+    const bearer = { authorization: `Bearer ${token}` };
+    const hot = await call(app, "GET", "/api/v1/status", undefined, bearer);
+    expect(hot.status).toBe(200);
+    expect(await hot.json()).toEqual({ from: "statusJson()", n: 1 });
+    // The same security headers as a route through the chain.
+    const chained = await call(app, "GET", "/api/v1/session", undefined, bearer);
+    for (const h of ["content-security-policy", "x-frame-options", "x-content-type-options", "strict-transport-security", "referrer-policy"]) {
+      expect(hot.headers.get(h)).toBe(chained.headers.get(h));
+    }
+    expect(hot.headers.get("content-security-policy")).toContain("default-src 'self'");
+    expect(hot.headers.get("content-type")).toBe("application/json");
+    const anon = await call(app, "GET", "/api/v1/status");
+    expect(anon.status).toBe(401);
+    expect(await call(app, "GET", "/api/v1/status", undefined, { authorization: "Bearer ebx_nope_nope" }).then((r) => r.status)).toBe(401);
+    // With a query, through the router: the same answer.
+    const routed = await call(app, "GET", "/api/v1/status?x=1", undefined, bearer);
+    expect(await routed.json()).toEqual({ from: "statusJson()", n: 2 });
+  });
+});

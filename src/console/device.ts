@@ -21,5 +21,7 @@ export interface ConsoleDevice {
   controllerUrl(): string | null;
   controllerLink(): ControllerLink | null;
   status(): DeviceStatus;
+  /** `status()` serialised, cached until something it shows changes (the GET /status hot path). */
+  statusJson?(): string;
   metricsText(): string;
 }

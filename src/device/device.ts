@@ -8,6 +8,8 @@ import type { Terminals } from "../model/terminal.ts";
 import type { Store } from "../store/store.ts";
 
 const TOTAL_MEMORY = totalmem();
+/** How old a cached GET /status body may be when nothing recorded a change (parts' states, the uptime). */
+export const STATUS_MAX_AGE_MS = 250;
 
 /** One part's state for GET /status, or several (the app runtime reports runtime, vms and network). */
 export type PartSource = () => PartStatus | readonly PartStatus[];
@@ -93,6 +95,26 @@ export class Device {
   log(level: "debug" | "info" | "warn" | "error", message: string): void {
     this.store.addLogs([{ ts: new Date(), source: "device", objectId: null, level, message }]);
     if (level !== "debug") console.error(`evebox: ${level}: ${message}`);
+  }
+
+  // GET /status is polled (the console every few seconds, dashboards, load balancers): its body is made once and
+  // answered as is until the store records a change of what it shows (settings, the config, an observed object),
+  // an event is published, or STATUS_MAX_AGE_MS pass (the parts' own states and the uptime).
+  private statusBody: { json: string; at: number; changes: number; events: number } | null = null;
+  private eventsSeen = 0;
+  private watching = false;
+
+  /** `status()` serialised, cached as said above: no JSON serialisation per request. */
+  statusJson(now = Date.now()): string {
+    if (!this.watching) {
+      this.watching = true;
+      this.events.subscribe(() => void this.eventsSeen++);
+    }
+    const c = this.statusBody;
+    if (c && c.changes === this.store.changes && c.events === this.eventsSeen && now - c.at < STATUS_MAX_AGE_MS) return c.json;
+    const json = JSON.stringify(this.status());
+    this.statusBody = { json, at: now, changes: this.store.changes, events: this.eventsSeen };
+    return json;
   }
 
   status(): DeviceStatus {

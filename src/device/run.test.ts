@@ -11,6 +11,7 @@ import { datastorePolicy } from "../storage/destinations.ts";
 import { Store } from "../store/index.ts";
 import { AppRuntimePart } from "./app-runtime.ts";
 import { readSettings } from "./env.ts";
+import { STATUS_MAX_AGE_MS } from "./device.ts";
 import { runDevice } from "./run.ts";
 
 const dirs: string[] = [];
@@ -117,5 +118,33 @@ describe("runDevice", () => {
     // The same data directory starts again: nothing of the first run is left holding it.
     const again = await runDevice({ dataDir, listen: "127.0.0.1:0", controller: null, version: "0.0.0-test", ui: null, settings: readSettings({ EVEBOX_APPS: "off" }), say: () => {} });
     await again.stop();
+  });
+});
+
+describe("the status body", () => {
+  test("is serialised once and kept until the store records a change, an event is published, or it is too old", async () => {
+    const running = await runDevice({ dataDir: tempDir(), listen: "127.0.0.1:0", controller: null, version: "0.0.0-test", ui: null, settings: readSettings({ EVEBOX_APPS: "off" }), say: () => {} });
+    try {
+      const d = running.device;
+      const status = d.status.bind(d);
+      let made = 0;
+      d.status = () => (made++, status());
+      const t = Date.now();
+      const first = d.statusJson(t);
+      expect(JSON.parse(first)).toEqual(JSON.parse(JSON.stringify(status())));
+      expect(d.statusJson(t + 1)).toBe(first);
+      expect(made).toBe(1); // not made again
+      d.store.setSetting("device_name", "renamed");
+      expect(JSON.parse(d.statusJson(t + 2)).device.name).toBe("renamed");
+      d.statusJson(t + 3);
+      expect(made).toBe(2);
+      d.events.publish({ type: "test.event", message: "something happened" });
+      d.statusJson(t + 4);
+      expect(made).toBe(3);
+      d.statusJson(t + 4 + STATUS_MAX_AGE_MS);
+      expect(made).toBe(4);
+    } finally {
+      await running.stop();
+    }
   });
 });

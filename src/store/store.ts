@@ -37,6 +37,8 @@ export class Store {
   private readonly settingsCache = new Map<string, string | undefined>();
   private currentCache: ReturnType<Store["loadCurrent"]> | undefined = undefined;
   private readonly observedCache = new Map<string, ObservedRow[]>();
+  /** Counts writes of what GET /status shows (settings, the current config, observed objects): its cache key. */
+  changes = 0;
   private readonly tokenCache = new Map<string, ApiTokenRow | undefined>();
   private readonly sessionCache = new Map<string, SessionRow | undefined>();
 
@@ -103,6 +105,7 @@ export class Store {
     return v;
   }
   setSetting(key: string, value: string): void {
+    this.changes++;
     this.settingsCache.delete(key);
     this.db
       .insert(schema.settings)
@@ -111,6 +114,7 @@ export class Store {
       .run();
   }
   deleteSetting(key: string): void {
+    this.changes++;
     this.settingsCache.delete(key);
     this.db.delete(schema.settings).where(eq(schema.settings.key, key)).run();
   }
@@ -127,6 +131,7 @@ export class Store {
   }
 
   setCurrentVersion(version: number): void {
+    this.changes++;
     this.currentCache = undefined;
     const since = new Date();
     this.db
@@ -244,6 +249,7 @@ export class Store {
 
   // ---- observed objects
   putObserved(o: Omit<typeof schema.observedObjects.$inferInsert, "updatedAt">): void {
+    this.changes++;
     this.observedCache.delete(o.kind);
     const row = { ...o, updatedAt: new Date() };
     this.db
@@ -262,6 +268,7 @@ export class Store {
     return rows;
   }
   deleteObserved(kind: string, id: string): void {
+    this.changes++;
     this.observedCache.delete(kind);
     this.db.delete(schema.observedObjects).where(and(eq(schema.observedObjects.kind, kind), eq(schema.observedObjects.id, id))).run();
   }
