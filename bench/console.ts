@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sampleConfig } from "../tests/support/configs.ts";
 import { ensureBinary, ROOT } from "../tests/support/evebox.ts";
+import { median, Report, spread } from "./report.ts";
 
 const RUNS = Number(process.env.BENCH_START_RUNS ?? 15);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 10_000);
@@ -28,7 +29,6 @@ function cpuTicks(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return Number(f[11]) + Number(f[12]); // utime + stime
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function freePort(): number {
   const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
@@ -58,9 +58,6 @@ const evebox = await ensureBinary();
 const bareBin = join(ROOT, "dist", "bench-bare-server");
 await sh([bun, "build", "--compile", "--minify", join(ROOT, "bench", "bare-server.ts"), "--outfile", bareBin]);
 
-const results: Record<string, number | string> = {};
-results["binary size MiB"] = +(statSync(evebox).size / 2 ** 20).toFixed(1);
-results["bare binary size MiB"] = +(statSync(bareBin).size / 2 ** 20).toFixed(1);
 
 // ---- start to first 200: a restart (the usual case: an existing data dir) and a first start
 // (a fresh data dir: store created, identity made, setup token written)
@@ -88,13 +85,9 @@ for (let i = 0; i < RUNS; i++) {
   rmSync(dir, { recursive: true, force: true });
 }
 rmSync(warmDir, { recursive: true, force: true });
-results["start-to-200 ms (evebox restart, median)"] = +median(eveStarts).toFixed(1);
-results["start-to-200 ms (evebox first start, median)"] = +median(eveFirstStarts).toFixed(1);
-results["start-to-200 ms (bare, median)"] = +median(bareStarts).toFixed(1);
-results["start ratio evebox restart/bare"] = +(median(eveStarts) / median(bareStarts)).toFixed(2);
-results["start ratio evebox first start/bare"] = +(median(eveFirstStarts) / median(bareStarts)).toFixed(2);
 
-// ---- throughput, CPU per request and RSS
+// ---- throughput, CPU per request and RSS (rounds alternate evebox and bare; medians compared)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 async function load(url: string, pid: number, bearer?: string) {
   await sh([bun, join(ROOT, "bench", "load.ts"), url, "500", String(CONCURRENCY), ...(bearer ? [bearer] : [])]); // warm-up
   const c0 = cpuTicks(pid);
@@ -114,28 +107,36 @@ const put = await local("/api/v1/config", { method: "PUT", body: JSON.stringify(
 if (put.status !== 201) throw new Error(`config PUT failed: ${await put.text()}`);
 await fetch(`${e.url}/api/v1/status`, { headers: { authorization: `Bearer ${token}` } });
 await Bun.sleep(500);
-results["evebox RSS idle MiB"] = +(rssKiB(e.proc.pid) / 1024).toFixed(1);
-const eveLoad = await load(`${e.url}/api/v1/status`, e.proc.pid, token);
-results["evebox RSS after requests MiB"] = +(rssKiB(e.proc.pid) / 1024).toFixed(1);
+const eveIdle = rssKiB(e.proc.pid) / 1024;
 
 const bport = freePort();
 const b = await startTimed([bareBin], bport, { PORT: String(bport) });
 await Bun.sleep(500);
-results["bare RSS idle MiB"] = +(rssKiB(b.proc.pid) / 1024).toFixed(1);
-const bareLoad = await load(`${b.url}/api/v1/status`, b.proc.pid);
-results["bare RSS after requests MiB"] = +(rssKiB(b.proc.pid) / 1024).toFixed(1);
-
-results["status req/s (evebox)"] = Math.round(eveLoad.rps);
-results["status req/s (bare)"] = Math.round(bareLoad.rps);
-results["status throughput ratio evebox/bare"] = +(eveLoad.rps / bareLoad.rps).toFixed(2);
-results["server CPU µs/req (evebox)"] = +eveLoad.cpuUsPerReq.toFixed(1);
-results["server CPU µs/req (bare)"] = +bareLoad.cpuUsPerReq.toFixed(1);
-results["CPU per request ratio evebox/bare"] = +(eveLoad.cpuUsPerReq / bareLoad.cpuUsPerReq).toFixed(2);
+const bareIdle = rssKiB(b.proc.pid) / 1024;
+const eveRuns: { rps: number; cpuUsPerReq: number }[] = [];
+const bareRuns: { rps: number; cpuUsPerReq: number }[] = [];
+let eveAfter = 0;
+let bareAfter = 0;
+for (let r = 0; r < ROUNDS; r++) {
+  eveRuns.push(await load(`${e.url}/api/v1/status`, e.proc.pid, token));
+  if (r === 0) eveAfter = rssKiB(e.proc.pid) / 1024; // after the first 10,000 (+ 500 warm-up) requests
+  bareRuns.push(await load(`${b.url}/api/v1/status`, b.proc.pid));
+  if (r === 0) bareAfter = rssKiB(b.proc.pid) / 1024;
+}
+const eveAfterAll = rssKiB(e.proc.pid) / 1024;
 
 for (const p of [e.proc, b.proc]) p.kill();
 await Promise.all([e.proc.exited, b.proc.exited]);
 rmSync(dir, { recursive: true, force: true });
 
-const width = Math.max(...Object.keys(results).map((k) => k.length));
-console.log(`\nevebox bench (${REQUESTS} requests, concurrency ${CONCURRENCY}, ${RUNS} starts each)`);
-for (const [k, v] of Object.entries(results)) console.log(`${k.padEnd(width)}  ${v}`);
+const rps = (xs: typeof eveRuns) => median(xs.map((x) => x.rps));
+const cpu = (xs: typeof eveRuns) => median(xs.map((x) => x.cpuUsPerReq));
+new Report(`evebox console bench (${REQUESTS} requests × ${ROUNDS} rounds, concurrency ${CONCURRENCY}, ${RUNS} starts each; medians)`)
+  .add({ what: "binary size", value: statSync(evebox).size / 2 ** 20, unit: "MiB", baseline: { what: "bare compiled Bun.serve", value: statSync(bareBin).size / 2 ** 20 } })
+  .add({ what: "start → first 200, restart", value: median(eveStarts), unit: "ms", baseline: { what: "bare", value: median(bareStarts) }, aim: { on: "ratio", op: "<=", limit: 3 }, note: `evebox ${spread(eveStarts)}, bare ${spread(bareStarts)}` })
+  .add({ what: "start → first 200, first start", value: median(eveFirstStarts), unit: "ms", baseline: { what: "bare", value: median(bareStarts) }, aim: { on: "ratio", op: "<=", limit: 3 }, note: spread(eveFirstStarts) })
+  .add({ what: "idle RSS (local mode, one app's config)", value: eveIdle, unit: "MiB", baseline: { what: "bare", value: bareIdle }, aim: { on: "value", op: "<=", limit: 60 } })
+  .add({ what: `RSS after ${REQUESTS} /status`, value: eveAfter, unit: "MiB", baseline: { what: "bare", value: bareAfter }, aim: { on: "value", op: "<=", limit: 75 }, note: `${eveAfterAll.toFixed(1)} MiB after all ${ROUNDS} rounds` })
+  .add({ what: "GET /api/v1/status throughput", value: rps(eveRuns), unit: "req/s", baseline: { what: "bare", value: rps(bareRuns) }, aim: { on: "ratio", op: ">=", limit: 0.6 }, note: `evebox ${spread(eveRuns.map((x) => x.rps))}` })
+  .add({ what: "server CPU per /status request", value: cpu(eveRuns), unit: "µs", baseline: { what: "bare", value: cpu(bareRuns) }, aim: { on: "ratio", op: "<=", limit: 3 }, note: `evebox ${spread(eveRuns.map((x) => x.cpuUsPerReq))}` })
+  .print();
