@@ -162,7 +162,7 @@ export class ImageStore {
     if (users.contentTrees.length) {
       const trees = users.contentTrees.map((t) => `"${t.name}" (${t.uuid})`).join(", ");
       const apps = users.apps.length ? `, used by the app${users.apps.length > 1 ? "s" : ""} ${users.apps.map((a) => `"${a.name}"`).join(", ")}` : "";
-      throw new ImageRefused("conflict", `image "${rec.name}" is in use: the content tree${users.contentTrees.length > 1 ? "s" : ""} ${trees} of the current config name${users.contentTrees.length > 1 ? "" : "s"} its sha256${apps}; remove them from the config first`, {
+      throw new ImageRefused("conflict", `image "${rec.name}" is in use: the content tree${users.contentTrees.length > 1 ? "s" : ""} ${trees} of the current config name${users.contentTrees.length > 1 ? "" : "s"} its sha256${apps}; remove ${users.contentTrees.length > 1 ? "them" : "it"} from the config first`, {
         contentTrees: users.contentTrees,
         apps: users.apps,
       });

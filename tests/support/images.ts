@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runChecked } from "../../src/lib/run.ts";
 
-export async function qcow2(path: string, sizeBytes = 16 * 1024 * 1024, backing?: string): Promise<string> {
-  const argv = ["qemu-img", "create", "-q", "-f", "qcow2", ...(backing ? ["-b", backing, "-F", "raw"] : []), path, String(sizeBytes)];
+export async function qcow2(path: string, sizeBytes = 16 * 1024 * 1024, backing?: string, options: string[] = []): Promise<string> {
+  const argv = ["qemu-img", "create", "-q", "-f", "qcow2", ...(backing ? ["-b", backing, "-F", "raw"] : []), ...options, path, String(sizeBytes)];
   await runChecked(argv, { timeoutMs: 30_000 });
   return path;
 }

@@ -1,10 +1,12 @@
 // The Storage page: the content trees (images the device downloads and keeps, by digest) with their state,
 // download progress and size, and the volumes built from them or blank, with the apps that mount each. Reads
 // GET /api/v1/status (objects with EVE's state names) and GET /api/v1/config (which app mounts which volume),
-// refreshed on device events and every 5 s. What the device stores is changed through the apps' configuration.
+// refreshed on device events and every 5 s. What the device downloads follows the apps' configuration; images
+// can also be uploaded from this computer (components/ImageUpload.tsx: resumable, verified, kept by digest).
 import { useCallback, useState } from "preact/hooks";
 import { ApiError, type ApiClient, type DeviceStatus, type StatusItem } from "../api";
 import { DataTable } from "../components/DataTable";
+import { ImageUpload } from "../components/ImageUpload";
 import { useLive } from "../hooks";
 import { Link } from "../router";
 
@@ -73,13 +75,14 @@ export function Storage({ api }: { api: ApiClient }) {
         <h1 id="page-title" tabIndex={-1}>
           Storage
         </h1>
-        <p class="muted">Images the device keeps (verified by their digest, kept offline) and the volumes of its apps. Both follow the apps' configuration.</p>
+        <p class="muted">Images the device keeps (verified by their digest, kept offline) and the volumes of its apps. Upload an image here for a device without a way to a datastore.</p>
       </div>
       {error && (
         <div class="banner banner-error" role="alert">
           Could not load the storage status: {error}
         </div>
       )}
+      <ImageUpload api={api} />
       {!status && !error && <p class="muted">Loading…</p>}
       {status && (
         <>
