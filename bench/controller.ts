@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { scanBinary } from "../src/config/bounds.ts";
 import { ConfigService } from "../src/config/service.ts";
 import { validateConfig } from "../src/config/validate.ts";
+import { DEVICE_ENV } from "../src/config/device-env.ts";
 import { Outbox } from "../src/controller/outbox.ts";
 import { EventBus } from "../src/model/events.ts";
 import { encodeMessage, lookupType } from "../src/proto/index.ts";
@@ -67,7 +68,7 @@ try {
   const raw = timeIt(() => void type.decode(bytes));
   const full = timeIt(() => {
     const parsed = svc.parse(bytes, "application/x-proto-binary");
-    problems = validateConfig(parsed.doc).length;
+    problems = validateConfig(parsed.doc, DEVICE_ENV).length;
   });
   console.log(`EdgeDevConfig: 1,000 apps, 1,000 volumes, 1,000 content trees, 100 network instances: ${(bytes.byteLength / 1024).toFixed(0)} KiB, ${problems} problems`);
   console.log(`  raw protobufjs decode      ${raw.toFixed(2)} ms`);
@@ -91,8 +92,8 @@ try {
     });
   const at = { networkInstances: nis(256) };
   const beyond = { networkInstances: nis(16_000) };
-  const v256 = timeIt(() => void validateConfig(at), 500);
-  const v16k = timeIt(() => void validateConfig(beyond), 1000);
+  const v256 = timeIt(() => void validateConfig(at, DEVICE_ENV), 500);
+  const v16k = timeIt(() => void validateConfig(beyond, DEVICE_ENV), 1000);
   console.log(`validateConfig, /30 Local instances (host networks read once, sorted overlap sweep):`);
   console.log(`  256 (the bound)            ${v256.toFixed(2)} ms   ratio ${(v256 / raw).toFixed(2)}x the raw decode above`);
   console.log(`  16,000 (given directly)    ${v16k.toFixed(2)} ms   ratio ${(v16k / v256).toFixed(1)}x 256 (n log n; all pairs took 12.7-21.9 s)`);

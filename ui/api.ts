@@ -7,6 +7,7 @@ import { hc, type ClientResponse } from "hono/client";
 import type { SuccessStatusCode } from "hono/utils/http-status";
 import type { ConsoleApi } from "../src/console/app.ts";
 import type { Doc, PlanStep } from "./config-edit";
+import type { HostView } from "../src/config/device-env.ts";
 
 export interface Problem {
   path: string;
@@ -181,6 +182,8 @@ export function createApiClient(options: ApiClientOptions = {}) {
       return Array.isArray(lines) ? (lines as LogLine[]) : [];
     },
     networks: async () => (await get(rpc.networks.$get())).instances,
+    /** The device's memory, own networks and ports: what the forms check a document against (ui/device-check.ts). */
+    host: () => get(rpc.host.$get()) as Promise<HostView>,
     firewall: async (uuid: string) => (await get(rpc.apps[":uuid"].firewall.$get({ param: { uuid: enc(uuid) } }))).interfaces,
 
     // ---- the config

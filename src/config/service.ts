@@ -9,7 +9,8 @@ import { fromProto3Json, toProto3Json } from "./json.ts";
 import { type ScanResult, scanBinary, scanJson } from "./bounds.ts";
 import { ConfigRejected, MAX_PROBLEMS, type Problem } from "./problems.ts";
 import type { DeviceModel } from "./model.ts";
-import { type ObjectProblem, readConfig } from "./validate.ts";
+import { type ObjectProblem, readConfig, type ValidationEnv } from "./validate.ts";
+import { DEVICE_ENV } from "./device-env.ts";
 import { normalizeUuids } from "./uuids.ts";
 
 export const EDGE_DEV_CONFIG = "org.lfedge.eve.config.EdgeDevConfig";
@@ -67,6 +68,8 @@ export class ConfigService {
   constructor(
     private readonly store: Store,
     private readonly events: EventBus,
+    /** What validation asks of the device (its ports, networks, memory); the running device unless a test gives its own. */
+    private readonly env: ValidationEnv = DEVICE_ENV,
   ) {}
 
   private get type(): protobuf.Type {
@@ -132,7 +135,7 @@ export class ConfigService {
 
   private offer(parsed: ParsedConfig, opts: PutOptions): PutResult {
     // Validation reads the document into the device's model; an accepted version keeps the model it was read into.
-    const read = readConfig(parsed.doc);
+    const read = readConfig(parsed.doc, this.env);
     const objectErrors = read.problems;
     if (objectErrors.length && opts.source === "local") {
       const problems = objectErrors.map(({ path, message }) => ({ path, message }));
@@ -220,7 +223,7 @@ export class ConfigService {
     const cur = this.currentDoc();
     if (!cur) return null;
     const c = this.cache!;
-    c.read ??= readConfig(c.doc);
+    c.read ??= readConfig(c.doc, this.env);
     return { version: c.version, model: c.read.model, problems: c.read.problems };
   }
 

@@ -122,6 +122,17 @@ describe("app interfaces and ACLs", () => {
     expect(paths(d)).toEqual([expect.stringMatching(/^apps\[0\]\.interfaces\[0\]\.acls\[2\]: port 8080\/tcp of eth0 is already mapped by apps\[0\]\.interfaces\[0\]\.acls\[0\]/)]);
   });
 
+  test("one device port mapped by two apps is refused at the second app, naming the first", () => {
+    const pm = { matches: [{ type: "protocol", value: "tcp" }, { type: "lport", value: "8080" }], actions: [{ portmap: true, appPort: 80 }] };
+    const app = (n: number, name: string) => ({ uuidandversion: { uuid: U(n) }, displayname: name, volumeRefList: [{ uuid: U(3) }], interfaces: [{ name: "eth0", networkId: U(10), acls: [pm] }] });
+    expect(paths(doc({ apps: [app(20, "web"), app(21, "api")] }))).toEqual([expect.stringMatching(/^apps\[1\]\.interfaces\[0\]\.acls\[0\]: port 8080\/tcp of eth0 is already mapped by apps\[0\]/)]);
+  });
+
+  test("an app on a network instance that is not in the config (deleted while in use) is refused, naming the app", () => {
+    const d = doc({ nis: [] });
+    expect(paths(d)).toEqual([`apps[0].interfaces[0].networkId: app "web" is on network instance ${U(10)}, which is not in this config (remove the app's interface on it first)`]);
+  });
+
   test("100,000 rules on one interface are refused, naming the field and the bound", () => {
     const acls = Array.from({ length: 100_000 }, (_, i) => ({ matches: [{ type: "ip", value: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }] }));
     const t0 = performance.now();
@@ -168,5 +179,24 @@ describe("text that reaches the host", () => {
         "datastores[0].dpath",
       ].sort(),
     );
+  });
+});
+
+describe("resources", () => {
+  const withMemory = (kib: number) => {
+    const d = doc({ interfaces: [] });
+    (d.apps[0] as any).fixedresources = { memory: kib, maxmem: kib, vcpus: 1 };
+    return d;
+  };
+  const host: ValidationEnv = { ...ENV, hostMemoryKiB: () => 2 * 1024 * 1024 };
+
+  test("memory above the device's is refused at the field, with both sizes", () => {
+    expect(paths(withMemory(4 * 1024 * 1024), host)).toEqual(["apps[0].fixedresources.memory: memory 4194304 KiB (4096 MiB) is more than the device has (2048 MiB)"]);
+  });
+
+  test("memory within the device's passes; a device that cannot tell checks nothing", () => {
+    expect(paths(withMemory(1024 * 1024), host)).toEqual([]);
+    expect(paths(withMemory(64 * 1024 * 1024), ENV)).toEqual([]);
+    expect(paths(withMemory(64 * 1024 * 1024), NO_ENV)).toEqual([]);
   });
 });

@@ -1,6 +1,5 @@
 // Semantic checks of an EdgeDevConfig (in protobufjs toObject form: lowerCamel names, enum names,
 // 64-bit integers as strings). Structural faults are found earlier, while decoding.
-import { existsSync, readFileSync } from "node:fs";
 import { MAX_ACES_PER_DEVICE, MAX_ACES_PER_INTERFACE, MAX_NETWORK_INSTANCES } from "./bounds.ts";
 import { displayNameProblem, hasControl, HOSTNAME_RULE, IFNAME_RULE, isHostname, isIfname } from "./names.ts";
 import { contains, earliestOverlaps, hasHostBits, overlaps, parseCidr, parseIp, type Cidr } from "./net.ts";
@@ -30,32 +29,14 @@ export interface ValidationEnv {
   interfaceExists(name: string): boolean | null;
   /** The device's own IPv4 networks (routes of its interfaces, not evebox's bridges). */
   hostNetworks(): string[];
+  /** The device's memory in KiB; null or absent: cannot tell (then an app's memory is not checked against it). */
+  hostMemoryKiB?(): number | null;
 }
 
-/** The running device: /sys/class/net and /proc/net/route of evebox's network namespace. */
-export const DEVICE_ENV: ValidationEnv = {
-  interfaceExists: (name) => (existsSync("/sys/class/net") ? existsSync(`/sys/class/net/${name}`) : null),
-  hostNetworks: () => {
-    try {
-      const out: string[] = [];
-      for (const line of readFileSync("/proc/net/route", "utf8").split("\n").slice(1)) {
-        const [iface, dest, , , , , , mask] = line.trim().split(/\s+/);
-        if (!iface || !dest || !mask || /^e[bv][0-9a-f]/.test(iface) || dest === "00000000") continue;
-        const le = (h: string) => [6, 4, 2, 0].map((i) => parseInt(h.slice(i, i + 2), 16));
-        const prefix = le(mask).reduce((n, b) => n + b.toString(2).replace(/0/g, "").length, 0);
-        out.push(`${le(dest).join(".")}/${prefix}`);
-      }
-      return out;
-    } catch {
-      return [];
-    }
-  },
-};
-
 /** Validation that asks the device nothing (configs checked away from it). */
-export const NO_ENV: ValidationEnv = { interfaceExists: () => null, hostNetworks: () => [] };
+export const NO_ENV: ValidationEnv = { interfaceExists: () => null, hostNetworks: () => [], hostMemoryKiB: () => null };
 
-export function validateConfig(input: Obj, env: ValidationEnv = DEVICE_ENV): ObjectProblem[] {
+export function validateConfig(input: Obj, env: ValidationEnv): ObjectProblem[] {
   return readConfig(input, env).problems;
 }
 
@@ -64,7 +45,7 @@ export function validateConfig(input: Obj, env: ValidationEnv = DEVICE_ENV): Obj
  * model's building (port labels, userData, …) and the checks below of what the model's fields will meet on
  * the host. A document with problems still has a model (a controller's faulty objects are held in error).
  */
-export function readConfig(input: Obj, env: ValidationEnv = DEVICE_ENV): { model: DeviceModel; problems: ObjectProblem[] } {
+export function readConfig(input: Obj, env: ValidationEnv): { model: DeviceModel; problems: ObjectProblem[] } {
   // UUIDs compare case-insensitively: ids that differ only in case are one id (a duplicate, refused below).
   const doc = normalizeUuids(input);
   const built = buildDeviceModel(doc);
@@ -224,6 +205,9 @@ export function readConfig(input: Obj, env: ValidationEnv = DEVICE_ENV): { model
     const mem = Number(app.fixedresources?.memory ?? 0);
     const maxmem = Number(app.fixedresources?.maxmem ?? 0);
     if (maxmem && mem > maxmem) push("app", id, `${path}.fixedresources.memory`, `memory ${mem} KiB exceeds maxmem ${maxmem} KiB`);
+    // An app asking for more memory than the device has can never start (QEMU's allocation, a container's limit).
+    const hostMem = env.hostMemoryKiB?.() ?? null;
+    if (hostMem && mem > hostMem) push("app", id, `${path}.fixedresources.memory`, `memory ${mem} KiB (${mib(mem)} MiB) is more than the device has (${mib(hostMem)} MiB)`);
     if (!(app.volumeRefList ?? []).length && !(app.drives ?? []).length) {
       push("app", id, `${path}.volumeRefList`, "an app needs at least one volume (its image)");
     }
@@ -239,7 +223,8 @@ export function readConfig(input: Obj, env: ValidationEnv = DEVICE_ENV): { model
     (app.interfaces ?? []).forEach((ifc: Obj, j: number) => {
       const ip = `${path}.interfaces[${j}]`;
       const ni = networks.get(ifc.networkId);
-      if (ifc.networkId && !ni) push("app", id, `${ip}.networkId`, `no network instance with uuid ${ifc.networkId} in this config`);
+      // Also what deleting an instance an app is on gives: the app is named, so the operator knows what uses it.
+      if (ifc.networkId && !ni) push("app", id, `${ip}.networkId`, `app ${quote(app.displayname ?? id)} is on network instance ${ifc.networkId}, which is not in this config (remove the app's interface on it first)`);
       if (ifc.name && !IFNAME_RE.test(ifc.name)) push("app", id, `${ip}.name`, `"${ifc.name}" is not an interface name (1-15 of A-Z a-z 0-9 _ . -)`);
       const ifname = ifc.name || `eth${j}`;
       if (ifnames.has(ifname)) push("app", id, `${ip}.name`, `two interfaces of this app are named ${ifname}`);
@@ -374,6 +359,10 @@ function mountDirProblem(v: unknown): string | null {
   if (s.split("/").some((c) => c === "." || c === "..")) return `${quote(s)} has a . or .. component`;
   if (s.length > 1024) return `${s.length} characters: at most 1024`;
   return null;
+}
+
+function mib(kib: number): number {
+  return Math.round(kib / 1024);
 }
 
 /** A config value in a message, on one line. */

@@ -38,6 +38,7 @@ import {
 } from "./schemas.ts";
 import type { UiAssets } from "./ui-assets.ts";
 import { RANGES } from "../store/metrics-history.ts";
+import { hostView, type HostView } from "../config/device-env.ts";
 import { check } from "./validate.ts";
 
 export { HttpError } from "./errors.ts";
@@ -69,6 +70,8 @@ export interface ConsoleOptions {
   images?: ImageStore;
   /** The host's I/O: every device, what it is, who holds it, why it is not assignable (hardware/). */
   hardware?: () => HardwareStatus;
+  /** The device's memory, networks and ports, as the console's forms check a document against them (config/device-env.ts). */
+  host?: () => HostView;
   /** Who sent a request, where the TCP listener is behind the connection gate (its peer is then the gate). */
   clientAddress?: (req: Request) => string | null;
 }
@@ -384,6 +387,10 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       .get("/status", describe({ tag: "status", summary: "The device's observed state: parts, apps, networks, volumes, content, base OS", ok: any("DeviceStatus (src/model/status.ts)") }), (c) =>
         // The cached body (the hot path above answers most of these before the router); typed as what it is.
         c.body(device.statusJson?.() ?? JSON.stringify(device.status()), 200, { "Content-Type": "application/json" }) as unknown as TypedResponse<DeviceStatus, 200, "json">,
+      )
+      // What validation checks a document against on this device, so the console's forms check the same before the plan.
+      .get("/host", describe({ tag: "status", summary: "The device's memory, own networks and ports: what a config is validated against here", ok: any("`{memoryKiB, networks, ports: [{name, networks, defaultRoute}]}`") }), (c) =>
+        c.json((opts.host ?? hostView)()),
       )
       // Reboot and shutdown are local commands: allowed when managed too, as EVE's local profile server allows.
       .post(

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { validateConfig } from "../config/validate.ts";
+import { DEVICE_ENV } from "../config/device-env.ts";
 import type { OwnedContainer } from "../runtime/containers/types.ts";
 import { readUserData as parseUserData } from "../config/userdata.ts";
 import { desiredFromConfig } from "./desired.ts";
@@ -120,7 +121,7 @@ describe("desired state from an EdgeDevConfig", () => {
     const doc = config([{ n: 1 }, { n: 2 }]);
     doc.contentInfo[0].iformat = "QCOW2";
     doc.volumes[1].origin.downloadContentTreeID = uuid(9999);
-    const d = desiredFromConfig(doc, validateConfig(doc));
+    const d = desiredFromConfig(doc, validateConfig(doc, DEVICE_ENV));
     expect(d.apps[0]!.kind).toBe("vm");
     expect(d.apps[1]!.error).toMatch(/content tree/);
   });

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { ConfigRejected } from "../../src/config/problems.ts";
 import { ConfigService } from "../../src/config/service.ts";
 import { validateConfig } from "../../src/config/validate.ts";
+import { DEVICE_ENV } from "../../src/config/device-env.ts";
 import { EventBus } from "../../src/model/events.ts";
 import { encodeMessage, lookupType } from "../../src/proto/index.ts";
 import { Store } from "../../src/store/index.ts";
@@ -338,7 +339,7 @@ describe(`config validator fuzz (seed ${SEED}, ${CASES} cases per kind)`, () => 
           if (dryRun || res.unchanged) expect(heard.length, label).toBe(before);
           else {
             expect(heard.length, label).toBe(before + 1);
-            expect(validateConfig(heard.last!), label).toEqual([]);
+            expect(validateConfig(heard.last!, DEVICE_ENV), label).toEqual([]);
           }
         } catch (e) {
           if (!(e instanceof ConfigRejected)) throw new Error(`${label}: threw ${(e as Error)?.constructor?.name}: ${(e as Error)?.message ?? e}`);

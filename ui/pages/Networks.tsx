@@ -1,11 +1,21 @@
 // The Networks page: the device's network instances (Local: NAT, DHCP, DNS; Switch: a bridge on a port), each
 // with its state, bridge, addresses, uplink port, the app interfaces on it (with a link to each app's firewall)
-// and its DHCP leases. Reads GET /api/v1/networks, refreshed every 5 s and on device events.
+// and its DHCP leases. Reads GET /api/v1/networks, refreshed every 5 s and on device events. "New network", Change
+// and Delete edit the document (network-edit.ts), checked by the device's own validation in the browser first
+// (device-check.ts), then planned and applied like every change (PlanDialog).
 import { useCallback, useState } from "preact/hooks";
-import { ApiError, type ApiClient } from "../api";
+import { ApiError, type ApiClient, type Problem } from "../api";
+import type { FieldProblem } from "../config-edit";
 import { DataTable } from "../components/DataTable";
+import { NetworkForm } from "../components/NetworkForm";
+import { useConfigChange } from "../components/PlanDialog";
+import { useLiveStatus } from "../components/useLiveStatus";
+import { checkDoc } from "../device-check";
+import { useHostView } from "../components/useHostView";
 import { useLive } from "../hooks";
+import { addNetworkInstance, appsOnNetwork, type Doc, emptyNetwork, type NetworkInput, networkInputOf, networkProblemField, removeNetworkInstance, updateNetworkInstance } from "../network-edit";
 import { Link } from "../router";
+import { useCurrentConfig } from "./Apps";
 
 const POLL_MS = 5_000;
 
@@ -48,6 +58,16 @@ const STATE_BADGE: Record<string, string> = { ONLINE: "badge-ok", INIT: "badge-i
 export function Networks({ api }: { api: ApiClient }) {
   const [instances, setInstances] = useState<NetworkInstance[] | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const status = useLiveStatus(api).status;
+  const managed = status?.device.mode === "managed";
+  const config = useCurrentConfig(api, status?.device.configHash ?? null);
+  const change = useConfigChange(api);
+  const host = useHostView(api);
+  const [form, setForm] = useState<{ mode: "create" | "edit"; uuid: string; initial: NetworkInput; key: number } | null>(null);
+  const [formProblems, setFormProblems] = useState<FieldProblem[]>([]);
+  const [formError, setFormError] = useState<string | null>(null);
+  const [message, setMessage] = useState<{ text: string; error?: boolean } | null>(null);
+  const doc = config.current?.doc ?? null;
 
   const load = useCallback(async () => {
     try {
@@ -60,6 +80,79 @@ export function Networks({ api }: { api: ApiClient }) {
     }
   }, [api]);
   useLive(api.eventsUrl, load, { pollMs: POLL_MS });
+
+  const openCreate = () => {
+    setFormProblems([]);
+    setFormError(null);
+    setMessage(null);
+    void host.reload();
+    setForm({ mode: "create", uuid: crypto.randomUUID(), initial: emptyNetwork(), key: Date.now() });
+  };
+  const openEdit = (uuid: string) => {
+    const initial = networkInputOf(doc, uuid);
+    if (!initial) return;
+    setFormProblems([]);
+    setFormError(null);
+    setMessage(null);
+    void host.reload();
+    setForm({ mode: "edit", uuid, initial, key: Date.now() });
+  };
+  const closeForm = () => {
+    setForm(null);
+    setTimeout(() => document.getElementById("ni-create")?.focus(), 0);
+  };
+  const editOf = (mode: "create" | "edit", uuid: string, input: NetworkInput) => (current: Doc | null) =>
+    mode === "create" ? addNetworkInstance(current, input, uuid) : updateNetworkInstance(current ?? {}, uuid, input);
+  /** The device's problems of this instance in the document, at the form's fields. */
+  const fieldProblems = (sent: Doc, uuid: string, problems: Problem[]): FieldProblem[] => {
+    const index = (sent.networkInstances ?? []).findIndex((n: Doc) => n.uuidandversion?.uuid === uuid);
+    return problems.map((p) => ({ field: networkProblemField(p.path, index) ?? "", message: p.message }));
+  };
+  const check = (mode: "create" | "edit", uuid: string) => (input: NetworkInput) => {
+    const sent = editOf(mode, uuid, input)(doc);
+    const mine = checkDoc(sent, host.view).filter((p) => p.objectKind === "networkInstance" && p.objectId === uuid);
+    return fieldProblems(sent, uuid, mine);
+  };
+  const submit = async (input: NetworkInput) => {
+    if (!form) return;
+    const { mode, uuid } = form;
+    setFormProblems([]);
+    setFormError(null);
+    const outcome = await change.propose({
+      title: mode === "create" ? `Create network ${input.name.trim()}` : `Change network ${input.name.trim()}`,
+      edit: editOf(mode, uuid, input),
+      onProblems: (problems, sent) => setFormProblems(fieldProblems(sent, uuid, problems)),
+      onApplied: (result, applied) => {
+        setForm(null);
+        setMessage({ text: `${input.name.trim()} was ${mode === "create" ? "added" : "changed"} (configuration version ${result.version ?? "?"}). Its state shows below as the device builds it.` });
+        config.applied(applied, result.hash);
+        void load();
+        setTimeout(() => document.getElementById("ni-create")?.focus(), 0);
+      },
+    });
+    if (outcome.status === "failed") setFormError(outcome.message);
+  };
+  const remove = async (uuid: string, name: string) => {
+    setMessage(null);
+    const users = appsOnNetwork(doc, uuid);
+    if (users.length) {
+      setMessage({ text: `${name} cannot be deleted: ${users.length === 1 ? "the app" : "the apps"} ${users.join(", ")} ${users.length === 1 ? "is" : "are"} on it. Remove ${users.length === 1 ? "its interface" : "their interfaces"} on ${name} first.`, error: true });
+      return;
+    }
+    const outcome = await change.propose({
+      title: `Delete network ${name}`,
+      applyLabel: "Delete",
+      danger: true,
+      warning: "Its bridge, DHCP and DNS server and firewall rules are removed.",
+      edit: (current) => removeNetworkInstance(current ?? {}, uuid),
+      onApplied: (result, applied) => {
+        setMessage({ text: `${name} was deleted.` });
+        config.applied(applied, result.hash);
+        void load();
+      },
+    });
+    if (outcome.status === "failed") setMessage({ text: `Could not delete ${name}: ${outcome.message}`, error: true });
+  };
 
   return (
     <section id="networks" class="page" aria-labelledby="page-title">
@@ -74,6 +167,43 @@ export function Networks({ api }: { api: ApiClient }) {
           Could not load the networks: {error}
         </div>
       )}
+      {managed && (
+        <p class="notice banner" id="networks-managed">
+          This device is managed by its controller, which decides its networks: create, change and delete them there.
+        </p>
+      )}
+      <div aria-live="polite" role="status" class="status-line">
+        {message && !message.error && <p class="notice banner">{message.text}</p>}
+      </div>
+      {message?.error && (
+        <div class="banner banner-error" role="alert" id="networks-error">
+          {message.text}
+        </div>
+      )}
+      {!form && (
+        <div class="toolbar">
+          <button type="button" id="ni-create" class="button primary" disabled={managed || !status || !config.current} onClick={openCreate}>
+            New network
+          </button>
+        </div>
+      )}
+      {form && (
+        <div class="card form-card">
+          <NetworkForm
+            key={form.key}
+            mode={form.mode}
+            initial={form.initial}
+            doc={doc}
+            host={host.view}
+            busy={change.busy}
+            problems={formProblems}
+            error={formError}
+            check={check(form.mode, form.uuid)}
+            onSubmit={(input) => void submit(input)}
+            onCancel={closeForm}
+          />
+        </div>
+      )}
       {!instances && !error && <p class="muted">Loading…</p>}
       {instances && instances.length === 0 && <p class="empty card">No network instances. Apps with no interfaces have no network.</p>}
       {(instances ?? []).map((ni) => (
@@ -82,6 +212,16 @@ export function Networks({ api }: { api: ApiClient }) {
             <h2 id={`ni-${ni.uuid}`}>
               {ni.name} {ni.kind && <span class="badge badge-neutral">{ni.kind}</span>} <span class={`badge ${STATE_BADGE[ni.state] ?? "badge-neutral"}`}>{ni.state}</span>
             </h2>
+            {!managed && networkInputOf(doc, ni.uuid) && (
+              <div class="actions">
+                <button type="button" class="button secondary small ni-edit" disabled={!!form} onClick={() => openEdit(ni.uuid)}>
+                  Change<span class="visually-hidden"> {ni.name}</span>
+                </button>
+                <button type="button" class="button ghost small ni-delete" disabled={!!form} onClick={() => void remove(ni.uuid, ni.name)}>
+                  Delete<span class="visually-hidden"> {ni.name}</span>
+                </button>
+              </div>
+            )}
           </div>
           {ni.error && (
             <p class="form-error" role="alert">
@@ -174,6 +314,7 @@ export function Networks({ api }: { api: ApiClient }) {
           )}
         </section>
       ))}
+      {change.dialog}
     </section>
   );
 }
