@@ -12,6 +12,7 @@
 // - the app: fixedresources in KiB, userData = base64 of `KEY=VALUE` lines (the container's environment).
 
 import { type ContentTreeModel, deviceModel, type DeviceModel } from "../src/config/model.ts";
+import { interfaceProblemField } from "./interfaces-edit";
 import { decodeBase64, encodeBase64, ENV_KEY_RE, type EnvVar, envToUserData, readUserData, type UserDataKind } from "../src/config/userdata.ts";
 
 export type Doc = Record<string, any>;
@@ -491,6 +492,8 @@ export function problemField(doc: Doc, uuid: string, path: string): FieldKey | n
     if (rest.startsWith("fixedresources.vcpus")) return "vcpus";
     if (rest.startsWith("fixedresources")) return "memory";
     if (rest.startsWith("userData")) return "env";
+    if (rest.startsWith("startDelayInSeconds")) return "vm.startDelay";
+    if (rest.startsWith("interfaces")) return interfaceProblemField(rest, app);
     const ref = /^volumeRefList\[(\d+)\](?:\.(\w+))?/.exec(rest);
     if (ref) return Number(ref[1]) === 0 ? "source" : ref[2] === "mountDir" ? `volumes.${Number(ref[1]) - 1}.mountDir` : `volumes.${Number(ref[1]) - 1}`;
     if (rest.startsWith("volumeRefList")) return "source";
@@ -650,12 +653,12 @@ function userDataField(env: EnvVar[]): Doc {
   return userData ? { userData } : {};
 }
 
-function bumpVersion(app: Doc): void {
+export function bumpVersion(app: Doc): void {
   const current = Number.parseInt(String(app.uuidandversion?.version ?? "0"), 10);
   app.uuidandversion = { ...app.uuidandversion, version: String(Number.isFinite(current) ? current + 1 : 1) };
 }
 
-function findOrAddDatastore(doc: Doc, want: { dType: string; fqdn: string }, newId: () => string): string {
+export function findOrAddDatastore(doc: Doc, want: { dType: string; fqdn: string }, newId: () => string): string {
   const same = (doc.datastores as Doc[]).find(
     (d) => d.dType === want.dType && String(d.fqdn ?? "").replace(/\/+$/, "").toLowerCase() === want.fqdn.toLowerCase() && !d.dpath,
   );
@@ -686,7 +689,7 @@ function addDataVolume(doc: Doc, appName: string, v: VolumeInput, newId: () => s
  * else) refers to, then datastores nothing refers to. "Refers" is any string field anywhere in the rest of the
  * document equal to the id, so a base-OS or another kind of object keeping a content tree keeps it.
  */
-function removeUnreferenced(doc: Doc, volumeIds: string[], datastoreIds: string[]): void {
+export function removeUnreferenced(doc: Doc, volumeIds: string[], datastoreIds: string[]): void {
   const trees = new Set<string>();
   const stores = new Set<string>(datastoreIds);
   for (const id of volumeIds) {

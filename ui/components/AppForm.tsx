@@ -13,6 +13,13 @@ import {
   validateContainerAppInput,
   type Doc,
 } from "../config-edit";
+import { interfacesOf, portMapProblems } from "../interfaces-edit";
+import { readVm } from "../vm-edit";
+import { sectionFieldId } from "../pages/app-form/ids";
+import { InterfacesSection } from "../pages/app-form/InterfacesSection";
+import { emptyVm, type InterfaceRow, interfaceRowsFrom, toInterfaces, toVmInput, vmProblems, type VmValues, vmValuesFrom } from "../pages/app-form/values";
+import { VmDisksSection, VmImageSection, VmSettingsSection } from "../pages/app-form/VmSection";
+import { fieldHelpers } from "./form-fields";
 
 /** What the error summary calls a field (env and volume messages name their row themselves). */
 const FIELD_NAMES: Record<string, string> = {
@@ -46,6 +53,7 @@ interface VolumeRow {
 }
 
 export interface AppFormValues {
+  kind: "container" | "vm";
   name: string;
   sourceKind: "registry" | "url";
   registry: string;
@@ -57,12 +65,17 @@ export interface AppFormValues {
   vcpus: string;
   env: EnvRow[];
   volumes: VolumeRow[];
+  vm: VmValues;
+  interfaces: InterfaceRow[];
 }
 
 export function emptyAppForm(doc: Doc | null): AppFormValues {
   // Offer the registry the device already uses, if any.
   const registry = [...(doc?.datastores ?? [])].reverse().find((d: Doc) => d.dType === "DsContainerRegistry");
   return {
+    kind: "container",
+    vm: emptyVm(),
+    interfaces: [],
     name: "",
     sourceKind: "registry",
     registry: registry ? normalizeRegistry(registry.fqdn ?? "") : "",
@@ -77,8 +90,12 @@ export function emptyAppForm(doc: Doc | null): AppFormValues {
   };
 }
 
-export function appFormFrom(view: AppView): AppFormValues {
+export function appFormFrom(view: AppView, doc: Doc | null = null): AppFormValues {
+  const vm = view.kind === "vm" ? readVm(doc, view.uuid) : null;
   return {
+    kind: view.kind === "vm" ? "vm" : "container",
+    vm: vm ? vmValuesFrom(vm) : emptyVm(),
+    interfaces: interfaceRowsFrom(interfacesOf(doc, view.uuid)),
     name: view.name,
     sourceKind: "registry",
     registry: "",
@@ -133,6 +150,8 @@ function toNumber(s: string): number {
 
 /** The DOM id of the input a field key is about. */
 export function fieldDomId(field: string): string {
+  const inSection = sectionFieldId(field);
+  if (inSection) return inSection;
   const m = /^(env|volumes)\.(\d+)(?:\.(\w+))?$/.exec(field);
   if (m) {
     if (m[1] === "env") return `env-${m[3] === "value" ? "value" : "key"}-${m[2]}`;
@@ -162,9 +181,15 @@ export interface AppFormProps {
   error: string | null;
   onSubmit: (values: AppFormValues, envEditable: boolean) => void;
   onCancel: () => void;
+  /** The device's own validation of the document these values make (device-check.ts): its problems, at fields. */
+  check?: (values: AppFormValues, envEditable: boolean) => FieldProblem[];
+  /** The network instances an interface can be on. */
+  networks?: { uuid: string; name: string; kind: string; subnet: string | null }[];
+  /** Images in the configuration a VM can boot from. */
+  images?: { uuid: string; name: string; format: string }[];
 }
 
-export function AppForm({ mode, initial, doc, view, busy, problems: external, error, onSubmit, onCancel }: AppFormProps) {
+export function AppForm({ mode, initial, doc, view, busy, problems: external, error, onSubmit, onCancel, check, networks = [], images = [] }: AppFormProps) {
   const [v, setV] = useState<AppFormValues>(initial);
   const [local, setLocal] = useState<FieldProblem[]>([]);
   const formRef = useRef<HTMLFormElement>(null);
@@ -205,8 +230,16 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
   const submit = (event: TargetedSubmitEvent<HTMLFormElement>) => {
     event.preventDefault();
     if (busy) return;
+    const names = (doc?.apps ?? []).map((a: Doc) => a.displayname);
     const found =
-      mode === "create" ? validateContainerAppInput(toCreateInput(v), doc) : validateAppChanges(toChanges(v, envEditable));
+      v.kind === "vm"
+        ? vmProblems(mode === "create" ? toVmInput(v.name, v.memory, v.vcpus, v.vm, v.interfaces) : null, v.vm, mode, toNumber(v.memory), toNumber(v.vcpus), names)
+        : mode === "create"
+          ? validateContainerAppInput(toCreateInput(v), doc)
+          : validateAppChanges(toChanges(v, envEditable));
+    found.push(...portMapProblems(toInterfaces(v.interfaces)));
+    // What the form cannot see is the device's to say: its own validation of the document, here, before the plan.
+    if (!found.length && check) found.push(...check(v, envEditable));
     setLocal(found);
     if (found.length) {
       // Wait for the error texts to render, then focus the first faulty field.
@@ -239,7 +272,8 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
       </p>
     ) : null;
 
-  const heading = mode === "create" ? "New container app" : `Change ${v.name}`;
+  const heading = mode === "create" ? (v.kind === "vm" ? "New virtual machine" : "New app") : `Change ${v.name}`;
+  const sf = fieldHelpers(problems, fieldDomId);
   return (
     <form ref={formRef} class="form app-form" id="app-form" onSubmit={submit} noValidate aria-labelledby="app-form-title">
       <h2 id="app-form-title" tabIndex={-1}>
@@ -278,6 +312,17 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
 
       {mode === "create" ? (
         <>
+          <fieldset class="radios" id="app-kind">
+            <legend class="field-label">What to run</legend>
+            <label class="radio">
+              <input type="radio" id="app-kind-container" name="kind" checked={v.kind === "container"} onChange={() => set("kind", "container")} />
+              A container (from a container image)
+            </label>
+            <label class="radio">
+              <input type="radio" id="app-kind-vm" name="kind" checked={v.kind === "vm"} onChange={() => set("kind", "vm")} />
+              A virtual machine (from a disk image or an installer ISO)
+            </label>
+          </fieldset>
           <div class="field">
             <label for="app-name">Name</label>
             <p class="field-hint" id="app-name-hint">
@@ -297,6 +342,7 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
             {fieldError("name")}
           </div>
 
+          {v.kind === "container" ? (
           <fieldset class="fieldset">
             <legend>Image</legend>
             <fieldset class="radios">
@@ -427,6 +473,9 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
               </>
             )}
           </fieldset>
+          ) : (
+            <VmImageSection mode={mode} vm={v.vm} setVm={(u) => setV((o) => ({ ...o, vm: u(o.vm) }))} f={sf} images={images} image={view?.image} />
+          )}
         </>
       ) : (
         view && (
@@ -475,6 +524,7 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
         </div>
       </fieldset>
 
+      {v.kind === "container" ? (
       <fieldset class="fieldset">
         <legend>Environment</legend>
         {envEditable ? (
@@ -549,7 +599,11 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
           </p>
         )}
       </fieldset>
+      ) : (
+        <VmSettingsSection mode={mode} vm={v.vm} setVm={(u) => setV((o) => ({ ...o, vm: u(o.vm) }))} f={sf} images={images} image={view?.image} />
+      )}
 
+      {v.kind === "container" ? (
       <fieldset class="fieldset">
         <legend>Volumes</legend>
         <p class="field-hint">
@@ -629,6 +683,11 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
           </button>
         </div>
       </fieldset>
+      ) : (
+        <VmDisksSection mode={mode} vm={v.vm} setVm={(u) => setV((o) => ({ ...o, vm: u(o.vm) }))} f={sf} images={images} image={view?.image} />
+      )}
+
+      <InterfacesSection rows={v.interfaces} setRows={(u) => setV((o) => ({ ...o, interfaces: u(o.interfaces) }))} f={sf} networks={networks} appUuid={view?.uuid} restartNote={mode === "edit" && v.kind === "vm"} />
 
       <div class="form-actions">
         <button type="submit" id="app-submit" class="button primary" disabled={busy}>

@@ -5,6 +5,7 @@ import { ApiError, type Problem } from "../api";
 import { ACTION_LABELS, type Doc, fieldLabels, kindLabel, type PlanStep, stepDetails } from "../config-edit";
 import type { ApplyResult, AppsApi } from "../api";
 import { Modal } from "./Modal";
+import { vmStepDetails } from "../vm-edit";
 
 export interface ChangeRequest {
   /** The dialog's heading: "Create app web", "Delete app web". */
@@ -153,7 +154,7 @@ function PlanDialog({ state, onApply, onCancel }: { state: PlanState; onApply: (
             </p>
             <ol class="plan-steps" aria-label="Planned changes">
               {steps.map((step) => {
-                const details = stepDetails(step, state.before, state.after);
+                const details = [...stepDetails(step, state.before, state.after), ...vmStepDetails(step, state.before, state.after)];
                 const fields = step.action === "change" ? fieldLabels(step.fields) : [];
                 return (
                   <li key={`${step.kind}:${step.id}`} class="plan-step" data-action={step.action} data-kind={step.kind}>

@@ -2,12 +2,14 @@
 // interfaces (with a link to its firewall: rules and hit counters), actions and logs.
 import { useState } from "preact/hooks";
 import type { ApiClient, AppStatus, Problem } from "../api";
-import { type Doc, type FieldProblem, problemField, readApp, removeApp, updateApp } from "../config-edit";
+import { type Doc, type FieldProblem, readApp, removeApp } from "../config-edit";
+import { useHostView } from "../components/useHostView";
+import { appCheck, appFieldProblems, networksOf, updateDoc } from "./app-form/build";
 import { formatDateTime, shortHash } from "../format";
 import { AppConsole } from "../components/AppConsole";
 import { AppDisplay } from "../components/AppDisplay";
 import { AppActions, AppStateView } from "../components/AppControls";
-import { AppForm, appFormFrom, type AppFormValues, toChanges } from "../components/AppForm";
+import { AppForm, appFormFrom, type AppFormValues } from "../components/AppForm";
 import { AppLogs } from "../components/AppLogs";
 import { useConfigChange } from "../components/PlanDialog";
 import { useLiveStatus } from "../components/useLiveStatus";
@@ -28,6 +30,7 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
   const [formProblems, setFormProblems] = useState<FieldProblem[]>([]);
   const [formError, setFormError] = useState<string | null>(null);
   const [message, setMessage] = useState<{ text: string; error?: boolean } | null>(null);
+  const host = useHostView(api);
 
   const status = live.status;
   const managed = status?.device.mode === "managed";
@@ -44,7 +47,8 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
     setFormProblems([]);
     setFormError(null);
     setMessage(null);
-    setEditing({ initial: appFormFrom(view), key: Date.now() });
+    void host.reload();
+    setEditing({ initial: appFormFrom(view, doc), key: Date.now() });
   };
   const closeForm = () => {
     setEditing(null);
@@ -52,17 +56,15 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
   };
 
   const save = async (values: AppFormValues, envEditable: boolean) => {
-    const changes = toChanges(values, envEditable);
     setFormProblems([]);
     setFormError(null);
     const outcome = await change.propose({
       title: `Change app ${name}`,
       edit: (current) => {
         if (!current || !readApp(current, uuid)) throw new Error(`${name} is not in the device's configuration any more.`);
-        return updateApp(current, uuid, changes);
+        return updateDoc(current, uuid, values, envEditable);
       },
-      onProblems: (problems: Problem[], sent: Doc) =>
-        setFormProblems(problems.map((p) => ({ field: problemField(sent, uuid, p.path) ?? "", message: p.path ? `${p.message} (${p.path})` : p.message }))),
+      onProblems: (problems: Problem[], sent: Doc) => setFormProblems(appFieldProblems(sent, uuid, problems, values.kind, true)),
       onApplied: (result, applied) => {
         setEditing(null);
         setMessage({ text: `The changes to ${name} were applied (configuration version ${result.version ?? "?"}). The device now recreates the app with them.` });
@@ -179,6 +181,8 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
                 error={formError}
                 onSubmit={(values, envEditable) => void save(values, envEditable)}
                 onCancel={closeForm}
+                check={appCheck(doc, host.view, "edit", uuid)}
+                networks={networksOf(doc)}
               />
             ) : (
               <Facts app={app} view={view} />

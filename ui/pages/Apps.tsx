@@ -1,9 +1,12 @@
 // The Apps page: every app with its live state, the create form, and the actions on each app.
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, type ApiClient, type AppsApi, type AppStatus, type CurrentConfig, type Problem } from "../api";
-import { addContainerApp, type Doc, type FieldProblem, problemField, readApp, removeApp } from "../config-edit";
+import { type Doc, type FieldProblem, readApp, removeApp } from "../config-edit";
 import { AppActions, AppStateView } from "../components/AppControls";
-import { AppForm, type AppFormValues, emptyAppForm, toCreateInput } from "../components/AppForm";
+import { AppForm, type AppFormValues, emptyAppForm } from "../components/AppForm";
+import { useHostView } from "../components/useHostView";
+import { vmImageChoices } from "../vm-edit";
+import { appCheck, appFieldProblems, createDoc, networksOf } from "./app-form/build";
 import { useConfigChange } from "../components/PlanDialog";
 import { useLiveStatus } from "../components/useLiveStatus";
 import { DataTable } from "../components/DataTable";
@@ -25,6 +28,7 @@ export function Apps({ api }: AppsProps) {
   const [formProblems, setFormProblems] = useState<FieldProblem[]>([]);
   const [formError, setFormError] = useState<string | null>(null);
   const [message, setMessage] = useState<Message>(null);
+  const host = useHostView(api);
 
   // A deletion made on an app's own page says so here (/apps?deleted=<name>).
   const deleted = location.query.get("deleted");
@@ -45,6 +49,7 @@ export function Apps({ api }: AppsProps) {
     setFormProblems([]);
     setFormError(null);
     setMessage(null);
+    void host.reload();
     setForm({ initial: emptyAppForm(doc), key: Date.now() });
   };
   const closeForm = () => {
@@ -52,28 +57,21 @@ export function Apps({ api }: AppsProps) {
     setTimeout(() => document.getElementById("app-create")?.focus(), 0);
   };
 
-  const problemsFor = (uuid: (sent: Doc) => string | undefined) => (problems: Problem[], sent: Doc) => {
-    const id = uuid(sent);
-    setFormProblems(problems.map((p) => ({ field: (id && problemField(sent, id, p.path)) || "", message: p.path ? `${p.message} (${p.path})` : p.message })));
-  };
-
   const create = async (values: AppFormValues) => {
-    const input = toCreateInput(values);
+    const name = values.name.trim();
     setFormProblems([]);
     setFormError(null);
     const outcome = await change.propose({
-      title: `Create app ${input.name}`,
+      title: `Create ${values.kind === "vm" ? "virtual machine" : "app"} ${name}`,
       applyLabel: "Apply",
-      edit: (current) => {
-        if ((current?.apps ?? []).some((a: Doc) => a.displayname === input.name)) {
-          throw new Error(`There is already an app named ${input.name}. Choose another name.`);
-        }
-        return addContainerApp(current, input);
+      edit: (current) => createDoc(current, values),
+      onProblems: (problems: Problem[], sent: Doc) => {
+        const id = (sent.apps ?? []).find((a: Doc) => a.displayname === name)?.uuidandversion?.uuid;
+        setFormProblems(appFieldProblems(sent, id, problems, values.kind, true));
       },
-      onProblems: problemsFor((sent) => (sent.apps ?? []).find((a: Doc) => a.displayname === input.name)?.uuidandversion?.uuid),
       onApplied: (result, applied) => {
         setForm(null);
-        setMessage({ text: `${input.name} was added (configuration version ${result.version ?? "?"}). Its state is shown in the list as the device sets it up.` });
+        setMessage({ text: `${name} was added (configuration version ${result.version ?? "?"}). Its state is shown in the list as the device sets it up.` });
         config.applied(applied, result.hash);
         void live.refresh();
         setTimeout(() => document.getElementById("app-create")?.focus(), 0);
@@ -148,7 +146,7 @@ export function Apps({ api }: AppsProps) {
             aria-describedby={managed ? "apps-managed" : undefined}
             onClick={openForm}
           >
-            Create app
+            New app
           </button>
         </div>
       )}
@@ -165,6 +163,9 @@ export function Apps({ api }: AppsProps) {
             error={formError}
             onSubmit={(values) => void create(values)}
             onCancel={closeForm}
+            check={appCheck(doc, host.view, "create")}
+            networks={networksOf(doc)}
+            images={vmImageChoices(doc)}
           />
         </div>
       )}
@@ -182,7 +183,7 @@ export function Apps({ api }: AppsProps) {
           {apps.length === 0 ? (
             <p class="empty">
               No apps yet.{" "}
-              {managed ? "Apps appear here when the controller deploys them." : "Create one from a container image with Create app."}
+              {managed ? "Apps appear here when the controller deploys them." : "Create a container or a virtual machine with New app."}
             </p>
           ) : (
             <DataTable labelledBy="apps-list-heading" class="apps-table" columns={["App", "State", "Image", "Actions"]}>
