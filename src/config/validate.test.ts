@@ -119,13 +119,13 @@ describe("app interfaces and ACLs", () => {
   test("one device port mapped twice is refused at the second mapping", () => {
     const pm = (port: string) => ({ matches: [{ type: "protocol", value: "tcp" }, { type: "lport", value: port }], actions: [{ portmap: true, appPort: 80 }] });
     const d = doc({ interfaces: [{ name: "eth0", networkId: U(10), acls: [pm("8080"), pm("8081"), pm("8080")] }] });
-    expect(paths(d)).toEqual([expect.stringMatching(/^apps\[0\]\.interfaces\[0\]\.acls\[2\]: port 8080\/tcp of eth0 is already mapped by apps\[0\]\.interfaces\[0\]\.acls\[0\]/)]);
+    expect(paths(d)).toEqual([expect.stringMatching(/^apps\[0\]\.interfaces\[0\]\.acls\[2\]: port 8080\/tcp of eth0 is already mapped by app "web" \(apps\[0\]\.interfaces\[0\]\.acls\[0\]\)$/)]);
   });
 
   test("one device port mapped by two apps is refused at the second app, naming the first", () => {
     const pm = { matches: [{ type: "protocol", value: "tcp" }, { type: "lport", value: "8080" }], actions: [{ portmap: true, appPort: 80 }] };
     const app = (n: number, name: string) => ({ uuidandversion: { uuid: U(n) }, displayname: name, volumeRefList: [{ uuid: U(3) }], interfaces: [{ name: "eth0", networkId: U(10), acls: [pm] }] });
-    expect(paths(doc({ apps: [app(20, "web"), app(21, "api")] }))).toEqual([expect.stringMatching(/^apps\[1\]\.interfaces\[0\]\.acls\[0\]: port 8080\/tcp of eth0 is already mapped by apps\[0\]/)]);
+    expect(paths(doc({ apps: [app(20, "web"), app(21, "api")] }))).toEqual([expect.stringMatching(/^apps\[1\]\.interfaces\[0\]\.acls\[0\]: port 8080\/tcp of eth0 is already mapped by app "web" \(apps\[0\]\.interfaces\[0\]\.acls\[0\]\)$/)]);
   });
 
   test("an app on a network instance that is not in the config (deleted while in use) is refused, naming the app", () => {

@@ -231,7 +231,7 @@ export function readConfig(input: Obj, env: ValidationEnv): { model: DeviceModel
       ifnames.add(ifname);
       if (ifc.addr && !parseIp(ifc.addr)) push("app", id, `${ip}.addr`, `"${ifc.addr}" is not an IP address`);
       else if (ifc.addr && ni?.subnet && !contains(ni.subnet, parseIp(ifc.addr)!)) {
-        push("app", id, `${ip}.addr`, `${ifc.addr} is outside the subnet of network instance ${ifc.networkId}`);
+        push("app", id, `${ip}.addr`, `${ifc.addr} is outside the subnet ${ni.obj.ip?.subnet} of network instance ${quote(ni.obj.displayname || ifc.networkId)}`);
       } else if (ifc.addr && ni) {
         if (ni.obj.ip?.gateway === ifc.addr) push("app", id, `${ip}.addr`, `${ifc.addr} is the gateway of network instance ${ifc.networkId}`);
         const key = `${ifc.networkId}/${ifc.addr}`;
@@ -256,7 +256,7 @@ export function readConfig(input: Obj, env: ValidationEnv): { model: DeviceModel
           const m = (t: string) => (ace.matches ?? []).find((x: Obj) => x.type === t)?.value;
           const key = `${ni.obj.port?.name ?? ""}/${(m("protocol") ?? "tcp").toLowerCase()}/${m("lport")}`;
           if (portmaps.has(key)) push("app", id, `${ip}.acls[${k}]`, `port ${m("lport")}/${(m("protocol") ?? "tcp").toLowerCase()} of ${ni.obj.port?.name || "the uplink"} is already mapped by ${portmaps.get(key)}`);
-          else portmaps.set(key, `${ip}.acls[${k}]`);
+          else portmaps.set(key, `app ${quote(app.displayname ?? id)} (${ip}.acls[${k}])`);
         });
       }
     });
