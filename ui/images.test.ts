@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { readConfig } from "../src/config/validate.ts";
+import { NO_ENV, readConfig } from "../src/config/validate.ts";
 import { IMPORTED_DATASTORE, imageSources, type ImportedImage, withImportedImage } from "./images";
 
 const image = (over: Partial<ImportedImage>): ImportedImage => ({
@@ -36,7 +36,7 @@ describe("imported images for the app form", () => {
     expect(again.contentTreeId).toBe(a.contentTreeId);
     expect(b.doc.datastores).toEqual([{ ...IMPORTED_DATASTORE }]);
     expect(b.doc.contentInfo).toHaveLength(2);
-    const { model, problems } = readConfig(b.doc);
+    const { model, problems } = readConfig(b.doc, NO_ENV);
     expect(problems).toEqual([]);
     expect(model.contentTrees.map((t) => [t.name, t.format, t.sha256, t.faults])).toEqual([
       ["debian 12", "QCOW2", "a".repeat(64), []],
