@@ -4,6 +4,7 @@
 // ways. Building the model is part of validation (validate.ts): what cannot be built for every place a field is
 // used (a file, a command line, an interface name, the kernel) is a problem, with its path, and a local document
 // with a problem is refused whole. Pure: no node:, no Bun APIs (ui/ bundles it).
+import { type CipherBlockModel, type CipherContextModel, cipherBlockModel, cipherContextModel } from "./cipher.ts";
 import { resolvePortLabel, type PortResolution } from "./ports.ts";
 import type { ObjectKind, ObjectProblem } from "./problems.ts";
 import { readUserData, type UserData } from "./userdata.ts";
@@ -97,6 +98,8 @@ export interface AppModel {
   purgeCounter: number;
   startDelaySec: number;
   /** Why the app cannot run as configured, though the config is accepted (EVE holds the app in error). */
+  /** `cipherData`: protected user data encrypted for this device (config/cipher.ts); it replaces `userData` once opened. */
+  cipher: CipherBlockModel | null;
   faults: string[];
 }
 
@@ -236,6 +239,8 @@ export interface DatastoreModel {
   dpath: string;
   username: string | null;
   password: string | null;
+  /** `cipherData`: the credentials encrypted for this device (config/cipher.ts), opened where they are used. */
+  cipher: CipherBlockModel | null;
 }
 
 /** The config's `baseos`: the base OS version to run. */
@@ -260,6 +265,8 @@ export interface DeviceModel {
   baseOs: BaseOsModel | null;
   /** `configItems`, key → value (a repeated key's last value). */
   configItems: Record<string, string>;
+  /** `cipherContexts`: how the cipher blocks of datastores and apps are opened. */
+  cipherContexts: CipherContextModel[];
   /** Each port label of the config (NI ports, system adapters), resolved once. */
   portLabels: ReadonlyMap<string, PortResolution>;
 }
@@ -276,6 +283,7 @@ export const EMPTY_MODEL: DeviceModel = Object.freeze({
   datastores: [],
   baseOs: null,
   configItems: {},
+  cipherContexts: [],
   portLabels: new Map(),
 }) as DeviceModel;
 
@@ -367,6 +375,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
     dpath: String(ds?.dpath ?? ""),
     username: ds?.apiKey ? String(ds.apiKey) : null,
     password: ds?.password ? String(ds.password) : null,
+    cipher: cipherBlockModel(ds?.cipherData),
   }));
   const dsById = new Map(datastores.map((d) => [d.id, d]));
   const apps: Doc[] = list(doc.apps);
@@ -501,6 +510,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
       restartCounter: Number(a?.restart?.counter ?? 0),
       purgeCounter: Number(a?.purge?.counter ?? 0),
       startDelaySec: Number(a?.startDelayInSeconds ?? 0),
+      cipher: cipherBlockModel(a?.cipherData),
       faults,
     };
   });
@@ -524,6 +534,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
     datastores,
     baseOs,
     configItems,
+    cipherContexts: list(doc.cipherContexts).map(cipherContextModel),
     portLabels,
   };
   return { model, problems };

@@ -2,8 +2,9 @@
 // ECDH certificates. Every leaf must chain to config/root-certificate.pem; the set is checkpointed in
 // persist/checkpoint/controllercerts (EVE's name and format: the ZControllerCert bytes).
 import { decodeMessage, type ZControllerCert, ZCertType } from "../proto/index.ts";
+import { p256PublicPoint } from "./cipher.ts";
 import { type ControllerSigner, signerFromPem } from "./envelope.ts";
-import { ChainError, splitPemCertificates, verifyChain } from "./x509.ts";
+import { ChainError, sha256, splitPemCertificates, verifyChain } from "./x509.ts";
 
 export const Z_CONTROLLER_CERT = "org.lfedge.eve.certs.ZControllerCert";
 
@@ -12,6 +13,8 @@ export interface ControllerCerts {
   raw: Uint8Array;
   signer: ControllerSigner;
   ecdh: number;
+  /** The ECDH exchange certificates (what cipher contexts name): the hash the controller sent, sha256 of the PEM, the P-256 point. */
+  ecdhCerts: { hash: Uint8Array; pemHash: Uint8Array; pem: Uint8Array; publicKey: Uint8Array }[];
   intermediates: number;
 }
 
@@ -28,11 +31,11 @@ export async function verifyControllerCerts(raw: Uint8Array, rootPem: string, at
   }
   const text = (b: Uint8Array | undefined) => new TextDecoder().decode(b ?? new Uint8Array(0));
   const intermediates: string[] = [];
-  const leaves: { type: ZCertType; pem: Uint8Array }[] = [];
+  const leaves: { type: ZCertType; pem: Uint8Array; hash: Uint8Array }[] = [];
   for (const c of msg.certs ?? []) {
     const type = c.type ?? ZCertType.CERT_TYPE_CONTROLLER_NONE;
     if (type === ZCertType.CERT_TYPE_CONTROLLER_INTERMEDIATE) intermediates.push(...splitPemCertificates(text(c.cert)));
-    else if (type === ZCertType.CERT_TYPE_CONTROLLER_SIGNING || type === ZCertType.CERT_TYPE_CONTROLLER_ECDH_EXCHANGE) leaves.push({ type, pem: c.cert ?? new Uint8Array(0) });
+    else if (type === ZCertType.CERT_TYPE_CONTROLLER_SIGNING || type === ZCertType.CERT_TYPE_CONTROLLER_ECDH_EXCHANGE) leaves.push({ type, pem: c.cert ?? new Uint8Array(0), hash: c.certHash ?? new Uint8Array(0) });
     else throw new ChainError(`unknown certificate type ${type} in the controller's certificates`);
   }
   const signing = leaves.filter((l) => l.type === ZCertType.CERT_TYPE_CONTROLLER_SIGNING);
@@ -52,5 +55,14 @@ export async function verifyControllerCerts(raw: Uint8Array, rootPem: string, at
   } catch (e) {
     throw new ChainError(`the controller's signing certificate is unusable: ${(e as Error).message}`);
   }
-  return { raw, signer, ecdh: leaves.length - 1, intermediates: intermediates.length };
+  const ecdhCerts: ControllerCerts["ecdhCerts"] = [];
+  for (const leaf of leaves) {
+    if (leaf.type !== ZCertType.CERT_TYPE_CONTROLLER_ECDH_EXCHANGE) continue;
+    try {
+      ecdhCerts.push({ hash: leaf.hash, pemHash: sha256(leaf.pem), pem: leaf.pem, publicKey: p256PublicPoint(leaf.pem) });
+    } catch {
+      // Not P-256: a block under it says that its certificate is not usable (not found among the usable ones).
+    }
+  }
+  return { raw, signer, ecdh: leaves.length - 1, ecdhCerts, intermediates: intermediates.length };
 }

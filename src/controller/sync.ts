@@ -14,11 +14,13 @@ import type { ControllerLink, DeviceStatus, PartStatus } from "../model/status.t
 import type { EventBus } from "../model/events.ts";
 import {
   AttestVersionType,
+  CommonHashAlgorithm,
   decodeMessage,
   encodeMessage,
   lookupType,
   ZAttestReqType,
   ZAttestResponseCode,
+  ZCertType,
   type ConfigRequest,
   type FlowMessage,
   type UuidResponse,
@@ -31,6 +33,8 @@ import { type AppSample, sampleDevice } from "../telemetry/metrics.ts";
 import { appBundle, bundleLines, deviceBundle, entryFromRow } from "../telemetry/newlogs.ts";
 import { Checkpoints, CONTROLLER_CERTS, LAST_CONFIG } from "./checkpoint.ts";
 import { type ControllerCerts, verifyControllerCerts } from "./certs.ts";
+import { CipherError, CipherOpener, type EcdhIdentity, loadOrCreateEcdh } from "./cipher.ts";
+import type { SecretOpener } from "../config/cipher.ts";
 import { EnvelopeError, open, seal, unwrap } from "./envelope.ts";
 import { callController, type HttpResult, isProto, parseControllerAddress, PROTO_MIME, serverFileForm, TransportError } from "./http.ts";
 import { DeviceIdentity, IDENTITY_FILES, writePrivate } from "./identity.ts";
@@ -127,6 +131,8 @@ export interface ControllerStatus {
   identity: { serial: string; softSerial: string; fingerprint: string; onboardingCertificate: boolean };
   rootCertificate: { present: boolean; subjects: string[] };
   controllerCertificate: { subject: string; hash: string } | null;
+  /** The device's ECDH exchange certificate (object-level encryption) and whether the controller has it. */
+  ecdhCertificate: { hash: string | null; sent: boolean; detail: string | null };
   outbox: OutboxDepth & OutboxCounters;
 }
 
@@ -174,6 +180,10 @@ export class Controller implements ControllerLink {
   private readonly checkpoints: Checkpoints;
   private base: string | null = null;
   private certs: ControllerCerts | null = null;
+  /** Moves whenever the controller's certificates are (re)verified: opened cipher blocks are then re-read. */
+  private certsEpoch = 0;
+  private ecdh: EcdhIdentity | null = null;
+  private ecdhDetail: string | null = null;
   private stopped = true;
   private readonly syncWaiter = new Waiter();
   private readonly drainWaiter = new Waiter();
@@ -220,6 +230,12 @@ export class Controller implements ControllerLink {
   async start(): Promise<void> {
     if (!this.stopped) return;
     this.stopped = false;
+    try {
+      this.ecdh ??= await loadOrCreateEcdh(this.deps.configDir, this.identity.device);
+    } catch (e) {
+      this.ecdhDetail = (e as Error).message;
+      this.log.error(`object-level encryption is off: ${this.ecdhDetail}`);
+    }
     if (this.base) await this.applyCheckpoint();
     this.connection = this.base ? "connecting" : "not-configured";
     this.loops.push(this.syncLoop(), this.drainLoop());
@@ -303,6 +319,11 @@ export class Controller implements ControllerLink {
       },
       rootCertificate: { present: root !== null, subjects: root ? rootSubjects(root) : [] },
       controllerCertificate: this.certs ? { subject: this.certs.signer.subject, hash: Buffer.from(this.certs.signer.hash).toString("hex") } : null,
+      ecdhCertificate: {
+        hash: this.ecdh ? Buffer.from(this.ecdh.hash.subarray(0, 16)).toString("hex") : null,
+        sent: !!this.ecdh && this.state("ecdh.sent") === Buffer.from(this.ecdh.hash).toString("hex"),
+        detail: this.ecdhDetail,
+      },
       outbox: { ...this.outbox.depth(), ...this.outbox.counts() },
     };
   }
@@ -334,7 +355,7 @@ export class Controller implements ControllerLink {
       this.writeServer(base);
       this.base = base;
       this.certs = null;
-      for (const k of ["uuid", "registration", "config.hash", "integrityToken", "info.reported"]) this.deleteState(k);
+      for (const k of ["uuid", "registration", "config.hash", "integrityToken", "info.reported", "ecdh.sent"]) this.deleteState(k);
       this.refused = null;
       this.registration = null;
       this.connection = "connecting";
@@ -344,6 +365,20 @@ export class Controller implements ControllerLink {
     this.failures = 0;
     this.syncWaiter.wake();
     return this.status();
+  }
+
+  /**
+   * Opens the config's cipher blocks (config/cipher.ts) with the device's ECDH key and the controller's ECDH
+   * certificates as last verified (from /certs, or the checkpoint when offline).
+   */
+  cipher(): SecretOpener {
+    return {
+      epoch: () => this.certsEpoch,
+      open: (block, ctx) => {
+        if (!this.ecdh) return Promise.reject(new CipherError(`this device has no ECDH certificate${this.ecdhDetail ? `: ${this.ecdhDetail}` : " yet"}`));
+        return new CipherOpener(this.ecdh, () => this.certs, () => this.certsEpoch).open(block, ctx);
+      },
+    };
   }
 
   // ---- the sync loop: certs → register → uuid → config, again every interval
@@ -371,6 +406,7 @@ export class Controller implements ControllerLink {
     }
     if (!this.certs) await this.fetchCerts();
     if (!this.state("uuid")) await this.onboard();
+    await this.sendEcdhCertificate(this.state("uuid")!);
     await this.fetchConfig();
     if (this.failures > 0 || this.connection !== "online") {
       this.log.info(`online with ${this.base}`);
@@ -425,6 +461,7 @@ export class Controller implements ControllerLink {
       // As EVE: the envelope of /certs is not verified (it bootstraps verification); its chain is.
       const { payload } = unwrap(r.body);
       this.certs = await verifyControllerCerts(payload, this.readRoot()!);
+      this.certsEpoch++;
     } catch (e) {
       throw new SyncError("certs", (e as Error).message);
     }
@@ -539,6 +576,7 @@ export class Controller implements ControllerLink {
     if (r.status === 400 || r.status === 404) {
       // EVE: the device was deleted in the controller, or it changed our UUID. Onboard again.
       this.deleteState("uuid");
+      this.deleteState("ecdh.sent");
       throw new SyncError("config", `the controller does not know device ${uuid} (${r.status}); onboarding again`);
     }
     if (r.status !== 200) throw httpFault("config", r);
@@ -590,6 +628,10 @@ export class Controller implements ControllerLink {
     if (ts && lastTs && compareTs(ts, lastTs) < 0) {
       return this.refuse(hash, `its config_timestamp ${tsIso(ts)} is older than that of the config applied (${tsIso(lastTs)})`);
     }
+    if (!fromCheckpoint && this.namesUnknownEcdhCert(cfg)) {
+      // A controller that rotated its ECDH certificate (EVE's doc: fetch the certificates again, then decrypt).
+      await this.fetchCerts().catch((e) => this.log.warn(`the config's cipher contexts name an unknown controller certificate; fetching the certificates again failed: ${(e as Error).message}`));
+    }
     const bytes = lookupType(EDGE_DEV_CONFIG).encode(cfg).finish();
     let result;
     try {
@@ -613,6 +655,7 @@ export class Controller implements ControllerLink {
       // A new controller epoch means it may have lost what it knew: report everything again.
       this.setState("controller.epoch", epoch);
       this.deleteState("info.reported");
+      this.deleteState("ecdh.sent");
     }
     this.refused = null;
     this.fromCheckpoint = fromCheckpoint;
@@ -627,12 +670,56 @@ export class Controller implements ControllerLink {
     this.scheduleInfo();
   }
 
+  private namesUnknownEcdhCert(cfg: Record<string, any>): boolean {
+    const known = (this.certs?.ecdhCerts ?? []).flatMap((c) => [Buffer.from(c.hash).toString("hex"), Buffer.from(c.pemHash).toString("hex")]);
+    return (cfg.cipherContexts ?? []).some((c: { controllerCertHash?: Uint8Array }) => {
+      const h = Buffer.from(c.controllerCertHash ?? []).toString("hex");
+      return h.length >= 32 && !known.some((k) => k.startsWith(h));
+    });
+  }
+
   private refuse(hash: string, reason: string): void {
     const first = this.refused?.reason !== reason;
     this.refused = { hash, reason, at: new Date().toISOString() };
     if (first) {
       this.log.error(`config refused: ${reason}; the running config is unchanged`);
       this.deps.events.publish({ type: "controller.config-refused", message: `controller config refused: ${reason}`, data: { hash } });
+    }
+  }
+
+  /**
+   * EVE's ATTEST_REQ_CERT: the device's ECDH exchange certificate (CERT_TYPE_DEVICE_ECDH_EXCHANGE, its hash the
+   * first 16 bytes of sha256 of the PEM as sent), so the controller can encrypt for this device. Sent once per
+   * certificate and controller epoch; a failure is retried on the next round and never holds the config back.
+   */
+  private async sendEcdhCertificate(uuid: string): Promise<void> {
+    if (!this.ecdh) return;
+    const full = Buffer.from(this.ecdh.hash).toString("hex");
+    if (this.state("ecdh.sent") === full) return;
+    const req: ZAttestReq = {
+      reqType: ZAttestReqType.ATTEST_REQ_CERT,
+      certs: [
+        {
+          hashAlgo: CommonHashAlgorithm.HASH_ALGORITHM_SHA256_16BYTES,
+          certHash: this.ecdh.hash.subarray(0, 16),
+          type: ZCertType.CERT_TYPE_DEVICE_ECDH_EXCHANGE,
+          cert: this.ecdh.cert,
+          attributes: { isMutable: false, isTpm: false },
+        },
+      ],
+    };
+    try {
+      const body = await seal(encodeMessage("org.lfedge.eve.attest.ZAttestReq", req), this.identity.device);
+      const r = await this.call("POST", `/id/${uuid}/attest`, body);
+      if (r.status < 200 || r.status >= 300) throw new Error(`the controller answered ${r.status}${bodyText(r)}`);
+      this.setState("ecdh.sent", full);
+      if (this.ecdhDetail) this.log.info("the device's ECDH certificate reached the controller");
+      this.ecdhDetail = null;
+    } catch (e) {
+      if (e instanceof TransportError) throw e;
+      const detail = `the device's ECDH certificate was not accepted (encrypted config cannot be opened until it is): ${(e as Error).message}`;
+      if (this.ecdhDetail !== detail) this.log.warn(detail);
+      this.ecdhDetail = detail;
     }
   }
 
@@ -683,7 +770,10 @@ export class Controller implements ControllerLink {
     try {
       const trusted = await verifyControllerCerts(certs.bytes, root, null);
       const payload = await open(cp.bytes, trusted.signer);
-      this.certs ??= trusted;
+      if (!this.certs) {
+        this.certs = trusted;
+        this.certsEpoch++;
+      }
       await this.applySigned(cp.bytes, payload, true);
     } catch (e) {
       this.log.error(`the checkpointed config cannot be used: ${(e as Error).message}`);

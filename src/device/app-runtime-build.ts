@@ -3,6 +3,7 @@
 // answers, by app-runtime.ts.
 import { join } from "node:path";
 import Docker from "dockerode";
+import type { SecretOpener } from "../config/cipher.ts";
 import type { ConfigService } from "../config/service.ts";
 import type { EventBus } from "../model/events.ts";
 import type { Hardware } from "../hardware/service.ts";
@@ -42,6 +43,8 @@ export interface AppRuntimeConfig {
   destinations: DestinationPolicy;
   /** Images imported by hand: in the same content store, kept by the cache's garbage collection. */
   images?: ImageStore;
+  /** Opens the config's encrypted blocks (the controller part's). */
+  secrets?: SecretOpener;
   tickMs?: number;
   /** The host's I/O and who holds it (hardware/): apps' adapters are assigned through it. */
   hardware: Hardware;
@@ -84,6 +87,7 @@ export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
     volumes,
     log: o.log.reconcile,
     tickMs: o.tickMs,
+    secrets: o.secrets,
   });
   return { reconciler, network, vms };
 }

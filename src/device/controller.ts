@@ -1,6 +1,7 @@
 // The controller part as the composition root holds it: one object from the start, which answers for the
 // controller link (URL, part, status) before the controller's code and identity have loaded, and after.
 import type { Controller, ControllerDeps, ControllerTimers } from "../controller/sync.ts";
+import type { SecretOpener } from "../config/cipher.ts";
 import type { ControllerLink, PartStatus } from "../model/status.ts";
 import type { FlowMessage } from "../proto/index.ts";
 import type { AppSample } from "../telemetry/metrics.ts";
@@ -89,6 +90,12 @@ export class ControllerPart implements ControllerLink {
     if (!this.started) throw notStarted("controller sync");
     return (await this.load()).status();
   }
+
+  /** Opens the config's encrypted blocks (the controller's ECDH certificates and the device's ECDH key). */
+  readonly secrets: SecretOpener = {
+    epoch: () => (this.controller ? this.controller.cipher().epoch() : -1),
+    open: (block, ctx) => (this.controller ? this.controller.cipher().open(block, ctx) : Promise.reject(new Error("the controller link is not running yet"))),
+  };
 
   async configure(input: { url?: unknown; rootCertificate?: unknown }): Promise<object> {
     if (this.controller) return await this.controller.configure(input);

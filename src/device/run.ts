@@ -1,5 +1,6 @@
 // The composition root: builds every part of evebox once, in order, each given the narrow interfaces it needs,
 // starts them in that order and stops them in the reverse one. The order (and why) is in src/device/README.md.
+import type { OpenedBlock } from "../config/cipher.ts";
 import { existsSync, mkdirSync, readFileSync, accessSync, chmodSync, constants, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Auth } from "../auth/auth.ts";
@@ -188,7 +189,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   // The host's I/O (sysfs) and which app holds which of it; the console's port is never given away.
   const hardware = new Hardware({ sysRoot: settings.sysfsRoot ?? "/sys", store, consoleListen: opts.listen });
   const reconcileLog = createLogger("reconcile", store);
-  const apps = new AppRuntimePart({
+  const apps: AppRuntimePart = new AppRuntimePart({
     enabled: appsEnabled,
     store,
     config,
@@ -202,12 +203,14 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     nft: settings.nft,
     destinations,
     images,
+    // The controller part is built below; its opener is asked only once the app runtime runs.
+    secrets: { epoch: (): number => controller.secrets.epoch(), open: (block, ctx): Promise<OpenedBlock> => controller.secrets.open(block, ctx) },
     tickMs: opts.reconcileTickMs,
     hardware,
     log: { reconcile: reconcileLog.log, network: createLogger("network", store).log, vms: createLogger("vms", store).log },
     onError: (m) => reconcileLog.error(m),
   });
-  const controller = new ControllerPart({
+  const controller: ControllerPart = new ControllerPart({
     configDir: dirs.config,
     persistDir: dirs.persist,
     dataDir: dirs.root,

@@ -1,6 +1,7 @@
 // The desired state the reconciler works from: the current config version's device model (config/model.ts, read
 // once per version) as EVE's pillar runs it, plus the operator's local commands.
 import { createHash } from "node:crypto";
+import { NOT_OPENED, type RevealedSecrets } from "../config/cipher.ts";
 import { buildDeviceModel, type DeviceModel, type VolumeModel } from "../config/model.ts";
 import type { ObjectProblem } from "../config/problems.ts";
 import type { DesiredVm } from "./vms.ts";
@@ -21,6 +22,8 @@ export interface DesiredContentTree {
   maxSizeBytes: number | null;
   /** Used by an app of this config (unreferenced ones are not fetched). */
   referenced: boolean;
+  /** Its datastore's credentials came encrypted (cipherData): they stay out of every hash and key. */
+  encrypted?: boolean;
   error: string | null;
 }
 
@@ -71,6 +74,8 @@ export interface DesiredState {
   vms?: Map<string, DesiredVm>;
   /** Network instances, app interfaces and the firewall (network/), when the network part runs. */
   network?: DesiredNetwork;
+  /** The model's cipher blocks, opened (config/cipher.ts); absent until they were. */
+  secrets?: RevealedSecrets;
 }
 
 /** What the operator asked for locally (EVE's local profile server does the same): kept per app. */
@@ -94,20 +99,34 @@ export function desiredFromConfig(doc: Doc | null, objectErrors: ObjectProblem[]
  * format of its first volume's content tree, a container's environment and command from its userData, the
  * validation's problems of an object as that object's error (a controller's faulty objects are held in error).
  */
-export function desiredFromModel(model: DeviceModel, objectErrors: ObjectProblem[] = [], local: Map<string, LocalCommands> = new Map()): DesiredState {
+export function desiredFromModel(model: DeviceModel, objectErrors: ObjectProblem[] = [], local: Map<string, LocalCommands> = new Map(), secrets?: RevealedSecrets): DesiredState {
   const errorsOf = (kind: string, id: string) =>
     objectErrors.filter((p) => p.objectKind === kind && p.objectId === id).map((p) => `${p.path}: ${p.message}`);
+  const encryptedDatastores = new Set(model.datastores.filter((d) => d.cipher).map((d) => d.id));
 
   const contentTrees: DesiredContentTree[] = model.contentTrees.map((ct): DesiredContentTree => {
     const errors = [...errorsOf("contentTree", ct.uuid), ...ct.faults];
+    let source: DesiredContentTree["source"] = ct.source ?? { kind: "http", url: "" };
+    const encrypted = encryptedDatastores.has(ct.datastoreId);
+    if (encrypted) {
+      // EVE's downloader: the opened block's credentials replace the datastore's clear ones.
+      const opened = secrets?.datastores.get(ct.datastoreId);
+      if (!opened) errors.push(`datastore ${ct.datastoreId}: ${NOT_OPENED}`);
+      else if (!opened.ok) errors.push(`datastore ${ct.datastoreId}: its encrypted credentials (cipherData) cannot be opened: ${opened.error}`);
+      else if (source.kind === "registry") {
+        const { username: _u, password: _p, ...rest } = source;
+        source = { ...rest, ...(opened.value.username !== null ? { username: opened.value.username } : {}), ...(opened.value.password !== null ? { password: opened.value.password } : {}) };
+      }
+    }
     return {
       uuid: ct.uuid,
       name: ct.name,
       format: ct.format,
-      source: ct.source ?? { kind: "http", url: "" },
+      source,
       sha256: ct.sha256,
       maxSizeBytes: ct.maxSizeBytes,
       referenced: ct.referenced,
+      ...(encrypted ? { encrypted } : {}),
       error: errors.length ? errors.join("; ") : null,
     };
   });
@@ -128,7 +147,18 @@ export function desiredFromModel(model: DeviceModel, objectErrors: ObjectProblem
     const tree = a.imageContentTree ? treesById.get(a.imageContentTree) : undefined;
     const kind: AppKind = a.kind ?? "unknown";
     if (!a.kind && !errors.length) errors.push(...a.faults);
-    const { env, cmd } = a.userData;
+    let userData = a.userData;
+    if (a.cipher) {
+      // EVE's domainmgr: the protected user data of the opened block is the app's user data.
+      const opened = secrets?.apps.get(a.uuid);
+      if (!opened) errors.push(`cipherData: ${NOT_OPENED}`);
+      else if (!opened.ok) errors.push(`cipherData: the app's encrypted user data cannot be opened: ${opened.error}`);
+      else {
+        userData = opened.value;
+        errors.push(...userData.problems.map((m) => `cipherData (protected user data): ${m}`));
+      }
+    }
+    const { env, cmd } = userData;
     const mounts: DesiredMount[] = [];
     const blank = a.volumeRefs.slice(kind === "container" ? 1 : 0).map((r) => ({ ref: r, vol: desiredVolumes.get(r.uuid) }));
     blank.forEach(({ ref, vol }, i) => {
@@ -146,7 +176,9 @@ export function desiredFromModel(model: DeviceModel, objectErrors: ObjectProblem
     const activate = l?.activate && l.activate.forVersion === a.version ? l.activate.value : a.activate;
     // What makes a new container when it changes: the same fields, in the same order, as before the model, so an
     // upgrade of evebox never recreates a running app.
-    const spec = { image: tree ? [tree.source, tree.sha256] : null, env, cmd, memoryBytes, nanoCpus, mounts, interfaces, kind };
+    // Credentials that came encrypted stay out of it (the hash is a container label).
+    const image = tree ? (tree.encrypted && tree.source.kind === "registry" ? { kind: "registry", fqdn: tree.source.fqdn, url: tree.source.url, encrypted: true } : tree.source) : null;
+    const spec = { image: tree ? [image, tree.sha256] : null, env, cmd, memoryBytes, nanoCpus, mounts, interfaces, kind };
     return {
       uuid: a.uuid,
       name: a.name,
@@ -170,7 +202,7 @@ export function desiredFromModel(model: DeviceModel, objectErrors: ObjectProblem
     };
   });
 
-  return { model, apps, volumes, contentTrees };
+  return { model, apps, volumes, contentTrees, ...(secrets ? { secrets } : {}) };
 }
 
 /**

@@ -1,7 +1,8 @@
 // The apply loop: one apply at a time; a newer config aborts the apply in progress, which ends at
 // the next step boundary, and a fresh pass starts from what is then observed. It drives a list of workload
 // kinds (containers.ts, vms.ts) the same way: desired, observe, plan, execute, state.
-import { EMPTY_MODEL } from "../config/model.ts";
+import { hasCipherBlocks, type RevealedSecrets, revealSecrets, type SecretOpener } from "../config/cipher.ts";
+import { type DeviceModel, EMPTY_MODEL } from "../config/model.ts";
 import type { ConfigService } from "../config/service.ts";
 import type { PartStatus } from "../model/status.ts";
 import type { EventBus } from "../model/events.ts";
@@ -40,6 +41,8 @@ export interface ReconcilerDeps {
   network?: NetworkManager;
   /** Which app gets which of the host's I/O (hardware/): absent, apps' adapters are not given. */
   hardware?: { assign(model: DesiredState["model"], skip: ReadonlySet<string>): Assignment };
+  /** Opens the config's encrypted blocks (datastore credentials, protected user data); absent: they stay closed. */
+  secrets?: SecretOpener;
   /** Safety-net pass interval (engine events and config changes trigger passes as well). */
   tickMs?: number;
   concurrency?: number;
@@ -79,6 +82,8 @@ export class Reconciler {
   private readonly samples = new Map<string, AppSample>();
   /** Content-tree fetches running beside the loop, by content tree uuid. */
   private readonly fetches = new Map<string, { ac: AbortController; sourceKey: string; done: Promise<void> }>();
+  /** The opened secrets of one model (one config version), in memory only, re-opened when the opener's epoch moves. */
+  private revealed: { model: DeviceModel; epoch: number; secrets: RevealedSecrets } | null = null;
   passes = 0;
 
   constructor(private readonly deps: ReconcilerDeps) {
@@ -259,7 +264,9 @@ export class Reconciler {
     // ACEs on every pass would cost more than the rest of the pass.
     const read = this.deps.config.model();
     const problems = read?.problems ?? [];
-    const desired = desiredFromModel(read?.model ?? EMPTY_MODEL, problems, this.localCommands());
+    const model = read?.model ?? EMPTY_MODEL;
+    const secrets = this.revealed?.model === model ? this.revealed.secrets : undefined;
+    const desired = desiredFromModel(model, problems, this.localCommands(), secrets);
     // Adapters: a group to one app at a time; an app that cannot have its adapters is in error, the others run.
     if (this.deps.hardware) withAdapters(desired, this.deps.hardware.assign(desired.model, new Set(desired.apps.filter((a) => a.error).map((a) => a.uuid))));
     // The network model needs the host's facts (its networks, ports), observed with the network.
@@ -341,7 +348,23 @@ export class Reconciler {
     this.fetches.set(tree.uuid, { ac, sourceKey: key, done });
   }
 
+  /** Opens the current model's cipher blocks once (again when the controller's certificates changed). */
+  private async openSecrets(): Promise<void> {
+    const model = this.deps.config.model()?.model ?? EMPTY_MODEL;
+    const epoch = this.deps.secrets?.epoch() ?? 0;
+    if (this.revealed?.model === model && this.revealed.epoch === epoch) return;
+    if (!hasCipherBlocks(model)) {
+      this.revealed = null;
+      return;
+    }
+    const secrets = await revealSecrets(model, this.deps.secrets ?? null);
+    const failed = [...secrets.datastores.values(), ...secrets.apps.values()].filter((o) => !o.ok).length;
+    if (failed) this.deps.log("warn", `${failed} encrypted block(s) of the config cannot be opened (the objects are in error and say why)`);
+    this.revealed = { model, epoch, secrets };
+  }
+
   private async pass(signal: AbortSignal): Promise<void> {
+    await this.openSecrets();
     let observed: Observed;
     try {
       observed = await this.observe();

@@ -142,7 +142,9 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
         ? { path: d.path, format: "raw", readOnly: true, cdrom: true }
         : { path: d.path, format: "qcow2", readOnly: !!modelVolumes.get(d.volumeUuid)?.readOnly },
     );
-    const userData = a.userData.text ?? undefined;
+    // Encrypted user data (cipherData) once opened; until then the app is in error (desired.ts) and has none.
+    const opened = a.cipher ? desired.secrets?.apps.get(a.uuid) : undefined;
+    const userData = (a.cipher ? (opened?.ok ? opened.value.text : null) : a.userData.text) ?? undefined;
     const first = disks[0];
     let waiting: string | undefined;
     const nics: NicSpec[] = a.interfaces.map((_, i) => {

@@ -7,6 +7,7 @@ import { P256_ECDSA, pemBlocks, sha256 } from "../../../src/controller/x509.ts";
 import { CommonHashAlgorithm, decodeMessage, encodeMessage, ZCertType } from "../../../src/proto/index.ts";
 import type { AuthContainer, ConfigRequest, FlowMessage, ZAttestReq, ZInfoMsg, ZMetricMsg, ZRegisterMsg } from "../../../src/proto/index.ts";
 import { gzipHeader } from "../../../src/telemetry/newlogs.ts";
+import { type Encrypted, encryptFor } from "./cipher.ts";
 import type { ControllerPki, Issued } from "./pki.ts";
 
 export type Fault =
@@ -28,6 +29,8 @@ export interface DeviceRecord {
   key: CryptoKey;
   serial: string;
   softSerial: string;
+  /** The device's ECDH exchange certificate (PEM bytes as sent with ATTEST_REQ_CERT), once it sent it. */
+  ecdhCert?: Uint8Array;
 }
 
 export interface ReceivedLogs {
@@ -114,6 +117,13 @@ export class TestController {
     const rec: DeviceRecord = { uuid, certPem, certHash: Buffer.from(sha256(der)).toString("hex"), key, serial: "", softSerial: "" };
     this.devices.set(rec.certHash, rec);
     return rec;
+  }
+
+  /** Encrypts an EncryptionBlock for a device as a controller does (its ECDH certificate must have arrived). */
+  encrypt(deviceUuid: string, plain: import("../../../src/proto/index.ts").EncryptionBlock, tamper?: "hash" | "device" | "controller"): Encrypted {
+    const device = [...this.devices.values()].find((d) => d.uuid === deviceUuid);
+    if (!device?.ecdhCert) throw new Error(`device ${deviceUuid} has not sent its ECDH certificate`);
+    return encryptFor({ controllerEcdhKeyPem: this.pki.ecdh.keyPem, controllerEcdhCertPem: this.pki.ecdh.cert, deviceEcdhCert: device.ecdhCert, plain, tamper });
   }
 
   count(path: RegExp): number {
@@ -299,7 +309,15 @@ export class TestController {
   private async attest(device: DeviceRecord, payload: Uint8Array): Promise<Response> {
     const req = decodeMessage<ZAttestReq>("org.lfedge.eve.attest.ZAttestReq", payload);
     let out: Record<string, unknown>;
-    if (req.reqType === 2) {
+    if (req.reqType === 1) {
+      // ATTEST_REQ_CERT: kept as Adam keeps them; the ECDH exchange certificate is what encryption needs.
+      const ecdh = req.certs?.find((c) => c.type === ZCertType.CERT_TYPE_DEVICE_ECDH_EXCHANGE);
+      if (!ecdh?.cert?.length) return new Response("no ECDH certificate", { status: 400 });
+      const expected = sha256(ecdh.cert).subarray(0, 16);
+      if (Buffer.compare(Buffer.from(expected), Buffer.from(ecdh.certHash ?? [])) !== 0) return new Response("certHash is not sha256(cert)[:16]", { status: 400 });
+      device.ecdhCert = ecdh.cert;
+      out = { respType: 1 };
+    } else if (req.reqType === 2) {
       const nonce = crypto.getRandomValues(new Uint8Array(12));
       this.nonces.set(device.uuid, nonce);
       out = { respType: 2, nonce: { nonce } };

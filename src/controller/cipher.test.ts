@@ -1,0 +1,154 @@
+// Opening EVE cipher blocks: a vector made with Go's standard library the way EVE's evetpm does it
+// (fixtures/cipher-go-vector.go.txt), a round trip with the tests' controller-side encryption, and every refusal.
+import { afterAll, describe, expect, test } from "bun:test";
+import { createECDH, X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cipherContextModel, revealSecrets } from "../config/cipher.ts";
+import { buildDeviceModel } from "../config/model.ts";
+import { desiredFromModel } from "../reconcile/desired.ts";
+import { encryptFor } from "../../tests/support/controller/cipher.ts";
+import type { ControllerCerts } from "./certs.ts";
+import { CipherOpener, ECDH_FILES, loadOrCreateEcdh, p256PublicPoint } from "./cipher.ts";
+import { DeviceIdentity } from "./identity.ts";
+import { createCertificate, generateP256, privateKeyToPem, sha256 } from "./x509.ts";
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), "evebox-cipher-"));
+  dirs.push(d);
+  return d;
+};
+
+const vector = JSON.parse(readFileSync(join(import.meta.dir, "fixtures", "cipher-go-vector.json"), "utf8")) as Record<string, string>;
+
+function certsWith(...pems: string[]): ControllerCerts {
+  const ecdhCerts = pems.map((p) => {
+    const pem = new TextEncoder().encode(p);
+    return { hash: sha256(pem).subarray(0, 16), pemHash: sha256(pem), pem, publicKey: p256PublicPoint(pem) };
+  });
+  return { raw: new Uint8Array(), signer: null as never, ecdh: ecdhCerts.length, ecdhCerts, intermediates: 0 };
+}
+
+async function controllerEcdh(): Promise<{ cert: string; keyPem: string }> {
+  const keys = await generateP256();
+  return { cert: await createCertificate({ subject: "CN=controller ecdh", publicKey: keys.publicKey, signingKey: keys.privateKey }), keyPem: await privateKeyToPem(keys.privateKey) };
+}
+
+async function device() {
+  const dir = tmp();
+  const identity = await DeviceIdentity.loadOrCreate(dir, { dmiSerialPath: join(dir, "none") });
+  return { dir, identity, ecdh: await loadOrCreateEcdh(dir, identity.device) };
+}
+
+describe("the device's ECDH certificate", () => {
+  test("made at first start apart from the device key, signed by it, the key 0600, kept across starts", async () => {
+    const { dir, identity, ecdh } = await device();
+    const cert = new X509Certificate(readFileSync(join(dir, ECDH_FILES.cert)));
+    // EVE's too is issued by the device certificate, which is no CA (so OpenSSL's checkIssued would say no).
+    expect(cert.issuer).toBe(new X509Certificate(identity.device.pem).subject);
+    expect(cert.verify(new X509Certificate(identity.device.pem).publicKey)).toBe(true);
+    expect(cert.publicKey.asymmetricKeyDetails?.namedCurve).toBe("prime256v1");
+    expect(cert.fingerprint256).not.toBe(new X509Certificate(identity.device.pem).fingerprint256);
+    expect(statSync(join(dir, ECDH_FILES.key)).mode & 0o777).toBe(0o600);
+    const again = await loadOrCreateEcdh(dir, identity.device);
+    expect(Buffer.from(again.hash).equals(Buffer.from(ecdh.hash))).toBe(true);
+    expect(Buffer.from(ecdh.hash).equals(Buffer.from(sha256(readFileSync(join(dir, ECDH_FILES.cert)))))).toBe(true);
+  });
+});
+
+describe("opening a CipherBlock", () => {
+  test("a block a Go implementation of EVE's scheme made opens to its EncryptionBlock", async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, ECDH_FILES.key), vector.deviceEcdhKey!);
+    writeFileSync(join(dir, ECDH_FILES.cert), vector.deviceEcdhCert!);
+    const ecdh = await loadOrCreateEcdh(dir, null as never);
+    const opener = new CipherOpener(ecdh, () => certsWith(vector.controllerEcdhCert!), () => 1);
+    const ctx = cipherContextModel({ contextId: "c1", hashScheme: "HASH_ALGORITHM_SHA256_16BYTES", keyExchangeScheme: "KEA_ECDH", encryptionScheme: "SA_AES_256_CFB", deviceCertHash: vector.deviceCertHash, controllerCertHash: vector.controllerCertHash });
+    const block = { contextId: "c1", initialValue: vector.initialValue!, cipherData: vector.cipherData!, clearTextSha256: vector.clearTextSha256! };
+    expect(await opener.open(block, ctx)).toEqual({ dsAPIKey: "registry-user", dsPassword: "s3cret-from-go" });
+  });
+
+  test("the ECDH point's x is node's own ECDH secret (the y comes from the same point)", async () => {
+    const { ecdh } = await device();
+    const peer = createECDH("prime256v1");
+    peer.generateKeys();
+    const { p256 } = await import("@noble/curves/nist.js");
+    const z = p256.getSharedSecret(ecdh.privateKey, new Uint8Array(peer.getPublicKey()), false);
+    const mine = createECDH("prime256v1");
+    mine.setPrivateKey(Buffer.from(ecdh.privateKey));
+    expect(Buffer.from(z.subarray(1, 33)).equals(mine.computeSecret(peer.getPublicKey()))).toBe(true);
+    p256.Point.fromBytes(z).assertValidity(); // the point (x, y) is on the curve
+  });
+
+  test("a round trip with the controller-side encryption; each bad block is refused with its reason", async () => {
+    const { ecdh } = await device();
+    const ctl = await controllerEcdh();
+    const opener = new CipherOpener(ecdh, () => certsWith(ctl.cert.trim()), () => 1);
+    const enc = (tamper?: "hash" | "device" | "controller", plain: Record<string, string> = { dsAPIKey: "u", dsPassword: "p@ss", protectedUserData: btoa("A=1") }) =>
+      encryptFor({ controllerEcdhKeyPem: ctl.keyPem, controllerEcdhCertPem: ctl.cert, deviceEcdhCert: ecdh.cert, plain, tamper });
+    const open = (e: ReturnType<typeof enc>, ctxOver: Record<string, unknown> = {}) => {
+      const model = buildDeviceModel({ cipherContexts: [{ ...e.context, ...ctxOver }], datastores: [{ id: "d", cipherData: e.block }] }).model;
+      return opener.open(model.datastores[0]!.cipher!, model.cipherContexts.find((c) => c.id === model.datastores[0]!.cipher!.contextId) ?? null);
+    };
+    expect(await open(enc())).toEqual({ dsAPIKey: "u", dsPassword: "p@ss", protectedUserData: btoa("A=1") });
+    await expect(open(enc("hash"))).rejects.toThrow("does not match the block's clearTextSha256");
+    await expect(open(enc("device"))).rejects.toThrow("not this device's");
+    await expect(open(enc("controller"))).rejects.toThrow("not among the controller's ECDH certificates");
+    await expect(open(enc(), { contextId: "other" })).rejects.toThrow("is not in the config's cipherContexts");
+    await expect(open(enc(), { encryptionScheme: "SA_NONE" })).rejects.toThrow("encryption SA_NONE is not supported");
+    await expect(open(enc(), { keyExchangeScheme: "KEA_NONE" })).rejects.toThrow("key exchange KEA_NONE is not supported");
+    const shortIv = enc();
+    shortIv.block.initialValue = Buffer.alloc(8).toString("base64");
+    await expect(open(shortIv)).rejects.toThrow("initialValue is 8 bytes, not 16");
+    // Another controller certificate's key (the controller rotated it): the hash check fails, nothing is returned.
+    const other = await controllerEcdh();
+    const rotated = new CipherOpener(ecdh, () => certsWith(other.cert.trim()), () => 2);
+    const e = enc();
+    const model = buildDeviceModel({ cipherContexts: [e.context], datastores: [{ id: "d", cipherData: e.block }] }).model;
+    await expect(rotated.open(model.datastores[0]!.cipher!, model.cipherContexts[0]!)).rejects.toThrow("not among");
+  });
+});
+
+describe("revealed secrets in the desired state", () => {
+  test("encrypted registry credentials replace the datastore's; a block that fails is the content tree's error; neither reaches the app's generation", async () => {
+    const { ecdh } = await device();
+    const ctl = await controllerEcdh();
+    const opener = new CipherOpener(ecdh, () => certsWith(ctl.cert.trim()), () => 1);
+    const doc = (plain: Record<string, string>, tamper?: "hash") => {
+      const e = encryptFor({ controllerEcdhKeyPem: ctl.keyPem, controllerEcdhCertPem: ctl.cert, deviceEcdhCert: ecdh.cert, plain, tamper });
+      const app = "a0000000-0000-4000-8000-000000000001";
+      return {
+        cipherContexts: [e.context],
+        datastores: [{ id: "d0000000-0000-4000-8000-000000000001", dType: "DsContainerRegistry", fqdn: "docker://127.0.0.1:5000", cipherData: e.block }],
+        contentInfo: [{ uuid: "c0000000-0000-4000-8000-000000000001", dsId: "d0000000-0000-4000-8000-000000000001", URL: "busybox:latest", iformat: "CONTAINER" }],
+        volumes: [{ uuid: "b0000000-0000-4000-8000-000000000001", origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: "c0000000-0000-4000-8000-000000000001" } }],
+        apps: [{ uuidandversion: { uuid: app, version: "1" }, displayname: "a", activate: true, volumeRefList: [{ uuid: "b0000000-0000-4000-8000-000000000001" }], cipherData: e.block }],
+      };
+    };
+    const desiredOf = async (d: ReturnType<typeof doc>) => {
+      const model = buildDeviceModel(d).model;
+      return desiredFromModel(model, [], new Map(), await revealSecrets(model, opener));
+    };
+    const ok = await desiredOf(doc({ dsAPIKey: "user", dsPassword: "pw-1", protectedUserData: btoa("GREETING=hello\nEVE_ECO_CMD=sleep 5") }));
+    expect(ok.contentTrees[0]!.source).toEqual({ kind: "registry", fqdn: "docker://127.0.0.1:5000", url: "busybox:latest", username: "user", password: "pw-1" });
+    expect(ok.contentTrees[0]!.error).toBeNull();
+    expect(ok.apps[0]!.env).toEqual({ GREETING: "hello" });
+    expect(ok.apps[0]!.cmd).toEqual(["sleep", "5"]);
+    const other = await desiredOf(doc({ dsAPIKey: "user", dsPassword: "pw-2", protectedUserData: btoa("GREETING=hello\nEVE_ECO_CMD=sleep 5") }));
+    expect(other.apps[0]!.generation).toBe(ok.apps[0]!.generation);
+
+    const bad = await desiredOf(doc({ dsAPIKey: "user", dsPassword: "pw-1" }, "hash"));
+    expect(bad.contentTrees[0]!.error).toContain("its encrypted credentials (cipherData) cannot be opened: the decrypted data does not match");
+    expect(bad.contentTrees[0]!.source).not.toHaveProperty("password");
+    expect(bad.apps[0]!.error).toContain("the app's encrypted user data cannot be opened");
+    // Before the blocks were opened: an error, not the clear (absent) credentials.
+    const unopened = desiredFromModel(buildDeviceModel(doc({ dsPassword: "x" })).model);
+    expect(unopened.contentTrees[0]!.error).toContain("has not been opened yet");
+    // Without a controller link there is nothing to open them with.
+    const local = await revealSecrets(buildDeviceModel(doc({ dsPassword: "x" })).model, null);
+    expect([...local.datastores.values()][0]).toMatchObject({ ok: false, error: expect.stringContaining("no controller link") });
+  });
+});
