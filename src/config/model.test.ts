@@ -163,6 +163,23 @@ describe("the device model", () => {
     expect(again.model()!.model).toBe(m.model);
     store.close?.();
   });
+
+  test("cipher contexts and cipher blocks are read as sent, still encrypted, from JSON and binary alike", () => {
+    const iv = Buffer.alloc(16, 7).toString("base64");
+    const doc = parsed({
+      cipherContexts: [{ contextId: "CTX-1", hashScheme: "HASH_ALGORITHM_SHA256_16BYTES", keyExchangeScheme: "KEA_ECDH", encryptionScheme: "SA_AES_256_CFB", deviceCertHash: Buffer.alloc(16, 0xab).toString("base64"), controllerCertHash: Buffer.alloc(16, 0xcd).toString("base64") }],
+      datastores: [{ id: U(1), dType: "DsContainerRegistry", fqdn: "docker://r", cipherData: { cipherContextId: "CTX-1", initialValue: iv, cipherData: b64("opaque"), clearTextSha256: b64("h") } }, { id: U(2), dType: "DsContainerRegistry", fqdn: "docker://r", apiKey: "u", password: "p" }],
+      apps: [{ uuidandversion: { uuid: U(3), version: "1" }, displayname: "a", cipherData: { cipherContextId: "CTX-1", cipherData: b64("x") } }],
+    });
+    const m = buildDeviceModel(doc).model;
+    expect(m.cipherContexts).toEqual([{ id: "CTX-1", hashScheme: "HASH_ALGORITHM_SHA256_16BYTES", keyExchange: "KEA_ECDH", encryption: "SA_AES_256_CFB", deviceCertHash: "ab".repeat(16), controllerCertHash: "cd".repeat(16) }]);
+    expect(m.datastores[0]!.cipher).toEqual({ contextId: "CTX-1", initialValue: iv, cipherData: b64("opaque"), clearTextSha256: b64("h") });
+    expect(m.datastores[1]!.cipher).toBeNull();
+    expect(m.datastores[1]!.password).toBe("p");
+    expect(m.apps[0]!.cipher?.cipherData).toBe(b64("x"));
+    // A block without cipher data is none (EVE: "incomplete", not a cipher).
+    expect(buildDeviceModel(parsed({ datastores: [{ id: U(1), cipherData: { cipherContextId: "CTX-1" } }] })).model.datastores[0]!.cipher).toBeNull();
+  });
 });
 
 describe("the device model: deviceIoList and app adapters (hardware partitioning)", () => {

@@ -58,7 +58,7 @@ export function unwrap(bytes: Uint8Array): { container: AuthContainer; payload: 
 export async function open(bytes: Uint8Array, signer: ControllerSigner): Promise<Uint8Array> {
   const { container, payload } = unwrap(bytes);
   if (container.cipherData?.cipherData?.length) {
-    throw new EnvelopeError("algorithm", "the controller sent an encrypted AuthContainer (cipherData); evebox has no ECDH device certificate to decrypt it");
+    throw new EnvelopeError("algorithm", "the controller sent an encrypted AuthContainer (cipherData); only the objects inside a config are encrypted for this device (EVE does not open an encrypted envelope either)");
   }
   const hash = container.senderCertHash ?? new Uint8Array(0);
   const algo = container.algo ?? HashAlgorithm.HASH_ALGORITHM_INVALID;

@@ -26,7 +26,11 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startRegistry(): Promise<TestRegistry> {
+/**
+ * `auth`: the registry asks for basic auth (distribution's htpasswd backend, bcrypt); pushes then log in with a
+ * Docker client configuration of their own (`docker --config`), so the host's stays untouched.
+ */
+export async function startRegistry(opts: { auth?: { username: string; password: string } } = {}): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), "evebox-registry-"));
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
@@ -48,9 +52,12 @@ export async function startRegistry(): Promise<TestRegistry> {
       "http:",
       `  addr: ${host}`,
       "  secret: evebox-test",
+      ...(opts.auth ? ["auth:", "  htpasswd:", "    realm: evebox-test", `    path: ${join(dir, "htpasswd")}`] : []),
       "",
     ].join("\n"),
   );
+  if (opts.auth) await writeFile(join(dir, "htpasswd"), `${opts.auth.username}:${await Bun.password.hash(opts.auth.password, { algorithm: "bcrypt", cost: 4 })}\n`);
+  const dockerConfig = join(dir, "docker-client");
   const logFd = openSync(logPath, "a");
   const proc = Bun.spawn([REGISTRY_BIN, "serve", config], { stdin: "ignore", stdout: logFd, stderr: logFd });
   closeSync(logFd);
@@ -64,7 +71,8 @@ export async function startRegistry(): Promise<TestRegistry> {
   };
 
   try {
-    await waitFor(`docker-registry on ${host}`, async () => (await fetch(`http://${host}/v2/`)).ok, {
+    // Up: /v2/ answers (401 when it asks for credentials).
+    await waitFor(`docker-registry on ${host}`, async () => [200, 401].includes((await fetch(`http://${host}/v2/`)).status), {
       timeoutMs: 10_000,
       failIf: () => (proc.exitCode !== null ? `docker-registry exited with ${proc.exitCode}` : null),
     });
@@ -80,7 +88,9 @@ export async function startRegistry(): Promise<TestRegistry> {
       const target = `${host}/${repoTag}`;
       await run(["docker", "tag", localRef, target]);
       pushed.add(target);
-      const out = await run(["docker", "push", target]);
+      const client = opts.auth ? ["--config", dockerConfig] : [];
+      if (opts.auth) await run(["docker", ...client, "login", "--username", opts.auth.username, "--password-stdin", host], { stdin: opts.auth.password });
+      const out = await run(["docker", ...client, "push", target]);
       const m = /digest: (sha256:[0-9a-f]{64})/.exec(out);
       if (!m?.[1]) throw new Error(`docker push ${target} printed no digest: ${out}`);
       return m[1];
@@ -90,8 +100,8 @@ export async function startRegistry(): Promise<TestRegistry> {
 }
 
 /** A registry holding the busybox test image as `evebox/busybox:latest`. */
-export async function startRegistryWithBusybox(): Promise<TestRegistry & { busyboxDigest: string }> {
-  const registry = await startRegistry();
+export async function startRegistryWithBusybox(opts: Parameters<typeof startRegistry>[0] = {}): Promise<TestRegistry & { busyboxDigest: string }> {
+  const registry = await startRegistry(opts);
   try {
     const busyboxDigest = await registry.push(await ensureBusyboxImage(), "evebox/busybox:latest");
     return { ...registry, busyboxDigest };

@@ -47,6 +47,8 @@ export class TestController {
   readonly logs: ReceivedLogs[] = [];
   readonly flows: FlowMessage[] = [];
   readonly requests: { method: string; path: string; status: number; at: number }[] = [];
+  /** Each ZAttestReq received: its device and reqType (1 cert, 2 nonce, 3 quote). */
+  readonly attests: { uuid: string; reqType: number }[] = [];
   configs = new Map<string, Record<string, unknown>>(); // device uuid → EdgeDevConfig (plain object)
   fault: Fault = "none";
   requireAttestation = false;
@@ -308,6 +310,7 @@ export class TestController {
 
   private async attest(device: DeviceRecord, payload: Uint8Array): Promise<Response> {
     const req = decodeMessage<ZAttestReq>("org.lfedge.eve.attest.ZAttestReq", payload);
+    this.attests.push({ uuid: device.uuid, reqType: req.reqType ?? 0 });
     let out: Record<string, unknown>;
     if (req.reqType === 1) {
       // ATTEST_REQ_CERT: kept as Adam keeps them; the ECDH exchange certificate is what encryption needs.
