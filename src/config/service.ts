@@ -166,7 +166,7 @@ export class ConfigService {
     this.events.publish({
       type: "config.accepted",
       message: `config version ${version} accepted from ${opts.source} (${opts.author}): ${plan.length} change(s)`,
-      data: { version, hash: parsed.hash, source: opts.source, changes: plan.length },
+      data: { version, hash: parsed.hash, source: opts.source, author: opts.author, changes: plan.length, note: opts.note ?? null },
     });
     for (const l of this.listeners) l({ version, hash: parsed.hash, doc: parsed.doc, source: opts.source });
     return { dryRun: false, unchanged: false, version, hash: parsed.hash, plan, objectErrors };
@@ -194,7 +194,7 @@ export class ConfigService {
     this.events.publish({
       type: "config.rejected",
       message: `config from ${opts.source} (${opts.author}) refused: ${total} problem(s); the running config is unchanged`,
-      data: { version, problems: problems.slice(0, 50) },
+      data: { version, source: opts.source, author: opts.author, problems: problems.slice(0, 50) },
     });
   }
 

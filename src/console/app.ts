@@ -26,6 +26,8 @@ import {
   HistoryQuery,
   LoginBody,
   LogsQuery,
+  ActivityBody,
+  ActivityQuery,
   MetricsHistoryBody,
   MetricsHistoryQuery,
   NewTokenBody,
@@ -39,6 +41,7 @@ import {
 import type { UiAssets } from "./ui-assets.ts";
 import { RANGES } from "../store/metrics-history.ts";
 import { hostView, type HostView } from "../config/device-env.ts";
+import { activityNow, NOT_ACTIVITY, toActivity } from "./activity.ts";
 import { check } from "./validate.ts";
 
 export { HttpError } from "./errors.ts";
@@ -414,7 +417,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
           if (!(doc?.apps ?? []).some((a: { uuidandversion?: { uuid?: string } }) => a.uuidandversion?.uuid === uuid)) {
             throw new HttpError("not-found", `no app ${uuid} in the current config`);
           }
-          device.apps.localCommand(uuid, command);
+          device.apps.localCommand(uuid, command, describePrincipal(c.get("principal")!));
           return c.json({ ok: true as const });
         },
       )
@@ -515,6 +518,11 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       // ---- base OS updates (A/B slots): src/baseos/README.md
       .route("/baseos", baseosRoutes(opts.baseos ?? (() => ({ baseos: null, reason: "not an A/B device" }))))
 
+      .get("/activity", describe({ tag: "events", summary: "What the device did and is doing: config versions, downloads, app states, updates, with who caused each", ok: { 200: jsonAnswer("the activity", ActivityBody) } }), check("query", ActivityQuery), (c) => {
+        const q = c.req.valid("query");
+        const before = q.before ? clampInt(q.before, 1, Number.MAX_SAFE_INTEGER, 0) : undefined;
+        return c.json({ entries: device.store.eventsExcept(NOT_ACTIVITY, clampInt(q.limit, 1, 500, 50), before).map(toActivity), now: activityNow(device.status()) });
+      })
       .get(
         "/metrics/history",
         describe({ tag: "status", summary: "The metrics history of the device or an app, for graphs: 1 h, 24 h or 7 days", ok: { 200: jsonAnswer("the series", MetricsHistoryBody) }, errors: { 400: "object is neither `device` nor a UUID, or an unknown range" } }),

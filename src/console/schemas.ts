@@ -31,6 +31,10 @@ export const LogsQuery = v.object({
   after: intText("only lines after this sequence number"),
 });
 export const RecentEventsQuery = v.object({ limit: intText("events, 1–1000 (default 100)") });
+export const ActivityQuery = v.object({
+  limit: intText("entries, 1–500 (default 50)"),
+  before: intText("entries older than this id (the next page)"),
+});
 export const MetricsHistoryQuery = v.object({
   object: v.pipe(v.string(), v.description("`device`, or an app's UUID")),
   range: v.optional(v.pipe(v.picklist(["1h", "24h", "7d"]), v.description("how far back: 1h (10 s samples), 24h (1-minute averages), 7d (10-minute averages); default 1h"))),
@@ -49,6 +53,31 @@ export const ErrorBody = v.pipe(
   v.description("what went wrong; a refused config adds problems (path, message), a throttled login retryAfterSeconds"),
 );
 export const OkBody = v.object({ ok: v.literal(true) });
+export const ActivityBody = v.pipe(
+  v.object({
+    entries: v.array(
+      v.object({
+        id: v.number(),
+        ts: v.string(),
+        type: v.pipe(v.string(), v.description("the event's type: config.accepted, app.state, contentTree.state, reconcile.step-failed, baseos.…")),
+        area: v.picklist(["config", "app", "download", "volume", "network", "update", "device", "controller", "image"]),
+        message: v.string(),
+        by: v.pipe(v.nullable(v.string()), v.description("who caused it: admin (the console), token:<name>, controller <host>, local-socket; null: the device")),
+        object: v.nullable(v.object({ kind: v.string(), id: v.string() })),
+        failed: v.boolean(),
+        reason: v.nullable(v.string()),
+      }),
+    ),
+    now: v.object({
+      downloads: v.array(
+        v.object({ uuid: v.string(), name: v.string(), state: v.string(), progress: v.number(), bytesDone: v.nullable(v.number()), bytesTotal: v.nullable(v.number()), bytesPerSecond: v.nullable(v.number()) }),
+      ),
+      apps: v.array(v.object({ uuid: v.string(), name: v.string(), state: v.string() })),
+    }),
+  }),
+  v.title("Activity"),
+  v.description("what the device did (newest first) and what it is doing now"),
+);
 const column = (what: string) => v.pipe(v.array(v.nullable(v.number())), v.description(what));
 export const MetricsHistoryBody = v.pipe(
   v.object({

@@ -47,9 +47,9 @@ export class AppRuntimePart implements AppCommands, Terminals {
     await this.built?.reconciler.stop();
   }
 
-  localCommand(uuid: string, command: "start" | "stop" | "restart" | "purge"): void {
+  localCommand(uuid: string, command: "start" | "stop" | "restart" | "purge", by?: string): void {
     if (!this.built) throw notStarted("the app runtime");
-    this.built.reconciler.localCommand(uuid, command);
+    this.built.reconciler.localCommand(uuid, command, by);
   }
 
   async open(appUuid: string): Promise<TerminalSession> {

@@ -44,7 +44,8 @@ export type PartReporter = () => PartStatus;
 
 /** Local app commands (EVE's local profile server allows them even when a controller manages the device). */
 export interface AppCommands {
-  localCommand(uuid: string, command: "start" | "stop" | "restart" | "purge"): void;
+  /** `by`: who asked (the console's user, an API token), for the Activity log. */
+  localCommand(uuid: string, command: "start" | "stop" | "restart" | "purge", by?: string): void;
 }
 
 /** The controller part as the device and the console see it (controller/sync.ts implements it). */

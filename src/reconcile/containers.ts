@@ -320,7 +320,7 @@ export class ContainerWorkload implements Workload {
         this.runtime,
         { fqdn: tree.source.fqdn, username: tree.source.username, password: tree.source.password },
         { url: tree.source.url, sha256: tree.sha256 ?? undefined },
-        (p) => progress("DOWNLOADING", p.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 0),
+        (p) => progress("DOWNLOADING", p.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 0, { done: p.bytesDone, total: p.bytesTotal }),
         ctx.signal,
         ctx.cache.destinations,
       );

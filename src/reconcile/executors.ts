@@ -5,7 +5,7 @@ import type { SwState } from "../model/swstate.ts";
 import type { DesiredContentTree } from "./desired.ts";
 import type { ContentTreeRecord } from "./observed.ts";
 import type { CommonStep, Step } from "./plan.ts";
-import { type ExecutorContext, type LaneContext, sourceKey } from "./workload.ts";
+import { type ExecutorContext, type FetchBytes, type LaneContext, sourceKey } from "./workload.ts";
 
 export type { ExecutorContext, LaneContext } from "./workload.ts";
 
@@ -30,13 +30,13 @@ async function fetchNow(tree: DesiredContentTree, ctx: ExecutorContext): Promise
     sourceKey: sourceKey(tree),
   };
   rec.sourceKey = sourceKey(tree);
-  const set = (state: SwState, progress: number) => {
+  const set = (state: SwState, progress: number, bytes?: FetchBytes) => {
     const changed = rec.state !== state;
     rec.state = state;
     rec.progress = progress;
     // The record is what app states are derived from: keep it current on each state change.
     if (changed) ctx.records.putContentTree(rec);
-    ctx.progress(tree.uuid, state, progress);
+    ctx.progress(tree.uuid, state, progress, bytes);
   };
   try {
     set("DOWNLOADING", 0);

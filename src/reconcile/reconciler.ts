@@ -23,7 +23,7 @@ import type { SwState } from "../model/swstate.ts";
 import { appState, volumeState } from "./status.ts";
 import { AppTerminals } from "./terminals.ts";
 import { VmWorkload } from "./vms.ts";
-import type { ExecutorContext, LaneContext, Workload } from "./workload.ts";
+import type { ExecutorContext, FetchBytes, LaneContext, Workload } from "./workload.ts";
 
 export interface ReconcilerDeps {
   store: Store;
@@ -234,7 +234,7 @@ export class Reconciler {
     return this.deps.network ?? null;
   }
 
-  localCommand(uuid: string, command: AppCommand): void {
+  localCommand(uuid: string, command: AppCommand, by?: string): void {
     // The document's UUIDs are lower case (config/uuids.ts); so is the key the command is kept under.
     uuid = uuid.toLowerCase();
     const app = this.deps.config.model()?.model.apps.find((a) => a.uuid === uuid);
@@ -247,7 +247,7 @@ export class Reconciler {
     if (command === "purge") l.purges = (l.purges ?? 0) + 1;
     all.set(uuid, l);
     this.deps.store.setSetting(LOCAL_KEY, JSON.stringify(Object.fromEntries(all)));
-    this.deps.events.publish({ type: "app.command", objectKind: "app", objectId: uuid, message: `${command} requested for app ${app.name}` });
+    this.deps.events.publish({ type: "app.command", objectKind: "app", objectId: uuid, message: `${command} requested for app ${app.name}${by ? ` by ${by}` : ""}`, data: { command, by: by ?? null, name: app.name } });
     this.trigger(false);
   }
 
@@ -403,7 +403,7 @@ export class Reconciler {
       volumes: this.deps.volumes,
       records: this.records,
       signal,
-      progress: (uuid, state, progress) => this.contentTreeProgress(uuid, state, progress),
+      progress: (uuid, state, progress, bytes) => this.contentTreeProgress(uuid, state, progress, bytes),
       startedSinceBoot: this.startedSinceBoot,
       stopTimeoutSec: this.deps.stopTimeoutSec ?? 10,
       workloads: this.workloads,
@@ -437,6 +437,7 @@ export class Reconciler {
                 objectKind: lane.split(":")[0],
                 objectId: lane.slice(lane.indexOf(":") + 1),
                 message: `${describeStep(s.step, this.workloads)}: ${(e as Error).message}`,
+                data: { step: describeStep(s.step, this.workloads), reason: (e as Error).message },
               });
               break;
             }
@@ -450,12 +451,26 @@ export class Reconciler {
   }
 
   private lastProgressWrite = new Map<string, number>();
-  private contentTreeProgress(uuid: string, state: SwState, progress: number): void {
+  /** Bytes of each download at its last written progress, for its speed. */
+  private lastProgressBytes = new Map<string, { at: number; done: number }>();
+  private contentTreeProgress(uuid: string, state: SwState, progress: number, bytes?: FetchBytes): void {
     const now = this.now();
     const prev = this.deps.store.observed("contentTree").find((o) => o.id === uuid);
     if (prev?.state === state && now - (this.lastProgressWrite.get(uuid) ?? 0) < 1000) return;
     this.lastProgressWrite.set(uuid, now);
-    this.putState("contentTree", uuid, prev?.name ?? uuid, state, null, { ...(prev?.data ?? {}), progress });
+    // Progress in bytes and the speed since the last write (about a second), for the Activity page.
+    const speed: Record<string, number> = {};
+    if (bytes) {
+      const last = this.lastProgressBytes.get(uuid);
+      speed.bytesDone = bytes.done;
+      speed.bytesTotal = bytes.total;
+      speed.bytesPerSecond = last && now > last.at && bytes.done >= last.done ? Math.round(((bytes.done - last.done) * 1000) / (now - last.at)) : 0;
+      this.lastProgressBytes.set(uuid, { at: now, done: bytes.done });
+    } else if (state !== "DOWNLOADING") {
+      this.lastProgressBytes.delete(uuid);
+      speed.bytesPerSecond = 0;
+    }
+    this.putState("contentTree", uuid, prev?.name ?? uuid, state, null, { ...(prev?.data ?? {}), progress, ...speed });
     // The apps waiting for this image show its state and progress (no pass runs during a long fetch).
     for (const app of this.desired().apps) {
       if (app.imageContentTree !== uuid || app.error) continue;

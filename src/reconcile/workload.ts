@@ -64,7 +64,7 @@ export interface ExecutorContext {
   records: Records;
   signal: AbortSignal;
   /** Live progress of a content tree (state and percent), for status and events. */
-  progress: (uuid: string, state: SwState, progress: number) => void;
+  progress: (uuid: string, state: SwState, progress: number, bytes?: FetchBytes) => void;
   /** Apps started since evebox came up (start delays apply only before). */
   startedSinceBoot: Set<string>;
   stopTimeoutSec: number;
@@ -84,7 +84,12 @@ export interface LaneContext {
 export type LoadedContentTree = Pick<ContentTreeRecord, "imageRef" | "imageId" | "sizeBytes">;
 
 /** How a content tree's fetch reports its progress. */
-export type FetchProgress = (state: SwState, progress: number) => void;
+export type FetchProgress = (state: SwState, progress: number, bytes?: FetchBytes) => void;
+/** Bytes fetched so far and in all (0 while unknown): the Activity page's download progress and speed. */
+export interface FetchBytes {
+  done: number;
+  total: number;
+}
 
 /** A workload kind with its runtime (`runtime/containers`, `runtime/vms`): the only place that calls it. */
 export interface Workload extends WorkloadKind {
@@ -182,7 +187,7 @@ export async function downloadContentTree(tree: DesiredContentTree, ctx: Executo
     sha256: tree.sha256!,
     maxSizeBytes: tree.maxSizeBytes ?? undefined,
     signal: ctx.signal,
-    onProgress: (p) => progress("DOWNLOADING", p.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 0),
+    onProgress: (p) => progress("DOWNLOADING", p.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 0, { done: p.bytesDone, total: p.bytesTotal ?? 0 }),
   });
   progress("VERIFYING", 100); // the cache verified the sha256 while downloading; record the step
   progress("LOADING", 100);

@@ -279,6 +279,12 @@ export class Store {
     if (id % 100 === 0) this.trim("events", this.limits.events);
     return id;
   }
+  /** The newest events older than `before` (an id), but those whose type matches one of the `except` LIKE patterns. */
+  eventsExcept(except: readonly string[], limit = 100, before?: number): EventRow[] {
+    const not = except.map((p) => sql`${schema.events.type} NOT LIKE ${p}`);
+    const where = and(...not, before ? sql`${schema.events.id} < ${before}` : undefined);
+    return this.db.select().from(schema.events).where(where).orderBy(desc(schema.events.id)).limit(limit).all();
+  }
   recentEvents(limit = 100): EventRow[] {
     return this.db.select().from(schema.events).orderBy(desc(schema.events.id)).limit(limit).all();
   }
