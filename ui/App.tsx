@@ -8,6 +8,7 @@ import { Settings } from "./pages/Settings";
 import { Configuration } from "./pages/Configuration";
 import { Storage } from "./pages/Storage";
 import { Updates } from "./pages/Updates";
+import { Activity } from "./pages/Activity";
 import { AppDetail } from "./pages/AppDetail";
 import { Apps } from "./pages/Apps";
 import { Dashboard } from "./pages/Dashboard";
@@ -162,6 +163,7 @@ function Page({
 }) {
   if (path === "/" || path === "/dashboard") return <Dashboard api={api} onDeviceName={onDeviceName} />;
   if (path === "/controller") return <Controller api={api} />;
+  if (path === "/activity") return <Activity api={api} />;
   if (path === "/settings") return <Settings api={api} />;
   if (path === "/updates") return <Updates api={api} />;
   if (path === "/storage") return <Storage api={api} />;

@@ -184,6 +184,10 @@ export function createApiClient(options: ApiClientOptions = {}) {
     networks: async () => (await get(rpc.networks.$get())).instances,
     /** The device's memory, own networks and ports: what the forms check a document against (ui/device-check.ts). */
     host: () => get(rpc.host.$get()) as Promise<HostView>,
+    /** The metrics history of `device` or an app, in columns (src/store/README.md says what each range holds). */
+    metricsHistory: (object: string, range: "1h" | "24h" | "7d") => get(rpc.metrics.history.$get({ query: { object, range } })),
+    /** What the device did (newest first, `before` an entry's id for older ones) and what it is doing now. */
+    activity: (limit: number, before?: number) => get(rpc.activity.$get({ query: { limit: String(limit), ...(before ? { before: String(before) } : {}) } })),
     firewall: async (uuid: string) => (await get(rpc.apps[":uuid"].firewall.$get({ param: { uuid: enc(uuid) } }))).interfaces,
 
     // ---- the config

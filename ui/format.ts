@@ -37,3 +37,22 @@ export function shortHash(hash: string, length = 12): string {
   const bare = hash.replace(/^sha256:/, "");
   return bare.length > length ? bare.slice(0, length) : bare;
 }
+
+/** A byte count in binary units: "512 B", "1.5 KiB", "12 MiB", "3.4 GiB". */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n)) return "—";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = Math.abs(n);
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  const shown = i === 0 ? String(Math.round(v)) : v < 10 ? v.toFixed(1) : String(Math.round(v));
+  return `${n < 0 ? "-" : ""}${shown} ${units[i]}`;
+}
+
+/** A rate in bytes per second: "1.5 KiB/s". */
+export function formatRate(bytesPerSecond: number): string {
+  return `${formatBytes(bytesPerSecond)}/s`;
+}

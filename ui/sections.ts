@@ -12,6 +12,12 @@ export interface Section {
 export const SECTIONS: readonly Section[] = [
   { href: "/", label: "Dashboard", purpose: "Device status at a glance.", built: true },
   {
+    href: "/activity",
+    label: "Activity",
+    purpose: "What the device did and is doing: configuration versions, downloads, app states, updates.",
+    built: true,
+  },
+  {
     href: "/apps",
     label: "Apps",
     purpose: "Deploy, start, stop and inspect the device's applications (containers and virtual machines).",

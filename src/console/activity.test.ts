@@ -58,6 +58,8 @@ describe("activity", () => {
       apps: [
         { uuid: "a1", name: "web", state: "BOOTING", error: null },
         { uuid: "a2", name: "db", state: "RUNNING", error: null },
+        // Stuck with an error is not under way: its failure is in the log.
+        { uuid: "a3", name: "stuck", state: "DOWNLOADING", error: "404" },
       ],
     });
     expect(now).toEqual({

@@ -83,7 +83,7 @@ export function activityNow(status: Pick<DeviceStatus, "apps" | "contentTrees">)
         bytesTotal: num(t, "bytesTotal"),
         bytesPerSecond: num(t, "bytesPerSecond"),
       })),
-    apps: status.apps.filter((a) => MOVING.has(a.state)).map((a) => ({ uuid: a.uuid, name: a.name, state: a.state })),
+    apps: status.apps.filter((a) => MOVING.has(a.state) && !a.error).map((a) => ({ uuid: a.uuid, name: a.name, state: a.state })),
   };
 }
 

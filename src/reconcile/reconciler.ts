@@ -339,6 +339,7 @@ export class Reconciler {
           objectKind: "contentTree",
           objectId: tree.uuid,
           message: `content tree ${tree.name}: ${(e as Error).message}`,
+          data: { reason: (e as Error).message },
         });
       })
       .finally(() => {

@@ -24,16 +24,21 @@ export interface BusyboxApp {
   name: string;
   /** The container's command (EVE_ECO_CMD); by default a shell that sleeps until stopped. */
   cmd?: string;
+  /** The archive's name on the datastore (default busybox.tar; any other is a 404). */
+  image?: string;
+  /** The image's sha256 (default the busybox archive's; a stored image of that digest is never fetched again). */
+  sha256?: string;
 }
 
 const DS = "6a0a6b52-7f36-4a55-8c3e-2a3f5c0d1e40";
 
 /** A config of busybox container apps, each with its own content tree and image volume, from `server`. */
 export function busyboxAppsConfig(server: ImageServer, apps: BusyboxApp[]) {
-  const n = (a: BusyboxApp, k: string) => `${a.uuid.slice(0, -4)}${k}`;
+  // The content tree and the volume of an app: its uuid with the first group replaced.
+  const n = (a: BusyboxApp, k: string) => `${k}${k}${a.uuid.slice(8)}`;
   return {
     datastores: [{ id: DS, dType: "DsHttp", fqdn: server.url, dpath: "images" }],
-    contentInfo: apps.map((a) => ({ uuid: n(a, "c0c0"), dsId: DS, URL: "busybox.tar", iformat: "CONTAINER", sha256: server.sha256, displayName: `${a.name}-image` })),
+    contentInfo: apps.map((a) => ({ uuid: n(a, "c0c0"), dsId: DS, URL: a.image ?? "busybox.tar", iformat: "CONTAINER", sha256: a.sha256 ?? server.sha256, displayName: `${a.name}-image` })),
     volumes: apps.map((a) => ({ uuid: n(a, "d0d0"), origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: n(a, "c0c0") }, displayName: `${a.name}-root` })),
     apps: apps.map((a) => ({
       uuidandversion: { uuid: a.uuid, version: "1" },

@@ -13,6 +13,7 @@ import { AppForm, appFormFrom, type AppFormValues } from "../components/AppForm"
 import { AppLogs } from "../components/AppLogs";
 import { useConfigChange } from "../components/PlanDialog";
 import { useLiveStatus } from "../components/useLiveStatus";
+import { MetricsCharts } from "../components/MetricsCharts";
 import { Link, navigate } from "../router";
 import { useCurrentConfig } from "./Apps";
 
@@ -188,6 +189,8 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
               <Facts app={app} view={view} />
             )}
           </section>
+
+          <MetricsCharts api={api} object={uuid} id="app-charts" heading="Resources" />
 
           <AppNetwork doc={doc} uuid={uuid} />
 

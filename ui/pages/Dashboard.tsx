@@ -5,6 +5,8 @@ import { DataTable } from "../components/DataTable";
 import { formatDateTime, formatUptime, shortHash } from "../format";
 import { useNow } from "../hooks";
 import { Link } from "../router";
+import { ActivityEntries, ActivityNow, useActivity } from "../components/ActivityList";
+import { MetricsCharts } from "../components/MetricsCharts";
 
 /** With the event stream up, a slow safety poll only (down: every 5 s, as everywhere). */
 const SAFETY_POLL_MS = 30_000;
@@ -57,6 +59,12 @@ export function Dashboard({ api, onDeviceName }: DashboardProps) {
         </p>
       )}
       {status && <StatusView status={status} uptimeSeconds={uptimeAt(status, fetchedAt, now)} />}
+      {status && (
+        <div class="grid dashboard-more">
+          <MetricsCharts api={api} object="device" id="device-charts" heading="Device resources" />
+          <RecentActivity api={api} />
+        </div>
+      )}
     </section>
   );
 }
@@ -202,6 +210,26 @@ function StatusView({ status, uptimeSeconds }: { status: DeviceStatus; uptimeSec
         )}
       </section>
     </div>
+  );
+}
+
+/** The latest entries of the Activity log, live, with what is under way. */
+function RecentActivity({ api }: { api: ApiClient }) {
+  const { activity, error } = useActivity(api, 8);
+  return (
+    <section class="card card-wide" id="dashboard-activity" aria-labelledby="activity-heading">
+      <div class="section-head">
+        <h2 id="activity-heading">Activity</h2>
+        <Link href="/activity">All activity</Link>
+      </div>
+      {error && <p class="form-error" role="alert">Could not load the activity: {error}</p>}
+      {activity && (
+        <>
+          {(activity.now.downloads.length > 0 || activity.now.apps.length > 0) && <ActivityNow now={activity.now} />}
+          <ActivityEntries entries={activity.entries} id="dashboard-activity-list" />
+        </>
+      )}
+    </section>
   );
 }
 
