@@ -106,6 +106,8 @@ export interface BaseOsHooks {
   reboot?: (reason: string) => { accepted: boolean; message: string };
   /** The current config document (proto3 JSON names), for its `baseos`, `contentInfo`, `datastores`. */
   configDoc?: () => Record<string, any> | null;
+  /** The config's timer.test.baseimage.update, seconds, when it sets one: it wins over the console's setting. */
+  testWindowSeconds?: () => number | null;
 }
 
 export interface BaseOsOptions {
@@ -318,7 +320,7 @@ export class BaseOs {
     if (p?.failure) reason = p.failure;
     else if (p) {
       const ran = Math.round((Date.parse(p.aliveAt) - Date.parse(p.startedAt)) / 1000);
-      reason = `the trial stopped before its test window ended: evebox on slot ${failedSlot} ran about ${ran} s of its ${this.state.settings.testWindowSeconds} s window, then the device restarted (${crash ? `the kernel's last words: ${crash}` : "evebox exited, hung — watchdog — or a kernel panic; the kernel left no crash record"})`;
+      reason = `the trial stopped before its test window ended: evebox on slot ${failedSlot} ran about ${ran} s of its ${this.testWindow()} s window, then the device restarted (${crash ? `the kernel's last words: ${crash}` : "evebox exited, hung — watchdog — or a kernel panic; the kernel left no crash record"})`;
     } else if (crash) {
       reason = `did not come up: slot ${failedSlot} never reached evebox's test window; the kernel crashed — its last words: ${crash}; the device fell back to slot ${this.boot.booted}`;
     } else {
@@ -356,7 +358,7 @@ export class BaseOs {
       c.version = this.o.bootedVersion;
     }
     const now = Date.now();
-    const window = this.state.settings.testWindowSeconds;
+    const window = this.testWindow();
     c.phase = "testing";
     c.probation = { startedAt: new Date(now).toISOString(), endsAt: new Date(now + window * 1000).toISOString(), aliveAt: new Date(now).toISOString(), checks: [], okSince: null };
     c.updatedAt = new Date(now).toISOString();
@@ -396,7 +398,7 @@ export class BaseOs {
     }
     {
       const failing = checks.filter((x) => !x.ok).map((x) => `${x.name}: ${x.detail}`);
-      p.failure = `the test window (${this.state.settings.testWindowSeconds} s) ended with ${failing.length ? failing.join("; ") : "the checks not yet holding for " + this.state.settings.stableSeconds + " s"}`;
+      p.failure = `the test window (${this.testWindow()} s) ended with ${failing.length ? failing.join("; ") : "the checks not yet holding for " + this.state.settings.stableSeconds + " s"}`;
       this.save();
       this.o.hooks.publish("baseos.trial-failed", `slot ${c.slot} (version ${c.version}) failed its trial: ${p.failure}; rebooting into slot ${this.boot.active}`, { reason: p.failure });
       this.o.hooks.log("error", `baseos: trial failed: ${p.failure}`);
@@ -763,6 +765,12 @@ export class BaseOs {
 
   settings(): BaseOsSettings {
     return this.state.settings;
+  }
+
+  /** The trial's test window: the config's timer.test.baseimage.update when set (and longer than the checks must hold), else the setting. */
+  private testWindow(): number {
+    const fromConfig = this.o.hooks.testWindowSeconds?.() ?? null;
+    return fromConfig !== null && fromConfig > this.state.settings.stableSeconds ? fromConfig : this.state.settings.testWindowSeconds;
   }
 
   putSettings(input: unknown): BaseOsSettings {

@@ -7,6 +7,7 @@
 import { type CipherBlockModel, type CipherContextModel, cipherBlockModel, cipherContextModel } from "./cipher.ts";
 import { resolvePortLabel, type PortResolution } from "./ports.ts";
 import type { ObjectKind, ObjectProblem } from "./problems.ts";
+import { type ConfigItemStatus, type GlobalSettings, readConfigItems } from "./settings.ts";
 import { readUserData, type UserData } from "./userdata.ts";
 
 type Doc = Record<string, any>;
@@ -251,9 +252,35 @@ export interface BaseOsModel {
   retryCounter: number;
 }
 
+/** A reboot or shutdown command (`DeviceOpsCmd`): acted on when its counter changes (device ops). */
+export interface DeviceOpModel {
+  counter: number;
+  desiredState: boolean;
+  opsTime: string;
+}
+
+/** What the config says of the device itself. */
+export interface DeviceIdentityModel {
+  /** `device_name`: the name the controller gives the device; null when absent. */
+  name: string | null;
+  reboot: DeviceOpModel | null;
+  shutdown: DeviceOpModel | null;
+  /** `maintenance_mode` merged with the `maintenance.mode` config item (which wins unless "none"). */
+  maintenanceMode: boolean;
+  /** `controllercert_confighash`: a change means the controller's certificates changed. */
+  controllerCertHash: string | null;
+  /** `cluster`, when the config has one (Kubernetes clusters are refused: see validate.ts). */
+  cluster: { id: string; name: string } | null;
+}
+
 export interface DeviceModel {
   /** The config's own id, when it has one. */
   id: UuidAndVersion | null;
+  device: DeviceIdentityModel;
+  /** The config items evebox applies, typed and range-checked (settings.ts); defaults where absent or invalid. */
+  settings: GlobalSettings;
+  /** What became of each config item (applied, invalid, unknown, ignored): never fatal. */
+  configItemStatus: ConfigItemStatus[];
   apps: AppModel[];
   networkInstances: NetworkInstanceModel[];
   ports: PortModel[];
@@ -273,6 +300,8 @@ export interface DeviceModel {
 
 export const EMPTY_MODEL: DeviceModel = Object.freeze({
   id: null,
+  device: { name: null, reboot: null, shutdown: null, maintenanceMode: false, controllerCertHash: null, cluster: null },
+  ...(({ settings, items }) => ({ settings, configItemStatus: items }))(readConfigItems({})),
   apps: [],
   networkInstances: [],
   ports: [],
@@ -522,8 +551,22 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
   const configItems: Record<string, string> = {};
   for (const c of list(doc.configItems)) if (c?.key) configItems[String(c.key)] = String(c.value ?? "");
 
+  // A cluster is an object evebox cannot be: refused on its own (a controller's other objects still apply).
+  if (doc.cluster) push("device", "", "cluster", "Kubernetes clusters are not supported on this device");
+  const { settings, items: configItemStatus } = readConfigItems(configItems);
+  const op = (c: Doc | undefined): DeviceOpModel | null => (c ? { counter: Number(c.counter ?? 0), desiredState: !!c.desiredState, opsTime: String(c.opsTime ?? "") } : null);
   const model: DeviceModel = {
     id: doc.id?.uuid ? { uuid: String(doc.id.uuid), version: String(doc.id.version ?? "") } : null,
+    device: {
+      name: doc.deviceName ? String(doc.deviceName) : null,
+      reboot: op(doc.reboot),
+      shutdown: op(doc.shutdown),
+      maintenanceMode: settings.maintenanceMode ?? !!doc.maintenanceMode,
+      controllerCertHash: doc.controllercertConfighash ? String(doc.controllercertConfighash) : null,
+      cluster: doc.cluster ? { id: String(doc.cluster.clusterId ?? ""), name: String(doc.cluster.clusterName ?? "") } : null,
+    },
+    settings,
+    configItemStatus,
     apps: appModels,
     networkInstances,
     ports,

@@ -3,8 +3,13 @@
 import { readFileSync } from "node:fs";
 import { arch, hostname, networkInterfaces } from "node:os";
 import type { DeviceStatus, ObjectStatus } from "../model/status.ts";
+import type { ConfigItemStatus } from "../config/settings.ts";
+import type { DeviceOpsReport } from "../model/ops.ts";
 import {
+  APICapability,
   BootReason,
+  KubeCompUpdateStatus,
+  MaintenanceModeReason,
   encodeMessage,
   MetricItemType,
   Severity,
@@ -76,7 +81,27 @@ export interface DeviceFacts {
   objectErrors: Map<string, string[]>;
   /** The host's I/O (hardware/): assignable adapters in ZInfoDevice, the inventory as a ZInfoHardware. */
   hardware?: HardwareFacts;
+  /** Device operations (ops/): commands handled, boot reason, maintenance mode; absent: none known. */
+  ops?: DeviceOpsReport;
+  /** What became of each config item (config/settings.ts). */
+  configItems?: ConfigItemStatus[];
+  /** The config's Kubernetes cluster, refused: reported as the cluster's error. */
+  cluster?: { id: string; name: string } | null;
 }
+
+/**
+ * The API capability evebox claims: EVE's levels are cumulative (a device at level N handles every feature up to
+ * N). evebox handles retry_update (1), the shutdown command (2) and start_delay_in_seconds (3), not EdgeView (4).
+ */
+export const API_CAPABILITY = APICapability.API_CAPABILITY_START_DELAY_IN_SECONDS;
+
+const DEVICE_STATE: Record<DeviceOpsReport["state"], ZDeviceState> = {
+  online: ZDeviceState.ZDEVICE_STATE_ONLINE,
+  rebooting: ZDeviceState.ZDEVICE_STATE_REBOOTING,
+  maintenance: ZDeviceState.ZDEVICE_STATE_MAINTENANCE_MODE,
+  "preparing-poweroff": ZDeviceState.ZDEVICE_STATE_PREPARING_POWEROFF,
+  "prepared-poweroff": ZDeviceState.ZDEVICE_STATE_PREPARED_POWEROFF,
+};
 
 /** Every info message the device's current status calls for (without timestamps: those are added when sent). */
 export function infoItems(status: DeviceStatus, facts: DeviceFacts): InfoItem[] {
@@ -140,6 +165,21 @@ export function infoItems(status: DeviceStatus, facts: DeviceFacts): InfoItem[] 
       },
     });
   }
+  if (facts.cluster) {
+    // The only cluster info message with an error: a cluster this device cannot join is reported there.
+    items.push({
+      key: "cluster",
+      msg: {
+        ztype: ZInfoTypes.ZiKubeClusterUpdateStatus,
+        devId: facts.devId,
+        clusterUpdateInfo: {
+          clusterId: facts.cluster.id,
+          status: KubeCompUpdateStatus.KUBE_COMP_UPDATE_STATUS_FAILED,
+          error: { description: CLUSTER_REFUSED, severity: Severity.SEVERITY_ERROR, timestamp: timestamp(facts.bootTime) },
+        },
+      },
+    });
+  }
   for (const c of status.contentTrees as ObjectStatus[]) {
     const e = errs(c);
     items.push({
@@ -177,7 +217,21 @@ export function goneInfo(key: string, devId: string): ZInfoMsg | null {
   return null;
 }
 
+export const CLUSTER_REFUSED = "Kubernetes clusters are not supported on this device";
+
+/** EVE's configItemStatus: the items evebox knows (with the error of a refused value), and the others with why. */
+function configItemStatus(items: ConfigItemStatus[]): NonNullable<NonNullable<ZInfoMsg["dinfo"]>["configItemStatus"]> {
+  const known: Record<string, { value: string; error?: string }> = {};
+  const unknown: Record<string, { value: string; error?: string }> = {};
+  for (const i of items) {
+    if (i.state === "applied" || i.state === "invalid") known[i.key] = { value: i.value, ...(i.detail ? { error: i.detail } : {}) };
+    else unknown[i.key] = { value: i.value, ...(i.detail ? { error: i.detail } : {}) };
+  }
+  return { configItems: known, unknownConfigItems: unknown };
+}
+
 function deviceInfo(status: DeviceStatus, f: DeviceFacts): NonNullable<ZInfoMsg["dinfo"]> {
+  const ops = f.ops;
   const machine = ({ x64: "x86_64", arm64: "aarch64", arm: "armv7l", riscv64: "riscv64" } as Record<string, string>)[arch()] ?? arch();
   const network = Object.entries(networkInterfaces())
     .filter(([name]) => name !== "lo")
@@ -221,9 +275,17 @@ function deviceInfo(status: DeviceStatus, f: DeviceFacts): NonNullable<ZInfoMsg[
       },
     ],
     HostName: hostname(),
-    lastRebootReason: f.firstBoot ? "first boot of evebox on this device" : "unknown (evebox does not record reboot reasons yet)",
-    lastBootReason: f.firstBoot ? BootReason.BOOT_REASON_FIRST : BootReason.BOOT_REASON_UNKNOWN,
-    state: ZDeviceState.ZDEVICE_STATE_ONLINE,
+    lastRebootReason: ops ? ops.lastBoot.text : f.firstBoot ? "first boot of evebox on this device" : "unknown",
+    lastBootReason: ops ? BootReason[ops.lastBoot.reason] : f.firstBoot ? BootReason.BOOT_REASON_FIRST : BootReason.BOOT_REASON_UNKNOWN,
+    lastRebootTime: ops?.lastBoot.rebootTime ? timestamp(new Date(ops.lastBoot.rebootTime)) : undefined,
+    rebootConfigCounter: ops?.rebootCounter,
+    shutdownConfigCounter: ops?.shutdownCounter,
+    rebootInprogress: ops?.rebootInProgress,
+    maintenanceMode: ops?.maintenance.on,
+    maintenanceModeReasons: ops?.maintenance.on ? [MaintenanceModeReason.MAINTENANCE_MODE_REASON_USER_REQUESTED] : [],
+    state: ops ? DEVICE_STATE[ops.state] : ZDeviceState.ZDEVICE_STATE_ONLINE,
+    apiCapability: API_CAPABILITY,
+    configItemStatus: configItemStatus(f.configItems ?? []),
     deviceName: f.deviceName,
     ...(f.hardware ? { assignableAdapters: f.hardware.bundles.map((b) => zioBundle(b, timestamp(f.bootTime))) } : {}),
   };

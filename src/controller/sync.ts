@@ -6,12 +6,14 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, statfsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ConfigService } from "../config/service.ts";
+import { type GlobalSettings, levelPasses } from "../config/settings.ts";
 import { scanBinary } from "../config/bounds.ts";
 import { ConfigRejected } from "../config/problems.ts";
 import { backoffDelay, jittered } from "../lib/backoff.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import type { ControllerLink, DeviceStatus, PartStatus } from "../model/status.ts";
 import type { EventBus } from "../model/events.ts";
+import type { DeviceOpsReport } from "../model/ops.ts";
 import {
   AttestVersionType,
   CommonHashAlgorithm,
@@ -81,6 +83,8 @@ export interface DeviceView {
   baseosSwList?: () => Record<string, unknown>[] | undefined;
   /** The host's I/O and its assignment groups (hardware/), reported as EVE does; absent: none reported. */
   hardware?: () => HardwareFacts;
+  /** Device operations (ops/): commands handled, boot reason, maintenance mode. */
+  ops?: () => DeviceOpsReport;
 }
 
 export interface ControllerDeps {
@@ -204,6 +208,9 @@ export class Controller implements ControllerLink {
   private fromCheckpoint = false;
   private readonly link = { failures: 0, success: 0, lastFailure: null as Date | null, lastSuccess: null as Date | null, authVerifyFailure: 0 };
   private firstBoot = false;
+  private certsAt = 0;
+  private certsStale = false;
+  private deviceInfoAt = 0;
   private readonly log: Logger;
 
   private constructor(private readonly deps: ControllerDeps) {
@@ -240,8 +247,8 @@ export class Controller implements ControllerLink {
     this.connection = this.base ? "connecting" : "not-configured";
     this.loops.push(this.syncLoop(), this.drainLoop());
     const t = this.timers;
+    this.scheduleMetrics();
     this.timerHandles.push(
-      setInterval(() => this.guard("metrics", () => this.enqueueMetrics()), t.metricIntervalMs),
       setInterval(() => this.guard("logs", () => this.enqueueLogs()), t.logIntervalMs),
       setInterval(() => this.guard("info", () => this.reportInfo()), t.infoCheckIntervalMs),
       setInterval(() => void this.enqueueFlows().catch((e) => this.log.error(`flowlog: ${(e as Error).message}`)), t.flowlogIntervalMs),
@@ -258,6 +265,7 @@ export class Controller implements ControllerLink {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.metricsTimer) clearTimeout(this.metricsTimer);
     for (const h of this.timerHandles) clearInterval(h);
     this.timerHandles.length = 0;
     if (this.infoTimer) clearTimeout(this.infoTimer);
@@ -404,10 +412,13 @@ export class Controller implements ControllerLink {
     if (!this.readRoot()) {
       throw new SyncError("trust", `no ${IDENTITY_FILES.rootCert} in ${this.deps.configDir}: set the controller's root certificate (console or file) to connect`);
     }
-    if (!this.certs) await this.fetchCerts();
+    const certAge = Date.now() - this.certsAt;
+    if (!this.certs || this.certsStale || certAge >= (this.setting("timer.cert.interval", "certIntervalS") ?? 86_400) * 1000) await this.fetchCerts();
     if (!this.state("uuid")) await this.onboard();
     await this.sendEcdhCertificate(this.state("uuid")!);
     await this.fetchConfig();
+    // controllercert_confighash changed with the config just applied: the controller's certificates are new.
+    if (this.certsStale) await this.fetchCerts();
     if (this.failures > 0 || this.connection !== "online") {
       this.log.info(`online with ${this.base}`);
       this.deps.events.publish({ type: "controller.online", message: `controller ${this.base} reachable` });
@@ -416,7 +427,42 @@ export class Controller implements ControllerLink {
     this.connection = "online";
     this.detail = "";
     this.drainWaiter.wake();
-    return jittered(this.timers.configIntervalMs, [0.8, 1]);
+    return jittered(this.configIntervalMs(), [0.8, 1]);
+  }
+
+  // ---- the config's items (config/settings.ts) over the timers given at start: set in the config, they win
+
+  /** The value of a config item when the current config sets it validly; null otherwise. */
+  private setting<K extends keyof GlobalSettings>(key: string, field: K): GlobalSettings[K] | null {
+    const m = this.deps.config.model()?.model;
+    if (!m || !m.configItemStatus.some((i) => i.key === key && i.state === "applied")) return null;
+    return m.settings[field];
+  }
+
+  configIntervalMs(): number {
+    const s = this.setting("timer.config.interval", "configIntervalS");
+    return s !== null ? s * 1000 : this.timers.configIntervalMs;
+  }
+
+  metricIntervalMs(): number {
+    const s = this.setting("timer.metric.interval", "metricIntervalS");
+    return s !== null ? s * 1000 : this.timers.metricIntervalMs;
+  }
+
+  private requestTimeoutMs(): number {
+    const s = this.setting("timer.send.timeout", "sendTimeoutS");
+    return s ? s * 1000 : this.timers.requestTimeoutMs;
+  }
+
+  private metricsTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /** Metrics every timer.metric.interval, read again for each (a change applies from the next one). */
+  private scheduleMetrics(): void {
+    if (this.stopped) return;
+    this.metricsTimer = setTimeout(() => {
+      this.guard("metrics", () => this.enqueueMetrics());
+      this.scheduleMetrics();
+    }, this.metricIntervalMs());
   }
 
   private syncFailed(e: unknown): number {
@@ -441,7 +487,7 @@ export class Controller implements ControllerLink {
       ? { "X-Request-ID": uuid }
       : { "X-Serial-Number": this.identity.serial, "X-Soft-Serial": this.identity.softSerial };
     try {
-      const r = await callController({ base: this.base!, rootPem: this.readRoot()! }, method, API + path, body, { timeoutMs: this.timers.requestTimeoutMs, headers });
+      const r = await callController({ base: this.base!, rootPem: this.readRoot()! }, method, API + path, body, { timeoutMs: this.requestTimeoutMs(), headers });
       this.lastContact = new Date();
       if (r.status >= 500) this.linkFailed();
       else this.linkOk();
@@ -466,6 +512,10 @@ export class Controller implements ControllerLink {
       throw new SyncError("certs", (e as Error).message);
     }
     this.checkpoints.write(CONTROLLER_CERTS, this.certs.raw);
+    this.certsAt = Date.now();
+    this.certsStale = false;
+    const hash = this.deps.config.model()?.model.device.controllerCertHash;
+    if (hash) this.setState("controller.certHash", hash);
   }
 
   /** Verifies a signed answer; an unknown signer makes evebox fetch the controller's certificates once and retry. */
@@ -650,6 +700,16 @@ export class Controller implements ControllerLink {
     if (ts) this.setState("config.timestamp", ts);
     this.setState("config.appliedAt", new Date().toISOString());
     this.setState("config.objectErrors", JSON.stringify(result.objectErrors));
+    const certHash = this.deps.config.model()?.model.device.controllerCertHash ?? null;
+    const knownHash = this.state("controller.certHash");
+    if (certHash && knownHash !== certHash) {
+      // EVE: a new controllercert_confighash means new controller certificates; fetched before the next request.
+      if (knownHash === null || fromCheckpoint) this.setState("controller.certHash", certHash);
+      else {
+        this.log.info(`controllercert_confighash changed (${knownHash} → ${certHash}): fetching the controller's certificates again`);
+        this.certsStale = true;
+      }
+    }
     const epoch = String(cfg.controllerEpoch ?? "0");
     if (this.state("controller.epoch") !== epoch) {
       // A new controller epoch means it may have lost what it knew: report everything again.
@@ -807,6 +867,10 @@ export class Controller implements ControllerLink {
       storageBytes = s.blocks * s.bsize;
     } catch {}
     const status = this.deps.device.status();
+    // Device info at least every timer.deviceinfo.interval, changed or not (EVE's forced report).
+    const forceMs = (this.setting("timer.deviceinfo.interval", "deviceInfoIntervalS") ?? 600) * 1000;
+    if (now.getTime() - this.deviceInfoAt >= forceMs) delete reported.device;
+    const model = this.deps.config.model()?.model;
     const items = infoItems(status, {
       devId: uuid,
       version: this.deps.version,
@@ -821,6 +885,9 @@ export class Controller implements ControllerLink {
       objectErrors,
       swList: this.deps.device.baseosSwList?.(),
       hardware: this.deps.device.hardware?.(),
+      ops: this.deps.device.ops?.(),
+      configItems: model?.configItemStatus ?? [],
+      cluster: model?.device.cluster ?? null,
     });
     let queued = 0;
     const seen = new Set<string>();
@@ -828,6 +895,7 @@ export class Controller implements ControllerLink {
       seen.add(item.key);
       const digest = infoDigest(item.msg);
       if (reported[item.key] === digest) continue;
+      if (item.key === "device") this.deviceInfoAt = now.getTime();
       this.outbox.enqueue("info", "info", encodeInfo(item.msg, now), item.key, now);
       reported[item.key] = digest;
       queued++;
@@ -895,7 +963,9 @@ export class Controller implements ControllerLink {
         .all(cursor, limit) as (Omit<LogRow, "ts"> & { ts: number })[]
     ).map((r) => ({ ...r, ts: new Date(r.ts) }));
     if (rows.length === 0) return 0;
-    const device = rows.filter((r) => !(r.source === "app" && r.objectId));
+    // debug.default.remote.loglevel, when the config sets it: device lines below it stay on the device.
+    const remote = this.setting("debug.default.remote.loglevel", "remoteLogLevel");
+    const device = rows.filter((r) => !(r.source === "app" && r.objectId) && (remote === null || levelPasses(r.level, remote)));
     const apps = new Map<string, LogRow[]>();
     for (const r of rows) if (r.source === "app" && r.objectId) apps.set(r.objectId, [...(apps.get(r.objectId) ?? []), r]);
     const meta = { devID: uuid, image: "IMGA", eveVersion: this.deps.version };

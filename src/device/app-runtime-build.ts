@@ -50,6 +50,8 @@ export interface AppRuntimeConfig {
   hardware: Hardware;
   /** Loggers by source. */
   log: { reconcile: Log; network: Log; vms: Log };
+  /** Why every app is held halted (ops/: maintenance mode, a device command), or null. */
+  halt?: () => string | null;
 }
 
 export interface BuiltAppRuntime {
@@ -88,6 +90,7 @@ export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
     log: o.log.reconcile,
     tickMs: o.tickMs,
     secrets: o.secrets,
+    halt: o.halt,
   });
   return { reconciler, network, vms };
 }

@@ -75,6 +75,11 @@ export class AppRuntimePart implements AppCommands, Terminals {
     return (await this.built?.reconciler.sampleApps()) ?? [];
   }
 
+  /** The device-wide halt changed (ops/): plan again now. */
+  haltChanged(): void {
+    this.built?.reconciler.trigger(false);
+  }
+
   /** Flow records since the last call (none before the network part runs). */
   async collectFlows(devUuid: string): Promise<FlowMessage[]> {
     return (await this.built?.network?.collectFlows(devUuid)) ?? [];

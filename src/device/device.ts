@@ -64,7 +64,12 @@ export class Device {
     this.metricsIntervalMs = parts.metricsIntervalMs ?? 10_000;
   }
 
+  /** The controller's device_name while it manages the device; else the name set here, else the host name. */
   name(): string {
+    if (this.managed()) {
+      const n = this.config.model()?.model.device.name;
+      if (n) return n;
+    }
     return this.store.getSetting("device_name") ?? this.hostname();
   }
 

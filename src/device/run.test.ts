@@ -97,7 +97,7 @@ describe("runDevice", () => {
     });
     expect(lines[0]).toContain("local mode");
     const status = running.device.status();
-    expect(status.parts.map((p) => p.name)).toEqual(["store", "config", "controller", "baseos", "extra"]);
+    expect(status.parts.map((p) => p.name)).toEqual(["store", "config", "controller", "baseos", "ops", "extra"]);
     expect(status.parts.find((p) => p.name === "baseos")!.detail).toContain("not an A/B device");
     expect(status.parts.find((p) => p.name === "controller")).toMatchObject({ state: "idle" });
     // Local mode: the controller's code and the device identity are not loaded at start (footprint), ...

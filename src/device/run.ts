@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { Auth } from "../auth/auth.ts";
 import { EMPTY_MODEL } from "../config/model.ts";
 import { ConfigService } from "../config/service.ts";
+import { levelPasses } from "../config/settings.ts";
 import { createConsoleApp, type PowerControl } from "../console/app.ts";
 import { defaultConnectionLimits, type ConnectionLimits } from "../console/connection-gate.ts";
 import type { UiAssets } from "../console/ui-assets.ts";
@@ -15,6 +16,7 @@ import { createLogger } from "../lib/log.ts";
 import { EventBus } from "../model/events.ts";
 import type { PartStatus } from "../model/status.ts";
 import { Hardware } from "../hardware/service.ts";
+import { DeviceOps } from "../ops/device-ops.ts";
 import { datastorePolicy } from "../storage/destinations.ts";
 import { ImageStore } from "../storage/images.ts";
 import { Store, StoreTooNewError } from "../store/index.ts";
@@ -157,6 +159,15 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   }
   const events = new EventBus(store);
   const config = new ConfigService(store, events);
+  // debug.default.loglevel, when the config sets it: the device's lines below it are not kept.
+  const keepLogLevel = () => {
+    const m = config.model()?.model;
+    const set = m?.configItemStatus.some((i) => i.key === "debug.default.loglevel" && i.state === "applied");
+    const threshold = set ? m!.settings.logLevel : null;
+    store.keepLevel = threshold ? (level) => levelPasses(level, threshold) : null;
+  };
+  keepLogLevel();
+  config.onChange(keepLogLevel);
   // Managed or not is known before the console answers (so a PUT /config is refused from the first request on);
   // the controller part itself (identity, TLS, signing) loads after the console is up.
   let controllerHint: string | null = null;
@@ -182,7 +193,46 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       const h = hardwareStatus();
       return { bundles: h.bundles, inventory: h.inventory };
     },
+    ops: () => ops.report(),
   };
+
+  // Device operations (ops/): the config's reboot and shutdown commands, maintenance mode, why the device booted.
+  // Every way down evebox takes records the next boot's reason first.
+  const ops: DeviceOps = new DeviceOps({
+    store,
+    config,
+    events,
+    log: createLogger("ops", store),
+    power: opts.power ?? null,
+    appsChanged: () => apps.haltChanged(),
+    kernelBoot: sampleDevice({ mounts: [] }).bootTime,
+    controller: () => ({ managed: controller.url() !== null, lastContact: controllerContact() }),
+  });
+  const controllerContact = (): Date | null => {
+    try {
+      const at = (controller.status() as { lastContact?: string | null }).lastContact;
+      return at ? new Date(at) : null;
+    } catch {
+      return null; // not started yet
+    }
+  };
+  const power = opts.power
+    ? {
+        request: (action: "reboot" | "shutdown", by: string) => {
+          ops.recordGoingDown(action === "reboot" ? "BOOT_REASON_REBOOT_CMD" : "BOOT_REASON_POWEROFF_CMD", `${action} requested by ${by}`);
+          return opts.power!.request(action, by);
+        },
+      }
+    : undefined;
+  const slots = opts.slots
+    ? {
+        ...opts.slots,
+        reboot: (reason: string) => {
+          ops.recordGoingDown("BOOT_REASON_UPDATE", `base-OS update: ${reason}`);
+          return opts.slots!.reboot(reason);
+        },
+      }
+    : null;
 
   // 2. The parts, each one object from here on; each answers "not running yet" until its start() below.
   const appsEnabled = opts.apps !== false && settings.apps;
@@ -209,6 +259,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     hardware,
     log: { reconcile: reconcileLog.log, network: createLogger("network", store).log, vms: createLogger("vms", store).log },
     onError: (m) => reconcileLog.error(m),
+    halt: () => ops.haltReason(),
   });
   const controller: ControllerPart = new ControllerPart({
     configDir: dirs.config,
@@ -227,7 +278,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     flows: apps,
   });
   const baseos: BaseOsPart = new BaseOsPart({
-    slots: opts.slots ?? null,
+    slots,
     files: settings.baseosFiles,
     persistDir: dirs.persist,
     version: opts.version,
@@ -242,6 +293,10 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       managed: () => device.managed(),
       parts: () => device.status().parts.filter((p) => p.name !== "baseos"),
       configDoc: () => (config.currentDoc()?.doc as Record<string, any> | undefined) ?? null,
+      testWindowSeconds: () => {
+        const m = config.model()?.model;
+        return m?.configItemStatus.some((i) => i.key === "timer.test.baseimage.update" && i.state === "applied") ? m.settings.testBaseImageUpdateS : null;
+      },
       controller: () => {
         const p = controller.part();
         return { ok: p.state === "ok", detail: p.detail };
@@ -263,7 +318,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     version: opts.version,
     dataDir: dirs.root,
     controller,
-    parts: [() => baseos.part(), ...(opts.parts ?? []), () => apps.parts()],
+    parts: [() => baseos.part(), () => ops.part(), ...(opts.parts ?? []), () => apps.parts()],
     // Off (EVEBOX_APPS=off): the console says so (no app runtime), as it always has.
     apps: appsEnabled ? apps : undefined,
     metricsIntervalMs: sampler.intervalMs,
@@ -285,14 +340,14 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
         device,
         ui: opts.ui,
         network,
-        power: opts.power,
+        power,
         secureCookies: !!opts.tls,
         baseos: () => baseos.ref(),
         images,
         hardware: hardwareStatus,
         clientAddress: (req) => clients.get(req) ?? null,
       }),
-    localApp: createConsoleApp({ auth, device, ui: null, trustAll: true, network, power: opts.power, baseos: () => baseos.ref(), images, hardware: hardwareStatus }),
+    localApp: createConsoleApp({ auth, device, ui: null, trustAll: true, network, power, baseos: () => baseos.ref(), images, hardware: hardwareStatus }),
     onRequest: () => device.countRequest(),
   });
   // What has started, in order: stop() runs it backwards.
@@ -336,6 +391,8 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   }
   await baseos.start();
   started.push({ name: "the base OS part", stop: () => baseos.stop() });
+  ops.start();
+  started.push({ name: "device operations", stop: () => ops.stop() });
   void apps.start();
   // Workloads outlive the agent: stopping evebox stops watching them, never the apps themselves.
   started.push({ name: "the app runtime", stop: () => apps.stop() });

@@ -434,6 +434,7 @@ export class Init {
       log: (level, m) => this.note(level, "init.ports", m),
       event: (type, message) => this.note(type === "ports.fallback" ? "error" : "info", type, message),
       testWindowMs: Number(cmdlineValue(this.cmdline, "evebox.port-test")) * 1000 || undefined,
+      anyEthFallback: () => this.running?.device.config.model()?.model.settings.networkFallbackAnyEth ?? false,
     });
     return this.ports.start(null);
   }

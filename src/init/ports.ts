@@ -180,6 +180,8 @@ export interface PortManagerOptions {
   event: (type: string, message: string) => void;
   testWindowMs?: number;
   sys?: string;
+  /** network.fallback.any.eth: when neither the config's ports nor the last working ones work, DHCP on every Ethernet port. */
+  anyEthFallback?: () => boolean;
 }
 
 const UDHCPC_SCRIPT = `#!/bin/sh
@@ -321,7 +323,14 @@ export class PortManager {
     this.lastFailure = msg;
     this.o.log("error", msg);
     this.o.event("ports.fallback", msg);
-    await this.applyAndTest(fallback, false);
+    if (await this.applyAndTest(fallback, false)) return;
+    const any = defaultPortConfig(this.ethernet());
+    if (this.o.anyEthFallback?.() && any.key !== fallback.key && any.key !== target.key) {
+      this.lastFailure = `${msg}, which did not work either; network.fallback.any.eth: DHCP on every Ethernet port`;
+      this.o.log("warn", this.lastFailure);
+      this.o.event("ports.fallback", this.lastFailure);
+      await this.applyAndTest(any, false);
+    }
   }
 
   /** Applies `cfg` and waits (up to the test window) for it to work; a working one is remembered. */

@@ -62,6 +62,8 @@ export interface DesiredApp {
   generation: string;
   /** Why this app cannot run as configured (a fault in its config or its references). */
   error: string | null;
+  /** Why it is held halted whatever its activate says (maintenance mode, a device command), when it is. */
+  haltedBy?: string;
 }
 
 export interface DesiredState {

@@ -55,7 +55,7 @@ async function fetchNow(tree: DesiredContentTree, ctx: ExecutorContext): Promise
     }
     rec.error = (e as Error).message;
     rec.attempts++;
-    rec.nextRetryAt = ctx.records.now() + ctx.records.retryMs(rec.attempts);
+    rec.nextRetryAt = ctx.records.now() + Math.min(ctx.records.retryMs(rec.attempts), ctx.downloadRetryMaxMs);
     ctx.records.putContentTree(rec);
     throw e;
   }

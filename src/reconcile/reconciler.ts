@@ -51,6 +51,8 @@ export interface ReconcilerDeps {
   clock?: BackoffClock;
   /** When failed steps are retried and crashed apps restarted (default: records.ts). */
   backoff?: { retry?: BackoffPolicy; crash?: BackoffPolicy };
+  /** Why every app is held halted (maintenance mode, a shutdown or reboot command: ops/), or null. */
+  halt?: () => string | null;
 }
 
 export type AppCommand = "start" | "stop" | "restart" | "purge";
@@ -269,6 +271,9 @@ export class Reconciler {
     const desired = desiredFromModel(model, problems, this.localCommands(), secrets);
     // Adapters: a group to one app at a time; an app that cannot have its adapters is in error, the others run.
     if (this.deps.hardware) withAdapters(desired, this.deps.hardware.assign(desired.model, new Set(desired.apps.filter((a) => a.error).map((a) => a.uuid))));
+    // Held halted device-wide: stopped as an activate=false would stop them, the reason in their status.
+    const halt = this.deps.halt?.() ?? null;
+    if (halt) for (const a of desired.apps) Object.assign(a, { activate: false, haltedBy: halt });
     // The network model needs the host's facts (its networks, ports), observed with the network.
     if (this.deps.network && this.facts) {
       desired.network = this.deps.network.desired(this.deps.config.currentDoc()?.doc ?? null, problems, this.facts, read?.model ?? null);
@@ -413,6 +418,7 @@ export class Reconciler {
         this.startFetch(step.tree, sourceKey(step.tree), run);
       },
       network: this.deps.network,
+      downloadRetryMaxMs: (this.deps.config.model()?.model.settings.downloadRetryS ?? 600) * 1000,
     };
     for (const phase of [0, 1, 2] as const) {
       const lanes = new Map<string, PlannedStep[]>();
@@ -497,7 +503,7 @@ export class Reconciler {
         continue;
       }
       const s = appState(app, desired, observed, this.workloads);
-      this.putState("app", app.uuid, app.name, s.state, s.error, s.data);
+      this.putState("app", app.uuid, app.name, s.state, s.error, app.haltedBy ? { ...s.data, haltedBy: app.haltedBy } : s.data);
     }
     for (const t of desired.contentTrees) {
       seen.contentTree.add(t.uuid);

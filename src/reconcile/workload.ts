@@ -73,6 +73,8 @@ export interface ExecutorContext {
   /** Network instances and app interfaces; absent: apps with interfaces get the engine's default bridge. */
   network?: NetworkManager;
   workloads: readonly Workload[];
+  /** The longest wait before a failed download is tried again (timer.download.retry). */
+  downloadRetryMaxMs: number;
 }
 
 /** Per-lane scratch: a container created earlier in the lane is the one later steps act on. */

@@ -288,7 +288,12 @@ export class Store {
   recentEvents(limit = 100): EventRow[] {
     return this.db.select().from(schema.events).orderBy(desc(schema.events.id)).limit(limit).all();
   }
+  /** Which of the device's own lines (not apps') are kept (debug.default.loglevel); null keeps every line. */
+  keepLevel: ((level: string) => boolean) | null = null;
+
   addLogs(rows: Omit<typeof schema.logs.$inferInsert, "id">[]): void {
+    const keep = this.keepLevel;
+    if (keep) rows = rows.filter((r) => r.source === "app" || keep(r.level ?? "info"));
     if (rows.length === 0) return;
     this.sqlite.transaction(() => {
       for (let i = 0; i < rows.length; i += 200) this.db.insert(schema.logs).values(rows.slice(i, i + 200)).run();
