@@ -173,6 +173,7 @@ export function createApiClient(options: ApiClientOptions = {}) {
 
     // ---- state and commands
     status: () => get(rpc.status.$get()) as Promise<DeviceStatus>,
+    deviceSettings: () => get(rpc.device.settings.$get()),
     power: (action: "reboot" | "shutdown") => get(rpc.device[":action{reboot|shutdown}"].$post({ param: { action } })),
     async command(uuid: string, command: AppCommand) {
       await send(rpc.apps[":uuid"][":command{start|stop|restart|purge}"].$post({ param: { uuid: enc(uuid), command } }));

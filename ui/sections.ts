@@ -43,5 +43,5 @@ export const SECTIONS: readonly Section[] = [
     built: true,
   },
   { href: "/updates", label: "Updates", purpose: "Base-OS updates, the test window and fallback.", built: true },
-  { href: "/settings", label: "Settings", purpose: "Console password, API tokens and the device's power.", built: true },
+  { href: "/settings", label: "Settings", purpose: "The device's settings (config items), console password, API tokens and the device's power.", built: true },
 ];

@@ -153,3 +153,62 @@ export function levelPasses(level: string, threshold: LogLevel): boolean {
   const rank: Record<string, number> = { debug: 1, info: 2, warn: 3, error: 4 };
   return (rank[level] ?? 4) >= LOG_LEVELS.indexOf(threshold);
 }
+
+/** One supported setting as the console shows it: its effective value, where it came from, and its range. */
+export interface SettingView {
+  key: string;
+  /** The value in effect, as the config would write it. */
+  value: string;
+  default: string;
+  /** "42..3600 s", "true or false", … */
+  range: string;
+  effect: string;
+  /** default: the config does not set it; applied: it does; invalid/ignored: it does, and why it is not in effect. */
+  state: "default" | "applied" | "invalid" | "ignored";
+  /** The config's value when it sets one. */
+  configValue: string | null;
+  detail: string | null;
+}
+
+/** The supported settings with their state in a model's items, and the other items (unknown, without effect). */
+export function settingsView(settings: GlobalSettings, items: readonly ConfigItemStatus[]): { settings: SettingView[]; others: ConfigItemStatus[] } {
+  const byKey = new Map(items.map((i) => [i.key, i]));
+  const out = SETTINGS.map((s): SettingView => {
+    const i = byKey.get(s.key);
+    return {
+      key: s.key,
+      value: formatValue(s.kind, settings[s.field]),
+      default: formatValue(s.kind, s.default),
+      range: rangeText(s.kind),
+      effect: s.effect,
+      state: i ? (i.state as SettingView["state"]) : "default",
+      configValue: i ? i.value : null,
+      detail: i?.detail ?? null,
+    };
+  });
+  const known = new Set(SETTINGS.map((s) => s.key));
+  return { settings: out, others: items.filter((i) => !known.has(i.key)) };
+}
+
+function formatValue(kind: Kind, v: unknown): string {
+  if (kind.type === "enabled") return v ? "enabled" : "disabled";
+  if (kind.type === "tristate") return v === null ? "none" : v ? "enabled" : "disabled";
+  return String(v);
+}
+
+function rangeText(kind: Kind): string {
+  switch (kind.type) {
+    case "seconds":
+      return `${kind.min}..${kind.max} s`;
+    case "integer":
+      return `${kind.min}..${kind.max}`;
+    case "boolean":
+      return "true or false";
+    case "enabled":
+      return "enabled or disabled";
+    case "tristate":
+      return "enabled, disabled or none";
+    case "loglevel":
+      return LOG_LEVELS.join(", ");
+  }
+}

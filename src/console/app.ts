@@ -17,6 +17,8 @@ import { consoleSocket } from "./console-socket.ts";
 import { imageRoutes } from "./images.ts";
 import type { ImageStore } from "../storage/images.ts";
 import { createLogger } from "../lib/log.ts";
+import { EMPTY_MODEL } from "../config/model.ts";
+import { settingsView } from "../config/settings.ts";
 import { errorResponse, HttpError, kindOf } from "./errors.ts";
 import { describe, jsonAnswer, openApiDocument } from "./openapi.ts";
 import {
@@ -35,6 +37,7 @@ import {
   PasswordBody,
   RecentEventsQuery,
   SessionBody,
+  DeviceSettingsBody,
   SetupBody,
   TokenBody,
 } from "./schemas.ts";
@@ -394,6 +397,14 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       // What validation checks a document against on this device, so the console's forms check the same before the plan.
       .get("/host", describe({ tag: "status", summary: "The device's memory, own networks and ports: what a config is validated against here", ok: any("`{memoryKiB, networks, ports: [{name, networks, defaultRoute}]}`") }), (c) =>
         c.json((opts.host ?? hostView)()),
+      )
+      .get(
+        "/device/settings",
+        describe({ tag: "device", summary: "The device's global settings (EVE config items): each supported one with its value, default, range, effect and state; the config's other items (unknown, or without effect here); read-only while managed (the controller sets them)", ok: { 200: jsonAnswer("the settings", DeviceSettingsBody) } }),
+        (c) => {
+          const m = device.config.model()?.model ?? EMPTY_MODEL;
+          return c.json({ managed: device.managed(), ...settingsView(m.settings, m.configItemStatus) });
+        },
       )
       // Reboot and shutdown are local commands: allowed when managed too, as EVE's local profile server allows.
       .post(

@@ -103,4 +103,21 @@ export const MetricsHistoryBody = v.pipe(
 );
 export const HealthBody = v.object({ ok: v.literal(true), version: v.string(), setupRequired: v.boolean(), deviceName: v.string() });
 export const SessionBody = v.object({ authenticated: v.literal(true), as: v.string(), power: v.boolean() });
+const ItemState = v.picklist(["applied", "invalid", "unknown", "ignored"]);
+export const DeviceSettingsBody = v.object({
+  managed: v.pipe(v.boolean(), v.description("managed: the controller sets these (read-only here)")),
+  settings: v.array(
+    v.object({
+      key: v.string(),
+      value: v.pipe(v.string(), v.description("in effect")),
+      default: v.string(),
+      range: v.string(),
+      effect: v.string(),
+      state: v.picklist(["default", "applied", "invalid", "ignored"]),
+      configValue: v.nullable(v.string()),
+      detail: v.nullable(v.string()),
+    }),
+  ),
+  others: v.pipe(v.array(v.object({ key: v.string(), value: v.string(), state: ItemState, detail: v.nullable(v.string()) })), v.description("the config's items that are not settings of evebox")),
+});
 export const NewTokenBody = v.object({ id: v.string(), name: v.string(), token: v.pipe(v.string(), v.description("shown once: ebx_<id>_<secret>")) });

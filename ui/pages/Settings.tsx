@@ -1,7 +1,8 @@
-// The Settings page: the console password, the API tokens scripts use (created, shown once, revoked), and the
-// device's power (reboot, shut down) where evebox is the device's init. Reads GET /session (whether power control
-// is available) and GET /tokens; writes POST /password, POST /tokens, DELETE /tokens/{id},
-// POST /device/{reboot|shutdown}.
+// The Settings page: the device's global settings (EVE config items: read-only while a controller sets them,
+// else edited into the config's configItems), the console password, the API tokens scripts use (created, shown
+// once, revoked), and the device's power (reboot, shut down) where evebox is the device's init. Reads
+// GET /device/settings, GET /session (whether power control is available) and GET /tokens; writes PUT /config
+// (configItems), POST /password, POST /tokens, DELETE /tokens/{id}, POST /device/{reboot|shutdown}.
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { ApiError, type ApiClient } from "../api";
 import { Field, FormError } from "../components/Field";
@@ -39,8 +40,9 @@ export function Settings({ api }: { api: ApiClient }) {
         <h1 id="page-title" tabIndex={-1}>
           Settings
         </h1>
-        <p class="muted">The console's password, API tokens for scripts, and the device's power.</p>
+        <p class="muted">The device's settings, the console's password, API tokens for scripts, and the device's power.</p>
       </div>
+      <DeviceSettings api={api} />
       <PasswordForm api={api} />
       <Tokens api={api} />
       <Power api={api} />
@@ -198,6 +200,128 @@ function Tokens({ api }: { api: ApiClient }) {
           <p>Scripts using this token are refused from now on.</p>
         </ConfirmDialog>
       )}
+    </section>
+  );
+}
+
+type SettingsAnswer = Awaited<ReturnType<ApiClient["deviceSettings"]>>;
+
+/** EVE's config items evebox applies: in effect, default, range; editable here only in local mode. */
+function DeviceSettings({ api }: { api: ApiClient }) {
+  const [data, setData] = useState<SettingsAnswer | null>(null);
+  const [edits, setEdits] = useState<Record<string, string>>({});
+  const [errors, setErrors] = useState<string[]>([]);
+  const [saved, setSaved] = useState(false);
+  const [saving, setSaving] = useState(false);
+
+  const load = useCallback(async () => {
+    try {
+      setData(await api.deviceSettings());
+    } catch (e) {
+      setErrors([message(e)]);
+    }
+  }, [api]);
+  useEffect(() => void load(), [load]);
+
+  const save = async (e: Event) => {
+    e.preventDefault();
+    if (!data) return;
+    setSaving(true);
+    setSaved(false);
+    setErrors([]);
+    try {
+      const { doc, etag } = await api.config();
+      const next = { ...(doc ?? {}) } as Record<string, unknown>;
+      const edited = new Set(Object.keys(edits));
+      const kept = ((next.configItems as { key: string; value: string }[] | undefined) ?? []).filter((i) => !edited.has(i.key));
+      const set = Object.entries(edits)
+        .filter(([, v]) => v.trim() !== "")
+        .map(([key, value]) => ({ key, value: value.trim() }));
+      next.configItems = [...kept, ...set];
+      await api.apply(next, etag);
+      setEdits({});
+      setSaved(true);
+      await load();
+    } catch (err) {
+      setErrors(err instanceof ApiError && err.problems ? err.problems.map((p) => `${p.path}: ${p.message}`) : [message(err)]);
+    } finally {
+      setSaving(false);
+    }
+  };
+
+  const readOnly = !data || data.managed;
+  return (
+    <section class="card card-wide" aria-labelledby="device-settings-title" id="device-settings">
+      <h2 id="device-settings-title">Device settings</h2>
+      <p class="muted" id="device-settings-note">
+        {data?.managed
+          ? "Set by the controller (its config items): shown here, changed there."
+          : "EVE's config items this device applies. Leave a value empty for the default; saving writes a new config version."}
+      </p>
+      {data && (
+        <form onSubmit={save} noValidate>
+          <DataTable id="settings-table" label="Device settings" columns={["Setting", "In effect", "Default", "Range", "What it does", readOnly ? "State" : "Config value"]}>
+            {data.settings.map((s) => (
+              <tr key={s.key} data-setting={s.key} data-state={s.state}>
+                <th scope="row" class="mono">
+                  {s.key}
+                </th>
+                <td>{s.value}</td>
+                <td class="muted">{s.default}</td>
+                <td class="muted">{s.range}</td>
+                <td>{s.effect}</td>
+                <td>
+                  {readOnly ? (
+                    <span>
+                      {s.state === "default" ? "default" : `${s.state}: ${s.configValue}`}
+                      {s.detail && <span class="muted"> — {s.detail}</span>}
+                    </span>
+                  ) : (
+                    <>
+                      <input
+                        class="input"
+                        aria-label={`${s.key} in the config`}
+                        name={s.key}
+                        value={edits[s.key] ?? s.configValue ?? ""}
+                        placeholder={s.default}
+                        onInput={(e) => setEdits({ ...edits, [s.key]: e.currentTarget.value })}
+                      />
+                      {s.detail && <span class="field-error"> {s.detail}</span>}
+                    </>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </DataTable>
+          {data.others.length > 0 && (
+            <>
+              <h3>Other items in the config</h3>
+              <ul id="settings-others">
+                {data.others.map((o) => (
+                  <li key={o.key} data-item={o.key}>
+                    <code>{o.key}</code> = <code>{o.value}</code>: {o.state === "unknown" ? "unknown to this device" : "no effect on this device"}
+                    {o.detail ? ` (${o.detail})` : ""}
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+          <FormError id="settings-error" messages={errors} />
+          {saved && (
+            <p class="notice" role="status" id="settings-saved">
+              Saved as a new config version; the settings apply now.
+            </p>
+          )}
+          {!readOnly && (
+            <div class="form-actions">
+              <button type="submit" class="button primary" id="settings-save" disabled={saving || Object.keys(edits).length === 0}>
+                {saving ? "Saving…" : "Save settings"}
+              </button>
+            </div>
+          )}
+        </form>
+      )}
+      {!data && <FormError id="settings-error" messages={errors} />}
     </section>
   );
 }
