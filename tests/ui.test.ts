@@ -135,3 +135,27 @@ test("configuration: history, a refused upload with its problems, an upload appl
   const [dl] = await Promise.all([page.waitForEvent("download"), page.locator("#config-download").click()]);
   expect(JSON.parse(await Bun.file((await dl.path())!).text())).toEqual(cfg);
 }, 60_000);
+
+test("settings: the device's settings are shown with their defaults and, in local mode, saved into the config's items", async () => {
+  await page.goto(`${evebox.url}/settings`);
+  const row = page.locator('tr[data-setting="timer.config.interval"]');
+  await row.waitFor({ timeout: 10_000 });
+  expect(await row.getAttribute("data-state")).toBe("default");
+  expect(await row.locator("td").first().textContent()).toBe("60");
+  await row.locator("input").fill("120");
+  await page.locator('tr[data-setting="timer.metric.interval"] input').fill("4");
+  await page.locator("#settings-save").click();
+  await page.locator("#settings-saved").waitFor({ timeout: 10_000 });
+  await page.locator('tr[data-setting="timer.config.interval"][data-state="applied"]').waitFor({ timeout: 10_000 });
+  expect(await page.locator('tr[data-setting="timer.config.interval"] td').first().textContent()).toBe("120");
+  // Out of range: kept in the config, never fatal, the default in effect and the reason shown.
+  const bad = page.locator('tr[data-setting="timer.metric.interval"][data-state="invalid"]');
+  await bad.waitFor({ timeout: 10_000 });
+  expect(await bad.textContent()).toContain("4 is out of range 5..3600");
+  const cfg = await (await page.request.get(`${evebox.url}/api/v1/config`)).json();
+  expect(cfg.configItems).toEqual([
+    { key: "timer.config.interval", value: "120" },
+    { key: "timer.metric.interval", value: "4" },
+  ]);
+  await page.screenshot({ path: join(ARTIFACTS, "settings-device.png"), fullPage: true });
+}, 60_000);
