@@ -9,6 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MetricPoint } from "../src/store/metrics-history.ts";
 import { Store } from "../src/store/store.ts";
+import { HistorySampler } from "../src/telemetry/history.ts";
+import { sampleDevice } from "../src/telemetry/metrics.ts";
+import { readFileSync } from "node:fs";
 import { median, Report } from "./report.ts";
 
 const DAY = 86_400_000;
@@ -130,6 +133,20 @@ try {
   report.add({ what: `history query, 7 days of one app (${points} points)`, value: query, unit: "ms", baseline: { what: "SELECT count(*) over its rows", value: baseline }, aim: { on: "value", op: "<=", limit: 20 } });
   report.add({ what: "the same query", value: query, unit: "ms", baseline: { what: "SELECT * of its tier-2 rows (objects)", value: plainMs }, aim: { on: "ratio", op: "<=", limit: 3 } });
   report.add({ what: "the same, as JSON text", value: json, unit: "ms", baseline: { what: "SELECT count(*) over its rows", value: baseline }, aim: { on: "value", op: "<=", limit: 25 } });
+
+  // ---- one tick of the sampler at idle (the device, no app running): /proc read, one point written, roll-up checked
+  let clock = now;
+  const sampler = new HistorySampler({ sink: store.history, sources: { device: () => sampleDevice({ mounts: [dir] }), apps: async () => [], cpus: 1 }, clock: () => (clock += S) });
+  const ticks: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const t = performance.now();
+    await sampler.tick();
+    ticks.push(performance.now() - t);
+  }
+  const procOnly = timed(() => {
+    for (const f of ["stat", "meminfo", "diskstats", "net/dev"]) readFileSync(`/proc/${f}`, "utf8");
+  });
+  report.add({ what: "one sampler tick at idle (device only)", value: median(ticks), unit: "ms", baseline: { what: "reading its four /proc files", value: procOnly }, aim: { on: "value", op: "<=", limit: 2 }, note: "every 10 s" });
   store.close();
   report.print();
 } finally {
