@@ -1,12 +1,14 @@
 // evebox against a real EVE API v2 controller (tests/support/controller): onboarding, the config loop with
 // hash/304, attestation, reporting, the outbox bound, the checkpoint, and every bad input of issue 3.
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { open } from "../src/controller/envelope.ts";
 import { verifyControllerCerts } from "../src/controller/certs.ts";
-import { decodeMessage, type ConfigResponse, type ZMetricMsg } from "../src/proto/index.ts";
+import { decodeMessage, PhyIoMemberUsage, PhyIoType, ZInfoTypes, type ConfigResponse, type ZMetricMsg } from "../src/proto/index.ts";
+import { writeFakeSysfs } from "../src/hardware/fake-sysfs.ts";
 import { IDS, sampleConfig } from "./support/configs.ts";
 import { makeControllerPki, type ControllerPki } from "./support/controller/pki.ts";
 import { TestController } from "./support/controller/server.ts";
@@ -43,6 +45,7 @@ async function boot(opts: Partial<Parameters<typeof startTestDevice>[0]> & { onb
     timers: opts.timers,
     outboxMaxBytes: opts.outboxMaxBytes,
     checkpointMaxAgeMs: opts.checkpointMaxAgeMs,
+    sysfsRoot: opts.sysfsRoot,
   });
   running.push(d);
   return d;
@@ -126,6 +129,46 @@ describe("onboarding", () => {
     expect(appLogs.header.name).toBe("web");
     expect(appLogs.entries[0]!.content).toBe("hello from the app");
     expect(version).toBeGreaterThan(0);
+  });
+
+  test("hardware: the controller gets the assignable adapters (ZioBundle) and the inventory (ZInfoHardware), decoded with proto/", async () => {
+    // A fake sysfs tree (USB, CAN, a GPU: the test machine has none); the config's groups and an app holding one.
+    const sys = mkdtempSync(join(tmpdir(), "evebox-ctl-sys-"));
+    dirs.push(sys);
+    writeFakeSysfs(sys);
+    ctl = await TestController.start(pki);
+    const d = await boot({ sysfsRoot: sys });
+    const uuid = await onboarded(d);
+    const cfg: any = configFor();
+    cfg.deviceIoList = [
+      { ptype: "PhyIoUSB", phylabel: "USB 1:2", logicallabel: "ftdi", assigngrp: "USB1:2", phyaddrs: { usbaddr: "1:2" }, usage: "PhyIoUsageDedicated" },
+      { ptype: "PhyIoHDMI", phylabel: "GPU", logicallabel: "gpu", assigngrp: "group1", phyaddrs: { pcilong: "0000:00:02.0" } },
+      { ptype: "PhyIoAudio", phylabel: "GPU audio", logicallabel: "gpu-audio", assigngrp: "group1", phyaddrs: { pcilong: "0000:00:02.1" } },
+      { ptype: "PhyIoCAN", phylabel: "CAN", logicallabel: "can0", assigngrp: "can0", phyaddrs: { ifname: "can0" } },
+      { ptype: "PhyIoNetEth", phylabel: "Port 0", logicallabel: "eth0", assigngrp: "eth0", phyaddrs: { ifname: "eth0" }, usage: "PhyIoUsageMgmtOnly" },
+    ];
+    cfg.apps[0].adapters = [{ type: "PhyIoUSB", name: "USB1:2" }];
+    ctl.setConfig(uuid, cfg);
+    const dev = await waitFor("device info with the adapters", () => ctl.infos.findLast((i) => i.ztype === ZInfoTypes.ZiDevice && i.dinfo?.assignableAdapters?.length === 4));
+    const bundles = dev.dinfo!.assignableAdapters!;
+    expect(bundles.map((b) => [b.type, b.name, b.members, b.usage ?? 0, b.usedByBaseOS ?? false])).toEqual([
+      [PhyIoType.PhyIoUSB, "USB1:2", ["ftdi"], PhyIoMemberUsage.PhyIoUsageDedicated, false],
+      [PhyIoType.PhyIoHDMI, "group1", ["gpu", "gpu-audio"], PhyIoMemberUsage.PhyIoUsageNone, false],
+      [PhyIoType.PhyIoCAN, "can0", ["can0"], PhyIoMemberUsage.PhyIoUsageNone, false],
+      [PhyIoType.PhyIoNetEth, "eth0", ["eth0"], PhyIoMemberUsage.PhyIoUsageMgmtOnly, true],
+    ]);
+    expect(bundles[3]!.ioAddressList).toEqual([{ macAddress: "52:54:00:12:34:56" }]);
+    // The app holds its USB device (this in-process device runs no workloads: the holder is the assignment's).
+    expect(bundles.map((b) => b.usedByAppUUID ?? "")).toEqual([IDS.app, "", "", ""]);
+    const hw = await waitFor("hardware info", () => ctl.infos.find((i) => i.ztype === ZInfoTypes.ZiHardware && i.hwinfo));
+    const inv = hw.hwinfo!.inventory!;
+    expect(inv.usbDevices!.map((u) => [u.busPort!.bus, u.busPort!.port, u.vendorId, u.productId])).toEqual([
+      [1, "2", 0x0403, 0x6001],
+      [1, "3", 0x0529, 0x0620],
+    ]);
+    expect(inv.pciDevices!.length).toBe(6);
+    expect(inv.canDevices!.map((c) => c.ifname)).toEqual(["can0", "vcan0"]);
+    expect(inv.serialDevices!.map((s) => s.devpath)).toEqual(["/dev/ttyS0", "/dev/ttyUSB0"]);
   });
 
   test("without an onboarding certificate: an unknown device says how to enrol it; once added in the controller it onboards", async () => {

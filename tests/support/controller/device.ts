@@ -7,6 +7,8 @@ import { DeviceIdentity } from "../../../src/controller/identity.ts";
 import { Controller, type ControllerTimers } from "../../../src/controller/sync.ts";
 import { Device } from "../../../src/device/device.ts";
 import { EventBus } from "../../../src/model/events.ts";
+import { EMPTY_MODEL } from "../../../src/config/model.ts";
+import { Hardware } from "../../../src/hardware/service.ts";
 import { prepareDataDirs } from "../../../src/device/run.ts";
 import { Store } from "../../../src/store/index.ts";
 
@@ -40,6 +42,8 @@ export async function startTestDevice(opts: {
   timers?: Partial<ControllerTimers>;
   outboxMaxBytes?: number;
   checkpointMaxAgeMs?: number | null;
+  /** Report the hardware read from this sysfs root (a fake tree: hardware/fake-sysfs.ts). */
+  sysfsRoot?: string;
 }): Promise<TestDevice> {
   const dirs = prepareDataDirs(opts.dataDir);
   if (opts.rootPem) writeFileSync(join(dirs.config, "root-certificate.pem"), opts.rootPem);
@@ -52,7 +56,20 @@ export async function startTestDevice(opts: {
   const config = new ConfigService(store, events);
   // The device's status includes the controller's part and the controller reports that status: it sees the
   // device through a view that answers from `device`, built once the controller exists (as device/run.ts does).
-  const view = { status: () => device.status(), name: () => device.name(), log: (l: "debug" | "info" | "warn" | "error", m: string) => device.log(l, m) };
+  const hardware = opts.sysfsRoot ? new Hardware({ sysRoot: opts.sysfsRoot, store, consoleListen: null }) : null;
+  const view = {
+    status: () => device.status(),
+    name: () => device.name(),
+    log: (l: "debug" | "info" | "warn" | "error", m: string) => device.log(l, m),
+    ...(hardware
+      ? {
+          hardware: () => {
+            const h = hardware.status(config.model()?.model ?? EMPTY_MODEL);
+            return { bundles: h.bundles, inventory: h.inventory };
+          },
+        }
+      : {}),
+  };
   const identity = await DeviceIdentity.loadOrCreate(dirs.config, { dmiSerialPath: join(dirs.config, "no-such-dmi-serial") });
   const controller = Controller.create({
     configDir: dirs.config,
