@@ -7,6 +7,7 @@ import { Controller } from "./pages/Controller";
 import { Settings } from "./pages/Settings";
 import { Configuration } from "./pages/Configuration";
 import { Storage } from "./pages/Storage";
+import { Hardware } from "./pages/Hardware";
 import { Updates } from "./pages/Updates";
 import { Activity } from "./pages/Activity";
 import { AppDetail } from "./pages/AppDetail";
@@ -167,6 +168,7 @@ function Page({
   if (path === "/settings") return <Settings api={api} />;
   if (path === "/updates") return <Updates api={api} />;
   if (path === "/storage") return <Storage api={api} />;
+  if (path === "/hardware") return <Hardware api={api} />;
   if (path === "/config") return <Configuration api={api} />;
   if (path === "/apps") return <Apps api={api} />;
   if (path === "/networks") return <Networks api={api} />;

@@ -8,6 +8,9 @@ import type { SuccessStatusCode } from "hono/utils/http-status";
 import type { ConsoleApi } from "../src/console/app.ts";
 import type { Doc, PlanStep } from "./config-edit";
 import type { HostView } from "../src/config/device-env.ts";
+import type { HardwareStatus } from "../src/hardware/service.ts";
+
+export type { HardwareStatus };
 
 export interface Problem {
   path: string;
@@ -189,6 +192,8 @@ export function createApiClient(options: ApiClientOptions = {}) {
     metricsHistory: (object: string, range: "1h" | "24h" | "7d") => get(rpc.metrics.history.$get({ query: { object, range } })),
     /** What the device did (newest first, `before` an entry's id for older ones) and what it is doing now. */
     activity: (limit: number, before?: number) => get(rpc.activity.$get({ query: { limit: String(limit), ...(before ? { before: String(before) } : {}) } })),
+    /** The device's I/O, its assignment groups and who holds each (GET /hardware). */
+    hardware: () => get(rpc.hardware.$get()) as Promise<HardwareStatus>,
     firewall: async (uuid: string) => (await get(rpc.apps[":uuid"].firewall.$get({ param: { uuid: enc(uuid) } }))).interfaces,
 
     // ---- the config

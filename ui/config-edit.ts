@@ -13,6 +13,7 @@
 
 import { type ContentTreeModel, deviceModel, type DeviceModel } from "../src/config/model.ts";
 import { interfaceProblemField } from "./interfaces-edit";
+import { adapterEntries } from "./adapters-edit";
 import { decodeBase64, encodeBase64, ENV_KEY_RE, type EnvVar, envToUserData, readUserData, type UserDataKind } from "../src/config/userdata.ts";
 
 export type Doc = Record<string, any>;
@@ -40,6 +41,8 @@ export interface ContainerAppInput {
   vcpus: number;
   env: EnvVar[];
   volumes: VolumeInput[];
+  /** Assignment groups of deviceIoList given to the app (adapters-edit.ts). */
+  adapters?: string[];
 }
 
 /** What an edit may change of an existing app; absent fields stay as they are. */
@@ -49,6 +52,8 @@ export interface AppChanges {
   vcpus?: number;
   /** The app's complete list of extra volumes (after the image): listed ones are kept or added, others removed. */
   volumes?: VolumeInput[];
+  /** The app's complete list of adapters (assignment groups); an empty list removes them all. */
+  adapters?: string[];
 }
 
 export interface EditOptions {
@@ -329,6 +334,7 @@ export function addContainerApp(doc: Doc | null, input: ContainerAppInput, optio
     volumeRefList: refs,
     ...userDataField(input.env),
     interfaces: [],
+    ...(input.adapters?.length ? { adapters: adapterEntries(next, input.adapters) } : {}),
   });
   return next;
 }
@@ -377,6 +383,10 @@ export function updateApp(doc: Doc, uuid: string, changes: AppChanges, options: 
     app.volumeRefList = nextRefs;
     removeUnreferenced(next, dropped, []);
   }
+  if (changes.adapters) {
+    if (changes.adapters.length) app.adapters = adapterEntries(next, changes.adapters);
+    else delete app.adapters;
+  }
   bumpVersion(app);
   return next;
 }
@@ -409,6 +419,8 @@ export interface AppView {
   imageSha256: string;
   /** Extra volumes, in volumeRefList order after the image. */
   volumes: Array<{ uuid: string; name: string; sizeMiB: number | null; mountDir: string; readonly: boolean; blank: boolean }>;
+  /** The adapters (assignment groups, as the app names them). */
+  adapters: string[];
 }
 
 // The device model of a document (config/model.ts, the reading the device makes), once per document: the page's
@@ -438,6 +450,7 @@ export function readApp(doc: Doc | null, uuid: string): AppView | null {
     userData: { kind: app.userData.kind, env: app.userData.vars },
     image: tree ? imageLocation(tree) : "",
     imageSha256: tree?.sha256 ?? "",
+    adapters: app.adapters.map((a) => a.name),
     volumes: app.volumeRefs.slice(1).map((r) => {
       const v = volume(r.uuid);
       return {
@@ -497,6 +510,7 @@ export function problemField(doc: Doc, uuid: string, path: string): FieldKey | n
     const ref = /^volumeRefList\[(\d+)\](?:\.(\w+))?/.exec(rest);
     if (ref) return Number(ref[1]) === 0 ? "source" : ref[2] === "mountDir" ? `volumes.${Number(ref[1]) - 1}.mountDir` : `volumes.${Number(ref[1]) - 1}`;
     if (rest.startsWith("volumeRefList")) return "source";
+    if (rest.startsWith("adapters")) return "adapters";
     return null;
   }
   m = /^volumes\[(\d+)\]\.?(.*)$/.exec(path);

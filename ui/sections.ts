@@ -29,6 +29,12 @@ export const SECTIONS: readonly Section[] = [
     purpose: "Network instances, port maps and firewall rules of the applications.",
     built: true,
   },
+  {
+    href: "/hardware",
+    label: "Hardware",
+    purpose: "The device's I/O (serial ports, USB, PCI, network, CAN): what each is, which app holds it, why one cannot be given.",
+    built: true,
+  },
   { href: "/storage", label: "Storage", purpose: "Volumes and content trees (images) on this device.", built: true },
   {
     href: "/config",

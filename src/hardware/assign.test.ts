@@ -114,7 +114,7 @@ describe("assigning adapters (a fake sysfs tree with USB, CAN, a GPU and an IOMM
     expect(a.apps.get(U(101))!.error).toBe("adapter eth1: eth1: eth1 is the port the console listens on");
     const b = a.bundles.find((x) => x.name === "eth1")!;
     expect([b.usedByBaseOs, b.macs]).toEqual([true, ["00:1b:21:aa:bb:cc"]]);
-    expect(a.bundles.find((x) => x.name === "eth0")).toMatchObject({ usedByBaseOs: true, notAssignable: "eth0: it is a management port (PhyIoUsageMgmtOnly)" });
+    expect(a.bundles.find((x) => x.name === "eth0")).toMatchObject({ usedByBaseOs: true, notAssignable: "eth0: it is a management port (PhyIoUsageMgmtOnly)", found: [{ label: "eth0", what: "network port eth0 (52:54:00:12:34:56) on Ethernet controller at 0000:00:03.0" }] });
   });
 
   test("CAN interfaces go to containers (a VM cannot take one); one not on the host is refused with its name", () => {

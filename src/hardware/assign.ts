@@ -104,6 +104,15 @@ function resolveMember(io: PhysicalIoModel, inv: Inventory, present: (path: stri
     return { io, label, resource: null, what: "USB device", missing: `USB device ${ref} is not on this host` };
   }
   if (a.pciLong || PCI_TYPES.has(io.type) || USB_TYPES.has(io.type)) {
+    if (!a.pciLong && io.ifname) {
+      // A network port named by its interface: passed through as the PCI function it is on.
+      const n = inv.net.find((x) => x.ifname === io.ifname);
+      if (!n) return { io, label, resource: null, what: "network port", missing: `network interface ${io.ifname} is not on this host` };
+      const fn = n.pciParent ? inv.pci.find((p) => p.address === n.pciParent) : undefined;
+      const what = `network port ${n.ifname}${n.mac ? ` (${n.mac})` : ""}${fn ? ` on ${fn.className} at ${fn.address}` : ""}`;
+      if (!fn) return { io, label, resource: null, what, missing: `network port ${n.ifname} is on no PCI function, so it cannot be passed through` };
+      return { io, label, resource: { kind: "pci", fn }, what };
+    }
     if (!a.pciLong) return { io, label, resource: null, what: io.type, missing: `${label} is passed through by its PCI address, and has none (phyaddrs.pcilong)` };
     const fn = inv.pci.find((p) => p.address === a.pciLong);
     if (!fn) return { io, label, resource: null, what: "PCI function", missing: `PCI function ${a.pciLong} is not on this host` };

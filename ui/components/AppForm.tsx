@@ -20,6 +20,8 @@ import { InterfacesSection } from "../pages/app-form/InterfacesSection";
 import { emptyVm, type InterfaceRow, interfaceRowsFrom, toInterfaces, toVmInput, vmProblems, type VmValues, vmValuesFrom } from "../pages/app-form/values";
 import { VmDisksSection, VmImageSection, VmSettingsSection } from "../pages/app-form/VmSection";
 import { fieldHelpers } from "./form-fields";
+import type { HardwareStatus } from "../api";
+import { AppAdapters } from "./AppAdapters";
 
 /** What the error summary calls a field (env and volume messages name their row themselves). */
 const FIELD_NAMES: Record<string, string> = {
@@ -67,6 +69,8 @@ export interface AppFormValues {
   volumes: VolumeRow[];
   vm: VmValues;
   interfaces: InterfaceRow[];
+  /** Assignment groups given to the app (AppAdapters). */
+  adapters: string[];
 }
 
 export function emptyAppForm(doc: Doc | null): AppFormValues {
@@ -87,6 +91,7 @@ export function emptyAppForm(doc: Doc | null): AppFormValues {
     vcpus: "1",
     env: [],
     volumes: [],
+    adapters: [],
   };
 }
 
@@ -115,6 +120,7 @@ export function appFormFrom(view: AppView, doc: Doc | null = null): AppFormValue
       locked: !v.blank,
       name: v.name,
     })),
+    adapters: view.adapters,
   };
 }
 
@@ -130,6 +136,7 @@ export function toCreateInput(v: AppFormValues): ContainerAppInput {
     env: v.env.map(({ key, value }) => ({ key, value })),
     // An existing volume keeps its size (the field is not editable); a new one needs one.
     volumes: v.volumes.map((r) => (r.uuid ? { uuid: r.uuid, mountDir: r.mountDir, readonly: r.readonly } : { sizeMiB: toNumber(r.size), mountDir: r.mountDir, readonly: r.readonly })),
+    adapters: v.adapters,
   };
 }
 
@@ -140,6 +147,7 @@ export function toChanges(v: AppFormValues, envEditable: boolean): AppChanges {
     vcpus: input.vcpus,
     ...(envEditable ? { env: input.env } : {}),
     volumes: input.volumes,
+    adapters: input.adapters,
   };
 }
 
@@ -162,6 +170,8 @@ export function fieldDomId(field: string): string {
       return "app-source-registry";
     case "env":
       return "env-add";
+    case "adapters":
+      return "app-adapters";
     default:
       return `app-${field}`;
   }
@@ -187,9 +197,11 @@ export interface AppFormProps {
   networks?: { uuid: string; name: string; kind: string; subnet: string | null }[];
   /** Images in the configuration a VM can boot from. */
   images?: { uuid: string; name: string; format: string }[];
+  /** The device's hardware (GET /hardware) for the Adapters section; absent: no such section. */
+  hardware?: HardwareStatus | null;
 }
 
-export function AppForm({ mode, initial, doc, view, busy, problems: external, error, onSubmit, onCancel, check, networks = [], images = [] }: AppFormProps) {
+export function AppForm({ mode, initial, doc, view, busy, problems: external, error, onSubmit, onCancel, check, networks = [], images = [], hardware }: AppFormProps) {
   const [v, setV] = useState<AppFormValues>(initial);
   const [local, setLocal] = useState<FieldProblem[]>([]);
   const formRef = useRef<HTMLFormElement>(null);
@@ -688,6 +700,9 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
       )}
 
       <InterfacesSection rows={v.interfaces} setRows={(u) => setV((o) => ({ ...o, interfaces: u(o.interfaces) }))} f={sf} networks={networks} appUuid={view?.uuid} restartNote={mode === "edit" && v.kind === "vm"} />
+
+      {hardware !== undefined && <AppAdapters hardware={hardware} appUuid={view?.uuid} selected={v.adapters} onChange={(groups) => set("adapters", groups)} />}
+      {fieldError("adapters")}
 
       <div class="form-actions">
         <button type="submit" id="app-submit" class="button primary" disabled={busy}>

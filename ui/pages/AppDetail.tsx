@@ -10,6 +10,7 @@ import { AppConsole } from "../components/AppConsole";
 import { AppDisplay } from "../components/AppDisplay";
 import { AppActions, AppStateView } from "../components/AppControls";
 import { AppForm, appFormFrom, type AppFormValues } from "../components/AppForm";
+import { AppHardware, useHardware } from "../components/AppAdapters";
 import { AppLogs } from "../components/AppLogs";
 import { useConfigChange } from "../components/PlanDialog";
 import { useLiveStatus } from "../components/useLiveStatus";
@@ -25,6 +26,7 @@ export interface AppDetailProps {
 export function AppDetail({ api, uuid }: AppDetailProps) {
   const appsApi = api;
   const live = useLiveStatus(api);
+  const hardware = useHardware(api, true);
   const config = useCurrentConfig(appsApi, live.status?.device.configHash ?? null);
   const change = useConfigChange(appsApi);
   const [editing, setEditing] = useState<{ initial: AppFormValues; key: number } | null>(null);
@@ -184,6 +186,7 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
                 onCancel={closeForm}
                 check={appCheck(doc, host.view, "edit", uuid)}
                 networks={networksOf(doc)}
+                hardware={hardware}
               />
             ) : (
               <Facts app={app} view={view} />
@@ -193,6 +196,7 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
           <MetricsCharts api={api} object={uuid} id="app-charts" heading="Resources" />
 
           <AppNetwork doc={doc} uuid={uuid} />
+          <AppHardware hardware={hardware} uuid={uuid} />
 
           <AppConsole key={`console-${uuid}`} app={app} kind={kindOf(app, view)} />
           {app.remoteConsole === true && <AppDisplay key={`display-${uuid}`} app={app} />}

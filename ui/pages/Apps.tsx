@@ -7,6 +7,7 @@ import { AppForm, type AppFormValues, emptyAppForm } from "../components/AppForm
 import { useHostView } from "../components/useHostView";
 import { vmImageChoices } from "../vm-edit";
 import { appCheck, appFieldProblems, createDoc, networksOf } from "./app-form/build";
+import { useHardware } from "../components/AppAdapters";
 import { useConfigChange } from "../components/PlanDialog";
 import { useLiveStatus } from "../components/useLiveStatus";
 import { DataTable } from "../components/DataTable";
@@ -29,6 +30,7 @@ export function Apps({ api }: AppsProps) {
   const [formError, setFormError] = useState<string | null>(null);
   const [message, setMessage] = useState<Message>(null);
   const host = useHostView(api);
+  const hardware = useHardware(api, !!form);
 
   // A deletion made on an app's own page says so here (/apps?deleted=<name>).
   const deleted = location.query.get("deleted");
@@ -166,6 +168,7 @@ export function Apps({ api }: AppsProps) {
             check={appCheck(doc, host.view, "create")}
             networks={networksOf(doc)}
             images={vmImageChoices(doc)}
+            hardware={hardware}
           />
         </div>
       )}

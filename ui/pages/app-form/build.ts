@@ -3,6 +3,7 @@
 import { addContainerApp, type Doc, type FieldProblem, problemField, updateApp } from "../../config-edit";
 import { checkDoc, type HostView } from "../../device-check";
 import { writeInterfaces } from "../../interfaces-edit";
+import { writeAdapters } from "../../adapters-edit";
 import { deviceModel } from "../../../src/config/model.ts";
 import { addVmApp, updateVmApp } from "../../vm-edit";
 import { type AppFormValues, toChanges, toCreateInput } from "../../components/AppForm";
@@ -14,7 +15,11 @@ const appNamed = (doc: Doc, name: string): Doc | undefined => (doc.apps ?? []).f
 export function createDoc(current: Doc | null, v: AppFormValues): Doc {
   const name = v.name.trim();
   if (appNamed(current ?? {}, name)) throw new Error(`There is already an app named ${name}. Choose another name.`);
-  if (v.kind === "vm") return addVmApp(current, toVmInput(v.name, v.memory, v.vcpus, v.vm, v.interfaces));
+  if (v.kind === "vm") {
+    const vm = addVmApp(current, toVmInput(v.name, v.memory, v.vcpus, v.vm, v.interfaces));
+    writeAdapters(vm, appNamed(vm, name)!, v.adapters);
+    return vm;
+  }
   const next = addContainerApp(current, toCreateInput(v));
   writeInterfaces(appNamed(next, name)!, toInterfaces(v.interfaces));
   return next;
@@ -22,7 +27,11 @@ export function createDoc(current: Doc | null, v: AppFormValues): Doc {
 
 /** The document with the app's changes. */
 export function updateDoc(current: Doc, uuid: string, v: AppFormValues, envEditable: boolean): Doc {
-  if (v.kind === "vm") return updateVmApp(current, uuid, toVmChanges(v.memory, v.vcpus, v.vm, v.interfaces));
+  if (v.kind === "vm") {
+    const vm = updateVmApp(current, uuid, toVmChanges(v.memory, v.vcpus, v.vm, v.interfaces));
+    writeAdapters(vm, (vm.apps as Doc[]).find((a) => a.uuidandversion?.uuid === uuid)!, v.adapters);
+    return vm;
+  }
   const next = updateApp(current, uuid, toChanges(v, envEditable));
   writeInterfaces((next.apps as Doc[]).find((a) => a.uuidandversion?.uuid === uuid)!, toInterfaces(v.interfaces));
   return next;
