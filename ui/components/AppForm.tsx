@@ -21,7 +21,7 @@ import { emptyVm, type InterfaceRow, interfaceRowsFrom, toInterfaces, toVmInput,
 import { VmDisksSection, VmImageSection, VmSettingsSection } from "../pages/app-form/VmSection";
 import { fieldHelpers } from "./form-fields";
 import type { HardwareStatus } from "../api";
-import { AppAdapters } from "./AppAdapters";
+import { AppAdapters } from "../pages/app-form/AdaptersSection";
 
 /** What the error summary calls a field (env and volume messages name their row themselves). */
 const FIELD_NAMES: Record<string, string> = {

@@ -10,7 +10,7 @@ import { AppConsole } from "../components/AppConsole";
 import { AppDisplay } from "../components/AppDisplay";
 import { AppActions, AppStateView } from "../components/AppControls";
 import { AppForm, appFormFrom, type AppFormValues } from "../components/AppForm";
-import { AppHardware, useHardware } from "../components/AppAdapters";
+import { AppHardware, useHardware } from "./app-form/AdaptersSection";
 import { AppLogs } from "../components/AppLogs";
 import { useConfigChange } from "../components/PlanDialog";
 import { useLiveStatus } from "../components/useLiveStatus";

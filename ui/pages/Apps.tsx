@@ -7,7 +7,7 @@ import { AppForm, type AppFormValues, emptyAppForm } from "../components/AppForm
 import { useHostView } from "../components/useHostView";
 import { vmImageChoices } from "../vm-edit";
 import { appCheck, appFieldProblems, createDoc, networksOf } from "./app-form/build";
-import { useHardware } from "../components/AppAdapters";
+import { useHardware } from "./app-form/AdaptersSection";
 import { useConfigChange } from "../components/PlanDialog";
 import { useLiveStatus } from "../components/useLiveStatus";
 import { DataTable } from "../components/DataTable";

@@ -2,8 +2,8 @@
 // functions, CAN) the app is given. Only free, assignable groups can be chosen; the others say why not. A chosen
 // group that is no longer offered (gone from the configuration) stays listed so it can be removed.
 import { useEffect, useState } from "preact/hooks";
-import { type OfferedAdapter, offeredAdapters } from "../adapters-edit";
-import type { HardwareStatus } from "../api";
+import { type OfferedAdapter, offeredAdapters } from "../../adapters-edit";
+import type { HardwareStatus } from "../../api";
 
 export interface AppAdaptersProps {
   hardware: HardwareStatus | null;
