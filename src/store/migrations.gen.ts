@@ -33,5 +33,22 @@ export const migrations: EmbeddedMigration[] = [
       "CREATE TABLE `metric_points` (\n\t`tier` integer NOT NULL,\n\t`object` text NOT NULL,\n\t`ts` integer NOT NULL,\n\t`cpu` integer,\n\t`memory_bytes` integer,\n\t`disk_read_bps` integer,\n\t`disk_write_bps` integer,\n\t`net_rx_bps` integer,\n\t`net_tx_bps` integer,\n\t`disk_used_bytes` integer,\n\tPRIMARY KEY(`tier`, `object`, `ts`)\n) WITHOUT ROWID;",
       "DROP TABLE `metrics`;"
     ]
+  },
+  {
+    "tag": "0003_users",
+    "statements": [
+      "CREATE TABLE `audit` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n\t`ts` integer NOT NULL,\n\t`user` text,\n\t`token` text,\n\t`client` text NOT NULL,\n\t`action` text NOT NULL,\n\t`object` text,\n\t`result` text NOT NULL,\n\t`status` integer NOT NULL,\n\t`detail` text,\n\t`size` integer NOT NULL\n);",
+      "CREATE INDEX `audit_ts` ON `audit` (`ts`);",
+      "CREATE TABLE `users` (\n\t`name` text PRIMARY KEY NOT NULL,\n\t`role` text NOT NULL,\n\t`password_hash` text NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\t`totp_secret` text,\n\t`totp_pending` text,\n\t`totp_last_step` integer,\n\t`recovery_codes` text\n);",
+      "ALTER TABLE `api_tokens` ADD `user` text;",
+      "ALTER TABLE `api_tokens` ADD `role` text;",
+      "ALTER TABLE `api_tokens` ADD `expires_at` integer;",
+      "ALTER TABLE `sessions` ADD `user` text;",
+      "-- evebox (hand-added, keep when regenerating): a single-password data directory becomes the user \"admin\", its password kept.\nINSERT INTO `users` (`name`, `role`, `password_hash`, `created_at`, `updated_at`) SELECT 'admin', 'admin', `value`, CAST(strftime('%s','now') AS INTEGER) * 1000, CAST(strftime('%s','now') AS INTEGER) * 1000 FROM `settings` WHERE `key` = 'admin_password_hash';",
+      "INSERT INTO `settings` (`key`, `value`) SELECT 'setup_admin', 'admin' FROM `settings` WHERE `key` = 'admin_password_hash';",
+      "DELETE FROM `settings` WHERE `key` = 'admin_password_hash';",
+      "UPDATE `sessions` SET `user` = 'admin' WHERE `user` IS NULL;",
+      "UPDATE `api_tokens` SET `user` = 'admin', `role` = 'admin' WHERE `user` IS NULL;"
+    ]
   }
 ];

@@ -51,6 +51,8 @@ export const sessions = sqliteTable("sessions", {
   createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
   expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
   client: text("client"),
+  /** Whose session (users.name); ended when the user is removed or their role changes. */
+  user: text("user"),
 });
 
 /** API tokens for scripts; shown once, stored as sha256 of the secret part. */
@@ -60,7 +62,56 @@ export const apiTokens = sqliteTable("api_tokens", {
   secretHash: text("secret_hash").notNull(),
   createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
   lastUsedAt: integer("last_used_at", { mode: "timestamp_ms" }),
+  /** Whose token (users.name): removed with the user. */
+  user: text("user"),
+  /** Never above the user's role (the lower of the two counts at each request). */
+  role: text("role", { enum: ["viewer", "operator", "admin"] }),
+  expiresAt: integer("expires_at", { mode: "timestamp_ms" }),
 });
+
+/** The console's users, each with one role; the one made at setup is an admin (settings.setup_admin). */
+export const users = sqliteTable("users", {
+  name: text("name").primaryKey(),
+  role: text("role", { enum: ["viewer", "operator", "admin"] }).notNull(),
+  passwordHash: text("password_hash").notNull(),
+  createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+  updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
+  /** The confirmed TOTP secret (base32); null: no second factor. */
+  totpSecret: text("totp_secret"),
+  /** A secret being enrolled, until a code from it is confirmed. */
+  totpPending: text("totp_pending"),
+  /** The last TOTP time step accepted: a code is good once. */
+  totpLastStep: integer("totp_last_step"),
+  /** sha256 of each unused one-time recovery code. */
+  recoveryCodes: text("recovery_codes", { mode: "json" }).$type<string[]>(),
+});
+
+/**
+ * Who did what: every state-changing request and every login. Append-only from the API; bounded in bytes by
+ * store.addAudit (oldest first), the loss counted in settings.audit_lost.
+ */
+export const audit = sqliteTable(
+  "audit",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    ts: integer("ts", { mode: "timestamp_ms" }).notNull(),
+    /** The user who asked (by session or through their token); null: not signed in (a failed login names who was tried in `object`). */
+    user: text("user"),
+    /** The API token's id and name, when one was used. */
+    token: text("token"),
+    client: text("client").notNull(),
+    /** What was asked: "login", or the route ("POST /api/v1/apps/{uuid}/restart"). */
+    action: text("action").notNull(),
+    /** What it was asked of: the path's object (an app's uuid, a user's name, a config version). */
+    object: text("object"),
+    /** "ok", "refused" (4xx) or "failed" (5xx), and the status. */
+    result: text("result").notNull(),
+    status: integer("status").notNull(),
+    detail: text("detail"),
+    size: integer("size").notNull(),
+  },
+  (t) => [index("audit_ts").on(t.ts)],
+);
 
 /** What evebox last observed of each object it manages (apps, volumes, networks, …). */
 export const observedObjects = sqliteTable(
