@@ -5,6 +5,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { describeRoute, resolver, uniqueSymbol, validator } from "hono-openapi";
 import * as v from "valibot";
+import { requires } from "../model/roles.ts";
 import { BaseOsRefused, type BaseOs, notAbView } from "./manager.ts";
 
 export interface BaseOsRef {
@@ -55,12 +56,13 @@ export function baseosRoutes(ref: () => BaseOsRef) {
   };
 
   return new Hono()
-    .get("/", doc("The A/B slots, the running and the fallback version, the update in progress and the settings", { 200: "BaseOsView" }, { 501: "never: a device without slots answers its reason in the view" }), (c) => {
+    .get("/", requires("viewer"), doc("The A/B slots, the running and the fallback version, the update in progress and the settings", { 200: "BaseOsView" }, { 501: "never: a device without slots answers its reason in the view" }), (c) => {
       const { baseos, reason } = ref();
       return c.json(baseos ? baseos.view() : notAbView(reason ?? "not an A/B device"));
     })
     .post(
       "/upload",
+      requires("admin"),
       doc(
         "Upload a signed update file into the other slot (streamed; Content-Length checked against the slot)",
         { 202: "receiving: `{ok, update}`" },
@@ -82,17 +84,17 @@ export function baseosRoutes(ref: () => BaseOsRef) {
         }
       },
     )
-    .put("/settings", doc("Change the update settings", { 200: "`{settings}`" }, { 400: "a wrong or unknown field (each is named)", 413: "body over 64 KiB" }), small, json(SettingsBody, true), (c) => {
+    .put("/settings", requires("admin"), doc("Change the update settings", { 200: "`{settings}`" }, { 400: "a wrong or unknown field (each is named)", 413: "body over 64 KiB" }), small, json(SettingsBody, true), (c) => {
       const b = need();
       return c.json({ settings: b.putSettings(c.req.valid("json")) });
     })
-    .post("/activate", doc("Reboot into the written update for its trial", { 202: "`{ok, update}`" }, { 409: "no update is written and waiting" }), (c) =>
+    .post("/activate", requires("admin"), doc("Reboot into the written update for its trial", { 202: "`{ok, update}`" }, { 409: "no update is written and waiting" }), (c) =>
       c.json({ ok: true as const, update: need().activate() }, 202),
     )
-    .post("/cancel", doc("Cancel the update in progress", { 200: "`{ok, update}`" }, { 409: "nothing to cancel, or past the point of cancelling" }), (c) =>
+    .post("/cancel", requires("admin"), doc("Cancel the update in progress", { 200: "`{ok, update}`" }, { 409: "nothing to cancel, or past the point of cancelling" }), (c) =>
       c.json({ ok: true as const, update: need().cancel() }),
     )
-    .post("/retry", doc("Clear failed versions so that they are tried again", { 200: "`{ok, cleared}`" }, { 413: "body over 64 KiB" }), small, json(RetryBody, false), (c) =>
+    .post("/retry", requires("admin"), doc("Clear failed versions so that they are tried again", { 200: "`{ok, cleared}`" }, { 413: "body over 64 KiB" }), small, json(RetryBody, false), (c) =>
       c.json({ ok: true as const, cleared: need().retry(c.req.valid("json").version) }),
     );
 }

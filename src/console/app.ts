@@ -5,8 +5,11 @@ import { getConnInfo } from "hono/bun";
 import { deleteCookie, setCookie } from "hono/cookie";
 import { parse as parseCookie } from "hono/utils/cookie";
 import { secureHeaders } from "hono/secure-headers";
+import { matchedRoutes } from "hono/route";
 import { streamSSE } from "hono/streaming";
-import { type Auth, describePrincipal, type Principal, SESSION_TTL_MS } from "../auth/auth.ts";
+import { type Auth, describePrincipal, type Principal, SESSION_TTL_MS, userOf } from "../auth/auth.ts";
+import { checkRole, declaredNeed, requires, ROLE_CAN, ROLES } from "../model/roles.ts";
+import { type AuditNote, auditTrail } from "./audit.ts";
 import type { ConsoleDevice } from "./device.ts";
 import type { DeviceStatus } from "../model/status.ts";
 import type { NetworkManager } from "../network/manager.ts";
@@ -22,7 +25,13 @@ import { settingsView } from "../config/settings.ts";
 import { errorResponse, HttpError, kindOf } from "./errors.ts";
 import { describe, jsonAnswer, openApiDocument } from "./openapi.ts";
 import {
+  AuditQuery,
   ControllerBody,
+  NewUserBody,
+  PolicyBody,
+  RemoveTotpBody,
+  TotpCodeBody,
+  UserPatchBody,
   DryRunQuery,
   HealthBody,
   HistoryQuery,
@@ -82,7 +91,7 @@ export interface ConsoleOptions {
   clientAddress?: (req: Request) => string | null;
 }
 
-type Env = { Variables: { principal: Principal | null } };
+type Env = { Variables: { principal: Principal | null; audit?: AuditNote } };
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
@@ -113,7 +122,7 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
 
   // Who is asking: a session cookie, a bearer token, or the trusted local socket.
   const principalOf = (req: Request): Principal | null => {
-    if (opts.trustAll) return { kind: "local-socket" };
+    if (opts.trustAll) return { kind: "local-socket", role: "admin" };
     const authz = req.headers.get("authorization");
     if (authz?.startsWith("Bearer ")) return auth.tokenFor(authz.slice(7).trim());
     const cookie = req.headers.get("cookie");
@@ -126,6 +135,8 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
     if (UNSAFE.has(c.req.method) && p?.kind !== "token" && p?.kind !== "local-socket") checkOrigin(c);
     await next();
   });
+  // Who did what: every state change and console upgrade, after it is answered (console/audit.ts).
+  app.use("/api/*", auditTrail(device.store, (c) => clientOf(c, opts)));
 
   const document = openApiDocument(() => app, device.version);
   app.route("/api/v1", apiRoutes(opts, document));
@@ -163,7 +174,8 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   app.fetch = (req, env, ctx) => {
     if (hotHeaders && req.method === "GET" && pathOf(req.url) === "/api/v1/status" && device.statusJson) {
       const p = principalOf(req);
-      if (p) return new Response(device.statusJson(), { headers: hotHeaders });
+      // GET /status needs a viewer, the least role; a session that must enrol a second factor first goes the usual way (403).
+      if (p && !(p.kind === "session" && p.mustEnrolTotp)) return new Response(device.statusJson(), { headers: hotHeaders });
     }
     return chain(req, env, ctx);
   };
@@ -228,90 +240,234 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
         check("json", SetupBody),
         async (c) => {
           const body = c.req.valid("json");
-          const secret = await auth.setup(body.token, body.password, clientOf(c, opts));
-          startSession(c, secret);
-          device.events.publish({ type: "auth.setup", message: "admin password set" });
+          const r = await auth.setup(body.token, body.password, clientOf(c, opts), body.user);
+          startSession(c, r.secret);
+          note(c, { user: r.user, object: r.user });
+          device.events.publish({ type: "auth.setup", message: `admin ${r.user} set up` });
           return c.json({ ok: true as const });
         },
       )
       .post(
         "/login",
-        describe({ tag: "auth", summary: "Log in with the admin password; starts a session", open: true, ok: ok("logged in; the session cookie is in Set-Cookie"), errors: { 401: "wrong password", 409: "not set up yet", 413: "body over 64 KiB", 429: "too many attempts: wait Retry-After seconds" } }),
+        describe({ tag: "auth", summary: "Log in as a user (the setup admin when `user` is left out), with the second-factor code when the user has one; starts a session", open: true, ok: ok("logged in; the session cookie is in Set-Cookie"), errors: { 401: "wrong user name or password, or the second factor is missing (`totpRequired`) or wrong", 409: "not set up yet", 413: "body over 64 KiB", 429: "too many attempts: wait Retry-After seconds" } }),
         smallBody,
         check("json", LoginBody),
         async (c) => {
           const body = c.req.valid("json");
+          const tried = body.user ?? auth.setupAdmin();
+          note(c, { user: null, object: tried.slice(0, 64), detail: "login" });
           try {
-            const secret = await auth.login(body.password, clientOf(c, opts));
-            startSession(c, secret);
-            return c.json({ ok: true as const });
+            const r = await auth.login({ user: body.user, password: body.password, totp: body.totp }, clientOf(c, opts));
+            startSession(c, r.secret);
+            note(c, { user: r.user, object: r.user });
+            return c.json({ ok: true as const, user: r.user, role: r.role });
           } catch (e) {
             if (kindOf(e) === "unauthorized") {
-              device.events.publish({ type: "auth.login-failed", message: `failed login from ${clientOf(c, opts)}` });
+              device.events.publish({ type: "auth.login-failed", message: `failed login as ${tried.slice(0, 64)} from ${clientOf(c, opts)}` });
             }
             throw e;
           }
         },
       )
 
-      // ---- everything below needs a principal
+      // ---- everything below needs a principal, and the role its route declares with requires() (model/roles.ts);
+      // a route that declares none needs admin (and fails the route→role table test, console/roles.test.ts).
       .use("*", async (c, next) => {
         if (OPEN.has(c.req.path.replace(/^\/api\/v1/, ""))) return next();
         if (!c.get("principal")) return c.json({ error: "not logged in: log in on the console or send 'Authorization: Bearer <token>'" }, 401);
+        const mine = matchedRoutes(c).filter((r) => r.method === c.req.method);
+        if (mine.length > 0 && !mine.some((r) => declaredNeed(r.handler))) checkRole("admin", c.get("principal"));
         await next();
       })
 
-      .post("/logout", describe({ tag: "auth", summary: "End this session", ok: ok("logged out") }), (c) => {
+      .post("/logout", requires("self"), describe({ tag: "auth", summary: "End this session", ok: ok("logged out") }), (c) => {
         auth.logout(c.get("principal"));
         deleteCookie(c, SESSION_COOKIE, { path: "/" });
         return c.json({ ok: true as const });
       })
       // `power`: whether reboot and shutdown work here (evebox is the device's init).
-      .get("/session", describe({ tag: "auth", summary: "Who is asking, and whether reboot and shutdown work here", ok: { 200: jsonAnswer("authenticated", SessionBody) } }), (c) =>
-        c.json({ authenticated: true as const, as: describePrincipal(c.get("principal")!), power: !!opts.power }),
-      )
+      .get("/session", requires("self"), describe({ tag: "auth", summary: "Who is asking (user, role, second factor), and whether reboot and shutdown work here", ok: { 200: jsonAnswer("authenticated", SessionBody) } }), (c) => {
+        const p = c.get("principal")!;
+        const user = userOf(p);
+        const row = user ? device.store.user(user) : undefined;
+        return c.json({
+          authenticated: true as const,
+          as: describePrincipal(p),
+          user,
+          role: p.role,
+          via: p.kind,
+          totp: !!row?.totpSecret,
+          mustEnrolTotp: p.kind === "session" && !!p.mustEnrolTotp,
+          requireTotpForAdmins: auth.requireTotpForAdmins(),
+          roles: ROLES.map((r) => ({ role: r, can: ROLE_CAN[r] })),
+          power: !!opts.power,
+        });
+      })
       .post(
         "/password",
-        describe({ tag: "auth", summary: "Change the admin password (throttled like a login); ends every other session, API tokens stay", ok: ok("changed"), errors: { 400: "new password too short or too long", 403: "the current password is wrong", 413: "body over 64 KiB", 429: "too many attempts: wait Retry-After seconds" } }),
+        requires("self"),
+        describe({ tag: "auth", summary: "Change your own password (throttled like a login); ends your other sessions, your API tokens stay", ok: ok("changed"), errors: { 400: "new password too short or too long", 403: "the current password is wrong", 413: "body over 64 KiB", 429: "too many attempts: wait Retry-After seconds" } }),
         smallBody,
         check("json", PasswordBody),
         async (c) => {
           const body = c.req.valid("json");
           const p = c.get("principal")!;
+          const user = userOf(p) ?? auth.setupAdmin();
+          note(c, { object: user });
           try {
-            await auth.changePassword(body.current, body.password, clientOf(c, opts), p.kind === "session" ? p.idHash : null);
+            await auth.changePassword(user, body.current, body.password, clientOf(c, opts), p.kind === "session" ? p.idHash : null);
           } catch (e) {
             if (kindOf(e) === "forbidden") {
               device.events.publish({ type: "auth.password-change-failed", message: `password change with a wrong current password from ${clientOf(c, opts)}` });
             }
             throw e;
           }
-          device.events.publish({ type: "auth.password-changed", message: "admin password changed; other sessions ended (API tokens stay)" });
+          device.events.publish({ type: "auth.password-changed", message: `password of ${user} changed; their other sessions ended (API tokens stay)` });
           return c.json({ ok: true as const });
         },
       )
       .post(
         "/tokens",
-        describe({ tag: "auth", summary: "Create an API token (its secret is shown once)", ok: { 201: jsonAnswer("created", NewTokenBody) }, errors: { 400: "no name, or a name over 100 characters", 413: "body over 64 KiB" } }),
+        requires("viewer"),
+        describe({ tag: "auth", summary: "Create an API token of yours (its secret is shown once), with a role no higher than yours, maybe expiring", ok: { 201: jsonAnswer("created", NewTokenBody) }, errors: { 400: "no name, a name over 100 characters, an unknown role, an expiry in the past", 403: "a role above yours", 413: "body over 64 KiB" } }),
         smallBody,
         check("json", TokenBody),
         (c) => {
-          const t = auth.createToken(c.req.valid("json").name);
-          device.events.publish({ type: "auth.token-created", message: `API token "${t.name}" created`, data: { id: t.id } });
+          const body = c.req.valid("json");
+          const expiresAt = body.expiresAt !== undefined ? parseTime(body.expiresAt, "expiresAt") : body.expiresInDays !== undefined ? new Date(Date.now() + body.expiresInDays * 86_400_000) : null;
+          const t = auth.createToken(c.get("principal")!, body.name, body.role, expiresAt);
+          note(c, { object: `${t.id} ${t.name}` });
+          device.events.publish({ type: "auth.token-created", message: `API token "${t.name}" of ${t.user} created (${t.role})`, data: { id: t.id } });
           return c.json(t, 201);
         },
       )
-      .get("/tokens", describe({ tag: "auth", summary: "List the API tokens (no secrets)", ok: any("`{tokens}`") }), (c) => c.json({ tokens: device.store.tokens() }))
-      .delete("/tokens/:id", describe({ tag: "auth", summary: "Delete an API token", ok: ok("deleted"), errors: { 404: "no such token" } }), (c) => {
+      // An admin sees every token; anyone else their own.
+      .get("/tokens", requires("viewer"), describe({ tag: "auth", summary: "List the API tokens (no secrets): yours, or every user's for an admin", ok: any("`{tokens}`") }), (c) => {
+        const p = c.get("principal")!;
+        return c.json({ tokens: device.store.tokens(p.role === "admin" ? undefined : (userOf(p) ?? "")) });
+      })
+      .delete("/tokens/:id", requires("viewer"), describe({ tag: "auth", summary: "Delete an API token (yours; an admin's: any)", ok: ok("deleted"), errors: { 404: "no such token" } }), (c) => {
         const id = c.req.param("id");
+        const p = c.get("principal")!;
+        const row = device.store.token(id);
+        if (!row || (p.role !== "admin" && row.user !== userOf(p))) throw new HttpError("not-found", `no API token with id ${id}`);
         if (!device.store.deleteToken(id)) throw new HttpError("not-found", `no API token with id ${id}`);
         device.events.publish({ type: "auth.token-deleted", message: `API token ${id} deleted` });
         return c.json({ ok: true as const });
       })
 
+      // ---- users and their roles (admin)
+      .get("/users", requires("admin"), describe({ tag: "users", summary: "The users, with their role and whether they have a second factor", ok: any("`{users, setupAdmin, requireTotpForAdmins}`") }), (c) =>
+        c.json({ users: auth.users(), setupAdmin: auth.setupAdmin(), requireTotpForAdmins: auth.requireTotpForAdmins() }),
+      )
+      .post(
+        "/users",
+        requires("admin"),
+        describe({ tag: "users", summary: "Add a user with a role (viewer, operator, admin)", ok: { 201: jsonAnswer("added: the user") }, errors: { 400: "a bad name, password or role", 409: "the name is taken", 413: "body over 64 KiB" } }),
+        smallBody,
+        check("json", NewUserBody),
+        async (c) => {
+          const body = c.req.valid("json");
+          note(c, { object: body.name.slice(0, 64) });
+          const u = await auth.createUser(body.name, body.password, body.role);
+          device.events.publish({ type: "auth.user-added", message: `user ${u.name} added (${u.role}) by ${describePrincipal(c.get("principal")!)}` });
+          return c.json(u, 201);
+        },
+      )
+      .patch(
+        "/users/:name",
+        requires("admin"),
+        describe({ tag: "users", summary: "Change a user's role or set a new password; either ends the user's sessions at once", ok: any("`{user, sessionsEnded}`"), errors: { 400: "a bad password or role", 404: "no such user", 409: "the last admin cannot be demoted", 413: "body over 64 KiB" } }),
+        smallBody,
+        check("json", UserPatchBody),
+        async (c) => {
+          const p = c.get("principal")!;
+          const name = c.req.param("name");
+          const r = await auth.updateUser(name, c.req.valid("json"), p.kind === "session" ? p.idHash : null);
+          device.events.publish({ type: "auth.user-changed", message: `user ${name} changed (${r.user.role}) by ${describePrincipal(p)}; ${r.sessionsEnded} session(s) ended` });
+          return c.json(r);
+        },
+      )
+      .delete("/users/:name", requires("admin"), describe({ tag: "users", summary: "Remove a user: their sessions end and their tokens are revoked at once", ok: ok("removed"), errors: { 404: "no such user", 409: "the last admin cannot be removed" } }), (c) => {
+        const name = c.req.param("name");
+        auth.deleteUser(name);
+        device.events.publish({ type: "auth.user-removed", message: `user ${name} removed by ${describePrincipal(c.get("principal")!)}; their sessions and tokens ended` });
+        return c.json({ ok: true as const });
+      })
+      .delete("/users/:name/totp", requires("admin"), describe({ tag: "users", summary: "Remove a user's second factor (they lost their authenticator and recovery codes)", ok: ok("removed"), errors: { 404: "no such user" } }), async (c) => {
+        await auth.removeTotp(c.req.param("name"), null, clientOf(c, opts));
+        return c.json({ ok: true as const });
+      })
+      .put(
+        "/auth/policy",
+        requires("admin"),
+        describe({ tag: "users", summary: "Require a second factor (TOTP) for every admin, or stop requiring it", ok: any("`{requireTotpForAdmins}`"), errors: { 409: "you have no second factor yourself yet", 413: "body over 64 KiB" } }),
+        smallBody,
+        check("json", PolicyBody),
+        (c) => {
+          auth.setRequireTotpForAdmins(c.req.valid("json").requireTotpForAdmins, c.get("principal")!);
+          return c.json({ requireTotpForAdmins: auth.requireTotpForAdmins() });
+        },
+      )
+
+      // ---- your own second factor (TOTP, RFC 6238): enrol with the QR code, confirm with a code, get recovery codes
+      .post("/me/totp", requires("self"), describe({ tag: "auth", summary: "Start enrolling a second factor: a new secret, its otpauth URI and QR code (SVG)", ok: any("`{secret, uri, qrSvg}`"), errors: { 409: "already enrolled, or not a user (the local socket)" } }), (c) =>
+        c.json(auth.startTotp(selfUser(c.get("principal")))),
+      )
+      .post(
+        "/me/totp/confirm",
+        requires("self"),
+        describe({ tag: "auth", summary: "Confirm enrolment with a code from the app (throttled like a password); answers the one-time recovery codes, shown once", ok: any("`{recoveryCodes}`"), errors: { 403: "wrong code", 409: "no enrolment under way", 429: "too many attempts: wait Retry-After seconds" } }),
+        smallBody,
+        check("json", TotpCodeBody),
+        (c) => c.json({ recoveryCodes: auth.confirmTotp(selfUser(c.get("principal")), c.req.valid("json").code, clientOf(c, opts)) }),
+      )
+      .delete(
+        "/me/totp",
+        requires("self"),
+        describe({ tag: "auth", summary: "Remove your second factor (with your password)", ok: ok("removed"), errors: { 403: "wrong password", 409: "required for admins on this device", 429: "too many attempts: wait Retry-After seconds" } }),
+        smallBody,
+        check("json", RemoveTotpBody),
+        async (c) => {
+          const p = c.get("principal")!;
+          if (p.role === "admin" && auth.requireTotpForAdmins()) throw new HttpError("conflict", "a second factor is required for admins on this device: it cannot be removed (an admin can lift the requirement)");
+          await auth.removeTotp(selfUser(p), c.req.valid("json").password, clientOf(c, opts));
+          return c.json({ ok: true as const });
+        },
+      )
+
+      // ---- the audit trail (read only: the API never changes or deletes a record)
+      .get(
+        "/audit",
+        requires("viewer"),
+        describe({
+          tag: "audit",
+          summary: "The audit trail, oldest first: every state change and login with time, user or token, client, action, object, result; ?format=jsonl exports JSON lines",
+          ok: { 200: { description: "`{records, lost, next}` (lost: records dropped to keep the trail within its budget), or JSON lines", content: { "application/json": {}, "application/x-ndjson": {} } } },
+          errors: { 400: "since: not a time" },
+        }),
+        check("query", AuditQuery),
+        (c) => {
+          const q = c.req.valid("query");
+          const since = q.since ? parseTime(q.since, "since") : undefined;
+          const jsonl = q.format === "jsonl";
+          const limit = clampInt(q.limit, 1, jsonl ? 100_000 : 5000, jsonl ? 100_000 : 500);
+          const records = device.store.auditRecords({ since, after: clampInt(q.after, 0, Number.MAX_SAFE_INTEGER, 0), user: q.user, action: q.action, result: q.result, limit });
+          const out = records.map(({ size: _size, ...r }) => r);
+          if (jsonl) {
+            return c.body(out.map((r) => JSON.stringify(r)).join("\n") + (out.length ? "\n" : ""), 200, {
+              "Content-Type": "application/x-ndjson",
+              "Content-Disposition": `attachment; filename="evebox-audit-${new Date().toISOString().slice(0, 10)}.jsonl"`,
+            });
+          }
+          return c.json({ records: out, lost: device.store.auditLost(), next: out.at(-1)?.id ?? null });
+        },
+      )
+
       // ---- the desired-state document
       .get(
         "/config",
+        requires("viewer"),
         describe({
           tag: "config",
           summary: "The current config: proto3 JSON, or the binary protobuf with Accept: application/x-proto-binary",
@@ -331,6 +487,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       )
       .put(
         "/config",
+        requires("admin"),
         describe({
           tag: "config",
           summary: "Apply a config (EdgeDevConfig, proto3 JSON or binary); ?dryRun=1 checks and plans only",
@@ -362,7 +519,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
           return c.json(result, dryRun || result.unchanged ? 200 : 201);
         },
       )
-      .get("/config/history", describe({ tag: "config", summary: "The stored config versions, newest first", ok: any("`{current, versions}`") }), check("query", HistoryQuery), (c) => {
+      .get("/config/history", requires("viewer"), describe({ tag: "config", summary: "The stored config versions, newest first", ok: any("`{current, versions}`") }), check("query", HistoryQuery), (c) => {
         const q = c.req.valid("query");
         const limit = clampInt(q.limit, 1, 500, 100);
         const before = q.before ? clampInt(q.before, 1, Number.MAX_SAFE_INTEGER, 0) : undefined;
@@ -372,13 +529,14 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
           versions: device.store.configHistory(limit, before).map((v) => ({ ...v, current: v.version === cur?.version })),
         });
       })
-      .get("/config/versions/:version", describe({ tag: "config", summary: "One stored config version, with its document", ok: any("the version"), errors: { 404: "no such version" } }), (c) => {
+      .get("/config/versions/:version", requires("viewer"), describe({ tag: "config", summary: "One stored config version, with its document", ok: any("the version"), errors: { 404: "no such version" } }), (c) => {
         const v = device.config.version(Number(c.req.param("version")));
         if (!v) throw new HttpError("not-found", `no config version ${c.req.param("version")}`);
         return c.json(v);
       })
       .post(
         "/config/rollback/:version",
+        requires("admin"),
         describe({ tag: "config", summary: "Apply a stored version again (as a new version); ?dryRun=1 plans only", ok: any("the result, as PUT /config answers"), errors: { 400: "not a version number, or the version is refused now", 404: "no such version", 409: managedRefusal } }),
         check("query", DryRunQuery),
         (c) => {
@@ -409,6 +567,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       // Reboot and shutdown are local commands: allowed when managed too, as EVE's local profile server allows.
       .post(
         "/device/:action{reboot|shutdown}",
+        requires("operator"),
         describe({ tag: "device", summary: "Reboot or shut the device down (where evebox is PID 1)", parameters: oneOf("action", ["reboot", "shutdown"]), ok: { 202: jsonAnswer("accepted") }, errors: { 409: "refused now (an update is being written)", 501: "not the device's init" } }),
         (c) => {
           if (!opts.power) throw new HttpError("not-implemented", "reboot and shutdown work only where evebox is the device's init (PID 1)");
@@ -419,6 +578,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       )
       .post(
         "/apps/:uuid/:command{start|stop|restart|purge}",
+        requires("operator"),
         describe({ tag: "apps", summary: "Start, stop, restart or purge an app of the current config (also when managed)", parameters: oneOf("command", ["start", "stop", "restart", "purge"]), ok: ok("queued"), errors: { 404: "no such app in the current config", 409: "the app runtime is not running yet" } }),
         (c) => {
           const uuid = c.req.param("uuid");
@@ -433,23 +593,24 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
         },
       )
       // ---- networks: instances (bridges, ports, app interfaces), DHCP leases, per-rule firewall counters
-      .get("/networks", describe({ tag: "networks", summary: "The network instances, each with its DHCP leases", ok: any("`{instances}`") }), (c) => {
+      .get("/networks", requires("viewer"), describe({ tag: "networks", summary: "The network instances, each with its DHCP leases", ok: any("`{instances}`") }), (c) => {
         const n = opts.network?.() ?? null;
         return c.json({ instances: device.status().networkInstances.map((ni) => ({ ...ni, leases: n ? n.leases(ni.uuid) : [] })) });
       })
       // ---- hardware: the inventory (sysfs), the assignment groups of deviceIoList and who holds each
-      .get("/hardware", describe({ tag: "hardware", summary: "The device's I/O (PCI, USB, serial, network, CAN), its assignment groups, which app holds each and why one is not assignable", ok: any("`{inventory, bundles, reserved, held}`"), errors: { 409: "the hardware part is not available" } }), (c) => {
+      .get("/hardware", requires("viewer"), describe({ tag: "hardware", summary: "The device's I/O (PCI, USB, serial, network, CAN), its assignment groups, which app holds each and why one is not assignable", ok: any("`{inventory, bundles, reserved, held}`"), errors: { 409: "the hardware part is not available" } }), (c) => {
         if (!opts.hardware) throw new HttpError("conflict", "the hardware part is not available on this console");
         return c.json(opts.hardware());
       })
-      .get("/networks/:uuid/leases", describe({ tag: "networks", summary: "A network instance's DHCP leases", parameters: uuidParam, ok: any("`{leases}`"), errors: { 409: "the network part is not running yet" } }), (c) =>
+      .get("/networks/:uuid/leases", requires("viewer"), describe({ tag: "networks", summary: "A network instance's DHCP leases", parameters: uuidParam, ok: any("`{leases}`"), errors: { 409: "the network part is not running yet" } }), (c) =>
         c.json({ leases: networkPart().leases(c.req.param("uuid")) }),
       )
-      .get("/apps/:uuid/firewall", describe({ tag: "apps", summary: "An app's firewall rules per interface, with packet counters", ok: any("`{interfaces}`"), errors: { 409: "the network part is not running yet" } }), async (c) =>
+      .get("/apps/:uuid/firewall", requires("viewer"), describe({ tag: "apps", summary: "An app's firewall rules per interface, with packet counters", ok: any("`{interfaces}`"), errors: { 409: "the network part is not running yet" } }), async (c) =>
         c.json({ interfaces: await networkPart().firewallOf(c.req.param("uuid")) }),
       )
       .get(
         "/apps/:uuid/:kind{console|vnc}",
+        requires("operator"),
         describe({
           tag: "apps",
           summary: "WebSocket: an app's console (a shell, or a VM's serial console), or a VM's display (RFB, for noVNC)",
@@ -460,17 +621,18 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
         }),
         consoleSocket(() => device.terminals),
       )
-      .get("/apps/:uuid/logs", describe({ tag: "apps", summary: "An app's log lines (its console output, kept on the device)", ok: any("`{lines}`") }), check("query", LogsQuery), (c) => {
+      .get("/apps/:uuid/logs", requires("viewer"), describe({ tag: "apps", summary: "An app's log lines (its console output, kept on the device)", ok: any("`{lines}`") }), check("query", LogsQuery), (c) => {
         const q = c.req.valid("query");
         const limit = clampInt(q.limit, 1, 5000, 500);
         const after = clampInt(q.after, 0, Number.MAX_SAFE_INTEGER, 0);
         return c.json({ lines: device.store.logsFor("app", c.req.param("uuid"), limit, after) });
       })
-      .get("/events/recent", describe({ tag: "events", summary: "The latest events, newest first", ok: any("`{events}`") }), check("query", RecentEventsQuery), (c) =>
+      .get("/events/recent", requires("viewer"), describe({ tag: "events", summary: "The latest events, newest first", ok: any("`{events}`") }), check("query", RecentEventsQuery), (c) =>
         c.json({ events: device.store.recentEvents(clampInt(c.req.valid("query").limit, 1, 1000, 100)) }),
       )
       .get(
         "/events",
+        requires("viewer"),
         describe({ tag: "events", summary: "Server-sent events: every event as it happens (the type is in the data); a keep-alive every 15 s", ok: { 200: { description: "an event stream", content: { "text/event-stream": {} } } } }),
         (c) => {
           // An event stream is idle by nature between events: no idle timeout for it (it sends keep-alives every 15 s).
@@ -509,6 +671,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       )
       .put(
         "/controller",
+        requires("admin"),
         describe({ tag: "controller", summary: "Enroll with a controller (its URL and root certificate), or change them", ok: any("the new ControllerStatus"), errors: { 400: "not an https URL, or not a certificate", 404: "controller sync is not running", 413: "body over 64 KiB" } }),
         smallBody,
         check("json", ControllerBody),
@@ -536,6 +699,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       })
       .get(
         "/metrics/history",
+        requires("viewer"),
         describe({ tag: "status", summary: "The metrics history of the device or an app, for graphs: 1 h, 24 h or 7 days", ok: { 200: jsonAnswer("the series", MetricsHistoryBody) }, errors: { 400: "object is neither `device` nor a UUID, or an unknown range" } }),
         check("query", MetricsHistoryQuery),
         (c) => {
@@ -554,7 +718,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
           });
         },
       )
-      .get("/metrics", describe({ tag: "status", summary: "Prometheus metrics", ok: { 200: { description: "text exposition format 0.0.4", content: { "text/plain": {} } } } }), (c) =>
+      .get("/metrics", requires("viewer"), describe({ tag: "status", summary: "Prometheus metrics", ok: { 200: { description: "text exposition format 0.0.4", content: { "text/plain": {} } } } }), (c) =>
         c.text(device.metricsText(), 200, { "Content-Type": "text/plain; version=0.0.4" }),
       )
   );
@@ -562,6 +726,26 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
 
 /** The routes under /api/v1 with their inputs and answers: what ui/api.ts types its client by. */
 export type ConsoleApi = ReturnType<typeof apiRoutes>;
+
+/** What a handler adds to its request's audit record (console/audit.ts). */
+function note(c: Context<Env>, n: AuditNote): void {
+  const a = c.get("audit");
+  if (a) Object.assign(a, n);
+}
+
+/** The user of a self-service route (their own second factor): the local socket has none. */
+function selfUser(p: Principal | null): string {
+  const u = userOf(p);
+  if (!u) throw new HttpError("conflict", "the local socket is not a user: sign in as one to enrol a second factor");
+  return u;
+}
+
+/** A time in a query or body: ISO 8601, or milliseconds since the epoch. */
+function parseTime(s: string, field: string): Date {
+  const d = /^\d+$/.test(s) ? new Date(Number(s)) : new Date(s);
+  if (Number.isNaN(d.getTime())) throw new HttpError("invalid", `${field}: expected a time (ISO 8601, or milliseconds since 1970)`);
+  return d;
+}
 
 function controllerOf(device: ConsoleDevice) {
   const link = device.controllerLink();

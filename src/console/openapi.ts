@@ -3,6 +3,7 @@
 import type { Hono } from "hono";
 import { describeRoute, generateSpecs, resolver, type DescribeRouteOptions } from "hono-openapi";
 import type { GenericSchema } from "valibot";
+import { declaredNeed } from "../model/roles.ts";
 import { ErrorBody } from "./schemas.ts";
 
 type Responses = NonNullable<DescribeRouteOptions["responses"]>;
@@ -33,7 +34,7 @@ export function describe(d: Describe) {
   for (const [status, why] of Object.entries(d.errors ?? {})) responses[status] = errorAnswer(why);
   if (!d.open) {
     responses["401"] ??= errorAnswer("no session cookie and no API token");
-    responses["403"] ??= errorAnswer("a state change from another origin (with a cookie)");
+    responses["403"] ??= errorAnswer("the role this route needs (x-evebox-role; `requiredRole` in the answer), or a state change from another origin (with a cookie)");
   }
   return describeRoute({
     tags: [d.tag],
@@ -75,5 +76,18 @@ export function openApiDocument(app: () => Hono<any>, version: string): () => Pr
         description: "the request does not fit the schema: `{error}` names the field",
         content: { "application/json": { schema: { type: "object", properties: { error: { type: "string" } }, required: ["error"] } } },
       },
-    }));
+    }).then((d) => withRoles(d as unknown as OpenApiPaths, app())));
+}
+
+type OpenApiPaths = { paths: Record<string, Record<string, Record<string, unknown>>> };
+
+/** Each operation names the role its route declares (`requires`, model/roles.ts) as `x-evebox-role`. */
+function withRoles(doc: OpenApiPaths, app: Hono<any>): OpenApiPaths { // eslint-disable-line @typescript-eslint/no-explicit-any
+  for (const r of app.routes) {
+    const need = declaredNeed(r.handler);
+    if (!need) continue;
+    const op = doc.paths[r.path.replace(/:([A-Za-z]+)(\{[^}]*\})?/g, "{$1}")]?.[r.method.toLowerCase()];
+    if (op) op["x-evebox-role"] = need;
+  }
+  return doc;
 }

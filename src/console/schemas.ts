@@ -7,13 +7,45 @@ import * as v from "valibot";
 export const SetupBody = v.object({
   token: v.pipe(v.string(), v.description("the setup token evebox printed at start (also in run/setup-token)")),
   password: v.pipe(v.string(), v.description("the admin password to set: 8 to 1024 characters")),
+  user: v.optional(v.pipe(v.string(), v.description("the admin's user name (default admin)"))),
 });
-export const LoginBody = v.object({ password: v.string() });
+export const LoginBody = v.object({
+  user: v.optional(v.pipe(v.string(), v.description("the user name; default: the admin made at setup"))),
+  password: v.string(),
+  totp: v.optional(v.pipe(v.string(), v.description("the 6-digit code of the authenticator app, or a recovery code, for a user with a second factor"))),
+});
+const RoleField = v.pipe(v.picklist(["viewer", "operator", "admin"]), v.description("viewer: read only; operator: also start/stop/restart/purge, consoles, reboot; admin: everything"));
+export const NewUserBody = v.object({
+  name: v.pipe(v.string(), v.description("1 to 32 characters: a-z, 0-9, '.', '_', '-', starting with a letter")),
+  password: v.pipe(v.string(), v.description("8 to 1024 characters")),
+  role: RoleField,
+});
+export const UserPatchBody = v.object({
+  role: v.optional(RoleField),
+  password: v.optional(v.pipe(v.string(), v.description("a new password: 8 to 1024 characters"))),
+});
+export const PolicyBody = v.object({ requireTotpForAdmins: v.boolean() });
+export const TotpCodeBody = v.object({ code: v.pipe(v.string(), v.description("the 6-digit code the authenticator app shows now")) });
+export const RemoveTotpBody = v.object({ password: v.pipe(v.string(), v.description("your password")) });
+export const AuditQuery = v.object({
+  since: v.optional(v.pipe(v.string(), v.description("records at or after this time: ISO 8601, or ms since 1970"))),
+  after: v.optional(v.pipe(v.string(), v.description("records after this id (paging: the `next` of the last answer)"))),
+  user: v.optional(v.pipe(v.string(), v.description("only this user's records (their tokens' included)"))),
+  action: v.optional(v.pipe(v.string(), v.description("only actions containing this text, e.g. restart or /users"))),
+  result: v.optional(v.pipe(v.picklist(["ok", "refused", "failed"]), v.description("only records with this result"))),
+  limit: v.optional(v.pipe(v.string(), v.description("records, 1–5000 (default 500; JSON lines: up to 100,000)"))),
+  format: v.optional(v.pipe(v.picklist(["json", "jsonl"]), v.description("jsonl: JSON lines, as a download"))),
+});
 export const PasswordBody = v.object({
   current: v.pipe(v.string(), v.description("the password now")),
   password: v.pipe(v.string(), v.description("the new password: 8 to 1024 characters")),
 });
-export const TokenBody = v.object({ name: v.pipe(v.string(), v.description("1 to 100 characters")) });
+export const TokenBody = v.object({
+  name: v.pipe(v.string(), v.description("1 to 100 characters")),
+  role: v.optional(v.pipe(v.picklist(["viewer", "operator", "admin"]), v.description("at most yours (the default)"))),
+  expiresAt: v.optional(v.pipe(v.string(), v.description("when it stops working: ISO 8601, or ms since 1970"))),
+  expiresInDays: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(3650), v.description("or: days from now"))),
+});
 export const ControllerBody = v.object({
   url: v.optional(v.pipe(v.string(), v.description("the controller's address, https://host[:port]"))),
   rootCertificate: v.optional(v.pipe(v.string(), v.description("PEM: the controller's root certificate(s)"))),
@@ -102,7 +134,19 @@ export const MetricsHistoryBody = v.pipe(
   v.description("a series in columns: value i of each column is at ts[i]; null where not known (a first sample)"),
 );
 export const HealthBody = v.object({ ok: v.literal(true), version: v.string(), setupRequired: v.boolean(), deviceName: v.string() });
-export const SessionBody = v.object({ authenticated: v.literal(true), as: v.string(), power: v.boolean() });
+const RoleAnswer = v.picklist(["viewer", "operator", "admin"]);
+export const SessionBody = v.object({
+  authenticated: v.literal(true),
+  as: v.string(),
+  user: v.nullable(v.string()),
+  role: RoleAnswer,
+  via: v.picklist(["session", "token", "local-socket"]),
+  totp: v.boolean(),
+  mustEnrolTotp: v.boolean(),
+  requireTotpForAdmins: v.boolean(),
+  roles: v.array(v.object({ role: RoleAnswer, can: v.string() })),
+  power: v.boolean(),
+});
 const ItemState = v.picklist(["applied", "invalid", "unknown", "ignored"]);
 export const DeviceSettingsBody = v.object({
   managed: v.pipe(v.boolean(), v.description("managed: the controller sets these (read-only here)")),
@@ -120,4 +164,11 @@ export const DeviceSettingsBody = v.object({
   ),
   others: v.pipe(v.array(v.object({ key: v.string(), value: v.string(), state: ItemState, detail: v.nullable(v.string()) })), v.description("the config's items that are not settings of evebox")),
 });
-export const NewTokenBody = v.object({ id: v.string(), name: v.string(), token: v.pipe(v.string(), v.description("shown once: ebx_<id>_<secret>")) });
+export const NewTokenBody = v.object({
+  id: v.string(),
+  name: v.string(),
+  token: v.pipe(v.string(), v.description("shown once: ebx_<id>_<secret>")),
+  user: v.string(),
+  role: RoleAnswer,
+  expiresAt: v.nullable(v.date()),
+});

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { applyMigrations, StoreTooNewError } from "./migrate.ts";
 import { migrations } from "./migrations.gen.ts";
-import { Store } from "./store.ts";
+import { defaultLimits, Store } from "./store.ts";
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -61,7 +61,7 @@ describe("store", () => {
   });
 
   test("config history is bounded but never loses the current version", () => {
-    const s = Store.open(join(tmp(), "evebox.db"), { events: 10, logs: 10, metricObjects: 10, configVersions: 5 });
+    const s = Store.open(join(tmp(), "evebox.db"), { ...defaultLimits, events: 10, logs: 10, metricObjects: 10, configVersions: 5 });
     const base = { source: "local" as const, author: "admin", receivedAt: new Date(), status: "accepted" as const };
     const first = s.addConfigVersion({ ...base, hash: "first", bytes: Buffer.from([0]) }, true);
     for (let i = 0; i < 20; i++) s.addConfigVersion({ ...base, hash: `h${i}`, bytes: Buffer.from([i]), status: "rejected" }, false);
@@ -71,7 +71,7 @@ describe("store", () => {
   });
 
   test("logs and events are bounded, oldest dropped first", () => {
-    const s = Store.open(join(tmp(), "evebox.db"), { events: 50, logs: 100, metricObjects: 10, configVersions: 5 });
+    const s = Store.open(join(tmp(), "evebox.db"), { ...defaultLimits, events: 50, logs: 100, metricObjects: 10, configVersions: 5 });
     for (let i = 0; i < 10; i++) {
       s.addLogs(Array.from({ length: 50 }, (_, j) => ({ ts: new Date(), source: "app", objectId: "x", message: `l${i * 50 + j}` })));
     }

@@ -14,9 +14,11 @@ export interface StoreLimits {
   metricObjects: number;
   /** Config versions kept (the current one is never removed). */
   configVersions: number;
+  /** Bytes of audit records kept (their text, roughly); the oldest go first, and the loss is counted. 16 MiB when absent. */
+  auditBytes?: number;
 }
 
-export const defaultLimits: StoreLimits = { events: 10_000, logs: 100_000, metricObjects: DEFAULT_MAX_OBJECTS, configVersions: 500 };
+export const defaultLimits: StoreLimits = { events: 10_000, logs: 100_000, metricObjects: DEFAULT_MAX_OBJECTS, configVersions: 500, auditBytes: 16 * 1024 * 1024 };
 
 export type ConfigVersionRow = typeof schema.configVersions.$inferSelect;
 export type NewConfigVersion = typeof schema.configVersions.$inferInsert;
@@ -25,6 +27,12 @@ export type EventRow = typeof schema.events.$inferSelect;
 export type LogRow = typeof schema.logs.$inferSelect;
 export type ApiTokenRow = typeof schema.apiTokens.$inferSelect;
 export type SessionRow = typeof schema.sessions.$inferSelect;
+export type UserRow = typeof schema.users.$inferSelect;
+export type AuditRow = typeof schema.audit.$inferSelect;
+export type NewAudit = Omit<typeof schema.audit.$inferInsert, "id" | "size">;
+/** A user as the API shows it: no hashes, no secrets. */
+export type UserView = { name: string; role: UserRow["role"]; createdAt: Date; updatedAt: Date; totp: boolean; recoveryCodesLeft: number };
+export const AUDIT_LOST_KEY = "audit_lost";
 
 /** The device's SQLite store. One per process; passed to whoever needs it. */
 export class Store {
@@ -41,6 +49,9 @@ export class Store {
   changes = 0;
   private readonly tokenCache = new Map<string, ApiTokenRow | undefined>();
   private readonly sessionCache = new Map<string, SessionRow | undefined>();
+  private readonly userCache = new Map<string, UserRow | undefined>();
+  /** Bytes of audit records held, read once at open and kept in step by addAudit. */
+  private auditSize: number | null = null;
 
   private constructor(
     readonly sqlite: Database,
@@ -195,9 +206,14 @@ export class Store {
   // ---- sessions and tokens
   // Every authenticated request looks its session up: a write-through cache (one evebox per store) keeps that
   // off SQLite; bounded, since unknown cookies are cached as misses too.
-  addSession(idHash: string, expiresAt: Date, client: string | null): void {
+  addSession(idHash: string, expiresAt: Date, client: string | null, user: string): void {
     this.sessionCache.delete(idHash);
-    this.db.insert(schema.sessions).values({ idHash, createdAt: new Date(), expiresAt, client }).run();
+    this.db.insert(schema.sessions).values({ idHash, createdAt: new Date(), expiresAt, client, user }).run();
+  }
+  /** Ends every session of `user` but `keep`; answers how many ended. */
+  deleteSessionsOf(user: string, keep: string | null = null): number {
+    this.sessionCache.clear();
+    return this.sqlite.run("DELETE FROM sessions WHERE user = ? AND id_hash IS NOT ?", [user, keep]).changes;
   }
   session(idHash: string): SessionRow | undefined {
     if (this.sessionCache.has(idHash)) return this.sessionCache.get(idHash);
@@ -231,12 +247,120 @@ export class Store {
     this.tokenCache.set(id, row);
     return row;
   }
-  tokens(): Omit<ApiTokenRow, "secretHash">[] {
-    return this.db
-      .select({ id: schema.apiTokens.id, name: schema.apiTokens.name, createdAt: schema.apiTokens.createdAt, lastUsedAt: schema.apiTokens.lastUsedAt })
-      .from(schema.apiTokens)
-      .orderBy(schema.apiTokens.createdAt)
-      .all();
+  /** The tokens (no secrets): all, or one user's. */
+  tokens(user?: string): Omit<ApiTokenRow, "secretHash">[] {
+    const t = schema.apiTokens;
+    const q = this.db
+      .select({ id: t.id, name: t.name, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt, user: t.user, role: t.role, expiresAt: t.expiresAt })
+      .from(t);
+    return (user === undefined ? q : q.where(eq(t.user, user))).orderBy(t.createdAt).all();
+  }
+  deleteTokensOf(user: string): number {
+    this.tokenCache.clear();
+    return this.sqlite.run("DELETE FROM api_tokens WHERE user = ?", [user]).changes;
+  }
+
+  // ---- users (a write-through cache: every request looks its user up)
+  user(name: string): UserRow | undefined {
+    if (this.userCache.has(name)) return this.userCache.get(name);
+    const row = this.db.select().from(schema.users).where(eq(schema.users.name, name)).get();
+    if (this.userCache.size > 1000) this.userCache.clear();
+    this.userCache.set(name, row);
+    return row;
+  }
+  users(): UserView[] {
+    return this.db.select().from(schema.users).orderBy(schema.users.name).all().map(userView);
+  }
+  countUsers(role?: UserRow["role"]): number {
+    const r = role
+      ? this.sqlite.query("SELECT COUNT(*) AS n FROM users WHERE role = ?").get(role)
+      : this.sqlite.query("SELECT COUNT(*) AS n FROM users").get();
+    return (r as { n: number }).n;
+  }
+  addUser(row: Omit<typeof schema.users.$inferInsert, "createdAt" | "updatedAt">): void {
+    this.userCache.delete(row.name);
+    const now = new Date();
+    this.db.insert(schema.users).values({ ...row, createdAt: now, updatedAt: now }).run();
+  }
+  updateUser(name: string, set: Partial<Omit<UserRow, "name" | "createdAt">>): void {
+    this.userCache.delete(name);
+    this.db.update(schema.users).set({ ...set, updatedAt: new Date() }).where(eq(schema.users.name, name)).run();
+  }
+  /** Removes a user with their sessions and tokens, in one transaction. */
+  deleteUser(name: string): boolean {
+    return this.sqlite.transaction(() => {
+      this.userCache.delete(name);
+      this.deleteSessionsOf(name);
+      this.deleteTokensOf(name);
+      return this.sqlite.run("DELETE FROM users WHERE name = ?", [name]).changes > 0;
+    })();
+  }
+  /** Runs `f` in one transaction (a check and the change it guards, e.g. "not the last admin"). */
+  transaction<T>(f: () => T): T {
+    return this.sqlite.transaction(f).immediate();
+  }
+
+  // ---- the audit trail: appended only; bounded in bytes, oldest first, the loss counted
+  addAudit(a: NewAudit): void {
+    const size = 64 + [a.user, a.token, a.client, a.action, a.object, a.result, a.detail].reduce((n, s) => n + (s?.length ?? 0), 0);
+    this.auditSize ??= (this.sqlite.query("SELECT COALESCE(SUM(size), 0) AS n FROM audit").get() as { n: number }).n;
+    this.db.insert(schema.audit).values({ ...a, size }).run();
+    this.auditSize += size;
+    if (this.auditSize > this.auditBudget()) this.trimAudit();
+  }
+  /** Drops the oldest records down to 90% of the budget (so a full trail trims now and then, not on every write). */
+  private trimAudit(): void {
+    const goal = Math.floor(this.auditBudget() * 0.9);
+    this.sqlite.transaction(() => {
+      const rows = this.sqlite.query("SELECT id, size FROM audit ORDER BY id").all() as { id: number; size: number }[];
+      let size = this.auditSize!;
+      let lastId = 0;
+      let dropped = 0;
+      for (const r of rows) {
+        if (size <= goal) break;
+        size -= r.size;
+        lastId = r.id;
+        dropped++;
+      }
+      if (dropped === 0) return;
+      this.sqlite.run("DELETE FROM audit WHERE id <= ?", [lastId]);
+      this.setSetting(AUDIT_LOST_KEY, String(this.auditLost() + dropped));
+      this.auditSize = size;
+    })();
+  }
+  private auditBudget(): number {
+    return this.limits.auditBytes ?? 16 * 1024 * 1024;
+  }
+  /** Records dropped to keep the trail within its budget, since the device was set up. */
+  auditLost(): number {
+    return Number(this.getSetting(AUDIT_LOST_KEY) ?? 0);
+  }
+  /** Records after `since` (a time) and id `after`, oldest first, filtered. */
+  auditRecords(f: { since?: Date; after?: number; user?: string; action?: string; result?: string; limit: number }): AuditRow[] {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (f.since) (where.push("ts >= ?"), args.push(f.since.getTime()));
+    if (f.after) (where.push("id > ?"), args.push(f.after));
+    if (f.user) (where.push("(user = ? OR token LIKE ?)"), args.push(f.user, `%(${f.user})`));
+    if (f.action) (where.push("instr(action, ?) > 0"), args.push(f.action));
+    if (f.result) (where.push("result = ?"), args.push(f.result));
+    args.push(f.limit);
+    const rows = this.sqlite
+      .query(`SELECT * FROM audit ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`)
+      .all(...args) as Record<string, unknown>[];
+    return rows.map((r) => ({
+      id: r.id as number,
+      ts: new Date(r.ts as number),
+      user: r.user as string | null,
+      token: r.token as string | null,
+      client: r.client as string,
+      action: r.action as string,
+      object: r.object as string | null,
+      result: r.result as string,
+      status: r.status as number,
+      detail: r.detail as string | null,
+      size: r.size as number,
+    }));
   }
   touchToken(id: string, at = new Date()): void {
     this.tokenCache.delete(id);
@@ -314,6 +438,10 @@ export class Store {
   private trim(table: "events" | "logs", keep: number): void {
     this.sqlite.run(`DELETE FROM ${table} WHERE id <= (SELECT MAX(id) FROM ${table}) - ?`, [keep]);
   }
+}
+
+export function userView(u: UserRow): UserView {
+  return { name: u.name, role: u.role, createdAt: u.createdAt, updatedAt: u.updatedAt, totp: !!u.totpSecret, recoveryCodesLeft: u.recoveryCodes?.length ?? 0 };
 }
 
 /** Makes a file readable and writable by its owner only (the store, its WAL and shared memory). */
