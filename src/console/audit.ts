@@ -18,17 +18,21 @@ export interface AuditNote {
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
+/** The route that answered: the last one of the request's method that is not a catch-all (the UI's `*`). */
+function routePattern(c: Context): string | null {
+  const mine = matchedRoutes(c).filter((r) => r.method === c.req.method && !r.path.endsWith("*"));
+  return mine.at(-1)?.path ?? null;
+}
+
 /** The route of this request as the OpenAPI document names it: `POST /api/v1/apps/{uuid}/{command}`. */
 export function routeOf(c: Context): string {
-  const mine = matchedRoutes(c).filter((r) => r.method === c.req.method);
-  const path = mine.at(-1)?.path ?? c.req.path;
+  const path = routePattern(c) ?? c.req.path;
   return `${c.req.method} ${path.replace(/:([A-Za-z]+)(\{[^}]*\})?/g, "{$1}")}`;
 }
 
 /** The values of the route's path parameters, joined (an app's uuid and its command, a user's name). */
 function objectOf(c: Context): string | null {
-  const mine = matchedRoutes(c).filter((r) => r.method === c.req.method);
-  const pattern = (mine.at(-1)?.path ?? "").split("/");
+  const pattern = (routePattern(c) ?? "").split("/");
   const actual = c.req.path.split("/");
   const values = pattern.flatMap((seg, i) => (seg.startsWith(":") && actual[i] !== undefined ? [decodeURIComponent(actual[i]!)] : []));
   return values.length ? values.join(" ").slice(0, 200) : null;

@@ -96,4 +96,26 @@ describe("store", () => {
     expect(s2.observed("app")[0]).toMatchObject({ id: "u1", state: "RUNNING", data: { x: 1 } });
     s2.close();
   });
+  test("the audit trail is bounded in bytes, oldest first, and counts what it dropped", () => {
+    const path = join(tmp(), "evebox.db");
+    const s = Store.open(path, { ...defaultLimits, auditBytes: 10_000 });
+    const add = (i: number) => s.addAudit({ ts: new Date(1000 + i), user: "olga", token: null, client: "192.0.2.1", action: "POST /api/v1/apps/{uuid}/{command}", object: `app ${i}`, result: "ok", status: 200, detail: "x".repeat(100) });
+    for (let i = 0; i < 200; i++) add(i);
+    const kept = s.auditRecords({ limit: 1000 });
+    const bytes = (s.sqlite.query("SELECT SUM(size) AS n FROM audit").get() as { n: number }).n;
+    expect(bytes).toBeLessThanOrEqual(10_000);
+    expect(kept.length + s.auditLost()).toBe(200);
+    expect(s.auditLost()).toBeGreaterThan(0);
+    expect(kept.at(-1)!.object).toBe("app 199");
+    expect(kept[0]!.object).toBe(`app ${s.auditLost()}`);
+    expect(s.auditRecords({ limit: 5, since: new Date(1000 + 195) }).map((r) => r.object)).toEqual(["app 195", "app 196", "app 197", "app 198", "app 199"]);
+    s.close();
+    // The count survives a restart, and trimming goes on from the size on disk.
+    const again = Store.open(path, { ...defaultLimits, auditBytes: 10_000 });
+    const lost = again.auditLost();
+    expect(lost).toBeGreaterThan(0);
+    for (let i = 200; i < 300; i++) again.addAudit({ ts: new Date(1000 + i), user: null, token: null, client: "c", action: "login", object: null, result: "refused", status: 401, detail: "x".repeat(100) });
+    expect(again.auditRecords({ limit: 1000 }).length + again.auditLost()).toBe(300);
+    again.close();
+  });
 });
