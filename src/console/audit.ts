@@ -27,7 +27,7 @@ function routePattern(c: Context): string | null {
 /** The route of this request as the OpenAPI document names it: `POST /api/v1/apps/{uuid}/{command}`. */
 export function routeOf(c: Context): string {
   const path = routePattern(c) ?? c.req.path;
-  return `${c.req.method} ${path.replace(/:([A-Za-z]+)(\{[^}]*\})?/g, "{$1}")}`;
+  return `${c.req.method} ${path.replace(/:([A-Za-z0-9_]+)(\{[^}]*\})?/g, "{$1}")}`;
 }
 
 /** The values of the route's path parameters, joined (an app's uuid and its command, a user's name). */

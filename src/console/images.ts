@@ -8,6 +8,7 @@ import * as v from "valibot";
 import type { EventBus } from "../model/events.ts";
 import type { ConfigService } from "../config/service.ts";
 import { type ImportedImage, ImageStore, type UploadSession } from "../storage/images.ts";
+import { requires } from "../model/roles.ts";
 import { HttpError } from "./errors.ts";
 import { describe, jsonAnswer } from "./openapi.ts";
 import { check } from "./validate.ts";
@@ -102,13 +103,14 @@ export function imageRoutes(o: ImageRoutesOptions) {
   };
 
   return new Hono()
-    .get("/", describe({ tag: "images", summary: "The imported images (each with the content trees and apps of the current config that use it) and the uploads in progress", ok: { 200: jsonAnswer("`{images, uploads}`", ImageListBody) } }), async (c) => {
+    .get("/", requires("viewer"), describe({ tag: "images", summary: "The imported images (each with the content trees and apps of the current config that use it) and the uploads in progress", ok: { 200: jsonAnswer("`{images, uploads}`", ImageListBody) } }), async (c) => {
       const s = need();
       const images = (await s.list()).map((img) => ({ ...img, usedBy: users(img.sha256) }));
       return c.json({ images, uploads: await s.uploads() });
     })
     .post(
       "/",
+      requires("admin"),
       describe({
         tag: "images",
         summary: "Import an image in one request: the file is the body (application/octet-stream); not resumable (see /images/uploads)",
@@ -139,6 +141,7 @@ export function imageRoutes(o: ImageRoutesOptions) {
     )
     .delete(
       "/:sha256",
+      requires("admin"),
       describe({ tag: "images", summary: "Remove an imported image", parameters: shaParam, ok: { 200: jsonAnswer("removed: `{ok, image}`") }, errors: { 400: "not a sha256", 404: "no such image", 409: "a content tree of the current config uses it: `contentTrees` and `apps` name who" } }),
       async (c) => {
         const sha = c.req.param("sha256");
@@ -149,6 +152,7 @@ export function imageRoutes(o: ImageRoutesOptions) {
     )
     .post(
       "/uploads",
+      requires("admin"),
       describe({
         tag: "images",
         summary: "Open a resumable upload of `size` bytes named `name`; send the bytes with PATCH /images/uploads/{id}",
@@ -166,9 +170,10 @@ export function imageRoutes(o: ImageRoutesOptions) {
         return c.json(session, 201);
       },
     )
-    .get("/uploads", describe({ tag: "images", summary: "The uploads in progress", ok: { 200: jsonAnswer("`{uploads}`") } }), async (c) => c.json({ uploads: await need().uploads() }))
+    .get("/uploads", requires("viewer"), describe({ tag: "images", summary: "The uploads in progress", ok: { 200: jsonAnswer("`{uploads}`") } }), async (c) => c.json({ uploads: await need().uploads() }))
     .get(
       "/uploads/:id",
+      requires("viewer"),
       describe({ tag: "images", summary: "An upload: where it stands (HEAD answers the same headers: Upload-Offset, Upload-Length)", parameters: idParam, ok: { 200: jsonAnswer("the session; continue from `offset`", SessionBody) }, errors: { 404: "no such upload (finished, cancelled or abandoned)" } }),
       async (c) => {
         const session = await need().upload(c.req.param("id"));
@@ -178,6 +183,7 @@ export function imageRoutes(o: ImageRoutesOptions) {
     )
     .patch(
       "/uploads/:id",
+      requires("admin"),
       describe({
         tag: "images",
         summary: "Send bytes of an upload from `offset` (application/octet-stream); the request that completes it stores the image",
@@ -215,7 +221,7 @@ export function imageRoutes(o: ImageRoutesOptions) {
         return c.json(result.session, 200);
       },
     )
-    .delete("/uploads/:id", describe({ tag: "images", summary: "Cancel an upload (its bytes are removed)", parameters: idParam, ok: { 200: jsonAnswer("cancelled") }, errors: { 404: "no such upload" } }), async (c) => {
+    .delete("/uploads/:id", requires("admin"), describe({ tag: "images", summary: "Cancel an upload (its bytes are removed)", parameters: idParam, ok: { 200: jsonAnswer("cancelled") }, errors: { 404: "no such upload" } }), async (c) => {
       await need().cancel(c.req.param("id"));
       return c.json({ ok: true as const });
     });

@@ -86,7 +86,7 @@ function withRoles(doc: OpenApiPaths, app: Hono<any>): OpenApiPaths { // eslint-
   for (const r of app.routes) {
     const need = declaredNeed(r.handler);
     if (!need) continue;
-    const op = doc.paths[r.path.replace(/:([A-Za-z]+)(\{[^}]*\})?/g, "{$1}")]?.[r.method.toLowerCase()];
+    const op = doc.paths[r.path.replace(/:([A-Za-z0-9_]+)(\{[^}]*\})?/g, "{$1}")]?.[r.method.toLowerCase()];
     if (op) op["x-evebox-role"] = need;
   }
   return doc;

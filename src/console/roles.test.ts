@@ -61,6 +61,14 @@ export const ROUTE_ROLES: Record<string, "open" | RouteNeed> = {
   "POST /api/v1/baseos/cancel": "admin",
   "POST /api/v1/baseos/retry": "admin",
   "GET /api/v1/metrics": "viewer",
+  "GET /api/v1/images": "viewer",
+  "POST /api/v1/images": "admin",
+  "DELETE /api/v1/images/{sha256}": "admin",
+  "POST /api/v1/images/uploads": "admin",
+  "GET /api/v1/images/uploads": "viewer",
+  "GET /api/v1/images/uploads/{id}": "viewer",
+  "PATCH /api/v1/images/uploads/{id}": "admin",
+  "DELETE /api/v1/images/uploads/{id}": "admin",
 };
 
 const dir = mkdtempSync(join(tmpdir(), "evebox-roles-"));
@@ -100,7 +108,7 @@ function routesOf(app: { routes: { method: string; path: string; handler: unknow
   const byKey = new Map<string, RouteNeed[]>();
   for (const r of app.routes) {
     if (!r.path.startsWith("/api/v1/") || r.method === "ALL") continue;
-    const key = `${r.method} ${r.path.replace(/:([A-Za-z]+)(\{[^}]*\})?/g, "{$1}")}`;
+    const key = `${r.method} ${r.path.replace(/:([A-Za-z0-9_]+)(\{[^}]*\})?/g, "{$1}")}`;
     const needs = byKey.get(key) ?? [];
     const need = declaredNeed(r.handler);
     if (need) needs.push(need);
@@ -111,7 +119,7 @@ function routesOf(app: { routes: { method: string; path: string; handler: unknow
 
 /** A concrete path for a route: each parameter's first allowed value, or a made-up one. */
 function concrete(path: string): string {
-  return path.replace(/:([A-Za-z]+)(\{([^}|]*)[^}]*\})?/g, (_m, name: string, _re, first: string | undefined) => first ?? `no-such-${name}`);
+  return path.replace(/:([A-Za-z0-9_]+)(\{([^}|]*)[^}]*\})?/g, (_m, name: string, _re, first: string | undefined) => first ?? `no-such-${name}`);
 }
 
 describe("the route → role table", () => {
@@ -141,7 +149,7 @@ describe("the route → role table", () => {
     const problems: string[] = [];
     for (const r of app.routes) {
       if (!r.path.startsWith("/api/v1/") || r.method === "ALL" || !declaredNeed(r.handler)) continue;
-      const key = `${r.method} ${r.path.replace(/:([A-Za-z]+)(\{[^}]*\})?/g, "{$1}")}`;
+      const key = `${r.method} ${r.path.replace(/:([A-Za-z0-9_]+)(\{[^}]*\})?/g, "{$1}")}`;
       const want = ROUTE_ROLES[key];
       if (want === undefined || want === "open") continue; // the first test names it
       // The right paths for routes that act on the caller: a session is needed to end one.
