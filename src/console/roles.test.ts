@@ -61,6 +61,7 @@ export const ROUTE_ROLES: Record<string, "open" | RouteNeed> = {
   "POST /api/v1/baseos/cancel": "admin",
   "POST /api/v1/baseos/retry": "admin",
   "GET /api/v1/metrics": "viewer",
+  "GET /api/v1/metrics/history": "viewer",
   "GET /api/v1/images": "viewer",
   "POST /api/v1/images": "admin",
   "DELETE /api/v1/images/{sha256}": "admin",
