@@ -46,6 +46,7 @@ export const ROUTE_ROLES: Record<string, "open" | RouteNeed> = {
   "POST /api/v1/device/{action}": "operator",
   "POST /api/v1/apps/{uuid}/{command}": "operator",
   "GET /api/v1/networks": "viewer",
+  "GET /api/v1/hardware": "viewer",
   "GET /api/v1/networks/{uuid}/leases": "viewer",
   "GET /api/v1/apps/{uuid}/firewall": "viewer",
   "GET /api/v1/apps/{uuid}/{kind}": "operator",
