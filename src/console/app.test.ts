@@ -159,7 +159,8 @@ describe("GET /api/v1/status, the hot path", () => {
       metricsText: () => "",
     } as unknown as ConsoleDevice;
     const app = createConsoleApp({ auth, device, ui: null });
-    const { token } = auth.createToken("t");
+    await auth.setup(auth.prepareSetup(), "the admin password", "c");
+    const { token } = auth.createToken({ kind: "local-socket", role: "admin" }, "t");
     await Bun.sleep(0); // the hot path's headers are taken from the middleware once, right after construction
     const bearer = { authorization: `Bearer ${token}` };
     const hot = await call(app, "GET", "/api/v1/status", undefined, bearer);

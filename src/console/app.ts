@@ -548,7 +548,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       )
 
       // ---- observed state
-      .get("/status", describe({ tag: "status", summary: "The device's observed state: parts, apps, networks, volumes, content, base OS", ok: any("DeviceStatus (src/model/status.ts)") }), (c) =>
+      .get("/status", requires("viewer"), describe({ tag: "status", summary: "The device's observed state: parts, apps, networks, volumes, content, base OS", ok: any("DeviceStatus (src/model/status.ts)") }), (c) =>
         // The cached body (the hot path above answers most of these before the router); typed as what it is.
         c.body(device.statusJson?.() ?? JSON.stringify(device.status()), 200, { "Content-Type": "application/json" }) as unknown as TypedResponse<DeviceStatus, 200, "json">,
       )
@@ -666,7 +666,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       )
 
       // ---- the controller link (EVE API v2): its state, and enrolling the device (URL, root certificate)
-      .get("/controller", describe({ tag: "controller", summary: "The controller link: mode, identity, last contact", ok: any("ControllerStatus"), errors: { 404: "controller sync is not running" } }), async (c) =>
+      .get("/controller", requires("viewer"), describe({ tag: "controller", summary: "The controller link: mode, identity, last contact", ok: any("ControllerStatus"), errors: { 404: "controller sync is not running" } }), async (c) =>
         c.json(await controllerOf(device).status()),
       )
       .put(
