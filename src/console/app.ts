@@ -553,7 +553,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
         c.body(device.statusJson?.() ?? JSON.stringify(device.status()), 200, { "Content-Type": "application/json" }) as unknown as TypedResponse<DeviceStatus, 200, "json">,
       )
       // What validation checks a document against on this device, so the console's forms check the same before the plan.
-      .get("/host", describe({ tag: "status", summary: "The device's memory, own networks and ports: what a config is validated against here", ok: any("`{memoryKiB, networks, ports: [{name, networks, defaultRoute}]}`") }), (c) =>
+      .get("/host", requires("viewer"), describe({ tag: "status", summary: "The device's memory, own networks and ports: what a config is validated against here", ok: any("`{memoryKiB, networks, ports: [{name, networks, defaultRoute}]}`") }), (c) =>
         c.json((opts.host ?? hostView)()),
       )
       .get(

@@ -43,6 +43,7 @@ export const ROUTE_ROLES: Record<string, "open" | RouteNeed> = {
   "GET /api/v1/config/versions/{version}": "viewer",
   "POST /api/v1/config/rollback/{version}": "admin",
   "GET /api/v1/status": "viewer",
+  "GET /api/v1/host": "viewer",
   "POST /api/v1/device/{action}": "operator",
   "POST /api/v1/apps/{uuid}/{command}": "operator",
   "GET /api/v1/networks": "viewer",
