@@ -44,7 +44,7 @@ describe("users and roles", () => {
     expect(sessionOf(auth, r.secret)).toMatchObject({ kind: "session", user: "olga", role: "operator" });
     expect(await status(auth.login({ user: "olga", password: "admin password" }, "c"))).toBe(401);
     expect(await status(auth.login({ user: "nobody", password: "admin password" }, "c"))).toBe(401);
-  });
+  }, 30_000);
 
   test("the last admin can be neither removed nor demoted; with a second admin, it can", async () => {
     const { auth } = await setUp();
@@ -54,7 +54,7 @@ describe("users and roles", () => {
     await auth.updateUser("admin", { role: "viewer" });
     expect(await status(() => auth.deleteUser("second"))).toBe(409); // now the last admin
     expect(auth.users().map((u) => `${u.name}:${u.role}`)).toEqual(["admin:viewer", "second:admin"]);
-  });
+  }, 30_000);
 
   test("a role change ends the user's sessions at once; removal ends them and revokes the tokens", async () => {
     const { auth } = await setUp();
@@ -69,7 +69,7 @@ describe("users and roles", () => {
     auth.deleteUser("olga");
     expect(sessionOf(auth, s2)).toBeNull();
     expect(auth.tokenFor(t.token)).toBeNull();
-  });
+  }, 30_000);
 
   test("a token's role is never above its user's, counts the lower of the two, and may expire", async () => {
     const { auth, store } = await setUp();
@@ -86,7 +86,7 @@ describe("users and roles", () => {
     (store as unknown as { tokenCache: Map<string, unknown> }).tokenCache.clear(); // as a restart would
     expect(auth.tokenFor(soon.token)).toBeNull();
     expect(await status(() => auth.createToken(olga, "past", "viewer", new Date(Date.now() - 1000)))).toBe(400);
-  });
+  }, 30_000);
 });
 
 describe("the second factor", () => {
@@ -112,7 +112,7 @@ describe("the second factor", () => {
     expect((await auth.login({ password: "admin password", totp: recovery[0]!.toUpperCase() }, "c")).user).toBe("admin");
     expect(await status(auth.login({ password: "admin password", totp: recovery[0]! }, "c"))).toBe(401);
     expect(auth.users()[0]!.recoveryCodesLeft).toBe(9);
-  });
+  }, 30_000);
 
   test("required for admins: an admin without one may only enrol; turning it on needs one yourself", async () => {
     const { auth } = await setUp();
@@ -124,7 +124,7 @@ describe("the second factor", () => {
     auth.setRequireTotpForAdmins(true, me);
     const other = sessionOf(auth, (await auth.login({ user: "root2", password: "second admin" }, "c")).secret)!;
     expect(other).toMatchObject({ role: "admin", mustEnrolTotp: true });
-  });
+  }, 30_000);
 
   test("a wrong code counts against the password throttle", async () => {
     const store = Store.open(join(dir, `t-${Math.random()}.db`));
@@ -136,7 +136,7 @@ describe("the second factor", () => {
     for (let i = 0; i < 8 && !codes.includes(429); i++) codes.push(await status(auth.login({ password: "admin password", totp: "999999" }, "attacker")));
     expect(codes.slice(0, 2)).toEqual([401, 401]);
     expect(codes.at(-1)).toBe(429); // the right password with a wrong code is a failure like a wrong password
-  });
+  }, 30_000);
 });
 
 describe("upgrade", () => {
@@ -156,5 +156,5 @@ describe("upgrade", () => {
     expect((await auth.login({ password: "the old password" }, "c")).role).toBe("admin");
     expect(store.tokens()).toMatchObject([{ id: "t1", user: "admin", role: "admin" }]);
     expect(store.getSetting("admin_password_hash")).toBeUndefined();
-  });
+  }, 30_000);
 });

@@ -145,7 +145,7 @@ describe("the route → role table", () => {
     }
     for (const key of Object.keys(ROUTE_ROLES)) if (!routes.has(key)) problems.push(`ROUTE_ROLES has ${key}, which the app does not route: remove the line`);
     expect(problems).toEqual([]);
-  });
+  }, 30_000);
 
   test("each role is let through exactly the routes the table gives it; the others answer 403 naming the role", async () => {
     const { app, bearer } = await fixture();
@@ -176,7 +176,7 @@ describe("the route → role table", () => {
       }
     }
     expect(problems).toEqual([]);
-  });
+  }, 30_000);
 
   test("a route that declares no role needs admin (fail closed)", async () => {
     const { auth, store } = await fixture();
@@ -196,7 +196,7 @@ describe("the route → role table", () => {
       expect(((await res.json()) as { requiredRole: string }).requiredRole).toBe("admin");
     }
     expect((await as("admin").fetch(new Request("http://device/api/v1/undeclared"))).status).toBe(200);
-  });
+  }, 30_000);
 
   test("the OpenAPI document names each route's role", async () => {
     const { app } = await fixture();
@@ -204,5 +204,5 @@ describe("the route → role table", () => {
     expect(doc.paths["/api/v1/apps/{uuid}/{command}"].post["x-evebox-role"]).toBe("operator");
     expect(doc.paths["/api/v1/config"].put["x-evebox-role"]).toBe("admin");
     expect(doc.paths["/api/v1/status"].get["x-evebox-role"]).toBe("viewer");
-  });
+  }, 30_000);
 });
