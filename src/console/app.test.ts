@@ -135,7 +135,7 @@ describe("validation and errors", () => {
     const body = (await last!.json()) as any;
     expect(body.retryAfterSeconds).toBeGreaterThan(0);
     expect(last!.headers.get("retry-after")).toBe(String(body.retryAfterSeconds));
-  });
+  }, 30_000); // up to 30 argon2 checks: more than 5 s on a loaded 2-core machine
 });
 
 describe("GET /api/v1/status, the hot path", () => {

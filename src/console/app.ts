@@ -558,6 +558,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       )
       .get(
         "/device/settings",
+        requires("viewer"),
         describe({ tag: "device", summary: "The device's global settings (EVE config items): each supported one with its value, default, range, effect and state; the config's other items (unknown, or without effect here); read-only while managed (the controller sets them)", ok: { 200: jsonAnswer("the settings", DeviceSettingsBody) } }),
         (c) => {
           const m = device.config.model()?.model ?? EMPTY_MODEL;
@@ -692,7 +693,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       // ---- base OS updates (A/B slots): src/baseos/README.md
       .route("/baseos", baseosRoutes(opts.baseos ?? (() => ({ baseos: null, reason: "not an A/B device" }))))
 
-      .get("/activity", describe({ tag: "events", summary: "What the device did and is doing: config versions, downloads, app states, updates, with who caused each", ok: { 200: jsonAnswer("the activity", ActivityBody) } }), check("query", ActivityQuery), (c) => {
+      .get("/activity", requires("viewer"), describe({ tag: "events", summary: "What the device did and is doing: config versions, downloads, app states, updates, with who caused each", ok: { 200: jsonAnswer("the activity", ActivityBody) } }), check("query", ActivityQuery), (c) => {
         const q = c.req.valid("query");
         const before = q.before ? clampInt(q.before, 1, Number.MAX_SAFE_INTEGER, 0) : undefined;
         return c.json({ entries: device.store.eventsExcept(NOT_ACTIVITY, clampInt(q.limit, 1, 500, 50), before).map(toActivity), now: activityNow(device.status()) });

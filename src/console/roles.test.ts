@@ -44,6 +44,8 @@ export const ROUTE_ROLES: Record<string, "open" | RouteNeed> = {
   "POST /api/v1/config/rollback/{version}": "admin",
   "GET /api/v1/status": "viewer",
   "GET /api/v1/host": "viewer",
+  "GET /api/v1/device/settings": "viewer",
+  "GET /api/v1/activity": "viewer",
   "POST /api/v1/device/{action}": "operator",
   "POST /api/v1/apps/{uuid}/{command}": "operator",
   "GET /api/v1/networks": "viewer",
