@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
-const ALL = ["console", "apps", "controller", "vms", "network", "network-api", "image", "metrics-history"];
+const ALL = ["console", "apps", "controller", "vms", "network", "network-api", "image", "metrics-history", "images"];
 const wanted = Bun.argv.slice(2).length ? Bun.argv.slice(2) : ALL;
 let failed = 0;
 for (const name of wanted) {

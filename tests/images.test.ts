@@ -8,7 +8,8 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { bearer as newToken, deviceStatus, putConfig, setUp, waitForApp } from "./support/api.ts";
-import { busyboxArchive, testDocker } from "./support/docker.ts";
+import { ContainerRuntime } from "../src/runtime/containers/runtime.ts";
+import { busyboxArchive, removeImageQuietly, testDocker } from "./support/docker.ts";
 import { Client, cleanup, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
 import { ensureGuestImage, type GuestImage } from "./support/guest/image.ts";
 import { ociFromDockerSave } from "./support/images.ts";
@@ -209,4 +210,17 @@ describe("running offline from imported images", () => {
     expect(files("blobs/sha256")).not.toContain(tar.sha256);
     expect((await api.json("DELETE", `/api/v1/images/${disk.sha256}`)).status).toBe(409);
   });
+});
+
+test("two tarballs of one image loaded at once both keep their own reference (loads are serialised)", async () => {
+  const runtime = new ContainerRuntime(testDocker(), "evebox");
+  const saved = join(dataDir, "..", "busybox.tar");
+  const refs = ["evebox-content/7e1fffff-0000-4000-8000-000000000001:concurrent", "evebox-content/7e1fffff-0000-4000-8000-000000000002:concurrent"];
+  try {
+    const ids = await Promise.all(refs.map((r) => runtime.loadImageTarAs(saved, r)));
+    expect(ids[0]).toBe(ids[1]!);
+    for (const r of refs) expect((await testDocker().getImage(r).inspect()).Id).toBe(ids[0]!);
+  } finally {
+    for (const r of refs) await removeImageQuietly(r);
+  }
 });

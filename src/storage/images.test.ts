@@ -143,8 +143,13 @@ describe("ImageStore uploads", () => {
       pull: () => new Promise<void>((r) => (release = r)),
     });
     const first = s.append(up.id, 0, hanging);
-    // Wait until the first append has written its bytes.
-    for (let i = 0; i < 100 && (await s.upload(up.id)).offset < 1000; i++) await Bun.sleep(5);
+    // The body pauses: what it sent reaches the disk within a moment (a client asking where to resume sees it).
+    let seen = 0;
+    for (let i = 0; i < 200 && seen < 1000; i++) {
+      await Bun.sleep(10);
+      seen = (await s.upload(up.id)).offset;
+    }
+    expect(seen).toBe(1000);
     const r = await s.append(up.id, 1000, stream(disk.subarray(1000)));
     expect(r.image?.sha256).toBe(hex(disk));
     expect((await first).session.offset).toBe(1000);

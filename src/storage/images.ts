@@ -76,6 +76,10 @@ export interface ImageUsers {
 const ID = /^[0-9a-f]{32}$/;
 const MAX_NAME = 128;
 const FREE_CHECK_EVERY = 64 * 1024 * 1024;
+/** Bytes per write to the part file. */
+const WRITE_BYTES = 4 * 1024 * 1024;
+/** A body that sends nothing for this long has what it sent so far written out. */
+const IDLE_FLUSH_MS = 200;
 
 /** The name an upload is shown by: one line of text, 1 to 128 characters. Never part of a path. */
 export function imageNameProblem(name: unknown): string | null {
@@ -342,7 +346,10 @@ export class ImageStore {
       throw new ImageRefused("too-large", `${name}: not enough space on the device: ${mib(free)} free, ${mib(needed)} needed and ${mib(this.reserveBytes)} kept free`);
   }
 
-  /** Streams the body into the part file at the session's offset, hashing as it goes; keeps what arrived. */
+  /**
+   * Streams the body into the part file at the session's offset, hashing as it goes; keeps what arrived. The
+   * body's small chunks (64 KiB from Bun) are gathered into 4 MiB writes, one in flight while the next fills.
+   */
   private async receive(session: UploadSession, live: Live, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): Promise<UploadSession> {
     const part = this.partPath(session.id);
     // The hash covers exactly the bytes kept: after a restart (or a torn append) it is rebuilt from the file.
@@ -355,50 +362,97 @@ export class ImageStore {
       live.hashed = session.offset;
     }
     const file = await open(part, "r+");
+    /** Bytes on disk, and bytes received (hashed; on disk once the writes in flight are done). */
     let written = session.offset;
+    let received = session.offset;
     let sinceCheck = 0;
     const reader = body?.getReader();
+    let lastByte = this.now();
     let stalled = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const onAbort = () => void reader?.cancel().catch(() => {});
     signal.addEventListener("abort", onAbort, { once: true });
+    const buffers = [new Uint8Array(WRITE_BYTES), new Uint8Array(WRITE_BYTES)];
+    let current = 0;
+    let fill = 0;
+    let lastWrite: Promise<void> = Promise.resolve();
+    let chain: Promise<void> = Promise.resolve();
+    /** Starts writing the current buffer (after the other one's write is done, so that one is free again). */
+    const writeOut = async () => {
+      await lastWrite;
+      if (fill === 0) return;
+      const buf = buffers[current]!;
+      const len = fill;
+      const at = received - len;
+      lastWrite = file.write(buf, 0, len, at).then(({ bytesWritten }) => {
+        if (bytesWritten !== len) throw new Error(`short write: ${bytesWritten} of ${len} bytes`);
+        written = at + len;
+      });
+      current = 1 - current;
+      fill = 0;
+    };
+    const flush = () => (chain = chain.then(writeOut));
+    const watch = setInterval(
+      () => {
+        const idle = this.now() - lastByte;
+        if (idle >= this.stallMs) {
+          stalled = true;
+          void reader?.cancel().catch(() => {});
+        }
+        // Bytes wait in the buffer only while more keep coming: when the body pauses (a client gone without a
+        // word, which only the stall timeout ends), they go to disk, so the offset a client resumes from is what arrived.
+        else if (idle >= IDLE_FLUSH_MS && fill > 0) void flush().catch(() => {});
+      },
+      Math.min(IDLE_FLUSH_MS, this.stallMs),
+    );
+    let failed = false;
     try {
       await file.truncate(written);
       if (!reader) return { ...session, offset: written };
       for (;;) {
-        timer = setTimeout(() => {
-          stalled = true;
-          void reader.cancel().catch(() => {});
-        }, this.stallMs);
         let chunk: Awaited<ReturnType<typeof reader.read>>;
         try {
           chunk = await reader.read();
         } catch {
-          break; // the connection dropped: what was written stays, the client resumes from it
-        } finally {
-          clearTimeout(timer);
+          break; // the connection dropped: what was received stays, the client resumes from it
         }
         if (chunk.done || signal.aborted || stalled) break;
-        const bytes = chunk.value;
-        if (written + bytes.length > session.size) {
+        lastByte = this.now();
+        let bytes = chunk.value;
+        if (received + bytes.length > session.size) {
           await reader.cancel().catch(() => {});
           throw new ImageRefused("too-large", `${session.name}: more bytes than the ${session.size} announced`);
         }
         sinceCheck += bytes.length;
         if (sinceCheck >= FREE_CHECK_EVERY) {
           sinceCheck = 0;
-          this.checkSpace(session.name, session.size - written);
+          this.checkSpace(session.name, session.size - received);
         }
-        await file.write(bytes, 0, bytes.length, written);
         live.hash.update(bytes);
-        written += bytes.length;
-        live.hashed = written;
+        while (bytes.length) {
+          const n = Math.min(bytes.length, WRITE_BYTES - fill);
+          buffers[current]!.set(bytes.subarray(0, n), fill);
+          fill += n;
+          received += n;
+          bytes = bytes.subarray(n);
+          if (fill === WRITE_BYTES) await flush();
+        }
       }
+      await flush();
+      await lastWrite;
+    } catch (e) {
+      failed = true;
+      throw e;
     } finally {
-      clearTimeout(timer);
+      clearInterval(watch);
       signal.removeEventListener("abort", onAbort);
-      // Nothing past what was hashed is kept (a write that failed half-way).
-      await file.truncate(live.hashed).catch(() => {});
+      if (!failed) live.hashed = written;
+      else {
+        await chain.catch(() => {});
+        await lastWrite.catch(() => {});
+        live.hashed = -1; // the hash saw bytes that are not kept: rebuilt from the file next time
+      }
+      // Nothing past what is on disk and hashed is kept (a write that failed half-way).
+      await file.truncate(written).catch(() => {});
       await file.close().catch(() => {});
     }
     return { ...session, offset: written, updatedAt: new Date(this.now()).toISOString() };

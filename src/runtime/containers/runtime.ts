@@ -52,6 +52,8 @@ export class ContainerRuntime {
   private readonly instance: string | undefined;
   /** container id → "app <name> (<uuid>)", for error messages of id-based calls. */
   private readonly appOf = new Map<string, string>();
+  /** Loads of image tarballs, one at a time: each puts the host's tags back as they were before it (loadImageTarAs). */
+  private loads: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly docker: Docker = new Docker({ socketPath: DEFAULT_DOCKER_SOCKET }),
@@ -388,7 +390,14 @@ export class ContainerRuntime {
    * tag the load moved to the new image is pointed back at the host's image. Removing `as` later then never takes
    * a host image or tag with it.
    */
-  async loadImageTarAs(path: string, as: string, source?: NodeJS.ReadableStream): Promise<string> {
+  loadImageTarAs(path: string, as: string, source?: NodeJS.ReadableStream): Promise<string> {
+    // Two loads at once would each see the other's tags as new and take them away again.
+    const run = this.loads.then(() => this.loadOneImageTarAs(path, as, source));
+    this.loads = run.catch(() => undefined);
+    return run;
+  }
+
+  private async loadOneImageTarAs(path: string, as: string, source?: NodeJS.ReadableStream): Promise<string> {
     const tagsBefore = new Map<string, string>();
     try {
       for (const img of await this.docker.listImages()) for (const t of img.RepoTags ?? []) if (t !== "<none>:<none>") tagsBefore.set(t, img.Id);
