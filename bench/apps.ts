@@ -1,13 +1,18 @@
-// Apps bench: 20 apps from the local registry to all RUNNING through evebox, vs 20 sequential
-// `docker run` of the same image measured in the same run; and plan() on 1,000 apps.
-import { desiredFromConfig } from "../src/reconcile/desired.ts";
+// Apps bench: 20 apps from the local registry to all RUNNING through evebox, against 20 parallel dockerode
+// create+start of the same image and command measured in the same run (rounds alternate, medians compared; 20
+// sequential `docker run` shown for scale); the desired state of 1,000 apps per reconcile pass and plan() on it.
+import { buildDeviceModel } from "../src/config/model.ts";
+import { desiredFromConfig, desiredFromModel } from "../src/reconcile/desired.ts";
 import { plan } from "../src/reconcile/plan.ts";
 import { ensureBusyboxImage, run, testDocker } from "../tests/support/docker.ts";
 import { Client, cleanup, ensureBinary, startEvebox, tempDataDir } from "../tests/support/evebox.ts";
 import { startRegistry } from "../tests/support/registry.ts";
+import { median, Report, spread } from "./report.ts";
 
 const N = Number(process.env.BENCH_APPS ?? 20);
-const results: Record<string, number | string> = {};
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const report = new Report(`evebox apps bench (${N} apps, ${ROUNDS} rounds alternating; medians)`);
+
 const uuid = (kind: number, n: number) => `7c000000-0000-4000-8${kind.toString(16).padStart(3, "0")}-${n.toString(16).padStart(12, "0")}`;
 const CMD = "sh -c 'trap \"exit 0\" TERM; sleep 3600 & wait'";
 
@@ -30,19 +35,29 @@ function config(registry: string, digest: string, n: number) {
   return d;
 }
 
-// ---- plan() on 1,000 apps (pure; no engine)
+// ---- the desired state per reconcile pass, and plan(), on 1,000 apps (pure; no engine)
 {
   const big = config("127.0.0.1:5000", "ab".repeat(32), 1000);
-  const desired = desiredFromConfig(big);
+  const time = (fn: () => void, r = 20) => {
+    fn(); // warm-up
+    const t0 = performance.now();
+    for (let i = 0; i < r; i++) fn();
+    return (performance.now() - t0) / r;
+  };
+  // What a reconcile pass does: the version's model is read once (ConfigService.model()); each pass derives
+  // the desired state from it. desiredFromConfig (tests' wrapper) builds the model on every call.
+  const model = buildDeviceModel(big).model;
+  const desired = desiredFromModel(model);
   const observed = { now: Date.now(), bootAt: 0, containers: [], volumes: [], contentTrees: new Map(), apps: new Map(), startedSinceBoot: new Set<string>(), fetching: new Set<string>() };
-  plan(desired, observed); // warm-up
-  const t0 = performance.now();
-  const R = 20;
-  for (let i = 0; i < R; i++) plan(desired, observed);
-  results["plan() on 1,000 apps, ms"] = +((performance.now() - t0) / R).toFixed(2);
-  const t1 = performance.now();
-  for (let i = 0; i < R; i++) desiredFromConfig(big);
-  results["desiredFromConfig() on 1,000 apps, ms"] = +((performance.now() - t1) / R).toFixed(2);
+  const planMs = time(() => void plan(desired, observed));
+  const modelMs = time(() => void buildDeviceModel(big));
+  const passMs = time(() => void desiredFromModel(model));
+  const wrapperMs = time(() => void desiredFromConfig(big));
+  report
+    .add({ what: "plan() on 1,000 apps", value: planMs, unit: "ms" })
+    .add({ what: "desired state per pass, 1,000 apps (model cached per version)", value: passMs, unit: "ms", baseline: { what: "plan()", value: planMs } })
+    .add({ what: "  the model, built once per config version", value: modelMs, unit: "ms", baseline: { what: "plan()", value: planMs } })
+    .add({ what: "  desiredFromConfig() (model built each call; tests only)", value: wrapperMs, unit: "ms", baseline: { what: "per pass", value: passMs } });
 }
 
 // ---- 20 apps to RUNNING
@@ -52,43 +67,76 @@ const digest = (await registry.push(image, "bench/busybox:1")).replace("sha256:"
 const ref = `${registry.host}/bench/busybox@sha256:${digest}`;
 await run(["docker", "pull", ref]); // both sides start with the image present
 
-// Baseline: sequential docker run -d of the same image and command.
+const docker = testDocker();
+const cmd = ["sh", "-c", 'trap "exit 0" TERM; sleep 3600 & wait'];
+
+/** Baseline: N containers created and started through dockerode, all at once (what evebox's engine calls amount to). */
+async function parallelDockerode(round: number): Promise<number> {
+  const names = Array.from({ length: N }, (_, i) => `evebox-bench-par-${process.pid}-${round}-${i}`);
+  const t0 = performance.now();
+  await Promise.all(
+    names.map(async (name) => {
+      const c = await docker.createContainer({ name, Image: ref, Cmd: cmd, Labels: { "evebox.bench": "1" }, HostConfig: { NetworkMode: "none", Memory: 32 * 2 ** 20 } });
+      await c.start();
+    }),
+  );
+  const ms = performance.now() - t0;
+  await Promise.all(names.map((n) => docker.getContainer(n).remove({ force: true })));
+  return ms;
+}
+
+/** evebox: one PUT, then status polled until all RUNNING; then the apps removed again. */
+async function throughEvebox(): Promise<number> {
+  const dataDir = tempDataDir();
+  const e = await startEvebox({ dataDir, binary: await ensureBinary() });
+  try {
+    const api = new Client(e.url);
+    await api.json("POST", "/api/v1/setup", { token: e.setupToken, password: "bench-password" });
+    const t0 = performance.now();
+    const r = await api.json("PUT", "/api/v1/config", config(registry.host, digest, N));
+    if (r.status !== 201) throw new Error(JSON.stringify(r.body));
+    for (;;) {
+      const s = (await api.json("GET", "/api/v1/status")).body;
+      if (s.apps.length === N && s.apps.every((a: any) => a.state === "RUNNING")) break;
+      if (performance.now() - t0 > 120_000) throw new Error("apps did not reach RUNNING");
+      await Bun.sleep(20);
+    }
+    const ms = performance.now() - t0;
+    await api.json("PUT", "/api/v1/config", {});
+    for (let i = 0; i < 600; i++) {
+      const left = await docker.listContainers({ all: true, filters: { label: ["evebox.app.name"] } });
+      if (!left.some((c) => c.Labels["evebox.app.name"]?.startsWith("bench"))) break;
+      await Bun.sleep(100);
+    }
+    return ms;
+  } finally {
+    await e.stop();
+    cleanup(dataDir);
+  }
+}
+
+// For scale: sequential docker run -d of the same image and command (once).
+let sequentialMs = 0;
 {
   const names = Array.from({ length: N }, (_, i) => `evebox-bench-bare-${process.pid}-${i}`);
   const t0 = performance.now();
-  for (const name of names) await run(["docker", "run", "-d", "--name", name, "--network", "none", "--label", "evebox.bench=1", ref, "sh", "-c", 'trap "exit 0" TERM; sleep 3600 & wait']);
-  results["sequential docker run x20, ms"] = Math.round(performance.now() - t0);
+  for (const name of names) await run(["docker", "run", "-d", "--name", name, "--network", "none", "--label", "evebox.bench=1", ref, ...cmd]);
+  sequentialMs = performance.now() - t0;
   await run(["docker", "rm", "-f", ...names]);
 }
-
-// evebox: one PUT, then poll status until all RUNNING.
-{
-  const dataDir = tempDataDir();
-  const e = await startEvebox({ dataDir, binary: await ensureBinary() });
-  const api = new Client(e.url);
-  await api.json("POST", "/api/v1/setup", { token: e.setupToken, password: "bench-password" });
-  const t0 = performance.now();
-  const r = await api.json("PUT", "/api/v1/config", config(registry.host, digest, N));
-  if (r.status !== 201) throw new Error(JSON.stringify(r.body));
-  for (;;) {
-    const s = (await api.json("GET", "/api/v1/status")).body;
-    if (s.apps.length === N && s.apps.every((a: any) => a.state === "RUNNING")) break;
-    if (performance.now() - t0 > 120_000) throw new Error("apps did not reach RUNNING");
-    await Bun.sleep(20);
+const eve: number[] = [];
+const par: number[] = [];
+try {
+  for (let r = 0; r < ROUNDS; r++) {
+    // Both sides start with the image present (evebox removes it with the last app that used it).
+    await run(["docker", "pull", ref]);
+    par.push(await parallelDockerode(r));
+    eve.push(await throughEvebox());
   }
-  results[`evebox ${N} apps to RUNNING, ms`] = Math.round(performance.now() - t0);
-  results["ratio evebox / sequential docker run"] = +(results[`evebox ${N} apps to RUNNING, ms`] as number / (results["sequential docker run x20, ms"] as number)).toFixed(2);
-  await api.json("PUT", "/api/v1/config", {});
-  for (let i = 0; i < 600; i++) {
-    const left = await testDocker().listContainers({ all: true, filters: { label: ["evebox.app.name"] } });
-    if (!left.some((c) => c.Labels["evebox.app.name"]?.startsWith("bench"))) break;
-    await Bun.sleep(100);
-  }
-  await e.stop();
-  cleanup(dataDir);
+} finally {
+  await registry.stop();
 }
-await registry.stop();
-
-const width = Math.max(...Object.keys(results).map((k) => k.length));
-console.log("\nevebox apps bench");
-for (const [k, v] of Object.entries(results)) console.log(`${k.padEnd(width)}  ${v}`);
+report
+  .add({ what: `${N} container apps to RUNNING`, value: median(eve), unit: "ms", baseline: { what: `${N} parallel dockerode create+start`, value: median(par) }, aim: { on: "ratio", op: "<=", limit: 1.1 }, note: `evebox ${spread(eve)}, dockerode ${spread(par)}` })
+  .add({ what: `  for scale: ${N} sequential docker run`, value: sequentialMs, unit: "ms", baseline: { what: "parallel dockerode", value: median(par) } })
+  .print();
