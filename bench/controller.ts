@@ -14,6 +14,7 @@ import { Outbox } from "../src/controller/outbox.ts";
 import { EventBus } from "../src/model/events.ts";
 import { encodeMessage, lookupType } from "../src/proto/index.ts";
 import { Store } from "../src/store/index.ts";
+import { Report } from "./report.ts";
 
 const EDGE = "org.lfedge.eve.config.EdgeDevConfig";
 const uuid = (kind: number, i: number) => `${kind.toString(16).padStart(8, "0")}-0000-4000-8000-${i.toString(16).padStart(12, "0")}`;
@@ -58,6 +59,7 @@ function timeIt(fn: () => void, minMs = 1500): number {
 }
 
 const dir = mkdtempSync(join(tmpdir(), "evebox-bench-ctl-"));
+const report = new Report("evebox controller bench");
 try {
   // ---- (1) decode + validate vs raw decode
   const bytes = encodeMessage(EDGE, syntheticConfig());
@@ -70,11 +72,11 @@ try {
     const parsed = svc.parse(bytes, "application/x-proto-binary");
     problems = validateConfig(parsed.doc, DEVICE_ENV).length;
   });
-  console.log(`EdgeDevConfig: 1,000 apps, 1,000 volumes, 1,000 content trees, 100 network instances: ${(bytes.byteLength / 1024).toFixed(0)} KiB, ${problems} problems`);
-  console.log(`  raw protobufjs decode      ${raw.toFixed(2)} ms`);
-  console.log(`  decode + verify + validate ${full.toFixed(2)} ms   ratio ${(full / raw).toFixed(1)}x the raw decode`);
   const scan = timeIt(() => void scanBinary(type, bytes));
-  console.log(`  of which the count bounds  ${scan.toFixed(2)} ms   ratio ${(scan / raw).toFixed(2)}x the raw decode (wire scan before decoding)`);
+  const kib = (bytes.byteLength / 1024).toFixed(0);
+  report
+    .add({ what: `decode + verify + validate, ${kib} KiB config (1,000 apps; ${problems} problems)`, value: full, unit: "ms", baseline: { what: "raw protobufjs decode", value: raw }, aim: { on: "ratio", op: "<=", limit: 3 } })
+    .add({ what: "  of which the count bounds (wire scan before decoding)", value: scan, unit: "ms", baseline: { what: "raw decode", value: raw } });
 
   // ---- (1b) the documents of issue 12: refused by the bounds, or validated beyond them
   const emptyApps = new Uint8Array(1_000_000);
@@ -84,7 +86,7 @@ try {
       svc.parse(emptyApps, "application/x-proto-binary");
     } catch {}
   }, 500);
-  console.log(`500,000 empty apps (1 MB): refused in ${refuse.toFixed(2)} ms   ratio ${(refuse / raw).toFixed(1)}x the raw decode above (1.25 GB and ~2.4 s before the bounds)`);
+  report.add({ what: "500,000 empty apps (1 MB): refused by the bounds", value: refuse, unit: "ms", baseline: { what: "raw decode above", value: raw }, note: "1.25 GB and ~2.4 s before the bounds" });
   const nis = (n: number) =>
     Array.from({ length: n }, (_, i) => {
       const a = i * 4;
@@ -94,9 +96,9 @@ try {
   const beyond = { networkInstances: nis(16_000) };
   const v256 = timeIt(() => void validateConfig(at, DEVICE_ENV), 500);
   const v16k = timeIt(() => void validateConfig(beyond, DEVICE_ENV), 1000);
-  console.log(`validateConfig, /30 Local instances (host networks read once, sorted overlap sweep):`);
-  console.log(`  256 (the bound)            ${v256.toFixed(2)} ms   ratio ${(v256 / raw).toFixed(2)}x the raw decode above`);
-  console.log(`  16,000 (given directly)    ${v16k.toFixed(2)} ms   ratio ${(v16k / v256).toFixed(1)}x 256 (n log n; all pairs took 12.7-21.9 s)`);
+  report
+    .add({ what: "validateConfig, 256 /30 Local instances (the bound)", value: v256, unit: "ms", baseline: { what: "raw decode above", value: raw } })
+    .add({ what: "validateConfig, 16,000 instances (given directly)", value: v16k, unit: "ms", baseline: { what: "256 instances", value: v256 }, note: "n log n; all pairs took 12.7-21.9 s" });
   store.close();
 
   // ---- (2) outbox enqueue/drain vs raw bun:sqlite inserts, ~1 KiB payloads, one transaction per message
@@ -136,12 +138,11 @@ try {
   const dropped = bounded.counts().dropped.metrics;
   bstore.close();
 
-  const f = (n: number) => Math.round(n).toLocaleString("en-US");
-  console.log(`Outbox, ${f(N)} messages of 1 KiB (one transaction each):`);
-  console.log(`  raw bun:sqlite insert      ${f(rawRate)} msgs/s`);
-  console.log(`  outbox enqueue             ${f(enqRate)} msgs/s   ratio ${(enqRate / rawRate).toFixed(2)}x raw (1 in 10 an info replacing an older one; ${f(queued)} queued)`);
-  console.log(`  outbox enqueue, at bound   ${f(boundedRate)} msgs/s   ratio ${(boundedRate / rawRate).toFixed(2)}x raw (1 MiB bound, ${f(dropped)} dropped)`);
-  console.log(`  outbox drain (peek + ack)  ${f(drainRate)} msgs/s   ratio ${(drainRate / rawRate).toFixed(2)}x raw insert`);
+  report
+    .add({ what: `outbox enqueue, ${N} messages of 1 KiB (1 in 10 an info replacing an older one; ${queued} queued)`, value: enqRate, unit: "msgs/s", baseline: { what: "raw bun:sqlite insert", value: rawRate } })
+    .add({ what: `outbox enqueue at its 1 MiB bound (${dropped} dropped)`, value: boundedRate, unit: "msgs/s", baseline: { what: "raw insert", value: rawRate } })
+    .add({ what: "outbox drain (peek + ack)", value: drainRate, unit: "msgs/s", baseline: { what: "raw insert", value: rawRate } })
+    .print();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

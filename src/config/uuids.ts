@@ -10,9 +10,17 @@ const ID_KEY_RE = /^(?:uuid|id|UUID|ID)$|[a-z0-9_](?:Id|ID|Uuid|UUID|uuid)$/;
 /** Ends in "ID" but is not one. */
 const NOT_ID = /ssid$/i;
 
+const idKeys = new Map<string, boolean>();
 function isIdKey(key: string): boolean {
-  return ID_KEY_RE.test(key) && !NOT_ID.test(key);
+  let yes = idKeys.get(key);
+  if (yes === undefined) {
+    yes = ID_KEY_RE.test(key) && !NOT_ID.test(key);
+    if (idKeys.size < 1000) idKeys.set(key, yes);
+  }
+  return yes;
 }
+/** An upper-case hex digit: most documents have none, and a string without one needs no other test. */
+const UPPER_HEX = /[A-F]/;
 
 /**
  * `doc` with its UUID ids in lower case: the same object when there was nothing to change (a document is
@@ -23,7 +31,7 @@ export function normalizeUuids<T>(doc: T): T {
 }
 
 function walk(v: unknown, key: string | null): unknown {
-  if (typeof v === "string") return v.length === 36 && key !== null && UUID_RE.test(v) && isIdKey(key) && v !== v.toLowerCase() ? v.toLowerCase() : v;
+  if (typeof v === "string") return v.length === 36 && key !== null && UPPER_HEX.test(v) && UUID_RE.test(v) && isIdKey(key) ? v.toLowerCase() : v;
   if (Array.isArray(v)) {
     let out: unknown[] | null = null;
     for (let i = 0; i < v.length; i++) {
