@@ -7,13 +7,15 @@ import { join } from "node:path";
 import { freePort, QemuDevice } from "../board-support/qemu-x86_64/qemu.ts";
 import { loadBoard } from "../rootfs/build.ts";
 import { ensureTestImage, TestDisk } from "../tests/support/image.ts";
+import { Report } from "./report.ts";
 
 if (process.getuid?.() !== 0) {
   console.log("bench image: needs root (image build); skipped");
   process.exit(0);
 }
 const MiB = 2 ** 20;
-const results: Record<string, string | number> = {};
+const results: Record<string, string | number> = {}; // sizes and counts (no baseline)
+const report = new Report("evebox image bench (qemu-x86_64 under TCG)");
 const work = mkdtempSync(join(tmpdir(), "evebox-bench-image-"));
 
 async function run(cmd: string[], cwd?: string): Promise<void> {
@@ -85,16 +87,19 @@ try {
   await direct.kill();
 
   const busybox = Math.min(boots.busybox1!, boots.busybox2!);
-  results["busybox shell, same kernel (direct boot)"] = `${busybox.toFixed(1)} s`;
-  results["evebox console ready (direct boot, 2nd boot)"] = `${boots.directConsoleReady!.toFixed(1)} s`;
-  results["ratio console ready / busybox shell"] = `${(boots.directConsoleReady! / busybox).toFixed(2)}x`;
-  results["evebox /health over HTTPS (direct boot)"] = `${boots.directHealth!.toFixed(1)} s`;
-  results["first boot through OVMF+GRUB: PID 1 / console ready / health"] = `${pid1.toFixed(1)} / ${boots.uefiConsoleReady!.toFixed(1)} / ${boots.uefiHealth!.toFixed(1)} s`;
+  report
+    .add({ what: "evebox console ready (direct boot, 2nd boot)", value: boots.directConsoleReady!, unit: "s", baseline: { what: "busybox shell, same kernel", value: busybox } })
+    .add({ what: "evebox /health over HTTPS (direct boot)", value: boots.directHealth!, unit: "s", baseline: { what: "busybox shell", value: busybox } })
+    .add({ what: "first boot through OVMF+GRUB: console ready", value: boots.uefiConsoleReady!, unit: "s", baseline: { what: "busybox shell", value: busybox }, note: `PID 1 at ${pid1.toFixed(1)} s, health at ${boots.uefiHealth!.toFixed(1)} s` });
+  const rssOf: Record<string, number> = {};
   for (const line of rss.trim().split("\n")) {
     const [name, kb] = line.trim().split(" ");
-    results[`RSS ${name === "evebox" || name === "init" ? "evebox (PID 1)" : name}, services up`] = `${(Number(kb) / 1024).toFixed(1)} MiB`;
+    rssOf[name === "evebox" || name === "init" ? "evebox" : name!] = Number(kb) / 1024;
   }
+  // The same aim as the host-mode idle figure (bench/console.ts); containerd's and dockerd's RSS for scale.
+  report.add({ what: "RSS of evebox as PID 1, services up", value: rssOf.evebox ?? NaN, unit: "MiB", aim: { on: "value", op: "<=", limit: 60 }, note: `containerd ${rssOf.containerd?.toFixed(1) ?? "?"} MiB, dockerd ${rssOf.dockerd?.toFixed(1) ?? "?"} MiB` });
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
 for (const [k, v] of Object.entries(results)) console.log(`${k.padEnd(62)} ${v}`);
+report.print();
