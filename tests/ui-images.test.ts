@@ -133,6 +133,17 @@ test("Delete is refused while a content tree uses the image, naming it; allowed 
   expect((await (await page.request.get(`${evebox.url}/api/v1/images`)).json()).images).toEqual([]);
 }, 60_000);
 
+test("an unfinished upload is listed and can be cancelled", async () => {
+  const r = await page.request.post(`${evebox.url}/api/v1/images/uploads`, { data: { name: "half.iso", size: 4096 }, headers: { origin: evebox.url } });
+  expect(r.status()).toBe(201);
+  await page.goto(`${evebox.url}/storage`);
+  const item = page.locator('#open-uploads li[data-upload="half.iso"]');
+  await item.waitFor({ timeout: 10_000 });
+  await item.getByRole("button", { name: "Cancel the upload of half.iso" }).click();
+  await item.waitFor({ state: "detached", timeout: 10_000 });
+  expect((await (await page.request.get(`${evebox.url}/api/v1/images/uploads`)).json()).uploads).toEqual([]);
+}, 30_000);
+
 test("at 360 px the upload form stays usable", async () => {
   await page.setViewportSize({ width: 360, height: 780 });
   await page.goto(`${evebox.url}/storage`);

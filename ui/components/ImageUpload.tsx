@@ -194,9 +194,19 @@ export function ImageUpload({ api }: { api: ApiClient }) {
         </DataTable>
       )}
       {uploads.length > 0 && !progress && (
-        <p class="muted" id="open-uploads">
-          Unfinished uploads (choose the same file again to continue one): {uploads.map((u) => `${u.name} (${size(u.offset)} of ${size(u.size)})`).join(", ")}
-        </p>
+        <div id="open-uploads">
+          <p class="muted">Unfinished uploads: choose the same file again to continue one, or cancel it (the device keeps its bytes for a day).</p>
+          <ul>
+            {uploads.map((u) => (
+              <li key={u.id} data-upload={u.name}>
+                {u.name}: {size(u.offset)} of {size(u.size)}{" "}
+                <button type="button" class="button secondary small" aria-label={`Cancel the upload of ${u.name}`} onClick={() => void api.cancelImageUpload(u.id).catch(() => {}).finally(() => void refresh())}>
+                  Cancel
+                </button>
+              </li>
+            ))}
+          </ul>
+        </div>
       )}
       {removing && (
         <ConfirmDialog id="image-delete" title={`Delete the image “${removing.name}”?`} confirmLabel="Delete" danger busy={removeBusy} error={removeError} onConfirm={remove} onCancel={() => setRemoving(null)}>
