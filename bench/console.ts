@@ -102,6 +102,10 @@ const port = freePort();
 const e = await startTimed([evebox, "run", "--data", dir, "--listen", `127.0.0.1:${port}`], port);
 const sock = join(dir, "run", "evebox.sock");
 const local = (path: string, init: RequestInit = {}) => fetch(`http://localhost${path}`, { ...init, unix: sock } as RequestInit);
+// An API token has an owner: the admin made at setup (the setup token is in run/setup-token).
+const setupToken = readFileSync(join(dir, "run", "setup-token"), "utf8").trim();
+const setup = await local("/api/v1/setup", { method: "POST", body: JSON.stringify({ token: setupToken, password: "bench-password-1" }), headers: { "content-type": "application/json" } });
+if (!setup.ok) throw new Error(`setup failed: ${setup.status} ${await setup.text()}`);
 const { token } = (await (await local("/api/v1/tokens", { method: "POST", body: JSON.stringify({ name: "bench" }), headers: { "content-type": "application/json" } })).json()) as { token: string };
 const put = await local("/api/v1/config", { method: "PUT", body: JSON.stringify(sampleConfig()), headers: { "content-type": "application/json" } });
 if (put.status !== 201) throw new Error(`config PUT failed: ${await put.text()}`);

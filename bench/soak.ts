@@ -88,6 +88,10 @@ try {
     },
     { timeoutMs: 600_000, detail: () => e.output().slice(-2000) },
   );
+  // An API token has an owner: the admin made at setup (the setup token is in run/setup-token).
+  const setupToken = readFileSync(join(dataDir, "run", "setup-token"), "utf8").trim();
+  const setup = await local("/api/v1/setup", { method: "POST", body: JSON.stringify({ token: setupToken, password: "bench-password-1" }), headers: { "content-type": "application/json" } });
+  if (!setup.ok) throw new Error(`setup failed: ${setup.status} ${await setup.text()}`);
   const token = ((await (await local("/api/v1/tokens", { method: "POST", body: JSON.stringify({ name: "soak" }), headers: { "content-type": "application/json" } })).json()) as any).token as string;
   const auth = { authorization: `Bearer ${token}` };
   let polls = 0;
