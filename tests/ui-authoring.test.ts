@@ -4,44 +4,42 @@
 //   [uplink ns]  lan0 203.0.113.1/24 (the LAN the operator's PC and the device's uplink share)
 //        │ u-dev
 //        │ uplink0 203.0.113.2/24 (default route)
-//   [device ns]  evebox (the built binary); the test guest (tests/support/guest) served by busybox httpd on the
-//                namespace's loopback as the VM's image; the busybox image in a registry on the host's loopback
-//                (dockerd pulls it). The browser reaches the console through a relay (host TCP → unix socket →
-//                the namespace's console port).
+//   [device ns]  evebox (the built binary). The browser reaches the console through a relay (host TCP → unix
+//                socket → the namespace's console port). No datastore is reachable: the images are uploaded.
 //
 // The operator makes a Local network from the Networks page (a subnet overlapping the uplink is refused at its
-// field first), a VM on it from the test guest (memory above the device's refused at the field first) and sees it
-// RUNNING with its boot line in the serial console, a container with a port map reached from the LAN through the
-// device's port (the same port mapped again is refused at the field), cannot delete the network while apps are on
-// it, checks the 360 px layout, and deletes everything. Nothing changes on a refusal or a Cancel.
+// field first), uploads the test guest's qcow2 (tests/support/guest) and the busybox image's `docker save`
+// tarball on the Storage page, makes a VM on the network from the uploaded qcow2 (memory above the device's
+// refused at the field first) and sees it RUNNING with its boot line in the serial console, a container from the
+// uploaded tarball with a port map, reached from the LAN through the device's port (the same port mapped again is
+// refused at the field), cannot delete the network while apps are on it, checks the 360 px layout, and deletes
+// everything. Nothing changes on a refusal or a Cancel.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { isOurQemu } from "../src/runtime/vms/index.ts";
 import { launchBrowser } from "./support/browser.ts";
-import { testDocker } from "./support/docker.ts";
+import { busyboxArchive, testDocker } from "./support/docker.ts";
 import { ROOT } from "./support/evebox.ts";
 import { ensureGuestImage, GUEST_READY } from "./support/guest/image.ts";
 import { type NsDevice, startDeviceIn, unixApi } from "./support/netdevice.ts";
 import { busybox, Netns, vethBetween } from "./support/netns.ts";
-import { startRegistryWithBusybox, type TestRegistry } from "./support/registry.ts";
 import { relay } from "./support/relay.ts";
 import { waitFor } from "./support/wait.ts";
 
 const ARTIFACTS = join(ROOT, "tests", ".artifacts");
 const PASSWORD = "plant-floor-7-secret";
-const DS_PORT = 8099;
 const SERVE = "sh -c 'trap \"exit 0\" TERM; echo hello-from-app > /tmp/index.html; httpd -p 80 -h /tmp; sleep 3600 & wait'";
 
 let up: Netns;
 let dev: Netns;
 let dataDir: string;
-let sha = "";
+let disk = "";
+let tarball = "";
 let evebox: NsDevice;
-let registry: TestRegistry & { busyboxDigest: string };
 let hostRelay: Server;
 let url = "";
 let browser: Browser;
@@ -56,7 +54,6 @@ const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `authorin
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   const image = await ensureGuestImage();
-  registry = await startRegistryWithBusybox();
   up = await Netns.create("aup");
   dev = await Netns.create("adev");
   await up.ip("link", "add", "lan0", "type", "bridge");
@@ -68,11 +65,12 @@ beforeAll(async () => {
   await dev.ip("route", "add", "default", "via", "203.0.113.1");
 
   dataDir = mkdtempSync(join(tmpdir(), "evebox-authoring-"));
-  const ds = `${dataDir}-ds`;
-  mkdirSync(join(ds, "images"), { recursive: true });
-  copyFileSync(image.disk, join(ds, "images", "guest.qcow2"));
-  sha = new Bun.CryptoHasher("sha256").update(readFileSync(image.disk)).digest("hex");
-  dev.spawn([busybox(), "httpd", "-f", "-p", `127.0.0.1:${DS_PORT}`, "-h", ds]);
+  const files = `${dataDir}-files`;
+  mkdirSync(files, { recursive: true });
+  disk = join(files, "guest.qcow2");
+  copyFileSync(image.disk, disk);
+  tarball = join(files, "busybox.tar");
+  writeFileSync(tarball, (await busyboxArchive()).bytes);
 
   evebox = await startDeviceIn(dev, dataDir);
   // The console inside the namespace, reached from here through a unix socket (the file is shared, loopbacks are not).
@@ -112,8 +110,7 @@ afterAll(async () => {
   hostRelay?.close();
   await dev?.destroy();
   await up?.destroy();
-  await registry?.stop();
-  for (const d of [dataDir, `${dataDir}-ds`, `${dataDir}-console.sock`]) if (dataDir) rmSync(d, { recursive: true, force: true });
+  for (const d of [dataDir, `${dataDir}-files`, `${dataDir}-console.sock`]) if (dataDir) rmSync(d, { recursive: true, force: true });
 }, 120_000);
 
 async function applyPlan(): Promise<void> {
@@ -167,14 +164,32 @@ test("set up, then a Local network from the Networks page: a subnet overlapping 
   await shot("network-created");
 }, 90_000);
 
-test("a VM from the test guest on that network: memory above the device's is refused at its field; then it runs and its serial console shows it booted", async () => {
+test("the test guest's qcow2 and the busybox tarball are uploaded on the Storage page", async () => {
+  await page.locator('#nav a[href="/storage"]').click();
+  for (const [file, name] of [
+    [disk, "guest disk"],
+    [tarball, "busybox"],
+  ] as const) {
+    await page.locator("#image-file").setInputFiles(file);
+    await page.locator("#image-name").fill(name);
+    await page.locator("#image-upload").click();
+    expect(await page.locator("#image-uploaded").textContent({ timeout: 60_000 })).toContain(name);
+  }
+  const images = (await api("GET", "/api/v1/images")).body.images;
+  expect(images.map((i: any) => [i.name, i.kind]).sort()).toEqual([
+    ["busybox", "container"],
+    ["guest disk", "disk"],
+  ]);
+}, 120_000);
+
+test("a VM from the uploaded qcow2 on that network: memory above the device's is refused at its field; then it runs and its serial console shows it booted", async () => {
   await page.locator('#nav a[href="/apps"]').click();
   await page.locator("#app-create:not([disabled])").click();
   await page.locator("#app-kind-vm").check();
   await page.locator("#app-name").fill("vm1");
-  await page.locator("#vm-source-url").check();
-  await page.locator("#app-url").fill(`http://127.0.0.1:${DS_PORT}/images/guest.qcow2`);
-  await page.locator("#app-sha256").fill(sha);
+  await page.locator("#vm-source-imported").check();
+  await page.locator("#vm-imported").selectOption({ index: 1 });
+  expect(await page.locator("#vm-imported option:checked").textContent()).toContain("guest disk");
   await page.locator("#app-memory").fill(String(512 * 1024));
   await page.locator("#app-vcpus").fill("1");
   await page.locator("#ifc-add").click();
@@ -205,13 +220,13 @@ test("a VM from the test guest on that network: memory above the device's is ref
   await page.locator("#console-close").click();
 }, 300_000);
 
-test("a container with a port map is reached from the LAN through the device's port", async () => {
+test("a container from the uploaded tarball with a port map is reached from the LAN through the device's port", async () => {
   await page.locator('#nav a[href="/apps"]').click();
   await page.locator("#app-create:not([disabled])").click();
   await page.locator("#app-kind-container").check();
   await page.locator("#app-name").fill("web-pm");
-  await page.locator("#app-registry").fill(registry.host);
-  await page.locator("#app-repository").fill("evebox/busybox:latest");
+  await page.locator("#app-source-imported").check();
+  await page.locator("#app-imported").selectOption({ index: 1 });
   await page.locator("#app-memory").fill("64");
   await page.locator("#env-add").click();
   await page.locator("#env-key-0").fill("EVE_ECO_CMD");
@@ -235,8 +250,8 @@ test("a container with a port map is reached from the LAN through the device's p
 test("the same device port mapped again, and an address outside the subnet, are refused at their fields, changing nothing", async () => {
   await page.locator("#app-create:not([disabled])").click();
   await page.locator("#app-name").fill("web-two");
-  await page.locator("#app-registry").fill(registry.host);
-  await page.locator("#app-repository").fill("evebox/busybox:latest");
+  await page.locator("#app-source-imported").check();
+  await page.locator("#app-imported").selectOption({ index: 1 });
   await page.locator("#ifc-add").click();
   await page.locator("#ifc-network-0").selectOption({ label: "plant (Local, 198.51.100.0/24)" });
   await page.locator("#ifc-addr-0").fill("10.99.0.5");
@@ -290,7 +305,7 @@ test("at 360 px the Networks page and the app form stay usable (no sideways scro
   await page.setViewportSize({ width: 1280, height: 900 });
 }, 30_000);
 
-test("delete everything: both apps, then the network, each through its plan", async () => {
+test("delete everything: both apps, then the network, each through its plan, then the uploaded images", async () => {
   for (const name of ["web-pm", "vm1"]) {
     await page.goto(`${url}/apps`);
     const row = page.locator(`tr[data-app="${name}"]`);
@@ -309,5 +324,14 @@ test("delete everything: both apps, then the network, each through its plan", as
   expect(doc.apps ?? []).toEqual([]);
   expect(doc.networkInstances ?? []).toEqual([]);
   expect(doc.volumes ?? []).toEqual([]);
+  // And the uploaded images, now that nothing uses them.
+  await page.locator('#nav a[href="/storage"]').click();
+  for (const name of ["guest disk", "busybox"]) {
+    const row = page.locator(`#imported-images tr[data-image="${name}"]`);
+    await row.locator("button", { hasText: "Delete" }).click();
+    await page.locator("#image-delete-confirm").click();
+    await row.waitFor({ state: "detached", timeout: 20_000 });
+  }
+  expect((await api("GET", "/api/v1/images")).body.images).toEqual([]);
   await shot("deleted");
 }, 120_000);

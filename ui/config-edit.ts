@@ -14,6 +14,7 @@
 import { type ContentTreeModel, deviceModel, type DeviceModel } from "../src/config/model.ts";
 import { interfaceProblemField } from "./interfaces-edit";
 import { adapterEntries } from "./adapters-edit";
+import { type ImportedImage, withImportedImage } from "./images";
 import { decodeBase64, encodeBase64, ENV_KEY_RE, type EnvVar, envToUserData, readUserData, type UserDataKind } from "../src/config/userdata.ts";
 
 export type Doc = Record<string, any>;
@@ -32,7 +33,9 @@ export interface VolumeInput {
 
 export type ImageSource =
   | { kind: "registry"; registry: string; repository: string; digest?: string }
-  | { kind: "url"; url: string; sha256: string };
+  | { kind: "url"; url: string; sha256: string }
+  /** An image uploaded to the device (GET /api/v1/images): named by its sha256, never downloaded. */
+  | { kind: "imported"; image: ImportedImage | null };
 
 export interface ContainerAppInput {
   name: string;
@@ -165,6 +168,8 @@ export function validateContainerAppInput(input: ContainerAppInput, doc: Doc | n
     if (digest && !HEX64_RE.test(digest)) {
       problems.push({ field: "sha256", message: "The digest is 64 hexadecimal digits, optionally after sha256:." });
     }
+  } else if (src.kind === "imported") {
+    if (!src.image) problems.push({ field: "imported", message: "Choose an image uploaded to the device (on the Storage page)." });
   } else {
     const urlProblem = checkDownloadUrl(src.url);
     if (urlProblem) problems.push({ field: "url", message: urlProblem });
@@ -296,9 +301,15 @@ export function addContainerApp(doc: Doc | null, input: ContainerAppInput, optio
 
   // Datastore and content tree.
   let dsId: string;
-  let tree: Doc;
-  const ctId = newId();
-  if (input.source.kind === "registry") {
+  let tree: Doc | null = null;
+  let ctId = newId();
+  if (input.source.kind === "imported") {
+    if (!input.source.image) throw new Error("choose an image uploaded to the device");
+    const imported = withImportedImage(next, input.source.image, newId);
+    next.datastores = imported.doc.datastores;
+    next.contentInfo = imported.doc.contentInfo;
+    ctId = imported.contentTreeId;
+  } else if (input.source.kind === "registry") {
     const fqdn = `docker://${normalizeRegistry(input.source.registry)}`;
     dsId = findOrAddDatastore(next, { dType: "DsContainerRegistry", fqdn }, newId);
     const url = normalizeRepository(input.source.repository);
@@ -313,7 +324,7 @@ export function addContainerApp(doc: Doc | null, input: ContainerAppInput, optio
     const file = decodeURIComponentSafe(url.pathname.slice(url.pathname.lastIndexOf("/") + 1)) || path;
     tree = { uuid: ctId, dsId, URL: path, iformat: "CONTAINER", sha256: normalizeSha256(input.source.sha256), displayName: file };
   }
-  next.contentInfo.push(tree);
+  if (tree) next.contentInfo.push(tree);
 
   // Image volume, then data volumes.
   const imageVolumeId = newId();

@@ -3,6 +3,8 @@ import { deviceModel } from "../src/config/model";
 import { checkDoc, type HostView } from "./device-check";
 import { appFieldProblems } from "./pages/app-form/build";
 import { addNetworkInstance, emptyNetwork } from "./network-edit";
+import { addContainerApp } from "./config-edit";
+import type { ImportedImage } from "./images";
 import { addVmApp, readVm, updateVmApp, type VmAppInput, vmStepDetails } from "./vm-edit";
 
 const HOST: HostView = { memoryKiB: 2 * 1024 * 1024, networks: ["192.168.1.0/24"], ports: [{ name: "eth0", networks: ["192.168.1.0/24"], defaultRoute: true }] };
@@ -65,5 +67,27 @@ describe("VM apps", () => {
     const more = updateVmApp(doc, uuid, { memoryMiB: 512, interfaces: [{ networkId: NI, addr: "", mac: "", portMaps: [] }] });
     expect(more.apps[0].interfaces[0].acls.map((a: any) => a.name)).toEqual(["allow all", "mine"]);
     expect(vmStepDetails({ kind: "app", action: "change", id: uuid }, doc, more)).toEqual(["the VM is restarted to apply its new memory"]);
+  });
+});
+
+describe("apps from images uploaded to the device", () => {
+  const uploaded: ImportedImage = { sha256: "d".repeat(64), name: "guest", size: 1 << 20, format: "qcow2", kind: "disk", eveFormat: "QCOW2", virtualSize: 64 << 20, container: null, importedAt: "2026-12-03T10:00:00.000Z", usedBy: { contentTrees: [], apps: [] } };
+
+  test("a VM from an uploaded qcow2 boots from a content tree naming it by sha256, which the device accepts", () => {
+    const doc = addVmApp(base(), input({ source: { kind: "imported", image: { ...uploaded } } }), ids);
+    expect(checkDoc(doc, HOST)).toEqual([]);
+    const m = deviceModel(doc);
+    const tree = m.contentTrees.find((t) => t.uuid === m.apps[0]!.imageContentTree)!;
+    expect([tree.format, tree.sha256]).toEqual(["QCOW2", "d".repeat(64)]);
+    // The same image for a second VM is the same content tree.
+    const two = addVmApp(doc, input({ name: "vm2", source: { kind: "imported", image: { ...uploaded } }, interfaces: [] }), ids);
+    expect(two.contentInfo).toHaveLength(1);
+  });
+
+  test("a container from an uploaded tarball", () => {
+    const tarball: ImportedImage = { ...uploaded, sha256: "e".repeat(64), kind: "container", format: "docker-archive", eveFormat: "CONTAINER" };
+    const doc = addContainerApp(base(), { name: "web", source: { kind: "imported", image: { ...tarball } }, memoryMiB: 64, vcpus: 1, env: [], volumes: [] }, { newId: ids });
+    expect(checkDoc(doc, HOST)).toEqual([]);
+    expect(deviceModel(doc).apps[0]!.kind).toBe("container");
   });
 });

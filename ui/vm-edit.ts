@@ -8,6 +8,7 @@ import { DISK_FORMATS, deviceModel } from "../src/config/model.ts";
 import { readUserData } from "../src/config/userdata.ts";
 import { bumpVersion, encodeBase64, findOrAddDatastore, normalizeSha256, removeUnreferenced } from "./config-edit";
 import { type InterfaceInput, interfacesOf, writeInterfaces } from "./interfaces-edit";
+import { IMPORTED_DATASTORE, type ImportedImage, withImportedImage } from "./images";
 
 export type Doc = Record<string, any>;
 
@@ -16,7 +17,9 @@ export type VmDiskFormat = "QCOW2" | "RAW" | "ISO";
 export type VmImageSource =
   /** A content tree already in the document (an image the device has). */
   | { kind: "tree"; treeUuid: string }
-  | { kind: "url"; url: string; sha256: string; format: VmDiskFormat };
+  | { kind: "url"; url: string; sha256: string; format: VmDiskFormat }
+  /** An image uploaded to the device (GET /api/v1/images), named by its sha256: never downloaded. */
+  | { kind: "imported"; image: ImportedImage | null };
 
 export interface VmAppInput {
   name: string;
@@ -66,7 +69,8 @@ runcmd:
 export function vmImageChoices(doc: Doc | null): { uuid: string; name: string; format: string }[] {
   if (!doc) return [];
   return deviceModel(doc)
-    .contentTrees.filter((t) => DISK_FORMATS.has(t.format) && t.source?.kind === "http" && t.sha256)
+    // Uploaded images are offered as such (their own choice), not a second time here.
+    .contentTrees.filter((t) => DISK_FORMATS.has(t.format) && t.source?.kind === "http" && t.sha256 && t.datastoreId !== IMPORTED_DATASTORE.id)
     .map((t) => ({ uuid: t.uuid, name: t.name, format: t.format }));
 }
 
@@ -98,7 +102,14 @@ export function addVmApp(doc: Doc | null, input: VmAppInput, newId: () => string
   next.apps ??= [];
   let treeUuid: string;
   let format: string;
-  if (input.source.kind === "tree") {
+  if (input.source.kind === "imported") {
+    if (!input.source.image) throw new Error("choose an image uploaded to the device");
+    const imported = withImportedImage(next, input.source.image, newId);
+    next.datastores = imported.doc.datastores;
+    next.contentInfo = imported.doc.contentInfo;
+    treeUuid = imported.contentTreeId;
+    format = input.source.image.eveFormat;
+  } else if (input.source.kind === "tree") {
     const src = input.source;
     const tree = (next.contentInfo as Doc[]).find((c) => c.uuid === src.treeUuid);
     if (!tree) throw new Error(`the image ${src.treeUuid} is not in the configuration any more`);

@@ -22,6 +22,8 @@ import { VmDisksSection, VmImageSection, VmSettingsSection } from "../pages/app-
 import { fieldHelpers } from "./form-fields";
 import type { HardwareStatus } from "../api";
 import { AppAdapters } from "../pages/app-form/AdaptersSection";
+import { imageSources, type ImportedImage } from "../images";
+import { ImportedImagePicker } from "../pages/app-form/ImportedImagePicker";
 
 /** What the error summary calls a field (env and volume messages name their row themselves). */
 const FIELD_NAMES: Record<string, string> = {
@@ -57,7 +59,9 @@ interface VolumeRow {
 export interface AppFormValues {
   kind: "container" | "vm";
   name: string;
-  sourceKind: "registry" | "url";
+  sourceKind: "registry" | "url" | "imported";
+  /** The uploaded image chosen (its sha256). */
+  importedSha: string;
   registry: string;
   repository: string;
   digest: string;
@@ -82,6 +86,7 @@ export function emptyAppForm(doc: Doc | null): AppFormValues {
     interfaces: [],
     name: "",
     sourceKind: "registry",
+    importedSha: "",
     registry: registry ? normalizeRegistry(registry.fqdn ?? "") : "",
     repository: "",
     digest: "",
@@ -103,6 +108,7 @@ export function appFormFrom(view: AppView, doc: Doc | null = null): AppFormValue
     interfaces: interfaceRowsFrom(interfacesOf(doc, view.uuid)),
     name: view.name,
     sourceKind: "registry",
+    importedSha: "",
     registry: "",
     repository: "",
     digest: "",
@@ -124,13 +130,15 @@ export function appFormFrom(view: AppView, doc: Doc | null = null): AppFormValue
   };
 }
 
-export function toCreateInput(v: AppFormValues): ContainerAppInput {
+export function toCreateInput(v: AppFormValues, imported: readonly ImportedImage[] = []): ContainerAppInput {
   return {
     name: v.name.trim(),
     source:
       v.sourceKind === "registry"
         ? { kind: "registry", registry: v.registry, repository: v.repository, digest: v.digest }
-        : { kind: "url", url: v.url, sha256: v.sha256 },
+        : v.sourceKind === "imported"
+          ? { kind: "imported", image: imported.find((i) => i.sha256 === v.importedSha) ?? null }
+          : { kind: "url", url: v.url, sha256: v.sha256 },
     memoryMiB: toNumber(v.memory),
     vcpus: toNumber(v.vcpus),
     env: v.env.map(({ key, value }) => ({ key, value })),
@@ -199,9 +207,13 @@ export interface AppFormProps {
   images?: { uuid: string; name: string; format: string }[];
   /** The device's hardware (GET /hardware) for the Adapters section; absent: no such section. */
   hardware?: HardwareStatus | null;
+  /** Images uploaded to the device (GET /api/v1/images). */
+  imported?: readonly ImportedImage[];
 }
 
-export function AppForm({ mode, initial, doc, view, busy, problems: external, error, onSubmit, onCancel, check, networks = [], images = [], hardware }: AppFormProps) {
+export function AppForm({ mode, initial, doc, view, busy, problems: external, error, onSubmit, onCancel, check, networks = [], images = [], hardware, imported = [] }: AppFormProps) {
+  const uploadedContainers = imageSources(imported, "container");
+  const uploadedDisks = imageSources(imported, "vm");
   const [v, setV] = useState<AppFormValues>(initial);
   const [local, setLocal] = useState<FieldProblem[]>([]);
   const formRef = useRef<HTMLFormElement>(null);
@@ -245,9 +257,9 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
     const names = (doc?.apps ?? []).map((a: Doc) => a.displayname);
     const found =
       v.kind === "vm"
-        ? vmProblems(mode === "create" ? toVmInput(v.name, v.memory, v.vcpus, v.vm, v.interfaces) : null, v.vm, mode, toNumber(v.memory), toNumber(v.vcpus), names)
+        ? vmProblems(mode === "create" ? toVmInput(v.name, v.memory, v.vcpus, v.vm, v.interfaces, imported) : null, v.vm, mode, toNumber(v.memory), toNumber(v.vcpus), names)
         : mode === "create"
-          ? validateContainerAppInput(toCreateInput(v), doc)
+          ? validateContainerAppInput(toCreateInput(v, imported), doc)
           : validateAppChanges(toChanges(v, envEditable));
     found.push(...portMapProblems(toInterfaces(v.interfaces)));
     // What the form cannot see is the device's to say: its own validation of the document, here, before the plan.
@@ -381,9 +393,23 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
                 />
                 From an image tarball at a web address
               </label>
+              <label class="radio">
+                <input
+                  type="radio"
+                  id="app-source-imported"
+                  name="source"
+                  value="imported"
+                  checked={v.sourceKind === "imported"}
+                  disabled={uploadedContainers.length === 0}
+                  onChange={() => set("sourceKind", "imported")}
+                />
+                An image uploaded to the device{uploadedContainers.length === 0 ? " (none yet: upload one on the Storage page)" : ""}
+              </label>
             </fieldset>
             {fieldError("source")}
-            {v.sourceKind === "registry" ? (
+            {v.sourceKind === "imported" ? (
+              <ImportedImagePicker field="imported" images={uploadedContainers} value={v.importedSha} onChange={(sha) => set("importedSha", sha)} f={sf} />
+            ) : v.sourceKind === "registry" ? (
               <>
                 <div class="field">
                   <label for="app-registry">Registry</label>
@@ -486,7 +512,7 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
             )}
           </fieldset>
           ) : (
-            <VmImageSection mode={mode} vm={v.vm} setVm={(u) => setV((o) => ({ ...o, vm: u(o.vm) }))} f={sf} images={images} image={view?.image} />
+            <VmImageSection mode={mode} vm={v.vm} setVm={(u) => setV((o) => ({ ...o, vm: u(o.vm) }))} f={sf} images={images} uploaded={uploadedDisks} image={view?.image} />
           )}
         </>
       ) : (
@@ -612,7 +638,7 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
         )}
       </fieldset>
       ) : (
-        <VmSettingsSection mode={mode} vm={v.vm} setVm={(u) => setV((o) => ({ ...o, vm: u(o.vm) }))} f={sf} images={images} image={view?.image} />
+        <VmSettingsSection mode={mode} vm={v.vm} setVm={(u) => setV((o) => ({ ...o, vm: u(o.vm) }))} f={sf} images={images} uploaded={uploadedDisks} image={view?.image} />
       )}
 
       {v.kind === "container" ? (
@@ -696,7 +722,7 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
         </div>
       </fieldset>
       ) : (
-        <VmDisksSection mode={mode} vm={v.vm} setVm={(u) => setV((o) => ({ ...o, vm: u(o.vm) }))} f={sf} images={images} image={view?.image} />
+        <VmDisksSection mode={mode} vm={v.vm} setVm={(u) => setV((o) => ({ ...o, vm: u(o.vm) }))} f={sf} images={images} uploaded={uploadedDisks} image={view?.image} />
       )}
 
       <InterfacesSection rows={v.interfaces} setRows={(u) => setV((o) => ({ ...o, interfaces: u(o.interfaces) }))} f={sf} networks={networks} appUuid={view?.uuid} restartNote={mode === "edit" && v.kind === "vm"} />

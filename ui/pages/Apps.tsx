@@ -6,6 +6,7 @@ import { AppActions, AppStateView } from "../components/AppControls";
 import { AppForm, type AppFormValues, emptyAppForm } from "../components/AppForm";
 import { useHostView } from "../components/useHostView";
 import { vmImageChoices } from "../vm-edit";
+import { useImages } from "../images";
 import { appCheck, appFieldProblems, createDoc, networksOf } from "./app-form/build";
 import { useHardware } from "./app-form/AdaptersSection";
 import { useConfigChange } from "../components/PlanDialog";
@@ -31,6 +32,7 @@ export function Apps({ api }: AppsProps) {
   const [message, setMessage] = useState<Message>(null);
   const host = useHostView(api);
   const hardware = useHardware(api, !!form);
+  const uploaded = useImages(api);
 
   // A deletion made on an app's own page says so here (/apps?deleted=<name>).
   const deleted = location.query.get("deleted");
@@ -66,7 +68,7 @@ export function Apps({ api }: AppsProps) {
     const outcome = await change.propose({
       title: `Create ${values.kind === "vm" ? "virtual machine" : "app"} ${name}`,
       applyLabel: "Apply",
-      edit: (current) => createDoc(current, values),
+      edit: (current) => createDoc(current, values, uploaded.images),
       onProblems: (problems: Problem[], sent: Doc) => {
         const id = (sent.apps ?? []).find((a: Doc) => a.displayname === name)?.uuidandversion?.uuid;
         setFormProblems(appFieldProblems(sent, id, problems, values.kind, true));
@@ -165,7 +167,8 @@ export function Apps({ api }: AppsProps) {
             error={formError}
             onSubmit={(values) => void create(values)}
             onCancel={closeForm}
-            check={appCheck(doc, host.view, "create")}
+            check={appCheck(doc, host.view, "create", undefined, uploaded.images)}
+            imported={uploaded.images}
             networks={networksOf(doc)}
             images={vmImageChoices(doc)}
             hardware={hardware}

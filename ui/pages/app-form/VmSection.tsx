@@ -4,6 +4,8 @@
 import type { FieldHelpers } from "../../components/form-fields";
 import { CLOUD_INIT_EXAMPLE } from "../../vm-edit";
 import { nextRowId, type Setter, type VmValues } from "./values";
+import type { ImportedImage } from "../../images";
+import { ImportedImagePicker } from "./ImportedImagePicker";
 
 export interface VmSectionProps {
   mode: "create" | "edit";
@@ -14,11 +16,13 @@ export interface VmSectionProps {
   images: { uuid: string; name: string; format: string }[];
   /** Edit: the image the VM boots from, in words. */
   image?: string;
+  /** Disk images uploaded to the device (GET /api/v1/images). */
+  uploaded?: ImportedImage[];
 }
 
 const RESTARTS = <span class="badge badge-info restart-note">restarts the VM</span>;
 
-export function VmImageSection({ mode, vm, setVm, f, images, image }: VmSectionProps) {
+export function VmImageSection({ mode, vm, setVm, f, images, image, uploaded = [] }: VmSectionProps) {
   const set = <K extends keyof VmValues>(k: K, value: VmValues[K]) => setVm((o) => ({ ...o, [k]: value }));
   if (mode === "edit") {
     return (
@@ -32,22 +36,29 @@ export function VmImageSection({ mode, vm, setVm, f, images, image }: VmSectionP
       </dl>
     );
   }
-  const iso = vm.sourceKind === "url" ? vm.format === "ISO" : images.find((i) => i.uuid === vm.treeUuid)?.format === "ISO";
+  const iso =
+    vm.sourceKind === "url" ? vm.format === "ISO" : vm.sourceKind === "imported" ? uploaded.find((i) => i.sha256 === vm.importedSha)?.eveFormat === "ISO" : images.find((i) => i.uuid === vm.treeUuid)?.format === "ISO";
   return (
     <fieldset class="fieldset" id="vm-image">
       <legend>Boot disk</legend>
       <fieldset class="radios">
         <legend class="field-label">Where the image comes from</legend>
         <label class="radio">
+          <input type="radio" id="vm-source-imported" name="vm-source" checked={vm.sourceKind === "imported"} disabled={uploaded.length === 0} onChange={() => set("sourceKind", "imported")} />
+          An image uploaded to the device{uploaded.length === 0 ? " (none yet: upload one on the Storage page)" : ""}
+        </label>
+        <label class="radio">
           <input type="radio" id="vm-source-tree" name="vm-source" checked={vm.sourceKind === "tree"} disabled={images.length === 0} onChange={() => set("sourceKind", "tree")} />
-          An image on the device{images.length === 0 ? " (none yet)" : ""}
+          An image another app of the device uses{images.length === 0 ? " (none yet)" : ""}
         </label>
         <label class="radio">
           <input type="radio" id="vm-source-url" name="vm-source" checked={vm.sourceKind === "url"} onChange={() => set("sourceKind", "url")} />
           A disk image at a web address
         </label>
       </fieldset>
-      {vm.sourceKind === "tree" ? (
+      {vm.sourceKind === "imported" ? (
+        <ImportedImagePicker field="vm.imported" images={uploaded} value={vm.importedSha} onChange={(sha) => set("importedSha", sha)} f={f} />
+      ) : vm.sourceKind === "tree" ? (
         <div class="field">
           <label for="vm-tree">Image</label>
           <select {...f.props("vm.tree")} class="input" value={vm.treeUuid} onChange={(e) => set("treeUuid", e.currentTarget.value)}>

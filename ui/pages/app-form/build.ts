@@ -8,19 +8,20 @@ import { deviceModel } from "../../../src/config/model.ts";
 import { addVmApp, updateVmApp } from "../../vm-edit";
 import { type AppFormValues, toChanges, toCreateInput } from "../../components/AppForm";
 import { toInterfaces, toVmChanges, toVmInput } from "./values";
+import type { ImportedImage } from "../../images";
 
 const appNamed = (doc: Doc, name: string): Doc | undefined => (doc.apps ?? []).find((a: Doc) => a.displayname === name);
 
 /** The document with the new app; throws when the name is taken meanwhile. */
-export function createDoc(current: Doc | null, v: AppFormValues): Doc {
+export function createDoc(current: Doc | null, v: AppFormValues, imported: readonly ImportedImage[] = []): Doc {
   const name = v.name.trim();
   if (appNamed(current ?? {}, name)) throw new Error(`There is already an app named ${name}. Choose another name.`);
   if (v.kind === "vm") {
-    const vm = addVmApp(current, toVmInput(v.name, v.memory, v.vcpus, v.vm, v.interfaces));
+    const vm = addVmApp(current, toVmInput(v.name, v.memory, v.vcpus, v.vm, v.interfaces, imported));
     writeAdapters(vm, appNamed(vm, name)!, v.adapters);
     return vm;
   }
-  const next = addContainerApp(current, toCreateInput(v));
+  const next = addContainerApp(current, toCreateInput(v, imported));
   writeInterfaces(appNamed(next, name)!, toInterfaces(v.interfaces));
   return next;
 }
@@ -50,11 +51,11 @@ export function appFieldProblems(sent: Doc, uuid: string | undefined, problems: 
 }
 
 /** The form's `check`: the document it would send, validated by the device's own code against the device's facts. */
-export function appCheck(doc: Doc | null, host: HostView | null, mode: "create" | "edit", uuid?: string) {
+export function appCheck(doc: Doc | null, host: HostView | null, mode: "create" | "edit", uuid?: string, imported: readonly ImportedImage[] = []) {
   return (v: AppFormValues, envEditable: boolean): FieldProblem[] => {
     let sent: Doc;
     try {
-      sent = mode === "create" ? createDoc(doc, v) : updateDoc(doc ?? {}, uuid!, v, envEditable);
+      sent = mode === "create" ? createDoc(doc, v, imported) : updateDoc(doc ?? {}, uuid!, v, envEditable);
     } catch (e) {
       return [{ field: "name", message: (e as Error).message }];
     }

@@ -9,6 +9,8 @@ export function sectionFieldId(field: string): string | null {
   switch (field) {
     case "vm.tree":
       return "vm-tree";
+    case "vm.imported":
+      return "vm-imported";
     case "vm.disk":
       return "vm-disk";
     case "vm.startDelay":

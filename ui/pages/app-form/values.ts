@@ -3,6 +3,7 @@
 import { type InterfaceInput } from "../../interfaces-edit";
 import { NAME_RE, type FieldProblem } from "../../config-edit";
 import type { VmAppInput, VmChanges, VmDiskFormat, VmView } from "../../vm-edit";
+import type { ImportedImage } from "../../images";
 
 let rowIds = 1_000_000;
 export const nextRowId = () => ++rowIds;
@@ -23,8 +24,10 @@ export interface InterfaceRow {
 }
 
 export interface VmValues {
-  sourceKind: "tree" | "url";
+  sourceKind: "tree" | "url" | "imported";
   treeUuid: string;
+  /** An uploaded image chosen (its sha256). */
+  importedSha: string;
   url: string;
   sha256: string;
   format: VmDiskFormat;
@@ -40,7 +43,7 @@ export interface VmValues {
 /** A section's view of the form: the values, a setter, and the field helpers. */
 export type Setter<T> = (update: (old: T) => T) => void;
 
-export const emptyVm = (): VmValues => ({ sourceKind: "url", treeUuid: "", url: "", sha256: "", format: "QCOW2", diskMiB: "", firmware: "bios", cloudInit: "", vnc: false, startDelay: "0", disks: [] });
+export const emptyVm = (): VmValues => ({ sourceKind: "url", treeUuid: "", importedSha: "", url: "", sha256: "", format: "QCOW2", diskMiB: "", firmware: "bios", cloudInit: "", vnc: false, startDelay: "0", disks: [] });
 
 export function vmValuesFrom(view: VmView): VmValues {
   return {
@@ -61,10 +64,15 @@ export const toInterfaces = (rows: InterfaceRow[]): InterfaceInput[] =>
 
 const num = (s: string) => (s.trim() === "" ? Number.NaN : Number(s.trim()));
 
-export function toVmInput(name: string, memory: string, vcpus: string, vm: VmValues, interfaces: InterfaceRow[]): VmAppInput {
+export function toVmInput(name: string, memory: string, vcpus: string, vm: VmValues, interfaces: InterfaceRow[], imported: readonly ImportedImage[] = []): VmAppInput {
   return {
     name: name.trim(),
-    source: vm.sourceKind === "tree" ? { kind: "tree", treeUuid: vm.treeUuid } : { kind: "url", url: vm.url, sha256: vm.sha256, format: vm.format },
+    source:
+      vm.sourceKind === "tree"
+        ? { kind: "tree", treeUuid: vm.treeUuid }
+        : vm.sourceKind === "imported"
+          ? { kind: "imported", image: imported.find((i) => i.sha256 === vm.importedSha) ?? null }
+          : { kind: "url", url: vm.url, sha256: vm.sha256, format: vm.format },
     diskMiB: vm.diskMiB.trim() ? num(vm.diskMiB) : 0,
     firmware: vm.firmware,
     memoryMiB: num(memory),
@@ -102,6 +110,7 @@ export function vmProblems(input: VmAppInput | null, vm: VmValues, mode: "create
   }
   if (mode === "create") {
     if (vm.sourceKind === "tree" && !vm.treeUuid) out.push({ field: "vm.tree", message: "Choose an image." });
+    if (vm.sourceKind === "imported" && !(input?.source.kind === "imported" && input.source.image)) out.push({ field: "vm.imported", message: "Choose an image uploaded to the device." });
     if (vm.sourceKind === "url") {
       let url: URL | null = null;
       try {
@@ -111,7 +120,7 @@ export function vmProblems(input: VmAppInput | null, vm: VmValues, mode: "create
       if (!/^(sha256:)?[0-9a-fA-F]{64}$/.test(vm.sha256.trim())) out.push({ field: "sha256", message: "Enter the file's sha256 (64 hexadecimal digits), so the device can verify it." });
     }
     const disk = vm.diskMiB.trim() ? num(vm.diskMiB) : 0;
-    const iso = vm.sourceKind === "url" && vm.format === "ISO";
+    const iso = vm.sourceKind === "url" ? vm.format === "ISO" : vm.sourceKind === "imported" && input?.source.kind === "imported" ? input.source.image?.eveFormat === "ISO" : false;
     if (iso ? !whole(disk, 1, 16 * 1024 * 1024) : vm.diskMiB.trim() && !whole(disk, 1, 16 * 1024 * 1024)) {
       out.push({ field: "vm.disk", message: iso ? "An installer needs a disk to install to: its size in MiB." : "The disk size is a whole number of MiB." });
     }
