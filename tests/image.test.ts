@@ -2,7 +2,8 @@
 // user-mode networking (QEMU's DHCP server; the host's loopback is 10.0.2.2 from inside) with the console's ports
 // forwarded to the host. One device goes through a life: first boot, an app deployed through the API, a port
 // configuration that loses the LAN and is rolled back, orphans, a full disk, a reboot through the API into the
-// other slot on trial, a power cut (back on the committed slot, store intact), and a damaged PERSIST.
+// other slot on trial, a power cut (back on the committed slot, store intact), a reboot the test EVE controller
+// asks for with a bumped counter (once; the boot reason reported), and a damaged PERSIST.
 // The image is built from the current source (cached; see tests/support/image.ts); timings are printed.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -13,6 +14,8 @@ import { type DebugShell, freePort, QemuDevice } from "../board-support/qemu-x86
 import { parseBootEnv } from "../src/baseos/bootenv.ts";
 import { busyboxArchive } from "./support/docker.ts";
 import { Client } from "./support/evebox.ts";
+import { makeControllerPki } from "./support/controller/pki.ts";
+import { TestController } from "./support/controller/server.ts";
 import { ensureTestImage, TestDisk } from "./support/image.ts";
 import { waitFor } from "./support/wait.ts";
 import type { BuiltImage } from "../rootfs/build.ts";
@@ -325,6 +328,50 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
     const history = (await api("GET", "/config/history")).body;
     expect(JSON.stringify(history)).toContain(`"version":${version}`);
   }, 600_000);
+
+  test("the controller's reboot counter: noted, then a bump reboots the device once, apps halted first; the boot reason reported", async () => {
+    // The test EVE controller on the host's loopback, 10.0.2.2 from inside, its TLS certificate for that address.
+    const pki = await makeControllerPki({ tlsIps: ["127.0.0.1", "10.0.2.2"] });
+    const ctl = await TestController.start(pki);
+    try {
+      const deviceCert = await guest("cat /config/device.cert.pem");
+      const { uuid } = await ctl.addDevice(deviceCert);
+      let seconds = Math.floor(Date.now() / 1000);
+      const config = (counter: number) =>
+        ctl.setConfig(uuid, { ...appConfig(), id: { version: String(counter + 1) }, configTimestamp: { seconds: ++seconds, nanos: 0 }, reboot: { counter }, configItems: [{ key: "timer.config.interval", value: "5" }] });
+      const dinfo = (pred: (d: any) => boolean) => () => [...ctl.infos].reverse().find((i) => i.dinfo && pred(i.dinfo))?.dinfo;
+      config(1);
+      expect((await api("PUT", "/controller", { url: `https://10.0.2.2:${ctl.listenPort}`, rootCertificate: pki.root.cert })).status).toBe(200);
+      await until("onboarded, counter 1 noted", async () => dinfo((d) => d.rebootConfigCounter === 1)(), 120_000, 1000);
+      expect(device!.serial()).not.toMatch(/reboot \(.*the controller/);
+      await waitAppRunning("managed");
+      const mark = device!.serial().length;
+      config(2);
+      const t = performance.now();
+      const down = await device!.waitSerial(/reboot: now/, 240_000, mark);
+      timings.counterRebootStop = since(t);
+      const stopLog = device!.serial().slice(mark, down.end);
+      expect(stopLog).toMatch(/reboot requested by the controller \(counter 2\): halting the apps, then rebooting/);
+      expect(stopLog).toContain("reboot (requested by the controller (reboot counter 2))");
+      const ready = await device!.waitSerial(/evebox: console ready/, 240_000, down.end);
+      await health();
+      log(`controller reboot: down in ${timings.counterRebootStop} s, console ready again at +${(ready.seconds - down.seconds).toFixed(1)} s`);
+      const d = await until("the boot reason at the controller", async () => dinfo((x) => x.lastBootReason === 2 && x.rebootConfigCounter === 2)(), 120_000, 1000);
+      expect(d.lastRebootReason).toBe("reboot requested by the controller (counter 2)");
+      expect(Number(d.lastRebootTime!.seconds)).toBeGreaterThan(seconds - 600);
+      // The same counter again after the restart: no second reboot (three config requests later).
+      const after = ctl.requests.filter((r) => r.path.endsWith("/config")).length;
+      await until("three more config requests", async () => (ctl.requests.filter((r) => r.path.endsWith("/config")).length >= after + 3 ? true : undefined), 60_000, 1000);
+      expect(device!.serial().slice(ready.end)).not.toContain("reboot: now");
+      await login();
+      expect(part(await status(), "ops").detail).toContain("last boot: reboot requested by the controller (counter 2)");
+      timings.appAfterCounterReboot = await waitAppRunning("after the controller's reboot");
+      // Back to local mode for what follows (from the next boot on).
+      await guest("rm -f /config/server");
+    } finally {
+      await ctl.close();
+    }
+  }, 900_000);
 
   test("a damaged PERSIST is formatted again, reported, and the device comes up for setup", async () => {
     await device!.kill();

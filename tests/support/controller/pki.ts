@@ -39,12 +39,13 @@ async function issue(subject: string, issuer: Issued | null, opts: { ca?: boolea
   return { cert, keys, keyPem: await privateKeyToPem(keys.privateKey) };
 }
 
-export async function makeControllerPki(): Promise<ControllerPki> {
+/** `tlsIps`: the addresses the controller's TLS certificate is for (a QEMU guest reaches the host as 10.0.2.2). */
+export async function makeControllerPki(opts: { tlsIps?: string[] } = {}): Promise<ControllerPki> {
   const root = await issue("CN=Test Controller Root CA, O=evebox tests", null, { ca: true });
   const intermediate = await issue("CN=Test Controller Intermediate CA, O=evebox tests", root, { ca: true });
   const signing = await issue("CN=controller signing, O=evebox tests", intermediate);
   const ecdh = await issue("CN=controller ecdh, O=evebox tests", intermediate);
-  const tls = await issue("CN=127.0.0.1, O=evebox tests", root, { ips: ["127.0.0.1"], serverAuth: true });
+  const tls = await issue("CN=127.0.0.1, O=evebox tests", root, { ips: opts.tlsIps ?? ["127.0.0.1"], serverAuth: true });
   const onboarding = await issue("CN=onboarding, O=evebox tests", null, { clientAuth: true });
   const rogueRoot = await issue("CN=Test Controller Root CA, O=evebox tests", null, { ca: true });
   const rogueIntermediate = await issue("CN=Test Controller Intermediate CA, O=evebox tests", rogueRoot, { ca: true });

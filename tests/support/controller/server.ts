@@ -77,6 +77,10 @@ export class TestController {
     return `https://127.0.0.1:${this.port}`;
   }
 
+  get listenPort(): number {
+    return this.port;
+  }
+
   listen(): void {
     this.server = Bun.serve({
       hostname: "127.0.0.1",
