@@ -30,6 +30,24 @@ export interface AppResources {
   virtualizationMode: string;
   /** VNC for a VM: `remoteConsole` or `fixedresources.enableVnc`. */
   remoteConsole: boolean;
+  /** The rest of `fixedresources` (EVE's VmConfig), read once: what the VM runtime applies, the rest it reports. */
+  vm: VmExtrasModel;
+}
+
+/** VmConfig fields beyond memory, vCPUs, mode and VNC; zero values are absent (EVE's defaults). */
+export interface VmExtrasModel {
+  /** `maxcpus`: vCPUs the guest may bring online (QEMU -smp maxcpus). */
+  maxCpus: number;
+  /** `pin_cpu`: vCPUs pinned to the host CPUs of `cpus`. */
+  pinCpu: boolean;
+  /** `vmm_maxmem`, MiB: the hypervisor's own overhead limit. */
+  vmmMaxMemMiB: number;
+  /** `boot_mode` by name (VM_BOOT_MODE_UEFI / _LEGACY), null when unspecified. */
+  bootMode: string | null;
+  /** `boot_order` by name (common.BootOrder), null when unspecified. */
+  bootOrder: string | null;
+  /** The fields set that name files or devices evebox does not take from VmConfig (kernel, ramdisk, …). */
+  set: string[];
 }
 
 /** One ACL rule of an app interface, read once (the network part compiles these into nftables rules). */
@@ -530,6 +548,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
         cpuPinning: fixed.cpus ? String(fixed.cpus) : null,
         virtualizationMode: enumName(fixed.virtualizationMode, "PV", ["PV", "HVM", "Filler", "FML", "NOHYPER", "LEGACY"]),
         remoteConsole: !!(a?.remoteConsole || fixed.enableVnc),
+        vm: vmExtras(fixed),
       },
       userData,
       interfaces,
@@ -617,6 +636,27 @@ function adapterModel(
     if (why) push("app", uuid, `${path}.name`, `adapter ${quote(name)}: member ${quote(physicalIo[i]!.logicalLabel || physicalIo[i]!.physicalLabel)} cannot be given to an app: ${why}`);
   }
   return { type, name, group, members };
+}
+
+/** Fields of VmConfig read as "set" when they hold anything (the runtime reports those it does not apply). */
+const VM_OTHER_FIELDS = ["kernel", "ramdisk", "rootdev", "extraargs", "bootloader", "devicetree", "dtdev", "irqs", "iomem", "vncDisplay", "vncPasswd", "enableVncShimVm", "enforceNetworkInterfaceOrder", "enableOemWinLicenseKey", "disableVtpm", "disableLogs"];
+
+function vmExtras(fixed: Doc): VmExtrasModel {
+  const named = (v: unknown, zero: string) => {
+    const n = enumName(v, zero);
+    return n === zero ? null : n;
+  };
+  return {
+    maxCpus: Number(fixed.maxcpus ?? 0),
+    pinCpu: !!fixed.pinCpu,
+    vmmMaxMemMiB: Number(fixed.vmmMaxmem ?? 0),
+    bootMode: named(fixed.bootMode, "VM_BOOT_MODE_UNSPECIFIED"),
+    bootOrder: named(fixed.bootOrder, "BOOT_ORDER_UNSPECIFIED"),
+    set: VM_OTHER_FIELDS.filter((f) => {
+      const v = fixed[f];
+      return Array.isArray(v) ? v.length > 0 : !!v;
+    }),
+  };
 }
 
 const UNITS: Record<string, "second" | "minute" | "hour" | "day"> = { s: "second", second: "second", m: "minute", minute: "minute", h: "hour", hour: "hour", d: "day", day: "day" };

@@ -8,6 +8,7 @@ import { Records } from "./records.ts";
 import { desiredVms, type ObservedVms, VM_KIND, vmAppState, type VmRuntime, VmWorkload } from "./vms.ts";
 import { Store } from "../store/store.ts";
 import type { VmExit } from "../runtime/vms/types.ts";
+import { buildQemuArgs, vmPaths } from "../runtime/vms/cmdline.ts";
 
 /** The steps of the VM kind alone (with the content trees and volumes it needs, and what nothing desires). */
 const planVms = (d: DesiredState, o: Observed) => plan(d, o, [VM_KIND]);
@@ -107,6 +108,22 @@ describe("desiredVms: a VM app as EVE reads it", () => {
     const base = state().vms!.get(IDS.app)!.specHash;
     expect(state(doc({ uuidandversion: { uuid: IDS.app, version: "4" } })).vms!.get(IDS.app)!.specHash).toBe(base);
     expect(state(doc({ fixedresources: { memory: 262144, vcpus: 2, virtualizationMode: "FML" } })).vms!.get(IDS.app)!.specHash).not.toBe(base);
+  });
+
+  test("VmConfig beyond memory/vCPUs/mode/VNC: maxcpus and boot_mode applied, the rest reported; none set: the spec and its hash unchanged", () => {
+    const plain = state().vms!.get(IDS.app)!;
+    expect(plain.notApplied).toBeUndefined();
+    expect(plain.spec.maxVcpus).toBeUndefined();
+    const vm = state(doc({ fixedresources: { memory: 524288, maxmem: 1048576, vcpus: 2, maxcpus: 4, cpus: "0-1", pinCpu: true, virtualizationMode: "FML", bootMode: "VM_BOOT_MODE_LEGACY", bootOrder: "BOOT_ORDER_USB", kernel: "/boot/vmlinuz" } })).vms!.get(IDS.app)!;
+    expect(vm.spec).toMatchObject({ vcpus: 2, maxVcpus: 4, mode: "legacy-bios" });
+    expect(vm.specHash).not.toBe(plain.specHash);
+    expect(vm.notApplied).toEqual([
+      "cpus/pin_cpu (0-1): vCPUs are not pinned to host CPUs",
+      "maxmem (1048576 KiB): no memory hot-plug; the VM has its memory (524288 KiB)",
+      "boot_order (BOOT_ORDER_USB): the disks boot in config order",
+      "kernel: not used by evebox's VM runtime",
+    ]);
+    expect(buildQemuArgs(vm.spec, { paths: vmPaths("/run", IDS.app), accelerator: "tcg" }).join(" ")).toContain("-smp 2,maxcpus=4");
   });
 
   test("no memory, or a disk from a container registry: a clear error on the app", () => {

@@ -2,11 +2,13 @@
 // QEMUs there (pure), the state each VM app shows (`vmAppState`), and `VmWorkload`, which runs those steps on the
 // QEMU runtime (runtime/vms: adoption, exits, disks, consoles, samples): the only caller of QEMU in reconcile/.
 import { join } from "node:path";
+import type { AppModel } from "../config/model.ts";
 import { hasDevices } from "../hardware/types.ts";
 import {
   type Accelerator,
   type DiskFormat,
   type DiskSpec,
+  type FirmwareMode,
   diskFormatOfContentTree,
   type QemuRuntime,
   vmResourcesOf,
@@ -71,6 +73,27 @@ export interface DesiredVm {
   error: string | null;
   /** Why it cannot be started yet (its NICs are not known): nothing is started, and a running one is left alone. */
   waiting?: string;
+  /** VmConfig fields the config sets that this VM runs without, each with why (shown in the app's status). */
+  notApplied?: string[];
+}
+
+/**
+ * What of VmConfig beyond memory, vCPUs, mode and VNC QEMU applies here: `maxcpus` (hot-pluggable vCPUs) and
+ * `boot_mode` (UEFI or legacy BIOS, over the virtualization mode's). The rest is reported, not silently dropped.
+ */
+export function vmExtrasOf(r: AppModel["resources"]): { maxVcpus?: number; mode?: FirmwareMode; notApplied: string[] } {
+  const x = r.vm;
+  const notApplied: string[] = [];
+  const out: { maxVcpus?: number; mode?: FirmwareMode; notApplied: string[] } = { notApplied };
+  if (x.maxCpus > Math.max(1, r.vcpus)) out.maxVcpus = x.maxCpus;
+  if (x.bootMode === "VM_BOOT_MODE_UEFI") out.mode = "uefi";
+  else if (x.bootMode === "VM_BOOT_MODE_LEGACY") out.mode = "legacy-bios";
+  if (r.cpuPinning || x.pinCpu) notApplied.push(`cpus/pin_cpu (${r.cpuPinning ?? "any"}): vCPUs are not pinned to host CPUs`);
+  if (r.maxMemKiB > r.memoryKiB) notApplied.push(`maxmem (${r.maxMemKiB} KiB): no memory hot-plug; the VM has its memory (${r.memoryKiB} KiB)`);
+  if (x.vmmMaxMemMiB) notApplied.push(`vmm_maxmem (${x.vmmMaxMemMiB} MiB): QEMU's own memory is not limited`);
+  if (x.bootOrder) notApplied.push(`boot_order (${x.bootOrder}): the disks boot in config order`);
+  for (const f of x.set) notApplied.push(`${f}: not used by evebox's VM runtime`);
+  return out;
 }
 
 /** Where VM disks live: in the volume's directory (`VolumeStore`), or the content cache for an ISO. */
@@ -107,6 +130,8 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
     const errors: string[] = [];
     const r = a.resources;
     const res = vmResourcesOf({ memory: r.memoryKiB, vcpus: r.vcpus, virtualizationMode: r.virtualizationMode }, r.remoteConsole);
+    const extras = vmExtrasOf(r);
+    if (extras.mode) res.mode = extras.mode;
     if (!res.memoryKiB) errors.push("fixedresources.memory: a VM needs its memory (in KiB)");
     const disks: DesiredVmDisk[] = [];
     a.volumeRefs.forEach((ref, i) => {
@@ -157,6 +182,7 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
       name: app.name,
       memoryKiB: res.memoryKiB,
       vcpus: res.vcpus,
+      ...(extras.maxVcpus ? { maxVcpus: extras.maxVcpus } : {}),
       mode: res.mode,
       disks: diskSpecs,
       ...(userData !== undefined ? { cloudInitUserData: userData } : {}),
@@ -168,7 +194,7 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
         ? { passthrough: { serial: app.devices.serial.map((s) => s.hostPath), usb: app.devices.usb.map((u) => u.ref), pci: app.devices.pci.map((p) => p.address) } }
         : {}),
     };
-    out.set(app.uuid, { uuid: app.uuid, name: app.name, disks, spec, specHash: vmSpecHash(spec), error: errors.length ? errors.join("; ") : null, ...(waiting ? { waiting } : {}) });
+    out.set(app.uuid, { uuid: app.uuid, name: app.name, disks, spec, specHash: vmSpecHash(spec), error: errors.length ? errors.join("; ") : null, ...(waiting ? { waiting } : {}), ...(extras.notApplied.length ? { notApplied: extras.notApplied } : {}) });
   }
   return out;
 }
@@ -311,7 +337,7 @@ export function vmAppState(app: DesiredApp, desired: DesiredState, observed: Obs
   const obs = observed.vms;
   const vm = desired.vms?.get(app.uuid);
   if (!obs || !vm) return null;
-  const data: Record<string, unknown> = { kind: app.kind, activate: app.activate, version: app.version, remoteConsole: vm.spec.remoteConsole };
+  const data: Record<string, unknown> = { kind: app.kind, activate: app.activate, version: app.version, remoteConsole: vm.spec.remoteConsole, ...(vm.notApplied ? { notApplied: vm.notApplied } : {}) };
   if (obs.unavailable) return { state: "INITIAL", error: `VMs cannot run on this device: ${obs.unavailable}`, data };
   if (vm.error) return { state: "INITIAL", error: vm.error, data };
   const rec = observed.apps.get(app.uuid);

@@ -94,7 +94,7 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions): string[] {
     // q35 for both modes, as EVE does; SeaBIOS is QEMU's default firmware for it.
     "-machine", `${MACHINE_TYPE},accel=${opts.accelerator}`,
     "-cpu", cpuModelFor(opts.accelerator),
-    "-smp", String(spec.vcpus),
+    "-smp", spec.maxVcpus ? `${spec.vcpus},maxcpus=${spec.maxVcpus}` : String(spec.vcpus),
     "-m", `${spec.memoryKiB}k`,
     "-nodefaults",
     "-no-user-config",
@@ -202,6 +202,8 @@ export function vmSpecHash(spec: VmSpec): string {
     name: spec.name,
     memoryKiB: spec.memoryKiB,
     vcpus: spec.vcpus,
+    // Only when set: the hash of a VM without it is what it always was.
+    ...(spec.maxVcpus ? { maxVcpus: spec.maxVcpus } : {}),
     mode: spec.mode,
     disks: spec.disks.map((d) => [d.path, d.format, d.readOnly, d.cdrom ?? false, d.bus ?? "virtio"]),
     cloudInitUserData: spec.cloudInitUserData ?? null,

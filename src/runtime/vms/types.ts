@@ -39,6 +39,8 @@ export interface VmSpec {
   name: string;
   memoryKiB: number;
   vcpus: number;
+  /** vCPUs the guest may bring online later (QEMU -smp maxcpus); absent: vcpus. */
+  maxVcpus?: number;
   mode: FirmwareMode;
   disks: DiskSpec[];
   /** cloud-init user-data; attached as a NoCloud seed (FAT labelled `cidata`) built at start. */
