@@ -64,6 +64,8 @@ export interface RunningDevice {
   url: string;
   socketPath: string;
   stop(): Promise<void>;
+  /** The device goes down for a reason of init's (the power button, a signal): the next boot's reason (ops/). */
+  recordGoingDown(action: "reboot" | "shutdown", why: string): void;
 }
 
 export interface DataDirs {
@@ -404,6 +406,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     device,
     url,
     socketPath,
+    recordGoingDown: (action, why) => ops.recordGoingDown(action === "reboot" ? "BOOT_REASON_REBOOT_CMD" : "BOOT_REASON_POWEROFF_CMD", `${action}: ${why}`, { unlessRecorded: true }),
     async stop() {
       if (stopped) return;
       stopped = true;

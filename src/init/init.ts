@@ -545,6 +545,12 @@ export class Init {
   requestPower(action: PowerAction, reason: string): { accepted: boolean; message: string } {
     if (this.stopping) return { accepted: false, message: `a ${this.stopping} is already in progress` };
     this.stopping = action;
+    // Why the next boot happens, unless the console, a config command or a base-OS update recorded it already.
+    try {
+      this.running?.recordGoingDown(action, reason);
+    } catch {
+      // the store may be full or gone
+    }
     // Answer the request first, then go down.
     setTimeout(() => void this.shutdown(action, reason), 300);
     return { accepted: true, message: `${action} in progress` };

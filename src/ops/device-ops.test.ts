@@ -97,6 +97,13 @@ describe("reboot and shutdown counters (EVE's semantics)", () => {
     ops = h.build();
     expect(ops.report().lastBoot.reason).toBe("BOOT_REASON_REBOOT_CMD");
     ops.stop();
+    // A way down of init's (the power button) after the console's reboot keeps the console's reason.
+    ops.recordGoingDown("BOOT_REASON_REBOOT_CMD", "reboot requested by admin");
+    ops.recordGoingDown("BOOT_REASON_POWEROFF_CMD", "shutdown: the power button", { unlessRecorded: true });
+    ops.stop();
+    h.newBoot();
+    ops = h.build();
+    expect(ops.report().lastBoot).toMatchObject({ reason: "BOOT_REASON_REBOOT_CMD", text: "reboot requested by admin" });
     // A boot evebox did not cause.
     h.newBoot();
     ops = h.build();

@@ -115,9 +115,11 @@ export class DeviceOps {
    * The device goes down for another reason than a config command (the console, a base-OS update, the power
    * button): recorded as the next boot's reason.
    */
-  recordGoingDown(reason: BootReasonName, text: string): void {
+  recordGoingDown(reason: BootReasonName, text: string, opts: { unlessRecorded?: boolean } = {}): void {
     // A reason already recorded (a config command on its way down) is the truer one.
     if (this.going) return;
+    // init's own record comes last on every way down: it must not hide the console's or an update's.
+    if (opts.unlessRecorded && this.d.store.getSetting("ops.pending")) return;
     this.d.store.setSetting("ops.pending", JSON.stringify({ reason, text, rebootTime: new Date(this.now()).toISOString() } satisfies BootRecord));
   }
 
