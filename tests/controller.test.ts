@@ -160,6 +160,8 @@ describe("onboarding", () => {
     expect(bundles[3]!.ioAddressList).toEqual([{ macAddress: "52:54:00:12:34:56" }]);
     // The app holds its USB device (this in-process device runs no workloads: the holder is the assignment's).
     expect(bundles.map((b) => b.usedByAppUUID ?? "")).toEqual([IDS.app, "", "", ""]);
+    const appInfo = await waitFor("app info with its adapter", () => ctl.infos.findLast((i) => i.ainfo?.AppID === IDS.app && i.ainfo.assignedAdapters?.length));
+    expect(appInfo.ainfo!.assignedAdapters!.map((b) => [b.type, b.name])).toEqual([[PhyIoType.PhyIoUSB, "USB1:2"]]);
     const hw = await waitFor("hardware info", () => ctl.infos.find((i) => i.ztype === ZInfoTypes.ZiHardware && i.hwinfo));
     const inv = hw.hwinfo!.inventory!;
     expect(inv.usbDevices!.map((u) => [u.busPort!.bus, u.busPort!.port, u.vendorId, u.productId])).toEqual([

@@ -124,6 +124,7 @@ export function infoItems(status: DeviceStatus, facts: DeviceFacts): InfoItem[] 
           state: errs(a).length && a.state === "INITIAL" ? ZSwState.ERROR : swState(a.state),
           appErr: errorInfos(a, changed(a)),
           volumeRefs: Array.isArray(a.volumeRefs) ? (a.volumeRefs as string[]) : [],
+          ...(facts.hardware ? { assignedAdapters: facts.hardware.bundles.filter((b) => b.usedBy.some((u) => u.uuid === a.uuid)).map((b) => zioBundle(b, timestamp(facts.bootTime))) } : {}),
         },
       },
     });
