@@ -15,6 +15,9 @@ NEEDS=(
   dockerd:docker.io
   docker-registry:docker-registry
   qemu-system-x86_64:qemu-system-x86
+  qemu-system-aarch64:qemu-system-arm
+  qemu-aarch64-static:qemu-user-static
+  update-binfmts:binfmt-support
   qemu-img:qemu-utils
   nft:nftables
   dnsmasq:dnsmasq-base
@@ -32,8 +35,9 @@ NEEDS=(
   sgdisk:gdisk
   grub-mkimage:grub-common
 )
-# Packages that bring files, not commands: syslinux's BIOS modules (test guest disk), OVMF (UEFI VMs).
-FILE_PACKAGES=(syslinux-common ovmf)
+# Packages that bring files, not commands: syslinux's BIOS modules (test guest disk), OVMF (UEFI VMs), AAVMF (the
+# arm64 image's UEFI, tests/image-arm64.test.ts).
+FILE_PACKAGES=(syslinux-common ovmf qemu-efi-aarch64)
 
 say() { echo "provision: $*"; }
 is_root() { [ "$(id -u)" -eq 0 ]; }
