@@ -63,16 +63,19 @@ export class HistorySampler {
     this.clock = o.clock ?? Date.now;
   }
 
+  /** Samples once now (the graphs have a point from the start), then every interval. */
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => {
+    const run = () => {
       if (this.running) {
         this.skipped++;
         return;
       }
       this.running = this.tick().finally(() => (this.running = null));
-    }, this.intervalMs);
+    };
+    this.timer = setInterval(run, this.intervalMs);
     this.timer.unref?.();
+    run();
   }
 
   async stop(): Promise<void> {
