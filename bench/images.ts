@@ -93,6 +93,14 @@ try {
       if (r.status !== 201) throw new Error(`POST: ${r.status} ${body.error}`);
       return body.sha256!;
     });
+  /** The same one request on the trusted unix socket: no connection gate in between (what the gate costs). */
+  const overSocket = () =>
+    measured(async () => {
+      const r = await fetch("http://device/api/v1/images?name=bench", { method: "POST", body: Bun.file(source), headers: { "content-type": "application/octet-stream" }, unix: join(data, "run", "evebox.sock") } as RequestInit);
+      const body = (await r.json()) as { sha256?: string; error?: string };
+      if (r.status !== 201) throw new Error(`POST (socket): ${r.status} ${body.error}`);
+      return body.sha256!;
+    });
   const resumable = () =>
     measured(async () => {
       let r = await fetch(`${evebox.url}/api/v1/images/uploads`, { method: "POST", body: JSON.stringify({ name: "bench", size: SIZE }), headers: { ...auth, "content-type": "application/json" } });
@@ -110,11 +118,13 @@ try {
   const cat: { rate: number; cpu: number }[] = [];
   const post: { rate: number; cpu: number }[] = [];
   const patch: { rate: number; cpu: number }[] = [];
+  const socket: { rate: number; cpu: number }[] = [];
   // Alternating, so that the machine's noise falls on all three alike.
   for (let i = 0; i < ROUNDS; i++) {
     cat.push(await catToDisk());
     post.push(await oneRequest());
     patch.push(await resumable());
+    socket.push(await overSocket());
   }
   clearInterval(sampler);
   await evebox.stop();
@@ -128,6 +138,8 @@ try {
     .add({ what: "upload, resumable (8 MiB PATCHes)", value: median(rate(patch)), unit: "MiB/s", baseline: catRate, aim: { on: "ratio", op: ">=", limit: 0.15 }, note: spread(rate(patch), " MiB/s") })
     .add({ what: "evebox CPU per GiB, one request", value: median(cpu(post)), unit: "s", baseline: catCpu, note: "receiving through the gate, hashing, writing, qemu-img info" })
     .add({ what: "evebox CPU per GiB, resumable", value: median(cpu(patch)), unit: "s", baseline: catCpu })
+    .add({ what: "upload, one request on the unix socket", value: median(rate(socket)), unit: "MiB/s", baseline: catRate, note: `no connection gate; ${spread(rate(socket), " MiB/s")}` })
+    .add({ what: "evebox CPU per GiB, unix socket", value: median(cpu(socket)), unit: "s", baseline: catCpu, note: "the difference to the TCP line is the gate's pipe" })
     .add({ what: "cat to the same disk", value: median(rate(cat)), unit: "MiB/s", note: spread(rate(cat), " MiB/s") })
     .add({ what: "evebox RSS peak while receiving", value: peak / 1024, unit: "MiB", baseline: { what: "idle", value: idle / 1024 }, aim: { on: "value", op: "<=", limit: idle / 1024 + 128 }, note: "streamed: never the whole body" })
     .print();
