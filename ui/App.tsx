@@ -17,6 +17,9 @@ import { Login } from "./pages/Login";
 import { Networks } from "./pages/Networks";
 import { NotAvailable, NotFound } from "./pages/NotAvailable";
 import { Setup } from "./pages/Setup";
+import { Users } from "./pages/Users";
+import { Audit } from "./pages/Audit";
+import { type Me, MeContext } from "./role";
 import { matchRoute, navigate, safeReturnPath, useLocation } from "./router";
 import { SECTIONS } from "./sections";
 
@@ -36,6 +39,7 @@ export function App() {
   const location = useLocation();
   const [phase, setPhase] = useState<Phase>({ kind: "loading" });
   const [deviceName, setDeviceName] = useState("");
+  const [me, setMe] = useState<Me | null>(null);
 
   // Any call that needs a session and gets 401 lands here: the session expired or was revoked.
   onUnauthorized.current = () =>
@@ -88,6 +92,21 @@ export function App() {
       }
     }
   }, [phase.kind, location.path, search]);
+
+  // Who is signed in, for the controls each role may use (ui/role.tsx); read again after every sign-in.
+  useEffect(() => {
+    if (phase.kind !== "ready") {
+      setMe(null);
+      return;
+    }
+    api.sessionInfo().then(
+      (s) => setMe({ user: s.user, role: s.role, mustEnrolTotp: s.mustEnrolTotp, totp: s.totp, requireTotpForAdmins: s.requireTotpForAdmins, power: s.power }),
+      () => setMe(null),
+    );
+  }, [api, phase]);
+  const refreshMe = useCallback(() => {
+    api.sessionInfo().then((s) => setMe({ user: s.user, role: s.role, mustEnrolTotp: s.mustEnrolTotp, totp: s.totp, requireTotpForAdmins: s.requireTotpForAdmins, power: s.power }), () => undefined);
+  }, [api]);
 
   const title = pageTitle(phase, location.path);
   useEffect(() => {
@@ -145,9 +164,15 @@ export function App() {
         setPhase({ kind: "login", health: phase.health, notice: "You have logged out." });
       };
       return (
-        <Layout deviceName={deviceName} version={phase.health.version} path={location.path} onLogout={logout}>
-          <Page path={location.path} api={api} onDeviceName={setDeviceName} />
-        </Layout>
+        <MeContext.Provider value={me}>
+          <Layout deviceName={deviceName} version={phase.health.version} path={location.path} onLogout={logout}>
+            {me?.mustEnrolTotp && location.path !== "/settings" ? (
+              <Settings api={api} onChanged={refreshMe} />
+            ) : (
+              <Page path={location.path} api={api} onDeviceName={setDeviceName} onMeChanged={refreshMe} />
+            )}
+          </Layout>
+        </MeContext.Provider>
       );
     }
   }
@@ -157,15 +182,19 @@ function Page({
   path,
   api,
   onDeviceName,
+  onMeChanged,
 }: {
   path: string;
   api: ReturnType<typeof createApiClient>;
   onDeviceName: (name: string) => void;
+  onMeChanged: () => void;
 }) {
   if (path === "/" || path === "/dashboard") return <Dashboard api={api} onDeviceName={onDeviceName} />;
   if (path === "/controller") return <Controller api={api} />;
   if (path === "/activity") return <Activity api={api} />;
-  if (path === "/settings") return <Settings api={api} />;
+  if (path === "/settings") return <Settings api={api} onChanged={onMeChanged} />;
+  if (path === "/users") return <Users api={api} />;
+  if (path === "/audit") return <Audit api={api} />;
   if (path === "/updates") return <Updates api={api} />;
   if (path === "/storage") return <Storage api={api} />;
   if (path === "/hardware") return <Hardware api={api} />;

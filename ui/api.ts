@@ -23,9 +23,12 @@ export class ApiError extends Error {
   readonly problems?: Problem[];
   /** Seconds to wait before retrying, from a 429 answer (body `retryAfterSeconds` or `Retry-After`). */
   readonly retryAfterSeconds?: number;
+  /** The answer's other fields: `totpRequired` of a login, `requiredRole` of a refusal by role. */
+  readonly details: Record<string, unknown> = {};
 
-  constructor(status: number, message: string, problems?: Problem[], retryAfterSeconds?: number) {
+  constructor(status: number, message: string, problems?: Problem[], retryAfterSeconds?: number, details?: Record<string, unknown>) {
     super(message);
+    if (details) this.details = details;
     this.name = "ApiError";
     this.status = status;
     if (problems && problems.length > 0) this.problems = problems;
@@ -77,6 +80,52 @@ export interface LogLine {
   ts: string | number;
   level: string;
   message: string;
+}
+
+export type Role = "viewer" | "operator" | "admin";
+
+export interface UserInfo {
+  name: string;
+  role: Role;
+  createdAt: string | number;
+  updatedAt: string | number;
+  totp: boolean;
+  recoveryCodesLeft: number;
+}
+
+export interface AuditRecord {
+  id: number;
+  ts: string | number;
+  user: string | null;
+  token: string | null;
+  client: string;
+  action: string;
+  object: string | null;
+  result: "ok" | "refused" | "failed";
+  status: number;
+  detail: string | null;
+}
+
+export interface AuditFilter {
+  user?: string;
+  action?: string;
+  result?: "" | "ok" | "refused" | "failed";
+  /** A time the browser can parse (datetime-local) */
+  since?: string;
+  limit?: number;
+}
+
+function auditQuery(q: AuditFilter): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (q.user) out.user = q.user;
+  if (q.action) out.action = q.action;
+  if (q.result) out.result = q.result;
+  if (q.since) {
+    const d = new Date(q.since);
+    if (!Number.isNaN(d.getTime())) out.since = d.toISOString();
+  }
+  if (q.limit) out.limit = String(q.limit);
+  return out;
 }
 
 export interface ApiClientOptions {
@@ -142,8 +191,9 @@ export function createApiClient(options: ApiClientOptions = {}) {
     async setup(token: string, password: string) {
       await send(rpc.setup.$post({ json: { token, password } }));
     },
-    async login(password: string) {
-      await send(rpc.login.$post({ json: { password } }), { expect401: true });
+    /** Signs in; `user` left out means the admin made at setup. A user with a second factor needs `totp`. */
+    async login(password: string, user?: string, totp?: string) {
+      await send(rpc.login.$post({ json: { password, ...(user ? { user } : {}), ...(totp ? { totp } : {}) } }), { expect401: true });
     },
     async logout() {
       try {
@@ -169,7 +219,28 @@ export function createApiClient(options: ApiClientOptions = {}) {
       await send(rpc.password.$post({ json: { current, password } }));
     },
     tokens: async () => (await get(rpc.tokens.$get())).tokens,
-    createToken: (name: string) => get(rpc.tokens.$post({ json: { name } })),
+    createToken: (name: string, role?: Role, expiresInDays?: number) =>
+      get(rpc.tokens.$post({ json: { name, ...(role ? { role } : {}), ...(expiresInDays ? { expiresInDays } : {}) } })),
+
+    // ---- users (admin), your own second factor, the audit trail
+    users: () => get(rpc.users.$get()) as Promise<{ users: UserInfo[]; setupAdmin: string; requireTotpForAdmins: boolean }>,
+    addUser: (name: string, password: string, role: Role) => get(rpc.users.$post({ json: { name, password, role } })),
+    changeUser: (name: string, change: { role?: Role; password?: string }) => get(rpc.users[":name"].$patch({ param: { name: enc(name) }, json: change })),
+    async removeUser(name: string) {
+      await send(rpc.users[":name"].$delete({ param: { name: enc(name) } }));
+    },
+    async resetTotp(name: string) {
+      await send(rpc.users[":name"].totp.$delete({ param: { name: enc(name) } }));
+    },
+    setPolicy: (requireTotpForAdmins: boolean) => get(rpc.auth.policy.$put({ json: { requireTotpForAdmins } })),
+    startTotp: () => get(rpc.me.totp.$post()) as Promise<{ secret: string; uri: string; qrSvg: string }>,
+    confirmTotp: async (code: string) => (await get(rpc.me.totp.confirm.$post({ json: { code } }))).recoveryCodes as string[],
+    async removeTotp(password: string) {
+      await send(rpc.me.totp.$delete({ json: { password } }));
+    },
+    audit: (q: AuditFilter) => get(rpc.audit.$get({ query: auditQuery(q) })) as Promise<{ records: AuditRecord[]; lost: number; next: number | null }>,
+    /** The same records as JSON lines, for a download link. */
+    auditExportUrl: (q: AuditFilter) => `${base}/audit?${new URLSearchParams({ ...auditQuery(q), format: "jsonl" }).toString()}`,
     async deleteToken(id: string) {
       await send(rpc.tokens[":id"].$delete({ param: { id: enc(id) } }));
     },
@@ -274,5 +345,5 @@ function errorFrom(res: Response, data: unknown): ApiError {
     if (res.headers.has("Retry-After") && Number.isFinite(header)) retryAfter = header;
   }
   if (retryAfter !== undefined) retryAfter = Math.max(0, Math.ceil(retryAfter));
-  return new ApiError(res.status, message, problems, retryAfter);
+  return new ApiError(res.status, message, problems, retryAfter, body);
 }

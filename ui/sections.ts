@@ -7,6 +7,8 @@ export interface Section {
   /** What the page will be for, shown on its placeholder. */
   purpose: string;
   built: boolean;
+  /** The least role that sees it in the navigation (everyone when absent); the server checks each call anyway. */
+  role?: "viewer" | "operator" | "admin";
 }
 
 export const SECTIONS: readonly Section[] = [
@@ -49,5 +51,7 @@ export const SECTIONS: readonly Section[] = [
     built: true,
   },
   { href: "/updates", label: "Updates", purpose: "Base-OS updates, the test window and fallback.", built: true },
-  { href: "/settings", label: "Settings", purpose: "The device's settings (config items), console password, API tokens and the device's power.", built: true },
+  { href: "/settings", label: "Settings", purpose: "The device's settings (config items); your password, second factor and API tokens; the device's power.", built: true },
+  { href: "/users", label: "Users", purpose: "Who may use this console, with which role; a second factor for admins.", built: true, role: "admin" },
+  { href: "/audit", label: "Audit", purpose: "Who did what, when, from where: every change and sign-in.", built: true },
 ];

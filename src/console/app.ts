@@ -255,7 +255,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
         async (c) => {
           const body = c.req.valid("json");
           const tried = body.user ?? auth.setupAdmin();
-          note(c, { user: null, object: tried.slice(0, 64), detail: "login" });
+          note(c, { user: null, object: tried.slice(0, 64) });
           try {
             const r = await auth.login({ user: body.user, password: body.password, totp: body.totp }, clientOf(c, opts));
             startSession(c, r.secret);

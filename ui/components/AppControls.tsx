@@ -5,6 +5,7 @@ import { useState } from "preact/hooks";
 import { ApiError, type AppStatus } from "../api";
 import type { AppView } from "../config-edit";
 import type { AppCommand, AppsApi } from "../api";
+import { useRole } from "../role";
 import { ConfirmDialog } from "./ConfirmDialog";
 
 const RUNNING_LIKE = new Set(["RUNNING", "BOOTING", "RESTARTING", "START_DELAYED"]);
@@ -111,6 +112,8 @@ export function AppActions({ app, appsApi, view, managed, onDelete, onMessage, o
       {inList && <span class="visually-hidden"> {app.name}</span>}
     </>
   );
+  const [mayCommand, commandWhy] = useRole("operator");
+  const [mayDelete, deleteWhy] = useRole("admin");
   const showStart = !RUNNING_LIKE.has(app.state);
   const showStop = !STOPPED_LIKE.has(app.state);
   const volumes = view?.volumes ?? [];
@@ -118,23 +121,24 @@ export function AppActions({ app, appsApi, view, managed, onDelete, onMessage, o
   return (
     <div class="app-actions" role="group" aria-label={`Actions for ${app.name}`}>
       {showStart && (
-        <button type="button" class="button secondary small" data-action="start" disabled={busy !== null} onClick={() => void run("start")}>
+        <button type="button" class="button secondary small" data-action="start" disabled={busy !== null || !mayCommand} title={mayCommand ? undefined : commandWhy} onClick={() => void run("start")}>
           {label(busy === "start" ? "Starting…" : "Start")}
         </button>
       )}
       {showStop && (
-        <button type="button" class="button secondary small" data-action="stop" disabled={busy !== null} onClick={() => void run("stop")}>
+        <button type="button" class="button secondary small" data-action="stop" disabled={busy !== null || !mayCommand} title={mayCommand ? undefined : commandWhy} onClick={() => void run("stop")}>
           {label(busy === "stop" ? "Stopping…" : "Stop")}
         </button>
       )}
-      <button type="button" class="button secondary small" data-action="restart" disabled={busy !== null} onClick={() => void run("restart")}>
+      <button type="button" class="button secondary small" data-action="restart" disabled={busy !== null || !mayCommand} title={mayCommand ? undefined : commandWhy} onClick={() => void run("restart")}>
         {label(busy === "restart" ? "Restarting…" : "Restart")}
       </button>
       <button
         type="button"
         class="button secondary small"
         data-action="purge"
-        disabled={busy !== null}
+        disabled={busy !== null || !mayCommand}
+        title={mayCommand ? undefined : commandWhy}
         onClick={() => {
           setPurgeError(null);
           setConfirmPurge(true);
@@ -146,12 +150,13 @@ export function AppActions({ app, appsApi, view, managed, onDelete, onMessage, o
         type="button"
         class="button secondary small danger-text"
         data-action="delete"
-        disabled={busy !== null || managed}
-        title={managed ? "This device is managed by its controller: delete the app there." : undefined}
+        disabled={busy !== null || managed || !mayDelete}
+        title={managed ? "This device is managed by its controller: delete the app there." : mayDelete ? undefined : deleteWhy}
         onClick={() => onDelete(app)}
       >
         {label("Delete…")}
       </button>
+      {!mayCommand && !inList && <span class="role-reason muted">{commandWhy}</span>}
       {confirmPurge && (
         <ConfirmDialog
           id="purge"

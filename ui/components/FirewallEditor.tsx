@@ -3,6 +3,7 @@
 // dropped). An edit shows the device's plan before it applies (the shared plan dialog).
 // Reads GET /api/v1/apps/{uuid}/firewall (counters, every 2 s) and the config; writes PUT /api/v1/config.
 import { useEffect, useState } from "preact/hooks";
+import { RoleGate } from "../role";
 import { ApiError, type ApiClient, type CurrentConfig } from "../api";
 import { DataTable } from "./DataTable";
 import type { Doc } from "../config-edit";
@@ -194,9 +195,11 @@ export function AppFirewall({ api, uuid }: { api: ApiClient; uuid: string }) {
                     </DataTable>
                 {!managed && (
                   <div class="toolbar">
+                    <RoleGate need="admin">
                     <button type="button" class="button secondary" disabled={!!editing} onClick={() => setEditing({ index: ifc.index, rows: ifc.rules.map((r) => ({ ...r })), problems: [] })}>
                       Edit rules
                     </button>
+                    </RoleGate>
                   </div>
                 )}
               </>

@@ -2,6 +2,7 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "../api";
 import { isActivePath, Link } from "../router";
+import { mayUse, useMe } from "../role";
 import { SECTIONS } from "../sections";
 
 export interface LayoutProps {
@@ -18,6 +19,7 @@ export function Layout({ deviceName, version, path, onLogout, children }: Layout
   const [loggingOut, setLoggingOut] = useState(false);
   const [logoutError, setLogoutError] = useState<string | null>(null);
   const firstRender = useRef(true);
+  const me = useMe();
 
   // After an in-app navigation, close the menu and move focus to the new page's heading, so keyboard and
   // screen-reader users land on the content rather than staying on the link they used.
@@ -63,6 +65,11 @@ export function Layout({ deviceName, version, path, onLogout, children }: Layout
           <span class="visually-hidden">Device: </span>
           <span id="header-device-name">{deviceName}</span>
         </span>
+        {me && (
+          <span class="topbar-user" id="header-user" title={`signed in as ${me.user ?? "the local socket"}, ${me.role}`}>
+            {me.user} <span class="badge" id="header-role">{me.role}</span>
+          </span>
+        )}
         <button type="button" id="logout" class="button secondary" onClick={logout} disabled={loggingOut}>
           {loggingOut ? "Logging out…" : "Log out"}
         </button>
@@ -70,7 +77,7 @@ export function Layout({ deviceName, version, path, onLogout, children }: Layout
       <div class="body">
         <nav id="nav" class={menuOpen ? "sidenav open" : "sidenav"} aria-label="Sections">
           <ul>
-            {SECTIONS.map((section) => {
+            {SECTIONS.filter((section) => !section.role || mayUse(me, section.role)).map((section) => {
               const active = isActivePath(section.href, path);
               return (
                 <li key={section.href}>

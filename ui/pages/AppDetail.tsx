@@ -16,6 +16,7 @@ import { useConfigChange } from "../components/PlanDialog";
 import { useLiveStatus } from "../components/useLiveStatus";
 import { MetricsCharts } from "../components/MetricsCharts";
 import { Link, navigate } from "../router";
+import { useRole } from "../role";
 import { useCurrentConfig } from "./Apps";
 
 export interface AppDetailProps {
@@ -34,6 +35,8 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
   const [formError, setFormError] = useState<string | null>(null);
   const [message, setMessage] = useState<{ text: string; error?: boolean } | null>(null);
   const host = useHostView(api);
+  const [mayEdit, editWhy] = useRole("admin");
+  const [mayConsole, consoleWhy] = useRole("operator");
 
   const status = live.status;
   const managed = status?.device.mode === "managed";
@@ -162,7 +165,7 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
             <div class="section-head">
               <h2 id="settings-heading">Settings</h2>
               {view && !editing && (
-                <button type="button" id="app-edit" class="button secondary small" disabled={managed} aria-describedby={managed ? "app-managed" : undefined} onClick={edit}>
+                <button type="button" id="app-edit" class="button secondary small" disabled={managed || !mayEdit} title={mayEdit ? undefined : editWhy} aria-describedby={managed ? "app-managed" : undefined} onClick={edit}>
                   Change settings
                 </button>
               )}
@@ -198,8 +201,17 @@ export function AppDetail({ api, uuid }: AppDetailProps) {
           <AppNetwork doc={doc} uuid={uuid} />
           <AppHardware hardware={hardware} uuid={uuid} />
 
-          <AppConsole key={`console-${uuid}`} app={app} kind={kindOf(app, view)} />
-          {app.remoteConsole === true && <AppDisplay key={`display-${uuid}`} app={app} />}
+          {mayConsole ? (
+            <>
+              <AppConsole key={`console-${uuid}`} app={app} kind={kindOf(app, view)} />
+              {app.remoteConsole === true && <AppDisplay key={`display-${uuid}`} app={app} />}
+            </>
+          ) : (
+            <section class="card card-wide" aria-labelledby="console-off-heading" id="console-refused">
+              <h2 id="console-off-heading">Console</h2>
+              <p class="role-reason muted">{consoleWhy}</p>
+            </section>
+          )}
 
           <AppLogs key={uuid} appsApi={appsApi} uuid={uuid} name={name} />
         </div>

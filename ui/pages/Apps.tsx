@@ -10,6 +10,7 @@ import { useImages } from "../images";
 import { appCheck, appFieldProblems, createDoc, networksOf } from "./app-form/build";
 import { useHardware } from "./app-form/AdaptersSection";
 import { useConfigChange } from "../components/PlanDialog";
+import { useRole } from "../role";
 import { useLiveStatus } from "../components/useLiveStatus";
 import { DataTable } from "../components/DataTable";
 import { Link, navigate, useLocation } from "../router";
@@ -21,6 +22,7 @@ export interface AppsProps {
 type Message = { text: string; error?: boolean } | null;
 
 export function Apps({ api }: AppsProps) {
+  const [mayCreate, createWhy] = useRole("admin");
   const appsApi = api;
   const live = useLiveStatus(api);
   const config = useCurrentConfig(appsApi, live.status?.device.configHash ?? null);
@@ -146,12 +148,14 @@ export function Apps({ api }: AppsProps) {
             type="button"
             id="app-create"
             class="button primary"
-            disabled={managed || !status}
+            disabled={managed || !status || !mayCreate}
+            title={mayCreate ? undefined : createWhy}
             aria-describedby={managed ? "apps-managed" : undefined}
             onClick={openForm}
           >
             New app
           </button>
+          {!mayCreate && <span class="role-reason muted">{createWhy}</span>}
         </div>
       )}
 

@@ -5,6 +5,7 @@
 // first too). Reads GET /config/history, GET /config, GET /config/versions/{v}; writes PUT /config (dry run, then
 // with If-Match). When a controller manages the device, it is the authority: upload and roll back are off.
 import { useCallback, useState } from "preact/hooks";
+import { useRole } from "../role";
 import { ApiError, type ApiClient, type Problem } from "../api";
 import { DataTable } from "../components/DataTable";
 import { useLive } from "../hooks";
@@ -61,6 +62,7 @@ function download(name: string, text: string): void {
 }
 
 export function Configuration({ api }: { api: ApiClient }) {
+  const [mayChange, changeWhy] = useRole("admin");
   const appsApi = api;
   const change = useConfigChange(appsApi);
   const [history, setHistory] = useState<History | null>(null);
@@ -214,7 +216,7 @@ export function Configuration({ api }: { api: ApiClient }) {
           <button type="button" class="button secondary" id="config-download" disabled={!current} onClick={() => void downloadCurrent()}>
             Download (JSON)
           </button>
-          <label class={`button ${managed ? "secondary disabled" : "primary"}`} for="config-file" aria-disabled={managed ? "true" : undefined}>
+          <label class={`button ${managed || !mayChange ? "secondary disabled" : "primary"}`} for="config-file" aria-disabled={managed || !mayChange ? "true" : undefined} title={mayChange ? undefined : changeWhy}>
             Upload a configuration…
           </label>
           <input
@@ -222,13 +224,14 @@ export function Configuration({ api }: { api: ApiClient }) {
             type="file"
             accept="application/json,.json"
             class="visually-hidden"
-            disabled={!!managed || change.busy}
+            disabled={!!managed || change.busy || !mayChange}
             onChange={(e) => {
               const f = e.currentTarget.files?.[0];
               e.currentTarget.value = "";
               void upload(f);
             }}
           />
+          {!mayChange && <span class="role-reason muted">{changeWhy}</span>}
         </div>
       </section>
       <section class="card card-wide" aria-labelledby="versions-title">
@@ -256,7 +259,7 @@ export function Configuration({ api }: { api: ApiClient }) {
                         View
                       </button>
                       {v.status === "accepted" && !v.current && (
-                        <button type="button" class="button small secondary" data-action="rollback" disabled={!!managed || change.busy} onClick={() => void rollback(v)}>
+                        <button type="button" class="button small secondary" data-action="rollback" disabled={!!managed || change.busy || !mayChange} title={mayChange ? undefined : changeWhy} onClick={() => void rollback(v)}>
                           Roll back
                         </button>
                       )}

@@ -2,6 +2,7 @@
 // identity, outbox), and the form that enrols it — controller URL and root certificate — so an air-gapped device
 // can be put under a controller later. Reads GET /api/v1/controller, writes PUT /api/v1/controller.
 import { useCallback, useEffect, useState } from "preact/hooks";
+import { RoleGate } from "../role";
 import { ApiError, type ApiClient } from "../api";
 import { formatDateTime, shortHash } from "../format";
 
@@ -276,6 +277,7 @@ export function Controller({ api }: { api: ApiClient }) {
           While a controller manages the device, it is the authority for the configuration: local edits are refused, local start, stop, restart and
           purge still work. The root certificate is the only one trusted for the controller's TLS and signatures.
         </p>
+        <RoleGate need="admin">
         <form class="form" onSubmit={submit} noValidate>
           <div class="field">
             <label for="controller-url-input">Controller URL</label>
@@ -318,6 +320,7 @@ export function Controller({ api }: { api: ApiClient }) {
             </button>
           </div>
         </form>
+        </RoleGate>
       </section>
     </div>
   );

@@ -14,7 +14,12 @@ export interface LoginProps {
 }
 
 export function Login({ api, health, notice, onLoggedIn }: LoginProps) {
+  const [user, setUser] = useState("");
   const [password, setPassword] = useState("");
+  // Shown once the device says this user has a second factor.
+  const [needCode, setNeedCode] = useState(false);
+  const [code, setCode] = useState("");
+  const codeInput = useRef<HTMLInputElement>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   // When the device slows sign-in attempts (429), the button stays disabled until this time.
@@ -52,13 +57,21 @@ export function Login({ api, health, notice, onLoggedIn }: LoginProps) {
     setBusy(true);
     setError(null);
     try {
-      await api.login(password);
+      await api.login(password, user.trim() || undefined, needCode ? code.trim() : undefined);
       onLoggedIn();
       return;
     } catch (e) {
       const err = e instanceof ApiError ? e : new ApiError(0, String(e));
-      if (err.status === 401) {
-        setError("Wrong password. Check it and try again.");
+      if (err.status === 401 && err.details.totpRequired) {
+        const first = !needCode;
+        setNeedCode(true);
+        setError(first ? null : "Wrong or already used code. Enter the newest code from your authenticator app, or a recovery code.");
+        setCode("");
+        setBusy(false);
+        setTimeout(() => codeInput.current?.focus(), 0);
+        return;
+      } else if (err.status === 401) {
+        setError(user.trim() ? "Wrong user name or password. Check them and try again." : "Wrong password. Check it and try again.");
       } else if (err.status === 429) {
         const wait = err.retryAfterSeconds ?? 30;
         setError(`Too many sign-in attempts. Try again in ${formatWait(wait)}.`);
@@ -83,6 +96,18 @@ export function Login({ api, health, notice, onLoggedIn }: LoginProps) {
       )}
       <form class="form" onSubmit={submit} noValidate>
         <Field
+          id="login-user"
+          name="username"
+          label="User name"
+          hint="Leave empty for the admin made at setup."
+          type="text"
+          autoComplete="username"
+          autoCapitalize="off"
+          spellcheck={false}
+          value={user}
+          onInput={(e) => setUser(e.currentTarget.value)}
+        />
+        <Field
           id="login-password"
           name="password"
           label="Console password"
@@ -94,6 +119,21 @@ export function Login({ api, health, notice, onLoggedIn }: LoginProps) {
           errorId="login-error"
           inputRef={input}
         />
+        {needCode && (
+          <Field
+            id="login-totp"
+            name="totp"
+            label="Code from your authenticator app"
+            hint="Six digits, or one of your recovery codes."
+            type="text"
+            autoComplete="one-time-code"
+            value={code}
+            onInput={(e) => setCode(e.currentTarget.value)}
+            invalid={error !== null && !waiting}
+            errorId="login-error"
+            inputRef={codeInput}
+          />
+        )}
         <FormError id="login-error" messages={error ? [error] : []} />
         <div class="form-actions">
           <button type="submit" id="login-submit" class="button primary" disabled={busy || waiting}>

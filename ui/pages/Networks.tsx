@@ -4,6 +4,7 @@
 // and Delete edit the document (network-edit.ts), checked by the device's own validation in the browser first
 // (device-check.ts), then planned and applied like every change (PlanDialog).
 import { useCallback, useState } from "preact/hooks";
+import { RoleGate } from "../role";
 import { ApiError, type ApiClient, type Problem } from "../api";
 import type { FieldProblem } from "../config-edit";
 import { DataTable } from "../components/DataTable";
@@ -182,9 +183,11 @@ export function Networks({ api }: { api: ApiClient }) {
       )}
       {!form && (
         <div class="toolbar">
+          <RoleGate need="admin">
           <button type="button" id="ni-create" class="button primary" disabled={managed || !status || !config.current} onClick={openCreate}>
             New network
           </button>
+          </RoleGate>
         </div>
       )}
       {form && (
@@ -213,6 +216,7 @@ export function Networks({ api }: { api: ApiClient }) {
               {ni.name} {ni.kind && <span class="badge badge-neutral">{ni.kind}</span>} <span class={`badge ${STATE_BADGE[ni.state] ?? "badge-neutral"}`}>{ni.state}</span>
             </h2>
             {!managed && networkInputOf(doc, ni.uuid) && (
+              <RoleGate need="admin">
               <div class="actions">
                 <button type="button" class="button secondary small ni-edit" disabled={!!form} onClick={() => openEdit(ni.uuid)}>
                   Change<span class="visually-hidden"> {ni.name}</span>
@@ -221,6 +225,7 @@ export function Networks({ api }: { api: ApiClient }) {
                   Delete<span class="visually-hidden"> {ni.name}</span>
                 </button>
               </div>
+              </RoleGate>
             )}
           </div>
           {ni.error && (

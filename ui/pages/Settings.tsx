@@ -1,10 +1,13 @@
 // The Settings page: the device's global settings (EVE config items: read-only while a controller sets them,
-// else edited into the config's configItems), the console password, the API tokens scripts use (created, shown
-// once, revoked), and the device's power (reboot, shut down) where evebox is the device's init. Reads
-// GET /device/settings, GET /session (whether power control is available) and GET /tokens; writes PUT /config
-// (configItems), POST /password, POST /tokens, DELETE /tokens/{id}, POST /device/{reboot|shutdown}.
+// else edited into the config's configItems; admins), and your own profile: your password, your second factor
+// (TOTP: enrol with the QR code, confirm with a code, keep the recovery codes), the API tokens you made for scripts
+// (a role no higher than yours, maybe an expiry, shown once, revoked), and the device's power (reboot, shut down;
+// operators) where evebox is the device's init. Reads GET /device/settings, GET /session and GET /tokens; writes
+// PUT /config (configItems), POST /password, POST|DELETE /me/totp, POST /me/totp/confirm, POST /tokens,
+// DELETE /tokens/{id}, POST /device/{reboot|shutdown}.
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { ApiError, type ApiClient } from "../api";
+import { ApiError, type ApiClient, type Role } from "../api";
+import { RoleGate, useMe } from "../role";
 import { Field, FormError } from "../components/Field";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { DataTable } from "../components/DataTable";
@@ -15,6 +18,9 @@ interface Token {
   name: string;
   createdAt: string | number;
   lastUsedAt: string | number | null;
+  user: string | null;
+  role: Role | null;
+  expiresAt: string | number | null;
 }
 
 interface Session {
@@ -33,19 +39,148 @@ function when(v: string | number | null): string {
   return v === null || v === undefined ? "never" : formatDateTime(new Date(v).toISOString());
 }
 
-export function Settings({ api }: { api: ApiClient }) {
+export function Settings({ api, onChanged }: { api: ApiClient; onChanged?: () => void }) {
+  const me = useMe();
   return (
     <section id="settings" class="page" aria-labelledby="page-title">
       <div class="page-head">
         <h1 id="page-title" tabIndex={-1}>
           Settings
         </h1>
-        <p class="muted">The device's settings, the console's password, API tokens for scripts, and the device's power.</p>
+        <p class="muted">
+          {me ? (
+            <>
+              Signed in as <strong id="me-user">{me.user}</strong> (<span id="me-role">{me.role}</span>). The device's settings; your password, second factor and API tokens; the device's power.
+            </>
+          ) : (
+            "The device's settings; your password, second factor and API tokens; the device's power."
+          )}
+        </p>
       </div>
-      <DeviceSettings api={api} />
+      {!me?.mustEnrolTotp && <DeviceSettings api={api} />}
+      {me?.mustEnrolTotp && (
+        <div class="banner banner-error" role="alert" id="must-enrol">
+          Admins on this device need a second factor. Enrol one below; until then the console can do nothing else.
+        </div>
+      )}
       <PasswordForm api={api} />
-      <Tokens api={api} />
-      <Power api={api} />
+      <SecondFactor api={api} onChanged={onChanged} />
+      {!me?.mustEnrolTotp && <Tokens api={api} />}
+      {!me?.mustEnrolTotp && <Power api={api} />}
+    </section>
+  );
+}
+
+function SecondFactor({ api, onChanged }: { api: ApiClient; onChanged?: () => void }) {
+  const me = useMe();
+  const [enrolment, setEnrolment] = useState<{ secret: string; qrSvg: string; uri: string } | null>(null);
+  const [code, setCode] = useState("");
+  const [recovery, setRecovery] = useState<string[] | null>(null);
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const has = !!me?.totp;
+  const lockedIn = has && me?.role === "admin" && me.requireTotpForAdmins;
+
+  const start = async () => {
+    setError(null);
+    setRecovery(null);
+    try {
+      setEnrolment(await api.startTotp());
+    } catch (e) {
+      setError(message(e));
+    }
+  };
+  const confirm = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    if (!/^\d{6}$/.test(code.trim())) return setError("Enter the 6-digit code your authenticator app shows now.");
+    setBusy(true);
+    try {
+      setRecovery(await api.confirmTotp(code.trim()));
+      setEnrolment(null);
+      setCode("");
+      onChanged?.();
+    } catch (err) {
+      setError(message(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const remove = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    setBusy(true);
+    try {
+      await api.removeTotp(password);
+      setPassword("");
+      setRecovery(null);
+      onChanged?.();
+    } catch (err) {
+      setError(message(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <section class="card card-wide" aria-labelledby="totp-title" id="totp">
+      <h2 id="totp-title">Second factor</h2>
+      <p class="muted" id="totp-state">
+        {has ? "On: signing in needs a code from your authenticator app (or a recovery code)." : "Off: signing in needs only your password."}
+      </p>
+      {recovery && (
+        <div class="notice" role="status" id="totp-recovery">
+          <p>
+            Second factor on. Keep these one-time recovery codes somewhere safe; each signs you in once if you lose the authenticator. They are not shown again:
+          </p>
+          <ul class="mono recovery-codes">
+            {recovery.map((c) => (
+              <li key={c}>{c}</li>
+            ))}
+          </ul>
+          <button type="button" class="button small ghost" onClick={() => setRecovery(null)}>
+            Done
+          </button>
+        </div>
+      )}
+      {!has && !enrolment && (
+        <div class="form-actions">
+          <button type="button" class="button primary" id="totp-start" onClick={() => void start()}>
+            Set up a second factor
+          </button>
+        </div>
+      )}
+      {enrolment && (
+        <form class="form" onSubmit={confirm} noValidate>
+          <p>Scan this code with an authenticator app (any app for TOTP, RFC 6238), then enter the code it shows.</p>
+          <img id="totp-qr" class="qr" alt="QR code of the second factor's secret" width={200} height={200} src={`data:image/svg+xml;base64,${btoa(enrolment.qrSvg)}`} />
+          <p class="muted">
+            Or type the secret: <code id="totp-secret">{enrolment.secret}</code>
+          </p>
+          <Field id="totp-code" name="code" type="text" label="Code from the app" value={code} onInput={(e) => setCode(e.currentTarget.value)} autoComplete="one-time-code" invalid={!!error} errorId="totp-error" />
+          <div class="form-actions">
+            <button type="submit" class="button primary" id="totp-confirm" disabled={busy}>
+              Turn on
+            </button>
+            <button type="button" class="button ghost" onClick={() => setEnrolment(null)}>
+              Cancel
+            </button>
+          </div>
+        </form>
+      )}
+      {has && !lockedIn && (
+        <form class="form field-row" onSubmit={remove} noValidate>
+          <Field id="totp-remove-password" name="password" type="password" label="Your password, to turn it off" value={password} onInput={(e) => setPassword(e.currentTarget.value)} autoComplete="current-password" />
+          <div class="form-actions">
+            <button type="submit" class="button secondary" id="totp-remove" disabled={busy || !password}>
+              Turn off
+            </button>
+          </div>
+        </form>
+      )}
+      {lockedIn && <p class="muted" id="totp-required">Required for admins on this device: it cannot be turned off here.</p>}
+      <FormError id="totp-error" messages={error ? [error] : []} />
     </section>
   );
 }
@@ -107,7 +242,10 @@ function PasswordForm({ api }: { api: ApiClient }) {
 
 function Tokens({ api }: { api: ApiClient }) {
   const [tokens, setTokens] = useState<Token[] | null>(null);
+  const me = useMe();
   const [name, setName] = useState("");
+  const [role, setRole] = useState<Role | "">("");
+  const [days, setDays] = useState("");
   const [created, setCreated] = useState<{ name: string; token: string } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [revoking, setRevoking] = useState<Token | null>(null);
@@ -125,8 +263,10 @@ function Tokens({ api }: { api: ApiClient }) {
     e.preventDefault();
     setError(null);
     if (!name.trim()) return setError("Give the token a name, e.g. the script or person that uses it.");
+    const expires = days.trim() === "" ? undefined : Number(days);
+    if (expires !== undefined && (!Number.isInteger(expires) || expires < 1 || expires > 3650)) return setError("Expires after: a whole number of days, 1 to 3650, or empty for never.");
     try {
-      const t = await api.createToken(name);
+      const t = await api.createToken(name, role || undefined, expires);
       setCreated(t);
       setName("");
       await load();
@@ -151,7 +291,8 @@ function Tokens({ api }: { api: ApiClient }) {
     <section class="card card-wide" aria-labelledby="tokens-title">
       <h2 id="tokens-title">API tokens</h2>
       <p class="muted">
-        A script sends a token as <code>Authorization: Bearer …</code>. A token can do what the console can; the device keeps only its hash, so it is shown once.
+        A script sends a token as <code>Authorization: Bearer …</code>. A token is yours and can do what its role allows, never more than your own role; it stops working
+        when it expires or when your user is removed. The device keeps only its hash, so it is shown once.
       </p>
       {created && (
         <div class="notice" role="status" id="token-created">
@@ -171,11 +312,14 @@ function Tokens({ api }: { api: ApiClient }) {
       )}
       {tokens && tokens.length === 0 && <p class="empty">No API tokens.</p>}
       {tokens && tokens.length > 0 && (
-        <DataTable id="tokens" label="API tokens" columns={["Name", "Created", "Last used", ""]}>
+        <DataTable id="tokens" label="API tokens" columns={["Name", "User", "Role", "Created", "Expires", "Last used", ""]}>
               {tokens.map((t) => (
                 <tr key={t.id} data-token={t.name}>
                   <th scope="row">{t.name}</th>
+                  <td>{t.user ?? ""}</td>
+                  <td>{t.role ?? ""}</td>
                   <td>{when(t.createdAt)}</td>
+                  <td>{t.expiresAt === null ? "never" : when(t.expiresAt)}</td>
                   <td>{when(t.lastUsedAt)}</td>
                   <td>
                     <button type="button" class="button small danger-text" onClick={() => setRevoking(t)}>
@@ -188,6 +332,20 @@ function Tokens({ api }: { api: ApiClient }) {
       )}
       <form class="form field-row" onSubmit={create} noValidate>
         <Field id="token-name" name="name" type="text" label="New token's name" value={name} onInput={(e) => setName(e.currentTarget.value)} autoComplete="off" invalid={!!error} errorId="token-error" />
+        <div class="field">
+          <label for="token-role">Role</label>
+          <select id="token-role" class="input" value={role} onChange={(e) => setRole(e.currentTarget.value as Role | "")}>
+            <option value="">yours ({me?.role ?? "…"})</option>
+            {(["viewer", "operator", "admin"] as const)
+              .filter((r) => me && ["viewer", "operator", "admin"].indexOf(r) <= ["viewer", "operator", "admin"].indexOf(me.role))
+              .map((r) => (
+                <option key={r} value={r}>
+                  {r}
+                </option>
+              ))}
+          </select>
+        </div>
+        <Field id="token-days" name="days" type="text" label="Expires after (days)" hint="Empty: never." value={days} onInput={(e) => setDays(e.currentTarget.value)} autoComplete="off" />
         <div class="form-actions">
           <button type="submit" class="button primary" id="token-create">
             Create token
@@ -259,6 +417,7 @@ function DeviceSettings({ api }: { api: ApiClient }) {
           : "EVE's config items this device applies. Leave a value empty for the default; saving writes a new config version."}
       </p>
       {data && (
+        <RoleGate need="admin" id="device-settings-gate">
         <form onSubmit={save} noValidate>
           <DataTable id="settings-table" label="Device settings" columns={["Setting", "In effect", "Default", "Range", "What it does", readOnly ? "State" : "Config value"]}>
             {data.settings.map((s) => (
@@ -320,6 +479,7 @@ function DeviceSettings({ api }: { api: ApiClient }) {
             </div>
           )}
         </form>
+        </RoleGate>
       )}
       {!data && <FormError id="settings-error" messages={errors} />}
     </section>
@@ -374,6 +534,7 @@ function Power({ api }: { api: ApiClient }) {
         </p>
       )}
       <FormError id="power-error" messages={error ? [error] : []} />
+      <RoleGate need="operator" id="power-gate">
       <div class="form-actions">
         <button type="button" class="button secondary" id="power-reboot" disabled={!available || !!result} onClick={() => setAsking("reboot")}>
           Reboot…
@@ -382,6 +543,7 @@ function Power({ api }: { api: ApiClient }) {
           Shut down…
         </button>
       </div>
+      </RoleGate>
       {asking && (
         <ConfirmDialog
           id="power"

@@ -5,6 +5,7 @@
 // may be retried, and the history of updates. Reads GET /api/v1/baseos (every 2 s and on device events); writes
 // POST /baseos/upload|activate|cancel|retry and PUT /baseos/settings (src/baseos/README.md).
 import { useCallback, useRef, useState } from "preact/hooks";
+import { RoleGate } from "../role";
 import { ApiError, type ApiClient } from "../api";
 import { DataTable } from "../components/DataTable";
 import { FormError } from "../components/Field";
@@ -305,6 +306,7 @@ function CurrentUpdate({ api, op, reload }: { api: ApiClient; op: Operation; rel
         </>
       )}
       <FormError id="update-error" messages={error ? [error] : []} />
+      <RoleGate need="admin">
       <div class="form-actions">
         {op.phase === "ready" && (
           <button type="button" class="button primary" id="update-activate" disabled={busy} onClick={() => void act("activate")}>
@@ -317,6 +319,7 @@ function CurrentUpdate({ api, op, reload }: { api: ApiClient; op: Operation; rel
           </button>
         )}
       </div>
+      </RoleGate>
     </section>
   );
 }
@@ -357,6 +360,7 @@ function Upload({ busy, reload, onUnauthorized }: { busy: boolean; reload: () =>
         For a device without a controller: the vendor's signed update file. It is checked before anything is written: signature, contents, board and architecture. A refused file
         changes nothing.
       </p>
+      <RoleGate need="admin">
       <form class="form" onSubmit={submit} noValidate>
         <div class="field">
           <label for="update-file">Update file</label>
@@ -393,6 +397,7 @@ function Upload({ busy, reload, onUnauthorized }: { busy: boolean; reload: () =>
         </div>
         {busy && !sent && <p class="muted">An update is in progress; a new one can be uploaded when it has finished.</p>}
       </form>
+      </RoleGate>
     </section>
   );
 }
@@ -428,6 +433,7 @@ function ScheduleForm({ api, settings, reload }: { api: ApiClient; settings: Set
   return (
     <section class="card card-wide" aria-labelledby="schedule-title">
       <h2 id="schedule-title">When updates reboot the device</h2>
+      <RoleGate need="admin">
       <form class="form" onSubmit={submit} noValidate>
         <fieldset class="radios">
           <legend class="field-label">After an update is written</legend>
@@ -470,6 +476,7 @@ function ScheduleForm({ api, settings, reload }: { api: ApiClient; settings: Set
           </button>
         </div>
       </form>
+      </RoleGate>
     </section>
   );
 }
