@@ -62,11 +62,13 @@ async function catToDisk(): Promise<{ rate: number; cpu: number }> {
   return { rate: SIZE / MiB / s, cpu: (cpu * 1024 ** 3) / SIZE };
 }
 
+let stopDevice: (() => Promise<unknown>) | null = null;
 try {
   await makeSource();
   // Warm the page cache once: both sides then read the source from memory, and the disk sees only the writes.
   await new Response(Bun.file(source).stream()).arrayBuffer().catch(() => undefined);
   const evebox = await startEvebox({ dataDir: data, env: { EVEBOX_APPS: "off" } });
+  stopDevice = () => evebox.stop();
   const api = await setUp(evebox, "bench-images-password");
   const auth = await bearer(api, "bench");
   const pid = evebox.proc.pid;
@@ -145,5 +147,6 @@ try {
     .print();
   if (statSync(join(data, "persist", "content")).isDirectory()) cleanup(data);
 } finally {
+  await stopDevice?.().catch(() => undefined); // also when a round failed: no evebox is left running
   rmSync(root, { recursive: true, force: true });
 }
