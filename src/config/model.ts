@@ -5,6 +5,7 @@
 // used (a file, a command line, an interface name, the kernel) is a problem, with its path, and a local document
 // with a problem is refused whole. Pure: no node:, no Bun APIs (ui/ bundles it).
 import { type CipherBlockModel, type CipherContextModel, cipherBlockModel, cipherContextModel } from "./cipher.ts";
+import { isHostname } from "./names.ts";
 import { resolvePortLabel, type PortResolution } from "./ports.ts";
 import type { ObjectKind, ObjectProblem } from "./problems.ts";
 import { type ConfigItemStatus, type GlobalSettings, readConfigItems } from "./settings.ts";
@@ -119,6 +120,8 @@ export interface AppModel {
   /** Why the app cannot run as configured, though the config is accepted (EVE holds the app in error). */
   /** `cipherData`: protected user data encrypted for this device (config/cipher.ts); it replaces `userData` once opened. */
   cipher: CipherBlockModel | null;
+  /** `profile_list`: the profiles in which the app runs (none: every profile). */
+  profiles: string[];
   faults: string[];
 }
 
@@ -312,6 +315,10 @@ export interface DeviceModel {
   configItems: Record<string, string>;
   /** `cipherContexts`: how the cipher blocks of datastores and apps are opened. */
   cipherContexts: CipherContextModel[];
+  /** `global_profile`: the controller's profile ("" none); a Local Profile Server may override it. */
+  globalProfile: string;
+  /** `local_profile_server` (host[:port], EVE's default port 8888) and `profile_server_token`; null: none. */
+  localProfileServer: { host: string; port: number; token: string } | null;
   /** Each port label of the config (NI ports, system adapters), resolved once. */
   portLabels: ReadonlyMap<string, PortResolution>;
 }
@@ -331,6 +338,8 @@ export const EMPTY_MODEL: DeviceModel = Object.freeze({
   baseOs: null,
   configItems: {},
   cipherContexts: [],
+  globalProfile: "",
+  localProfileServer: null,
   portLabels: new Map(),
 }) as DeviceModel;
 
@@ -559,6 +568,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
       purgeCounter: Number(a?.purge?.counter ?? 0),
       startDelaySec: Number(a?.startDelayInSeconds ?? 0),
       cipher: cipherBlockModel(a?.cipherData),
+      profiles: list(a?.profileList).map(String),
       faults,
     };
   });
@@ -597,6 +607,8 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
     baseOs,
     configItems,
     cipherContexts: list(doc.cipherContexts).map(cipherContextModel),
+    globalProfile: String(doc.globalProfile ?? ""),
+    localProfileServer: localProfileServer(doc, push),
     portLabels,
   };
   return { model, problems };
@@ -657,6 +669,25 @@ function vmExtras(fixed: Doc): VmExtrasModel {
       return Array.isArray(v) ? v.length > 0 : !!v;
     }),
   };
+}
+
+/**
+ * EVE's `local_profile_server`: host[:port], an IP literal ([v6] with a port) or a host name; the port 8888 when
+ * none is given. The address reaches a URL the device calls: anything else refuses the document.
+ */
+function localProfileServer(doc: Doc, push: (k: ObjectKind, id: string, path: string, m: string) => void): DeviceModel["localProfileServer"] {
+  const raw = String(doc.localProfileServer ?? "").trim();
+  if (!raw) return null;
+  const m = raw.match(/^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/) ?? raw.match(/^([^:\[\]]+)(?::(\d{1,5}))?$/);
+  const host = m?.[1] ?? "";
+  const port = m?.[2] ? Number(m[2]) : 8888;
+  const ipv4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(host) && host.split(".").every((o) => Number(o) <= 255);
+  const ipv6 = raw.startsWith("[") && host.includes(":");
+  if (!m || !(ipv4 || ipv6 || isHostname(host)) || port < 1 || port > 65535) {
+    push("device", "", "localProfileServer", `${quote(raw)} is not host[:port] (an IP address or a host name, port 1-65535)`);
+    return null;
+  }
+  return { host, port, token: String(doc.profileServerToken ?? "") };
 }
 
 const UNITS: Record<string, "second" | "minute" | "hour" | "day"> = { s: "second", second: "second", m: "minute", minute: "minute", h: "hour", hour: "hour", d: "day", day: "day" };

@@ -45,6 +45,8 @@ export interface AppRuntimeConfig {
   images?: ImageStore;
   /** Opens the config's encrypted blocks (the controller part's). */
   secrets?: SecretOpener;
+  /** The local profile server's profile override (the LPS part's). */
+  localProfile?: () => string | null;
   tickMs?: number;
   /** The host's I/O and who holds it (hardware/): apps' adapters are assigned through it. */
   hardware: Hardware;
@@ -91,6 +93,7 @@ export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
     tickMs: o.tickMs,
     secrets: o.secrets,
     halt: o.halt,
+    localProfile: o.localProfile,
   });
   return { reconciler, network, vms };
 }

@@ -47,6 +47,11 @@ export class AppRuntimePart implements AppCommands, Terminals {
     await this.built?.reconciler.stop();
   }
 
+  /** Plans again now (the local profile changed: which apps are active). */
+  replan(): void {
+    this.built?.reconciler.trigger(false);
+  }
+
   localCommand(uuid: string, command: "start" | "stop" | "restart" | "purge", by?: string): void {
     if (!this.built) throw notStarted("the app runtime");
     this.built.reconciler.localCommand(uuid, command, by);

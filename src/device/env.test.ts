@@ -18,6 +18,7 @@ describe("readSettings", () => {
       baseosFiles: null,
       metricsIntervalMs: null,
       sysfsRoot: null,
+      lpsIntervalMs: null,
     });
   });
 
@@ -45,6 +46,7 @@ describe("readSettings", () => {
       EVEBOX_BASEOS_CHECK_MS: "200",
       EVEBOX_METRICS_INTERVAL_MS: "1000",
       EVEBOX_SYSFS_ROOT: "/tmp/fake-sys",
+      EVEBOX_LPS_INTERVAL_MS: "250",
     });
     expect(s).toEqual({
       data: "/d",
@@ -61,6 +63,7 @@ describe("readSettings", () => {
       baseosFiles: { slots: ["/s/A", "/s/B"], bootenv: "/s/grubenv", board: "/s/board.json", keys: "/s/keys", version: "1.2.3", booted: "B", checkMs: 200 },
       metricsIntervalMs: 1000,
       sysfsRoot: "/tmp/fake-sys",
+      lpsIntervalMs: 250,
     });
   });
 

@@ -50,6 +50,8 @@ export interface Settings {
   metricsIntervalMs: number | null;
   /** EVEBOX_SYSFS_ROOT: where the hardware inventory reads sysfs (a fake tree in tests); null: /sys. */
   sysfsRoot: string | null;
+  /** EVEBOX_LPS_INTERVAL_MS: how often the local profile server is asked and told (EVE: 1 min); null: 60 s. */
+  lpsIntervalMs: number | null;
 }
 
 /** A variable with a value evebox cannot use: the start stops with this one line. */
@@ -114,6 +116,7 @@ export function readSettings(env: Env = process.env): Settings {
     },
     baseosFiles: baseosFiles(str, positiveInt),
     metricsIntervalMs: metricsInterval(positiveInt("EVEBOX_METRICS_INTERVAL_MS")),
+    lpsIntervalMs: positiveInt("EVEBOX_LPS_INTERVAL_MS"),
   };
 }
 

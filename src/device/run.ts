@@ -25,6 +25,7 @@ import { cpuCount, sampleDevice } from "../telemetry/metrics.ts";
 import { AppRuntimePart } from "./app-runtime.ts";
 import { BaseOsPart, type DeviceSlots } from "./baseos.ts";
 import { ControllerPart } from "./controller.ts";
+import { LpsPart } from "./lps.ts";
 import { Device } from "./device.ts";
 import { readSettings, type Settings } from "./env.ts";
 import { StartupError } from "./errors.ts";
@@ -257,6 +258,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     images,
     // The controller part is built below; its opener is asked only once the app runtime runs.
     secrets: { epoch: (): number => controller.secrets.epoch(), open: (block, ctx): Promise<OpenedBlock> => controller.secrets.open(block, ctx) },
+    localProfile: (): string | null => lps.profile(),
     tickMs: opts.reconcileTickMs,
     hardware,
     log: { reconcile: reconcileLog.log, network: createLogger("network", store).log, vms: createLogger("vms", store).log },
@@ -320,10 +322,23 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     version: opts.version,
     dataDir: dirs.root,
     controller,
-    parts: [() => baseos.part(), () => ops.part(), ...(opts.parts ?? []), () => apps.parts()],
+    parts: [() => baseos.part(), () => ops.part(), ...(opts.parts ?? []), () => apps.parts(), () => lps.part()],
     // Off (EVEBOX_APPS=off): the console says so (no app runtime), as it always has.
     apps: appsEnabled ? apps : undefined,
     metricsIntervalMs: sampler.intervalMs,
+  });
+  // The Local Profile Server client (loaded once a config names one): app commands, the local profile.
+  const lps: LpsPart = new LpsPart({
+    config,
+    status: () => device.status(),
+    deviceUuid: () => (store.sqlite.query("SELECT value FROM controller_state WHERE key = 'uuid'").get() as { value: string } | null)?.value ?? null,
+    localCommand: (uuid, command) => apps.localCommand(uuid, command),
+    profileChanged: () => apps.replan(),
+    power: opts.power,
+    store,
+    events,
+    log: createLogger("lps", store),
+    timers: settings.lpsIntervalMs ? { intervalMs: settings.lpsIntervalMs, requestTimeoutMs: Math.min(10_000, settings.lpsIntervalMs * 5) } : {},
   });
 
   // 3. The console: it answers from here on (the parts below load meanwhile).
@@ -400,6 +415,8 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   started.push({ name: "the app runtime", stop: () => apps.stop() });
   sampler.start();
   started.push({ name: "the metrics history", stop: () => sampler.stop() });
+  lps.start();
+  started.push({ name: "the local profile server client", stop: () => lps.stop() });
 
   let stopped = false;
   return {

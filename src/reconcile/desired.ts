@@ -101,7 +101,16 @@ export function desiredFromConfig(doc: Doc | null, objectErrors: ObjectProblem[]
  * format of its first volume's content tree, a container's environment and command from its userData, the
  * validation's problems of an object as that object's error (a controller's faulty objects are held in error).
  */
-export function desiredFromModel(model: DeviceModel, objectErrors: ObjectProblem[] = [], local: Map<string, LocalCommands> = new Map(), secrets?: RevealedSecrets): DesiredState {
+export function desiredFromModel(
+  model: DeviceModel,
+  objectErrors: ObjectProblem[] = [],
+  local: Map<string, LocalCommands> = new Map(),
+  secrets?: RevealedSecrets,
+  /** A Local Profile Server's profile: it overrides the config's `global_profile`. */
+  localProfile?: string | null,
+): DesiredState {
+  // EVE: an app with a profile list runs only in one of its profiles; with no current profile, every app runs.
+  const profile = localProfile || model.globalProfile;
   const errorsOf = (kind: string, id: string) =>
     objectErrors.filter((p) => p.objectKind === kind && p.objectId === id).map((p) => `${p.path}: ${p.message}`);
   const encryptedDatastores = new Set(model.datastores.filter((d) => d.cipher).map((d) => d.id));
@@ -175,7 +184,8 @@ export function desiredFromModel(model: DeviceModel, objectErrors: ObjectProblem
     const nanoCpus = a.resources.vcpus * 1e9;
     const interfaces = a.interfaces.map((i) => ({ name: i.name, networkId: i.networkId }));
     const l = local.get(a.uuid);
-    const activate = l?.activate && l.activate.forVersion === a.version ? l.activate.value : a.activate;
+    const inProfile = !profile || a.profiles.length === 0 || a.profiles.includes(profile);
+    const activate = l?.activate && l.activate.forVersion === a.version ? l.activate.value : a.activate && inProfile;
     // What makes a new container when it changes: the same fields, in the same order, as before the model, so an
     // upgrade of evebox never recreates a running app.
     // Credentials that came encrypted stay out of it (the hash is a container label).

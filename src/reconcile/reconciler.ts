@@ -43,6 +43,8 @@ export interface ReconcilerDeps {
   hardware?: { assign(model: DesiredState["model"], skip: ReadonlySet<string>): Assignment };
   /** Opens the config's encrypted blocks (datastore credentials, protected user data); absent: they stay closed. */
   secrets?: SecretOpener;
+  /** The Local Profile Server's profile override, when one is set (lps/). */
+  localProfile?: () => string | null;
   /** Safety-net pass interval (engine events and config changes trigger passes as well). */
   tickMs?: number;
   concurrency?: number;
@@ -268,7 +270,7 @@ export class Reconciler {
     const problems = read?.problems ?? [];
     const model = read?.model ?? EMPTY_MODEL;
     const secrets = this.revealed?.model === model ? this.revealed.secrets : undefined;
-    const desired = desiredFromModel(model, problems, this.localCommands(), secrets);
+    const desired = desiredFromModel(model, problems, this.localCommands(), secrets, this.deps.localProfile?.());
     // Adapters: a group to one app at a time; an app that cannot have its adapters is in error, the others run.
     if (this.deps.hardware) withAdapters(desired, this.deps.hardware.assign(desired.model, new Set(desired.apps.filter((a) => a.error).map((a) => a.uuid))));
     // Held halted device-wide: stopped as an activate=false would stop them, the reason in their status.

@@ -1,0 +1,52 @@
+// The Local Profile Server client as the composition root holds it: one object from the start, which loads the
+// client's code only once a config names a local profile server (most devices never have one).
+import type { ConfigService } from "../config/service.ts";
+import type { LpsClient, LpsDeps } from "../lps/client.ts";
+import type { PartStatus } from "../model/status.ts";
+
+export interface LpsPartOptions extends Omit<LpsDeps, "model"> {
+  config: ConfigService;
+}
+
+export class LpsPart {
+  private client: LpsClient | null = null;
+  private loading: Promise<void> | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private stopped = true;
+
+  constructor(private readonly o: LpsPartOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    this.check();
+    this.unsubscribe = this.o.config.onChange(() => this.check());
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.unsubscribe?.();
+    this.client?.stop();
+  }
+
+  /** The local profile the LPS set (null: none). */
+  profile(): string | null {
+    return this.client?.profile() ?? null;
+  }
+
+  status(): object | null {
+    return this.client?.status() ?? null;
+  }
+
+  part(): PartStatus {
+    return this.client?.part() ?? { name: "lps", state: "idle", detail: "no local profile server in the config" };
+  }
+
+  private check(): void {
+    if (this.client || this.loading || this.stopped || !this.o.config.model()?.model.localProfileServer) return;
+    this.loading = import("../lps/client.ts").then(({ LpsClient }) => {
+      if (this.stopped) return;
+      this.client = new LpsClient({ ...this.o, model: () => this.o.config.model()?.model ?? null });
+      this.client.start();
+    });
+  }
+}

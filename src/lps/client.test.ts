@@ -1,0 +1,179 @@
+// The LPS client against an LPS on loopback (a model whose Local network instance is 127.0.0.0/8, so the
+// "the LPS is one of the device's apps" rule lets it through): the messages, the token, commands accepted once
+// (also across a restart of the client), 404 throttling, the local profile, device commands, and the address rule.
+import { afterAll, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildDeviceModel, type DeviceModel } from "../config/model.ts";
+import { createLogger } from "../lib/log.ts";
+import { EventBus } from "../model/events.ts";
+import type { DeviceStatus } from "../model/status.ts";
+import { decodeMessage, encodeMessage } from "../proto/index.ts";
+import { Store } from "../store/store.ts";
+import { LpsClient } from "./client.ts";
+
+const P = "org.lfedge.eve.profile.";
+const dir = mkdtempSync(join(tmpdir(), "evebox-lps-unit-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const A = "a0000000-0000-4000-8000-000000000001";
+const B = "a0000000-0000-4000-8000-000000000002";
+
+let answers: Record<string, { status: number; type?: string; body?: object }> = {};
+let got: { endpoint: string; body: any }[] = [];
+const server = Bun.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  async fetch(req) {
+    const endpoint = new URL(req.url).pathname.replace("/api/v1/", "");
+    const bytes = new Uint8Array(await req.arrayBuffer());
+    const types: Record<string, string> = { appinfo: "LocalAppInfoList", devinfo: "LocalDevInfo", radio: "RadioStatus", network: "NetworkInfo" };
+    got.push({ endpoint, body: types[endpoint] ? decodeMessage(P + types[endpoint], bytes) : null });
+    const a = answers[endpoint];
+    if (!a) return new Response(null, { status: 204 });
+    return new Response(a.body ? (encodeMessage(P + a.type!, a.body) as Uint8Array<ArrayBuffer>) : null, { status: a.status });
+  },
+});
+afterAll(() => server.stop(true));
+
+function model(host = `127.0.0.1:${server.port}`, token = "tok"): DeviceModel {
+  return buildDeviceModel({
+    networkInstances: [{ uuidandversion: { uuid: "b0000000-0000-4000-8000-000000000001" }, instType: "ZnetInstLocal", ip: { subnet: "127.0.0.0/8" }, dns: [{ HostName: "lps.local", Address: ["127.0.0.1"] }] }],
+    localProfileServer: host,
+    profileServerToken: token,
+  }).model;
+}
+
+const status = (): DeviceStatus =>
+  ({ device: { startedAt: new Date(0).toISOString() }, apps: [{ uuid: A, name: "a", state: "RUNNING", error: null, version: "1" }, { uuid: B, name: "b", state: "ERROR", error: "broken", version: "2" }] }) as unknown as DeviceStatus;
+
+function client(store: Store, m: () => DeviceModel | null, extra: Partial<ConstructorParameters<typeof LpsClient>[0]> = {}) {
+  const commands: [string, string][] = [];
+  const profiles: (string | null)[] = [];
+  const c = new LpsClient({
+    model: m,
+    status,
+    deviceUuid: () => "d0000000-0000-4000-8000-000000000001",
+    localCommand: (u, cmd) => commands.push([u, cmd]),
+    profileChanged: () => profiles.push(c.profile()),
+    store,
+    events: new EventBus(store),
+    log: createLogger("lps", null, { echo: false }),
+    timers: { intervalMs: 40, throttledMs: 60_000, requestTimeoutMs: 1000 },
+    ...extra,
+  });
+  return { c, commands, profiles };
+}
+
+const until = async (what: string, f: () => unknown, ms = 5000) => {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await Bun.sleep(20);
+  }
+};
+
+beforeEach(() => {
+  answers = {};
+  got = [];
+});
+
+describe("the LPS client", () => {
+  test("posts app info; a restart with the token is done once, also after a restart of the client; a wrong token never", async () => {
+    const store = Store.open(join(dir, "a.db"));
+    answers.appinfo = { status: 200, type: "LocalAppCmdList", body: { serverToken: "wrong", appCommands: [{ id: A, timestamp: 7, command: 1 }] } };
+    let { c, commands } = client(store, () => model());
+    c.start();
+    await until("app info posted three times", () => got.filter((g) => g.endpoint === "appinfo").length >= 3);
+    expect(commands).toEqual([]);
+    expect(c.status().error).toContain("invalid token");
+    const info = got.find((g) => g.endpoint === "appinfo")!.body;
+    expect(info.appsInfo).toEqual([
+      { id: A, version: "1", name: "a", state: 7 },
+      { id: B, version: "2", name: "b", state: 21, err: { description: "broken", entities: [] } },
+    ]);
+    answers.appinfo = { status: 200, type: "LocalAppCmdList", body: { serverToken: "tok", appCommands: [{ id: A, timestamp: 7, command: 1 }, { displayname: "b", timestamp: 9, command: 2 }, { id: A, timestamp: 8, command: 2 }] } };
+    await until("the commands", () => commands.length >= 2);
+    got = [];
+    await until("more app info", () => got.filter((g) => g.endpoint === "appinfo").length >= 3);
+    // One command per app per answer, each once: a restart of A, a purge of B (found by name).
+    expect(commands).toEqual([[A, "restart"], [B, "purge"]]);
+    expect(got.filter((g) => g.endpoint === "appinfo").at(-1)!.body.appsInfo[0].lastCmdTimestamp).toBe("7");
+    expect(c.status().error).toBeNull();
+    c.stop();
+    ({ c, commands } = client(store, () => model()));
+    c.start();
+    got = [];
+    await until("app info after the restart", () => got.filter((g) => g.endpoint === "appinfo").length >= 2);
+    c.stop();
+    expect(commands).toEqual([]);
+    store.close();
+  });
+
+  test("404 throttles an endpoint; the local profile is taken with the token and cleared by 204", async () => {
+    const store = Store.open(join(dir, "b.db"));
+    answers.radio = { status: 404 };
+    answers.local_profile = { status: 200, type: "LocalProfile", body: { localProfile: "night", serverToken: "tok" } };
+    const { c, profiles } = client(store, () => model());
+    c.start();
+    await until("the profile", () => c.profile() === "night");
+    got = [];
+    await Bun.sleep(300); // time passes: the throttled endpoint is not asked again within it
+    expect(got.filter((g) => g.endpoint === "radio")).toEqual([]);
+    expect(got.filter((g) => g.endpoint === "devinfo").length).toBeGreaterThan(2);
+    expect(c.status().endpoints.radio).toMatchObject({ lastStatus: 404, throttled: true });
+    answers.local_profile = { status: 200, type: "LocalProfile", body: { localProfile: "other", serverToken: "bad" } };
+    await until("the bad token noticed", () => c.status().error?.includes("local_profile: invalid token"));
+    expect(c.profile()).toBe("night");
+    delete answers.local_profile;
+    await until("the profile cleared", () => c.profile() === null);
+    expect(profiles).toEqual(["night", null]);
+    c.stop();
+    store.close();
+  });
+
+  test("device commands: stop the apps; a reboot without power control is refused; each command once", async () => {
+    const store = Store.open(join(dir, "c.db"));
+    const asked: string[] = [];
+    answers.devinfo = { status: 200, type: "LocalDevCmd", body: { serverToken: "tok", timestamp: 3, command: 1 } };
+    const { c, commands } = client(store, () => model(), { power: { request: (a) => (asked.push(a), { accepted: true, message: "ok" }) } });
+    c.start();
+    await until("apps stopped", () => commands.length === 2);
+    expect(commands).toEqual([[A, "stop"], [B, "stop"]]);
+    const dev = got.find((g) => g.endpoint === "devinfo")!.body;
+    expect(dev).toMatchObject({ deviceUuid: "d0000000-0000-4000-8000-000000000001", state: 1, bootTime: {} });
+    answers.devinfo = { status: 200, type: "LocalDevCmd", body: { serverToken: "tok", timestamp: 4, command: 3 } };
+    await until("reboot asked", () => asked.length === 1);
+    await Bun.sleep(200); // the same command again and again: not repeated
+    expect(asked).toEqual(["reboot"]);
+    expect(commands.length).toBe(2);
+    c.stop();
+    store.close();
+  });
+
+  test("an address off the device's Local network instances is never contacted; a name from their static DNS is", async () => {
+    const store = Store.open(join(dir, "d.db"));
+    const off = client(store, () => buildDeviceModel({ localProfileServer: `127.0.0.1:${server.port}`, profileServerToken: "tok" }).model);
+    off.c.start();
+    await Bun.sleep(200); // time passes: nothing may arrive
+    expect(got).toEqual([]);
+    expect(off.c.status().error).toContain("is on none of the device's Local network instances");
+    off.c.stop();
+    const named = client(store, () => model(`lps.local:${server.port}`));
+    named.c.start();
+    await until("contacted by name", () => got.length > 0);
+    expect(named.c.status().url).toBe(`http://127.0.0.1:${server.port}`);
+    named.c.stop();
+    store.close();
+  });
+
+  test("the address is host[:port]; anything else is a problem at localProfileServer", () => {
+    expect(buildDeviceModel({ localProfileServer: "10.1.0.5" }).model.localProfileServer).toEqual({ host: "10.1.0.5", port: 8888, token: "" });
+    expect(buildDeviceModel({ localProfileServer: "[fd00::5]:9000", profileServerToken: "t" }).model.localProfileServer).toEqual({ host: "fd00::5", port: 9000, token: "t" });
+    for (const bad of ["http://10.1.0.5", "10.1.0.5:99999", "a b", "10.1.0.5/x", "host:port"]) {
+      const r = buildDeviceModel({ localProfileServer: bad });
+      expect(r.model.localProfileServer).toBeNull();
+      expect(r.problems.map((p) => p.path)).toEqual(["localProfileServer"]);
+    }
+  });
+});
