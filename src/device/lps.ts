@@ -37,8 +37,9 @@ export class LpsPart {
     return this.client?.status() ?? null;
   }
 
-  part(): PartStatus {
-    return this.client?.part() ?? { name: "lps", state: "idle", detail: "no local profile server in the config" };
+  /** The `lps` part once a config named a local profile server; none before (most devices never have one). */
+  parts(): PartStatus[] {
+    return this.client ? [this.client.part()] : [];
   }
 
   private check(): void {

@@ -322,7 +322,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     version: opts.version,
     dataDir: dirs.root,
     controller,
-    parts: [() => baseos.part(), () => ops.part(), ...(opts.parts ?? []), () => apps.parts(), () => lps.part()],
+    parts: [() => baseos.part(), () => ops.part(), ...(opts.parts ?? []), () => apps.parts(), () => lps.parts()],
     // Off (EVEBOX_APPS=off): the console says so (no app runtime), as it always has.
     apps: appsEnabled ? apps : undefined,
     metricsIntervalMs: sampler.intervalMs,
