@@ -85,9 +85,11 @@ beforeAll(async () => {
   registry = await startRegistry();
   digest = (await registry.push(image, "evebox/busybox:lps")).replace(/^sha256:/, "");
   dev = await Netns.create("lps");
-  await dev.ip("link", "add", "uplink0", "type", "dummy");
+  // An uplink that goes nowhere (no dummy module here): one end of a veth pair, the other end up beside it.
+  await dev.ip("link", "add", "uplink0", "type", "veth", "peer", "name", "uplink0-end");
   await dev.ip("addr", "add", "203.0.113.2/24", "dev", "uplink0");
   await dev.ip("link", "set", "uplink0", "up");
+  await dev.ip("link", "set", "uplink0-end", "up");
   dataDir = mkdtempSync(join(tmpdir(), "evebox-lps-"));
   evebox = await startDeviceIn(dev, dataDir, { env: { EVEBOX_VMS: "off", EVEBOX_LPS_INTERVAL_MS: "300" } });
   await put(doc());
