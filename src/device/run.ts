@@ -332,9 +332,10 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     config,
     status: () => device.status(),
     deviceUuid: () => (store.sqlite.query("SELECT value FROM controller_state WHERE key = 'uuid'").get() as { value: string } | null)?.value ?? null,
-    localCommand: (uuid, command) => apps.localCommand(uuid, command),
+    localCommand: (uuid, command) => apps.localCommand(uuid, command, "local profile server"),
     profileChanged: () => apps.replan(),
-    power: opts.power,
+    // The same way down as the console's: the next boot's reason is recorded first (ops/).
+    power,
     store,
     events,
     log: createLogger("lps", store),
