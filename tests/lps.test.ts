@@ -104,7 +104,11 @@ afterAll(async () => {
   lps?.stop();
   if (evebox) {
     await api("PUT", "/api/v1/config", { apps: [], networkInstances: [] }).catch(() => undefined);
-    await waitFor("apps removed", async () => ((await testDocker().listContainers({ all: true, filters: { label: Object.values(APPS).map((u) => `evebox.app=${u}`) } })).length === 0 ? true : undefined), 60_000).catch(() => undefined);
+    await waitFor("apps removed", async () => (((await api("GET", "/api/v1/status")).body?.apps ?? []).length === 0 ? true : undefined), 60_000).catch(() => undefined);
+    // Whatever is left (a removal cut short) goes too: each app's containers by its own label.
+    for (const uuid of Object.values(APPS)) {
+      for (const c of await testDocker().listContainers({ all: true, filters: { label: [`evebox.app=${uuid}`] } })) await testDocker().getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    }
     evebox.proc.kill("SIGTERM");
     await evebox.proc.exited;
   }
