@@ -117,16 +117,29 @@ describe("roles on a running device", () => {
     expect(r.status).toBe(401);
   });
 
-  test("removing a user ends their open session and revokes their tokens at once", async () => {
+  test("removing a user ends their open session, their open consoles and revokes their tokens at once", async () => {
     const op = new Client(evebox.url);
     expect((await op.json("POST", "/api/v1/login", { user: "olga", password: "olga password" })).status).toBe(200);
     const token = await newToken(op, "olga's script");
     expect((await op.json("GET", "/api/v1/session")).status).toBe(200);
+    // An open console of hers, by session, and one by her token.
+    const shell = await openConsole(evebox.url, APP, { cookie: op.cookie, origin: evebox.url });
+    const scripted = await openConsole(evebox.url, APP, token);
+    expect(await ask(shell, "echo still-here")).toBe("still-here");
     expect((await new Client(evebox.url).json("GET", "/api/v1/status", undefined, token)).status).toBe(200);
     // The last admin stays.
     expect((await admin.json("DELETE", "/api/v1/users/admin")).status).toBe(409);
     expect((await admin.json("DELETE", "/api/v1/users/olga")).status).toBe(200);
     expect((await op.json("GET", "/api/v1/session")).status).toBe(401);
+    // The consoles she had open are closed too (policy violation), with the reason.
+    for (const c of [shell, scripted]) {
+      try {
+        expect((await c.closed).code).toBe(1008);
+        expect(c.controls()).toContainEqual({ type: "closed", reason: "your session or token ended, or your role no longer allows consoles" });
+      } finally {
+        c.close();
+      }
+    }
     expect((await new Client(evebox.url).json("GET", "/api/v1/status", undefined, token)).status).toBe(401);
     const tokens = (await admin.json("GET", "/api/v1/tokens")).body.tokens;
     expect(tokens.some((t: any) => t.user === "olga")).toBe(false);

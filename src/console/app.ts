@@ -8,7 +8,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { matchedRoutes } from "hono/route";
 import { streamSSE } from "hono/streaming";
 import { type Auth, describePrincipal, type Principal, SESSION_TTL_MS, userOf } from "../auth/auth.ts";
-import { checkRole, declaredNeed, requires, ROLE_CAN, ROLES } from "../model/roles.ts";
+import { checkRole, declaredNeed, requires, ROLE_CAN, roleAtLeast, ROLES } from "../model/roles.ts";
 import { type AuditNote, auditTrail } from "./audit.ts";
 import type { ConsoleDevice } from "./device.ts";
 import type { DeviceStatus } from "../model/status.ts";
@@ -121,13 +121,7 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   app.use("*", security);
 
   // Who is asking: a session cookie, a bearer token, or the trusted local socket.
-  const principalOf = (req: Request): Principal | null => {
-    if (opts.trustAll) return { kind: "local-socket", role: "admin" };
-    const authz = req.headers.get("authorization");
-    if (authz?.startsWith("Bearer ")) return auth.tokenFor(authz.slice(7).trim());
-    const cookie = req.headers.get("cookie");
-    return auth.sessionFor(cookie ? parseCookie(cookie, SESSION_COOKIE)[SESSION_COOKIE] : undefined);
-  };
+  const principalOf = (req: Request): Principal | null => principalFrom(opts, req);
   app.use("/api/*", async (c, next) => {
     const p = principalOf(c.req.raw);
     c.set("principal", p);
@@ -181,6 +175,15 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
   };
 
   return app;
+}
+
+/** Who sent `req`: a session cookie, a bearer token, or the trusted local socket. */
+function principalFrom(opts: Pick<ConsoleOptions, "auth" | "trustAll">, req: Request): Principal | null {
+  if (opts.trustAll) return { kind: "local-socket", role: "admin" };
+  const authz = req.headers.get("authorization");
+  if (authz?.startsWith("Bearer ")) return opts.auth.tokenFor(authz.slice(7).trim());
+  const cookie = req.headers.get("cookie");
+  return opts.auth.sessionFor(cookie ? parseCookie(cookie, SESSION_COOKIE)[SESSION_COOKIE] : undefined);
 }
 
 /** The path and query of a request URL ("/api/v1/status"), without parsing it whole. */
@@ -620,7 +623,14 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
           ok: { 101: { description: "switching to the WebSocket" } },
           errors: { 404: "no such app", 409: "not running", 426: "not a WebSocket request" },
         }),
-        consoleSocket(() => device.terminals),
+        consoleSocket(() => device.terminals, (c) => {
+          // The same credentials the upgrade came with, looked up again: a removed user, a demotion, a logout end it.
+          const raw = c.req.raw;
+          return () => {
+            const p = principalFrom(opts, raw);
+            return !!p && roleAtLeast(p.role, "operator") && !(p.kind === "session" && p.mustEnrolTotp);
+          };
+        }),
       )
       .get("/apps/:uuid/logs", requires("viewer"), describe({ tag: "apps", summary: "An app's log lines (its console output, kept on the device)", ok: any("`{lines}`") }), check("query", LogsQuery), (c) => {
         const q = c.req.valid("query");

@@ -12,12 +12,14 @@ export { websocket } from "hono/bun";
 
 /** Frames a slow browser has not taken yet, in bytes, before output is dropped rather than queued. */
 const MAX_BUFFERED = 4 << 20;
+/** How often an open console asks whether its session or token still may use it (removed user, changed role). */
+export const RECHECK_MS = 2_000;
 
 /**
  * The console route's handler. Authentication is the API's (cookie or bearer token); since a browser sends
  * the cookie with a cross-site WebSocket too, the upgrade must come from the console's own origin.
  */
-export function consoleSocket(terminals: () => Terminals | null): MiddlewareHandler {
+export function consoleSocket(terminals: () => Terminals | null, stillAllowed: (c: Context) => () => boolean = () => () => true): MiddlewareHandler {
   const upgrade = upgradeWebSocket(async (c: Context) => {
     const uuid = c.req.param("uuid") ?? "";
     const t = terminals();
@@ -25,7 +27,7 @@ export function consoleSocket(terminals: () => Terminals | null): MiddlewareHand
     const display = c.req.param("kind") === "vnc";
     if (display && !t.openDisplay) throw new TerminalUnavailable("conflict", "graphical consoles are not available on this device");
     const session = display ? await t.openDisplay!(uuid) : await t.open(uuid);
-    return sessionEvents(session);
+    return sessionEvents(session, stillAllowed(c));
   });
   return async (c, next) => {
     const origin = c.req.header("origin");
@@ -42,17 +44,30 @@ export function consoleSocket(terminals: () => Terminals | null): MiddlewareHand
   };
 }
 
-function sessionEvents(session: TerminalSession) {
+function sessionEvents(session: TerminalSession, allowed: () => boolean) {
   let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   let closed = false;
+  let recheck: ReturnType<typeof setInterval> | null = null;
   const end = () => {
     if (closed) return;
     closed = true;
+    if (recheck) clearInterval(recheck);
     reader?.cancel().catch(() => {});
     session.close();
   };
   return {
     onOpen(_e: Event, ws: WSContext) {
+      // A console outlives the request that opened it: when its user is removed, demoted below operator, or its
+      // session or token ends, it is closed (1008) within RECHECK_MS.
+      recheck = setInterval(() => {
+        if (closed || allowed()) return;
+        const reason = "your session or token ended, or your role no longer allows consoles";
+        try {
+          if (session.kind !== "vnc") ws.send(JSON.stringify({ type: "closed", reason }));
+          ws.close(1008, reason);
+        } catch {}
+        end();
+      }, RECHECK_MS);
       if (session.history?.length) ws.send(session.history as Uint8Array<ArrayBuffer>);
       reader = session.readable.getReader();
       void (async () => {
