@@ -89,11 +89,10 @@ describe("compileFirewall", () => {
     ]);
   });
 
-  test("10,000 ACEs of one verdict are one set lookup per direction, compiled quickly", () => {
+  test("10,000 ACEs of one verdict are one set lookup per direction", () => {
     const acls = Array.from({ length: 10_000 }, (_, i) => allow(`10.${(i >> 8) & 255}.${i & 255}.1`, 1000 + (i % 5000)));
-    const t0 = performance.now();
+    // How fast is measured in bench/ (a one-rule change among 10,000 ACEs), not asserted here.
     const c = compile(acls);
-    expect(performance.now() - t0).toBeLessThan(500);
     expect(chain(c.text, "eg")).toHaveLength(2);
     const m = [...c.maps].find(([n]) => n.endsWith("_eg_0ipf"))![1];
     expect(m.elements.size).toBe(10_000);
