@@ -127,6 +127,10 @@ test("a viewer: no Users page, controls they may not use are disabled with the r
   expect(await page.locator("#power-reboot").isDisabled()).toBe(true);
   await expect(page.locator("#power-gate .role-reason").textContent()).resolves.toBe("Needs the operator role; you are a viewer.");
   await page.screenshot({ path: join(ARTIFACTS, "settings-viewer.png"), fullPage: true });
+  // Storage: a viewer sees the imported images but cannot upload or remove one.
+  await page.goto(`${evebox.url}/storage`);
+  await page.locator("#images-gate .role-reason", { hasText: "Needs the admin role" }).waitFor({ timeout: 10_000 });
+  expect(await page.locator("#image-file").isDisabled()).toBe(true);
   // The same request from this browser's session is refused by the server, naming the role.
   const refused = await page.evaluate(async () => {
     const r = await fetch("/api/v1/config", { method: "PUT", headers: { "content-type": "application/json" }, body: "{}" });

@@ -8,6 +8,7 @@ import { ApiError, type ApiClient, type DeviceStatus, type StatusItem } from "..
 import { DataTable } from "../components/DataTable";
 import { ImageUpload } from "../components/ImageUpload";
 import { useLive } from "../hooks";
+import { RoleGate } from "../role";
 import { Link } from "../router";
 
 const POLL_MS = 5_000;
@@ -82,7 +83,10 @@ export function Storage({ api }: { api: ApiClient }) {
           Could not load the storage status: {error}
         </div>
       )}
-      <ImageUpload api={api} />
+      {/* Uploading and removing images is an admin's (the server refuses anyone else: roles.test.ts). */}
+      <RoleGate need="admin" id="images-gate">
+        <ImageUpload api={api} />
+      </RoleGate>
       {!status && !error && <p class="muted">Loading…</p>}
       {status && (
         <>
