@@ -81,7 +81,7 @@ export class Reconciler {
   private facts: import("../network/model.ts").HostFacts | null = null;
   private lastApply: { at: Date; steps: number; failed: number } | null = null;
   /** The last pass, timer or listener that failed (cleared by a pass that completes). */
-  private loopError: { message: string; at: Date } | null = null;
+  private loopError: { what: string; message: string; at: Date } | null = null;
   private stopped = false;
   private readonly samples = new Map<string, AppSample>();
   /** Content-tree fetches running beside the loop, by content tree uuid. */
@@ -140,7 +140,7 @@ export class Reconciler {
     } catch {
       // the log or the event bus is closing: the status below still says it
     }
-    this.loopError = { message, at: new Date() };
+    this.loopError = { what, message, at: new Date() };
   }
 
   /** The latest CPU and memory figures of each running app (for metrics to the controller). */
@@ -222,7 +222,9 @@ export class Reconciler {
       this.current = ac;
       try {
         await this.pass(ac.signal);
-        if (!ac.signal.aborted) this.loopError = null;
+        // A pass that went through clears a failed pass, not a fault of a timer or listener (which would then be
+        // published again on its next tick).
+        if (!ac.signal.aborted && this.loopError?.what === "pass") this.loopError = null;
       } catch (e) {
         if (!ac.signal.aborted) this.noteLoopError("pass", e);
         // Retried, not in a tight loop: the next tick (or a change) runs the next pass.
