@@ -5,6 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cleanup, type Evebox, startEvebox, tempDataDir } from "../support/evebox.ts";
+import { unixClient } from "../support/api.ts";
 import { waitFor } from "../support/wait.ts";
 
 let dataDir: string;
@@ -19,7 +20,10 @@ beforeAll(async () => {
   writeFileSync(join(dataDir, "persist", "evebox.db"), "", { mode: 0o644 });
   chmodSync(join(dataDir, "persist", "evebox.db"), 0o644);
   evebox = await startEvebox({ dataDir, env: { EVEBOX_APPS: "off" } });
-  // The device key is made once the console answers; a PUT makes sure the WAL has been written.
+  // In local mode the device identity is made when the controller part is first asked (GET /controller, here over
+  // the unix socket, which leaves the setup token in place), not at start.
+  const r = await unixClient(join(dataDir, "run", "evebox.sock")).json("GET", "/api/v1/controller");
+  expect(r.status).toBe(200);
   await waitFor("the device key", () => existsSync(join(dataDir, "config", "device.key.pem")), 15_000);
 }, 300_000);
 
