@@ -171,16 +171,20 @@ export class Reconciler {
     if (!this.started || this.stopped) return [];
     const apps = this.desired().apps;
     // A kind whose sampling fails is reported like any fault of a timer (logged, an event, the part's status).
+    let failed = false;
     const all = await Promise.all(
       this.workloads.map(async (w) => {
         try {
           return await w.samples(apps);
         } catch (e) {
+          failed = true;
           this.noteLoopError("app statistics", e);
           return [];
         }
       }),
     );
+    // Sampling that works again clears its own fault (a pass does not: it would be published again every tick).
+    if (!failed && this.loopError?.what === "app statistics") this.loopError = null;
     this.samples.clear();
     for (const list of all) for (const s of list) this.samples.set(s.uuid, s);
     return [...this.samples.values()];
@@ -222,9 +226,9 @@ export class Reconciler {
       this.current = ac;
       try {
         await this.pass(ac.signal);
-        // A pass that went through clears a failed pass, not a fault of a timer or listener (which would then be
-        // published again on its next tick).
-        if (!ac.signal.aborted && this.loopError?.what === "pass") this.loopError = null;
+        // A pass that went through clears a fault, except the sampling's: that one clears when sampling works again
+        // (cleared here, it was published again on the sampler's next tick).
+        if (!ac.signal.aborted && this.loopError?.what !== "app statistics") this.loopError = null;
       } catch (e) {
         if (!ac.signal.aborted) this.noteLoopError("pass", e);
         // Retried, not in a tight loop: the next tick (or a change) runs the next pass.

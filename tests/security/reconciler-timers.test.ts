@@ -27,6 +27,7 @@ let store: Store;
 let reconciler: Reconciler;
 let sampler: HistorySampler;
 const unhandled: unknown[] = [];
+let faulty = true;
 const onUnhandled = (e: unknown) => unhandled.push(e);
 
 beforeAll(async () => {
@@ -54,7 +55,8 @@ beforeAll(async () => {
     forget() {},
     part: () => null,
     samples() {
-      throw new Error("a fault in the statistics timer");
+      if (faulty) throw new Error("a fault in the statistics timer");
+      return [];
     },
   };
   reconciler = new Reconciler({
@@ -101,5 +103,11 @@ describe("the reconciler's timers", () => {
     const published = store.recentEvents(500).filter((e) => e.type === "reconcile.error");
     expect(published).toHaveLength(1);
     expect(published[0]!.message).toMatch(/a fault in the statistics timer/);
+  });
+
+  test("sampling that works again clears its fault from the part's status", async () => {
+    faulty = false;
+    await waitFor("the part without the fault", () => reconciler.part().state !== "error", 5_000);
+    expect(store.recentEvents(500).filter((e) => e.type === "reconcile.error")).toHaveLength(1);
   });
 });
