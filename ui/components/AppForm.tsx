@@ -19,7 +19,7 @@ import { sectionFieldId } from "../pages/app-form/ids";
 import { InterfacesSection } from "../pages/app-form/InterfacesSection";
 import { emptyVm, type InterfaceRow, interfaceRowsFrom, toInterfaces, toVmInput, vmProblems, type VmValues, vmValuesFrom } from "../pages/app-form/values";
 import { VmDisksSection, VmImageSection, VmSettingsSection } from "../pages/app-form/VmSection";
-import { fieldHelpers } from "./form-fields";
+import { fieldHelpers, ProblemSummary } from "./form-fields";
 import type { HardwareStatus } from "../api";
 import { AppAdapters } from "../pages/app-form/AdaptersSection";
 import { imageSources, type ImportedImage } from "../images";
@@ -221,9 +221,8 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
   const envEditable = mode === "create" || view?.userData.kind === "env" || view?.userData.kind === "none";
 
   const problems = [...local, ...external];
-  const byField = new Map<string, string[]>();
-  for (const p of problems) byField.set(p.field, [...(byField.get(p.field) ?? []), p.message]);
-  const invalid = (field: string) => byField.has(field);
+  const sf = fieldHelpers(problems, fieldDomId);
+  const invalid = sf.invalid;
 
   // Focus: the first field on opening; the first faulty field when problems arrive from the device.
   useEffect(() => {
@@ -284,55 +283,16 @@ export function AppForm({ mode, initial, doc, view, busy, problems: external, er
     }));
   };
 
-  const fieldProps = (field: string, hint?: boolean) => {
-    const id = fieldDomId(field);
-    const describedBy = [hint ? `${id}-hint` : "", invalid(field) ? `${id}-error` : ""].filter(Boolean).join(" ");
-    return { id, "aria-invalid": invalid(field) ? ("true" as const) : undefined, "aria-describedby": describedBy || undefined };
-  };
-  const fieldError = (field: string) =>
-    invalid(field) ? (
-      <p class="field-error" id={`${fieldDomId(field)}-error`}>
-        {byField.get(field)!.join(" ")}
-      </p>
-    ) : null;
+  const fieldProps = sf.props;
+  const fieldError = sf.error;
 
   const heading = mode === "create" ? (v.kind === "vm" ? "New virtual machine" : "New app") : `Change ${v.name}`;
-  const sf = fieldHelpers(problems, fieldDomId);
   return (
     <form ref={formRef} class="form app-form" id="app-form" onSubmit={submit} noValidate aria-labelledby="app-form-title">
       <h2 id="app-form-title" tabIndex={-1}>
         {heading}
       </h2>
-      {(problems.length > 0 || error) && (
-        <div class="form-error" role="alert" tabIndex={-1} id="app-form-error">
-          {error && <p>{error}</p>}
-          {problems.length > 0 && (
-            <>
-              <p>{problems.length === 1 ? "Correct this to continue:" : `Correct these ${problems.length} things to continue:`}</p>
-              <ul>
-                {problems.map((p, i) => (
-                  <li key={`${p.field}:${i}`}>
-                    {p.field ? (
-                      <a
-                        href={`#${fieldDomId(p.field)}`}
-                        onClick={(e) => {
-                          e.preventDefault();
-                          document.getElementById(fieldDomId(p.field))?.focus();
-                        }}
-                      >
-                        {FIELD_NAMES[p.field] ? `${FIELD_NAMES[p.field]}: ` : ""}
-                        {p.message}
-                      </a>
-                    ) : (
-                      p.message
-                    )}
-                  </li>
-                ))}
-              </ul>
-            </>
-          )}
-        </div>
-      )}
+      <ProblemSummary id="app-form-error" problems={problems} error={error} f={sf} names={FIELD_NAMES} />
 
       {mode === "create" ? (
         <>
