@@ -6,6 +6,7 @@
 // with a problem is refused whole. Pure: no node:, no Bun APIs (ui/ bundles it).
 import { type CipherBlockModel, type CipherContextModel, cipherBlockModel, cipherContextModel } from "./cipher.ts";
 import { isHostname } from "./names.ts";
+import { type BondModel, checkBondMembers, readLinks, readStaticRoutes, type StaticRouteModel, type VlanModel } from "./netlinks.ts";
 import { resolvePortLabel, type PortResolution } from "./ports.ts";
 import type { ObjectKind, ObjectProblem } from "./problems.ts";
 import { type ConfigItemStatus, type GlobalSettings, readConfigItems } from "./settings.ts";
@@ -147,7 +148,13 @@ export interface NetworkInstanceModel {
   mtu: number;
   flowlog: boolean;
   activate: boolean;
+  /** `static_routes` (Local NIs), checked as far as the config tells (netlinks.ts); the rest at the host. */
+  staticRoutes: StaticRouteModel[];
+  /** `propagate_connected_routes`: the port's connected networks go to the apps (DHCP option 121). */
+  propagateConnectedRoutes: boolean;
 }
+
+export type { BondModel, StaticRouteModel, VlanModel } from "./netlinks.ts";
 
 /** A system adapter (`systemAdapterList`): one of the device's own ports. */
 export interface PortModel {
@@ -306,6 +313,9 @@ export interface DeviceModel {
   networkInstances: NetworkInstanceModel[];
   ports: PortModel[];
   physicalIo: PhysicalIoModel[];
+  /** `vlans` and `bonds`: the links the device makes (netlinks.ts); their labels are port labels too. */
+  vlans: VlanModel[];
+  bonds: BondModel[];
   networks: DeviceNetworkModel[];
   volumes: VolumeModel[];
   contentTrees: ContentTreeModel[];
@@ -331,6 +341,8 @@ export const EMPTY_MODEL: DeviceModel = Object.freeze({
   networkInstances: [],
   ports: [],
   physicalIo: [],
+  vlans: [],
+  bonds: [],
   networks: [],
   volumes: [],
   contentTrees: [],
@@ -518,6 +530,8 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
       mtu: Number(ni?.mtu ?? 0) || 1500,
       flowlog: !ni?.disableFlowlog,
       activate: !!ni?.activate,
+      staticRoutes: readStaticRoutes(ni, index, uuid, kind === "local", label || null, push),
+      propagateConnectedRoutes: !!ni?.propagateConnectedRoutes,
     };
   });
 
@@ -573,6 +587,16 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
     };
   });
 
+  // ---- VLANs and bonds; a bond's member may have no other user
+  const { vlans, bonds } = readLinks(doc, push, resolve);
+  const direct = (r: PortResolution | undefined) => (r?.kind === "ifname" && !r.link ? r.ifname : null);
+  const users: { ifname: string; what: string }[] = [];
+  for (const p of ports) if (direct(p.resolution)) users.push({ ifname: direct(p.resolution)!, what: `a port of the device itself (systemAdapterList[${p.index}] ${quote(p.name)})` });
+  for (const ni of networkInstances) if (direct(ni.port?.resolution)) users.push({ ifname: direct(ni.port!.resolution)!, what: `the port of network instance ${quote(ni.name)}` });
+  for (const v of vlans) if (direct(v.parent)) users.push({ ifname: direct(v.parent)!, what: `the parent of VLAN ${quote(v.label)}` });
+  for (const a of appModels) for (const ad of a.adapters) for (const i of ad.members) if (physicalIo[i]?.ifname) users.push({ ifname: physicalIo[i]!.ifname!, what: `given to app ${quote(a.name)} (passthrough)` });
+  checkBondMembers(bonds, users, push);
+
   const b: Doc | undefined = doc.baseos;
   const baseOs: BaseOsModel | null = b
     ? { version: String(b.baseOsVersion ?? ""), contentTreeId: String(b.contentTreeUuid ?? ""), activate: !!b.activate, retryCounter: Number(b.retryUpdate?.counter ?? 0) }
@@ -600,6 +624,8 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
     networkInstances,
     ports,
     physicalIo,
+    vlans,
+    bonds,
     networks,
     volumes,
     contentTrees,

@@ -48,3 +48,33 @@ export function displayNameProblem(s: unknown): string | null {
 export function commentText(s: string, max = 64): string {
   return s.replace(/[^\x20-\x7e]/g, "?").slice(0, max);
 }
+
+/**
+ * The host name of a link evebox makes for the config's `vlans`/`bonds` (never the config's `interface_name`
+ * nor its label: a name from the config never becomes an interface name). `evv` (VLAN) / `evg` (bond, a link
+ * group) + 12 hex of a hash of the logical label: stable across config versions, 15 characters, and neither
+ * an NI bridge (`eb…`) nor an app interface (`ev` + hex), so the network part counts it among the device's ports.
+ */
+export function l2LinkName(kind: "vlan" | "bond", label: string): string {
+  return `${kind === "vlan" ? "evv" : "evg"}${hash48(`${kind}:${label}`)}`;
+}
+
+/** Is this one of the links `l2LinkName` gives (what evebox may create and delete)? */
+export function isL2LinkName(name: string): boolean {
+  return /^ev[vg][0-9a-f]{12}$/.test(name);
+}
+
+/** 12 hex digits from two FNV-1a passes (pure: the model is bundled into the UI, no node:crypto here). */
+function hash48(s: string): string {
+  const fnv = (seed: number) => {
+    let h = seed >>> 0;
+    for (let i = 0; i < s.length; i++) {
+      h ^= s.charCodeAt(i);
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+    return h >>> 0;
+  };
+  const a = fnv(0x811c9dc5);
+  const b = fnv(a ^ 0x9e3779b9);
+  return (a.toString(16).padStart(8, "0") + b.toString(16).padStart(8, "0")).slice(0, 12);
+}

@@ -2,7 +2,7 @@
 // `lowerLayerName`) down to the Linux interface it names. Validation, the network model and the device's own
 // ports (init/) all resolve through here, so they cannot disagree, and a label chain is followed a bounded
 // number of steps with its cycles refused. Pure: it reads the document only, never the host.
-import { IFNAME_RULE, isIfname } from "./names.ts";
+import { IFNAME_RULE, isIfname, l2LinkName } from "./names.ts";
 
 type Doc = Record<string, any>;
 
@@ -10,8 +10,11 @@ type Doc = Record<string, any>;
 export const MAX_PORT_DEPTH = 8;
 
 export type PortResolution =
-  /** An interface name (syntax checked: safe in a /sys path or a command line, not yet known to exist). */
-  | { kind: "ifname"; ifname: string; via: string[] }
+  /**
+   * An interface name (syntax checked: safe in a /sys path or a command line, not yet known to exist). `link`:
+   * the label is one of the config's `vlans`/`bonds`, and the name is the one evebox gives the link it makes.
+   */
+  | { kind: "ifname"; ifname: string; via: string[]; link?: { kind: "vlan" | "bond"; label: string } }
   /** EVE's shared labels for "the uplink": the caller decides (the default route's interface, …). */
   | { kind: "shared"; label: string; via: string[] }
   /** `path` is the field at fault, when one field is. */
@@ -29,8 +32,9 @@ export function ioIfname(io: Doc): { key: string; value: unknown } | null {
 
 /**
  * Follows `label`: a deviceIoList entry with that logical label names its interface; else a system adapter of
- * that name goes on to its lower layer; else a deviceIoList entry with that physical label; else the shared
- * uplink labels; else the label is the interface name itself.
+ * that name goes on to its lower layer; else a VLAN sub-interface or bond of the config (`vlans`, `bonds`) with
+ * that logical label names the link evebox makes for it; else a deviceIoList entry with that physical label;
+ * else the shared uplink labels; else the label is the interface name itself.
  */
 export function resolvePortLabel(doc: Doc | null | undefined, label: string): PortResolution {
   const ios: Doc[] = Array.isArray(doc?.deviceIoList) ? doc!.deviceIoList : [];
@@ -50,6 +54,10 @@ export function resolvePortLabel(doc: Doc | null | undefined, label: string): Po
       from = `systemAdapterList[${a}].lowerLayerName`;
       cur = adapters[a]!.lowerLayerName;
       continue;
+    }
+    for (const [field, kind] of [["vlans", "vlan"], ["bonds", "bond"]] as const) {
+      const list: Doc[] = Array.isArray(doc?.[field]) ? doc![field] : [];
+      if (list.some((l) => l?.logicallabel === cur)) return { kind: "ifname", ifname: l2LinkName(kind, cur), via, link: { kind, label: cur } };
     }
     const byPhysical = ios.findIndex((io) => io?.phylabel === cur && ioIfname(io));
     if (byPhysical >= 0) return fromIo(ios, byPhysical, via);

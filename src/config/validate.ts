@@ -158,7 +158,8 @@ export function readConfig(input: Obj, env: ValidationEnv): { model: DeviceModel
     const resolved = model.networkInstances[i]?.port?.resolution ?? null;
     if (resolved && resolved.kind !== "error") {
       const ifname = resolved.kind === "shared" ? "*" : resolved.ifname;
-      const exists = ifname === "*" ? true : env.interfaceExists(ifname);
+      // A VLAN or bond of the config is made by the device itself: it need not exist yet.
+      const exists = ifname === "*" || (resolved.kind === "ifname" && resolved.link) ? true : env.interfaceExists(ifname);
       if (exists === false) push("networkInstance", id, `${path}.port.name`, `no port "${port}" on this device${ifname !== port ? ` (it names interface ${ifname})` : ""}`);
       if (kind === "ZnetInstSwitch" && ifname !== "*") {
         const other = switchPorts.get(ifname);
@@ -187,6 +188,14 @@ export function readConfig(input: Obj, env: ValidationEnv): { model: DeviceModel
     const other = nis[j]!;
     push("networkInstance", ni.uuidandversion?.uuid ?? "", `networkInstances[${i}].ip.subnet`, `${ni.ip.subnet} overlaps ${other.ip.subnet} of networkInstances[${j}] (${other.displayname ?? other.uuidandversion?.uuid})`);
   });
+
+  // The ports VLANs and bonds are made on must be the device's (a bond as a VLAN's parent is made here too).
+  const onDevice = (r: { kind: string; ifname?: string; link?: unknown }, label: string, path: string) => {
+    if (r.kind !== "ifname" || r.link || env.interfaceExists(r.ifname!) !== false) return;
+    push("device", "", path, `no port ${quote(label)} on this device${r.ifname !== label ? ` (it names interface ${r.ifname})` : ""}`);
+  };
+  for (const v of model.vlans) onDevice(v.parent, v.parentLabel, `vlans[${v.index}].lowerLayerName`);
+  for (const b of model.bonds) b.members.forEach((m, j) => onDevice(m.resolution, m.label, `bonds[${b.index}].lowerLayerNames[${j}]`));
 
   const apps = new Set<string>();
   const staticAddrs = new Map<string, string>();

@@ -597,9 +597,9 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
         },
       )
       // ---- networks: instances (bridges, ports, app interfaces), DHCP leases, per-rule firewall counters
-      .get("/networks", requires("viewer"), describe({ tag: "networks", summary: "The network instances, each with its DHCP leases", ok: any("`{instances}`") }), (c) => {
+      .get("/networks", requires("viewer"), describe({ tag: "networks", summary: "The network instances, each with its DHCP leases and routes; the VLAN sub-interfaces and bonds the device makes (`ports`), with their state", ok: any("`{instances, ports}`") }), (c) => {
         const n = opts.network?.() ?? null;
-        return c.json({ instances: device.status().networkInstances.map((ni) => ({ ...ni, leases: n ? n.leases(ni.uuid) : [] })) });
+        return c.json({ instances: device.status().networkInstances.map((ni) => ({ ...ni, leases: n ? n.leases(ni.uuid) : [] })), ports: n ? n.ports() : [] });
       })
       // ---- hardware: the inventory (sysfs), the assignment groups of deviceIoList and who holds each
       .get("/hardware", requires("viewer"), describe({ tag: "hardware", summary: "The device's I/O (PCI, USB, serial, network, CAN), its assignment groups, which app holds each and why one is not assignable", ok: any("`{inventory, bundles, reserved, held}`"), errors: { 409: "the hardware part is not available" } }), (c) => {

@@ -10,6 +10,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "../lib/run.ts";
+import { v4, v4net } from "./ipv4.ts";
 import type { AppInterfaceSpec } from "./model.ts";
 import { ip, ipIn, ipJson, sh } from "./sys.ts";
 
@@ -42,7 +43,13 @@ export async function attachContainer(iface: AppInterfaceSpec, pid: number, key:
   if (iface.niKind === "local") {
     // The address of the app's dnsmasq reservation, set statically: images need not run a DHCP client.
     await ipIn(pid, "addr", "replace", `${iface.ip}/${iface.prefix}`, "dev", inside);
-    if (iface.index === 0 || !(await hasDefaultRoute(pid))) await ipIn(pid, "route", "replace", "default", "via", iface.gateway!, "dev", inside);
+    // The default through the bridge (or the app a static default route names), and the instance's routes
+    // (static and propagated connected ones: what DHCP option 121 gives a DHCP client).
+    const dflt = iface.defaultVia === undefined ? iface.gateway : iface.defaultVia;
+    if (dflt && (iface.index === 0 || !(await hasDefaultRoute(pid)))) await ipIn(pid, "route", "replace", "default", "via", dflt, "dev", inside);
+    for (const r of iface.routes ?? []) {
+      if (v4net(r.dst) && v4(r.via) !== null) await ipIn(pid, "route", "replace", r.dst, "via", r.via, "dev", inside);
+    }
     if (iface.index === 0) writeResolvConf(pid, [iface.gateway!]);
     return { ifname: inside, ip: iface.ip, dns: [iface.gateway!] };
   }

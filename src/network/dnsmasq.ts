@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { join } from "node:path";
 import { commentText, isHostname, isIfname } from "../config/names.ts";
 import { parseIp } from "../config/net.ts";
-import { maskStr } from "./ipv4.ts";
+import { maskStr, netStr, v4net } from "./ipv4.ts";
 import type { AppInterfaceSpec, NiSpec } from "./model.ts";
 import { hashHex, sh } from "./sys.ts";
 import { TABLE } from "./acl/compile.ts";
@@ -67,6 +67,9 @@ export function dnsmasqFiles(ni: NiSpec, ifaces: AppInterfaceSpec[], hostSets: M
     throw new Error(`dnsmasq for network instance ${ni.uuid}: bridge, gateway or DHCP range is not well-formed`);
   }
   const domain = ni.domain && isHostname(ni.domain) ? ni.domain : null;
+  // Apps that are a gateway of the instance's routes: each tagged, so it is given no route through itself.
+  const gwTags = new Map<string, string>();
+  for (const via of [...ni.propagated.map((r) => r.via), ni.appDefaultVia]) if (IPV4(via) && via !== ni.gateway && !gwTags.has(via)) gwTags.set(via, `evgw${gwTags.size}`);
   const conf = checked("conf", [
     `# evebox: network instance ${commentText(ni.uuid, 36)} (${commentText(ni.name)}); written by evebox, do not edit`,
     `interface=${ni.bridge}`,
@@ -80,7 +83,8 @@ export function dnsmasqFiles(ni: NiSpec, ifaces: AppInterfaceSpec[], hostSets: M
     `dhcp-hostsfile=${p.dhcpHosts}`,
     `dhcp-leasefile=${p.leases}`,
     `dhcp-range=${ni.dhcpRange!.start},${ni.dhcpRange!.end},${maskStr(prefix)},1h`,
-    `dhcp-option=option:router,${ni.gateway}`,
+    `dhcp-option=option:router,${IPV4(ni.appDefaultVia) ? ni.appDefaultVia : ni.gateway}`,
+    ...classlessRoutes(ni, gwTags),
     `dhcp-option=option:dns-server,${ni.gateway}`,
     ...(ni.mtu !== 1500 && Number.isInteger(ni.mtu) ? [`dhcp-option=option:mtu,${ni.mtu}`] : []),
     "dhcp-authoritative",
@@ -101,13 +105,29 @@ export function dnsmasqFiles(ni: NiSpec, ifaces: AppInterfaceSpec[], hostSets: M
     names.set(`${i.appUuid}/${i.index}`, i.index === 0 || ![...names.values()].includes(base) ? base : `${base}-${i.index}`);
   }
   const mine = ifaces.filter((i) => MAC.test(i.mac) && IPV4(i.ip));
-  const dhcpHosts = checked("dhcp-hosts", mine.map((i) => `${i.mac},${i.ip},${names.get(`${i.appUuid}/${i.index}`)},infinite`).sort()) + "\n";
+  const dhcpHosts = checked("dhcp-hosts", mine.map((i) => `${i.mac},${gwTags.has(i.ip!) ? `set:${gwTags.get(i.ip!)},` : ""}${i.ip},${names.get(`${i.appUuid}/${i.index}`)},infinite`).sort()) + "\n";
   const hosts = checked("hosts", [
     `${ni.gateway} gateway`,
     ...mine.map((i) => `${i.ip} ${names.get(`${i.appUuid}/${i.index}`)}`),
     ...ni.staticDns.filter((d) => isHostname(d.host)).flatMap((d) => d.addrs.filter(IP).map((a) => `${a} ${d.host}`)),
   ]) + "\n";
   return { conf, dhcpHosts, hosts };
+}
+
+/**
+ * DHCP option 121 (classless static routes, RFC 3442) when the instance has routes to give (static routes,
+ * the port's connected networks): the subnet on-link, each route, and the default — a client that gets 121
+ * ignores the router option, so the default is repeated in it (as EVE does). Each app gateway gets the list
+ * without the routes through itself (its tag); everyone else the whole list.
+ */
+function classlessRoutes(ni: NiSpec, gwTags: Map<string, string>): string[] {
+  const routes = ni.propagated.filter((r) => v4net(r.dst) && IPV4(r.via));
+  const dflt = IPV4(ni.appDefaultVia) ? ni.appDefaultVia : ni.uplink ? ni.gateway : null;
+  if (!routes.length && !IPV4(ni.appDefaultVia)) return [];
+  const list = (skip: string | null) =>
+    [`${ni.subnet},0.0.0.0`, ...routes.filter((r) => r.via !== skip).map((r) => `${netStr(v4net(r.dst)!)},${r.via}`), ...(dflt && dflt !== skip ? [`0.0.0.0/0,${dflt}`] : [])].join(",");
+  const notGw = [...gwTags.values()].map((t) => `tag:!${t},`).join("");
+  return [`dhcp-option=${notGw}option:classless-static-route,${list(null)}`, ...[...gwTags].map(([via, tag]) => `dhcp-option=tag:${tag},option:classless-static-route,${list(via)}`)];
 }
 
 /** The lines joined; a line with anything but printable ASCII is refused (nothing is written). */

@@ -12,7 +12,8 @@ import type { NftFirewall } from "./acl/nft.ts";
 import { acceptBridge, bridgesWithRules, type ForwardFacts, NO_FORWARD_FACTS, observeForward, releaseBridge } from "./docker-user.ts";
 import { type DnsmasqFiles, type DnsmasqPaths, dnsmasqFiles, dnsmasqPaths, filesHash, observeDnsmasq, reloadDnsmasqHosts, startDnsmasq, stopDnsmasq } from "./dnsmasq.ts";
 import type { Configurator, Item } from "./graph.ts";
-import type { AppInterfaceSpec, HostFacts, NetworkModel } from "./model.ts";
+import { commentText, isL2LinkName } from "../config/names.ts";
+import type { AppInterfaceSpec, HostFacts, L2LinkSpec, NetworkModel } from "./model.ts";
 import { hashHex, ip, ipJson, ipJsonBatch, readSysctl, sh, writeSysctl } from "./sys.ts";
 
 export const RULE_PREF = 10950;
@@ -46,12 +47,29 @@ export interface Observation {
   facts: HostFacts;
   /** The host's iptables FORWARD policy and Docker's DOCKER-USER chain (docker-user.ts). */
   forward?: ForwardFacts;
+  /** Every link's state (the ports' status shows our VLANs, bonds and their members). */
+  links?: LinkState[];
 }
 
 export function desiredItems(model: NetworkModel, firewall: CompiledFirewall, facts: HostFacts, runDir: string, forward: ForwardFacts = NO_FORWARD_FACTS): Item[] {
   const items = new Map<string, Item>();
   const add = (i: Item) => items.set(i.id, i);
   const tables = new Set<number>();
+  // VLAN sub-interfaces and bonds first: an instance on one of them waits for it.
+  const linkItem = new Map<string, string>();
+  for (const l of model.links) {
+    if (l.error) continue;
+    const id = `${l.kind}:${l.ifname}`;
+    if (l.kind === "bond") {
+      add({ id, type: "bond", deps: [], attrs: bondAttrs(l), payload: { label: l.label } });
+      for (const m of l.members) add({ id: `bondmember:${m}`, type: "bondmember", deps: [id], attrs: { bond: l.ifname } });
+    } else {
+      const parent = linkItem.get(l.parent!);
+      add({ id, type: "vlan", deps: parent ? [parent] : [], attrs: { parent: l.parent, vlanId: l.vlanId }, payload: { label: l.label } });
+    }
+    linkItem.set(l.ifname, id);
+  }
+  const onLink = (ifname: string | undefined) => (ifname && linkItem.has(ifname) ? [linkItem.get(ifname)!] : []);
   for (const ni of model.instances) {
     if (ni.error) continue;
     const bridge = `bridge:${ni.bridge}`;
@@ -65,7 +83,7 @@ export function desiredItems(model: NetworkModel, firewall: CompiledFirewall, fa
       gate.push(accept);
     }
     if (ni.kind === "switch") {
-      add({ id: `port:${ni.uplink!.ifname}`, type: "port", deps: gate, attrs: { bridge: ni.bridge } });
+      add({ id: `port:${ni.uplink!.ifname}`, type: "port", deps: [...gate, ...onLink(ni.uplink!.ifname)], attrs: { bridge: ni.bridge } });
       continue;
     }
     const prefix = ni.subnet!.split("/")[1];
@@ -78,7 +96,7 @@ export function desiredItems(model: NetworkModel, firewall: CompiledFirewall, fa
     const files = dnsmasqFiles(ni, ifaces, hostSets, paths);
     add({ id: `dnsmasq:${ni.bridge}`, type: "dnsmasq", deps: [addr], attrs: filesHash(files), payload: { files, paths } });
     if (ni.uplink) {
-      add({ id: `fwd:${ni.uplink.ifname}`, type: "fwd", deps: [], attrs: {} });
+      add({ id: `fwd:${ni.uplink.ifname}`, type: "fwd", deps: onLink(ni.uplink.ifname), attrs: {} });
       // The instance's own routing table sends its traffic out of its chosen uplink, whatever the
       // device's default route is (so the NAT on that uplink always applies).
       const table = routeTable(ni.uuid, tables);
@@ -86,8 +104,17 @@ export function desiredItems(model: NetworkModel, firewall: CompiledFirewall, fa
       add({
         id: route,
         type: "route",
-        deps: [addr],
-        attrs: { table, subnet: ni.subnet, bridge: ni.bridge, uplink: ni.uplink.ifname, via: facts.gateways[ni.uplink.ifname] ?? null, connected: [...(facts.connected[ni.uplink.ifname] ?? [])].sort() },
+        deps: [addr, ...onLink(ni.uplink.ifname)],
+        attrs: {
+          table,
+          subnet: ni.subnet,
+          bridge: ni.bridge,
+          uplink: ni.uplink.ifname,
+          via: ni.hostDefaultVia ?? facts.gateways[ni.uplink.ifname] ?? null,
+          // Static routes without a gateway are link routes on the port, like its connected networks.
+          connected: [...new Set([...(facts.connected[ni.uplink.ifname] ?? []), ...ni.routes.filter((r) => !r.via).map((r) => r.dst)])].sort(),
+          static: ni.routes.filter((r) => r.via).map((r) => `${r.dst} via ${r.via}`).sort(),
+        },
       });
       add({ id: `rule:${table}`, type: "rule", deps: [route], attrs: { table, iif: ni.bridge } });
     }
@@ -100,6 +127,7 @@ export async function observe(runDir: string, nft: NftFirewall): Promise<Observa
   const [links, addrs, routes, rules] = await ipJsonBatch([["link", "show"], ["addr", "show"], ["route", "show", "table", "all"], ["rule", "list"]]);
   const items: Item[] = [];
   const attachments: Attachment[] = [];
+  const links2: LinkState[] = [];
   const ours = new Set<string>();
   for (const l of links) {
     const name: string = l.ifname;
@@ -113,8 +141,18 @@ export async function observe(runDir: string, nft: NftFirewall): Promise<Observa
       if (m) attachments.push({ ifname: name, appUuid: m[1]!, index: Number(m[2]), key: m[3]!, kind: kind === "tun" ? "tap" : "veth", master: l.master ?? null });
       else attachments.push({ ifname: name, appUuid: "", index: -1, key: "", kind: kind === "tun" ? "tap" : "veth", master: l.master ?? null });
     } else if (String(l.master ?? "").startsWith("eb")) {
-      items.push({ id: `port:${name}`, type: "port", deps: [`bridge:${l.master}`], attrs: { bridge: l.master } });
+      items.push({ id: `port:${name}`, type: "port", deps: [`bridge:${l.master}`, ...(isL2LinkName(name) ? [`${kind === "bond" ? "bond" : "vlan"}:${name}`] : [])], attrs: { bridge: l.master } });
     }
+    // The config's VLANs and bonds (evv…/evg…), and the ports enslaved to our bonds.
+    if (isL2LinkName(name) && kind === "vlan") {
+      items.push({ id: `vlan:${name}`, type: "vlan", deps: isL2LinkName(String(l.link ?? "")) ? [`bond:${l.link}`] : [], attrs: { parent: l.link ?? null, vlanId: l.linkinfo?.info_data?.id ?? null } });
+    } else if (isL2LinkName(name) && kind === "bond") {
+      items.push({ id: `bond:${name}`, type: "bond", deps: [], attrs: observedBondAttrs(l.linkinfo?.info_data ?? {}) });
+    }
+    if (isL2LinkName(String(l.master ?? "")) && l.linkinfo?.info_slave_kind === "bond") {
+      items.push({ id: `bondmember:${name}`, type: "bondmember", deps: [`bond:${l.master}`], attrs: { bond: l.master } });
+    }
+    links2.push({ ifname: name, kind: kind ?? null, operstate: String(l.operstate ?? "UNKNOWN"), master: l.master ?? null, slaveState: l.linkinfo?.info_slave_data?.state ?? null, activeSlave: l.linkinfo?.info_data?.active_slave ?? null });
   }
   for (const a of addrs) {
     if (!ours.has(a.ifname) || !a.ifname.startsWith("eb")) continue;
@@ -132,6 +170,7 @@ export async function observe(runDir: string, nft: NftFirewall): Promise<Observa
     }
   }
   const byTable = new Map<number, any[]>();
+  const cidr = (d: string) => (String(d).includes("/") ? d : `${d}/32`);
   for (const r of routes) {
     const t = Number(r.table);
     if (t >= TABLE_BASE && t < TABLE_BASE + TABLE_SPAN) byTable.set(t, [...(byTable.get(t) ?? []), r]);
@@ -139,12 +178,13 @@ export async function observe(runDir: string, nft: NftFirewall): Promise<Observa
   for (const [table, rs] of byTable) {
     const def = rs.find((r) => r.dst === "default");
     const sub = rs.find((r) => r.dst !== "default" && String(r.dev).startsWith("eb"));
-    const connected = rs.filter((r) => r.dst !== "default" && r !== sub).map((r) => (String(r.dst).includes("/") ? r.dst : `${r.dst}/32`));
+    const connected = rs.filter((r) => r.dst !== "default" && r !== sub && !r.gateway).map((r) => cidr(r.dst));
+    const statics = rs.filter((r) => r.dst !== "default" && r !== sub && r.gateway).map((r) => `${cidr(r.dst)} via ${r.gateway}`);
     items.push({
       id: `route:${table}`,
       type: "route",
       deps: sub ? [`addr-of:${sub.dev}`] : [],
-      attrs: { table, subnet: sub?.dst ?? null, bridge: sub?.dev ?? null, uplink: def?.dev ?? null, via: def?.gateway ?? null, connected: connected.sort() },
+      attrs: { table, subnet: sub?.dst ?? null, bridge: sub?.dev ?? null, uplink: def?.dev ?? null, via: def?.gateway ?? null, connected: connected.sort(), static: statics.sort() },
     });
   }
   for (const r of rules) {
@@ -203,7 +243,61 @@ export async function observe(runDir: string, nft: NftFirewall): Promise<Observa
   // Route items depend on their bridge's address; name the dependency the way desired items do.
   const addrOf = new Map(items.filter((i) => i.type === "addr").map((i) => [i.id.split(":")[1]!, i.id]));
   for (const i of items) if (i.type === "route") i.deps = i.deps.map((d) => (d.startsWith("addr-of:") ? (addrOf.get(d.slice(8)) ?? d) : d));
-  return { items, attachments, facts, forward };
+  return { items, attachments, facts, forward, links: links2 };
+}
+
+/** A link's state as observed (for the device's ports in status: our VLANs and bonds, and their members). */
+export interface LinkState {
+  ifname: string;
+  kind: string | null;
+  operstate: string;
+  master: string | null;
+  /** A bond member's state (ACTIVE / BACKUP), as the kernel reports it. */
+  slaveState: string | null;
+  activeSlave: string | null;
+}
+
+/** A bond's attributes as compared: what `ip -d -j link` shows of the bond, in the same form. */
+export function bondAttrs(l: L2LinkSpec): Record<string, unknown> {
+  const miimon = l.mii?.interval ?? 0;
+  // The kernel rounds the delays down to a multiple of miimon.
+  const round = (d: number) => (miimon ? Math.floor(d / miimon) * miimon : 0);
+  return {
+    mode: l.mode,
+    miimon,
+    updelay: round(l.mii?.updelay ?? 0),
+    downdelay: round(l.mii?.downdelay ?? 0),
+    arpInterval: l.arp?.interval ?? 0,
+    arpTargets: [...(l.arp?.targets ?? [])].sort(),
+    lacpRate: l.mode === "802.3ad" ? (l.lacpRate ?? "slow") : null,
+  };
+}
+
+function observedBondAttrs(d: Record<string, any>): Record<string, unknown> {
+  return {
+    mode: d.mode ?? null,
+    miimon: Number(d.miimon ?? 0),
+    updelay: Number(d.updelay ?? 0),
+    downdelay: Number(d.downdelay ?? 0),
+    arpInterval: Number(d.arp_interval ?? 0),
+    arpTargets: (Array.isArray(d.arp_ip_target) ? d.arp_ip_target.map(String) : []).sort(),
+    lacpRate: d.mode === "802.3ad" ? (d.ad_lacp_rate ?? "slow") : null,
+  };
+}
+
+/** The `ip link add … type bond …` argv of a bond item (its name is evebox's; every value is a number or checked). */
+export function bondCreateArgv(name: string, a: Record<string, unknown>): string[] {
+  const argv = ["link", "add", name, "type", "bond", "mode", String(a.mode)];
+  if (a.miimon) argv.push("miimon", String(a.miimon), "updelay", String(a.updelay), "downdelay", String(a.downdelay));
+  const targets = (a.arpTargets as string[]).filter((t) => /^\d{1,3}(\.\d{1,3}){3}$/.test(t));
+  if (a.arpInterval && targets.length) argv.push("arp_interval", String(a.arpInterval), "arp_ip_target", targets.join(","));
+  if (a.lacpRate) argv.push("lacp_rate", String(a.lacpRate));
+  return argv;
+}
+
+/** The `ip link add link … type vlan id …` argv of a VLAN item. */
+export function vlanCreateArgv(name: string, a: Record<string, unknown>): string[] {
+  return ["link", "add", "link", String(a.parent), "name", name, "type", "vlan", "id", String(Number(a.vlanId))];
 }
 
 function resolvConfServers(): string[] {
@@ -280,11 +374,15 @@ export function configurators(runDir: string, nft: NftFirewall): Record<string, 
     },
     route: {
       async create(i) {
-        const a = i.attrs as { table: number; subnet: string; bridge: string; uplink: string; via: string | null; connected: string[] };
+        const a = i.attrs as { table: number; subnet: string; bridge: string; uplink: string; via: string | null; connected: string[]; static?: string[] };
         const t = String(a.table);
         await sh(["ip", "route", "flush", "table", t]).catch(() => undefined);
         await ip("route", "replace", a.subnet, "dev", a.bridge, "table", t);
         for (const c of a.connected) await ip("route", "replace", c, "dev", a.uplink, "table", t);
+        for (const r of a.static ?? []) {
+          const [dst, , via] = r.split(" ");
+          await ip("route", "replace", dst!, "via", via!, "dev", a.uplink, "table", t);
+        }
         await ip("route", "replace", "default", ...(a.via ? ["via", a.via] : []), "dev", a.uplink, "table", t);
       },
       async modify(i) {
@@ -316,6 +414,48 @@ export function configurators(runDir: string, nft: NftFirewall): Record<string, 
         await stopDnsmasq(dnsmasqPaths(runDir, i.id.slice(8)), true);
       },
     },
+    bond: {
+      async create(i) {
+        const name = i.id.slice(5);
+        if (!isL2LinkName(name)) throw new Error(`${name} is not a name evebox gives a bond`);
+        await ip(...bondCreateArgv(name, i.attrs));
+        await ip("link", "set", name, "alias", `evebox bond ${commentText(String((i.payload as { label?: string })?.label ?? ""))}`);
+        await ip("link", "set", name, "up");
+      },
+      async delete(i) {
+        await ip("link", "del", i.id.slice(5)).catch(ignoreMissing);
+      },
+    },
+    bondmember: {
+      async create(i) {
+        const name = i.id.slice(11);
+        const bond = String(i.attrs.bond);
+        if (!isL2LinkName(bond)) throw new Error(`${bond} is not a bond of evebox's`);
+        // A port is enslaved while down; it comes up as the bond's.
+        await ip("link", "set", name, "down");
+        await ip("link", "set", name, "master", bond);
+        await ip("link", "set", name, "up");
+      },
+      async modify(i) {
+        await this.create(i);
+      },
+      async delete(i) {
+        await ip("link", "set", i.id.slice(11), "nomaster").catch(ignoreMissing);
+      },
+    },
+    vlan: {
+      async create(i) {
+        const name = i.id.slice(5);
+        if (!isL2LinkName(name)) throw new Error(`${name} is not a name evebox gives a VLAN sub-interface`);
+        await ip("link", "set", String(i.attrs.parent), "up");
+        await ip(...vlanCreateArgv(name, i.attrs));
+        await ip("link", "set", name, "alias", `evebox vlan ${commentText(String((i.payload as { label?: string })?.label ?? ""))}`);
+        await ip("link", "set", name, "up");
+      },
+      async delete(i) {
+        await ip("link", "del", i.id.slice(5)).catch(ignoreMissing);
+      },
+    },
     dockeruser: {
       async create(i) {
         await acceptBridge(i.id.slice(11), i.payload as ForwardFacts);
@@ -341,7 +481,7 @@ export function configurators(runDir: string, nft: NftFirewall): Record<string, 
   };
 }
 
-export const MODIFIABLE = new Set(["bridge", "port", "route", "dnsmasq", "firewall", "dockeruser"]);
+export const MODIFIABLE = new Set(["bridge", "port", "route", "dnsmasq", "firewall", "dockeruser", "bondmember"]);
 
 function ignoreMissing(e: Error): void {
   if (/Cannot find device|No such|does not exist|Cannot assign requested address|No such process/i.test(e.message)) return;

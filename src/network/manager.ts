@@ -67,6 +67,32 @@ export interface InterfaceFirewall {
 
 const ALLOC_KEY = "network.allocations";
 
+/** A VLAN or bond evebox makes, as status shows it (GET /api/v1/networks → `ports`). */
+export interface PortStatus {
+  kind: "vlan" | "bond";
+  label: string;
+  ifname: string;
+  /** UP, DOWN (the kernel's operstate), INIT (not made yet), ERROR (why in `error`). */
+  state: string;
+  operstate: string | null;
+  error: string | null;
+  parent?: string | null;
+  vlanId?: number | null;
+  mode?: string | null;
+  activeMember?: string | null;
+  members?: { ifname: string; operstate: string | null; enslaved: boolean; state: string | null }[];
+}
+
+/** An instance's routes for status: what its apps get, and what its own table holds beyond the port's networks. */
+function routesView(ni: NetworkModel["instances"][number]): { dst: string; via: string; to: "apps" | "apps+table"; tableVia?: string | null }[] {
+  const table = new Map(ni.routes.map((r) => [r.dst, r.via]));
+  return [
+    ...ni.propagated.map((r) => (table.has(r.dst) ? { dst: r.dst, via: r.via, to: "apps+table" as const, tableVia: table.get(r.dst) ?? null } : { dst: r.dst, via: r.via, to: "apps" as const })),
+    ...(ni.appDefaultVia ? [{ dst: "0.0.0.0/0", via: ni.appDefaultVia, to: "apps" as const }] : []),
+    ...(ni.hostDefaultVia ? [{ dst: "0.0.0.0/0", via: ni.gateway!, to: "apps+table" as const, tableVia: ni.hostDefaultVia }] : []),
+  ];
+}
+
 /** What of the host's iptables the desired items depend on (not the rules themselves: those are observed). */
 function forwardKey(f: ForwardFacts): string {
   return JSON.stringify([f.drops, f.unable, f.backends.map((b) => [b.bin, b.drops, b.hasChain])]);
@@ -126,7 +152,7 @@ export class NetworkManager {
     // The cache key: JSON as the document holds it (an equal document written in another key order only
     // misses the cache). `stable()` here cost more than the compile it saves: ~30-60 ms for 10,000 ACEs.
     const forward = this.lastObservation?.forward ?? NO_FORWARD_FACTS;
-    const key = JSON.stringify([doc?.networkInstances ?? [], (doc?.apps ?? []).map((a: Doc) => [a.uuidandversion?.uuid, a.displayname, a.interfaces, a.volumeRefList]), doc?.deviceIoList, doc?.systemAdapterList, objectErrors.filter((p) => p.objectKind === "networkInstance" || p.objectKind === "app"), facts, prev, forwardKey(forward)]);
+    const key = JSON.stringify([doc?.networkInstances ?? [], (doc?.apps ?? []).map((a: Doc) => [a.uuidandversion?.uuid, a.displayname, a.interfaces, a.volumeRefList]), doc?.deviceIoList, doc?.systemAdapterList, doc?.vlans, doc?.bonds, objectErrors.filter((p) => p.objectKind === "networkInstance" || p.objectKind === "app"), facts, prev, forwardKey(forward)]);
     if (this.last && key === this.cacheKey) return this.last;
     const net = networkModelOf(model ?? (doc ? deviceModel(doc) : null), objectErrors, facts, prev);
     const firewall = compileFirewall(net.instances, net.interfaces);
@@ -228,6 +254,9 @@ export class NetworkManager {
       const errors = mine.map((i) => this.itemErrors.get(i.id)).filter((e): e is string => !!e);
       const fwError = this.itemErrors.get("firewall");
       if (fwError) errors.push(`firewall: ${fwError}`);
+      errors.push(...ni.routeErrors);
+      // The VLAN or bond the instance is on, when it failed to be made.
+      for (const l of desired.model.links) if (l.ifname === ni.uplink?.ifname) for (const e of this.linkErrors(l.kind, l.ifname)) errors.push(`port ${ni.uplink!.label}: ${e}`);
       const built = mine.every((i) => have.has(i.id));
       const apps = desired.model.interfaces.filter((i) => i.niUuid === ni.uuid);
       const data: Record<string, unknown> = {
@@ -240,6 +269,8 @@ export class NetworkManager {
         mtu: ni.mtu,
         dnsServers: ni.dnsServers,
         flowlog: ni.flowlog,
+        // The routes the instance's apps get (DHCP option 121, set on containers) and those of its own table.
+        routes: ni.kind === "local" && ni.subnet ? routesView(ni) : [],
         interfaces: apps.map((i) => ({ app: i.appUuid, appName: i.appName, name: i.name, ifname: i.hostIfname, mac: i.mac, ip: i.ip ?? this.switchLeases.get(i.hostIfname)?.ip ?? null })),
       };
       const state = ni.error || errors.length ? "ERROR" : built ? "ONLINE" : "INIT";
@@ -322,6 +353,40 @@ export class NetworkManager {
       state: bad ? "degraded" : "ok",
       detail: `${d.model.instances.length} network instance(s), ${d.model.interfaces.length} app interface(s)${this.itemErrors.size ? `; ${this.itemErrors.size} item(s) failing: ${[...this.itemErrors].slice(0, 2).map(([k, v]) => `${k}: ${v}`).join("; ")}` : ""}${a ? `; last change ${a.at.toISOString()}` : ""}`,
     };
+  }
+
+  private linkErrors(kind: "vlan" | "bond", ifname: string): string[] {
+    return [...this.itemErrors].filter(([id]) => id === `${kind}:${ifname}` || (kind === "bond" && this.last?.items.find((i) => i.id === id)?.attrs.bond === ifname)).map(([id, e]) => `${id}: ${e}`);
+  }
+
+  /**
+   * The device's ports evebox makes: each VLAN sub-interface and bond of the config, with its host name, its
+   * state (UP/DOWN as the kernel says; ERROR with the reason when it is not made) and, for a bond, its members.
+   */
+  ports(): PortStatus[] {
+    const d = this.last;
+    if (!d) return [];
+    const links = new Map((this.lastObservation?.links ?? []).map((l) => [l.ifname, l]));
+    return d.model.links.map((l) => {
+      const seen = links.get(l.ifname);
+      const errors = l.error ? [l.error] : this.linkErrors(l.kind, l.ifname);
+      const state = errors.length ? "ERROR" : !seen ? "INIT" : seen.operstate === "UP" || seen.operstate === "UNKNOWN" ? "UP" : "DOWN";
+      return {
+        kind: l.kind,
+        label: l.label,
+        ifname: l.ifname,
+        state,
+        operstate: seen?.operstate ?? null,
+        error: errors.length ? errors.join("; ") : null,
+        ...(l.kind === "vlan"
+          ? { parent: l.parent, vlanId: l.vlanId }
+          : {
+              mode: l.mode,
+              activeMember: seen?.activeSlave ?? null,
+              members: l.members.map((m) => ({ ifname: m, operstate: links.get(m)?.operstate ?? null, enslaved: links.get(m)?.master === l.ifname, state: links.get(m)?.slaveState ?? null })),
+            }),
+      };
+    });
   }
 
   attachments(): Attachment[] {

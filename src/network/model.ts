@@ -31,7 +31,36 @@ export interface NiSpec {
   domain: string | null;
   mtu: number;
   flowlog: boolean;
+  /** Local: routes of the instance's own table beyond its subnet, the port's networks and the default (static routes out of the port). */
+  routes: { dst: string; via: string | null }[];
+  /** Local: a static default route out of the port replaces the port's gateway (null: the port's). */
+  hostDefaultVia: string | null;
+  /** Local: the routes the apps get (DHCP option 121; set on containers), besides the subnet and the default. */
+  propagated: { dst: string; via: string }[];
+  /** Local: the apps' default gateway when a static default route names an app (else the bridge). */
+  appDefaultVia: string | null;
+  /** Static routes that cannot be built here (left out; the instance is in error with these reasons). */
+  routeErrors: string[];
   /** Why this instance cannot be built (it is then left out, and shown with this error). */
+  error: string | null;
+}
+
+/** A VLAN sub-interface or bond the network part makes (config/netlinks.ts's, placed on this host). */
+export interface L2LinkSpec {
+  kind: "vlan" | "bond";
+  label: string;
+  /** evebox's name for it (config/names.ts `l2LinkName`). */
+  ifname: string;
+  /** vlan: the parent interface and the VLAN id. */
+  parent: string | null;
+  vlanId: number | null;
+  /** bond: the member interfaces, the kernel's mode and its monitoring. */
+  members: string[];
+  mode: string | null;
+  lacpRate: "slow" | "fast" | null;
+  mii: { interval: number; updelay: number; downdelay: number } | null;
+  arp: { interval: number; targets: string[] } | null;
+  /** Why it is not made (its parent or a member is not on this device, the config's reason). */
   error: string | null;
 }
 
@@ -58,6 +87,10 @@ export interface AppInterfaceSpec {
   uplinkIfname: string | null;
   uplinkLabel: string | null;
   acls: AceSpec[];
+  /** Local: the routes set in a container besides its subnet (the instance's propagated routes but those via itself). */
+  routes: { dst: string; via: string }[];
+  /** Local: the default gateway (the bridge, or the app a static default route names; null for the gateway app itself). */
+  defaultVia: string | null;
 }
 
 export interface Allocations {
@@ -83,6 +116,8 @@ export interface HostFacts {
 
 export interface NetworkModel {
   instances: NiSpec[];
+  /** The VLANs and bonds of the config, in the order they are made (bonds first). */
+  links: L2LinkSpec[];
   interfaces: AppInterfaceSpec[];
   allocations: Allocations;
 }
@@ -120,9 +155,18 @@ export function portOf(doc: Doc, label: string, facts: HostFacts): { ifname: str
   return portOnHost(label, resolvePortLabel(doc, label), facts);
 }
 
-/** What a resolved label (the model's) names on this device, or why it names nothing here. */
-function portOnHost(label: string, r: PortResolution, facts: HostFacts): { ifname: string } | { error: string } {
+/**
+ * What a resolved label (the model's) names on this device, or why it names nothing here. `links`: the VLANs
+ * and bonds being made (a port on one of them exists once it is made).
+ */
+function portOnHost(label: string, r: PortResolution, facts: HostFacts, links: L2LinkSpec[] = []): { ifname: string } | { error: string } {
   if (r.kind === "error") return { error: `${r.message}${r.path ? ` (at ${r.path})` : ""}` };
+  if (r.kind === "ifname" && r.link) {
+    const l = links.find((x) => x.ifname === r.ifname);
+    if (!l) return { error: `${r.link.kind} ${JSON.stringify(r.link.label)} is not made on this device` };
+    if (l.error) return { error: `${l.kind === "vlan" ? "VLAN" : "bond"} ${JSON.stringify(l.label)}: ${l.error}` };
+    return { ifname: l.ifname };
+  }
   let ifname: string | null;
   if (r.kind === "shared") ifname = facts.interfaces.includes(r.label) ? r.label : facts.defaultRouteIfname;
   else ifname = r.ifname;
@@ -145,7 +189,8 @@ export function networkModel(doc: Doc | null, objectErrors: ObjectProblem[], fac
 
 export function networkModelOf(device: DeviceModel | null, objectErrors: ObjectProblem[], facts: HostFacts, previous: Allocations): NetworkModel {
   const allocations: Allocations = { subnets: {}, addrs: {} };
-  if (!device) return { instances: [], interfaces: [], allocations };
+  if (!device) return { instances: [], links: [], interfaces: [], allocations };
+  const links = linksOf(device, facts);
   const faulty = new Set(objectErrors.filter((p) => p.objectKind === "networkInstance").map((p) => p.objectId));
   const errorOf = (id: string) =>
     objectErrors.filter((p) => p.objectKind === "networkInstance" && p.objectId === id).map((p) => `${p.path}: ${p.message}`).join("; ");
@@ -174,6 +219,11 @@ export function networkModelOf(device: DeviceModel | null, objectErrors: ObjectP
       domain: isHostname(ni.domain) ? ni.domain : null,
       mtu: ni.mtu,
       flowlog: ni.flowlog,
+      routes: [],
+      hostDefaultVia: null,
+      propagated: [],
+      appDefaultVia: null,
+      routeErrors: [],
       error: null,
     };
     instances.push(spec);
@@ -186,7 +236,7 @@ export function networkModelOf(device: DeviceModel | null, objectErrors: ObjectP
       continue;
     }
     if (ni.port) {
-      const port = portOnHost(ni.port.label, ni.port.resolution, facts);
+      const port = portOnHost(ni.port.label, ni.port.resolution, facts, links);
       if ("error" in port) {
         spec.error = `port.name: ${port.error}`;
         continue;
@@ -222,6 +272,7 @@ export function networkModelOf(device: DeviceModel | null, objectErrors: ObjectP
     spec.dhcpRange = { start: v4str(start), end: v4str(end) };
     spec.dnsServers = ni.dns.filter((d) => v4(d) !== null);
     if (!spec.dnsServers.length) spec.dnsServers = facts.resolvServers.filter((s) => v4(s) !== null && !s.startsWith("127."));
+    routesOf(spec, ni.staticRoutes, ni.propagateConnectedRoutes, net, facts);
   }
   const byUuid = new Map(instances.filter((n) => !n.error).map((n) => [n.uuid, n]));
 
@@ -253,6 +304,8 @@ export function networkModelOf(device: DeviceModel | null, objectErrors: ObjectP
         uplinkIfname: ni.uplink?.ifname ?? null,
         uplinkLabel: ni.uplink?.label ?? null,
         acls: ifc.acls,
+        routes: [],
+        defaultVia: ni.gateway,
       });
     }
   }
@@ -288,8 +341,14 @@ export function networkModelOf(device: DeviceModel | null, objectErrors: ObjectP
       }
     }
     for (const i of mine) if (i.ip) allocations.addrs[key(i)] = i.ip;
+    // An app that is a gateway of the instance's routes gets none through itself.
+    for (const i of mine) {
+      i.routes = ni.propagated.filter((r) => r.via !== i.ip);
+      const dflt = ni.appDefaultVia ?? ni.gateway;
+      i.defaultVia = dflt === i.ip ? null : dflt;
+    }
   }
-  return { instances, interfaces: interfaces.filter((i) => i.niKind === "switch" || i.ip), allocations };
+  return { instances, links, interfaces: interfaces.filter((i) => i.niKind === "switch" || i.ip), allocations };
 }
 
 /** The model's kind; an app that is neither (held in error by the reconciler) gets a veth. */
@@ -299,3 +358,75 @@ function appKindOf(app: AppModel): AppInterfaceSpec["appKind"] {
 
 /** The model's reading of one ACE (config/model.ts), for callers that hold a raw ACE. */
 export { aceModel as aceSpec } from "../config/model.ts";
+
+/**
+ * The config's VLANs and bonds on this host: bonds first (a VLAN may sit on one), each with the interfaces
+ * it is made of, which must be the device's (`facts.interfaces`, observed) — or, for a VLAN's parent, a bond
+ * being made.
+ */
+export function linksOf(device: DeviceModel, facts: HostFacts): L2LinkSpec[] {
+  const has = (n: string) => isIfname(n) && facts.interfaces.includes(n);
+  const out: L2LinkSpec[] = [];
+  for (const b of device.bonds) {
+    const members = b.members.flatMap((m) => (m.resolution.kind === "ifname" ? [m.resolution.ifname] : []));
+    const missing = members.filter((m) => !has(m));
+    const error = b.error ?? (missing.length ? `member port${missing.length > 1 ? "s" : ""} ${missing.join(", ")} not on this device` : null);
+    out.push({ kind: "bond", label: b.label, ifname: b.ifname, parent: null, vlanId: null, members, mode: b.mode, lacpRate: b.lacpRate, mii: b.mii, arp: b.arp, error });
+  }
+  for (const v of device.vlans) {
+    const parent = v.parent.kind === "ifname" ? v.parent.ifname : null;
+    const bond = v.parent.kind === "ifname" && v.parent.link?.kind === "bond" ? out.find((l) => l.ifname === parent) : undefined;
+    let error = v.error;
+    if (!error && parent && bond?.error) error = `its parent bond ${JSON.stringify(bond.label)}: ${bond.error}`;
+    else if (!error && parent && !bond && !has(parent)) error = `parent port ${JSON.stringify(v.parentLabel)}${parent !== v.parentLabel ? ` (${parent})` : ""} is not on this device`;
+    out.push({ kind: "vlan", label: v.label, ifname: v.ifname, parent, vlanId: v.vlanId, members: [], mode: null, lacpRate: null, mii: null, arp: null, error });
+  }
+  return out;
+}
+
+/**
+ * A Local instance's routes, as EVE's zedrouter makes them: a static route through an address inside the
+ * subnet (an app, or the bridge) is only given to the apps; one through a gateway the port reaches (or through
+ * the port's own gateway, for a route naming only the port) goes into the instance's table and to the apps
+ * through the bridge. With `propagate_connected_routes`, the port's connected networks go to the apps too.
+ */
+function routesOf(spec: NiSpec, routes: { dst: string; gateway: string | null; port: string | null }[], propagateConnected: boolean, net: V4Net, facts: HostFacts): void {
+  const uplink = spec.uplink?.ifname ?? null;
+  const connected = (uplink ? (facts.connected[uplink] ?? []) : []).map(v4net).filter((n): n is V4Net => !!n);
+  const add = (dst: string, via: string) => {
+    if (!spec.propagated.some((r) => r.dst === dst)) spec.propagated.push({ dst, via });
+  };
+  routes.forEach((r, j) => {
+    const where = `staticRoutes[${j}] ${r.dst}`;
+    const dst = v4net(r.dst);
+    if (!dst) return;
+    const isDefault = dst.prefix === 0;
+    const gw = r.gateway ? v4(r.gateway) : null;
+    if (r.gateway && gw === null) return; // IPv6 and other refusals are the config's problems
+    if (gw !== null && inNet(net, gw)) {
+      if (gw === net.addr || gw === last(net)) {
+        spec.routeErrors.push(`${where}: gateway ${r.gateway} is the network or broadcast address of ${spec.subnet}`);
+        return;
+      }
+      if (isDefault) spec.appDefaultVia = r.gateway === spec.gateway ? null : r.gateway;
+      else add(r.dst, r.gateway!);
+      return;
+    }
+    if (!uplink) {
+      spec.routeErrors.push(`${where}: gateway ${r.gateway} is outside the subnet ${spec.subnet}, and an instance without a port routes only through its apps`);
+      return;
+    }
+    const via = r.gateway ?? facts.gateways[uplink] ?? null;
+    const viaN = via ? v4(via) : null;
+    if (via && (viaN === null || !connected.some((c) => inNet(c, viaN)))) {
+      spec.routeErrors.push(`${where}: gateway ${via} is not reachable through port ${spec.uplink!.label} (${uplink}: ${connected.map(netStr).join(", ") || "no connected network"})`);
+      return;
+    }
+    if (isDefault) spec.hostDefaultVia = via;
+    else {
+      spec.routes.push({ dst: netStr(dst), via });
+      add(netStr(dst), spec.gateway!);
+    }
+  });
+  if (propagateConnected) for (const c of connected) if (!netsOverlap(c, net) && c.prefix > 0) add(netStr(c), spec.gateway!);
+}

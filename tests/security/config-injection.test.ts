@@ -74,6 +74,11 @@ const NI: NiSpec = {
   domain: "plant.lan",
   mtu: 1500,
   flowlog: true,
+  routes: [],
+  hostDefaultVia: null,
+  propagated: [],
+  appDefaultVia: null,
+  routeErrors: [],
   error: null,
 };
 const IFACE: AppInterfaceSpec = {
@@ -93,6 +98,8 @@ const IFACE: AppInterfaceSpec = {
   uplinkIfname: null,
   uplinkLabel: null,
   acls: [],
+  routes: [],
+  defaultVia: "10.9.0.1",
 };
 const SETS = [["h_abc", "updates.example.com"]] as [string, string][];
 
