@@ -257,6 +257,11 @@ export function createApiClient(options: ApiClientOptions = {}) {
       return Array.isArray(lines) ? (lines as LogLine[]) : [];
     },
     networks: async () => (await get(rpc.networks.$get())).instances,
+    /** The network instances and the VLAN sub-interfaces and bonds the device makes (`ports`), in one answer. */
+    networksAndPorts: async () => {
+      const b = await get(rpc.networks.$get());
+      return { instances: b.instances, ports: (b as { ports?: unknown }).ports ?? [] };
+    },
     /** The device's memory, own networks and ports: what the forms check a document against (ui/device-check.ts). */
     host: () => get(rpc.host.$get()) as Promise<HostView>,
     /** The metrics history of `device` or an app, in columns (src/store/README.md says what each range holds). */

@@ -51,13 +51,32 @@ interface NetworkInstance {
   dnsServers?: string[];
   flowlog?: boolean;
   interfaces?: NetworkInterface[];
+  /** What the apps get (DHCP option 121, set on containers) and, for `apps+table`, the instance's own next hop. */
+  routes?: { dst: string; via: string; to: "apps" | "apps+table"; tableVia?: string | null }[];
   leases: Lease[];
 }
+
+/** A VLAN sub-interface or bond the device makes (GET /api/v1/networks → ports). */
+interface DevicePort {
+  kind: "vlan" | "bond";
+  label: string;
+  ifname: string;
+  state: string;
+  error: string | null;
+  parent?: string | null;
+  vlanId?: number | null;
+  mode?: string | null;
+  activeMember?: string | null;
+  members?: { ifname: string; operstate: string | null; enslaved: boolean; state: string | null }[];
+}
+
+const PORT_BADGE: Record<string, string> = { UP: "badge-ok", INIT: "badge-info", DOWN: "badge-warn", ERROR: "badge-error" };
 
 const STATE_BADGE: Record<string, string> = { ONLINE: "badge-ok", INIT: "badge-info", INITIAL: "badge-info", ERROR: "badge-error" };
 
 export function Networks({ api }: { api: ApiClient }) {
   const [instances, setInstances] = useState<NetworkInstance[] | null>(null);
+  const [ports, setPorts] = useState<DevicePort[]>([]);
   const [error, setError] = useState<string | null>(null);
   const status = useLiveStatus(api).status;
   const managed = status?.device.mode === "managed";
@@ -72,8 +91,9 @@ export function Networks({ api }: { api: ApiClient }) {
 
   const load = useCallback(async () => {
     try {
-      const got = (await api.networks()) as unknown as NetworkInstance[] | undefined;
-      setInstances(got ?? []);
+      const got = await api.networksAndPorts();
+      setInstances((got.instances as unknown as NetworkInstance[] | undefined) ?? []);
+      setPorts((got.ports as DevicePort[] | undefined) ?? []);
       setError(null);
     } catch (e) {
       // A 401 has sent the app to sign in already.
@@ -209,6 +229,28 @@ export function Networks({ api }: { api: ApiClient }) {
       )}
       {!instances && !error && <p class="muted">Loading…</p>}
       {instances && instances.length === 0 && <p class="empty card">No network instances. Apps with no interfaces have no network.</p>}
+      {ports.length > 0 && (
+        <section class="card card-wide" id="device-ports" aria-labelledby="device-ports-title">
+          <h2 id="device-ports-title">VLANs and bonds</h2>
+          <DataTable label="VLAN sub-interfaces and bonds the device makes" columns={["Label", "Kind", "State", "Host name", "On", "Members"]}>
+            {ports.map((p) => (
+              <tr key={p.ifname} data-port={p.label}>
+                <th scope="row">{p.label}</th>
+                <td>{p.kind === "vlan" ? `VLAN ${p.vlanId}` : `bond (${p.mode})`}</td>
+                <td>
+                  <span class={`badge ${PORT_BADGE[p.state] ?? "badge-info"}`}>{p.state}</span>
+                  {p.error && <span class="field-error"> {p.error}</span>}
+                </td>
+                <td class="mono">{p.ifname}</td>
+                <td class="mono">{p.kind === "vlan" ? (p.parent ?? "—") : "—"}</td>
+                <td class="mono">
+                  {(p.members ?? []).map((m) => `${m.ifname} ${m.operstate ?? "?"}${m.ifname === p.activeMember ? " (active)" : ""}${m.enslaved ? "" : " (not enslaved)"}`).join(", ") || "—"}
+                </td>
+              </tr>
+            ))}
+          </DataTable>
+        </section>
+      )}
       {(instances ?? []).map((ni) => (
         <section key={ni.uuid} class="card card-wide network" aria-labelledby={`ni-${ni.uuid}`} data-network={ni.name}>
           <div class="section-head">
@@ -277,6 +319,20 @@ export function Networks({ api }: { api: ApiClient }) {
               </>
             )}
           </dl>
+          {(ni.routes ?? []).length > 0 && (
+            <>
+              <h3>Routes</h3>
+              <DataTable label={`Routes of ${ni.name}`} columns={["Destination", "Apps' gateway", "Next hop on the device"]}>
+                {(ni.routes ?? []).map((r) => (
+                  <tr key={r.dst}>
+                    <td class="mono">{r.dst}</td>
+                    <td class="mono">{r.via}</td>
+                    <td class="mono">{r.to === "apps+table" ? (r.tableVia ?? `${ni.uplink?.ifname ?? ""} (on link)`) : "— (through the app)"}</td>
+                  </tr>
+                ))}
+              </DataTable>
+            </>
+          )}
           <h3>App interfaces</h3>
           {(ni.interfaces ?? []).length === 0 ? (
             <p class="muted">No app is on this network.</p>
