@@ -60,7 +60,8 @@ function doc(extra: { vlans?: any[]; bonds?: any[] } = {}) {
     activate: true,
     fixedresources: { memory: 65536, vcpus: 1 },
     volumeRefList: [{ uuid: VOLS[name] }],
-    interfaces: [{ name: "eth0", networkId: NIS[name] }],
+    // Everything allowed (an interface without ACLs drops all, as EVE's does).
+    interfaces: [{ name: "eth0", networkId: NIS[name], acls: [{ id: 1, matches: [{ type: "ip", value: "0.0.0.0/0" }] }] }],
     userData: Buffer.from(`EVE_ECO_CMD=${SLEEP}`).toString("base64"),
   });
   return {
