@@ -104,8 +104,13 @@ function doc(apps: ("box" | "oci" | "vm")[]) {
   return d;
 }
 
-/** A PATCH over a raw socket that announces the whole rest but sends only `bytes`, then the client goes away. */
-function droppedPatch(path: string, total: number, bytes: Uint8Array): Promise<void> {
+/**
+ * A PATCH over a raw socket that announces the whole rest but sends only `bytes`; once `held()` says the device has
+ * them (a paused body goes to disk), the client goes away without a word more. Bun drops body bytes it has not yet
+ * handed to the reader when the peer closes (measured: a reader 1 ms slow per chunk kept 26% of 1 MB), so the test
+ * drops the connection after the device holds the bytes, as a cut cable would, rather than racing the close.
+ */
+function droppedPatch(path: string, total: number, bytes: Uint8Array, held: () => Promise<unknown>): Promise<void> {
   const url = new URL(evebox.url);
   return new Promise((resolve, reject) => {
     const s = connect({ host: url.hostname, port: Number(url.port) }, () => {
@@ -113,8 +118,16 @@ function droppedPatch(path: string, total: number, bytes: Uint8Array): Promise<v
         `PATCH ${path} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: ${auth.authorization}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${total}\r\n\r\n`,
       );
       s.write(bytes, () => {
-        s.destroySoon();
-        resolve();
+        held().then(
+          () => {
+            s.destroy();
+            resolve();
+          },
+          (e) => {
+            s.destroy();
+            reject(e);
+          },
+        );
       });
     });
     s.on("error", reject);
@@ -138,17 +151,13 @@ describe("uploading images", () => {
     expect(r.status).toBe(201);
     const id = r.body.id as string;
     const half = Math.floor(tar.bytes.length / 2);
-    await droppedPatch(`/api/v1/images/uploads/${id}?offset=0`, tar.bytes.length, tar.bytes.subarray(0, half));
-    const kept = await waitFor(
-      "the device to keep the first half",
-      async () => {
-        const s = await api.req("GET", `/api/v1/images/uploads/${id}`);
-        const off = Number(s.headers.get("upload-offset"));
-        return off === half ? off : undefined;
-      },
-      15_000,
+    const offset = async () => Number((await api.req("GET", `/api/v1/images/uploads/${id}`)).headers.get("upload-offset"));
+    await droppedPatch(`/api/v1/images/uploads/${id}?offset=0`, tar.bytes.length, tar.bytes.subarray(0, half), () =>
+      waitFor("the device to hold the first half (the body paused)", async () => ((await offset()) === half ? true : undefined), 15_000),
     );
-    expect(kept).toBe(half);
+    // The connection is gone: what arrived stays (nothing truncated when the request ends).
+    await Bun.sleep(500);
+    expect(await offset()).toBe(half);
     // From a wrong offset: refused, told where it stands.
     r = await api.json("PATCH", `/api/v1/images/uploads/${id}?offset=0`, tar.bytes, OCTETS);
     expect(r.status).toBe(409);
