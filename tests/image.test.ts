@@ -297,6 +297,8 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
     const down = await device!.waitSerial(/reboot: now/, 180_000, mark);
     timings.orderlyStop = since(t);
     const stopLog = device!.serial().slice(mark, down.end);
+    // The steps and their times, for a run where a step was slow or hung (each is bounded; the line names it).
+    for (const l of stopLog.split(/\r?\n/).filter((l) => /reboot[ :(]|evebox: stopping|no end after/.test(l))) log(`  ${l.trim()}`);
     expect(stopLog).toContain("reboot: stopped the services");
     expect(stopLog).toContain("reboot: unmounted the file systems");
     const ready = await device!.waitSerial(/evebox: console ready/, 240_000, down.end);
@@ -351,6 +353,8 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
       const down = await device!.waitSerial(/reboot: now/, 240_000, mark);
       timings.counterRebootStop = since(t);
       const stopLog = device!.serial().slice(mark, down.end);
+    // The steps and their times, for a run where a step was slow or hung (each is bounded; the line names it).
+    for (const l of stopLog.split(/\r?\n/).filter((l) => /reboot[ :(]|evebox: stopping|no end after/.test(l))) log(`  ${l.trim()}`);
       expect(stopLog).toMatch(/reboot requested by the controller \(counter 2\): halting the apps, then rebooting/);
       expect(stopLog).toContain("reboot (requested by the controller (reboot counter 2))");
       const ready = await device!.waitSerial(/evebox: console ready/, 240_000, down.end);

@@ -13,6 +13,7 @@ import type { UiAssets } from "../console/ui-assets.ts";
 import { parseControllerAddress } from "../controller/http.ts";
 import type { DeviceView } from "../controller/sync.ts";
 import { createLogger } from "../lib/log.ts";
+import { TookTooLong, within } from "../lib/wait.ts";
 import { EventBus } from "../model/events.ts";
 import type { PartStatus } from "../model/status.ts";
 import { Hardware } from "../hardware/service.ts";
@@ -140,6 +141,9 @@ function connectionLimits(s: Settings["console"]): ConnectionLimits {
 }
 
 /** A part with a lifecycle, as the root starts and stops it. */
+/** How long one part may take to stop before the others go on without it. */
+const PART_STOP_MS = 20_000;
+
 interface Lifecycle {
   name: string;
   stop(): Promise<void> | void;
@@ -372,10 +376,12 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   const started: Lifecycle[] = [];
   const stopStarted = async () => {
     for (const p of started.splice(0).reverse()) {
+      // A part that does not stop does not hold up the others (on the way to a reboot, the store must still be
+      // closed and the file systems unmounted): it is named and left behind.
       try {
-        await p.stop();
+        await within(`stopping ${p.name}`, PART_STOP_MS, () => p.stop());
       } catch (e) {
-        console.error(`evebox: stopping ${p.name}: ${(e as Error).message}`);
+        console.error(`evebox: ${e instanceof TookTooLong ? "" : `stopping ${p.name}: `}${(e as Error).message}`);
       }
     }
   };

@@ -7,6 +7,7 @@ import type { UiAssets } from "../console/ui-assets.ts";
 import type { PartStatus } from "../model/status.ts";
 import type { DeviceSlots, RunningDevice } from "../device/run.ts";
 import { type BootEnv, bootState, type BootState, readBootEnv, slotFromCmdline } from "../baseos/bootenv.ts";
+import { TookTooLong, within } from "../lib/wait.ts";
 import { killRaw, mount, REBOOT, reboot, sethostname, sync } from "./libc.ts";
 import { isMounted, mountEarly, type MountReport, unmountAll } from "./mounts.ts";
 import { PortManager, portConfigFromModel } from "./ports.ts";
@@ -572,16 +573,17 @@ export class Init {
       // the store may be full or gone
     }
     this.ports?.stop();
-    const step = async (what: string, f: () => Promise<unknown> | unknown) => {
+    // Each step is bounded, so one that hangs still leaves time to sync and unmount before the 120 s above.
+    const step = async (what: string, f: () => Promise<unknown> | unknown, ms = 40_000) => {
       const t = performance.now();
       try {
-        await f();
+        await within(what, ms, f);
         say(`${action}: ${what} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
       } catch (e) {
-        say(`${action}: ${what} failed: ${(e as Error).message}`);
+        say(`${action}: ${e instanceof TookTooLong ? "" : `${what} failed: `}${(e as Error).message}`);
       }
     };
-    await step("stopped the console and the app runtime", () => this.running?.stop());
+    await step("stopped the console and the app runtime", () => this.running?.stop(), 50_000);
     await step("stopped the services (dockerd stopped the apps)", () => this.supervisor.stopAll());
     await step("stopped every other process", () => this.killAll());
     await step("unmounted the file systems", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { sleep, waitFor, WaitTimeout } from "./wait.ts";
+import { sleep, TookTooLong, waitFor, WaitTimeout, within } from "./wait.ts";
 
 describe("sleep", () => {
   test("waits about as long as asked", async () => {
@@ -66,5 +66,18 @@ describe("waitFor", () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(new Error("shutdown")), 30);
     await expect(waitFor(() => false, { timeoutMs: 5_000, intervalMs: 10, what: "x", signal: ac.signal })).rejects.toThrow("shutdown");
+  });
+});
+
+describe("within", () => {
+  test("the work's result when it ends in time, its error when it fails", async () => {
+    expect(await within("quick", 1000, async () => 7)).toBe(7);
+    await expect(within("failing", 1000, async () => Promise.reject(new Error("no")))).rejects.toThrow("no");
+  });
+
+  test("TookTooLong naming the step when the work hangs", async () => {
+    const e = await within("stopping the app runtime", 50, () => new Promise(() => {})).catch((x) => x);
+    expect(e).toBeInstanceOf(TookTooLong);
+    expect((e as Error).message).toBe("stopping the app runtime: no end after 0 s; going on without it");
   });
 });

@@ -62,3 +62,36 @@ export async function waitFor<T>(condition: () => T | Promise<T>, o: WaitOptions
     await sleep(Math.min(interval, left), o.signal);
   }
 }
+
+/** `within` gave up waiting: the work may still be going on; the caller moves on without it. */
+export class TookTooLong extends Error {
+  override readonly name = "TookTooLong";
+  constructor(
+    readonly what: string,
+    readonly ms: number,
+  ) {
+    super(`${what}: no end after ${(ms / 1000).toFixed(0)} s; going on without it`);
+  }
+}
+
+/**
+ * The work's result, or `TookTooLong` after `ms` (the work is not cancelled: it may still finish later). For
+ * steps that must not hold up what follows — stopping a part on the way to a reboot.
+ */
+export function within<T>(what: string, ms: number, work: () => Promise<T> | T): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new TookTooLong(what, ms)), ms);
+    Promise.resolve()
+      .then(work)
+      .then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
+  });
+}
