@@ -18,6 +18,9 @@ commands:
   status    print the running device's status (asks it over DATA/run/evebox.sock)
               --data DIR         state directory of the running evebox (env EVEBOX_DATA)
               --json             print the raw JSON
+  bundle build DIR --out FILE [--key KEY.pem]
+            build an app bundle file from DIR/bundle.json and its images (src/bundles/README.md);
+            --key signs it with an ed25519 private key (PKCS#8 PEM)
   version   print the version
   help      print this help
 `;
@@ -44,7 +47,7 @@ async function loadUi() {
 export async function main(argv: string[]): Promise<number> {
   // As PID 1 (the kernel's init) evebox is init; the kernel passes its unknown command-line words as arguments.
   // An explicit command still wins, so `evebox run` works as a container's PID 1.
-  const commands = new Set(["run", "status", "version", "--version", "help", "--help", "-h"]);
+  const commands = new Set(["run", "status", "bundle", "version", "--version", "help", "--help", "-h"]);
   const [command, ...rest] = process.pid === 1 && !commands.has(argv[0] ?? "") ? ["init"] : argv;
   switch (command) {
     case "init": {
@@ -108,6 +111,30 @@ export async function main(argv: string[]): Promise<number> {
       const status = await res.json();
       console.log(o.json ? JSON.stringify(status, null, 2) : formatStatus(status));
       return 0;
+    }
+    case "bundle": {
+      const [sub, ...more] = rest;
+      if (sub !== "build") throw new UsageError(sub ? `unknown bundle command '${sub}' (expected build)` : "bundle: expected build");
+      let parsed;
+      try {
+        parsed = parseArgs({ args: more, options: { out: { type: "string" }, key: { type: "string" } }, strict: true, allowPositionals: true });
+      } catch (e) {
+        throw new UsageError((e as Error).message.replace(/\. To specify a positional.*$/s, ""));
+      }
+      const dir = parsed.positionals[0];
+      if (!dir || parsed.positionals.length > 1 || !parsed.values.out) throw new UsageError("usage: evebox bundle build DIR --out FILE [--key KEY.pem]");
+      const [{ buildBundle }, { BundleInvalid }] = await Promise.all([import("./bundles/build.ts"), import("./bundles/manifest.ts")]);
+      try {
+        const r = await buildBundle(dir, parsed.values.out, parsed.values.key);
+        console.log(`bundle ${r.name} ${r.version}${r.signed ? " (signed)" : ""}: ${r.out}, ${r.bytes} bytes`);
+        for (const i of r.images) console.log(`  image ${i.name}: sha256 ${i.sha256}, ${i.size} bytes`);
+        return 0;
+      } catch (e) {
+        if (!(e instanceof BundleInvalid)) throw e;
+        console.error("evebox: the bundle is refused:");
+        for (const p of e.problems) console.error(`  ${p.path ? `${p.path}: ` : ""}${p.message}`);
+        return 1;
+      }
     }
     case "version":
     case "--version":

@@ -50,5 +50,12 @@ export const migrations: EmbeddedMigration[] = [
       "UPDATE `sessions` SET `user` = 'admin' WHERE `user` IS NULL;",
       "UPDATE `api_tokens` SET `user` = 'admin', `role` = 'admin' WHERE `user` IS NULL;"
     ]
+  },
+  {
+    "tag": "0004_bundles",
+    "statements": [
+      "CREATE TABLE `bundle_keys` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`name` text NOT NULL,\n\t`public_key` text NOT NULL,\n\t`added_at` integer NOT NULL,\n\t`added_by` text NOT NULL\n);",
+      "CREATE TABLE `bundles` (\n\t`name` text PRIMARY KEY NOT NULL,\n\t`version` text NOT NULL,\n\t`description` text NOT NULL,\n\t`params` text NOT NULL,\n\t`objects` text NOT NULL,\n\t`images` text NOT NULL,\n\t`manifest_sha256` text NOT NULL,\n\t`config_version` integer,\n\t`signer` text,\n\t`installed_at` integer NOT NULL,\n\t`installed_by` text NOT NULL\n);"
+    ]
   }
 ];

@@ -210,3 +210,31 @@ export const controllerState = sqliteTable("controller_state", {
   key: text("key").primaryKey(),
   value: text("value").notNull(),
 });
+
+/** App bundles imported on this device (src/bundles/): what each added, with which parameters. */
+export const bundles = sqliteTable("bundles", {
+  name: text("name").primaryKey(),
+  version: text("version").notNull(),
+  description: text("description").notNull(),
+  /** The parameter values it was imported with. */
+  params: text("params", { mode: "json" }).$type<Record<string, string>>().notNull(),
+  /** The objects it added, by collection (bundles/plan.ts ObjectRefs). */
+  objects: text("objects", { mode: "json" }).$type<Record<string, string[]>>().notNull(),
+  /** The images it brought: name → sha256. */
+  images: text("images", { mode: "json" }).$type<Record<string, string>>().notNull(),
+  manifestSha256: text("manifest_sha256").notNull(),
+  configVersion: integer("config_version"),
+  /** The trusted key that signed it, or null. */
+  signer: text("signer"),
+  installedAt: integer("installed_at", { mode: "timestamp_ms" }).notNull(),
+  installedBy: text("installed_by").notNull(),
+});
+
+/** Public keys (ed25519) whose bundle signatures this device trusts. */
+export const bundleKeys = sqliteTable("bundle_keys", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  publicKey: text("public_key").notNull(),
+  addedAt: integer("added_at", { mode: "timestamp_ms" }).notNull(),
+  addedBy: text("added_by").notNull(),
+});
