@@ -2,6 +2,7 @@
 // input: images by file) and the built form (inside the bundle file: images by sha256 and size). Pure: no
 // `node:`, no Bun (the console's import dialog may show the same messages). README.md is the format.
 import { hasControl } from "../config/names.ts";
+import { DomainError } from "../model/errors.ts";
 
 export const FORMAT = 1;
 export const NAME_RE = /^[a-z0-9][a-z0-9-]{0,47}$/;
@@ -51,10 +52,11 @@ export interface ManifestProblem {
   message: string;
 }
 
-export class BundleInvalid extends Error {
+/** A bundle refused whole: every problem with its path (the answer's `problems`). */
+export class BundleInvalid extends DomainError {
   override name = "BundleInvalid";
   constructor(readonly problems: ManifestProblem[]) {
-    super(problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join("; "));
+    super("invalid", `the bundle is refused: ${problems.slice(0, 5).map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join("; ")}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ""}`, { problems: problems.slice(0, 100) });
   }
 }
 
