@@ -18,6 +18,8 @@ import { baseosRoutes, type BaseOsRef } from "../baseos/routes.ts";
 import { renderApiDocs, type OpenApiDoc } from "./api-docs.ts";
 import { consoleSocket } from "./console-socket.ts";
 import { imageRoutes } from "./images.ts";
+import { bundleRoutes } from "./bundles.ts";
+import type { BundleService } from "../bundles/service.ts";
 import type { ImageStore } from "../storage/images.ts";
 import { createLogger } from "../lib/log.ts";
 import { EMPTY_MODEL } from "../config/model.ts";
@@ -83,6 +85,8 @@ export interface ConsoleOptions {
   baseos?: () => BaseOsRef;
   /** Images imported by hand (upload from the console): the content store by digest. Absent: the routes answer 501. */
   images?: ImageStore;
+  /** App bundles (bundles/): import, upgrade, remove. Absent: the routes answer 501. */
+  bundles?: BundleService;
   /** The host's I/O: every device, what it is, who holds it, why it is not assignable (hardware/). */
   hardware?: () => HardwareStatus;
   /** The device's memory, networks and ports, as the console's forms check a document against them (config/device-env.ts). */
@@ -699,6 +703,8 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
 
       // ---- images uploaded from the browser (air-gapped devices): src/console/README.md, storage/images.ts
       .route("/images", imageRoutes({ images: () => opts.images ?? null, config: device.config, events: device.events }))
+      // ---- app bundles (air-gapped stacks): src/bundles/README.md
+      .route("/bundles", bundleRoutes({ bundles: () => opts.bundles ?? null, managedBy: () => (device.managed() ? (device.controllerUrl() ?? "(unknown)") : null) }))
 
       // ---- base OS updates (A/B slots): src/baseos/README.md
       .route("/baseos", baseosRoutes(opts.baseos ?? (() => ({ baseos: null, reason: "not an A/B device" }))))

@@ -74,6 +74,13 @@ export const ROUTE_ROLES: Record<string, "open" | RouteNeed> = {
   "GET /api/v1/images/uploads/{id}": "viewer",
   "PATCH /api/v1/images/uploads/{id}": "admin",
   "DELETE /api/v1/images/uploads/{id}": "admin",
+  "GET /api/v1/bundles": "viewer",
+  "POST /api/v1/bundles": "admin",
+  "DELETE /api/v1/bundles/{name}": "admin",
+  "GET /api/v1/bundles/keys": "viewer",
+  "POST /api/v1/bundles/keys": "admin",
+  "DELETE /api/v1/bundles/keys/{id}": "admin",
+  "PUT /api/v1/bundles/policy": "admin",
 };
 
 const dir = mkdtempSync(join(tmpdir(), "evebox-roles-"));

@@ -16,10 +16,12 @@ import { createLogger } from "../lib/log.ts";
 import { TookTooLong, within } from "../lib/wait.ts";
 import { EventBus } from "../model/events.ts";
 import type { PartStatus } from "../model/status.ts";
-import { Hardware } from "../hardware/service.ts";
+import { Hardware, isCharDevice } from "../hardware/service.ts";
+import { hostView } from "../config/device-env.ts";
 import { DeviceOps } from "../ops/device-ops.ts";
 import { datastorePolicy } from "../storage/destinations.ts";
 import { ImageStore } from "../storage/images.ts";
+import { BundleService } from "../bundles/service.ts";
 import { Store, StoreTooNewError } from "../store/index.ts";
 import { HistorySampler } from "../telemetry/history.ts";
 import { cpuCount, sampleDevice } from "../telemetry/metrics.ts";
@@ -350,6 +352,17 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   const auth = new Auth(store, join(dirs.run, "setup-token"));
   const network = () => apps.network();
   const hardwareStatus = () => hardware.status(config.model()?.model ?? EMPTY_MODEL);
+  const bundles = new BundleService({
+    store,
+    config,
+    images,
+    events,
+    host: () => hostView(),
+    inventory: () => hardware.inventory(),
+    managedBy: () => (device.managed() ? (device.controllerUrl() ?? "(unknown)") : null),
+    stagingDir: join(dirs.persist, "content", "bundles", "staging"),
+    isCharDevice,
+  });
   const listeners = new ConsoleListeners({
     listen: opts.listen,
     redirectHttp: opts.redirectHttp,
@@ -366,10 +379,11 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
         secureCookies: !!opts.tls,
         baseos: () => baseos.ref(),
         images,
+        bundles,
         hardware: hardwareStatus,
         clientAddress: (req) => clients.get(req) ?? null,
       }),
-    localApp: createConsoleApp({ auth, device, ui: null, trustAll: true, network, power, baseos: () => baseos.ref(), images, hardware: hardwareStatus }),
+    localApp: createConsoleApp({ auth, device, ui: null, trustAll: true, network, power, baseos: () => baseos.ref(), images, bundles, hardware: hardwareStatus }),
     onRequest: () => device.countRequest(),
   });
   // What has started, in order: stop() runs it backwards.
