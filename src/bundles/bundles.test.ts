@@ -50,7 +50,7 @@ function manifest(over: Record<string, unknown> = {}, config?: Record<string, un
           volumeRefList: [{ uuid: U.vol }],
           adapters: [{ type: "PhyIoNoop", name: "{{param.sensor}}" }],
           interfaces: [{ name: "eth0", networkId: U.ni, addr: "{{param.subnet.host.5}}" }],
-          userDataTitle: "{{param.title}}",
+          userData: { env: { TITLE: "{{param.title}}", EVE_ECO_CMD: "sleep 3600" } },
         },
       ],
     },
@@ -109,7 +109,7 @@ describe("placeholders", () => {
     const app = (s.config.apps as any[])[0];
     expect(app.adapters[0].name).toBe("COM1");
     expect(app.interfaces[0].addr).toBe("10.77.0.5");
-    expect(app.userDataTitle).toBe("Drill 3");
+    expect(Buffer.from(app.userData, "base64").toString()).toBe("TITLE=Drill 3\nEVE_ECO_CMD=sleep 3600\n");
     expect((s.config.contentInfo as any[])[0].sha256).toBe(SHA);
   });
   test("a placeholder as a substring, in a key, unknown, or an image outside a sha256 is refused with its path", () => {
@@ -120,7 +120,8 @@ describe("placeholders", () => {
     cfg.networkInstances[0].displayname = "{{param.nope}}";
     cfg.volumes[0].displayName = "{{image.box}}";
     cfg.datastores[0].dpath = "{{ param.title }}";
-    cfg.apps[0].userDataTitle = "{{param.title.gateway}}";
+    cfg.apps[0].userData.env.TITLE = "{{param.title.gateway}}";
+    cfg.apps[0].userData.env["BAD-KEY"] = "x";
     const problems = checkPlaceholders(built({}, cfg));
     const paths = problems.map((p) => p.path);
     expect(paths).toEqual(
@@ -130,13 +131,14 @@ describe("placeholders", () => {
         "config.networkInstances[0].displayname",
         "config.volumes[0].displayName",
         "config.datastores[0].dpath",
-        "config.apps[0].userDataTitle",
+        "config.apps[0].userData.env.TITLE",
+        "config.apps[0].userData.env.BAD-KEY",
       ]),
     );
   });
   test("every parameter and image must be used", () => {
     const cfg = structuredClone((manifest() as any).config);
-    cfg.apps[0].userDataTitle = "fixed";
+    cfg.apps[0].userData.env.TITLE = "fixed";
     cfg.contentInfo[0].sha256 = SHA;
     const paths = checkPlaceholders(built({}, cfg)).map((p) => p.path);
     expect(paths).toEqual(["parameters.title", "images.box"]);

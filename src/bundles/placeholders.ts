@@ -3,6 +3,7 @@
 // substituted, text never is, so a value cannot reach a place its check did not foresee. Pure (ui/ may use it).
 import { hasControl } from "../config/names.ts";
 import { hasHostBits, overlaps, parseCidr, parseIp } from "../config/net.ts";
+import { ENV_KEY_RE, envToUserData } from "../config/userdata.ts";
 import type { Manifest, ManifestProblem, ParamSpec } from "./manifest.ts";
 
 /** What the device offers a bundle's parameters (the console shows them as the fields' choices). */
@@ -115,14 +116,41 @@ export function resolveParams(m: Manifest, given: Record<string, unknown>, facts
  */
 export function checkPlaceholders(m: Pick<Manifest, "parameters" | "images" | "config">): ManifestProblem[] {
   const problems: ManifestProblem[] = [];
-  walk(m.config, "config", m, problems, null);
+  envUserData(walk(m.config, "config", m, problems, null) as Record<string, unknown[]>, problems);
   return problems;
+}
+
+/**
+ * An app's `userData` may be written in a bundle as `{"env": {"KEY": "value" | "{{param.x}}", …}}`: after
+ * substitution it becomes EVE's base64 `KEY=VALUE` lines (config/userdata.ts), one variable per key, so a value
+ * (checked to hold no line break) is one variable's value and nothing else.
+ */
+function envUserData(config: Record<string, unknown[]>, problems: ManifestProblem[]): void {
+  (config.apps ?? []).forEach((app, i) => {
+    const a = app as Record<string, unknown>;
+    const ud = a?.userData;
+    if (!ud || typeof ud !== "object") return;
+    const path = `config.apps[${i}].userData`;
+    const env = (ud as Record<string, unknown>).env;
+    if (Array.isArray(ud) || Object.keys(ud).some((k) => k !== "env") || !env || typeof env !== "object" || Array.isArray(env)) {
+      problems.push({ path, message: 'in a bundle, userData is base64 text, or {"env": {"KEY": "value", …}}' });
+      return;
+    }
+    const vars: { key: string; value: string }[] = [];
+    for (const [key, value] of Object.entries(env)) {
+      if (!ENV_KEY_RE.test(key)) problems.push({ path: `${path}.env.${key.slice(0, 64)}`, message: `not a variable name (${ENV_KEY_RE.source})` });
+      else if (typeof value !== "string" || hasControl(value)) problems.push({ path: `${path}.env.${key}`, message: "a variable's value: a string of one line" });
+      else vars.push({ key, value });
+    }
+    a.userData = envToUserData(vars);
+  });
 }
 
 /** The fragment with every placeholder replaced by its value; problems when one cannot be. */
 export function substitute(m: Manifest, values: ParamValues, digests: Record<string, string>): { config: Record<string, unknown[]>; problems: ManifestProblem[] } {
   const problems: ManifestProblem[] = [];
   const config = walk(m.config, "config", m, problems, { values, digests }) as Record<string, unknown[]>;
+  envUserData(config, problems);
   return { config, problems };
 }
 
