@@ -4,7 +4,7 @@
 // bundle.sig (with --key), images/<sha256>.
 import { readFileSync, realpathSync, statSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
-import { BundleInvalid, MAX_IMAGE_BYTES, type Manifest, readManifest } from "./manifest.ts";
+import { BundleInvalid, MAX_IMAGE_BYTES, readManifest } from "./manifest.ts";
 import { checkPlaceholders } from "./placeholders.ts";
 import { signBytes } from "./signature.ts";
 import { MANIFEST_ENTRY, SIGNATURE_ENTRY, sha256OfRange, type FileToAdd, writeTar } from "./tar.ts";
@@ -33,7 +33,8 @@ export async function buildBundle(dir: string, out: string, keyPath?: string): P
 
   const images: BuildResult["images"] = [];
   const files = new Map<string, FileToAdd>();
-  const built: Manifest = { ...manifest, images: {} };
+  // The source as its author wrote it, with each image's file replaced by its digest and size.
+  const built = { ...(raw as Record<string, unknown>), images: {} as Record<string, { sha256: string; size: number }> };
   for (const [name, spec] of Object.entries(manifest.images)) {
     const at = `images.${name}.file`;
     let real: string;

@@ -119,7 +119,7 @@ export function readManifest(input: unknown, form: "source" | "built"): { manife
             p(`${at}.pattern`, `not a regular expression: ${(e as Error).message}`);
           }
         }
-      } else if (r.pattern !== undefined) p(`${at}.pattern`, "only a string parameter has a pattern");
+      } else if (r.pattern !== undefined && r.pattern !== null) p(`${at}.pattern`, "only a string parameter has a pattern");
       parameters[n] = { kind, label: String(label), default: typeof dflt === "string" ? dflt : null, pattern };
     }
   }

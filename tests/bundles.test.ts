@@ -1,0 +1,236 @@
+// App bundles end to end, through the compiled binary: a tiny bundle (the busybox image from `docker save`, an app
+// with a data volume on a Local network instance, a serial port of this machine) built by `evebox bundle build`,
+// then imported through the API into a real evebox with the real Docker engine: the dry run's plan and
+// parameters, a tampered copy (one byte of its image changed) refused whole with nothing stored and the running
+// config untouched, the apply (app RUNNING, image in the content store by digest), an upgrade that keeps the
+// volume's content (the container is recreated: a second line in its boot log), and the removal, which leaves
+// the objects that were there before.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readTarIndex } from "../src/storage/tar.ts";
+import { deviceStatus, putConfig, setUp, waitForApp } from "./support/api.ts";
+import { busyboxArchive, cleanupTestContainers } from "./support/docker.ts";
+import { cleanup, type Client, ensureBinary, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
+import { sh } from "./support/run.ts";
+import { waitFor } from "./support/wait.ts";
+
+const U = {
+  siteNi: "b0000000-0000-4000-8000-000000000001",
+  siteVol: "b0000000-0000-4000-8000-000000000002",
+  ds: "b1000000-0000-4000-8000-000000000001",
+  ct: "b1000000-0000-4000-8000-000000000002",
+  root: "b1000000-0000-4000-8000-000000000003",
+  data: "b1000000-0000-4000-8000-000000000004",
+  scratch: "b1000000-0000-4000-8000-000000000005",
+  ni: "b1000000-0000-4000-8000-000000000006",
+  app: "b1000000-0000-4000-8000-000000000007",
+};
+const OCTETS = { "content-type": "application/octet-stream" };
+
+let evebox: Evebox;
+let api: Client;
+let root: string;
+let binary: string;
+/** The config the site had before any bundle. */
+const SITE = {
+  networkInstances: [{ uuidandversion: { uuid: U.siteNi, version: "1" }, displayname: "site-net", instType: "ZnetInstLocal", activate: true, ip: { subnet: "10.214.0.0/24", gateway: "10.214.0.1", dhcpRange: { start: "10.214.0.10", end: "10.214.0.50" } } }],
+  volumes: [{ uuid: U.siteVol, origin: { type: "VCOT_BLANK" }, maxsizebytes: "1048576", displayName: "site-data", generationCount: "1" }],
+};
+
+function manifest(version: string, withScratch: boolean) {
+  const cmd = "sh -c 'test -f /data/marker || echo $$-$RANDOM$RANDOM > /data/marker; echo \"$TITLE\" >> /data/boots; trap \"exit 0\" TERM; sleep 3600 & wait'";
+  return {
+    format: 1,
+    name: "tiny-stack",
+    version,
+    description: "one busybox app keeping a marker in its data volume",
+    parameters: {
+      uplink: { kind: "port", label: "Port of the stack's network", default: "uplink" },
+      subnet: { kind: "subnet", label: "Subnet of the stack's network", default: "10.213.0.0/24" },
+      sensor: { kind: "serial", label: "Serial port" },
+      title: { kind: "string", label: "Title", default: "Drill 3", pattern: "^[A-Za-z0-9 ._-]{1,40}$" },
+    },
+    images: { box: { file: "images/box.tar" } },
+    config: {
+      datastores: [{ id: U.ds, dType: "DsHttp", fqdn: "http://offline.invalid", dpath: "bundle" }],
+      contentInfo: [{ uuid: U.ct, dsId: U.ds, URL: "box.tar", iformat: "CONTAINER", sha256: "{{image.box}}", displayName: "tiny-box" }],
+      volumes: [
+        { uuid: U.root, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: U.ct }, displayName: "tiny-root", generationCount: "1" },
+        { uuid: U.data, origin: { type: "VCOT_BLANK" }, maxsizebytes: "10485760", displayName: "tiny-data", generationCount: "1" },
+        ...(withScratch ? [{ uuid: U.scratch, origin: { type: "VCOT_BLANK" }, maxsizebytes: "1048576", displayName: "tiny-scratch", generationCount: "1" }] : []),
+      ],
+      networkInstances: [
+        {
+          uuidandversion: { uuid: U.ni, version: "1" },
+          displayname: "tiny-net",
+          instType: "ZnetInstLocal",
+          activate: true,
+          port: { name: "{{param.uplink}}" },
+          ip: { subnet: "{{param.subnet}}", gateway: "{{param.subnet.gateway}}", dhcpRange: { start: "{{param.subnet.dhcpStart}}", end: "{{param.subnet.dhcpEnd}}" } },
+        },
+      ],
+      apps: [
+        {
+          uuidandversion: { uuid: U.app, version },
+          displayname: "tiny-keeper",
+          activate: true,
+          fixedresources: { memory: 65536, maxmem: 65536, vcpus: 1 },
+          volumeRefList: [{ uuid: U.root }, { uuid: U.data, mountDir: "/data" }],
+          adapters: [{ type: "PhyIoNoop", name: "{{param.sensor}}" }],
+          interfaces: [{ name: "eth0", networkId: U.ni, addr: "{{param.subnet.host.5}}" }],
+          userData: { env: { TITLE: "{{param.title}}", EVE_ECO_CMD: cmd } },
+        },
+      ],
+    },
+  };
+}
+
+async function build(version: string, withScratch: boolean): Promise<string> {
+  const dir = join(root, `src-${version}`);
+  mkdirSync(join(dir, "images"), { recursive: true });
+  writeFileSync(join(dir, "images", "box.tar"), (await busyboxArchive()).bytes);
+  writeFileSync(join(dir, "bundle.json"), JSON.stringify(manifest(version, withScratch), null, 2));
+  const out = join(root, `tiny-${version}.bundle`);
+  const r = await sh([binary, "bundle", "build", dir, "--out", out]);
+  if (r.code !== 0) throw new Error(`bundle build: ${r.code} ${r.out} ${r.err}`);
+  expect(r.out).toContain(`bundle tiny-stack ${version}`);
+  return out;
+}
+
+const persist = () => join(evebox.dataDir, "persist");
+const blobs = () => (existsSync(join(persist(), "content", "blobs", "sha256")) ? readdirSync(join(persist(), "content", "blobs", "sha256")) : []);
+const staged = () => (existsSync(join(persist(), "content", "bundles", "staging")) ? readdirSync(join(persist(), "content", "bundles", "staging")) : []);
+const volume = (uuid: string) => join(persist(), "volumes", `${uuid}-1`);
+const config = async () => (await api.json("GET", "/api/v1/config")).body;
+const q = (params: Record<string, string>) => encodeURIComponent(JSON.stringify(params));
+let params: Record<string, string>;
+let v1: string;
+
+beforeAll(async () => {
+  root = tempDataDir("evebox-bundles-");
+  binary = await ensureBinary();
+  evebox = await startEvebox({ dataDir: join(root, "device") });
+  api = await setUp(evebox, "bundles-test-password");
+  await putConfig(api, SITE);
+  v1 = await build("1.0.0", true);
+}, 180_000);
+
+afterAll(async () => {
+  await putConfig(api, { apps: [] }).catch(() => undefined);
+  await waitFor("the apps to go", async () => ((await deviceStatus(api)).apps.length === 0 ? true : undefined), 60_000).catch(() => undefined);
+  await evebox?.stop();
+  await cleanupTestContainers();
+  cleanup(root);
+}, 120_000);
+
+describe("app bundles", () => {
+  test("bundle build refuses a placeholder inside a longer string, naming its path", async () => {
+    const dir = join(root, "bad");
+    mkdirSync(join(dir, "images"), { recursive: true });
+    writeFileSync(join(dir, "images", "box.tar"), "x");
+    const m = manifest("1.0.0", false) as any;
+    m.config.apps[0].displayname = "keeper-{{param.title}}";
+    writeFileSync(join(dir, "bundle.json"), JSON.stringify(m));
+    const r = await sh([binary, "bundle", "build", dir, "--out", join(root, "bad.bundle")], { ok: [1] });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("config.apps[0].displayname");
+    expect(existsSync(join(root, "bad.bundle"))).toBe(false);
+  });
+
+  test("dry run: the parameters with the device's choices, then the plan with them; nothing applied", async () => {
+    const before = await config();
+    let r = await api.json("POST", "/api/v1/bundles?dryRun=1", Bun.file(v1), OCTETS);
+    expect(r.status).toBe(200);
+    expect(r.body.bundle).toEqual({ name: "tiny-stack", version: "1.0.0", description: expect.any(String) });
+    expect(r.body.signature.status).toBe("unsigned");
+    const byName = Object.fromEntries(r.body.parameters.map((p: any) => [p.name, p]));
+    expect(byName.uplink.choices).toContain("uplink");
+    expect(byName.sensor.choices.length).toBeGreaterThan(0); // this machine's ttyS ports (hardware inventory)
+    expect(r.body.plan).toBeNull(); // the serial port has no default
+    expect(r.body.problems.map((p: any) => p.path)).toEqual(["params.sensor"]);
+    params = { sensor: byName.sensor.choices[0], title: "Drill 3" };
+    // A subnet that collides with the site's network instance is refused at its parameter.
+    r = await api.json("POST", `/api/v1/bundles?dryRun=1&staged=${r.body.staged}&params=${q({ ...params, subnet: "10.214.0.0/16" })}`);
+    expect(r.status).toBe(200);
+    expect(r.body.problems).toEqual([{ path: "params.subnet", message: expect.stringContaining("overlaps 10.214.0.0/24 (network instance site-net)") }]);
+    r = await api.json("POST", `/api/v1/bundles?dryRun=1&staged=${r.body.staged}&params=${q(params)}`);
+    expect(r.status).toBe(200);
+    expect(r.body.problems).toEqual([]);
+    expect(r.body.plan.added.map((x: any) => x.collection).sort()).toEqual(["apps", "contentInfo", "datastores", "deviceIoList", "networkInstances", "volumes", "volumes", "volumes"]);
+    expect((await config())).toEqual(before);
+    expect(blobs()).toEqual([]);
+  });
+
+  test("a tampered bundle (one byte of its image changed) is refused whole: nothing stored, the config untouched", async () => {
+    const bytes = new Uint8Array(readFileSync(v1));
+    const image = (await readTarIndex(v1)).entries.find((e) => e.name.startsWith("images/"))!;
+    bytes[image.dataOffset + 1000] ^= 0x01;
+    const bad = join(root, "tampered.bundle");
+    writeFileSync(bad, bytes);
+    const before = await api.json("GET", "/api/v1/config");
+    const stagedBefore = staged(); // the dry runs' files, kept for their apply
+    const r = await api.json("POST", `/api/v1/bundles?params=${q(params)}`, Bun.file(bad), OCTETS);
+    expect(r.status).toBe(400);
+    expect(r.body.problems).toEqual([{ path: "images.box", message: expect.stringContaining("not sha256") }]);
+    expect(blobs()).toEqual([]);
+    expect(staged()).toEqual(stagedBefore);
+    const after = await api.json("GET", "/api/v1/config");
+    expect(after.headers.get("x-config-version")).toBe(before.headers.get("x-config-version"));
+    expect((await api.json("GET", "/api/v1/bundles")).body.bundles).toEqual([]);
+  });
+
+  test("apply: the app RUNNING from the image in the content store, the bundle listed with its parameters", async () => {
+    const r = await api.json("POST", `/api/v1/bundles?params=${q(params)}`, Bun.file(v1), OCTETS);
+    expect(r.status).toBe(201);
+    expect(r.body.configVersion).toBeGreaterThan(1);
+    const sha = (await busyboxArchive()).sha256;
+    expect(blobs()).toContain(sha);
+    await waitForApp(api, "tiny-keeper", (a) => a.state === "RUNNING", "tiny-keeper RUNNING", 90_000, evebox.output);
+    await waitFor("the marker in the data volume", () => existsSync(join(volume(U.data), "boots")), 30_000);
+    const list = (await api.json("GET", "/api/v1/bundles")).body.bundles;
+    expect(list).toMatchObject([{ name: "tiny-stack", version: "1.0.0", params: { ...params, uplink: "uplink", subnet: "10.213.0.0/24" }, images: { box: sha } }]);
+    const doc = await config();
+    expect(doc.networkInstances.map((n: any) => n.displayname).sort()).toEqual(["site-net", "tiny-net"]);
+    const version = (await api.json("GET", `/api/v1/config/versions/${r.body.configVersion}`)).body;
+    expect(version.author).toContain("admin");
+    // The same version again is not an upgrade.
+    const again = await api.json("POST", `/api/v1/bundles?params=${q(params)}`, Bun.file(v1), OCTETS);
+    expect(again.status).toBe(409);
+  }, 120_000);
+
+  test("upgrade: the same UUIDs, the volume's content kept, the dropped volume removed", async () => {
+    const marker = readFileSync(join(volume(U.data), "marker"), "utf8");
+    const v2 = await build("2.0.0", false);
+    const dry = await api.json("POST", `/api/v1/bundles?dryRun=1`, Bun.file(v2), OCTETS);
+    expect(dry.status).toBe(200);
+    expect(dry.body.upgrade).toEqual({ from: "1.0.0" });
+    // The values used before are the upgrade's defaults.
+    expect(dry.body.parameters.find((p: any) => p.name === "sensor").value).toBe(params.sensor);
+    const r = await api.json("POST", `/api/v1/bundles?staged=${dry.body.staged}&params=${q({ ...params, title: "Drill 4" })}`);
+    expect(r.status).toBe(201);
+    expect(r.body.plan.removed.map((x: any) => x.id)).toEqual([U.scratch]);
+    expect(r.body.plan.changed.map((x: any) => x.id)).toContain(U.app);
+    await waitFor("the upgraded app's start", () => readFileSync(join(volume(U.data), "boots"), "utf8").includes("Drill 4") || undefined, 90_000);
+    await waitForApp(api, "tiny-keeper", (a) => a.state === "RUNNING", "tiny-keeper RUNNING", 60_000, evebox.output);
+    expect(readFileSync(join(volume(U.data), "marker"), "utf8")).toBe(marker);
+    expect(readFileSync(join(volume(U.data), "boots"), "utf8")).toBe("Drill 3\nDrill 4\n");
+    const doc = await config();
+    expect(doc.volumes.map((x: any) => x.displayName).sort()).toEqual(["site-data", "tiny-data", "tiny-root"]);
+    expect((await api.json("GET", "/api/v1/bundles")).body.bundles[0].version).toBe("2.0.0");
+  }, 150_000);
+
+  test("remove: the bundle's objects and image go, the site's objects stay", async () => {
+    const r = await api.json("DELETE", "/api/v1/bundles/tiny-stack");
+    expect(r.status).toBe(200);
+    expect(r.body.images).toEqual([(await busyboxArchive()).sha256]);
+    const doc = await config();
+    expect(doc.networkInstances.map((n: any) => n.uuidandversion.uuid)).toEqual([U.siteNi]);
+    expect(doc.volumes.map((v: any) => v.uuid)).toEqual([U.siteVol]);
+    expect(doc.apps ?? []).toEqual([]);
+    expect(doc.deviceIoList ?? []).toEqual([]);
+    expect(blobs()).toEqual([]);
+    expect((await api.json("GET", "/api/v1/bundles")).body.bundles).toEqual([]);
+    await waitFor("the app to go", async () => ((await deviceStatus(api)).apps.length === 0 ? true : undefined), 60_000);
+  }, 90_000);
+});
