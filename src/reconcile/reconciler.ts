@@ -541,7 +541,7 @@ export class Reconciler {
   }
 
   private putState(kind: string, id: string, name: string, state: SwState, error: string | null, data: Record<string, unknown>): void {
-    const prev = this.deps.store.observed(kind).find((o) => o.id === id);
+    const prev = this.deps.store.observedOne(kind, id);
     this.deps.store.putObserved({ kind, id, name, state, error, data });
     if (!prev || prev.state !== state || prev.error !== error) {
       this.deps.events.publish({

@@ -96,6 +96,30 @@ describe("store", () => {
     expect(s2.observed("app")[0]).toMatchObject({ id: "u1", state: "RUNNING", data: { x: 1 } });
     s2.close();
   });
+  test("observed rows patched on write are what a fresh read gives, and an array handed out never changes", () => {
+    const path = join(tmp(), "evebox.db");
+    const s = Store.open(path);
+    const put = (id: string, state: string, data: Record<string, unknown> | null = { at: new Date(5), gone: undefined, n: [1] }) =>
+      s.putObserved({ kind: "app", id, name: `n-${id}`, state, error: state === "ERROR" ? "broken" : null, data });
+    put("b", "RUNNING");
+    const first = s.observed("app"); // cached from here on
+    for (const id of ["d", "a", "C", "_x", "10", "9", "b"]) put(id, "BOOTING");
+    put("a", "ERROR", null);
+    s.putObserved({ kind: "app", id: "é", name: "non-ascii", state: "RUNNING", error: null, data: {} });
+    expect(first.map((o) => [o.id, o.state])).toEqual([["b", "RUNNING"]]);
+    const fresh = Store.open(path);
+    expect(s.observed("app")).toEqual(fresh.observed("app"));
+    expect(s.observed("app").map((o) => o.id)).toEqual(["10", "9", "C", "_x", "a", "b", "d", "é"]);
+    expect(s.observedOne("app", "a")).toMatchObject({ state: "ERROR", error: "broken", data: null });
+    expect(s.observedOne("app", "b")!.data).toEqual({ at: new Date(5).toISOString(), n: [1] });
+    expect(s.observedOne("app", "é")!.name).toBe("non-ascii");
+    expect(s.observedOne("app", "zz")).toBeUndefined();
+    s.deleteObserved("app", "b");
+    expect(s.observed("app").map((o) => o.id)).toEqual(fresh.observed("app").filter((o) => o.id !== "b").map((o) => o.id));
+    fresh.close();
+    s.close();
+  });
+
   test("the audit trail is bounded in bytes, oldest first, and counts what it dropped", () => {
     const path = join(tmp(), "evebox.db");
     const s = Store.open(path, { ...defaultLimits, auditBytes: 10_000 });

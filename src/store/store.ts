@@ -81,6 +81,12 @@ export class Store {
         .where(eq(schema.currentConfig.id, 1))
         .prepare(),
       observedByKind: db.select().from(schema.observedObjects).where(eq(schema.observedObjects.kind, p("kind"))).prepare(),
+      // Every reconcile pass writes each object's state: one statement prepared once (drizzle's builder built the
+      // SQL again on every call, ~70 µs of the ~80 a write took).
+      putObserved: sqlite.query(
+        "INSERT INTO observed_objects (kind, id, name, state, error, data, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) " +
+          "ON CONFLICT (kind, id) DO UPDATE SET name = ?3, state = ?4, error = ?5, data = ?6, updated_at = ?7",
+      ),
     };
   }
 
@@ -372,15 +378,36 @@ export class Store {
   }
 
   // ---- observed objects
+  // A pass writes the state of every object and reads the previous one first: the cached rows of a kind are patched
+  // on a write rather than read again (which made a pass over n objects cost n full reads: 2 s at 1,000 apps).
+  // Copy on write, so an array handed out never changes; in SQLite's order (by id, the primary key's index; ids
+  // are ASCII: UUIDs).
   putObserved(o: Omit<typeof schema.observedObjects.$inferInsert, "updatedAt">): void {
     this.changes++;
-    this.observedCache.delete(o.kind);
-    const row = { ...o, updatedAt: new Date() };
-    this.db
-      .insert(schema.observedObjects)
-      .values(row)
-      .onConflictDoUpdate({ target: [schema.observedObjects.kind, schema.observedObjects.id], set: row })
-      .run();
+    const updatedAt = new Date();
+    if (o.name === undefined || o.error === undefined || o.data === undefined) {
+      // drizzle leaves a column it is given no value for as it was: its own statement keeps that meaning.
+      this.observedCache.delete(o.kind);
+      const row = { ...o, updatedAt };
+      this.db
+        .insert(schema.observedObjects)
+        .values(row)
+        .onConflictDoUpdate({ target: [schema.observedObjects.kind, schema.observedObjects.id], set: row })
+        .run();
+      return;
+    }
+    const data = o.data === null ? null : JSON.stringify(o.data);
+    this.q.putObserved.run(o.kind, o.id, o.name, o.state, o.error, data, updatedAt.getTime());
+    const rows = this.observedCache.get(o.kind);
+    if (!rows) return;
+    if (!ASCII.test(o.id)) return void this.observedCache.delete(o.kind); // JS and SQLite order agree on ASCII
+    // The row as a read would give it: data through JSON and back (dates become strings, undefined goes).
+    const row: ObservedRow = { kind: o.kind, id: o.id, name: o.name, state: o.state, error: o.error, data: data === null ? null : JSON.parse(data), updatedAt };
+    const at = indexById(rows, o.id);
+    const next = rows.slice();
+    if (next[at]?.id === o.id) next[at] = row;
+    else next.splice(at, 0, row);
+    this.observedCache.set(o.kind, next);
   }
   /** The rows of one kind. Callers must not mutate them (they are shared from the cache). */
   observed(kind: string): ObservedRow[] {
@@ -390,6 +417,13 @@ export class Store {
       this.observedCache.set(kind, rows);
     }
     return rows;
+  }
+  /** One row of a kind, by id (from the cached rows). */
+  observedOne(kind: string, id: string): ObservedRow | undefined {
+    const rows = this.observed(kind);
+    if (!ASCII.test(id)) return rows.find((o) => o.id === id);
+    const r = rows[indexById(rows, id)];
+    return r?.id === id ? r : undefined;
   }
   deleteObserved(kind: string, id: string): void {
     this.changes++;
@@ -447,4 +481,18 @@ export function userView(u: UserRow): UserView {
 /** Makes a file readable and writable by its owner only (the store, its WAL and shared memory). */
 export function chmodPrivate(path: string): void {
   if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+}
+
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** Where `id` is, or would go, in rows sorted by id as SQLite's BINARY collation sorts them (ids are ASCII). */
+function indexById(rows: readonly ObservedRow[], id: string): number {
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (rows[mid]!.id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
