@@ -470,7 +470,7 @@ export class Reconciler {
   private lastProgressBytes = new Map<string, { at: number; done: number }>();
   private contentTreeProgress(uuid: string, state: SwState, progress: number, bytes?: FetchBytes): void {
     const now = this.now();
-    const prev = this.deps.store.observed("contentTree").find((o) => o.id === uuid);
+    const prev = this.deps.store.observedOne("contentTree", uuid);
     if (prev?.state === state && now - (this.lastProgressWrite.get(uuid) ?? 0) < 1000) return;
     this.lastProgressWrite.set(uuid, now);
     // Progress in bytes and the speed since the last write (about a second), for the Activity page.
@@ -489,7 +489,7 @@ export class Reconciler {
     // The apps waiting for this image show its state and progress (no pass runs during a long fetch).
     for (const app of this.desired().apps) {
       if (app.imageContentTree !== uuid || app.error) continue;
-      const row = this.deps.store.observed("app").find((o) => o.id === app.uuid);
+      const row = this.deps.store.observedOne("app", app.uuid);
       if (row && row.data?.containerId) continue;
       this.putState("app", app.uuid, app.name, state, null, { ...(row?.data ?? {}), kind: app.kind, progress });
     }
