@@ -120,6 +120,18 @@ describe("store", () => {
     s.close();
   });
 
+  test("an event is stored as given (its id returned, data through JSON, nulls kept)", () => {
+    const s = Store.open(join(tmp(), "evebox.db"));
+    const a = s.addEvent({ ts: new Date(1000), type: "app.state", objectKind: "app", objectId: "u1", message: "m1", data: { state: "RUNNING", at: new Date(0), gone: undefined } });
+    const b = s.addEvent({ ts: new Date(2000), type: "config.accepted", objectKind: null, objectId: null, message: "m2", data: null });
+    expect(b).toBe(a + 1);
+    expect(s.recentEvents(2)).toEqual([
+      { id: b, ts: new Date(2000), type: "config.accepted", objectKind: null, objectId: null, message: "m2", data: null },
+      { id: a, ts: new Date(1000), type: "app.state", objectKind: "app", objectId: "u1", message: "m1", data: { state: "RUNNING", at: new Date(0).toISOString() } },
+    ]);
+    s.close();
+  });
+
   test("the audit trail is bounded in bytes, oldest first, and counts what it dropped", () => {
     const path = join(tmp(), "evebox.db");
     const s = Store.open(path, { ...defaultLimits, auditBytes: 10_000 });

@@ -87,6 +87,10 @@ export class Store {
         "INSERT INTO observed_objects (kind, id, name, state, error, data, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) " +
           "ON CONFLICT (kind, id) DO UPDATE SET name = ?3, state = ?4, error = ?5, data = ?6, updated_at = ?7",
       ),
+      // Every published event (a state change of each object in a pass, …): prepared once, like putObserved.
+      addEvent: sqlite.query<{ id: number }, [number, string, string | null, string | null, string, string | null]>(
+        "INSERT INTO events (ts, type, object_kind, object_id, message, data) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+      ),
     };
   }
 
@@ -433,7 +437,10 @@ export class Store {
 
   // ---- bounded journals
   addEvent(e: Omit<typeof schema.events.$inferInsert, "id">): number {
-    const id = this.db.insert(schema.events).values(e).returning({ id: schema.events.id }).get().id;
+    const id =
+      e.objectKind === undefined || e.objectId === undefined || e.data === undefined
+        ? this.db.insert(schema.events).values(e).returning({ id: schema.events.id }).get().id
+        : this.q.addEvent.get(e.ts.getTime(), e.type, e.objectKind, e.objectId, e.message, e.data === null ? null : JSON.stringify(e.data))!.id;
     if (id % 100 === 0) this.trim("events", this.limits.events);
     return id;
   }
