@@ -1,4 +1,5 @@
-// Regenerates src/proto/descriptor.gen.json and src/proto/types.gen.ts from proto/**/*.proto.
+// Regenerates src/proto/descriptor.gen.json, src/proto/config-descriptor.gen.json and src/proto/types.gen.ts from
+// proto/**/*.proto.
 //
 //   npx bun scripts/gen-proto.ts          (or: npm run proto:gen)
 //   npx bun scripts/gen-proto.ts --check  (exit 1 if the committed files are stale)
@@ -18,6 +19,9 @@ const PROTO_DIR = join(REPO, "proto");
 const OUT_DIR = join(REPO, "src", "proto");
 const DESCRIPTOR_OUT = join(OUT_DIR, "descriptor.gen.json");
 const TYPES_OUT = join(OUT_DIR, "types.gen.ts");
+const CONFIG_DESCRIPTOR_OUT = join(OUT_DIR, "config-descriptor.gen.json");
+/** The config's own message: what the config part parses, and the root of the config-only descriptor. */
+export const CONFIG_ROOT_TYPE = "org.lfedge.eve.config.EdgeDevConfig";
 
 function listProtoFiles(dir: string): string[] {
   const out: string[] = [];
@@ -209,11 +213,41 @@ export function generateDescriptor(root: protobuf.Root): string {
   return JSON.stringify(root.toJSON(), null, 1) + "\n";
 }
 
+/**
+ * The descriptor cut down to the types `EdgeDevConfig` reaches through its fields (~120 of ~420 types and enums):
+ * what reading a config needs, loaded alone on a device that has no controller (src/proto/index.ts configType).
+ */
+export function generateConfigDescriptor(root: protobuf.Root): string {
+  const keep = new Set<string>();
+  const visit = (t: protobuf.Type | protobuf.Enum) => {
+    if (keep.has(t.fullName)) return;
+    keep.add(t.fullName);
+    if (t instanceof protobuf.Type) for (const f of t.fieldsArray) if (f.resolve().resolvedType) visit(f.resolvedType as protobuf.Type | protobuf.Enum);
+  };
+  visit(root.lookupType(CONFIG_ROOT_TYPE));
+  // The namespaces and types on the way to a kept type, each as toJSON() writes it, without what is not kept.
+  const prune = (json: protobuf.INamespace, path: string): Record<string, protobuf.AnyNestedObject> => {
+    const out: Record<string, protobuf.AnyNestedObject> = {};
+    for (const [name, child] of Object.entries(json.nested ?? {})) {
+      const at = `${path}.${name}`;
+      const isType = "fields" in child || "values" in child;
+      if (isType && !keep.has(at)) continue;
+      const nested = "nested" in child && child.nested ? prune(child as protobuf.INamespace, at) : {};
+      if (!isType && Object.keys(nested).length === 0) continue;
+      const { nested: _drop, ...rest } = child as protobuf.INamespace;
+      out[name] = (Object.keys(nested).length ? { ...rest, nested } : rest) as protobuf.AnyNestedObject;
+    }
+    return out;
+  };
+  return JSON.stringify({ nested: prune(root.toJSON() as protobuf.INamespace, "") }, null, 1) + "\n";
+}
+
 if (import.meta.main) {
   const check = process.argv.includes("--check");
   const root = loadProtoRoot();
   const outputs: [string, string][] = [
     [DESCRIPTOR_OUT, generateDescriptor(root)],
+    [CONFIG_DESCRIPTOR_OUT, generateConfigDescriptor(root)],
     [TYPES_OUT, generateTypes(root)],
   ];
   let stale = false;

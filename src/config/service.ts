@@ -15,12 +15,12 @@ import { normalizeUuids } from "./uuids.ts";
 
 export const EDGE_DEV_CONFIG = "org.lfedge.eve.config.EdgeDevConfig";
 
-// The EVE API types (protobufjs and a 260 KB descriptor) load on first use, not at start-up:
-// a device without a config yet, or one only asked for its health, never pays for them.
+// The EVE API types (protobufjs and the config's part of the descriptor) load on first use, not at start-up:
+// a device without a config yet, or one only asked for its health, never pays for them (proto/index.ts configType).
 let proto: typeof import("../proto/index.ts") | null = null;
 function lookupType(name: string): protobuf.Type {
   proto ??= require("../proto/index.ts") as typeof import("../proto/index.ts");
-  return proto.lookupType(name);
+  return proto.configType(name);
 }
 const KEEP_REJECTED_BYTES = 1024 * 1024;
 
