@@ -13,7 +13,8 @@ test("config-descriptor.gen.json is up to date with proto/", () => {
 
 test("the config's types come from the config-only root until the whole root is built, then from it; same wire and JSON", async () => {
   // A module instance of its own (the query makes it one), so no other test has built its whole root yet.
-  const proto = (await import("./index.ts?config-type-test")) as typeof import("./index.ts");
+  const fresh: string = "./index.ts?config-type-test";
+  const proto = (await import(fresh)) as typeof import("./index.ts");
   const early = proto.configType(EDGE);
   expect(proto.configType(EDGE)).toBe(early);
   const doc = { ...sampleConfig(), configItems: [{ key: "timer.config.interval", value: "30" }], deviceIoList: [{ ptype: "PhyIoNetEth", phylabel: "eth0", logicallabel: "eth0", usage: "PhyIoUsageMgmtAndApps" }] };
