@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
@@ -18,6 +18,28 @@ afterEach(() => {
 });
 
 describe("store", () => {
+  test("close() closes the files: nothing of the database stays open, the WAL is checkpointed and gone", () => {
+    const path = join(tmp(), "evebox.db");
+    const s = Store.open(path);
+    s.setSetting("k", "v");
+    expect(s.getSetting("k")).toBe("v");
+    const held = () =>
+      readdirSync("/proc/self/fd").filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(path);
+        } catch {
+          return false;
+        }
+      });
+    expect(held().length).toBeGreaterThan(0);
+    s.close();
+    expect(held()).toEqual([]);
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    const again = Store.open(path);
+    expect(again.getSetting("k")).toBe("v");
+    again.close();
+  });
+
   test("opens with WAL, foreign keys and busy timeout, at the latest schema", () => {
     const s = Store.open(join(tmp(), "evebox.db"));
     expect((s.sqlite.query("PRAGMA journal_mode").get() as any).journal_mode).toBe("wal");

@@ -1,4 +1,4 @@
-import { Database } from "bun:sqlite";
+import { Database, type Statement } from "bun:sqlite";
 import { chmodSync, closeSync, existsSync, openSync, statSync } from "node:fs";
 import { and, desc, eq, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
@@ -99,6 +99,7 @@ export class Store {
     // database's mode when it creates them; ones left by an older evebox are tightened too.
     if (path !== ":memory:") closeSync(openSync(path, "a", 0o600));
     const sqlite = new Database(path, { create: true, strict: true });
+    const finalizeStatements = trackStatements(sqlite);
     try {
       if (path !== ":memory:") chmodPrivate(path);
       sqlite.run("PRAGMA journal_mode = WAL");
@@ -108,13 +109,20 @@ export class Store {
       applyMigrations(sqlite, path);
       if (path !== ":memory:") for (const f of [`${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodPrivate(f);
     } catch (e) {
+      finalizeStatements();
       sqlite.close();
       throw e;
     }
-    return new Store(sqlite, path, limits);
+    const store = new Store(sqlite, path, limits);
+    store.finalizeStatements = finalizeStatements;
+    return store;
   }
 
+  private finalizeStatements: () => void = () => {};
+
+  /** Closes the database for real: its files are closed (the WAL checkpointed) when this returns. */
   close(): void {
+    this.finalizeStatements();
     this.sqlite.close();
   }
 
@@ -502,4 +510,29 @@ function indexById(rows: readonly ObservedRow[], id: string): number {
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * bun:sqlite's close() finalizes the statements of `query()`, not those of `prepare()`, and while one of those lives
+ * the database stays open behind it (sqlite3_close_v2): its files held, the WAL not checkpointed — at a reboot,
+ * PERSIST could not be unmounted. drizzle prepares a statement per query, so every one is tracked (weakly: the
+ * ones no longer used go with the garbage) and finalized before the close.
+ */
+function trackStatements(db: Database): () => void {
+  const live = new Set<WeakRef<Statement>>();
+  const prepare = db.prepare.bind(db);
+  let sinceSweep = 0;
+  db.prepare = ((...args: Parameters<typeof prepare>) => {
+    const st = prepare(...args);
+    live.add(new WeakRef(st));
+    if (++sinceSweep >= 1024) {
+      sinceSweep = 0;
+      for (const r of live) if (r.deref() === undefined) live.delete(r);
+    }
+    return st;
+  }) as typeof db.prepare;
+  return () => {
+    for (const r of live) r.deref()?.finalize();
+    live.clear();
+  };
 }
