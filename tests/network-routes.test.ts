@@ -44,7 +44,7 @@ const kernel = await probeKernel();
 const SLEEP = "sh -c 'trap \"exit 0\" TERM; sleep 3600 & wait'";
 const api = (method: string, path: string, body?: unknown) => unixApi(evebox.sock, method, path, body);
 
-function doc(extra: { vlans?: any[]; bonds?: any[] } = {}) {
+function doc(extra: { vlans?: any[]; bonds?: any[]; plainRoutes?: any[] } = {}) {
   const ni = (name: keyof typeof NIS, subnet: string, more: any = {}) => ({
     uuidandversion: { uuid: NIS[name], version: "1" },
     displayname: name,
@@ -70,11 +70,12 @@ function doc(extra: { vlans?: any[]; bonds?: any[] } = {}) {
     volumes: Object.values(VOLS).map((uuid) => ({ uuid, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: CT } })),
     networkInstances: [
       ni("routed", "10.50.0", { staticRoutes: [{ destinationNetwork: "192.0.2.0/24", gateway: "203.0.113.3" }], propagateConnectedRoutes: true }),
-      ni("plain", "10.51.0"),
+      ni("plain", "10.51.0", extra.plainRoutes ? { staticRoutes: extra.plainRoutes } : {}),
       ni("bad", "10.52.0", { staticRoutes: [{ destinationNetwork: "198.18.0.0/15", gateway: "198.51.100.7" }] }),
     ],
     apps: [app("routed"), app("plain")],
-    ...extra,
+    ...(extra.vlans ? { vlans: extra.vlans } : {}),
+    ...(extra.bonds ? { bonds: extra.bonds } : {}),
   };
 }
 
@@ -91,9 +92,15 @@ async function inApp(name: keyof typeof APPS, cmd: string, timeoutSec = 5): Prom
   return { code: r.code, out: r.out + r.err };
 }
 
+/** The app's eth0 address, once evebox attached it (the container starts a few milliseconds before its interface). */
+async function addressOf(name: keyof typeof APPS): Promise<string> {
+  return waitFor(`${name}'s eth0 address`, async () => (await inApp(name, "/bin/busybox ip -4 -o addr show dev eth0")).out.match(/inet (\d+\.\d+\.\d+\.\d+)/)?.[1], 60_000);
+}
+
 /** One DHCP exchange from the app (its own client, as a VM's would be), asking for option 121; what it was given. */
 async function dhcpOffer(name: keyof typeof APPS): Promise<string> {
   const script = "printf '#!/bin/busybox sh\\n[ \"$1\" = bound ] && echo \"routes=[$staticroutes] router=[$router] ip=[$ip]\"\\nexit 0\\n' > /tmp/show.sh && chmod +x /tmp/show.sh";
+  await addressOf(name);
   const r = await inApp(name, `${script} && /bin/busybox udhcpc -i eth0 -q -n -f -t 4 -T 1 -O staticroutes -s /tmp/show.sh 2>&1`, 15);
   return r.out;
 }
@@ -201,6 +208,8 @@ describe("static routes and propagated connected routes", () => {
   }, 90_000);
 
   test("the app reaches the host behind the route's gateway; the app of the instance without the route does not", async () => {
+    await addressOf("routed");
+    await addressOf("plain");
     // The container's routes are set like its address (what the DHCP answer above carries).
     expect((await inApp("routed", "/bin/busybox ip route show")).out).toContain("192.0.2.0/24 via 10.50.0.1 dev eth0");
     const ok = await inApp("routed", "/bin/busybox wget -q -O - http://192.0.2.10/");
@@ -209,6 +218,18 @@ describe("static routes and propagated connected routes", () => {
     expect(no.out).not.toContain("hello-from-far");
     expect(no.code).not.toBe(0);
   }, 90_000);
+
+  test("a route added to an instance reaches its running app (no restart): the app then reaches the far host", async () => {
+    const before = await containerOf("plain");
+    const put = await api("PUT", "/api/v1/config", doc({ plainRoutes: [{ destinationNetwork: "192.0.2.0/24", gateway: "203.0.113.3" }] }));
+    expect([200, 201]).toContain(put.status);
+    await waitFor("the route in the plain app", async () => ((await inApp("plain", "/bin/busybox ip route show")).out.includes("192.0.2.0/24 via 10.51.0.1 dev eth0") ? true : undefined), 60_000);
+    expect((await inApp("plain", "/bin/busybox wget -q -O - http://192.0.2.10/")).out.trim()).toBe("hello-from-far");
+    expect(await containerOf("plain")).toBe(before);
+    // And taken away again.
+    expect([200, 201]).toContain((await api("PUT", "/api/v1/config", doc())).status);
+    await waitFor("the route gone from the plain app", async () => (!(await inApp("plain", "/bin/busybox ip route show")).out.includes("192.0.2.0/24") ? true : undefined), 60_000);
+  }, 120_000);
 });
 
 describe("a VLAN sub-interface", () => {

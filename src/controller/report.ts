@@ -142,8 +142,11 @@ export function infoItems(status: DeviceStatus, facts: DeviceFacts): InfoItem[] 
           activated: n.state === "RUNNING" || n.state === "ONLINE" || n.state === "ACTIVE",
           state: errs(n).length ? ZNetworkInstanceState.ZNETINST_STATE_ERROR : niState(n.state),
           networkErr: errorInfos(n, changed(n)),
-          bridgeName: typeof n.bridgeName === "string" ? n.bridgeName : undefined,
-          bridgeIPAddr: typeof n.bridgeIPAddr === "string" ? n.bridgeIPAddr : undefined,
+          // The network part's status names them `bridge` and `gateway` (the bridge's address).
+          bridgeName: typeof n.bridge === "string" ? n.bridge : undefined,
+          bridgeIPAddr: typeof n.gateway === "string" ? n.gateway : undefined,
+          mtu: typeof n.mtu === "number" ? n.mtu : undefined,
+          ...niRoutesInfo(n),
         },
       },
     });
@@ -203,6 +206,27 @@ export function infoItems(status: DeviceStatus, facts: DeviceFacts): InfoItem[] 
 }
 
 /** The info sent once for an object that is gone: its id and nothing else, as EVE does for a deleted object. */
+/**
+ * An NI's port and routes as EVE's zedagent reports them (`ZInfoNetworkInstance.ports`, `ip_routes`): each
+ * route with its gateway — the next hop in the NI's table and the port for a route out of the port, the app
+ * (its UUID in `gateway_app`) for one through an app of the NI. From the NI's status (network/ `routes`).
+ */
+export function niRoutesInfo(n: Record<string, unknown>): { ports?: string[]; ipRoutes?: { destinationNetwork: string; gateway?: string; port?: string; gatewayApp?: string }[] } {
+  const uplink = n.uplink as { label?: string } | null | undefined;
+  const routes = Array.isArray(n.routes) ? (n.routes as { dst: string; via: string; to: string; tableVia?: string | null }[]) : [];
+  const ifaces = Array.isArray(n.interfaces) ? (n.interfaces as { app?: string; ip?: string | null }[]) : [];
+  const out: ReturnType<typeof niRoutesInfo> = {};
+  if (uplink?.label) out.ports = [uplink.label];
+  if (routes.length) {
+    out.ipRoutes = routes.map((r) => {
+      if (r.to === "apps+table") return { destinationNetwork: r.dst, ...(r.tableVia ? { gateway: r.tableVia } : {}), ...(uplink?.label ? { port: uplink.label } : {}) };
+      const app = ifaces.find((i) => i.ip === r.via)?.app;
+      return { destinationNetwork: r.dst, gateway: r.via, ...(app ? { gatewayApp: app } : {}) };
+    });
+  }
+  return out;
+}
+
 export function goneInfo(key: string, devId: string): ZInfoMsg | null {
   const [kind, id] = [key.slice(0, key.indexOf(":")), key.slice(key.indexOf(":") + 1)];
   switch (kind) {

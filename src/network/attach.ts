@@ -59,6 +59,14 @@ export async function attachContainer(iface: AppInterfaceSpec, pid: number, key:
   return { ifname: inside, ip: lease.ip, dns: lease.dns };
 }
 
+/** A running container's routes changed in place: the ones no longer given removed, the new ones set. */
+export async function updateContainerRoutes(pid: number, inside: string, before: { dst: string; via: string }[], after: { dst: string; via: string }[], defaultVia: string | null): Promise<void> {
+  const keep = new Set(after.map((r) => `${r.dst} ${r.via}`));
+  for (const r of before) if (!keep.has(`${r.dst} ${r.via}`) && v4net(r.dst)) await ipIn(pid, "route", "del", r.dst, "dev", inside).catch(() => undefined);
+  if (defaultVia && v4(defaultVia) !== null) await ipIn(pid, "route", "replace", "default", "via", defaultVia, "dev", inside);
+  for (const r of after) if (v4net(r.dst) && v4(r.via) !== null) await ipIn(pid, "route", "replace", r.dst, "via", r.via, "dev", inside);
+}
+
 async function hasDefaultRoute(pid: number): Promise<boolean> {
   const out = await sh(["nsenter", "-t", String(pid), "-n", "ip", "-j", "route", "show", "default"]).catch(() => "[]");
   return (JSON.parse(out || "[]") as unknown[]).length > 0;

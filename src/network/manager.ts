@@ -9,7 +9,7 @@ import type { Store } from "../store/store.ts";
 import { aceOfFlow, type CompiledFirewall, compileFirewall, setsOf } from "./acl/compile.ts";
 import { defaultRunner } from "./acl/libnftables.ts";
 import { type FirewallCounters, NftFirewall } from "./acl/nft.ts";
-import { attachContainer, type AttachResult, createTap, detachLinks, dhcpInNamespace, type TapNic, vmNic } from "./attach.ts";
+import { attachContainer, type AttachResult, createTap, detachLinks, dhcpInNamespace, type TapNic, updateContainerRoutes, vmNic } from "./attach.ts";
 import { dnsmasqPaths, type Lease, readLeases } from "./dnsmasq.ts";
 import { type ForwardFacts, NO_FORWARD_FACTS } from "./docker-user.ts";
 import { FlowCollector } from "./flows.ts";
@@ -110,6 +110,8 @@ export class NetworkManager {
   /** Addresses a Switch instance's DHCP gave to container interfaces, and when to ask again. */
   private switchLeases = new Map<string, { ip: string | null; renewAt: number; pid: number; ifname: string }>();
   private renewTimer: ReturnType<typeof setInterval> | null = null;
+  /** The routes set in each container interface this process attached (Local NIs), so a change reaches it. */
+  private containerRoutes = new Map<string, { pid: number; ifname: string; routes: { dst: string; via: string }[]; defaultVia: string | null }>();
   private lastApply: { at: Date; ops: number; failed: number } | null = null;
 
   constructor(private readonly o: NetworkManagerOptions) {
@@ -181,9 +183,37 @@ export class NetworkManager {
     // Items no longer desired carry no error.
     const ids = new Set(desired.items.map((i) => i.id));
     for (const id of [...this.itemErrors.keys()]) if (!ids.has(id)) this.itemErrors.delete(id);
+    await this.syncContainerRoutes(desired);
     this.o.store.setSetting(ALLOC_KEY, JSON.stringify(desired.model.allocations));
     this.lastApply = { at: new Date(), ops: results.length, failed: results.filter((r) => r.error).length };
     return results;
+  }
+
+  /**
+   * A running container keeps its interface across a config change: when its instance's routes changed (a
+   * static route, propagate_connected_routes, a gateway app), they are changed in its namespace too, as a DHCP
+   * client would on renewal. Only interfaces this process attached (it knows their namespace's pid).
+   */
+  private async syncContainerRoutes(desired: DesiredNetwork): Promise<void> {
+    const present = new Set((this.lastObservation?.attachments ?? []).map((a) => a.ifname));
+    for (const [host, cur] of this.containerRoutes) {
+      const spec = desired.model.interfaces.find((i) => i.hostIfname === host);
+      if (!spec || spec.niKind !== "local" || (this.lastObservation && !present.has(host))) {
+        this.containerRoutes.delete(host);
+        continue;
+      }
+      const key = (r: { dst: string; via: string }) => `${r.dst} ${r.via}`;
+      const want = new Set(spec.routes.map(key));
+      const had = new Set(cur.routes.map(key));
+      if (spec.defaultVia === cur.defaultVia && want.size === had.size && [...want].every((k) => had.has(k))) continue;
+      try {
+        await updateContainerRoutes(cur.pid, cur.ifname, cur.routes, spec.routes, spec.index === 0 ? spec.defaultVia : cur.defaultVia);
+        this.containerRoutes.set(host, { ...cur, routes: spec.routes, defaultVia: spec.index === 0 ? spec.defaultVia : cur.defaultVia });
+        this.o.log("info", `network: routes of ${spec.appName} ${spec.name} changed: ${spec.routes.map(key).join(", ") || "none"}`);
+      } catch (e) {
+        this.o.log("warn", `network: changing the routes of ${spec.appName} ${spec.name}: ${(e as Error).message}`);
+      }
+    }
   }
 
   /** Flow byte counts (FlowRecord tx/rx) need conntrack accounting; timestamps give flow start times. */
@@ -201,6 +231,7 @@ export class NetworkManager {
       const ni = this.last?.model.instances.find((n) => n.uuid === i.niUuid);
       const r = await attachContainer(i, pid, key, ni?.mtu ?? 1500, this.o.runDir);
       if (i.niKind === "switch") this.switchLeases.set(i.hostIfname, { ip: r.ip, renewAt: Date.now() + 10 * 60_000, pid, ifname: r.ifname });
+      else this.containerRoutes.set(i.hostIfname, { pid, ifname: r.ifname, routes: i.routes, defaultVia: i.defaultVia });
       out.push(r);
     }
     return out;
@@ -208,6 +239,7 @@ export class NetworkManager {
 
   async detach(ifnames: string[]): Promise<void> {
     for (const n of ifnames) this.switchLeases.delete(n);
+    for (const n of ifnames) this.containerRoutes.delete(n);
     await detachLinks(ifnames);
   }
 
