@@ -110,20 +110,30 @@ describe("desiredVms: a VM app as EVE reads it", () => {
     expect(state(doc({ fixedresources: { memory: 262144, vcpus: 2, virtualizationMode: "FML" } })).vms!.get(IDS.app)!.specHash).not.toBe(base);
   });
 
-  test("VmConfig beyond memory/vCPUs/mode/VNC: maxcpus and boot_mode applied, the rest reported; none set: the spec and its hash unchanged", () => {
+  test("VmConfig beyond memory/vCPUs/mode/VNC: maxcpus, boot_mode, maxmem, cpus/pin_cpu applied, the rest reported; none set: the spec and its hash unchanged", () => {
     const plain = state().vms!.get(IDS.app)!;
     expect(plain.notApplied).toBeUndefined();
     expect(plain.spec.maxVcpus).toBeUndefined();
     const vm = state(doc({ fixedresources: { memory: 524288, maxmem: 1048576, vcpus: 2, maxcpus: 4, cpus: "0-1", pinCpu: true, virtualizationMode: "FML", bootMode: "VM_BOOT_MODE_LEGACY", bootOrder: "BOOT_ORDER_USB", kernel: "/boot/vmlinuz" } })).vms!.get(IDS.app)!;
-    expect(vm.spec).toMatchObject({ vcpus: 2, maxVcpus: 4, mode: "legacy-bios" });
+    expect(vm.spec).toMatchObject({ vcpus: 2, maxVcpus: 4, mode: "legacy-bios", maxMemoryKiB: 1048576, cpuAffinity: { cpus: [0, 1], pinned: true } });
+    expect(plain.spec.cpuAffinity).toBeUndefined();
+    expect(plain.spec.maxMemoryKiB).toBeUndefined();
     expect(vm.specHash).not.toBe(plain.specHash);
+    expect(vm.error).toBeNull();
     expect(vm.notApplied).toEqual([
-      "cpus/pin_cpu (0-1): vCPUs are not pinned to host CPUs",
-      "maxmem (1048576 KiB): no memory hot-plug; the VM has its memory (524288 KiB)",
       "boot_order (BOOT_ORDER_USB): the disks boot in config order",
       "kernel: not used by evebox's VM runtime",
     ]);
     expect(buildQemuArgs(vm.spec, { paths: vmPaths("/run", IDS.app), accelerator: "tcg" }).join(" ")).toContain("-smp 2,maxcpus=4");
+  });
+
+  test("cpus: a mask alone limits QEMU's threads; pin_cpu alone is picked at start; a bad list is the app's error", () => {
+    const of = (fixed: Record<string, unknown>) => state(doc({ fixedresources: { memory: 524288, vcpus: 1, ...fixed } })).vms!.get(IDS.app)!;
+    expect(of({ cpus: "1" }).spec.cpuAffinity).toEqual({ cpus: [1], pinned: false });
+    expect(of({ pinCpu: true }).spec.cpuAffinity).toEqual({ cpus: [], pinned: true });
+    expect(of({ cpus: "0-1,x" }).error).toBe('fixedresources.cpus: "0-1,x" is not a CPU list like "0-2,5" (numbers and ranges, comma-separated)');
+    expect(of({ cpus: "3-1" }).error).toMatch(/runs backwards/);
+    expect(of({ maxmem: 524288 }).spec.maxMemoryKiB).toBeUndefined(); // not above memory: no hot-plug
   });
 
   test("no memory, or a disk from a container registry: a clear error on the app", () => {

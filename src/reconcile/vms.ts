@@ -13,6 +13,9 @@ import {
   type QemuRuntime,
   vmResourcesOf,
   type NicSpec,
+  type CpuAffinity,
+  parseCpuList,
+  type VmCpuPlacement,
   type VmExit,
   type VmSpec,
   vmSpecHash,
@@ -77,19 +80,35 @@ export interface DesiredVm {
   notApplied?: string[];
 }
 
+export interface VmExtras {
+  maxVcpus?: number;
+  mode?: FirmwareMode;
+  maxMemoryKiB?: number;
+  cpuAffinity?: CpuAffinity;
+  /** VmConfig fields that cannot run as given (an object error of the app). */
+  errors: string[];
+  notApplied: string[];
+}
+
 /**
- * What of VmConfig beyond memory, vCPUs, mode and VNC QEMU applies here: `maxcpus` (hot-pluggable vCPUs) and
- * `boot_mode` (UEFI or legacy BIOS, over the virtualization mode's). The rest is reported, not silently dropped.
+ * What of VmConfig beyond memory, vCPUs, mode and VNC QEMU applies here: `maxcpus` (hot-pluggable vCPUs),
+ * `boot_mode` (UEFI or legacy BIOS, over the virtualization mode's), `maxmem` above `memory` (memory hot-plug
+ * headroom), `cpus` (the host CPUs of every QEMU thread) and `pin_cpu` (each vCPU on a host CPU of its own, from
+ * `cpus` or picked at start). The rest is reported, not silently dropped.
  */
-export function vmExtrasOf(r: AppModel["resources"]): { maxVcpus?: number; mode?: FirmwareMode; notApplied: string[] } {
+export function vmExtrasOf(r: AppModel["resources"]): VmExtras {
   const x = r.vm;
   const notApplied: string[] = [];
-  const out: { maxVcpus?: number; mode?: FirmwareMode; notApplied: string[] } = { notApplied };
+  const out: VmExtras = { errors: [], notApplied };
   if (x.maxCpus > Math.max(1, r.vcpus)) out.maxVcpus = x.maxCpus;
   if (x.bootMode === "VM_BOOT_MODE_UEFI") out.mode = "uefi";
   else if (x.bootMode === "VM_BOOT_MODE_LEGACY") out.mode = "legacy-bios";
-  if (r.cpuPinning || x.pinCpu) notApplied.push(`cpus/pin_cpu (${r.cpuPinning ?? "any"}): vCPUs are not pinned to host CPUs`);
-  if (r.maxMemKiB > r.memoryKiB) notApplied.push(`maxmem (${r.maxMemKiB} KiB): no memory hot-plug; the VM has its memory (${r.memoryKiB} KiB)`);
+  if (r.cpuPinning || x.pinCpu) {
+    const cpus = r.cpuPinning ? parseCpuList(r.cpuPinning) : [];
+    if (typeof cpus === "string") out.errors.push(`fixedresources.cpus: ${cpus}`);
+    else out.cpuAffinity = { cpus, pinned: x.pinCpu };
+  }
+  if (r.maxMemKiB > r.memoryKiB) out.maxMemoryKiB = r.maxMemKiB;
   if (x.vmmMaxMemMiB) notApplied.push(`vmm_maxmem (${x.vmmMaxMemMiB} MiB): QEMU's own memory is not limited`);
   if (x.bootOrder) notApplied.push(`boot_order (${x.bootOrder}): the disks boot in config order`);
   for (const f of x.set) notApplied.push(`${f}: not used by evebox's VM runtime`);
@@ -132,6 +151,7 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
     const res = vmResourcesOf({ memory: r.memoryKiB, vcpus: r.vcpus, virtualizationMode: r.virtualizationMode }, r.remoteConsole);
     const extras = vmExtrasOf(r);
     if (extras.mode) res.mode = extras.mode;
+    errors.push(...extras.errors);
     if (!res.memoryKiB) errors.push("fixedresources.memory: a VM needs its memory (in KiB)");
     const disks: DesiredVmDisk[] = [];
     a.volumeRefs.forEach((ref, i) => {
@@ -183,6 +203,8 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
       memoryKiB: res.memoryKiB,
       vcpus: res.vcpus,
       ...(extras.maxVcpus ? { maxVcpus: extras.maxVcpus } : {}),
+      ...(extras.maxMemoryKiB ? { maxMemoryKiB: extras.maxMemoryKiB } : {}),
+      ...(extras.cpuAffinity ? { cpuAffinity: extras.cpuAffinity } : {}),
       mode: res.mode,
       disks: diskSpecs,
       ...(userData !== undefined ? { cloudInitUserData: userData } : {}),
@@ -210,6 +232,8 @@ export interface RunningVm {
   /** Why it runs under TCG (null under KVM). */
   acceleratorReason?: string | null;
   startedAt: string;
+  /** Where its threads run (VmConfig cpus / pin_cpu applied). */
+  cpus?: VmCpuPlacement;
 }
 
 /** How a VM's QEMU last ended when nobody asked it to (kept in the store, shown in the app's state). */
@@ -345,6 +369,8 @@ export function vmAppState(app: DesiredApp, desired: DesiredState, observed: Obs
   if (vm.waiting && !running) return { state: "INITIAL", error: null, data: { ...data, waiting: vm.waiting } };
   if (running) {
     Object.assign(data, { accelerator: running.accelerator, acceleratorReason: running.acceleratorReason ?? null, pid: running.pid, startedAt: running.startedAt, restarts: rec?.crashes ?? 0 });
+    if (running.cpus) data.cpus = running.cpus;
+    if (vm.spec.maxMemoryKiB) data.memory = { bootKiB: vm.spec.memoryKiB, maxKiB: vm.spec.maxMemoryKiB };
     if (!app.activate) return { state: "HALTING", error: null, data };
     return { state: "RUNNING", error: rec?.error ?? null, data };
   }

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { buildQemuArgs, qemuValue, vmPaths, vmSpecHash } from "./cmdline.ts";
+import { cpuListText, parseCpuList } from "./eve.ts";
 import type { VmSpec } from "./types.ts";
 import { hostProblems, specProblems } from "./validate.ts";
 
@@ -165,6 +166,35 @@ describe("vmSpecHash", () => {
     expect(vmSpecHash({ ...spec, cloudInitUserData: "#cloud-config" })).not.toBe(base);
     expect(vmSpecHash({ ...spec, remoteConsole: true })).not.toBe(base);
     expect(vmSpecHash({ ...spec, disks: spec.disks.slice(1) })).not.toBe(base);
+  });
+});
+
+describe("memory hot-plug and CPU placement", () => {
+  test("maxmem above memory: -m size,slots,maxmem (2 MiB aligned); the hash moves only when set", () => {
+    const hot = { ...spec, maxMemoryKiB: 1048577 };
+    expect(values(buildQemuArgs(hot, { paths, accelerator: "tcg" }), "-m")).toEqual(["size=524288k,slots=4,maxmem=1050624k"]);
+    expect(values(buildQemuArgs({ ...spec, maxMemoryKiB: 524288 }, { paths, accelerator: "tcg" }), "-m")).toEqual(["524288k"]);
+    expect(vmSpecHash(hot)).not.toBe(vmSpecHash(spec));
+    expect(vmSpecHash({ ...spec, cpuAffinity: { cpus: [0], pinned: true } })).not.toBe(vmSpecHash(spec));
+    expect(vmSpecHash({ ...spec, maxMemoryKiB: undefined, cpuAffinity: undefined })).toBe(vmSpecHash(spec));
+  });
+
+  test("EVE's CPU lists", () => {
+    expect(parseCpuList("0-2,5,6")).toEqual([0, 1, 2, 5, 6]);
+    expect(parseCpuList(" 3,1,1 ")).toEqual([3, 1]);
+    expect(parseCpuList("")).toMatch(/not a CPU list/);
+    expect(parseCpuList("0;rm -rf")).toMatch(/not a CPU list/);
+    expect(parseCpuList("0-99999")).toMatch(/beyond 4095/);
+    expect(cpuListText([5, 0, 2, 1, 6])).toBe("0-2,5-6");
+  });
+
+  test("validation: pinning needs a CPU per vCPU, CPUs and maxmem must exist on the host", () => {
+    expect(specProblems({ ...spec, cpuAffinity: { cpus: [0], pinned: true } })).toEqual(["cpus: pin_cpu gives each vCPU a CPU of its own, but the list has 1 CPU(s) for 2 vCPU(s)"]);
+    expect(specProblems({ ...spec, cpuAffinity: { cpus: [], pinned: true } })).toEqual([]);
+    expect(specProblems({ ...spec, maxMemoryKiB: 1024 })).toEqual(["maxMemoryKiB: 1024 is not a whole number of KiB above memoryKiB (524288)"]);
+    const host = { memTotalKiB: 1024 * 1024, memAvailableKiB: 1024 * 1024, cpus: 2 };
+    const p = hostProblems({ ...spec, disks: [], kernel: undefined, cpuAffinity: { cpus: [1, 2, 3], pinned: false }, maxMemoryKiB: 4 * 1024 * 1024 }, host, paths, { code: "/x", vars: "/y" });
+    expect(p).toEqual(["cpus: CPU 2, 3 is not one of this host's CPUs (0-1)", "maxMemoryKiB: 4194304 KiB (4096 MiB) is more memory than this host has (1024 MiB)"]);
   });
 });
 

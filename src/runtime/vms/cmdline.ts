@@ -95,7 +95,7 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions): string[] {
     "-machine", `${MACHINE_TYPE},accel=${opts.accelerator}`,
     "-cpu", cpuModelFor(opts.accelerator),
     "-smp", spec.maxVcpus ? `${spec.vcpus},maxcpus=${spec.maxVcpus}` : String(spec.vcpus),
-    "-m", `${spec.memoryKiB}k`,
+    "-m", memoryArg(spec),
     "-nodefaults",
     "-no-user-config",
     "-msg", "timestamp=on",
@@ -136,6 +136,16 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions): string[] {
   if (spec.cmdline !== undefined && spec.kernel) args.push("-append", spec.cmdline);
   if (opts.paused) args.push("-S");
   return args;
+}
+
+/** DIMM slots for memory hot-plug: enough for a few plugs, each slot costs the guest a little ACPI table. */
+export const MEMORY_SLOTS = 4;
+
+/** `-m`: the boot memory, and with `maxMemoryKiB` above it the hot-plug headroom (rounded up to 2 MiB, QEMU's DIMM alignment). */
+export function memoryArg(spec: VmSpec): string {
+  if (!spec.maxMemoryKiB || spec.maxMemoryKiB <= spec.memoryKiB) return `${spec.memoryKiB}k`;
+  const max = Math.ceil(spec.maxMemoryKiB / 2048) * 2048;
+  return `size=${spec.memoryKiB}k,slots=${MEMORY_SLOTS},maxmem=${max}k`;
 }
 
 /** Formats whose driver takes a `backing` (QEMU opens the header's backing file unless it is given, even as null). */
@@ -204,6 +214,8 @@ export function vmSpecHash(spec: VmSpec): string {
     vcpus: spec.vcpus,
     // Only when set: the hash of a VM without it is what it always was.
     ...(spec.maxVcpus ? { maxVcpus: spec.maxVcpus } : {}),
+    ...(spec.maxMemoryKiB ? { maxMemoryKiB: spec.maxMemoryKiB } : {}),
+    ...(spec.cpuAffinity ? { cpuAffinity: spec.cpuAffinity } : {}),
     mode: spec.mode,
     disks: spec.disks.map((d) => [d.path, d.format, d.readOnly, d.cdrom ?? false, d.bus ?? "virtio"]),
     cloudInitUserData: spec.cloudInitUserData ?? null,

@@ -60,3 +60,36 @@ export function vmResourcesOf(
     remoteConsole: Boolean(remoteConsole || fixed?.enableVnc),
   };
 }
+
+/** The most host CPUs a list may name (a bound on what a config can make evebox allocate, not a host fact). */
+export const MAX_CPU_INDEX = 4095;
+
+/**
+ * EVE's CPU mask (`VmConfig.cpus`, "d[[,-]d]*": "0-2,5,6"): the host CPUs in order, each once; or why it is not one.
+ */
+export function parseCpuList(text: string): number[] | string {
+  const t = text.trim();
+  if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(t)) return `"${text}" is not a CPU list like "0-2,5" (numbers and ranges, comma-separated)`;
+  const out: number[] = [];
+  for (const part of t.split(",")) {
+    const [a, b] = part.split("-").map(Number) as [number, number | undefined];
+    const hi = b ?? a;
+    if (hi > MAX_CPU_INDEX) return `"${text}": CPU ${hi} is beyond ${MAX_CPU_INDEX}`;
+    if (hi < a) return `"${text}": the range ${part} runs backwards`;
+    for (let c = a; c <= hi; c++) if (!out.includes(c)) out.push(c);
+  }
+  return out;
+}
+
+/** A CPU list back in EVE's (and taskset's) form: [0,1,2,5] → "0-2,5". */
+export function cpuListText(cpus: number[]): string {
+  const sorted = [...new Set(cpus)].sort((x, y) => x - y);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    parts.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(",");
+}

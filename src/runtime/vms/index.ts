@@ -18,7 +18,7 @@ export {
   verifyDiskImage,
 } from "./disks.ts";
 export { VmError, type VmErrorKind } from "./errors.ts";
-export { decodeUserData, diskFormatOfContentTree, firmwareModeOf, vmResourcesOf } from "./eve.ts";
+export { cpuListText, decodeUserData, diskFormatOfContentTree, firmwareModeOf, parseCpuList, vmResourcesOf } from "./eve.ts";
 export { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
 export { isOurQemu, logTail, QemuRuntime, type QemuRuntimeOptions } from "./runtime.ts";
 export type * from "./types.ts";

@@ -27,6 +27,7 @@ import type {
   Accelerator,
   AdoptedVm,
   ConsolePort,
+  CpuAffinity,
   DiskFormat,
   ShutdownResult,
   StartOptions,
@@ -37,7 +38,9 @@ import type {
   VmState,
   VmStats,
   VmStatus,
+  VmCpuPlacement,
 } from "./types.ts";
+import { cpuListText } from "./eve.ts";
 import { hostProblems, hostResources, type HostResources, specProblems } from "./validate.ts";
 
 export interface QemuRuntimeOptions {
@@ -76,6 +79,8 @@ interface RunRecord {
   /** Why it runs under TCG (null under KVM; absent in records of older evebox versions). */
   acceleratorReason?: string | null;
   startedAt: string;
+  /** The host CPUs it runs on and, pinned, each vCPU's thread and CPU (spec.cpuAffinity applied; absent: any). */
+  cpus?: VmCpuPlacement;
 }
 
 type Expecting = "host-shutdown" | "killed" | null;
@@ -336,6 +341,10 @@ export class QemuRuntime {
       }
 
       qmp = await this.connectQmp(paths, child, app);
+      if (spec.cpuAffinity) {
+        record.cpus = await this.placeCpus(spec, spec.cpuAffinity, child.pid, qmp, app);
+        writeFileSync(paths.spec, JSON.stringify(record, null, 2));
+      }
       await serial.connect(this.startTimeoutMs);
       await virtio.connect(this.startTimeoutMs);
       await this.attachTaps(spec, app);
@@ -563,8 +572,45 @@ export class QemuRuntime {
     };
   }
 
+  /**
+   * EVE's `cpus`/`pin_cpu` on a VM started paused: every QEMU thread limited to the CPU set (`taskset -a`), then,
+   * pinned, vCPU i's thread (QMP `query-cpus-fast`) on its own CPU. Pinned without a list, the set is `vcpus`
+   * host CPUs that no other running pinned VM holds. A dedicated CPU another pinned VM holds is refused.
+   */
+  private async placeCpus(spec: VmSpec, aff: CpuAffinity, pid: number, qmp: QmpClient, app: { uuid: string; name: string }): Promise<VmCpuPlacement> {
+    const held = new Map<number, string>();
+    for (const other of this.vms.values())
+      if (other.uuid !== spec.appUuid && other.record.cpus?.pinned) for (const c of other.record.cpus.set) held.set(c, other.name);
+    let set = aff.cpus;
+    if (aff.pinned) {
+      if (!set.length) {
+        set = [...Array(this.host().cpus).keys()].filter((c) => !held.has(c)).slice(0, spec.vcpus);
+        if (set.length < spec.vcpus)
+          throw new VmError("insufficient-resources", app, `refused: pin_cpu needs ${spec.vcpus} host CPU(s) of its own; ${set.length} are not held by other pinned VMs`);
+      }
+      const taken = set.filter((c) => held.has(c));
+      if (taken.length)
+        throw new VmError("insufficient-resources", app, `refused: pin_cpu: CPU ${taken.map((c) => `${c} (app "${held.get(c)}")`).join(", ")} is already dedicated to another pinned VM`);
+    }
+    const list = cpuListText(set);
+    const all = await run(["taskset", "-a", "-p", "-c", list, String(pid)], { timeoutMs: 10_000 });
+    if (all.code !== 0) throw new VmError("start-failed", app, `taskset -a -p -c ${list} ${pid} failed: ${(all.stderr || all.stdout).trim()}`);
+    const vcpus: VmCpuPlacement["vcpus"] = [];
+    if (aff.pinned) {
+      const threads = await qmp.execute<{ "cpu-index": number; "thread-id": number }[]>("query-cpus-fast");
+      for (const t of [...threads].sort((a, b) => a["cpu-index"] - b["cpu-index"])) {
+        const cpu = set[t["cpu-index"] % set.length]!;
+        const r = await run(["taskset", "-p", "-c", String(cpu), String(t["thread-id"])], { timeoutMs: 10_000 });
+        if (r.code !== 0) throw new VmError("start-failed", app, `taskset -p -c ${cpu} ${t["thread-id"]} (vCPU ${t["cpu-index"]}) failed: ${(r.stderr || r.stdout).trim()}`);
+        vcpus.push({ vcpu: t["cpu-index"], thread: t["thread-id"], cpu });
+      }
+    }
+    this.log.info(`app "${spec.name}" (${spec.appUuid}): QEMU on host CPUs ${list}${aff.pinned ? `, vCPUs pinned ${vcpus.map((v) => `${v.vcpu}→${v.cpu}`).join(" ")}` : ""}`);
+    return { set, pinned: aff.pinned, vcpus };
+  }
+
   /** The VMs this runtime manages (started or adopted) and still running. */
-  list(): { appUuid: string; name: string; pid: number; specHash: string; accelerator: Accelerator; acceleratorReason: string | null; startedAt: string }[] {
+  list(): { appUuid: string; name: string; pid: number; specHash: string; accelerator: Accelerator; acceleratorReason: string | null; startedAt: string; cpus?: VmCpuPlacement }[] {
     return [...this.vms.values()].map((vm) => ({
       appUuid: vm.uuid,
       name: vm.name,
@@ -573,6 +619,7 @@ export class QemuRuntime {
       accelerator: vm.record.accelerator,
       acceleratorReason: vm.record.acceleratorReason ?? null,
       startedAt: vm.record.startedAt,
+      ...(vm.record.cpus ? { cpus: vm.record.cpus } : {}),
     }));
   }
 

@@ -41,6 +41,17 @@ export interface VmSpec {
   vcpus: number;
   /** vCPUs the guest may bring online later (QEMU -smp maxcpus); absent: vcpus. */
   maxVcpus?: number;
+  /**
+   * Memory hot-plug headroom (EVE's `maxmem`, KiB, above `memoryKiB`): QEMU `-m size=…,slots=…,maxmem=…`, so DIMMs
+   * can be plugged into the running guest up to this much. Absent: the guest has exactly `memoryKiB`.
+   */
+  maxMemoryKiB?: number;
+  /**
+   * Host CPUs of the VM (EVE's VmConfig `cpus` and `pin_cpu`). Every QEMU thread runs only on `cpus`; `pinned`:
+   * vCPU i runs on `cpus[i]` alone (a dedicated CPU each), and with `cpus` empty the runtime picks `vcpus` host
+   * CPUs no other running pinned VM holds (EVE: "picked automatically").
+   */
+  cpuAffinity?: CpuAffinity;
   mode: FirmwareMode;
   disks: DiskSpec[];
   /** cloud-init user-data; attached as a NoCloud seed (FAT labelled `cidata`) built at start. */
@@ -60,6 +71,18 @@ export interface VmSpec {
   firmwareVarsPath?: string;
   /** The host's I/O passed through (the app's adapters): absent when none. */
   passthrough?: PassthroughSpec;
+}
+
+export interface CpuAffinity {
+  cpus: number[];
+  pinned: boolean;
+}
+
+/** Where a running VM's threads were put: the CPU set and, pinned, each vCPU's thread id and CPU. */
+export interface VmCpuPlacement {
+  set: number[];
+  pinned: boolean;
+  vcpus: { vcpu: number; thread: number; cpu: number }[];
 }
 
 /** Host devices a VM is given: serial ports on its serial ports after the console's, USB by usb-host, PCI by VFIO. */

@@ -39,6 +39,16 @@ export function specProblems(spec: VmSpec): string[] {
     } else p.push(`nics[${i}].kind: "${(n as { kind: string }).kind}" is neither "user" nor "tap"`);
   });
   if ((spec.initrd || spec.cmdline !== undefined) && !spec.kernel) p.push("kernel: initrd or cmdline given without a kernel");
+  if (spec.maxMemoryKiB !== undefined && (!Number.isInteger(spec.maxMemoryKiB) || spec.maxMemoryKiB <= spec.memoryKiB))
+    p.push(`maxMemoryKiB: ${spec.maxMemoryKiB} is not a whole number of KiB above memoryKiB (${spec.memoryKiB})`);
+  const aff = spec.cpuAffinity;
+  if (aff) {
+    if (aff.cpus.some((c) => !Number.isInteger(c) || c < 0)) p.push(`cpus: ${JSON.stringify(aff.cpus)} holds something that is not a CPU number`);
+    if (!aff.pinned && !aff.cpus.length) p.push("cpus: an empty CPU list without pinning");
+    // pin_cpu: every vCPU on a CPU of its own (EVE's VmConfig).
+    if (aff.pinned && aff.cpus.length && aff.cpus.length < (spec.maxVcpus ?? spec.vcpus))
+      p.push(`cpus: pin_cpu gives each vCPU a CPU of its own, but the list has ${aff.cpus.length} CPU(s) for ${spec.maxVcpus ?? spec.vcpus} vCPU(s)`);
+  }
   return p;
 }
 
@@ -64,6 +74,10 @@ export function hostProblems(spec: VmSpec, host: HostResources, paths: VmPaths, 
         `(${mib(host.memAvailableKiB)} available of ${mib(host.memTotalKiB)})`,
     );
   if (spec.vcpus > host.cpus) p.push(`vcpus: ${spec.vcpus} is more than this host's ${host.cpus} CPUs`);
+  const outside = (spec.cpuAffinity?.cpus ?? []).filter((c) => c >= host.cpus);
+  if (outside.length) p.push(`cpus: CPU ${outside.join(", ")} is not one of this host's CPUs (0-${host.cpus - 1})`);
+  if (spec.maxMemoryKiB && spec.maxMemoryKiB > host.memTotalKiB)
+    p.push(`maxMemoryKiB: ${spec.maxMemoryKiB} KiB (${mib(spec.maxMemoryKiB)}) is more memory than this host has (${mib(host.memTotalKiB)})`);
   spec.disks.forEach((d, i) => {
     if (d.path && !isFile(d.path)) p.push(`disks[${i}].path: ${d.path} does not exist or is not a file`);
   });
