@@ -49,7 +49,7 @@ afterAll(async () => {
 describe("vCPU pinning and memory hot-plug headroom", () => {
   test("pin_cpu with cpus 1,0: vCPU 0 on CPU 1, vCPU 1 on CPU 0, the rest of QEMU on 0-1; maxmem on QEMU's -m; the guest boots", async () => {
     expect(availableParallelism()).toBeGreaterThanOrEqual(2); // the CI machine has 2 cores
-    const s = spec(ids[0]!, await overlay("a"), { vcpus: 2, cpuAffinity: { cpus: [1, 0], pinned: true }, maxMemoryKiB: 512 * 1024 });
+    const s = spec(ids[0]!, await overlay("a"), { vcpus: 2, memoryKiB: 256 * 1024, cpuAffinity: { cpus: [1, 0], pinned: true }, maxMemoryKiB: 1024 * 1024 });
     const status = await rt.start(s, { readyPattern: GUEST_READY, readyTimeoutMs: 90_000 });
     const pid = status.pid!;
     const placed = rt.list().find((v) => v.appUuid === ids[0])!.cpus!;
@@ -63,7 +63,7 @@ describe("vCPU pinning and memory hot-plug headroom", () => {
     }
     // Every other thread (main loop, I/O, RCU…) on the whole mask.
     for (const t of all.filter((x) => !placed.vcpus.some((v) => v.thread === x.tid))) expect(t.cpus).toBe("0-1");
-    expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toContain("size=131072k,slots=4,maxmem=524288k");
+    expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toContain("size=262144k,slots=4,maxmem=1048576k");
     expect(await askGuest(rt, ids[0]!, "grep -c ^processor /proc/cpuinfo")).toContain("2");
   }, 150_000);
 

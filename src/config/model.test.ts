@@ -254,3 +254,20 @@ describe("the device model: deviceIoList and app adapters (hardware partitioning
     expect(readConfig(doc, NO_ENV).problems).toEqual([]);
   });
 });
+
+describe("loc_config (Local Operator Console)", () => {
+  const loc = (locUrl: string) => buildDeviceModel(parsed({ ...sampleConfig({}), locConfig: { locUrl, datastoreCollectInfoId: ["ds-1"] } }));
+  test("http(s) URLs kept without a trailing slash; a bare host[:port] is https, as EVE's sender", () => {
+    expect(loc("http://10.1.0.5:8080/").model.loc).toEqual({ url: "http://10.1.0.5:8080", collectInfoDatastores: ["ds-1"] });
+    expect(loc("loc.example:8443").model.loc?.url).toBe("https://loc.example:8443");
+    expect(loc("https://[fd00::5]/eve").model.loc?.url).toBe("https://[fd00::5]/eve");
+    expect(buildDeviceModel(parsed(sampleConfig({}))).model.loc).toBeNull();
+  });
+  test("anything else is a device object error at locConfig.locUrl, and no LOC", () => {
+    for (const bad of ["http://u:p@host", "http://host/?q=1", "ftp://host", "http://host name", "http://host/a b"]) {
+      const r = loc(bad);
+      expect(r.model.loc).toBeNull();
+      expect(r.problems).toEqual([expect.objectContaining({ objectKind: "device", path: "locConfig.locUrl" })]);
+    }
+  });
+});

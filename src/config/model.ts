@@ -329,6 +329,12 @@ export interface DeviceModel {
   globalProfile: string;
   /** `local_profile_server` (host[:port], EVE's default port 8888) and `profile_server_token`; null: none. */
   localProfileServer: { host: string; port: number; token: string } | null;
+  /**
+   * `loc_config`: the Local Operator Console, asked for the config (EVE's compound config, signed by the controller)
+   * when the controller is unreachable, and sent info and metrics. `url` is scheme://host[:port] (a bare host[:port]
+   * is https, as EVE); null: none, or an address that is not one (a device object error).
+   */
+  loc: { url: string; collectInfoDatastores: string[] } | null;
   /** Each port label of the config (NI ports, system adapters), resolved once. */
   portLabels: ReadonlyMap<string, PortResolution>;
 }
@@ -352,6 +358,7 @@ export const EMPTY_MODEL: DeviceModel = Object.freeze({
   cipherContexts: [],
   globalProfile: "",
   localProfileServer: null,
+  loc: null,
   portLabels: new Map(),
 }) as DeviceModel;
 
@@ -635,6 +642,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
     cipherContexts: list(doc.cipherContexts).map(cipherContextModel),
     globalProfile: String(doc.globalProfile ?? ""),
     localProfileServer: localProfileServer(doc, push),
+    loc: locConfig(doc, push),
     portLabels,
   };
   return { model, problems };
@@ -714,6 +722,31 @@ function localProfileServer(doc: Doc, push: (k: ObjectKind, id: string, path: st
     return null;
   }
   return { host, port, token: String(doc.profileServerToken ?? "") };
+}
+
+/**
+ * EVE's `loc_config.loc_url`: http(s)://host[:port][/path], or host[:port] (https, as EVE's sender makes it). The
+ * device builds `<url>/api/v2/edgedevice/…` from it, so anything with a query, a fragment or credentials is refused.
+ */
+function locConfig(doc: Doc, push: (k: ObjectKind, id: string, path: string, m: string) => void): DeviceModel["loc"] {
+  const raw = String(doc.locConfig?.locUrl ?? "").trim();
+  if (!raw) return null;
+  const bad = () => {
+    push("device", "", "locConfig.locUrl", `${quote(raw)} is not a Local Operator Console address (http(s)://host[:port] or host[:port])`);
+    return null;
+  };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) && !/^https?:\/\//i.test(raw)) return bad();
+  let u: URL;
+  try {
+    u = new URL(/^https?:\/\//i.test(raw) ? raw : `https://${raw}`);
+  } catch {
+    return bad();
+  }
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  const ip = /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
+  if (u.username || u.password || u.search || u.hash || !(ip || isHostname(host)) || !/^[A-Za-z0-9._~\/-]*$/.test(u.pathname)) return bad();
+  const path = u.pathname.replace(/\/+$/, "");
+  return { url: `${u.protocol}//${u.host}${path}`, collectInfoDatastores: (Array.isArray(doc.locConfig?.datastoreCollectInfoId) ? doc.locConfig.datastoreCollectInfoId : []).map(String).filter(Boolean) };
 }
 
 const UNITS: Record<string, "second" | "minute" | "hour" | "day"> = { s: "second", second: "second", m: "minute", minute: "minute", h: "hour", hour: "hour", d: "day", day: "day" };

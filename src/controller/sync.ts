@@ -43,6 +43,7 @@ import { DeviceIdentity, IDENTITY_FILES, writePrivate } from "./identity.ts";
 import { Outbox, type OutboxCounters, type OutboxDepth } from "./outbox.ts";
 import { encodeInfo, encodeMetrics, goneInfo, infoDigest, infoItems, metricMsg } from "./report.ts";
 import { splitPemCertificates } from "./x509.ts";
+import { compoundRequest, isNewer, type LocCommands, locPath, type LocStatus, readCompound } from "./loc.ts";
 
 const API = "/api/v2/edgedevice";
 const EDGE_DEV_CONFIG = "org.lfedge.eve.config.EdgeDevConfig";
@@ -109,6 +110,8 @@ export interface ControllerDeps {
   flowRecords?: (devUuid: string) => Promise<FlowMessage[]>;
   /** Where the part logs; by default the store, as source "controller". */
   log?: Logger;
+  /** The local commands a Local Operator Console's compound config carries (EVE: the LPS command handling). */
+  locCommands?: (c: LocCommands) => void;
 }
 
 export type Connection = "not-configured" | "connecting" | "onboarding" | "online" | "offline" | "error";
@@ -137,6 +140,8 @@ export interface ControllerStatus {
   controllerCertificate: { subject: string; hash: string } | null;
   /** The device's ECDH exchange certificate (object-level encryption) and whether the controller has it. */
   ecdhCertificate: { hash: string | null; sent: boolean; detail: string | null };
+  /** The Local Operator Console (`loc_config`): the config's source while the controller cannot be reached. */
+  loc: LocStatus;
   outbox: OutboxDepth & OutboxCounters;
 }
 
@@ -212,6 +217,7 @@ export class Controller implements ControllerLink {
   private certsStale = false;
   private deviceInfoAt = 0;
   private readonly log: Logger;
+  private readonly loc: Omit<LocStatus, "url" | "lastCmdTimestamp"> = { lastContact: null, lastConfig: null, configFromLoc: false, sent: { info: 0, metrics: 0, failed: 0 }, lastError: null };
 
   private constructor(private readonly deps: ControllerDeps) {
     this.log = deps.log ?? createLogger("controller", deps.store);
@@ -286,7 +292,7 @@ export class Controller implements ControllerLink {
 
   part(): PartStatus {
     if (!this.base) return { name: "controller", state: "idle", detail: "local mode: no controller configured" };
-    const refused = this.refused ? `; last config refused: ${this.refused.reason}` : "";
+    const refused = (this.refused ? `; last config refused: ${this.refused.reason}` : "") + (this.connection !== "online" && this.loc.configFromLoc && this.locUrl() ? `; running the config from the Local Operator Console ${this.locUrl()}` : "");
     switch (this.connection) {
       case "online":
         return { name: "controller", state: this.refused ? "degraded" : "ok", detail: `online with ${this.base}${refused}` };
@@ -332,6 +338,7 @@ export class Controller implements ControllerLink {
         sent: !!this.ecdh && this.state("ecdh.sent") === Buffer.from(this.ecdh.hash).toString("hex"),
         detail: this.ecdhDetail,
       },
+      loc: { ...this.loc, url: this.locUrl(), lastCmdTimestamp: this.state("loc.cmdTimestamp") ?? "0" },
       outbox: { ...this.outbox.depth(), ...this.outbox.counts() },
     };
   }
@@ -412,13 +419,22 @@ export class Controller implements ControllerLink {
     if (!this.readRoot()) {
       throw new SyncError("trust", `no ${IDENTITY_FILES.rootCert} in ${this.deps.configDir}: set the controller's root certificate (console or file) to connect`);
     }
-    const certAge = Date.now() - this.certsAt;
-    if (!this.certs || this.certsStale || certAge >= (this.setting("timer.cert.interval", "certIntervalS") ?? 86_400) * 1000) await this.fetchCerts();
-    if (!this.state("uuid")) await this.onboard();
-    await this.sendEcdhCertificate(this.state("uuid")!);
-    await this.fetchConfig();
-    // controllercert_confighash changed with the config just applied: the controller's certificates are new.
-    if (this.certsStale) await this.fetchCerts();
+    try {
+      const certAge = Date.now() - this.certsAt;
+      if (!this.certs || this.certsStale || certAge >= (this.setting("timer.cert.interval", "certIntervalS") ?? 86_400) * 1000) await this.fetchCerts();
+      if (!this.state("uuid")) await this.onboard();
+      await this.sendEcdhCertificate(this.state("uuid")!);
+      await this.fetchConfig();
+      // controllercert_confighash changed with the config just applied: the controller's certificates are new.
+      if (this.certsStale) await this.fetchCerts();
+    } catch (e) {
+      // EVE: the controller failed this round and the config names a LOC: ask the LOC. The controller's fault
+      // stays what the round reports (and backs off on); the LOC's outcome is in status().loc.
+      const loc = this.locUrl();
+      const uuid = this.state("uuid");
+      if (loc && uuid && !this.stopped) await this.syncViaLoc(loc, uuid);
+      throw e;
+    }
     if (this.failures > 0 || this.connection !== "online") {
       this.log.info(`online with ${this.base}`);
       this.deps.events.publish({ type: "controller.online", message: `controller ${this.base} reachable` });
@@ -461,6 +477,8 @@ export class Controller implements ControllerLink {
     if (this.stopped) return;
     this.metricsTimer = setTimeout(() => {
       this.guard("metrics", () => this.enqueueMetrics());
+      // EVE: every metrics period, metrics and all info go to the LOC too (best effort, never queued).
+      if (this.locUrl()) void this.reportToLoc();
       this.scheduleMetrics();
     }, this.metricIntervalMs());
   }
@@ -635,19 +653,24 @@ export class Controller implements ControllerLink {
 
   private async acceptConfig(r: HttpResult): Promise<void> {
     this.lastReceivedAt = new Date();
-    if (!isProto(r)) return this.refuse("?", `the config answer has Content-Type "${r.contentType}", not ${PROTO_MIME}`);
+    if (!isProto(r)) {
+      this.refuse("?", `the config answer has Content-Type "${r.contentType}", not ${PROTO_MIME}`);
+      return;
+    }
     let payload: Uint8Array;
     try {
       payload = await this.openSigned(r.body, "config");
     } catch (e) {
       if (e instanceof SyncError && e.offline) throw e;
-      return this.refuse("?", (e as Error).message);
+      this.refuse("?", (e as Error).message);
+      return;
     }
     await this.applySigned(r.body, payload, false);
   }
 
   /** Applies a verified ConfigResponse; `signed` is the AuthContainer, checkpointed once accepted. */
-  private async applySigned(signed: Uint8Array, payload: Uint8Array, fromCheckpoint: boolean): Promise<void> {
+  /** Applies a verified ConfigResponse (`via`: the LOC that relayed it); true when it runs (applied or unchanged). */
+  private async applySigned(signed: Uint8Array, payload: Uint8Array, fromCheckpoint: boolean, via?: string): Promise<boolean> {
     let resp: { config?: Record<string, any> | null; configHash?: string };
     // Counted on the wire before decoding: a small body of empty entries must not become gigabytes of objects.
     const scan = scanBinary(lookupType(CONFIG_RESPONSE), payload);
@@ -664,9 +687,9 @@ export class Controller implements ControllerLink {
     if (!fromCheckpoint) {
       if (hash && hash === this.state("config.hash")) {
         this.checkpoints.touch(LAST_CONFIG);
-        return;
+        return true;
       }
-      if (hash && hash === this.refused?.hash) return; // refused already; status still says why
+      if (hash && hash === this.refused?.hash) return false; // refused already; status still says why
     }
     if (!resp.config) return this.refuse(hash, "the ConfigResponse carries no EdgeDevConfig");
     const cfg = resp.config;
@@ -688,7 +711,7 @@ export class Controller implements ControllerLink {
       result = this.deps.config.put(bytes, PROTO_MIME, {
         source: "controller",
         author: `controller ${this.base ? serverFileForm(this.base) : ""}`.trim(),
-        note: fromCheckpoint ? `from ${this.checkpoints.dir}/${LAST_CONFIG} at start` : hash ? `configHash ${hash}` : undefined,
+        note: fromCheckpoint ? `from ${this.checkpoints.dir}/${LAST_CONFIG} at start` : via ? `configHash ${hash || "(none)"}, relayed by the ${via}` : hash ? `configHash ${hash}` : undefined,
       });
     } catch (e) {
       if (e instanceof ConfigRejected) {
@@ -719,15 +742,17 @@ export class Controller implements ControllerLink {
     }
     this.refused = null;
     this.fromCheckpoint = fromCheckpoint;
+    if (!fromCheckpoint) this.loc.configFromLoc = !!via;
     if (!fromCheckpoint) this.checkpoints.write(LAST_CONFIG, signed);
     const what = result.unchanged ? "unchanged" : `version ${result.version}`;
-    this.log.info(`config ${hash || "(no hash)"} applied (${what})${fromCheckpoint ? " from the checkpoint" : ""}${result.objectErrors.length ? `; ${result.objectErrors.length} object(s) in error` : ""}`);
+    this.log.info(`config ${hash || "(no hash)"} applied (${what})${fromCheckpoint ? " from the checkpoint" : ""}${via ? ` from the ${via}` : ""}${result.objectErrors.length ? `; ${result.objectErrors.length} object(s) in error` : ""}`);
     this.deps.events.publish({
       type: "controller.config-applied",
       message: `controller config ${hash || "(no hash)"} applied (${what})${fromCheckpoint ? " from the checkpoint" : ""}`,
-      data: { hash, version: result.version, unchanged: result.unchanged, fromCheckpoint, objectErrors: result.objectErrors.length },
+      data: { hash, version: result.version, unchanged: result.unchanged, fromCheckpoint, objectErrors: result.objectErrors.length, ...(via ? { via } : {}) },
     });
     this.scheduleInfo();
+    return true;
   }
 
   private namesUnknownEcdhCert(cfg: Record<string, any>): boolean {
@@ -738,13 +763,14 @@ export class Controller implements ControllerLink {
     });
   }
 
-  private refuse(hash: string, reason: string): void {
+  private refuse(hash: string, reason: string): false {
     const first = this.refused?.reason !== reason;
     this.refused = { hash, reason, at: new Date().toISOString() };
     if (first) {
       this.log.error(`config refused: ${reason}; the running config is unchanged`);
       this.deps.events.publish({ type: "controller.config-refused", message: `controller config refused: ${reason}`, data: { hash } });
     }
+    return false;
   }
 
   /**
@@ -855,40 +881,10 @@ export class Controller implements ControllerLink {
     const uuid = this.state("uuid");
     if (!this.base || !uuid) return 0;
     const reported: Record<string, string> = JSON.parse(this.state("info.reported") ?? "{}");
-    const objectErrors = new Map<string, string[]>();
-    const doc = this.deps.config.currentDoc()?.doc;
-    for (const p of JSON.parse(this.state("config.objectErrors") ?? "[]") as { path: string; message: string }[]) {
-      const id = objectIdAt(doc, p.path);
-      objectErrors.set(id, [...(objectErrors.get(id) ?? []), `${p.path}: ${p.message}`]);
-    }
-    let storageBytes = 0;
-    try {
-      const s = statfsSync(this.deps.dataDir);
-      storageBytes = s.blocks * s.bsize;
-    } catch {}
-    const status = this.deps.device.status();
     // Device info at least every timer.deviceinfo.interval, changed or not (EVE's forced report).
     const forceMs = (this.setting("timer.deviceinfo.interval", "deviceInfoIntervalS") ?? 600) * 1000;
     if (now.getTime() - this.deviceInfoAt >= forceMs) delete reported.device;
-    const model = this.deps.config.model()?.model;
-    const items = infoItems(status, {
-      devId: uuid,
-      version: this.deps.version,
-      serial: this.identity.serial,
-      softSerial: this.identity.softSerial,
-      deviceName: this.deps.device.name(),
-      bootTime: sampleDevice({ mounts: [] }).bootTime,
-      storageBytes,
-      dataDir: this.deps.dataDir,
-      memoryBytes: status.device.memoryBytes,
-      firstBoot: this.firstBoot,
-      objectErrors,
-      swList: this.deps.device.baseosSwList?.(),
-      hardware: this.deps.device.hardware?.(),
-      ops: this.deps.device.ops?.(),
-      configItems: model?.configItemStatus ?? [],
-      cluster: model?.device.cluster ?? null,
-    });
+    const items = this.infoItemsNow(uuid);
     let queued = 0;
     const seen = new Set<string>();
     for (const item of items) {
@@ -914,14 +910,54 @@ export class Controller implements ControllerLink {
     return queued;
   }
 
+  /** Every object's info message as of now (reportInfo sends those that changed; the LOC gets them all). */
+  private infoItemsNow(uuid: string): ReturnType<typeof infoItems> {
+    const objectErrors = new Map<string, string[]>();
+    const doc = this.deps.config.currentDoc()?.doc;
+    for (const p of JSON.parse(this.state("config.objectErrors") ?? "[]") as { path: string; message: string }[]) {
+      const id = objectIdAt(doc, p.path);
+      objectErrors.set(id, [...(objectErrors.get(id) ?? []), `${p.path}: ${p.message}`]);
+    }
+    let storageBytes = 0;
+    try {
+      const s = statfsSync(this.deps.dataDir);
+      storageBytes = s.blocks * s.bsize;
+    } catch {}
+    const status = this.deps.device.status();
+    const model = this.deps.config.model()?.model;
+    return infoItems(status, {
+      devId: uuid,
+      version: this.deps.version,
+      serial: this.identity.serial,
+      softSerial: this.identity.softSerial,
+      deviceName: this.deps.device.name(),
+      bootTime: sampleDevice({ mounts: [] }).bootTime,
+      storageBytes,
+      dataDir: this.deps.dataDir,
+      memoryBytes: status.device.memoryBytes,
+      firstBoot: this.firstBoot,
+      objectErrors,
+      swList: this.deps.device.baseosSwList?.(),
+      hardware: this.deps.device.hardware?.(),
+      ops: this.deps.device.ops?.(),
+      configItems: model?.configItemStatus ?? [],
+      cluster: model?.device.cluster ?? null,
+    });
+  }
+
   /** Queues one ZMetricMsg (cumulative counters). */
   enqueueMetrics(now = new Date()): void {
     const uuid = this.state("uuid");
     if (!this.base || !uuid) return;
+    this.outbox.enqueue("metrics", "metrics", encodeMetrics(this.metricsNow(uuid, now)), null, now);
+    this.drainWaiter.wake();
+  }
+
+  private metricsNow(uuid: string, now: Date): ReturnType<typeof metricMsg> {
     const sample = sampleDevice({ mounts: [this.deps.dataDir] }, now);
     const c = this.outbox.counts();
     const d = this.outbox.depth();
-    const msg = metricMsg(uuid, sample, this.deps.appMetrics?.() ?? [], {
+    return metricMsg(uuid, sample, this.deps.appMetrics?.() ?? [], {
       outbox: {
         undelivered: d.messages,
         oldest: d.oldest ? new Date(d.oldest) : null,
@@ -934,9 +970,107 @@ export class Controller implements ControllerLink {
       lastReceivedConfig: this.lastReceivedAt,
       lastProcessedConfig: this.state("config.appliedAt") ? new Date(this.state("config.appliedAt")!) : null,
     });
-    this.outbox.enqueue("metrics", "metrics", encodeMetrics(msg), null, now);
-    this.drainWaiter.wake();
   }
+
+  // ---- the Local Operator Console (loc.ts)
+
+  /** The LOC of the current config, or null. */
+  private locUrl(): string | null {
+    return this.deps.config.model()?.model.loc?.url ?? null;
+  }
+
+  private locCall(url: string, method: "GET" | "POST", path: string, body: Uint8Array | null, uuid: string | null): Promise<HttpResult> {
+    // http or https (EVE: the LOC decides); over https the same trust anchor as the controller's.
+    return callController({ base: url, rootPem: this.readRoot() ?? "" }, method, path, body, { timeoutMs: this.requestTimeoutMs(), headers: uuid ? { "X-Request-ID": uuid } : {} });
+  }
+
+  private locFault(message: string): void {
+    if (this.loc.lastError?.message !== message) this.log.warn(`Local Operator Console: ${message}`);
+    this.loc.lastError = { message, at: new Date().toISOString() };
+  }
+
+  /**
+   * EVE's LOC round: the compound config from `<loc>/api/v2/edgedevice/id/<uuid>/compound-config`, its protected
+   * config opened with the controller's certificates (from the LOC's /certs only when the device has none) and
+   * applied as the controller's own answer would be; then its local commands, once per compound timestamp.
+   * Never throws: the outcome is in status().loc.
+   */
+  private async syncViaLoc(url: string, uuid: string): Promise<void> {
+    try {
+      if (!this.certs) {
+        const c = await this.locCall(url, "GET", locPath("certs", null), null, null);
+        if (c.status !== 200 || !isProto(c)) throw new Error(`GET /certs answered ${c.status}${bodyText(c)}`);
+        this.certs = await verifyControllerCerts(unwrap(c.body).payload, this.readRoot()!);
+        this.certsEpoch++;
+        this.checkpoints.write(CONTROLLER_CERTS, this.certs.raw);
+      }
+      const req: ConfigRequest = { configHash: this.state("config.hash") ?? "" };
+      const token = this.state("integrityToken");
+      if (token) req.integrityToken = Buffer.from(token, "base64");
+      const last = this.state("loc.cmdTimestamp") ?? "0";
+      const body = await seal(compoundRequest(req, last), this.identity.device);
+      const r = await this.locCall(url, "POST", locPath("compound-config", uuid), body, uuid);
+      this.loc.lastContact = new Date().toISOString();
+      void this.reportToLoc(true); // EVE: device info with every LOC request (name, state) in case the LOC restarted
+      if (r.status === 304 || r.status === 204) {
+        this.loc.lastError = null;
+        return;
+      }
+      if (r.status !== 200) throw new Error(`compound-config answered ${r.status}${bodyText(r)}`);
+      if (!isProto(r)) throw new Error(`compound-config answered Content-Type "${r.contentType}", not ${PROTO_MIME}`);
+      const { signed, commands } = readCompound(r.body);
+      let payload: Uint8Array;
+      try {
+        payload = await open(signed, this.certs.signer);
+      } catch (e) {
+        this.link.authVerifyFailure++;
+        throw new Error(`the config it relays is not signed by the controller: ${(e as Error).message}`);
+      }
+      this.lastReceivedAt = new Date();
+      const hash = (lookupType(CONFIG_RESPONSE).decode(payload) as { configHash?: string }).configHash ?? "";
+      const ran = await this.applySigned(signed, payload, false, `Local Operator Console ${url}`);
+      if (!ran) throw new Error(`its config was refused: ${this.refused?.reason ?? "see the controller's status"}`);
+      if (this.loc.configFromLoc) this.loc.lastConfig = { hash, at: new Date().toISOString() };
+      // The main config runs: the commands beside it are done once (EVE acknowledges the timestamp).
+      if (isNewer(commands.timestamp, last)) {
+        this.setState("loc.cmdTimestamp", commands.timestamp);
+        if (commands.devCmd || commands.appCmdList || commands.radioConfig) {
+          this.log.info(`Local Operator Console: local commands of ${commands.timestamp}`);
+          try {
+            this.deps.locCommands?.(commands);
+          } catch (e) {
+            this.log.error(`Local Operator Console commands: ${(e as Error).message}`);
+          }
+        }
+      }
+      this.loc.lastError = null;
+    } catch (e) {
+      this.locFault(e instanceof TransportError ? `unreachable: ${e.message}` : (e as Error).message);
+    }
+  }
+
+  /** Info (all of it, or the device's only) and metrics to the LOC, signed; best effort, counted, never queued. */
+  async reportToLoc(deviceOnly = false): Promise<void> {
+    const url = this.locUrl();
+    const uuid = this.state("uuid");
+    if (!url || !uuid) return;
+    const now = new Date();
+    const msgs: ["info" | "metrics", Uint8Array][] = this.infoItemsNow(uuid)
+      .filter((i) => !deviceOnly || i.key === "device")
+      .map((i) => ["info", encodeInfo(i.msg, now)]);
+    if (!deviceOnly) msgs.push(["metrics", encodeMetrics(this.metricsNow(uuid, now))]);
+    for (const [what, bytes] of msgs) {
+      try {
+        const r = await this.locCall(url, "POST", locPath(what, uuid), await seal(bytes, this.identity.device), uuid);
+        if (r.status >= 200 && r.status < 300) this.loc.sent[what]++;
+        else this.loc.sent.failed++;
+      } catch {
+        this.loc.sent.failed++;
+        return; // unreachable: the rest would fail the same way; the next period tries again
+      }
+    }
+  }
+
 
   /**
    * Queues the flow records collected since the last call, one FlowMessage per request to /flowlog (EVE's), only

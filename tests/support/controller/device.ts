@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { ConfigService } from "../../../src/config/service.ts";
 import { DeviceIdentity } from "../../../src/controller/identity.ts";
 import { Controller, type ControllerTimers } from "../../../src/controller/sync.ts";
+import type { LocCommands } from "../../../src/controller/loc.ts";
 import { Device } from "../../../src/device/device.ts";
 import { EventBus } from "../../../src/model/events.ts";
 import { EMPTY_MODEL } from "../../../src/config/model.ts";
@@ -44,6 +45,8 @@ export async function startTestDevice(opts: {
   checkpointMaxAgeMs?: number | null;
   /** Report the hardware read from this sysfs root (a fake tree: hardware/fake-sysfs.ts). */
   sysfsRoot?: string;
+  /** The local commands of a Local Operator Console's compound config. */
+  locCommands?: (c: LocCommands) => void;
 }): Promise<TestDevice> {
   const dirs = prepareDataDirs(opts.dataDir);
   if (opts.rootPem) writeFileSync(join(dirs.config, "root-certificate.pem"), opts.rootPem);
@@ -85,6 +88,7 @@ export async function startTestDevice(opts: {
     timers: { ...FAST_TIMERS, ...opts.timers },
     outboxMaxBytes: opts.outboxMaxBytes,
     checkpointMaxAgeMs: opts.checkpointMaxAgeMs,
+    locCommands: opts.locCommands,
   });
   const device: Device = new Device({ store, events, config, version: "0.1.0-test", dataDir: dirs.root, controller, parts: [] });
   await controller.start();

@@ -5,7 +5,7 @@ import { X509Certificate } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import { P256_ECDSA, pemBlocks, sha256 } from "../../../src/controller/x509.ts";
 import { CommonHashAlgorithm, decodeMessage, encodeMessage, ZCertType } from "../../../src/proto/index.ts";
-import type { AuthContainer, ConfigRequest, FlowMessage, ZAttestReq, ZInfoMsg, ZMetricMsg, ZRegisterMsg } from "../../../src/proto/index.ts";
+import type { AuthContainer, CompoundEdgeDevConfigRequest, ConfigRequest, FlowMessage, ZAttestReq, ZInfoMsg, ZMetricMsg, ZRegisterMsg } from "../../../src/proto/index.ts";
 import { gzipHeader } from "../../../src/telemetry/newlogs.ts";
 import { type Encrypted, encryptFor } from "./cipher.ts";
 import type { ControllerPki, Issued } from "./pki.ts";
@@ -60,9 +60,17 @@ export class TestController {
   private signing: Issued;
   private hangs = new Set<() => void>();
 
+  /**
+   * As a Local Operator Console (`startLoc`): what it adds beside the relayed config (EVE's CompoundEdgeDevConfig
+   * timestamp and local commands), and each compound-config request's last_cmd_timestamp and configHash.
+   */
+  compound: { timestamp: number; devCmd?: Record<string, unknown>; appCmdList?: Record<string, unknown> } = { timestamp: 0 };
+  readonly compoundRequests: { lastCmdTimestamp: string; configHash: string }[] = [];
+
   private constructor(
     readonly pki: ControllerPki,
     private port: number,
+    private readonly plain = false,
   ) {
     this.signing = pki.signing;
   }
@@ -73,8 +81,19 @@ export class TestController {
     return c;
   }
 
+  /**
+   * A Local Operator Console over plain http, as EVE's LOC may be: it relays the configs the controller signed
+   * (same PKI: signed with the controller's signing key, as a LOC holds them) and knows the controller's devices.
+   */
+  static async startLoc(pki: ControllerPki, controller: TestController): Promise<TestController> {
+    const c = new TestController(pki, 0, true);
+    for (const [k, d] of controller.devices) c.devices.set(k, d);
+    c.listen();
+    return c;
+  }
+
   get url(): string {
-    return `https://127.0.0.1:${this.port}`;
+    return `${this.plain ? "http" : "https"}://127.0.0.1:${this.port}`;
   }
 
   get listenPort(): number {
@@ -86,7 +105,7 @@ export class TestController {
       hostname: "127.0.0.1",
       port: this.port,
       idleTimeout: 0,
-      tls: { cert: this.pki.tls.cert, key: this.pki.tls.keyPem },
+      ...(this.plain ? {} : { tls: { cert: this.pki.tls.cert, key: this.pki.tls.keyPem } }),
       fetch: (req) => this.handle(req),
     });
     this.port = this.server.port!;
@@ -165,6 +184,15 @@ export class TestController {
     switch (what) {
       case "config":
         return this.config(device, payload);
+      case "compound-config": {
+        const creq = decodeMessage<CompoundEdgeDevConfigRequest>("org.lfedge.eve.config.CompoundEdgeDevConfigRequest", payload);
+        this.compoundRequests.push({ lastCmdTimestamp: String(creq.lastCmdTimestamp ?? "0"), configHash: creq.cfgReq?.configHash ?? "" });
+        const inner = await this.config(device, encodeMessage("org.lfedge.eve.config.ConfigRequest", creq.cfgReq ?? {}));
+        if (inner.status !== 200 && inner.status !== 304) return inner;
+        // A 304 of the config still carries the commands: the LOC answers the whole compound config.
+        const protectedConfig = inner.status === 200 ? decodeMessage<AuthContainer>("org.lfedge.eve.auth.AuthContainer", new Uint8Array(await inner.arrayBuffer())) : await this.signedConfig(device);
+        return this.proto(encodeMessage("org.lfedge.eve.config.CompoundEdgeDevConfig", { ...this.compound, protectedConfig }));
+      }
       case "attest":
         return this.attest(device, payload);
       case "info":
@@ -310,6 +338,12 @@ export class TestController {
       env = encodeMessage("org.lfedge.eve.auth.AuthContainer", c);
     }
     return this.proto(env);
+  }
+
+  private async signedConfig(device: DeviceRecord): Promise<AuthContainer> {
+    const cfg = this.configs.get(device.uuid) ?? { id: { uuid: device.uuid, version: "0" } };
+    const env = await this.envelope(encodeMessage("org.lfedge.eve.config.ConfigResponse", { config: cfg, configHash: this.configHash(device.uuid) }));
+    return decodeMessage<AuthContainer>("org.lfedge.eve.auth.AuthContainer", env);
   }
 
   private async attest(device: DeviceRecord, payload: Uint8Array): Promise<Response> {
