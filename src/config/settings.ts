@@ -22,9 +22,11 @@ export interface GlobalSettings {
   maintenanceMode: boolean | null;
   logLevel: LogLevel;
   remoteLogLevel: LogLevel;
+  /** app.boot.order: the device-wide VM boot order ("": firmware default; VmConfig.boot_order and the LPS win). */
+  appBootOrder: "" | "usb" | "nousb";
 }
 
-type Kind = { type: "seconds" | "integer"; min: number; max: number } | { type: "boolean" } | { type: "enabled" } | { type: "tristate" } | { type: "loglevel" };
+type Kind = { type: "seconds" | "integer"; min: number; max: number } | { type: "boolean" } | { type: "enabled" } | { type: "tristate" } | { type: "loglevel" } | { type: "bootorder" };
 
 export interface SettingSpec {
   key: string;
@@ -54,6 +56,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: "maintenance.mode", field: "maintenanceMode", kind: { type: "tristate" }, default: null, effect: "enabled: maintenance mode (apps halted) whatever maintenance_mode says; disabled: never; none: as maintenance_mode" },
   { key: "debug.default.loglevel", field: "logLevel", kind: { type: "loglevel" }, default: "info", effect: "the lowest level of the device's log lines kept" },
   { key: "debug.default.remote.loglevel", field: "remoteLogLevel", kind: { type: "loglevel" }, default: "info", effect: "the lowest level of the device's log lines sent to the controller" },
+  { key: "app.boot.order", field: "appBootOrder", kind: { type: "bootorder" }, default: "", effect: "the VMs' boot order where neither the LPS nor VmConfig.boot_order sets one: usb (USB devices first), nousb (never from USB), empty (firmware default); at each VM's next start" },
 ];
 
 /** EVE config items that have no meaning on evebox: accepted and listed as such, never an error. */
@@ -136,6 +139,9 @@ function parseValue(kind: Kind, raw: string): { value: GlobalSettings[keyof Glob
       if (/^disabled$/i.test(v)) return { value: false };
       if (/^none$/i.test(v) || v === "") return { value: null };
       return { error: 'expected "enabled", "disabled" or "none"' };
+    case "bootorder":
+      if (/^(usb|nousb)?$/i.test(v)) return { value: v.toLowerCase() as GlobalSettings["appBootOrder"] };
+      return { error: 'expected "usb", "nousb" or ""' };
     case "loglevel": {
       const l = v.toLowerCase() === "warn" ? "warning" : v.toLowerCase();
       if ((LOG_LEVELS as readonly string[]).includes(l)) return { value: l as LogLevel };
@@ -210,5 +216,7 @@ function rangeText(kind: Kind): string {
       return "enabled, disabled or none";
     case "loglevel":
       return LOG_LEVELS.join(", ");
+    case "bootorder":
+      return 'usb, nousb or ""';
   }
 }

@@ -9,7 +9,7 @@ import { notStarted } from "./not-started.ts";
 
 /** What the controller part is built from: the controller's own dependencies it passes through, and its own. */
 export interface ControllerPartOptions
-  extends Pick<ControllerDeps, "configDir" | "persistDir" | "dataDir" | "version" | "store" | "events" | "config" | "device"> {
+  extends Pick<ControllerDeps, "configDir" | "persistDir" | "dataDir" | "version" | "store" | "events" | "config" | "device" | "locCommands"> {
   /** --controller / EVEBOX_CONTROLLER, written to config/server when the part starts. */
   url: string | null;
   /** The controller's address known before the part starts (from `url` or config/server): managed or not. */
@@ -58,6 +58,7 @@ export class ControllerPart implements ControllerLink {
         appMetrics: () => this.o.appMetrics.appSamples(),
         flowRecords: (devUuid) => this.o.flows.collectFlows(devUuid),
         checkpointMaxAgeMs: this.o.checkpointMaxAgeMs,
+        locCommands: this.o.locCommands,
       });
       this.controller = c;
       await c.start();

@@ -1,6 +1,7 @@
 // The Local Profile Server client as the composition root holds it: one object from the start, which loads the
 // client's code only once a config names a local profile server (most devices never have one).
 import type { ConfigService } from "../config/service.ts";
+import type { LocCommands } from "../controller/loc.ts";
 import type { LpsClient, LpsDeps } from "../lps/client.ts";
 import type { PartStatus } from "../model/status.ts";
 
@@ -35,6 +36,19 @@ export class LpsPart {
 
   status(): object | null {
     return this.client?.status() ?? null;
+  }
+
+  /**
+   * The local commands of a Local Operator Console's compound config (EVE: the same command handling as the LPS's,
+   * without its token: the LOC is trusted by the config that names it). Radio silence is recorded in the log:
+   * evebox drives no radios.
+   */
+  async applyLoc(c: LocCommands): Promise<void> {
+    const { applyAppCommands, applyDevCommand } = await import("../lps/commands.ts");
+    const by = "Local Operator Console";
+    if (c.appCmdList) applyAppCommands(this.o, c.appCmdList, by);
+    if (c.devCmd) applyDevCommand(this.o, c.devCmd, by);
+    if (c.radioConfig) this.o.log.info(`${by}: radio silence ${c.radioConfig.radioSilence ? "on" : "off"} (this device has no radios evebox drives)`);
   }
 
   /** The `lps` part once a config named a local profile server; none before (most devices never have one). */

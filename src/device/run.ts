@@ -286,6 +286,8 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     checkpointMaxAgeMs: settings.checkpointMaxAgeMs,
     appMetrics: apps,
     flows: apps,
+    // A Local Operator Console's local commands, handled as the LPS's (the LPS part is built below).
+    locCommands: (c) => void lps.applyLoc(c).catch((e) => createLogger("lps", store).error(`Local Operator Console commands: ${(e as Error).message}`)),
   });
   const baseos: BaseOsPart = new BaseOsPart({
     slots,

@@ -24,19 +24,10 @@ import {
   ZDeviceState,
 } from "../proto/index.ts";
 import type { Store } from "../store/store.ts";
+import { acceptedAppCommands, applyAppCommands, applyDevCommand, DEVCMD_KEY } from "./commands.ts";
 
 const PROTO_MIME = "application/x-proto-binary";
 const P = "org.lfedge.eve.profile.";
-const COMMANDS_KEY = "lps.appCommands";
-const DEVCMD_KEY = "lps.devCommand";
-
-/** EVE's LocalDevCmd.Command and AppCommand.Command values. */
-const APP_RESTART = 1;
-const APP_PURGE = 2;
-const DEV_SHUTDOWN = 1;
-const DEV_POWEROFF = 2;
-const DEV_REBOOT = 3;
-const DEV_COLLECT_INFO = 4;
 
 export interface LpsTimers {
   /** local_profile (EVE: timer.config.interval), appinfo, devinfo and network (EVE: 1 min). */
@@ -67,12 +58,6 @@ export interface LpsDeps {
 }
 
 type Endpoint = "local_profile" | "appinfo" | "devinfo" | "radio" | "network";
-
-interface AcceptedCommand {
-  command: number;
-  timestamp: string;
-  at: string;
-}
 
 export interface LpsStatus {
   configured: boolean;
@@ -282,16 +267,8 @@ export class LpsClient {
     this.deps.profileChanged();
   }
 
-  private accepted(): Record<string, AcceptedCommand> {
-    try {
-      return JSON.parse(this.deps.store.getSetting(COMMANDS_KEY) ?? "{}");
-    } catch {
-      return {};
-    }
-  }
-
   private async postAppInfo(t: { url: string; token: string }): Promise<void> {
-    const done = this.accepted();
+    const done = acceptedAppCommands(this.deps.store);
     const info: LocalAppInfoList = {
       appsInfo: this.deps.status().apps.map((a) => ({
         id: a.uuid,
@@ -306,25 +283,7 @@ export class LpsClient {
     if (!bytes) return;
     const list = this.decode<LocalAppCmdList>("LocalAppCmdList", bytes);
     if (!list.appCommands?.length || !this.tokenOk("appinfo", list.serverToken, t)) return;
-    const apps = this.deps.status().apps;
-    const seen = new Set<string>();
-    let changed = false;
-    for (const c of list.appCommands) {
-      // By id, else by display name (EVE's rule); one command per app per answer.
-      const app = apps.find((a) => (c.id ? a.uuid === c.id.toLowerCase() : a.name === c.displayname));
-      if (!app || seen.has(app.uuid)) continue;
-      seen.add(app.uuid);
-      const ts = String(c.timestamp ?? "0");
-      const prev = done[app.uuid];
-      if (prev && prev.command === c.command && prev.timestamp === ts) continue; // accepted already, also before a restart
-      if (c.command !== APP_RESTART && c.command !== APP_PURGE) continue;
-      const cmd = c.command === APP_RESTART ? "restart" : "purge";
-      this.log.info(`local profile server: ${cmd} of app ${app.name} (its timestamp ${ts})`);
-      this.deps.localCommand(app.uuid, cmd);
-      done[app.uuid] = { command: c.command, timestamp: ts, at: new Date().toISOString() };
-      changed = true;
-    }
-    if (changed) this.deps.store.setSetting(COMMANDS_KEY, JSON.stringify(done));
+    applyAppCommands(this.deps, list, "local profile server");
   }
 
   private async postDevInfo(t: { url: string; token: string }): Promise<void> {
@@ -341,19 +300,7 @@ export class LpsClient {
     if (!bytes) return;
     const cmd = this.decode<LocalDevCmd>("LocalDevCmd", bytes);
     if (!cmd.command || !this.tokenOk("devinfo", cmd.serverToken, t)) return;
-    const ts = String(cmd.timestamp ?? "0");
-    if (last && JSON.parse(last).timestamp === ts) return;
-    this.deps.store.setSetting(DEVCMD_KEY, JSON.stringify({ command: cmd.command, timestamp: ts, at: new Date().toISOString() }));
-    if (cmd.command === DEV_SHUTDOWN) {
-      this.log.info("local profile server: stop every app");
-      for (const a of s.apps) this.deps.localCommand(a.uuid, "stop");
-    } else if (cmd.command === DEV_REBOOT || cmd.command === DEV_POWEROFF) {
-      const action = cmd.command === DEV_REBOOT ? "reboot" : "shutdown";
-      const r = this.deps.power?.request(action, "local profile server") ?? { accepted: false, message: "evebox is not the device's init here (host mode): it does not reboot or power off the host" };
-      this.log.log(r.accepted ? "info" : "warn", `local profile server asked to ${action}: ${r.message}`);
-    } else if (cmd.command === DEV_COLLECT_INFO) {
-      this.log.warn("local profile server asked for collect-info: not supported by evebox");
-    }
+    applyDevCommand(this.deps, cmd, "local profile server");
   }
 
   private async postRadio(t: { url: string; token: string }): Promise<void> {

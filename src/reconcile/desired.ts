@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { NOT_OPENED, type RevealedSecrets } from "../config/cipher.ts";
 import { buildDeviceModel, type DeviceModel, type VolumeModel } from "../config/model.ts";
 import type { ObjectProblem } from "../config/problems.ts";
+import type { VmBootOrder } from "../config/boot-order.ts";
 import type { DesiredVm } from "./vms.ts";
 import type { DesiredNetwork } from "../network/manager.ts";
 import type { Assignment } from "../hardware/assign.ts";
@@ -78,6 +79,8 @@ export interface DesiredState {
   network?: DesiredNetwork;
   /** The model's cipher blocks, opened (config/cipher.ts); absent until they were. */
   secrets?: RevealedSecrets;
+  /** VM boot orders a Local Profile Server set (appbootinfo), by app uuid: they win over the config's. */
+  lpsBootOrders?: ReadonlyMap<string, VmBootOrder>;
 }
 
 /** What the operator asked for locally (EVE's local profile server does the same): kept per app. */

@@ -120,8 +120,9 @@ describe("desiredVms: a VM app as EVE reads it", () => {
     expect(plain.spec.maxMemoryKiB).toBeUndefined();
     expect(vm.specHash).not.toBe(plain.specHash);
     expect(vm.error).toBeNull();
+    expect(vm.bootOrder).toEqual({ order: "usb", source: "controller" });
+    expect(vm.spec.bootOrder).toBe("usb");
     expect(vm.notApplied).toEqual([
-      "boot_order (BOOT_ORDER_USB): the disks boot in config order",
       "kernel: not used by evebox's VM runtime",
     ]);
     expect(buildQemuArgs(vm.spec, { paths: vmPaths("/run", IDS.app), accelerator: "tcg" }).join(" ")).toContain("-smp 2,maxcpus=4");
@@ -134,6 +135,22 @@ describe("desiredVms: a VM app as EVE reads it", () => {
     expect(of({ cpus: "0-1,x" }).error).toBe('fixedresources.cpus: "0-1,x" is not a CPU list like "0-2,5" (numbers and ranges, comma-separated)');
     expect(of({ cpus: "3-1" }).error).toMatch(/runs backwards/);
     expect(of({ maxmem: 524288 }).spec.maxMemoryKiB).toBeUndefined(); // not above memory: no hot-plug
+  });
+
+  test("boot order: the LPS's over VmConfig.boot_order over app.boot.order; not in the spec hash (next start)", () => {
+    const d = (fixed: Record<string, unknown>, items: Record<string, string>[] = []) => ({ ...doc({ fixedresources: { memory: 524288, vcpus: 1, ...fixed } }), configItems: items });
+    const vmOf = (x: ReturnType<typeof d>, lps?: Map<string, "usb" | "nousb">) => {
+      const desired = desiredFromConfig(x);
+      if (lps) desired.lpsBootOrders = lps;
+      return desiredVms(desired, { volumeDir: () => "/v", blob: () => "/b" }).get(IDS.app)!;
+    };
+    const prop = d({}, [{ key: "app.boot.order", value: "nousb" }]);
+    expect(vmOf(prop).bootOrder).toEqual({ order: "nousb", source: "device-property" });
+    expect(vmOf(d({ bootOrder: "BOOT_ORDER_USB" }, [{ key: "app.boot.order", value: "nousb" }])).bootOrder).toEqual({ order: "usb", source: "controller" });
+    const lps = vmOf(d({ bootOrder: "BOOT_ORDER_USB" }), new Map([[IDS.app, "nousb" as const]]));
+    expect(lps.bootOrder).toEqual({ order: "nousb", source: "lps" });
+    expect(lps.specHash).toBe(vmOf(d({ bootOrder: "BOOT_ORDER_USB" })).specHash);
+    expect(vmOf(d({})).bootOrder).toEqual({ order: null, source: null });
   });
 
   test("no memory, or a disk from a container registry: a clear error on the app", () => {

@@ -3,6 +3,7 @@
 // QEMU runtime (runtime/vms: adoption, exits, disks, consoles, samples): the only caller of QEMU in reconcile/.
 import { join } from "node:path";
 import type { AppModel } from "../config/model.ts";
+import { type EffectiveBootOrder, effectiveBootOrder } from "../config/boot-order.ts";
 import { hasDevices } from "../hardware/types.ts";
 import {
   type Accelerator,
@@ -78,6 +79,8 @@ export interface DesiredVm {
   waiting?: string;
   /** VmConfig fields the config sets that this VM runs without, each with why (shown in the app's status). */
   notApplied?: string[];
+  /** The effective USB boot order and who set it (EVE: LPS, controller, device property), as the LPS is told. */
+  bootOrder: EffectiveBootOrder;
 }
 
 export interface VmExtras {
@@ -110,7 +113,6 @@ export function vmExtrasOf(r: AppModel["resources"]): VmExtras {
   }
   if (r.maxMemKiB > r.memoryKiB) out.maxMemoryKiB = r.maxMemKiB;
   if (x.vmmMaxMemMiB) notApplied.push(`vmm_maxmem (${x.vmmMaxMemMiB} MiB): QEMU's own memory is not limited`);
-  if (x.bootOrder) notApplied.push(`boot_order (${x.bootOrder}): the disks boot in config order`);
   for (const f of x.set) notApplied.push(`${f}: not used by evebox's VM runtime`);
   return out;
 }
@@ -150,6 +152,7 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
     const r = a.resources;
     const res = vmResourcesOf({ memory: r.memoryKiB, vcpus: r.vcpus, virtualizationMode: r.virtualizationMode }, r.remoteConsole);
     const extras = vmExtrasOf(r);
+    const boot = effectiveBootOrder(a, desired.model.settings, desired.lpsBootOrders?.get(app.uuid));
     if (extras.mode) res.mode = extras.mode;
     errors.push(...extras.errors);
     if (!res.memoryKiB) errors.push("fixedresources.memory: a VM needs its memory (in KiB)");
@@ -205,6 +208,7 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
       ...(extras.maxVcpus ? { maxVcpus: extras.maxVcpus } : {}),
       ...(extras.maxMemoryKiB ? { maxMemoryKiB: extras.maxMemoryKiB } : {}),
       ...(extras.cpuAffinity ? { cpuAffinity: extras.cpuAffinity } : {}),
+      ...(boot.order ? { bootOrder: boot.order } : {}),
       mode: res.mode,
       disks: diskSpecs,
       ...(userData !== undefined ? { cloudInitUserData: userData } : {}),
@@ -216,7 +220,7 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
         ? { passthrough: { serial: app.devices.serial.map((s) => s.hostPath), usb: app.devices.usb.map((u) => u.ref), pci: app.devices.pci.map((p) => p.address) } }
         : {}),
     };
-    out.set(app.uuid, { uuid: app.uuid, name: app.name, disks, spec, specHash: vmSpecHash(spec), error: errors.length ? errors.join("; ") : null, ...(waiting ? { waiting } : {}), ...(extras.notApplied.length ? { notApplied: extras.notApplied } : {}) });
+    out.set(app.uuid, { uuid: app.uuid, name: app.name, disks, spec, specHash: vmSpecHash(spec), bootOrder: boot, error: errors.length ? errors.join("; ") : null, ...(waiting ? { waiting } : {}), ...(extras.notApplied.length ? { notApplied: extras.notApplied } : {}) });
   }
   return out;
 }
@@ -361,7 +365,7 @@ export function vmAppState(app: DesiredApp, desired: DesiredState, observed: Obs
   const obs = observed.vms;
   const vm = desired.vms?.get(app.uuid);
   if (!obs || !vm) return null;
-  const data: Record<string, unknown> = { kind: app.kind, activate: app.activate, version: app.version, remoteConsole: vm.spec.remoteConsole, ...(vm.notApplied ? { notApplied: vm.notApplied } : {}) };
+  const data: Record<string, unknown> = { kind: app.kind, activate: app.activate, version: app.version, remoteConsole: vm.spec.remoteConsole, ...(vm.notApplied ? { notApplied: vm.notApplied } : {}), ...(vm.bootOrder.order ? { bootOrder: vm.bootOrder } : {}) };
   if (obs.unavailable) return { state: "INITIAL", error: `VMs cannot run on this device: ${obs.unavailable}`, data };
   if (vm.error) return { state: "INITIAL", error: vm.error, data };
   const rec = observed.apps.get(app.uuid);

@@ -179,6 +179,21 @@ describe("memory hot-plug and CPU placement", () => {
     expect(vmSpecHash({ ...spec, maxMemoryKiB: undefined, cpuAffinity: undefined })).toBe(vmSpecHash(spec));
   });
 
+  test("boot order: usb puts the USB devices first and the disks after; nousb boots only what has a boot index", () => {
+    const usb = { ...spec, passthrough: { serial: [], usb: [{ vendorId: 0x1234, productId: 0x5678 }], pci: [] } };
+    const first = buildQemuArgs({ ...usb, bootOrder: "usb" }, { paths, accelerator: "tcg" });
+    expect(values(first, "-device").filter((d) => /bootindex/.test(d)).map((d) => d.split(",")[0] + " " + d.match(/bootindex=\d+/)![0])).toEqual([
+      "virtio-blk-pci bootindex=1",
+      "ide-cd bootindex=2",
+      "usb-host bootindex=0",
+    ]);
+    const none = buildQemuArgs({ ...usb, bootOrder: "nousb" }, { paths, accelerator: "tcg" });
+    expect(values(none, "-boot")).toEqual(["strict=on"]);
+    expect(values(none, "-device").find((d) => d.startsWith("usb-host"))).not.toContain("bootindex");
+    expect(values(buildQemuArgs(usb, { paths, accelerator: "tcg" }), "-boot")).toEqual([]);
+    expect(vmSpecHash({ ...usb, bootOrder: "usb" })).toBe(vmSpecHash(usb)); // at the next start, as EVE
+  });
+
   test("EVE's CPU lists", () => {
     expect(parseCpuList("0-2,5,6")).toEqual([0, 1, 2, 5, 6]);
     expect(parseCpuList(" 3,1,1 ")).toEqual([3, 1]);

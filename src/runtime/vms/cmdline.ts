@@ -122,14 +122,17 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions): string[] {
     );
   }
 
-  let bootIndex = 0;
+  // USB first: the passed-through USB devices take the first boot indexes (passthroughArgs), the disks follow.
+  const usbFirst = spec.bootOrder === "usb" ? (spec.passthrough?.usb.length ?? 0) : 0;
+  let bootIndex = usbFirst;
+  if (spec.bootOrder === "nousb") args.push("-boot", "strict=on");
   spec.disks.forEach((disk, i) => args.push(...diskArgs(disk, i, bootIndex++, opts.backings?.[i] ?? null)));
   if (opts.seedImage) {
     // NoCloud reads any block device whose filesystem is labelled cidata; not bootable.
     args.push(...blockdev("cidata", { path: opts.seedImage, format: "raw" }, true, null), "-device", "virtio-blk-pci,drive=cidata");
   }
   spec.nics.forEach((nic, i) => args.push(...nicArgs(nic, i)));
-  if (spec.passthrough) args.push(...passthroughArgs(spec.passthrough));
+  if (spec.passthrough) args.push(...passthroughArgs(spec.passthrough, spec.bootOrder === "usb"));
 
   if (spec.kernel) args.push("-kernel", spec.kernel);
   if (spec.initrd) args.push("-initrd", spec.initrd);
@@ -192,14 +195,14 @@ function nicArgs(nic: NicSpec, i: number): string[] {
 }
 
 /** The host's serial ports after the console's (ttyS1 …), USB devices on an xHCI controller, PCI functions by VFIO. */
-export function passthroughArgs(p: PassthroughSpec): string[] {
+export function passthroughArgs(p: PassthroughSpec, usbBootFirst = false): string[] {
   const v = qemuValue;
   const args: string[] = [];
   p.serial.forEach((path, i) => args.push("-chardev", `serial,id=hostserial${i},path=${v(path)}`, "-serial", `chardev:hostserial${i}`));
   if (p.usb.length) args.push("-device", "qemu-xhci,id=xhci");
   p.usb.forEach((u, i) => {
     const id = "bus" in u ? `hostbus=${u.bus},hostport=${u.port}` : `vendorid=0x${u.vendorId.toString(16).padStart(4, "0")},productid=0x${u.productId.toString(16).padStart(4, "0")}`;
-    args.push("-device", `usb-host,bus=xhci.0,${id},id=hostusb${i}`);
+    args.push("-device", `usb-host,bus=xhci.0,${id},id=hostusb${i}${usbBootFirst ? `,bootindex=${i}` : ""}`);
   });
   p.pci.forEach((address, i) => args.push("-device", `vfio-pci,host=${address},id=hostpci${i}`));
   return args;

@@ -52,6 +52,12 @@ export interface VmSpec {
    * CPUs no other running pinned VM holds (EVE: "picked automatically").
    */
   cpuAffinity?: CpuAffinity;
+  /**
+   * USB boot priority (EVE's boot order: LPS, VmConfig.boot_order, app.boot.order): `usb` puts the passed-through
+   * USB devices first in the boot order, `nousb` boots only the disks (`-boot strict=on`). Absent: the disks in
+   * config order, then whatever the firmware finds. Not in the spec hash: EVE applies it at the VM's next start.
+   */
+  bootOrder?: "usb" | "nousb";
   mode: FirmwareMode;
   disks: DiskSpec[];
   /** cloud-init user-data; attached as a NoCloud seed (FAT labelled `cidata`) built at start. */
