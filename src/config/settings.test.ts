@@ -65,3 +65,10 @@ describe("config items", () => {
     expect(problems).toEqual([{ objectKind: "device", objectId: "", path: "cluster", message: "Kubernetes clusters are not supported on this device" }]);
   });
 });
+
+test("app.boot.order: usb, nousb or empty; anything else invalid with the default kept", () => {
+  expect(readConfigItems({ "app.boot.order": "USB" }).settings.appBootOrder).toBe("usb");
+  const bad = readConfigItems({ "app.boot.order": "floppy" });
+  expect(bad.settings.appBootOrder).toBe("");
+  expect(bad.items[0]).toMatchObject({ state: "invalid", detail: expect.stringContaining('expected "usb", "nousb" or ""') });
+});
