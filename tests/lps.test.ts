@@ -2,7 +2,8 @@
 // network instance; the config deploys an "lps" app on it and names that app's address as the local profile
 // server. The test LPS (tests/support/lps.ts) runs in the lps app's own network namespace, so the device reaches
 // it as it reaches an LPS app. It sees app info, device info, radio and network state arrive; its restart command
-// restarts another app once (a wrong token does nothing); its local profile stops an app outside that profile.
+// restarts another app once (a wrong token does nothing); its local profile stops an app outside that profile; its
+// appbootinfo answer comes back as the apps' boot order with source LPS; nothing is ever posted to …/location (no GNSS).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -171,6 +172,16 @@ describe("the local profile server", () => {
     expect((await appStatus(APPS.worker)).startedAt).toBe(after.startedAt);
     const part = (await api("GET", "/api/v1/status")).body.parts.find((p: any) => p.name === "lps");
     expect(part.state).toBe("ok");
+  });
+
+  test("appbootinfo: every app's boot order and its source; the LPS's own comes back as source LPS; no location is sent (no GNSS)", async () => {
+    const first = await waitFor("boot info with both apps", () => lps.requests("appbootinfo").find((r) => r.body?.appsBootInfo?.length === 2), 30_000);
+    expect(first.body.appsBootInfo.find((a: any) => a.id === APPS.worker)).toEqual({ id: APPS.worker, displayname: "worker", bootOrder: 0, source: 0 });
+    lps.answer("appbootinfo", 200, { serverToken: TOKEN, appConfigs: [{ displayname: "worker", usbBoot: 2 }] });
+    const since = Date.now();
+    await waitFor("worker NOUSB from the LPS", () => postsSince("appbootinfo", since).find((r) => r.body?.appsBootInfo?.some((a: any) => a.id === APPS.worker && a.bootOrder === 2 && a.source === 1)), 30_000);
+    expect(lps.requests("location")).toEqual([]);
+    lps.answer("appbootinfo", 204);
   });
 
   test("a local profile overrides the global one: an app outside it stops, and runs again when it is cleared", async () => {

@@ -47,6 +47,8 @@ export interface AppRuntimeConfig {
   secrets?: SecretOpener;
   /** The local profile server's profile override (the LPS part's). */
   localProfile?: () => string | null;
+  /** The LPS's VM boot orders (appbootinfo), by app uuid (the LPS part's, kept in the store). */
+  bootOrders?: () => ReadonlyMap<string, "usb" | "nousb">;
   tickMs?: number;
   /** The host's I/O and who holds it (hardware/): apps' adapters are assigned through it. */
   hardware: Hardware;
@@ -94,6 +96,7 @@ export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
     secrets: o.secrets,
     halt: o.halt,
     localProfile: o.localProfile,
+    bootOrders: o.bootOrders,
   });
   return { reconciler, network, vms };
 }

@@ -3,6 +3,7 @@
 import type { ConfigService } from "../config/service.ts";
 import type { LocCommands } from "../controller/loc.ts";
 import type { LpsClient, LpsDeps } from "../lps/client.ts";
+import { readBootOrders } from "../lps/commands.ts";
 import type { PartStatus } from "../model/status.ts";
 
 export interface LpsPartOptions extends Omit<LpsDeps, "model"> {
@@ -27,6 +28,11 @@ export class LpsPart {
     this.stopped = true;
     this.unsubscribe?.();
     this.client?.stop();
+  }
+
+  /** The VM boot orders the LPS set (appbootinfo), kept in the store: they hold before the client loads, and after a restart. */
+  bootOrders(): Map<string, "usb" | "nousb"> {
+    return readBootOrders(this.o.store);
   }
 
   /** The local profile the LPS set (null: none). */

@@ -265,6 +265,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     // The controller part is built below; its opener is asked only once the app runtime runs.
     secrets: { epoch: (): number => controller.secrets.epoch(), open: (block, ctx): Promise<OpenedBlock> => controller.secrets.open(block, ctx) },
     localProfile: (): string | null => lps.profile(),
+    bootOrders: () => lps.bootOrders(),
     tickMs: opts.reconcileTickMs,
     hardware,
     log: { reconcile: reconcileLog.log, network: createLogger("network", store).log, vms: createLogger("vms", store).log },

@@ -27,8 +27,8 @@ const server = Bun.serve({
   async fetch(req) {
     const endpoint = new URL(req.url).pathname.replace("/api/v1/", "");
     const bytes = new Uint8Array(await req.arrayBuffer());
-    const types: Record<string, string> = { appinfo: "LocalAppInfoList", devinfo: "LocalDevInfo", radio: "RadioStatus", network: "NetworkInfo" };
-    got.push({ endpoint, body: types[endpoint] ? decodeMessage(P + types[endpoint], bytes) : null });
+    const types: Record<string, string> = { appinfo: P + "LocalAppInfoList", devinfo: P + "LocalDevInfo", radio: P + "RadioStatus", network: P + "NetworkInfo", appbootinfo: P + "AppBootInfoList", location: "org.lfedge.eve.info.ZInfoLocation" };
+    got.push({ endpoint, body: types[endpoint] ? decodeMessage(types[endpoint], bytes) : null });
     const a = answers[endpoint];
     if (!a) return new Response(null, { status: 204 });
     return new Response(a.body ? (encodeMessage(P + a.type!, a.body) as Uint8Array<ArrayBuffer>) : null, { status: a.status });
@@ -36,8 +36,9 @@ const server = Bun.serve({
 });
 afterAll(() => server.stop(true));
 
-function model(host = `127.0.0.1:${server.port}`, token = "tok"): DeviceModel {
+function model(host = `127.0.0.1:${server.port}`, token = "tok", more: Record<string, unknown> = {}): DeviceModel {
   return buildDeviceModel({
+    ...more,
     networkInstances: [{ uuidandversion: { uuid: "b0000000-0000-4000-8000-000000000001" }, instType: "ZnetInstLocal", ip: { subnet: "127.0.0.0/8" }, dns: [{ HostName: "lps.local", Address: ["127.0.0.1"] }] }],
     localProfileServer: host,
     profileServerToken: token,
@@ -147,6 +148,48 @@ describe("the LPS client", () => {
     await Bun.sleep(200); // the same command again and again: not repeated
     expect(asked).toEqual(["reboot"]);
     expect(commands.length).toBe(2);
+    c.stop();
+    store.close();
+  });
+
+  test("appbootinfo: each VM's boot order and its source; the LPS's setting wins, is kept, and 404 clears it", async () => {
+    const store = Store.open(join(dir, "e.db"));
+    const V = "a0000000-0000-4000-8000-000000000003";
+    const vmDoc = {
+      datastores: [{ id: "c0000000-0000-4000-8000-000000000001", dType: "DsHttp", fqdn: "http://127.0.0.1:9", dpath: "x" }],
+      contentInfo: [{ uuid: "c0000000-0000-4000-8000-000000000002", dsId: "c0000000-0000-4000-8000-000000000001", URL: "d.qcow2", iformat: "QCOW2", sha256: "ab".repeat(32), displayName: "d" }],
+      volumes: [{ uuid: "c0000000-0000-4000-8000-000000000003", origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: "c0000000-0000-4000-8000-000000000002" }, maxsizebytes: "1048576" }],
+      apps: [{ uuidandversion: { uuid: V, version: "1" }, displayname: "vm", fixedresources: { memory: 131072, vcpus: 1, bootOrder: "BOOT_ORDER_USB" }, volumeRefList: [{ uuid: "c0000000-0000-4000-8000-000000000003" }] }],
+    };
+    const { c, profiles } = client(store, () => model(undefined, undefined, vmDoc));
+    c.start();
+    await until("boot info posted", () => got.some((g) => g.endpoint === "appbootinfo"));
+    expect(got.find((g) => g.endpoint === "appbootinfo")!.body.appsBootInfo).toEqual([{ id: V, displayname: "vm", bootOrder: 1, source: 2 }]); // USB, from the controller
+    answers.appbootinfo = { status: 200, type: "AppBootConfigList", body: { serverToken: "tok", appConfigs: [{ displayname: "vm", usbBoot: 2 }] } };
+    await until("the LPS's boot order reported back", () => got.some((g) => g.endpoint === "appbootinfo" && g.body.appsBootInfo[0].source === 1));
+    expect(got.filter((g) => g.endpoint === "appbootinfo").at(-1)!.body.appsBootInfo[0]).toMatchObject({ bootOrder: 2, source: 1 }); // NOUSB, from the LPS
+    expect([...c.bootOrders()]).toEqual([[V, "nousb"]]);
+    expect(profiles.length).toBe(1); // the reconciler is told (the VM gets it at its next start)
+    answers.appbootinfo = { status: 200, type: "AppBootConfigList", body: { serverToken: "bad", appConfigs: [{ id: V, usbBoot: 1 }] } };
+    await until("bad token noticed", () => c.status().error?.includes("appbootinfo: invalid token"));
+    expect([...c.bootOrders()]).toEqual([[V, "nousb"]]);
+    answers.appbootinfo = { status: 404 };
+    await until("cleared by 404", () => c.bootOrders().size === 0);
+    c.stop();
+    store.close();
+  });
+
+  test("location: posted when the device has one and it changed; without a source (no GNSS here) never", async () => {
+    const store = Store.open(join(dir, "f.db"));
+    let where: { latitude: number; longitude: number } | null = null;
+    const { c } = client(store, () => model(), { location: () => where });
+    c.start();
+    await until("devinfo twice", () => got.filter((g) => g.endpoint === "devinfo").length >= 2);
+    expect(got.filter((g) => g.endpoint === "location")).toEqual([]);
+    where = { latitude: 48.1, longitude: 11.6 };
+    await until("location posted", () => got.some((g) => g.endpoint === "location"));
+    await until("devinfo twice more", () => got.filter((g) => g.endpoint === "devinfo").length >= 4);
+    expect(got.filter((g) => g.endpoint === "location").map((g) => g.body)).toEqual([expect.objectContaining({ latitude: 48.1, longitude: 11.6 })]);
     c.stop();
     store.close();
   });

@@ -6,11 +6,16 @@
 // As EVE, the LPS must be one of the device's apps: its address has to lie on one of the device's Local network
 // instances (or be a name in one's static DNS entries); any other address is never contacted.
 import type { DeviceModel } from "../config/model.ts";
+import { effectiveBootOrder } from "../config/boot-order.ts";
 import { swState } from "../controller/report.ts";
 import type { Logger } from "../lib/log.ts";
 import type { EventBus } from "../model/events.ts";
 import type { DeviceStatus, PartStatus } from "../model/status.ts";
 import {
+  type AppBootConfigList,
+  type AppBootInfoList,
+  BootOrder,
+  BootOrderSource,
   decodeMessage,
   encodeMessage,
   type LocalAppCmdList,
@@ -22,9 +27,10 @@ import {
   type RadioConfig,
   type RadioStatus,
   ZDeviceState,
+  type ZInfoLocation,
 } from "../proto/index.ts";
 import type { Store } from "../store/store.ts";
-import { acceptedAppCommands, applyAppCommands, applyDevCommand, DEVCMD_KEY } from "./commands.ts";
+import { acceptedAppCommands, applyAppCommands, applyDevCommand, DEVCMD_KEY, readBootOrders, writeBootOrders } from "./commands.ts";
 
 const PROTO_MIME = "application/x-proto-binary";
 const P = "org.lfedge.eve.profile.";
@@ -55,9 +61,14 @@ export interface LpsDeps {
   events: EventBus;
   log: Logger;
   timers?: Partial<LpsTimers>;
+  /**
+   * The device's location (EVE: from a GNSS receiver in a cellular modem), posted to …/location when it changes.
+   * Absent on evebox's devices today: no GNSS receiver is read, so nothing is posted.
+   */
+  location?: () => ZInfoLocation | null;
 }
 
-type Endpoint = "local_profile" | "appinfo" | "devinfo" | "radio" | "network";
+type Endpoint = "local_profile" | "appinfo" | "devinfo" | "radio" | "network" | "appbootinfo" | "location";
 
 export interface LpsStatus {
   configured: boolean;
@@ -87,7 +98,7 @@ export class LpsClient {
     this.timers = { ...DEFAULT_LPS_TIMERS, ...deps.timers };
     this.log = deps.log;
     const fresh = () => ({ lastStatus: null, throttled: false, lastError: null });
-    this.state = { local_profile: fresh(), appinfo: fresh(), devinfo: fresh(), radio: fresh(), network: fresh() };
+    this.state = { local_profile: fresh(), appinfo: fresh(), devinfo: fresh(), radio: fresh(), network: fresh(), appbootinfo: fresh(), location: fresh() };
   }
 
   start(): void {
@@ -202,6 +213,10 @@ export class LpsClient {
           return await this.postRadio(t);
         case "network":
           return await this.postNetwork(t);
+        case "appbootinfo":
+          return await this.postAppBootInfo(t);
+        case "location":
+          return await this.postLocation(t);
       }
     } catch (err) {
       this.fault(e, err);
@@ -314,6 +329,62 @@ export class LpsClient {
       this.radioSilence = !!cfg.radioSilence;
       this.log.info(`radio silence ${this.radioSilence ? "on" : "off"} (this device has no radios evebox drives)`);
     }
+  }
+
+  /**
+   * EVE's appbootinfo: each app's effective boot order and who set it (LPS, controller, device property; only VMs
+   * boot by it). A 200 answer is the LPS's whole boot config: each app in `app_configs` (by id, else display name)
+   * gets its `usb_boot`, every other app (and BOOT_ORDER_UNSPECIFIED) none; kept in the store and applied at the
+   * VM's next start. 204 keeps it; 404 clears it (EVE: no config at the LPS).
+   */
+  private async postAppBootInfo(t: { url: string; token: string }): Promise<void> {
+    const model = this.deps.model();
+    if (!model) return;
+    const vms = model.apps;
+    const mine = readBootOrders(this.deps.store);
+    const ORDER = { usb: BootOrder.BOOT_ORDER_USB, nousb: BootOrder.BOOT_ORDER_NOUSB } as const;
+    const SOURCE = { lps: BootOrderSource.BOOT_ORDER_SOURCE_LPS, controller: BootOrderSource.BOOT_ORDER_SOURCE_CONTROLLER, "device-property": BootOrderSource.BOOT_ORDER_SOURCE_DEVICE_PROPERTY } as const;
+    const info: AppBootInfoList = {
+      appsBootInfo: vms.map((a) => {
+        const e = effectiveBootOrder(a, model.settings, mine.get(a.uuid));
+        return { id: a.uuid, displayname: a.name, bootOrder: e.order ? ORDER[e.order] : BootOrder.BOOT_ORDER_UNSPECIFIED, source: e.source ? SOURCE[e.source] : BootOrderSource.BOOT_ORDER_SOURCE_UNSPECIFIED };
+      }),
+    };
+    const bytes = await this.call("appbootinfo", t, "POST", encodeMessage(P + "AppBootInfoList", info));
+    const next = new Map(mine);
+    if (this.state.appbootinfo.lastStatus === 404) next.clear();
+    else if (bytes || this.state.appbootinfo.lastStatus === 200) {
+      next.clear();
+      const cfg = bytes ? this.decode<AppBootConfigList>("AppBootConfigList", bytes) : {};
+      if (!this.tokenOk("appbootinfo", cfg.serverToken, t)) return;
+      for (const c of cfg.appConfigs ?? []) {
+        const app = vms.find((a) => (c.id ? a.uuid === c.id.toLowerCase() : a.name === c.displayname));
+        if (!app) continue;
+        const order = c.usbBoot === BootOrder.BOOT_ORDER_USB ? "usb" : c.usbBoot === BootOrder.BOOT_ORDER_NOUSB ? "nousb" : null;
+        if (order) next.set(app.uuid, order);
+      }
+    }
+    const show = (m: Map<string, string>) => JSON.stringify([...m].sort());
+    if (show(next) === show(mine)) return;
+    writeBootOrders(this.deps.store, next);
+    this.log.info(`local profile server: VM boot orders ${next.size ? [...next].map(([u, o]) => `${vms.find((a) => a.uuid === u)?.name ?? u}: ${o}`).join(", ") : "cleared"} (at each VM's next start)`);
+    this.deps.profileChanged();
+  }
+
+  /** EVE's …/location: the device's location when it changed; no source (no GNSS receiver here), nothing sent. */
+  private lastLocation = "";
+  private async postLocation(t: { url: string; token: string }): Promise<void> {
+    const loc = this.deps.location?.() ?? null;
+    if (!loc) return;
+    const key = JSON.stringify({ ...loc, utcTimestamp: undefined });
+    if (key === this.lastLocation) return;
+    await this.call("location", t, "POST", encodeMessage("org.lfedge.eve.info.ZInfoLocation", loc));
+    this.lastLocation = key;
+  }
+
+  /** The LPS's VM boot orders (appbootinfo), by app uuid. */
+  bootOrders(): Map<string, "usb" | "nousb"> {
+    return readBootOrders(this.deps.store);
   }
 
   private async postNetwork(t: { url: string; token: string }): Promise<void> {

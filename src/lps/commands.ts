@@ -8,6 +8,21 @@ import type { Store } from "../store/store.ts";
 
 export const COMMANDS_KEY = "lps.appCommands";
 export const DEVCMD_KEY = "lps.devCommand";
+/** The VM boot orders the LPS set (appbootinfo), by app uuid: kept across restarts, as EVE's. */
+export const BOOT_ORDERS_KEY = "lps.bootOrders";
+
+export function readBootOrders(store: Store): Map<string, "usb" | "nousb"> {
+  try {
+    const o = JSON.parse(store.getSetting(BOOT_ORDERS_KEY) ?? "{}") as Record<string, string>;
+    return new Map(Object.entries(o).filter((e): e is [string, "usb" | "nousb"] => e[1] === "usb" || e[1] === "nousb"));
+  } catch {
+    return new Map();
+  }
+}
+
+export function writeBootOrders(store: Store, orders: ReadonlyMap<string, "usb" | "nousb">): void {
+  store.setSetting(BOOT_ORDERS_KEY, JSON.stringify(Object.fromEntries(orders)));
+}
 
 /** EVE's AppCommand.Command and LocalDevCmd.Command values. */
 const APP_RESTART = 1;

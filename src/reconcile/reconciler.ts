@@ -45,6 +45,8 @@ export interface ReconcilerDeps {
   secrets?: SecretOpener;
   /** The Local Profile Server's profile override, when one is set (lps/). */
   localProfile?: () => string | null;
+  /** A Local Profile Server's VM boot orders, by app uuid (they win over the config's; at a VM's next start). */
+  bootOrders?: () => ReadonlyMap<string, "usb" | "nousb">;
   /** Safety-net pass interval (engine events and config changes trigger passes as well). */
   tickMs?: number;
   concurrency?: number;
@@ -277,6 +279,8 @@ export class Reconciler {
     const model = read?.model ?? EMPTY_MODEL;
     const secrets = this.revealed?.model === model ? this.revealed.secrets : undefined;
     const desired = desiredFromModel(model, problems, this.localCommands(), secrets, this.deps.localProfile?.());
+    const boot = this.deps.bootOrders?.();
+    if (boot?.size) desired.lpsBootOrders = boot;
     // Adapters: a group to one app at a time; an app that cannot have its adapters is in error, the others run.
     if (this.deps.hardware) withAdapters(desired, this.deps.hardware.assign(desired.model, new Set(desired.apps.filter((a) => a.error).map((a) => a.uuid))));
     // Held halted device-wide: stopped as an activate=false would stop them, the reason in their status.

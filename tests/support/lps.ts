@@ -19,6 +19,7 @@ const TYPES: Record<string, [string | null, string]> = {
   radio: ["RadioStatus", "RadioConfig"],
   network: ["NetworkInfo", "LocalNetworkConfig"],
   location: ["ZInfoLocation", "LocalProfile"],
+  appbootinfo: ["AppBootInfoList", "AppBootConfigList"],
 };
 
 export interface LpsRequest {
