@@ -77,6 +77,7 @@ export const WITHOUT_EFFECT: Readonly<Record<string, string>> = {
   "timer.location.app.interval": "evebox sends no location",
   "timer.ntpsources.interval": "evebox sends no NTP source reports",
   "newlog.allow.fastupload": "logs are uploaded as soon as the link allows",
+  "airgap.mode": "evebox asks the Local Operator Console (loc_config) whenever a round with the controller fails, air-gapped or not; it has no connectivity tester to point at the LOC",
   "blob.download.max.retries": "a download that fails its verification is tried again with backoff (timer.download.retry), without a count limit",
 };
 
