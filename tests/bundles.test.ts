@@ -7,96 +7,24 @@
 // the objects that were there before.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
 import { join } from "node:path";
 import { readTarIndex } from "../src/storage/tar.ts";
 import { deviceStatus, putConfig, setUp, waitForApp } from "./support/api.ts";
+import { buildTinyBundle, SITE, tinyManifest, U } from "./support/app-bundle.ts";
 import { busyboxArchive, cleanupTestContainers } from "./support/docker.ts";
 import { cleanup, type Client, ensureBinary, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
 import { sh } from "./support/run.ts";
 import { waitFor } from "./support/wait.ts";
 
-const U = {
-  siteNi: "b0000000-0000-4000-8000-000000000001",
-  siteVol: "b0000000-0000-4000-8000-000000000002",
-  ds: "b1000000-0000-4000-8000-000000000001",
-  ct: "b1000000-0000-4000-8000-000000000002",
-  root: "b1000000-0000-4000-8000-000000000003",
-  data: "b1000000-0000-4000-8000-000000000004",
-  scratch: "b1000000-0000-4000-8000-000000000005",
-  ni: "b1000000-0000-4000-8000-000000000006",
-  app: "b1000000-0000-4000-8000-000000000007",
-};
 const OCTETS = { "content-type": "application/octet-stream" };
 
 let evebox: Evebox;
 let api: Client;
 let root: string;
 let binary: string;
-/** The config the site had before any bundle. */
-const SITE = {
-  networkInstances: [{ uuidandversion: { uuid: U.siteNi, version: "1" }, displayname: "site-net", instType: "ZnetInstLocal", activate: true, ip: { subnet: "10.214.0.0/24", gateway: "10.214.0.1", dhcpRange: { start: "10.214.0.10", end: "10.214.0.50" } } }],
-  volumes: [{ uuid: U.siteVol, origin: { type: "VCOT_BLANK" }, maxsizebytes: "1048576", displayName: "site-data", generationCount: "1" }],
-};
+const build = (version: string, withScratch: boolean) => buildTinyBundle(binary, root, version, withScratch);
 
-function manifest(version: string, withScratch: boolean) {
-  const cmd = "sh -c 'test -f /data/marker || echo $$-$RANDOM$RANDOM > /data/marker; echo \"$TITLE\" >> /data/boots; trap \"exit 0\" TERM; sleep 3600 & wait'";
-  return {
-    format: 1,
-    name: "tiny-stack",
-    version,
-    description: "one busybox app keeping a marker in its data volume",
-    parameters: {
-      uplink: { kind: "port", label: "Port of the stack's network", default: "uplink" },
-      subnet: { kind: "subnet", label: "Subnet of the stack's network", default: "10.213.0.0/24" },
-      sensor: { kind: "serial", label: "Serial port" },
-      title: { kind: "string", label: "Title", default: "Drill 3", pattern: "^[A-Za-z0-9 ._-]{1,40}$" },
-    },
-    images: { box: { file: "images/box.tar" } },
-    config: {
-      datastores: [{ id: U.ds, dType: "DsHttp", fqdn: "http://offline.invalid", dpath: "bundle" }],
-      contentInfo: [{ uuid: U.ct, dsId: U.ds, URL: "box.tar", iformat: "CONTAINER", sha256: "{{image.box}}", displayName: "tiny-box" }],
-      volumes: [
-        { uuid: U.root, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: U.ct }, displayName: "tiny-root", generationCount: "1" },
-        { uuid: U.data, origin: { type: "VCOT_BLANK" }, maxsizebytes: "10485760", displayName: "tiny-data", generationCount: "1" },
-        ...(withScratch ? [{ uuid: U.scratch, origin: { type: "VCOT_BLANK" }, maxsizebytes: "1048576", displayName: "tiny-scratch", generationCount: "1" }] : []),
-      ],
-      networkInstances: [
-        {
-          uuidandversion: { uuid: U.ni, version: "1" },
-          displayname: "tiny-net",
-          instType: "ZnetInstLocal",
-          activate: true,
-          port: { name: "{{param.uplink}}" },
-          ip: { subnet: "{{param.subnet}}", gateway: "{{param.subnet.gateway}}", dhcpRange: { start: "{{param.subnet.dhcpStart}}", end: "{{param.subnet.dhcpEnd}}" } },
-        },
-      ],
-      apps: [
-        {
-          uuidandversion: { uuid: U.app, version },
-          displayname: "tiny-keeper",
-          activate: true,
-          fixedresources: { memory: 65536, maxmem: 65536, vcpus: 1 },
-          volumeRefList: [{ uuid: U.root }, { uuid: U.data, mountDir: "/data" }],
-          adapters: [{ type: "PhyIoNoop", name: "{{param.sensor}}" }],
-          interfaces: [{ name: "eth0", networkId: U.ni, addr: "{{param.subnet.host.5}}" }],
-          userData: { env: { TITLE: "{{param.title}}", EVE_ECO_CMD: cmd } },
-        },
-      ],
-    },
-  };
-}
-
-async function build(version: string, withScratch: boolean): Promise<string> {
-  const dir = join(root, `src-${version}`);
-  mkdirSync(join(dir, "images"), { recursive: true });
-  writeFileSync(join(dir, "images", "box.tar"), (await busyboxArchive()).bytes);
-  writeFileSync(join(dir, "bundle.json"), JSON.stringify(manifest(version, withScratch), null, 2));
-  const out = join(root, `tiny-${version}.bundle`);
-  const r = await sh([binary, "bundle", "build", dir, "--out", out]);
-  if (r.code !== 0) throw new Error(`bundle build: ${r.code} ${r.out} ${r.err}`);
-  expect(r.out).toContain(`bundle tiny-stack ${version}`);
-  return out;
-}
 
 const persist = () => join(evebox.dataDir, "persist");
 const blobs = () => (existsSync(join(persist(), "content", "blobs", "sha256")) ? readdirSync(join(persist(), "content", "blobs", "sha256")) : []);
@@ -129,7 +57,7 @@ describe("app bundles", () => {
     const dir = join(root, "bad");
     mkdirSync(join(dir, "images"), { recursive: true });
     writeFileSync(join(dir, "images", "box.tar"), "x");
-    const m = manifest("1.0.0", false) as any;
+    const m = tinyManifest("1.0.0", false) as any;
     m.config.apps[0].displayname = "keeper-{{param.title}}";
     writeFileSync(join(dir, "bundle.json"), JSON.stringify(m));
     const r = await sh([binary, "bundle", "build", dir, "--out", join(root, "bad.bundle")], { ok: [1] });
@@ -219,6 +147,26 @@ describe("app bundles", () => {
     expect(doc.volumes.map((x: any) => x.displayName).sort()).toEqual(["site-data", "tiny-data", "tiny-root"]);
     expect((await api.json("GET", "/api/v1/bundles")).body.bundles[0].version).toBe("2.0.0");
   }, 150_000);
+
+  test("signatures: a signed bundle is verified once its key is trusted; with signatures required, an unsigned one is refused", async () => {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    const keyFile = join(root, "operator.pem");
+    writeFileSync(keyFile, privateKey.export({ type: "pkcs8", format: "pem" }));
+    const signed = await buildTinyBundle(binary, root, "3.0.0", false, keyFile);
+    const dry = async (file: string) => api.json("POST", "/api/v1/bundles?dryRun=1", Bun.file(file), OCTETS);
+    expect((await dry(signed)).body.signature).toEqual({ status: "untrusted", key: null });
+    const added = await api.json("POST", "/api/v1/bundles/keys", { name: "operator", publicKey: publicKey.export({ type: "spki", format: "pem" }) });
+    expect(added.status).toBe(201);
+    expect((await dry(signed)).body.signature).toEqual({ status: "verified", key: { id: added.body.id, name: "operator" } });
+    expect((await api.json("PUT", "/api/v1/bundles/policy", { requireSignature: true })).body).toEqual({ requireSignature: true });
+    const refused = await dry(v1);
+    expect(refused.status).toBe(400);
+    expect(refused.body.problems[0].message).toContain("unsigned, and this device requires bundles signed by a trusted key");
+    expect((await dry(signed)).status).toBe(200);
+    await api.json("PUT", "/api/v1/bundles/policy", { requireSignature: false });
+    expect((await api.json("DELETE", `/api/v1/bundles/keys/${added.body.id}`)).status).toBe(200);
+    expect((await dry(signed)).body.signature.status).toBe("untrusted");
+  });
 
   test("remove: the bundle's objects and image go, the site's objects stay", async () => {
     const r = await api.json("DELETE", "/api/v1/bundles/tiny-stack");

@@ -7,6 +7,7 @@ import { Controller } from "./pages/Controller";
 import { Settings } from "./pages/Settings";
 import { Configuration } from "./pages/Configuration";
 import { Storage } from "./pages/Storage";
+import { Bundles } from "./pages/Bundles";
 import { Hardware } from "./pages/Hardware";
 import { Updates } from "./pages/Updates";
 import { Activity } from "./pages/Activity";
@@ -197,6 +198,7 @@ function Page({
   if (path === "/audit") return <Audit api={api} />;
   if (path === "/updates") return <Updates api={api} />;
   if (path === "/storage") return <Storage api={api} />;
+  if (path === "/bundles") return <Bundles api={api} />;
   if (path === "/hardware") return <Hardware api={api} />;
   if (path === "/config") return <Configuration api={api} />;
   if (path === "/apps") return <Apps api={api} />;

@@ -311,6 +311,15 @@ export function createApiClient(options: ApiClientOptions = {}) {
       await send(rpc.images[":sha256"].$delete({ param: { sha256: enc(sha256) } }));
     },
 
+    // ---- app bundles (the file's upload itself is ui/bundles.ts: XMLHttpRequest, for its progress)
+    bundles: () => get(rpc.bundles.$get()),
+    /** The plan of a staged bundle with these parameter values (a dry run; nothing changes). */
+    inspectBundle: (staged: string, params: Record<string, string>) => get(rpc.bundles.$post({ query: { dryRun: "1", staged, params: JSON.stringify(params) } })),
+    applyBundle: (staged: string, params: Record<string, string>) => get(rpc.bundles.$post({ query: { staged, params: JSON.stringify(params) } })),
+    removeBundle: (name: string) => get(rpc.bundles[":name"].$delete({ param: { name: enc(name) } })),
+    /** Where a bundle file is sent for its dry run (POST, application/octet-stream). */
+    bundleUploadUrl: `${base}/bundles?dryRun=1`,
+
     // ---- base OS updates
     baseos: () => get(rpc.baseos.$get()),
     async baseosAction(action: "activate" | "cancel") {

@@ -38,6 +38,7 @@ export const SECTIONS: readonly Section[] = [
     built: true,
   },
   { href: "/storage", label: "Storage", purpose: "Volumes and content trees (images) on this device.", built: true },
+  { href: "/bundles", label: "Bundles", purpose: "App bundles: import a whole stack (apps, images, networks) from one file, upgrade it, remove it.", built: true },
   {
     href: "/config",
     label: "Configuration",
