@@ -1,23 +1,28 @@
 // The second factor: TOTP (RFC 6238: HMAC-SHA1, 6 digits, 30 s) through `otpauth`, its QR code for enrolment as SVG
 // through `uqr` (made on the device: nothing from a CDN), and one-time recovery codes (only their sha256 is kept).
-import { Secret, TOTP } from "otpauth";
-import { renderSVG } from "uqr";
+// Both load on the first second-factor operation, not at every start (most devices have no user with TOTP:
+// ~2 ms of the compiled binary's start-up, more from source).
+let otp: typeof import("otpauth") | null = null;
+const otpauth = () => (otp ??= require("otpauth") as typeof import("otpauth"));
 
 export const TOTP_PERIOD_S = 30;
 export const RECOVERY_CODES = 10;
 
 /** A new random secret, base32 (160 bits, as RFC 4226 recommends). */
 export function newTotpSecret(): string {
+  const { Secret } = otpauth();
   return new Secret({ size: 20 }).base32;
 }
 
-function totp(secret: string, user: string, issuer: string): TOTP {
+function totp(secret: string, user: string, issuer: string): import("otpauth").TOTP {
+  const { Secret, TOTP } = otpauth();
   return new TOTP({ issuer, label: user, algorithm: "SHA1", digits: 6, period: TOTP_PERIOD_S, secret: Secret.fromBase32(secret) });
 }
 
 /** What an authenticator app scans: the otpauth:// URI, and it as a QR code in SVG. */
 export function enrolment(secret: string, user: string, issuer: string): { secret: string; uri: string; qrSvg: string } {
   const uri = totp(secret, user, issuer).toString();
+  const { renderSVG } = require("uqr") as typeof import("uqr");
   return { secret, uri, qrSvg: renderSVG(uri, { border: 2, ecc: "M" }) };
 }
 
@@ -27,6 +32,7 @@ export function enrolment(secret: string, user: string, issuer: string): { secre
  */
 export function totpStep(secret: string, code: string, lastStep: number | null, now = Date.now()): number | null {
   if (!/^\d{6}$/.test(code)) return null;
+  const { Secret, TOTP } = otpauth();
   const delta = TOTP.validate({ token: code, secret: Secret.fromBase32(secret), algorithm: "SHA1", digits: 6, period: TOTP_PERIOD_S, timestamp: now, window: 1 });
   if (delta === null) return null;
   const step = Math.floor(now / 1000 / TOTP_PERIOD_S) + delta;
@@ -36,6 +42,7 @@ export function totpStep(secret: string, code: string, lastStep: number | null, 
 
 /** The code of a secret at a time (for tests, and for a person checking their app). */
 export function totpCode(secret: string, now = Date.now()): string {
+  const { Secret, TOTP } = otpauth();
   return TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: "SHA1", digits: 6, period: TOTP_PERIOD_S, timestamp: now });
 }
 
