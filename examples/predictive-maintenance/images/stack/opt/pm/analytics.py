@@ -13,7 +13,7 @@ import os
 import threading
 
 from pmlib import (ALERT_HEALTH, ALERT_WINDOWS, BASELINE_WINDOWS, KURT_LIMIT, RMS_LIMIT, RUL_WINDOWS, SMOOTHING, TOPIC_FEATURES, TOPIC_RAW, TOPIC_STATE, WARN_HEALTH,
-                   dumps, health, kurtosis, log, median, mqtt_client, remaining_life, rms)
+                   dumps, exit_on_term, health, kurtosis, log, median, mqtt_client, remaining_life, rms)
 
 ROLE = "analytics"
 DATA = os.environ.get("DATA_DIR", "/data")
@@ -166,12 +166,16 @@ def main():
             client.publish(TOPIC_FEATURES, dumps(point), qos=0)
             client.publish(TOPIC_STATE, dumps(a.summary()), qos=0, retain=True)
 
-    client = mqtt_client(ROLE, on_message, [TOPIC_RAW])
-    # What the volume holds is published at once, so a dashboard shows it before the next burst.
-    with a.lock:
-        client.publish(TOPIC_STATE, dumps(a.summary()), qos=0, retain=True)
+    def link(up):
+        # What the volume holds is published on each connect, so a dashboard shows it before the next burst.
+        if up:
+            with a.lock:
+                client.publish(TOPIC_STATE, dumps(a.summary()), qos=0, retain=True)
+
+    client = mqtt_client(ROLE, on_message, [TOPIC_RAW], link)
     client.loop_forever(retry_first_connection=True)
 
 
 if __name__ == "__main__":
+    exit_on_term()
     main()

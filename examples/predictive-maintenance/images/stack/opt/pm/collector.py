@@ -10,7 +10,7 @@ import os
 import termios
 import time
 
-from pmlib import TOPIC_COLLECTOR, TOPIC_RAW, dumps, log, mqtt_client, parse_line
+from pmlib import TOPIC_COLLECTOR, TOPIC_RAW, dumps, exit_on_term, log, mqtt_client, parse_line
 
 ROLE = "collector"
 PATTERNS = ["/dev/ttyV*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*", "/dev/ttyS*"]
@@ -45,9 +45,14 @@ def open_port(path):
 
 
 def main():
-    client = mqtt_client(ROLE)
-    client.loop_start()
     stats = {"device": None, "bursts": 0, "rejected": 0, "lastSeq": None, "lastError": None, "since": time.time()}
+
+    def link(up):
+        if up:
+            client.publish(TOPIC_COLLECTOR, dumps(stats), qos=0, retain=True)
+
+    client = mqtt_client(ROLE, on_link=link)
+    client.loop_start()
     last_report = 0.0
     while True:
         path = find_port()
@@ -109,4 +114,5 @@ def main():
 
 
 if __name__ == "__main__":
+    exit_on_term()
     main()

@@ -10,7 +10,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from pmlib import TOPIC_COLLECTOR, TOPIC_RAW, TOPIC_STATE, dumps, log, mqtt_client
+from pmlib import TOPIC_COLLECTOR, TOPIC_RAW, TOPIC_STATE, dumps, exit_on_term, log, mqtt_client
 
 ROLE = "dashboard"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,4 +82,5 @@ def main():
 
 
 if __name__ == "__main__":
+    exit_on_term()
     main()

@@ -33,6 +33,14 @@ TOPIC_STATE = "pm/state"
 TOPIC_COLLECTOR = "pm/collector"
 
 
+def exit_on_term():
+    """As PID 1 of its container, a process gets no default action for SIGTERM: without this, a stop would wait
+    for the engine's timeout and a SIGKILL."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
 def log(role, text):
     sys.stdout.write("%s %s: %s\n" % (time.strftime("%H:%M:%S"), role, text))
     sys.stdout.flush()
@@ -123,15 +131,15 @@ def remaining_life(points, threshold=ALERT_HEALTH):
 
 
 def mqtt_client(role, on_message=None, topics=(), on_link=None):
-    """A paho client connected to the broker (BROKER, default pm-broker), trying again until it is there; paho
-    reconnects by itself after that. Subscriptions are (re)made on every connect; on_link(bool) hears of each
-    connect and disconnect."""
+    """A paho client for the broker (BROKER, default pm-broker); its loop (loop_start / loop_forever) connects,
+    trying again until the broker is there, and reconnects after a loss. Subscriptions are (re)made on every
+    connect; on_link(bool) hears of each connect and disconnect."""
     import paho.mqtt.client as mqtt
 
     host = os.environ.get("BROKER", "pm-broker")
     port = int(os.environ.get("BROKER_PORT", "1883"))
     client = mqtt.Client(client_id="pm-%s-%d" % (role, os.getpid()), clean_session=True)
-    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    client.reconnect_delay_set(min_delay=1, max_delay=4)
 
     def on_connect(c, userdata, flags, rc):
         if rc == 0:
@@ -152,15 +160,9 @@ def mqtt_client(role, on_message=None, topics=(), on_link=None):
     client.on_disconnect = on_disconnect
     if on_message:
         client.on_message = on_message
-    delay = 0.5
-    while True:
-        try:
-            client.connect(host, port, keepalive=30)
-            break
-        except (OSError, ValueError) as e:
-            log(role, "broker %s:%d not reachable yet (%s); trying again in %.1f s" % (host, port, e, delay))
-            time.sleep(delay)
-            delay = min(delay * 2, 10)
+    # In the background: the name may not resolve yet (the app's interface comes a moment after its start), and
+    # paho's loop tries the first connection again like any later one (reconnect_delay_set).
+    client.connect_async(host, port, keepalive=30)
     return client
 
 
