@@ -325,7 +325,8 @@ describe("the predictive-maintenance stack on a device", () => {
     dashboardPage = await browser.newPage({ viewport: { width: 1200, height: 860 } });
     await dashboardPage.goto(`${DASHBOARD}/`);
     await dashboardPage.locator('body[data-status="ok"]').waitFor({ timeout: 15_000 });
-    await dashboardPage.waitForFunction(() => (document.querySelector("#health")?.textContent ?? "–") !== "–");
+    // A few scored bursts into the trend (the page shows "… N windows analysed"), still before the defect.
+    await dashboardPage.waitForFunction(() => Number(/(\d+) windows analysed/.exec(document.querySelector("#health-note")?.textContent ?? "")?.[1] ?? 0) >= 18, null, { timeout: 20_000 });
     await shot(dashboardPage, "dashboard-healthy");
   }, 90_000);
 
@@ -356,7 +357,8 @@ describe("the predictive-maintenance stack on a device", () => {
 
     await page.locator('body[data-status="alert"]').waitFor({ timeout: 15_000 });
     expect(await page.locator("#alert").textContent()).toContain("ALERT since machine time");
-    await page.waitForTimeout(1500); // lets the page draw a few more bursts into the trend, for the screenshot
+    const n = alerted.windows as number;
+    await page.waitForFunction((n) => Number(/(\d+) windows analysed/.exec(document.querySelector("#health-note")?.textContent ?? "")?.[1] ?? 0) >= n + 4, n, { timeout: 20_000 });
     await shot(page, "dashboard-alert");
     await page.close();
   }, ALERT_WITHIN_MS + 60_000);
