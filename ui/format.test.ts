@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { formatUptime, formatWait, shortHash } from "./format";
+import { formatUptime, formatWait, locSummary, shortHash } from "./format";
 
 describe("formatUptime", () => {
   test("seconds only below a minute", () => {
@@ -31,5 +31,18 @@ describe("shortHash", () => {
   test("drops a sha256: prefix and truncates", () => {
     expect(shortHash("sha256:0123456789abcdef0123")).toBe("0123456789ab");
     expect(shortHash("abc")).toBe("abc");
+  });
+});
+
+describe("locSummary", () => {
+  const loc = { url: "http://10.0.0.5:8080", configFromLoc: false, lastContact: null, lastError: null };
+  test("none without a LOC; standing by while the controller answers", () => {
+    expect(locSummary(undefined, true)).toBeNull();
+    expect(locSummary({ ...loc, url: null }, true)).toBeNull();
+    expect(locSummary(loc, true)).toBe("standing by: asked only when the controller cannot be reached");
+  });
+  test("the source of the running config while the controller is away; its fault otherwise", () => {
+    expect(locSummary({ ...loc, configFromLoc: true, lastContact: "x" }, false)).toMatch(/running config came from it/);
+    expect(locSummary({ ...loc, lastContact: "x", lastError: { message: "its config was refused: older" } }, false)).toBe("not usable: its config was refused: older");
   });
 });

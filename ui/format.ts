@@ -56,3 +56,12 @@ export function formatBytes(n: number): string {
 export function formatRate(bytesPerSecond: number): string {
   return `${formatBytes(bytesPerSecond)}/s`;
 }
+
+/** The Local Operator Console's state in one line (Controller page): whether it is the config's source, or its fault. */
+export function locSummary(loc: { url: string | null; configFromLoc: boolean; lastContact: string | null; lastError: { message: string } | null } | undefined, connectionOnline: boolean): string | null {
+  if (!loc?.url) return null;
+  if (loc.configFromLoc && !connectionOnline) return `the running config came from it (the controller is unreachable)`;
+  if (loc.lastError) return `not usable: ${loc.lastError.message}`;
+  if (!loc.lastContact) return connectionOnline ? "standing by: asked only when the controller cannot be reached" : "not reached yet";
+  return connectionOnline ? "standing by: the controller answers" : "reachable, nothing new";
+}

@@ -4,7 +4,7 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { RoleGate } from "../role";
 import { ApiError, type ApiClient } from "../api";
-import { formatDateTime, shortHash } from "../format";
+import { formatDateTime, locSummary, shortHash } from "../format";
 
 const POLL_MS = 3_000;
 
@@ -28,6 +28,8 @@ interface ControllerStatus {
   };
   identity: { serial: string; softSerial: string; fingerprint: string; onboardingCertificate: boolean };
   rootCertificate: { present: boolean; subjects: string[] };
+  /** The Local Operator Console (loc_config): the config's source while the controller cannot be reached. */
+  loc?: { url: string | null; configFromLoc: boolean; lastContact: string | null; lastError: { message: string; at: string } | null };
   outbox: {
     messages: number;
     bytes: number;
@@ -166,6 +168,14 @@ export function Controller({ api }: { api: ApiClient }) {
               <dt>Attestation</dt>
               <dd>
                 {status.attestation.state} {status.attestation.detail && <span class="muted">({status.attestation.detail})</span>}
+              </dd>
+            </div>
+          )}
+          {status.loc?.url && (
+            <div>
+              <dt>Local Operator Console</dt>
+              <dd id="controller-loc">
+                <code>{status.loc.url}</code> <span class={status.loc.lastError ? "badge badge-warn" : "muted"}>{locSummary(status.loc, status.connection === "online")}</span>
               </dd>
             </div>
           )}
