@@ -250,7 +250,9 @@ export class BundleService {
     const current = this.o.config.currentDoc()?.doc ?? {};
     const base = previous ? withoutBundle(current, previous.objects).doc : current;
     const facts = this.facts(base);
-    const values0 = given ?? (previous ? Object.fromEntries(Object.entries(previous.params).filter(([k]) => manifest.parameters[k])) : {});
+    // On an upgrade, what was chosen before stands for a parameter the request leaves out (if the new version still has it).
+    const before = previous ? Object.fromEntries(Object.entries(previous.params).filter(([k]) => manifest.parameters[k])) : {};
+    const values0 = { ...before, ...(given ?? {}) };
     const { params, values, problems } = resolveParams(manifest, values0, facts);
     const images = await Promise.all(
       Object.entries(manifest.images).map(async ([name, s]) => ({ name, sha256: s.sha256!, size: s.size!, present: !!(await this.o.images.get(s.sha256!)) })),
