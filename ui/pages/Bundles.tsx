@@ -175,7 +175,6 @@ function ImportDialog({ api, upgrade, onDone, onCancel }: { api: ApiClient; upgr
     setProgress({ sent: 0, total: file.size });
     try {
       const p = await uploadBundle(api.bundleUploadUrl, file, (sent, total) => setProgress({ sent, total }), ac.signal);
-      if (upgrade && p.bundle.name !== upgrade) setError(`This file is the bundle ${p.bundle.name}, not ${upgrade}: importing it adds another bundle.`);
       setPlan(p);
       setValues(Object.fromEntries(p.parameters.map((x) => [x.name, x.value ?? (x.kind === "serial" || x.kind === "port" ? (x.choices?.[0] ?? "") : "")])));
       // The first answer asked with no values: ask again with what the fields show.
@@ -288,6 +287,11 @@ function ImportDialog({ api, upgrade, onDone, onCancel }: { api: ApiClient; upgr
               {plan.upgrade && <span id="bundle-upgrade"> — upgrade from {plan.upgrade.from}: volumes are kept</span>}
             </p>
             <p class="muted">{plan.bundle.description}</p>
+            {upgrade && plan.bundle.name !== upgrade && (
+              <p class="notice" role="status" id="bundle-other">
+                This file is the bundle {plan.bundle.name}, not {upgrade}: applying it adds another bundle.
+              </p>
+            )}
             <p id="bundle-signature">
               {plan.signature.status === "verified" ? `Signed by ${plan.signature.key?.name} (trusted).` : plan.signature.status === "untrusted" ? "Signed by a key this device does not trust." : "Not signed."}{" "}
               {plan.images.length} image(s) verified by their sha256 ({size(plan.images.reduce((n, i) => n + i.size, 0))}).
