@@ -12,10 +12,13 @@
 //
 // Apps are busybox containers (the local registry's image), attached by veth like every app.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { CHROMIUM } from "./support/browser.ts";
 import { ensureBusyboxImage, testDocker } from "./support/docker.ts";
+import { ROOT } from "./support/evebox.ts";
 import { type NsDevice, startDeviceIn, unixApi } from "./support/netdevice.ts";
 import { busybox, Netns, vethBetween, webRoot } from "./support/netns.ts";
 import { startRegistry, type TestRegistry } from "./support/registry.ts";
@@ -229,6 +232,45 @@ describe("static routes and propagated connected routes", () => {
     // And taken away again.
     expect([200, 201]).toContain((await api("PUT", "/api/v1/config", doc())).status);
     await waitFor("the route gone from the plain app", async () => (!(await inApp("plain", "/bin/busybox ip route show")).out.includes("192.0.2.0/24") ? true : undefined), 60_000);
+  }, 120_000);
+});
+
+describe("the console", () => {
+  test("Networks page: an instance's routes, and the VLANs the device makes with their state (ERROR with the kernel's reason where it cannot)", async () => {
+    const put = await api("PUT", "/api/v1/config", doc({ vlans: [{ logicallabel: "lan.100", lowerLayerName: "trunk0", vlanId: 100 }] }));
+    expect([200, 201]).toContain(put.status);
+    const port = await waitFor("the VLAN's state", async () => (await status())?.ports?.find((p: any) => p.label === "lan.100" && (p.state === "UP" || p.state === "ERROR")), 60_000);
+    // Where the kernel has no 8021q, the operator reads why (the kernel's own words), not a silent nothing.
+    if (kernel.vlan) expect(port).toMatchObject({ state: "ERROR", error: expect.stringContaining("Unknown device type") });
+    else expect(port.state).toBe("UP");
+    const url = evebox.out().match(/console on (http:\/\/\S+)/)![1]!;
+    const token = readFileSync(join(dataDir, "run", "setup-token"), "utf8").trim();
+    expect((await api("POST", "/api/v1/setup", { token, password: "routes-test-password" })).status).toBe(200);
+    // The browser runs inside the device namespace, where the console listens.
+    const wrapper = join(dataDir, "chromium-in-netns");
+    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${dev.name} ${CHROMIUM} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const browser = await chromium.launch({ executablePath: wrapper, headless: true, args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${url}/login`);
+      expect(await page.evaluate(async (password) => (await fetch("/api/v1/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ password }) })).status, "routes-test-password")).toBe(200);
+      await page.goto(`${url}/networks`);
+      const routed = page.locator('[data-network="routed"]');
+      await routed.locator(".badge-ok", { hasText: "ONLINE" }).waitFor({ timeout: 15_000 });
+      const rows = await routed.locator('[aria-label="Routes of routed"] tbody tr').allTextContents();
+      expect(rows).toEqual([expect.stringMatching(/192\.0\.2\.0\/24\s*10\.50\.0\.1\s*203\.0\.113\.3/), expect.stringMatching(/203\.0\.113\.0\/24\s*10\.50\.0\.1\s*connected to uplink0/)]);
+      expect(await page.locator('[data-network="bad"]').textContent()).toContain("not reachable through port uplink0");
+      const vlanRow = page.locator('#device-ports tr[data-port="lan.100"]');
+      await vlanRow.waitFor({ timeout: 10_000 });
+      expect(await vlanRow.textContent()).toContain(kernel.vlan ? "ERROR" : "UP");
+      expect(await vlanRow.textContent()).toContain("VLAN 100");
+      mkdirSync(join(ROOT, "tests", ".artifacts"), { recursive: true });
+      await page.screenshot({ path: join(ROOT, "tests", ".artifacts", "networks-routes.png"), fullPage: true });
+    } finally {
+      await browser.close();
+    }
+    expect([200, 201]).toContain((await api("PUT", "/api/v1/config", doc())).status);
   }, 120_000);
 });
 

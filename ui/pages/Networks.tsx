@@ -327,7 +327,7 @@ export function Networks({ api }: { api: ApiClient }) {
                   <tr key={r.dst}>
                     <td class="mono">{r.dst}</td>
                     <td class="mono">{r.via}</td>
-                    <td class="mono">{r.to === "apps+table" ? (r.tableVia ?? `${ni.uplink?.ifname ?? ""} (on link)`) : "— (through the app)"}</td>
+                    <td class="mono">{r.to === "apps+table" ? (r.tableVia ?? `${ni.uplink?.ifname ?? ""} (on link)`) : r.via === ni.gateway ? `connected to ${ni.uplink?.label ?? "the port"}` : "— (an app of this network routes it)"}</td>
                   </tr>
                 ))}
               </DataTable>
