@@ -85,8 +85,8 @@ export interface ConsoleOptions {
   baseos?: () => BaseOsRef;
   /** Images imported by hand (upload from the console): the content store by digest. Absent: the routes answer 501. */
   images?: ImageStore;
-  /** App bundles (bundles/): import, upgrade, remove. Absent: the routes answer 501. */
-  bundles?: BundleService;
+  /** App bundles (bundles/): import, upgrade, remove; built on first use. Absent: the routes answer 501. */
+  bundles?: () => BundleService;
   /** The host's I/O: every device, what it is, who holds it, why it is not assignable (hardware/). */
   hardware?: () => HardwareStatus;
   /** The device's memory, networks and ports, as the console's forms check a document against them (config/device-env.ts). */
@@ -704,7 +704,7 @@ export function apiRoutes(opts: ConsoleOptions, document: () => Promise<unknown>
       // ---- images uploaded from the browser (air-gapped devices): src/console/README.md, storage/images.ts
       .route("/images", imageRoutes({ images: () => opts.images ?? null, config: device.config, events: device.events }))
       // ---- app bundles (air-gapped stacks): src/bundles/README.md
-      .route("/bundles", bundleRoutes({ bundles: () => opts.bundles ?? null, managedBy: () => (device.managed() ? (device.controllerUrl() ?? "(unknown)") : null) }))
+      .route("/bundles", bundleRoutes({ bundles: () => opts.bundles?.() ?? null, managedBy: () => (device.managed() ? (device.controllerUrl() ?? "(unknown)") : null) }))
 
       // ---- base OS updates (A/B slots): src/baseos/README.md
       .route("/baseos", baseosRoutes(opts.baseos ?? (() => ({ baseos: null, reason: "not an A/B device" }))))

@@ -21,7 +21,7 @@ import { hostView } from "../config/device-env.ts";
 import { DeviceOps } from "../ops/device-ops.ts";
 import { datastorePolicy } from "../storage/destinations.ts";
 import { ImageStore } from "../storage/images.ts";
-import { BundleService } from "../bundles/service.ts";
+import type { BundleService } from "../bundles/service.ts";
 import { Store, StoreTooNewError } from "../store/index.ts";
 import { HistorySampler } from "../telemetry/history.ts";
 import { cpuCount, sampleDevice } from "../telemetry/metrics.ts";
@@ -355,17 +355,20 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   const auth = new Auth(store, join(dirs.run, "setup-token"));
   const network = () => apps.network();
   const hardwareStatus = () => hardware.status(config.model()?.model ?? EMPTY_MODEL);
-  const bundles = new BundleService({
-    store,
-    config,
-    images,
-    events,
-    host: () => hostView(),
-    inventory: () => hardware.inventory(),
-    managedBy: () => (device.managed() ? (device.controllerUrl() ?? "(unknown)") : null),
-    stagingDir: join(dirs.persist, "content", "bundles", "staging"),
-    isCharDevice,
-  });
+  // The bundle importer loads on first use (a device that never imports one never pays for it).
+  let bundleService: BundleService | null = null;
+  const bundles = () =>
+    (bundleService ??= new (require("../bundles/service.ts") as typeof import("../bundles/service.ts")).BundleService({
+      store,
+      config,
+      images,
+      events,
+      host: () => hostView(),
+      inventory: () => hardware.inventory(),
+      managedBy: () => (device.managed() ? (device.controllerUrl() ?? "(unknown)") : null),
+      stagingDir: join(dirs.persist, "content", "bundles", "staging"),
+      isCharDevice,
+    }));
   const listeners = new ConsoleListeners({
     listen: opts.listen,
     redirectHttp: opts.redirectHttp,
