@@ -113,6 +113,7 @@ export class BundleService {
     const path = this.stagedPath(id);
     const fh = await open(path, "w", 0o600);
     let received = 0;
+    let nextCheck = 64 * 1024 * 1024;
     try {
       const reader = body.getReader();
       for (;;) {
@@ -120,6 +121,11 @@ export class BundleService {
         const { done, value } = await reader.read();
         if (done) break;
         received += value.length;
+        // A body of unknown length is checked against the free space as it grows (a known one was, up front).
+        if (length === null && received >= nextCheck) {
+          nextCheck += 64 * 1024 * 1024;
+          if ((this.o.freeBytes ?? defaultFree)(this.o.stagingDir) < reserve) throw new DomainError("too-large", `not enough free space: ${reserve} bytes are kept free`);
+        }
         if (received > (length ?? this.maxBytes)) throw new DomainError("too-large", `the body is larger than ${length ?? this.maxBytes} bytes`);
         let off = 0;
         while (off < value.length) off += (await fh.write(value, off, value.length - off, received - value.length + off)).bytesWritten;
