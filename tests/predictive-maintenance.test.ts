@@ -1,7 +1,9 @@
 // The predictive-maintenance example (examples/predictive-maintenance/) end to end on the compiled binary:
 // its two images built from Debian packages in this run (mmdebstrap, docker import; cached by input hash), the
-// stack deployed into a real evebox with the real Docker engine, the simulated vibration sensor writing to a pty
-// pair the collector is given through `adapters`, and the LAN side seen from a namespace of its own:
+// bundle built by the binary's `bundle build` and imported through /api/v1/bundles into a real evebox with the
+// real Docker engine (the console's Import dialog shown up to its plan, for the walkthrough's screenshot), the
+// simulated vibration sensor writing to a pty pair the collector is given through `adapters`, and the LAN side
+// seen from a namespace of its own:
 //
 //   [lan ns]    lan0 192.0.2.1/24: the operator's browser, and a web server standing for "the internet"
 //        │ veth
@@ -10,23 +12,25 @@
 //               (port map uplink0:8080 → 8080)
 //   [host]      socat's pty pair; the sensor simulator (bun) writing to one end
 //
-// Checked: every app RUNNING; the dashboard reachable from the LAN through the port map, the broker not (neither
-// by the device's address nor routed to its own), no app reaching beyond the stack's network; the features the
-// analytics reports equal to the ones of the bursts the simulator sent; no alert before the fault starts and an
-// alert within ALERT_WITHIN_MS of it; the analytics' history kept across a restart of the app and an upgrade of
-// it (a new container, the same volume); the stack removed cleanly. Screenshots of the console and the dashboard
-// land in tests/.artifacts/pm-*.png (with EVEBOX_PM_SCREENSHOTS=1 also in the example's screenshots/ folder).
+// Checked: the dry run's parameters (the device's serial port and ports as choices) and plan; every app RUNNING;
+// the dashboard reachable from the LAN through the port map, the broker not (neither by the device's address nor
+// routed to its own), no app reaching beyond the stack's network; the features the analytics reports equal to the
+// ones of the bursts the simulator sent; no alert before the fault starts and an alert within ALERT_WITHIN_MS of
+// it; the analytics' history kept across a restart of the app and an upgrade of the bundle (a new container, the
+// same volume); the bundle removed cleanly (config, containers, volumes, images). Screenshots of the console and
+// the dashboard land in tests/.artifacts/pm-*.png (with EVEBOX_PM_SCREENSHOTS=1 also in the example's
+// screenshots/ folder, which the README shows).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { chromium, type Browser } from "playwright-core";
-import { buildImages, type BuiltExampleImage, EXAMPLE_DIR } from "../examples/predictive-maintenance/build.ts";
+import { buildImages, bundleSource, type BuiltExampleImage, EXAMPLE_DIR } from "../examples/predictive-maintenance/build.ts";
 import { kurtosis, rms } from "../examples/predictive-maintenance/sensor/signal.ts";
 import { CHROMIUM } from "./support/browser.ts";
 import { testDocker } from "./support/docker.ts";
-import { ROOT } from "./support/evebox.ts";
+import { ensureBinary, ROOT } from "./support/evebox.ts";
 import { type NsDevice, startDeviceIn, unixApi } from "./support/netdevice.ts";
 import { busybox, Netns, pump, vethBetween } from "./support/netns.ts";
 import { sh } from "./support/run.ts";
@@ -67,6 +71,10 @@ let browser: Browser | null = null;
 let dashboardPage: import("playwright-core").Page | null = null;
 const timings: Record<string, number> = {};
 let deployedAt = 0;
+let v1: string;
+let consoleBrowser: Browser | null = null;
+let consolePage: import("playwright-core").Page | null = null;
+let consoleUrl = "";
 
 const api = (method: string, path: string, body?: unknown) => unixApi(evebox.sock, method, path, body);
 
@@ -75,51 +83,37 @@ async function put(doc: unknown): Promise<void> {
   if (r.status !== 200 && r.status !== 201) throw new Error(`PUT /api/v1/config: ${r.status} ${JSON.stringify(r.body)}`);
 }
 
-async function upload(img: BuiltExampleImage): Promise<void> {
-  const res = await fetch(`http://localhost/api/v1/images?name=pm-${img.name}`, { method: "POST", unix: evebox.sock, headers: { "content-type": "application/octet-stream" }, body: Bun.file(img.file) } as RequestInit);
-  const body: any = await res.json().catch(() => null);
-  if (res.status !== 201 && res.status !== 200) throw new Error(`POST /api/v1/images: ${res.status} ${JSON.stringify(body)}`);
-  expect(body.sha256).toBe(img.sha256);
-}
-
 /** The device's own part of the config: the pty as a serial port (a deviceIoList entry, as a site declares its ports). */
 const baseConfig = () => ({
   deviceIoList: [{ ptype: "PhyIoCOM", phylabel: SENSOR_LABEL, logicallabel: SENSOR_LABEL, assigngrp: SENSOR_LABEL, phyaddrs: { serial: deviceEnd }, usage: "PhyIoUsageDedicated" }],
 });
 
-/**
- * Until the bundle importer is on main: the bundle's config fragment with the site's values put in (whole-string
- * placeholders only, userData {env} as EVE's base64 KEY=VALUE lines), merged into the base config.
- */
-function instantiate(fragment: any, params: Record<string, string>, digests: Record<string, string>): any {
-  const [net, prefix] = params.subnet!.split("/");
-  const base = net!.split(".").map(Number).reduce((a, b) => a * 256 + b, 0);
-  const ip = (n: number) => [24, 16, 8, 0].map((s) => ((base + n) >>> s) & 255).join(".");
-  const derived: Record<string, string> = { gateway: ip(1), dhcpStart: ip(2), dhcpEnd: ip(2 ** (32 - Number(prefix)) - 2), prefix: prefix! };
-  const sub = (v: any): any => {
-    if (typeof v === "string") {
-      const m = /^\{\{(param|image)\.([a-z][A-Za-z0-9_-]*)(?:\.([A-Za-z]+))?\}\}$/.exec(v);
-      if (!m) {
-        if (v.includes("{{")) throw new Error(`a placeholder inside a longer string: ${v}`);
-        return v;
-      }
-      const value = m[1] === "image" ? digests[m[2]!] : m[3] ? derived[m[3]] : params[m[2]!];
-      if (value === undefined) throw new Error(`no value for ${v}`);
-      return value;
-    }
-    if (Array.isArray(v)) return v.map(sub);
-    if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, sub(x)]));
-    return v;
-  };
-  const doc = sub(fragment);
-  for (const a of doc.apps) {
-    if (a.userData && typeof a.userData === "object") a.userData = Buffer.from(Object.entries(a.userData.env).map(([k, v]) => `${k}=${v}\n`).join("")).toString("base64");
-  }
-  return { ...baseConfig(), ...doc };
+/** POST /api/v1/bundles with a bundle file as the body (over the unix socket: the trusted local admin). */
+async function postBundle(query: string, file?: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(`http://localhost/api/v1/bundles?${query}`, {
+    method: "POST",
+    unix: evebox.sock,
+    ...(file ? { headers: { "content-type": "application/octet-stream" }, body: Bun.file(file) } : {}),
+  } as RequestInit);
+  return { status: res.status, body: await res.json().catch(() => null) };
 }
 
-const params = () => ({ uplink: "uplink0", sensor: SENSOR_LABEL, subnet: SUBNET, title: TITLE });
-const digests = () => Object.fromEntries(images.map((i) => [i.name, i.sha256]));
+/** The bundle file of the example at `version` (bundle.json changed by `edit`), built by the binary's `bundle build`. */
+async function buildBundle(version: string, edit: (m: any) => void = () => undefined): Promise<string> {
+  const src = join(dir, `src-${version}`);
+  await bundleSource(src);
+  const m = JSON.parse(readFileSync(join(src, "bundle.json"), "utf8"));
+  m.version = version;
+  edit(m);
+  writeFileSync(join(src, "bundle.json"), JSON.stringify(m, null, 2));
+  const out = join(dir, `predictive-maintenance-${version}.bundle`);
+  const r = await sh([await ensureBinary(), "bundle", "build", src, "--out", out]);
+  expect(r.out).toContain(`bundle predictive-maintenance ${version}`);
+  return out;
+}
+
+const PARAMS = { uplink: "uplink0", sensor: SENSOR_LABEL, subnet: SUBNET, title: TITLE };
+const q = (params: Record<string, string>) => encodeURIComponent(JSON.stringify(params));
 
 /** GET from the LAN namespace (busybox wget): the body, or null when the connection fails. */
 async function fromLan(url: string, timeoutSec = 3): Promise<string | null> {
@@ -221,8 +215,8 @@ beforeAll(async () => {
   await put(baseConfig());
 
   t = performance.now();
-  for (const img of images) await upload(img);
-  timings.upload = performance.now() - t;
+  v1 = await buildBundle("1.0.0");
+  timings.bundleBuild = performance.now() - t;
 }, 600_000);
 
 afterAll(async () => {
@@ -243,18 +237,55 @@ afterAll(async () => {
 }, 120_000);
 
 describe("the predictive-maintenance stack on a device", () => {
-  test("deployed (images uploaded, the bundle's config with the site's choices): all four apps RUNNING, the sensor's port in the collector", async () => {
+  test("imported as a bundle: the console's dialog shows the plan with the site's choices; the API's dry run, then the apply; all four apps RUNNING, the sensor's port in the collector", async () => {
+    // The console's Import bundle dialog, up to the plan (the walkthrough's screenshot); applied below through the API.
+    consoleBrowser = await browserIn(dev);
+    const url = evebox.out().match(/console on (http:\/\/127\.0\.0\.1:\d+)/)?.[1];
+    expect(url).toBeDefined();
+    consoleUrl = url!;
+    consolePage = await consoleBrowser.newPage({ viewport: { width: 1280, height: 900 } });
+    const page = consolePage;
+    await page.goto(`${consoleUrl}/login`);
+    expect(await page.evaluate(async (password) => (await fetch("/api/v1/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ password }) })).status, PASSWORD)).toBe(200);
+    await page.goto(`${consoleUrl}/bundles`);
+    await page.locator("#bundle-import").click();
+    await page.locator("#bundle-file").setInputFiles(v1);
+    await page.locator("#bundle-upload").click();
+    await page.locator("#bundle-plan").waitFor({ timeout: 60_000 });
+    expect(await page.locator("#bundle-name").textContent()).toBe("predictive-maintenance 1.0.0");
+    expect(await page.locator("select#bundle-param-sensor option").allTextContents()).toContain(SENSOR_LABEL);
+    await page.locator("select#bundle-param-sensor").selectOption(SENSOR_LABEL);
+    await page.locator("select#bundle-param-uplink").selectOption("uplink0");
+    await page.locator("input#bundle-param-title").fill(TITLE);
+    await page.locator("#bundle-plan-list").waitFor({ timeout: 15_000 });
+    await page.waitForFunction(() => document.querySelector("#bundle-plan-list")?.textContent?.includes("pm-dashboard"), null, { timeout: 10_000 });
+    await shot(page, "console-import");
+    await page.locator("#bundle-apply").scrollIntoViewIfNeeded();
+    await shot(page, "console-import-plan");
+    await page.getByRole("button", { name: "Cancel" }).last().click();
+
     const t = performance.now();
-    await put(instantiate(bundle.config, params(), digests()));
+    const dry = await postBundle("dryRun=1", v1);
+    expect(dry.status).toBe(200);
+    expect(dry.body.bundle).toMatchObject({ name: "predictive-maintenance", version: "1.0.0" });
+    const byName = Object.fromEntries(dry.body.parameters.map((p: any) => [p.name, p]));
+    expect(byName.sensor.choices).toContain(SENSOR_LABEL);
+    expect(byName.uplink.choices).toContain("uplink0");
+    expect(dry.body.problems.map((p: any) => p.path)).toEqual(["params.sensor"]); // no default: the site must choose
+    const applied = await postBundle(`staged=${dry.body.staged}&params=${q(PARAMS)}`);
+    expect(applied.status).toBe(201);
+    expect(applied.body.plan.added.filter((x: any) => x.collection === "apps").length).toBe(4);
     await allRunning("the stack's four apps RUNNING");
     timings.deploy = performance.now() - t;
     deployedAt = performance.now();
+    const listed = (await api("GET", "/api/v1/bundles")).body.bundles;
+    expect(listed).toMatchObject([{ name: "predictive-maintenance", version: "1.0.0", params: PARAMS, images: Object.fromEntries(images.map((i) => [i.name, i.sha256])) }]);
     const id = await containerOf("pm-collector");
     const info = await testDocker().getContainer(id).inspect();
     expect(info.Mounts.filter((m) => m.Destination.startsWith("/dev/")).map((m) => [m.Source, m.Destination])).toEqual([[deviceEnd, "/dev/ttyV0"]]);
     const hw = (await api("GET", "/api/v1/hardware")).body;
     expect(hw.bundles.find((g: any) => g.name === SENSOR_LABEL).usedBy).toEqual([{ uuid: appUuid("pm-collector"), name: "pm-collector" }]);
-  }, 200_000);
+  }, 240_000);
 
   test("the dashboard is on the LAN through the port map; the broker is not, nor any app's own address; no app reaches beyond the stack", async () => {
     const page = await waitFor("the dashboard's page from the LAN", () => fromLan(`${DASHBOARD}/`).then((b) => b ?? undefined), 30_000);
@@ -270,6 +301,7 @@ describe("the predictive-maintenance stack on a device", () => {
     // Inside the stack the broker is there (by its name, through the NI's DNS); the device itself reaches "the
     // internet" (the path exists). Then what must fail, all at once (each waits out its connect timeout).
     expect(await appConnects("pm-dashboard", "pm-broker", 1883)).toBe("open");
+    timings.brokerOpen = performance.now() - deployedAt;
     expect((await dev.exec([busybox(), "timeout", "3", busybox(), "wget", "-q", "-O", "-", "http://192.0.2.1/"])).out).toBe("the internet\n");
     const refused = await Promise.all([
       lanConnects("192.0.2.2", 1883),
@@ -278,6 +310,7 @@ describe("the predictive-maintenance stack on a device", () => {
       // (the broker's image has no Python to try with; its ACL is the same one)
       ...["pm-dashboard", "pm-collector", "pm-analytics"].map((app) => appConnects(app, "192.0.2.1", 80)),
     ]);
+    timings.negatives = performance.now() - deployedAt;
     expect(refused.slice(0, 3)).toEqual([false, false, false]);
     for (const r of refused.slice(3)) expect(r).toMatch(/^closed/);
   }, 90_000);
@@ -363,25 +396,21 @@ describe("the predictive-maintenance stack on a device", () => {
     await page.close();
   }, ALERT_WITHIN_MS + 60_000);
 
-  test("the console: the stack's apps RUNNING, the sensor's port held by the collector (screenshots)", async () => {
-    const console_ = await browserIn(dev);
-    try {
-      const url = evebox.out().match(/console on (http:\/\/127\.0\.0\.1:\d+)/)?.[1];
-      expect(url).toBeDefined();
-      const page = await console_.newPage({ viewport: { width: 1280, height: 800 } });
-      await page.goto(`${url}/login`);
-      expect(await page.evaluate(async (password) => (await fetch("/api/v1/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ password }) })).status, PASSWORD)).toBe(200);
-      await page.goto(`${url}/apps`);
-      for (const a of bundle.config.apps) await page.getByText(a.displayname, { exact: true }).first().waitFor({ timeout: 15_000 });
-      await page.getByText("RUNNING").first().waitFor();
-      await shot(page, "console-apps");
-      await page.goto(`${url}/hardware`);
-      await page.getByText(SENSOR_LABEL).first().waitFor({ timeout: 15_000 });
-      await page.getByText("pm-collector").first().waitFor({ timeout: 15_000 });
-      await shot(page, "console-hardware");
-    } finally {
-      await console_.close();
-    }
+  test("the console: the stack's apps RUNNING, the sensor's port held by the collector, the bundle listed (screenshots)", async () => {
+    const page = consolePage!;
+    await page.goto(`${consoleUrl}/apps`);
+    for (const a of bundle.config.apps) await page.getByText(a.displayname, { exact: true }).first().waitFor({ timeout: 15_000 });
+    await page.getByText("RUNNING").first().waitFor();
+    await shot(page, "console-apps");
+    await page.goto(`${consoleUrl}/hardware`);
+    await page.getByText(SENSOR_LABEL).first().waitFor({ timeout: 15_000 });
+    await page.getByText("pm-collector").first().waitFor({ timeout: 15_000 });
+    await shot(page, "console-hardware");
+    await page.goto(`${consoleUrl}/bundles`);
+    const row = page.locator('#bundle-list tr[data-bundle="predictive-maintenance"]');
+    await row.waitFor({ timeout: 15_000 });
+    expect(await row.textContent()).toContain(SUBNET);
+    await shot(page, "console-bundles");
   }, 60_000);
 
   test("the analytics' history is kept across a restart of the app, and across an upgrade of it (a new container, the same volume)", async () => {
@@ -399,13 +428,23 @@ describe("the predictive-maintenance stack on a device", () => {
     expect(after.alert).toEqual(before.alert);
     expect(after.history.length).toBeGreaterThanOrEqual(Math.min(before.history.length, 240));
 
-    // An upgrade of the app (its version and settings change): evebox makes a new container on the same volume.
+    // The bundle upgraded to 1.1.0 (the analytics app's version and settings change): evebox makes a new
+    // container on the same volume; the site's choices of 1.0.0 are the upgrade's defaults.
     const oldContainer = await containerOf("pm-analytics");
-    const next = structuredClone(bundle);
-    const a = next.config.apps.find((x: any) => x.displayname === "pm-analytics");
-    a.uuidandversion.version = "2";
-    a.userData.env.PM_NOTE = "upgraded";
-    await put(instantiate(next.config, params(), digests()));
+    const v2 = await buildBundle("1.1.0", (m) => {
+      const a = m.config.apps.find((x: any) => x.displayname === "pm-analytics");
+      a.uuidandversion.version = "2";
+      a.userData.env.PM_NOTE = "upgraded";
+    });
+    const dry = await postBundle("dryRun=1", v2);
+    expect(dry.status).toBe(200);
+    expect(dry.body.upgrade).toEqual({ from: "1.0.0" });
+    expect(dry.body.problems).toEqual([]);
+    expect(dry.body.parameters.find((p: any) => p.name === "sensor").value).toBe(SENSOR_LABEL);
+    const r2 = await postBundle(`staged=${dry.body.staged}&params=${q(PARAMS)}`);
+    expect(r2.status).toBe(201);
+    expect(r2.body.plan.removed).toEqual([]);
+    expect(r2.body.plan.changed.map((x: any) => x.id)).toContain(appUuid("pm-analytics"));
     const upgraded = await waitFor("the upgraded analytics", async () => {
       const s = (await dashboardState())?.state;
       return s && s.starts === before.starts + 2 ? s : undefined;
@@ -417,9 +456,17 @@ describe("the predictive-maintenance stack on a device", () => {
     await allRunning("the stack RUNNING after the upgrade", 60_000);
   }, 180_000);
 
-  test("removed: the apps, their containers, the network and the volumes go; the device's serial port stays declared", async () => {
+  test("removed through the API: the apps, their containers, the network, the volumes and the images go; the device's serial port stays declared", async () => {
     sim?.kill();
-    await put(baseConfig());
+    const r = await api("DELETE", "/api/v1/bundles/predictive-maintenance");
+    expect(r.status).toBe(200);
+    expect([...r.body.images].sort()).toEqual(images.map((i) => i.sha256).sort());
+    expect((await api("GET", "/api/v1/bundles")).body.bundles).toEqual([]);
+    // The config is the site's again: only its serial port.
+    const doc = (await api("GET", "/api/v1/config")).body;
+    expect(doc.deviceIoList.map((d: any) => d.logicallabel)).toEqual([SENSOR_LABEL]);
+    expect([doc.apps ?? [], doc.networkInstances ?? [], doc.volumes ?? [], doc.contentInfo ?? []]).toEqual([[], [], [], []]);
+    expect((await api("GET", "/api/v1/images")).body.images.filter((i: any) => images.some((x) => x.sha256 === i.sha256))).toEqual([]);
     await waitFor("the stack's apps gone", async () => ((await api("GET", "/api/v1/status")).body.apps.length === 0 ? true : undefined), 90_000);
     const ours = bundle.config.apps.map((x: any) => x.uuidandversion.uuid as string);
     await waitFor("no container of the stack", async () => {
