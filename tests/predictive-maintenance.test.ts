@@ -140,10 +140,13 @@ async function containerOf(app: string): Promise<string> {
   }, 60_000);
 }
 
-/** Runs Python inside an app's container (the stack image has no shell): whether a TCP connection to host:port opens. */
+/**
+ * Runs Python inside an app's container (the stack image has no shell): whether a TCP connection to host:port
+ * opens. The name is resolved to IPv4 first, as the stack's apps do (pmlib.resolve_v4 says why).
+ */
 async function appConnects(app: string, host: string, port: number): Promise<string> {
   const id = await containerOf(app);
-  const code = `import socket\ntry:\n  socket.create_connection((${JSON.stringify(host)}, ${port}), timeout=2).close(); print("open")\nexcept Exception as e:\n  print("closed", type(e).__name__)`;
+  const code = `import socket\ntry:\n  socket.create_connection((socket.gethostbyname(${JSON.stringify(host)}), ${port}), timeout=2).close(); print("open")\nexcept Exception as e:\n  print("closed", type(e).__name__)`;
   const r = await sh(["docker", "exec", id, "python3", "-c", code], { ok: [1], timeoutMs: 20_000 });
   return r.out.trim();
 }

@@ -130,6 +130,25 @@ def remaining_life(points, threshold=ALERT_HEALTH):
     return max(0.0, (threshold - fitted_now) / slope)
 
 
+def resolve_v4(role, host):
+    """The broker's IPv4 address, asked for as an A record only. A connect by name also asks for AAAA, which the
+    network instance's DNS forwards upstream for an app's name: on an offline device that waits out the resolver's
+    timeouts (~15 s) before each connection. The name may not resolve for a moment after the app starts (its
+    interface comes just after), so this tries again; the address is the app's reservation, stable across restarts."""
+    import socket
+
+    delay, tries = 0.2, 0
+    while True:
+        try:
+            return socket.gethostbyname(host)
+        except OSError as e:
+            tries += 1
+            if tries in (1, 10) or tries % 50 == 0:
+                log(role, "broker %s does not resolve yet (%s); trying again" % (host, e))
+            time.sleep(delay)
+            delay = min(delay * 2, 2)
+
+
 def mqtt_client(role, on_message=None, topics=(), on_link=None):
     """A paho client for the broker (BROKER, default pm-broker); its loop (loop_start / loop_forever) connects,
     trying again until the broker is there, and reconnects after a loss. Subscriptions are (re)made on every
@@ -160,9 +179,8 @@ def mqtt_client(role, on_message=None, topics=(), on_link=None):
     client.on_disconnect = on_disconnect
     if on_message:
         client.on_message = on_message
-    # In the background: the name may not resolve yet (the app's interface comes a moment after its start), and
-    # paho's loop tries the first connection again like any later one (reconnect_delay_set).
-    client.connect_async(host, port, keepalive=30)
+    # paho's loop makes the first connection and retries it like any later one (reconnect_delay_set).
+    client.connect_async(resolve_v4(role, host), port, keepalive=30)
     return client
 
 
