@@ -224,6 +224,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   sim?.kill();
+  await sim?.exited;
+  await consoleBrowser?.close().catch(() => undefined);
   if (simOut) console.log(simOut.trim().split("\n").slice(-2).join("\n"));
   await browser?.close().catch(() => undefined);
   if (evebox) {
@@ -235,7 +237,8 @@ afterAll(async () => {
   await lan?.destroy();
   await dev?.destroy();
   socat?.kill();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  // Processes just killed (dnsmasq of the device's namespace) may still write a file as the tree goes: again until gone.
+  if (dir) await waitFor("the test's directory removed", () => (rmSync(dir, { recursive: true, force: true }), !existsSync(dir)), 15_000).catch((e) => console.log(`pm: ${e.message}`));
   console.log(`pm timings: ${Object.entries(timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(", ")}`);
 }, 120_000);
 
