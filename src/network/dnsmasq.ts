@@ -91,6 +91,9 @@ export function dnsmasqFiles(ni: NiSpec, ifaces: AppInterfaceSpec[], hostSets: M
     ...(domain ? [`domain=${domain}`, `dhcp-option=option:domain-name,${domain}`] : []),
     "cache-size=1000",
     "no-resolv",
+    // A name without a dot (another app of the instance) is answered here or not at all: forwarded upstream, its
+    // AAAA query waited ~15 s on an offline device before every connection by name (measured; 0 s with this).
+    "domain-needed",
     ...ni.dnsServers.filter(IP).map((s) => `server=${s}`),
     // The firewall's `host` matches: every address dnsmasq answers for the name goes into its set.
     ...[...hostSets]

@@ -118,7 +118,7 @@ const MUTATIONS: [string, (ni: NiSpec, i: AppInterfaceSpec, sets: [string, strin
   ["ip", (_n, i) => (i.ip = "10.9.0.10,x\ndhcp-script=/x.sh")],
 ];
 
-const DIRECTIVES = new Set(["interface", "bind-interfaces", "listen-address", "except-interface", "pid-file", "user", "no-hosts", "addn-hosts", "dhcp-hostsfile", "dhcp-leasefile", "dhcp-range", "dhcp-option", "dhcp-authoritative", "domain", "cache-size", "no-resolv", "server", "nftset"]);
+const DIRECTIVES = new Set(["interface", "bind-interfaces", "listen-address", "except-interface", "pid-file", "user", "no-hosts", "addn-hosts", "dhcp-hostsfile", "dhcp-leasefile", "dhcp-range", "dhcp-option", "dhcp-authoritative", "domain", "cache-size", "no-resolv", "domain-needed", "server", "nftset"]);
 
 function files(mutate?: (ni: NiSpec, i: AppInterfaceSpec, sets: [string, string][]) => void) {
   const ni = structuredClone(NI);
