@@ -1,7 +1,8 @@
 // Sending a bundle file for its dry run (POST /api/v1/bundles?dryRun=1) with upload progress: XMLHttpRequest,
 // since fetch reports none. The answer is the plan with the staged id; everything after (other parameter
 // values, the apply) goes through ui/api.ts with that id, without sending the file again.
-import { ApiError } from "./api";
+import type { ParamView } from "../src/bundles/placeholders.ts";
+import { sendBody } from "./images";
 
 export interface BundleRef {
   collection: string;
@@ -10,16 +11,8 @@ export interface BundleRef {
   name: string | null;
 }
 
-export interface BundleParam {
-  name: string;
-  kind: "port" | "serial" | "subnet" | "string";
-  label: string;
-  default: string | null;
-  pattern: string | null;
-  value: string | null;
-  choices: string[] | null;
-  problem: string | null;
-}
+/** A parameter as the device offers it (the server's own type). */
+export type BundleParam = ParamView;
 
 export interface BundlePlan {
   staged: string;
@@ -33,31 +26,8 @@ export interface BundlePlan {
   configVersion?: number | null;
 }
 
-export function uploadBundle(url: string, file: Blob, onProgress: (sent: number, total: number) => void, signal?: AbortSignal): Promise<BundlePlan> {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", url);
-    xhr.setRequestHeader("Content-Type", "application/octet-stream");
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.total || file.size);
-    const onAbort = () => xhr.abort();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    xhr.onload = () => {
-      signal?.removeEventListener("abort", onAbort);
-      let data: Record<string, unknown> = {};
-      try {
-        data = JSON.parse(xhr.responseText);
-      } catch {
-        /* not JSON */
-      }
-      if (xhr.status >= 200 && xhr.status < 300) return resolve(data as unknown as BundlePlan);
-      const problems = Array.isArray(data.problems) ? (data.problems as { path: string; message: string }[]) : undefined;
-      reject(new ApiError(xhr.status, typeof data.error === "string" ? data.error : `The device answered ${xhr.status}.`, problems));
-    };
-    xhr.onerror = () => (signal?.removeEventListener("abort", onAbort), reject(new ApiError(0, "The connection to the device dropped.")));
-    xhr.onabort = () => (signal?.removeEventListener("abort", onAbort), reject(new ApiError(0, "Upload cancelled.")));
-    xhr.send(file);
-  });
+export async function uploadBundle(url: string, file: Blob, onProgress: (sent: number, total: number) => void, signal?: AbortSignal): Promise<BundlePlan> {
+  return (await sendBody("POST", url, file, (n) => onProgress(n, file.size), signal)).body as BundlePlan;
 }
 
 /** The problem of a subnet field the browser can tell at once (syntax); collisions are the device's answer. */

@@ -133,7 +133,7 @@ export async function uploadImage(api: UploadApi, file: Blob & { name?: string; 
     if (o.signal?.aborted) throw new ApiError(0, "Upload cancelled.");
     const end = Math.min(file.size, offset + chunk);
     try {
-      const answer = await sendChunk(api.imageUploadUrl(session.id, offset), file.slice(offset, end), (n) => o.onProgress?.(offset + n, file.size), o.signal);
+      const answer = await sendBody("PATCH", api.imageUploadUrl(session.id, offset), file.slice(offset, end), (n) => o.onProgress?.(offset + n, file.size), o.signal);
       failures = 0;
       if (answer.status === 201) {
         memory?.removeItem(key);
@@ -174,11 +174,14 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** One PATCH through XMLHttpRequest (fetch reports no upload progress). */
-function sendChunk(url: string, body: Blob, onSent: (bytes: number) => void, signal?: AbortSignal): Promise<{ status: number; body: unknown }> {
+/**
+ * A file body through XMLHttpRequest (fetch reports no upload progress): an image chunk, a bundle. A refusal is an
+ * ApiError with the device's reason, its `problems`, and an upload's `offset`.
+ */
+export function sendBody(method: "POST" | "PATCH", url: string, body: Blob, onSent: (bytes: number) => void, signal?: AbortSignal): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("PATCH", url);
+    xhr.open(method, url);
     xhr.setRequestHeader("Content-Type", "application/octet-stream");
     xhr.setRequestHeader("Accept", "application/json");
     xhr.upload.onprogress = (e) => onSent(e.loaded);
@@ -193,7 +196,8 @@ function sendChunk(url: string, body: Blob, onSent: (bytes: number) => void, sig
         /* not JSON */
       }
       if (xhr.status >= 200 && xhr.status < 300) return resolve({ status: xhr.status, body: data });
-      const err = new ApiError(xhr.status, typeof data.error === "string" ? data.error : `The device answered ${xhr.status}.`);
+      const problems = Array.isArray(data.problems) ? (data.problems as { path: string; message: string }[]) : undefined;
+      const err = new ApiError(xhr.status, typeof data.error === "string" ? data.error : `The device answered ${xhr.status}.`, problems);
       if (typeof data.offset === "number") Object.assign(err, { offset: data.offset });
       reject(err);
     };
