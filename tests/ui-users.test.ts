@@ -23,8 +23,15 @@ const code = (secret: string, at = Date.now()) => TOTP.generate({ secret: Secret
 
 async function signIn(page: Page, user: string, password: string) {
   await page.goto(`${evebox.url}/login`);
-  await page.locator("#login-user").fill(user);
-  await page.locator("#login-password").fill(password);
+  // The form may render again as the page's first answers arrive, dropping what was typed (a CI run then signed in
+  // with empty fields): the fields are filled until they read back what was typed.
+  const u = page.locator("#login-user");
+  const p = page.locator("#login-password");
+  await waitFor("the login form to keep what is typed", async () => {
+    await u.fill(user);
+    await p.fill(password);
+    return (await u.inputValue()) === user && (await p.inputValue()) === password ? true : undefined;
+  }, 10_000);
   await page.locator("#login-submit").click();
 }
 
