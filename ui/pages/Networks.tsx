@@ -4,6 +4,7 @@
 // and Delete edit the document (network-edit.ts), checked by the device's own validation in the browser first
 // (device-check.ts), then planned and applied like every change (PlanDialog).
 import { useCallback, useState } from "preact/hooks";
+import type { PortStatus } from "../../src/network/manager.ts";
 import { RoleGate } from "../role";
 import { ApiError, type ApiClient, type Problem } from "../api";
 import type { FieldProblem } from "../config-edit";
@@ -56,19 +57,8 @@ interface NetworkInstance {
   leases: Lease[];
 }
 
-/** A VLAN sub-interface or bond the device makes (GET /api/v1/networks → ports). */
-interface DevicePort {
-  kind: "vlan" | "bond";
-  label: string;
-  ifname: string;
-  state: string;
-  error: string | null;
-  parent?: string | null;
-  vlanId?: number | null;
-  mode?: string | null;
-  activeMember?: string | null;
-  members?: { ifname: string; operstate: string | null; enslaved: boolean; state: string | null }[];
-}
+/** A VLAN sub-interface or bond the device makes (GET /api/v1/networks → ports): the server's own type. */
+type DevicePort = PortStatus;
 
 const PORT_BADGE: Record<string, string> = { UP: "badge-ok", INIT: "badge-info", DOWN: "badge-warn", ERROR: "badge-error" };
 
