@@ -613,6 +613,9 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
 
   // A cluster is an object evebox cannot be: refused on its own (a controller's other objects still apply).
   if (doc.cluster) push("device", "", "cluster", "Kubernetes clusters are not supported on this device");
+  // What the config asks of the device that evebox does not do: each said once, where a controller's operator and
+  // the console read object errors, rather than silently dropped. An empty message (a controller's default) asks nothing.
+  for (const u of unsupportedAsks(doc)) push("device", "", u.path, u.message);
   const { settings, items: configItemStatus } = readConfigItems(configItems);
   const op = (c: Doc | undefined): DeviceOpModel | null => (c ? { counter: Number(c.counter ?? 0), desiredState: !!c.desiredState, opsTime: String(c.opsTime ?? "") } : null);
   const model: DeviceModel = {
@@ -782,4 +785,25 @@ function enumName(v: unknown, dflt: string, names?: string[]): string {
 function quote(v: unknown): string {
   const s = String(v);
   return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+}
+
+/**
+ * Device-level settings of EdgeDevConfig that evebox does not implement, when the config actually asks for them:
+ * EdgeView (a remote debugging session through a dispatcher), a ZFS disk layout, 802.1X port authentication and
+ * SCEP certificate enrolment. Each is a problem of the device (a controller's other objects still apply).
+ */
+export function unsupportedAsks(doc: Doc): { path: string; message: string }[] {
+  const list = (v: unknown): Doc[] => (Array.isArray(v) ? v : []);
+  const out: { path: string; message: string }[] = [];
+  const ev = doc.edgeview;
+  if (ev && (ev.token || list(ev.dispCertPem).length))
+    out.push({ path: "edgeview", message: "EdgeView sessions are not supported on this device: use the local console or the controller's app consoles" });
+  const disks = doc.disks;
+  const asksDisks = (d: Doc | undefined): boolean =>
+    !!d && (list(d.disks).length > 0 || (!!d.arrayType && d.arrayType !== "DISKS_ARRAY_TYPE_UNSPECIFIED") || list(d.children).some(asksDisks));
+  if (asksDisks(disks))
+    out.push({ path: "disks", message: "disk layouts (EVE's ZFS storage pools) are not managed by evebox: it keeps its data on the file system it was given" });
+  list(doc.pnacs).forEach((_, i) => out.push({ path: `pnacs[${i}]`, message: "802.1X port authentication (PNAC) is not supported on this device" }));
+  list(doc.scepProfiles).forEach((_, i) => out.push({ path: `scepProfiles[${i}]`, message: "SCEP certificate enrolment is not supported on this device" }));
+  return out;
 }

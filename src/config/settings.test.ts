@@ -1,4 +1,6 @@
 import { describe, expect, test } from "bun:test";
+import { configType } from "../proto/index.ts";
+import { fromProto3Json, toProto3Json } from "./json.ts";
 import { buildDeviceModel } from "./model.ts";
 import { DEFAULT_SETTINGS, levelPasses, readConfigItems, SETTINGS } from "./settings.ts";
 
@@ -71,4 +73,34 @@ test("app.boot.order: usb, nousb or empty; anything else invalid with the defaul
   const bad = readConfigItems({ "app.boot.order": "floppy" });
   expect(bad.settings.appBootOrder).toBe("");
   expect(bad.items[0]).toMatchObject({ state: "invalid", detail: expect.stringContaining('expected "usb", "nousb" or ""') });
+});
+
+describe("what the device does not do is a device problem, said once, when the config asks for it", () => {
+  // Through the strict proto3 JSON reader and back, as a PUT or a controller's config reaches the model: the
+  // field names are the document's, not guessed.
+  const read = (json: Record<string, unknown>) => {
+    const type = configType("org.lfedge.eve.config.EdgeDevConfig");
+    const parsed = fromProto3Json(type, json);
+    expect(parsed.problems).toEqual([]);
+    return buildDeviceModel(toProto3Json(type, type.fromObject(parsed.value))).problems.map((p) => `${p.objectKind} ${p.path}: ${p.message}`);
+  };
+
+  test("EdgeView, a disk layout, 802.1X and SCEP", () => {
+    const problems = read({
+      edgeview: { token: "eyJ0b2tlbiI", generationId: 2 },
+      disks: { arrayType: "DISKS_ARRAY_TYPE_RAID1", disks: [{ disk: { name: "sda" } }, { disk: { name: "sdb" } }] },
+      pnacs: [{ logicallabel: "eth0", eapIdentity: "device-7", eapMethod: "EAP_METHOD_TLS" }],
+      scepProfiles: [{ profileName: "p", scepUrl: "https://ca.example/scep" }],
+    });
+    expect(problems).toEqual([
+      expect.stringMatching(/^device edgeview: EdgeView sessions are not supported/),
+      expect.stringMatching(/^device disks: disk layouts .* are not managed by evebox/),
+      "device pnacs[0]: 802.1X port authentication (PNAC) is not supported on this device",
+      "device scepProfiles[0]: SCEP certificate enrolment is not supported on this device",
+    ]);
+  });
+
+  test("empty messages (a controller's defaults) ask nothing", () => {
+    expect(read({ edgeview: { generationId: 1 }, disks: { arrayType: "DISKS_ARRAY_TYPE_UNSPECIFIED" }, pnacs: [], scepProfiles: [] })).toEqual([]);
+  });
 });
