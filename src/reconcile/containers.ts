@@ -257,6 +257,8 @@ export const CONTAINER_KIND: WorkloadKind = {
 
 export interface ContainerWorkloadOptions {
   runtime: ContainerRuntime;
+  /** How long to wait before trying again to open the engine's event stream (2 s). */
+  watchRetryMs?: number;
 }
 
 /** Container apps on the container runtime: engine events, the steps' executors, image loads, logs, stats, shells. */
@@ -271,22 +273,49 @@ export class ContainerWorkload implements Workload {
   readonly runtime: ContainerRuntime;
   private host: WorkloadHost | null = null;
   private unsubscribe: (() => void) | null = null;
+  private closed = false;
+  private readonly watchRetryMs: number;
 
   constructor(o: ContainerWorkloadOptions) {
     this.runtime = o.runtime;
+    this.watchRetryMs = o.watchRetryMs ?? 2000;
   }
 
-  /** Watches the engine's events (start, die, oom …): each asks for a pass. A watch that fails is the host's error. */
+  /**
+   * Watches the engine's events (start, die, oom …): each asks for a pass. A watch that cannot open (the engine not
+   * up yet: as init, evebox starts before dockerd answers) is the host's error and is tried again every
+   * `watchRetryMs` until it opens; then a pass catches up with what happened meanwhile.
+   */
   async start(host: WorkloadHost): Promise<void> {
     this.host = host;
+    this.closed = false;
+    if (await this.subscribe(host)) return;
+    void (async () => {
+      while (!this.closed) {
+        await Bun.sleep(this.watchRetryMs);
+        if (this.closed) return;
+        if (await this.subscribe(host, true)) {
+          host.onChange();
+          return;
+        }
+      }
+    })();
+  }
+
+  private async subscribe(host: WorkloadHost, quiet = false): Promise<boolean> {
     try {
-      this.unsubscribe = await this.runtime.watch(() => host.onChange(), { onError: (e) => host.onError(e) });
+      const unsubscribe = await this.runtime.watch(() => host.onChange(), { onError: (e) => host.onError(e) });
+      if (this.closed) unsubscribe();
+      else this.unsubscribe = unsubscribe;
+      return true;
     } catch (e) {
-      host.onError(e as Error);
+      if (!quiet) host.onError(e as Error);
+      return false;
     }
   }
 
   close(): void {
+    this.closed = true;
     this.unsubscribe?.();
     this.unsubscribe = null;
   }
