@@ -12,6 +12,9 @@ const REQUIRE_TOTP_KEY = "require_totp_for_admins";
 export const DEFAULT_ADMIN = "admin";
 export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 export const MIN_PASSWORD_LENGTH = 8;
+/** How long a principal found for a credential is kept at most (also how often a token's last use is written). */
+const RECALL_MS = 60_000;
+const RECALL_MAX = 1000;
 
 /** A refused setup, login, password or token request; `too-many` ones say when to try again. */
 export class AuthError extends DomainError {
@@ -432,13 +435,35 @@ export class Auth {
   /** The session's user with their role now (a removed user's session is none). */
   sessionFor(secret: string | undefined): Principal | null {
     if (!secret) return null;
+    const now = Date.now();
+    const known = this.recalled("s" + secret, now);
+    if (known) return known;
     const idHash = sha256(secret);
     const s = this.store.session(idHash);
-    if (!s || s.expiresAt.getTime() < Date.now() || !s.user) return null;
+    if (!s || s.expiresAt.getTime() < now || !s.user) return null;
     const u = this.store.user(s.user);
     if (!u) return null;
     const mustEnrolTotp = u.role === "admin" && !u.totpSecret && this.requireTotpForAdmins();
-    return { kind: "session", idHash, user: u.name, role: u.role, mustEnrolTotp };
+    return this.remember("s" + secret, { kind: "session", idHash, user: u.name, role: u.role, mustEnrolTotp }, Math.min(s.expiresAt.getTime(), now + RECALL_MS));
+  }
+
+  // Every request names its session or token, and a console polls: the principal found for a credential is kept
+  // until anything it is made of is written (users, sessions, tokens, settings: `Store.authChanges`), until the
+  // session or token expires, and at most RECALL_MS (a token's last use is then written again, as before). So a
+  // removed user, a changed role, a logout or a deleted token ends at once, as without it. Only credentials that
+  // were valid are kept (a flood of wrong ones fills nothing), at most RECALL_MAX of them.
+  private readonly recent = new Map<string, { p: Principal; changes: number; until: number }>();
+  private recalled(key: string, now: number): Principal | null {
+    const r = this.recent.get(key);
+    if (!r) return null;
+    if (r.changes === this.store.authChanges && now < r.until) return r.p;
+    this.recent.delete(key);
+    return null;
+  }
+  private remember(key: string, p: Principal, until: number): Principal {
+    if (this.recent.size >= RECALL_MAX) this.recent.clear();
+    this.recent.set(key, { p, changes: this.store.authChanges, until });
+    return p;
   }
 
   logout(p: Principal | null): void {
@@ -468,16 +493,22 @@ export class Auth {
   }
 
   tokenFor(bearer: string | undefined): Principal | null {
-    const m = bearer?.match(/^ebx_([A-Za-z0-9]+)_([A-Za-z0-9_-]+)$/);
+    if (!bearer) return null;
+    const now = Date.now();
+    const known = this.recalled("t" + bearer, now);
+    if (known) return known;
+    const m = bearer.match(/^ebx_([A-Za-z0-9]+)_([A-Za-z0-9_-]+)$/);
     if (!m) return null;
     const row = this.store.token(m[1]!);
     if (!row || !constantTimeEqual(row.secretHash, sha256(m[2]!))) return null;
-    if (row.expiresAt && row.expiresAt.getTime() <= Date.now()) return null;
+    if (row.expiresAt && row.expiresAt.getTime() <= now) return null;
     const u = row.user ? this.store.user(row.user) : undefined;
     if (!u || !isRole(row.role)) return null;
-    // Coarse last-use: one write a minute per token at most.
-    if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) this.store.touchToken(row.id);
-    return { kind: "token", id: row.id, name: row.name, user: u.name, role: lowerRole(row.role, u.role) };
+    // Coarse last-use: one write a minute per token at most (the principal is kept until the next is due).
+    let usedAt = row.lastUsedAt?.getTime() ?? 0;
+    if (now - usedAt > RECALL_MS) (this.store.touchToken(row.id), (usedAt = now));
+    const p: Principal = { kind: "token", id: row.id, name: row.name, user: u.name, role: lowerRole(row.role, u.role) };
+    return this.remember("t" + bearer, p, Math.min(row.expiresAt?.getTime() ?? Infinity, usedAt + RECALL_MS));
   }
 }
 

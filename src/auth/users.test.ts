@@ -60,6 +60,7 @@ describe("users and roles", () => {
     const { auth } = await setUp();
     await auth.createUser("olga", "operator pass", "operator");
     const s1 = (await auth.login({ user: "olga", password: "operator pass" }, "c")).secret;
+    expect(sessionOf(auth, s1)).toMatchObject({ user: "olga", role: "operator" }); // found once, so kept (auth.ts)
     await auth.updateUser("olga", { role: "viewer" });
     expect(sessionOf(auth, s1)).toBeNull();
     const s2 = (await auth.login({ user: "olga", password: "operator pass" }, "c")).secret;
@@ -84,8 +85,54 @@ describe("users and roles", () => {
     expect(auth.tokenFor(soon.token)).not.toBeNull();
     store.sqlite.run("UPDATE api_tokens SET expires_at = ? WHERE id = ?", [Date.now() - 1, soon.id]);
     (store as unknown as { tokenCache: Map<string, unknown> }).tokenCache.clear(); // as a restart would
-    expect(auth.tokenFor(soon.token)).toBeNull();
+    expect(new Auth(store, join(dir, `setup-${Math.random()}`), LIMITS).tokenFor(soon.token)).toBeNull();
     expect(await status(() => auth.createToken(olga, "past", "viewer", new Date(Date.now() - 1000)))).toBe(400);
+  }, 30_000);
+});
+
+describe("the principal kept per credential (every request names one: auth.ts keeps what it found)", () => {
+  test("a logout, a deleted token, a demotion, a new password and the second-factor policy end it at once", async () => {
+    const { auth, store } = await setUp();
+    await auth.createUser("olga", "operator pass", "operator");
+    const admin = (await auth.login({ password: "admin password" }, "c")).secret;
+    const s1 = (await auth.login({ user: "olga", password: "operator pass" }, "c")).secret;
+    const s2 = (await auth.login({ user: "olga", password: "operator pass" }, "c")).secret;
+    const t1 = auth.createToken(sessionOf(auth, s1)!, "one");
+    const t2 = auth.createToken(sessionOf(auth, s1)!, "two");
+    for (const s of [s1, s2]) expect(sessionOf(auth, s)).toMatchObject({ user: "olga", role: "operator" });
+    for (const t of [t1, t2]) expect(auth.tokenFor(t.token)).toMatchObject({ user: "olga", role: "operator" });
+    // the same object again: kept, not looked up
+    expect(auth.tokenFor(t1.token)).toBe(auth.tokenFor(t1.token));
+
+    auth.logout(sessionOf(auth, s1));
+    expect(sessionOf(auth, s1)).toBeNull();
+    expect(sessionOf(auth, s2)).not.toBeNull();
+
+    expect(store.deleteToken(t1.id)).toBe(true);
+    expect(auth.tokenFor(t1.token)).toBeNull();
+    expect(auth.tokenFor(t2.token)?.role).toBe("operator");
+
+    await auth.updateUser("olga", { role: "viewer" });
+    expect(sessionOf(auth, s2)).toBeNull();
+    expect(auth.tokenFor(t2.token)?.role).toBe("viewer");
+
+    await auth.updateUser("olga", { password: "a new password" });
+    expect(auth.tokenFor(t2.token)?.role).toBe("viewer"); // tokens outlive a new password
+
+    expect(sessionOf(auth, admin)).toMatchObject({ user: "admin", mustEnrolTotp: false });
+    auth.setRequireTotpForAdmins(true, { kind: "local-socket", role: "admin" });
+    expect(sessionOf(auth, admin)).toMatchObject({ user: "admin", mustEnrolTotp: true });
+  }, 30_000);
+
+  test("a wrong credential is never kept, and a token's last use is still written", async () => {
+    const { auth, store } = await setUp();
+    const t = auth.createToken({ kind: "local-socket", role: "admin" }, "script");
+    const wrong = t.token.slice(0, -2) + (t.token.endsWith("AA") ? "BB" : "AA");
+    expect(auth.tokenFor(wrong)).toBeNull();
+    expect(auth.tokenFor(t.token)).not.toBeNull();
+    expect(auth.tokenFor(wrong)).toBeNull();
+    expect(auth.sessionFor("no-such-session")).toBeNull();
+    expect(store.tokens()[0]!.lastUsedAt).not.toBeNull();
   }, 30_000);
 });
 

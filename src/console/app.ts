@@ -169,11 +169,18 @@ export function createConsoleApp(opts: ConsoleOptions): Hono<Env> {
     hotHeaders = h;
   });
   const chain = app.fetch;
+  // The body's bytes, encoded once per body the device makes (statusJson answers the same string until it changes).
+  let body = { json: "", bytes: new Uint8Array(0) };
+  const encoder = new TextEncoder();
   app.fetch = (req, env, ctx) => {
     if (hotHeaders && req.method === "GET" && pathOf(req.url) === "/api/v1/status" && device.statusJson) {
       const p = principalOf(req);
       // GET /status needs a viewer, the least role; a session that must enrol a second factor first goes the usual way (403).
-      if (p && !(p.kind === "session" && p.mustEnrolTotp)) return new Response(device.statusJson(), { headers: hotHeaders });
+      if (p && !(p.kind === "session" && p.mustEnrolTotp)) {
+        const json = device.statusJson();
+        if (json !== body.json) body = { json, bytes: encoder.encode(json) };
+        return new Response(body.bytes, { headers: hotHeaders });
+      }
     }
     return chain(req, env, ctx);
   };

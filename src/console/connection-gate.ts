@@ -97,6 +97,9 @@ interface Pipe {
 }
 type Side = { pipe: Pipe | null; role: "client" | "up" };
 
+/** The addresses the gate's own pipe connects from (IPv4 loopback, as the kernel may name it on a dual-stack socket). */
+const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
+
 export class ConnectionGate {
   private readonly clients = new Map<number, string>();
   private readonly pipes = new Set<Pipe>();
@@ -140,7 +143,7 @@ export class ConnectionGate {
 
   /** The client behind a connection the console received from the gate (by its source port), or null. */
   clientOf(from: { address: string; port: number } | null): string | null {
-    if (!from || !/^(127\.0\.0\.1|::1|::ffff:127\.0\.0\.1)$/.test(from.address)) return null;
+    if (!from || !LOOPBACK.has(from.address)) return null;
     return this.clients.get(from.port) ?? null;
   }
 

@@ -47,6 +47,11 @@ export class Store {
   private readonly observedCache = new Map<string, ObservedRow[]>();
   /** Counts writes of what GET /status shows (settings, the current config, observed objects): its cache key. */
   changes = 0;
+  /**
+   * Counts writes of what a request's principal is made of (users, sessions, tokens, settings): the key of the
+   * principals Auth remembers per credential. A token's last use is not counted (it is not part of a principal).
+   */
+  authChanges = 0;
   private readonly tokenCache = new Map<string, ApiTokenRow | undefined>();
   private readonly sessionCache = new Map<string, SessionRow | undefined>();
   private readonly userCache = new Map<string, UserRow | undefined>();
@@ -134,6 +139,7 @@ export class Store {
     return v;
   }
   setSetting(key: string, value: string): void {
+    this.authChanges++;
     this.changes++;
     this.settingsCache.delete(key);
     this.db
@@ -143,6 +149,7 @@ export class Store {
       .run();
   }
   deleteSetting(key: string): void {
+    this.authChanges++;
     this.changes++;
     this.settingsCache.delete(key);
     this.db.delete(schema.settings).where(eq(schema.settings.key, key)).run();
@@ -225,11 +232,13 @@ export class Store {
   // Every authenticated request looks its session up: a write-through cache (one evebox per store) keeps that
   // off SQLite; bounded, since unknown cookies are cached as misses too.
   addSession(idHash: string, expiresAt: Date, client: string | null, user: string): void {
+    this.authChanges++;
     this.sessionCache.delete(idHash);
     this.db.insert(schema.sessions).values({ idHash, createdAt: new Date(), expiresAt, client, user }).run();
   }
   /** Ends every session of `user` but `keep`; answers how many ended. */
   deleteSessionsOf(user: string, keep: string | null = null): number {
+    this.authChanges++;
     this.sessionCache.clear();
     return this.sqlite.run("DELETE FROM sessions WHERE user = ? AND id_hash IS NOT ?", [user, keep]).changes;
   }
@@ -241,20 +250,24 @@ export class Store {
     return row;
   }
   deleteSession(idHash: string): void {
+    this.authChanges++;
     this.sessionCache.delete(idHash);
     this.db.delete(schema.sessions).where(eq(schema.sessions.idHash, idHash)).run();
   }
   /** Ends every session but `keep` (a password change keeps the browser that made it). */
   deleteSessionsExcept(keep: string | null): void {
+    this.authChanges++;
     this.sessionCache.clear();
     if (keep === null) this.sqlite.run("DELETE FROM sessions");
     else this.sqlite.run("DELETE FROM sessions WHERE id_hash <> ?", [keep]);
   }
   deleteExpiredSessions(now = new Date()): void {
+    this.authChanges++;
     this.sessionCache.clear();
     this.db.delete(schema.sessions).where(sql`${schema.sessions.expiresAt} < ${now.getTime()}`).run();
   }
   addToken(row: typeof schema.apiTokens.$inferInsert): void {
+    this.authChanges++;
     this.tokenCache.delete(row.id);
     this.db.insert(schema.apiTokens).values(row).run();
   }
@@ -274,6 +287,7 @@ export class Store {
     return (user === undefined ? q : q.where(eq(t.user, user))).orderBy(t.createdAt).all();
   }
   deleteTokensOf(user: string): number {
+    this.authChanges++;
     this.tokenCache.clear();
     return this.sqlite.run("DELETE FROM api_tokens WHERE user = ?", [user]).changes;
   }
@@ -296,17 +310,20 @@ export class Store {
     return (r as { n: number }).n;
   }
   addUser(row: Omit<typeof schema.users.$inferInsert, "createdAt" | "updatedAt">): void {
+    this.authChanges++;
     this.userCache.delete(row.name);
     const now = new Date();
     this.db.insert(schema.users).values({ ...row, createdAt: now, updatedAt: now }).run();
   }
   updateUser(name: string, set: Partial<Omit<UserRow, "name" | "createdAt">>): void {
+    this.authChanges++;
     this.userCache.delete(name);
     this.db.update(schema.users).set({ ...set, updatedAt: new Date() }).where(eq(schema.users.name, name)).run();
   }
   /** Removes a user with their sessions and tokens, in one transaction. */
   deleteUser(name: string): boolean {
     return this.sqlite.transaction(() => {
+      this.authChanges++;
       this.userCache.delete(name);
       this.deleteSessionsOf(name);
       this.deleteTokensOf(name);
@@ -385,6 +402,7 @@ export class Store {
     this.db.update(schema.apiTokens).set({ lastUsedAt: at }).where(eq(schema.apiTokens.id, id)).run();
   }
   deleteToken(id: string): boolean {
+    this.authChanges++;
     this.tokenCache.delete(id);
     return this.sqlite.run("DELETE FROM api_tokens WHERE id = ?", [id]).changes > 0;
   }
