@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { buildQemuArgs, qemuValue, vmPaths, vmSpecHash } from "./cmdline.ts";
+import { buildQemuArgs, memoryPlugProblem, qemuValue, vmPaths, vmSpecHash } from "./cmdline.ts";
 import { cpuListText, parseCpuList } from "./eve.ts";
 import type { VmSpec } from "./types.ts";
 import { hostProblems, specProblems } from "./validate.ts";
@@ -256,5 +256,45 @@ describe("spec validation", () => {
     expect(problems).toContain("disks[0].path: /persist/vols/a.qcow2 does not exist or is not a file");
     expect(problems).toContain("kernel: /nonexistent/vmlinuz does not exist or is not a file");
     expect(problems.at(-1)).toMatch(/^run directory: socket path .* is longer than 107 bytes/);
+  });
+});
+
+describe("VmConfig beyond sizing: VNC on TCP, license tables, QEMU's memory limit, live memory", () => {
+  test("vncTcp: a second VNC server on 0.0.0.0:<display> with password=on (the password never on the command line); license tables as -acpitable", () => {
+    const vnc = buildQemuArgs({ ...spec, remoteConsole: true, vncTcp: { display: 7, password: "s3cret,x" } }, { paths, accelerator: "tcg", acpiTables: ["/sys/firmware/acpi/tables/MSDM"] });
+    expect(values(vnc, "-vnc")).toEqual([`unix:/run/evebox/vms/${UUID}/vnc.sock`, "0.0.0.0:7,password=on,id=vnc-tcp"]);
+    expect(vnc.join(" ")).not.toContain("s3cret");
+    expect(values(vnc, "-acpitable")).toEqual(["file=/sys/firmware/acpi/tables/MSDM"]);
+    expect(values(buildQemuArgs({ ...spec, remoteConsole: true }, { paths, accelerator: "tcg" }), "-vnc")).toHaveLength(1);
+    expect(buildQemuArgs({ ...spec, oemLicenseTables: true }, { paths, accelerator: "tcg" })).not.toContain("-acpitable");
+  });
+
+  test("validation: a TCP VNC port needs a display 0-99, a password and remoteConsole; vmmOverheadKiB a whole number", () => {
+    expect(specProblems({ ...spec, remoteConsole: true, vncTcp: { display: 1, password: "pw" } })).toEqual([]);
+    expect(specProblems({ ...spec, vncTcp: { display: 100, password: "" } })).toEqual([
+      "vncTcp: a TCP VNC port without remoteConsole (no display)",
+      "vncTcp.display: 100 is not a display 0-99 (TCP port 5900 + display)",
+      "vncTcp.password: a TCP VNC port is never opened without a password",
+    ]);
+    expect(specProblems({ ...spec, vmmOverheadKiB: 1.5 })).toEqual(["vmmOverheadKiB: 1.5 is not a whole number of KiB ≥ 1"]);
+  });
+
+  test("the hash: each new field moves it only when set; without memory it tells a change of memory alone", () => {
+    const base = vmSpecHash(spec);
+    expect(vmSpecHash({ ...spec, vncTcp: undefined, vmmOverheadKiB: undefined, oemLicenseTables: undefined })).toBe(base);
+    for (const more of [{ vmmOverheadKiB: 65536 }, { oemLicenseTables: true }, { remoteConsole: true, vncTcp: { display: 0, password: "a" } }]) expect(vmSpecHash({ ...spec, ...more })).not.toBe(base);
+    expect(vmSpecHash({ ...spec, memoryKiB: 1 << 20 }, { memory: false })).toBe(vmSpecHash(spec, { memory: false }));
+    expect(vmSpecHash({ ...spec, vcpus: 1 }, { memory: false })).not.toBe(vmSpecHash(spec, { memory: false }));
+  });
+
+  test("memoryPlugProblem: raised within maxmem by whole 2 MiB with a free slot plugs; lowered, beyond, unaligned, no headroom or no slot need a restart", () => {
+    const hot = { ...spec, memoryKiB: 256 * 1024, maxMemoryKiB: 1024 * 1024 };
+    expect(memoryPlugProblem(hot, 512 * 1024, 4)).toBeNull();
+    expect(memoryPlugProblem(hot, 1024 * 1024, 1)).toBeNull();
+    expect(memoryPlugProblem(hot, 128 * 1024, 4)).toBe("memory lowered from 256 MiB to 128 MiB: memory is not taken out of a running guest");
+    expect(memoryPlugProblem(hot, 2048 * 1024, 4)).toBe("memory raised from 256 MiB to 2048 MiB: beyond the maxmem it was started with (1024 MiB)");
+    expect(memoryPlugProblem(hot, 256 * 1024 + 1024, 4)).toBe("memory raised by 1024 KiB: a plugged DIMM is a whole number of 2 MiB");
+    expect(memoryPlugProblem(hot, 512 * 1024, 0)).toBe("memory raised from 256 MiB to 512 MiB: all 4 memory slots are used");
+    expect(memoryPlugProblem({ ...hot, maxMemoryKiB: undefined }, 512 * 1024, 4)).toBe("memory raised from 256 MiB to 512 MiB: the VM was started without maxmem (no hot-plug headroom)");
   });
 });

@@ -68,6 +68,8 @@ export interface QemuArgsOptions {
   backings?: ({ path: string; format: DiskFormat } | null)[];
   /** Start with the vCPUs stopped (`-S`), so the runtime can attach consoles and cgroups before the guest runs. */
   paused?: boolean;
+  /** Host ACPI tables for the guest (the Windows license tables the runtime found for `oemLicenseTables`). */
+  acpiTables?: string[];
 }
 
 /** The machine type of every VM, in both modes, as EVE (the KVM probe runs this too). */
@@ -112,8 +114,14 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions): string[] {
     "-chardev", `file,id=firmware0,path=${v(paths.firmwareLog)}`,
     "-device", "isa-debugcon,iobase=0x402,chardev=firmware0",
   ];
-  if (spec.remoteConsole) args.push("-vnc", `unix:${v(paths.vnc)}`, "-device", "VGA");
-  else args.push("-display", "none");
+  if (spec.remoteConsole) {
+    args.push("-vnc", `unix:${v(paths.vnc)}`);
+    // A second VNC server (id vnc-tcp): its password comes over QMP (set_password) before `cont`; until then
+    // VNC authentication with password=on refuses every client.
+    if (spec.vncTcp) args.push("-vnc", `0.0.0.0:${spec.vncTcp.display},password=on,id=${VNC_TCP_ID}`);
+    args.push("-device", "VGA");
+  } else args.push("-display", "none");
+  for (const table of opts.acpiTables ?? []) args.push("-acpitable", `file=${v(table)}`);
 
   if (spec.mode === "uefi") {
     args.push(
@@ -141,6 +149,12 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions): string[] {
   return args;
 }
 
+/** The QEMU id of the TCP VNC server (`vncTcp`), for QMP `set_password`. */
+export const VNC_TCP_ID = "vnc-tcp";
+
+/** EVE's VNC ports: 5900 + vncDisplay. */
+export const VNC_BASE_PORT = 5900;
+
 /** DIMM slots for memory hot-plug: enough for a few plugs, each slot costs the guest a little ACPI table. */
 export const MEMORY_SLOTS = 4;
 
@@ -149,6 +163,26 @@ export function memoryArg(spec: VmSpec): string {
   if (!spec.maxMemoryKiB || spec.maxMemoryKiB <= spec.memoryKiB) return `${spec.memoryKiB}k`;
   const max = Math.ceil(spec.maxMemoryKiB / 2048) * 2048;
   return `size=${spec.memoryKiB}k,slots=${MEMORY_SLOTS},maxmem=${max}k`;
+}
+
+/** QEMU's DIMM alignment (x86): a plugged DIMM is a whole number of these. */
+export const DIMM_ALIGN_KIB = 2048;
+
+/**
+ * Why a running VM started with `spec` cannot be brought to `memoryKiB` by plugging one DIMM (null: it can):
+ * memory is never unplugged, the headroom (`maxMemoryKiB`) and the free DIMM slots bound it.
+ */
+export function memoryPlugProblem(spec: VmSpec, memoryKiB: number, freeSlots: number): string | null {
+  const mib = (k: number) => `${Math.round(k / 1024)} MiB`;
+  const now = spec.memoryKiB;
+  if (memoryKiB === now) return null;
+  if (memoryKiB < now) return `memory lowered from ${mib(now)} to ${mib(memoryKiB)}: memory is not taken out of a running guest`;
+  if (!spec.maxMemoryKiB) return `memory raised from ${mib(now)} to ${mib(memoryKiB)}: the VM was started without maxmem (no hot-plug headroom)`;
+  const max = Math.ceil(spec.maxMemoryKiB / DIMM_ALIGN_KIB) * DIMM_ALIGN_KIB;
+  if (memoryKiB > max) return `memory raised from ${mib(now)} to ${mib(memoryKiB)}: beyond the maxmem it was started with (${mib(spec.maxMemoryKiB)})`;
+  if ((memoryKiB - now) % DIMM_ALIGN_KIB) return `memory raised by ${memoryKiB - now} KiB: a plugged DIMM is a whole number of 2 MiB`;
+  if (freeSlots < 1) return `memory raised from ${mib(now)} to ${mib(memoryKiB)}: all ${MEMORY_SLOTS} memory slots are used`;
+  return null;
 }
 
 /** Formats whose driver takes a `backing` (QEMU opens the header's backing file unless it is given, even as null). */
@@ -208,12 +242,16 @@ export function passthroughArgs(p: PassthroughSpec, usbBootFirst = false): strin
   return args;
 }
 
-/** A stable hash of everything in the spec that needs a new QEMU when it changes (adoption compares it). */
-export function vmSpecHash(spec: VmSpec): string {
+/**
+ * A stable hash of everything in the spec that needs a new QEMU when it changes (adoption compares it).
+ * `{memory: false}` leaves `memoryKiB` out: two specs with the same such hash differ at most in memory, which a
+ * running VM with hot-plug headroom (`maxMemoryKiB`) can take in part without a restart.
+ */
+export function vmSpecHash(spec: VmSpec, opts: { memory?: boolean } = {}): string {
   const canonical = {
     appUuid: spec.appUuid,
     name: spec.name,
-    memoryKiB: spec.memoryKiB,
+    memoryKiB: opts.memory === false ? null : spec.memoryKiB,
     vcpus: spec.vcpus,
     // Only when set: the hash of a VM without it is what it always was.
     ...(spec.maxVcpus ? { maxVcpus: spec.maxVcpus } : {}),
@@ -228,6 +266,10 @@ export function vmSpecHash(spec: VmSpec): string {
         : ["tap", n.ifname, n.mac, n.bridge ?? null, n.model ?? "virtio"],
     ),
     remoteConsole: spec.remoteConsole,
+    // Only when set: the hash of a VM without them is what it always was (adoption compares it).
+    ...(spec.vncTcp ? { vncTcp: spec.vncTcp } : {}),
+    ...(spec.vmmOverheadKiB ? { vmmOverheadKiB: spec.vmmOverheadKiB } : {}),
+    ...(spec.oemLicenseTables ? { oemLicenseTables: true } : {}),
     kernel: spec.kernel ?? null,
     initrd: spec.initrd ?? null,
     cmdline: spec.cmdline ?? null,

@@ -1,6 +1,6 @@
 export { type AcceleratorProbe, probeAccelerator, runProbeGuest } from "./accel.ts";
 export { findCgroup2Root, VmCgroups } from "./cgroup.ts";
-export { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, type QemuArgsOptions, qemuValue, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
+export { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, memoryPlugProblem, type QemuArgsOptions, qemuValue, VNC_BASE_PORT, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
 export { ByteRing, ConsoleBridge, ConsoleTimeout } from "./console.ts";
 export {
   checkDiskBeforeStart,
@@ -20,6 +20,6 @@ export {
 export { VmError, type VmErrorKind } from "./errors.ts";
 export { cpuListText, decodeUserData, diskFormatOfContentTree, firmwareModeOf, parseCpuList, vmResourcesOf } from "./eve.ts";
 export { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
-export { isOurQemu, logTail, QemuRuntime, type QemuRuntimeOptions } from "./runtime.ts";
+export { isOurQemu, LICENSE_TABLES, logTail, QemuRuntime, type QemuRuntimeOptions } from "./runtime.ts";
 export type * from "./types.ts";
 export { type HostResources, hostResources, hostProblems, specProblems } from "./validate.ts";

@@ -6,7 +6,7 @@ import { run } from "../../lib/run.ts";
 import { waitFor, WaitTimeout } from "../../lib/wait.ts";
 import { type AcceleratorProbe, kvmFailureOf, probeAccelerator } from "./accel.ts";
 import { VmCgroups } from "./cgroup.ts";
-import { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
+import { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, MEMORY_SLOTS, memoryPlugProblem, VNC_TCP_ID, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
 import { ConsoleBridge, ConsoleTimeout } from "./console.ts";
 import {
   checkDiskBeforeStart,
@@ -39,6 +39,7 @@ import type {
   VmStats,
   VmStatus,
   VmCpuPlacement,
+  RunningVmInfo,
 } from "./types.ts";
 import { cpuListText } from "./eve.ts";
 import { hostProblems, hostResources, type HostResources, specProblems } from "./validate.ts";
@@ -66,7 +67,12 @@ export interface QemuRuntimeOptions {
    * aborting or stopping on a KVM error; then it is started again under TCG.
    */
   kvmWatchMs?: number;
+  /** Where the host's ACPI tables are (the Windows license tables MSDM and SLIC for `oemLicenseTables`). */
+  acpiTablesDir?: string;
 }
+
+/** The Windows license tables a host's firmware may carry, as EVE looks for them: MSDM, and the older SLIC. */
+export const LICENSE_TABLES = ["MSDM", "SLIC"] as const;
 
 /** A start under KVM that KVM failed (the message says how); the runtime retries under TCG. */
 class KvmFailed extends Error {}
@@ -81,6 +87,12 @@ interface RunRecord {
   startedAt: string;
   /** The host CPUs it runs on and, pinned, each vCPU's thread and CPU (spec.cpuAffinity applied; absent: any). */
   cpus?: VmCpuPlacement;
+  /** What of the spec this VM runs without on this host, each with why (no license table, no memory cgroup). */
+  notApplied?: string[];
+  /** The memory limit on QEMU's cgroup (spec.vmmOverheadKiB applied): bytes, and the file that holds it. */
+  memoryLimit?: { bytes: number; file: string };
+  /** Memory plugged into the running guest (QMP pc-dimm), in order; `spec.memoryKiB` counts it. */
+  plugged?: { id: string; kib: number }[];
 }
 
 type Expecting = "host-shutdown" | "killed" | null;
@@ -122,6 +134,7 @@ export class QemuRuntime {
   private readonly pollIntervalMs: number;
   private readonly host: () => HostResources;
   private readonly kvmWatchMs: number;
+  private readonly acpiTablesDir: string;
   /** Where "KVM is unusable on this device" is kept for the rest of this boot. */
   private readonly kvmStateFile: string;
   private accel: Promise<AcceleratorProbe> | null = null;
@@ -146,6 +159,7 @@ export class QemuRuntime {
     this.host = opts.hostResources ?? hostResources;
     this.kvmWatchMs = opts.kvmWatchMs ?? 8000;
     this.kvmStateFile = join(this.runDir, "vm-kvm-unusable.json");
+    this.acpiTablesDir = opts.acpiTablesDir ?? "/sys/firmware/acpi/tables";
     if (opts.accelerator) {
       this.accelResult = { accelerator: opts.accelerator, reason: "set by configuration", probeMs: 0 };
       this.accel = Promise.resolve(this.accelResult);
@@ -315,15 +329,31 @@ export class QemuRuntime {
         await makeNoCloudSeed({ dest: paths.seed, userData: spec.cloudInitUserData, app });
         seedImage = paths.seed;
       }
-      writeFileSync(paths.spec, JSON.stringify(record, null, 2));
-      const args = buildQemuArgs(spec, { paths, accelerator, firmware: this.firmware, seedImage, backings, paused: true });
+      const notApplied: string[] = [];
+      const acpiTables = spec.oemLicenseTables ? this.licenseTables() : [];
+      if (spec.oemLicenseTables && !acpiTables.length)
+        notApplied.push(`enable_oem_win_license_key: this host has no Windows license ACPI table (${LICENSE_TABLES.map((t) => join(this.acpiTablesDir, t)).join(", ")} missing)`);
+      const args = buildQemuArgs(spec, { paths, accelerator, firmware: this.firmware, seedImage, backings, paused: true, acpiTables });
+      // Before QEMU runs, so a QEMU left by an evebox that died during the start is adopted; 0600: it may hold
+      // the VNC password.
+      writeFileSync(paths.spec, JSON.stringify(record, null, 2), { mode: 0o600 });
 
       // QEMU is spawned into the VM's cgroup (the shell moves itself in, then execs QEMU), so every page the
       // guest touches is charged there from the start. Accounting is not worth failing a start for.
       const cgroup = this.cgroups?.create(spec.appUuid) ?? null;
-      const procs = cgroup ? this.cgroups!.procsFile(spec.appUuid) : null;
-      const argv = procs && existsSync("/bin/sh")
-        ? ["/bin/sh", "-c", '{ echo $$ > "$0"; } 2>/dev/null; exec "$@"', procs, this.qemu, ...args]
+      const procs = [cgroup ? this.cgroups!.procsFile(spec.appUuid) : null];
+      if (spec.vmmOverheadKiB) {
+        // EVE's rule: the whole QEMU process (guest RAM + the VMM's own) within memory + vmm_maxmem.
+        const bytes = (spec.memoryKiB + spec.vmmOverheadKiB) * 1024;
+        const limit = this.cgroups?.setMemoryLimit(spec.appUuid, bytes) ?? { unavailable: "per-VM cgroups are turned off" };
+        if ("file" in limit) {
+          record.memoryLimit = { bytes, file: limit.file };
+          procs.push(limit.procs);
+        } else notApplied.push(`vmm_maxmem (${spec.vmmOverheadKiB} KiB): QEMU's memory is not limited: ${limit.unavailable}`);
+      }
+      const joins = [...new Set(procs.filter((f): f is string => !!f))];
+      const argv = joins.length && existsSync("/bin/sh")
+        ? ["/bin/sh", "-c", 'while [ "$1" != -- ]; do { echo $$ > "$1"; } 2>/dev/null; shift; done; shift; exec "$@"', "sh", ...joins, "--", this.qemu, ...args]
         : [this.qemu, ...args];
       const logFd = openSync(paths.log, "a", 0o600);
       try {
@@ -334,17 +364,23 @@ export class QemuRuntime {
         closeSync(logFd);
       }
       child.unref();
-      if (procs && argv[0] === this.qemu) {
-        try {
-          writeFileSync(procs, String(child.pid));
-        } catch {}
+      if (joins.length && argv[0] === this.qemu) {
+        for (const f of joins)
+          try {
+            writeFileSync(f, String(child.pid));
+          } catch {}
       }
 
       qmp = await this.connectQmp(paths, child, app);
-      if (spec.cpuAffinity) {
-        record.cpus = await this.placeCpus(spec, spec.cpuAffinity, child.pid, qmp, app);
-        writeFileSync(paths.spec, JSON.stringify(record, null, 2));
+      if (record.memoryLimit && !readPidsOf(joins.at(-1)!).includes(child.pid)) {
+        notApplied.push(`vmm_maxmem (${spec.vmmOverheadKiB} KiB): QEMU did not join the limited cgroup ${record.memoryLimit.file}`);
+        delete record.memoryLimit;
       }
+      if (spec.cpuAffinity) record.cpus = await this.placeCpus(spec, spec.cpuAffinity, child.pid, qmp, app);
+      // VNC authentication from the first client on: the TCP server refuses everyone until its password is set.
+      if (spec.vncTcp) await qmp.execute("set_password", { protocol: "vnc", password: spec.vncTcp.password, display: VNC_TCP_ID });
+      if (notApplied.length) record.notApplied = notApplied;
+      writeFileSync(paths.spec, JSON.stringify(record, null, 2), { mode: 0o600 });
       await serial.connect(this.startTimeoutMs);
       await virtio.connect(this.startTimeoutMs);
       await this.attachTaps(spec, app);
@@ -609,18 +645,81 @@ export class QemuRuntime {
     return { set, pinned: aff.pinned, vcpus };
   }
 
+  /** QEMU's own count of the guest's memory (QMP `query-memory-size-summary`): boot memory and plugged DIMMs. */
+  async memorySize(uuid: string): Promise<{ baseKiB: number; pluggedKiB: number }> {
+    const vm = this.vms.get(uuid);
+    if (!vm?.qmp) throw new VmError("not-running", { uuid }, "no memory size: this VM is not running");
+    const r = await vm.qmp.execute<{ "base-memory": number; "plugged-memory"?: number }>("query-memory-size-summary");
+    return { baseKiB: r["base-memory"] / 1024, pluggedKiB: (r["plugged-memory"] ?? 0) / 1024 };
+  }
+
+  /** The host's Windows license ACPI tables (EVE's MSDM and SLIC), those it has. */
+  licenseTables(): string[] {
+    return LICENSE_TABLES.map((t) => join(this.acpiTablesDir, t)).filter((f) => existsSync(f));
+  }
+
   /** The VMs this runtime manages (started or adopted) and still running. */
-  list(): { appUuid: string; name: string; pid: number; specHash: string; accelerator: Accelerator; acceleratorReason: string | null; startedAt: string; cpus?: VmCpuPlacement }[] {
-    return [...this.vms.values()].map((vm) => ({
-      appUuid: vm.uuid,
-      name: vm.name,
-      pid: vm.pid,
-      specHash: vm.record.specHash,
-      accelerator: vm.record.accelerator,
-      acceleratorReason: vm.record.acceleratorReason ?? null,
-      startedAt: vm.record.startedAt,
-      ...(vm.record.cpus ? { cpus: vm.record.cpus } : {}),
-    }));
+  list(): RunningVmInfo[] {
+    return [...this.vms.values()].map((vm) => {
+      const r = vm.record;
+      return {
+        appUuid: vm.uuid,
+        name: vm.name,
+        pid: vm.pid,
+        specHash: r.specHash,
+        memoryHash: vmSpecHash(r.spec, { memory: false }),
+        memory: {
+          kib: r.spec.memoryKiB,
+          ...(r.spec.maxMemoryKiB ? { maxKiB: r.spec.maxMemoryKiB, pluggedKiB: (r.plugged ?? []).reduce((n, p) => n + p.kib, 0), freeSlots: MEMORY_SLOTS - (r.plugged ?? []).length } : {}),
+        },
+        accelerator: r.accelerator,
+        acceleratorReason: r.acceleratorReason ?? null,
+        startedAt: r.startedAt,
+        ...(r.cpus ? { cpus: r.cpus } : {}),
+        ...(r.notApplied ? { notApplied: r.notApplied } : {}),
+        ...(r.memoryLimit ? { memoryLimit: r.memoryLimit } : {}),
+      };
+    });
+  }
+
+  /**
+   * Memory into a running guest, up to its hot-plug headroom (`maxMemoryKiB`): one DIMM of the difference
+   * (QMP `object-add` memory-backend-ram + `device_add` pc-dimm), its memory limit moved with it. Refused
+   * (`invalid-spec`, nothing changed) when it would lower the memory, exceed the headroom, use a slot that is not
+   * free, or is not a whole number of 2 MiB (QEMU's DIMM alignment): those need a restart. The spec kept for
+   * adoption has the new size, so the VM's spec hash is that of a spec asking this much memory.
+   */
+  plugMemory(uuid: string, memoryKiB: number): Promise<{ pluggedKiB: number; memoryKiB: number }> {
+    return this.locked(uuid, async () => {
+      const vm = this.vms.get(uuid);
+      if (!vm) throw new VmError("not-running", { uuid }, "cannot plug memory: this VM is not running");
+      const app = { uuid, name: vm.name };
+      const r = vm.record;
+      const why = memoryPlugProblem(r.spec, memoryKiB, MEMORY_SLOTS - (r.plugged ?? []).length);
+      if (why) throw new VmError("invalid-spec", app, `refused: ${why}`);
+      const kib = memoryKiB - r.spec.memoryKiB;
+      const n = (r.plugged ?? []).reduce((m, p) => Math.max(m, Number(p.id.replace(/\D/g, "")) + 1), 0);
+      const id = `dimm${n}`;
+      if (r.memoryLimit) {
+        // Raised before the guest gets the memory: its pages are charged as it uses them.
+        const bytes = (memoryKiB + (r.spec.vmmOverheadKiB ?? 0)) * 1024;
+        const limit = this.cgroups?.setMemoryLimit(uuid, bytes);
+        if (limit && "file" in limit) r.memoryLimit = { bytes, file: limit.file };
+      }
+      try {
+        await vm.qmp!.execute("object-add", { "qom-type": "memory-backend-ram", id: `mem-${id}`, size: kib * 1024 });
+        await vm.qmp!.execute("device_add", { driver: "pc-dimm", id, memdev: `mem-${id}` });
+      } catch (err) {
+        await vm.qmp!.execute("object-del", { id: `mem-${id}` }).catch(() => {});
+        throw new VmError("start-failed", app, `plugging ${kib} KiB of memory failed: ${(err as Error).message}`);
+      }
+      r.plugged = [...(r.plugged ?? []), { id, kib }];
+      r.spec = { ...r.spec, memoryKiB };
+      r.specHash = vmSpecHash(r.spec);
+      writeFileSync(vm.paths.spec, JSON.stringify(r, null, 2), { mode: 0o600 });
+      this.log.info(`app "${vm.name}" (${uuid}): ${kib} KiB of memory plugged (${id}); the guest has ${memoryKiB} KiB`);
+      return { pluggedKiB: kib, memoryKiB };
+    });
   }
 
   /**
@@ -919,6 +1018,14 @@ function foldState(qmpStatus: string | null, alive: boolean): VmState {
       return "running"; // alive but QMP did not answer
     default:
       return "paused"; // paused, prelaunch, suspended, inmigrate, …
+  }
+}
+
+function readPidsOf(procs: string): number[] {
+  try {
+    return readFileSync(procs, "utf8").split("\n").filter(Boolean).map(Number);
+  } catch {
+    return [];
   }
 }
 

@@ -65,6 +65,23 @@ export interface VmSpec {
   nics: NicSpec[];
   /** VNC on a unix socket (run/vms/<uuid>/vnc.sock) and a VGA device; otherwise no display at all. */
   remoteConsole: boolean;
+  /**
+   * With `remoteConsole`: VNC also on TCP port 5900 + `display` on every address (EVE's vncDisplay, allowed by
+   * app.allow.vnc), with VNC authentication by `password` (EVE's vncPasswd; VNC uses its first 8 characters).
+   * Never without a password. The password is set over QMP before the guest runs, never on a command line.
+   */
+  vncTcp?: { display: number; password: string };
+  /**
+   * EVE's vmm_maxmem (KiB): memory QEMU itself may use beyond the guest's. The VM's cgroup is limited to
+   * `memoryKiB` + this (v2 memory.max, or a v1 memory cgroup); where no cgroup can hold a limit the VM runs
+   * without one and says why (`notApplied`).
+   */
+  vmmOverheadKiB?: number;
+  /**
+   * EVE's enable_oem_win_license_key: the host's Windows license ACPI tables (MSDM, and the older SLIC) given to
+   * the guest (`-acpitable file=…`). A host without them: the VM runs without, and says so (`notApplied`).
+   */
+  oemLicenseTables?: boolean;
   /** Direct kernel boot. */
   kernel?: string;
   initrd?: string;
@@ -99,6 +116,26 @@ export interface PassthroughSpec {
   usb: ({ bus: number; port: string } | { vendorId: number; productId: number })[];
   /** PCI functions (bound to vfio-pci before the start): `0000:01:00.0`. */
   pci: string[];
+}
+
+/** A VM the runtime runs (`QemuRuntime.list()`). */
+export interface RunningVmInfo {
+  appUuid: string;
+  name: string;
+  pid: number;
+  specHash: string;
+  /** `vmSpecHash(spec, {memory: false})`: equal to a desired spec's, the two differ at most in memory. */
+  memoryHash: string;
+  /** The guest's memory now (KiB, hot-plugged included) and, with headroom, how much more it can take live. */
+  memory: { kib: number; maxKiB?: number; pluggedKiB?: number; freeSlots?: number };
+  accelerator: Accelerator;
+  acceleratorReason: string | null;
+  startedAt: string;
+  cpus?: VmCpuPlacement;
+  /** What of its spec it runs without on this host, each with why. */
+  notApplied?: string[];
+  /** The memory limit of its cgroup (vmmOverheadKiB): bytes and the file holding it. */
+  memoryLimit?: { bytes: number; file: string };
 }
 
 /** QMP's run state, folded: `stopped` = no QEMU process. */

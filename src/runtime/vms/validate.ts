@@ -9,6 +9,8 @@ const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 /** Linux interface names: up to 15 bytes, no slash, colon or whitespace. */
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const FORMATS = new Set(["raw", "qcow2", "qcow", "vmdk", "vhdx", "vpc"]);
+/** EVE's VNC displays: TCP 5900-5999. */
+export const MAX_VNC_DISPLAY = 99;
 /** Below this a guest cannot even hold its firmware. */
 export const MIN_MEMORY_KIB = 16 * 1024;
 
@@ -41,6 +43,14 @@ export function specProblems(spec: VmSpec): string[] {
   if ((spec.initrd || spec.cmdline !== undefined) && !spec.kernel) p.push("kernel: initrd or cmdline given without a kernel");
   if (spec.maxMemoryKiB !== undefined && (!Number.isInteger(spec.maxMemoryKiB) || spec.maxMemoryKiB <= spec.memoryKiB))
     p.push(`maxMemoryKiB: ${spec.maxMemoryKiB} is not a whole number of KiB above memoryKiB (${spec.memoryKiB})`);
+  if (spec.vncTcp) {
+    const { display, password } = spec.vncTcp;
+    if (!spec.remoteConsole) p.push("vncTcp: a TCP VNC port without remoteConsole (no display)");
+    if (!Number.isInteger(display) || display < 0 || display > MAX_VNC_DISPLAY) p.push(`vncTcp.display: ${display} is not a display 0-${MAX_VNC_DISPLAY} (TCP port 5900 + display)`);
+    if (!password) p.push("vncTcp.password: a TCP VNC port is never opened without a password");
+  }
+  if (spec.vmmOverheadKiB !== undefined && (!Number.isInteger(spec.vmmOverheadKiB) || spec.vmmOverheadKiB < 1))
+    p.push(`vmmOverheadKiB: ${spec.vmmOverheadKiB} is not a whole number of KiB ≥ 1`);
   const aff = spec.cpuAffinity;
   if (aff) {
     if (aff.cpus.some((c) => !Number.isInteger(c) || c < 0)) p.push(`cpus: ${JSON.stringify(aff.cpus)} holds something that is not a CPU number`);
