@@ -87,7 +87,7 @@ describe("the device model", () => {
     const app = model.apps[0]!;
     expect(app).toMatchObject({ kind: "vm", version: "3", restartCounter: 2, purgeCounter: 1, startDelaySec: 5, adapters: [{ type: "PhyIoUSB", name: "usb0", group: "USB1", members: [1] }] });
     expect(model.physicalIo[1]).toMatchObject({ assignGroup: "USB1", addrs: { usbAddr: "1:2", pciLong: null, serial: null, usbProduct: null } });
-    expect(app.resources).toEqual({ memoryKiB: 524288, maxMemKiB: 0, vcpus: 2, cpuPinning: "0-1", virtualizationMode: "FML", remoteConsole: true, vm: { maxCpus: 0, pinCpu: false, vmmMaxMemMiB: 0, bootMode: null, bootOrder: null, set: [] } });
+    expect(app.resources).toEqual({ memoryKiB: 524288, maxMemKiB: 0, vcpus: 2, cpuPinning: "0-1", virtualizationMode: "FML", remoteConsole: true, vm: { maxCpus: 0, pinCpu: false, vmmMaxMemKiB: 0, disableLogs: false, vncDisplay: 0, vncPasswd: "", oemWinLicenseKey: false, enforceInterfaceOrder: false, bootMode: null, bootOrder: null, set: [] } });
     expect(app.userData).toMatchObject({ kind: "cloud-config", text: "#cloud-config\nhostname: vm1\n" });
     expect(app.interfaces[0]).toMatchObject({ name: "eth0", networkId: "", macAddress: "02:aa:bb:cc:dd:ee" });
     expect(app.volumeRefs[1]).toEqual({ uuid: U(4), generation: 0, mountDir: "/data" });

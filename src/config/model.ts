@@ -42,8 +42,18 @@ export interface VmExtrasModel {
   maxCpus: number;
   /** `pin_cpu`: vCPUs pinned to the host CPUs of `cpus`. */
   pinCpu: boolean;
-  /** `vmm_maxmem`, MiB: the hypervisor's own overhead limit. */
-  vmmMaxMemMiB: number;
+  /** `vmm_maxmem`, KiB (EVE: `memory` + `vmm_maxmem` is the limit of the VM's whole QEMU process). */
+  vmmMaxMemKiB: number;
+  /** `disableLogs`: the guest's console output is not collected as the app's logs. */
+  disableLogs: boolean;
+  /** `vncDisplay`: EVE's VNC on TCP 5900 + this (with `enable_vnc`). */
+  vncDisplay: number;
+  /** `vncPasswd`: the VNC password (VNC authentication uses its first 8 characters), "" for none. */
+  vncPasswd: string;
+  /** `enable_oem_win_license_key`: the host's Windows license ACPI table (MSDM) passed to the guest. */
+  oemWinLicenseKey: boolean;
+  /** `enforce_network_interface_order`: NICs in the order of `interface_order` (interfaces and adapters). */
+  enforceInterfaceOrder: boolean;
   /** `boot_mode` by name (VM_BOOT_MODE_UEFI / _LEGACY), null when unspecified. */
   bootMode: string | null;
   /** `boot_order` by name (common.BootOrder), null when unspecified. */
@@ -688,7 +698,7 @@ function adapterModel(
 }
 
 /** Fields of VmConfig read as "set" when they hold anything (the runtime reports those it does not apply). */
-const VM_OTHER_FIELDS = ["kernel", "ramdisk", "rootdev", "extraargs", "bootloader", "devicetree", "dtdev", "irqs", "iomem", "vncDisplay", "vncPasswd", "enableVncShimVm", "enforceNetworkInterfaceOrder", "enableOemWinLicenseKey", "disableVtpm", "disableLogs"];
+const VM_OTHER_FIELDS = ["kernel", "ramdisk", "rootdev", "extraargs", "bootloader", "devicetree", "dtdev", "irqs", "iomem", "enableVncShimVm", "disableVtpm"];
 
 function vmExtras(fixed: Doc): VmExtrasModel {
   const named = (v: unknown, zero: string) => {
@@ -698,7 +708,12 @@ function vmExtras(fixed: Doc): VmExtrasModel {
   return {
     maxCpus: Number(fixed.maxcpus ?? 0),
     pinCpu: !!fixed.pinCpu,
-    vmmMaxMemMiB: Number(fixed.vmmMaxmem ?? 0),
+    vmmMaxMemKiB: Number(fixed.vmmMaxmem ?? 0),
+    disableLogs: !!fixed.disableLogs,
+    vncDisplay: Number(fixed.vncDisplay ?? 0),
+    vncPasswd: fixed.vncPasswd ? String(fixed.vncPasswd) : "",
+    oemWinLicenseKey: !!fixed.enableOemWinLicenseKey,
+    enforceInterfaceOrder: !!fixed.enforceNetworkInterfaceOrder,
     bootMode: named(fixed.bootMode, "VM_BOOT_MODE_UNSPECIFIED"),
     bootOrder: named(fixed.bootOrder, "BOOT_ORDER_UNSPECIFIED"),
     set: VM_OTHER_FIELDS.filter((f) => {

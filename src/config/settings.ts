@@ -17,6 +17,8 @@ export interface GlobalSettings {
   testBaseImageUpdateS: number;
   downloadRetryS: number;
   appAllowVnc: boolean;
+  /** memory.vmm.limit.MiB: QEMU's own memory beyond the guest's, for every VM (over each app's vmm_maxmem); 0: the app's. */
+  vmmMemoryLimitMiB: number;
   networkFallbackAnyEth: boolean;
   /** maintenance.mode: "enabled"/"disabled" override the config's maintenance_mode; null ("none") does not. */
   maintenanceMode: boolean | null;
@@ -51,7 +53,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: "timer.reboot.no.network", field: "rebootNoNetworkS", kind: { type: "seconds", min: 120, max: U32 }, default: 604800, effect: "a managed device (evebox as init) reboots after this long without reaching its controller" },
   { key: "timer.test.baseimage.update", field: "testBaseImageUpdateS", kind: { type: "seconds", min: 30, max: 3600 }, default: 600, effect: "the test window of a base-OS update before it commits" },
   { key: "timer.download.retry", field: "downloadRetryS", kind: { type: "seconds", min: 60, max: U32 }, default: 600, effect: "the longest wait before a failed download is tried again" },
-  { key: "app.allow.vnc", field: "appAllowVnc", kind: { type: "boolean" }, default: false, effect: "false, as evebox always does: apps' VNC is served only through the authenticated console, never on TCP ports; true is reported as not applied", notApplied: (v) => (v === true ? "evebox serves apps' VNC only through the authenticated console; it opens no VNC ports to other hosts" : null) },
+  { key: "app.allow.vnc", field: "appAllowVnc", kind: { type: "boolean" }, default: false, effect: "true: a VM app with enable_vnc and a vncPasswd also serves VNC on TCP port 5900 + vncDisplay (VNC authentication; a running VM restarts to take it); false: apps' VNC only through the authenticated console. Never a VNC port without a password" },
+  { key: "memory.vmm.limit.MiB", field: "vmmMemoryLimitMiB", kind: { type: "integer", min: 0, max: 1048576 }, default: 0, effect: "QEMU's own memory beyond the guest's, for every VM, over each app's vmm_maxmem: the VM's cgroup is limited to memory + this (a running VM restarts to take it); 0: each app's vmm_maxmem (none: no limit)" },
   { key: "network.fallback.any.eth", field: "networkFallbackAnyEth", kind: { type: "enabled" }, default: false, effect: "without a working port config, every Ethernet port runs a DHCP client (evebox as init)" },
   { key: "maintenance.mode", field: "maintenanceMode", kind: { type: "tristate" }, default: null, effect: "enabled: maintenance mode (apps halted) whatever maintenance_mode says; disabled: never; none: as maintenance_mode" },
   { key: "debug.default.loglevel", field: "logLevel", kind: { type: "loglevel" }, default: "info", effect: "the lowest level of the device's log lines kept" },

@@ -192,6 +192,14 @@ describe("resources", () => {
     expect(paths(withMemory(4 * 1024 * 1024), host)).toEqual(["apps[0].fixedresources.memory: memory 4194304 KiB (4096 MiB) is more than the device has (2048 MiB)"]);
   });
 
+  test("a VNC display beyond 99 (TCP port 5900 + display) is refused at the field", () => {
+    const d = withMemory(1024 * 1024);
+    (d.apps[0] as any).fixedresources.vncDisplay = 100;
+    expect(paths(d, host)).toEqual(["apps[0].fixedresources.vncDisplay: 100 is not a VNC display 0-99 (TCP port 5900 + display)"]);
+    (d.apps[0] as any).fixedresources.vncDisplay = 99;
+    expect(paths(d, host)).toEqual([]);
+  });
+
   test("memory within the device's passes; a device that cannot tell checks nothing", () => {
     expect(paths(withMemory(1024 * 1024), host)).toEqual([]);
     expect(paths(withMemory(64 * 1024 * 1024), ENV)).toEqual([]);

@@ -214,6 +214,9 @@ export function readConfig(input: Obj, env: ValidationEnv): { model: DeviceModel
     const mem = Number(app.fixedresources?.memory ?? 0);
     const maxmem = Number(app.fixedresources?.maxmem ?? 0);
     if (maxmem && mem > maxmem) push("app", id, `${path}.fixedresources.memory`, `memory ${mem} KiB exceeds maxmem ${maxmem} KiB`);
+    // EVE's VNC ports are 5900-5999 (5900 + vncDisplay).
+    const display = Number(app.fixedresources?.vncDisplay ?? 0);
+    if (display > 99) push("app", id, `${path}.fixedresources.vncDisplay`, `${display} is not a VNC display 0-99 (TCP port 5900 + display)`);
     // An app asking for more memory than the device has can never start (QEMU's allocation, a container's limit).
     const hostMem = env.hostMemoryKiB?.() ?? null;
     if (hostMem && mem > hostMem) push("app", id, `${path}.fixedresources.memory`, `memory ${mem} KiB (${mib(mem)} MiB) is more than the device has (${mib(hostMem)} MiB)`);

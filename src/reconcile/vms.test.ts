@@ -8,7 +8,7 @@ import { Records } from "./records.ts";
 import { desiredVms, type ObservedVms, VM_KIND, vmAppState, type VmRuntime, VmWorkload } from "./vms.ts";
 import { Store } from "../store/store.ts";
 import type { VmExit } from "../runtime/vms/types.ts";
-import { buildQemuArgs, vmPaths } from "../runtime/vms/cmdline.ts";
+import { buildQemuArgs, vmPaths, vmSpecHash } from "../runtime/vms/cmdline.ts";
 
 /** The steps of the VM kind alone (with the content trees and volumes it needs, and what nothing desires). */
 const planVms = (d: DesiredState, o: Observed) => plan(d, o, [VM_KIND]);
@@ -328,6 +328,113 @@ describe("VmWorkload: crashes on the injected clock", () => {
     o.vms!.lastExits.set(IDS.app, exit);
     expect(vmAppState(d.apps[0]!, d, o)?.error).toMatch(/restarting in 2 s$/);
     w.close();
+    store.close();
+  });
+});
+
+describe("VmConfig fields evebox applies beyond sizing", () => {
+  const items = (kv: Record<string, string>) => Object.entries(kv).map(([key, value]) => ({ key, value }));
+  const vmOf = (fixed: Record<string, unknown>, configItems: { key: string; value: string }[] = [], app: Record<string, unknown> = {}) =>
+    state({ ...doc({ fixedresources: { memory: 524288, vcpus: 1, ...fixed }, ...app }), configItems } as ReturnType<typeof doc>).vms!.get(IDS.app)!;
+
+  test("vmm_maxmem is KiB (EVE: memory + vmm_maxmem); memory.vmm.limit.MiB of the device comes first", () => {
+    expect(vmOf({ vmmMaxmem: 65536 }).spec.vmmOverheadKiB).toBe(65536);
+    expect(vmOf({ vmmMaxmem: 65536 }, items({ "memory.vmm.limit.MiB": "100" })).spec.vmmOverheadKiB).toBe(100 * 1024);
+    expect(vmOf({}).spec.vmmOverheadKiB).toBeUndefined();
+    expect(vmOf({ vmmMaxmem: 65536 }).notApplied).toBeUndefined();
+  });
+
+  test("vncDisplay/vncPasswd: TCP 5900 + display only with app.allow.vnc, VNC on and a password; otherwise reported with why", () => {
+    const on = vmOf({ vncDisplay: 3, vncPasswd: "pw" }, items({ "app.allow.vnc": "true" }));
+    expect(on.spec.vncTcp).toEqual({ display: 3, password: "pw" });
+    expect(on.notApplied).toBeUndefined();
+    const off = vmOf({ vncDisplay: 3, vncPasswd: "pw" });
+    expect(off.spec.vncTcp).toBeUndefined();
+    expect(off.notApplied).toEqual(["vncDisplay/vncPasswd (TCP port 5903): app.allow.vnc is false, so VNC is served only through the console (a unix socket)"]);
+    expect(vmOf({ vncDisplay: 3 }, items({ "app.allow.vnc": "true" })).notApplied).toEqual([
+      "vncDisplay/vncPasswd (TCP port 5903): evebox opens no VNC port without a password (vncPasswd); VNC is served only through the console",
+    ]);
+    expect(vmOf({ vncPasswd: "pw" }, items({ "app.allow.vnc": "true" }), { remoteConsole: false }).notApplied).toEqual(["vncDisplay/vncPasswd (TCP port 5900): VNC is off (enable_vnc / remoteConsole)"]);
+    // Shown on the app while it runs: the port.
+    const d = state({ ...doc({ fixedresources: { memory: 524288, vcpus: 1, vncPasswd: "pw" } }), configItems: items({ "app.allow.vnc": "true" }) } as ReturnType<typeof doc>);
+    const o = ready(d);
+    o.vms!.running.set(IDS.app, { appUuid: IDS.app, name: "router", pid: 42, specHash: "x", accelerator: "tcg", startedAt: "" });
+    expect(vmAppState(d.apps[0]!, d, o)!.data).toMatchObject({ vncPort: 5900 });
+  });
+
+  test("enable_oem_win_license_key asks the runtime for the host's tables; what the host lacks shows in the app's notApplied", () => {
+    expect(vmOf({ enableOemWinLicenseKey: true }).spec.oemLicenseTables).toBe(true);
+    const d = state(doc({ fixedresources: { memory: 524288, vcpus: 1, enableOemWinLicenseKey: true, kernel: "x" } }));
+    const o = ready(d);
+    o.vms!.running.set(IDS.app, { appUuid: IDS.app, name: "router", pid: 42, specHash: "x", accelerator: "tcg", startedAt: "", notApplied: ["enable_oem_win_license_key: this host has no Windows license ACPI table"] });
+    expect(vmAppState(d.apps[0]!, d, o)!.data.notApplied).toEqual(["kernel: not used by evebox's VM runtime", "enable_oem_win_license_key: this host has no Windows license ACPI table"]);
+  });
+
+  test("disableLogs: not in the spec (live); the app says its logs are not collected", () => {
+    const vm = vmOf({ disableLogs: true });
+    expect(vm.logsDisabled).toBe(true);
+    expect(vm.specHash).toBe(vmOf({}).specHash);
+    const d = state(doc({ fixedresources: { memory: 524288, vcpus: 2, virtualizationMode: "FML", disableLogs: true } }));
+    expect(vmAppState(d.apps[0]!, d, ready(d))!.data).toMatchObject({ logs: "not collected (disableLogs)" });
+  });
+});
+
+describe("planVms: memory of a running VM", () => {
+  const fixed = (memory: number, more: Record<string, unknown> = {}) => doc({ fixedresources: { memory, maxmem: 1048576, vcpus: 2, virtualizationMode: "FML", ...more } });
+  /** The VM as the runtime lists it, started with `memory` KiB (and maxmem 1 GiB). */
+  const runningAt = (memory: number, freeSlots = 4) => {
+    const vm = state(fixed(memory)).vms!.get(IDS.app)!;
+    return { appUuid: IDS.app, name: "router", pid: 1, specHash: vm.specHash, memoryHash: vmSpecHash(vm.spec, { memory: false }), memory: { kib: memory, maxKiB: 1048576, pluggedKiB: 0, freeSlots }, accelerator: "tcg" as const, startedAt: "" };
+  };
+  const planFor = (desiredMemory: number, running: ReturnType<typeof runningAt>) => {
+    const d = state(fixed(desiredMemory));
+    const o = ready(d);
+    o.vms!.running.set(IDS.app, running);
+    return planVms(d, o);
+  };
+
+  test("raised within maxmem: plugged, no restart; lowered or beyond maxmem: a restart that says why", () => {
+    const plug = planFor(786432, runningAt(524288));
+    expect(plug.map((s) => s.step.kind)).toEqual(["plugVmMemory"]);
+    expect(VM_KIND.describe(plug[0]!.step)).toBe("plug memory into VM router (512 → 768 MiB, no restart)");
+    const lower = planFor(262144, runningAt(524288));
+    expect(lower.map((s) => s.step.kind)).toEqual(["stopVm", "startVm"]);
+    expect(VM_KIND.describe(lower[1]!.step)).toBe("start VM router (the app's spec changed: memory lowered from 512 MiB to 256 MiB: memory is not taken out of a running guest: it needs a restart)");
+    const full = planFor(786432, runningAt(524288, 0));
+    expect(VM_KIND.describe(full[1]!.step)).toMatch(/all 4 memory slots are used: it needs a restart\)$/);
+    // Beyond maxmem the config itself is refused (validate.ts); another change with memory: a plain restart.
+    const other = state(fixed(786432, { vcpus: 1 }));
+    const o = ready(other);
+    o.vms!.running.set(IDS.app, runningAt(524288));
+    expect(planVms(other, o).map((s) => VM_KIND.describe(s.step))).toEqual(["stop VM router (the app's spec changed)", "start VM router (the app's spec changed)"]);
+  });
+
+  test("the plugged VM lists the new memory: nothing more to do; the app shows it", () => {
+    const d = state(fixed(786432));
+    const o = ready(d);
+    const now = { ...runningAt(786432), memory: { kib: 786432, maxKiB: 1048576, pluggedKiB: 262144, freeSlots: 3 } };
+    o.vms!.running.set(IDS.app, now);
+    expect(planVms(d, o)).toEqual([]);
+    expect(vmAppState(d.apps[0]!, d, o)!.data).toMatchObject({ memory: { kib: 786432, pluggedKiB: 262144, maxKiB: 1048576 } });
+  });
+});
+
+describe("VmWorkload: disableLogs", () => {
+  test("a VM app with disableLogs is not followed; its console is let go of when the field is set on a running VM", async () => {
+    const opened: string[] = [];
+    const runtime = { list: () => [], openConsole: (uuid: string) => (opened.push(uuid), { history: new Uint8Array(), readable: new ReadableStream(), write() {}, close() {} }) };
+    const store = Store.open(":memory:");
+    const w = new VmWorkload({ runtime: runtime as unknown as VmRuntime, store, volumes: { path: () => "/v" } as never, cache: { path: () => "/b" } as never, log: () => {} });
+    const synced: string[][] = [];
+    const logs = { syncVms: (_: unknown, running: Iterable<{ appUuid: string }>) => synced.push([...running].map((r) => r.appUuid)) };
+    const o = observed({}, { running: new Map([[IDS.app, { appUuid: IDS.app, name: "router", pid: 1, specHash: "x", accelerator: "tcg", startedAt: "" }]]) });
+    const on = desiredFromConfig(doc());
+    w.desire(on, undefined);
+    w.followLogs(logs as never, o);
+    const off = desiredFromConfig(doc({ fixedresources: { memory: 524288, vcpus: 2, virtualizationMode: "FML", disableLogs: true } }));
+    w.desire(off, undefined);
+    w.followLogs(logs as never, o);
+    expect(synced).toEqual([[IDS.app], []]);
     store.close();
   });
 });

@@ -3,6 +3,7 @@
 // QEMU runtime (runtime/vms: adoption, exits, disks, consoles, samples): the only caller of QEMU in reconcile/.
 import { join } from "node:path";
 import type { AppModel } from "../config/model.ts";
+import type { GlobalSettings } from "../config/settings.ts";
 import { type EffectiveBootOrder, effectiveBootOrder } from "../config/boot-order.ts";
 import { hasDevices } from "../hardware/types.ts";
 import {
@@ -15,11 +16,13 @@ import {
   vmResourcesOf,
   type NicSpec,
   type CpuAffinity,
+  memoryPlugProblem,
   parseCpuList,
   type VmCpuPlacement,
   type VmExit,
   type VmSpec,
   vmSpecHash,
+  VNC_BASE_PORT,
 } from "../runtime/vms/index.ts";
 import { systemClock } from "../lib/backoff.ts";
 import type { NetworkManager } from "../network/manager.ts";
@@ -81,6 +84,8 @@ export interface DesiredVm {
   notApplied?: string[];
   /** The effective USB boot order and who set it (EVE: LPS, controller, device property), as the LPS is told. */
   bootOrder: EffectiveBootOrder;
+  /** EVE's disableLogs: the guest's serial console is not collected as the app's logs (live, no restart). */
+  logsDisabled?: boolean;
 }
 
 export interface VmExtras {
@@ -88,6 +93,10 @@ export interface VmExtras {
   mode?: FirmwareMode;
   maxMemoryKiB?: number;
   cpuAffinity?: CpuAffinity;
+  vmmOverheadKiB?: number;
+  vncTcp?: { display: number; password: string };
+  oemLicenseTables?: boolean;
+  logsDisabled?: boolean;
   /** VmConfig fields that cannot run as given (an object error of the app). */
   errors: string[];
   notApplied: string[];
@@ -97,9 +106,12 @@ export interface VmExtras {
  * What of VmConfig beyond memory, vCPUs, mode and VNC QEMU applies here: `maxcpus` (hot-pluggable vCPUs),
  * `boot_mode` (UEFI or legacy BIOS, over the virtualization mode's), `maxmem` above `memory` (memory hot-plug
  * headroom), `cpus` (the host CPUs of every QEMU thread) and `pin_cpu` (each vCPU on a host CPU of its own, from
- * `cpus` or picked at start). The rest is reported, not silently dropped.
+ * `cpus` or picked at start), `vmm_maxmem` (QEMU's memory limit: memory + this, the global
+ * `memory.vmm.limit.MiB` first, as EVE), `vncDisplay`/`vncPasswd` (VNC on TCP 5900 + display, only with
+ * `app.allow.vnc` and a password), `enable_oem_win_license_key` (the host's license ACPI tables), `disableLogs`.
+ * The rest is reported, not silently dropped.
  */
-export function vmExtrasOf(r: AppModel["resources"]): VmExtras {
+export function vmExtrasOf(r: AppModel["resources"], settings?: Pick<GlobalSettings, "appAllowVnc" | "vmmMemoryLimitMiB">): VmExtras {
   const x = r.vm;
   const notApplied: string[] = [];
   const out: VmExtras = { errors: [], notApplied };
@@ -112,7 +124,19 @@ export function vmExtrasOf(r: AppModel["resources"]): VmExtras {
     else out.cpuAffinity = { cpus, pinned: x.pinCpu };
   }
   if (r.maxMemKiB > r.memoryKiB) out.maxMemoryKiB = r.maxMemKiB;
-  if (x.vmmMaxMemMiB) notApplied.push(`vmm_maxmem (${x.vmmMaxMemMiB} MiB): QEMU's own memory is not limited`);
+  // EVE: the device's memory.vmm.limit.MiB over the app's vmm_maxmem (KiB); neither: no limit (accounting only).
+  const vmm = settings?.vmmMemoryLimitMiB ? settings.vmmMemoryLimitMiB * 1024 : x.vmmMaxMemKiB;
+  if (vmm) out.vmmOverheadKiB = vmm;
+  if (x.vncDisplay || x.vncPasswd) {
+    const what = `vncDisplay/vncPasswd (TCP port ${VNC_BASE_PORT + x.vncDisplay})`;
+    if (!r.remoteConsole) notApplied.push(`${what}: VNC is off (enable_vnc / remoteConsole)`);
+    else if (!settings?.appAllowVnc) notApplied.push(`${what}: app.allow.vnc is false, so VNC is served only through the console (a unix socket)`);
+    else if (!x.vncPasswd) notApplied.push(`${what}: evebox opens no VNC port without a password (vncPasswd); VNC is served only through the console`);
+    else out.vncTcp = { display: x.vncDisplay, password: x.vncPasswd };
+  }
+  if (x.oemWinLicenseKey) out.oemLicenseTables = true;
+  if (x.disableLogs) out.logsDisabled = true;
+  if (x.enforceInterfaceOrder) notApplied.push("enforce_network_interface_order: the NICs are in the order of the config's interfaces, then the adapters");
   for (const f of x.set) notApplied.push(`${f}: not used by evebox's VM runtime`);
   return out;
 }
@@ -151,7 +175,7 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
     const errors: string[] = [];
     const r = a.resources;
     const res = vmResourcesOf({ memory: r.memoryKiB, vcpus: r.vcpus, virtualizationMode: r.virtualizationMode }, r.remoteConsole);
-    const extras = vmExtrasOf(r);
+    const extras = vmExtrasOf(r, desired.model.settings);
     const boot = effectiveBootOrder(a, desired.model.settings, desired.lpsBootOrders?.get(app.uuid));
     if (extras.mode) res.mode = extras.mode;
     errors.push(...extras.errors);
@@ -214,13 +238,16 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
       ...(userData !== undefined ? { cloudInitUserData: userData } : {}),
       nics,
       remoteConsole: res.remoteConsole,
+      ...(extras.vncTcp ? { vncTcp: extras.vncTcp } : {}),
+      ...(extras.vmmOverheadKiB ? { vmmOverheadKiB: extras.vmmOverheadKiB } : {}),
+      ...(extras.oemLicenseTables ? { oemLicenseTables: true } : {}),
       // UEFI boot entries belong with the app's disks: they survive a reboot of the device.
       ...(res.mode === "uefi" && first ? { firmwareVarsPath: join(paths.volumeDir(first.volumeUuid, first.generation), "OVMF_VARS.fd") } : {}),
       ...(hasDevices(app.devices)
         ? { passthrough: { serial: app.devices.serial.map((s) => s.hostPath), usb: app.devices.usb.map((u) => u.ref), pci: app.devices.pci.map((p) => p.address) } }
         : {}),
     };
-    out.set(app.uuid, { uuid: app.uuid, name: app.name, disks, spec, specHash: vmSpecHash(spec), bootOrder: boot, error: errors.length ? errors.join("; ") : null, ...(waiting ? { waiting } : {}), ...(extras.notApplied.length ? { notApplied: extras.notApplied } : {}) });
+    out.set(app.uuid, { uuid: app.uuid, name: app.name, disks, spec, specHash: vmSpecHash(spec), bootOrder: boot, ...(extras.logsDisabled ? { logsDisabled: true } : {}), error: errors.length ? errors.join("; ") : null, ...(waiting ? { waiting } : {}), ...(extras.notApplied.length ? { notApplied: extras.notApplied } : {}) });
   }
   return out;
 }
@@ -238,6 +265,13 @@ export interface RunningVm {
   startedAt: string;
   /** Where its threads run (VmConfig cpus / pin_cpu applied). */
   cpus?: VmCpuPlacement;
+  /** Its spec's hash without memory (`vmSpecHash(spec, {memory: false})`) and its memory now: a change of memory alone may be plugged live. */
+  memoryHash?: string;
+  memory?: { kib: number; maxKiB?: number; pluggedKiB?: number; freeSlots?: number };
+  /** What of its spec it runs without on this host, each with why (the runtime's; shown with the config's). */
+  notApplied?: string[];
+  /** Its cgroup's memory limit (vmm_maxmem applied). */
+  memoryLimit?: { bytes: number; file: string };
 }
 
 /** How a VM's QEMU last ended when nobody asked it to (kept in the store, shown in the app's state). */
@@ -258,10 +292,19 @@ export interface ObservedVms {
 // ---- plan (pure)
 
 export type VmStep =
-  | { kind: "startVm"; app: DesiredApp; vm: DesiredVm; reason: "first start" | "restart command" | "supervised restart" | "the app's spec changed" | "purge" | "start command" }
-  | { kind: "stopVm"; appUuid: string; name: string; reason: string };
+  | {
+      kind: "startVm";
+      app: DesiredApp;
+      vm: DesiredVm;
+      reason: "first start" | "restart command" | "supervised restart" | "the app's spec changed" | "purge" | "start command";
+      /** With "the app's spec changed": why the change needs a restart, when that is not plain (memory). */
+      why?: string;
+    }
+  | { kind: "stopVm"; appUuid: string; name: string; reason: string }
+  /** More memory into the running guest (within its maxmem headroom), no restart. */
+  | { kind: "plugVmMemory"; app: DesiredApp; vm: DesiredVm; fromKiB: number };
 
-const STEPS = ["startVm", "stopVm"] as const satisfies readonly VmStep["kind"][];
+const STEPS = ["startVm", "stopVm", "plugVmMemory"] as const satisfies readonly VmStep["kind"][];
 
 /** The VM apps that can run here: `desired.vms` and `observed.vms` are set when the reconciler runs VMs. */
 function vmApps(desired: DesiredState, observed: Observed): DesiredApp[] {
@@ -326,9 +369,17 @@ function planVms(desired: DesiredState, observed: Observed, prepared: Prepared):
     }
     if (running) {
       if (running.specHash !== vm.specHash) {
+        // Only memory changed: raised within the headroom it was started with, it is plugged into the guest.
+        const memoryOnly = !!running.memory && running.memoryHash === vmSpecHash(vm.spec, { memory: false });
+        const why = memoryOnly ? memoryPlugProblem({ ...vm.spec, memoryKiB: running.memory!.kib, maxMemoryKiB: running.memory!.maxKiB }, vm.spec.memoryKiB, running.memory!.freeSlots ?? 0) : null;
+        if (memoryOnly && !why && !restartPending) {
+          // A plug that failed is tried again after the app's backoff, not on every pass.
+          if (!retryBlocked) add(1, lane, { kind: "plugVmMemory", app, vm, fromKiB: running.memory!.kib });
+          continue;
+        }
         if (!ready) continue;
         stop("the app's spec changed");
-        add(1, lane, { kind: "startVm", app, vm, reason: "the app's spec changed" }, needs);
+        add(1, lane, { kind: "startVm", app, vm, reason: "the app's spec changed", ...(why ? { why: `${why}: it needs a restart` } : {}) }, needs);
         if (restartPending) add(1, lane, { kind: "recordCounters", app }, needs);
       } else if (restartPending) {
         stop("restart command");
@@ -350,7 +401,8 @@ function planVms(desired: DesiredState, observed: Observed, prepared: Prepared):
 }
 
 function describe(s: Step): string {
-  if (s.kind === "startVm") return `start VM ${s.app.name} (${s.reason})`;
+  if (s.kind === "startVm") return `start VM ${s.app.name} (${s.reason}${s.why ? `: ${s.why}` : ""})`;
+  if (s.kind === "plugVmMemory") return `plug memory into VM ${s.app.name} (${Math.round(s.fromKiB / 1024)} → ${Math.round(s.vm.spec.memoryKiB / 1024)} MiB, no restart)`;
   if (s.kind === "stopVm") return `stop VM ${s.name} (${s.reason})`;
   return s.kind;
 }
@@ -365,7 +417,16 @@ export function vmAppState(app: DesiredApp, desired: DesiredState, observed: Obs
   const obs = observed.vms;
   const vm = desired.vms?.get(app.uuid);
   if (!obs || !vm) return null;
-  const data: Record<string, unknown> = { kind: app.kind, activate: app.activate, version: app.version, remoteConsole: vm.spec.remoteConsole, ...(vm.notApplied ? { notApplied: vm.notApplied } : {}), ...(vm.bootOrder.order ? { bootOrder: vm.bootOrder } : {}) };
+  const data: Record<string, unknown> = {
+    kind: app.kind,
+    activate: app.activate,
+    version: app.version,
+    remoteConsole: vm.spec.remoteConsole,
+    ...(vm.spec.vncTcp ? { vncPort: VNC_BASE_PORT + vm.spec.vncTcp.display } : {}),
+    ...(vm.logsDisabled ? { logs: "not collected (disableLogs)" } : {}),
+    ...(vm.notApplied ? { notApplied: vm.notApplied } : {}),
+    ...(vm.bootOrder.order ? { bootOrder: vm.bootOrder } : {}),
+  };
   if (obs.unavailable) return { state: "INITIAL", error: `VMs cannot run on this device: ${obs.unavailable}`, data };
   if (vm.error) return { state: "INITIAL", error: vm.error, data };
   const rec = observed.apps.get(app.uuid);
@@ -374,7 +435,10 @@ export function vmAppState(app: DesiredApp, desired: DesiredState, observed: Obs
   if (running) {
     Object.assign(data, { accelerator: running.accelerator, acceleratorReason: running.acceleratorReason ?? null, pid: running.pid, startedAt: running.startedAt, restarts: rec?.crashes ?? 0 });
     if (running.cpus) data.cpus = running.cpus;
-    if (vm.spec.maxMemoryKiB) data.memory = { bootKiB: vm.spec.memoryKiB, maxKiB: vm.spec.maxMemoryKiB };
+    if (running.memory?.maxKiB) data.memory = { kib: running.memory.kib, pluggedKiB: running.memory.pluggedKiB ?? 0, maxKiB: running.memory.maxKiB };
+    else if (vm.spec.maxMemoryKiB) data.memory = { kib: vm.spec.memoryKiB, maxKiB: vm.spec.maxMemoryKiB };
+    if (running.memoryLimit) data.memoryLimitBytes = running.memoryLimit.bytes;
+    if (running.notApplied) data.notApplied = [...((data.notApplied as string[] | undefined) ?? []), ...running.notApplied];
     if (!app.activate) return { state: "HALTING", error: null, data };
     return { state: "RUNNING", error: rec?.error ?? null, data };
   }
@@ -434,6 +498,7 @@ export type VmRuntime = Pick<
   | "openConsole"
   | "stats"
   | "vncSocket"
+  | "plugMemory"
 >;
 
 export interface VmWorkloadOptions {
@@ -469,6 +534,8 @@ export class VmWorkload implements Workload {
   private unavailable: string | null = null;
   private readonly bootWatches = new Map<string, ReturnType<typeof setInterval>>();
   private unsubscribe: (() => void) | null = null;
+  /** VM apps whose console is not collected as logs (disableLogs), from the last desired state. */
+  private logsDisabled = new Set<string>();
   /** When each VM we know of started: how long it ran, once it is gone. */
   private readonly startedAt = new Map<string, number>();
 
@@ -520,6 +587,7 @@ export class VmWorkload implements Workload {
   desire(desired: DesiredState, network: NetworkManager | undefined): void {
     const nicOf: VmNicOf | undefined = network ? (uuid, i) => (desired.network ? network.vmNic(uuid, i) : undefined) : undefined;
     desired.vms = desiredVms(desired, { volumeDir: (u, g) => this.o.volumes.path(u, g), blob: (sha) => this.o.cache.path(sha) }, nicOf);
+    this.logsDisabled = new Set([...desired.vms.values()].filter((v) => v.logsDisabled).map((v) => v.uuid));
   }
 
   async observe(): Promise<Partial<Observed>> {
@@ -568,6 +636,14 @@ export class VmWorkload implements Workload {
   async execute(step: Step, ctx: ExecutorContext): Promise<void> {
     if (step.kind === "startVm") return this.startVm(step, ctx);
     if (step.kind === "stopVm") return this.stopVm(step, ctx);
+    if (step.kind === "plugVmMemory") {
+      try {
+        await this.runtime.plugMemory(step.app.uuid, step.vm.spec.memoryKiB);
+      } catch (e) {
+        throw ctx.records.appFailed(step.app.uuid, (e as Error).message.replace(/^app "[^"]*" \([^)]*\): /, ""));
+      }
+      return;
+    }
     throw new Error(`VMs: no executor for ${step.kind}`);
   }
 
@@ -694,8 +770,10 @@ export class VmWorkload implements Workload {
     this.o.store.deleteObserved(VM_RECORD, uuid);
   }
 
+  /** The serial console of each running VM as its app's log, but not of an app with disableLogs (live). */
   followLogs(logs: AppLogCollector, observed: Observed): void {
-    logs.syncVms(this.runtime, observed.vms?.running.values() ?? []);
+    const running = [...(observed.vms?.running.values() ?? [])].filter((vm) => !this.logsDisabled.has(vm.appUuid));
+    logs.syncVms(this.runtime, running);
   }
 
   /** A VM app's serial console (recent output first). */
