@@ -20,7 +20,8 @@ export interface ListenerOptions {
   socketPath: string;
   /** The TCP console; `clients` tells it who sent a request (its peer is the gate). */
   tcpApp: (clients: WeakMap<Request, string>) => App;
-  localApp: App;
+  /** The trusted socket's app, built at its first request (a device whose socket nobody uses never builds it). */
+  localApp: () => App;
   onRequest: () => void;
 }
 
@@ -49,6 +50,8 @@ export class ConsoleListeners {
   private local: ReturnType<typeof Bun.serve> | null = null;
   /** The console's URL, once listening. */
   url = "";
+  /** While `quiet()` waits: requests in flight, and when one last began or ended (or the console began to listen). */
+  private settling: { inFlight: number; lastAt: number } | null = null;
 
   constructor(private readonly o: ListenerOptions) {}
 
@@ -81,7 +84,7 @@ export class ConsoleListeners {
           if (!client) return Response.json({ error: "connect to the console's own address" }, { status: 421, headers: { Connection: "close" } });
           clients.set(req, client);
           o.onRequest();
-          return tcpApp.fetch(req, server);
+          return this.watched(() => tcpApp.fetch(req, server));
         },
       });
       g.setBackend(this.tcp.port!);
@@ -103,10 +106,57 @@ export class ConsoleListeners {
       if (e instanceof StartupError) throw e;
       throw new StartupError(`cannot listen on ${o.listen}: ${(e as Error).message}`);
     }
-    this.local = Bun.serve({ unix: o.socketPath, websocket: ws, maxRequestBodySize: 2 ** 31, fetch: (req, server) => o.localApp.fetch(req, server) });
+    let localApp: App | null = null;
+    this.local = Bun.serve({
+      unix: o.socketPath,
+      websocket: ws,
+      maxRequestBodySize: 2 ** 31,
+      fetch: (req, server) => this.watched(() => (localApp ??= o.localApp()).fetch(req, server)),
+    });
     chmodSync(o.socketPath, 0o600);
     const host = this.gate.hostname.includes(":") ? `[${this.gate.hostname}]` : this.gate.hostname;
     this.url = `${o.tls ? "https" : "http"}://${host}:${this.gate.port}`;
+    this.settling = { inFlight: 0, lastAt: performance.now() };
+  }
+
+  /**
+   * Resolves once the console has been quiet for `quietMs` (no request in flight, none begun or answered), or
+   * `maxMs` after it began to listen: the parts that answer no request start then, so that evaluating their modules
+   * (tens of milliseconds of a held event loop) does not delay the answers to a browser reloading or a health probe
+   * that were waiting for the console. An event stream held open only makes it wait `maxMs`.
+   */
+  async quiet(quietMs = 10, maxMs = 100): Promise<void> {
+    const s = this.settling;
+    if (!s) return;
+    const until = s.lastAt + maxMs;
+    for (;;) {
+      const now = performance.now();
+      if (now >= until || (s.inFlight === 0 && now - s.lastAt >= quietMs)) break;
+      await Bun.sleep(Math.max(1, Math.min(until - now, s.inFlight ? quietMs : s.lastAt + quietMs - now)));
+    }
+    this.settling = null;
+  }
+
+  /** Runs a request's handler, counted while `quiet()` waits (afterwards: nothing but one check). */
+  private watched(handle: () => Response | Promise<Response>): Response | Promise<Response> {
+    const s = this.settling;
+    if (!s) return handle();
+    s.inFlight++;
+    s.lastAt = performance.now();
+    const done = () => {
+      s.inFlight--;
+      s.lastAt = performance.now();
+    };
+    let r: Response | Promise<Response>;
+    try {
+      r = handle();
+    } catch (e) {
+      done();
+      throw e;
+    }
+    if (r instanceof Promise) return r.finally(done);
+    done();
+    return r;
   }
 
   async stop(): Promise<void> {

@@ -389,7 +389,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
         hardware: hardwareStatus,
         clientAddress: (req) => clients.get(req) ?? null,
       }),
-    localApp: createConsoleApp({ auth, device, ui: null, trustAll: true, network, power, baseos: () => baseos.ref(), images, bundles, hardware: hardwareStatus }),
+    localApp: () => createConsoleApp({ auth, device, ui: null, trustAll: true, network, power, baseos: () => baseos.ref(), images, bundles, hardware: hardwareStatus }),
     onRequest: () => device.countRequest(),
   });
   // What has started, in order: stop() runs it backwards.
@@ -420,8 +420,8 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   if (token) say(`evebox: first start: set the admin password at ${url}/setup?token=${token} (the token is also in ${join(dirs.run, "setup-token")})`);
   events.publish({ type: "device.started", message: `evebox ${opts.version} started` });
   // Let the console answer what is already waiting (a browser reloading, a health probe) before the parts below
-  // load: evaluating their modules holds the event loop for tens of milliseconds.
-  await new Promise((r) => setTimeout(r, 0));
+  // load: evaluating their modules holds the event loop for tens of milliseconds (at most 100 ms after listening).
+  await listeners.quiet();
 
   // 4. The controller link (a managed device runs its checkpointed config, offline boot, before the app runtime
   // plans anything), 5. base OS updates (continues what the last boot left), 6. the app runtime (not awaited).
