@@ -354,8 +354,8 @@ export class ContainerWorkload implements Workload {
         ctx.cache.destinations,
       );
       progress("LOADING", 100);
-      const info = await this.runtime.imageInfo(result.imageId);
-      const size = info?.sizeBytes ?? 0;
+      // A pinned image already present was inspected by the pull's own check: its size is known.
+      const size = result.sizeBytes ?? (await this.runtime.imageInfo(result.imageId))?.sizeBytes ?? 0;
       if (tree.maxSizeBytes && size > tree.maxSizeBytes) {
         await this.runtime.removeImage(result.imageId).catch(() => false);
         throw new Error(`the image is ${mib(size)}, over the content tree's maxSizeBytes ${mib(tree.maxSizeBytes)}: refused and removed`);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { resolveRegistryRef } from "./registry.ts";
+import { pullContentTree, resolveRegistryRef } from "./registry.ts";
 
 const HEX = "a".repeat(64);
 const local = { fqdn: "docker://127.0.0.1:5000" };
@@ -37,5 +37,21 @@ describe("resolveRegistryRef", () => {
       /differs from the content tree's sha256/,
     );
     expect(() => resolveRegistryRef({ fqdn: "docker://" }, { url: "web" })).toThrow(/the datastore has no host/);
+  });
+});
+
+describe("pullContentTree", () => {
+  test("a pinned image already present: no pull, one inspect, its size given with it", async () => {
+    const asked: string[] = [];
+    const runtime = {
+      pull: () => Promise.reject(new Error("must not pull")),
+      imageInfo: async (ref: string) => {
+        asked.push(ref);
+        return { id: "sha256:cd", repoTags: [], repoDigests: [`127.0.0.1:5000/web@sha256:${HEX}`], sizeBytes: 4242 };
+      },
+    };
+    const r = await pullContentTree(runtime, local, { url: "web:1", sha256: HEX });
+    expect(r).toMatchObject({ imageId: "sha256:cd", pulled: false, sizeBytes: 4242 });
+    expect(asked).toEqual([`127.0.0.1:5000/web@sha256:${HEX}`]);
   });
 });

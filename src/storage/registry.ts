@@ -28,6 +28,8 @@ export interface ImagePuller {
 export interface RegistryPullResult extends PullResult {
   /** False when pinned by digest and already present: no registry was contacted. */
   pulled: boolean;
+  /** The image's size, when the engine said it already (a pinned image present): no second inspect needed. */
+  sizeBytes?: number;
 }
 
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
@@ -101,7 +103,7 @@ export async function pullContentTree(
   try {
     if (pinned) {
       const local = await runtime.imageInfo(ref);
-      if (local) return { ref, imageId: local.id, repoDigests: local.repoDigests, pulled: false };
+      if (local) return { ref, imageId: local.id, repoDigests: local.repoDigests, pulled: false, sizeBytes: local.sizeBytes };
     }
     if (destinations) {
       const host = ref.slice(0, ref.indexOf("/"));
