@@ -36,15 +36,30 @@ async function listeners() {
     onRequest: () => {},
   });
   await l.start();
-  return { l, release: () => release(), entered: () => entered, localBuilt: () => localBuilt, socketPath: join(dir, "evebox.sock") };
+  /** Sends GET /slow and resolves once its handler runs (the request is then in flight until `release()`). */
+  const slow = async () => {
+    const answer = fetch(`${l.url}/slow`);
+    while (!entered) await Bun.sleep(5);
+    return { answer };
+  };
+  return { l, release: () => release(), slow, localBuilt: () => localBuilt, socketPath: join(dir, "evebox.sock") };
+}
+
+/** Runs `f` on fresh listeners, then lets /slow answer and stops them. */
+async function withListeners(f: (x: Awaited<ReturnType<typeof listeners>>) => Promise<void>): Promise<void> {
+  const x = await listeners();
+  try {
+    await f(x);
+  } finally {
+    x.release();
+    await x.l.stop();
+  }
 }
 
 describe("the console's listeners", () => {
-  test("quiet() waits for a request in flight to be answered, then resolves", async () => {
-    const { l, release, entered } = await listeners();
-    try {
-      const answer = fetch(`${l.url}/slow`);
-      while (!entered()) await Bun.sleep(5);
+  test("quiet() waits for a request in flight to be answered, then resolves", () =>
+    withListeners(async ({ l, release, slow }) => {
+      const { answer } = await slow();
       let quiet = false;
       const q = l.quiet(5, 60_000).then(() => (quiet = true));
       await Bun.sleep(100);
@@ -53,37 +68,23 @@ describe("the console's listeners", () => {
       expect(await (await answer).text()).toBe("done");
       await q;
       expect(quiet).toBe(true);
-    } finally {
-      release();
-      await l.stop();
-    }
-  });
+    }));
 
-  test("quiet() gives up waiting at its bound (an event stream may stay open)", async () => {
-    const { l, release, entered } = await listeners();
-    try {
-      const answer = fetch(`${l.url}/slow`);
-      while (!entered()) await Bun.sleep(5);
+  test("quiet() gives up waiting at its bound (an event stream may stay open)", () =>
+    withListeners(async ({ l, release, slow }) => {
+      const { answer } = await slow();
       await l.quiet(5, 50); // resolves although /slow is still in flight
       release();
       await answer;
-    } finally {
-      release();
-      await l.stop();
-    }
-  });
+    }));
 
-  test("the trusted socket's app is built at its first request, once", async () => {
-    const { l, localBuilt, socketPath } = await listeners();
-    try {
+  test("the trusted socket's app is built at its first request, once", () =>
+    withListeners(async ({ localBuilt, socketPath }) => {
       expect(localBuilt()).toBe(0);
       for (let i = 0; i < 2; i++) {
         const r = await fetch("http://localhost/health", { unix: socketPath } as RequestInit);
         expect(await r.json()).toEqual({ ok: true });
       }
       expect(localBuilt()).toBe(1);
-    } finally {
-      await l.stop();
-    }
-  });
+    }));
 });
