@@ -117,6 +117,33 @@ describe("roles on a running device", () => {
     expect(r.status).toBe(401);
   });
 
+  test("demoting a user (operator to viewer) ends their session and open consoles at once; their token keeps working, as a viewer", async () => {
+    expect((await admin.json("POST", "/api/v1/users", { name: "dana", password: "dana password", role: "operator" })).status).toBe(201);
+    const op = new Client(evebox.url);
+    expect((await op.json("POST", "/api/v1/login", { user: "dana", password: "dana password" })).status).toBe(200);
+    const token = await newToken(op, "dana's script");
+    const shell = await openConsole(evebox.url, APP, { cookie: op.cookie, origin: evebox.url });
+    const scripted = await openConsole(evebox.url, APP, token);
+    expect(await ask(shell, "echo before-demotion")).toBe("before-demotion");
+    const r = await admin.json("PATCH", "/api/v1/users/dana", { role: "viewer" });
+    expect(r.status).toBe(200);
+    expect(r.body.sessionsEnded).toBe(1);
+    expect((await op.json("GET", "/api/v1/session")).status).toBe(401);
+    for (const c of [shell, scripted]) {
+      try {
+        expect((await c.closed).code).toBe(1008);
+      } finally {
+        c.close();
+      }
+    }
+    // The token lives on with the user's new, lower role: it reads, and may no longer stop an app or open a console.
+    expect((await new Client(evebox.url).json("GET", "/api/v1/status", undefined, token)).status).toBe(200);
+    const stop = await new Client(evebox.url).json("POST", `/api/v1/apps/${APP}/stop`, undefined, token);
+    expect(stop.status).toBe(403);
+    expect((await wsUpgrade(token)).status).toBe(403);
+    expect((await admin.json("DELETE", "/api/v1/users/dana")).status).toBe(200);
+  });
+
   test("removing a user ends their open session, their open consoles and revokes their tokens at once", async () => {
     const op = new Client(evebox.url);
     expect((await op.json("POST", "/api/v1/login", { user: "olga", password: "olga password" })).status).toBe(200);
