@@ -105,4 +105,19 @@ if ! docker_answers; then
   did=1
 fi
 
+# The arm64 image's Debian layer runs its package scripts through qemu-user-static (tests/image-arm64.test.ts):
+# binfmt_misc mounted and the qemu-aarch64 interpreter registered. Where the machine refuses (a container without
+# the right), say so: that one test is then skipped with the reason.
+BINFMT=/proc/sys/fs/binfmt_misc
+if [ ! -e "$BINFMT/qemu-aarch64" ] && is_root; then
+  [ -e "$BINFMT/register" ] || mount -t binfmt_misc binfmt_misc "$BINFMT" 2>/dev/null || true
+  if [ -e "$BINFMT/register" ]; then update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true; fi
+  if [ -e "$BINFMT/qemu-aarch64" ]; then
+    say "registered qemu-aarch64 in binfmt_misc (for the arm64 image)"
+    did=1
+  else
+    say "cannot register qemu-aarch64 in binfmt_misc here: tests/image-arm64 will be skipped" >&2
+  fi
+fi
+
 [ "$did" -eq 1 ] || say "nothing to do: packages present, dockerd answering"
