@@ -7,6 +7,7 @@
 import { type CipherBlockModel, type CipherContextModel, cipherBlockModel, cipherContextModel } from "./cipher.ts";
 import { isHostname } from "./names.ts";
 import { type BondModel, checkBondMembers, readLinks, readStaticRoutes, type StaticRouteModel, type VlanModel } from "./netlinks.ts";
+import { type PatchEnvelopeModel, readPatchEnvelopes } from "./patch-envelopes.ts";
 import { resolvePortLabel, type PortResolution } from "./ports.ts";
 import type { ObjectKind, ObjectProblem } from "./problems.ts";
 import { type ConfigItemStatus, type GlobalSettings, readConfigItems } from "./settings.ts";
@@ -165,6 +166,7 @@ export interface NetworkInstanceModel {
 }
 
 export type { BondModel, StaticRouteModel, VlanModel } from "./netlinks.ts";
+export type { PatchArtifactModel, PatchEnvelopeModel } from "./patch-envelopes.ts";
 
 /** A system adapter (`systemAdapterList`): one of the device's own ports. */
 export interface PortModel {
@@ -345,6 +347,8 @@ export interface DeviceModel {
    * is https, as EVE); null: none, or an address that is not one (a device object error).
    */
   loc: { url: string; collectInfoDatastores: string[] } | null;
+  /** `patchEnvelopes`: files for the apps they name, served by the metadata server (patch-envelopes.ts). */
+  patchEnvelopes: PatchEnvelopeModel[];
   /** Each port label of the config (NI ports, system adapters), resolved once. */
   portLabels: ReadonlyMap<string, PortResolution>;
 }
@@ -369,6 +373,7 @@ export const EMPTY_MODEL: DeviceModel = Object.freeze({
   globalProfile: "",
   localProfileServer: null,
   loc: null,
+  patchEnvelopes: [],
   portLabels: new Map(),
 }) as DeviceModel;
 
@@ -656,6 +661,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
     globalProfile: String(doc.globalProfile ?? ""),
     localProfileServer: localProfileServer(doc, push),
     loc: locConfig(doc, push),
+    patchEnvelopes: readPatchEnvelopes(doc, push),
     portLabels,
   };
   return { model, problems };

@@ -6,7 +6,7 @@ export interface Problem {
   message: string;
 }
 
-export type ObjectKind = "app" | "volume" | "contentTree" | "datastore" | "networkInstance" | "device";
+export type ObjectKind = "app" | "volume" | "contentTree" | "datastore" | "networkInstance" | "patchEnvelope" | "device";
 
 /** A problem tied to the object it makes faulty, so a controller config can hold just that object in error. */
 export interface ObjectProblem extends Problem {

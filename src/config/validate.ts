@@ -342,6 +342,8 @@ function ownerOf(doc: Obj, path: string): [ObjectProblem["objectKind"], string] 
       return ["contentTree", o?.uuid ?? ""];
     case "datastores":
       return ["datastore", o?.id ?? ""];
+    case "patchEnvelopes":
+      return ["patchEnvelope", String(o?.uuid ?? "").toLowerCase()];
     default:
       return ["device", ""];
   }

@@ -1241,7 +1241,7 @@ function tsIso(t: string): string {
 
 /** The uuid of the object a problem path points into ("apps[2].fixedresources" → that app's uuid), "" otherwise. */
 function objectIdAt(doc: Record<string, any> | undefined, path: string): string {
-  const m = path.match(/^(apps|networkInstances|volumes|contentInfo)\[(\d+)\]/);
+  const m = path.match(/^(apps|networkInstances|volumes|contentInfo|patchEnvelopes)\[(\d+)\]/);
   if (!doc || !m) return "";
   const o = doc[m[1]!]?.[Number(m[2])];
   return o?.uuidandversion?.uuid ?? o?.uuid ?? "";

@@ -1,0 +1,141 @@
+// EVE's patch envelopes (`EdgeDevConfig.patchEnvelopes`, proto/config/patch_envelope.proto; eve
+// docs/PATCH-ENVELOPES.md): files the controller hands to the apps it names, served to them by the metadata
+// server (src/metadata/) at 169.254.169.254. Read once into the device model; pure (no node:, no Bun APIs).
+//
+// What is served is the inline artifacts' base64 text as sent (EVE serves it so, not decoded). A file name
+// reaches a URL path and a zip entry: one path component, checked here. Artifacts evebox does not serve yet (an
+// external volume, an encrypted one) are the envelope's faults: the config is accepted, the envelope is in
+// error (EVE's PATCH_ERROR) and no app sees it.
+import { displayNameProblem, hasControl } from "./names.ts";
+import type { ObjectKind } from "./problems.ts";
+
+type Doc = Record<string, any>;
+type Push = (kind: ObjectKind, id: string, path: string, message: string) => void;
+
+/**
+ * An inline artifact's data, at most (characters of base64 text). EVE documents inline artifacts as "max
+ * 10KBytes" and does not check it (pkg/pillar/cmd/zedagent/parsepatchenvelopes.go); evebox does, so that an
+ * inline artifact stays small in every config version stored.
+ */
+export const MAX_INLINE_BYTES = 10 * 1024;
+/** File names: one path component, bounded. */
+export const MAX_FILE_NAME = 255;
+
+export type PatchAction = "STORE" | "ACTIVATE";
+/** EVE's info states (EVE_PATCH_ENVELOPE_STATE) that a config alone decides. */
+export type PatchState = "PATCH_ERROR" | "PATCH_READY" | "PATCH_ACTIVE";
+
+export interface PatchArtifactModel {
+  /** Position in the envelope's `artifacts`. */
+  index: number;
+  kind: "inline" | "volumeRef" | "encryptedInline" | "encryptedVolumeRef" | "none";
+  /** The name the app downloads it by ("" when the artifact has none to give). */
+  fileName: string;
+  /** inline: `base64Data` as sent (what is served, and what its sha256 and size are of); otherwise null. */
+  data: string | null;
+  /** inline `base64MetaData`, volumeRef `blobMetaData`. */
+  fileMetaData: string;
+  artifactMetaData: string;
+  /** volumeRef: the volume (`imageId`) and `imageName`. */
+  volumeId: string | null;
+  imageName: string | null;
+}
+
+export interface PatchEnvelopeModel {
+  index: number;
+  uuid: string;
+  version: string;
+  name: string;
+  /** EVE_PATCH_ENVELOPE_ACTION: STORE keeps it from the apps (PATCH_READY), ACTIVATE serves it (PATCH_ACTIVE). */
+  action: PatchAction;
+  /** `appInstIdsAllowed`, lower case: the apps that see it. */
+  apps: string[];
+  artifacts: PatchArtifactModel[];
+  /** Why it cannot be served, though the config is accepted (an artifact kind not served yet). */
+  faults: string[];
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Why a file name from the config cannot be a file name (one path component), or null. */
+export function fileNameProblem(s: string): string | null {
+  if (!s) return "a file name is needed";
+  if (s.length > MAX_FILE_NAME) return `${s.length} characters: at most ${MAX_FILE_NAME}`;
+  if (hasControl(s)) return "contains a control character";
+  if (s.includes("/") || s.includes("\\")) return `${quote(s)} is not one path component (no / or \\)`;
+  if (s === "." || s === "..") return `${quote(s)} is not a file name`;
+  return null;
+}
+
+/** The envelope's state as EVE reports it, from the config: its faults and problems first, then its action. */
+export function patchState(pe: PatchEnvelopeModel, problems: number): PatchState {
+  if (pe.faults.length || problems) return "PATCH_ERROR";
+  return pe.action === "ACTIVATE" ? "PATCH_ACTIVE" : "PATCH_READY";
+}
+
+export function readPatchEnvelopes(doc: Doc, push: Push): PatchEnvelopeModel[] {
+  const list = (v: unknown): Doc[] => (Array.isArray(v) ? v : []);
+  const seen = new Set<string>();
+  return list(doc.patchEnvelopes).map((pe, index): PatchEnvelopeModel => {
+    const path = `patchEnvelopes[${index}]`;
+    const uuid = String(pe?.uuid ?? "").toLowerCase();
+    const at = (p: string, m: string) => push("patchEnvelope", uuid, `${path}.${p}`, m);
+    if (!UUID_RE.test(uuid)) at("uuid", `expected a UUID, got ${quote(pe?.uuid ?? "")}`);
+    else if (seen.has(uuid)) at("uuid", `duplicate patch envelope uuid ${uuid} (UUIDs compare without regard to case)`);
+    seen.add(uuid);
+    const name = String(pe?.displayName ?? "");
+    const nameProblem = name ? displayNameProblem(name) : null;
+    if (nameProblem && !hasControl(name)) at("displayName", nameProblem);
+    const version = String(pe?.version ?? "");
+    if (version.length > 256) at("version", `${version.length} characters: at most 256`);
+    const apps = list(pe?.appInstIdsAllowed).map((a, j) => {
+      const id = String(a ?? "").toLowerCase();
+      if (!UUID_RE.test(id)) at(`appInstIdsAllowed[${j}]`, `expected an app instance UUID, got ${quote(a ?? "")}`);
+      return id;
+    });
+    const faults: string[] = [];
+    const names = new Map<string, number>();
+    const artifacts = list(pe?.artifacts).map((a, j) => {
+      const ap = `artifacts[${j}]`;
+      const art: PatchArtifactModel = { index: j, kind: "none", fileName: "", data: null, fileMetaData: "", artifactMetaData: String(a?.artifactMetaData ?? ""), volumeId: null, imageName: null };
+      if (a?.metadataCipherData) faults.push(`${ap}.metadataCipherData: encrypted artifact metadata is not supported on this device yet`);
+      if (a?.inline) {
+        art.kind = "inline";
+        art.fileName = String(a.inline.fileNameToUse ?? "");
+        art.data = String(a.inline.base64Data ?? "");
+        art.fileMetaData = String(a.inline.base64MetaData ?? "");
+        const fp = fileNameProblem(art.fileName);
+        // (A control character is reported once, by validation's walk of every string.)
+        if (fp && !hasControl(art.fileName)) at(`${ap}.inline.fileNameToUse`, fp);
+        if (art.data.length > MAX_INLINE_BYTES) at(`${ap}.inline.base64Data`, `${art.data.length} bytes: an inline artifact holds at most ${MAX_INLINE_BYTES} (EVE's 10 KB); larger files go in a volume`);
+        else if (!BASE64_RE.test(art.data.replace(/\s+/g, ""))) at(`${ap}.inline.base64Data`, "is not base64 text");
+      } else if (a?.volumeRef) {
+        art.kind = "volumeRef";
+        art.imageName = String(a.volumeRef.imageName ?? "");
+        art.volumeId = String(a.volumeRef.imageId ?? "").toLowerCase();
+        art.fileName = String(a.volumeRef.fileNameToUse || art.imageName);
+        art.fileMetaData = String(a.volumeRef.blobMetaData ?? "");
+        const fp = fileNameProblem(art.fileName);
+        if (fp && !hasControl(art.fileName)) at(`${ap}.volumeRef.${a.volumeRef.fileNameToUse ? "fileNameToUse" : "imageName"}`, fp);
+        faults.push(`${ap}.volumeRef: artifacts in a volume are not served on this device yet (inline artifacts are)`);
+      } else if (a?.encryptedInline || a?.encryptedVolumeref) {
+        art.kind = a.encryptedInline ? "encryptedInline" : "encryptedVolumeRef";
+        faults.push(`${ap}.${a.encryptedInline ? "encryptedInline" : "encryptedVolumeref"}: encrypted artifacts are not supported on this device yet`);
+      } else at(ap, "an artifact needs one of inline, volumeRef, encryptedInline, encryptedVolumeref");
+      if (art.fileName) {
+        const before = names.get(art.fileName);
+        if (before !== undefined) at(`${ap}`, `file name ${quote(art.fileName)} is also artifacts[${before}]'s: an app downloads a file by its name`);
+        else names.set(art.fileName, j);
+      }
+      return art;
+    });
+    const action = pe?.action === "ACTIVATE" || pe?.action === 1 ? "ACTIVATE" : "STORE";
+    return { index, uuid, version, name, action, apps, artifacts, faults };
+  });
+}
+
+function quote(v: unknown): string {
+  const s = String(v);
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+}
