@@ -36,6 +36,8 @@ export interface NetworkManagerOptions {
   devId?: () => string;
   /** How firewall transactions are loaded: libnftables in-process when it is there (the default), or the nft command. */
   nft?: "libnftables" | "cli";
+  /** The port of the device's metadata server (src/metadata/): Local instances' 169.254.169.254:80 is sent there. */
+  metadataPort?: number | null;
 }
 
 export interface AceCounter {
@@ -157,7 +159,7 @@ export class NetworkManager {
     const key = JSON.stringify([doc?.networkInstances ?? [], (doc?.apps ?? []).map((a: Doc) => [a.uuidandversion?.uuid, a.displayname, a.interfaces, a.volumeRefList]), doc?.deviceIoList, doc?.systemAdapterList, doc?.vlans, doc?.bonds, objectErrors.filter((p) => p.objectKind === "networkInstance" || p.objectKind === "app"), facts, prev, forwardKey(forward)]);
     if (this.last && key === this.cacheKey) return this.last;
     const net = networkModelOf(model ?? (doc ? deviceModel(doc) : null), objectErrors, facts, prev);
-    const firewall = compileFirewall(net.instances, net.interfaces);
+    const firewall = compileFirewall(net.instances, net.interfaces, { metadataPort: this.o.metadataPort ?? null });
     const items = desiredItems(net, firewall, facts, this.o.runDir, forward);
     this.last = { model: net, firewall, items };
     // After a restart, the ruleset in the kernel is this one when its hash says so: adopt it, so that the
@@ -170,6 +172,14 @@ export class NetworkManager {
 
   current(): DesiredNetwork | null {
     return this.last;
+  }
+
+  /**
+   * The app interface on a Local instance that holds this address (its reservation), or null. The bridge's
+   * anti-spoofing lets an app port send with its own address only, so a source address names its app.
+   */
+  interfaceAt(ip: string): AppInterfaceSpec | null {
+    return this.last?.model.interfaces.find((i) => i.niKind === "local" && i.ip === ip) ?? null;
   }
 
   async applyOps(ops: GraphOp[], desired: DesiredNetwork, current: Item[], signal?: AbortSignal): Promise<OpResult[]> {

@@ -8,7 +8,7 @@ const SW = "6a000000-0000-4000-8000-000000000002";
 const APP = "6a000000-0000-4000-8000-000000000010";
 const FACTS = { ...EMPTY_FACTS, interfaces: ["eth0", "eth1"] };
 
-function compile(acls: any[], niKind: "local" | "switch" = "local") {
+function compile(acls: any[], niKind: "local" | "switch" = "local", metadataPort: number | null = null) {
   const doc = {
     networkInstances: [
       { uuidandversion: { uuid: NI }, instType: "ZnetInstLocal", port: { name: "eth0" }, ip: { subnet: "10.1.0.0/24", gateway: "10.1.0.1" } },
@@ -17,7 +17,7 @@ function compile(acls: any[], niKind: "local" | "switch" = "local") {
     apps: [{ uuidandversion: { uuid: APP }, displayname: "web", interfaces: [{ name: "eth0", networkId: niKind === "local" ? NI : SW, acls }] }],
   };
   const m = networkModel(doc, [], FACTS, { subnets: {}, addrs: {} });
-  return compileFirewall(m.instances, m.interfaces);
+  return compileFirewall(m.instances, m.interfaces, { metadataPort });
 }
 
 const chain = (text: string, suffix: "eg" | "in") => text.match(new RegExp(`chain a[0-9a-f]+_${suffix} \\{\\n([\\s\\S]*?)\\n  \\}`))![1]!.split("\n").map((l) => l.trim());
@@ -25,6 +25,26 @@ const allow = (ip: string, port?: number) => ({ matches: [{ type: "ip", value: i
 const drop = (ip: string) => ({ matches: [{ type: "ip", value: ip }], actions: [{ drop: true }] });
 
 describe("compileFirewall", () => {
+  test("the metadata server: 169.254.169.254:80 of each Local instance sent to its gateway, let in only so", () => {
+    const fw = compile([], "local", 8169);
+    const nat = fw.text.match(/chain prerouting_nat \{\n([\s\S]*?)\n  \}/)![1]!;
+    // One DNAT, for the Local instance's bridge only (the Switch instance has no gateway of the device).
+    expect(nat.match(/dnat ip to 10\.1\.0\.1:8169/g)?.length).toBe(1);
+    expect(nat).toMatch(/iifname "eb[0-9a-f]{12}" ip daddr 169\.254\.169\.254 tcp dport 80 dnat ip to 10\.1\.0\.1:8169/);
+    const input = fw.text.match(/chain input \{\n([\s\S]*?)\n  \}/)![1]!.split("\n").map((l) => l.trim());
+    // Accepted only from a Local bridge and only when DNATed from the metadata address; dropped from anywhere else
+    // (the LAN, the uplink, a Switch instance), before the rule that accepts what does not come from a Local bridge.
+    const accept = input.indexOf("iifname @local_bridges ct original ip daddr 169.254.169.254 tcp dport 8169 accept");
+    const dropOthers = input.findIndex((l) => l.startsWith('iifname != "lo" tcp dport 8169 counter drop'));
+    const nonLocal = input.indexOf("iifname != @local_bridges accept");
+    expect(accept).toBeGreaterThan(0);
+    expect(dropOthers).toBeGreaterThan(accept);
+    expect(nonLocal).toBeGreaterThan(dropOthers);
+    // Without a server: nothing of it.
+    expect(compile([], "local").text).not.toContain("169.254.169.254");
+    expect(compile([], "local", 8169).hash).not.toBe(compile([], "local").hash);
+  });
+
   test("is deterministic: same input, same text and hash", () => {
     const a = compile([allow("203.0.113.1", 80), drop("203.0.113.0/24")]);
     const b = compile([allow("203.0.113.1", 80), drop("203.0.113.0/24")]);

@@ -273,7 +273,15 @@ function cacheKey(ace: AceSpec): string | null {
   return ace.name ? `${k}\u0001${ace.name}` : k;
 }
 
-export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpec[]): CompiledFirewall {
+/** EVE's metadata server address, as the apps on Local instances reach it (tcp/80). */
+export const METADATA_IP = "169.254.169.254";
+
+export interface FirewallOptions {
+  /** The port the device's metadata server (src/metadata/) listens on; null: none (no DNAT, nothing let in). */
+  metadataPort?: number | null;
+}
+
+export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpec[], opts: FirewallOptions = {}): CompiledFirewall {
   const nis = instances.filter((n) => !n.error);
   const maps = new Map<string, CompiledMap>();
   const marks = new Map<number, Parsed>();
@@ -565,17 +573,24 @@ export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpe
     "oifname @local_bridges ip daddr vmap @in_ip",
     "iifname @switch_bridges ether daddr vmap @in_mac",
   ];
+  const meta = opts.metadataPort ?? null;
   const input = [
     "type filter hook input priority filter; policy accept;",
+    // Only what the DNAT below brought from an app on a Local instance; not the LAN, not a Switch instance.
+    ...(meta ? [
+      `iifname @local_bridges ct original ip daddr ${METADATA_IP} tcp dport ${meta} accept`,
+      `iifname != "lo" tcp dport ${meta} counter drop comment "the metadata server answers apps on Local instances only"`,
+    ] : []),
     "iifname != @local_bridges accept",
     "ct state established,related accept",
     "udp dport 67 accept",
     "meta l4proto { tcp, udp } th dport 53 accept",
     "icmp type echo-request limit rate 20/second accept",
-    `counter drop comment "apps reach only DHCP, DNS and ping on the device"`,
+    `counter drop comment "apps reach only DHCP, DNS${meta ? ", the metadata server" : ""} and ping on the device"`,
   ];
   const postNat = ["type nat hook postrouting priority srcnat; policy accept;", ...local.filter((n) => n.uplink).map((n) => `ip saddr ${n.subnet} oifname ${q(n.uplink!.ifname)} masquerade`)];
-  const preNat = ["type nat hook prerouting priority dstnat; policy accept;", ...natPre];
+  const metaNat = meta ? local.filter((n) => n.gateway).map((n) => `iifname ${q(n.bridge)} ip daddr ${METADATA_IP} tcp dport 80 dnat ip to ${n.gateway}:${meta}`) : [];
+  const preNat = ["type nat hook prerouting priority dstnat; policy accept;", ...metaNat, ...natPre];
   const bridgePre = [
     "type filter hook prerouting priority filter; policy accept;",
     "# an app port sends with its own MAC (and on a Local instance its own address) only",
