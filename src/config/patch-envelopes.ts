@@ -74,6 +74,30 @@ export function patchState(pe: PatchEnvelopeModel, problems: number): PatchState
   return pe.action === "ACTIVATE" ? "PATCH_ACTIVE" : "PATCH_READY";
 }
 
+/** One envelope as the controller is told of it (EVE's ZInfoPatchEnvelope). */
+export interface PatchEnvelopeReport {
+  uuid: string;
+  name: string;
+  version: string;
+  state: PatchState;
+  /** Bytes of its files as served (the inline artifacts' base64 text: ASCII, one byte a character). */
+  size: number;
+  /** Its problems (a controller's config: `path: message`) and faults. */
+  errors: string[];
+}
+
+export function envelopeReport(pe: PatchEnvelopeModel, problems: readonly { objectKind: string; objectId: string; path: string; message: string }[]): PatchEnvelopeReport {
+  const own = problems.filter((p) => p.objectKind === "patchEnvelope" && p.objectId === pe.uuid).map((p) => `${p.path}: ${p.message}`);
+  return {
+    uuid: pe.uuid,
+    name: pe.name,
+    version: pe.version,
+    state: patchState(pe, own.length),
+    size: pe.artifacts.reduce((n, a) => n + (a.data?.length ?? 0), 0),
+    errors: [...own, ...pe.faults],
+  };
+}
+
 export function readPatchEnvelopes(doc: Doc, push: Push): PatchEnvelopeModel[] {
   const list = (v: unknown): Doc[] => (Array.isArray(v) ? v : []);
   const seen = new Set<string>();

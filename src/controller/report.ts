@@ -3,11 +3,13 @@
 import { readFileSync } from "node:fs";
 import { arch, hostname, networkInterfaces } from "node:os";
 import type { DeviceStatus, ObjectStatus } from "../model/status.ts";
+import type { PatchEnvelopeReport } from "../config/patch-envelopes.ts";
 import type { ConfigItemStatus } from "../config/settings.ts";
 import type { DeviceOpsReport } from "../model/ops.ts";
 import {
   APICapability,
   BootReason,
+  EVE_PATCH_ENVELOPE_STATE,
   KubeCompUpdateStatus,
   MaintenanceModeReason,
   encodeMessage,
@@ -87,6 +89,8 @@ export interface DeviceFacts {
   configItems?: ConfigItemStatus[];
   /** The config's Kubernetes cluster, refused: reported as the cluster's error. */
   cluster?: { id: string; name: string } | null;
+  /** The config's patch envelopes with their states (config/patch-envelopes.ts `envelopeReport`). */
+  patchEnvelopes?: PatchEnvelopeReport[];
 }
 
 /**
@@ -181,6 +185,17 @@ export function infoItems(status: DeviceStatus, facts: DeviceFacts): InfoItem[] 
           status: KubeCompUpdateStatus.KUBE_COMP_UPDATE_STATUS_FAILED,
           error: { description: CLUSTER_REFUSED, severity: Severity.SEVERITY_ERROR, timestamp: timestamp(facts.bootTime) },
         },
+      },
+    });
+  }
+  // One ZInfoPatchEnvelope per envelope (EVE's ZiPatchEnvelope), keyed by id and version as EVE's are.
+  for (const pe of facts.patchEnvelopes ?? []) {
+    items.push({
+      key: `pe:${pe.uuid}v${pe.version}`,
+      msg: {
+        ztype: ZInfoTypes.ZiPatchEnvelope,
+        devId: facts.devId,
+        patchInfo: { name: pe.name, id: pe.uuid, version: pe.version, state: EVE_PATCH_ENVELOPE_STATE[pe.state], size: pe.size, errors: pe.errors },
       },
     });
   }
@@ -436,6 +451,7 @@ export function metricMsg(
           : undefined,
       appMemory: a.memoryUsedBytes !== undefined ? { usedMB: Math.round(a.memoryUsedBytes / MB), allocatedMB: a.memoryLimitBytes ? Math.round(a.memoryLimitBytes / MB) : undefined } : undefined,
       network: (a.network ?? []).map(net),
+      ...(a.patchEnvelopes?.length ? { patchEnvelope: a.patchEnvelopes.map((p) => ({ uuid: p.uuid, version: p.version, patchApiCallCount: p.apiCalls, downloadCount: p.downloads })) } : {}),
     })),
   };
 }

@@ -35,6 +35,7 @@ import { type AppSample, sampleDevice } from "../telemetry/metrics.ts";
 import { appBundle, bundleLines, deviceBundle, entryFromRow } from "../telemetry/newlogs.ts";
 import { Checkpoints, CONTROLLER_CERTS, LAST_CONFIG } from "./checkpoint.ts";
 import { type ControllerCerts, verifyControllerCerts } from "./certs.ts";
+import { envelopeReport } from "../config/patch-envelopes.ts";
 import { CipherError, CipherOpener, type EcdhIdentity, loadOrCreateEcdh } from "./cipher.ts";
 import type { SecretOpener } from "../config/cipher.ts";
 import { EnvelopeError, open, seal, unwrap } from "./envelope.ts";
@@ -924,7 +925,8 @@ export class Controller implements ControllerLink {
       storageBytes = s.blocks * s.bsize;
     } catch {}
     const status = this.deps.device.status();
-    const model = this.deps.config.model()?.model;
+    const current = this.deps.config.model();
+    const model = current?.model;
     return infoItems(status, {
       devId: uuid,
       version: this.deps.version,
@@ -942,6 +944,7 @@ export class Controller implements ControllerLink {
       ops: this.deps.device.ops?.(),
       configItems: model?.configItemStatus ?? [],
       cluster: model?.device.cluster ?? null,
+      patchEnvelopes: model?.patchEnvelopes.map((pe) => envelopeReport(pe, current!.problems)) ?? [],
     });
   }
 

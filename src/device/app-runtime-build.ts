@@ -7,7 +7,10 @@ import type { SecretOpener } from "../config/cipher.ts";
 import type { ConfigService } from "../config/service.ts";
 import type { EventBus } from "../model/events.ts";
 import type { Hardware } from "../hardware/service.ts";
+import { networkInterfaces } from "node:os";
 import { bindToVfio, releaseFromVfio } from "../hardware/vfio.ts";
+import { MetadataServer } from "../metadata/server.ts";
+import { MetadataService } from "../metadata/service.ts";
 import { NetworkManager } from "../network/manager.ts";
 import { ContainerWorkload } from "../reconcile/containers.ts";
 import { Reconciler } from "../reconcile/reconciler.ts";
@@ -56,18 +59,27 @@ export interface AppRuntimeConfig {
   log: { reconcile: Log; network: Log; vms: Log };
   /** Why every app is held halted (ops/: maintenance mode, a device command), or null. */
   halt?: () => string | null;
+  /** The device as the apps' metadata server names it: its UUID (from its controller; null in local mode) and name. */
+  device?: () => { uuid: string | null; name: string };
+  /** The metadata server's port (EVEBOX_METADATA_PORT; 0 any free one); null: evebox's (metadata/server.ts). */
+  metadataPort?: number | null;
 }
 
 export interface BuiltAppRuntime {
   reconciler: Reconciler;
   network: NetworkManager | null;
   vms: VmWorkload | null;
+  /** The apps' metadata server (with the network part only: it is reached through the Local instances). */
+  metadata: { service: MetadataService; server: MetadataServer; port: number } | null;
 }
 
 /** The pieces, wired; nothing is started (the reconciler's start() starts the network and VM parts it drives). */
 export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
   const docker = new Docker({ socketPath: o.dockerSocket ?? DEFAULT_DOCKER_SOCKET });
-  const network = o.network ? new NetworkManager({ runDir: join(o.runDir, "network"), store: o.store, log: o.log.network, nft: o.nft }) : null;
+  // The metadata server listens first: the firewall's DNAT names its port. It only listens (nothing else starts).
+  let network: NetworkManager | null = null;
+  const metadata = o.network ? metadataServer(o, () => network) : null;
+  network = o.network ? new NetworkManager({ runDir: join(o.runDir, "network"), store: o.store, log: o.log.network, nft: o.nft, metadataPort: metadata?.port ?? null }) : null;
   const images = o.images;
   const cache = new ContentCache(join(o.persistDir, "content"), { destinations: o.destinations, ...(images ? { pinned: () => images.digests() } : {}) });
   const volumes = new VolumeStore(o.persistDir);
@@ -98,5 +110,19 @@ export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
     localProfile: o.localProfile,
     bootOrders: o.bootOrders,
   });
-  return { reconciler, network, vms };
+  return { reconciler, network, vms, metadata };
+}
+
+function metadataServer(o: AppRuntimeConfig, network: () => NetworkManager | null): BuiltAppRuntime["metadata"] {
+  const service = new MetadataService({
+    callerAt: (ip) => {
+      const i = network()?.interfaceAt(ip);
+      return i ? { appUuid: i.appUuid, appName: i.appName, uplinkIfname: i.uplinkIfname } : null;
+    },
+    model: () => o.config.model(),
+    device: () => o.device?.() ?? { uuid: null, name: "" },
+    ipv4Of: (ifname) => networkInterfaces()[ifname]?.find((a) => a.family === "IPv4" && !a.internal)?.address ?? null,
+  });
+  const server = new MetadataServer(service, o.log.network);
+  return { service, server, port: server.start(o.metadataPort ?? undefined) };
 }

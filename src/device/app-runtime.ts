@@ -31,7 +31,12 @@ export class AppRuntimePart implements AppCommands, Terminals {
     this.starting ??= import("./app-runtime-build.ts")
       .then(async ({ buildAppRuntime }) => {
         const built = buildAppRuntime(this.o);
-        await built.reconciler.start();
+        try {
+          await built.reconciler.start();
+        } catch (e) {
+          built.metadata?.server.stop();
+          throw e;
+        }
         this.built = built;
       })
       .catch((e) => {
@@ -45,6 +50,7 @@ export class AppRuntimePart implements AppCommands, Terminals {
   async stop(): Promise<void> {
     await this.starting;
     await this.built?.reconciler.stop();
+    this.built?.metadata?.server.stop();
   }
 
   /** Plans again now (the local profile changed: which apps are active). */
@@ -72,7 +78,14 @@ export class AppRuntimePart implements AppCommands, Terminals {
 
   /** The latest CPU and memory figures of each running app (none before the runtime runs). */
   appSamples(): AppSample[] {
-    return this.built?.reconciler.appSamples() ?? [];
+    const samples = this.built?.reconciler.appSamples() ?? [];
+    const meta = this.built?.metadata?.service;
+    if (!meta) return samples;
+    // With each app's use of its patch envelopes (the metadata server's counters: EVE's AppPatchEnvelopeMetric).
+    return samples.map((s) => {
+      const used = meta.usageOf(s.uuid);
+      return used.length ? { ...s, patchEnvelopes: used.map((u) => ({ uuid: u.uuid, version: u.version, apiCalls: u.apiCalls, downloads: u.downloads })) } : s;
+    });
   }
 
   /** Samples every running app now (the metrics history's timer calls it); none before the runtime runs. */

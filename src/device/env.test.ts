@@ -19,6 +19,7 @@ describe("readSettings", () => {
       metricsIntervalMs: null,
       sysfsRoot: null,
       lpsIntervalMs: null,
+      metadataPort: null,
     });
   });
 
@@ -47,6 +48,7 @@ describe("readSettings", () => {
       EVEBOX_METRICS_INTERVAL_MS: "1000",
       EVEBOX_SYSFS_ROOT: "/tmp/fake-sys",
       EVEBOX_LPS_INTERVAL_MS: "250",
+      EVEBOX_METADATA_PORT: "0",
     });
     expect(s).toEqual({
       data: "/d",
@@ -64,7 +66,10 @@ describe("readSettings", () => {
       metricsIntervalMs: 1000,
       sysfsRoot: "/tmp/fake-sys",
       lpsIntervalMs: 250,
+      metadataPort: 0,
     });
+    expect(() => readSettings({ EVEBOX_METADATA_PORT: "65536" })).toThrow("EVEBOX_METADATA_PORT: expected a TCP port 0-65535");
+    expect(() => readSettings({ EVEBOX_METADATA_PORT: "80x" })).toThrow(SettingsError);
   });
 
   test("an empty value is the same as an unset one", () => {

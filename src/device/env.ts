@@ -52,6 +52,8 @@ export interface Settings {
   sysfsRoot: string | null;
   /** EVEBOX_LPS_INTERVAL_MS: how often the local profile server is asked and told (EVE: 1 min); null: 60 s. */
   lpsIntervalMs: number | null;
+  /** EVEBOX_METADATA_PORT: the apps' metadata server's port on the device (0: any free one); null: 8169. */
+  metadataPort: number | null;
 }
 
 /** A variable with a value evebox cannot use: the start stops with this one line. */
@@ -117,7 +119,15 @@ export function readSettings(env: Env = process.env): Settings {
     baseosFiles: baseosFiles(str, positiveInt),
     metricsIntervalMs: metricsInterval(positiveInt("EVEBOX_METRICS_INTERVAL_MS")),
     lpsIntervalMs: positiveInt("EVEBOX_LPS_INTERVAL_MS"),
+    metadataPort: port(str("EVEBOX_METADATA_PORT")),
   };
+}
+
+function port(raw: string | null): number | null {
+  if (raw === null) return null;
+  const n = Number(raw);
+  if (!/^\d{1,5}$/.test(raw) || n > 65535) throw new SettingsError(`EVEBOX_METADATA_PORT: expected a TCP port 0-65535 (0: any free one), got ${raw}`);
+  return n;
 }
 
 function metricsInterval(ms: number | null): number | null {

@@ -271,7 +271,16 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     log: { reconcile: reconcileLog.log, network: createLogger("network", store).log, vms: createLogger("vms", store).log },
     onError: (m) => reconcileLog.error(m),
     halt: () => ops.haltReason(),
+    device: () => ({ uuid: controllerUuid(), name: device.name() }),
+    metadataPort: settings.metadataPort,
   });
+  const controllerUuid = (): string | null => {
+    try {
+      return (controller.status() as { deviceUuid?: string | null }).deviceUuid ?? null;
+    } catch {
+      return null; // not started yet
+    }
+  };
   const controller: ControllerPart = new ControllerPart({
     configDir: dirs.config,
     persistDir: dirs.persist,

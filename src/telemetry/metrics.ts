@@ -55,6 +55,8 @@ export interface AppSample {
   /** Cumulative bytes the app received and sent over all its interfaces. */
   netRxBytes?: number;
   netTxBytes?: number;
+  /** Its use of the patch envelopes it is given (metadata/: description calls and downloads since start). */
+  patchEnvelopes?: { uuid: string; version: string; apiCalls: number; downloads: number }[];
 }
 
 export interface DeviceSample {

@@ -1,0 +1,211 @@
+// EVE's metadata server for apps (eve docs/ECO-METADATA.md, docs/PATCH-ENVELOPES.md, docs/api/patch-envelopes.yml):
+// what an app on a Local network instance gets from http://169.254.169.254/eve/v1/…. The caller is the app whose
+// reserved address the request comes from (the bridge lets an app port send with its own address only), never
+// anything the request says; an address no app holds gets 403. Routing and answers only: the listener is
+// server.ts, the traffic is brought here by the network part's DNAT.
+import { createHash } from "node:crypto";
+import { Hono } from "hono";
+import type { DeviceModel, PatchEnvelopeModel } from "../config/model.ts";
+import { envelopeReport, type PatchEnvelopeReport, patchState } from "../config/patch-envelopes.ts";
+import type { ObjectProblem } from "../config/problems.ts";
+import { zipStored } from "./zip.ts";
+
+export const METADATA_IP = "169.254.169.254";
+const PATCH_URL = `http://${METADATA_IP}/eve/v1/patch/download`;
+
+/** The app behind a source address: its interface on a Local instance (network/ `interfaceAt`). */
+export interface Caller {
+  appUuid: string;
+  appName: string;
+  /** The instance's port, for the external address (null: an air-gapped instance). */
+  uplinkIfname: string | null;
+}
+
+export interface MetadataDeps {
+  callerAt(ip: string): Caller | null;
+  /** The current config's device model and its problems (ConfigService.model()). */
+  model(): { model: DeviceModel; problems: ObjectProblem[] } | null;
+  /** The device's UUID (from its controller; null in local mode) and name. */
+  device(): { uuid: string | null; name: string };
+  /** The IPv4 address of an interface of the device (the instance's port: what the app is NATed to). */
+  ipv4Of(ifname: string): string | null;
+  /** The device's location (lps/ or the controller), EVE's location.json keys; null: none known (204). */
+  location?(): Record<string, unknown> | null;
+  /** Requests per second and burst per caller (EVE limits its /metrics to 1/s, burst 10). */
+  rate?: { perSecond: number; burst: number };
+  now?: () => number;
+}
+
+/** One envelope's use by one app (EVE's AppPatchEnvelopeMetric). */
+export interface PatchUsage {
+  appUuid: string;
+  uuid: string;
+  version: string;
+  /** description.json answers that listed it. */
+  apiCalls: number;
+  /** Its files (one, or the zip of all) served. */
+  downloads: number;
+}
+
+/** Per-caller request budget: a token bucket; the table is bounded (an idle entry is dropped first). */
+class RateLimiter {
+  private buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(private readonly perSecond: number, private readonly burst: number, private readonly now: () => number, private readonly max = 4096) {}
+
+  allow(key: string): boolean {
+    const now = this.now();
+    let b = this.buckets.get(key);
+    if (!b) {
+      if (this.buckets.size >= this.max) this.buckets.delete(this.buckets.keys().next().value!);
+      b = { tokens: this.burst, at: now };
+    } else this.buckets.delete(key); // re-inserted below: the Map's order is then least recently used first
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
+    b.at = now;
+    this.buckets.set(key, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+}
+
+type Env = { Bindings: { ip: string; port: number } };
+
+export class MetadataService {
+  readonly app = new Hono<Env>();
+  private readonly limiter: RateLimiter;
+  private readonly usage = new Map<string, PatchUsage>();
+  private shaCache = new Map<string, string>();
+
+  constructor(private readonly deps: MetadataDeps) {
+    const rate = deps.rate ?? { perSecond: 5, burst: 20 };
+    this.limiter = new RateLimiter(rate.perSecond, rate.burst, deps.now ?? Date.now);
+    this.routes();
+  }
+
+  /** Answers one request from `ip`:`port` (the connection's source, as the listener saw it). */
+  fetch(req: Request, ip: string, port: number): Response | Promise<Response> {
+    return this.app.fetch(req, { ip, port });
+  }
+
+  /** The envelopes each app used since start (for the controller's app metrics). */
+  usageOf(appUuid: string): PatchUsage[] {
+    return [...this.usage.values()].filter((u) => u.appUuid === appUuid);
+  }
+
+  /** Every envelope of the current config with the state EVE would report. */
+  reports(): PatchEnvelopeReport[] {
+    const m = this.deps.model();
+    if (!m) return [];
+    return m.model.patchEnvelopes.map((pe) => envelopeReport(pe, m.problems));
+  }
+
+  /** The envelopes an app sees: ACTIVE ones (EVE hides STORE and failed ones) naming it. */
+  envelopesFor(appUuid: string): PatchEnvelopeModel[] {
+    const m = this.deps.model();
+    if (!m) return [];
+    const faulty = new Set(m.problems.filter((p) => p.objectKind === "patchEnvelope").map((p) => p.objectId));
+    return m.model.patchEnvelopes.filter((pe) => pe.apps.includes(appUuid) && patchState(pe, faulty.has(pe.uuid) ? 1 : 0) === "PATCH_ACTIVE");
+  }
+
+  private routes(): void {
+    const app = this.app;
+    // Every route: a caller the device knows, within its budget; nothing is read from a request body.
+    app.use("*", async (c, next) => {
+      if (!this.limiter.allow(c.env.ip)) return c.json({ message: "too many requests" }, 429);
+      if (c.req.method !== "GET" && c.req.method !== "HEAD") return c.json({ message: "method not allowed" }, 405);
+      if (!this.deps.callerAt(c.env.ip)) return c.json({ message: `no app instance on a local network instance has address ${c.env.ip}` }, 403);
+      await next();
+    });
+    const caller = (c: { env: Env["Bindings"] }) => this.deps.callerAt(c.env.ip)!;
+    const external = (who: Caller) => (who.uplinkIfname ? this.deps.ipv4Of(who.uplinkIfname) : null);
+
+    app.get("/eve/v1/network.json", (c) => {
+      const who = caller(c);
+      const dev = this.deps.device();
+      return c.json({
+        "caller-ip": `${c.env.ip}:${c.env.port}`,
+        "external-ipv4": external(who) ?? "",
+        hostname: who.appUuid,
+        "app-instance-uuid": who.appUuid,
+        "device-uuid": dev.uuid ?? "",
+        "device-name": dev.name,
+        "project-name": "",
+        "project-uuid": "",
+        "enterprise-name": "",
+        "enterprise-id": "",
+      });
+    });
+    app.get("/eve/v1/external_ipv4", (c) => {
+      const ip = external(caller(c));
+      return ip ? c.text(`${ip}\n`) : c.body(null, 204);
+    });
+    app.get("/eve/v1/hostname", (c) => c.text(`${caller(c).appUuid}\n`));
+    app.get("/eve/v1/app/info.json", (c) => {
+      const who = caller(c);
+      return c.json({ "app-instance-uuid": who.appUuid, "app-instance-name": who.appName });
+    });
+    app.get("/eve/v1/location.json", (c) => {
+      const loc = this.deps.location?.() ?? null;
+      return loc ? c.json(loc) : c.body(null, 204);
+    });
+
+    app.get("/eve/v1/patch/description.json", (c) => {
+      const who = caller(c);
+      const envelopes = this.envelopesFor(who.appUuid);
+      for (const pe of envelopes) this.count(who.appUuid, pe, "apiCalls");
+      // EVE's keys (PeInfoToDisplay, BinaryBlobCompleted); an app with none gets an empty list.
+      return c.json(
+        envelopes.map((pe) => ({
+          PatchID: pe.uuid,
+          Version: pe.version,
+          BinaryBlobs: pe.artifacts.filter((a) => a.kind === "inline").map((a) => ({
+            fileName: a.fileName,
+            fileSha: this.sha256(a.data!),
+            fileMetaData: a.fileMetaData,
+            artifactMetaData: a.artifactMetaData,
+            encArtifactMeta: {},
+            url: `${PATCH_URL}/${pe.uuid}/${encodeURIComponent(a.fileName)}`,
+            size: Buffer.byteLength(a.data!),
+          })),
+          VolumeRefs: null,
+        })),
+      );
+    });
+    app.get("/eve/v1/patch/download/:patch", (c) => {
+      const who = caller(c);
+      const pe = this.envelopesFor(who.appUuid).find((e) => e.uuid === c.req.param("patch").toLowerCase());
+      if (!pe) return c.json({ message: "patch is not found" }, 404);
+      const files = pe.artifacts.filter((a) => a.kind === "inline").map((a) => ({ name: a.fileName, data: new TextEncoder().encode(a.data!) }));
+      this.count(who.appUuid, pe, "downloads");
+      return c.body(zipStored(files), 200, { "Content-Type": "application/zip", "Content-Disposition": `attachment; filename="${pe.uuid}.zip"` });
+    });
+    app.get("/eve/v1/patch/download/:patch/:file", (c) => {
+      const who = caller(c);
+      const pe = this.envelopesFor(who.appUuid).find((e) => e.uuid === c.req.param("patch").toLowerCase());
+      if (!pe) return c.json({ message: "patch is not found" }, 404);
+      const a = pe.artifacts.find((x) => x.kind === "inline" && x.fileName === c.req.param("file"));
+      if (!a) return c.json({ message: "file is not found" }, 404);
+      this.count(who.appUuid, pe, "downloads");
+      // As EVE serves an inline artifact: its base64 text, not decoded.
+      return c.body(a.data!, 200, { "Content-Type": "text/plain" });
+    });
+    app.notFound((c) => c.json({ message: "not found" }, 404));
+  }
+
+  private count(appUuid: string, pe: PatchEnvelopeModel, what: "apiCalls" | "downloads"): void {
+    const key = `${appUuid}/${pe.uuid}/${pe.version}`;
+    let u = this.usage.get(key);
+    if (!u) this.usage.set(key, (u = { appUuid, uuid: pe.uuid, version: pe.version, apiCalls: 0, downloads: 0 }));
+    u[what]++;
+  }
+
+  private sha256(data: string): string {
+    let h = this.shaCache.get(data);
+    if (h === undefined) {
+      if (this.shaCache.size > 1024) this.shaCache = new Map();
+      h = createHash("sha256").update(data).digest("hex");
+      this.shaCache.set(data, h);
+    }
+    return h;
+  }
+}
