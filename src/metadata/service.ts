@@ -128,7 +128,8 @@ export class MetadataService {
         hostname: who.appUuid,
         "app-instance-uuid": who.appUuid,
         "device-uuid": dev.uuid ?? "",
-        "device-name": dev.name,
+        // The controller's name for the device (`device_name`), as EVE's EdgeNodeInfo; else the device's own.
+        "device-name": this.deps.model()?.model.device.name ?? dev.name,
         "project-name": "",
         "project-uuid": "",
         "enterprise-name": "",

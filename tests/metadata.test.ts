@@ -1,0 +1,204 @@
+// The apps' metadata server end to end: two container apps on one Local network instance ask
+// http://169.254.169.254/eve/v1/… from inside their own namespaces, as EVE's apps do.
+//
+//   [uplink ns]  lan0 203.0.113.1/24
+//        │ u-dev
+//        │ uplink0 203.0.113.2/24
+//   [device ns]  evebox (the built binary) with a Local NI 198.51.100.0/24 NATed to uplink0; apps "listed" (named
+//                by a patch envelope) and "other" (named only by a STORE one), Docker containers attached by veth.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { testDocker } from "./support/docker.ts";
+import { type NsDevice, startDeviceIn, unixApi } from "./support/netdevice.ts";
+import { busybox, Netns, vethBetween } from "./support/netns.ts";
+import { startRegistryWithBusybox, type TestRegistry } from "./support/registry.ts";
+import { sh } from "./support/run.ts";
+import { waitFor } from "./support/wait.ts";
+
+const U = (n: number) => `6f7e0000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
+const DS = U(1);
+const CT = U(2);
+const NI = U(3);
+const APPS = { listed: U(10), other: U(11) };
+const VOLS = { listed: U(20), other: U(21) };
+const PE = U(30);
+const PE_STORED = U(31);
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+const FILE_A = b64("threshold: 42\n");
+const FILE_B = b64("#!/bin/sh\necho patched\n");
+
+let up: Netns;
+let dev: Netns;
+let registry: TestRegistry & { busyboxDigest: string };
+let dataDir: string;
+let evebox: NsDevice;
+
+const IDLE = "sh -c 'trap \"exit 0\" TERM; sleep 3600 & wait'";
+
+function doc(envelopes: unknown[]) {
+  const app = (name: keyof typeof APPS) => ({
+    uuidandversion: { uuid: APPS[name], version: "1" },
+    displayname: name,
+    activate: true,
+    fixedresources: { memory: 65536, vcpus: 1 },
+    volumeRefList: [{ uuid: VOLS[name] }],
+    interfaces: [{ name: "eth0", networkId: NI, acls: [] }],
+    userData: b64(`EVE_ECO_CMD=${IDLE}`),
+  });
+  return {
+    deviceName: "meta-dev",
+    datastores: [{ id: DS, dType: "DsContainerRegistry", fqdn: `docker://${registry.host}` }],
+    contentInfo: [{ uuid: CT, dsId: DS, URL: "evebox/busybox:latest", iformat: "CONTAINER", sha256: registry.busyboxDigest.replace(/^sha256:/, ""), displayName: "busybox" }],
+    volumes: Object.values(VOLS).map((uuid) => ({ uuid, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: CT } })),
+    networkInstances: [
+      {
+        uuidandversion: { uuid: NI, version: "1" },
+        displayname: "lan",
+        instType: "ZnetInstLocal",
+        activate: true,
+        port: { name: "uplink0" },
+        ip: { subnet: "198.51.100.0/24", gateway: "198.51.100.1", dhcpRange: { start: "198.51.100.10", end: "198.51.100.60" }, dns: ["203.0.113.1"] },
+      },
+    ],
+    // No ACL at all: the metadata server is the device's, reached like DHCP and DNS whatever the ACLs say.
+    apps: [app("listed"), app("other")],
+    patchEnvelopes: envelopes,
+  };
+}
+
+const ENVELOPES = [
+  {
+    uuid: PE,
+    version: "7",
+    displayName: "settings",
+    action: "ACTIVATE",
+    appInstIdsAllowed: [APPS.listed],
+    artifacts: [{ inline: { fileNameToUse: "settings.yml", base64Data: FILE_A } }, { inline: { fileNameToUse: "hook.sh", base64Data: FILE_B } }],
+  },
+  // Named for both apps, but only stored: neither sees it.
+  { uuid: PE_STORED, version: "1", action: "STORE", appInstIdsAllowed: [APPS.listed, APPS.other], artifacts: [{ inline: { fileNameToUse: "later.txt", base64Data: b64("later") } }] },
+];
+
+const api = (method: string, path: string, body?: unknown) => unixApi(evebox.sock, method, path, body);
+
+async function containerOf(name: keyof typeof APPS): Promise<string> {
+  return waitFor(`container of ${name}`, async () => {
+    const cs = await testDocker().listContainers({ filters: { label: [`evebox.app=${APPS[name]}`] } });
+    return cs[0]?.State === "running" ? cs[0].Id : undefined;
+  }, 60_000);
+}
+
+/** `wget -qO-` inside the app (busybox 1.35's `wget -T` segfaults: timeout instead). */
+async function fetchInApp(name: keyof typeof APPS, url: string): Promise<{ code: number; out: string }> {
+  const id = await containerOf(name);
+  const r = await sh(["docker", "exec", id, "/bin/busybox", "timeout", "10", "/bin/busybox", "wget", "-qO-", url], { ok: [1, 124, 143] });
+  return { code: r.code, out: r.out };
+}
+
+async function descriptionOf(name: keyof typeof APPS): Promise<any> {
+  // The app's interface is attached a moment after its process starts: ask until it answers.
+  return JSON.parse(await waitFor(`${name}'s description.json`, async () => {
+    const r = await fetchInApp(name, "http://169.254.169.254/eve/v1/patch/description.json");
+    return r.code === 0 ? r.out : undefined;
+  }, 30_000));
+}
+
+beforeAll(async () => {
+  registry = await startRegistryWithBusybox();
+  up = await Netns.create("mup");
+  dev = await Netns.create("mdev");
+  await up.ip("link", "add", "lan0", "type", "bridge");
+  await up.ip("addr", "add", "203.0.113.1/24", "dev", "lan0");
+  await up.ip("link", "set", "lan0", "up");
+  await vethBetween(dev, "uplink0", up, "u-dev");
+  await up.ip("link", "set", "u-dev", "master", "lan0");
+  await dev.ip("addr", "add", "203.0.113.2/24", "dev", "uplink0");
+  await dev.ip("route", "add", "default", "via", "203.0.113.1");
+  dataDir = mkdtempSync(join(tmpdir(), "evebox-meta-"));
+  evebox = await startDeviceIn(dev, dataDir);
+  const r = await api("PUT", "/api/v1/config", doc(ENVELOPES));
+  if (r.status !== 201 && r.status !== 200) throw new Error(`PUT /config: ${r.status} ${JSON.stringify(r.body)}`);
+}, 120_000);
+
+afterAll(async () => {
+  if (evebox) {
+    await api("PUT", "/api/v1/config", { apps: [], networkInstances: [] }).catch(() => undefined);
+    await waitFor("apps removed", async () => ((await testDocker().listContainers({ all: true, filters: { label: Object.values(APPS).map((u) => `evebox.app=${u}`) } })).length === 0 ? true : undefined), 30_000).catch(() => undefined);
+    for (const uuid of Object.values(APPS)) {
+      for (const c of await testDocker().listContainers({ all: true, filters: { label: [`evebox.app=${uuid}`] } })) await testDocker().getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    }
+    evebox.proc.kill("SIGTERM");
+    await evebox.proc.exited;
+  }
+  await dev?.destroy();
+  await up?.destroy();
+  await registry?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+}, 90_000);
+
+describe("the metadata server at 169.254.169.254", () => {
+  test("description.json: the listed app gets exactly its envelope, with EVE's keys and each file's url", async () => {
+    const d = await descriptionOf("listed");
+    expect(d).toHaveLength(1);
+    expect(d[0].PatchID).toBe(PE);
+    expect(d[0].Version).toBe("7");
+    expect(d[0].BinaryBlobs.map((b: any) => [b.fileName, b.size, b.url])).toEqual([
+      ["settings.yml", FILE_A.length, `http://169.254.169.254/eve/v1/patch/download/${PE}/settings.yml`],
+      ["hook.sh", FILE_B.length, `http://169.254.169.254/eve/v1/patch/download/${PE}/hook.sh`],
+    ]);
+    expect(d[0].BinaryBlobs[0].fileSha).toBe(new Bun.CryptoHasher("sha256").update(FILE_A).digest("hex"));
+  }, 60_000);
+
+  test("a file comes as EVE serves it (its base64 text), and decodes to the bytes the config holds", async () => {
+    const r = await fetchInApp("listed", `http://169.254.169.254/eve/v1/patch/download/${PE}/hook.sh`);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(FILE_B);
+    expect(Buffer.from(r.out, "base64").toString()).toBe("#!/bin/sh\necho patched\n");
+    // The zip of the envelope, unpacked inside the app by busybox unzip.
+    const id = await containerOf("listed");
+    const z = await sh(["docker", "exec", id, "/bin/busybox", "sh", "-c", `cd /tmp && /bin/busybox timeout 10 /bin/busybox wget -qO pe.zip http://169.254.169.254/eve/v1/patch/download/${PE} && /bin/busybox unzip -o -q pe.zip && /bin/busybox cat settings.yml`]);
+    expect(z.out).toBe(FILE_A);
+  }, 60_000);
+
+  test("an app the envelope does not name gets an empty list and cannot download its files", async () => {
+    expect(await descriptionOf("other")).toEqual([]);
+    const r = await fetchInApp("other", `http://169.254.169.254/eve/v1/patch/download/${PE}/hook.sh`);
+    expect(r.code).not.toBe(0); // 404
+    expect(r.out).toBe("");
+  }, 60_000);
+
+  test("network.json names the calling app (by its address), the device and the uplink's address", async () => {
+    for (const name of ["listed", "other"] as const) {
+      const r = await fetchInApp(name, "http://169.254.169.254/eve/v1/network.json");
+      expect(r.code).toBe(0);
+      const n = JSON.parse(r.out);
+      expect(n["app-instance-uuid"]).toBe(APPS[name]);
+      expect(n.hostname).toBe(APPS[name]);
+      expect(n["device-name"]).toBe("meta-dev");
+      expect(n["external-ipv4"]).toBe("203.0.113.2");
+      expect(n["caller-ip"]).toMatch(/^198\.51\.100\.\d+:\d+$/);
+    }
+    expect((await fetchInApp("other", "http://169.254.169.254/eve/v1/hostname")).out).toBe(`${APPS.other}\n`);
+  }, 60_000);
+
+  test("the uplink cannot reach the server's port: the firewall drops it (its counter moves)", async () => {
+    const counter = async () => Number((await dev.exec(["nft", "list", "chain", "inet", "evebox", "input"])).out.match(/tcp dport 8169 counter packets (\d+) .*drop/)?.[1] ?? NaN);
+    const before = await counter();
+    expect(before).toBeGreaterThanOrEqual(0);
+    const r = await up.exec([busybox(), "timeout", "5", busybox(), "wget", "-qO-", "http://203.0.113.2:8169/eve/v1/network.json"], { ok: [1, 124, 143] });
+    expect(r.code).not.toBe(0);
+    expect(await counter()).toBeGreaterThan(before);
+  }, 30_000);
+
+  test("a config with a bad file name is refused with the field path; the running envelopes stay", async () => {
+    const bad = structuredClone(ENVELOPES);
+    bad[0]!.artifacts[1]!.inline.fileNameToUse = "../../etc/passwd";
+    const r = await api("PUT", "/api/v1/config", doc(bad));
+    expect(r.status).toBe(400);
+    expect(r.body.problems).toContainEqual(expect.objectContaining({ path: "patchEnvelopes[0].artifacts[1].inline.fileNameToUse" }));
+    const d = await descriptionOf("listed");
+    expect(d[0].BinaryBlobs.map((b: any) => b.fileName)).toEqual(["settings.yml", "hook.sh"]);
+  }, 60_000);
+});
