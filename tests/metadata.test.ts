@@ -11,8 +11,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testDocker } from "./support/docker.ts";
-import { type NsDevice, startDeviceIn, unixApi } from "./support/netdevice.ts";
-import { busybox, Netns, vethBetween } from "./support/netns.ts";
+import { type NsDevice, removeAppsOf, startDeviceIn, unixApi } from "./support/netdevice.ts";
+import { busybox, type Netns, uplinkPair } from "./support/netns.ts";
 import { startRegistryWithBusybox, type TestRegistry } from "./support/registry.ts";
 import { sh } from "./support/run.ts";
 import { waitFor } from "./support/wait.ts";
@@ -107,15 +107,7 @@ async function descriptionOf(name: keyof typeof APPS): Promise<any> {
 
 beforeAll(async () => {
   registry = await startRegistryWithBusybox();
-  up = await Netns.create("mup");
-  dev = await Netns.create("mdev");
-  await up.ip("link", "add", "lan0", "type", "bridge");
-  await up.ip("addr", "add", "203.0.113.1/24", "dev", "lan0");
-  await up.ip("link", "set", "lan0", "up");
-  await vethBetween(dev, "uplink0", up, "u-dev");
-  await up.ip("link", "set", "u-dev", "master", "lan0");
-  await dev.ip("addr", "add", "203.0.113.2/24", "dev", "uplink0");
-  await dev.ip("route", "add", "default", "via", "203.0.113.1");
+  ({ up, dev } = await uplinkPair("mup", "mdev"));
   dataDir = mkdtempSync(join(tmpdir(), "evebox-meta-"));
   evebox = await startDeviceIn(dev, dataDir);
   const r = await api("PUT", "/api/v1/config", doc(ENVELOPES));
@@ -124,11 +116,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (evebox) {
-    await api("PUT", "/api/v1/config", { apps: [], networkInstances: [] }).catch(() => undefined);
-    await waitFor("apps removed", async () => ((await testDocker().listContainers({ all: true, filters: { label: Object.values(APPS).map((u) => `evebox.app=${u}`) } })).length === 0 ? true : undefined), 30_000).catch(() => undefined);
-    for (const uuid of Object.values(APPS)) {
-      for (const c of await testDocker().listContainers({ all: true, filters: { label: [`evebox.app=${uuid}`] } })) await testDocker().getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-    }
+    await removeAppsOf(evebox, Object.values(APPS));
     evebox.proc.kill("SIGTERM");
     await evebox.proc.exited;
   }

@@ -25,7 +25,7 @@ import { TestController } from "./support/controller/server.ts";
 import { ensureGuestImage, GUEST_READY } from "./support/guest/image.ts";
 import { unixClient, waitForApp } from "./support/api.ts";
 import { type NsDevice, startDeviceIn, unixApi } from "./support/netdevice.ts";
-import { busybox, Netns, vethBetween, webRoot } from "./support/netns.ts";
+import { busybox, type Netns, uplinkPair, webRoot } from "./support/netns.ts";
 import { relay } from "./support/relay.ts";
 
 const U = (n: number) => `6e7e0000-0000-4000-8100-${n.toString(16).padStart(12, "0")}`;
@@ -120,15 +120,7 @@ const tap = (): Promise<any[]> => dev.ip("-j", "-d", "link", "show", "type", "tu
 
 beforeAll(async () => {
   const image = await ensureGuestImage();
-  up = await Netns.create("vup");
-  dev = await Netns.create("vdev");
-  await up.ip("link", "add", "lan0", "type", "bridge");
-  await up.ip("addr", "add", "203.0.113.1/24", "dev", "lan0");
-  await up.ip("link", "set", "lan0", "up");
-  await vethBetween(dev, "uplink0", up, "u-dev");
-  await up.ip("link", "set", "u-dev", "master", "lan0");
-  await dev.ip("addr", "add", "203.0.113.2/24", "dev", "uplink0");
-  await dev.ip("route", "add", "default", "via", "203.0.113.1");
+  ({ up, dev } = await uplinkPair("vup", "vdev"));
 
   dataDir = mkdtempSync(join(tmpdir(), "evebox-netvm-"));
   const www = webRoot(`${dataDir}-www`, "hello-from-server\n");

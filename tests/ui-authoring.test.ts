@@ -26,7 +26,7 @@ import { busyboxArchive, testDocker } from "./support/docker.ts";
 import { ROOT } from "./support/evebox.ts";
 import { ensureGuestImage, GUEST_READY } from "./support/guest/image.ts";
 import { type NsDevice, startDeviceIn, unixApi } from "./support/netdevice.ts";
-import { busybox, Netns, vethBetween } from "./support/netns.ts";
+import { busybox, type Netns, uplinkPair } from "./support/netns.ts";
 import { relay } from "./support/relay.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -54,15 +54,7 @@ const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `authorin
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   const image = await ensureGuestImage();
-  up = await Netns.create("aup");
-  dev = await Netns.create("adev");
-  await up.ip("link", "add", "lan0", "type", "bridge");
-  await up.ip("addr", "add", "203.0.113.1/24", "dev", "lan0");
-  await up.ip("link", "set", "lan0", "up");
-  await vethBetween(dev, "uplink0", up, "u-dev");
-  await up.ip("link", "set", "u-dev", "master", "lan0");
-  await dev.ip("addr", "add", "203.0.113.2/24", "dev", "uplink0");
-  await dev.ip("route", "add", "default", "via", "203.0.113.1");
+  ({ up, dev } = await uplinkPair("aup", "adev"));
 
   dataDir = mkdtempSync(join(tmpdir(), "evebox-authoring-"));
   const files = `${dataDir}-files`;

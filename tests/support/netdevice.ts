@@ -2,6 +2,7 @@
 // the console's TCP port lives inside the namespace.
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { testDocker } from "./docker.ts";
 import { waitFor } from "./wait.ts";
 import { ensureBinary, TEST_DEVICE_ENV } from "./evebox.ts";
 import { type Netns, pump } from "./netns.ts";
@@ -36,4 +37,15 @@ export async function unixApi(sock: string, method: string, path: string, body?:
     body: body !== undefined ? JSON.stringify(body) : undefined,
   } as RequestInit);
   return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+/** For afterAll: an empty config (apps and NIs removed), then any container of these apps still there removed by force. */
+export async function removeAppsOf(dev: NsDevice, appUuids: string[], timeoutMs = 30_000): Promise<void> {
+  await unixApi(dev.sock, "PUT", "/api/v1/config", { apps: [], networkInstances: [] }).catch(() => undefined);
+  const labels = appUuids.map((u) => `evebox.app=${u}`);
+  const left = () => testDocker().listContainers({ all: true, filters: { label: labels } });
+  await waitFor("apps removed", async () => ((await left()).length === 0 ? true : undefined), timeoutMs).catch(() => undefined);
+  for (const uuid of appUuids) {
+    for (const c of await testDocker().listContainers({ all: true, filters: { label: [`evebox.app=${uuid}`] } })) await testDocker().getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  }
 }

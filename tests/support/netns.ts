@@ -61,6 +61,23 @@ export async function vethBetween(a: Netns, aName: string, b: Netns, bName: stri
   await b.ip("link", "set", bName, "up");
 }
 
+/**
+ * The usual two namespaces of a device test: `up` with bridge lan0 203.0.113.1/24, and `dev` whose uplink0
+ * 203.0.113.2/24 is a veth into that bridge, with its default route through 203.0.113.1.
+ */
+export async function uplinkPair(upRole: string, devRole: string): Promise<{ up: Netns; dev: Netns }> {
+  const up = await Netns.create(upRole);
+  const dev = await Netns.create(devRole);
+  await up.ip("link", "add", "lan0", "type", "bridge");
+  await up.ip("addr", "add", "203.0.113.1/24", "dev", "lan0");
+  await up.ip("link", "set", "lan0", "up");
+  await vethBetween(dev, "uplink0", up, "u-dev");
+  await up.ip("link", "set", "u-dev", "master", "lan0");
+  await dev.ip("addr", "add", "203.0.113.2/24", "dev", "uplink0");
+  await dev.ip("route", "add", "default", "via", "203.0.113.1");
+  return { up, dev };
+}
+
 /** A tiny static web tree for busybox httpd, with a CGI that answers the client's address. */
 export function webRoot(dir: string, index: string): string {
   mkdirSync(join(dir, "cgi-bin"), { recursive: true });
