@@ -123,6 +123,24 @@ describe("app bundles", () => {
     expect((await api.json("GET", "/api/v1/bundles")).body.bundles).toEqual([]);
   });
 
+  test("a bundle that collides with the site's objects (a volume of the site holds one of its UUIDs) is refused whole, naming it; nothing stored, the config untouched", async () => {
+    const site = {
+      ...SITE,
+      volumes: [...SITE.volumes, { uuid: U.data, origin: { type: "VCOT_BLANK" }, maxsizebytes: "1048576", displayName: "site-scratch", generationCount: "1" }],
+    };
+    await putConfig(api, site);
+    const before = await api.json("GET", "/api/v1/config");
+    const r = await api.json("POST", `/api/v1/bundles?params=${q(params)}`, Bun.file(v1), OCTETS);
+    expect(r.status).toBe(400);
+    expect(r.body.problems).toContainEqual(expect.objectContaining({ message: expect.stringContaining(`${U.data} is already on this device`) }));
+    expect(r.body.problems.every((p: any) => p.message.includes("collides"))).toBe(true);
+    expect(blobs()).toEqual([]);
+    const after = await api.json("GET", "/api/v1/config");
+    expect(after.headers.get("x-config-version")).toBe(before.headers.get("x-config-version"));
+    expect((await api.json("GET", "/api/v1/bundles")).body.bundles).toEqual([]);
+    await putConfig(api, SITE);
+  });
+
   test("apply: the app RUNNING from the image in the content store, the bundle listed with its parameters", async () => {
     const r = await api.json("POST", `/api/v1/bundles?params=${q(params)}`, Bun.file(v1), OCTETS);
     expect(r.status).toBe(201);
