@@ -438,3 +438,79 @@ describe("VmWorkload: disableLogs", () => {
     store.close();
   });
 });
+
+describe("VmWorkload: PCI functions to vfio-pci and back", () => {
+  const PCI = ["0000:03:00.0", "0000:03:00.1"]; // a GPU and its audio function
+  function setup(store: Store, startFails = false) {
+    const calls: string[] = [];
+    const runtime = {
+      available: () => null,
+      adopt: async () => [],
+      probeAccelerator: async () => "tcg" as const,
+      acceleratorProbe: () => null,
+      list: () => [],
+      close() {},
+      onExit: () => () => {},
+      start: async () => {
+        calls.push("start");
+        if (startFails) throw new Error('app "gpu-vm" (x): QEMU exited at once');
+      },
+      shutdown: async () => {
+        calls.push("shutdown");
+        return { how: "powerdown" };
+      },
+    };
+    const drivers = new Map<string, string | null>([
+      [PCI[0]!, "amdgpu"],
+      [PCI[1]!, "snd_hda_intel"],
+    ]);
+    const vfio = {
+      bind(addresses: string[]) {
+        calls.push(`bind ${addresses.join(" ")}`);
+        const was = new Map(addresses.map((a) => [a, drivers.get(a) ?? null]));
+        for (const a of addresses) drivers.set(a, "vfio-pci");
+        return was;
+      },
+      release(original: ReadonlyMap<string, string | null>) {
+        calls.push(`release ${[...original].map(([a, d]) => `${a}=${d}`).join(" ")}`);
+        for (const [a, d] of original) drivers.set(a, d);
+      },
+    };
+    const records = new Records(store, { clock: { now: () => Date.UTC(2031, 0, 1), random: () => 0.5 }, crash: { baseMs: 1000, maxMs: 60_000 } });
+    records.putApp(newAppRecord(IDS.app, 0, 0));
+    const w = new VmWorkload({ runtime: runtime as unknown as VmRuntime, store, volumes: null as never, cache: null as never, log: () => {}, vfio });
+    const ctx = { records, stopTimeoutSec: 5, startedSinceBoot: new Set<string>() } as never;
+    const app = { uuid: IDS.app, name: "gpu-vm" };
+    const start = { kind: "startVm", app, vm: { uuid: IDS.app, name: "gpu-vm", disks: [], spec: { nics: [], passthrough: { pci: PCI } } }, reason: "new" } as never;
+    const stop = { kind: "stopVm", appUuid: IDS.app } as never;
+    return { calls, drivers, w, ctx, start, stop };
+  }
+
+  test("bound before QEMU starts; given back to their own drivers when the VM stops, also by an evebox started again", async () => {
+    const store = Store.open(":memory:");
+    const a = setup(store);
+    await a.w.execute(a.start, a.ctx);
+    expect(a.calls).toEqual([`bind ${PCI.join(" ")}`, "start"]);
+    a.w.close();
+    // The drivers they had are kept in the store: a new evebox process (a new workload, the same store) gives them back.
+    const b = setup(store);
+    for (const x of PCI) b.drivers.set(x, "vfio-pci");
+    await b.w.execute(b.stop, b.ctx);
+    expect(b.calls).toEqual(["shutdown", `release ${PCI[0]}=amdgpu ${PCI[1]}=snd_hda_intel`]);
+    expect([...b.drivers.values()]).toEqual(["amdgpu", "snd_hda_intel"]);
+    // Nothing is left to give back: a second stop releases nothing.
+    await b.w.execute(b.stop, b.ctx);
+    expect(b.calls.filter((c) => c.startsWith("release"))).toHaveLength(1);
+    b.w.close();
+    store.close();
+  });
+
+  test("a VM that fails to start gives its functions back at once (an app removed while failing leaves none on vfio-pci)", async () => {
+    const store = Store.open(":memory:");
+    const a = setup(store, true);
+    await expect(a.w.execute(a.start, a.ctx)).rejects.toThrow("QEMU exited at once");
+    expect(a.calls).toEqual([`bind ${PCI.join(" ")}`, "start", `release ${PCI[0]}=amdgpu ${PCI[1]}=snd_hda_intel`]);
+    expect([...a.drivers.values()]).toEqual(["amdgpu", "snd_hda_intel"]);
+    store.close();
+  });
+});

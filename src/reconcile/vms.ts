@@ -660,6 +660,9 @@ export class VmWorkload implements Workload {
       this.bindPci(app.uuid, vm.spec.passthrough?.pci ?? []);
       await this.runtime.start(vm.spec);
     } catch (e) {
+      // A VM that did not start holds no function: each goes back to its driver (the next try binds it again), so
+      // an app removed while failing leaves no host NIC or GPU on vfio-pci.
+      this.releasePci(app.uuid);
       throw ctx.records.appFailed(app.uuid, (e as Error).message.replace(/^app "[^"]*" \([^)]*\): /, ""));
     }
     this.watchBoot(app.uuid, app.name);
