@@ -29,6 +29,8 @@ interface VmDef {
   name: string;
   image?: "guest" | "html" | "zeros";
   memoryKiB?: number;
+  /** maxmem (hot-plug headroom); the default is memory (none). */
+  maxmemKiB?: number;
   activate?: boolean;
   restart?: number;
   purge?: number;
@@ -48,7 +50,7 @@ function doc(vms: VmDef[]) {
       uuidandversion: { uuid: v.ids.app, version: "1" },
       displayname: v.name,
       activate: v.activate ?? true,
-      fixedresources: { memory: v.memoryKiB ?? 131072, maxmem: v.memoryKiB ?? 131072, vcpus: 1, virtualizationMode: "HVM" },
+      fixedresources: { memory: v.memoryKiB ?? 131072, maxmem: v.maxmemKiB ?? v.memoryKiB ?? 131072, vcpus: 1, virtualizationMode: "HVM" },
       volumeRefList: [{ uuid: v.ids.vol }],
       interfaces: [],
       ...(v.userData ? { userData: Buffer.from(v.userData).toString("base64") } : {}),
@@ -280,6 +282,27 @@ describe("bad input: a clear error on that app, the others unaffected, no QEMU l
     for (const v of [html, huge, noBoot]) expect(qemuPids(v.ids!.app)).toEqual([]);
     const vm = (await status()).apps.find((x: any) => x.name === "vm1");
     expect(vm).toMatchObject({ state: "RUNNING", pid, error: null });
+  }, 180_000);
+
+});
+
+describe("a running VM's memory, then removal", () => {
+  const hot: VmDef = { name: "hot-memory", memoryKiB: 256 * 1024, maxmemKiB: 512 * 1024 };
+  all.push(hot);
+
+  test("memory raised within maxmem is plugged into the running VM (same QEMU, the status shows it); lowered, the VM restarts", async () => {
+    await put([vm1, hot]);
+    const first = await waitApp("hot-memory", (a) => a.state === "RUNNING", "RUNNING");
+    expect(first.memory).toEqual({ kib: 256 * 1024, pluggedKiB: 0, maxKiB: 512 * 1024 });
+    hot.memoryKiB = 384 * 1024;
+    await put([vm1, hot]);
+    const plugged = await waitApp("hot-memory", (a) => a.memory?.kib === 384 * 1024, "with 384 MiB");
+    expect(plugged).toMatchObject({ state: "RUNNING", pid: first.pid, error: null, memory: { pluggedKiB: 128 * 1024, maxKiB: 512 * 1024 } });
+    expect(qemuPids(hot.ids!.app)).toEqual([first.pid]);
+    hot.memoryKiB = 256 * 1024;
+    await put([vm1, hot]);
+    const restarted = await waitApp("hot-memory", (a) => a.state === "RUNNING" && a.pid !== first.pid, "RUNNING with a new QEMU");
+    expect(restarted.memory).toEqual({ kib: 256 * 1024, pluggedKiB: 0, maxKiB: 512 * 1024 });
   }, 180_000);
 
   test("removing the apps stops every QEMU and removes their volumes", async () => {
