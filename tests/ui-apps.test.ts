@@ -245,7 +245,9 @@ test("change the app on its page: the plan explains the change, and a config cha
 
   // Someone else changes the config before Apply: the device answers 412 and the plan is made again.
   const current = await api("GET", "/config");
-  const other = { ...current.body, configItems: [{ key: "timer.config.interval", value: "120" }] };
+  // (and hands the app a patch envelope, which its page then lists)
+  const envelope = { uuid: "5e000000-0000-4000-8000-0000000000aa", version: "3", displayName: "site settings", action: "ACTIVATE", appInstIdsAllowed: [appUuid], artifacts: [{ inline: { fileNameToUse: "settings.yml", base64Data: btoa("k: v\n") } }] };
+  const other = { ...current.body, configItems: [{ key: "timer.config.interval", value: "120" }], patchEnvelopes: [envelope] };
   expect((await api("PUT", "/config", other, { "If-Match": current.headers.etag! })).status).toBe(201);
   await page.locator("#plan-apply").click();
   await page.locator("#plan .notice").waitFor({ timeout: 10_000 });
@@ -260,6 +262,10 @@ test("change the app on its page: the plan explains the change, and a config cha
   expect(app.uuidandversion.version).toBe("2");
   expect(app.fixedresources.memory).toBe(96 * 1024);
   expect(config.configItems).toEqual([{ key: "timer.config.interval", value: "120" }]); // the other change is kept
+  expect(config.patchEnvelopes.map((p: { uuid: string }) => p.uuid)).toEqual([envelope.uuid]);
+  const envelopes = (await page.locator("#app-patch-envelopes").textContent())!;
+  expect(envelopes).toContain("site settings · version 3 · served to the app");
+  expect(envelopes).toContain("settings.yml");
   await page.screenshot({ path: join(ARTIFACTS, "app-detail.png"), fullPage: true });
 }, 60_000);
 

@@ -114,6 +114,27 @@ describe("addContainerApp", () => {
     const pvc = { ...doc, contentInfo: [{ ...doc.contentInfo[0], iformat: "PVC" }] };
     expect(readApp(pvc, uuid)?.kind).toBe("unknown");
   });
+
+  test("the app page lists the patch envelopes that name the app, with what the app sees of each", () => {
+    const doc = addContainerApp(null, { ...registryApp, volumes: [] }, { newId: ids() });
+    const uuid = doc.apps[0].uuidandversion.uuid;
+    const inline = (f: string) => ({ inline: { fileNameToUse: f, base64Data: btoa(f) } });
+    const withPe = {
+      ...doc,
+      patchEnvelopes: [
+        { uuid: "5e000000-0000-4000-8000-000000000001", version: "2", displayName: "cfg", action: "ACTIVATE", appInstIdsAllowed: [uuid], artifacts: [inline("a.yml"), inline("b.sh")] },
+        { uuid: "5e000000-0000-4000-8000-000000000002", displayName: "later", appInstIdsAllowed: [uuid], artifacts: [inline("c")] },
+        { uuid: "5e000000-0000-4000-8000-000000000003", displayName: "vol", action: "ACTIVATE", appInstIdsAllowed: [uuid], artifacts: [{ volumeRef: { imageName: "v", imageId: uuid } }] },
+        { uuid: "5e000000-0000-4000-8000-000000000004", displayName: "not for it", action: "ACTIVATE", appInstIdsAllowed: [], artifacts: [inline("d")] },
+      ],
+    };
+    expect(readApp(withPe, uuid)?.patchEnvelopes).toEqual([
+      { uuid: "5e000000-0000-4000-8000-000000000001", name: "cfg", version: "2", state: "PATCH_ACTIVE", files: ["a.yml", "b.sh"] },
+      { uuid: "5e000000-0000-4000-8000-000000000002", name: "later", version: "", state: "PATCH_READY", files: ["c"] },
+      { uuid: "5e000000-0000-4000-8000-000000000003", name: "vol", version: "", state: "PATCH_ERROR", files: ["v"] },
+    ]);
+    expect(readApp(doc, uuid)?.patchEnvelopes).toEqual([]);
+  });
 });
 
 describe("updateApp", () => {

@@ -12,6 +12,7 @@
 // - the app: fixedresources in KiB, userData = base64 of `KEY=VALUE` lines (the container's environment).
 
 import { type ContentTreeModel, deviceModel, type DeviceModel } from "../src/config/model.ts";
+import { patchState, type PatchState } from "../src/config/patch-envelopes.ts";
 import { interfaceProblemField } from "./interfaces-edit";
 import { adapterEntries } from "./adapters-edit";
 import { type ImportedImage, withImportedImage } from "./images";
@@ -432,6 +433,8 @@ export interface AppView {
   volumes: Array<{ uuid: string; name: string; sizeMiB: number | null; mountDir: string; readonly: boolean; blank: boolean }>;
   /** The adapters (assignment groups, as the app names them). */
   adapters: string[];
+  /** The config's patch envelopes naming this app (served to it by the metadata server when ACTIVE). */
+  patchEnvelopes: Array<{ uuid: string; name: string; version: string; state: PatchState; files: string[] }>;
 }
 
 // The device model of a document (config/model.ts, the reading the device makes), once per document: the page's
@@ -473,6 +476,9 @@ export function readApp(doc: Doc | null, uuid: string): AppView | null {
         blank: v?.origin === "blank",
       };
     }),
+    patchEnvelopes: model.patchEnvelopes
+      .filter((pe) => pe.apps.includes(uuid))
+      .map((pe) => ({ uuid: pe.uuid, name: pe.name, version: pe.version, state: patchState(pe, 0), files: pe.artifacts.map((a) => a.fileName).filter(Boolean) })),
   };
 }
 

@@ -244,6 +244,13 @@ function AppNetwork({ doc, uuid }: { doc: Doc | null; uuid: string }) {
   );
 }
 
+/** What the app sees of an envelope (its metadata server at 169.254.169.254 serves the active ones). */
+const PATCH_STATE: Record<string, string> = {
+  PATCH_ACTIVE: "served to the app",
+  PATCH_READY: "stored, not served yet",
+  PATCH_ERROR: "in error, not served",
+};
+
 function kindOf(app: AppStatus, view: ReturnType<typeof readApp>): "vm" | "container" | null {
   if (app.kind === "vm" || view?.kind === "vm") return "vm";
   if (app.kind === "container" || view?.kind === "container") return "container";
@@ -313,6 +320,32 @@ function Facts({ app, view }: { app: AppStatus; view: ReturnType<typeof readApp>
           )}
         </dd>
       </div>
+      {view && view.patchEnvelopes.length > 0 && (
+        <div>
+          <dt>Patch envelopes</dt>
+          <dd id="app-patch-envelopes">
+            <ul class="plain-list">
+              {view.patchEnvelopes.map((pe) => (
+                <li key={pe.uuid}>
+                  {pe.name || <code>{pe.uuid}</code>}
+                  {pe.version && ` · version ${pe.version}`} · {PATCH_STATE[pe.state]}
+                  {pe.files.length > 0 && (
+                    <span class="muted">
+                      {" "}
+                      ({pe.files.map((f, i) => (
+                        <>
+                          {i > 0 && ", "}
+                          <code>{f}</code>
+                        </>
+                      ))})
+                    </span>
+                  )}
+                </li>
+              ))}
+            </ul>
+          </dd>
+        </div>
+      )}
       {typeof app.accelerator === "string" && app.accelerator && (
         <div>
           <dt>Accelerator</dt>
