@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { open } from "../src/controller/envelope.ts";
 import { verifyControllerCerts } from "../src/controller/certs.ts";
-import { decodeMessage, PhyIoMemberUsage, PhyIoType, ZInfoTypes, type ConfigResponse, type ZMetricMsg } from "../src/proto/index.ts";
+import { decodeMessage, EVE_PATCH_ENVELOPE_STATE, PhyIoMemberUsage, PhyIoType, ZInfoTypes, type ConfigResponse, type ZMetricMsg } from "../src/proto/index.ts";
 import { writeFakeSysfs } from "../src/hardware/fake-sysfs.ts";
 import { IDS, sampleConfig } from "./support/configs.ts";
 import { makeControllerPki, type ControllerPki } from "./support/controller/pki.ts";
@@ -244,6 +244,37 @@ describe("config loop", () => {
     const resp = decodeMessage<ConfigResponse>("org.lfedge.eve.config.ConfigResponse", await open(cp, certs.signer));
     expect(resp.configHash).toBe(hash2);
     expect(statSync(join(d.dataDir, "persist", "checkpoint", "lastconfig")).mode & 0o777).toBe(0o600);
+  });
+
+  test("patch envelopes: one ZInfoPatchEnvelope each with EVE's state; a bad file name holds only that envelope in error, with its path", async () => {
+    ctl = await TestController.start(pki);
+    const d = await boot();
+    const uuid = await onboarded(d);
+    const PE = ["7f000000-0000-4000-8000-000000000001", "7f000000-0000-4000-8000-000000000002", "7f000000-0000-4000-8000-000000000003"];
+    const inline = (f: string) => ({ inline: { fileNameToUse: f, base64Data: btoa(`${f}\n`) } });
+    ctl.setConfig(uuid, {
+      ...configFor(),
+      patchEnvelopes: [
+        { uuid: PE[0], version: "1", displayName: "served", action: "ACTIVATE", appInstIdsAllowed: [IDS.app], artifacts: [inline("a.txt"), inline("b.txt")] },
+        { uuid: PE[1], version: "2", displayName: "stored", action: "STORE", appInstIdsAllowed: [IDS.app], artifacts: [inline("c.txt")] },
+        { uuid: PE[2], version: "3", displayName: "bad", action: "ACTIVATE", appInstIdsAllowed: [IDS.app], artifacts: [inline("../x")] },
+      ],
+    });
+    const hash = ctl.configHash(uuid);
+    await waitFor("config applied", () => d.controller.status().config.hash === hash);
+    const infos = await waitFor("three patch envelope infos", () => {
+      const got = PE.map((id) => ctl.infos.findLast((i) => i.ztype === ZInfoTypes.ZiPatchEnvelope && i.patchInfo?.id === id));
+      return got.every(Boolean) ? got.map((i) => i!.patchInfo!) : undefined;
+    });
+    expect(infos.map((p) => [p.name, p.version, p.state])).toEqual([
+      ["served", "1", EVE_PATCH_ENVELOPE_STATE.PATCH_ACTIVE],
+      ["stored", "2", EVE_PATCH_ENVELOPE_STATE.PATCH_READY],
+      ["bad", "3", EVE_PATCH_ENVELOPE_STATE.PATCH_ERROR],
+    ]);
+    expect(Number(infos[0]!.size)).toBe(btoa("a.txt\n").length + btoa("b.txt\n").length);
+    expect(infos[2]!.errors).toEqual([expect.stringContaining("patchEnvelopes[2].artifacts[0].inline.fileNameToUse:")]);
+    // The rest of the config applied: the app runs as configured.
+    expect(d.device.status().apps.map((a) => a.uuid)).toEqual([IDS.app]);
   });
 
   test("attestation: the controller answers 403 until the nonce/quote exchange gives an integrity token", async () => {
