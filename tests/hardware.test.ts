@@ -147,7 +147,7 @@ afterAll(async () => {
   await putConfig(api, { apps: [] }).catch(() => undefined);
   await waitFor("all apps removed", async () => ((await deviceStatus(api)).apps.length === 0 ? true : undefined), 60_000).catch(() => undefined);
   await evebox?.stop();
-  for (const a of [reader, second, plain, vmReader]) for (const pid of qemuPids(a.ids?.app ?? "none")) process.kill(pid, "SIGKILL");
+  for (const a of [reader, second, plain, vmReader, vmSecond, com2Reader]) for (const pid of qemuPids(a.ids?.app ?? "none")) process.kill(pid, "SIGKILL");
   for (const p of ptys) p.proc.kill();
   http?.stop(true);
   cleanup(dataDir);
@@ -219,6 +219,8 @@ describe("a serial port (a pty pair) given to a container app", () => {
 });
 
 const vmReader: AppDef = { name: "vm-reader", kind: "vm", adapters: ["COM2"] };
+const vmSecond: AppDef = { name: "vm-second", kind: "vm", adapters: ["COM2"] };
+const com2Reader: AppDef = { name: "com2-reader", kind: "container", adapters: ["COM2"], cmd: READER };
 
 describe("refusals this machine can show for real", () => {
   test.if(noIommu)(`a PCI function (${pciFunction}) is refused with "no IOMMU"; a USB address not on the host with its address`, async () => {
@@ -255,4 +257,36 @@ describe("a serial port given to a VM app", () => {
       c.close();
     }
   }, 240_000);
+
+  test("a second VM asking for the same port is in error naming the first, and no QEMU of it starts", async () => {
+    await put([plain, second, vmReader, vmSecond]);
+    const s = await app("vm-second", (a) => !!a.error, "in error");
+    expect(s.error).toContain(`adapter COM2: assigned to app vm-reader (${vmReader.ids!.app})`);
+    expect(qemuPids(vmSecond.ids!.app)).toEqual([]);
+    expect((await deviceStatus(api)).apps.find((a: any) => a.name === "vm-reader").state).toBe("RUNNING");
+  }, 60_000);
+
+  test("a restart of evebox adopts the VM with its port (the same QEMU), and the port stays the VM's", async () => {
+    const [before] = qemuPids(vmReader.ids!.app);
+    expect(before).toBeNumber();
+    await evebox.stop();
+    evebox = await startEvebox({ dataDir });
+    api = await logIn(evebox.url, "hardware-test-password");
+    headers = await newToken(api, "hardware-test-3");
+    const a = await app("vm-reader", (x) => x.state === "RUNNING", "RUNNING after the restart");
+    expect(a.pid).toBe(before);
+    expect(qemuPids(vmReader.ids!.app)).toEqual([before!]);
+    const s = await app("vm-second", (x) => !!x.error, "in error after the restart");
+    expect(s.error).toContain("assigned to app vm-reader");
+    expect(qemuPids(vmSecond.ids!.app)).toEqual([]);
+  }, 120_000);
+
+  test("removing the VM releases the port: its QEMU ends and a container asking for the port then reads it", async () => {
+    await put([plain, second, com2Reader]);
+    await waitFor("the VM's QEMU gone", () => (qemuPids(vmReader.ids!.app).length === 0 ? true : undefined), 60_000);
+    await app("com2-reader", (a) => a.state === "RUNNING", "RUNNING once the VM is gone");
+    await sendUntilLogged(com2, com2Reader.ids!.app, "after-the-vm");
+    const hw = (await api.json("GET", "/api/v1/hardware")).body;
+    expect(hw.bundles.find((b: any) => b.name === "COM2").usedBy).toEqual([{ uuid: com2Reader.ids!.app, name: "com2-reader" }]);
+  }, 120_000);
 });
