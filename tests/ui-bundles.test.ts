@@ -2,7 +2,8 @@
 // binary's `bundle build`) with a progress bar, the plan shows with the parameters as form fields (the serial
 // port and the port as selects of the device's own, the subnet as text), a subnet that collides with the site's
 // network is refused at its field by the device and a host-bits one by the page itself, Apply imports it (the
-// bundle listed, its app in the config), and Remove (a ConfirmDialog) takes out what it added. Apps do not run
+// bundle listed, its app in the config), Upgrade from its row keeps the same objects, and Remove (a ConfirmDialog)
+// takes out what it added. Apps do not run
 // here (EVEBOX_APPS=off): tests/bundles.test.ts runs them.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
@@ -101,11 +102,30 @@ test("import: upload with progress, the parameters as fields checked at the fiel
   await page.screenshot({ path: join(ARTIFACTS, "ui-bundles-imported.png"), fullPage: true });
 }, 120_000);
 
+test("upgrade from its row: the plan says which version it replaces and that volumes are kept; the same objects after", async () => {
+  const before = await config();
+  const v2 = await buildTinyBundle(await ensureBinary(), root, "1.1.0", false);
+  await page.getByRole("button", { name: "Upgrade bundle tiny-stack" }).click();
+  await page.locator("#bundle-file").setInputFiles(v2);
+  await page.locator("#bundle-upload").click();
+  await page.locator("#bundle-plan").waitFor({ timeout: 60_000 });
+  expect(await page.locator("#bundle-name").textContent()).toBe("tiny-stack 1.1.0");
+  expect(await page.locator("#bundle-upgrade").textContent()).toContain("upgrade from 1.0.0: volumes are kept");
+  await page.locator("#bundle-plan-list").waitFor({ timeout: 10_000 });
+  await page.screenshot({ path: join(ARTIFACTS, "ui-bundles-upgrade-plan.png") });
+  await page.locator("#bundle-apply").click();
+  expect(await page.locator("#bundle-notice").textContent({ timeout: 20_000 })).toContain("Upgraded tiny-stack from 1.0.0 to 1.1.0");
+  await page.locator('#bundle-list tr[data-bundle="tiny-stack"]').filter({ hasText: "1.1.0" }).waitFor({ timeout: 10_000 });
+  const after = await config();
+  const ids = (d: Record<string, any>) => ({ apps: d.apps.map((a: any) => a.uuidandversion.uuid), volumes: d.volumes.map((v: any) => v.uuid).sort() });
+  expect(ids(after)).toEqual(ids(before));
+}, 120_000);
+
 test("remove: the ConfirmDialog, then only the bundle's objects go", async () => {
   await page.getByRole("button", { name: "Remove bundle tiny-stack" }).click();
   await page.locator("#bundle-remove-confirm").click();
   await page.locator('#bundle-list tr[data-bundle="tiny-stack"]').waitFor({ state: "detached", timeout: 20_000 });
-  expect(await page.locator("#bundle-notice").textContent()).toContain("Removed the bundle tiny-stack 1.0.0");
+  expect(await page.locator("#bundle-notice").textContent()).toContain("Removed the bundle tiny-stack 1.1.0");
   const doc = await config();
   expect(doc.apps ?? []).toEqual([]);
   expect(doc.networkInstances.map((n: any) => n.displayname)).toEqual(["site-net"]);
