@@ -209,8 +209,8 @@ describe("the device model: deviceIoList and app adapters (hardware partitioning
     );
     const { model, problems } = readConfig(doc, NO_ENV);
     expect(problems).toEqual([]);
-    expect(model.apps[0]!.adapters).toEqual([{ type: "PhyIoCOM", name: "COM1", group: "COM1", members: [0] }]);
-    expect(model.apps[1]!.adapters).toEqual([{ type: "PhyIoHDMI", name: "gpu", group: "group1", members: [1, 2] }]);
+    expect(model.apps[0]!.adapters).toEqual([{ type: "PhyIoCOM", name: "COM1", group: "COM1", members: [0], order: 0 }]);
+    expect(model.apps[1]!.adapters).toEqual([{ type: "PhyIoHDMI", name: "gpu", group: "group1", members: [1, 2], order: 0 }]);
     expect(model.physicalIo.map((p) => p.addrs.serial ?? p.addrs.pciLong)).toEqual(["/dev/ttyS0", "0000:00:02.0", "0000:00:02.1"]);
   });
 

@@ -87,6 +87,8 @@ export interface AppInterfaceModel {
   /** A MAC asked for (lower case), or null (the network part derives a stable one). */
   macAddress: string | null;
   acls: AceModel[];
+  /** `interface_order`: its place among the app's NICs when VmConfig.enforce_network_interface_order is set. */
+  order: number;
 }
 
 /** A physical/IO adapter the app asks to have passed through (`apps[].adapters`). */
@@ -99,6 +101,8 @@ export interface AppAdapterModel {
   group: string;
   /** Indexes in `physicalIo` of the group's members (the whole group goes to the app). */
   members: number[];
+  /** `interface_order` (a network adapter's place among the app's NICs with enforce_network_interface_order). */
+  order: number;
 }
 
 export interface VolumeRefModel {
@@ -578,6 +582,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
       addr: ifc?.addr ? String(ifc.addr) : null,
       macAddress: ifc?.macAddress ? String(ifc.macAddress).toLowerCase() : null,
       acls: list(ifc?.acls).map(aceModel),
+      order: Number(ifc?.interfaceOrder ?? 0),
     }));
     return {
       index,
@@ -700,7 +705,7 @@ function adapterModel(
     const why = NOT_FOR_APPS[physicalIo[i]!.usage];
     if (why) push("app", uuid, `${path}.name`, `adapter ${quote(name)}: member ${quote(physicalIo[i]!.logicalLabel || physicalIo[i]!.physicalLabel)} cannot be given to an app: ${why}`);
   }
-  return { type, name, group, members };
+  return { type, name, group, members, order: Number(ad?.interfaceOrder ?? 0) };
 }
 
 /** Fields of VmConfig read as "set" when they hold anything (the runtime reports those it does not apply). */

@@ -379,6 +379,32 @@ describe("VmConfig fields evebox applies beyond sizing", () => {
   });
 });
 
+describe("enforce_network_interface_order", () => {
+  const tapOf = (i: number) => ({ kind: "tap" as const, ifname: `ev0123456789t${i}`, mac: `02:00:00:00:00:0${i}`, bridge: "eb0123456789ab" });
+  const vmWith = (enforce: boolean, orders: number[]) => {
+    const d = desiredFromConfig(doc({ fixedresources: { memory: 524288, vcpus: 1, enforceNetworkInterfaceOrder: enforce }, interfaces: orders.map((o, i) => ({ name: `eth${i}`, interfaceOrder: o })) }));
+    return desiredVms(d, paths, (_, i) => tapOf(i)).get(IDS.app)!;
+  };
+
+  test("set: the NICs in interface_order (each keeps its interface's tap and MAC); unset: config order", () => {
+    const ordered = vmWith(true, [3, 1, 2]);
+    expect(ordered.spec.nics.map((n) => (n as { ifname: string }).ifname)).toEqual(["ev0123456789t1", "ev0123456789t2", "ev0123456789t0"]);
+    expect(ordered.nicInterfaces).toEqual([1, 2, 0]);
+    expect(ordered.error).toBeNull();
+    expect(ordered.notApplied).toBeUndefined();
+    const plain = vmWith(false, [3, 1, 2]);
+    expect(plain.spec.nics.map((n) => (n as { ifname: string }).ifname)).toEqual(["ev0123456789t0", "ev0123456789t1", "ev0123456789t2"]);
+    expect(plain.nicInterfaces).toBeUndefined();
+    // QEMU gets them in that order (PCI slots in command-line order).
+    expect(buildQemuArgs(ordered.spec, { paths: vmPaths("/run", IDS.app), accelerator: "tcg" }).filter((a) => a.startsWith("tap,")).map((a) => a.match(/ifname=([^,]+)/)![1])).toEqual(["ev0123456789t1", "ev0123456789t2", "ev0123456789t0"]);
+  });
+
+  test("two interfaces with the same interface_order: the app's error (EVE's check)", () => {
+    expect(vmWith(true, [1, 1]).error).toBe("enforce_network_interface_order: interfaces[1] (eth1) has the same interface_order (1) as interfaces[0] (eth0)");
+    expect(vmWith(false, [1, 1]).error).toBeNull();
+  });
+});
+
 describe("planVms: memory of a running VM", () => {
   const fixed = (memory: number, more: Record<string, unknown> = {}) => doc({ fixedresources: { memory, maxmem: 1048576, vcpus: 2, virtualizationMode: "FML", ...more } });
   /** The VM as the runtime lists it, started with `memory` KiB (and maxmem 1 GiB). */

@@ -84,6 +84,8 @@ export interface DesiredVm {
   notApplied?: string[];
   /** The effective USB boot order and who set it (EVE: LPS, controller, device property), as the LPS is told. */
   bootOrder: EffectiveBootOrder;
+  /** The app interface of each NIC of `spec.nics` (in order), when they are not in config order (interface_order). */
+  nicInterfaces?: number[];
   /** EVE's disableLogs: the guest's serial console is not collected as the app's logs (live, no restart). */
   logsDisabled?: boolean;
 }
@@ -136,8 +138,33 @@ export function vmExtrasOf(r: AppModel["resources"], settings?: Pick<GlobalSetti
   }
   if (x.oemWinLicenseKey) out.oemLicenseTables = true;
   if (x.disableLogs) out.logsDisabled = true;
-  if (x.enforceInterfaceOrder) notApplied.push("enforce_network_interface_order: the NICs are in the order of the config's interfaces, then the adapters");
   for (const f of x.set) notApplied.push(`${f}: not used by evebox's VM runtime`);
+  return out;
+}
+
+/** EVE's network adapter types (PhyIoType.IsNet): directly attached NICs. */
+const NET_ADAPTERS = new Set(["PhyIoNetEth", "PhyIoNetWLAN", "PhyIoNetWWAN", "PhyIoNetEthPF", "PhyIoNetEthVF"]);
+
+/**
+ * EVE's enforce_network_interface_order: the virtual NICs in the order of their `interface_order` (QEMU gives
+ * PCI slots in command-line order, and guests name NICs by slot). Every network interface, virtual or a directly
+ * attached network adapter, must have an order of its own (EVE's check), else the app is in error. Directly
+ * attached adapters keep their place after the virtual NICs: reported. Null order: config order.
+ */
+export function interfaceOrderOf(a: AppModel): { order: number[] | null; errors: string[]; notApplied: string[] } {
+  const out = { order: null as number[] | null, errors: [] as string[], notApplied: [] as string[] };
+  if (!a.resources.vm.enforceInterfaceOrder) return out;
+  const seen = new Map<number, string>();
+  const claim = (order: number, what: string) => {
+    const other = seen.get(order);
+    if (other) out.errors.push(`enforce_network_interface_order: ${what} has the same interface_order (${order}) as ${other}`);
+    else seen.set(order, what);
+  };
+  a.interfaces.forEach((ifc) => claim(ifc.order, `interfaces[${ifc.index}] (${ifc.name})`));
+  const nets = a.adapters.map((ad, j) => ({ ad, j })).filter(({ ad }) => NET_ADAPTERS.has(ad.type));
+  for (const { ad, j } of nets) claim(ad.order, `adapters[${j}] (${ad.name})`);
+  if (nets.length) out.notApplied.push(`enforce_network_interface_order: directly attached network adapters (${nets.map(({ ad }) => ad.name).join(", ")}) follow the virtual NICs, whatever their interface_order`);
+  out.order = a.interfaces.map((ifc) => ifc.index).sort((x, y) => a.interfaces[x]!.order - a.interfaces[y]!.order);
   return out;
 }
 
@@ -219,7 +246,9 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
     const userData = (a.cipher ? (opened?.ok ? opened.value.text : null) : a.userData.text) ?? undefined;
     const first = disks[0];
     let waiting: string | undefined;
-    const nics: NicSpec[] = a.interfaces.map((_, i) => {
+    const nicOrder = interfaceOrderOf(a);
+    errors.push(...nicOrder.errors);
+    const nics: NicSpec[] = (nicOrder.order ?? a.interfaces.map((_, i) => i)).map((i) => {
       const tap = nicOf?.(app.uuid, i);
       if (tap === undefined && nicOf) waiting = "waiting for the device's networking to be observed";
       return tap ?? { kind: "user" as const };
@@ -247,7 +276,7 @@ export function desiredVms(desired: DesiredState, paths: VmDiskPaths, nicOf?: Vm
         ? { passthrough: { serial: app.devices.serial.map((s) => s.hostPath), usb: app.devices.usb.map((u) => u.ref), pci: app.devices.pci.map((p) => p.address) } }
         : {}),
     };
-    out.set(app.uuid, { uuid: app.uuid, name: app.name, disks, spec, specHash: vmSpecHash(spec), bootOrder: boot, ...(extras.logsDisabled ? { logsDisabled: true } : {}), error: errors.length ? errors.join("; ") : null, ...(waiting ? { waiting } : {}), ...(extras.notApplied.length ? { notApplied: extras.notApplied } : {}) });
+    out.set(app.uuid, { uuid: app.uuid, name: app.name, disks, spec, specHash: vmSpecHash(spec), bootOrder: boot, ...(nicOrder.order ? { nicInterfaces: nicOrder.order } : {}), ...(extras.logsDisabled ? { logsDisabled: true } : {}), error: errors.length ? errors.join("; ") : null, ...(waiting ? { waiting } : {}), ...(extras.notApplied.length + nicOrder.notApplied.length ? { notApplied: [...extras.notApplied, ...nicOrder.notApplied] } : {}) });
   }
   return out;
 }
@@ -652,8 +681,9 @@ export class VmWorkload implements Workload {
       await this.prepareDisks(vm);
       // Taps on network instances exist (persistent, with evebox's alias, on the bridge) before QEMU opens them:
       // they outlive QEMU, so a restarted VM or evebox finds the same interface, covered by the same firewall.
-      for (const [i, nic] of vm.spec.nics.entries()) {
+      for (const [n, nic] of vm.spec.nics.entries()) {
         if (nic.kind !== "tap") continue;
+        const i = vm.nicInterfaces?.[n] ?? n;
         if (!ctx.network) throw new Error(`interface ${i} is on a network instance, but this evebox builds no networks`);
         await ctx.network.createTap(app.uuid, i);
       }
