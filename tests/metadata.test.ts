@@ -171,6 +171,26 @@ describe("the metadata server at 169.254.169.254", () => {
     expect((await fetchInApp("other", "http://169.254.169.254/eve/v1/hostname")).out).toBe(`${APPS.other}\n`);
   }, 60_000);
 
+  test("an app holding 16 connections open gets no 17th (the firewall drops it); other apps are not held back", async () => {
+    const dropped = async () => Number((await dev.exec(["nft", "list", "chain", "inet", "evebox", "input"])).out.match(/ct count over 16 \} counter packets (\d+) /)?.[1] ?? NaN);
+    const before = await dropped();
+    expect(before).toBeGreaterThanOrEqual(0);
+    const id = await containerOf("other");
+    // 16 idle connections (nc keeps each open while its stdin, a sleep, does), then a request on a 17th.
+    const hold = "for i in $(/bin/busybox seq 16); do /bin/busybox sleep 8 | /bin/busybox nc 169.254.169.254 80 >/dev/null & done; /bin/busybox sleep 1";
+    const r = await sh(["docker", "exec", id, "/bin/busybox", "sh", "-c", `${hold}; /bin/busybox timeout 3 /bin/busybox wget -qO- http://169.254.169.254/eve/v1/hostname; echo "rc=$?"`], { ok: [1] });
+    expect(r.out).not.toContain(APPS.other);
+    expect(r.out).toMatch(/rc=[1-9]/);
+    expect(await dropped()).toBeGreaterThan(before);
+    expect((await fetchInApp("listed", "http://169.254.169.254/eve/v1/hostname")).out).toBe(`${APPS.listed}\n`);
+    // Once its connections close, it is served again.
+    const again = await waitFor("other served again", async () => {
+      const x = await fetchInApp("other", "http://169.254.169.254/eve/v1/hostname");
+      return x.code === 0 ? x.out : undefined;
+    }, 20_000);
+    expect(again).toBe(`${APPS.other}\n`);
+  }, 60_000);
+
   test("the uplink cannot reach the server's port: the firewall drops it (its counter moves)", async () => {
     const counter = async () => Number((await dev.exec(["nft", "list", "chain", "inet", "evebox", "input"])).out.match(/tcp dport 8169 counter packets (\d+) .*drop/)?.[1] ?? NaN);
     const before = await counter();

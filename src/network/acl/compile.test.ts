@@ -37,7 +37,10 @@ describe("compileFirewall", () => {
     const accept = input.indexOf("iifname @local_bridges ct original ip daddr 169.254.169.254 tcp dport 8169 accept");
     const dropOthers = input.findIndex((l) => l.startsWith('iifname != "lo" tcp dport 8169 counter drop'));
     const nonLocal = input.indexOf("iifname != @local_bridges accept");
-    expect(accept).toBeGreaterThan(0);
+    const limit = input.indexOf("iifname @local_bridges tcp dport 8169 ct state new add @meta_conns { ip saddr ct count over 16 } counter drop");
+    expect(limit).toBeGreaterThan(0);
+    expect(accept).toBeGreaterThan(limit);
+    expect(fw.text).toMatch(/set meta_conns \{\n\s+type ipv4_addr\n\s+flags dynamic\n\s+\}/);
     expect(dropOthers).toBeGreaterThan(accept);
     expect(nonLocal).toBeGreaterThan(dropOthers);
     // Without a server: nothing of it.

@@ -276,6 +276,9 @@ function cacheKey(ace: AceSpec): string | null {
 /** EVE's metadata server address, as the apps on Local instances reach it (tcp/80). */
 export const METADATA_IP = "169.254.169.254";
 
+/** Connections one app address may hold open to the metadata server at once (more are dropped). */
+export const METADATA_CONNECTIONS = 16;
+
 export interface FirewallOptions {
   /** The port the device's metadata server (src/metadata/) listens on; null: none (no DNAT, nothing let in). */
   metadataPort?: number | null;
@@ -540,6 +543,7 @@ export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpe
   for (const ctx of parseCache.keys()) if (!usedCtx.has(ctx)) parseCache.delete(ctx);
   for (const ctx of fragments.keys()) if (!usedCtx.has(ctx)) fragments.delete(ctx);
   for (const [set, host] of hostSets) decls.push(`inet\u0000${set}\u0000type ipv4_addr; comment ${JSON.stringify(`dns:${host}`)};`);
+  if (opts.metadataPort) decls.push(`inet\u0000meta_conns\u0000type ipv4_addr; flags dynamic;`);
   for (const [name, els] of [["app_macs", appMacs]] as const) addMap(name, "inet", "type ether_addr;", els);
   addMap("eg", "inet", "type ether_addr : verdict;", egress);
   addMap("in_ip", "inet", "type ipv4_addr : verdict;", ingressIp);
@@ -578,6 +582,9 @@ export function compileFirewall(instances: NiSpec[], interfaces: AppInterfaceSpe
     "type filter hook input priority filter; policy accept;",
     // Only what the DNAT below brought from an app on a Local instance; not the LAN, not a Switch instance.
     ...(meta ? [
+      // At most METADATA_CONNECTIONS open at once per app address (the server's own bounds are per request). Dropped,
+      // not reset: a reset made here would come from the gateway's port, which the app never connected to.
+      `iifname @local_bridges tcp dport ${meta} ct state new add @meta_conns { ip saddr ct count over ${METADATA_CONNECTIONS} } counter drop`,
       `iifname @local_bridges ct original ip daddr ${METADATA_IP} tcp dport ${meta} accept`,
       `iifname != "lo" tcp dport ${meta} counter drop comment "the metadata server answers apps on Local instances only"`,
     ] : []),
