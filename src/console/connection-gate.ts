@@ -99,7 +99,7 @@ interface Pipe {
 type Side = { pipe: Pipe | null; role: "client" | "up" };
 
 /** Bytes piped between two eden collections (see `piped`). */
-const COLLECT_AFTER_BYTES = 2 * 1024 * 1024;
+const COLLECT_AFTER_BYTES = 4 * 1024 * 1024;
 
 /** The addresses the gate's own pipe connects from (IPv4 loopback, as the kernel may name it on a dual-stack socket). */
 const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
@@ -226,8 +226,9 @@ export class ConnectionGate {
   // Every chunk the gate is handed is a new buffer, garbage once written, as are Bun.serve's objects of each request.
   // JSC collects by how its own heap grows and counts such buffers late: under load they piled up (RssAnon +20-25
   // MiB over 10,000 GET /status, given back only seconds after the load ended). So after every COLLECT_AFTER_BYTES
-  // piped the gate runs an eden collection: it visits only young objects (these buffers are), so it costs nothing
-  // measurable per request, and mimalloc hands the freed memory to the next chunks (bench/README.md, third pass).
+  // piped the gate runs an eden collection (young objects only: these buffers are), and mimalloc hands the freed
+  // memory to the next chunks. Every 4 MiB cost no CPU per request that the bench could tell from noise; every
+  // 2 MiB kept ~4 MiB less but cost ~1.4 µs a request (bench/README.md, third pass).
   private piped = 0;
 
   private drained(s: Socket<Side>): void {
