@@ -82,6 +82,22 @@ describe("store", () => {
     s.close();
   });
 
+  test("the current version as stored: its times as dates, its summary as written (read with plain SQL)", () => {
+    const s = Store.open(join(tmp(), "evebox.db"));
+    expect(s.current()).toBeNull();
+    const receivedAt = new Date(1_700_000_000_123);
+    const summary = { apps: 2, names: ["web", "db"] } as any;
+    const v = s.addConfigVersion({ source: "controller", author: "ctl", receivedAt, status: "accepted", hash: "h", bytes: Buffer.from([1]), summary }, true);
+    const cur = s.current()!;
+    expect(cur).toMatchObject({ version: v, hash: "h", source: "controller", summary });
+    expect(cur.receivedAt).toEqual(receivedAt);
+    expect(cur.since).toBeInstanceOf(Date);
+    expect(Math.abs(cur.since.getTime() - Date.now())).toBeLessThan(60_000);
+    s.addConfigVersion({ source: "local", author: "a", receivedAt, status: "accepted", hash: "h2", bytes: Buffer.from([2]) }, true);
+    expect(s.current()).toMatchObject({ hash: "h2", source: "local", summary: null });
+    s.close();
+  });
+
   test("config history is bounded but never loses the current version", () => {
     const s = Store.open(join(tmp(), "evebox.db"), { ...defaultLimits, events: 10, logs: 10, metricObjects: 10, configVersions: 5 });
     const base = { source: "local" as const, author: "admin", receivedAt: new Date(), status: "accepted" as const };

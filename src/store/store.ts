@@ -5,6 +5,7 @@ import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import { DEFAULT_MAX_OBJECTS, MetricsHistory } from "./metrics-history.ts";
 import { applyMigrations } from "./migrate.ts";
 import * as schema from "./schema.ts";
+import type { ConfigSummary } from "./schema.ts";
 
 export interface StoreLimits {
   /** Rows kept per bounded table; the oldest go first. */
@@ -35,6 +36,22 @@ export type UserView = { name: string; role: UserRow["role"]; createdAt: Date; u
 export const AUDIT_LOST_KEY = "audit_lost";
 
 /** The device's SQLite store. One per process; passed to whoever needs it. */
+/** `make()`, called once, at the first call. */
+function once<T>(make: () => T): () => T {
+  let v: T | undefined;
+  return () => (v ??= make());
+}
+
+/** The current config version, as `Store.current()` answers it. */
+export interface CurrentConfig {
+  version: number;
+  hash: string;
+  source: "local" | "controller";
+  receivedAt: Date;
+  summary: ConfigSummary | null;
+  since: Date;
+}
+
 export class Store {
   readonly db: BunSQLiteDatabase<typeof schema>;
   /** The metrics history of the graphs (bounded by objects, see metrics-history.ts). */
@@ -67,25 +84,21 @@ export class Store {
     this.history = new MetricsHistory(sqlite, limits.metricObjects);
     const db = this.db;
     const p = sql.placeholder;
-    // Hot paths (every request, every status) are prepared once.
+    // Hot paths (every request, every status) are prepared once, each at its first use: building them with drizzle's
+    // query builder at open cost ~4–6 ms of a start's CPU before the console's first answer (issue 17).
     this.q = {
-      sessionByHash: db.select().from(schema.sessions).where(eq(schema.sessions.idHash, p("h"))).prepare(),
-      tokenById: db.select().from(schema.apiTokens).where(eq(schema.apiTokens.id, p("id"))).prepare(),
-      setting: db.select({ value: schema.settings.value }).from(schema.settings).where(eq(schema.settings.key, p("k"))).prepare(),
-      current: db
-        .select({
-          version: schema.configVersions.version,
-          hash: schema.configVersions.hash,
-          source: schema.configVersions.source,
-          receivedAt: schema.configVersions.receivedAt,
-          summary: schema.configVersions.summary,
-          since: schema.currentConfig.since,
-        })
-        .from(schema.currentConfig)
-        .innerJoin(schema.configVersions, eq(schema.currentConfig.version, schema.configVersions.version))
-        .where(eq(schema.currentConfig.id, 1))
-        .prepare(),
-      observedByKind: db.select().from(schema.observedObjects).where(eq(schema.observedObjects.kind, p("kind"))).prepare(),
+      sessionByHash: once(() => db.select().from(schema.sessions).where(eq(schema.sessions.idHash, p("h"))).prepare()),
+      tokenById: once(() => db.select().from(schema.apiTokens).where(eq(schema.apiTokens.id, p("id"))).prepare()),
+      // These two are read before the console's first answer (the instance id, the device's name, the current
+      // config): plain SQL, so that drizzle's query builder is not first run (and compiled) then.
+      setting: once(() => sqlite.query<{ value: string }, { k: string }>("SELECT value FROM settings WHERE key = $k")),
+      current: once(() =>
+        sqlite.query<{ version: number; hash: string; source: CurrentConfig["source"]; receivedAt: number; summary: string | null; since: number }, []>(
+          "SELECT v.version, v.hash, v.source, v.received_at AS receivedAt, v.summary, c.since FROM current_config c " +
+            "JOIN config_versions v ON v.version = c.version WHERE c.id = 1",
+        ),
+      ),
+      observedByKind: once(() => db.select().from(schema.observedObjects).where(eq(schema.observedObjects.kind, p("kind"))).prepare()),
       // Every reconcile pass writes each object's state: one statement prepared once (drizzle's builder built the
       // SQL again on every call, ~70 µs of the ~80 a write took).
       putObserved: sqlite.query(
@@ -134,7 +147,7 @@ export class Store {
   // ---- settings
   getSetting(key: string): string | undefined {
     if (this.settingsCache.has(key)) return this.settingsCache.get(key);
-    const v = this.q.setting.get({ k: key })?.value;
+    const v = this.q.setting().get({ k: key })?.value;
     this.settingsCache.set(key, v);
     return v;
   }
@@ -181,8 +194,9 @@ export class Store {
     if (this.currentCache === undefined) this.currentCache = this.loadCurrent();
     return this.currentCache;
   }
-  private loadCurrent() {
-    return this.q.current.get() ?? null;
+  private loadCurrent(): CurrentConfig | null {
+    const r = this.q.current().get();
+    return r ? { ...r, receivedAt: new Date(r.receivedAt), summary: r.summary === null ? null : (JSON.parse(r.summary) as ConfigSummary), since: new Date(r.since) } : null;
   }
 
   currentBytes(): { version: number; bytes: Uint8Array; hash: string; source: string } | null {
@@ -244,7 +258,7 @@ export class Store {
   }
   session(idHash: string): SessionRow | undefined {
     if (this.sessionCache.has(idHash)) return this.sessionCache.get(idHash);
-    const row = this.q.sessionByHash.get({ h: idHash });
+    const row = this.q.sessionByHash().get({ h: idHash });
     if (this.sessionCache.size > 1000) this.sessionCache.clear();
     this.sessionCache.set(idHash, row);
     return row;
@@ -273,7 +287,7 @@ export class Store {
   }
   token(id: string): ApiTokenRow | undefined {
     if (this.tokenCache.has(id)) return this.tokenCache.get(id);
-    const row = this.q.tokenById.get({ id });
+    const row = this.q.tokenById().get({ id });
     if (this.tokenCache.size > 1000) this.tokenCache.clear();
     this.tokenCache.set(id, row);
     return row;
@@ -443,7 +457,7 @@ export class Store {
   observed(kind: string): ObservedRow[] {
     let rows = this.observedCache.get(kind);
     if (!rows) {
-      rows = this.q.observedByKind.all({ kind });
+      rows = this.q.observedByKind().all({ kind });
       this.observedCache.set(kind, rows);
     }
     return rows;
