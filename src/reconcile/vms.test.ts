@@ -283,22 +283,30 @@ describe("volumeState", () => {
   });
 });
 
+/** A QEMU stand-in with no VMs; `over` adds or replaces what a test needs (an exit listener, start, shutdown). */
+function fakeVmRuntime(over: Record<string, unknown> = {}) {
+  return {
+    available: () => null,
+    adopt: async () => [],
+    probeAccelerator: async () => "tcg" as const,
+    acceleratorProbe: () => null,
+    list: () => [],
+    close() {},
+    onExit: () => () => {},
+    ...over,
+  };
+}
+
 describe("VmWorkload: crashes on the injected clock", () => {
   // A QEMU stand-in: no VMs, and the exit listener the workload registers, to report exits with.
   function setup() {
     const listeners: ((e: VmExit) => void)[] = [];
-    const runtime = {
-      available: () => null,
-      adopt: async () => [],
-      probeAccelerator: async () => "tcg" as const,
-      acceleratorProbe: () => null,
-      list: () => [],
-      close() {},
+    const runtime = fakeVmRuntime({
       onExit(l: (e: VmExit) => void) {
         listeners.push(l);
         return () => {};
       },
-    };
+    });
     const store = Store.open(":memory:");
     const clock = { t: Date.UTC(2031, 0, 1) }; // far from the wall clock
     const records = new Records(store, { clock: { now: () => clock.t, random: () => 0.5 }, crash: { baseMs: 1000, maxMs: 60_000 } });
@@ -469,14 +477,7 @@ describe("VmWorkload: PCI functions to vfio-pci and back", () => {
   const PCI = ["0000:03:00.0", "0000:03:00.1"]; // a GPU and its audio function
   function setup(store: Store, startFails = false) {
     const calls: string[] = [];
-    const runtime = {
-      available: () => null,
-      adopt: async () => [],
-      probeAccelerator: async () => "tcg" as const,
-      acceleratorProbe: () => null,
-      list: () => [],
-      close() {},
-      onExit: () => () => {},
+    const runtime = fakeVmRuntime({
       start: async () => {
         calls.push("start");
         if (startFails) throw new Error('app "gpu-vm" (x): QEMU exited at once');
@@ -485,7 +486,7 @@ describe("VmWorkload: PCI functions to vfio-pci and back", () => {
         calls.push("shutdown");
         return { how: "powerdown" };
       },
-    };
+    });
     const drivers = new Map<string, string | null>([
       [PCI[0]!, "amdgpu"],
       [PCI[1]!, "snd_hda_intel"],
