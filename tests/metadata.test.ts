@@ -171,6 +171,15 @@ describe("the metadata server at 169.254.169.254", () => {
     expect((await fetchInApp("other", "http://169.254.169.254/eve/v1/hostname")).out).toBe(`${APPS.other}\n`);
   }, 60_000);
 
+  test("appCustomStatus: an app posts its own status (JSON) through 169.254.169.254 and it is taken", async () => {
+    const id = await containerOf("listed");
+    const r = await sh(["docker", "exec", id, "/bin/busybox", "timeout", "10", "/bin/busybox", "wget", "-qO-", "-S", "--header", "Content-Type: application/json", "--post-data", '{"phase":"calibrated"}', "http://169.254.169.254/eve/v1/app/appCustomStatus"]);
+    expect(r.err).toContain("HTTP/1.1 200");
+    // Another type is refused (busybox wget exits 1 on an error status).
+    const bad = await sh(["docker", "exec", id, "/bin/busybox", "timeout", "10", "/bin/busybox", "wget", "-qO-", "-S", "--post-data", "x", "http://169.254.169.254/eve/v1/app/appCustomStatus"], { ok: [1] });
+    expect(bad.err).toContain("415");
+  }, 30_000);
+
   test("an app holding 16 connections open gets no 17th (the firewall drops it); other apps are not held back", async () => {
     const dropped = async () => Number((await dev.exec(["nft", "list", "chain", "inet", "evebox", "input"])).out.match(/ct count over 16 \} counter packets (\d+) /)?.[1] ?? NaN);
     const before = await dropped();

@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { buildDeviceModel } from "../config/model.ts";
 import { envelopeReport } from "../config/patch-envelopes.ts";
-import { decodeMessage, encodeMessage, EVE_PATCH_ENVELOPE_STATE, ZInfoTypes, type ZInfoMsg, type ZMetricMsg } from "../proto/index.ts";
+import { AppInstMetaDataType, decodeMessage, encodeMessage, EVE_PATCH_ENVELOPE_STATE, ZInfoTypes, type ZInfoMsg, type ZMetricMsg } from "../proto/index.ts";
 import { infoItems, metricMsg } from "./report.ts";
 
 const PE = "7e000000-0000-4000-8000-000000000001";
@@ -27,6 +27,19 @@ describe("ZInfoPatchEnvelope", () => {
     expect(back[0]!.ztype).toBe(ZInfoTypes.ZiPatchEnvelope);
     expect(back[0]!.patchInfo).toMatchObject({ name: "cfg", id: PE, version: "4", state: EVE_PATCH_ENVELOPE_STATE.PATCH_ACTIVE, size: "8" });
     expect(back[1]!.patchInfo).toMatchObject({ name: "vol", id: PE2, state: EVE_PATCH_ENVELOPE_STATE.PATCH_ERROR, errors: ["artifacts[0].volumeRef: artifacts in a volume are not served on this device yet (inline artifacts are)"] });
+  });
+});
+
+describe("ZInfoAppInstMetaData", () => {
+  test("what an app posted to appCustomStatus goes as it was sent, type CUSTOM_STATUS, keyed by the app", () => {
+    const data = new TextEncoder().encode('{"phase":"calibrated"}');
+    const items = infoItems(status, { ...facts, appCustomStatus: [{ uuid: APP, data }] }).filter((i) => i.key.startsWith("amd:"));
+    expect(items.map((i) => i.key)).toEqual([`amd:${APP}`]);
+    const back = decodeMessage<ZInfoMsg>("org.lfedge.eve.info.ZInfoMsg", encodeMessage("org.lfedge.eve.info.ZInfoMsg", items[0]!.msg));
+    expect(back.ztype).toBe(ZInfoTypes.ZiAppInstMetaData);
+    expect(back.amdinfo!.uuid).toBe(APP);
+    expect(back.amdinfo!.type).toBe(AppInstMetaDataType.APP_INST_META_DATA_TYPE_CUSTOM_STATUS);
+    expect(new TextDecoder().decode(back.amdinfo!.data as Uint8Array)).toBe('{"phase":"calibrated"}');
   });
 });
 

@@ -8,6 +8,7 @@ import type { ConfigItemStatus } from "../config/settings.ts";
 import type { DeviceOpsReport } from "../model/ops.ts";
 import {
   APICapability,
+  AppInstMetaDataType,
   BootReason,
   EVE_PATCH_ENVELOPE_STATE,
   KubeCompUpdateStatus,
@@ -91,6 +92,8 @@ export interface DeviceFacts {
   cluster?: { id: string; name: string } | null;
   /** The config's patch envelopes with their states (config/patch-envelopes.ts `envelopeReport`). */
   patchEnvelopes?: PatchEnvelopeReport[];
+  /** What each app last posted to its metadata server's appCustomStatus (metadata/), as it was sent. */
+  appCustomStatus?: { uuid: string; data: Uint8Array }[];
 }
 
 /**
@@ -198,6 +201,10 @@ export function infoItems(status: DeviceStatus, facts: DeviceFacts): InfoItem[] 
         patchInfo: { name: pe.name, id: pe.uuid, version: pe.version, state: EVE_PATCH_ENVELOPE_STATE[pe.state], size: pe.size, errors: pe.errors },
       },
     });
+  }
+  // An app's own status (EVE's ZiAppInstMetaData, type CUSTOM_STATUS), sent when it changes.
+  for (const a of facts.appCustomStatus ?? []) {
+    items.push({ key: `amd:${a.uuid}`, msg: { ztype: ZInfoTypes.ZiAppInstMetaData, devId: facts.devId, amdinfo: { uuid: a.uuid, type: AppInstMetaDataType.APP_INST_META_DATA_TYPE_CUSTOM_STATUS, data: a.data } } });
   }
   for (const c of status.contentTrees as ObjectStatus[]) {
     const e = errs(c);

@@ -107,6 +107,8 @@ export interface ControllerDeps {
   /** An operator's limit on the age of the checkpoint applied at boot; null (the default) means no limit. */
   checkpointMaxAgeMs?: number | null;
   appMetrics?: () => AppSample[];
+  /** What each app last posted to the metadata server's appCustomStatus (ZInfoAppInstMetaData). */
+  appCustomStatus?: () => { uuid: string; data: Uint8Array }[];
   /** Flow records since the last call, one FlowMessage per app interface (network/'s `collectFlows`). */
   flowRecords?: (devUuid: string) => Promise<FlowMessage[]>;
   /** Where the part logs; by default the store, as source "controller". */
@@ -945,6 +947,7 @@ export class Controller implements ControllerLink {
       configItems: model?.configItemStatus ?? [],
       cluster: model?.device.cluster ?? null,
       patchEnvelopes: model?.patchEnvelopes.map((pe) => envelopeReport(pe, current!.problems)) ?? [],
+      appCustomStatus: this.deps.appCustomStatus?.() ?? [],
     });
   }
 

@@ -88,6 +88,11 @@ export class AppRuntimePart implements AppCommands, Terminals {
     });
   }
 
+  /** What each app last posted to its metadata server's appCustomStatus (none before the runtime runs). */
+  appCustomStatus(): { uuid: string; data: Uint8Array }[] {
+    return this.built?.metadata?.service.customStatuses() ?? [];
+  }
+
   /** Samples every running app now (the metrics history's timer calls it); none before the runtime runs. */
   async sampleApps(): Promise<AppSample[]> {
     return (await this.built?.reconciler.sampleApps()) ?? [];

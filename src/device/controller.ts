@@ -17,7 +17,7 @@ export interface ControllerPartOptions
   timers: Partial<ControllerTimers>;
   checkpointMaxAgeMs: number | null;
   /** The apps' CPU and memory (the app runtime). */
-  appMetrics: { appSamples(): AppSample[] };
+  appMetrics: { appSamples(): AppSample[]; appCustomStatus?(): { uuid: string; data: Uint8Array }[] };
   /** Flow records since the last call (the app runtime's network part). */
   flows: { collectFlows(devUuid: string): Promise<FlowMessage[]> };
 }
@@ -56,6 +56,7 @@ export class ControllerPart implements ControllerLink {
         url: this.o.url,
         timers: this.o.timers,
         appMetrics: () => this.o.appMetrics.appSamples(),
+        appCustomStatus: () => this.o.appMetrics.appCustomStatus?.() ?? [],
         flowRecords: (devUuid) => this.o.flows.collectFlows(devUuid),
         checkpointMaxAgeMs: this.o.checkpointMaxAgeMs,
         locCommands: this.o.locCommands,

@@ -6,8 +6,8 @@ import type { Server } from "bun";
 import type { MetadataService } from "./service.ts";
 
 export const DEFAULT_METADATA_PORT = 8169;
-/** Nothing an app sends the metadata server has a body worth more (every route is a GET). */
-const MAX_BODY = 16 * 1024;
+/** Nothing an app sends the metadata server has a body worth more (appCustomStatus: 32 KiB; the rest are GETs). */
+const MAX_BODY = 33 * 1024;
 
 export class MetadataServer {
   private server: Server<undefined> | null = null;

@@ -95,6 +95,16 @@ describe("the metadata service", () => {
     expect((await get(s, `/eve/v1/patch/download/${PE}/..%2F..%2Fetc%2Fpasswd`)).status).toBe(404);
   });
 
+  test("a file name with a space, %, #, ? and non-ASCII is served by the url description.json gives", async () => {
+    const name = "my file é%#?.txt";
+    const s = service([{ uuid: PE, action: "ACTIVATE", appInstIdsAllowed: [A], artifacts: [{ inline: { fileNameToUse: name, base64Data: "aGk=" } }] }]);
+    const url = (await (await get(s, "/eve/v1/patch/description.json")).json())[0].BinaryBlobs[0].url;
+    expect(url).toBe(`http://169.254.169.254/eve/v1/patch/download/${PE}/${encodeURIComponent(name)}`);
+    const r = await s.fetch(new Request(url), "10.1.0.2", 40000);
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe("aGk=");
+  });
+
   test("the envelope's zip holds each file (unzip reads it back)", async () => {
     const s = service(ENVELOPES);
     const r = await get(s, `/eve/v1/patch/download/${PE}`);
@@ -126,6 +136,24 @@ describe("the metadata service", () => {
     expect(s.usageOf(B)).toEqual([]);
   });
 
+  test("appCustomStatus: an app's JSON status is kept as sent, per app (the controller gets it); bounded, JSON only", async () => {
+    const s = service(ENVELOPES);
+    const post = (ip: string, body: string, type = "application/json") => s.fetch(new Request("http://169.254.169.254/eve/v1/app/appCustomStatus", { method: "POST", body, headers: { "Content-Type": type } }), ip, 1);
+    expect((await post("10.1.0.2", '{"status":"b2s="}')).status).toBe(200);
+    expect((await post("10.1.0.3", '{"ok":true}')).status).toBe(200);
+    expect((await post("10.1.0.3", "text", "text/plain")).status).toBe(415);
+    expect((await post("10.1.0.3", "x".repeat(32 * 1024 + 1))).status).toBe(413);
+    expect((await post("10.1.0.99", "{}")).status).toBe(403);
+    // Another POST path is not answered.
+    expect((await s.fetch(new Request("http://169.254.169.254/eve/v1/hostname", { method: "POST", body: "{}", headers: { "Content-Type": "application/json" } }), "10.1.0.2", 1)).status).toBe(405);
+    // Only apps of the current config are reported (the model here has none): kept out.
+    expect(s.customStatuses()).toEqual([]);
+    const model = buildDeviceModel({ apps: [{ uuidandversion: { uuid: A } }, { uuidandversion: { uuid: B } }] }).model;
+    const s2 = new MetadataService({ callerAt: (ip) => CALLERS[ip] ?? null, model: () => ({ model, problems: [] }), device: () => ({ uuid: null, name: "" }), ipv4Of: () => null });
+    await s2.fetch(new Request("http://169.254.169.254/eve/v1/app/appCustomStatus", { method: "POST", body: '{"a":1}', headers: { "Content-Type": "application/json" } }), "10.1.0.2", 1);
+    expect(s2.customStatuses().map((c) => [c.uuid, new TextDecoder().decode(c.data)])).toEqual([[A, '{"a":1}']]);
+  });
+
   test("a caller over its budget gets 429 (others are not held back); only GET is answered", async () => {
     let t = 0;
     const s = service(ENVELOPES, [], () => t);
@@ -151,7 +179,7 @@ describe("the metadata server", () => {
       const body = await r.json();
       expect(body["app-instance-uuid"]).toBe(B);
       expect(body["caller-ip"]).toMatch(/^127\.0\.0\.1:\d+$/);
-      const big = await fetch(`http://127.0.0.1:${port}/eve/v1/hostname`, { method: "POST", body: "x".repeat(64 * 1024) });
+      const big = await fetch(`http://127.0.0.1:${port}/eve/v1/app/appCustomStatus`, { method: "POST", body: "x".repeat(64 * 1024), headers: { "Content-Type": "application/json" } });
       expect(big.status).toBe(413);
     } finally {
       server.stop();

@@ -12,6 +12,9 @@ import { zipStored } from "./zip.ts";
 
 export const METADATA_IP = "169.254.169.254";
 const PATCH_URL = `http://${METADATA_IP}/eve/v1/patch/download`;
+const CUSTOM_STATUS_PATH = "/eve/v1/app/appCustomStatus";
+/** EVE's limit for what an app posts there (its kubeconfig limit, 32 KiB). */
+export const MAX_CUSTOM_STATUS = 32 * 1024;
 
 /** The app behind a source address: its interface on a Local instance (network/ `interfaceAt`). */
 export interface Caller {
@@ -74,6 +77,7 @@ export class MetadataService {
   readonly app = new Hono<Env>();
   private readonly limiter: RateLimiter;
   private readonly usage = new Map<string, PatchUsage>();
+  private readonly customStatus = new Map<string, Uint8Array>();
   private shaCache = new Map<string, string>();
 
   constructor(private readonly deps: MetadataDeps) {
@@ -90,6 +94,13 @@ export class MetadataService {
   /** The envelopes each app used since start (for the controller's app metrics). */
   usageOf(appUuid: string): PatchUsage[] {
     return [...this.usage.values()].filter((u) => u.appUuid === appUuid);
+  }
+
+  /** The last status each app of the current config posted (appCustomStatus), for the controller. */
+  customStatuses(): { uuid: string; data: Uint8Array }[] {
+    const apps = new Set(this.deps.model()?.model.apps.map((a) => a.uuid) ?? []);
+    for (const uuid of this.customStatus.keys()) if (!apps.has(uuid)) this.customStatus.delete(uuid);
+    return [...this.customStatus].map(([uuid, data]) => ({ uuid, data }));
   }
 
   /** Every envelope of the current config with the state EVE would report. */
@@ -112,7 +123,8 @@ export class MetadataService {
     // Every route: a caller the device knows, within its budget; nothing is read from a request body.
     app.use("*", async (c, next) => {
       if (!this.limiter.allow(c.env.ip)) return c.json({ message: "too many requests" }, 429);
-      if (c.req.method !== "GET" && c.req.method !== "HEAD") return c.json({ message: "method not allowed" }, 405);
+      const post = c.req.method === "POST" && c.req.path === CUSTOM_STATUS_PATH;
+      if (c.req.method !== "GET" && c.req.method !== "HEAD" && !post) return c.json({ message: "method not allowed" }, 405);
       if (!this.deps.callerAt(c.env.ip)) return c.json({ message: `no app instance on a local network instance has address ${c.env.ip}` }, 403);
       await next();
     });
@@ -189,6 +201,14 @@ export class MetadataService {
       this.count(who.appUuid, pe, "downloads");
       // As EVE serves an inline artifact: its base64 text, not decoded.
       return c.body(a.data!, 200, { "Content-Type": "text/plain" });
+    });
+    // EVE's appCustomStatus: the app's own status, bytes the controller gets as they are (ZInfoAppInstMetaData).
+    app.post(CUSTOM_STATUS_PATH, async (c) => {
+      if (c.req.header("content-type")?.split(";")[0]?.trim() !== "application/json") return c.json({ message: "Content-Type must be application/json" }, 415);
+      const body = new Uint8Array(await c.req.arrayBuffer());
+      if (body.length > MAX_CUSTOM_STATUS) return c.json({ message: `${body.length} bytes: a status holds at most ${MAX_CUSTOM_STATUS}` }, 413);
+      this.customStatus.set(caller(c).appUuid, body);
+      return c.body(null, 200);
     });
     app.notFound((c) => c.json({ message: "not found" }, 404));
   }
