@@ -72,6 +72,13 @@ export const LANES = 32;
 /** Steps that change only evebox's records, or start a fetch that runs beside the loop. */
 const RECORDS_ONLY: ReadonlySet<string> = new Set(["fetchContentTree", "recordCounters"]);
 
+/**
+ * How long what such a pass observed stays the next pass's starting point (no workload event since): the engine,
+ * the volumes and the network change only through evebox's own steps or with an event, and a change without one
+ * (a bridge removed by hand) is seen by the pass after.
+ */
+const REUSE_OBSERVED_MS = 1_000;
+
 const LOCAL_KEY = "reconcile.local-commands";
 
 export class Reconciler {
@@ -97,6 +104,10 @@ export class Reconciler {
   private loopError: { what: string; message: string; at: Date } | null = null;
   private stopped = false;
   private readonly samples = new Map<string, AppSample>();
+  /** What a pass of RECORDS_ONLY steps observed, when it ended, and the workload events seen before it observed. */
+  private reusable: { observed: Observed; at: number; events: number } | null = null;
+  /** Workload events (engine start/die/oom, a VM's exit) so far. */
+  private workloadEvents = 0;
   /** Content-tree fetches running beside the loop, by content tree uuid. */
   private readonly fetches = new Map<string, { ac: AbortController; sourceKey: string; done: Promise<void> }>();
   /** The opened secrets of one model (one config version), in memory only, re-opened when the opener's epoch moves. */
@@ -118,7 +129,11 @@ export class Reconciler {
       const what = `${w.label} event`;
       await w.start({
         records: this.records,
-        onChange: () => this.guarded(what, () => this.trigger(false)),
+        onChange: () =>
+          this.guarded(what, () => {
+            this.workloadEvents++; // the engine (or a VM) changed: what was observed before is not reused
+            this.trigger(false);
+          }),
         onError: (e) => this.guarded(what, () => this.noteEngineError(e)),
       });
     }
@@ -400,8 +415,14 @@ export class Reconciler {
   private async pass(signal: AbortSignal): Promise<void> {
     await this.openSecrets();
     let observed: Observed;
+    // What the pass before observed, when its steps changed none of it and it ended just now with no workload event
+    // since (the usual case: it started a fetch of an image already present, whose end runs this pass).
+    const r = this.reusable;
+    const reuse = r && r.events === this.workloadEvents && performance.now() - r.at < REUSE_OBSERVED_MS ? r.observed : null;
+    this.reusable = null;
+    const events = this.workloadEvents;
     try {
-      observed = await this.observe();
+      observed = reuse ? this.withRecords(reuse) : await this.observe();
       this.engineError = null;
     } catch (e) {
       this.noteEngineError(e as Error);
@@ -420,8 +441,11 @@ export class Reconciler {
       if (signal.aborted) return;
       // Steps that only keep records or start a fetch beside the loop change nothing the engine, the volumes or the
       // network show: the states are published from the records read again, not from everything observed anew
-      // (the fetch's end triggers the next pass, which observes).
-      observed = steps.every((s) => RECORDS_ONLY.has(s.step.kind)) ? this.withRecords(observed) : await this.observe();
+      // (the fetch's end triggers the next pass, which may start from this observation: `reusable`).
+      const recordsOnly = steps.every((s) => RECORDS_ONLY.has(s.step.kind));
+      observed = recordsOnly ? this.withRecords(observed) : await this.observe();
+      // Observed by this pass itself (not reused: never a chain of passes on one observation), still as it is.
+      if (recordsOnly && !reuse) this.reusable = { observed, at: performance.now(), events };
       this.publishStates(desired, observed);
       // The engine events of our own steps re-trigger a pass; converge follow-ups (a step that
       // unblocked another lane) promptly as well.
