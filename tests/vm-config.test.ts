@@ -1,7 +1,8 @@
 // EVE's VmConfig fields beyond sizing on a real QEMU (TCG) with the test guest: memory plugged into the running
 // guest within maxmem (QEMU's count and the guest's MemTotal), QEMU's cgroup limited to memory + vmm_maxmem (and
 // moved by the plug, gone with the VM), VNC on TCP 5900 + display asking for VNC authentication, and the host's
-// Windows license table (a fake MSDM in an injected directory) passed with -acpitable and seen by the guest;
+// Windows license table (a fake MSDM in an injected directory) passed with -acpitable and seen by the guest, with
+// the host's SMBIOS identity (a fake sysfs directory);
 // without them: no TCP port, and the VM says the host has no table. Every QEMU started here is killed in afterAll.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -16,9 +17,10 @@ import { waitFor } from "./support/wait.ts";
 const WORK = mkdtempSync("/tmp/evebox-vmcfg-");
 const TABLES = join(WORK, "acpi-tables");
 const NO_TABLES = join(WORK, "no-acpi-tables");
+const DMI = join(WORK, "dmi");
 const quiet = { info: () => {}, warn: () => {} };
-const rt = new QemuRuntime({ runDir: join(WORK, "run"), logger: quiet, pollIntervalMs: 200, acpiTablesDir: TABLES });
-const bare = new QemuRuntime({ runDir: join(WORK, "run2"), logger: quiet, pollIntervalMs: 200, acpiTablesDir: NO_TABLES });
+const rt = new QemuRuntime({ runDir: join(WORK, "run"), logger: quiet, pollIntervalMs: 200, acpiTablesDir: TABLES, dmiDir: DMI });
+const bare = new QemuRuntime({ runDir: join(WORK, "run2"), logger: quiet, pollIntervalMs: 200, acpiTablesDir: NO_TABLES, dmiDir: DMI });
 const ids = ["00000000-0000-4000-8000-0000000d0001", "00000000-0000-4000-8000-0000000d0002"];
 /** VNC displays far from 0 (5900 may be somebody's): 5991 and 5992. */
 const DISPLAY = 91;
@@ -88,6 +90,10 @@ beforeAll(async () => {
   body.writeUInt32LE(29, 16);
   body.write("EVEBX-TESTK-EYNOT-AREAL-KEY00", 20, "ascii");
   writeFileSync(join(TABLES, "MSDM"), acpiTable("MSDM", body), { mode: 0o400 });
+  // The host's SMBIOS identity as sysfs shows it (this machine has none), given with the license table.
+  mkdirSync(DMI, { recursive: true });
+  writeFileSync(join(DMI, "sys_vendor"), "Evebox Test, Inc.\n");
+  writeFileSync(join(DMI, "product_name"), "License Box\n");
 }, 300_000);
 
 afterAll(async () => {
@@ -127,6 +133,8 @@ describe("VmConfig on a real QEMU", () => {
     // The license table: on QEMU's command line, and in the guest's ACPI tables with its key.
     expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toContain(`file=${join(TABLES, "MSDM")}`);
     expect(await askGuest(rt, ids[0]!, "tail -c 29 /sys/firmware/acpi/tables/MSDM")).toBe("EVEBX-TESTK-EYNOT-AREAL-KEY00");
+    // With it, as EVE, the host's SMBIOS system identity.
+    expect(await askGuest(rt, ids[0]!, "cat /sys/class/dmi/id/sys_vendor /sys/class/dmi/id/product_name | tr '\\n' /")).toBe("Evebox Test, Inc./License Box/");
 
     // Memory hot-plug: 256 → 512 MiB without a restart.
     const before = await guestMemTotalKiB(ids[0]!);
@@ -152,6 +160,7 @@ describe("VmConfig on a real QEMU", () => {
       `enable_oem_win_license_key: this host has no Windows license ACPI table (${join(NO_TABLES, "MSDM")}, ${join(NO_TABLES, "SLIC")} missing)`,
     ]);
     expect(readFileSync(`/proc/${status.pid}/cmdline`, "utf8")).not.toContain("-acpitable");
+    expect(readFileSync(`/proc/${status.pid}/cmdline`, "utf8")).not.toContain("-smbios");
     expect(await rfbSecurityTypes(5900 + DISPLAY + 1).catch((e: NodeJS.ErrnoException) => e.code)).toBe("ECONNREFUSED");
     expect(bare.vncSocket(ids[1]!)).not.toBeNull();
     await bare.kill(ids[1]!);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { buildQemuArgs, memoryPlugProblem, qemuValue, vmPaths, vmSpecHash } from "./cmdline.ts";
+import { buildQemuArgs, memoryPlugProblem, qemuValue, smbiosArg, vmPaths, vmSpecHash } from "./cmdline.ts";
 import { cpuListText, parseCpuList } from "./eve.ts";
 import type { VmSpec } from "./types.ts";
 import { hostProblems, specProblems } from "./validate.ts";
@@ -267,6 +267,9 @@ describe("VmConfig beyond sizing: VNC on TCP, license tables, QEMU's memory limi
     expect(values(vnc, "-acpitable")).toEqual(["file=/sys/firmware/acpi/tables/MSDM"]);
     expect(values(buildQemuArgs({ ...spec, remoteConsole: true }, { paths, accelerator: "tcg" }), "-vnc")).toHaveLength(1);
     expect(buildQemuArgs({ ...spec, oemLicenseTables: true }, { paths, accelerator: "tcg" })).not.toContain("-acpitable");
+    // With the tables, the host's SMBIOS identity: commas doubled, empty fields left out, nothing without fields.
+    expect(values(buildQemuArgs(spec, { paths, accelerator: "tcg", smbiosSystem: { manufacturer: "ACME, Inc.", product: "Box", serial: "" } }), "-smbios")).toEqual(["type=1,manufacturer=ACME,, Inc.,product=Box"]);
+    expect(smbiosArg({ serial: "" })).toBeNull();
   });
 
   test("validation: a TCP VNC port needs a display 0-99, a password and remoteConsole; vmmOverheadKiB a whole number", () => {

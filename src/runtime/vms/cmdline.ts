@@ -70,6 +70,17 @@ export interface QemuArgsOptions {
   paused?: boolean;
   /** Host ACPI tables for the guest (the Windows license tables the runtime found for `oemLicenseTables`). */
   acpiTables?: string[];
+  /** SMBIOS type 1 (system) fields for the guest: the host's own, with its license tables (`smbiosSystemOf`). */
+  smbiosSystem?: SmbiosSystem;
+}
+
+/** SMBIOS type 1 fields, as QEMU's `-smbios type=1` names them. */
+export type SmbiosSystem = Partial<Record<"uuid" | "manufacturer" | "product" | "version" | "serial" | "sku" | "family", string>>;
+
+/** The `-smbios` value of `fields` (empty ones left out), or null when none is set. */
+export function smbiosArg(fields: SmbiosSystem): string | null {
+  const parts = Object.entries(fields).filter(([, v]) => v).map(([k, v]) => `${k}=${qemuValue(v!)}`);
+  return parts.length ? `type=1,${parts.join(",")}` : null;
 }
 
 /** The machine type of every VM, in both modes, as EVE (the KVM probe runs this too). */
@@ -122,6 +133,8 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions): string[] {
     args.push("-device", "VGA");
   } else args.push("-display", "none");
   for (const table of opts.acpiTables ?? []) args.push("-acpitable", `file=${v(table)}`);
+  const smbios = opts.smbiosSystem ? smbiosArg(opts.smbiosSystem) : null;
+  if (smbios) args.push("-smbios", smbios);
 
   if (spec.mode === "uefi") {
     args.push(

@@ -6,7 +6,7 @@ import { run } from "../../lib/run.ts";
 import { waitFor, WaitTimeout } from "../../lib/wait.ts";
 import { type AcceleratorProbe, kvmFailureOf, probeAccelerator } from "./accel.ts";
 import { VmCgroups } from "./cgroup.ts";
-import { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, MEMORY_SLOTS, memoryPlugProblem, VNC_TCP_ID, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
+import { buildQemuArgs, DEFAULT_FIRMWARE, type Firmware, MEMORY_SLOTS, type SmbiosSystem, memoryPlugProblem, VNC_TCP_ID, type VmPaths, vmPaths, vmSpecHash } from "./cmdline.ts";
 import { ConsoleBridge, ConsoleTimeout } from "./console.ts";
 import {
   checkDiskBeforeStart,
@@ -69,6 +69,22 @@ export interface QemuRuntimeOptions {
   kvmWatchMs?: number;
   /** Where the host's ACPI tables are (the Windows license tables MSDM and SLIC for `oemLicenseTables`). */
   acpiTablesDir?: string;
+  /** Where the host's SMBIOS identity is (`/sys/class/dmi/id`), given to a guest with the license tables. */
+  dmiDir?: string;
+}
+
+/** The host's SMBIOS system identity from sysfs (`/sys/class/dmi/id`), as QEMU's `-smbios type=1` fields. */
+export function hostSmbiosSystem(dir: string): SmbiosSystem {
+  const files = { uuid: "product_uuid", manufacturer: "sys_vendor", product: "product_name", version: "product_version", serial: "product_serial", sku: "product_sku", family: "product_family" } as const;
+  const out: SmbiosSystem = {};
+  for (const [field, file] of Object.entries(files) as [keyof SmbiosSystem, string][]) {
+    try {
+      // Firmware text: printable characters only (it reaches QEMU's command line, commas doubled there).
+      const text = readFileSync(join(dir, file), "latin1").replace(/[^\x20-\x7e]/g, "").trim();
+      if (text) out[field] = text;
+    } catch {}
+  }
+  return out;
 }
 
 /** The Windows license tables a host's firmware may carry, as EVE looks for them: MSDM, and the older SLIC. */
@@ -135,6 +151,7 @@ export class QemuRuntime {
   private readonly host: () => HostResources;
   private readonly kvmWatchMs: number;
   private readonly acpiTablesDir: string;
+  private readonly dmiDir: string;
   /** Where "KVM is unusable on this device" is kept for the rest of this boot. */
   private readonly kvmStateFile: string;
   private accel: Promise<AcceleratorProbe> | null = null;
@@ -160,6 +177,7 @@ export class QemuRuntime {
     this.kvmWatchMs = opts.kvmWatchMs ?? 8000;
     this.kvmStateFile = join(this.runDir, "vm-kvm-unusable.json");
     this.acpiTablesDir = opts.acpiTablesDir ?? "/sys/firmware/acpi/tables";
+    this.dmiDir = opts.dmiDir ?? "/sys/class/dmi/id";
     if (opts.accelerator) {
       this.accelResult = { accelerator: opts.accelerator, reason: "set by configuration", probeMs: 0 };
       this.accel = Promise.resolve(this.accelResult);
@@ -333,7 +351,9 @@ export class QemuRuntime {
       const acpiTables = spec.oemLicenseTables ? this.licenseTables() : [];
       if (spec.oemLicenseTables && !acpiTables.length)
         notApplied.push(`enable_oem_win_license_key: this host has no Windows license ACPI table (${LICENSE_TABLES.map((t) => join(this.acpiTablesDir, t)).join(", ")} missing)`);
-      const args = buildQemuArgs(spec, { paths, accelerator, firmware: this.firmware, seedImage, backings, paused: true, acpiTables });
+      // As EVE: with the license tables, the host's SMBIOS identity (OEM activation checks the system it names).
+      const smbiosSystem = acpiTables.length ? hostSmbiosSystem(this.dmiDir) : undefined;
+      const args = buildQemuArgs(spec, { paths, accelerator, firmware: this.firmware, seedImage, backings, paused: true, acpiTables, smbiosSystem });
       // Before QEMU runs, so a QEMU left by an evebox that died during the start is adopted; 0600: it may hold
       // the VNC password.
       writeFileSync(paths.spec, JSON.stringify(record, null, 2), { mode: 0o600 });
