@@ -7,6 +7,7 @@ import { volumeState } from "./status.ts";
 import { Records } from "./records.ts";
 import { desiredVms, type ObservedVms, VM_KIND, vmAppState, type VmRuntime, VmWorkload } from "./vms.ts";
 import { Store } from "../store/store.ts";
+import { AppLogCollector } from "./app-logs.ts";
 import type { VmExit } from "../runtime/vms/types.ts";
 import { buildQemuArgs, vmPaths, vmSpecHash } from "../runtime/vms/cmdline.ts";
 
@@ -454,24 +455,42 @@ describe("planVms: memory of a running VM", () => {
 });
 
 describe("VmWorkload: disableLogs", () => {
-  test("a VM app with disableLogs is not followed; its console is let go of when the field is set on a running VM", async () => {
-    const opened: string[] = [];
-    const runtime = { list: () => [], openConsole: (uuid: string) => (opened.push(uuid), { history: new Uint8Array(), readable: new ReadableStream(), write() {}, close() {} }) };
+  test("a VM app with disableLogs: its serial console is not stored as its logs; set on a running VM, following stops at once", async () => {
     const store = Store.open(":memory:");
+    const closed: string[] = [];
+    // Each console opened: the guest's line in its history, then live output until closed.
+    const runtime = {
+      list: () => [],
+      openConsole: (uuid: string) => {
+        let ctl!: ReadableStreamDefaultController<Uint8Array>;
+        const readable = new ReadableStream<Uint8Array>({ start: (c) => void (ctl = c) });
+        return { history: new TextEncoder().encode(`guest says hello\n`), readable, write() {}, close: () => (closed.push(uuid), ctl.close()) };
+      },
+    };
     const w = new VmWorkload({ runtime: runtime as unknown as VmRuntime, store, volumes: { path: () => "/v" } as never, cache: { path: () => "/b" } as never, log: () => {} });
-    const synced: string[][] = [];
-    const logs = { syncVms: (_: unknown, running: Iterable<{ appUuid: string }>) => synced.push([...running].map((r) => r.appUuid)) };
-    const o = observed({}, { running: new Map([[IDS.app, { appUuid: IDS.app, name: "router", pid: 1, specHash: "x", accelerator: "tcg", startedAt: "" }]]) });
-    const on = desiredFromConfig(doc());
-    w.desire(on, undefined);
-    w.followLogs(logs as never, o);
-    const off = desiredFromConfig(doc({ fixedresources: { memory: 524288, vcpus: 2, virtualizationMode: "FML", disableLogs: true } }));
-    w.desire(off, undefined);
-    w.followLogs(logs as never, o);
-    expect(synced).toEqual([[IDS.app], []]);
+    const logs = new AppLogCollector(store, () => {});
+    const o = (pid: number) => observed({}, { running: new Map([[IDS.app, { appUuid: IDS.app, name: "router", pid, specHash: "x", accelerator: "tcg" as const, startedAt: "" }]]) });
+    const fixed = (disableLogs: boolean) => doc({ fixedresources: { memory: 524288, vcpus: 2, virtualizationMode: "FML", disableLogs } });
+
+    w.desire(desiredFromConfig(fixed(true)), undefined);
+    w.followLogs(logs, o(1));
+    logs.flush();
+    expect(store.logsFor("app", IDS.app, 10)).toEqual([]);
+
+    w.desire(desiredFromConfig(fixed(false)), undefined);
+    w.followLogs(logs, o(1));
+    logs.flush();
+    expect(store.logsFor("app", IDS.app, 10).map((l) => l.message)).toEqual(["guest says hello"]);
+
+    w.desire(desiredFromConfig(fixed(true)), undefined);
+    w.followLogs(logs, o(1));
+    expect(closed).toEqual([IDS.app]);
+    logs.stopAll();
+    await Bun.sleep(10); // the follower's end runs after the close
     store.close();
   });
 });
+
 
 describe("VmWorkload: PCI functions to vfio-pci and back", () => {
   const PCI = ["0000:03:00.0", "0000:03:00.1"]; // a GPU and its audio function
