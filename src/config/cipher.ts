@@ -36,6 +36,8 @@ export interface OpenedBlock {
 /** Opens a block: the EncryptionBlock inside, or an Error whose message is the reason (never the secret). */
 export interface SecretOpener {
   open(block: CipherBlockModel, context: CipherContextModel | null): Promise<OpenedBlock>;
+  /** The block's plaintext itself, checked (a patch envelope's encrypted artifact holds an InlineOpaqueBase64Data). */
+  openBytes?(block: CipherBlockModel, context: CipherContextModel | null): Promise<Uint8Array>;
   /** Changes when what blocks are opened with changes (the controller's certificates): opened blocks are then re-read. */
   epoch(): number;
 }

@@ -33,7 +33,7 @@ describe("patch envelopes in the device model", () => {
         name: "cfg",
         action: "ACTIVATE",
         apps: [IDS.app],
-        artifacts: [{ index: 0, kind: "inline", fileName: "a.txt", data: b64("hello"), fileMetaData: b64("meta"), artifactMetaData: "art", volumeId: null, imageName: null }],
+        artifacts: [{ index: 0, kind: "inline", fileName: "a.txt", data: b64("hello"), fileMetaData: b64("meta"), artifactMetaData: "art", volumeId: null, imageName: null, cipher: null }],
         faults: [],
       },
     ]);
@@ -84,7 +84,7 @@ describe("patch envelopes in the device model", () => {
     expect(paths).toEqual(expect.arrayContaining(["patchEnvelopes[0].uuid", "patchEnvelopes[1].appInstIdsAllowed[0]", "patchEnvelopes[1].artifacts[1]", "patchEnvelopes[2].uuid", "patchEnvelopes[2].artifacts[0]"]));
   });
 
-  test("volume and encrypted artifacts are faults of the envelope (accepted, in error), not problems", () => {
+  test("volume artifacts (encrypted or not) are faults of the envelope (accepted, in error); an encrypted inline one is kept to be opened", async () => {
     const doc = parsed(withEnvelopes([
       {
         uuid: PE,
@@ -92,16 +92,18 @@ describe("patch envelopes in the device model", () => {
         artifacts: [
           { volumeRef: { imageName: "big", imageId: IDS.volume } },
           { encryptedInline: { cipherData: { cipherContextId: "c", cipherData: b64("x".repeat(20)) } } },
+          { encryptedVolumeref: { cipherData: { cipherContextId: "c", cipherData: b64("y".repeat(20)) } } },
         ],
       },
     ]));
     const { model, problems } = readConfig(doc, NO_ENV);
     expect(problems).toEqual([]);
     const pe = model.patchEnvelopes[0]!;
-    expect(pe.artifacts.map((a) => [a.kind, a.fileName])).toEqual([["volumeRef", "big"], ["encryptedInline", ""]]);
+    expect(pe.artifacts.map((a) => [a.kind, a.fileName])).toEqual([["volumeRef", "big"], ["encryptedInline", ""], ["encryptedVolumeRef", ""]]);
+    expect(pe.artifacts[1]!.cipher).toEqual({ contextId: "c", initialValue: "", cipherData: b64("x".repeat(20)), clearTextSha256: "" });
     expect(pe.faults).toEqual([
       "artifacts[0].volumeRef: artifacts in a volume are not served on this device yet (inline artifacts are)",
-      "artifacts[1].encryptedInline: encrypted artifacts are not supported on this device yet",
+      "artifacts[2].encryptedVolumeref: encrypted artifacts in a volume are not supported on this device yet",
     ]);
     expect(patchState(pe, 0)).toBe("PATCH_ERROR");
   });

@@ -3,9 +3,11 @@
 // server (src/metadata/) at 169.254.169.254. Read once into the device model; pure (no node:, no Bun APIs).
 //
 // What is served is the inline artifacts' base64 text as sent (EVE serves it so, not decoded). A file name
-// reaches a URL path and a zip entry: one path component, checked here. Artifacts evebox does not serve yet (an
-// external volume, an encrypted one) are the envelope's faults: the config is accepted, the envelope is in
-// error (EVE's PATCH_ERROR) and no app sees it.
+// reaches a URL path and a zip entry: one path component, checked here (an encrypted inline artifact's once
+// the metadata server opened it). Artifacts evebox does not serve yet (in a volume, encrypted or not; encrypted
+// artifact metadata) are the envelope's faults: the config is accepted, the envelope is in error (EVE's
+// PATCH_ERROR) and no app sees it.
+import { type CipherBlockModel, cipherBlockModel } from "./cipher.ts";
 import { displayNameProblem, hasControl } from "./names.ts";
 import type { ObjectKind } from "./problems.ts";
 
@@ -39,6 +41,11 @@ export interface PatchArtifactModel {
   /** volumeRef: the volume (`imageId`) and `imageName`. */
   volumeId: string | null;
   imageName: string | null;
+  /**
+   * encryptedInline: the block, still encrypted; opened by the metadata server (its plaintext is an
+   * InlineOpaqueBase64Data: file name, data, metadata, checked as an inline artifact's once opened).
+   */
+  cipher: CipherBlockModel | null;
 }
 
 export interface PatchEnvelopeModel {
@@ -122,7 +129,7 @@ export function readPatchEnvelopes(doc: Doc, push: Push): PatchEnvelopeModel[] {
     const names = new Map<string, number>();
     const artifacts = list(pe?.artifacts).map((a, j) => {
       const ap = `artifacts[${j}]`;
-      const art: PatchArtifactModel = { index: j, kind: "none", fileName: "", data: null, fileMetaData: "", artifactMetaData: String(a?.artifactMetaData ?? ""), volumeId: null, imageName: null };
+      const art: PatchArtifactModel = { index: j, kind: "none", fileName: "", data: null, fileMetaData: "", artifactMetaData: String(a?.artifactMetaData ?? ""), volumeId: null, imageName: null, cipher: null };
       if (a?.metadataCipherData) faults.push(`${ap}.metadataCipherData: encrypted artifact metadata is not supported on this device yet`);
       if (a?.inline) {
         art.kind = "inline";
@@ -143,9 +150,13 @@ export function readPatchEnvelopes(doc: Doc, push: Push): PatchEnvelopeModel[] {
         const fp = fileNameProblem(art.fileName);
         if (fp && !hasControl(art.fileName)) at(`${ap}.volumeRef.${a.volumeRef.fileNameToUse ? "fileNameToUse" : "imageName"}`, fp);
         faults.push(`${ap}.volumeRef: artifacts in a volume are not served on this device yet (inline artifacts are)`);
-      } else if (a?.encryptedInline || a?.encryptedVolumeref) {
-        art.kind = a.encryptedInline ? "encryptedInline" : "encryptedVolumeRef";
-        faults.push(`${ap}.${a.encryptedInline ? "encryptedInline" : "encryptedVolumeref"}: encrypted artifacts are not supported on this device yet`);
+      } else if (a?.encryptedInline) {
+        art.kind = "encryptedInline";
+        art.cipher = cipherBlockModel(a.encryptedInline.cipherData);
+        if (!art.cipher) faults.push(`${ap}.encryptedInline.cipherData: no cipher data`);
+      } else if (a?.encryptedVolumeref) {
+        art.kind = "encryptedVolumeRef";
+        faults.push(`${ap}.encryptedVolumeref: encrypted artifacts in a volume are not supported on this device yet`);
       } else at(ap, "an artifact needs one of inline, volumeRef, encryptedInline, encryptedVolumeref");
       if (art.fileName) {
         const before = names.get(art.fileName);

@@ -12,6 +12,7 @@ import { encryptFor } from "../../tests/support/controller/cipher.ts";
 import type { ControllerCerts } from "./certs.ts";
 import { CipherOpener, ECDH_FILES, loadOrCreateEcdh, p256PublicPoint } from "./cipher.ts";
 import { DeviceIdentity } from "./identity.ts";
+import { MetadataService } from "../metadata/service.ts";
 import { createCertificate, generateP256, privateKeyToPem, sha256 } from "./x509.ts";
 
 const dirs: string[] = [];
@@ -150,5 +151,43 @@ describe("revealed secrets in the desired state", () => {
     // Without a controller link there is nothing to open them with.
     const local = await revealSecrets(buildDeviceModel(doc({ dsPassword: "x" })).model, null);
     expect([...local.datastores.values()][0]).toMatchObject({ ok: false, error: expect.stringContaining("no controller link") });
+  });
+});
+
+describe("a patch envelope's encrypted inline artifact", () => {
+  test("opened with the device's key (its plaintext an InlineOpaqueBase64Data) and served as an inline one; a bad one keeps its envelope from the apps", async () => {
+    const { ecdh } = await device();
+    const ctl = await controllerEcdh();
+    const opener = new CipherOpener(ecdh, () => certsWith(ctl.cert.trim()), () => 1);
+    const APP = "7e000000-0000-4000-8000-000000000010";
+    const enc = (inline: Record<string, string>, tamper?: "hash") =>
+      encryptFor({ controllerEcdhKeyPem: ctl.keyPem, controllerEcdhCertPem: ctl.cert, deviceEcdhCert: ecdh.cert, plain: inline, type: "org.lfedge.eve.config.InlineOpaqueBase64Data", tamper });
+    const good = enc({ fileNameToUse: "secret.env", base64Data: btoa("TOKEN=s3cret\n"), base64MetaData: btoa("m") });
+    const envelope = (uuid: string, e: ReturnType<typeof enc>) => ({ uuid, action: "ACTIVATE", appInstIdsAllowed: [APP], artifacts: [{ inline: { fileNameToUse: "plain.txt", base64Data: btoa("p") } }, { encryptedInline: { cipherData: e.block } }] });
+    const bad = enc({ fileNameToUse: "../escape", base64Data: btoa("x") });
+    const tampered = enc({ fileNameToUse: "t", base64Data: btoa("x") }, "hash");
+    const { model } = buildDeviceModel({
+      cipherContexts: [good.context, bad.context, tampered.context],
+      patchEnvelopes: [envelope("5e000000-0000-4000-8000-000000000001", good), envelope("5e000000-0000-4000-8000-000000000002", bad), envelope("5e000000-0000-4000-8000-000000000003", tampered)],
+    });
+    const logged: string[] = [];
+    const s = new MetadataService({
+      callerAt: () => ({ appUuid: APP, appName: "a", uplinkIfname: null }),
+      model: () => ({ model, problems: [] }),
+      device: () => ({ uuid: null, name: "" }),
+      ipv4Of: () => null,
+      secrets: opener,
+      log: (_l, m) => logged.push(m),
+    });
+    const get = (path: string) => s.fetch(new Request(`http://169.254.169.254${path}`), "10.1.0.2", 1);
+    const d = await (await get("/eve/v1/patch/description.json")).json();
+    expect(d.map((e: { PatchID: string }) => e.PatchID)).toEqual(["5e000000-0000-4000-8000-000000000001"]);
+    expect(d[0].BinaryBlobs.map((b: { fileName: string; fileMetaData: string }) => [b.fileName, b.fileMetaData])).toEqual([["plain.txt", ""], ["secret.env", btoa("m")]]);
+    expect(await (await get("/eve/v1/patch/download/5e000000-0000-4000-8000-000000000001/secret.env")).text()).toBe(btoa("TOKEN=s3cret\n"));
+    expect(logged.join("\n")).toContain("5e000000-0000-4000-8000-000000000002 artifacts[1] (encryptedInline) is not served: fileNameToUse:");
+    expect(logged.join("\n")).toContain("5e000000-0000-4000-8000-000000000003 artifacts[1] (encryptedInline) is not served: the decrypted data does not match the block's clearTextSha256");
+    // Without an opener (no controller link) nothing encrypted is served.
+    const none = new MetadataService({ callerAt: () => ({ appUuid: APP, appName: "a", uplinkIfname: null }), model: () => ({ model, problems: [] }), device: () => ({ uuid: null, name: "" }), ipv4Of: () => null });
+    expect(await (await none.fetch(new Request("http://169.254.169.254/eve/v1/patch/description.json"), "10.1.0.2", 1)).json()).toEqual([]);
   });
 });

@@ -59,6 +59,19 @@ export class CipherOpener implements SecretOpener {
   ) {}
 
   async open(block: CipherBlockModel, ctx: CipherContextModel | null): Promise<OpenedBlock> {
+    const clear = await this.openBytes(block, ctx);
+    let eb: EncryptionBlock;
+    try {
+      eb = decodeMessage<EncryptionBlock>("org.lfedge.eve.common.EncryptionBlock", clear);
+    } catch (e) {
+      throw new CipherError(`the decrypted data is not an EncryptionBlock: ${(e as Error).message}`);
+    }
+    clear.fill(0);
+    return { ...(eb.dsAPIKey ? { dsAPIKey: eb.dsAPIKey } : {}), ...(eb.dsPassword ? { dsPassword: eb.dsPassword } : {}), ...(eb.protectedUserData ? { protectedUserData: eb.protectedUserData } : {}) };
+  }
+
+  /** The block's plaintext, checked against its clearTextSha256 (the caller decodes it and wipes it). */
+  async openBytes(block: CipherBlockModel, ctx: CipherContextModel | null): Promise<Uint8Array> {
     if (!ctx) throw new CipherError(`cipher context ${quote(block.contextId)} is not in the config's cipherContexts`);
     if (ctx.keyExchange !== "KEA_ECDH") throw new CipherError(`cipher context ${quote(ctx.id)}: key exchange ${ctx.keyExchange} is not supported (KEA_ECDH is)`);
     if (ctx.encryption !== "SA_AES_256_CFB") throw new CipherError(`cipher context ${quote(ctx.id)}: encryption ${ctx.encryption} is not supported (SA_AES_256_CFB is)`);
@@ -88,14 +101,7 @@ export class CipherOpener implements SecretOpener {
     const clear = new Uint8Array(Buffer.concat([decipher.update(data), decipher.final()]));
     const got = sha256(clear);
     if (!timingSafeEqual(got, expected)) throw new CipherError("the decrypted data does not match the block's clearTextSha256 (another key, or a damaged block)");
-    let eb: EncryptionBlock;
-    try {
-      eb = decodeMessage<EncryptionBlock>("org.lfedge.eve.common.EncryptionBlock", clear);
-    } catch (e) {
-      throw new CipherError(`the decrypted data is not an EncryptionBlock: ${(e as Error).message}`);
-    }
-    clear.fill(0);
-    return { ...(eb.dsAPIKey ? { dsAPIKey: eb.dsAPIKey } : {}), ...(eb.dsPassword ? { dsPassword: eb.dsPassword } : {}), ...(eb.protectedUserData ? { protectedUserData: eb.protectedUserData } : {}) };
+    return clear;
   }
 }
 

@@ -396,6 +396,10 @@ export class Controller implements ControllerLink {
         if (!this.ecdh) return Promise.reject(new CipherError(`this device has no ECDH certificate${this.ecdhDetail ? `: ${this.ecdhDetail}` : " yet"}`));
         return new CipherOpener(this.ecdh, () => this.certs, () => this.certsEpoch).open(block, ctx);
       },
+      openBytes: (block, ctx) => {
+        if (!this.ecdh) return Promise.reject(new CipherError(`this device has no ECDH certificate${this.ecdhDetail ? `: ${this.ecdhDetail}` : " yet"}`));
+        return new CipherOpener(this.ecdh, () => this.certs, () => this.certsEpoch).openBytes(block, ctx);
+      },
     };
   }
 

@@ -122,6 +122,8 @@ function metadataServer(o: AppRuntimeConfig, network: () => NetworkManager | nul
     model: () => o.config.model(),
     device: () => o.device?.() ?? { uuid: null, name: "" },
     ipv4Of: (ifname) => networkInterfaces()[ifname]?.find((a) => a.family === "IPv4" && !a.internal)?.address ?? null,
+    ...(o.secrets ? { secrets: o.secrets } : {}),
+    log: o.log.network,
   });
   const server = new MetadataServer(service, o.log.network);
   return { service, server, port: server.start(o.metadataPort ?? undefined) };

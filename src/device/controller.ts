@@ -96,11 +96,13 @@ export class ControllerPart implements ControllerLink {
   /** Opens the config's encrypted blocks (the controller's ECDH certificates and the device's ECDH key). */
   readonly secrets: SecretOpener = {
     epoch: () => (this.controller ? this.controller.cipher().epoch() : -1),
-    open: (block, ctx) =>
-      this.controller
-        ? this.controller.cipher().open(block, ctx)
-        : Promise.reject(new Error(this.o.url || this.o.hint ? "the controller link is not running yet" : "no controller is configured: encrypted data (cipherData) is opened with a controller's ECDH certificate")),
+    open: (block, ctx) => (this.controller ? this.controller.cipher().open(block, ctx) : Promise.reject(this.noOpener())),
+    openBytes: (block, ctx) => (this.controller ? this.controller.cipher().openBytes!(block, ctx) : Promise.reject(this.noOpener())),
   };
+
+  private noOpener(): Error {
+    return new Error(this.o.url || this.o.hint ? "the controller link is not running yet" : "no controller is configured: encrypted data (cipherData) is opened with a controller's ECDH certificate");
+  }
 
   async configure(input: { url?: unknown; rootCertificate?: unknown }): Promise<object> {
     if (this.controller) return await this.controller.configure(input);

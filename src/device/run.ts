@@ -263,7 +263,11 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     destinations,
     images,
     // The controller part is built below; its opener is asked only once the app runtime runs.
-    secrets: { epoch: (): number => controller.secrets.epoch(), open: (block, ctx): Promise<OpenedBlock> => controller.secrets.open(block, ctx) },
+    secrets: {
+      epoch: (): number => controller.secrets.epoch(),
+      open: (block, ctx): Promise<OpenedBlock> => controller.secrets.open(block, ctx),
+      openBytes: (block, ctx): Promise<Uint8Array> => controller.secrets.openBytes!(block, ctx),
+    },
     localProfile: (): string | null => lps.profile(),
     bootOrders: () => lps.bootOrders(),
     tickMs: opts.reconcileTickMs,

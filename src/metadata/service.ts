@@ -5,8 +5,10 @@
 // server.ts, the traffic is brought here by the network part's DNAT.
 import { createHash } from "node:crypto";
 import { Hono } from "hono";
+import type { CipherBlockModel, SecretOpener } from "../config/cipher.ts";
 import type { DeviceModel, PatchEnvelopeModel } from "../config/model.ts";
-import { envelopeReport, type PatchEnvelopeReport, patchState } from "../config/patch-envelopes.ts";
+import { decodeMessage, type InlineOpaqueBase64Data } from "../proto/index.ts";
+import { envelopeReport, fileNameProblem, MAX_INLINE_BYTES, type PatchEnvelopeReport, patchState } from "../config/patch-envelopes.ts";
 import type { ObjectProblem } from "../config/problems.ts";
 import { zipStored } from "./zip.ts";
 
@@ -34,6 +36,10 @@ export interface MetadataDeps {
   ipv4Of(ifname: string): string | null;
   /** The device's location (lps/ or the controller), EVE's location.json keys; null: none known (204). */
   location?(): Record<string, unknown> | null;
+  /** Opens encrypted inline artifacts (the controller part's opener); absent: they are not served. */
+  secrets?: Pick<SecretOpener, "openBytes" | "epoch">;
+  /** Where an artifact that cannot be opened is told. */
+  log?: (level: "warn", message: string) => void;
   /** Requests per second and burst per caller (EVE limits its /metrics to 1/s, burst 10). */
   rate?: { perSecond: number; burst: number };
   now?: () => number;
@@ -73,11 +79,24 @@ class RateLimiter {
 
 type Env = { Bindings: { ip: string; port: number } };
 
+/** A file of an envelope as served: an inline artifact, or an encrypted one opened. */
+export interface PatchFile {
+  fileName: string;
+  /** The base64 text (what is served, and what fileSha and size are of). */
+  data: string;
+  fileMetaData: string;
+  artifactMetaData: string;
+}
+
+type Opened = { ok: true; file: PatchFile } | { ok: false; error: string };
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
 export class MetadataService {
   readonly app = new Hono<Env>();
   private readonly limiter: RateLimiter;
   private readonly usage = new Map<string, PatchUsage>();
   private readonly customStatus = new Map<string, Uint8Array>();
+  private readonly opened = new Map<string, Promise<Opened>>();
   private shaCache = new Map<string, string>();
 
   constructor(private readonly deps: MetadataDeps) {
@@ -110,12 +129,79 @@ export class MetadataService {
     return m.model.patchEnvelopes.map((pe) => envelopeReport(pe, m.problems));
   }
 
-  /** The envelopes an app sees: ACTIVE ones (EVE hides STORE and failed ones) naming it. */
-  envelopesFor(appUuid: string): PatchEnvelopeModel[] {
+  /**
+   * The envelopes an app sees, with their files: ACTIVE ones (EVE hides STORE and failed ones) naming it, whose
+   * encrypted inline artifacts all opened (one that does not keeps its envelope from the apps, and is logged).
+   */
+  async envelopesFor(appUuid: string): Promise<{ pe: PatchEnvelopeModel; files: PatchFile[] }[]> {
     const m = this.deps.model();
     if (!m) return [];
     const faulty = new Set(m.problems.filter((p) => p.objectKind === "patchEnvelope").map((p) => p.objectId));
-    return m.model.patchEnvelopes.filter((pe) => pe.apps.includes(appUuid) && patchState(pe, faulty.has(pe.uuid) ? 1 : 0) === "PATCH_ACTIVE");
+    const out: { pe: PatchEnvelopeModel; files: PatchFile[] }[] = [];
+    for (const pe of m.model.patchEnvelopes) {
+      if (!pe.apps.includes(appUuid) || patchState(pe, faulty.has(pe.uuid) ? 1 : 0) !== "PATCH_ACTIVE") continue;
+      const files = await this.filesOf(pe, m.model);
+      if (files) out.push({ pe, files });
+    }
+    return out;
+  }
+
+  private async filesOf(pe: PatchEnvelopeModel, model: DeviceModel): Promise<PatchFile[] | null> {
+    const files: PatchFile[] = [];
+    for (const a of pe.artifacts) {
+      if (a.kind === "inline") files.push({ fileName: a.fileName, data: a.data!, fileMetaData: a.fileMetaData, artifactMetaData: a.artifactMetaData });
+      else if (a.kind === "encryptedInline" && a.cipher) {
+        const r = await this.open(a.cipher, model);
+        if (!r.ok) {
+          this.deps.log?.("warn", `metadata: patch envelope ${pe.uuid} artifacts[${a.index}] (encryptedInline) is not served: ${r.error}`);
+          return null;
+        }
+        files.push({ ...r.file, artifactMetaData: a.artifactMetaData });
+      }
+    }
+    const names = new Set<string>();
+    for (const f of files) {
+      if (names.has(f.fileName)) {
+        this.deps.log?.("warn", `metadata: patch envelope ${pe.uuid} is not served: two of its files are named ${JSON.stringify(f.fileName)}`);
+        return null;
+      }
+      names.add(f.fileName);
+    }
+    return files;
+  }
+
+  /** An encrypted inline artifact opened (once per block and opener epoch) and checked as an inline one. */
+  private open(block: CipherBlockModel, model: DeviceModel): Promise<Opened> {
+    const secrets = this.deps.secrets;
+    if (!secrets?.openBytes) return Promise.resolve({ ok: false, error: "this device cannot open encrypted artifacts" });
+    const key = `${secrets.epoch()}\u0000${block.contextId}\u0000${block.cipherData}`;
+    let p = this.opened.get(key);
+    if (!p) {
+      if (this.opened.size >= 1024) this.opened.clear();
+      const ctx = model.cipherContexts.find((c) => c.id === block.contextId) ?? null;
+      p = secrets.openBytes(block, ctx).then(
+        (clear): Opened => {
+          let inline: InlineOpaqueBase64Data;
+          try {
+            inline = decodeMessage<InlineOpaqueBase64Data>("org.lfedge.eve.config.InlineOpaqueBase64Data", clear);
+          } catch (e) {
+            return { ok: false, error: `the decrypted data is not an InlineOpaqueBase64Data: ${(e as Error).message}` };
+          } finally {
+            clear.fill(0);
+          }
+          const fileName = String(inline.fileNameToUse ?? "");
+          const data = String(inline.base64Data ?? "");
+          const bad = fileNameProblem(fileName);
+          if (bad) return { ok: false, error: `fileNameToUse: ${bad}` };
+          if (data.length > MAX_INLINE_BYTES) return { ok: false, error: `base64Data: ${data.length} bytes: at most ${MAX_INLINE_BYTES}` };
+          if (!BASE64.test(data.replace(/\s+/g, ""))) return { ok: false, error: "base64Data: is not base64 text" };
+          return { ok: true, file: { fileName, data, fileMetaData: String(inline.base64MetaData ?? ""), artifactMetaData: "" } };
+        },
+        (e: Error): Opened => ({ ok: false, error: e.message }),
+      );
+      this.opened.set(key, p);
+    }
+    return p;
   }
 
   private routes(): void {
@@ -162,45 +248,44 @@ export class MetadataService {
       return loc ? c.json(loc) : c.body(null, 204);
     });
 
-    app.get("/eve/v1/patch/description.json", (c) => {
+    app.get("/eve/v1/patch/description.json", async (c) => {
       const who = caller(c);
-      const envelopes = this.envelopesFor(who.appUuid);
-      for (const pe of envelopes) this.count(who.appUuid, pe, "apiCalls");
+      const envelopes = await this.envelopesFor(who.appUuid);
+      for (const { pe } of envelopes) this.count(who.appUuid, pe, "apiCalls");
       // EVE's keys (PeInfoToDisplay, BinaryBlobCompleted); an app with none gets an empty list.
       return c.json(
-        envelopes.map((pe) => ({
+        envelopes.map(({ pe, files }) => ({
           PatchID: pe.uuid,
           Version: pe.version,
-          BinaryBlobs: pe.artifacts.filter((a) => a.kind === "inline").map((a) => ({
-            fileName: a.fileName,
-            fileSha: this.sha256(a.data!),
-            fileMetaData: a.fileMetaData,
-            artifactMetaData: a.artifactMetaData,
+          BinaryBlobs: files.map((f) => ({
+            fileName: f.fileName,
+            fileSha: this.sha256(f.data),
+            fileMetaData: f.fileMetaData,
+            artifactMetaData: f.artifactMetaData,
             encArtifactMeta: {},
-            url: `${PATCH_URL}/${pe.uuid}/${encodeURIComponent(a.fileName)}`,
-            size: Buffer.byteLength(a.data!),
+            url: `${PATCH_URL}/${pe.uuid}/${encodeURIComponent(f.fileName)}`,
+            size: Buffer.byteLength(f.data),
           })),
           VolumeRefs: null,
         })),
       );
     });
-    app.get("/eve/v1/patch/download/:patch", (c) => {
-      const who = caller(c);
-      const pe = this.envelopesFor(who.appUuid).find((e) => e.uuid === c.req.param("patch").toLowerCase());
-      if (!pe) return c.json({ message: "patch is not found" }, 404);
-      const files = pe.artifacts.filter((a) => a.kind === "inline").map((a) => ({ name: a.fileName, data: new TextEncoder().encode(a.data!) }));
-      this.count(who.appUuid, pe, "downloads");
-      return c.body(zipStored(files), 200, { "Content-Type": "application/zip", "Content-Disposition": `attachment; filename="${pe.uuid}.zip"` });
+    const envelopeOf = async (c: { env: Env["Bindings"]; req: { param(k: "patch"): string } }) => (await this.envelopesFor(caller(c).appUuid)).find((e) => e.pe.uuid === c.req.param("patch").toLowerCase());
+    app.get("/eve/v1/patch/download/:patch", async (c) => {
+      const e = await envelopeOf(c);
+      if (!e) return c.json({ message: "patch is not found" }, 404);
+      this.count(caller(c).appUuid, e.pe, "downloads");
+      const zip = zipStored(e.files.map((f) => ({ name: f.fileName, data: new TextEncoder().encode(f.data) })));
+      return c.body(zip, 200, { "Content-Type": "application/zip", "Content-Disposition": `attachment; filename="${e.pe.uuid}.zip"` });
     });
-    app.get("/eve/v1/patch/download/:patch/:file", (c) => {
-      const who = caller(c);
-      const pe = this.envelopesFor(who.appUuid).find((e) => e.uuid === c.req.param("patch").toLowerCase());
-      if (!pe) return c.json({ message: "patch is not found" }, 404);
-      const a = pe.artifacts.find((x) => x.kind === "inline" && x.fileName === c.req.param("file"));
-      if (!a) return c.json({ message: "file is not found" }, 404);
-      this.count(who.appUuid, pe, "downloads");
+    app.get("/eve/v1/patch/download/:patch/:file", async (c) => {
+      const e = await envelopeOf(c);
+      if (!e) return c.json({ message: "patch is not found" }, 404);
+      const f = e.files.find((x) => x.fileName === c.req.param("file"));
+      if (!f) return c.json({ message: "file is not found" }, 404);
+      this.count(caller(c).appUuid, e.pe, "downloads");
       // As EVE serves an inline artifact: its base64 text, not decoded.
-      return c.body(a.data!, 200, { "Content-Type": "text/plain" });
+      return c.body(f.data, 200, { "Content-Type": "text/plain" });
     });
     // EVE's appCustomStatus: the app's own status, bytes the controller gets as they are (ZInfoAppInstMetaData).
     app.post(CUSTOM_STATUS_PATH, async (c) => {

@@ -24,7 +24,9 @@ export function encryptFor(opts: {
   controllerEcdhKeyPem: string;
   controllerEcdhCertPem: string;
   deviceEcdhCert: Uint8Array;
-  plain: EncryptionBlock;
+  plain: EncryptionBlock | Record<string, unknown>;
+  /** The plaintext's message type, when it is not an EncryptionBlock (a patch envelope's InlineOpaqueBase64Data). */
+  type?: string;
   contextId?: string;
   tamper?: "hash" | "device" | "controller";
 }): Encrypted {
@@ -32,7 +34,7 @@ export function encryptFor(opts: {
   const z = p256.getSharedSecret(Buffer.from(d, "base64url"), p256PublicPoint(opts.deviceEcdhCert), false);
   const key = sha(z.subarray(1, 65));
   const iv = randomBytes(16);
-  const clear = encodeMessage("org.lfedge.eve.common.EncryptionBlock", opts.plain);
+  const clear = encodeMessage(opts.type ?? "org.lfedge.eve.common.EncryptionBlock", opts.plain);
   const c = createCipheriv("aes-256-cfb", key, iv);
   const data = Buffer.concat([c.update(clear), c.final()]);
   const contextId = opts.contextId ?? crypto.randomUUID();
