@@ -11,6 +11,7 @@ import { bearer as newToken, deviceStatus, putConfig, setUp, waitForApp } from "
 import { Client, cleanup, type Evebox, startEvebox, tempDataDir } from "./support/evebox.ts";
 import { ensureGuestImage, GUEST_READY, type GuestImage } from "./support/guest/image.ts";
 import { qemuPids } from "./support/qemu-pids.ts";
+import { rfbSecurityTypes } from "./support/vnc.ts";
 
 const DS = "6b0a6b52-7f36-4a55-8c3e-2a3f5c0d1e20";
 let seq = 0;
@@ -31,6 +32,8 @@ interface VmDef {
   memoryKiB?: number;
   /** maxmem (hot-plug headroom); the default is memory (none). */
   maxmemKiB?: number;
+  /** VNC (enable_vnc) with EVE's vncDisplay and vncPasswd. */
+  vnc?: { display: number; password: string };
   activate?: boolean;
   restart?: number;
   purge?: number;
@@ -38,8 +41,8 @@ interface VmDef {
   ids?: { app: string; ct: string; vol: string };
 }
 
-function doc(vms: VmDef[]) {
-  const d: any = { datastores: [{ id: DS, dType: "DsHttp", fqdn: `http://127.0.0.1:${http.port}`, dpath: "images" }], contentInfo: [], volumes: [], apps: [] };
+function doc(vms: VmDef[], configItems: { key: string; value: string }[] = []) {
+  const d: any = { datastores: [{ id: DS, dType: "DsHttp", fqdn: `http://127.0.0.1:${http.port}`, dpath: "images" }], contentInfo: [], volumes: [], apps: [], configItems };
   for (const v of vms) {
     v.ids ??= { app: uid(1), ct: uid(2), vol: uid(3) };
     const image = v.image ?? "guest";
@@ -50,7 +53,13 @@ function doc(vms: VmDef[]) {
       uuidandversion: { uuid: v.ids.app, version: "1" },
       displayname: v.name,
       activate: v.activate ?? true,
-      fixedresources: { memory: v.memoryKiB ?? 131072, maxmem: v.maxmemKiB ?? v.memoryKiB ?? 131072, vcpus: 1, virtualizationMode: "HVM" },
+      fixedresources: {
+        memory: v.memoryKiB ?? 131072,
+        maxmem: v.maxmemKiB ?? v.memoryKiB ?? 131072,
+        vcpus: 1,
+        virtualizationMode: "HVM",
+        ...(v.vnc ? { enableVnc: true, vncDisplay: v.vnc.display, vncPasswd: v.vnc.password } : {}),
+      },
       volumeRefList: [{ uuid: v.ids.vol }],
       interfaces: [],
       ...(v.userData ? { userData: Buffer.from(v.userData).toString("base64") } : {}),
@@ -286,7 +295,7 @@ describe("bad input: a clear error on that app, the others unaffected, no QEMU l
 
 });
 
-describe("a running VM's memory, then removal", () => {
+describe("a running VM's VmConfig, then removal", () => {
   const hot: VmDef = { name: "hot-memory", memoryKiB: 256 * 1024, maxmemKiB: 512 * 1024 };
   all.push(hot);
 
@@ -304,6 +313,23 @@ describe("a running VM's memory, then removal", () => {
     const restarted = await waitApp("hot-memory", (a) => a.state === "RUNNING" && a.pid !== first.pid, "RUNNING with a new QEMU");
     expect(restarted.memory).toEqual({ kib: 256 * 1024, pluggedKiB: 0, maxKiB: 512 * 1024 });
   }, 180_000);
+
+  const vnc: VmDef = { name: "vnc-tcp", vnc: { display: 93, password: "vnc-pass" } };
+  all.push(vnc);
+
+  test("app.allow.vnc with vncPasswd: VNC on TCP 5900 + vncDisplay asking for VNC authentication; without the setting no port, and the app says why", async () => {
+    await put([vm1]); // the memory test's VM gone: two TCG guests at a time at most
+    await putConfig(api, doc([vm1, vnc], [{ key: "app.allow.vnc", value: "true" }]));
+    const open = await waitApp("vnc-tcp", (a) => a.state === "RUNNING", "RUNNING");
+    expect(open.vncPort).toBe(5993);
+    expect(open.notApplied).toBeUndefined();
+    expect(await rfbSecurityTypes(5993)).toEqual({ version: "RFB 003.008\n", types: [2] });
+    await put([vm1, vnc]);
+    const closed = await waitApp("vnc-tcp", (a) => a.state === "RUNNING" && a.pid !== open.pid, "RUNNING again without the TCP port");
+    expect(closed.vncPort).toBeUndefined();
+    expect(closed.notApplied).toEqual(["vncDisplay/vncPasswd (TCP port 5993): app.allow.vnc is false, so VNC is served only through the console (a unix socket)"]);
+    expect(await rfbSecurityTypes(5993)).toBe("ECONNREFUSED");
+  }, 120_000);
 
   test("removing the apps stops every QEMU and removes their volumes", async () => {
     await put([]);

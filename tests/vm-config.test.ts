@@ -6,12 +6,12 @@
 // without them: no TCP port, and the VM says the host has no table. Every QEMU started here is killed in afterAll.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { prepareDisk, QemuRuntime, type VmSpec } from "../src/runtime/vms/index.ts";
 import { askGuest } from "./support/guest/console.ts";
 import { ensureGuestImage, GUEST_READY, type GuestImage } from "./support/guest/image.ts";
 import { qemuPids } from "./support/qemu-pids.ts";
+import { rfbSecurityTypes } from "./support/vnc.ts";
 import { waitFor } from "./support/wait.ts";
 
 const WORK = mkdtempSync("/tmp/evebox-vmcfg-");
@@ -48,29 +48,6 @@ function acpiTable(signature: string, body: Buffer): Buffer {
   body.copy(t, 36);
   t.writeUInt8((256 - (t.reduce((a, b) => a + b, 0) % 256)) % 256, 9);
   return t;
-}
-
-/** The first bytes a TCP VNC server sends and, after our version, the security types it offers (RFB 3.8). */
-function rfbSecurityTypes(port: number): Promise<{ version: string; types: number[] }> {
-  return new Promise((resolve, reject) => {
-    const sock = connect({ host: "127.0.0.1", port });
-    let buf = Buffer.alloc(0);
-    let version = "";
-    sock.on("data", (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      if (!version && buf.length >= 12) {
-        version = buf.subarray(0, 12).toString("latin1");
-        sock.write("RFB 003.008\n");
-        buf = buf.subarray(12);
-      }
-      if (version && buf.length >= 1 && buf.length >= 1 + buf[0]!) {
-        resolve({ version, types: [...buf.subarray(1, 1 + buf[0]!)] });
-        sock.destroy();
-      }
-    });
-    sock.on("error", reject);
-    setTimeout(() => (sock.destroy(), reject(new Error("no RFB answer"))), 10_000).unref();
-  });
 }
 
 /** The guest's memory, every hot-plugged block brought online first (the kernel may leave them offline). */
@@ -161,7 +138,7 @@ describe("VmConfig on a real QEMU", () => {
     ]);
     expect(readFileSync(`/proc/${status.pid}/cmdline`, "utf8")).not.toContain("-acpitable");
     expect(readFileSync(`/proc/${status.pid}/cmdline`, "utf8")).not.toContain("-smbios");
-    expect(await rfbSecurityTypes(5900 + DISPLAY + 1).catch((e: NodeJS.ErrnoException) => e.code)).toBe("ECONNREFUSED");
+    expect(await rfbSecurityTypes(5900 + DISPLAY + 1)).toBe("ECONNREFUSED");
     expect(bare.vncSocket(ids[1]!)).not.toBeNull();
     await bare.kill(ids[1]!);
   }, 60_000);
