@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { prepareDisk, QemuRuntime, type VmSpec } from "../src/runtime/vms/index.ts";
+import { hostResources, prepareDisk, QemuRuntime, type VmSpec } from "../src/runtime/vms/index.ts";
 import { askGuest } from "./support/guest/console.ts";
 import { ensureGuestImage, GUEST_READY, type GuestImage } from "./support/guest/image.ts";
 import { qemuPids } from "./support/qemu-pids.ts";
@@ -19,7 +19,16 @@ const TABLES = join(WORK, "acpi-tables");
 const NO_TABLES = join(WORK, "no-acpi-tables");
 const DMI = join(WORK, "dmi");
 const quiet = { info: () => {}, warn: () => {} };
-const rt = new QemuRuntime({ runDir: join(WORK, "run"), logger: quiet, pollIntervalMs: 200, acpiTablesDir: TABLES, dmiDir: DMI });
+/** What the first runtime is told the host has available, when set (a plug beyond it is refused). */
+let availableKiB: number | null = null;
+const rt = new QemuRuntime({
+  runDir: join(WORK, "run"),
+  logger: quiet,
+  pollIntervalMs: 200,
+  acpiTablesDir: TABLES,
+  dmiDir: DMI,
+  hostResources: () => ({ ...hostResources(), ...(availableKiB !== null ? { memAvailableKiB: availableKiB } : {}) }),
+});
 const bare = new QemuRuntime({ runDir: join(WORK, "run2"), logger: quiet, pollIntervalMs: 200, acpiTablesDir: NO_TABLES, dmiDir: DMI });
 const ids = ["00000000-0000-4000-8000-0000000d0001", "00000000-0000-4000-8000-0000000d0002"];
 /** VNC displays far from 0 (5900 may be somebody's): 5991 and 5992. */
@@ -123,6 +132,10 @@ describe("VmConfig on a real QEMU", () => {
     // Lowered, or beyond maxmem: refused, nothing changed (the reconciler restarts the VM instead).
     await expect(rt.plugMemory(ids[0]!, 384 * MIB)).rejects.toThrow(/memory lowered from 512 MiB to 384 MiB/);
     await expect(rt.plugMemory(ids[0]!, 1024 * MIB)).rejects.toThrow(/beyond the maxmem it was started with \(768 MiB\)/);
+    // More than the host has available: refused too.
+    availableKiB = 64 * MIB;
+    await expect(rt.plugMemory(ids[0]!, 768 * MIB)).rejects.toThrow(/plugging 262144 KiB \(256 MiB\) is more than this host has available \(64 MiB\)/);
+    availableKiB = null;
     expect(await rt.memorySize(ids[0]!)).toEqual({ baseKiB: 256 * MIB, pluggedKiB: 256 * MIB });
 
     // The limit goes with the VM.

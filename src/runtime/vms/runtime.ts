@@ -718,8 +718,12 @@ export class QemuRuntime {
       const why = memoryPlugProblem(r.spec, memoryKiB, MEMORY_SLOTS - (r.plugged ?? []).length);
       if (why) throw new VmError("invalid-spec", app, `refused: ${why}`);
       const kib = memoryKiB - r.spec.memoryKiB;
+      const host = this.host();
+      if (kib > host.memAvailableKiB)
+        throw new VmError("insufficient-resources", app, `refused: plugging ${kib} KiB (${Math.round(kib / 1024)} MiB) is more than this host has available (${Math.round(host.memAvailableKiB / 1024)} MiB)`);
       const n = (r.plugged ?? []).reduce((m, p) => Math.max(m, Number(p.id.replace(/\D/g, "")) + 1), 0);
       const id = `dimm${n}`;
+      const before = r.memoryLimit ? { ...r.memoryLimit } : null;
       if (r.memoryLimit) {
         // Raised before the guest gets the memory: its pages are charged as it uses them.
         const bytes = (memoryKiB + (r.spec.vmmOverheadKiB ?? 0)) * 1024;
@@ -731,6 +735,10 @@ export class QemuRuntime {
         await vm.qmp!.execute("device_add", { driver: "pc-dimm", id, memdev: `mem-${id}` });
       } catch (err) {
         await vm.qmp!.execute("object-del", { id: `mem-${id}` }).catch(() => {});
+        if (before && r.memoryLimit) {
+          this.cgroups?.setMemoryLimit(uuid, before.bytes);
+          r.memoryLimit = before;
+        }
         throw new VmError("start-failed", app, `plugging ${kib} KiB of memory failed: ${(err as Error).message}`);
       }
       r.plugged = [...(r.plugged ?? []), { id, kib }];
