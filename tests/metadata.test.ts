@@ -218,4 +218,19 @@ describe("the metadata server at 169.254.169.254", () => {
     const d = await descriptionOf("listed");
     expect(d[0].BinaryBlobs.map((b: any) => b.fileName)).toEqual(["settings.yml", "hook.sh"]);
   }, 60_000);
+
+  test("with no Local instance left, nothing listens on the server's port (no firewall of evebox's guards it then)", async () => {
+    const listens = async () => (await dev.exec(["ss", "-Hltn", "sport = :8169"])).out.trim() !== "";
+    expect(await listens()).toBe(true);
+    const r = await api("PUT", "/api/v1/config", { apps: [] });
+    expect([200, 201]).toContain(r.status);
+    await waitFor("the metadata server's port closed", async () => ((await listens()) ? undefined : true), 60_000);
+    const probe = await up.exec([busybox(), "timeout", "5", busybox(), "wget", "-qO-", "http://203.0.113.2:8169/eve/v1/network.json"], { ok: [1, 124, 143] });
+    expect(probe.code).toBe(1); // refused at once, not a 403 and not dropped
+    // A Local instance again: it listens again, on the same port the firewall names.
+    const again = await api("PUT", "/api/v1/config", doc(ENVELOPES));
+    expect([200, 201]).toContain(again.status);
+    await waitFor("the metadata server's port open again", async () => ((await listens()) ? true : undefined), 60_000);
+    expect((await descriptionOf("listed"))[0].PatchID).toBe(PE);
+  }, 120_000);
 });

@@ -79,7 +79,7 @@ export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
   // The metadata server listens first: the firewall's DNAT names its port. It only listens (nothing else starts).
   let network: NetworkManager | null = null;
   const metadata = o.network ? metadataServer(o, () => network) : null;
-  network = o.network ? new NetworkManager({ runDir: join(o.runDir, "network"), store: o.store, log: o.log.network, nft: o.nft, metadataPort: metadata?.port ?? null }) : null;
+  network = o.network ? new NetworkManager({ runDir: join(o.runDir, "network"), store: o.store, log: o.log.network, nft: o.nft, metadataPort: metadata?.port ?? null, onLocalInstances: (on) => metadata?.server.want(on) }) : null;
   const images = o.images;
   const cache = new ContentCache(join(o.persistDir, "content"), { destinations: o.destinations, ...(images ? { pinned: () => images.digests() } : {}) });
   const volumes = new VolumeStore(o.persistDir);
@@ -126,5 +126,8 @@ function metadataServer(o: AppRuntimeConfig, network: () => NetworkManager | nul
     log: o.log.network,
   });
   const server = new MetadataServer(service, o.log.network);
-  return { service, server, port: server.start(o.metadataPort ?? undefined) };
+  // The port is chosen now (the firewall's DNAT names it); it is listened on only once a Local instance is desired.
+  const port = server.start(o.metadataPort ?? undefined);
+  server.want(false);
+  return { service, server, port };
 }

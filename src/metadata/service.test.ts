@@ -186,6 +186,26 @@ describe("the metadata server", () => {
     }
   });
 
+  test("it listens only while wanted (a Local instance exists), on the port chosen at start", async () => {
+    const s = new MetadataService({ callerAt: () => null, model: () => null, device: () => ({ uuid: null, name: "d" }), ipv4Of: () => null });
+    const server = new MetadataServer(s, () => {});
+    const port = server.start(0);
+    const answers = () => fetch(`http://127.0.0.1:${port}/eve/v1/network.json`).then((r) => r.status, () => "refused");
+    try {
+      expect(await answers()).toBe(403); // an unknown caller
+      server.want(false);
+      expect(server.listening).toBe(false);
+      expect(server.port).toBe(port);
+      expect(await answers()).toBe("refused");
+      server.want(true);
+      server.want(true);
+      expect(await answers()).toBe(403);
+    } finally {
+      server.stop();
+    }
+    expect(await answers()).toBe("refused");
+  });
+
   test("a taken port: it listens on a free one instead", () => {
     const holder = Bun.serve({ port: 0, hostname: "0.0.0.0", fetch: () => new Response("") });
     const s = new MetadataService({ callerAt: () => null, model: () => null, device: () => ({ uuid: null, name: "d" }), ipv4Of: () => null });

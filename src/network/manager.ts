@@ -38,6 +38,8 @@ export interface NetworkManagerOptions {
   nft?: "libnftables" | "cli";
   /** The port of the device's metadata server (src/metadata/): Local instances' 169.254.169.254:80 is sent there. */
   metadataPort?: number | null;
+  /** Told at each desired network whether it has a Local instance (the metadata server listens only then). */
+  onLocalInstances?: (any: boolean) => void;
 }
 
 export interface AceCounter {
@@ -167,6 +169,7 @@ export class NetworkManager {
     const loaded = this.lastObservation?.items.find((i) => i.id === "firewall")?.attrs.hash;
     if (!this.nft.current() && loaded === firewall.hash) this.nft.adopt(firewall);
     this.cacheKey = key;
+    this.o.onLocalInstances?.(net.instances.some((n) => !n.error && n.kind === "local"));
     return this.last;
   }
 
