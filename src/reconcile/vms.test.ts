@@ -444,6 +444,21 @@ describe("planVms: memory of a running VM", () => {
     expect(planVms(other, o).map((s) => VM_KIND.describe(s.step))).toEqual(["stop VM router (the app's spec changed)", "start VM router (the app's spec changed)"]);
   });
 
+  test("raised to exactly maxmem (the config then has no headroom left): plugged, and nothing more to do after", () => {
+    const d = state(fixed(1048576));
+    expect(d.vms!.get(IDS.app)!.spec.maxMemoryKiB).toBeUndefined();
+    const o = ready(d);
+    o.vms!.running.set(IDS.app, runningAt(524288));
+    expect(planVms(d, o).map((s) => s.step.kind)).toEqual(["plugVmMemory"]);
+    o.vms!.running.set(IDS.app, { ...runningAt(524288), memory: { kib: 1048576, maxKiB: 1048576, pluggedKiB: 524288, freeSlots: 3 } });
+    expect(planVms(d, o)).toEqual([]);
+    // Another change besides: a restart as always.
+    const other = state(fixed(1048576, { vcpus: 1 }));
+    const o2 = ready(other);
+    o2.vms!.running.set(IDS.app, runningAt(524288));
+    expect(planVms(other, o2).map((s) => s.step.kind)).toEqual(["stopVm", "startVm"]);
+  });
+
   test("the plugged VM lists the new memory: nothing more to do; the app shows it", () => {
     const d = state(fixed(786432));
     const o = ready(d);

@@ -398,8 +398,12 @@ function planVms(desired: DesiredState, observed: Observed, prepared: Prepared):
     }
     if (running) {
       if (running.specHash !== vm.specHash) {
-        // Only memory changed: raised within the headroom it was started with, it is plugged into the guest.
-        const memoryOnly = !!running.memory && running.memoryHash === vmSpecHash(vm.spec, { memory: false });
+        // Only memory changed: raised within the headroom it was started with, it is plugged into the guest. Raised
+        // to exactly that headroom, the config has none left (maxmem = memory): the same VM as far as QEMU goes.
+        const max = running.memory?.maxKiB;
+        const live = !vm.spec.maxMemoryKiB && max && vm.spec.memoryKiB === max ? { ...vm.spec, maxMemoryKiB: max } : vm.spec;
+        const memoryOnly = !!running.memory && running.memoryHash === vmSpecHash(live, { memory: false });
+        if (memoryOnly && running.memory!.kib === vm.spec.memoryKiB && !restartPending) continue;
         const why = memoryOnly ? memoryPlugProblem({ ...vm.spec, memoryKiB: running.memory!.kib, maxMemoryKiB: running.memory!.maxKiB }, vm.spec.memoryKiB, running.memory!.freeSlots ?? 0) : null;
         if (memoryOnly && !why && !restartPending) {
           // A plug that failed is tried again after the app's backoff, not on every pass.

@@ -718,6 +718,7 @@ export class QemuRuntime {
       const why = memoryPlugProblem(r.spec, memoryKiB, MEMORY_SLOTS - (r.plugged ?? []).length);
       if (why) throw new VmError("invalid-spec", app, `refused: ${why}`);
       const kib = memoryKiB - r.spec.memoryKiB;
+      if (kib === 0) return { pluggedKiB: 0, memoryKiB };
       const host = this.host();
       if (kib > host.memAvailableKiB)
         throw new VmError("insufficient-resources", app, `refused: plugging ${kib} KiB (${Math.round(kib / 1024)} MiB) is more than this host has available (${Math.round(host.memAvailableKiB / 1024)} MiB)`);
