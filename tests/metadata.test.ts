@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testDocker } from "./support/docker.ts";
 import { type NsDevice, removeAppsOf, startDeviceIn, unixApi } from "./support/netdevice.ts";
-import { busybox, type Netns, uplinkPair } from "./support/netns.ts";
+import { busybox, type Netns, uplinkLocalNi, uplinkPair } from "./support/netns.ts";
 import { startRegistryWithBusybox, type TestRegistry } from "./support/registry.ts";
 import { sh } from "./support/run.ts";
 import { waitFor } from "./support/wait.ts";
@@ -53,14 +53,7 @@ function doc(envelopes: unknown[]) {
     contentInfo: [{ uuid: CT, dsId: DS, URL: "evebox/busybox:latest", iformat: "CONTAINER", sha256: registry.busyboxDigest.replace(/^sha256:/, ""), displayName: "busybox" }],
     volumes: Object.values(VOLS).map((uuid) => ({ uuid, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: CT } })),
     networkInstances: [
-      {
-        uuidandversion: { uuid: NI, version: "1" },
-        displayname: "lan",
-        instType: "ZnetInstLocal",
-        activate: true,
-        port: { name: "uplink0" },
-        ip: { subnet: "198.51.100.0/24", gateway: "198.51.100.1", dhcpRange: { start: "198.51.100.10", end: "198.51.100.60" }, dns: ["203.0.113.1"] },
-      },
+      uplinkLocalNi(NI),
     ],
     // No ACL at all: the metadata server is the device's, reached like DHCP and DNS whatever the ACLs say.
     apps: [app("listed"), app("other")],

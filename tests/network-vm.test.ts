@@ -25,7 +25,7 @@ import { TestController } from "./support/controller/server.ts";
 import { ensureGuestImage, GUEST_READY } from "./support/guest/image.ts";
 import { unixClient, waitForApp } from "./support/api.ts";
 import { type NsDevice, startDeviceIn, unixApi } from "./support/netdevice.ts";
-import { busybox, type Netns, uplinkPair, webRoot } from "./support/netns.ts";
+import { busybox, type Netns, uplinkLocalNi, uplinkPair, webRoot } from "./support/netns.ts";
 import { relay } from "./support/relay.ts";
 
 const U = (n: number) => `6e7e0000-0000-4000-8100-${n.toString(16).padStart(12, "0")}`;
@@ -55,14 +55,7 @@ function doc(withApp = true) {
     contentInfo: withApp ? [{ uuid: CT, dsId: DS, URL: "guest.qcow2", iformat: "QCOW2", sha256: sha, displayName: "guest" }] : [],
     volumes: withApp ? [{ uuid: VOL, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: CT }, displayName: "vm-disk", maxsizebytes: String(96 << 20), generationCount: "1" }] : [],
     networkInstances: [
-      {
-        uuidandversion: { uuid: NI, version: "1" },
-        displayname: "lan",
-        instType: "ZnetInstLocal",
-        activate: true,
-        port: { name: "uplink0" },
-        ip: { subnet: "198.51.100.0/24", gateway: "198.51.100.1", dhcpRange: { start: "198.51.100.10", end: "198.51.100.60" }, dns: ["203.0.113.1"] },
-      },
+      uplinkLocalNi(NI),
     ],
     apps: withApp
       ? [

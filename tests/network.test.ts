@@ -20,7 +20,7 @@ import { ensureBusyboxImage, testDocker } from "./support/docker.ts";
 import { waitFor } from "./support/wait.ts";
 import { ROOT } from "./support/evebox.ts";
 import { type NsDevice, startDeviceIn, unixApi } from "./support/netdevice.ts";
-import { busybox, Netns, pump, vethBetween, webRoot } from "./support/netns.ts";
+import { busybox, Netns, pump, uplinkLocalNi, vethBetween, webRoot } from "./support/netns.ts";
 import { run, sh } from "./support/run.ts";
 import { startRegistry, type TestRegistry } from "./support/registry.ts";
 
@@ -58,15 +58,7 @@ function doc(extra: { webAcls?: any[] } = {}) {
     contentInfo: [{ uuid: CT, dsId: DS, URL: "evebox/busybox:net", iformat: "CONTAINER", sha256: digest, displayName: "busybox" }],
     volumes: Object.values(VOLS).map((uuid) => ({ uuid, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: CT } })),
     networkInstances: [
-      {
-        uuidandversion: { uuid: NI_LOCAL, version: "1" },
-        displayname: "lan",
-        instType: "ZnetInstLocal",
-        activate: true,
-        port: { name: "uplink0" },
-        ip: { subnet: "198.51.100.0/24", gateway: "198.51.100.1", dhcpRange: { start: "198.51.100.10", end: "198.51.100.60" }, dns: ["203.0.113.1"] },
-        dns: [{ HostName: "static.test", Address: ["203.0.113.77"] }],
-      },
+      uplinkLocalNi(NI_LOCAL, { dns: [{ HostName: "static.test", Address: ["203.0.113.77"] }] }),
       { uuidandversion: { uuid: NI_SWITCH, version: "1" }, displayname: "plant-floor", instType: "ZnetInstSwitch", activate: true, port: { name: "swport0" } },
     ],
     apps: [

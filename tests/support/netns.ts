@@ -62,6 +62,22 @@ export async function vethBetween(a: Netns, aName: string, b: Netns, bName: stri
 }
 
 /**
+ * The Local network instance those device tests put their apps on: 198.51.100.0/24 with DHCP, NATed out of
+ * `uplink0` (the `dev` side of `uplinkPair`), the `up` namespace's 203.0.113.1 as DNS. `more` adds or replaces fields.
+ */
+export function uplinkLocalNi(uuid: string, more: Record<string, unknown> = {}) {
+  return {
+    uuidandversion: { uuid, version: "1" },
+    displayname: "lan",
+    instType: "ZnetInstLocal",
+    activate: true,
+    port: { name: "uplink0" },
+    ip: { subnet: "198.51.100.0/24", gateway: "198.51.100.1", dhcpRange: { start: "198.51.100.10", end: "198.51.100.60" }, dns: ["203.0.113.1"] },
+    ...more,
+  };
+}
+
+/**
  * The usual two namespaces of a device test: `up` with bridge lan0 203.0.113.1/24, and `dev` whose uplink0
  * 203.0.113.2/24 is a veth into that bridge, with its default route through 203.0.113.1.
  */
