@@ -432,10 +432,6 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   const token = auth.prepareSetup();
   if (token) say(`evebox: first start: set the admin password at ${url}/setup?token=${token} (the token is also in ${join(dirs.run, "setup-token")})`);
   events.publish({ type: "device.started", message: `evebox ${opts.version} started` });
-  // Let the console answer what is already waiting (a browser reloading, a health probe) before the parts below
-  // load: evaluating their modules holds the event loop for tens of milliseconds (at most 100 ms after listening).
-  await listeners.quiet();
-
   // 4. The controller link (a managed device runs its checkpointed config, offline boot, before the app runtime
   // plans anything), 5. base OS updates (continues what the last boot left), 6. the app runtime (not awaited).
   try {
@@ -450,6 +446,11 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   started.push({ name: "the base OS part", stop: () => baseos.stop() });
   ops.start();
   started.push({ name: "device operations", stop: () => ops.stop() });
+  // Let the console answer what is already waiting (a browser reloading, a health probe) before the parts below
+  // load: evaluating their modules holds the event loop for tens of milliseconds (at most 100 ms after listening).
+  // The parts above start first: they are cheap, and their routes (GET /controller, /baseos) answer from the
+  // first request instead of "not running yet" (a client asking at once after the console listened got a 409).
+  await listeners.quiet();
   void apps.start();
   // Workloads outlive the agent: stopping evebox stops watching them, never the apps themselves.
   started.push({ name: "the app runtime", stop: () => apps.stop() });
