@@ -151,7 +151,10 @@ describe("base OS updates on slot files", () => {
     expect(r.status).toBe(400);
     expect((await r.json()).error).toMatch(/not an evebox update/);
     console.log(`upload of 240 MiB: evebox RSS ${(before / MiB).toFixed(0)} MiB before, peak ${(peak / MiB).toFixed(0)} MiB`);
-    expect(peak - before).toBeLessThan(120 * MiB);
+    // Held whole, the body would raise the RSS by 240 MiB or more. Streamed, the rise is the chunks in flight and
+    // the garbage of those written, until the collector takes them: 70–127 MiB in runs here (127 in one CI run,
+    // with the bound at 120), so the bound is two thirds of the body.
+    expect(peak - before).toBeLessThan(160 * MiB);
   }, 120_000);
 
   test("a good bundle is written to slot B, read back, and B set to be tried once; a second upload meanwhile is refused (409)", async () => {

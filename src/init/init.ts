@@ -17,6 +17,9 @@ import { Supervisor } from "./services.ts";
 import { diskUsage, mountVfat, type PersistReport, preparePersist, remount } from "./storage.ts";
 import { Watchdog } from "./watchdog.ts";
 
+/** How long a config change waits before it is offered to the ports (the answer to its request goes out first). */
+const PORT_CHANGE_DELAY_MS = 1000;
+
 export const DEVICE_PATHS = {
   data: "/",
   config: "/config",
@@ -449,9 +452,17 @@ export class Init {
     };
     const first = desired();
     void this.ports!.offer(first.config, first.problems);
+    // A change waits a moment before it reaches the ports: the answer to the request that made it (a PUT that
+    // takes the device off its LAN, on purpose or not) leaves before the addresses it would go out on change.
+    // Before, it could be lost, and the client waited for it in vain (tests/image's port fallback, in CI).
+    let pending: ReturnType<typeof setTimeout> | null = null;
     device.config.onChange(() => {
-      const d = desired();
-      void this.ports!.offer(d.config, d.problems);
+      if (pending) clearTimeout(pending);
+      pending = setTimeout(() => {
+        pending = null;
+        const d = desired();
+        void this.ports!.offer(d.config, d.problems);
+      }, PORT_CHANGE_DELAY_MS);
     });
   }
 
