@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { launchBrowser } from "./support/browser.ts";
 import { cleanup, type Evebox, ROOT, startEvebox, tempDataDir } from "./support/evebox.ts";
@@ -48,6 +48,16 @@ afterAll(async () => {
   cleanup(root);
 });
 
+
+/**
+ * Chooses a file; the page fills the name field from it a render later: waited for, so a name typed next is not
+ * overwritten by it (a CI run read the field before it was filled).
+ */
+async function chooseFile(path: string): Promise<void> {
+  await page.locator("#image-file").setInputFiles(path);
+  await waitFor(`the name field to show ${basename(path)}`, async () => ((await page.locator("#image-name").inputValue()) === basename(path) ? true : undefined), 10_000);
+}
+
 test("a qcow2 upload shows its progress, survives a dropped request, and ends with its sha256 and format", async () => {
   await page.goto(`${evebox.url}/storage`);
   await page.locator("#image-file").waitFor({ timeout: 10_000 });
@@ -70,7 +80,7 @@ test("a qcow2 upload shows its progress, survives a dropped request, and ends wi
       if (p && seen.at(-1) !== p.value) seen.push(p.value);
     }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["value"] });
   });
-  await page.locator("#image-file").setInputFiles(disk);
+  await chooseFile(disk);
   expect(await page.locator("#image-name").inputValue()).toBe("plc-runtime.qcow2");
   await page.locator("#image-name").fill("PLC runtime");
   await page.locator("#image-upload").click();
@@ -95,7 +105,7 @@ test("a qcow2 upload shows its progress, survives a dropped request, and ends wi
 }, 90_000);
 
 test("an HTML file uploaded as an image is refused at the field, and nothing is stored", async () => {
-  await page.locator("#image-file").setInputFiles(html);
+  await chooseFile(html);
   await page.locator("#image-name").fill("debian 12");
   await page.locator("#image-upload").click();
   const error = await page.locator("#image-upload-error").textContent({ timeout: 20_000 });
