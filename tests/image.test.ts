@@ -28,6 +28,21 @@ const VOL = "6c1e0000-0000-4000-8000-0000000000d1";
 const DS = "6c1e0000-0000-4000-8000-0000000000e1";
 const NET = "6c1e0000-0000-4000-8000-0000000000f1";
 const CMDLINE = "evebox.shell=ttyS1 evebox.port-test=20";
+// From the power cut on, the device has five more Ethernet ports on two QEMU hubs (no cable to the host): hub 1
+// joins a VLAN trunk port to its peer, hub 2 the bond's two member ports to theirs. The peers go into a network
+// namespace of the guest, so the device sees three more ports of its own. No option ROMs: OVMF would try each.
+const NICS = [
+  { id: "trunk", hub: 1, mac: "52:54:00:e0:00:01" },
+  { id: "trunkpeer", hub: 1, mac: "52:54:00:e0:00:02" },
+  { id: "bm0", hub: 2, mac: "52:54:00:e0:00:03" },
+  { id: "bm1", hub: 2, mac: "52:54:00:e0:00:04" },
+  { id: "bondpeer", hub: 2, mac: "52:54:00:e0:00:05" },
+] as const;
+const NIC_ARGS = NICS.flatMap((n) => ["-netdev", `hubport,id=hp-${n.id},hubid=${n.hub}`, "-device", `virtio-net-pci,id=${n.id},netdev=hp-${n.id},mac=${n.mac},romfile=`]);
+let extraNics = false;
+const NET_DHCP = "6c1e0000-0000-4000-8000-0000000000f2";
+const NET_VLAN = "6c1e0000-0000-4000-8000-0000000000f3";
+const NET_BOND = "6c1e0000-0000-4000-8000-0000000000f4";
 
 let img: BuiltImage;
 let work: string;
@@ -103,7 +118,7 @@ async function boot(label: string): Promise<{ pid1: number; consoleReady: number
   shell = null;
   consoleApi().cookie = "";
   const start = performance.now();
-  device = QemuDevice.start({ disk: disk.path, workDir: work, forwards: [{ host: httpsPort, guest: 443 }, { host: httpPort, guest: 80 }], shell: true }, `boot${boots}`);
+  device = QemuDevice.start({ disk: disk.path, workDir: work, forwards: [{ host: httpsPort, guest: 443 }, { host: httpPort, guest: 80 }], shell: true, ...(extraNics ? { extra: NIC_ARGS } : {}) }, `boot${boots}`);
   const pid1 = (await device.waitSerial(/evebox: evebox \S+ is PID 1/, 240_000)).seconds;
   const ready = await device.waitSerial(/evebox: console ready/, 240_000);
   const consoleReady = ready.seconds;
@@ -317,6 +332,7 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
   test("a power cut: back on the committed slot (the try was once), the store intact, the app back", async () => {
     const version = (await status()).device.configVersion;
     await device!.kill();
+    extraNics = true;
     const b = await boot("after a power cut");
     timings.powerCutHealth = b.health;
     await login(); // the admin password survived: the store is intact
@@ -333,6 +349,105 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
     timings.appAfterPowerCut = await waitAppRunning("after the power cut");
     const history = (await api("GET", "/config/history")).body;
     expect(JSON.stringify(history)).toContain(`"version":${version}`);
+  }, 600_000);
+
+  test("device ports on a VLAN and on a bond (the image's kernel has 8021q and bonding): made by init, tested, failing over, kept through a fallback, and gone with the config", async () => {
+    // The ports by MAC (the kernel names them in probe order).
+    const byMac = new Map((await guest("for i in /sys/class/net/*; do echo \"${i##*/} $(cat $i/address)\"; done")).trim().split("\n").map((l) => l.trim().split(/\s+/)).map(([n, m]) => [m!, n!]));
+    const nic = (id: (typeof NICS)[number]["id"]) => {
+      const n = byMac.get(NICS.find((x) => x.id === id)!.mac);
+      if (!n) throw new Error(`no interface with ${id}'s MAC: ${JSON.stringify([...byMac])}`);
+      return n;
+    };
+    const [trunk, bm0, bm1] = [nic("trunk"), nic("bm0"), nic("bm1")];
+    // The other ends: VLAN 100 on the trunk's peer (its untagged side has no address, so only tagged frames get
+    // an answer), and the bond's peer, in a namespace of their own.
+    await guest(
+      [
+        "/usr/sbin/ip netns add peer",
+        `/usr/sbin/ip link set ${nic("trunkpeer")} netns peer`,
+        `/usr/sbin/ip link set ${nic("bondpeer")} netns peer`,
+        `/usr/sbin/ip -n peer link set ${nic("trunkpeer")} up`,
+        `/usr/sbin/ip -n peer link add link ${nic("trunkpeer")} name tp.100 type vlan id 100`,
+        "/usr/sbin/ip -n peer addr add 198.51.100.1/24 dev tp.100",
+        "/usr/sbin/ip -n peer link set tp.100 up",
+        `/usr/sbin/ip -n peer addr add 203.0.113.1/24 dev ${nic("bondpeer")}`,
+        `/usr/sbin/ip -n peer link set ${nic("bondpeer")} up`,
+      ].join(" && "),
+    );
+    const vlanBond = appConfig({
+      networks: [
+        { id: NET_DHCP, type: "V4", ip: { dhcp: "Client" } },
+        // The VLAN's gateway is its peer: the port test after applying ARPs it over the VLAN.
+        { id: NET_VLAN, type: "V4", ip: { dhcp: "Static", subnet: "198.51.100.0/24", gateway: "198.51.100.1" } },
+        { id: NET_BOND, type: "V4", ip: { dhcp: "Static", subnet: "203.0.113.0/24" } },
+      ],
+      vlans: [{ logicallabel: "mgmt.100", interfaceName: "mgmt100", lowerLayerName: trunk, vlanId: 100 }],
+      bonds: [{ logicallabel: "lag0", interfaceName: "lag0", lowerLayerNames: [bm0, bm1], bondMode: "BOND_MODE_ACTIVE_BACKUP", mii: { interval: 100 } }],
+      systemAdapterList: [
+        { name: "eth0", uplink: true, networkUUID: NET_DHCP },
+        { name: "mgmt.100", networkUUID: NET_VLAN, addr: "198.51.100.2" },
+        { name: "lag0", networkUUID: NET_BOND, addr: "203.0.113.2" },
+      ],
+    });
+    const r = await api("PUT", "/config", vlanBond);
+    expect([200, 201], JSON.stringify(r.body)).toContain(r.status);
+    const version = r.body.version;
+    const portsPart = async (re: RegExp) => {
+      const p = part(await status(), "ports");
+      return re.test(p.detail) ? p.detail : undefined;
+    };
+    // Tested after applying (the VLAN's gateway answering ARP over the VLAN), then reported as working.
+    const upEvent = await until(`config version ${version}'s ports tested and working`, async () => {
+      const events = (await api("GET", "/events/recent?limit=200")).body.events ?? [];
+      return events.map((e: any) => e.message).find((m: string) => /ports up: .*evv[0-9a-f]{12} 198\.51\.100\.2\/24 static.*evg[0-9a-f]{12} 203\.0\.113\.2\/24 static/.test(m));
+    }, 120_000, 2000);
+    const [, vlan, bond] = (upEvent as string).match(/(evv[0-9a-f]{12}).*(evg[0-9a-f]{12})/)!;
+    const applied = await portsPart(/\[config version/);
+    expect(applied).toContain(`mgmt.100 (${vlan}, VLAN 100 on ${trunk}) 198.51.100.2/24`);
+    expect(applied).toContain(`lag0 (${bond}, bond (active-backup) of ${bm0}, ${bm1}) 203.0.113.2/24 [config version ${version}]`);
+    // Tagged traffic: the kernel's VLAN device, and the peer's VLAN interface answering.
+    expect(await guest(`/usr/sbin/ip -d link show dev ${vlan}`)).toMatch(/vlan protocol 802\.1Q id 100/);
+    expect(await guest(`/usr/sbin/ip -d link show dev ${vlan}`)).toContain("alias evebox vlan mgmt.100");
+    await guest("ping -c 1 -W 3 198.51.100.1");
+    // The bond: both members in it, one active; traffic carries on when the active member loses its cable.
+    const bonding = () => guest(`cat /proc/net/bonding/${bond}`);
+    const b1 = await bonding();
+    expect(b1).toContain("Bonding Mode: fault-tolerance (active-backup)");
+    expect(b1).toContain(`Slave Interface: ${bm0}`);
+    expect(b1).toContain(`Slave Interface: ${bm1}`);
+    await guest("ping -c 1 -W 3 203.0.113.1");
+    const active = b1.match(/Currently Active Slave: (\S+)/)![1]!;
+    const other = active === bm0 ? bm1 : bm0;
+    await device!.setLink(active === bm0 ? "bm0" : "bm1", false);
+    await until(`the bond failing over to ${other}`, async () => ((await bonding()).includes(`Currently Active Slave: ${other}`) ? true : undefined), 30_000, 1000);
+    await until("the bond's peer answering through the other member", async () => ((await shell!.run("ping -c 1 -W 2 203.0.113.1", 10_000)).code === 0 ? true : undefined), 30_000, 1000);
+    await device!.setLink(active === bm0 ? "bm0" : "bm1", true);
+
+    // A new configuration without them, whose port fails: the device goes back to the VLAN and the bond, and
+    // they stay (the network part, which removes links the config no longer names, leaves the ports' own be).
+    const bad = appConfig({
+      networks: [{ id: NET, type: "V4", ip: { dhcp: "Static", subnet: "192.0.2.0/24", gateway: "192.0.2.1", dns: ["192.0.2.1"] } }],
+      systemAdapterList: [{ name: "eth0", uplink: true, networkUUID: NET, addr: "192.0.2.11" }],
+    });
+    const mark = device!.serial().length;
+    expect([200, 201]).toContain((await api("PUT", "/config", bad)).status);
+    await device!.waitSerial(/did not work .*went back to the last working one \(config version/, 120_000, mark);
+    await health();
+    await login().catch(() => undefined);
+    await until("the VLAN and bond ports back", async () => portsPart(new RegExp(`mgmt\\.100 \\(${vlan}, .*198\\.51\\.100\\.2/24.*lag0 \\(${bond}, .*203\\.0\\.113\\.2/24`)), 60_000, 2000);
+    const ifindex = async () => (await guest(`cat /sys/class/net/${vlan}/ifindex /sys/class/net/${bond}/ifindex`)).trim();
+    const kept = await ifindex();
+    // Two of the app runtime's passes (every 15 s) later: the same links, still carrying traffic.
+    await Bun.sleep(32_000);
+    expect(await ifindex()).toBe(kept);
+    await guest("ping -c 1 -W 3 198.51.100.1 && ping -c 1 -W 3 203.0.113.1");
+
+    // The config without ports at all: DHCP on every port again, and the links go.
+    expect([200, 201]).toContain((await api("PUT", "/config", appConfig())).status);
+    await until("the VLAN and the bond removed", async () => ((await shell!.run(`test -e /sys/class/net/${vlan} || test -e /sys/class/net/${bond}`, 10_000)).code !== 0 ? true : undefined), 120_000, 2000);
+    await until("the default ports working", async () => portsPart(/eth0 10\.0\.2\.15\/24.*\[default/), 120_000, 2000);
+    expect(await appState()).toBe("RUNNING");
   }, 600_000);
 
   test("the controller's reboot counter: noted, then a bump reboots the device once, apps halted first; the boot reason reported", async () => {

@@ -8,7 +8,8 @@
 //          propagate_connected_routes), NI "plain" (10.51.0.0/24, none), NI "bad"            [far] 192.0.2.10/24,
 //          (a route through a gateway uplink0 does not reach)                                  httpd "hello-from-far"
 //          trunk0, bm0, bm1 ── veths to [peer] (the VLAN and bond parts; they need the kernel's
-//          8021q and bonding, which this machine's kernel lacks: those tests are skipped, saying so)
+//          8021q and bonding, which this machine's kernel lacks: those tests are skipped, saying so;
+//          the booted image's kernel has both, and tests/image.test.ts makes a VLAN and a bond port there)
 //
 // Apps are busybox containers (the local registry's image), attached by veth like every app.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -122,7 +123,7 @@ async function probeKernel(): Promise<{ vlan: string; bond: string }> {
       vlan: vlan.code === 0 ? "" : `this kernel cannot make VLAN interfaces (ip: ${(vlan.err || vlan.out).trim()}; no 8021q)`,
       bond: bond.code === 0 ? "" : `this kernel cannot make bonds (ip: ${(bond.err || bond.out).trim()}; no bonding)`,
     };
-    for (const w of [why.vlan, why.bond]) if (w) console.warn(`network-routes: ${w}: that test is skipped`);
+    for (const w of [why.vlan, why.bond]) if (w) console.warn(`network-routes: ${w}: that test is skipped (tests/image.test.ts makes a VLAN and a bond in the booted image, whose kernel has both)`);
     return why;
   } finally {
     await ns.destroy();

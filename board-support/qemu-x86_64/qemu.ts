@@ -129,6 +129,16 @@ export class QemuDevice {
 
   /** Presses the ACPI power button (QMP system_powerdown). */
   async powerButton(): Promise<void> {
+    await this.qmp("system_powerdown");
+  }
+
+  /** Cable in or out: the carrier of the NIC with this QEMU device id (QMP set_link). */
+  async setLink(id: string, up: boolean): Promise<void> {
+    await this.qmp("set_link", { name: id, up });
+  }
+
+  /** One QMP command on a connection of its own; throws with QEMU's answer when it is an error. */
+  async qmp(command: string, args?: Record<string, unknown>): Promise<unknown> {
     let got = "";
     const socket = await Bun.connect({
       unix: this.qmpSocket,
@@ -145,13 +155,19 @@ export class QemuDevice {
         await Bun.sleep(20);
       }
     };
-    await until(/"QMP"/);
-    socket.write(`{"execute":"qmp_capabilities"}\n`);
-    await until(/"return"/);
-    got = "";
-    socket.write(`{"execute":"system_powerdown"}\n`);
-    await until(/"return"/);
-    socket.end();
+    try {
+      await until(/"QMP"/);
+      socket.write(`{"execute":"qmp_capabilities"}\n`);
+      await until(/"return"/);
+      got = "";
+      socket.write(`${JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}) })}\n`);
+      await until(/"return"|"error"/);
+      const answer = got.split("\n").map((l) => l.trim()).filter(Boolean).map((l) => JSON.parse(l)).find((m) => "return" in m || "error" in m);
+      if (answer?.error) throw new Error(`QMP ${command}: ${answer.error.desc ?? JSON.stringify(answer.error)}`);
+      return answer?.return;
+    } finally {
+      socket.end();
+    }
   }
 
   /** A power cut: QEMU is killed, the guest gets no chance to sync. */

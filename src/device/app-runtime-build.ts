@@ -63,6 +63,8 @@ export interface AppRuntimeConfig {
   device?: () => { uuid: string | null; name: string };
   /** The metadata server's port (EVEBOX_METADATA_PORT; 0 any free one); null: evebox's (metadata/server.ts). */
   metadataPort?: number | null;
+  /** The VLANs and bonds the device's own ports stand on (init's, as PID 1): the network part leaves them be. */
+  portLinks?: () => readonly string[];
 }
 
 export interface BuiltAppRuntime {
@@ -79,7 +81,7 @@ export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
   // The metadata server listens first: the firewall's DNAT names its port. It only listens (nothing else starts).
   let network: NetworkManager | null = null;
   const metadata = o.network ? metadataServer(o, () => network) : null;
-  network = o.network ? new NetworkManager({ runDir: join(o.runDir, "network"), store: o.store, log: o.log.network, nft: o.nft, metadataPort: metadata?.port ?? null, onLocalInstances: (on) => metadata?.server.want(on) }) : null;
+  network = o.network ? new NetworkManager({ runDir: join(o.runDir, "network"), store: o.store, log: o.log.network, nft: o.nft, metadataPort: metadata?.port ?? null, onLocalInstances: (on) => metadata?.server.want(on), ...(o.portLinks ? { heldLinks: o.portLinks } : {}) }) : null;
   const images = o.images;
   const cache = new ContentCache(join(o.persistDir, "content"), { destinations: o.destinations, ...(images ? { pinned: () => images.digests() } : {}) });
   const volumes = new VolumeStore(o.persistDir);

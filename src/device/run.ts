@@ -61,6 +61,8 @@ export interface RunOptions {
   slots?: DeviceSlots | null;
   /** More parts in GET /status (init's: mounts, services, ports, boot), after the base OS part. */
   parts?: readonly (() => PartStatus)[];
+  /** The VLANs and bonds the device's own ports stand on (init/ports.ts makes them): the network part leaves them be. */
+  portLinks?: () => readonly string[];
 }
 
 export interface RunningDevice {
@@ -270,6 +272,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     },
     localProfile: (): string | null => lps.profile(),
     bootOrders: () => lps.bootOrders(),
+    ...(opts.portLinks ? { portLinks: opts.portLinks } : {}),
     tickMs: opts.reconcileTickMs,
     hardware,
     log: { reconcile: reconcileLog.log, network: createLogger("network", store).log, vms: createLogger("vms", store).log },

@@ -323,6 +323,7 @@ export class Init {
           power: { request: (action, by) => this.requestPower(action, `requested by ${by}`) },
           slots: this.slots(),
           parts: [() => this.systemPart(), () => this.servicesPart(), () => this.portsPart(), ...(this.boot ? [() => this.bootPart()] : [])],
+          portLinks: () => this.ports?.heldLinks() ?? [],
           // The banner names the LAN addresses; runDevice's own lines would say 0.0.0.0.
           say: (l) => (/0\.0\.0\.0/.test(l) ? undefined : say(l.replace(/^evebox: /, ""))),
         });
@@ -541,7 +542,7 @@ export class Init {
   private portsPart(): PartStatus {
     const st = this.ports?.status();
     if (!st) return { name: "ports", state: "idle", detail: "not started" };
-    const ports = st.ports.map((p) => `${p.ifname} ${p.addresses.join(" ") || (p.mode === "none" ? "no address" : `${p.mode}, no address yet`)}`).join(", ");
+    const ports = st.ports.map((p) => `${p.link ? `${p.logical} (${p.ifname}, ${p.link})` : p.ifname} ${p.addresses.join(" ") || (p.mode === "none" ? "no address" : `${p.mode}, no address yet`)}`).join(", ");
     const state = st.lastFailure ? "degraded" : st.ports.some((p) => p.addresses.length) ? "ok" : "degraded";
     return { name: "ports", state, detail: `${ports}${st.current ? ` [${st.current.source}]` : ""}${st.lastFailure ? `; ${st.lastFailure}` : ""}` };
   }

@@ -3,10 +3,13 @@
 // port configuration is tested after it is applied (an address within the test window; a static gateway
 // answering ARP; the controller answering when there is one); one that does not work is replaced by the last
 // one that did, and not tried again until the config changes.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { deviceModel, type DeviceModel } from "../config/model.ts";
+import { commentText, isL2LinkName } from "../config/names.ts";
 import { run } from "../lib/run.ts";
+import { bondAttrs, bondCreateArgv, vlanCreateArgv } from "../network/links.ts";
+import { type L2LinkSpec, linksOf } from "../network/model.ts";
 import type { Supervisor } from "./services.ts";
 
 export interface PortPlan {
@@ -17,6 +20,8 @@ export interface PortPlan {
   static?: { address: string; prefix: number; gateway: string | null; dns: string[] };
   mtu?: number;
   uplink: boolean;
+  /** The port is one of the config's VLANs or bonds (evebox's name in `ifname`): "vlan 100 on eth1", "bond of eth2, eth3". */
+  link?: string;
 }
 
 export interface PortConfig {
@@ -25,14 +30,19 @@ export interface PortConfig {
   /** Where it came from: "default (DHCP on every Ethernet port)" or "config version N". */
   source: string;
   ports: PortPlan[];
+  /**
+   * The VLANs and bonds the ports stand on, made (or adopted) before the ports are set up: bonds first, then
+   * VLANs (a VLAN may be on a bond). Absent in a configuration kept by an evebox before VLAN and bond ports.
+   */
+  links?: L2LinkSpec[];
 }
 
 type Doc = Record<string, any>;
 
 const DHCP_CLIENT = new Set(["Client", "DHCPNoop"]);
 
-function keyOf(ports: PortPlan[]): string {
-  return new Bun.CryptoHasher("sha256").update(JSON.stringify(ports)).digest("hex").slice(0, 16);
+function keyOf(ports: PortPlan[], links: L2LinkSpec[] = []): string {
+  return new Bun.CryptoHasher("sha256").update(JSON.stringify(links.length ? [ports, links] : ports)).digest("hex").slice(0, 16);
 }
 
 /** The Ethernet ports of this machine (physical ones: they have a device; bridges, veths and taps do not). */
@@ -83,6 +93,16 @@ export function portConfigFromModel(model: DeviceModel | null, ethernet: string[
   const problems: string[] = [];
   const networks = new Map((model?.networks ?? []).map((n) => [n.id, n]));
   const ports: PortPlan[] = [];
+  // The config's VLANs and bonds as this machine can make them (a member or parent port it lacks is an error).
+  const available = model ? linksOf(model, ethernet) : [];
+  const links = new Map<string, L2LinkSpec>();
+  const need = (l: L2LinkSpec) => {
+    if (l.kind === "vlan") {
+      const bond = available.find((b) => b.kind === "bond" && b.ifname === l.parent);
+      if (bond) links.set(bond.ifname, bond);
+    }
+    links.set(l.ifname, l);
+  };
   for (const a of adapters) {
     const where = `systemAdapterList[${a.index}] (${a.name || "unnamed"})`;
     const port = a.resolution;
@@ -95,11 +115,22 @@ export function portConfigFromModel(model: DeviceModel | null, ethernet: string[
       continue;
     }
     const ifname = port.ifname;
-    if (!ethernet.includes(ifname)) {
+    let link: L2LinkSpec | undefined;
+    if (port.link) {
+      link = available.find((l) => l.ifname === ifname);
+      if (!link || link.error) {
+        problems.push(`${where}: the ${port.link.kind === "vlan" ? "VLAN" : "bond"} ${JSON.stringify(port.link.label)} cannot be made: ${link?.error ?? "it is not in the config"}`);
+        continue;
+      }
+    } else if (!ethernet.includes(ifname)) {
       problems.push(`${where}: this device has no Ethernet port ${ifname} (it has ${ethernet.join(", ") || "none"})`);
       continue;
     }
     const plan: PortPlan = { ifname, logical: a.name, mode: "none", uplink: a.uplink };
+    if (link) {
+      plan.link = link.kind === "vlan" ? `VLAN ${link.vlanId} on ${link.parent}` : `bond (${link.mode}) of ${link.members.join(", ")}`;
+      need(link);
+    }
     if (a.networkId) {
       const net = networks.get(a.networkId);
       if (!net) {
@@ -134,7 +165,8 @@ export function portConfigFromModel(model: DeviceModel | null, ethernet: string[
   }
   if (problems.length) return { config: null, problems };
   if (!ports.some((p) => p.mode !== "none")) return { config: null, problems: ["systemAdapterList: no port has an address (DHCP or static): the device would be unreachable"] };
-  return { config: { key: keyOf(ports), source, ports }, problems };
+  const ordered = [...links.values()].sort((x, y) => (x.kind === y.kind ? 0 : x.kind === "bond" ? -1 : 1));
+  return { config: { key: keyOf(ports, ordered), source, ports, ...(ordered.length ? { links: ordered } : {}) }, problems };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -155,6 +187,8 @@ export interface PortState {
   addresses: string[];
   lease: Lease | null;
   up: boolean;
+  /** A VLAN or bond port: what it is ("VLAN 100 on eth1"). */
+  link?: string;
 }
 
 export interface PortStatus {
@@ -287,6 +321,11 @@ export class PortManager {
       lastFailure: this.lastFailure,
       ports: (this.current?.ports ?? []).map((p) => this.portState(p)),
     };
+  }
+
+  /** The VLANs and bonds (evebox's names) the ports in use stand on: the network part leaves them to this one. */
+  heldLinks(): string[] {
+    return (this.current?.links ?? []).map((l) => l.ifname);
   }
 
   /** The device's IPv4 addresses on its ports (for the console URL). */
@@ -424,6 +463,7 @@ export class PortManager {
       await sh(["ip", "-4", "addr", "flush", "dev", ifname]);
       await sh(["ip", "-4", "route", "flush", "dev", ifname]);
     }
+    await this.makeLinks(cfg.links ?? []);
     for (const p of cfg.ports) {
       if (p.mtu) await sh(["ip", "link", "set", "dev", p.ifname, "mtu", String(p.mtu)]);
       await sh(["ip", "link", "set", "dev", p.ifname, "up"]);
@@ -450,6 +490,53 @@ export class PortManager {
     this.onApplied = null;
   }
 
+  /**
+   * Makes the VLANs and bonds the ports stand on, or adopts them as they are (the network part may have made
+   * them first, from the same config). Only evebox's names are made, on ports this machine has; a failure is
+   * logged and the port then gets no address, which the test after applying finds.
+   */
+  private async makeLinks(links: L2LinkSpec[]): Promise<void> {
+    const sys = this.o.sys ?? "/sys";
+    const exists = (n: string) => existsSync(`${sys}/class/net/${n}`);
+    const step = async (argv: string[], what: string) => {
+      const r = await sh(["ip", ...argv]);
+      if (r.code !== 0) this.o.log("error", `ports: ${what}: ${r.out}`);
+      return r.code === 0;
+    };
+    for (const l of links) {
+      if (!isL2LinkName(l.ifname)) {
+        this.o.log("error", `ports: ${l.ifname} is not a name evebox gives a ${l.kind}; not made`);
+        continue;
+      }
+      if (!exists(l.ifname)) {
+        const argv = l.kind === "bond" ? bondCreateArgv(l.ifname, bondAttrs(l)) : vlanCreateArgv(l.ifname, { parent: l.parent, vlanId: l.vlanId });
+        const r = await sh(["ip", ...argv]);
+        // The network part may have made it a moment before (the same config): then it is adopted like any.
+        if (r.code !== 0 && !exists(l.ifname)) {
+          this.o.log("error", `ports: making the ${l.kind} ${l.label} (${l.ifname}): ${r.out}`);
+          continue;
+        }
+        if (r.code === 0) this.o.log("info", `ports: made the ${l.kind} ${l.label} as ${l.ifname}`);
+      }
+      await step(["link", "set", l.ifname, "alias", `evebox ${l.kind} ${commentText(l.label)}`], `naming ${l.ifname}`);
+      if (l.kind === "bond") {
+        for (const m of l.members) {
+          let master = "";
+          try {
+            master = basename(readlinkSync(`${sys}/class/net/${m}/master`));
+          } catch {
+            master = "";
+          }
+          if (master === l.ifname) continue;
+          // A port is enslaved while down; it comes up as the bond's.
+          await step(["link", "set", m, "down"], `taking ${m} down for the bond ${l.label}`);
+          await step(["link", "set", m, "master", l.ifname], `adding ${m} to the bond ${l.label}`);
+        }
+      } else if (l.parent) await step(["link", "set", l.parent, "up"], `bringing ${l.parent} up for the VLAN ${l.label}`);
+      await step(["link", "set", l.ifname, "up"], `bringing ${l.ifname} up`);
+    }
+  }
+
   private portState(p: PortPlan): PortState {
     let lease: Lease | null = null;
     try {
@@ -467,7 +554,7 @@ export class PortManager {
     }
     if (p.mode === "dhcp" && lease) addresses = [`${lease.ip}/${lease.prefix}`];
     if (p.mode === "static") addresses = this.staticApplied(p) ? [`${p.static!.address}/${p.static!.prefix}`] : [];
-    return { ifname: p.ifname, logical: p.logical, mode: p.mode, addresses, lease, up };
+    return { ifname: p.ifname, logical: p.logical, mode: p.mode, addresses, lease, up, ...(p.link ? { link: p.link } : {}) };
   }
 
   private staticApplied(p: PortPlan): boolean {

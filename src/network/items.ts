@@ -13,7 +13,8 @@ import { acceptBridge, bridgesWithRules, type ForwardFacts, NO_FORWARD_FACTS, ob
 import { type DnsmasqFiles, type DnsmasqPaths, dnsmasqFiles, dnsmasqPaths, filesHash, observeDnsmasq, reloadDnsmasqHosts, startDnsmasq, stopDnsmasq } from "./dnsmasq.ts";
 import type { Configurator, Item } from "./graph.ts";
 import { commentText, isL2LinkName } from "../config/names.ts";
-import type { AppInterfaceSpec, HostFacts, L2LinkSpec, NetworkModel } from "./model.ts";
+import type { AppInterfaceSpec, HostFacts, NetworkModel } from "./model.ts";
+import { bondAttrs, bondCreateArgv, vlanCreateArgv } from "./links.ts";
 import { hashHex, ip, ipJson, ipJsonBatch, readSysctl, sh, writeSysctl } from "./sys.ts";
 
 export const RULE_PREF = 10950;
@@ -51,14 +52,18 @@ export interface Observation {
   links?: LinkState[];
 }
 
-export function desiredItems(model: NetworkModel, firewall: CompiledFirewall, facts: HostFacts, runDir: string, forward: ForwardFacts = NO_FORWARD_FACTS): Item[] {
+/**
+ * `held`: the VLANs and bonds the device's own ports stand on (init/ports.ts makes those, and they must stay
+ * while a port uses them): no item of the network part's, so it neither makes, changes nor removes them.
+ */
+export function desiredItems(model: NetworkModel, firewall: CompiledFirewall, facts: HostFacts, runDir: string, forward: ForwardFacts = NO_FORWARD_FACTS, held: ReadonlySet<string> = new Set()): Item[] {
   const items = new Map<string, Item>();
   const add = (i: Item) => items.set(i.id, i);
   const tables = new Set<number>();
   // VLAN sub-interfaces and bonds first: an instance on one of them waits for it.
   const linkItem = new Map<string, string>();
   for (const l of model.links) {
-    if (l.error) continue;
+    if (l.error || held.has(l.ifname)) continue;
     const id = `${l.kind}:${l.ifname}`;
     if (l.kind === "bond") {
       add({ id, type: "bond", deps: [], attrs: bondAttrs(l), payload: { label: l.label } });
@@ -257,22 +262,6 @@ export interface LinkState {
   activeSlave: string | null;
 }
 
-/** A bond's attributes as compared: what `ip -d -j link` shows of the bond, in the same form. */
-export function bondAttrs(l: L2LinkSpec): Record<string, unknown> {
-  const miimon = l.mii?.interval ?? 0;
-  // The kernel rounds the delays down to a multiple of miimon.
-  const round = (d: number) => (miimon ? Math.floor(d / miimon) * miimon : 0);
-  return {
-    mode: l.mode,
-    miimon,
-    updelay: round(l.mii?.updelay ?? 0),
-    downdelay: round(l.mii?.downdelay ?? 0),
-    arpInterval: l.arp?.interval ?? 0,
-    arpTargets: [...(l.arp?.targets ?? [])].sort(),
-    lacpRate: l.mode === "802.3ad" ? (l.lacpRate ?? "slow") : null,
-  };
-}
-
 function observedBondAttrs(d: Record<string, any>): Record<string, unknown> {
   return {
     mode: d.mode ?? null,
@@ -285,20 +274,7 @@ function observedBondAttrs(d: Record<string, any>): Record<string, unknown> {
   };
 }
 
-/** The `ip link add … type bond …` argv of a bond item (its name is evebox's; every value is a number or checked). */
-export function bondCreateArgv(name: string, a: Record<string, unknown>): string[] {
-  const argv = ["link", "add", name, "type", "bond", "mode", String(a.mode)];
-  if (a.miimon) argv.push("miimon", String(a.miimon), "updelay", String(a.updelay), "downdelay", String(a.downdelay));
-  const targets = (a.arpTargets as string[]).filter((t) => /^\d{1,3}(\.\d{1,3}){3}$/.test(t));
-  if (a.arpInterval && targets.length) argv.push("arp_interval", String(a.arpInterval), "arp_ip_target", targets.join(","));
-  if (a.lacpRate) argv.push("lacp_rate", String(a.lacpRate));
-  return argv;
-}
 
-/** The `ip link add link … type vlan id …` argv of a VLAN item. */
-export function vlanCreateArgv(name: string, a: Record<string, unknown>): string[] {
-  return ["link", "add", "link", String(a.parent), "name", name, "type", "vlan", "id", String(Number(a.vlanId))];
-}
 
 function resolvConfServers(): string[] {
   try {

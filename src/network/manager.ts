@@ -40,6 +40,11 @@ export interface NetworkManagerOptions {
   metadataPort?: number | null;
   /** Told at each desired network whether it has a Local instance (the metadata server listens only then). */
   onLocalInstances?: (any: boolean) => void;
+  /**
+   * The VLANs and bonds (evebox's names) the device's own ports stand on (init/ports.ts, as PID 1): they are
+   * init's while it uses them, so this part neither observes nor makes, changes or removes them.
+   */
+  heldLinks?: () => readonly string[];
 }
 
 export interface AceCounter {
@@ -134,7 +139,13 @@ export class NetworkManager {
   }
 
   async observe(): Promise<Observation> {
-    this.lastObservation = await observe(this.o.runDir, this.nft);
+    const observed = await observe(this.o.runDir, this.nft);
+    const held = new Set(this.o.heldLinks?.() ?? []);
+    if (held.size) {
+      const holds = (i: Item) => ((i.type === "vlan" || i.type === "bond") && held.has(i.id.slice(i.type.length + 1))) || (i.type === "bondmember" && held.has(String(i.attrs.bond)));
+      observed.items = observed.items.filter((i) => !holds(i));
+    }
+    this.lastObservation = observed;
     // A Switch-instance lease is renewed only while its veth exists (a stopped container took it along).
     const present = new Set(this.lastObservation.attachments.map((a) => a.ifname));
     for (const host of this.switchLeases.keys()) if (!present.has(host)) this.switchLeases.delete(host);
@@ -158,11 +169,12 @@ export class NetworkManager {
     // The cache key: JSON as the document holds it (an equal document written in another key order only
     // misses the cache). `stable()` here cost more than the compile it saves: ~30-60 ms for 10,000 ACEs.
     const forward = this.lastObservation?.forward ?? NO_FORWARD_FACTS;
-    const key = JSON.stringify([doc?.networkInstances ?? [], (doc?.apps ?? []).map((a: Doc) => [a.uuidandversion?.uuid, a.displayname, a.interfaces, a.volumeRefList]), doc?.deviceIoList, doc?.systemAdapterList, doc?.vlans, doc?.bonds, objectErrors.filter((p) => p.objectKind === "networkInstance" || p.objectKind === "app"), facts, prev, forwardKey(forward)]);
+    const held = [...(this.o.heldLinks?.() ?? [])].sort();
+    const key = JSON.stringify([doc?.networkInstances ?? [], (doc?.apps ?? []).map((a: Doc) => [a.uuidandversion?.uuid, a.displayname, a.interfaces, a.volumeRefList]), doc?.deviceIoList, doc?.systemAdapterList, doc?.vlans, doc?.bonds, objectErrors.filter((p) => p.objectKind === "networkInstance" || p.objectKind === "app"), facts, prev, forwardKey(forward), held]);
     if (this.last && key === this.cacheKey) return this.last;
     const net = networkModelOf(model ?? (doc ? deviceModel(doc) : null), objectErrors, facts, prev);
     const firewall = compileFirewall(net.instances, net.interfaces, { metadataPort: this.o.metadataPort ?? null });
-    const items = desiredItems(net, firewall, facts, this.o.runDir, forward);
+    const items = desiredItems(net, firewall, facts, this.o.runDir, forward, new Set(held));
     this.last = { model: net, firewall, items };
     // After a restart, the ruleset in the kernel is this one when its hash says so: adopt it, so that the
     // next change can be an element update rather than a full reload.

@@ -190,7 +190,7 @@ export function networkModel(doc: Doc | null, objectErrors: ObjectProblem[], fac
 export function networkModelOf(device: DeviceModel | null, objectErrors: ObjectProblem[], facts: HostFacts, previous: Allocations): NetworkModel {
   const allocations: Allocations = { subnets: {}, addrs: {} };
   if (!device) return { instances: [], links: [], interfaces: [], allocations };
-  const links = linksOf(device, facts);
+  const links = linksOf(device, facts.interfaces);
   const faulty = new Set(objectErrors.filter((p) => p.objectKind === "networkInstance").map((p) => p.objectId));
   const errorOf = (id: string) =>
     objectErrors.filter((p) => p.objectKind === "networkInstance" && p.objectId === id).map((p) => `${p.path}: ${p.message}`).join("; ");
@@ -364,8 +364,8 @@ export { aceModel as aceSpec } from "../config/model.ts";
  * it is made of, which must be the device's (`facts.interfaces`, observed) — or, for a VLAN's parent, a bond
  * being made.
  */
-export function linksOf(device: DeviceModel, facts: HostFacts): L2LinkSpec[] {
-  const has = (n: string) => isIfname(n) && facts.interfaces.includes(n);
+export function linksOf(device: DeviceModel, interfaces: readonly string[]): L2LinkSpec[] {
+  const has = (n: string) => isIfname(n) && interfaces.includes(n);
   const out: L2LinkSpec[] = [];
   for (const b of device.bonds) {
     const members = b.members.flatMap((m) => (m.resolution.kind === "ifname" ? [m.resolution.ifname] : []));

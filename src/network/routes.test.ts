@@ -4,7 +4,8 @@ import { describe, expect, test } from "bun:test";
 import { compileFirewall } from "./acl/compile.ts";
 import { dnsmasqFiles, dnsmasqPaths } from "./dnsmasq.ts";
 import { planGraph } from "./graph.ts";
-import { bondAttrs, bondCreateArgv, desiredItems, MODIFIABLE, vlanCreateArgv } from "./items.ts";
+import { desiredItems, MODIFIABLE } from "./items.ts";
+import { bondAttrs, bondCreateArgv, vlanCreateArgv } from "./links.ts";
 import { EMPTY_FACTS, type HostFacts, networkModel } from "./model.ts";
 import { l2LinkName } from "../config/names.ts";
 
@@ -125,15 +126,16 @@ describe("VLANs and bonds on the host", () => {
   const io = { deviceIoList: [{ ptype: "PhyIoNetEth", logicallabel: "a", phyaddrs: { Ifname: "eth1" } }, { ptype: "PhyIoNetEth", logicallabel: "b", phyaddrs: { Ifname: "eth2" } }] };
   const lag = l2LinkName("bond", "lag0");
   const vlan = l2LinkName("vlan", "lan.100");
+  // A bond, a VLAN on it, and a Switch NI on the VLAN.
+  const switchOnVlan = {
+    ...io,
+    bonds: [{ logicallabel: "lag0", lowerLayerNames: ["a", "b"], bondMode: "BOND_MODE_ACTIVE_BACKUP" }],
+    vlans: [{ logicallabel: "lan.100", lowerLayerName: "lag0", vlanId: 100 }],
+    networkInstances: [{ uuidandversion: { uuid: NI }, displayname: "sw", instType: "ZnetInstSwitch", port: { name: "lan.100" } }],
+  };
 
   test("items: the bond, its members, a VLAN on it, a Switch NI on the VLAN — each built after what it needs", () => {
-    const doc = {
-      ...io,
-      bonds: [{ logicallabel: "lag0", lowerLayerNames: ["a", "b"], bondMode: "BOND_MODE_ACTIVE_BACKUP" }],
-      vlans: [{ logicallabel: "lan.100", lowerLayerName: "lag0", vlanId: 100 }],
-      networkInstances: [{ uuidandversion: { uuid: NI }, displayname: "sw", instType: "ZnetInstSwitch", port: { name: "lan.100" } }],
-    };
-    const m = networkModel(doc, [], FACTS, NONE);
+    const m = networkModel(switchOnVlan, [], FACTS, NONE);
     expect(m.links.map((l) => [l.kind, l.ifname, l.error])).toEqual([["bond", lag, null], ["vlan", vlan, null]]);
     expect(m.instances[0]!.uplink).toEqual({ label: "lan.100", ifname: vlan });
     const items = desiredItems(m, compileFirewall(m.instances, m.interfaces), FACTS, "/run/x");
@@ -161,6 +163,20 @@ describe("VLANs and bonds on the host", () => {
     expect(ops.indexOf("delete bondmember:eth1")).toBeLessThan(ops.indexOf(`delete bond:${lag}`));
     expect(ops.indexOf(`delete bond:${lag}`)).toBeLessThan(ops.indexOf(`create bond:${lag}`));
     expect(ops.indexOf(`create bond:${lag}`)).toBeLessThan(ops.indexOf("create bondmember:eth2"));
+  });
+
+  test("links the device's own ports stand on (held by init) get no items: not made, changed or removed here; an NI on one does not wait for it", () => {
+    const m = networkModel(switchOnVlan, [], FACTS, NONE);
+    const all = desiredItems(m, compileFirewall(m.instances, m.interfaces), FACTS, "/run/x");
+    const held = desiredItems(m, compileFirewall(m.instances, m.interfaces), FACTS, "/run/x", undefined, new Set([lag]));
+    const ids = (items: typeof all) => items.map((i) => i.id).filter((id) => /^(bond|bondmember|vlan):/.test(id)).sort();
+    expect(ids(all)).toEqual([`bond:${lag}`, "bondmember:eth1", "bondmember:eth2", `vlan:${vlan}`]);
+    expect(ids(held)).toEqual([`vlan:${vlan}`]);
+    expect(held.find((i) => i.id === `vlan:${vlan}`)!.deps).toEqual([]);
+    // Holding the VLAN too: the Switch NI's port no longer waits for a vlan item of this part's.
+    const both = desiredItems(m, compileFirewall(m.instances, m.interfaces), FACTS, "/run/x", undefined, new Set([lag, vlan]));
+    expect(ids(both)).toEqual([]);
+    expect(both.find((i) => i.id === `port:${vlan}`)!.deps).not.toContain(`vlan:${vlan}`);
   });
 
   test("a VLAN whose parent is not on this device: its error, and an NI on it is in error naming it", () => {
