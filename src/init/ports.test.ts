@@ -131,3 +131,35 @@ describe("port configuration from the config", () => {
     });
   });
 });
+
+describe("the port manager going down", () => {
+  test("nothing is applied after stop(), not even a config change offered a moment later", async () => {
+    const { PortManager } = await import("./ports.ts");
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    const dir = mkdtempSync(join(tmpdir(), "evebox-ports-"));
+    const started: string[] = [];
+    const settings = new Map<string, string>();
+    const pm = new PortManager({
+      supervisor: { has: () => false, start: (s: { name: string }) => void started.push(s.name), stop: async () => undefined } as any,
+      settings: { get: (k) => settings.get(k) ?? null, set: (k, v) => void settings.set(k, v) },
+      runDir: dir,
+      hostname: () => "test",
+      controllerUrl: () => null,
+      log: () => undefined,
+      event: () => undefined,
+      testWindowMs: 50,
+      sys: join(dir, "sys"),
+    });
+    try {
+      pm.stop();
+      // No such port on this machine: an apply would only try `ip` on it, and record it as the current one.
+      await pm.offer({ key: "k1", source: "config version 9", ports: [{ ifname: "evtest9", logical: "evtest9", mode: "dhcp", uplink: true }] });
+      expect(pm.status().current).toBeNull();
+      expect(started).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

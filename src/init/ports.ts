@@ -295,6 +295,7 @@ export class PortManager {
 
   /** A new desired configuration (the config changed). Problems keep what runs and are reported. */
   offer(desired: PortConfig | null, problems: string[] = []): Promise<void> {
+    if (this.stopped) return Promise.resolve();
     if (problems.length) {
       this.lastFailure = `the port configuration was not applied: ${problems.join("; ")}`;
       this.o.log("error", this.lastFailure);
@@ -308,9 +309,13 @@ export class PortManager {
     });
   }
 
+  /** The device is going down: nothing is applied from now on (a config change's delayed offer included). */
   stop(): void {
+    this.stopped = true;
     if (this.resolvTimer) clearInterval(this.resolvTimer);
   }
+
+  private stopped = false;
 
   status(): PortStatus {
     const lw = this.lastWorking();
