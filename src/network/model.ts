@@ -429,4 +429,11 @@ function routesOf(spec: NiSpec, routes: { dst: string; gateway: string | null; p
     }
   });
   if (propagateConnected) for (const c of connected) if (!netsOverlap(c, net) && c.prefix > 0) add(netStr(c), spec.gateway!);
+  // An app as the apps' default gateway (a firewall VM): the metadata server's address, DNATed on the bridge
+  // (metadata/), would go to that app, which has no route to it. A host route keeps it on the bridge. EVE gives
+  // none (its apps lose the metadata server then); a route of the config's own to that address stays as it is.
+  if (spec.appDefaultVia) add(METADATA_ROUTE, spec.gateway!);
 }
+
+/** EVE's app metadata server (169.254.169.254), as a route. */
+const METADATA_ROUTE = "169.254.169.254/32";

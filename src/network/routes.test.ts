@@ -72,7 +72,16 @@ describe("static routes", () => {
     expect(m.interfaces.find((i) => i.appName === "app1")!.defaultVia).toBeNull();
     const f = dnsmasqFiles(spec, m.interfaces, new Map(), dnsmasqPaths("/run/x", spec.bridge));
     expect(f.conf).toContain("dhcp-option=option:router,10.40.0.5\n");
-    expect(f.conf).toContain("dhcp-option=tag:!evgw0,option:classless-static-route,10.40.0.0/24,0.0.0.0,0.0.0.0/0,10.40.0.5\n");
+    // The metadata server stays on the bridge (its DNAT is there), for the gateway app too.
+    expect(f.conf).toContain("dhcp-option=tag:!evgw0,option:classless-static-route,10.40.0.0/24,0.0.0.0,169.254.169.254/32,10.40.0.1,0.0.0.0/0,10.40.0.5\n");
+    expect(f.conf).toContain("dhcp-option=tag:evgw0,option:classless-static-route,10.40.0.0/24,0.0.0.0,169.254.169.254/32,10.40.0.1\n");
+    expect(m.interfaces.find((i) => i.appName === "app2")!.routes).toEqual([{ dst: "169.254.169.254/32", via: "10.40.0.1" }]);
+    expect(m.interfaces.find((i) => i.appName === "app1")!.routes).toEqual([{ dst: "169.254.169.254/32", via: "10.40.0.1" }]);
+  });
+
+  test("with the bridge as the apps' default gateway no metadata route is given (the default goes there anyway)", () => {
+    const m = networkModel({ networkInstances: [ni({ staticRoutes: [{ destinationNetwork: "192.0.2.0/24", gateway: "203.0.113.3" }] })], apps: [app(1)] }, [], FACTS, NONE);
+    expect(m.instances[0]!.propagated.map((r) => r.dst)).not.toContain("169.254.169.254/32");
   });
 
   test("a static default route out of the port replaces the port's gateway in the instance's table", () => {
