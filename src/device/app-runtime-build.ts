@@ -125,6 +125,8 @@ function metadataServer(o: AppRuntimeConfig, network: () => NetworkManager | nul
     device: () => o.device?.() ?? { uuid: null, name: "" },
     ipv4Of: (ifname) => networkInterfaces()[ifname]?.find((a) => a.family === "IPv4" && !a.internal)?.address ?? null,
     ...(o.secrets ? { secrets: o.secrets } : {}),
+    // The apps' use of their envelopes and their custom statuses outlive a restart, as in EVE.
+    state: o.store.metadata,
     log: o.log.network,
   });
   const server = new MetadataServer(service, o.log.network);

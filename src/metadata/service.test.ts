@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildDeviceModel } from "../config/model.ts";
+import { Store } from "../store/store.ts";
 import type { ObjectProblem } from "../config/problems.ts";
 import { MetadataServer } from "./server.ts";
 import { type Caller, MetadataService } from "./service.ts";
@@ -152,6 +153,43 @@ describe("the metadata service", () => {
     const s2 = new MetadataService({ callerAt: (ip) => CALLERS[ip] ?? null, model: () => ({ model, problems: [] }), device: () => ({ uuid: null, name: "" }), ipv4Of: () => null });
     await s2.fetch(new Request("http://169.254.169.254/eve/v1/app/appCustomStatus", { method: "POST", body: '{"a":1}', headers: { "Content-Type": "application/json" } }), "10.1.0.2", 1);
     expect(s2.customStatuses().map((c) => [c.uuid, new TextDecoder().decode(c.data)])).toEqual([[A, '{"a":1}']]);
+  });
+
+  test("the counters and the custom statuses outlive a restart (kept in the store), bounded by the config", async () => {
+    const path = join(dir, "restart.db");
+    const apps = [{ uuidandversion: { uuid: A } }, { uuidandversion: { uuid: B } }];
+    let model = buildDeviceModel({ apps, patchEnvelopes: ENVELOPES }).model;
+    const over = (store: Store) =>
+      new MetadataService({ callerAt: (ip) => CALLERS[ip] ?? null, model: () => ({ model, problems: [] }), device: () => ({ uuid: null, name: "" }), ipv4Of: () => null, state: store.metadata });
+    const status = (s: MetadataService, ip: string, body: string) =>
+      s.fetch(new Request("http://169.254.169.254/eve/v1/app/appCustomStatus", { method: "POST", body, headers: { "Content-Type": "application/json" } }), ip, 1);
+    let store = Store.open(path);
+    const before = over(store);
+    await get(before, "/eve/v1/patch/description.json");
+    await get(before, "/eve/v1/patch/description.json");
+    await get(before, `/eve/v1/patch/download/${PE}/a.txt`);
+    expect((await status(before, "10.1.0.2", '{"phase":"one"}')).status).toBe(200);
+    expect((await status(before, "10.1.0.2", '{"phase":"two"}')).status).toBe(200);
+    expect((await status(before, "10.1.0.3", '{"b":1}')).status).toBe(200);
+    store.close();
+
+    // "Restart": a new store on the same file, a new service over it.
+    store = Store.open(path);
+    const after = over(store);
+    expect(after.usageOf(A)).toEqual([{ appUuid: A, uuid: PE, version: "2", apiCalls: 2, downloads: 1 }]);
+    const text = (s: MetadataService) => s.customStatuses().map((c) => [c.uuid, new TextDecoder().decode(c.data)]);
+    expect(text(after)).toEqual([[A, '{"phase":"two"}'], [B, '{"b":1}']]);
+    // It goes on counting from there.
+    await get(after, `/eve/v1/patch/download/${PE}`);
+    expect(after.usageOf(A)[0]!.downloads).toBe(2);
+
+    // A config without app B and with envelope PE at version 3: B's status and PE v2's counters go from the store.
+    model = buildDeviceModel({ apps: apps.slice(0, 1), patchEnvelopes: [{ ...ENVELOPES[0], version: "3" }] }).model;
+    expect(after.usageOf(A)).toEqual([]);
+    expect(text(after)).toEqual([[A, '{"phase":"two"}']]);
+    expect(store.metadata.usage()).toEqual([]);
+    expect(store.metadata.statuses().map((s) => s.uuid)).toEqual([A]);
+    store.close();
   });
 
   test("a caller over its budget gets 429 (others are not held back); only GET is answered", async () => {

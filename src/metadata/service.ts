@@ -40,6 +40,11 @@ export interface MetadataDeps {
   secrets?: Pick<SecretOpener, "openBytes" | "epoch">;
   /** Where an artifact that cannot be opened is told. */
   log?: (level: "warn", message: string) => void;
+  /**
+   * Where each app's use of its envelopes and its last custom status are kept, so that they outlive a restart as
+   * in EVE (the store's `metadata`); absent: in memory only.
+   */
+  state?: MetadataPersistence;
   /** Requests per second and burst per caller (EVE limits its /metrics to 1/s, burst 10). */
   rate?: { perSecond: number; burst: number };
   now?: () => number;
@@ -54,6 +59,43 @@ export interface PatchUsage {
   apiCalls: number;
   /** Its files (one, or the zip of all) served. */
   downloads: number;
+}
+
+/** What the service keeps of the apps' use of it (store/metadata-state.ts `MetadataState`, or memory). */
+export interface MetadataPersistence {
+  usage(): PatchUsage[];
+  count(appUuid: string, uuid: string, version: string, what: "apiCalls" | "downloads"): void;
+  keepUsage(keep: (u: PatchUsage) => boolean): void;
+  statuses(): { uuid: string; data: Uint8Array }[];
+  setStatus(appUuid: string, data: Uint8Array): void;
+  keepStatuses(keep: ReadonlySet<string>): void;
+}
+
+/** The same, in memory (a service without a store: tests, a device part built without one). */
+class MemoryState implements MetadataPersistence {
+  private readonly counters = new Map<string, PatchUsage>();
+  private readonly status = new Map<string, Uint8Array>();
+  usage(): PatchUsage[] {
+    return [...this.counters.values()].map((u) => ({ ...u }));
+  }
+  count(appUuid: string, uuid: string, version: string, what: "apiCalls" | "downloads"): void {
+    const key = `${appUuid}/${uuid}/${version}`;
+    let u = this.counters.get(key);
+    if (!u) this.counters.set(key, (u = { appUuid, uuid, version, apiCalls: 0, downloads: 0 }));
+    u[what]++;
+  }
+  keepUsage(keep: (u: PatchUsage) => boolean): void {
+    for (const [k, u] of this.counters) if (!keep(u)) this.counters.delete(k);
+  }
+  statuses(): { uuid: string; data: Uint8Array }[] {
+    return [...this.status].map(([uuid, data]) => ({ uuid, data }));
+  }
+  setStatus(appUuid: string, data: Uint8Array): void {
+    this.status.set(appUuid, data);
+  }
+  keepStatuses(keep: ReadonlySet<string>): void {
+    for (const uuid of this.status.keys()) if (!keep.has(uuid)) this.status.delete(uuid);
+  }
 }
 
 /** Per-caller request budget: a token bucket; the table is bounded (an idle entry is dropped first). */
@@ -94,14 +136,17 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 export class MetadataService {
   readonly app = new Hono<Env>();
   private readonly limiter: RateLimiter;
-  private readonly usage = new Map<string, PatchUsage>();
-  private readonly customStatus = new Map<string, Uint8Array>();
+  private readonly state: MetadataPersistence;
+  /** The model the kept state was last pruned to, and what of it that model names. */
+  private prunedFor: DeviceModel | null = null;
+  private named: { apps: Set<string>; given: Set<string> } = { apps: new Set(), given: new Set() };
   private readonly opened = new Map<string, Promise<Opened>>();
   private shaCache = new Map<string, string>();
 
   constructor(private readonly deps: MetadataDeps) {
     const rate = deps.rate ?? { perSecond: 5, burst: 20 };
     this.limiter = new RateLimiter(rate.perSecond, rate.burst, deps.now ?? Date.now);
+    this.state = deps.state ?? new MemoryState();
     this.routes();
   }
 
@@ -110,16 +155,32 @@ export class MetadataService {
     return this.app.fetch(req, { ip, port });
   }
 
-  /** The envelopes each app used since start (for the controller's app metrics). */
+  /** How an app used its envelopes (kept across restarts; for the controller's app metrics). */
   usageOf(appUuid: string): PatchUsage[] {
-    return [...this.usage.values()].filter((u) => u.appUuid === appUuid);
+    const { given } = this.prune();
+    return this.state.usage().filter((u) => u.appUuid === appUuid && given.has(`${u.appUuid}/${u.uuid}/${u.version}`));
   }
 
-  /** The last status each app of the current config posted (appCustomStatus), for the controller. */
+  /** The last status each app of the current config posted (appCustomStatus, kept across restarts), for the controller. */
   customStatuses(): { uuid: string; data: Uint8Array }[] {
-    const apps = new Set(this.deps.model()?.model.apps.map((a) => a.uuid) ?? []);
-    for (const uuid of this.customStatus.keys()) if (!apps.has(uuid)) this.customStatus.delete(uuid);
-    return [...this.customStatus].map(([uuid, data]) => ({ uuid, data }));
+    const { apps } = this.prune();
+    return this.state.statuses().filter((s) => apps.has(s.uuid));
+  }
+
+  /**
+   * Keeps only what the current config still names, once per config version (as EVE drops an envelope's usage
+   * when the config no longer gives it to the app, and an app's metadata with the app): counters of an envelope
+   * version of the config for an app it names, statuses of the config's apps.
+   */
+  private prune(): { apps: Set<string>; given: Set<string> } {
+    const model = this.deps.model()?.model ?? null;
+    if (!model || model === this.prunedFor) return model ? this.named : { apps: new Set(), given: new Set() };
+    const apps = new Set(model.apps.map((a) => a.uuid));
+    const given = new Set(model.patchEnvelopes.flatMap((pe) => pe.apps.map((a) => `${a}/${pe.uuid}/${pe.version}`)));
+    this.state.keepUsage((u) => given.has(`${u.appUuid}/${u.uuid}/${u.version}`));
+    this.state.keepStatuses(apps);
+    this.prunedFor = model;
+    return (this.named = { apps, given });
   }
 
   /** Every envelope of the current config with the state EVE would report. */
@@ -292,17 +353,14 @@ export class MetadataService {
       if (c.req.header("content-type")?.split(";")[0]?.trim() !== "application/json") return c.json({ message: "Content-Type must be application/json" }, 415);
       const body = new Uint8Array(await c.req.arrayBuffer());
       if (body.length > MAX_CUSTOM_STATUS) return c.json({ message: `${body.length} bytes: a status holds at most ${MAX_CUSTOM_STATUS}` }, 413);
-      this.customStatus.set(caller(c).appUuid, body);
+      this.state.setStatus(caller(c).appUuid, body);
       return c.body(null, 200);
     });
     app.notFound((c) => c.json({ message: "not found" }, 404));
   }
 
   private count(appUuid: string, pe: PatchEnvelopeModel, what: "apiCalls" | "downloads"): void {
-    const key = `${appUuid}/${pe.uuid}/${pe.version}`;
-    let u = this.usage.get(key);
-    if (!u) this.usage.set(key, (u = { appUuid, uuid: pe.uuid, version: pe.version, apiCalls: 0, downloads: 0 }));
-    u[what]++;
+    this.state.count(appUuid, pe.uuid, pe.version, what);
   }
 
   private sha256(data: string): string {

@@ -57,5 +57,12 @@ export const migrations: EmbeddedMigration[] = [
       "CREATE TABLE `bundle_keys` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`name` text NOT NULL,\n\t`public_key` text NOT NULL,\n\t`added_at` integer NOT NULL,\n\t`added_by` text NOT NULL\n);",
       "CREATE TABLE `bundles` (\n\t`name` text PRIMARY KEY NOT NULL,\n\t`version` text NOT NULL,\n\t`description` text NOT NULL,\n\t`params` text NOT NULL,\n\t`objects` text NOT NULL,\n\t`images` text NOT NULL,\n\t`manifest_sha256` text NOT NULL,\n\t`config_version` integer,\n\t`signer` text,\n\t`installed_at` integer NOT NULL,\n\t`installed_by` text NOT NULL\n);"
     ]
+  },
+  {
+    "tag": "0005_metadata_state",
+    "statements": [
+      "CREATE TABLE `app_custom_status` (\n\t`app` text PRIMARY KEY NOT NULL,\n\t`data` blob NOT NULL,\n\t`updated_at` integer NOT NULL\n);",
+      "CREATE TABLE `patch_envelope_usage` (\n\t`app` text NOT NULL,\n\t`envelope` text NOT NULL,\n\t`version` text NOT NULL,\n\t`api_calls` integer NOT NULL,\n\t`downloads` integer NOT NULL,\n\tPRIMARY KEY(`app`, `envelope`, `version`)\n);"
+    ]
   }
 ];

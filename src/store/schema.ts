@@ -238,3 +238,32 @@ export const bundleKeys = sqliteTable("bundle_keys", {
   addedAt: integer("added_at", { mode: "timestamp_ms" }).notNull(),
   addedBy: text("added_by").notNull(),
 });
+
+/**
+ * Each app's use of each patch envelope it sees (the metadata server's counters: EVE's AppPatchEnvelopeMetric),
+ * kept across restarts as EVE keeps them. Bounded: rows of an app, envelope or version no longer in the current
+ * config are removed (store/metadata-state.ts `keepUsage`).
+ */
+export const patchEnvelopeUsage = sqliteTable(
+  "patch_envelope_usage",
+  {
+    app: text("app").notNull(),
+    envelope: text("envelope").notNull(),
+    version: text("version").notNull(),
+    /** description.json answers that listed it. */
+    apiCalls: integer("api_calls").notNull(),
+    /** Its files (one, or the zip of all) served. */
+    downloads: integer("downloads").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.app, t.envelope, t.version] })],
+);
+
+/**
+ * The last status each app posted to the metadata server's appCustomStatus (at most 32 KiB, the server checks it),
+ * as posted: what the controller gets as ZInfoAppInstMetaData. One row per app of the current config.
+ */
+export const appCustomStatus = sqliteTable("app_custom_status", {
+  app: text("app").primaryKey(),
+  data: blob("data", { mode: "buffer" }).notNull(),
+  updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
+});

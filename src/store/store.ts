@@ -2,6 +2,7 @@ import { Database, type Statement } from "bun:sqlite";
 import { chmodSync, closeSync, existsSync, openSync, statSync } from "node:fs";
 import { and, desc, eq, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
+import { MetadataState } from "./metadata-state.ts";
 import { DEFAULT_MAX_OBJECTS, MetricsHistory } from "./metrics-history.ts";
 import { applyMigrations } from "./migrate.ts";
 import * as schema from "./schema.ts";
@@ -56,6 +57,8 @@ export class Store {
   readonly db: BunSQLiteDatabase<typeof schema>;
   /** The metrics history of the graphs (bounded by objects, see metrics-history.ts). */
   readonly history: MetricsHistory;
+  /** What the apps' metadata server keeps across restarts (patch envelope use, the apps' custom statuses). */
+  readonly metadata: MetadataState;
   private readonly q;
   // Read-through caches for what every status request reads. This process is the store's only
   // writer (a second evebox on the same data directory is refused), so write-through keeps them exact.
@@ -82,6 +85,7 @@ export class Store {
   ) {
     this.db = drizzle(sqlite, { schema });
     this.history = new MetricsHistory(sqlite, limits.metricObjects);
+    this.metadata = new MetadataState(sqlite);
     const db = this.db;
     const p = sql.placeholder;
     // Hot paths (every request, every status) are prepared once, each at its first use: building them with drizzle's
