@@ -5,9 +5,10 @@
 //        │ u-dev
 //        │ uplink0 203.0.113.2/24
 //   [device ns]  evebox (the built binary) with a Local NI 198.51.100.0/24 NATed to uplink0; apps "listed" (named
-//                by a patch envelope) and "other" (named only by a STORE one), Docker containers attached by veth.
+//                by a patch envelope) and "other" (named only by a STORE one), Docker containers attached by veth;
+//                busybox httpd on the namespace's loopback as an HTTP datastore: the file of a volume artifact.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testDocker } from "./support/docker.ts";
@@ -25,6 +26,14 @@ const APPS = { listed: U(10), other: U(11) };
 const VOLS = { listed: U(20), other: U(21) };
 const PE = U(30);
 const PE_STORED = U(31);
+const PE_VOL = U(32);
+const FILE_DS = U(40);
+const FILE_CT = U(41);
+const FILE_VOL = U(42);
+const DS_PORT = 18091;
+/** The volume artifact's file: binary, 300 KiB. */
+const MODEL = new Uint8Array(300 * 1024).map((_, i) => (i * 31 + (i >> 9)) & 0xff);
+const MODEL_SHA = new Bun.CryptoHasher("sha256").update(MODEL).digest("hex");
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 const FILE_A = b64("threshold: 42\n");
 const FILE_B = b64("#!/bin/sh\necho patched\n");
@@ -49,9 +58,13 @@ function doc(envelopes: unknown[]) {
   });
   return {
     deviceName: "meta-dev",
-    datastores: [{ id: DS, dType: "DsContainerRegistry", fqdn: `docker://${registry.host}` }],
-    contentInfo: [{ uuid: CT, dsId: DS, URL: "evebox/busybox:latest", iformat: "CONTAINER", sha256: registry.busyboxDigest.replace(/^sha256:/, ""), displayName: "busybox" }],
-    volumes: Object.values(VOLS).map((uuid) => ({ uuid, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: CT } })),
+    datastores: [{ id: DS, dType: "DsContainerRegistry", fqdn: `docker://${registry.host}` }, { id: FILE_DS, dType: "DsHttp", fqdn: `http://127.0.0.1:${DS_PORT}` }],
+    contentInfo: [
+      { uuid: CT, dsId: DS, URL: "evebox/busybox:latest", iformat: "CONTAINER", sha256: registry.busyboxDigest.replace(/^sha256:/, ""), displayName: "busybox" },
+      { uuid: FILE_CT, dsId: FILE_DS, URL: "model.bin", iformat: "RAW", sha256: MODEL_SHA, displayName: "model" },
+    ],
+    // The model's volume: no app uses it, only the envelope PE_VOL names it (fetched for it).
+    volumes: [...Object.values(VOLS).map((uuid) => ({ uuid, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: CT } })), { uuid: FILE_VOL, displayName: "model", origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: FILE_CT } }],
     networkInstances: [
       uplinkLocalNi(NI),
     ],
@@ -70,6 +83,8 @@ const ENVELOPES = [
     appInstIdsAllowed: [APPS.listed],
     artifacts: [{ inline: { fileNameToUse: "settings.yml", base64Data: FILE_A } }, { inline: { fileNameToUse: "hook.sh", base64Data: FILE_B } }],
   },
+  // A file in a volume, for the listed app.
+  { uuid: PE_VOL, version: "1", action: "ACTIVATE", appInstIdsAllowed: [APPS.listed], artifacts: [{ volumeRef: { imageName: "model", fileNameToUse: "model.bin", imageId: FILE_VOL } }] },
   // Named for both apps, but only stored: neither sees it.
   { uuid: PE_STORED, version: "1", action: "STORE", appInstIdsAllowed: [APPS.listed, APPS.other], artifacts: [{ inline: { fileNameToUse: "later.txt", base64Data: b64("later") } }] },
 ];
@@ -102,6 +117,9 @@ beforeAll(async () => {
   registry = await startRegistryWithBusybox();
   ({ up, dev } = await uplinkPair("mup", "mdev"));
   dataDir = mkdtempSync(join(tmpdir(), "evebox-meta-"));
+  mkdirSync(`${dataDir}-ds`);
+  writeFileSync(join(`${dataDir}-ds`, "model.bin"), MODEL);
+  dev.spawn([busybox(), "httpd", "-f", "-p", `127.0.0.1:${DS_PORT}`, "-h", `${dataDir}-ds`]);
   evebox = await startDeviceIn(dev, dataDir);
   const r = await api("PUT", "/api/v1/config", doc(ENVELOPES));
   if (r.status !== 201 && r.status !== 200) throw new Error(`PUT /config: ${r.status} ${JSON.stringify(r.body)}`);
@@ -116,15 +134,17 @@ afterAll(async () => {
   await dev?.destroy();
   await up?.destroy();
   await registry?.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  if (dataDir) for (const d of [dataDir, `${dataDir}-ds`]) rmSync(d, { recursive: true, force: true });
 }, 90_000);
 
 describe("the metadata server at 169.254.169.254", () => {
   test("description.json: the listed app gets exactly its envelope, with EVE's keys and each file's url", async () => {
-    const d = await descriptionOf("listed");
-    expect(d).toHaveLength(1);
-    expect(d[0].PatchID).toBe(PE);
+    const all = await descriptionOf("listed");
+    // PE, and PE_VOL once its volume's file is downloaded; never the STORE one.
+    expect(all.map((e: any) => e.PatchID).filter((id: string) => id !== PE_VOL)).toEqual([PE]);
+    const d = [all.find((e: any) => e.PatchID === PE)];
     expect(d[0].Version).toBe("7");
+    expect(d[0].VolumeRefs).toBeNull();
     expect(d[0].BinaryBlobs.map((b: any) => [b.fileName, b.size, b.url])).toEqual([
       ["settings.yml", FILE_A.length, `http://169.254.169.254/eve/v1/patch/download/${PE}/settings.yml`],
       ["hook.sh", FILE_B.length, `http://169.254.169.254/eve/v1/patch/download/${PE}/hook.sh`],
@@ -149,6 +169,20 @@ describe("the metadata server at 169.254.169.254", () => {
     expect(r.code).not.toBe(0); // 404
     expect(r.out).toBe("");
   }, 60_000);
+
+  test("a volume artifact: its volume's content tree is downloaded for it (no app uses it) and the app gets the file, the content tree's sha256", async () => {
+    const entry = await waitFor("PE_VOL in description.json", async () => {
+      const r = await fetchInApp("listed", "http://169.254.169.254/eve/v1/patch/description.json");
+      return r.code === 0 ? JSON.parse(r.out).find((e: any) => e.PatchID === PE_VOL) : undefined;
+    }, 60_000);
+    expect(entry.BinaryBlobs).toEqual([{ fileName: "model.bin", fileSha: MODEL_SHA, fileMetaData: "", artifactMetaData: "", encArtifactMeta: {}, url: `http://169.254.169.254/eve/v1/patch/download/${PE_VOL}/model.bin`, size: MODEL.length }]);
+    expect(entry.VolumeRefs).toEqual([{ fileName: "model.bin", imageName: "model", fileMetaData: "", artifactMetaData: "", encArtifactMeta: {}, imageId: FILE_VOL }]);
+    const id = await containerOf("listed");
+    const r = await sh(["docker", "exec", id, "/bin/busybox", "sh", "-c", `cd /tmp && /bin/busybox timeout 20 /bin/busybox wget -qO model.bin ${entry.BinaryBlobs[0].url} && /bin/busybox sha256sum model.bin && /bin/busybox stat -c %s model.bin`]);
+    expect(r.out.split(/\s+/).filter(Boolean)).toEqual([MODEL_SHA, "model.bin", String(MODEL.length)]);
+    // The other app is not named by it.
+    expect((await fetchInApp("other", entry.BinaryBlobs[0].url)).code).not.toBe(0);
+  }, 90_000);
 
   test("network.json names the calling app (by its address), the device and the uplink's address", async () => {
     for (const name of ["listed", "other"] as const) {
@@ -203,13 +237,13 @@ describe("the metadata server at 169.254.169.254", () => {
   }, 30_000);
 
   test("a config with a bad file name is refused with the field path; the running envelopes stay", async () => {
-    const bad = structuredClone(ENVELOPES);
+    const bad: any[] = structuredClone(ENVELOPES);
     bad[0]!.artifacts[1]!.inline.fileNameToUse = "../../etc/passwd";
     const r = await api("PUT", "/api/v1/config", doc(bad));
     expect(r.status).toBe(400);
     expect(r.body.problems).toContainEqual(expect.objectContaining({ path: "patchEnvelopes[0].artifacts[1].inline.fileNameToUse" }));
     const d = await descriptionOf("listed");
-    expect(d[0].BinaryBlobs.map((b: any) => b.fileName)).toEqual(["settings.yml", "hook.sh"]);
+    expect(d.find((e: any) => e.PatchID === PE).BinaryBlobs.map((b: any) => b.fileName)).toEqual(["settings.yml", "hook.sh"]);
   }, 60_000);
 
   test("with no Local instance left, nothing listens on the server's port (no firewall of evebox's guards it then)", async () => {
@@ -224,6 +258,6 @@ describe("the metadata server at 169.254.169.254", () => {
     const again = await api("PUT", "/api/v1/config", doc(ENVELOPES));
     expect([200, 201]).toContain(again.status);
     await waitFor("the metadata server's port open again", async () => ((await listens()) ? true : undefined), 60_000);
-    expect((await descriptionOf("listed"))[0].PatchID).toBe(PE);
+    expect((await descriptionOf("listed")).map((e: any) => e.PatchID)).toContain(PE);
   }, 120_000);
 });

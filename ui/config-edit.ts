@@ -11,7 +11,7 @@
 // - blank data volumes (origin VCOT_BLANK) mounted at a directory;
 // - the app: fixedresources in KiB, userData = base64 of `KEY=VALUE` lines (the container's environment).
 
-import { type ContentTreeModel, deviceModel, type DeviceModel } from "../src/config/model.ts";
+import { buildDeviceModel, type ContentTreeModel, type DeviceModel } from "../src/config/model.ts";
 import { patchState, type PatchState } from "../src/config/patch-envelopes.ts";
 import { interfaceProblemField } from "./interfaces-edit";
 import { adapterEntries } from "./adapters-edit";
@@ -439,11 +439,18 @@ export interface AppView {
 
 // The device model of a document (config/model.ts, the reading the device makes), once per document: the page's
 // documents are never changed in place (every edit returns a new one).
-const models = new WeakMap<Doc, DeviceModel>();
+const models = new WeakMap<Doc, ReturnType<typeof buildDeviceModel>>();
 function modelOf(doc: Doc): DeviceModel {
+  return builtOf(doc).model;
+}
+function builtOf(doc: Doc): ReturnType<typeof buildDeviceModel> {
   let m = models.get(doc);
-  if (!m) models.set(doc, (m = deviceModel(doc)));
+  if (!m) models.set(doc, (m = buildDeviceModel(doc)));
   return m;
+}
+/** An envelope's state as the device would report it from this document (its problems count: a volume named that is not there). */
+function envelopeState(doc: Doc, pe: DeviceModel["patchEnvelopes"][number]): PatchState {
+  return patchState(pe, builtOf(doc).problems.filter((p) => p.objectKind === "patchEnvelope" && p.objectId === pe.uuid).length);
 }
 
 /** An app as the device reads it (its kind, resources, environment, image and volumes), for the app's page. */
@@ -478,7 +485,7 @@ export function readApp(doc: Doc | null, uuid: string): AppView | null {
     }),
     patchEnvelopes: model.patchEnvelopes
       .filter((pe) => pe.apps.includes(uuid))
-      .map((pe) => ({ uuid: pe.uuid, name: pe.name, version: pe.version, state: patchState(pe, 0), files: pe.artifacts.map((a) => a.fileName).filter(Boolean) })),
+      .map((pe) => ({ uuid: pe.uuid, name: pe.name, version: pe.version, state: envelopeState(doc!, pe), files: pe.artifacts.map((a) => a.fileName).filter(Boolean) })),
   };
 }
 

@@ -666,7 +666,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
     globalProfile: String(doc.globalProfile ?? ""),
     localProfileServer: localProfileServer(doc, push),
     loc: locConfig(doc, push),
-    patchEnvelopes: readPatchEnvelopes(doc, push),
+    patchEnvelopes: readPatchEnvelopes(doc, push, { volume: (id) => volumes.find((v) => v.uuid.toLowerCase() === id), contentTree: (id) => treeById.get(id) }),
     portLabels,
   };
   return { model, problems };

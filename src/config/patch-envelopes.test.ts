@@ -33,7 +33,7 @@ describe("patch envelopes in the device model", () => {
         name: "cfg",
         action: "ACTIVATE",
         apps: [IDS.app],
-        artifacts: [{ index: 0, kind: "inline", fileName: "a.txt", data: b64("hello"), fileMetaData: b64("meta"), artifactMetaData: "art", volumeId: null, imageName: null, cipher: null }],
+        artifacts: [{ index: 0, kind: "inline", fileName: "a.txt", data: b64("hello"), fileMetaData: b64("meta"), artifactMetaData: "art", volumeId: null, imageName: null, file: null, cipher: null }],
         faults: [],
       },
     ]);
@@ -84,13 +84,12 @@ describe("patch envelopes in the device model", () => {
     expect(paths).toEqual(expect.arrayContaining(["patchEnvelopes[0].uuid", "patchEnvelopes[1].appInstIdsAllowed[0]", "patchEnvelopes[1].artifacts[1]", "patchEnvelopes[2].uuid", "patchEnvelopes[2].artifacts[0]"]));
   });
 
-  test("volume artifacts (encrypted or not) are faults of the envelope (accepted, in error); an encrypted inline one is kept to be opened", async () => {
+  test("an encrypted volume artifact is a fault of the envelope (accepted, in error); an encrypted inline one is kept to be opened", async () => {
     const doc = parsed(withEnvelopes([
       {
         uuid: PE,
         action: "ACTIVATE",
         artifacts: [
-          { volumeRef: { imageName: "big", imageId: IDS.volume } },
           { encryptedInline: { cipherData: { cipherContextId: "c", cipherData: b64("x".repeat(20)) } } },
           { encryptedVolumeref: { cipherData: { cipherContextId: "c", cipherData: b64("y".repeat(20)) } } },
         ],
@@ -99,12 +98,47 @@ describe("patch envelopes in the device model", () => {
     const { model, problems } = readConfig(doc, NO_ENV);
     expect(problems).toEqual([]);
     const pe = model.patchEnvelopes[0]!;
-    expect(pe.artifacts.map((a) => [a.kind, a.fileName])).toEqual([["volumeRef", "big"], ["encryptedInline", ""], ["encryptedVolumeRef", ""]]);
-    expect(pe.artifacts[1]!.cipher).toEqual({ contextId: "c", initialValue: "", cipherData: b64("x".repeat(20)), clearTextSha256: "" });
-    expect(pe.faults).toEqual([
-      "artifacts[0].volumeRef: artifacts in a volume are not served on this device yet (inline artifacts are)",
-      "artifacts[2].encryptedVolumeref: encrypted artifacts in a volume are not supported on this device yet",
-    ]);
+    expect(pe.artifacts.map((a) => [a.kind, a.fileName])).toEqual([["encryptedInline", ""], ["encryptedVolumeRef", ""]]);
+    expect(pe.artifacts[0]!.cipher).toEqual({ contextId: "c", initialValue: "", cipherData: b64("x".repeat(20)), clearTextSha256: "" });
+    expect(pe.faults).toEqual(["artifacts[1].encryptedVolumeref: encrypted artifacts in a volume are not supported on this device yet"]);
     expect(patchState(pe, 0)).toBe("PATCH_ERROR");
+  });
+
+  const FILE_DS = "5b0a6b52-7f36-4a55-8c3e-2a3f5c0d1e09";
+  const FILE_CT = "0c5e2b1a-3d4f-4a6b-9c8d-7e6f5a4b3c09";
+  const FILE_VOL = "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a09";
+  const BLANK_VOL = "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a0a";
+  const SHA = "ab".repeat(32);
+  function withVolumes(artifacts: unknown[]) {
+    const c = withEnvelopes([{ uuid: PE, action: "ACTIVATE", appInstIdsAllowed: [IDS.app], artifacts }]) as any;
+    c.datastores.push({ id: FILE_DS, dType: "DsHttp", fqdn: "http://files.example" });
+    c.contentInfo.push({ uuid: FILE_CT, dsId: FILE_DS, URL: "models/m.bin", iformat: "RAW", sha256: SHA.toUpperCase(), displayName: "model" });
+    c.volumes.push({ uuid: FILE_VOL, displayName: "model", origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: FILE_CT } }, { uuid: BLANK_VOL, displayName: "scratch", origin: { type: "VCOT_BLANK" } });
+    return parsed(c);
+  }
+
+  test("a volume artifact is the file of the content tree its volume is made from (its sha256 is the fileSha)", () => {
+    const { model, problems } = readConfig(withVolumes([{ volumeRef: { imageName: "model", fileNameToUse: "m.bin", blobMetaData: "meta", imageId: FILE_VOL.toUpperCase() }, artifactMetaData: "art" }, { volumeRef: { imageName: "again", imageId: FILE_VOL } }]), NO_ENV);
+    expect(problems).toEqual([]);
+    const pe = model.patchEnvelopes[0]!;
+    expect(pe.faults).toEqual([]);
+    expect(pe.artifacts.map((a) => [a.kind, a.fileName, a.fileMetaData, a.artifactMetaData, a.volumeId, a.imageName, a.file])).toEqual([
+      ["volumeRef", "m.bin", "meta", "art", FILE_VOL, "model", { contentTreeId: FILE_CT, sha256: SHA }],
+      // No fileNameToUse: the image name (the proto's rule).
+      ["volumeRef", "again", "", "", FILE_VOL, "again", { contentTreeId: FILE_CT, sha256: SHA }],
+    ]);
+    expect(patchState(pe, 0)).toBe("PATCH_ACTIVE");
+  });
+
+  test("a volume artifact naming no volume is a problem at imageId; a blank volume or a container image is a fault", () => {
+    const missing = readConfig(withVolumes([{ volumeRef: { imageName: "x", imageId: "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4aff" } }]), NO_ENV);
+    expect(missing.problems).toContainEqual(expect.objectContaining({ objectKind: "patchEnvelope", objectId: PE, path: "patchEnvelopes[0].artifacts[0].volumeRef.imageId", message: expect.stringContaining("no volume") }));
+    const { model, problems } = readConfig(withVolumes([{ volumeRef: { imageName: "s", imageId: BLANK_VOL } }, { volumeRef: { imageName: "c", imageId: IDS.volume } }]), NO_ENV);
+    expect(problems).toEqual([]);
+    expect(model.patchEnvelopes[0]!.faults).toEqual([
+      expect.stringMatching(/^artifacts\[0\]\.volumeRef: volume "scratch" .* is blank: it has no file to serve/),
+      expect.stringMatching(/^artifacts\[1\]\.volumeRef: volume .* is made from a container image \(content tree "busybox"\): it is not one file to serve/),
+    ]);
+    expect(model.patchEnvelopes[0]!.artifacts.map((a) => a.file)).toEqual([null, null]);
   });
 });

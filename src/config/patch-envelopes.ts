@@ -2,14 +2,22 @@
 // docs/PATCH-ENVELOPES.md): files the controller hands to the apps it names, served to them by the metadata
 // server (src/metadata/) at 169.254.169.254. Read once into the device model; pure (no node:, no Bun APIs).
 //
-// What is served is the inline artifacts' base64 text as sent (EVE serves it so, not decoded). A file name
-// reaches a URL path and a zip entry: one path component, checked here (an encrypted inline artifact's once
-// the metadata server opened it). Artifacts evebox does not serve yet (in a volume, encrypted or not; encrypted
-// artifact metadata) are the envelope's faults: the config is accepted, the envelope is in error (EVE's
-// PATCH_ERROR) and no app sees it.
+// What is served is the inline artifacts' base64 text as sent (EVE serves it so, not decoded), and a volume
+// artifact's file: the content tree its volume is made from, as downloaded (EVE serves the volume's file; its
+// fileSha is the content tree's sha256). A file name reaches a URL path and a zip entry: one path component,
+// checked here (an encrypted inline artifact's once the metadata server opened it). A volumeRef must name a volume
+// of the config; a volume evebox cannot serve as one file (blank, a container image), and artifacts it does not
+// serve yet (encrypted ones in a volume, encrypted artifact metadata) are the envelope's faults: the config is
+// accepted, the envelope is in error (EVE's PATCH_ERROR) and no app sees it.
 import { type CipherBlockModel, cipherBlockModel } from "./cipher.ts";
 import { displayNameProblem, hasControl } from "./names.ts";
 import type { ObjectKind } from "./problems.ts";
+
+/** What a volumeRef is resolved against: the config's volumes and content trees (model.ts). */
+export interface ArtifactRefs {
+  volume(uuid: string): { uuid: string; name: string; origin: "blank" | "download"; contentTreeId: string | null } | undefined;
+  contentTree(uuid: string): { uuid: string; name: string; format: string; source: { kind: "registry" | "http" } | null; sha256: string | null } | undefined;
+}
 
 type Doc = Record<string, any>;
 type Push = (kind: ObjectKind, id: string, path: string, message: string) => void;
@@ -24,8 +32,11 @@ export const MAX_INLINE_BYTES = 10 * 1024;
 export const MAX_FILE_NAME = 255;
 
 export type PatchAction = "STORE" | "ACTIVATE";
-/** EVE's info states (EVE_PATCH_ENVELOPE_STATE) that a config alone decides. */
-export type PatchState = "PATCH_ERROR" | "PATCH_READY" | "PATCH_ACTIVE";
+/**
+ * EVE's info states (EVE_PATCH_ENVELOPE_STATE) evebox reports: the three a config alone decides, and PATCH_RECEIVED
+ * while a volume artifact's file is not downloaded yet (the metadata server's `reports()`).
+ */
+export type PatchState = "PATCH_ERROR" | "PATCH_RECEIVED" | "PATCH_READY" | "PATCH_ACTIVE";
 
 export interface PatchArtifactModel {
   /** Position in the envelope's `artifacts`. */
@@ -41,6 +52,11 @@ export interface PatchArtifactModel {
   /** volumeRef: the volume (`imageId`) and `imageName`. */
   volumeId: string | null;
   imageName: string | null;
+  /**
+   * volumeRef: the file served, once downloaded: the content tree the volume is made from (an Http(s) datastore's,
+   * by its sha256, which is the artifact's fileSha). Null when the volume cannot be served (a fault says why).
+   */
+  file: { contentTreeId: string; sha256: string } | null;
   /**
    * encryptedInline: the block, still encrypted; opened by the metadata server (its plaintext is an
    * InlineOpaqueBase64Data: file name, data, metadata, checked as an inline artifact's once opened).
@@ -76,7 +92,7 @@ export function fileNameProblem(s: string): string | null {
 }
 
 /** The envelope's state as EVE reports it, from the config: its faults and problems first, then its action. */
-export function patchState(pe: PatchEnvelopeModel, problems: number): PatchState {
+export function patchState(pe: PatchEnvelopeModel, problems: number): Exclude<PatchState, "PATCH_RECEIVED"> {
   if (pe.faults.length || problems) return "PATCH_ERROR";
   return pe.action === "ACTIVATE" ? "PATCH_ACTIVE" : "PATCH_READY";
 }
@@ -105,7 +121,23 @@ export function envelopeReport(pe: PatchEnvelopeModel, problems: readonly { obje
   };
 }
 
-export function readPatchEnvelopes(doc: Doc, push: Push): PatchEnvelopeModel[] {
+/**
+ * The file a volumeRef's volume gives (its content tree, downloaded), or why there is none. Null volume: a
+ * problem of the config (a reference to nothing); otherwise a fault (the envelope is in error, the config stays).
+ */
+export function volumeArtifactFile(volumeId: string, refs: ArtifactRefs): { file: { contentTreeId: string; sha256: string } } | { problem: string } | { fault: string } {
+  const v = refs.volume(volumeId);
+  if (!v) return { problem: `no volume ${quote(volumeId)} in this config (imageId names the volume the file comes from)` };
+  const named = `volume ${v.name ? `${quote(v.name)} (${v.uuid})` : v.uuid}`;
+  if (v.origin !== "download" || !v.contentTreeId) return { fault: `${named} is blank: it has no file to serve (a volume artifact is the content tree its volume is made from)` };
+  const t = refs.contentTree(v.contentTreeId);
+  if (!t) return { fault: `${named}: no content tree ${v.contentTreeId}` };
+  if (t.format === "CONTAINER" || t.source?.kind === "registry") return { fault: `${named} is made from a container image (content tree ${quote(t.name)}): it is not one file to serve` };
+  if (t.source?.kind !== "http" || !t.sha256) return { fault: `${named}: its content tree ${quote(t.name)} is not a file from an Http(s) datastore with a sha256` };
+  return { file: { contentTreeId: t.uuid, sha256: t.sha256 } };
+}
+
+export function readPatchEnvelopes(doc: Doc, push: Push, refs?: ArtifactRefs): PatchEnvelopeModel[] {
   const list = (v: unknown): Doc[] => (Array.isArray(v) ? v : []);
   const seen = new Set<string>();
   return list(doc.patchEnvelopes).map((pe, index): PatchEnvelopeModel => {
@@ -129,7 +161,7 @@ export function readPatchEnvelopes(doc: Doc, push: Push): PatchEnvelopeModel[] {
     const names = new Map<string, number>();
     const artifacts = list(pe?.artifacts).map((a, j) => {
       const ap = `artifacts[${j}]`;
-      const art: PatchArtifactModel = { index: j, kind: "none", fileName: "", data: null, fileMetaData: "", artifactMetaData: String(a?.artifactMetaData ?? ""), volumeId: null, imageName: null, cipher: null };
+      const art: PatchArtifactModel = { index: j, kind: "none", fileName: "", data: null, fileMetaData: "", artifactMetaData: String(a?.artifactMetaData ?? ""), volumeId: null, imageName: null, file: null, cipher: null };
       if (a?.metadataCipherData) faults.push(`${ap}.metadataCipherData: encrypted artifact metadata is not supported on this device yet`);
       if (a?.inline) {
         art.kind = "inline";
@@ -149,7 +181,10 @@ export function readPatchEnvelopes(doc: Doc, push: Push): PatchEnvelopeModel[] {
         art.fileMetaData = String(a.volumeRef.blobMetaData ?? "");
         const fp = fileNameProblem(art.fileName);
         if (fp && !hasControl(art.fileName)) at(`${ap}.volumeRef.${a.volumeRef.fileNameToUse ? "fileNameToUse" : "imageName"}`, fp);
-        faults.push(`${ap}.volumeRef: artifacts in a volume are not served on this device yet (inline artifacts are)`);
+        const r = refs ? volumeArtifactFile(art.volumeId, refs) : { fault: "no volumes to resolve it against" };
+        if ("file" in r) art.file = r.file;
+        else if ("problem" in r) at(`${ap}.volumeRef.imageId`, r.problem);
+        else faults.push(`${ap}.volumeRef: ${r.fault}`);
       } else if (a?.encryptedInline) {
         art.kind = "encryptedInline";
         art.cipher = cipherBlockModel(a.encryptedInline.cipherData);

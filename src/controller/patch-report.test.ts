@@ -14,19 +14,19 @@ const facts = { devId: "d", version: "1", serial: "", softSerial: "", deviceName
 
 describe("ZInfoPatchEnvelope", () => {
   test("one per envelope: its state (ACTIVE, READY, ERROR with why), size and errors survive the wire", () => {
-    const { model } = buildDeviceModel({
+    const { model, problems } = buildDeviceModel({
       patchEnvelopes: [
         { uuid: PE, version: "4", displayName: "cfg", action: "ACTIVATE", appInstIdsAllowed: [APP], artifacts: [{ inline: { fileNameToUse: "a", base64Data: "aGVsbG8=" } }] },
         { uuid: PE2, displayName: "vol", artifacts: [{ volumeRef: { imageName: "x", imageId: APP } }] },
       ],
     });
-    const reports = model.patchEnvelopes.map((pe) => envelopeReport(pe, []));
+    const reports = model.patchEnvelopes.map((pe) => envelopeReport(pe, problems));
     const items = infoItems(status, { ...facts, patchEnvelopes: reports }).filter((i) => i.key.startsWith("pe:"));
     expect(items.map((i) => i.key)).toEqual([`pe:${PE}v4`, `pe:${PE2}v`]);
     const back = items.map((i) => decodeMessage<ZInfoMsg>("org.lfedge.eve.info.ZInfoMsg", encodeMessage("org.lfedge.eve.info.ZInfoMsg", i.msg)));
     expect(back[0]!.ztype).toBe(ZInfoTypes.ZiPatchEnvelope);
     expect(back[0]!.patchInfo).toMatchObject({ name: "cfg", id: PE, version: "4", state: EVE_PATCH_ENVELOPE_STATE.PATCH_ACTIVE, size: "8" });
-    expect(back[1]!.patchInfo).toMatchObject({ name: "vol", id: PE2, state: EVE_PATCH_ENVELOPE_STATE.PATCH_ERROR, errors: ["artifacts[0].volumeRef: artifacts in a volume are not served on this device yet (inline artifacts are)"] });
+    expect(back[1]!.patchInfo).toMatchObject({ name: "vol", id: PE2, state: EVE_PATCH_ENVELOPE_STATE.PATCH_ERROR, errors: [`patchEnvelopes[1].artifacts[0].volumeRef.imageId: no volume "${APP}" in this config (imageId names the volume the file comes from)`] });
   });
 });
 

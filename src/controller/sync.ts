@@ -35,7 +35,7 @@ import { type AppSample, sampleDevice } from "../telemetry/metrics.ts";
 import { appBundle, bundleLines, deviceBundle, entryFromRow } from "../telemetry/newlogs.ts";
 import { Checkpoints, CONTROLLER_CERTS, LAST_CONFIG } from "./checkpoint.ts";
 import { type ControllerCerts, verifyControllerCerts } from "./certs.ts";
-import { envelopeReport } from "../config/patch-envelopes.ts";
+import { envelopeReport, type PatchEnvelopeReport } from "../config/patch-envelopes.ts";
 import { CipherError, CipherOpener, type EcdhIdentity, loadOrCreateEcdh } from "./cipher.ts";
 import type { SecretOpener } from "../config/cipher.ts";
 import { EnvelopeError, open, seal, unwrap } from "./envelope.ts";
@@ -109,6 +109,8 @@ export interface ControllerDeps {
   appMetrics?: () => AppSample[];
   /** What each app last posted to the metadata server's appCustomStatus (ZInfoAppInstMetaData). */
   appCustomStatus?: () => { uuid: string; data: Uint8Array }[];
+  /** The patch envelopes' states as the metadata server sees them (a volume file not downloaded yet); null: from the config alone. */
+  patchEnvelopes?: () => PatchEnvelopeReport[] | null;
   /** Flow records since the last call, one FlowMessage per app interface (network/'s `collectFlows`). */
   flowRecords?: (devUuid: string) => Promise<FlowMessage[]>;
   /** Where the part logs; by default the store, as source "controller". */
@@ -950,7 +952,7 @@ export class Controller implements ControllerLink {
       ops: this.deps.device.ops?.(),
       configItems: model?.configItemStatus ?? [],
       cluster: model?.device.cluster ?? null,
-      patchEnvelopes: model?.patchEnvelopes.map((pe) => envelopeReport(pe, current!.problems)) ?? [],
+      patchEnvelopes: this.deps.patchEnvelopes?.() ?? model?.patchEnvelopes.map((pe) => envelopeReport(pe, current!.problems)) ?? [],
       appCustomStatus: this.deps.appCustomStatus?.() ?? [],
     });
   }

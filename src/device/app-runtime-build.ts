@@ -1,6 +1,7 @@
 // Builds the app runtime from its pieces (engine client, network part, content cache, volumes, VM runtime,
 // reconciler): a factory with every setting passed in. Loaded lazily (its modules are heavy) once the console
 // answers, by app-runtime.ts.
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import Docker from "dockerode";
 import type { SecretOpener } from "../config/cipher.ts";
@@ -78,12 +79,12 @@ export interface BuiltAppRuntime {
 /** The pieces, wired; nothing is started (the reconciler's start() starts the network and VM parts it drives). */
 export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
   const docker = new Docker({ socketPath: o.dockerSocket ?? DEFAULT_DOCKER_SOCKET });
-  // The metadata server listens first: the firewall's DNAT names its port. It only listens (nothing else starts).
-  let network: NetworkManager | null = null;
-  const metadata = o.network ? metadataServer(o, () => network) : null;
-  network = o.network ? new NetworkManager({ runDir: join(o.runDir, "network"), store: o.store, log: o.log.network, nft: o.nft, metadataPort: metadata?.port ?? null, onLocalInstances: (on) => metadata?.server.want(on), ...(o.portLinks ? { heldLinks: o.portLinks } : {}) }) : null;
   const images = o.images;
   const cache = new ContentCache(join(o.persistDir, "content"), { destinations: o.destinations, ...(images ? { pinned: () => images.digests() } : {}) });
+  // The metadata server listens first: the firewall's DNAT names its port. It only listens (nothing else starts).
+  let network: NetworkManager | null = null;
+  const metadata = o.network ? metadataServer(o, () => network, cache) : null;
+  network = o.network ? new NetworkManager({ runDir: join(o.runDir, "network"), store: o.store, log: o.log.network, nft: o.nft, metadataPort: metadata?.port ?? null, onLocalInstances: (on) => metadata?.server.want(on), ...(o.portLinks ? { heldLinks: o.portLinks } : {}) }) : null;
   const volumes = new VolumeStore(o.persistDir);
   const vmLog = { info: (m: string) => o.log.vms("info", m), warn: (m: string) => o.log.vms("warn", m) };
   // VMs: `<run>/vms/<uuid>/`.
@@ -115,7 +116,7 @@ export function buildAppRuntime(o: AppRuntimeConfig): BuiltAppRuntime {
   return { reconciler, network, vms, metadata };
 }
 
-function metadataServer(o: AppRuntimeConfig, network: () => NetworkManager | null): BuiltAppRuntime["metadata"] {
+function metadataServer(o: AppRuntimeConfig, network: () => NetworkManager | null, cache: ContentCache): BuiltAppRuntime["metadata"] {
   const service = new MetadataService({
     callerAt: (ip) => {
       const i = network()?.interfaceAt(ip);
@@ -127,6 +128,16 @@ function metadataServer(o: AppRuntimeConfig, network: () => NetworkManager | nul
     ...(o.secrets ? { secrets: o.secrets } : {}),
     // The apps' use of their envelopes and their custom statuses outlive a restart, as in EVE.
     state: o.store.metadata,
+    // A volume artifact's file: its content tree in the content store, by its sha256 (the path is the cache's own).
+    artifactFile: (sha256) => {
+      try {
+        const path = cache.path(sha256);
+        const st = statSync(path);
+        return st.isFile() ? { path, size: st.size } : null;
+      } catch {
+        return null;
+      }
+    },
     log: o.log.network,
   });
   const server = new MetadataServer(service, o.log.network);

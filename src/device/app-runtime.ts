@@ -8,6 +8,7 @@ import type { FlowMessage } from "../proto/index.ts";
 import type { AppSample } from "../telemetry/metrics.ts";
 import type { AppRuntimeConfig, BuiltAppRuntime } from "./app-runtime-build.ts";
 import { notStarted } from "./not-started.ts";
+import type { PatchEnvelopeReport } from "../config/patch-envelopes.ts";
 
 export interface AppRuntimeOptions extends AppRuntimeConfig {
   /** false: no app runtime at all (EVEBOX_APPS=off, tests of the console alone). */
@@ -86,6 +87,11 @@ export class AppRuntimePart implements AppCommands, Terminals {
       const used = meta.usageOf(s.uuid);
       return used.length ? { ...s, patchEnvelopes: used.map((u) => ({ uuid: u.uuid, version: u.version, apiCalls: u.apiCalls, downloads: u.downloads })) } : s;
     });
+  }
+
+  /** The patch envelopes' states as the metadata server sees them (a volume file not there yet); null before the runtime runs. */
+  patchEnvelopes(): PatchEnvelopeReport[] | null {
+    return this.built?.metadata?.service.reports() ?? null;
   }
 
   /** What each app last posted to its metadata server's appCustomStatus (none before the runtime runs). */

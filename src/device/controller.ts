@@ -6,6 +6,7 @@ import type { ControllerLink, PartStatus } from "../model/status.ts";
 import type { FlowMessage } from "../proto/index.ts";
 import type { AppSample } from "../telemetry/metrics.ts";
 import { notStarted } from "./not-started.ts";
+import type { PatchEnvelopeReport } from "../config/patch-envelopes.ts";
 
 /** What the controller part is built from: the controller's own dependencies it passes through, and its own. */
 export interface ControllerPartOptions
@@ -17,7 +18,7 @@ export interface ControllerPartOptions
   timers: Partial<ControllerTimers>;
   checkpointMaxAgeMs: number | null;
   /** The apps' CPU and memory (the app runtime). */
-  appMetrics: { appSamples(): AppSample[]; appCustomStatus?(): { uuid: string; data: Uint8Array }[] };
+  appMetrics: { appSamples(): AppSample[]; appCustomStatus?(): { uuid: string; data: Uint8Array }[]; patchEnvelopes?(): PatchEnvelopeReport[] | null };
   /** Flow records since the last call (the app runtime's network part). */
   flows: { collectFlows(devUuid: string): Promise<FlowMessage[]> };
 }
@@ -57,6 +58,7 @@ export class ControllerPart implements ControllerLink {
         timers: this.o.timers,
         appMetrics: () => this.o.appMetrics.appSamples(),
         appCustomStatus: () => this.o.appMetrics.appCustomStatus?.() ?? [],
+        patchEnvelopes: () => this.o.appMetrics.patchEnvelopes?.() ?? null,
         flowRecords: (devUuid) => this.o.flows.collectFlows(devUuid),
         checkpointMaxAgeMs: this.o.checkpointMaxAgeMs,
         locCommands: this.o.locCommands,

@@ -155,6 +155,60 @@ describe("the metadata service", () => {
     expect(s2.customStatuses().map((c) => [c.uuid, new TextDecoder().decode(c.data)])).toEqual([[A, '{"a":1}']]);
   });
 
+  test("a volume artifact: kept from the apps (PATCH_RECEIVED) until its content tree is in the store, then its file is served as EVE serves it", async () => {
+    const bytes = new Uint8Array(70_000).map((_, i) => (i * 7 + 3) & 0xff); // binary, not text
+    const sha = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+    const blob = join(dir, sha);
+    const DS = "5b0a6b52-7f36-4a55-8c3e-2a3f5c0d1e09";
+    const CT = "0c5e2b1a-3d4f-4a6b-9c8d-7e6f5a4b3c09";
+    const VOL = "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a09";
+    const doc = {
+      datastores: [{ id: DS, dType: "DsHttp", fqdn: "http://files.example" }],
+      contentInfo: [{ uuid: CT, dsId: DS, URL: "m.bin", iformat: "RAW", sha256: sha }],
+      volumes: [{ uuid: VOL, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: CT } }],
+      patchEnvelopes: [
+        { uuid: PE, version: "1", action: "ACTIVATE", appInstIdsAllowed: [A], artifacts: [{ inline: { fileNameToUse: "a.txt", base64Data: b64("hello a") } }, { volumeRef: { imageName: "model", fileNameToUse: "model.bin", blobMetaData: "bWV0YQ==", imageId: VOL }, artifactMetaData: "art" }] },
+        { uuid: PE2, action: "STORE", appInstIdsAllowed: [A], artifacts: [{ volumeRef: { imageName: "model", imageId: VOL } }] },
+      ],
+    };
+    const { model, problems } = buildDeviceModel(doc);
+    expect(problems).toEqual([]);
+    let stored = false;
+    const s = new MetadataService({
+      callerAt: (ip) => CALLERS[ip] ?? null,
+      model: () => ({ model, problems: [] }),
+      device: () => ({ uuid: null, name: "" }),
+      ipv4Of: () => null,
+      artifactFile: (h) => (stored && h === sha ? { path: blob, size: bytes.length } : null),
+    });
+    expect(await (await get(s, "/eve/v1/patch/description.json")).json()).toEqual([]);
+    expect((await get(s, `/eve/v1/patch/download/${PE}/model.bin`)).status).toBe(404);
+    expect(s.reports().map((r) => [r.uuid, r.state, r.size])).toEqual([[PE, "PATCH_RECEIVED", b64("hello a").length], [PE2, "PATCH_RECEIVED", 0]]);
+
+    writeFileSync(blob, bytes);
+    stored = true;
+    expect(s.reports().map((r) => [r.uuid, r.state, r.size])).toEqual([[PE, "PATCH_ACTIVE", b64("hello a").length + bytes.length], [PE2, "PATCH_READY", bytes.length]]);
+    const d = await (await get(s, "/eve/v1/patch/description.json")).json();
+    expect(d[0].BinaryBlobs[1]).toEqual({ fileName: "model.bin", fileSha: sha, fileMetaData: "bWV0YQ==", artifactMetaData: "art", encArtifactMeta: {}, url: `http://169.254.169.254/eve/v1/patch/download/${PE}/model.bin`, size: bytes.length });
+    expect(d[0].VolumeRefs).toEqual([{ fileName: "model.bin", imageName: "model", fileMetaData: "bWV0YQ==", artifactMetaData: "art", encArtifactMeta: {}, imageId: VOL }]);
+    const r = await get(s, `/eve/v1/patch/download/${PE}/model.bin`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-length")).toBe(String(bytes.length));
+    const got = new Uint8Array(await r.arrayBuffer());
+    expect(new Bun.CryptoHasher("sha256").update(got).digest("hex")).toBe(sha);
+    // The zip holds both files, the volume's as its bytes; unzip checks each CRC.
+    const z = await get(s, `/eve/v1/patch/download/${PE}`);
+    const zip = join(dir, "vol.zip");
+    const body = new Uint8Array(await z.arrayBuffer());
+    expect(z.headers.get("content-length")).toBe(String(body.length));
+    writeFileSync(zip, body);
+    expect(Bun.spawnSync(["unzip", "-t", zip]).exitCode).toBe(0);
+    const fromZip = Bun.spawnSync(["unzip", "-p", zip, "model.bin"]).stdout;
+    expect(new Bun.CryptoHasher("sha256").update(fromZip).digest("hex")).toBe(sha);
+    expect(Bun.spawnSync(["unzip", "-p", zip, "a.txt"]).stdout.toString()).toBe(b64("hello a"));
+    expect(s.usageOf(A)).toEqual([{ appUuid: A, uuid: PE, version: "1", apiCalls: 1, downloads: 2 }]);
+  });
+
   test("the counters and the custom statuses outlive a restart (kept in the store), bounded by the config", async () => {
     const path = join(dir, "restart.db");
     const apps = [{ uuidandversion: { uuid: A } }, { uuidandversion: { uuid: B } }];

@@ -10,7 +10,7 @@ import type { DeviceModel, PatchEnvelopeModel } from "../config/model.ts";
 import { decodeMessage, type InlineOpaqueBase64Data } from "../proto/index.ts";
 import { envelopeReport, fileNameProblem, MAX_INLINE_BYTES, type PatchEnvelopeReport, patchState } from "../config/patch-envelopes.ts";
 import type { ObjectProblem } from "../config/problems.ts";
-import { zipStored } from "./zip.ts";
+import { crc32OfFile, ZIP_MAX, type ZipEntry, zipLength, zipStream } from "./zip.ts";
 
 export const METADATA_IP = "169.254.169.254";
 const PATCH_URL = `http://${METADATA_IP}/eve/v1/patch/download`;
@@ -36,6 +36,11 @@ export interface MetadataDeps {
   ipv4Of(ifname: string): string | null;
   /** The device's location (lps/ or the controller), EVE's location.json keys; null: none known (204). */
   location?(): Record<string, unknown> | null;
+  /**
+   * A volume artifact's file: the content tree of that sha256 in evebox's content store (storage/cache.ts, its
+   * path made from the sha256 alone), once downloaded; null while it is not there. Absent: none is served.
+   */
+  artifactFile?(sha256: string): { path: string; size: number } | null;
   /** Opens encrypted inline artifacts (the controller part's opener); absent: they are not served. */
   secrets?: Pick<SecretOpener, "openBytes" | "epoch">;
   /** Where an artifact that cannot be opened is told. */
@@ -121,13 +126,33 @@ class RateLimiter {
 
 type Env = { Bindings: { ip: string; port: number } };
 
-/** A file of an envelope as served: an inline artifact, or an encrypted one opened. */
+/** A file of an envelope as served: an inline artifact, an encrypted one opened, or a volume artifact's file. */
 export interface PatchFile {
   fileName: string;
-  /** The base64 text (what is served, and what fileSha and size are of). */
-  data: string;
+  /** Inline: the base64 text (what is served, and what fileSha and size are of); null for a volume artifact. */
+  data: string | null;
+  /** A volume artifact: its file in the content store, its size and sha256 (the content tree's, verified). */
+  volume: { path: string; size: number; sha256: string } | null;
   fileMetaData: string;
   artifactMetaData: string;
+}
+
+/** An envelope's volume references as EVE lists them in description.json (BinaryBlobVolumeRef's keys), or null. */
+function volumeRefs(pe: PatchEnvelopeModel): Record<string, unknown>[] | null {
+  const refs = pe.artifacts.filter((a) => a.kind === "volumeRef");
+  return refs.length
+    ? refs.map((a) => ({ fileName: a.fileName, imageName: a.imageName ?? "", fileMetaData: a.fileMetaData, artifactMetaData: a.artifactMetaData, encArtifactMeta: {}, imageId: a.volumeId ?? "" }))
+    : null;
+}
+
+/** A zip entry of a file: an inline one's text, or a volume file read from the store (its CRC once per sha256). */
+async function zipEntryOf(f: PatchFile): Promise<ZipEntry> {
+  if (!f.volume) {
+    const data = new TextEncoder().encode(f.data!);
+    return { name: f.fileName, size: data.length, crc: Bun.hash.crc32(data) >>> 0, body: () => data };
+  }
+  const v = f.volume;
+  return { name: f.fileName, size: v.size, crc: await crc32OfFile(v.path, v.size, v.sha256), body: () => Bun.file(v.path).slice(0, v.size).stream() };
 }
 
 type Opened = { ok: true; file: PatchFile } | { ok: false; error: string };
@@ -183,11 +208,20 @@ export class MetadataService {
     return (this.named = { apps, given });
   }
 
-  /** Every envelope of the current config with the state EVE would report. */
+  /**
+   * Every envelope of the current config with the state EVE would report: the config's, but PATCH_RECEIVED while
+   * a volume artifact's file is not downloaded yet (as EVE, whatever the action), and the size with the volume
+   * files that are there (EVE sums its completed blobs).
+   */
   reports(): PatchEnvelopeReport[] {
     const m = this.deps.model();
     if (!m) return [];
-    return m.model.patchEnvelopes.map((pe) => envelopeReport(pe, m.problems));
+    return m.model.patchEnvelopes.map((pe) => {
+      const r = envelopeReport(pe, m.problems);
+      const files = pe.artifacts.flatMap((a) => (a.kind === "volumeRef" && a.file ? [this.deps.artifactFile?.(a.file.sha256) ?? null] : []));
+      const size = r.size + files.reduce((n, f) => n + (f?.size ?? 0), 0);
+      return { ...r, size, state: r.state !== "PATCH_ERROR" && files.some((f) => !f) ? "PATCH_RECEIVED" : r.state };
+    });
   }
 
   /**
@@ -210,7 +244,13 @@ export class MetadataService {
   private async filesOf(pe: PatchEnvelopeModel, model: DeviceModel): Promise<PatchFile[] | null> {
     const files: PatchFile[] = [];
     for (const a of pe.artifacts) {
-      if (a.kind === "inline") files.push({ fileName: a.fileName, data: a.data!, fileMetaData: a.fileMetaData, artifactMetaData: a.artifactMetaData });
+      if (a.kind === "inline") files.push({ fileName: a.fileName, data: a.data!, volume: null, fileMetaData: a.fileMetaData, artifactMetaData: a.artifactMetaData });
+      else if (a.kind === "volumeRef" && a.file) {
+        // Not downloaded yet: the envelope waits (EVE's PATCH_RECEIVED), kept from the apps until it is.
+        const f = this.deps.artifactFile?.(a.file.sha256);
+        if (!f) return null;
+        files.push({ fileName: a.fileName, data: null, volume: { ...f, sha256: a.file.sha256 }, fileMetaData: a.fileMetaData, artifactMetaData: a.artifactMetaData });
+      }
       else if (a.kind === "encryptedInline" && a.cipher) {
         const r = await this.open(a.cipher, model);
         if (!r.ok) {
@@ -256,7 +296,7 @@ export class MetadataService {
           if (bad) return { ok: false, error: `fileNameToUse: ${bad}` };
           if (data.length > MAX_INLINE_BYTES) return { ok: false, error: `base64Data: ${data.length} bytes: at most ${MAX_INLINE_BYTES}` };
           if (!BASE64.test(data.replace(/\s+/g, ""))) return { ok: false, error: "base64Data: is not base64 text" };
-          return { ok: true, file: { fileName, data, fileMetaData: String(inline.base64MetaData ?? ""), artifactMetaData: "" } };
+          return { ok: true, file: { fileName, data, volume: null, fileMetaData: String(inline.base64MetaData ?? ""), artifactMetaData: "" } };
         },
         (e: Error): Opened => ({ ok: false, error: e.message }),
       );
@@ -320,14 +360,15 @@ export class MetadataService {
           Version: pe.version,
           BinaryBlobs: files.map((f) => ({
             fileName: f.fileName,
-            fileSha: this.sha256(f.data),
+            fileSha: f.volume ? f.volume.sha256 : this.sha256(f.data!),
             fileMetaData: f.fileMetaData,
             artifactMetaData: f.artifactMetaData,
             encArtifactMeta: {},
             url: `${PATCH_URL}/${pe.uuid}/${encodeURIComponent(f.fileName)}`,
-            size: Buffer.byteLength(f.data),
+            size: f.volume ? f.volume.size : Buffer.byteLength(f.data!),
           })),
-          VolumeRefs: null,
+          // As EVE: the volume references as configured, beside their files in BinaryBlobs; null when there are none.
+          VolumeRefs: volumeRefs(pe),
         })),
       );
     });
@@ -335,9 +376,16 @@ export class MetadataService {
     app.get("/eve/v1/patch/download/:patch", async (c) => {
       const e = await envelopeOf(c);
       if (!e) return c.json({ message: "patch is not found" }, 404);
+      let entries: ZipEntry[];
+      try {
+        entries = await Promise.all(e.files.map((f) => zipEntryOf(f)));
+      } catch (err) {
+        return c.json({ message: `the envelope's files cannot be read: ${(err as Error).message}` }, 500);
+      }
+      const length = zipLength(entries);
+      if (length === null) return c.json({ message: `the envelope's files are too large for one zip (at most ${ZIP_MAX} bytes without zip64): download them one by one` }, 413);
       this.count(caller(c).appUuid, e.pe, "downloads");
-      const zip = zipStored(e.files.map((f) => ({ name: f.fileName, data: new TextEncoder().encode(f.data) })));
-      return c.body(zip, 200, { "Content-Type": "application/zip", "Content-Disposition": `attachment; filename="${e.pe.uuid}.zip"` });
+      return c.body(zipStream(entries), 200, { "Content-Type": "application/zip", "Content-Length": String(length), "Content-Disposition": `attachment; filename="${e.pe.uuid}.zip"` });
     });
     app.get("/eve/v1/patch/download/:patch/:file", async (c) => {
       const e = await envelopeOf(c);
@@ -345,8 +393,10 @@ export class MetadataService {
       const f = e.files.find((x) => x.fileName === c.req.param("file"));
       if (!f) return c.json({ message: "file is not found" }, 404);
       this.count(caller(c).appUuid, e.pe, "downloads");
+      // A volume artifact's file streamed from the content store (never read whole), exactly its size.
+      if (f.volume) return c.body(Bun.file(f.volume.path).slice(0, f.volume.size).stream(), 200, { "Content-Type": "application/octet-stream", "Content-Length": String(f.volume.size) });
       // As EVE serves an inline artifact: its base64 text, not decoded.
-      return c.body(f.data, 200, { "Content-Type": "text/plain" });
+      return c.body(f.data!, 200, { "Content-Type": "text/plain" });
     });
     // EVE's appCustomStatus: the app's own status, bytes the controller gets as they are (ZInfoAppInstMetaData).
     app.post(CUSTOM_STATUS_PATH, async (c) => {

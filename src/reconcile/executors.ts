@@ -5,18 +5,23 @@ import type { SwState } from "../model/swstate.ts";
 import type { DesiredContentTree } from "./desired.ts";
 import type { ContentTreeRecord } from "./observed.ts";
 import type { CommonStep, Step } from "./plan.ts";
-import { type ExecutorContext, type FetchBytes, type LaneContext, sourceKey } from "./workload.ts";
+import { downloadContentTree, type ExecutorContext, type FetchBytes, fileSourceKey, type LaneContext, sourceKey } from "./workload.ts";
 
 export type { ExecutorContext, LaneContext } from "./workload.ts";
 
 type Executor<K extends CommonStep["kind"]> = (step: Extract<CommonStep, { kind: K }>, ctx: ExecutorContext, lane: LaneContext) => Promise<void>;
 
-const fetchContentTree: Executor<"fetchContentTree"> = async ({ tree }, ctx) => {
-  ctx.startFetch(tree.uuid, (signal) => fetchNow(tree, { ...ctx, signal }));
+const fetchContentTree: Executor<"fetchContentTree"> = async ({ tree, asFile }, ctx) => {
+  ctx.startFetch(tree.uuid, (signal) => fetchNow(tree, { ...ctx, signal }, asFile === true));
 };
 
-/** Download (or pull), verify and load one content tree, by the kind that uses its format; records its progress, result or error. */
-async function fetchNow(tree: DesiredContentTree, ctx: ExecutorContext): Promise<void> {
+/**
+ * Download (or pull), verify and load one content tree, by the kind that uses its format — or, `asFile`, only
+ * download it into the content store (sha256 checked), for a patch envelope's volume artifact; records its
+ * progress, result or error.
+ */
+async function fetchNow(tree: DesiredContentTree, ctx: ExecutorContext, asFile = false): Promise<void> {
+  const key = asFile ? fileSourceKey(tree) : sourceKey(tree);
   const rec: ContentTreeRecord = ctx.records.contentTree(tree.uuid) ?? {
     uuid: tree.uuid,
     state: "INITIAL",
@@ -27,9 +32,9 @@ async function fetchNow(tree: DesiredContentTree, ctx: ExecutorContext): Promise
     progress: 0,
     attempts: 0,
     nextRetryAt: 0,
-    sourceKey: sourceKey(tree),
+    sourceKey: key,
   };
-  rec.sourceKey = sourceKey(tree);
+  rec.sourceKey = key;
   const set = (state: SwState, progress: number, bytes?: FetchBytes) => {
     const changed = rec.state !== state;
     rec.state = state;
@@ -40,9 +45,14 @@ async function fetchNow(tree: DesiredContentTree, ctx: ExecutorContext): Promise
   };
   try {
     set("DOWNLOADING", 0);
-    const kind = ctx.workloads.find((w) => w.loads(tree));
-    if (!kind) throw new Error(`no workload of this evebox uses content trees of format ${tree.format}`);
-    Object.assign(rec, await kind.loadContentTree(tree, ctx, set));
+    if (asFile) {
+      const { sizeBytes } = await downloadContentTree(tree, ctx, set);
+      Object.assign(rec, { imageRef: null, imageId: null, sizeBytes });
+    } else {
+      const kind = ctx.workloads.find((w) => w.loads(tree));
+      if (!kind) throw new Error(`no workload of this evebox uses content trees of format ${tree.format}`);
+      Object.assign(rec, await kind.loadContentTree(tree, ctx, set));
+    }
     rec.error = null;
     rec.attempts = 0;
     rec.nextRetryAt = 0;

@@ -4,12 +4,13 @@ import { DEVICE_ENV } from "../config/device-env.ts";
 import type { OwnedContainer } from "../runtime/containers/types.ts";
 import { readUserData as parseUserData } from "../config/userdata.ts";
 import { desiredFromConfig } from "./desired.ts";
-import { type AppRecord, newAppRecord, type Observed } from "./observed.ts";
+import { type AppRecord, type ContentTreeRecord, newAppRecord, type Observed } from "./observed.ts";
 import { plan, sourceKey, type Step, volumeKey } from "./plan.ts";
 import { compileFirewall } from "../network/acl/compile.ts";
 import { desiredItems } from "../network/items.ts";
 import { containerKey, EMPTY_FACTS, networkModel } from "../network/model.ts";
 import { appState, noteExits } from "./status.ts";
+import { desiredVms } from "./vms.ts";
 
 const DS = "5b0a6b52-7f36-4a55-8c3e-2a3f5c0d1e02";
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
@@ -227,6 +228,38 @@ describe("plan", () => {
     expect(appState(off.apps[0]!, off, observed())).toMatchObject({ state: "HALTED", error: null });
     const on = desiredFromConfig(config([{ n: 1 }]));
     expect(plan(on, observed()).filter((s) => s.step.kind === "fetchContentTree").map((s) => (s.step as any).tree.uuid)).toEqual([uuid(1001)]);
+  });
+
+  test("a content tree only a patch envelope's volume artifact names is fetched as a file; once a VM app needs it, it is loaded (checked as a disk) again", () => {
+    const HTTP = uuid(9001);
+    const CT = uuid(9002);
+    const VOL = uuid(9003);
+    const doc = config([{ n: 1 }]);
+    doc.datastores.push({ id: HTTP, dType: "DsHttp", fqdn: "http://files.example" });
+    doc.contentInfo.push({ uuid: CT, dsId: HTTP, URL: "m.bin", iformat: "RAW", sha256: "ab".repeat(32) });
+    doc.volumes.push({ uuid: VOL, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: CT } });
+    doc.patchEnvelopes = [{ uuid: uuid(9004), action: "STORE", appInstIdsAllowed: [uuid(1)], artifacts: [{ volumeRef: { imageName: "m", imageId: VOL } }] }];
+    const d = desiredFromConfig(doc);
+    const fetches = (o: Observed) => plan(d, o).filter((s) => s.step.kind === "fetchContentTree").map((s) => s.step as Extract<Step, { kind: "fetchContentTree" }>);
+    const first = fetches(observed());
+    expect(first.map((f) => [f.tree.uuid, f.asFile ?? false])).toEqual([[uuid(1001), false], [CT, true]]);
+    // Downloaded as a file: nothing more to fetch for the envelope.
+    const tree = d.contentTrees.find((t) => t.uuid === CT)!;
+    const asFile = { uuid: CT, state: "LOADED" as const, error: null, imageRef: null, imageId: null, sizeBytes: 9, progress: 100, attempts: 0, nextRetryAt: 0, sourceKey: `${sourceKey(tree)}#file` };
+    const trees = new Map<string, ContentTreeRecord>([...loaded(d), [CT, asFile]]);
+    expect(fetches(observed({ contentTrees: trees }))).toEqual([]);
+    // Loaded by a kind (a VM's disk) serves the envelope as well.
+    expect(fetches(observed({ contentTrees: loaded(d) }))).toEqual([]);
+    // Without the envelope it is not fetched at all.
+    const none = desiredFromConfig({ ...doc, patchEnvelopes: [] });
+    expect(plan(none, observed({ contentTrees: loaded(none) })).filter((s) => s.step.kind === "fetchContentTree")).toEqual([]);
+    // A VM app using the tree fetched as a file only: fetched again by its kind (the disk check), not as a file.
+    doc.apps.push({ uuidandversion: { uuid: uuid(9005), version: "1" }, displayname: "vm", activate: true, fixedresources: { memory: 1024, vcpus: 1 }, volumeRefList: [{ uuid: VOL }] });
+    const withVm = desiredFromConfig(doc);
+    withVm.vms = desiredVms(withVm, { volumeDir: () => "/v", blob: () => "/b" });
+    const vms = { running: new Map(), lastExits: new Map(), unavailable: null };
+    const again = plan(withVm, observed({ contentTrees: new Map<string, ContentTreeRecord>([...loaded(withVm), [CT, asFile]]), vms })).filter((s) => s.step.kind === "fetchContentTree");
+    expect(again.map((s) => [(s.step as any).tree.uuid, (s.step as any).asFile ?? false])).toEqual([[CT, false]]);
   });
 
   test("activate=false halts a running app; activate=true starts a stopped one", () => {

@@ -9,14 +9,18 @@ import { CONTAINER_KIND, type ContainerStep } from "./containers.ts";
 import type { DesiredApp, DesiredContentTree, DesiredState, DesiredVolume } from "./desired.ts";
 import type { Observed } from "./observed.ts";
 import { VM_KIND, type VmStep } from "./vms.ts";
-import { sourceKey, volumeKey, type WorkloadKind } from "./workload.ts";
+import { fileSourceKey, sourceKey, volumeKey, type WorkloadKind } from "./workload.ts";
 
 export { sourceKey, startDelayOver, volumeKey } from "./workload.ts";
 
 /** The steps every kind shares. */
 export type CommonStep =
-  /** Starts a background fetch (download, verify, load); its completion triggers the next pass. */
-  | { kind: "fetchContentTree"; tree: DesiredContentTree }
+  /**
+   * Starts a background fetch (download, verify, load); its completion triggers the next pass. `asFile`: only a
+   * patch envelope's volume artifact needs it, as a file in the content store (downloaded and checked against its
+   * sha256, not loaded by a workload kind).
+   */
+  | { kind: "fetchContentTree"; tree: DesiredContentTree; asFile?: boolean }
   | { kind: "removeContentTree"; uuid: string; imageRef: string | null }
   | { kind: "createVolume"; volume: DesiredVolume }
   | { kind: "removeVolume"; uuid: string; generation: number }
@@ -55,16 +59,23 @@ export function plan(desired: DesiredState, observed: Observed, kinds: readonly 
   }
   const needs = kinds.map((k) => k.needs(desired, observed));
   // Only what an app that is to run needs is fetched: a content tree of a halted app (activate false),
-  // or of no app, is not downloaded (a datastore URL is where the device connects to).
+  // or of no app, is not downloaded (a datastore URL is where the device connects to). A patch envelope's volume
+  // artifact needs its volume's content tree too, as a file the metadata server serves (EVE downloads it for the
+  // envelope): fetched as a file when no app needs it (a tree an app needs is loaded by its kind, and a disk image
+  // fetched as a file only is checked as a disk again before a VM uses it: another source key).
   const neededTrees = new Set(needs.flatMap((n) => n.contentTrees));
+  const fileTrees = new Set(desired.model.patchEnvelopes.flatMap((pe) => pe.artifacts.flatMap((a) => (a.file ? [a.file.contentTreeId] : []))));
   const treeReady = new Map<string, boolean>();
   for (const t of desired.contentTrees) {
-    if (!neededTrees.has(t.uuid)) continue;
+    const forApps = neededTrees.has(t.uuid);
+    if (!forApps && !fileTrees.has(t.uuid)) continue;
     const rec = observed.contentTrees.get(t.uuid);
-    const loaded = rec?.state === "LOADED" && rec.sourceKey === sourceKey(t);
-    treeReady.set(t.uuid, loaded);
-    if (!loaded && !t.error && !observed.fetching.has(t.uuid) && (!rec || rec.sourceKey !== sourceKey(t) || rec.nextRetryAt <= now)) {
-      add(0, `ct:${t.uuid}`, { kind: "fetchContentTree", tree: t });
+    const key = forApps ? sourceKey(t) : fileSourceKey(t);
+    // What an app's kind loaded is a file in the content store as well (a disk image; a container image is never a volume artifact).
+    const loaded = rec?.state === "LOADED" && (rec.sourceKey === key || (!forApps && rec.sourceKey === sourceKey(t)));
+    if (forApps) treeReady.set(t.uuid, loaded);
+    if (!loaded && !t.error && !observed.fetching.has(t.uuid) && (!rec || rec.sourceKey !== key || rec.nextRetryAt <= now)) {
+      add(0, `ct:${t.uuid}`, { kind: "fetchContentTree", tree: t, ...(forApps ? {} : { asFile: true }) });
     }
   }
   const haveVolumes = new Set(observed.volumes.map((v) => volumeKey(v.uuid, v.generation)));
@@ -113,7 +124,7 @@ export function plan(desired: DesiredState, observed: Observed, kinds: readonly 
 export function describeStep(s: Step, kinds: readonly WorkloadKind[] = WORKLOAD_KINDS): string {
   switch (s.kind) {
     case "fetchContentTree":
-      return `fetch content tree ${s.tree.name}`;
+      return `fetch content tree ${s.tree.name}${s.asFile ? " (a patch envelope's file)" : ""}`;
     case "removeContentTree":
       return `remove content tree ${s.uuid}`;
     case "createVolume":

@@ -132,6 +132,11 @@ export function sourceKey(t: DesiredContentTree): string {
   return JSON.stringify([t.source.kind === "registry" ? [t.source.fqdn, t.source.url] : t.source.url, t.sha256, t.maxSizeBytes]);
 }
 
+/** The source key of a content tree fetched only as a file (a patch envelope's volume artifact), not loaded by a kind. */
+export function fileSourceKey(t: DesiredContentTree): string {
+  return `${sourceKey(t)}#file`;
+}
+
 export function volumeKey(uuid: string, generation: number): string {
   return `${uuid.toLowerCase()}#${generation}`;
 }
