@@ -198,6 +198,20 @@ describe("the metadata server at 169.254.169.254", () => {
     expect((await fetchInApp("other", "http://169.254.169.254/eve/v1/hostname")).out).toBe(`${APPS.other}\n`);
   }, 60_000);
 
+  test("the other ECO-METADATA routes from inside an app: WWAN (no modem), diag, the signer, discover refused, OpenStack not configured", async () => {
+    expect(JSON.parse((await fetchInApp("listed", "http://169.254.169.254/eve/v1/wwan/status.json")).out).Networks).toBeNull();
+    const diag = await fetchInApp("listed", "http://169.254.169.254/eve/v1/diag");
+    expect(diag.out).toContain(`listed (${APPS.listed}): RUNNING`);
+    const id = await containerOf("listed");
+    // The signer answers an AuthContainer (protobuf): its payload field holds what was posted.
+    const signed = await sh(["docker", "exec", id, "/bin/busybox", "sh", "-c", "/bin/busybox timeout 10 /bin/busybox wget -qO- --post-data 'sign-me' http://169.254.169.254/eve/v1/tpm/signer | /bin/busybox od -An -c | /bin/busybox tr -d ' \\n'"]);
+    expect(signed.out).toContain("sign-me");
+    const disc = await sh(["docker", "exec", id, "/bin/busybox", "timeout", "10", "/bin/busybox", "wget", "-qO-", "-S", "http://169.254.169.254/eve/v1/discover-network.json"], { ok: [1] });
+    expect(disc.err).toContain("403");
+    const os = await sh(["docker", "exec", id, "/bin/busybox", "timeout", "10", "/bin/busybox", "wget", "-qO-", "-S", "http://169.254.169.254/openstack/latest/meta_data.json"], { ok: [1] });
+    expect(os.err).toContain("404");
+  }, 60_000);
+
   test("appCustomStatus: an app posts its own status (JSON) through 169.254.169.254 and it is taken", async () => {
     const id = await containerOf("listed");
     const r = await sh(["docker", "exec", id, "/bin/busybox", "timeout", "10", "/bin/busybox", "wget", "-qO-", "-S", "--header", "Content-Type: application/json", "--post-data", '{"phase":"calibrated"}', "http://169.254.169.254/eve/v1/app/appCustomStatus"]);

@@ -89,6 +89,8 @@ export interface AppInterfaceModel {
   acls: AceModel[];
   /** `interface_order`: its place among the app's NICs when VmConfig.enforce_network_interface_order is set. */
   order: number;
+  /** `allowToDiscover`: the app may list the other apps' addresses (the metadata server's discover-network.json). */
+  allowToDiscover: boolean;
 }
 
 /** A physical/IO adapter the app asks to have passed through (`apps[].adapters`). */
@@ -138,6 +140,8 @@ export interface AppModel {
   cipher: CipherBlockModel | null;
   /** `profile_list`: the profiles in which the app runs (none: every profile). */
   profiles: string[];
+  /** `metaDataType` by name (EVE's MetaDataType): `MetaDataOpenStack` has the metadata server answer /openstack. */
+  metaDataType: string;
   faults: string[];
 }
 
@@ -583,6 +587,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
       macAddress: ifc?.macAddress ? String(ifc.macAddress).toLowerCase() : null,
       acls: list(ifc?.acls).map(aceModel),
       order: Number(ifc?.interfaceOrder ?? 0),
+      allowToDiscover: ifc?.allowToDiscover === true,
     }));
     return {
       index,
@@ -610,6 +615,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
       startDelaySec: Number(a?.startDelayInSeconds ?? 0),
       cipher: cipherBlockModel(a?.cipherData),
       profiles: list(a?.profileList).map(String),
+      metaDataType: enumName(a?.metaDataType, "MetaDataDrive", ["MetaDataDrive", "MetaDataNone", "MetaDataOpenStack", "MetaDataDriveMultipart"]),
       faults,
     };
   });

@@ -10,6 +10,8 @@ import type { EventBus } from "../model/events.ts";
 import type { Hardware } from "../hardware/service.ts";
 import { networkInterfaces } from "node:os";
 import { bindToVfio, releaseFromVfio } from "../hardware/vfio.ts";
+import { diagText } from "../metadata/diag.ts";
+import { portMetrics } from "../metadata/netdev.ts";
 import { MetadataServer } from "../metadata/server.ts";
 import { MetadataService } from "../metadata/service.ts";
 import { NetworkManager } from "../network/manager.ts";
@@ -66,6 +68,8 @@ export interface AppRuntimeConfig {
   metadataPort?: number | null;
   /** The VLANs and bonds the device's own ports stand on (init's, as PID 1): the network part leaves them be. */
   portLinks?: () => readonly string[];
+  /** Signs a payload with the device's key for an app (the metadata server's /eve/v1/tpm/signer: an AuthContainer). */
+  sign?: (payload: Uint8Array) => Promise<Uint8Array>;
 }
 
 export interface BuiltAppRuntime {
@@ -120,8 +124,20 @@ function metadataServer(o: AppRuntimeConfig, network: () => NetworkManager | nul
   const service = new MetadataService({
     callerAt: (ip) => {
       const i = network()?.interfaceAt(ip);
-      return i ? { appUuid: i.appUuid, appName: i.appName, uplinkIfname: i.uplinkIfname } : null;
+      if (!i) return null;
+      const allowToDiscover = o.config.model()?.model.apps.find((a) => a.uuid === i.appUuid)?.interfaces[i.index]?.allowToDiscover === true;
+      return { appUuid: i.appUuid, appName: i.appName, uplinkIfname: i.uplinkIfname, allowToDiscover };
     },
+    appInterfaces: () => (network()?.current()?.model.interfaces ?? []).flatMap((i) => (i.niKind === "local" && i.ip ? [{ appUuid: i.appUuid, hostIfname: i.hostIfname, ip: i.ip }] : [])),
+    // The device's ports: the config's (by the interface each resolves to) and the Local instances' uplinks.
+    portMetrics: () => {
+      const ports = (o.config.model()?.model.ports ?? []).flatMap((p) => (p.resolution.kind === "ifname" ? [p.resolution.ifname] : []));
+      const uplinks = (network()?.current()?.model.interfaces ?? []).flatMap((i) => (i.uplinkIfname ? [i.uplinkIfname] : []));
+      return portMetrics([...ports, ...uplinks]);
+    },
+    diag: () => diagText({ device: o.device?.() ?? { uuid: null, name: "" }, objects: (kind) => o.store.observed(kind) }),
+    ...(o.sign ? { sign: o.sign } : {}),
+    ...(o.secrets ? { open: (block, ctx) => o.secrets!.open(block, ctx) } : {}),
     model: () => o.config.model(),
     device: () => o.device?.() ?? { uuid: null, name: "" },
     ipv4Of: (ifname) => networkInterfaces()[ifname]?.find((a) => a.family === "IPv4" && !a.internal)?.address ?? null,

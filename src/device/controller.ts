@@ -95,6 +95,20 @@ export class ControllerPart implements ControllerLink {
     return (await this.load()).status();
   }
 
+  /**
+   * Signs an app's payload with the device's key (the metadata server's signer, EVE's AddAuthentication): an
+   * AuthContainer as the device's controller messages are. The identity is the controller link's when it runs;
+   * otherwise it is loaded (created on a first start) from the config directory, as the link would.
+   */
+  async signForApp(payload: Uint8Array): Promise<Uint8Array> {
+    const { seal } = await import("../controller/envelope.ts");
+    if (this.controller) return seal(payload, this.controller.identity.device);
+    this.ownIdentity ??= import("../controller/identity.ts").then(({ DeviceIdentity }) => DeviceIdentity.loadOrCreate(this.o.configDir));
+    this.ownIdentity.catch(() => (this.ownIdentity = null));
+    return seal(payload, (await this.ownIdentity).device);
+  }
+  private ownIdentity: Promise<import("../controller/identity.ts").DeviceIdentity> | null = null;
+
   /** Opens the config's encrypted blocks (the controller's ECDH certificates and the device's ECDH key). */
   readonly secrets: SecretOpener = {
     epoch: () => (this.controller ? this.controller.cipher().epoch() : -1),

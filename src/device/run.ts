@@ -280,6 +280,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     halt: () => ops.haltReason(),
     device: () => ({ uuid: controllerUuid(), name: device.name() }),
     metadataPort: settings.metadataPort,
+    sign: (payload) => controller.signForApp(payload),
   });
   const controllerUuid = (): string | null => {
     try {

@@ -5,11 +5,11 @@
 // while the device has a Local instance (`want`, from the network part): with none there is no DNAT and no input
 // rule of evebox's, so an open port would be reachable from the LAN (answering 403, but reachable).
 import type { Server } from "bun";
-import type { MetadataService } from "./service.ts";
+import { MAX_POST_BODY, type MetadataService } from "./service.ts";
 
 export const DEFAULT_METADATA_PORT = 8169;
-/** Nothing an app sends the metadata server has a body worth more (appCustomStatus: 32 KiB; the rest are GETs). */
-const MAX_BODY = 33 * 1024;
+/** Nothing an app sends the metadata server has a body worth more (the signer: 64 KiB; appCustomStatus: 32 KiB; the rest are GETs). */
+const MAX_BODY = MAX_POST_BODY + 1024;
 
 export class MetadataServer {
   private server: Server<undefined> | null = null;

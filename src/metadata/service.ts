@@ -10,11 +10,16 @@ import type { DeviceModel, PatchEnvelopeModel } from "../config/model.ts";
 import { decodeMessage, type InlineOpaqueBase64Data } from "../proto/index.ts";
 import { envelopeReport, fileNameProblem, MAX_INLINE_BYTES, type PatchEnvelopeReport, patchState } from "../config/patch-envelopes.ts";
 import type { ObjectProblem } from "../config/problems.ts";
+import { deviceRoutes, type DeviceRouteDeps, SIGNER_MAX } from "./device-routes.ts";
 import { crc32OfFile, ZIP_MAX, type ZipEntry, zipLength, zipStream } from "./zip.ts";
 
 export const METADATA_IP = "169.254.169.254";
 const PATCH_URL = `http://${METADATA_IP}/eve/v1/patch/download`;
 const CUSTOM_STATUS_PATH = "/eve/v1/app/appCustomStatus";
+/** The routes an app posts to (EVE's): its custom status, the signer, activate-credential, a kubeconfig. */
+const POST_PATHS = new Set([CUSTOM_STATUS_PATH, "/eve/v1/tpm/signer", "/eve/v1/tpm/activatecredential", "/eve/v1/tpm/activatecredential/", "/eve/v1/kubeconfig"]);
+/** The largest body an app may post (the signer's, EVE's 64 KiB); each route checks its own. */
+export const MAX_POST_BODY = SIGNER_MAX;
 /** EVE's limit for what an app posts there (its kubeconfig limit, 32 KiB). */
 export const MAX_CUSTOM_STATUS = 32 * 1024;
 
@@ -24,9 +29,11 @@ export interface Caller {
   appName: string;
   /** The instance's port, for the external address (null: an air-gapped instance). */
   uplinkIfname: string | null;
+  /** The interface's `allowToDiscover` (discover-network.json). */
+  allowToDiscover?: boolean;
 }
 
-export interface MetadataDeps {
+export interface MetadataDeps extends Omit<DeviceRouteDeps, "model" | "device"> {
   callerAt(ip: string): Caller | null;
   /** The current config's device model and its problems (ConfigService.model()). */
   model(): { model: DeviceModel; problems: ObjectProblem[] } | null;
@@ -310,7 +317,7 @@ export class MetadataService {
     // Every route: a caller the device knows, within its budget; nothing is read from a request body.
     app.use("*", async (c, next) => {
       if (!this.limiter.allow(c.env.ip)) return c.json({ message: "too many requests" }, 429);
-      const post = c.req.method === "POST" && c.req.path === CUSTOM_STATUS_PATH;
+      const post = c.req.method === "POST" && POST_PATHS.has(c.req.path);
       if (c.req.method !== "GET" && c.req.method !== "HEAD" && !post) return c.json({ message: "method not allowed" }, 405);
       if (!this.deps.callerAt(c.env.ip)) return c.json({ message: `no app instance on a local network instance has address ${c.env.ip}` }, 403);
       await next();
@@ -342,7 +349,9 @@ export class MetadataService {
     app.get("/eve/v1/hostname", (c) => c.text(`${caller(c).appUuid}\n`));
     app.get("/eve/v1/app/info.json", (c) => {
       const who = caller(c);
-      return c.json({ "app-instance-uuid": who.appUuid, "app-instance-name": who.appName });
+      // EVE's AppInfo lists the app's AppCustom blobs (none on evebox: null, as EVE's empty list); the app's UUID
+      // and name are evebox's.
+      return c.json({ AppBlobs: null, "app-instance-uuid": who.appUuid, "app-instance-name": who.appName });
     });
     app.get("/eve/v1/location.json", (c) => {
       const loc = this.deps.location?.() ?? null;
@@ -406,6 +415,7 @@ export class MetadataService {
       this.state.setStatus(caller(c).appUuid, body);
       return c.body(null, 200);
     });
+    deviceRoutes(app, this.deps, caller);
     app.notFound((c) => c.json({ message: "not found" }, 404));
   }
 
