@@ -1,5 +1,6 @@
 import { Database, type Statement } from "bun:sqlite";
-import { chmodSync, closeSync, existsSync, openSync, statSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, openSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { resolve } from "node:path";
 import { and, desc, eq, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import { MetadataState } from "./metadata-state.ts";
@@ -146,6 +147,11 @@ export class Store {
   close(): void {
     this.finalizeStatements();
     this.sqlite.close();
+    // A statement the collector found dead (its WeakRef cleared) but has not swept yet is still prepared, so
+    // SQLite only marks the connection for closing and keeps its files open until that statement's destructor
+    // runs (a reboot then found /persist busy with evebox.db open). A synchronous full collection sweeps: the
+    // statements are finalized and the connection closes. Only when a file is still open (a few ms).
+    if (this.path !== ":memory:" && openFilesOf(resolve(this.path)) > 0) Bun.gc(true);
   }
 
   // ---- settings
@@ -554,6 +560,26 @@ function indexById(rows: readonly ObservedRow[], id: string): number {
  * PERSIST could not be unmounted. drizzle prepares a statement per query, so every one is tracked (weakly: the
  * ones no longer used go with the garbage) and finalized before the close.
  */
+/** How many of this process's file descriptors are the database's files (the file, -wal, -shm). */
+export function openFilesOf(path: string): number {
+  let n = 0;
+  let fds: string[];
+  try {
+    fds = readdirSync("/proc/self/fd");
+  } catch {
+    return 0;
+  }
+  for (const fd of fds) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target === path || target === `${path}-wal` || target === `${path}-shm`) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
+
 function trackStatements(db: Database): () => void {
   const live = new Set<WeakRef<Statement>>();
   const prepare = db.prepare.bind(db);
