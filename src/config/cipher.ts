@@ -48,7 +48,21 @@ export type Opened<T> = { ok: true; value: T } | { ok: false; error: string };
 export interface RevealedSecrets {
   datastores: Map<string, Opened<{ username: string | null; password: string | null }>>;
   apps: Map<string, Opened<UserData>>;
+  /** Patch envelopes' encrypted volume artifacts, by `<envelope uuid>/<artifact index>`: the volume each names. */
+  volumeArtifacts?: Map<string, Opened<VolumeArtifactRef>>;
 }
+
+/** What an encrypted volume artifact holds (EVE's ExternalOpaqueBinaryBlob): the volume and how the file is named. */
+export interface VolumeArtifactRef {
+  imageName: string;
+  fileNameToUse: string;
+  blobMetaData: string;
+  /** The volume's UUID, lower case. */
+  volumeId: string;
+}
+
+/** Reads an opened block's plaintext as an ExternalOpaqueBinaryBlob (the proto part's decoder, given by the caller). */
+export type VolumeRefDecoder = (clear: Uint8Array) => VolumeArtifactRef;
 
 export function cipherContextModel(c: Doc): CipherContextModel {
   return {
@@ -77,17 +91,22 @@ export interface WithCipherBlocks {
   cipherContexts: CipherContextModel[];
   datastores: { id: string; cipher: CipherBlockModel | null }[];
   apps: { uuid: string; cipher: CipherBlockModel | null }[];
+  patchEnvelopes?: { uuid: string; artifacts: { index: number; kind: string; cipher: CipherBlockModel | null }[] }[];
 }
 
 export function hasCipherBlocks(model: WithCipherBlocks): boolean {
-  return model.datastores.some((d) => d.cipher) || model.apps.some((a) => a.cipher);
+  return model.datastores.some((d) => d.cipher) || model.apps.some((a) => a.cipher) || encryptedVolumeArtifacts(model).length > 0;
+}
+
+function encryptedVolumeArtifacts(model: WithCipherBlocks): { key: string; cipher: CipherBlockModel }[] {
+  return (model.patchEnvelopes ?? []).flatMap((pe) => pe.artifacts.flatMap((a) => (a.kind === "encryptedVolumeRef" && a.cipher ? [{ key: `${pe.uuid}/${a.index}`, cipher: a.cipher }] : [])));
 }
 
 /**
  * Opens every block of the model. A block that cannot be opened is that object's error (its reason), never a
  * throw; a block without a usable context says so.
  */
-export async function revealSecrets(model: WithCipherBlocks, opener: SecretOpener | null): Promise<RevealedSecrets> {
+export async function revealSecrets(model: WithCipherBlocks, opener: SecretOpener | null, decodeVolumeRef?: VolumeRefDecoder): Promise<RevealedSecrets> {
   const contexts = new Map(model.cipherContexts.map((c) => [c.id, c]));
   const open = async (block: CipherBlockModel): Promise<Opened<OpenedBlock>> => {
     if (!opener) return { ok: false, error: "this device cannot open encrypted data: no controller link (cipher data needs the controller's ECDH certificate)" };
@@ -108,6 +127,25 @@ export async function revealSecrets(model: WithCipherBlocks, opener: SecretOpene
     const r = await open(app.cipher);
     // EVE: the protected user data replaces userData, in the same form (base64 text).
     out.apps.set(app.uuid, r.ok ? { ok: true, value: readUserData(r.value.protectedUserData ?? "") } : r);
+  }
+  // A patch envelope's encrypted volume artifact: the volume it names, so that its content tree is fetched.
+  const volumeBlocks = decodeVolumeRef ? encryptedVolumeArtifacts(model) : [];
+  if (volumeBlocks.length) out.volumeArtifacts = new Map();
+  for (const { key, cipher } of volumeBlocks) {
+    if (!opener?.openBytes) {
+      out.volumeArtifacts!.set(key, { ok: false, error: "this device cannot open encrypted data: no controller link" });
+      continue;
+    }
+    try {
+      const clear = await opener.openBytes(cipher, contexts.get(cipher.contextId) ?? null);
+      try {
+        out.volumeArtifacts!.set(key, { ok: true, value: decodeVolumeRef!(clear) });
+      } finally {
+        clear.fill(0);
+      }
+    } catch (e) {
+      out.volumeArtifacts!.set(key, { ok: false, error: (e as Error).message });
+    }
   }
   return out;
 }

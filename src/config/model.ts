@@ -7,7 +7,7 @@
 import { type CipherBlockModel, type CipherContextModel, cipherBlockModel, cipherContextModel } from "./cipher.ts";
 import { isHostname } from "./names.ts";
 import { type BondModel, checkBondMembers, readLinks, readStaticRoutes, type StaticRouteModel, type VlanModel } from "./netlinks.ts";
-import { type PatchEnvelopeModel, readPatchEnvelopes } from "./patch-envelopes.ts";
+import { artifactRefs, type PatchEnvelopeModel, readPatchEnvelopes } from "./patch-envelopes.ts";
 import { resolvePortLabel, type PortResolution } from "./ports.ts";
 import type { ObjectKind, ObjectProblem } from "./problems.ts";
 import { type ConfigItemStatus, type GlobalSettings, readConfigItems } from "./settings.ts";
@@ -672,7 +672,7 @@ function build(doc: Doc): { model: DeviceModel; problems: ObjectProblem[] } {
     globalProfile: String(doc.globalProfile ?? ""),
     localProfileServer: localProfileServer(doc, push),
     loc: locConfig(doc, push),
-    patchEnvelopes: readPatchEnvelopes(doc, push, { volume: (id) => volumes.find((v) => v.uuid.toLowerCase() === id), contentTree: (id) => treeById.get(id) }),
+    patchEnvelopes: readPatchEnvelopes(doc, push, artifactRefs({ volumes, contentTrees })),
     portLabels,
   };
   return { model, problems };

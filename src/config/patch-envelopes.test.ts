@@ -84,7 +84,7 @@ describe("patch envelopes in the device model", () => {
     expect(paths).toEqual(expect.arrayContaining(["patchEnvelopes[0].uuid", "patchEnvelopes[1].appInstIdsAllowed[0]", "patchEnvelopes[1].artifacts[1]", "patchEnvelopes[2].uuid", "patchEnvelopes[2].artifacts[0]"]));
   });
 
-  test("an encrypted volume artifact is a fault of the envelope (accepted, in error); an encrypted inline one is kept to be opened", async () => {
+  test("encrypted artifacts (inline or in a volume) are kept as their blocks, to be opened; without cipher data a fault", async () => {
     const doc = parsed(withEnvelopes([
       {
         uuid: PE,
@@ -92,15 +92,17 @@ describe("patch envelopes in the device model", () => {
         artifacts: [
           { encryptedInline: { cipherData: { cipherContextId: "c", cipherData: b64("x".repeat(20)) } } },
           { encryptedVolumeref: { cipherData: { cipherContextId: "c", cipherData: b64("y".repeat(20)) } } },
+          { encryptedVolumeref: {} },
         ],
       },
     ]));
     const { model, problems } = readConfig(doc, NO_ENV);
     expect(problems).toEqual([]);
     const pe = model.patchEnvelopes[0]!;
-    expect(pe.artifacts.map((a) => [a.kind, a.fileName])).toEqual([["encryptedInline", ""], ["encryptedVolumeRef", ""]]);
+    expect(pe.artifacts.map((a) => [a.kind, a.fileName])).toEqual([["encryptedInline", ""], ["encryptedVolumeRef", ""], ["encryptedVolumeRef", ""]]);
     expect(pe.artifacts[0]!.cipher).toEqual({ contextId: "c", initialValue: "", cipherData: b64("x".repeat(20)), clearTextSha256: "" });
-    expect(pe.faults).toEqual(["artifacts[1].encryptedVolumeref: encrypted artifacts in a volume are not supported on this device yet"]);
+    expect(pe.artifacts[1]!.cipher).toEqual({ contextId: "c", initialValue: "", cipherData: b64("y".repeat(20)), clearTextSha256: "" });
+    expect(pe.faults).toEqual(["artifacts[2].encryptedVolumeref.cipherData: no cipher data"]);
     expect(patchState(pe, 0)).toBe("PATCH_ERROR");
   });
 

@@ -5,10 +5,9 @@
 // What is served is the inline artifacts' base64 text as sent (EVE serves it so, not decoded), and a volume
 // artifact's file: the content tree its volume is made from, as downloaded (EVE serves the volume's file; its
 // fileSha is the content tree's sha256). A file name reaches a URL path and a zip entry: one path component,
-// checked here (an encrypted inline artifact's once the metadata server opened it). A volumeRef must name a volume
-// of the config; a volume evebox cannot serve as one file (blank, a container image), and artifacts it does not
-// serve yet (encrypted ones in a volume, encrypted artifact metadata) are the envelope's faults: the config is
-// accepted, the envelope is in error (EVE's PATCH_ERROR) and no app sees it.
+// checked here (an encrypted artifact's once the metadata server opened it). A volumeRef must name a volume of the
+// config; a volume evebox cannot serve as one file (blank, a container image) and encrypted artifact metadata are
+// the envelope's faults: the config is accepted, the envelope is in error (EVE's PATCH_ERROR) and no app sees it.
 import { type CipherBlockModel, cipherBlockModel } from "./cipher.ts";
 import { displayNameProblem, hasControl } from "./names.ts";
 import type { ObjectKind } from "./problems.ts";
@@ -58,8 +57,9 @@ export interface PatchArtifactModel {
    */
   file: { contentTreeId: string; sha256: string } | null;
   /**
-   * encryptedInline: the block, still encrypted; opened by the metadata server (its plaintext is an
-   * InlineOpaqueBase64Data: file name, data, metadata, checked as an inline artifact's once opened).
+   * encryptedInline, encryptedVolumeRef: the block, still encrypted; opened by the metadata server (its plaintext
+   * is an InlineOpaqueBase64Data, or an ExternalOpaqueBinaryBlob, checked as an inline artifact's or a volumeRef's
+   * once opened).
    */
   cipher: CipherBlockModel | null;
 }
@@ -119,6 +119,11 @@ export function envelopeReport(pe: PatchEnvelopeModel, problems: readonly { obje
     size: pe.artifacts.reduce((n, a) => n + (a.data?.length ?? 0), 0),
     errors: [...own, ...pe.faults],
   };
+}
+
+/** The config's volumes and content trees as a volumeRef is resolved against them. */
+export function artifactRefs(m: { volumes: readonly { uuid: string; name: string; origin: "blank" | "download"; contentTreeId: string | null }[]; contentTrees: readonly { uuid: string; name: string; format: string; source: { kind: "registry" | "http" } | null; sha256: string | null }[] }): ArtifactRefs {
+  return { volume: (id) => m.volumes.find((v) => v.uuid.toLowerCase() === id), contentTree: (id) => m.contentTrees.find((t) => t.uuid === id) };
 }
 
 /**
@@ -190,8 +195,11 @@ export function readPatchEnvelopes(doc: Doc, push: Push, refs?: ArtifactRefs): P
         art.cipher = cipherBlockModel(a.encryptedInline.cipherData);
         if (!art.cipher) faults.push(`${ap}.encryptedInline.cipherData: no cipher data`);
       } else if (a?.encryptedVolumeref) {
+        // Opened by the reconciler (to fetch the volume's content tree) and by the metadata server (to serve it);
+        // its plaintext is an ExternalOpaqueBinaryBlob, resolved and checked as a volumeRef once opened.
         art.kind = "encryptedVolumeRef";
-        faults.push(`${ap}.encryptedVolumeref: encrypted artifacts in a volume are not supported on this device yet`);
+        art.cipher = cipherBlockModel(a.encryptedVolumeref.cipherData);
+        if (!art.cipher) faults.push(`${ap}.encryptedVolumeref.cipherData: no cipher data`);
       } else at(ap, "an artifact needs one of inline, volumeRef, encryptedInline, encryptedVolumeref");
       if (art.fileName) {
         const before = names.get(art.fileName);

@@ -154,14 +154,26 @@ describe("revealed secrets in the desired state", () => {
   });
 });
 
+/** The device's opener with one controller ECDH certificate, and encryption of a message of `type` for the device. */
+async function envelopeCrypto(type: string) {
+  const { ecdh } = await device();
+  const ctl = await controllerEcdh();
+  const opener = new CipherOpener(ecdh, () => certsWith(ctl.cert.trim()), () => 1);
+  const enc = (plain: Record<string, string>, tamper?: "hash") => encryptFor({ controllerEcdhKeyPem: ctl.keyPem, controllerEcdhCertPem: ctl.cert, deviceEcdhCert: ecdh.cert, plain, type, tamper });
+  return { opener, enc };
+}
+
+/** A metadata service over `model` for one app, opening with `opener`; what it logs is kept. */
+function serviceFor(app: string, model: ReturnType<typeof buildDeviceModel>["model"], opener: CipherOpener, more: Partial<ConstructorParameters<typeof MetadataService>[0]> = {}) {
+  const logged: string[] = [];
+  const s = new MetadataService({ callerAt: () => ({ appUuid: app, appName: "a", uplinkIfname: null }), model: () => ({ model, problems: [] }), device: () => ({ uuid: null, name: "" }), ipv4Of: () => null, secrets: opener, log: (_l, m) => logged.push(m), ...more });
+  return { s, logged };
+}
+
 describe("a patch envelope's encrypted inline artifact", () => {
   test("opened with the device's key (its plaintext an InlineOpaqueBase64Data) and served as an inline one; a bad one keeps its envelope from the apps", async () => {
-    const { ecdh } = await device();
-    const ctl = await controllerEcdh();
-    const opener = new CipherOpener(ecdh, () => certsWith(ctl.cert.trim()), () => 1);
+    const { opener, enc } = await envelopeCrypto("org.lfedge.eve.config.InlineOpaqueBase64Data");
     const APP = "7e000000-0000-4000-8000-000000000010";
-    const enc = (inline: Record<string, string>, tamper?: "hash") =>
-      encryptFor({ controllerEcdhKeyPem: ctl.keyPem, controllerEcdhCertPem: ctl.cert, deviceEcdhCert: ecdh.cert, plain: inline, type: "org.lfedge.eve.config.InlineOpaqueBase64Data", tamper });
     const good = enc({ fileNameToUse: "secret.env", base64Data: btoa("TOKEN=s3cret\n"), base64MetaData: btoa("m") });
     const envelope = (uuid: string, e: ReturnType<typeof enc>) => ({ uuid, action: "ACTIVATE", appInstIdsAllowed: [APP], artifacts: [{ inline: { fileNameToUse: "plain.txt", base64Data: btoa("p") } }, { encryptedInline: { cipherData: e.block } }] });
     const bad = enc({ fileNameToUse: "../escape", base64Data: btoa("x") });
@@ -170,15 +182,7 @@ describe("a patch envelope's encrypted inline artifact", () => {
       cipherContexts: [good.context, bad.context, tampered.context],
       patchEnvelopes: [envelope("5e000000-0000-4000-8000-000000000001", good), envelope("5e000000-0000-4000-8000-000000000002", bad), envelope("5e000000-0000-4000-8000-000000000003", tampered)],
     });
-    const logged: string[] = [];
-    const s = new MetadataService({
-      callerAt: () => ({ appUuid: APP, appName: "a", uplinkIfname: null }),
-      model: () => ({ model, problems: [] }),
-      device: () => ({ uuid: null, name: "" }),
-      ipv4Of: () => null,
-      secrets: opener,
-      log: (_l, m) => logged.push(m),
-    });
+    const { s, logged } = serviceFor(APP, model, opener);
     const get = (path: string) => s.fetch(new Request(`http://169.254.169.254${path}`), "10.1.0.2", 1);
     const d = await (await get("/eve/v1/patch/description.json")).json();
     expect(d.map((e: { PatchID: string }) => e.PatchID)).toEqual(["5e000000-0000-4000-8000-000000000001"]);
@@ -189,5 +193,60 @@ describe("a patch envelope's encrypted inline artifact", () => {
     // Without an opener (no controller link) nothing encrypted is served.
     const none = new MetadataService({ callerAt: () => ({ appUuid: APP, appName: "a", uplinkIfname: null }), model: () => ({ model, problems: [] }), device: () => ({ uuid: null, name: "" }), ipv4Of: () => null });
     expect(await (await none.fetch(new Request("http://169.254.169.254/eve/v1/patch/description.json"), "10.1.0.2", 1)).json()).toEqual([]);
+  });
+});
+
+describe("a patch envelope's encrypted volume artifact", () => {
+  test("opened (an ExternalOpaqueBinaryBlob): its volume's content tree is fetched as a file, then served as a volumeRef; a block naming no volume keeps its envelope from the apps", async () => {
+    const { opener, enc } = await envelopeCrypto("org.lfedge.eve.config.ExternalOpaqueBinaryBlob");
+    const APP = "7e000000-0000-4000-8000-000000000010";
+    const DS = "7e000000-0000-4000-8000-000000000020";
+    const CT = "7e000000-0000-4000-8000-000000000021";
+    const VOL = "7e000000-0000-4000-8000-000000000022";
+    const bytes = new TextEncoder().encode("a model, binary enough\u0000\u0001");
+    const sha = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+    const blob = join(tmp(), sha);
+    writeFileSync(blob, bytes);
+    const good = enc({ imageName: "model", fileNameToUse: "model.bin", blobMetaData: "bWV0YQ==", imageId: VOL.toUpperCase() });
+    const dangling = enc({ imageName: "gone", imageId: "7e000000-0000-4000-8000-0000000000ff" });
+    const { model, problems } = buildDeviceModel({
+      cipherContexts: [good.context, dangling.context],
+      datastores: [{ id: DS, dType: "DsHttp", fqdn: "http://files.example" }],
+      contentInfo: [{ uuid: CT, dsId: DS, URL: "m.bin", iformat: "RAW", sha256: sha }],
+      volumes: [{ uuid: VOL, origin: { type: "VCOT_DOWNLOAD", downloadContentTreeID: CT } }],
+      patchEnvelopes: [
+        { uuid: "5e000000-0000-4000-8000-000000000001", action: "ACTIVATE", appInstIdsAllowed: [APP], artifacts: [{ encryptedVolumeref: { cipherData: good.block }, artifactMetaData: "art" }] },
+        { uuid: "5e000000-0000-4000-8000-000000000002", action: "ACTIVATE", appInstIdsAllowed: [APP], artifacts: [{ encryptedVolumeref: { cipherData: dangling.block } }] },
+      ],
+    });
+    expect(problems).toEqual([]);
+    expect(model.patchEnvelopes.map((pe) => pe.faults)).toEqual([[], []]);
+
+    // The reconciler opens it with the config's other blocks: the volume's content tree is fetched, as a file.
+    const { decodeVolumeRef } = await import("../metadata/volume-ref.ts");
+    const { plan } = await import("../reconcile/plan.ts");
+    const secrets = await revealSecrets(model, opener, decodeVolumeRef);
+    expect([...secrets.volumeArtifacts!.values()].map((o) => (o.ok ? o.value.volumeId : "failed"))).toEqual([VOL, "7e000000-0000-4000-8000-0000000000ff"]);
+    const desired = desiredFromModel(model, [], new Map(), secrets);
+    const observed = { now: 0, bootAt: 0, containers: [], volumes: [], contentTrees: new Map(), apps: new Map(), startedSinceBoot: new Set<string>(), fetching: new Set<string>() };
+    const fetches = plan(desired, observed).filter((s) => s.step.kind === "fetchContentTree").map((s) => s.step as { tree: { uuid: string }; asFile?: boolean });
+    expect(fetches.map((f) => [f.tree.uuid, f.asFile])).toEqual([[CT, true]]);
+    // Without the opened block, nothing names the tree: not fetched.
+    expect(plan(desiredFromModel(model, []), observed).filter((s) => s.step.kind === "fetchContentTree")).toEqual([]);
+
+    let stored = false;
+    const { s, logged } = serviceFor(APP, model, opener, { artifactFile: (h) => (stored && h === sha ? { path: blob, size: bytes.length } : null) });
+    const get = (path: string) => s.fetch(new Request(`http://169.254.169.254${path}`), "10.1.0.2", 1);
+    expect(await (await get("/eve/v1/patch/description.json")).json()).toEqual([]);
+    expect(s.reports().map((r) => r.state)).toEqual(["PATCH_RECEIVED", "PATCH_RECEIVED"]);
+    stored = true;
+    const d = await (await get("/eve/v1/patch/description.json")).json();
+    expect(d.map((e: { PatchID: string }) => e.PatchID)).toEqual(["5e000000-0000-4000-8000-000000000001"]);
+    expect(d[0].BinaryBlobs).toEqual([{ fileName: "model.bin", fileSha: sha, fileMetaData: "bWV0YQ==", artifactMetaData: "art", encArtifactMeta: {}, url: "http://169.254.169.254/eve/v1/patch/download/5e000000-0000-4000-8000-000000000001/model.bin", size: bytes.length }]);
+    expect(d[0].VolumeRefs).toEqual([{ fileName: "model.bin", imageName: "model", fileMetaData: "bWV0YQ==", artifactMetaData: "art", encArtifactMeta: {}, imageId: VOL }]);
+    const file = new Uint8Array(await (await get("/eve/v1/patch/download/5e000000-0000-4000-8000-000000000001/model.bin")).arrayBuffer());
+    expect(Buffer.from(file).equals(Buffer.from(bytes))).toBe(true);
+    expect(s.reports().map((r) => [r.state, r.size])).toEqual([["PATCH_ACTIVE", bytes.length], ["PATCH_RECEIVED", 0]]);
+    expect(logged.join("\n")).toContain('5e000000-0000-4000-8000-000000000002 artifacts[0] (encryptedVolumeref) is not served: imageId: no volume "7e000000-0000-4000-8000-0000000000ff"');
   });
 });

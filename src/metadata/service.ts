@@ -5,12 +5,13 @@
 // server.ts, the traffic is brought here by the network part's DNAT.
 import { createHash } from "node:crypto";
 import { Hono } from "hono";
-import type { CipherBlockModel, SecretOpener } from "../config/cipher.ts";
+import type { CipherBlockModel, SecretOpener, VolumeArtifactRef } from "../config/cipher.ts";
 import type { DeviceModel, PatchEnvelopeModel } from "../config/model.ts";
 import { decodeMessage, type InlineOpaqueBase64Data } from "../proto/index.ts";
-import { envelopeReport, fileNameProblem, MAX_INLINE_BYTES, type PatchEnvelopeReport, patchState } from "../config/patch-envelopes.ts";
+import { artifactRefs, envelopeReport, fileNameProblem, volumeArtifactFile, MAX_INLINE_BYTES, type PatchEnvelopeReport, patchState } from "../config/patch-envelopes.ts";
 import type { ObjectProblem } from "../config/problems.ts";
 import { deviceRoutes, type DeviceRouteDeps, SIGNER_MAX } from "./device-routes.ts";
+import { decodeVolumeRef } from "./volume-ref.ts";
 import { crc32OfFile, ZIP_MAX, type ZipEntry, zipLength, zipStream } from "./zip.ts";
 
 export const METADATA_IP = "169.254.169.254";
@@ -140,15 +141,17 @@ export interface PatchFile {
   data: string | null;
   /** A volume artifact: its file in the content store, its size and sha256 (the content tree's, verified). */
   volume: { path: string; size: number; sha256: string } | null;
+  /** A volume artifact: the reference as configured (or opened), for description.json's VolumeRefs. */
+  ref?: { imageName: string; imageId: string };
   fileMetaData: string;
   artifactMetaData: string;
 }
 
 /** An envelope's volume references as EVE lists them in description.json (BinaryBlobVolumeRef's keys), or null. */
-function volumeRefs(pe: PatchEnvelopeModel): Record<string, unknown>[] | null {
-  const refs = pe.artifacts.filter((a) => a.kind === "volumeRef");
+function volumeRefs(files: PatchFile[]): Record<string, unknown>[] | null {
+  const refs = files.filter((f) => f.ref);
   return refs.length
-    ? refs.map((a) => ({ fileName: a.fileName, imageName: a.imageName ?? "", fileMetaData: a.fileMetaData, artifactMetaData: a.artifactMetaData, encArtifactMeta: {}, imageId: a.volumeId ?? "" }))
+    ? refs.map((f) => ({ fileName: f.fileName, imageName: f.ref!.imageName, fileMetaData: f.fileMetaData, artifactMetaData: f.artifactMetaData, encArtifactMeta: {}, imageId: f.ref!.imageId }))
     : null;
 }
 
@@ -163,6 +166,7 @@ async function zipEntryOf(f: PatchFile): Promise<ZipEntry> {
 }
 
 type Opened = { ok: true; file: PatchFile } | { ok: false; error: string };
+type OpenedVolume = { ok: true; ref: { fileName: string; fileMetaData: string; imageName: string; volumeId: string; sha256: string } } | { ok: false; error: string };
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 export class MetadataService {
@@ -173,6 +177,8 @@ export class MetadataService {
   private prunedFor: DeviceModel | null = null;
   private named: { apps: Set<string>; given: Set<string> } = { apps: new Set(), given: new Set() };
   private readonly opened = new Map<string, Promise<Opened>>();
+  private readonly openedVolumes = new Map<string, Promise<OpenedVolume>>();
+  private readonly settledVolumes = new Map<string, OpenedVolume>();
   private shaCache = new Map<string, string>();
 
   constructor(private readonly deps: MetadataDeps) {
@@ -225,7 +231,15 @@ export class MetadataService {
     if (!m) return [];
     return m.model.patchEnvelopes.map((pe) => {
       const r = envelopeReport(pe, m.problems);
-      const files = pe.artifacts.flatMap((a) => (a.kind === "volumeRef" && a.file ? [this.deps.artifactFile?.(a.file.sha256) ?? null] : []));
+      const fileOf = (sha256: string) => this.deps.artifactFile?.(sha256) ?? null;
+      const files = pe.artifacts.flatMap((a) => {
+        if (a.kind === "volumeRef" && a.file) return [fileOf(a.file.sha256)];
+        if (a.kind === "encryptedVolumeRef" && a.cipher && r.state !== "PATCH_ERROR") {
+          const opened = this.settledVolume(a.cipher, m.model);
+          return [opened?.ok ? fileOf(opened.ref.sha256) : null];
+        }
+        return [];
+      });
       const size = r.size + files.reduce((n, f) => n + (f?.size ?? 0), 0);
       return { ...r, size, state: r.state !== "PATCH_ERROR" && files.some((f) => !f) ? "PATCH_RECEIVED" : r.state };
     });
@@ -256,7 +270,16 @@ export class MetadataService {
         // Not downloaded yet: the envelope waits (EVE's PATCH_RECEIVED), kept from the apps until it is.
         const f = this.deps.artifactFile?.(a.file.sha256);
         if (!f) return null;
-        files.push({ fileName: a.fileName, data: null, volume: { ...f, sha256: a.file.sha256 }, fileMetaData: a.fileMetaData, artifactMetaData: a.artifactMetaData });
+        files.push({ fileName: a.fileName, data: null, volume: { ...f, sha256: a.file.sha256 }, ref: { imageName: a.imageName ?? "", imageId: a.volumeId ?? "" }, fileMetaData: a.fileMetaData, artifactMetaData: a.artifactMetaData });
+      } else if (a.kind === "encryptedVolumeRef" && a.cipher) {
+        const r = await this.openVolume(a.cipher, model);
+        if (!r.ok) {
+          this.deps.log?.("warn", `metadata: patch envelope ${pe.uuid} artifacts[${a.index}] (encryptedVolumeref) is not served: ${r.error}`);
+          return null;
+        }
+        const f = this.deps.artifactFile?.(r.ref.sha256);
+        if (!f) return null; // its volume's content tree is not downloaded yet
+        files.push({ fileName: r.ref.fileName, data: null, volume: { ...f, sha256: r.ref.sha256 }, ref: { imageName: r.ref.imageName, imageId: r.ref.volumeId }, fileMetaData: r.ref.fileMetaData, artifactMetaData: a.artifactMetaData });
       }
       else if (a.kind === "encryptedInline" && a.cipher) {
         const r = await this.open(a.cipher, model);
@@ -276,6 +299,57 @@ export class MetadataService {
       names.add(f.fileName);
     }
     return files;
+  }
+
+  /**
+   * An encrypted volume artifact opened (once per block and opener epoch): its ExternalOpaqueBinaryBlob, resolved
+   * against the config's volumes and checked as a clear volumeRef is (config/patch-envelopes.ts). What is settled
+   * is kept for `reports()`, which cannot wait.
+   */
+  private openVolume(block: CipherBlockModel, model: DeviceModel): Promise<OpenedVolume> {
+    const secrets = this.deps.secrets;
+    if (!secrets?.openBytes) return Promise.resolve({ ok: false, error: "this device cannot open encrypted artifacts" });
+    const key = `v\u0000${secrets.epoch()}\u0000${block.contextId}\u0000${block.cipherData}`;
+    let p = this.openedVolumes.get(key);
+    if (!p) {
+      if (this.openedVolumes.size >= 1024) {
+        this.openedVolumes.clear();
+        this.settledVolumes.clear();
+      }
+      const ctx = model.cipherContexts.find((c) => c.id === block.contextId) ?? null;
+      p = secrets.openBytes(block, ctx).then(
+        (clear): OpenedVolume => {
+          let ref: VolumeArtifactRef;
+          try {
+            ref = decodeVolumeRef(clear);
+          } catch (e) {
+            return { ok: false, error: (e as Error).message };
+          } finally {
+            clear.fill(0);
+          }
+          const fileName = ref.fileNameToUse || ref.imageName;
+          const bad = fileNameProblem(fileName);
+          if (bad) return { ok: false, error: `${ref.fileNameToUse ? "fileNameToUse" : "imageName"}: ${bad}` };
+          const r = volumeArtifactFile(ref.volumeId, artifactRefs(model));
+          if (!("file" in r)) return { ok: false, error: `imageId: ${"problem" in r ? r.problem : r.fault}` };
+          return { ok: true, ref: { fileName, fileMetaData: ref.blobMetaData, imageName: ref.imageName, volumeId: ref.volumeId, sha256: r.file.sha256 } };
+        },
+        (e: Error): OpenedVolume => ({ ok: false, error: e.message }),
+      );
+      p.then((r) => this.settledVolumes.set(key, r));
+      this.openedVolumes.set(key, p);
+    }
+    return p;
+  }
+
+  /** What `openVolume` settled for a block (undefined: not yet; asks for it). */
+  private settledVolume(block: CipherBlockModel, model: DeviceModel): OpenedVolume | undefined {
+    const secrets = this.deps.secrets;
+    if (!secrets?.openBytes) return { ok: false, error: "this device cannot open encrypted artifacts" };
+    const key = `v\u0000${secrets.epoch()}\u0000${block.contextId}\u0000${block.cipherData}`;
+    const done = this.settledVolumes.get(key);
+    if (!done) void this.openVolume(block, model);
+    return done;
   }
 
   /** An encrypted inline artifact opened (once per block and opener epoch) and checked as an inline one. */
@@ -377,7 +451,7 @@ export class MetadataService {
             size: f.volume ? f.volume.size : Buffer.byteLength(f.data!),
           })),
           // As EVE: the volume references as configured, beside their files in BinaryBlobs; null when there are none.
-          VolumeRefs: volumeRefs(pe),
+          VolumeRefs: volumeRefs(files),
         })),
       );
     });

@@ -5,6 +5,7 @@
 import { type GraphOp, type Item, planGraph } from "../network/graph.ts";
 import { MODIFIABLE } from "../network/items.ts";
 import type { DesiredNetwork } from "../network/manager.ts";
+import { artifactRefs, volumeArtifactFile } from "../config/patch-envelopes.ts";
 import { CONTAINER_KIND, type ContainerStep } from "./containers.ts";
 import type { DesiredApp, DesiredContentTree, DesiredState, DesiredVolume } from "./desired.ts";
 import type { Observed } from "./observed.ts";
@@ -65,6 +66,12 @@ export function plan(desired: DesiredState, observed: Observed, kinds: readonly 
   // fetched as a file only is checked as a disk again before a VM uses it: another source key).
   const neededTrees = new Set(needs.flatMap((n) => n.contentTrees));
   const fileTrees = new Set(desired.model.patchEnvelopes.flatMap((pe) => pe.artifacts.flatMap((a) => (a.file ? [a.file.contentTreeId] : []))));
+  // An encrypted volume artifact names its volume once opened (the reconciler opens it with the config's other blocks).
+  const refs = artifactRefs(desired.model);
+  for (const opened of desired.secrets?.volumeArtifacts?.values() ?? []) {
+    const r = opened.ok ? volumeArtifactFile(opened.value.volumeId, refs) : null;
+    if (r && "file" in r) fileTrees.add(r.file.contentTreeId);
+  }
   const treeReady = new Map<string, boolean>();
   for (const t of desired.contentTrees) {
     const forApps = neededTrees.has(t.uuid);

@@ -2,6 +2,7 @@
 // the next step boundary, and a fresh pass starts from what is then observed. It drives a list of workload
 // kinds (containers.ts, vms.ts) the same way: desired, observe, plan, execute, state.
 import { hasCipherBlocks, type RevealedSecrets, revealSecrets, type SecretOpener } from "../config/cipher.ts";
+import { decodeVolumeRef } from "../metadata/volume-ref.ts";
 import { type DeviceModel, EMPTY_MODEL } from "../config/model.ts";
 import type { ConfigService } from "../config/service.ts";
 import type { PartStatus } from "../model/status.ts";
@@ -406,8 +407,8 @@ export class Reconciler {
       this.revealed = null;
       return;
     }
-    const secrets = await revealSecrets(model, this.deps.secrets ?? null);
-    const failed = [...secrets.datastores.values(), ...secrets.apps.values()].filter((o) => !o.ok).length;
+    const secrets = await revealSecrets(model, this.deps.secrets ?? null, decodeVolumeRef);
+    const failed = [...secrets.datastores.values(), ...secrets.apps.values(), ...(secrets.volumeArtifacts?.values() ?? [])].filter((o) => !o.ok).length;
     if (failed) this.deps.log("warn", `${failed} encrypted block(s) of the config cannot be opened (the objects are in error and say why)`);
     this.revealed = { model, epoch, secrets };
   }
