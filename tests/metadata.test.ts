@@ -8,6 +8,7 @@
 //                by a patch envelope) and "other" (named only by a STORE one), Docker containers attached by veth;
 //                busybox httpd on the namespace's loopback as an HTTP datastore: the file of a volume artifact.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -259,6 +260,35 @@ describe("the metadata server at 169.254.169.254", () => {
     const d = await descriptionOf("listed");
     expect(d.find((e: any) => e.PatchID === PE).BinaryBlobs.map((b: any) => b.fileName)).toEqual(["settings.yml", "hook.sh"]);
   }, 60_000);
+
+  test("after an evebox restart, each app's envelope counters and its last custom status are still in the store, and go on from there", async () => {
+    const id = await containerOf("listed");
+    await sh(["docker", "exec", id, "/bin/busybox", "timeout", "10", "/bin/busybox", "wget", "-qO-", "--header", "Content-Type: application/json", "--post-data", '{"phase":"before-restart"}', "http://169.254.169.254/eve/v1/app/appCustomStatus"]);
+    await descriptionOf("listed");
+    const read = () => {
+      const db = new Database(join(dataDir, "persist", "evebox.db"), { readonly: true });
+      try {
+        const usage = db.query<{ envelope: string; apiCalls: number; downloads: number }, [string]>("SELECT envelope, api_calls AS apiCalls, downloads FROM patch_envelope_usage WHERE app = ? ORDER BY envelope").all(APPS.listed);
+        const status = db.query<{ data: Uint8Array }, [string]>("SELECT data FROM app_custom_status WHERE app = ?").get(APPS.listed);
+        return { usage, status: status ? new TextDecoder().decode(status.data) : null };
+      } finally {
+        db.close();
+      }
+    };
+    const before = read();
+    expect(before.status).toBe('{"phase":"before-restart"}');
+    const pe = (r: ReturnType<typeof read>) => r.usage.find((u) => u.envelope === PE)!;
+    expect(pe(before).apiCalls).toBeGreaterThan(0);
+    expect(pe(before).downloads).toBeGreaterThan(0);
+    evebox.proc.kill("SIGTERM");
+    await evebox.proc.exited;
+    evebox = await startDeviceIn(dev, dataDir);
+    // The new process starts from what was kept (nothing pruned at start) and counts on from it.
+    await descriptionOf("listed");
+    const after = read();
+    expect(after.status).toBe('{"phase":"before-restart"}');
+    expect(pe(after)).toEqual({ ...pe(before), apiCalls: pe(before).apiCalls + 1 });
+  }, 90_000);
 
   test("with no Local instance left, nothing listens on the server's port (no firewall of evebox's guards it then)", async () => {
     const listens = async () => (await dev.exec(["ss", "-Hltn", "sport = :8169"])).out.trim() !== "";
