@@ -43,6 +43,7 @@ let extraNics = false;
 const NET_DHCP = "6c1e0000-0000-4000-8000-0000000000f2";
 const NET_VLAN = "6c1e0000-0000-4000-8000-0000000000f3";
 const NET_BOND = "6c1e0000-0000-4000-8000-0000000000f4";
+const NI_BOND = "6c1e0000-0000-4000-8000-0000000000f5";
 
 let img: BuiltImage;
 let work: string;
@@ -375,7 +376,21 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
         `/usr/sbin/ip -n peer link set ${nic("bondpeer")} up`,
       ].join(" && "),
     );
+    // The app on a Local network instance whose port is the bond: NATed out of a link init holds.
+    const onBond = appConfig();
+    onBond.apps[0] = { ...onBond.apps[0]!, interfaces: [{ name: "eth0", networkId: NI_BOND, acls: [{ id: 1, matches: [{ type: "ip", value: "0.0.0.0/0" }] }] }] } as (typeof onBond.apps)[0];
     const vlanBond = appConfig({
+      apps: onBond.apps,
+      networkInstances: [
+        {
+          uuidandversion: { uuid: NI_BOND, version: "1" },
+          displayname: "on-bond",
+          instType: "ZnetInstLocal",
+          activate: true,
+          port: { name: "lag0" },
+          ip: { subnet: "10.77.0.0/24", gateway: "10.77.0.1", dhcpRange: { start: "10.77.0.10", end: "10.77.0.50" } },
+        },
+      ],
       networks: [
         { id: NET_DHCP, type: "V4", ip: { dhcp: "Client" } },
         // The VLAN's gateway is its peer: the port test after applying ARPs it over the VLAN.
@@ -423,6 +438,13 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
     await until(`the bond failing over to ${other}`, async () => ((await bonding()).includes(`Currently Active Slave: ${other}`) ? true : undefined), 30_000, 1000);
     await until("the bond's peer answering through the other member", async () => ((await shell!.run("ping -c 1 -W 2 203.0.113.1", 10_000)).code === 0 ? true : undefined), 30_000, 1000);
     await device!.setLink(active === bm0 ? "bm0" : "bm1", true);
+    // The app, restarted with its interface on the bond's instance, reaches the bond's peer (NAT out of the bond).
+    await until("the app reaching the bond's peer through its network instance", async () => {
+      const id = (await guest(`docker ps -q --filter label=evebox.app=${APP}`)).trim().split("\n")[0];
+      if (!id) return undefined;
+      return (await shell!.run(`docker exec ${id} /bin/busybox ping -c 1 -W 2 203.0.113.1`, 15_000)).code === 0 ? true : undefined;
+    }, 120_000, 2000);
+    expect(await guest(`docker ps --filter label=evebox.app=${APP} --format '{{.Status}}'`)).toMatch(/^Up/);
 
     // A new configuration without them, whose port fails: the device goes back to the VLAN and the bond, and
     // they stay (the network part, which removes links the config no longer names, leaves the ports' own be).
