@@ -132,6 +132,15 @@ describe("the metadata server's other routes (ECO-METADATA), each answered as EV
     } finally {
       void exporter.stop(true);
     }
+    // An answer over the bound is not forwarded (read no further than it).
+    const huge = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response(new Blob([new Uint8Array(9 * 1024 * 1024)]).stream()) });
+    try {
+      const r = await req(service({ nodeExporter: `http://127.0.0.1:${huge.port}` }), "/metrics");
+      expect(r.status).toBe(502);
+      expect((await r.json()).message).toContain("over");
+    } finally {
+      void huge.stop(true);
+    }
     const down = await req(service({ nodeExporter: "http://127.0.0.1:1" }), "/metrics");
     expect(down.status).toBe(502);
     expect((await down.json()).message).toContain("no node exporter answers");

@@ -40,6 +40,26 @@ const METRICS_MAX = 8 * 1024 * 1024;
 
 type Env = { Bindings: { ip: string; port: number } };
 
+/** A response's body, or null when it is over `max` bytes (read no further than that). */
+async function readAtMost(r: Response, max: number): Promise<Uint8Array | null> {
+  if (Number(r.headers.get("content-length") ?? 0) > max) return null;
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  const reader = r.body?.getReader();
+  if (!reader) return new Uint8Array(0);
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    n += value.length;
+    if (n > max) {
+      await reader.cancel();
+      return null;
+    }
+    parts.push(value);
+  }
+  return Buffer.concat(parts);
+}
+
 export function deviceRoutes(app: Hono<Env>, deps: DeviceRouteDeps, caller: (c: Context<Env>) => DeviceRouteCaller): void {
   // Cellular modems: evebox manages none. EVE with no modem publishes a WwanStatus without networks (its JSON has
   // no tags: these keys) and no WwanMetrics at all (204).
@@ -106,11 +126,9 @@ export function deviceRoutes(app: Hono<Env>, deps: DeviceRouteDeps, caller: (c: 
     const target = deps.nodeExporter ?? "http://127.0.0.1:9100";
     try {
       const r = await fetch(`${target}/metrics`, { signal: AbortSignal.timeout(5000), redirect: "manual" });
-      const len = Number(r.headers.get("content-length") ?? 0);
-      if (len > METRICS_MAX) return c.json({ message: `the node exporter's answer is over ${METRICS_MAX} bytes` }, 502);
-      const text = await r.text();
-      if (text.length > METRICS_MAX) return c.json({ message: `the node exporter's answer is over ${METRICS_MAX} bytes` }, 502);
-      return c.body(text, r.status as 200, { "Content-Type": r.headers.get("content-type") ?? "text/plain; version=0.0.4" });
+      const body = await readAtMost(r, METRICS_MAX);
+      if (!body) return c.json({ message: `the node exporter's answer is over ${METRICS_MAX} bytes` }, 502);
+      return c.body(body as Uint8Array<ArrayBuffer>, r.status as 200, { "Content-Type": r.headers.get("content-type") ?? "text/plain; version=0.0.4" });
     } catch (e) {
       return c.json({ message: `no node exporter answers at ${target} (EVE forwards /metrics to one): ${(e as Error).message}` }, 502);
     }
