@@ -33,7 +33,7 @@ describe("patch envelopes in the device model", () => {
         name: "cfg",
         action: "ACTIVATE",
         apps: [IDS.app],
-        artifacts: [{ index: 0, kind: "inline", fileName: "a.txt", data: b64("hello"), fileMetaData: b64("meta"), artifactMetaData: "art", volumeId: null, imageName: null, file: null, cipher: null }],
+        artifacts: [{ index: 0, kind: "inline", fileName: "a.txt", data: b64("hello"), fileMetaData: b64("meta"), artifactMetaData: "art", volumeId: null, imageName: null, file: null, cipher: null, metadataCipher: null }],
         faults: [],
       },
     ]);

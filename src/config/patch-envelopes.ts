@@ -6,8 +6,8 @@
 // artifact's file: the content tree its volume is made from, as downloaded (EVE serves the volume's file; its
 // fileSha is the content tree's sha256). A file name reaches a URL path and a zip entry: one path component,
 // checked here (an encrypted artifact's once the metadata server opened it). A volumeRef must name a volume of the
-// config; a volume evebox cannot serve as one file (blank, a container image) and encrypted artifact metadata are
-// the envelope's faults: the config is accepted, the envelope is in error (EVE's PATCH_ERROR) and no app sees it.
+// config; a volume evebox cannot serve as one file (blank, a container image) is the envelope's fault: the config
+// is accepted, the envelope is in error (EVE's PATCH_ERROR) and no app sees it.
 import { type CipherBlockModel, cipherBlockModel } from "./cipher.ts";
 import { displayNameProblem, hasControl } from "./names.ts";
 import type { ObjectKind } from "./problems.ts";
@@ -62,6 +62,11 @@ export interface PatchArtifactModel {
    * once opened).
    */
   cipher: CipherBlockModel | null;
+  /**
+   * `metadata_cipher_data`: `artifactMetaData` encrypted (an EncryptionBlock whose user is
+   * ENCRYPTION_BLOCK_USER_BINARY_ARTIFACT_METADATA, its `encryptedData` the text); opened by the metadata server.
+   */
+  metadataCipher: CipherBlockModel | null;
 }
 
 export interface PatchEnvelopeModel {
@@ -166,8 +171,12 @@ export function readPatchEnvelopes(doc: Doc, push: Push, refs?: ArtifactRefs): P
     const names = new Map<string, number>();
     const artifacts = list(pe?.artifacts).map((a, j) => {
       const ap = `artifacts[${j}]`;
-      const art: PatchArtifactModel = { index: j, kind: "none", fileName: "", data: null, fileMetaData: "", artifactMetaData: String(a?.artifactMetaData ?? ""), volumeId: null, imageName: null, file: null, cipher: null };
-      if (a?.metadataCipherData) faults.push(`${ap}.metadataCipherData: encrypted artifact metadata is not supported on this device yet`);
+      const art: PatchArtifactModel = { index: j, kind: "none", fileName: "", data: null, fileMetaData: "", artifactMetaData: String(a?.artifactMetaData ?? ""), volumeId: null, imageName: null, file: null, cipher: null, metadataCipher: null };
+      // Encrypted artifact metadata: opened by the metadata server (an EncryptionBlock for BINARY_ARTIFACT_METADATA).
+      if (a?.metadataCipherData) {
+        art.metadataCipher = cipherBlockModel(a.metadataCipherData);
+        if (!art.metadataCipher) faults.push(`${ap}.metadataCipherData: no cipher data`);
+      }
       if (a?.inline) {
         art.kind = "inline";
         art.fileName = String(a.inline.fileNameToUse ?? "");

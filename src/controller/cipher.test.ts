@@ -159,7 +159,7 @@ async function envelopeCrypto(type: string) {
   const { ecdh } = await device();
   const ctl = await controllerEcdh();
   const opener = new CipherOpener(ecdh, () => certsWith(ctl.cert.trim()), () => 1);
-  const enc = (plain: Record<string, string>, tamper?: "hash") => encryptFor({ controllerEcdhKeyPem: ctl.keyPem, controllerEcdhCertPem: ctl.cert, deviceEcdhCert: ecdh.cert, plain, type, tamper });
+  const enc = (plain: Record<string, unknown>, tamper?: "hash") => encryptFor({ controllerEcdhKeyPem: ctl.keyPem, controllerEcdhCertPem: ctl.cert, deviceEcdhCert: ecdh.cert, plain, type, tamper });
   return { opener, enc };
 }
 
@@ -248,5 +248,34 @@ describe("a patch envelope's encrypted volume artifact", () => {
     expect(Buffer.from(file).equals(Buffer.from(bytes))).toBe(true);
     expect(s.reports().map((r) => [r.state, r.size])).toEqual([["PATCH_ACTIVE", bytes.length], ["PATCH_RECEIVED", 0]]);
     expect(logged.join("\n")).toContain('5e000000-0000-4000-8000-000000000002 artifacts[0] (encryptedVolumeref) is not served: imageId: no volume "7e000000-0000-4000-8000-0000000000ff"');
+  });
+});
+
+describe("a patch envelope artifact's encrypted metadata (metadata_cipher_data)", () => {
+  test("opened (an EncryptionBlock for BINARY_ARTIFACT_METADATA): it is the artifact's artifactMetaData; another user's block leaves the clear one, logged", async () => {
+    const { opener, enc } = await envelopeCrypto("org.lfedge.eve.common.EncryptionBlock");
+    const APP = "7e000000-0000-4000-8000-000000000010";
+    const good = enc({ user: 1, encryptedData: "owner: team-a" });
+    const other = enc({ user: 0, encryptedData: "not metadata" });
+    const { model, problems } = buildDeviceModel({
+      cipherContexts: [good.context, other.context],
+      patchEnvelopes: [
+        {
+          uuid: "5e000000-0000-4000-8000-000000000001",
+          action: "ACTIVATE",
+          appInstIdsAllowed: [APP],
+          artifacts: [
+            { inline: { fileNameToUse: "a.txt", base64Data: btoa("a") }, artifactMetaData: "ignored when encrypted", metadataCipherData: good.block },
+            { inline: { fileNameToUse: "b.txt", base64Data: btoa("b") }, artifactMetaData: "clear", metadataCipherData: other.block },
+          ],
+        },
+      ],
+    });
+    expect(problems).toEqual([]);
+    expect(model.patchEnvelopes[0]!.faults).toEqual([]);
+    const { s, logged } = serviceFor(APP, model, opener);
+    const d = await (await s.fetch(new Request("http://169.254.169.254/eve/v1/patch/description.json"), "10.1.0.2", 1)).json();
+    expect(d[0].BinaryBlobs.map((b: { fileName: string; artifactMetaData: string }) => [b.fileName, b.artifactMetaData])).toEqual([["a.txt", "owner: team-a"], ["b.txt", "clear"]]);
+    expect(logged.join("\n")).toContain("artifacts[1] metadataCipherData cannot be opened (the clear artifactMetaData stays): the decrypted EncryptionBlock is not for BINARY_ARTIFACT_METADATA");
   });
 });

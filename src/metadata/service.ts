@@ -5,9 +5,10 @@
 // server.ts, the traffic is brought here by the network part's DNAT.
 import { createHash } from "node:crypto";
 import { Hono } from "hono";
-import type { CipherBlockModel, SecretOpener, VolumeArtifactRef } from "../config/cipher.ts";
+import type { CipherBlockModel, SecretOpener } from "../config/cipher.ts";
 import type { DeviceModel, PatchEnvelopeModel } from "../config/model.ts";
-import { decodeMessage, type InlineOpaqueBase64Data } from "../proto/index.ts";
+import type { PatchArtifactModel } from "../config/patch-envelopes.ts";
+import { decodeMessage, type EncryptionBlock, EncryptionBlockUser, type InlineOpaqueBase64Data } from "../proto/index.ts";
 import { artifactRefs, envelopeReport, fileNameProblem, volumeArtifactFile, MAX_INLINE_BYTES, type PatchEnvelopeReport, patchState } from "../config/patch-envelopes.ts";
 import type { ObjectProblem } from "../config/problems.ts";
 import { deviceRoutes, type DeviceRouteDeps, SIGNER_MAX } from "./device-routes.ts";
@@ -165,8 +166,52 @@ async function zipEntryOf(f: PatchFile): Promise<ZipEntry> {
   return { name: f.fileName, size: v.size, crc: await crc32OfFile(v.path, v.size, v.sha256), body: () => Bun.file(v.path).slice(0, v.size).stream() };
 }
 
-type Opened = { ok: true; file: PatchFile } | { ok: false; error: string };
-type OpenedVolume = { ok: true; ref: { fileName: string; fileMetaData: string; imageName: string; volumeId: string; sha256: string } } | { ok: false; error: string };
+type Result<T> = { ok: true; value: T } | { ok: false; error: string };
+interface OpenEntry<T> {
+  promise: Promise<Result<T>>;
+  settled: Result<T> | undefined;
+}
+type OpenedVolumeRef = { fileName: string; fileMetaData: string; imageName: string; volumeId: string; sha256: string };
+
+/** An encrypted inline artifact's plaintext (InlineOpaqueBase64Data), checked as an inline artifact is in the config. */
+function readInline(clear: Uint8Array): Result<PatchFile> {
+  let inline: InlineOpaqueBase64Data;
+  try {
+    inline = decodeMessage<InlineOpaqueBase64Data>("org.lfedge.eve.config.InlineOpaqueBase64Data", clear);
+  } catch (e) {
+    return { ok: false, error: `the decrypted data is not an InlineOpaqueBase64Data: ${(e as Error).message}` };
+  }
+  const fileName = String(inline.fileNameToUse ?? "");
+  const data = String(inline.base64Data ?? "");
+  const bad = fileNameProblem(fileName);
+  if (bad) return { ok: false, error: `fileNameToUse: ${bad}` };
+  if (data.length > MAX_INLINE_BYTES) return { ok: false, error: `base64Data: ${data.length} bytes: at most ${MAX_INLINE_BYTES}` };
+  if (!BASE64.test(data.replace(/\s+/g, ""))) return { ok: false, error: "base64Data: is not base64 text" };
+  return { ok: true, value: { fileName, data, volume: null, fileMetaData: String(inline.base64MetaData ?? ""), artifactMetaData: "" } };
+}
+
+/** An encrypted volume artifact's plaintext (ExternalOpaqueBinaryBlob), resolved against the config as a clear volumeRef. */
+function readVolumeRef(clear: Uint8Array, model: DeviceModel): Result<OpenedVolumeRef> {
+  const ref = decodeVolumeRef(clear);
+  const fileName = ref.fileNameToUse || ref.imageName;
+  const bad = fileNameProblem(fileName);
+  if (bad) return { ok: false, error: `${ref.fileNameToUse ? "fileNameToUse" : "imageName"}: ${bad}` };
+  const r = volumeArtifactFile(ref.volumeId, artifactRefs(model));
+  if (!("file" in r)) return { ok: false, error: `imageId: ${"problem" in r ? r.problem : r.fault}` };
+  return { ok: true, value: { fileName, fileMetaData: ref.blobMetaData, imageName: ref.imageName, volumeId: ref.volumeId, sha256: r.file.sha256 } };
+}
+
+/** Encrypted artifact metadata's plaintext: an EncryptionBlock for BINARY_ARTIFACT_METADATA, its text. */
+function readArtifactMeta(clear: Uint8Array): Result<string> {
+  let eb: EncryptionBlock;
+  try {
+    eb = decodeMessage<EncryptionBlock>("org.lfedge.eve.common.EncryptionBlock", clear);
+  } catch (e) {
+    return { ok: false, error: `the decrypted data is not an EncryptionBlock: ${(e as Error).message}` };
+  }
+  if (eb.user !== EncryptionBlockUser.ENCRYPTION_BLOCK_USER_BINARY_ARTIFACT_METADATA) return { ok: false, error: "the decrypted EncryptionBlock is not for BINARY_ARTIFACT_METADATA" };
+  return { ok: true, value: String(eb.encryptedData ?? "") };
+}
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 export class MetadataService {
@@ -176,9 +221,8 @@ export class MetadataService {
   /** The model the kept state was last pruned to, and what of it that model names. */
   private prunedFor: DeviceModel | null = null;
   private named: { apps: Set<string>; given: Set<string> } = { apps: new Set(), given: new Set() };
-  private readonly opened = new Map<string, Promise<Opened>>();
-  private readonly openedVolumes = new Map<string, Promise<OpenedVolume>>();
-  private readonly settledVolumes = new Map<string, OpenedVolume>();
+  /** Encrypted blocks opened (artifacts, their metadata), by kind, block and opener epoch. */
+  private readonly opened = new Map<string, OpenEntry<unknown>>();
   private shaCache = new Map<string, string>();
 
   constructor(private readonly deps: MetadataDeps) {
@@ -235,8 +279,9 @@ export class MetadataService {
       const files = pe.artifacts.flatMap((a) => {
         if (a.kind === "volumeRef" && a.file) return [fileOf(a.file.sha256)];
         if (a.kind === "encryptedVolumeRef" && a.cipher && r.state !== "PATCH_ERROR") {
-          const opened = this.settledVolume(a.cipher, m.model);
-          return [opened?.ok ? fileOf(opened.ref.sha256) : null];
+          // What is settled (asking for it if not yet: the next report knows).
+          const opened = this.openVolume(a.cipher, m.model).settled;
+          return [opened?.ok ? fileOf(opened.value.sha256) : null];
         }
         return [];
       });
@@ -264,7 +309,8 @@ export class MetadataService {
 
   private async filesOf(pe: PatchEnvelopeModel, model: DeviceModel): Promise<PatchFile[] | null> {
     const files: PatchFile[] = [];
-    for (const a of pe.artifacts) {
+    for (const clear of pe.artifacts) {
+      const a = clear.metadataCipher ? { ...clear, artifactMetaData: await this.artifactMetaData(pe, clear, model) } : clear;
       if (a.kind === "inline") files.push({ fileName: a.fileName, data: a.data!, volume: null, fileMetaData: a.fileMetaData, artifactMetaData: a.artifactMetaData });
       else if (a.kind === "volumeRef" && a.file) {
         // Not downloaded yet: the envelope waits (EVE's PATCH_RECEIVED), kept from the apps until it is.
@@ -272,14 +318,15 @@ export class MetadataService {
         if (!f) return null;
         files.push({ fileName: a.fileName, data: null, volume: { ...f, sha256: a.file.sha256 }, ref: { imageName: a.imageName ?? "", imageId: a.volumeId ?? "" }, fileMetaData: a.fileMetaData, artifactMetaData: a.artifactMetaData });
       } else if (a.kind === "encryptedVolumeRef" && a.cipher) {
-        const r = await this.openVolume(a.cipher, model);
+        const r = await this.openVolume(a.cipher, model).promise;
         if (!r.ok) {
           this.deps.log?.("warn", `metadata: patch envelope ${pe.uuid} artifacts[${a.index}] (encryptedVolumeref) is not served: ${r.error}`);
           return null;
         }
-        const f = this.deps.artifactFile?.(r.ref.sha256);
+        const v = r.value;
+        const f = this.deps.artifactFile?.(v.sha256);
         if (!f) return null; // its volume's content tree is not downloaded yet
-        files.push({ fileName: r.ref.fileName, data: null, volume: { ...f, sha256: r.ref.sha256 }, ref: { imageName: r.ref.imageName, imageId: r.ref.volumeId }, fileMetaData: r.ref.fileMetaData, artifactMetaData: a.artifactMetaData });
+        files.push({ fileName: v.fileName, data: null, volume: { ...f, sha256: v.sha256 }, ref: { imageName: v.imageName, imageId: v.volumeId }, fileMetaData: v.fileMetaData, artifactMetaData: a.artifactMetaData });
       }
       else if (a.kind === "encryptedInline" && a.cipher) {
         const r = await this.open(a.cipher, model);
@@ -287,7 +334,7 @@ export class MetadataService {
           this.deps.log?.("warn", `metadata: patch envelope ${pe.uuid} artifacts[${a.index}] (encryptedInline) is not served: ${r.error}`);
           return null;
         }
-        files.push({ ...r.file, artifactMetaData: a.artifactMetaData });
+        files.push({ ...r.value, artifactMetaData: a.artifactMetaData });
       }
     }
     const names = new Set<string>();
@@ -302,88 +349,62 @@ export class MetadataService {
   }
 
   /**
-   * An encrypted volume artifact opened (once per block and opener epoch): its ExternalOpaqueBinaryBlob, resolved
-   * against the config's volumes and checked as a clear volumeRef is (config/patch-envelopes.ts). What is settled
-   * is kept for `reports()`, which cannot wait.
+   * A block opened once per kind, block and opener epoch (in memory, 1,024 at most), its plaintext checked by
+   * `read`; what is settled is kept too, for `reports()`, which cannot wait.
    */
-  private openVolume(block: CipherBlockModel, model: DeviceModel): Promise<OpenedVolume> {
+  private openOnce<T>(kind: string, block: CipherBlockModel, model: DeviceModel, read: (clear: Uint8Array) => Result<T>): OpenEntry<T> {
     const secrets = this.deps.secrets;
-    if (!secrets?.openBytes) return Promise.resolve({ ok: false, error: "this device cannot open encrypted artifacts" });
-    const key = `v\u0000${secrets.epoch()}\u0000${block.contextId}\u0000${block.cipherData}`;
-    let p = this.openedVolumes.get(key);
-    if (!p) {
-      if (this.openedVolumes.size >= 1024) {
-        this.openedVolumes.clear();
-        this.settledVolumes.clear();
-      }
-      const ctx = model.cipherContexts.find((c) => c.id === block.contextId) ?? null;
-      p = secrets.openBytes(block, ctx).then(
-        (clear): OpenedVolume => {
-          let ref: VolumeArtifactRef;
-          try {
-            ref = decodeVolumeRef(clear);
-          } catch (e) {
-            return { ok: false, error: (e as Error).message };
-          } finally {
-            clear.fill(0);
-          }
-          const fileName = ref.fileNameToUse || ref.imageName;
-          const bad = fileNameProblem(fileName);
-          if (bad) return { ok: false, error: `${ref.fileNameToUse ? "fileNameToUse" : "imageName"}: ${bad}` };
-          const r = volumeArtifactFile(ref.volumeId, artifactRefs(model));
-          if (!("file" in r)) return { ok: false, error: `imageId: ${"problem" in r ? r.problem : r.fault}` };
-          return { ok: true, ref: { fileName, fileMetaData: ref.blobMetaData, imageName: ref.imageName, volumeId: ref.volumeId, sha256: r.file.sha256 } };
-        },
-        (e: Error): OpenedVolume => ({ ok: false, error: e.message }),
-      );
-      p.then((r) => this.settledVolumes.set(key, r));
-      this.openedVolumes.set(key, p);
+    if (!secrets?.openBytes) {
+      const no: Result<T> = { ok: false, error: "this device cannot open encrypted artifacts" };
+      return { promise: Promise.resolve(no), settled: no };
     }
-    return p;
-  }
-
-  /** What `openVolume` settled for a block (undefined: not yet; asks for it). */
-  private settledVolume(block: CipherBlockModel, model: DeviceModel): OpenedVolume | undefined {
-    const secrets = this.deps.secrets;
-    if (!secrets?.openBytes) return { ok: false, error: "this device cannot open encrypted artifacts" };
-    const key = `v\u0000${secrets.epoch()}\u0000${block.contextId}\u0000${block.cipherData}`;
-    const done = this.settledVolumes.get(key);
-    if (!done) void this.openVolume(block, model);
-    return done;
-  }
-
-  /** An encrypted inline artifact opened (once per block and opener epoch) and checked as an inline one. */
-  private open(block: CipherBlockModel, model: DeviceModel): Promise<Opened> {
-    const secrets = this.deps.secrets;
-    if (!secrets?.openBytes) return Promise.resolve({ ok: false, error: "this device cannot open encrypted artifacts" });
-    const key = `${secrets.epoch()}\u0000${block.contextId}\u0000${block.cipherData}`;
-    let p = this.opened.get(key);
-    if (!p) {
+    const key = `${kind}\u0000${secrets.epoch()}\u0000${block.contextId}\u0000${block.cipherData}`;
+    let entry = this.opened.get(key) as OpenEntry<T> | undefined;
+    if (!entry) {
       if (this.opened.size >= 1024) this.opened.clear();
       const ctx = model.cipherContexts.find((c) => c.id === block.contextId) ?? null;
-      p = secrets.openBytes(block, ctx).then(
-        (clear): Opened => {
-          let inline: InlineOpaqueBase64Data;
-          try {
-            inline = decodeMessage<InlineOpaqueBase64Data>("org.lfedge.eve.config.InlineOpaqueBase64Data", clear);
-          } catch (e) {
-            return { ok: false, error: `the decrypted data is not an InlineOpaqueBase64Data: ${(e as Error).message}` };
-          } finally {
-            clear.fill(0);
-          }
-          const fileName = String(inline.fileNameToUse ?? "");
-          const data = String(inline.base64Data ?? "");
-          const bad = fileNameProblem(fileName);
-          if (bad) return { ok: false, error: `fileNameToUse: ${bad}` };
-          if (data.length > MAX_INLINE_BYTES) return { ok: false, error: `base64Data: ${data.length} bytes: at most ${MAX_INLINE_BYTES}` };
-          if (!BASE64.test(data.replace(/\s+/g, ""))) return { ok: false, error: "base64Data: is not base64 text" };
-          return { ok: true, file: { fileName, data, volume: null, fileMetaData: String(inline.base64MetaData ?? ""), artifactMetaData: "" } };
-        },
-        (e: Error): Opened => ({ ok: false, error: e.message }),
-      );
-      this.opened.set(key, p);
+      const e: OpenEntry<T> = {
+        promise: secrets.openBytes(block, ctx).then(
+          (clear): Result<T> => {
+            try {
+              return read(clear);
+            } catch (err) {
+              return { ok: false, error: (err as Error).message };
+            } finally {
+              clear.fill(0);
+            }
+          },
+          (err: Error): Result<T> => ({ ok: false, error: err.message }),
+        ),
+        settled: undefined,
+      };
+      void e.promise.then((r) => (e.settled = r));
+      this.opened.set(key, e as OpenEntry<unknown>);
+      entry = e;
     }
-    return p;
+    return entry;
+  }
+
+  /** An encrypted inline artifact: its InlineOpaqueBase64Data, checked as an inline one. */
+  private open(block: CipherBlockModel, model: DeviceModel): Promise<Result<PatchFile>> {
+    return this.openOnce("inline", block, model, readInline).promise;
+  }
+
+  /** An encrypted volume artifact: its ExternalOpaqueBinaryBlob, resolved and checked as a clear volumeRef is. */
+  private openVolume(block: CipherBlockModel, model: DeviceModel): OpenEntry<OpenedVolumeRef> {
+    return this.openOnce("volume", block, model, (clear) => readVolumeRef(clear, model));
+  }
+
+  /**
+   * An artifact's encrypted metadata: the EncryptionBlock's `encryptedData` when its user is
+   * BINARY_ARTIFACT_METADATA. As EVE, one that does not open (or is for another user) is logged and the clear
+   * `artifactMetaData` stays.
+   */
+  private async artifactMetaData(pe: PatchEnvelopeModel, a: PatchArtifactModel, model: DeviceModel): Promise<string> {
+    const r = await this.openOnce("meta", a.metadataCipher!, model, readArtifactMeta).promise;
+    if (r.ok) return r.value;
+    this.deps.log?.("warn", `metadata: patch envelope ${pe.uuid} artifacts[${a.index}] metadataCipherData cannot be opened (the clear artifactMetaData stays): ${r.error}`);
+    return a.artifactMetaData;
   }
 
   private routes(): void {
