@@ -486,6 +486,10 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
       config(1);
       expect((await api("PUT", "/controller", { url: `https://10.0.2.2:${ctl.listenPort}`, rootCertificate: pki.root.cert })).status).toBe(200);
       await until("onboarded, counter 1 noted", async () => dinfo((d) => d.rebootConfigCounter === 1)(), 120_000, 1000);
+      // The device's ports as EVE reports them (systemAdapter): the configuration in use, tested, with eth0's lease.
+      const sa: any = (await until("the ports in ZInfoDevice.systemAdapter", async () => dinfo((d) => !!d.systemAdapter?.status?.[0]?.lastSucceeded)(), 60_000, 1000)).systemAdapter;
+      const eth0 = sa.status[0].ports.find((p: any) => p.ifname === "eth0");
+      expect(eth0).toMatchObject({ name: "eth0", isMgmt: true, dhcpType: 4, IPAddrs: ["10.0.2.15"], subnet: "10.0.2.0/24", gateway: "10.0.2.2", up: true });
       expect(device!.serial()).not.toMatch(/reboot \(.*the controller/);
       await waitAppRunning("managed");
       const mark = device!.serial().length;

@@ -25,6 +25,8 @@ import {
 } from "../proto/index.ts";
 import type { SwState } from "../model/swstate.ts";
 import { hardwareInfo, type HardwareFacts, zioBundle } from "./hardware-report.ts";
+import { systemAdapterInfo } from "./ports-report.ts";
+import type { DevicePortsReport } from "../model/ports.ts";
 import { type AppSample, cpuCount, type DeviceSample, type NetSample } from "../telemetry/metrics.ts";
 
 export const ZINFO_MSG = "org.lfedge.eve.info.ZInfoMsg";
@@ -94,6 +96,8 @@ export interface DeviceFacts {
   patchEnvelopes?: PatchEnvelopeReport[];
   /** What each app last posted to its metadata server's appCustomStatus (metadata/), as it was sent. */
   appCustomStatus?: { uuid: string; data: Uint8Array }[];
+  /** The device's own ports as init runs them (PID 1): ZInfoDevice.systemAdapter; absent in host mode. */
+  ports?: DevicePortsReport | null;
 }
 
 /**
@@ -335,6 +339,7 @@ function deviceInfo(status: DeviceStatus, f: DeviceFacts): NonNullable<ZInfoMsg[
     configItemStatus: configItemStatus(f.configItems ?? []),
     deviceName: f.deviceName,
     ...(f.hardware ? { assignableAdapters: f.hardware.bundles.map((b) => zioBundle(b, timestamp(f.bootTime))) } : {}),
+    ...(f.ports?.configs.length ? { systemAdapter: systemAdapterInfo(f.ports) } : {}),
   };
 }
 

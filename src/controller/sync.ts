@@ -13,6 +13,7 @@ import { backoffDelay, jittered } from "../lib/backoff.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import type { ControllerLink, DeviceStatus, PartStatus } from "../model/status.ts";
 import type { EventBus } from "../model/events.ts";
+import type { DevicePortsReport } from "../model/ports.ts";
 import type { DeviceOpsReport } from "../model/ops.ts";
 import {
   AttestVersionType,
@@ -87,6 +88,8 @@ export interface DeviceView {
   hardware?: () => HardwareFacts;
   /** Device operations (ops/): commands handled, boot reason, maintenance mode. */
   ops?: () => DeviceOpsReport;
+  /** The device's own ports (init's, as PID 1), for ZInfoDevice.systemAdapter; absent in host mode. */
+  ports?: () => DevicePortsReport | null;
 }
 
 export interface ControllerDeps {
@@ -950,6 +953,7 @@ export class Controller implements ControllerLink {
       swList: this.deps.device.baseosSwList?.(),
       hardware: this.deps.device.hardware?.(),
       ops: this.deps.device.ops?.(),
+      ports: this.deps.device.ports?.() ?? null,
       configItems: model?.configItemStatus ?? [],
       cluster: model?.device.cluster ?? null,
       patchEnvelopes: this.deps.patchEnvelopes?.() ?? model?.patchEnvelopes.map((pe) => envelopeReport(pe, current!.problems)) ?? [],

@@ -1,5 +1,6 @@
 // The composition root: builds every part of evebox once, in order, each given the narrow interfaces it needs,
 // starts them in that order and stops them in the reverse one. The order (and why) is in src/device/README.md.
+import type { DevicePortsReport } from "../model/ports.ts";
 import type { OpenedBlock } from "../config/cipher.ts";
 import { existsSync, mkdirSync, readFileSync, accessSync, chmodSync, constants, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -63,6 +64,8 @@ export interface RunOptions {
   parts?: readonly (() => PartStatus)[];
   /** The VLANs and bonds the device's own ports stand on (init/ports.ts makes them): the network part leaves them be. */
   portLinks?: () => readonly string[];
+  /** The device's own ports (init's), reported to the controller as ZInfoDevice.systemAdapter. */
+  portsReport?: () => DevicePortsReport | null;
 }
 
 export interface RunningDevice {
@@ -205,6 +208,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
       return { bundles: h.bundles, inventory: h.inventory };
     },
     ops: () => ops.report(),
+    ...(opts.portsReport ? { ports: opts.portsReport } : {}),
   };
 
   // Device operations (ops/): the config's reboot and shutdown commands, maintenance mode, why the device booted.

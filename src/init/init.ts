@@ -324,6 +324,7 @@ export class Init {
           slots: this.slots(),
           parts: [() => this.systemPart(), () => this.servicesPart(), () => this.portsPart(), ...(this.boot ? [() => this.bootPart()] : [])],
           portLinks: () => this.ports?.heldLinks() ?? [],
+          portsReport: () => this.ports?.report() ?? null,
           // The banner names the LAN addresses; runDevice's own lines would say 0.0.0.0.
           say: (l) => (/0\.0\.0\.0/.test(l) ? undefined : say(l.replace(/^evebox: /, ""))),
         });

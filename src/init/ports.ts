@@ -10,6 +10,7 @@ import { commentText, isL2LinkName } from "../config/names.ts";
 import { run } from "../lib/run.ts";
 import { bondAttrs, bondCreateArgv, vlanCreateArgv } from "../network/links.ts";
 import { type L2LinkSpec, linksOf } from "../network/model.ts";
+import type { DevicePortConfigReport, DevicePortReport, DevicePortsReport } from "../model/ports.ts";
 import type { Supervisor } from "./services.ts";
 
 export interface PortPlan {
@@ -328,6 +329,75 @@ export class PortManager {
     };
   }
 
+  /** When each configuration (by key) last worked and last failed its test, since this start. */
+  private readonly tested = new Map<string, { succeeded: Date | null; failed: Date | null; error: string | null }>();
+
+  private noteTest(key: string, ok: boolean, error: string | null): void {
+    const t = this.tested.get(key) ?? { succeeded: null, failed: null, error: null };
+    if (ok) Object.assign(t, { succeeded: new Date(), error: null });
+    else Object.assign(t, { failed: new Date(), error });
+    this.tested.set(key, t);
+    if (this.tested.size > 16) this.tested.delete(this.tested.keys().next().value!);
+  }
+
+  /** The configurations (in use, then the last working one) with their ports, for the controller (systemAdapter). */
+  report(): DevicePortsReport {
+    const configs: DevicePortConfigReport[] = [];
+    const entry = (cfg: PortConfig, inUse: boolean): DevicePortConfigReport => {
+      const t = this.tested.get(cfg.key);
+      return {
+        key: cfg.key,
+        source: cfg.source,
+        inUse,
+        testing: inUse && this.testing,
+        lastSucceeded: t?.succeeded ?? null,
+        lastFailed: t?.failed ?? null,
+        lastError: t?.error ?? null,
+        ports: cfg.ports.map((p) => this.portReport(p, cfg, inUse)),
+      };
+    };
+    if (this.current) configs.push(entry(this.current, true));
+    const lw = this.lastWorking();
+    if (lw && lw.key !== this.current?.key) configs.push(entry(lw, false));
+    return { configs };
+  }
+
+  private portReport(p: PortPlan, cfg: PortConfig, live: boolean): DevicePortReport {
+    const sys = this.o.sys ?? "/sys";
+    const read = (f: string) => {
+      try {
+        return readFileSync(`${sys}/class/net/${f}`, "utf8").trim();
+      } catch {
+        return "";
+      }
+    };
+    const st = live ? this.portState(p) : null;
+    const lease = st?.lease ?? null;
+    const link = (cfg.links ?? []).find((l) => l.ifname === p.ifname);
+    return {
+      ifname: p.ifname,
+      logical: p.logical,
+      uplink: p.uplink,
+      mode: p.mode,
+      addresses: st ? st.addresses : p.static ? [`${p.static.address}/${p.static.prefix}`] : [],
+      gateway: p.static?.gateway ?? lease?.router ?? null,
+      dns: p.static?.dns ?? lease?.dns ?? [],
+      up: st?.up ?? false,
+      mac: live ? read(`${p.ifname}/address`) || null : null,
+      mtu: p.mtu ?? (live ? Number(read(`${p.ifname}/mtu`)) || null : null),
+      ...(link?.kind === "bond"
+        ? {
+            bond: {
+              mode: link.mode ?? "balance-rr",
+              active: live ? read(`${p.ifname}/bonding/active_slave`) || null : null,
+              members: link.members.map((m) => ({ ifname: m, up: live && read(`${m}/operstate`) === "up" })),
+              miimon: link.mii?.interval ?? 0,
+            },
+          }
+        : {}),
+    };
+  }
+
   /** The VLANs and bonds (evebox's names) the ports in use stand on: the network part leaves them to this one. */
   heldLinks(): string[] {
     return (this.current?.links ?? []).map((l) => l.ifname);
@@ -392,6 +462,7 @@ export class PortManager {
           if (this.o.settings.get("ports.failed") === cfg.key) this.o.settings.set("ports.failed", "");
           this.o.log("info", `ports: ${cfg.source} works (${r.detail})`);
           this.o.event("ports.up", `ports up: ${r.detail}`);
+          this.noteTest(cfg.key, true, null);
           if (recordFailure) this.lastFailure = null;
           return true;
         }
@@ -402,6 +473,7 @@ export class PortManager {
       this.testing = false;
     }
     this.lastFailure = why;
+    if (gen === this.generation) this.noteTest(cfg.key, false, why);
     return false;
   }
 
