@@ -100,6 +100,13 @@ async function compile(target: string): Promise<void> {
       // comes from the start's and the first config's work staying unoptimized (set back at the console's
       // quiet: no saving).
       jitPolicy: 16,
+      // The binary reads no .env, bunfig.toml, tsconfig.json or package.json from the directory it is started
+      // in (Bun's defaults for a standalone executable): a stray .env set EVEBOX_DATA, and a bunfig.toml can
+      // preload code. evebox's settings come from its environment and flags only (tests/security/startup-files).
+      autoloadDotenv: false,
+      autoloadBunfig: false,
+      autoloadTsconfig: false,
+      autoloadPackageJson: false,
     },
     minify: true,
     sourcemap: "none",
