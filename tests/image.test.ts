@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { type DebugShell, freePort, QemuDevice } from "../board-support/qemu-x86_64/qemu.ts";
 import { parseBootEnv } from "../src/baseos/bootenv.ts";
+import { l2LinkName } from "../src/config/names.ts";
 import { busyboxArchive } from "./support/docker.ts";
 import { Client } from "./support/evebox.ts";
 import { makeControllerPki } from "./support/controller/pki.ts";
@@ -44,6 +45,7 @@ const NET_DHCP = "6c1e0000-0000-4000-8000-0000000000f2";
 const NET_VLAN = "6c1e0000-0000-4000-8000-0000000000f3";
 const NET_BOND = "6c1e0000-0000-4000-8000-0000000000f4";
 const NI_BOND = "6c1e0000-0000-4000-8000-0000000000f5";
+const NI_OT = "6c1e0000-0000-4000-8000-0000000000f6";
 
 let img: BuiltImage;
 let work: string;
@@ -374,11 +376,20 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
         "/usr/sbin/ip -n peer link set tp.100 up",
         `/usr/sbin/ip -n peer addr add 203.0.113.1/24 dev ${nic("bondpeer")}`,
         `/usr/sbin/ip -n peer link set ${nic("bondpeer")} up`,
+        // VLAN 200 of the same trunk: an OT network with its own DHCP server, for a Switch instance's app.
+        `/usr/sbin/ip -n peer link add link ${nic("trunkpeer")} name tp.200 type vlan id 200`,
+        "/usr/sbin/ip -n peer addr add 192.168.200.1/24 dev tp.200",
+        "/usr/sbin/ip -n peer link set tp.200 up",
+        "printf 'start 192.168.200.100\\nend 192.168.200.150\\ninterface tp.200\\nlease_file /tmp/udhcpd.leases\\npidfile /tmp/udhcpd.pid\\nopt subnet 255.255.255.0\\nopt router 192.168.200.1\\n' > /tmp/udhcpd.conf",
+        "touch /tmp/udhcpd.leases",
+        "/usr/sbin/ip netns exec peer busybox udhcpd /tmp/udhcpd.conf",
       ].join(" && "),
     );
     // The app on a Local network instance whose port is the bond: NATed out of a link init holds.
     const onBond = appConfig();
-    onBond.apps[0] = { ...onBond.apps[0]!, interfaces: [{ name: "eth0", networkId: NI_BOND, acls: [{ id: 1, matches: [{ type: "ip", value: "0.0.0.0/0" }] }] }] } as (typeof onBond.apps)[0];
+    // And a second interface on a Switch instance on VLAN 200 of the trunk (the network part's VLAN, not init's).
+    const all = [{ id: 1, matches: [{ type: "ip", value: "0.0.0.0/0" }] }];
+    onBond.apps[0] = { ...onBond.apps[0]!, interfaces: [{ name: "eth0", networkId: NI_BOND, acls: all }, { name: "eth1", networkId: NI_OT, acls: all }] } as (typeof onBond.apps)[0];
     const vlanBond = appConfig({
       apps: onBond.apps,
       networkInstances: [
@@ -390,6 +401,7 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
           port: { name: "lag0" },
           ip: { subnet: "10.77.0.0/24", gateway: "10.77.0.1", dhcpRange: { start: "10.77.0.10", end: "10.77.0.50" } },
         },
+        { uuidandversion: { uuid: NI_OT, version: "1" }, displayname: "ot-vlan200", instType: "ZnetInstSwitch", activate: true, port: { name: "ot.200" } },
       ],
       networks: [
         { id: NET_DHCP, type: "V4", ip: { dhcp: "Client" } },
@@ -397,7 +409,10 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
         { id: NET_VLAN, type: "V4", ip: { dhcp: "Static", subnet: "198.51.100.0/24", gateway: "198.51.100.1" } },
         { id: NET_BOND, type: "V4", ip: { dhcp: "Static", subnet: "203.0.113.0/24" } },
       ],
-      vlans: [{ logicallabel: "mgmt.100", interfaceName: "mgmt100", lowerLayerName: trunk, vlanId: 100 }],
+      vlans: [
+        { logicallabel: "mgmt.100", interfaceName: "mgmt100", lowerLayerName: trunk, vlanId: 100 },
+        { logicallabel: "ot.200", interfaceName: "ot200", lowerLayerName: trunk, vlanId: 200 },
+      ],
       bonds: [{ logicallabel: "lag0", interfaceName: "lag0", lowerLayerNames: [bm0, bm1], bondMode: "BOND_MODE_ACTIVE_BACKUP", mii: { interval: 100 } }],
       systemAdapterList: [
         { name: "eth0", uplink: true, networkUUID: NET_DHCP },
@@ -445,6 +460,15 @@ describe.skipIf(!canRun)("the device image under QEMU TCG", () => {
       return (await shell!.run(`docker exec ${id} /bin/busybox ping -c 1 -W 2 203.0.113.1`, 15_000)).code === 0 ? true : undefined;
     }, 120_000, 2000);
     expect(await guest(`docker ps --filter label=evebox.app=${APP} --format '{{.Status}}'`)).toMatch(/^Up/);
+    // Its Switch interface: a lease from the OT network's DHCP server over VLAN 200, and that server answering.
+    const ot = l2LinkName("vlan", "ot.200");
+    expect(await guest(`/usr/sbin/ip -d link show dev ${ot}`)).toMatch(/master eb[0-9a-f]{12} .*\n[^]*vlan protocol 802\.1Q id 200/);
+    await until("the app's Switch interface leased on VLAN 200, the OT network answering", async () => {
+      const id = (await guest(`docker ps -q --filter label=evebox.app=${APP}`)).trim().split("\n")[0];
+      if (!id) return undefined;
+      const r = await shell!.run(`docker exec ${id} /bin/busybox sh -c '/bin/busybox ip -4 addr | /bin/busybox grep -q "inet 192\\.168\\.200\\.1[0-5][0-9]/24" && /bin/busybox ping -c 1 -W 2 192.168.200.1'`, 15_000);
+      return r.code === 0 ? true : undefined;
+    }, 120_000, 2000);
 
     // A new configuration without them, whose port fails: the device goes back to the VLAN and the bond, and
     // they stay (the network part, which removes links the config no longer names, leaves the ports' own be).
