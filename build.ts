@@ -4,7 +4,7 @@
 //   bun build.ts                 UI + both binaries
 //   bun build.ts --ui-only       UI only (what `npm start` needs)
 //   bun build.ts --target x64    UI + one binary (x64 | arm64 | x64-musl | arm64-musl)
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { unusedTransportStubs } from "./scripts/build-stubs.ts";
@@ -20,9 +20,6 @@ process.env.NODE_ENV = "production";
 const root = import.meta.dir;
 const uiOut = join(root, "dist", "ui");
 const genModule = join(root, "src", "console", "ui-bundle.gen.ts");
-// The bytecode layout of a recorded start (scripts/record-bytecode-order.ts); a build without it is the same
-// program, laid out in source order.
-const bytecodeOrder = join(root, "scripts", "evebox.order");
 const TARGETS: Record<string, string> = {
   x64: "bun-linux-x64",
   arm64: "bun-linux-arm64",
@@ -88,18 +85,9 @@ async function compile(target: string): Promise<void> {
     compile: {
       target: bunTarget as Bun.Build.CompileTarget,
       outfile,
-      // The bytecode a start uses first in the file: a start reads less of the binary (RSS ~2.3 MiB less).
-      bytecodeOrder: existsSync(bytecodeOrder) && bytecodeOrder,
-      // JavaScriptCore's tier-up thresholds ×16, for the binary's whole run: code that runs during the start or
-      // now and then (module evaluation, the store's open, a config's checks, the reconciler's passes) stays in
-      // the interpreter and the baseline JIT instead of paying the optimizing compilers, and only what runs hot
-      // (the console's request path under load) reaches them. Measured against 1 (bench/README.md, fourth
-      // pass): idle RSS −4 to −5.5 MiB, CPU until the first 200 −27 %; `/status` CPU per request the same over
-      // the first 10,000, ~1 µs more over the next 30,000 (the hot path reaches the top tiers later), the same
-      // after; a 1,000-app config PUT repeated ~10 % slower at its fourth. Never set back to 1: the idle saving
-      // comes from the start's and the first config's work staying unoptimized (set back at the console's
-      // quiet: no saving).
-      jitPolicy: 16,
+      // No `bytecodeOrder` and no `jitPolicy` (issue 17's fourth pass measured both, bench/README.md): with them,
+      // the first full CI run had the image's and the base OS test's QEMU guests hang after a power cut (kernel
+      // soft lockups in PID 1), never seen before; reverted to the build that passed until they are understood.
       // The binary reads no .env, bunfig.toml, tsconfig.json or package.json from the directory it is started
       // in (Bun's defaults for a standalone executable): a stray .env set EVEBOX_DATA, and a bunfig.toml can
       // preload code. evebox's settings come from its environment and flags only (tests/security/startup-files).
