@@ -74,7 +74,15 @@ try {
   await uefi.waitSerial(/containerd and dockerd are up/, 300_000);
   const shell = await uefi.shell();
   await Bun.sleep(10_000); // settled
-  const rss = (await shell.run("for p in 1 $(pidof containerd) $(pidof dockerd); do echo $(cat /proc/$p/comm) $(grep VmRSS /proc/$p/status | tr -s ' ' | cut -d' ' -f2); done")).out;
+  const rssNow = async () => (await shell.run("for p in 1 $(pidof containerd) $(pidof dockerd); do echo $(cat /proc/$p/comm) $(grep VmRSS /proc/$p/status | tr -s ' ' | cut -d' ' -f2); done")).out;
+  const rss = await rssNow();
+  // Then once evebox has returned the start's pages to the kernel (src/device/trim.ts) and 20 s more of idle.
+  let rssTrimmed: string | null = null;
+  try {
+    await uefi.waitSerial(/start-up pages returned to the kernel/, 180_000);
+    await Bun.sleep(20_000);
+    rssTrimmed = await rssNow();
+  } catch {}
   shell.close();
   await uefi.kill();
   const direct = QemuDevice.start(
@@ -91,13 +99,19 @@ try {
     .add({ what: "evebox console ready (direct boot, 2nd boot)", value: boots.directConsoleReady!, unit: "s", baseline: { what: "busybox shell, same kernel", value: busybox } })
     .add({ what: "evebox /health over HTTPS (direct boot)", value: boots.directHealth!, unit: "s", baseline: { what: "busybox shell", value: busybox } })
     .add({ what: "first boot through OVMF+GRUB: console ready", value: boots.uefiConsoleReady!, unit: "s", baseline: { what: "busybox shell", value: busybox }, note: `PID 1 at ${pid1.toFixed(1)} s, health at ${boots.uefiHealth!.toFixed(1)} s` });
-  const rssOf: Record<string, number> = {};
-  for (const line of rss.trim().split("\n")) {
-    const [name, kb] = line.trim().split(" ");
-    rssOf[name === "evebox" || name === "init" ? "evebox" : name!] = Number(kb) / 1024;
-  }
+  const rssOfText = (text: string) => {
+    const out: Record<string, number> = {};
+    for (const line of text.trim().split("\n")) {
+      const [name, kb] = line.trim().split(" ");
+      out[name === "evebox" || name === "init" ? "evebox" : name!] = Number(kb) / 1024;
+    }
+    return out;
+  };
+  const rssOf = rssOfText(rss);
+  const trimmedOf = rssTrimmed ? rssOfText(rssTrimmed) : null;
   // The same aim as the host-mode idle figure (bench/console.ts); containerd's and dockerd's RSS for scale.
-  report.add({ what: "RSS of evebox as PID 1, services up", value: rssOf.evebox ?? NaN, unit: "MiB", aim: { on: "value", op: "<=", limit: 60 }, note: `containerd ${rssOf.containerd?.toFixed(1) ?? "?"} MiB, dockerd ${rssOf.dockerd?.toFixed(1) ?? "?"} MiB` });
+  report.add({ what: "RSS of evebox as PID 1, services up (10 s)", value: rssOf.evebox ?? NaN, unit: "MiB", note: `containerd ${rssOf.containerd?.toFixed(1) ?? "?"} MiB, dockerd ${rssOf.dockerd?.toFixed(1) ?? "?"} MiB` });
+  report.add({ what: "RSS of evebox as PID 1, 20 s after its start-up trim", value: trimmedOf?.evebox ?? NaN, unit: "MiB", aim: { on: "value", op: "<=", limit: 60 }, note: trimmedOf ? `containerd ${trimmedOf.containerd?.toFixed(1) ?? "?"} MiB, dockerd ${trimmedOf.dockerd?.toFixed(1) ?? "?"} MiB` : "no trim seen within 180 s" });
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

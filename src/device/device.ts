@@ -28,6 +28,8 @@ export interface DeviceParts {
   apps?: AppCommands & Terminals;
   /** The metrics history's sampling interval (ms). */
   metricsIntervalMs?: number;
+  /** More lines of `/metrics` (Prometheus text) from other parts. */
+  metricsLines?: () => string[];
 }
 
 type Doc = Record<string, any>;
@@ -49,6 +51,7 @@ export class Device {
   readonly metricsIntervalMs: number;
   private readonly controller: ControllerLink;
   private readonly reporters: readonly PartSource[];
+  private readonly metricsLines: () => string[];
   private requests = 0;
 
   constructor(parts: DeviceParts) {
@@ -62,6 +65,7 @@ export class Device {
     this.apps = parts.apps ?? null;
     this.terminals = parts.apps ?? null;
     this.metricsIntervalMs = parts.metricsIntervalMs ?? 10_000;
+    this.metricsLines = parts.metricsLines ?? (() => []);
   }
 
   /** The controller's device_name while it manages the device; else the name set here, else the host name. */
@@ -207,6 +211,7 @@ export class Device {
       "# HELP evebox_metrics_history_dropped_total Samples the metrics history did not keep (an object over its cap, a failed write).",
       "# TYPE evebox_metrics_history_dropped_total counter",
       `evebox_metrics_history_dropped_total ${this.store.history.droppedCount}`,
+      ...this.metricsLines(),
     ];
     return lines.join("\n") + "\n";
   }

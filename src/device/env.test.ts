@@ -20,6 +20,7 @@ describe("readSettings", () => {
       sysfsRoot: null,
       lpsIntervalMs: null,
       metadataPort: null,
+      trim: true,
     });
   });
 
@@ -49,6 +50,7 @@ describe("readSettings", () => {
       EVEBOX_SYSFS_ROOT: "/tmp/fake-sys",
       EVEBOX_LPS_INTERVAL_MS: "250",
       EVEBOX_METADATA_PORT: "0",
+      EVEBOX_TRIM: "off",
     });
     expect(s).toEqual({
       data: "/d",
@@ -67,9 +69,11 @@ describe("readSettings", () => {
       sysfsRoot: "/tmp/fake-sys",
       lpsIntervalMs: 250,
       metadataPort: 0,
+      trim: false,
     });
     expect(() => readSettings({ EVEBOX_METADATA_PORT: "65536" })).toThrow("EVEBOX_METADATA_PORT: expected a TCP port 0-65535");
     expect(() => readSettings({ EVEBOX_METADATA_PORT: "80x" })).toThrow(SettingsError);
+    expect(() => readSettings({ EVEBOX_TRIM: "no" })).toThrow("EVEBOX_TRIM: expected on or off, got no");
   });
 
   test("an empty value is the same as an unset one", () => {

@@ -52,6 +52,8 @@ export interface Settings {
   sysfsRoot: string | null;
   /** EVEBOX_LPS_INTERVAL_MS: how often the local profile server is asked and told (EVE: 1 min); null: 60 s. */
   lpsIntervalMs: number | null;
+  /** EVEBOX_TRIM=off: keep the pages only the start touched (device/trim.ts returns them to the kernel). */
+  trim: boolean;
   /** EVEBOX_METADATA_PORT: the apps' metadata server's port on the device (0: any free one); null: 8169. */
   metadataPort: number | null;
 }
@@ -120,6 +122,7 @@ export function readSettings(env: Env = process.env): Settings {
     metricsIntervalMs: metricsInterval(positiveInt("EVEBOX_METRICS_INTERVAL_MS")),
     lpsIntervalMs: positiveInt("EVEBOX_LPS_INTERVAL_MS"),
     metadataPort: port(str("EVEBOX_METADATA_PORT")),
+    trim: onOff("EVEBOX_TRIM"),
   };
 }
 

@@ -34,6 +34,7 @@ import { Device } from "./device.ts";
 import { readSettings, type Settings } from "./env.ts";
 import { StartupError } from "./errors.ts";
 import { claimSocket, ConsoleListeners } from "./listeners.ts";
+import { TrimPolicy } from "./trim.ts";
 
 export { StartupError } from "./errors.ts";
 export { parseListen, redirectToHttps } from "./listeners.ts";
@@ -345,6 +346,8 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     intervalMs: settings.metricsIntervalMs ?? undefined,
     onError: (m) => historyLog.warn(m),
   });
+  // The pages of the binary only a burst of work touched go back to the kernel once it settles (device/trim.ts).
+  const trim = new TrimPolicy({ quiet: () => listeners.quiet(500, 10_000), say });
   const device: Device = new Device({
     store,
     events,
@@ -356,6 +359,7 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
     // Off (EVEBOX_APPS=off): the console says so (no app runtime), as it always has.
     apps: appsEnabled ? apps : undefined,
     metricsIntervalMs: sampler.intervalMs,
+    metricsLines: () => trim.metricsLines(),
   });
   // The Local Profile Server client (loaded once a config names one): app commands, the local profile.
   const lps: LpsPart = new LpsPart({
@@ -459,7 +463,14 @@ export async function runDevice(opts: RunOptions): Promise<RunningDevice> {
   // The parts above start first: they are cheap, and their routes (GET /controller, /baseos) answer from the
   // first request instead of "not running yet" (a client asking at once after the console listened got a 409).
   await listeners.quiet();
-  void apps.start();
+  // Once the start (and later each config, each app's change) has settled, the pages only it touched go back.
+  if (settings.trim) {
+    const off = events.subscribe((e) => {
+      if (e.type === "config.accepted" || e.type === "app.state") trim.poke();
+    });
+    started.push({ name: "the start-up trim", stop: () => (off(), trim.stop()) });
+  }
+  void apps.start().finally(() => settings.trim && trim.poke());
   // Workloads outlive the agent: stopping evebox stops watching them, never the apps themselves.
   started.push({ name: "the app runtime", stop: () => apps.stop() });
   sampler.start();
