@@ -85,9 +85,14 @@ async function compile(target: string): Promise<void> {
     compile: {
       target: bunTarget as Bun.Build.CompileTarget,
       outfile,
-      // No `bytecodeOrder` and no `jitPolicy` (issue 17's fourth pass measured both, bench/README.md): with them,
-      // the first full CI run had the image's and the base OS test's QEMU guests hang after a power cut (kernel
-      // soft lockups in PID 1), never seen before; reverted to the build that passed until they are understood.
+      // JavaScriptCore's tier-up thresholds ×16 for the whole run (issue 17, bench/README.md fourth and fifth
+      // passes): the start, a config and what runs now and then stay in the interpreter and the baseline JIT, so
+      // the optimizing tiers' output and profiles are not made for them (idle RssAnon −4 to −6 MiB, the CPU until
+      // the first answer −25 %); the /status path under load still reaches the top tiers. Never set back (set
+      // back once quiet, the saving was gone). `bytecodeOrder` is not used: the start-up trim (device/trim.ts)
+      // returns the pages it saved anyway, and it was in the build when a CI run's guests hung after power cuts
+      // (fourth pass; the image and base OS tests with this policy and the trim passed, power cuts included).
+      jitPolicy: 16,
       // The binary reads no .env, bunfig.toml, tsconfig.json or package.json from the directory it is started
       // in (Bun's defaults for a standalone executable): a stray .env set EVEBOX_DATA, and a bunfig.toml can
       // preload code. evebox's settings come from its environment and flags only (tests/security/startup-files).
