@@ -1,3 +1,4 @@
+import { dlopen, FFIType } from "bun:ffi";
 import { describe, expect, test } from "bun:test";
 import { mappingsOf, memoryFigures, trimExecutable } from "./trim.ts";
 
@@ -40,4 +41,22 @@ describe("trimExecutable", () => {
     expect(r.after.fileKiB).toBeLessThan(r.before.fileKiB * 0.8);
     expect(before.anonKiB).toBeGreaterThan(0);
   });
+
+  test("gives the C heap's free pages back too (glibc's malloc_trim)", async () => {
+    const c = dlopen("libc.so.6", { malloc: { args: [FFIType.u64], returns: FFIType.ptr }, free: { args: [FFIType.ptr], returns: FFIType.void }, memset: { args: [FFIType.ptr, FFIType.i32, FFIType.u64], returns: FFIType.ptr } }).symbols;
+    // 40 MiB in small blocks (below mmap's threshold: on the heap), all freed but the last, which pins the heap's
+    // top: malloc keeps the free pages below it until it is asked to trim.
+    const blocks = [];
+    for (let i = 0; i < 40 * 256; i++) {
+      const p = c.malloc(4096)!;
+      c.memset(p, 1, 4096);
+      blocks.push(p);
+    }
+    for (const p of blocks.slice(0, -1)) c.free(p);
+    const held = memoryFigures().anonKiB;
+    const r = await trimExecutable();
+    c.free(blocks.at(-1)!);
+    expect(held - r.after.anonKiB).toBeGreaterThan(30 * 1024);
+  });
 });
+
