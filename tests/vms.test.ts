@@ -140,6 +140,9 @@ describe("a VM on a qcow2 overlay", () => {
     rt.watch(id, (e) => exits.push(e));
     expect(status).toMatchObject({ appUuid: id, state: "running", qmpStatus: "running", accelerator: "tcg" });
     expect(qemuPids(id)).toEqual([status.pid!]);
+    // The ready pattern can match before the rest of its line has arrived (a CI run read "EVEBOX-GUEST-READY"
+    // without " on /dev/ttyS0"): wait for the whole line.
+    await rt.waitForConsole(id, `${GUEST_READY} on /dev/ttyS0`, 10_000);
     const history = decode(rt.openConsole(id).history);
     expect(history).toContain(`${GUEST_READY} on /dev/ttyS0`);
     expect(history).toContain("evebox-guest: user-data: # evebox-seed-marker");
