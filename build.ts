@@ -85,14 +85,12 @@ async function compile(target: string): Promise<void> {
     compile: {
       target: bunTarget as Bun.Build.CompileTarget,
       outfile,
-      // JavaScriptCore's tier-up thresholds ×16 for the whole run (issue 17, bench/README.md fourth and fifth
-      // passes): the start, a config and what runs now and then stay in the interpreter and the baseline JIT, so
-      // the optimizing tiers' output and profiles are not made for them (idle RssAnon −4 to −6 MiB, the CPU until
-      // the first answer −25 %); the /status path under load still reaches the top tiers. Never set back (set
-      // back once quiet, the saving was gone). `bytecodeOrder` is not used: the start-up trim (device/trim.ts)
-      // returns the pages it saved anyway, and it was in the build when a CI run's guests hung after power cuts
-      // (fourth pass; the image and base OS tests with this policy and the trim passed, power cuts included).
-      jitPolicy: 16,
+      // No `jitPolicy` and no `bytecodeOrder` (issue 17, bench/README.md fourth and fifth passes): the fourth
+      // pass's CI with both had the image's and the base OS test's guests hang after power cuts; the fifth put
+      // `jitPolicy: 16` back alone and its CI had the base OS test's trial boot of v2 stall (console after 183 s,
+      // then the watchdog's restart), while the same tests had passed with it outside CI. The one option in both
+      // hung runs is the policy: out, until a guest shows why. (It was worth −4 to −6 MiB of idle RssAnon and
+      // −25 % of the start's CPU on the host.)
       // The binary reads no .env, bunfig.toml, tsconfig.json or package.json from the directory it is started
       // in (Bun's defaults for a standalone executable): a stray .env set EVEBOX_DATA, and a bunfig.toml can
       // preload code. evebox's settings come from its environment and flags only (tests/security/startup-files).
