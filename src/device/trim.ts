@@ -24,7 +24,7 @@ export class TrimPolicy {
   private running: Promise<void> | null = null;
   private stopped = false;
   private off = false;
-  /** The last trim's figures (the status's device part, the bench). */
+  /** The last trim's figures (`/metrics`). */
   last: (TrimResult & { at: number }) | null = null;
   count = 0;
 
@@ -52,9 +52,6 @@ export class TrimPolicy {
       await this.deps.quiet();
       if (this.stopped) return;
       try {
-        // A full collection first (the start's garbage, ~1–2 MiB of the heap; at idle, once per trim), so that
-        // what it frees and what it touches are settled before the pages go.
-        if (!this.deps.trim) Bun.gc(true);
         const r = await (this.deps.trim ?? trimExecutable)();
         this.last = { ...r, at: Date.now() };
         this.count++;

@@ -83,11 +83,15 @@ export interface TrimResult {
 export class TrimUnsupported extends Error {}
 
 /**
- * Advises the kernel to page out the executable's own mappings, CHUNK bytes per call, yielding to the event loop
- * between calls. Throws TrimUnsupported when the kernel has no MADV_PAGEOUT (or bun:ffi cannot reach libc).
+ * A full collection, then advises the kernel to page out the executable's own mappings, CHUNK bytes per call,
+ * yielding to the event loop between calls, then trims the C heap. Throws TrimUnsupported when the kernel has no
+ * MADV_PAGEOUT (or bun:ffi cannot reach libc).
  */
 export async function trimExecutable(): Promise<TrimResult> {
   const before = memoryFigures();
+  // A full collection first (the start's garbage, ~1–2 MiB of the heap; at idle, once per trim), so that what
+  // it frees and what it touches are settled before the pages go.
+  Bun.gc(true);
   let libc: ReturnType<typeof load>;
   try {
     libc = lib ??= load();
